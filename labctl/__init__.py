@@ -1,0 +1,3 @@
+"""labctl: declarative bare-metal lab provisioning."""
+
+__version__ = "0.1.0"

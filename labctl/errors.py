@@ -1,0 +1,37 @@
+"""Exceptions shared across labctl.
+
+A ``LabctlError`` is a user-facing failure: the CLI prints its message and exits
+non-zero without a traceback. Anything else escaping is a bug.
+"""
+
+
+class LabctlError(Exception):
+    """A failure the user can act on; its message is printed as is."""
+
+    exit_code = 1
+
+
+class UsageError(LabctlError):
+    """Bad arguments or unreadable input (exit 2)."""
+
+    exit_code = 2
+
+
+class SecretError(LabctlError):
+    """A secret reference could not be resolved (never carries the value)."""
+
+
+class DriverError(LabctlError):
+    """A device or peer did not do what was asked."""
+
+
+class DriverTimeout(DriverError):
+    """A peer did not answer within its bound."""
+
+
+class AuthenticationError(DriverError):
+    """A peer refused our credentials."""
+
+
+class InsecureProtocolError(DriverError):
+    """A peer only offers a protocol we refuse without explicit permission."""
