@@ -1,0 +1,55 @@
+"""The `labctl` command: a thin face over the inventory, layers and drivers.
+
+Heavy modules are imported inside commands so `labctl --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from labctl import __version__
+from labctl.cli import inventory_cmd, schema_cmd, validate_cmd
+
+app = typer.Typer(
+    name="labctl",
+    help="Declarative bare-metal lab provisioning from one inventory.yaml.\n\n"
+    "Example: labctl validate inventory.yaml",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+app.command("validate")(validate_cmd.validate)
+app.command("schema")(schema_cmd.schema)
+app.add_typer(inventory_cmd.app, name="inventory")
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"labctl {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    """Declarative bare-metal lab provisioning from one inventory.yaml."""
+
+
+def run() -> None:
+    """Console-script entry: user errors become a message and an exit code, never a traceback."""
+    from labctl.errors import LabctlError
+
+    try:
+        app(standalone_mode=True)
+    except LabctlError as exc:
+        typer.echo(f"labctl: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        typer.echo("labctl: interrupted", err=True)
+        sys.exit(130)

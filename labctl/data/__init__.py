@@ -1,0 +1,1 @@
+"""Data files shipped with labctl (the inventory schema)."""

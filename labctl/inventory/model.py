@@ -1,0 +1,467 @@
+"""The inventory as typed, immutable data.
+
+Built only from a document that passed the schema, so construction trusts the
+shape; defaults here mirror the schema's ``default`` keywords. Each record keeps
+its document ``path`` so semantic checks can point back at the source.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from labctl.inventory.problems import DocPath
+
+
+@dataclass(frozen=True, slots=True)
+class SecretRef:
+    """Where a secret lives. ``literal`` is set only for inline secrets."""
+
+    env: str | None = None
+    file: str | None = None
+    literal: str | None = field(default=None, repr=False)
+
+    def describe(self) -> str:
+        if self.env is not None:
+            return f"environment variable {self.env}"
+        if self.file is not None:
+            return f"file {self.file}"
+        return "an inline value"
+
+
+@dataclass(frozen=True, slots=True)
+class Network:
+    name: str
+    cidr: str
+    purpose: str
+    gateway: str | None
+    vlan: int | None
+    dns: tuple[str, ...]
+    overlaps: tuple[str, ...]
+    path: DocPath
+
+
+@dataclass(frozen=True, slots=True)
+class Address:
+    network: str
+    address: str
+    path: DocPath
+
+
+@dataclass(frozen=True, slots=True)
+class Bmc:
+    type: str
+    network: str
+    address: str
+    port: int
+    username: str
+    password: SecretRef
+    cipher_suites: tuple[int, ...]
+    allow_insecure: bool
+    mac: str | None
+    path: DocPath
+
+
+@dataclass(frozen=True, slots=True)
+class Nic:
+    name: str
+    mac: str
+    speed: str
+    switch: str | None
+    port: str | None
+    pxe: bool
+    addresses: tuple[Address, ...]
+    path: DocPath
+
+
+@dataclass(frozen=True, slots=True)
+class Disk:
+    device: str
+    size: str
+    type: str
+    role: str
+    path: DocPath
+
+
+@dataclass(frozen=True, slots=True)
+class OperatingSystem:
+    distribution: str
+    channel: str
+    reboot_strategy: str
+
+
+@dataclass(frozen=True, slots=True)
+class Hardware:
+    model: str
+    cpu_model: str
+    cpu_count: int
+    memory: str
+
+
+@dataclass(frozen=True, slots=True)
+class Server:
+    name: str
+    hardware: Hardware
+    bmc: Bmc
+    nics: tuple[Nic, ...]
+    disks: tuple[Disk, ...]
+    os: OperatingSystem
+    roles: frozenset[str]
+    path: DocPath
+
+    def addresses(self, network: str | None = None) -> list[Address]:
+        return [
+            a for nic in self.nics for a in nic.addresses if network is None or a.network == network
+        ]
+
+
+@dataclass(frozen=True, slots=True)
+class SwitchPort:
+    name: str
+    speed: str | None
+    path: DocPath
+
+
+@dataclass(frozen=True, slots=True)
+class Switch:
+    name: str
+    model: str
+    management: Address | None
+    asn: int | None
+    router_id: str | None
+    ports: tuple[SwitchPort, ...]
+    path: DocPath
+
+
+@dataclass(frozen=True, slots=True)
+class Snmp:
+    version: str
+    port: int
+    username: str | None
+    auth_protocol: str
+    auth_key: SecretRef | None
+    priv_protocol: str
+    priv_key: SecretRef | None
+    community: SecretRef | None
+
+
+@dataclass(frozen=True, slots=True)
+class Outlet:
+    outlet: int
+    device: str
+    psu: int
+    path: DocPath
+
+
+@dataclass(frozen=True, slots=True)
+class Pdu:
+    name: str
+    model: str
+    profile: str
+    custom_profile: dict[str, Any] | None
+    network: str
+    address: str
+    outlet_count: int
+    snmp: Snmp
+    outlets: tuple[Outlet, ...]
+    path: DocPath
+
+
+@dataclass(frozen=True, slots=True)
+class ApiEndpoint:
+    name: str
+    address: str
+    port: int
+
+
+@dataclass(frozen=True, slots=True)
+class Kubernetes:
+    version: str
+    api_endpoint: ApiEndpoint
+    pod_cidr: str
+    service_cidr: str
+    cluster_domain: str
+
+
+@dataclass(frozen=True, slots=True)
+class Etcd:
+    version: str | None
+    client_port: int
+    peer_port: int
+
+
+@dataclass(frozen=True, slots=True)
+class Calico:
+    asn: int
+    node_to_node_mesh: bool
+    peers: tuple[str, ...]
+    nat_outgoing: bool
+
+
+@dataclass(frozen=True, slots=True)
+class CephPool:
+    name: str
+    application: str
+    size: int
+    pg_num: int | None
+    path: DocPath
+
+
+@dataclass(frozen=True, slots=True)
+class CephFilesystem:
+    name: str
+    metadata_pool: str
+    data_pool: str
+    path: DocPath
+
+
+@dataclass(frozen=True, slots=True)
+class Ceph:
+    fsid: str
+    public_network: str
+    cluster_network: str | None
+    pools: tuple[CephPool, ...]
+    filesystems: tuple[CephFilesystem, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Cluster:
+    name: str
+    kubernetes: Kubernetes
+    etcd: Etcd
+    calico: Calico
+    ceph: Ceph | None
+
+
+@dataclass(frozen=True, slots=True)
+class SshSettings:
+    user: str
+    port: int
+    known_hosts: str | None
+    identity_file: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Lab:
+    name: str
+    domain: str
+    site: str | None
+    allow_literal_secrets: bool
+    ssh: SshSettings
+
+
+@dataclass(frozen=True, slots=True)
+class Inventory:
+    lab: Lab
+    networks: tuple[Network, ...]
+    servers: tuple[Server, ...]
+    switches: tuple[Switch, ...]
+    pdus: tuple[Pdu, ...]
+    cluster: Cluster
+
+    def server(self, name: str) -> Server:
+        for server in self.servers:
+            if server.name == name:
+                return server
+        raise KeyError(name)
+
+    def network(self, name: str) -> Network:
+        for network in self.networks:
+            if network.name == name:
+                return network
+        raise KeyError(name)
+
+    def with_role(self, role: str) -> list[Server]:
+        return [s for s in self.servers if role in s.roles]
+
+
+# -- construction from schema-valid data ------------------------------------
+
+
+def _secret(value: Any) -> SecretRef:
+    if isinstance(value, dict):
+        return SecretRef(env=value.get("env"), file=value.get("file"))
+    return SecretRef(literal=str(value))
+
+
+def _address(d: dict[str, Any], path: DocPath) -> Address:
+    return Address(d["network"], d["address"], path)
+
+
+def _server(d: dict[str, Any], path: DocPath) -> Server:
+    b = d["bmc"]
+    bmc = Bmc(
+        type=b["type"],
+        network=b["network"],
+        address=b["address"],
+        port=b.get("port", 623),
+        username=b["username"],
+        password=_secret(b["password"]),
+        cipher_suites=tuple(b.get("cipher_suites", (17, 3))),
+        allow_insecure=b.get("allow_insecure", False),
+        mac=b.get("mac"),
+        path=(*path, "bmc"),
+    )
+    nics = tuple(
+        Nic(
+            name=n["name"],
+            mac=n["mac"],
+            speed=n["speed"],
+            switch=n.get("switch"),
+            port=n.get("port"),
+            pxe=n.get("pxe", False),
+            addresses=tuple(
+                _address(a, (*path, "nics", i, "addresses", j))
+                for j, a in enumerate(n.get("addresses", ()))
+            ),
+            path=(*path, "nics", i),
+        )
+        for i, n in enumerate(d["nics"])
+    )
+    disks = tuple(
+        Disk(x["device"], x["size"], x["type"], x["role"], (*path, "disks", i))
+        for i, x in enumerate(d["disks"])
+    )
+    hw = d["hardware"]
+    os_ = d["os"]
+    return Server(
+        name=d["name"],
+        hardware=Hardware(hw["model"], hw["cpus"]["model"], hw["cpus"]["count"], hw["memory"]),
+        bmc=bmc,
+        nics=nics,
+        disks=disks,
+        os=OperatingSystem(
+            os_["distribution"], os_["channel"], os_.get("reboot_strategy", "etcd-lock")
+        ),
+        roles=frozenset(d["roles"]),
+        path=path,
+    )
+
+
+def _switch(d: dict[str, Any], path: DocPath) -> Switch:
+    mgmt = d.get("management")
+    return Switch(
+        name=d["name"],
+        model=d["model"],
+        management=_address(mgmt, (*path, "management")) if mgmt else None,
+        asn=d.get("asn"),
+        router_id=d.get("router_id"),
+        ports=tuple(
+            SwitchPort(p["name"], p.get("speed"), (*path, "ports", i))
+            for i, p in enumerate(d.get("ports", ()))
+        ),
+        path=path,
+    )
+
+
+def _pdu(d: dict[str, Any], path: DocPath) -> Pdu:
+    s = d["snmp"]
+    return Pdu(
+        name=d["name"],
+        model=d["model"],
+        profile=d["profile"],
+        custom_profile=d.get("custom_profile"),
+        network=d["network"],
+        address=d["address"],
+        outlet_count=d["outlet_count"],
+        snmp=Snmp(
+            version=s["version"],
+            port=s.get("port", 161),
+            username=s.get("username"),
+            auth_protocol=s.get("auth_protocol", "sha"),
+            auth_key=_secret(s["auth_key"]) if "auth_key" in s else None,
+            priv_protocol=s.get("priv_protocol", "aes"),
+            priv_key=_secret(s["priv_key"]) if "priv_key" in s else None,
+            community=_secret(s["community"]) if "community" in s else None,
+        ),
+        outlets=tuple(
+            Outlet(o["outlet"], o["device"], o.get("psu", 1), (*path, "outlets", i))
+            for i, o in enumerate(d.get("outlets", ()))
+        ),
+        path=path,
+    )
+
+
+def _cluster(d: dict[str, Any]) -> Cluster:
+    k = d["kubernetes"]
+    api = k["api_endpoint"]
+    etcd = d.get("etcd", {})
+    calico = d["calico"]
+    ceph = d.get("ceph")
+    return Cluster(
+        name=d["name"],
+        kubernetes=Kubernetes(
+            version=k["version"],
+            api_endpoint=ApiEndpoint(api["name"], api["address"], api.get("port", 6443)),
+            pod_cidr=k["pod_cidr"],
+            service_cidr=k["service_cidr"],
+            cluster_domain=k.get("cluster_domain", "cluster.local"),
+        ),
+        etcd=Etcd(etcd.get("version"), etcd.get("client_port", 2379), etcd.get("peer_port", 2380)),
+        calico=Calico(
+            asn=calico["asn"],
+            node_to_node_mesh=calico.get("node_to_node_mesh", True),
+            peers=tuple(p["switch"] for p in calico.get("peers", ())),
+            nat_outgoing=calico.get("nat_outgoing", True),
+        ),
+        ceph=Ceph(
+            fsid=ceph["fsid"],
+            public_network=ceph["public_network"],
+            cluster_network=ceph.get("cluster_network"),
+            pools=tuple(
+                CephPool(
+                    p["name"],
+                    p["application"],
+                    p.get("size", 3),
+                    p.get("pg_num"),
+                    ("cluster", "ceph", "pools", i),
+                )
+                for i, p in enumerate(ceph["pools"])
+            ),
+            filesystems=tuple(
+                CephFilesystem(
+                    f["name"], f["metadata_pool"], f["data_pool"], ("cluster", "ceph", "filesystems", i)
+                )
+                for i, f in enumerate(ceph.get("filesystems", ()))
+            ),
+        )
+        if ceph
+        else None,
+    )
+
+
+def build_inventory(data: dict[str, Any]) -> Inventory:
+    """Typed inventory from a document that passed the schema."""
+    lab = data["lab"]
+    ssh = lab.get("ssh", {})
+    return Inventory(
+        lab=Lab(
+            name=lab["name"],
+            domain=lab["domain"],
+            site=lab.get("site"),
+            allow_literal_secrets=lab.get("allow_literal_secrets", False),
+            ssh=SshSettings(
+                user=ssh.get("user", "core"),
+                port=ssh.get("port", 22),
+                known_hosts=ssh.get("known_hosts"),
+                identity_file=ssh.get("identity_file"),
+            ),
+        ),
+        networks=tuple(
+            Network(
+                name=n["name"],
+                cidr=n["cidr"],
+                purpose=n["purpose"],
+                gateway=n.get("gateway"),
+                vlan=n.get("vlan"),
+                dns=tuple(n.get("dns", ())),
+                overlaps=tuple(n.get("overlaps", ())),
+                path=("networks", i),
+            )
+            for i, n in enumerate(data["networks"])
+        ),
+        servers=tuple(_server(s, ("servers", i)) for i, s in enumerate(data["servers"])),
+        switches=tuple(_switch(s, ("switches", i)) for i, s in enumerate(data.get("switches", ()))),
+        pdus=tuple(_pdu(p, ("pdus", i)) for i, p in enumerate(data.get("pdus", ()))),
+        cluster=_cluster(data["cluster"]),
+    )

@@ -1,0 +1,180 @@
+"""The inventory's JSON Schema (the one source of truth for its shape).
+
+Validation errors become positioned ``Problem``s with sentences of our own:
+jsonschema's messages quote the offending value, which could be a secret.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+from functools import cache
+from importlib import resources
+from typing import Any
+
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import ValidationError
+
+from labctl.inventory.load import SourceMap
+from labctl.inventory.problems import DocPath, Problem, Severity, format_path
+
+SCHEMA_RESOURCE = "inventory.schema.json"
+# Fields whose values are secrets: their values never appear in a message.
+SECRET_FIELDS = frozenset({"password", "auth_key", "priv_key", "community"})
+
+_JSON_TYPES = {
+    "object": "a mapping",
+    "array": "a list",
+    "string": "a string",
+    "integer": "a whole number",
+    "number": "a number",
+    "boolean": "true or false",
+    "null": "nothing (null)",
+}
+
+
+def schema_text() -> str:
+    return resources.files("labctl.data").joinpath(SCHEMA_RESOURCE).read_text("utf-8")
+
+
+@cache
+def schema() -> dict[str, Any]:
+    loaded: dict[str, Any] = json.loads(schema_text())
+    return loaded
+
+
+@cache
+def _validator() -> Draft202012Validator:
+    return Draft202012Validator(schema())
+
+
+def _kind(value: object) -> str:
+    if isinstance(value, bool):
+        return "true or false"
+    if isinstance(value, int):
+        return "a whole number"
+    if isinstance(value, float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "a mapping"
+    return "nothing (null)" if value is None else type(value).__name__
+
+
+def _is_secret(path: DocPath) -> bool:
+    return any(element in SECRET_FIELDS for element in path)
+
+
+def _show(value: object, path: DocPath) -> str:
+    if _is_secret(path):
+        return "the value (hidden: it is a secret)"
+    text = json.dumps(value) if not isinstance(value, str) else repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _first_sentence(schema_node: dict[str, Any]) -> str:
+    description = str(schema_node.get("description", ""))
+    return description.split(". ")[0].rstrip(".") if description else ""
+
+
+def _message(error: ValidationError, path: DocPath) -> str:
+    where = format_path(path) or "the document"
+    validator = error.validator
+    expected = error.validator_value
+    value = error.instance
+    if validator == "type":
+        types = expected if isinstance(expected, list) else [expected]
+        want = " or ".join(_JSON_TYPES.get(t, t) for t in types)
+        hint = ""
+        if "string" in types and isinstance(value, int | float) and not _is_secret(path):
+            hint = f' (put it in quotes: "{value}")'
+        return f"{where} must be {want}, not {_kind(value)}{hint}"
+    if validator == "enum":
+        choices = ", ".join(str(c) for c in expected)
+        return f"{where} is {_show(value, path)}; expected one of: {choices}"
+    if validator == "const":
+        return f"{where} must be {json.dumps(expected)}, not {_show(value, path)}"
+    if validator == "pattern":
+        why = _first_sentence(error.schema) if isinstance(error.schema, dict) else ""
+        return f"{where} is {_show(value, path)}, which is not of the expected form" + (
+            f": {why}" if why else ""
+        )
+    if validator == "minItems":
+        return f"{where} needs at least {expected} item{'s' if expected != 1 else ''}"
+    if validator == "minLength":
+        return f"{where} must not be empty"
+    if validator in ("minimum", "maximum"):
+        bound = "at least" if validator == "minimum" else "at most"
+        return f"{where} is {_show(value, path)}; it must be {bound} {expected}"
+    if validator == "uniqueItems":
+        return f"{where} lists the same item more than once"
+    if validator == "oneOf" and _is_secret(path):
+        return f"{where} must be {{env: NAME}}, {{file: PATH}} or a string"
+    if validator == "dependentRequired":
+        missing = [
+            need
+            for key, needs in expected.items()
+            if isinstance(value, dict) and key in value
+            for need in needs
+            if need not in value
+        ]
+        return f"{where} needs {', '.join(repr(m) for m in missing)} as well"
+    if _is_secret(path):
+        return f"{where} is not valid ({validator})"
+    return f"{where}: {error.message}"
+
+
+def _problems_for(error: ValidationError, source: SourceMap) -> list[Problem]:
+    path: DocPath = tuple(error.absolute_path)
+    file = source.file
+    if error.validator == "additionalProperties" and isinstance(error.instance, dict):
+        allowed = sorted(error.schema.get("properties", {})) if isinstance(error.schema, dict) else []
+        problems = []
+        for key in sorted(set(error.instance) - set(allowed)):
+            near = difflib.get_close_matches(key, allowed, n=1)
+            hint = f"; did you mean '{near[0]}'?" if near else f"; allowed: {', '.join(allowed)}"
+            problems.append(
+                Problem(
+                    "LAB003",
+                    Severity.ERROR,
+                    f"unknown field '{key}' in {format_path(path) or 'the document'}{hint}",
+                    file,
+                    source.key_at((*path, key)),
+                    (*path, key),
+                )
+            )
+        return problems
+    if error.validator == "required":
+        missing = [k for k in error.validator_value if k not in error.instance]
+        return [
+            Problem(
+                "LAB004",
+                Severity.ERROR,
+                f"{format_path(path) or 'the document'} is missing required field '{name}'",
+                file,
+                source.value_at(path),
+                (*path, name),
+            )
+            for name in missing
+        ]
+    if error.validator in ("oneOf", "anyOf") and error.context and not _is_secret(path):
+        # Report the alternative that got furthest, not "is not valid under any".
+        deepest = max(error.context, key=lambda e: len(e.absolute_path))
+        return _problems_for(deepest, source)
+    position = (
+        source.key_at(path) if error.validator in ("type", "enum") else source.value_at(path)
+    )
+    return [Problem("LAB005", Severity.ERROR, _message(error, path), file, position, path)]
+
+
+def validate(data: Any, source: SourceMap) -> list[Problem]:
+    """Check ``data`` against the schema; every problem has a position."""
+    problems: list[Problem] = []
+    for error in _validator().iter_errors(data):
+        problems.extend(_problems_for(error, source))
+    # Stable order: by line, then check id.
+    problems.sort(key=lambda p: (p.position.line if p.position else 0, p.check_id))
+    return problems
