@@ -32,9 +32,9 @@ def show(inventory: Path = InventoryOption, output: OutputFormat = OutputOption)
 
         typer.echo(to_json(inv), nl=False)
         return
-    from labctl.cli.tables import inventory_tables
-
     from rich.console import Console
+
+    from labctl.cli.tables import inventory_tables
 
     console = Console()
     for table in inventory_tables(inv):
@@ -45,7 +45,9 @@ def show(inventory: Path = InventoryOption, output: OutputFormat = OutputOption)
 def export(
     fmt: ExportFormat = typer.Argument(..., help="ansible, hosts or json."),
     inventory: Path = InventoryOption,
-    out: Path | None = typer.Option(None, "--out", help="Write to this file (atomically) instead of stdout."),
+    out: Path | None = typer.Option(
+        None, "--out", help="Write to this file (atomically) instead of stdout."
+    ),
 ) -> None:
     """Export the inventory for other tools: an Ansible inventory, /etc/hosts lines, or JSON.
 

@@ -24,4 +24,6 @@ class OutputFormat(StrEnum):
     json = "json"
 
 
-OutputOption = typer.Option(OutputFormat.text, "--output", "-o", help="text for people, json for programs.")
+OutputOption = typer.Option(
+    OutputFormat.text, "--output", "-o", help="text for people, json for programs."
+)

@@ -56,7 +56,8 @@ def validate(
                 typer.echo(format_problem(p))
             verdict = "invalid" if bad else "valid"
             typer.echo(
-                f"{path}: {verdict} ({len(result.errors)} error(s), {len(result.warnings)} warning(s))"
+                f"{path}: {verdict} "
+                f"({len(result.errors)} error(s), {len(result.warnings)} warning(s))"
             )
         elif output_format is ValidateFormat.github:
             for p in result.problems:

@@ -64,7 +64,10 @@ def _duplicates(items: Iterable[tuple[str, DocPath]], what: str) -> Iterator[Fin
     seen: dict[str, DocPath] = {}
     for name, path in items:
         if name in seen:
-            yield (*path, "name"), f"{what} name '{name}' is used twice (also at {_fmt(seen[name])})"
+            yield (
+                (*path, "name"),
+                f"{what} name '{name}' is used twice (also at {_fmt(seen[name])})",
+            )
         else:
             seen[name] = path
 
@@ -125,8 +128,20 @@ def _bad_cidr(text: str) -> str:
 
 
 def _networks(inv: Inventory) -> dict[str, ipam.IPNetwork]:
-    parsed = {n.name: ipam.parse_network(n.cidr) for n in inv.networks}
-    return {name: net for name, net in parsed.items() if net is not None}
+    """Parsed networks by name; the first definition wins (LAB010 reports the others)."""
+    out: dict[str, ipam.IPNetwork] = {}
+    for n in inv.networks:
+        net = ipam.parse_network(n.cidr)
+        if net is not None:
+            out.setdefault(n.name, net)
+    return out
+
+
+def _purposes(inv: Inventory) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for n in inv.networks:
+        out.setdefault(n.name, n.purpose)
+    return out
 
 
 @check("LAB012", E, "Every address lies inside the network it names.")
@@ -225,7 +240,7 @@ def networks_disjoint(inv: Inventory) -> Iterator[Finding]:
     valid = [(n, net) for n, net in parsed if net is not None]
     for i, (a, net_a) in enumerate(valid):
         for b, net_b in valid[:i]:
-            if net_a.version != net_b.version or not net_a.overlaps(net_b):  # type: ignore[arg-type]
+            if net_a.version != net_b.version or not net_a.overlaps(net_b):
                 continue
             if b.name in a.overlaps or a.name in b.overlaps:
                 continue
@@ -246,9 +261,9 @@ def cluster_cidrs_disjoint(inv: Inventory) -> Iterator[Finding]:
             continue
         for n in inv.networks:
             other = ipam.parse_network(n.cidr)
-            if other is not None and other.version == net.version and net.overlaps(other):  # type: ignore[arg-type]
+            if other is not None and other.version == net.version and net.overlaps(other):
                 yield (*base, field), f"{label} CIDR {net} overlaps network {n.name} ({other})"
-    if pod and svc and pod.version == svc.version and pod.overlaps(svc):  # type: ignore[arg-type]
+    if pod and svc and pod.version == svc.version and pod.overlaps(svc):
         yield (*base, "service_cidr"), f"service CIDR {svc} overlaps the pod CIDR {pod}"
 
 
@@ -260,7 +275,7 @@ def network_refs(inv: Inventory) -> Iterator[Finding]:
     names = {n.name for n in inv.networks}
     for a in ipam.assignments(inv):
         if a.network not in names:
-            path = a.path[:-1] + ("network",) if a.path[-1] == "address" else (*a.path, "network")
+            path = (*a.path[:-1], "network") if a.path[-1] == "address" else (*a.path, "network")
             yield path, f"{a.owner} names network '{a.network}', which is not defined"
     for n in inv.networks:
         for i, other in enumerate(n.overlaps):
@@ -280,7 +295,10 @@ def switch_refs(inv: Inventory) -> Iterator[Finding]:
     for s in inv.servers:
         for nic in s.nics:
             if nic.switch and nic.switch not in names:
-                yield (*nic.path, "switch"), f"{s.name} {nic.name}: switch '{nic.switch}' is not defined"
+                yield (
+                    (*nic.path, "switch"),
+                    f"{s.name} {nic.name}: switch '{nic.switch}' is not defined",
+                )
 
 
 @check("LAB032", E, "Every switch port a NIC is cabled to is listed on that switch.")
@@ -291,7 +309,8 @@ def port_refs(inv: Inventory) -> Iterator[Finding]:
             if nic.switch in ports and nic.port and nic.port not in ports[nic.switch]:
                 yield (
                     (*nic.path, "port"),
-                    f"{s.name} {nic.name}: switch {nic.switch} has no port '{nic.port}' in its ports list",
+                    f"{s.name} {nic.name}: switch {nic.switch} has no port '{nic.port}' "
+                    "in its ports list",
                 )
 
 
@@ -301,7 +320,10 @@ def outlet_refs(inv: Inventory) -> Iterator[Finding]:
     for pdu in inv.pdus:
         for o in pdu.outlets:
             if o.device not in devices:
-                yield (*o.path, "device"), f"{pdu.name} outlet {o.outlet}: no server or switch named '{o.device}'"
+                yield (
+                    (*o.path, "device"),
+                    f"{pdu.name} outlet {o.outlet}: no server or switch named '{o.device}'",
+                )
 
 
 @check("LAB034", E, "A switch port is cabled to at most one NIC.")
@@ -312,7 +334,10 @@ def port_once(inv: Inventory) -> Iterator[Finding]:
             if nic.switch and nic.port:
                 key = (nic.switch, nic.port)
                 if key in seen:
-                    yield (*nic.path, "port"), f"{nic.switch} {nic.port} is already cabled to {seen[key]}"
+                    yield (
+                        (*nic.path, "port"),
+                        f"{nic.switch} {nic.port} is already cabled to {seen[key]}",
+                    )
                 else:
                     seen[key] = f"{s.name} {nic.name}"
 
@@ -323,7 +348,10 @@ def outlet_once(inv: Inventory) -> Iterator[Finding]:
         seen: dict[int, str] = {}
         for o in pdu.outlets:
             if o.outlet in seen:
-                yield (*o.path, "outlet"), f"{pdu.name} outlet {o.outlet} already feeds {seen[o.outlet]}"
+                yield (
+                    (*o.path, "outlet"),
+                    f"{pdu.name} outlet {o.outlet} already feeds {seen[o.outlet]}",
+                )
             else:
                 seen[o.outlet] = f"{o.device} PSU {o.psu}"
 
@@ -333,7 +361,10 @@ def outlet_in_range(inv: Inventory) -> Iterator[Finding]:
     for pdu in inv.pdus:
         for o in pdu.outlets:
             if o.outlet > pdu.outlet_count:
-                yield (*o.path, "outlet"), f"{pdu.name} has {pdu.outlet_count} outlets; there is no outlet {o.outlet}"
+                yield (
+                    (*o.path, "outlet"),
+                    f"{pdu.name} has {pdu.outlet_count} outlets; there is no outlet {o.outlet}",
+                )
 
 
 @check("LAB037", E, "A CephFS names existing pools whose application is cephfs.")
@@ -349,7 +380,11 @@ def cephfs_pools(inv: Inventory) -> Iterator[Finding]:
             if pool is None:
                 yield (*fs.path, field), f"filesystem {fs.name}: pool '{name}' is not defined"
             elif pool.application != "cephfs":
-                yield (*fs.path, field), f"filesystem {fs.name}: pool '{name}' has application {pool.application}, not cephfs"
+                yield (
+                    (*fs.path, field),
+                    f"filesystem {fs.name}: pool '{name}' has application "
+                    f"{pool.application}, not cephfs",
+                )
 
 
 @check("LAB038", E, "A Calico BGP peer is a defined switch with asn and router_id.")
@@ -382,14 +417,20 @@ def etcd_odd(inv: Inventory) -> Iterator[Finding]:
     members = _members(inv, "etcd")
     if members and len(members) % 2 == 0:
         names = ", ".join(s.name for s in members)
-        yield (*members[-1].path, "roles"), f"etcd has {len(members)} members ({names}); use an odd number"
+        yield (
+            (*members[-1].path, "roles"),
+            f"etcd has {len(members)} members ({names}); use an odd number",
+        )
 
 
 @check("LAB042", W, "etcd has at least 3 members (fewer cannot survive losing one).")
 def etcd_three(inv: Inventory) -> Iterator[Finding]:
     members = _members(inv, "etcd")
     if 0 < len(members) < 3:
-        yield (*members[0].path, "roles"), f"etcd has {len(members)} member(s); it cannot lose any and stay up"
+        yield (
+            (*members[0].path, "roles"),
+            f"etcd has {len(members)} member(s); it cannot lose any and stay up",
+        )
 
 
 @check("LAB043", E, "The ceph-mon count is odd.")
@@ -403,14 +444,20 @@ def mon_odd(inv: Inventory) -> Iterator[Finding]:
 def mon_three(inv: Inventory) -> Iterator[Finding]:
     mons = _members(inv, "ceph-mon")
     if 0 < len(mons) < 3:
-        yield (*mons[0].path, "roles"), f"Ceph has {len(mons)} monitor(s); it cannot lose any and keep quorum"
+        yield (
+            (*mons[0].path, "roles"),
+            f"Ceph has {len(mons)} monitor(s); it cannot lose any and keep quorum",
+        )
 
 
 @check("LAB045", E, "Ceph roles and cluster.ceph come together.")
 def ceph_config(inv: Inventory) -> Iterator[Finding]:
     with_roles = [s for s in inv.servers if s.roles & {"ceph-mon", "ceph-osd", "ceph-mds"}]
     if with_roles and inv.cluster.ceph is None:
-        yield (*with_roles[0].path, "roles"), f"{with_roles[0].name} has Ceph roles but cluster.ceph is not set"
+        yield (
+            (*with_roles[0].path, "roles"),
+            f"{with_roles[0].name} has Ceph roles but cluster.ceph is not set",
+        )
     if inv.cluster.ceph is not None and not _members(inv, "ceph-mon"):
         yield ("cluster", "ceph"), "cluster.ceph is set but no server has the ceph-mon role"
 
@@ -420,9 +467,15 @@ def one_os_disk(inv: Inventory) -> Iterator[Finding]:
     for s in inv.servers:
         os_disks = [d for d in s.disks if d.role == "os"]
         if not os_disks:
-            yield (*s.path, "disks"), f"{s.name} has no disk with role os; CoreOS needs one to install on"
+            yield (
+                (*s.path, "disks"),
+                f"{s.name} has no disk with role os; CoreOS needs one to install on",
+            )
         for d in os_disks[1:]:
-            yield (*d.path, "role"), f"{s.name} has more than one OS disk ({os_disks[0].device} and {d.device})"
+            yield (
+                (*d.path, "role"),
+                f"{s.name} has more than one OS disk ({os_disks[0].device} and {d.device})",
+            )
 
 
 @check("LAB047", E, "A ceph-osd server has at least one OSD disk.")
@@ -438,7 +491,10 @@ def osd_disk_has_role(inv: Inventory) -> Iterator[Finding]:
         if "ceph-osd" not in s.roles:
             for d in s.disks:
                 if d.role == "osd":
-                    yield (*d.path, "role"), f"{s.name} {d.device} is an OSD disk but {s.name} lacks the ceph-osd role"
+                    yield (
+                        (*d.path, "role"),
+                        f"{s.name} {d.device} is an OSD disk but {s.name} lacks the ceph-osd role",
+                    )
 
 
 @check("LAB049", E, "A disk device is listed once per server (so an OSD is never the OS disk).")
@@ -447,7 +503,10 @@ def disk_once(inv: Inventory) -> Iterator[Finding]:
         seen: dict[str, str] = {}
         for d in s.disks:
             if d.device in seen:
-                yield (*d.path, "device"), f"{s.name} lists {d.device} twice (roles {seen[d.device]} and {d.role})"
+                yield (
+                    (*d.path, "device"),
+                    f"{s.name} lists {d.device} twice (roles {seen[d.device]} and {d.role})",
+                )
             else:
                 seen[d.device] = d.role
 
@@ -466,7 +525,10 @@ def pool_size(inv: Inventory) -> Iterator[Finding]:
     hosts = len(_members(inv, "ceph-osd"))
     for p in ceph.pools:
         if p.size > hosts:
-            yield (*p.path, "size"), f"pool {p.name} wants {p.size} replicas but only {hosts} server(s) host OSDs"
+            yield (
+                (*p.path, "size"),
+                f"pool {p.name} wants {p.size} replicas but only {hosts} server(s) host OSDs",
+            )
 
 
 @check("LAB052", W, "CephFS needs a ceph-mds server, and ceph-mds servers need a CephFS.")
@@ -474,9 +536,15 @@ def mds_match(inv: Inventory) -> Iterator[Finding]:
     ceph = inv.cluster.ceph
     mds = _members(inv, "ceph-mds")
     if ceph and ceph.filesystems and not mds:
-        yield ("cluster", "ceph", "filesystems"), "a CephFS is defined but no server has the ceph-mds role"
+        yield (
+            ("cluster", "ceph", "filesystems"),
+            "a CephFS is defined but no server has the ceph-mds role",
+        )
     if mds and not (ceph and ceph.filesystems):
-        yield (*mds[0].path, "roles"), f"{mds[0].name} has the ceph-mds role but no CephFS is defined"
+        yield (
+            (*mds[0].path, "roles"),
+            f"{mds[0].name} has the ceph-mds role but no CephFS is defined",
+        )
 
 
 @check("LAB053", E, "The API endpoint, if a node's address, belongs to a control-plane node.")
@@ -486,7 +554,8 @@ def api_endpoint_owner(inv: Inventory) -> Iterator[Finding]:
         if any(a.address == address for a in s.addresses()) and "control-plane" not in s.roles:
             yield (
                 ("cluster", "kubernetes", "api_endpoint", "address"),
-                f"API endpoint {address} is {s.name}'s address, but {s.name} is not a control-plane node",
+                f"API endpoint {address} is {s.name}'s address, "
+                f"but {s.name} is not a control-plane node",
             )
 
 
@@ -495,7 +564,10 @@ def one_pxe_nic(inv: Inventory) -> Iterator[Finding]:
     for s in inv.servers:
         pxe = [n for n in s.nics if n.pxe]
         for n in pxe[1:]:
-            yield (*n.path, "pxe"), f"{s.name} has more than one PXE NIC ({pxe[0].name} and {n.name})"
+            yield (
+                (*n.path, "pxe"),
+                f"{s.name} has more than one PXE NIC ({pxe[0].name} and {n.name})",
+            )
 
 
 @check("LAB055", W, "A server has a PXE NIC (else the OS layer cannot network-install it).")
@@ -507,7 +579,7 @@ def has_pxe_nic(inv: Inventory) -> Iterator[Finding]:
 
 @check("LAB056", E, "A server has an address on a public or node network (to be reached).")
 def reachable(inv: Inventory) -> Iterator[Finding]:
-    purposes = {n.name: n.purpose for n in inv.networks}
+    purposes = _purposes(inv)
     for s in inv.servers:
         if not any(purposes.get(a.network) in ("public", "node") for a in s.addresses()):
             yield (*s.path, "nics"), f"{s.name} has no address on a public or node network"
@@ -532,7 +604,11 @@ def no_literal_secrets(inv: Inventory) -> Iterator[Finding]:
         return
     for ref, path in _secrets(inv):
         if ref.literal is not None:
-            yield path, "a secret is written in the file; use {env: NAME} or {file: PATH} (or set lab.allow_literal_secrets)"
+            yield (
+                path,
+                "a secret is written in the file; use {env: NAME} or {file: PATH} "
+                "(or set lab.allow_literal_secrets)",
+            )
 
 
 @check("LAB061", W, "Literal secrets, where allowed, are still reported.")
@@ -548,7 +624,10 @@ def literal_secrets_allowed(inv: Inventory) -> Iterator[Finding]:
 def insecure_bmc(inv: Inventory) -> Iterator[Finding]:
     for s in inv.servers:
         if s.bmc.allow_insecure or 0 in s.bmc.cipher_suites:
-            yield (*s.bmc.path, "allow_insecure"), f"{s.name}'s BMC allows sessions without integrity; they can be hijacked"
+            yield (
+                (*s.bmc.path, "allow_insecure"),
+                f"{s.name}'s BMC allows sessions without integrity; they can be hijacked",
+            )
 
 
 @check("LAB063", W, "SNMP without authPriv strength (v2c, MD5, DES) is reported.")
@@ -566,11 +645,14 @@ def weak_snmp(inv: Inventory) -> Iterator[Finding]:
 
 @check("LAB064", W, "A BMC sits on a management network.")
 def bmc_on_mgmt(inv: Inventory) -> Iterator[Finding]:
-    purposes = {n.name: n.purpose for n in inv.networks}
+    purposes = _purposes(inv)
     for s in inv.servers:
         purpose = purposes.get(s.bmc.network)
         if purpose is not None and purpose != "management":
-            yield (*s.bmc.path, "network"), f"{s.name}'s BMC is on {s.bmc.network} ({purpose}), not a management network"
+            yield (
+                (*s.bmc.path, "network"),
+                f"{s.name}'s BMC is on {s.bmc.network} ({purpose}), not a management network",
+            )
 
 
 @check("LAB065", W, "Every server is on a PDU outlet (else it cannot be hard power-cycled).")
@@ -592,7 +674,11 @@ def psus_spread(inv: Inventory) -> Iterator[Finding]:
     for device, outlets in feeds.items():
         pdus = Counter(name for name, _ in outlets)
         if len(outlets) > 1 and len(pdus) == 1:
-            yield outlets[-1][1], f"both power supplies of {device} are on {outlets[0][0]}: one PDU failure takes it down"
+            yield (
+                outlets[-1][1],
+                f"both power supplies of {device} are on {outlets[0][0]}: "
+                "one PDU failure takes it down",
+            )
 
 
 @check("LAB067", W, "etcd members reboot one at a time (reboot_strategy etcd-lock or off).")
@@ -602,7 +688,11 @@ def coordinated_reboots(inv: Inventory) -> Iterator[Finding]:
         return
     for s in members:
         if s.os.reboot_strategy == "reboot":
-            yield (*s.path, "os"), f"{s.name} is an etcd member that reboots whenever an update is ready; use etcd-lock"
+            yield (
+                (*s.path, "os"),
+                f"{s.name} is an etcd member that reboots whenever an update is ready; "
+                "use etcd-lock",
+            )
 
 
 @check("LAB068", W, "A NIC is not faster than the switch port it is cabled to.")
@@ -613,7 +703,11 @@ def speed_match(inv: Inventory) -> Iterator[Finding]:
         for nic in s.nics:
             port = ports.get((nic.switch or "", nic.port or ""))
             if port and port.speed and order.index(nic.speed) > order.index(port.speed):
-                yield (*nic.path, "speed"), f"{s.name} {nic.name} is {nic.speed} but {nic.switch} {nic.port} is {port.speed}"
+                yield (
+                    (*nic.path, "speed"),
+                    f"{s.name} {nic.name} is {nic.speed} but "
+                    f"{nic.switch} {nic.port} is {port.speed}",
+                )
 
 
 # -- running -------------------------------------------------------------------
@@ -625,6 +719,8 @@ def run_checks(inv: Inventory, source: SourceMap) -> list[Problem]:
         if c.fn is None:
             continue
         for path, message in c.fn(inv):
-            problems.append(Problem(c.id, c.severity, message, source.file, source.value_at(path), path))
+            problems.append(
+                Problem(c.id, c.severity, message, source.file, source.value_at(path), path)
+            )
     problems.sort(key=lambda p: (p.position.line if p.position else 0, p.check_id))
     return problems

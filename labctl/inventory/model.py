@@ -420,7 +420,10 @@ def _cluster(d: dict[str, Any]) -> Cluster:
             ),
             filesystems=tuple(
                 CephFilesystem(
-                    f["name"], f["metadata_pool"], f["data_pool"], ("cluster", "ceph", "filesystems", i)
+                    f["name"],
+                    f["metadata_pool"],
+                    f["data_pool"],
+                    ("cluster", "ceph", "filesystems", i),
                 )
                 for i, f in enumerate(ceph.get("filesystems", ()))
             ),

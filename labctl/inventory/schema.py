@@ -1,6 +1,9 @@
 """The inventory's JSON Schema (the one source of truth for its shape).
 
-Validation errors become positioned ``Problem``s with sentences of our own:
+Two validators, one schema: jsonschema-rs decides whether a document is valid
+(about 100x faster, it keeps `validate` on 1,000 servers well under a second),
+and only for an invalid document does the pure-Python jsonschema walk it again
+to explain. Its errors become positioned ``Problem``s with sentences of our own:
 jsonschema's messages quote the offending value, which could be a secret.
 """
 
@@ -16,7 +19,7 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 
 from labctl.inventory.load import SourceMap
-from labctl.inventory.problems import DocPath, Problem, Severity, format_path
+from labctl.inventory.problems import DocPath, Problem, Severity
 
 SCHEMA_RESOURCE = "inventory.schema.json"
 # Fields whose values are secrets: their values never appear in a message.
@@ -46,6 +49,13 @@ def schema() -> dict[str, Any]:
 @cache
 def _validator() -> Draft202012Validator:
     return Draft202012Validator(schema())
+
+
+@cache
+def _fast_validator() -> Any:
+    import jsonschema_rs
+
+    return jsonschema_rs.Draft202012Validator(schema())
 
 
 def _kind(value: object) -> str:
@@ -81,12 +91,13 @@ def _first_sentence(schema_node: dict[str, Any]) -> str:
 
 
 def _message(error: ValidationError, path: DocPath) -> str:
-    where = format_path(path) or "the document"
-    validator = error.validator
-    expected = error.validator_value
+    # The problem's location already names the path; only the document root needs a subject.
+    where = "" if path else "the document"
+    validator = str(error.validator)
+    expected: Any = error.validator_value
     value = error.instance
     if validator == "type":
-        types = expected if isinstance(expected, list) else [expected]
+        types = [str(t) for t in (expected if isinstance(expected, list) else [expected])]
         want = " or ".join(_JSON_TYPES.get(t, t) for t in types)
         hint = ""
         if "string" in types and isinstance(value, int | float) and not _is_secret(path):
@@ -124,14 +135,16 @@ def _message(error: ValidationError, path: DocPath) -> str:
         return f"{where} needs {', '.join(repr(m) for m in missing)} as well"
     if _is_secret(path):
         return f"{where} is not valid ({validator})"
-    return f"{where}: {error.message}"
+    return f"{where} {error.message}"
 
 
 def _problems_for(error: ValidationError, source: SourceMap) -> list[Problem]:
     path: DocPath = tuple(error.absolute_path)
     file = source.file
     if error.validator == "additionalProperties" and isinstance(error.instance, dict):
-        allowed = sorted(error.schema.get("properties", {})) if isinstance(error.schema, dict) else []
+        allowed = (
+            sorted(error.schema.get("properties", {})) if isinstance(error.schema, dict) else []
+        )
         problems = []
         for key in sorted(set(error.instance) - set(allowed)):
             near = difflib.get_close_matches(key, allowed, n=1)
@@ -140,7 +153,7 @@ def _problems_for(error: ValidationError, source: SourceMap) -> list[Problem]:
                 Problem(
                     "LAB003",
                     Severity.ERROR,
-                    f"unknown field '{key}' in {format_path(path) or 'the document'}{hint}",
+                    f"unknown field '{key}'{hint}",
                     file,
                     source.key_at((*path, key)),
                     (*path, key),
@@ -148,12 +161,14 @@ def _problems_for(error: ValidationError, source: SourceMap) -> list[Problem]:
             )
         return problems
     if error.validator == "required":
-        missing = [k for k in error.validator_value if k not in error.instance]
+        required: Any = error.validator_value
+        instance: Any = error.instance
+        missing = [k for k in required if k not in instance]
         return [
             Problem(
                 "LAB004",
                 Severity.ERROR,
-                f"{format_path(path) or 'the document'} is missing required field '{name}'",
+                f"required field '{name}' is missing",
                 file,
                 source.value_at(path),
                 (*path, name),
@@ -164,17 +179,29 @@ def _problems_for(error: ValidationError, source: SourceMap) -> list[Problem]:
         # Report the alternative that got furthest, not "is not valid under any".
         deepest = max(error.context, key=lambda e: len(e.absolute_path))
         return _problems_for(deepest, source)
-    position = (
-        source.key_at(path) if error.validator in ("type", "enum") else source.value_at(path)
-    )
-    return [Problem("LAB005", Severity.ERROR, _message(error, path), file, position, path)]
+    position = source.key_at(path) if error.validator in ("type", "enum") else source.value_at(path)
+    message = _message(error, path).strip()
+    return [Problem("LAB005", Severity.ERROR, message, file, position, path)]
 
 
 def validate(data: Any, source: SourceMap) -> list[Problem]:
     """Check ``data`` against the schema; every problem has a position."""
+    if _fast_validator().is_valid(data):
+        return []
     problems: list[Problem] = []
     for error in _validator().iter_errors(data):
         problems.extend(_problems_for(error, source))
+    if not problems:
+        # The two validators disagree; never call an invalid document valid.
+        problems.append(
+            Problem(
+                "LAB005",
+                Severity.ERROR,
+                "the document does not match the schema (run with a newer labctl for details)",
+                source.file,
+                source.value_at(()),
+            )
+        )
     # Stable order: by line, then check id.
     problems.sort(key=lambda p: (p.position.line if p.position else 0, p.check_id))
     return problems
