@@ -1,0 +1,138 @@
+"""Markdown references generated from the schema and the check registry (pure).
+
+docs/inventory.md and docs/checks.md are outputs of these functions, never
+edited by hand: `python scripts/gen_docs.py` rewrites them and a test fails
+when they are stale.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from labctl.inventory.checks import REGISTRY
+
+_SECTIONS = [
+    ("(top level)", "#"),
+    ("lab", "#/properties/lab"),
+    ("lab.ssh", "#/$defs/ssh"),
+    ("networks[]", "#/$defs/network"),
+    ("servers[]", "#/$defs/server"),
+    ("servers[].hardware", "#/$defs/hardware"),
+    ("servers[].hardware.cpus", "#/$defs/hardware/properties/cpus"),
+    ("servers[].bmc", "#/$defs/bmc"),
+    ("servers[].nics[]", "#/$defs/nic"),
+    ("servers[].nics[].addresses[]", "#/$defs/address"),
+    ("servers[].disks[]", "#/$defs/disk"),
+    ("servers[].os", "#/$defs/os"),
+    ("switches[]", "#/$defs/switch"),
+    ("switches[].ports[]", "#/$defs/switch_port"),
+    ("pdus[]", "#/$defs/pdu"),
+    ("pdus[].custom_profile", "#/$defs/pdu/properties/custom_profile"),
+    ("pdus[].snmp", "#/$defs/snmp"),
+    ("pdus[].outlets[]", "#/$defs/outlet"),
+    ("cluster", "#/$defs/cluster"),
+    ("cluster.kubernetes", "#/$defs/cluster/properties/kubernetes"),
+    (
+        "cluster.kubernetes.api_endpoint",
+        "#/$defs/cluster/properties/kubernetes/properties/api_endpoint",
+    ),
+    ("cluster.etcd", "#/$defs/cluster/properties/etcd"),
+    ("cluster.calico", "#/$defs/cluster/properties/calico"),
+    ("cluster.ceph", "#/$defs/cluster/properties/ceph"),
+    ("cluster.ceph.pools[]", "#/$defs/cluster/properties/ceph/properties/pools/items"),
+    (
+        "cluster.ceph.filesystems[]",
+        "#/$defs/cluster/properties/ceph/properties/filesystems/items",
+    ),
+]
+
+
+def _at(schema: dict[str, Any], pointer: str) -> dict[str, Any]:
+    node: Any = schema
+    for part in pointer.lstrip("#/").split("/") if pointer != "#" else []:
+        node = node[part]
+    return dict(node)
+
+
+def _type(schema: dict[str, Any], node: dict[str, Any]) -> str:
+    if "$ref" in node:
+        target = node["$ref"].split("/")[-1]
+        resolved = _at(schema, node["$ref"])
+        if target in ("name", "size", "speed", "secret", "role"):
+            return {
+                "name": "name",
+                "size": "size",
+                "speed": "speed",
+                "secret": "secret",
+                "role": "role",
+            }[target]
+        return _type(schema, resolved) if "type" in resolved else target
+    if "enum" in node:
+        return " \\| ".join(f"`{v}`" for v in node["enum"])
+    if "const" in node:
+        return f"`{node['const']}`"
+    kind = node.get("type", "any")
+    if kind == "array":
+        return f"list of {_type(schema, node.get('items', {}))}"
+    return str(kind)
+
+
+def _description(schema: dict[str, Any], node: dict[str, Any]) -> str:
+    text = (
+        node.get("description") or _at(schema, node["$ref"]).get("description", "")
+        if "$ref" in node
+        else node.get("description", "")
+    )
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def inventory_markdown(schema: dict[str, Any]) -> str:
+    lines = [
+        "# Inventory reference",
+        "",
+        "<!-- generated from schemas/inventory.schema.json by scripts/gen_docs.py; do not edit -->",
+        "",
+        str(schema.get("description", "")),
+        "",
+        "Types: *name* is a lowercase DNS label; *size* is a number with a unit (`900GB`, "
+        "`32GiB`); *speed* is a link speed (`1G`, `10G`, ...); *secret* is `{env: NAME}`, "
+        "`{file: PATH}` or (only with `lab.allow_literal_secrets`) a literal string.",
+        "",
+    ]
+    for title, pointer in _SECTIONS:
+        node = _at(schema, pointer)
+        props = node.get("properties", {})
+        if not props:
+            continue
+        required = set(node.get("required", ()))
+        lines += [f"## `{title}`", ""]
+        if node.get("description") and title != "(top level)":
+            lines += [str(node["description"]), ""]
+        lines += ["| field | type | required | default | description |", "|---|---|---|---|---|"]
+        for name, prop in props.items():
+            default = prop.get("default")
+            lines.append(
+                f"| `{name}` | {_type(schema, prop)} | {'yes' if name in required else ''} | "
+                f"{'' if default is None else f'`{default}`'} | {_description(schema, prop)} |"
+            )
+        lines.append("")
+    return "\n".join(lines)
+
+
+def checks_markdown() -> str:
+    lines = [
+        "# Checks",
+        "",
+        "<!-- generated from labctl/inventory/checks.py by scripts/gen_docs.py; do not edit -->",
+        "",
+        "`labctl validate` reports every finding as `file:line:col: severity ID path: sentence`.",
+        "Errors make it exit 1; warnings do not, unless `--strict`. Ids are stable and never",
+        "reused. Each id has a broken example in `tests/fixtures/bad/`.",
+        "",
+        "| id | severity | what it checks |",
+        "|---|---|---|",
+    ]
+    for check in sorted(REGISTRY.values(), key=lambda c: c.id):
+        lines.append(f"| {check.id} | {check.severity} | {check.summary} |")
+    lines.append("")
+    return "\n".join(lines)

@@ -1,0 +1,16 @@
+"""Rewrite docs/inventory.md and docs/checks.md from the schema and the check registry."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from labctl.files import write_atomic
+from labctl.inventory.reference import checks_markdown, inventory_markdown
+from labctl.inventory.schema import schema
+
+DOCS = Path(__file__).resolve().parents[1] / "docs"
+
+if __name__ == "__main__":
+    write_atomic(DOCS / "inventory.md", inventory_markdown(schema()).encode())
+    write_atomic(DOCS / "checks.md", checks_markdown().encode())
+    print("wrote docs/inventory.md and docs/checks.md")
