@@ -1,0 +1,293 @@
+"""SSH driver (paramiko): run commands on nodes and write files on them atomically.
+
+Host keys are checked strictly against a known_hosts file: an unknown or changed
+key is a refusal, never an automatic accept. Authentication is by key only (an
+agent or a key file). One connection per host is reused for every call.
+
+File writes go through one shell snippet fed on stdin: a temp file in the target
+directory, fsync, chmod/chown, then rename over the target, so a run killed
+half-way never leaves a truncated file on a node. When the login user is not
+root, commands run under ``sudo -n`` (no password prompt: a node that wants one
+is a configuration error, reported as such).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import select
+import shlex
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+
+import paramiko
+
+from labctl.errors import AuthenticationError, DriverError, DriverTimeout
+
+_READ_CHUNK = 65536
+
+
+@dataclass(frozen=True)
+class SshTarget:
+    """Where and how to log in. ``name`` is the node's name, used in messages."""
+
+    name: str
+    host: str
+    known_hosts: Path
+    user: str = "root"
+    port: int = 22
+    identity_file: Path | None = None
+    connect_timeout: float = 10.0
+    command_timeout: float = 120.0
+
+
+@dataclass(frozen=True)
+class RunResult:
+    argv: tuple[str, ...]
+    exit_code: int
+    stdout: bytes = field(repr=False)
+    stderr: bytes = field(repr=False)
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_code == 0
+
+    def text(self) -> str:
+        return self.stdout.decode("utf-8", errors="replace")
+
+
+class RemoteCommandError(DriverError):
+    """A remote command exited non-zero."""
+
+    def __init__(self, target: SshTarget, result: RunResult, label: str | None = None) -> None:
+        tail = result.stderr.decode("utf-8", errors="replace").strip()[-500:]
+        what = label or f"`{shlex.join(result.argv)}`"
+        super().__init__(
+            f"{target.name}: {what} exited {result.exit_code}" + (f": {tail}" if tail else "")
+        )
+        self.result = result
+
+
+def sha256(content: bytes) -> str:
+    return hashlib.sha256(content).hexdigest()
+
+
+# Writes stdin to a temp file beside the target, syncs it, sets mode/owner, renames.
+_PUT_SCRIPT = r"""
+set -eu
+target=$1 mode=$2 owner=$3
+dir=$(dirname -- "$target")
+mkdir -p -- "$dir"
+tmp=$(mktemp -- "$dir/.labctl.XXXXXXXX")
+trap 'rm -f -- "$tmp"' EXIT
+cat > "$tmp"
+chmod "$mode" -- "$tmp"
+if [ -n "$owner" ]; then chown -- "$owner" "$tmp"; fi
+sync -- "$tmp"
+mv -f -- "$tmp" "$target"
+trap - EXIT
+sync -- "$dir" 2>/dev/null || true
+"""
+
+# Prints "sha256 mode owner:group" of a file, or "absent".
+_STAT_SCRIPT = r"""
+if [ -f "$1" ]; then
+  printf '%s %s %s\n' "$(sha256sum -- "$1" | cut -d' ' -f1)" "$(stat -c %a -- "$1")" \
+    "$(stat -c %U:%G -- "$1")"
+else
+  echo absent
+fi
+"""
+
+
+@dataclass(frozen=True)
+class RemoteFile:
+    sha256: str
+    mode: int
+    owner: str  # user:group
+
+
+def _owner_matches(actual: str, wanted: str) -> bool:
+    """``wanted`` is ``user`` or ``user:group`` as chown takes it; ``actual`` is ``user:group``."""
+    return actual == wanted if ":" in wanted else actual.split(":")[0] == wanted
+
+
+class SshSession:
+    """One authenticated connection to one node; use as a context manager."""
+
+    def __init__(self, target: SshTarget) -> None:
+        self.target = target
+        self._client: paramiko.SSHClient | None = None
+
+    # -- connection ------------------------------------------------------------
+
+    def __enter__(self) -> SshSession:
+        self.connect()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def connect(self) -> None:
+        if self._client is not None:
+            return
+        t = self.target
+        if not t.known_hosts.is_file():
+            raise DriverError(
+                f"{t.name}: known_hosts file {t.known_hosts} does not exist; "
+                "host keys must be known before labctl connects"
+            )
+        client = paramiko.SSHClient()
+        client.load_host_keys(str(t.known_hosts))
+        client.set_missing_host_key_policy(paramiko.RejectPolicy())
+        try:
+            client.connect(
+                t.host,
+                port=t.port,
+                username=t.user,
+                key_filename=str(t.identity_file) if t.identity_file else None,
+                allow_agent=t.identity_file is None,
+                look_for_keys=False,
+                timeout=t.connect_timeout,
+                banner_timeout=t.connect_timeout,
+                auth_timeout=t.connect_timeout,
+            )
+        except paramiko.BadHostKeyException:
+            client.close()
+            raise DriverError(
+                f"{t.name} ({t.host}:{t.port}): host key does not match {t.known_hosts}; "
+                "refusing to connect (the node was reinstalled, or this is not the node)"
+            ) from None
+        except paramiko.AuthenticationException:
+            client.close()
+            raise AuthenticationError(
+                f"{t.name} ({t.host}:{t.port}): key authentication as {t.user} was refused"
+            ) from None
+        except paramiko.SSHException as exc:
+            client.close()
+            if "not found in known_hosts" in str(exc):
+                raise DriverError(
+                    f"{t.name} ({t.host}:{t.port}): host key is not in {t.known_hosts}; "
+                    "refusing to connect to an unknown host"
+                ) from None
+            raise DriverError(f"{t.name} ({t.host}:{t.port}): SSH failed: {exc}") from None
+        except TimeoutError:
+            client.close()
+            raise DriverTimeout(
+                f"{t.name} ({t.host}:{t.port}): no SSH answer within {t.connect_timeout:g} s"
+            ) from None
+        except OSError as exc:
+            client.close()
+            raise DriverError(
+                f"{t.name} ({t.host}:{t.port}): cannot connect: {exc.strerror or exc}"
+            ) from None
+        self._client = client
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    # -- commands --------------------------------------------------------------
+
+    def _wrap(self, argv: Sequence[str]) -> str:
+        command = shlex.join(argv)
+        if self.target.user != "root":
+            command = "sudo -n -- " + command
+        return command
+
+    def run(
+        self,
+        argv: Sequence[str],
+        *,
+        stdin: bytes | None = None,
+        timeout: float | None = None,
+        check: bool = True,
+        label: str | None = None,
+    ) -> RunResult:
+        """Run ``argv`` (quoted, never interpreted by a shell on our side).
+
+        ``label`` names the command in errors instead of its argv (for scripts).
+        """
+        self.connect()
+        assert self._client is not None
+        limit = self.target.command_timeout if timeout is None else timeout
+        transport = self._client.get_transport()
+        if transport is None or not transport.is_active():
+            self.close()
+            self.connect()
+            assert self._client is not None
+            transport = self._client.get_transport()
+            assert transport is not None
+        channel = transport.open_session(timeout=self.target.connect_timeout)
+        try:
+            channel.exec_command(self._wrap(argv))
+            if stdin:
+                channel.sendall(stdin)
+            channel.shutdown_write()
+            out, err = bytearray(), bytearray()
+            deadline = time.monotonic() + limit
+            while True:
+                # The channel's fd becomes readable on stdout data and on close;
+                # the short timeout also catches stderr-only output.
+                select.select([channel], [], [], 0.05)
+                while channel.recv_ready():
+                    out += channel.recv(_READ_CHUNK)
+                while channel.recv_stderr_ready():
+                    err += channel.recv_stderr(_READ_CHUNK)
+                if channel.exit_status_ready() and channel.eof_received:
+                    break
+                if time.monotonic() > deadline:
+                    what = label or f"`{shlex.join(argv)}`"
+                    raise DriverTimeout(
+                        f"{self.target.name}: {what} did not finish within {limit:g} s"
+                    )
+            code = channel.recv_exit_status()
+        finally:
+            channel.close()
+        result = RunResult(tuple(argv), code, bytes(out), bytes(err))
+        if check and code != 0:
+            raise RemoteCommandError(self.target, result, label)
+        return result
+
+    # -- files -----------------------------------------------------------------
+
+    def stat_file(self, path: str) -> RemoteFile | None:
+        result = self.run(["sh", "-c", _STAT_SCRIPT, "stat", path], label=f"stat {path}")
+        line = result.text().strip()
+        if line == "absent":
+            return None
+        digest, mode, owner = line.split()
+        return RemoteFile(digest, int(mode, 8), owner)
+
+    def put_file(
+        self, path: str, content: bytes, *, mode: int = 0o644, owner: str | None = None
+    ) -> bool:
+        """Write ``content`` to ``path`` atomically; return False when it was already so."""
+        current = self.stat_file(path)
+        if (
+            current is not None
+            and current.sha256 == sha256(content)
+            and current.mode == mode
+            and (owner is None or _owner_matches(current.owner, owner))
+        ):
+            return False
+        self.run(
+            ["sh", "-c", _PUT_SCRIPT, "put", path, f"{mode:o}", owner or ""],
+            stdin=content,
+            label=f"writing {path}",
+        )
+        return True
+
+    def mkdir_p(self, path: str, mode: int = 0o755) -> None:
+        self.run(["mkdir", "-p", "-m", f"{mode:o}", "--", path])
+
+    def read_file(self, path: str) -> bytes:
+        return self.run(["cat", "--", path]).stdout

@@ -1,0 +1,108 @@
+"""The SSH driver against a real OpenSSH sshd on loopback."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from labctl.drivers.ssh import RemoteCommandError, SshSession, SshTarget
+from labctl.errors import AuthenticationError, DriverError, DriverTimeout
+from tests.peers.sshd import SshdPeer, free_port, running_sshd
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def sshd(tmp_path: Path) -> Iterator[SshdPeer]:
+    with running_sshd(tmp_path / "sshd") as peer:
+        yield peer
+
+
+def target(peer: SshdPeer, **changes: object) -> SshTarget:
+    base = SshTarget(
+        name="node1",
+        host=peer.host,
+        port=peer.port,
+        known_hosts=peer.known_hosts,
+        identity_file=peer.client_key,
+        user="root",
+        connect_timeout=5,
+    )
+    return SshTarget(**{**base.__dict__, **changes})  # type: ignore[arg-type]
+
+
+def test_run_captures_output_and_exit_code(sshd: SshdPeer) -> None:
+    with SshSession(target(sshd)) as ssh:
+        result = ssh.run(["sh", "-c", "echo out; echo err >&2; exit 3"], check=False)
+        assert (result.exit_code, result.stdout, result.stderr) == (3, b"out\n", b"err\n")
+        with pytest.raises(RemoteCommandError) as caught:
+            ssh.run(["false"])
+        assert "exited 1" in str(caught.value)
+        # arguments are quoted, never interpreted by a shell
+        assert ssh.run(["echo", "a b; rm -rf /nonexistent"]).stdout == b"a b; rm -rf /nonexistent\n"
+        big = ssh.run(["head", "-c", "300000", "/dev/zero"]).stdout
+        assert len(big) == 300000
+
+
+def test_command_timeout(sshd: SshdPeer) -> None:
+    with SshSession(target(sshd)) as ssh:
+        start = time.monotonic()
+        with pytest.raises(DriverTimeout):
+            ssh.run(["sleep", "30"], timeout=0.5)
+        assert time.monotonic() - start < 3
+        assert ssh.run(["true"]).ok  # the session survives a timed-out command
+
+
+def test_put_file_atomic_idempotent_with_mode(sshd: SshdPeer, tmp_path: Path) -> None:
+    path = str(tmp_path / "remote" / "deep" / "cert.pem")
+    with SshSession(target(sshd)) as ssh:
+        assert ssh.put_file(path, b"one\n", mode=0o600) is True
+        assert Path(path).read_bytes() == b"one\n"
+        assert oct(Path(path).stat().st_mode & 0o777) == "0o600"
+        assert ssh.put_file(path, b"one\n", mode=0o600) is False  # unchanged: nothing written
+        assert ssh.put_file(path, b"one\n", mode=0o644) is True  # mode differs
+        assert ssh.put_file(path, b"two\n", mode=0o644, owner="nobody") is True
+        assert Path(path).stat().st_uid != 0
+        assert ssh.read_file(path) == b"two\n"
+        assert ssh.put_file(path, b"", mode=0o644) is True
+        assert Path(path).read_bytes() == b""
+    leftovers = [p.name for p in Path(path).parent.iterdir() if p.name.startswith(".labctl")]
+    assert leftovers == []
+
+
+def test_unknown_host_key_is_refused(sshd: SshdPeer, tmp_path: Path) -> None:
+    empty = tmp_path / "empty_known_hosts"
+    empty.write_text("")
+    with pytest.raises(DriverError, match="not in"):
+        SshSession(target(sshd, known_hosts=empty)).connect()
+
+
+def test_changed_host_key_is_refused(sshd: SshdPeer, tmp_path: Path) -> None:
+    other = tmp_path / "other_key"
+    os.system(f"ssh-keygen -q -t ed25519 -N '' -f {other}")
+    public = (tmp_path / "other_key.pub").read_text().split()
+    wrong = tmp_path / "wrong_known_hosts"
+    wrong.write_text(f"[{sshd.host}]:{sshd.port} {public[0]} {public[1]}\n")
+    with pytest.raises(DriverError, match="does not match"):
+        SshSession(target(sshd, known_hosts=wrong)).connect()
+
+
+def test_wrong_key_is_an_authentication_error(sshd: SshdPeer, tmp_path: Path) -> None:
+    stranger = tmp_path / "stranger"
+    os.system(f"ssh-keygen -q -t ed25519 -N '' -f {stranger}")
+    with pytest.raises(AuthenticationError):
+        SshSession(target(sshd, identity_file=stranger)).connect()
+
+
+def test_nobody_listening(tmp_path: Path, sshd: SshdPeer) -> None:
+    with pytest.raises(DriverError, match="cannot connect"):
+        SshSession(target(sshd, port=free_port())).connect()
+
+
+def test_non_root_user_goes_through_sudo(sshd: SshdPeer) -> None:
+    ssh = SshSession(target(sshd, user="core"))
+    assert ssh._wrap(["cat", "/etc/x y"]) == "sudo -n -- cat '/etc/x y'"
