@@ -74,21 +74,34 @@ def sha256(content: bytes) -> str:
     return hashlib.sha256(content).hexdigest()
 
 
-# Writes stdin to a temp file beside the target, syncs it, sets mode/owner, renames.
+# Writes stdin to a temp file beside the target; when the target already has that
+# content, mode and owner, drops it and says "unchanged", else syncs, sets mode and
+# owner, renames it over the target and says "changed". One round trip per file.
 _PUT_SCRIPT = r"""
 set -eu
 target=$1 mode=$2 owner=$3
 dir=$(dirname -- "$target")
 mkdir -p -- "$dir"
 tmp=$(mktemp -- "$dir/.labctl.XXXXXXXX")
-trap 'rm -f -- "$tmp"' EXIT
+trap 'rm -f -- "$tmp"' EXIT HUP INT TERM PIPE
 cat > "$tmp"
+if [ -f "$target" ] && cmp -s -- "$tmp" "$target" \
+    && [ "$(stat -c %a -- "$target")" = "$mode" ]; then
+  current=$(stat -c %U:%G -- "$target")
+  case "$owner" in
+    "") same=1 ;;
+    *:*) [ "$current" = "$owner" ] && same=1 || same=0 ;;
+    *) [ "${current%%:*}" = "$owner" ] && same=1 || same=0 ;;
+  esac
+  if [ "$same" = 1 ]; then echo unchanged; exit 0; fi
+fi
 chmod "$mode" -- "$tmp"
 if [ -n "$owner" ]; then chown -- "$owner" "$tmp"; fi
 sync -- "$tmp"
 mv -f -- "$tmp" "$target"
-trap - EXIT
+trap - EXIT HUP INT TERM PIPE
 sync -- "$dir" 2>/dev/null || true
+echo changed
 """
 
 # Prints "sha256 mode owner:group" of a file, or "absent".
@@ -107,11 +120,6 @@ class RemoteFile:
     sha256: str
     mode: int
     owner: str  # user:group
-
-
-def _owner_matches(actual: str, wanted: str) -> bool:
-    """``wanted`` is ``user`` or ``user:group`` as chown takes it; ``actual`` is ``user:group``."""
-    return actual == wanted if ":" in wanted else actual.split(":")[0] == wanted
 
 
 class SshSession:
@@ -271,20 +279,12 @@ class SshSession:
         self, path: str, content: bytes, *, mode: int = 0o644, owner: str | None = None
     ) -> bool:
         """Write ``content`` to ``path`` atomically; return False when it was already so."""
-        current = self.stat_file(path)
-        if (
-            current is not None
-            and current.sha256 == sha256(content)
-            and current.mode == mode
-            and (owner is None or _owner_matches(current.owner, owner))
-        ):
-            return False
-        self.run(
+        result = self.run(
             ["sh", "-c", _PUT_SCRIPT, "put", path, f"{mode:o}", owner or ""],
             stdin=content,
             label=f"writing {path}",
         )
-        return True
+        return result.text().strip() == "changed"
 
     def mkdir_p(self, path: str, mode: int = 0o755) -> None:
         self.run(["mkdir", "-p", "-m", f"{mode:o}", "--", path])

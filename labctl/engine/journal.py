@@ -1,0 +1,103 @@
+"""The journal: what was applied, kept in the state directory, plus the run lock.
+
+One JSON object per line, appended and fsynced after each applied step, so a
+run killed at any point leaves a journal that is true up to its last line (a
+torn last line is ignored on reading). The lock is an flock on a file next to
+it: a second labctl run against the same state directory refuses at once.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import IO
+
+from labctl.errors import LabctlError
+
+
+@dataclass(frozen=True)
+class Entry:
+    key: str
+    fingerprint: str
+    layer: str
+    at: float
+
+
+class Journal:
+    def __init__(self, state_dir: Path) -> None:
+        self.path = state_dir / "journal.jsonl"
+        state_dir.mkdir(parents=True, exist_ok=True)
+        self._applied: dict[str, Entry] = {}
+        self._load()
+
+    def _load(self) -> None:
+        if not self.path.exists():
+            return
+        for line in self.path.read_text(encoding="utf-8").splitlines():
+            try:
+                raw = json.loads(line)
+                entry = Entry(raw["key"], raw["fingerprint"], raw["layer"], raw["at"])
+            except (ValueError, KeyError, TypeError):
+                continue  # a line torn by a crash: everything before it still holds
+            self._applied[entry.key] = entry
+
+    def done(self, key: str, fingerprint: str) -> bool:
+        entry = self._applied.get(key)
+        return entry is not None and entry.fingerprint == fingerprint
+
+    def record(self, key: str, fingerprint: str, layer: str) -> None:
+        entry = Entry(key, fingerprint, layer, time.time())
+        line = json.dumps(entry.__dict__) + "\n"
+        with self.path.open("a", encoding="utf-8") as handle:
+            handle.write(line)
+            handle.flush()
+            os.fsync(handle.fileno())
+        self._applied[key] = entry
+
+    def forget_layer(self, layer: str) -> None:
+        """Drop what a layer recorded (e.g. after a rotation re-mints everything)."""
+        self._applied = {k: e for k, e in self._applied.items() if e.layer != layer}
+
+
+class RunLock:
+    """Exclusive lock on a state directory for the length of a run."""
+
+    def __init__(self, state_dir: Path) -> None:
+        state_dir.mkdir(parents=True, exist_ok=True)
+        self.path = state_dir / "lock"
+        self._handle: IO[str] | None = None
+
+    def __enter__(self) -> RunLock:
+        handle = self.path.open("a+", encoding="utf-8")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "unknown"
+            handle.close()
+            raise LabctlError(
+                f"another labctl run (pid {holder}) is working on {self.path.parent}; "
+                "wait for it to finish"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
+        self._handle = handle
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._handle is not None:
+            fcntl.flock(self._handle, fcntl.LOCK_UN)
+            self._handle.close()
+            self._handle = None

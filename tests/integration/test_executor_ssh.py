@@ -1,0 +1,136 @@
+"""The executor applying plans to a real sshd: convergence, dry run, crash and resume."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from labctl.drivers.ssh import SshTarget
+from labctl.engine.actions import PutFile, Run
+from labctl.engine.executor import Executor, Options, Outcome, SshConnector
+from labctl.engine.journal import Journal
+from labctl.engine.plan import Plan
+from tests.conftest import ROOT
+from tests.peers.sshd import SshdPeer, running_sshd
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def sshd(tmp_path: Path) -> Iterator[SshdPeer]:
+    with running_sshd(tmp_path / "sshd") as peer:
+        yield peer
+
+
+def connector(peer: SshdPeer) -> SshConnector:
+    return SshConnector(
+        lambda host: SshTarget(
+            name=host,
+            host=peer.host,
+            port=peer.port,
+            known_hosts=peer.known_hosts,
+            identity_file=peer.client_key,
+        )
+    )
+
+
+def test_converges_then_nothing_to_do(sshd: SshdPeer, tmp_path: Path) -> None:
+    remote = tmp_path / "node"
+    plan = Plan.of(
+        "demo",
+        [
+            PutFile("n1", str(remote / "etc/a.conf"), b"a=1\n"),
+            PutFile("n1", str(remote / "etc/key.pem"), b"secret\n", 0o600, secret=True),
+            Run("n1", ("touch", str(remote / "ran")), triggers=("v1",)),
+        ],
+    )
+    state = tmp_path / "state"
+    conn = connector(sshd)
+    try:
+        first = Executor(conn, Journal(state)).apply(plan)
+        assert first.ok and first.count(Outcome.CHANGED) == 3
+        dry = Executor(conn, Journal(state), Options(dry_run=True)).apply(plan)
+        assert dry.nothing_to_do
+        (remote / "etc/a.conf").write_text("tampered\n")
+        dry = Executor(conn, Journal(state), Options(dry_run=True)).apply(plan)
+        assert [r.reason for r in dry.results if r.outcome is Outcome.WOULD_CHANGE] == [
+            "content differs"
+        ]
+        second = Executor(conn, Journal(state)).apply(plan)
+        assert second.count(Outcome.CHANGED) == 1  # only the tampered file
+        third = Executor(conn, Journal(state)).apply(plan)
+        assert third.nothing_to_do
+        assert "nothing to do" in third.summary()
+    finally:
+        conn.close()
+
+
+APPLY_SCRIPT = textwrap.dedent(
+    """
+    import sys
+    from pathlib import Path
+    from labctl.drivers.ssh import SshTarget
+    from labctl.engine.actions import PutFile
+    from labctl.engine.executor import Executor, Options, SshConnector
+    from labctl.engine.journal import Journal, RunLock
+    from labctl.engine.plan import Plan
+
+    host, port, known, key, remote, state, count = sys.argv[1:]
+    plan = Plan.of("bulk", [
+        PutFile("n1", f"{remote}/f{i:04d}", (f"{i}\\n" * 20000).encode()) for i in range(int(count))
+    ])
+    target = SshTarget("n1", host, Path(known), port=int(port), identity_file=Path(key))
+    with RunLock(Path(state)):
+        executor = Executor(SshConnector(lambda h: target), Journal(Path(state)), Options())
+        report = executor.apply(plan)
+    print(report.summary())
+    sys.exit(0 if report.ok else 1)
+    """
+)
+
+
+def test_killed_run_leaves_no_corrupt_file_and_resumes(sshd: SshdPeer, tmp_path: Path) -> None:
+    remote, state, count = tmp_path / "node", tmp_path / "state", 60
+    argv = [
+        sys.executable,
+        "-c",
+        APPLY_SCRIPT,
+        sshd.host,
+        str(sshd.port),
+        str(sshd.known_hosts),
+        str(sshd.client_key),
+        str(remote),
+        str(state),
+        str(count),
+    ]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 30
+        while len(list(remote.glob("f*"))) < 10:
+            assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+            assert time.monotonic() < deadline, "the run made no progress"
+            time.sleep(0.01)
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait()
+    written = sorted(remote.glob("f*"))
+    assert 10 <= len(written) < count, "kill came too late to test a half-done run"
+    for path in written:
+        i = int(path.name[1:])
+        assert path.read_text() == f"{i}\n" * 20000, f"{path.name} is corrupt"
+    resumed = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120)
+    assert resumed.returncode == 0, resumed.stderr
+    assert len(list(remote.glob("f*"))) == count
+    again = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120)
+    assert "nothing to do" in again.stdout
+    time.sleep(0.5)  # the remote shells of the killed run may still be exiting
+    assert list(remote.glob(".labctl.*")) == []

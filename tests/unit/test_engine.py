@@ -1,0 +1,156 @@
+"""Plans, the journal, the lock and the executor's scheduling (fake connector)."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from labctl.engine.actions import Action, PutFile, Run, SetPower
+from labctl.engine.executor import Executor, Options, Outcome
+from labctl.engine.journal import Journal, RunLock
+from labctl.engine.plan import Plan, Step
+from labctl.errors import DriverTimeout, LabctlError
+
+
+class FakeConnector:
+    def ssh(self, host: str) -> object:  # pragma: no cover - handlers below never ask
+        raise AssertionError("no SSH in unit tests")
+
+    def close(self) -> None:
+        pass
+
+
+def test_plan_rejects_duplicates_and_unknown_dependencies() -> None:
+    a = Run("n1", ("true",))
+    with pytest.raises(ValueError, match="unique"):
+        Plan("x", (Step("s", a), Step("s", a)))
+    with pytest.raises(ValueError, match="unknown"):
+        Plan("x", (Step("s", a, after=("nope",)),))
+
+
+def test_plan_renders_tree_and_json_without_secret_content() -> None:
+    plan = Plan.of(
+        "pki",
+        [PutFile("fohn", "/etc/ssl/k.pem", b"PRIVATE", 0o600, secret=True), Run("wind", ("true",))],
+    )
+    tree = plan.render_tree()
+    assert "fohn" in tree and "write /etc/ssl/k.pem (7 B, 0600)" in tree
+    data = json.loads(plan.to_json())
+    assert data["targets"]["fohn"][0]["sha256"]
+    assert "PRIVATE" not in plan.to_json() and "PRIVATE" not in tree
+
+
+def test_journal_survives_a_torn_line(tmp_path: Path) -> None:
+    journal = Journal(tmp_path)
+    journal.record("k1", "f1", "pki")
+    with journal.path.open("a") as handle:
+        handle.write('{"key": "k2", "fingerp')  # killed mid-write
+    again = Journal(tmp_path)
+    assert again.done("k1", "f1")
+    assert not again.done("k1", "other")
+    assert not again.done("k2", "f2")
+
+
+def test_second_run_is_refused_by_the_lock(tmp_path: Path) -> None:
+    with (
+        RunLock(tmp_path),
+        pytest.raises(LabctlError, match="another labctl run"),
+        RunLock(tmp_path),
+    ):
+        pass
+    with RunLock(tmp_path):  # released: a later run gets it
+        pass
+
+
+def _executor(tmp_path: Path, handler: object, **options: object) -> Executor:
+    return Executor(
+        FakeConnector(),  # type: ignore[arg-type]
+        Journal(tmp_path),
+        Options(**options),  # type: ignore[arg-type]
+        handlers={"run": handler, "set-power": handler},  # type: ignore[dict-item]
+    )
+
+
+def test_order_within_target_parallel_across_targets(tmp_path: Path) -> None:
+    log: list[tuple[str, str]] = []
+    lock = threading.Lock()
+
+    def handler(action: Action, _: object) -> bool:
+        assert isinstance(action, Run)
+        time.sleep(0.2)
+        with lock:
+            log.append((action.host, action.argv[0]))
+        return True
+
+    plan = Plan.of("x", [Run(h, (str(i),)) for h in ("a", "b", "c") for i in range(2)])
+    start = time.monotonic()
+    report = _executor(tmp_path, handler).apply(plan)
+    assert time.monotonic() - start < 1.0  # 3 targets x 2 steps x 0.2 s, in parallel
+    assert report.ok and report.count(Outcome.CHANGED) == 6
+    for host in "abc":
+        assert [s for h, s in log if h == host] == ["0", "1"]
+
+
+def test_failure_blocks_the_rest_of_its_target_and_its_dependents(tmp_path: Path) -> None:
+    def handler(action: Action, _: object) -> bool:
+        if isinstance(action, Run) and action.argv == ("bad",):
+            raise LabctlError("boom")
+        return True
+
+    plan = Plan(
+        "x",
+        (
+            Step("a1", Run("a", ("bad",))),
+            Step("a2", Run("a", ("later",))),
+            Step("b1", Run("b", ("needs-a1",)), after=("a1",)),
+            Step("c1", Run("c", ("fine",))),
+        ),
+    )
+    report = _executor(tmp_path, handler).apply(plan)
+    outcomes = {r.step_id: r.outcome for r in report.results}
+    assert outcomes == {
+        "a1": Outcome.FAILED,
+        "a2": Outcome.BLOCKED,
+        "b1": Outcome.BLOCKED,
+        "c1": Outcome.CHANGED,
+    }
+    assert not report.ok
+    assert report.results[0].error == "boom"
+
+
+def test_transient_errors_are_retried_with_backoff(tmp_path: Path) -> None:
+    calls: list[float] = []
+
+    def handler(action: Action, _: object) -> bool:
+        calls.append(time.monotonic())
+        if len(calls) < 3:
+            raise DriverTimeout("slow BMC")
+        return True
+
+    report = _executor(tmp_path, handler, retries=2, backoff=0.05).apply(
+        Plan.of("x", [SetPower("a", "on")])
+    )
+    assert report.results[0].outcome is Outcome.CHANGED
+    assert report.results[0].attempts == 3
+    assert calls[2] - calls[1] >= calls[1] - calls[0] >= 0.05  # exponential
+
+
+def test_runs_are_journalled_and_skipped_next_time(tmp_path: Path) -> None:
+    count = 0
+
+    def handler(action: Action, _: object) -> bool:
+        nonlocal count
+        count += 1
+        return True
+
+    plan = Plan.of("x", [Run("a", ("systemctl", "restart", "etcd"), triggers=("h1",))])
+    assert _executor(tmp_path, handler).apply(plan).count(Outcome.CHANGED) == 1
+    again = _executor(tmp_path, handler).apply(plan)
+    assert again.nothing_to_do and again.results[0].outcome is Outcome.SKIPPED
+    changed = Plan.of("x", [Run("a", ("systemctl", "restart", "etcd"), triggers=("h2",))])
+    assert _executor(tmp_path, handler).apply(changed).count(Outcome.CHANGED) == 1
+    assert count == 2
