@@ -83,6 +83,8 @@ def test_secrets_never_printed_by_any_format() -> None:
         ["schema"],
         ["inventory", "show"],
         ["inventory", "export"],
+        ["plan"],
+        ["bootstrap"],
     ],
 )
 def test_every_command_help_has_an_example(command: list[str]) -> None:

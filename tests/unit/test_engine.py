@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -154,3 +155,55 @@ def test_runs_are_journalled_and_skipped_next_time(tmp_path: Path) -> None:
     changed = Plan.of("x", [Run("a", ("systemctl", "restart", "etcd"), triggers=("h2",))])
     assert _executor(tmp_path, handler).apply(changed).count(Outcome.CHANGED) == 1
     assert count == 2
+
+
+class FakeLayer:
+    def __init__(self, name: str, fail: bool = False) -> None:
+        self.name = name
+        self.fail = fail
+
+    def plans(self, ctx: object) -> Iterator[Plan]:
+        yield Plan.of(self.name, [Run("n1", ("fail" if self.fail else "ok", self.name))])
+
+    def handlers(self, ctx: object) -> dict[str, object]:
+        def run(action: Action, _: object) -> bool:
+            if isinstance(action, Run) and action.argv[0] == "fail":
+                raise LabctlError("layer broke")
+            return True
+
+        return {"run": run}
+
+
+def test_runner_order_not_built_and_stop_after_failure(tmp_path: Path) -> None:
+    from labctl.engine.runner import run_layers
+    from labctl.inventory import load_inventory
+    from labctl.layers import LayerContext, select
+    from tests.conftest import REFERENCE
+
+    inventory = load_inventory(REFERENCE).inventory
+    assert inventory is not None
+    ctx = LayerContext(inventory, REFERENCE, tmp_path)
+    layers = {
+        "power": FakeLayer("power"),
+        "pki": FakeLayer("pki", fail=True),
+        "ceph": FakeLayer("ceph"),
+    }
+    said: list[str] = []
+    outcomes = run_layers(
+        select(None, None),
+        layers,
+        ctx,
+        FakeConnector(),
+        Options(),
+        announce=said.append,  # type: ignore[arg-type]
+    )
+    assert [(o.name, o.status) for o in outcomes] == [
+        ("power", "applied"),
+        ("os", "not-built"),
+        ("pki", "failed"),
+    ]
+    assert said[-1] == "pki failed; later layers were not run"
+    assert select(["ceph", "power"], None) == ["power", "ceph"]
+    assert select(None, "etcd") == ["etcd", "kubernetes", "calico", "ceph"]
+    with pytest.raises(ValueError, match="unknown layer"):
+        select(["nope"], None)

@@ -1,0 +1,105 @@
+"""`labctl plan` and `labctl bootstrap`: layers in order, planned or applied."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import typer
+
+from labctl.cli.options import InventoryOption, OutputFormat, OutputOption
+
+if TYPE_CHECKING:
+    from labctl.layers import LayerContext
+
+StateDirOption = typer.Option(
+    Path(".labctl"), "--state-dir", envvar="LABCTL_STATE_DIR", help="Journal, lock and local state."
+)
+
+
+def _context(inventory: Path, state_dir: Path, dry_run: bool) -> LayerContext:
+    from labctl.inventory import require_inventory
+    from labctl.layers import LayerContext
+
+    return LayerContext(require_inventory(inventory), inventory, state_dir, dry_run)
+
+
+def plan(
+    layers: list[str] = typer.Argument(None, help="Layers to plan (default: all, in order)."),
+    inventory: Path = InventoryOption,
+    state_dir: Path = StateDirOption,
+    output: OutputFormat = OutputOption,
+) -> None:
+    """Print what bootstrap would do, layer by layer, without touching anything.
+
+    Example: labctl plan pki -o json
+    """
+    _bootstrap(layers or None, None, True, inventory, state_dir, output)
+
+
+def bootstrap(
+    only: list[str] = typer.Option(None, "--only", help="Run only this layer (repeatable)."),
+    start: str | None = typer.Option(None, "--from", help="Start at this layer."),
+    dry_run: bool = typer.Option(
+        False, "--dry-run", help="Show what would change; change nothing."
+    ),
+    inventory: Path = InventoryOption,
+    state_dir: Path = StateDirOption,
+    output: OutputFormat = OutputOption,
+) -> None:
+    """Bring the lab up: power -> os -> pki -> etcd -> kubernetes -> calico -> ceph.
+
+    Re-running on a converged lab changes nothing; a run that was killed resumes.
+
+    Example: labctl bootstrap --from pki --dry-run
+    """
+    _bootstrap(only or None, start, dry_run, inventory, state_dir, output)
+
+
+def _bootstrap(
+    only: list[str] | None,
+    start: str | None,
+    dry_run: bool,
+    inventory: Path,
+    state_dir: Path,
+    output: OutputFormat,
+) -> None:
+    from labctl.engine.executor import Options
+    from labctl.engine.runner import run_layers
+    from labctl.engine.targets import InventoryConnector
+    from labctl.errors import UsageError
+    from labctl.layers import built_layers, select
+
+    try:
+        names = select(only, start)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    ctx = _context(inventory, state_dir, dry_run)
+    connector = InventoryConnector(ctx.inventory, ctx.base_dir)
+    as_json = output is OutputFormat.json
+    try:
+        if as_json:
+            outcomes = run_layers(names, built_layers(), ctx, connector, Options(dry_run=dry_run))
+        else:
+            from labctl.cli.progress import StepProgress
+
+            with StepProgress() as progress:
+                outcomes = run_layers(
+                    names,
+                    built_layers(),
+                    ctx,
+                    connector,
+                    Options(dry_run=dry_run),
+                    progress=progress.update,
+                    announce=progress.announce,
+                )
+    finally:
+        connector.close()
+    failed = any(o.status == "failed" for o in outcomes)
+    if as_json:
+        typer.echo(
+            json.dumps({"ok": not failed, "layers": [o.as_dict() for o in outcomes]}, indent=2)
+        )
+    if failed:
+        raise typer.Exit(1)

@@ -1,0 +1,60 @@
+"""A progress display for the executor: one line per target, messages above."""
+
+from __future__ import annotations
+
+from types import TracebackType
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+
+from labctl.engine.executor import Outcome, StepResult
+
+_STYLE = {
+    Outcome.CHANGED: "green",
+    Outcome.UNCHANGED: "dim",
+    Outcome.SKIPPED: "dim",
+    Outcome.WOULD_CHANGE: "yellow",
+    Outcome.FAILED: "bold red",
+    Outcome.BLOCKED: "red",
+}
+
+
+class StepProgress:
+    def __init__(self, console: Console | None = None) -> None:
+        self.console = console or Console(stderr=True)
+        self._progress = Progress(
+            TextColumn("{task.fields[target]:<12}"),
+            BarColumn(bar_width=20),
+            TextColumn("{task.completed}/{task.total}"),
+            TextColumn("{task.fields[last]}"),
+            TimeElapsedColumn(),
+            console=self.console,
+            transient=False,
+        )
+        self._tasks: dict[str, TaskID] = {}
+
+    def __enter__(self) -> StepProgress:
+        self._progress.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._progress.stop()
+
+    def announce(self, message: str) -> None:
+        self._progress.console.print(message)
+
+    def update(self, result: StepResult) -> None:
+        task = self._tasks.get(result.target)
+        if task is None:
+            task = self._progress.add_task("", total=None, target=result.target, last="")
+            self._tasks[result.target] = task
+        style = _STYLE[result.outcome]
+        last = f"[{style}]{result.outcome}[/] {result.description}"
+        self._progress.update(task, advance=1, last=last)
+        if result.error:
+            self._progress.console.print(f"[red]{result.target}: {result.error}[/]")
