@@ -412,42 +412,43 @@ def etcd_present(inv: Inventory) -> Iterator[Finding]:
         yield ("servers",), "no server has the etcd role; Kubernetes needs an etcd cluster"
 
 
-@check("LAB041", E, "The etcd member count is odd (an even count adds no fault tolerance).")
-def etcd_odd(inv: Inventory) -> Iterator[Finding]:
-    members = _members(inv, "etcd")
+def _even_count(inv: Inventory, role: str, label: str) -> Iterator[Finding]:
+    members = _members(inv, role)
     if members and len(members) % 2 == 0:
         names = ", ".join(s.name for s in members)
         yield (
             (*members[-1].path, "roles"),
-            f"etcd has {len(members)} members ({names}); use an odd number",
+            f"{label} has {len(members)} members ({names}); use an odd number",
         )
+
+
+def _fewer_than_three(inv: Inventory, role: str, label: str) -> Iterator[Finding]:
+    members = _members(inv, role)
+    if 0 < len(members) < 3:
+        yield (
+            (*members[0].path, "roles"),
+            f"{label} has {len(members)} member(s); it cannot lose any and keep quorum",
+        )
+
+
+@check("LAB041", E, "The etcd member count is odd (an even count adds no fault tolerance).")
+def etcd_odd(inv: Inventory) -> Iterator[Finding]:
+    return _even_count(inv, "etcd", "etcd")
 
 
 @check("LAB042", W, "etcd has at least 3 members (fewer cannot survive losing one).")
 def etcd_three(inv: Inventory) -> Iterator[Finding]:
-    members = _members(inv, "etcd")
-    if 0 < len(members) < 3:
-        yield (
-            (*members[0].path, "roles"),
-            f"etcd has {len(members)} member(s); it cannot lose any and stay up",
-        )
+    return _fewer_than_three(inv, "etcd", "etcd")
 
 
 @check("LAB043", E, "The ceph-mon count is odd.")
 def mon_odd(inv: Inventory) -> Iterator[Finding]:
-    mons = _members(inv, "ceph-mon")
-    if mons and len(mons) % 2 == 0:
-        yield (*mons[-1].path, "roles"), f"Ceph has {len(mons)} monitors; use an odd number"
+    return _even_count(inv, "ceph-mon", "the Ceph monitor set")
 
 
 @check("LAB044", W, "Ceph has at least 3 monitors.")
 def mon_three(inv: Inventory) -> Iterator[Finding]:
-    mons = _members(inv, "ceph-mon")
-    if 0 < len(mons) < 3:
-        yield (
-            (*mons[0].path, "roles"),
-            f"Ceph has {len(mons)} monitor(s); it cannot lose any and keep quorum",
-        )
+    return _fewer_than_three(inv, "ceph-mon", "the Ceph monitor set")
 
 
 @check("LAB045", E, "Ceph roles and cluster.ceph come together.")
