@@ -1,0 +1,189 @@
+"""A simulated BMC: OpenIPMI's ipmi_sim serving IPMI 2.0 for one server.
+
+Used by the simulated lab (one per server, inside the lab's namespaces) and by
+the IPMI driver's tests (on loopback). Power and boot-device requests go to
+``labctl.sim.chassis`` through ipmi_sim's ``chassis_control`` hook, which runs
+the caller's power-on / power-off commands, so powering off really stops what
+the BMC is attached to.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from labctl.errors import LabctlError
+
+IPMI_SIM = "ipmi_sim"
+
+
+@dataclass(frozen=True)
+class BmcSpec:
+    name: str
+    address: str
+    username: str
+    password: str = field(repr=False)
+    state_dir: Path
+    port: int = 623
+    power_on: tuple[str, ...] = ()
+    power_off: tuple[str, ...] = ()
+    status: tuple[str, ...] = ()  # exit 0 = powered on; empty: the BMC remembers
+    initially_on: bool = False
+
+
+def _quote(value: str) -> str:
+    if any(c in value for c in '"\n'):
+        raise LabctlError(f"simulated BMC: {value!r} cannot go in an ipmi_sim config")
+    return f'"{value}"'
+
+
+def chassis_command(spec: BmcSpec) -> str:
+    if any(c.isspace() for c in str(spec.state_dir)) or any(c.isspace() for c in sys.executable):
+        raise LabctlError(f"simulated BMC state dir {spec.state_dir} must not contain spaces")
+    return f"{sys.executable} -m labctl.sim.chassis {spec.state_dir}"
+
+
+def render_lan_conf(spec: BmcSpec) -> str:
+    """ipmi_sim's lan.conf for one BMC (contains the password: write it 0600)."""
+    return "\n".join(
+        [
+            f"name {_quote(spec.name)}",
+            "set_working_mc 0x20",
+            "  startlan 1",
+            f"    addr {spec.address} {spec.port}",
+            "    priv_limit admin",
+            "    allowed_auths_callback md5",
+            "    allowed_auths_user md5",
+            "    allowed_auths_operator md5",
+            "    allowed_auths_admin md5",
+            "    guid a123456789abcdefa123456789abcdef",
+            "  endlan",
+            f"  chassis_control {_quote(chassis_command(spec))}",
+            f"  user 2 true {_quote(spec.username)} {_quote(spec.password)} admin 10 md5",
+            "",
+        ]
+    )
+
+
+def render_emu() -> str:
+    """The emulator commands: one enabled BMC at IPMB address 0x20."""
+    return "\n".join(
+        [
+            "mc_setbmc 0x20",
+            "mc_add 0x20 0 no-device-sdrs 0x23 9 8 0x9f 0x1291 0xf02 persist_sdr",
+            "mc_enable 0x20",
+            "",
+        ]
+    )
+
+
+@dataclass
+class BmcHandle:
+    spec: BmcSpec
+    pid: int
+    process: subprocess.Popen[bytes] | None = None
+
+    def stop(self, timeout: float = 5.0) -> None:
+        try:
+            os.kill(self.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            return
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process is not None and self.process.poll() is not None:
+                return
+            try:
+                os.kill(self.pid, 0)
+            except ProcessLookupError:
+                return
+            time.sleep(0.02)
+        os.kill(self.pid, signal.SIGKILL)
+        if self.process is not None:
+            self.process.wait()
+
+
+def prepare(spec: BmcSpec) -> tuple[Path, Path]:
+    """Write the BMC's config, emu file and hooks into its state dir."""
+    spec.state_dir.mkdir(parents=True, exist_ok=True)
+    os.chmod(spec.state_dir, 0o700)
+    conf = spec.state_dir / "lan.conf"
+    fd = os.open(conf, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(render_lan_conf(spec))
+    emu = spec.state_dir / "bmc.emu"
+    emu.write_text(render_emu())
+    hooks = {"on": list(spec.power_on), "off": list(spec.power_off), "status": list(spec.status)}
+    (spec.state_dir / "hooks.json").write_text(json.dumps(hooks))
+    power = spec.state_dir / "power"
+    if not power.exists():
+        power.write_text("on\n" if spec.initially_on else "off\n")
+    (spec.state_dir / "ipmi_sim").mkdir(exist_ok=True)
+    return conf, emu
+
+
+def start(spec: BmcSpec, netns: str | None = None, wait: float = 5.0) -> BmcHandle:
+    """Start ipmi_sim for ``spec`` (optionally inside network namespace ``netns``)."""
+    if shutil.which(IPMI_SIM) is None:
+        raise LabctlError("ipmi_sim is not installed (Debian package openipmi)")
+    conf, emu = prepare(spec)
+    argv: list[str] = [
+        IPMI_SIM,
+        "-c",
+        str(conf),
+        "-f",
+        str(emu),
+        "-s",
+        str(spec.state_dir / "ipmi_sim"),
+        "-n",
+        "-p",  # no persistence: the inventory is the truth, every start
+    ]
+    if netns:
+        argv = ["ip", "netns", "exec", netns, *argv]
+    log = (spec.state_dir / "ipmi_sim.log").open("ab")
+    env = {**os.environ, "PYTHONPATH": _labctl_root()}
+    process = subprocess.Popen(
+        argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env, start_new_session=True
+    )
+    handle = BmcHandle(spec, process.pid, process)
+    if netns is None:
+        _wait_listening(handle, wait)
+    return handle
+
+
+def _labctl_root() -> str:
+    return str(Path(__file__).resolve().parents[2])
+
+
+def _wait_listening(handle: BmcHandle, wait: float) -> None:
+    """ipmi_sim opens its UDP port at once; wait until it answers an RMCP ping."""
+    spec = handle.spec
+    ping = bytes.fromhex("0600ff06000011be80000000")  # ASF presence ping
+    deadline = time.monotonic() + wait
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.settimeout(0.1)
+        while time.monotonic() < deadline:
+            if handle.process is not None and handle.process.poll() is not None:
+                log = (spec.state_dir / "ipmi_sim.log").read_text(errors="replace")[-500:]
+                raise LabctlError(f"ipmi_sim for {spec.name} exited: {log}")
+            try:
+                sock.sendto(ping, (spec.address, spec.port))
+                sock.recv(64)
+                return
+            except OSError:
+                time.sleep(0.05)
+    handle.stop()
+    raise LabctlError(f"ipmi_sim for {spec.name} did not answer on {spec.address}:{spec.port}")
+
+
+def stop_all(handles: Sequence[BmcHandle]) -> None:
+    for handle in handles:
+        handle.stop()

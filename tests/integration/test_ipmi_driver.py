@@ -1,0 +1,166 @@
+"""The IPMI driver against OpenIPMI's ipmi_sim, cross-checked with ipmitool."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from labctl.drivers.ipmi import (
+    BmcEndpoint,
+    BootDevice,
+    IpmiClient,
+    PowerAction,
+    PowerState,
+)
+from labctl.errors import AuthenticationError, DriverTimeout, InsecureProtocolError
+from labctl.sim import bmc as sim_bmc
+from tests.peers.ports import free_udp_port
+
+pytestmark = pytest.mark.integration
+PASSWORD = "s3cret-Pw"
+
+
+class Bmc:
+    def __init__(self, spec: sim_bmc.BmcSpec, pidfile: Path) -> None:
+        self.spec = spec
+        self.pidfile = pidfile
+
+    def endpoint(self, **changes: object) -> BmcEndpoint:
+        base: dict[str, object] = {
+            "host": self.spec.address,
+            "port": self.spec.port,
+            "username": self.spec.username,
+            "password": self.spec.password,
+            "name": "node1",
+            "timeout": 2.0,
+        }
+        return BmcEndpoint(**{**base, **changes})  # type: ignore[arg-type]
+
+    def ipmitool(self, *args: str) -> str:
+        argv = ["ipmitool", "-I", "lanplus", "-C", "3", "-H", self.spec.address]
+        argv += ["-p", str(self.spec.port), "-U", self.spec.username, "-P", PASSWORD, *args]
+        return subprocess.run(argv, capture_output=True, text=True, check=True, timeout=20).stdout
+
+    def node_pid(self) -> int | None:
+        """The pid of the 'node' process the power hooks manage, if it runs."""
+        if not self.pidfile.exists():
+            return None
+        pid = int(self.pidfile.read_text())
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return None
+        return pid
+
+
+@pytest.fixture
+def bmc(tmp_path: Path) -> Iterator[Bmc]:
+    assert shutil.which("ipmi_sim") and shutil.which("ipmitool"), "install openipmi and ipmitool"
+    pidfile = tmp_path / "node.pid"
+    spec = sim_bmc.BmcSpec(
+        name="node1",
+        address="127.0.0.1",
+        port=free_udp_port(),
+        username="labctl",
+        password=PASSWORD,
+        state_dir=tmp_path / "bmc",
+        # The "node" is a sleep process: powering on starts it, off kills it.
+        power_on=("sh", "-c", f"sleep 600 >/dev/null 2>&1 & echo $! > {pidfile}"),
+        power_off=("sh", "-c", f"kill $(cat {pidfile}) 2>/dev/null; true"),
+        status=("sh", "-c", f"kill -0 $(cat {pidfile} 2>/dev/null) 2>/dev/null"),
+    )
+    handle = sim_bmc.start(spec)
+    peer = Bmc(spec, pidfile)
+    try:
+        yield peer
+    finally:
+        handle.stop()
+        pid = peer.node_pid()
+        if pid:
+            os.kill(pid, signal.SIGKILL)
+
+
+def test_power_on_and_off_really_start_and_stop_the_node(bmc: Bmc) -> None:
+    with IpmiClient(bmc.endpoint()) as ipmi:
+        assert ipmi.power_state() is PowerState.OFF
+        assert "Chassis Power is off" in bmc.ipmitool("chassis", "power", "status")
+        ipmi.power(PowerAction.ON)
+        assert ipmi.wait_for_power(PowerState.ON, 5) is PowerState.ON
+        assert "Chassis Power is on" in bmc.ipmitool("chassis", "power", "status")
+        first = bmc.node_pid()
+        assert first is not None
+        ipmi.power(PowerAction.RESET)
+        assert ipmi.wait_for_power(PowerState.ON, 5) is PowerState.ON
+        second = bmc.node_pid()
+        assert second is not None and second != first  # reset restarted the node
+        ipmi.power(PowerAction.OFF)
+        assert ipmi.wait_for_power(PowerState.OFF, 5) is PowerState.OFF
+        assert "Chassis Power is off" in bmc.ipmitool("chassis", "power", "status")
+        assert bmc.node_pid() is None
+
+
+def test_cycle_and_soft(bmc: Bmc) -> None:
+    with IpmiClient(bmc.endpoint()) as ipmi:
+        ipmi.power(PowerAction.ON)
+        first = bmc.node_pid()
+        ipmi.power(PowerAction.CYCLE)
+        deadline = time.monotonic() + 10
+        while bmc.node_pid() in (None, first):
+            assert time.monotonic() < deadline, "cycle did not restart the node"
+            time.sleep(0.1)
+        ipmi.power(PowerAction.SOFT)
+        assert ipmi.wait_for_power(PowerState.OFF, 5) is PowerState.OFF
+
+
+def test_boot_device_is_seen_by_ipmitool_and_the_node(bmc: Bmc) -> None:
+    with IpmiClient(bmc.endpoint()) as ipmi:
+        ipmi.set_boot_device(BootDevice.PXE)
+        assert ipmi.boot_device()[0] is BootDevice.PXE
+        assert "Force PXE" in bmc.ipmitool("chassis", "bootparam", "get", "5")
+        assert (bmc.spec.state_dir / "bootdev").read_text().strip() == "pxe"
+        ipmi.set_boot_device(BootDevice.DISK, persistent=True)
+        assert ipmi.boot_device()[0] is BootDevice.DISK
+        assert (bmc.spec.state_dir / "bootdev").read_text().strip() == "disk"
+    bmc.ipmitool("chassis", "bootdev", "pxe")  # and the other way round
+    with IpmiClient(bmc.endpoint()) as ipmi:
+        assert ipmi.boot_device()[0] is BootDevice.PXE
+
+
+def test_wrong_password_is_an_authentication_error_without_the_password(bmc: Bmc) -> None:
+    with (
+        pytest.raises(AuthenticationError) as caught,
+        IpmiClient(bmc.endpoint(password="nope-123")),
+    ):
+        pass
+    assert "node1 BMC" in str(caught.value)
+    assert "nope-123" not in str(caught.value) and PASSWORD not in str(caught.value)
+
+
+def test_suites_without_integrity_are_refused_unless_allowed(bmc: Bmc) -> None:
+    with pytest.raises(InsecureProtocolError, match="allow_insecure"):
+        IpmiClient(bmc.endpoint(cipher_suites=(1,))).connect()
+    with pytest.raises(InsecureProtocolError):
+        IpmiClient(bmc.endpoint(cipher_suites=(0,), allow_insecure=True)).connect()
+    with IpmiClient(bmc.endpoint(cipher_suites=(1,), allow_insecure=True)) as ipmi:
+        assert ipmi.power_state() is PowerState.OFF
+
+
+def test_an_address_nobody_answers_times_out_within_the_bound() -> None:
+    # A UDP socket that receives and never answers: packets vanish, as to a dead BMC.
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as silent:
+        silent.bind(("127.0.0.1", 0))
+        port = silent.getsockname()[1]
+        endpoint = BmcEndpoint("127.0.0.1", "labctl", "x", port=port, timeout=0.5, retries=1)
+        start = time.monotonic()
+        with pytest.raises(DriverTimeout, match=r"no answer within 0\.5 s"):
+            IpmiClient(endpoint).connect()
+        elapsed = time.monotonic() - start
+    assert elapsed < (endpoint.retries + 1) * endpoint.timeout + 1.0
