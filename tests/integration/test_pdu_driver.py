@@ -1,0 +1,160 @@
+"""The PDU driver against net-snmp's snmpd (our pass_persist outlet table), checked with snmpget."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from labctl.drivers.pdu import (
+    OutletAction,
+    OutletState,
+    PduClient,
+    PduEndpoint,
+    SnmpV2cAuth,
+    SnmpV3Auth,
+)
+from labctl.drivers.pdu_profiles import profile_for
+from labctl.errors import AuthenticationError, DriverError, DriverTimeout
+from labctl.sim import pdu_agent
+from tests.peers.ports import free_udp_port
+
+pytestmark = pytest.mark.integration
+AUTH, PRIV, COMMUNITY = "auth-Key-123", "priv-Key-456", "lab-community"
+
+
+@pytest.fixture(params=["apc-rpdu", "digipower-swh"])
+def pdu(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[pdu_agent.PduSpec]:
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    spec = pdu_agent.PduSpec(
+        name="pdu1",
+        address="127.0.0.1",
+        port=free_udp_port(),
+        state_dir=tmp_path / "pdu",
+        profile=request.param,
+        outlet_count=8,
+        community=COMMUNITY,
+        username="labctl",
+        auth_key=AUTH,
+        priv_key=PRIV,
+        hooks={
+            n: {"on": ("touch", str(marks / f"{n}-on")), "off": ("touch", str(marks / f"{n}-off"))}
+            for n in (1, 2)
+        },
+        reboot_delay=0.5,
+    )
+    handle = pdu_agent.start(spec)
+    try:
+        yield spec
+    finally:
+        handle.stop()
+
+
+def endpoint(spec: pdu_agent.PduSpec, **changes: object) -> PduEndpoint:
+    base: dict[str, object] = {
+        "host": spec.address,
+        "port": spec.port,
+        "auth": SnmpV3Auth("labctl", AUTH, PRIV),
+        "profile": profile_for(spec.profile),
+        "outlet_count": spec.outlet_count,
+        "timeout": 1.0,
+        "retries": 1,
+        "reboot_delay": 0.5,
+    }
+    return PduEndpoint(**{**base, **changes})  # type: ignore[arg-type]
+
+
+def snmpget(spec: pdu_agent.PduSpec, outlet: int) -> str:
+    profile = profile_for(spec.profile)
+    argv = ["snmpget", "-v3", "-l", "authPriv", "-u", "labctl", "-a", "SHA", "-A", AUTH]
+    argv += ["-x", "AES", "-X", PRIV, "-Oqv", f"{spec.address}:{spec.port}"]
+    argv.append(profile.oid(profile.state_oid, outlet))
+    out = subprocess.run(
+        argv, capture_output=True, text=True, check=True, env={**os.environ, "MIBS": ""}
+    )
+    value = out.stdout.strip().strip('"')
+    if profile.kind == "status-string":
+        value = value.split(",")[outlet - 1]
+    return "on" if int(value) == profile.state_on else "off"
+
+
+def test_off_on_reboot_seen_by_snmpget_and_hooks(pdu: pdu_agent.PduSpec) -> None:
+    marks = pdu.state_dir.parent / "marks"
+
+    async def scenario() -> None:
+        async with PduClient(endpoint(pdu)) as client:
+            assert await client.outlet_state(1) is OutletState.ON
+            await client.set_outlet(1, OutletAction.OFF)
+            assert await client.outlet_state(1) is OutletState.OFF
+            assert snmpget(pdu, 1) == "off"
+            assert (marks / "1-off").exists()  # the hook really ran
+            await client.set_outlet(1, OutletAction.ON)
+            assert snmpget(pdu, 1) == "on" and (marks / "1-on").exists()
+            await client.set_outlet(2, OutletAction.REBOOT)
+            deadline = time.monotonic() + 5
+            while not (marks / "2-on").exists():
+                assert time.monotonic() < deadline, "reboot did not switch the outlet back on"
+                await asyncio.sleep(0.1)
+            assert (marks / "2-off").exists()
+            assert await client.outlet_state(2) is OutletState.ON
+
+    asyncio.run(scenario())
+
+
+def test_v2c_and_eight_outlets_at_once(pdu: pdu_agent.PduSpec) -> None:
+    async def scenario() -> dict[int, OutletState]:
+        async with PduClient(endpoint(pdu, auth=SnmpV2cAuth(COMMUNITY))) as client:
+            return await client.outlet_states(list(range(1, 9)))
+
+    assert asyncio.run(scenario()) == dict.fromkeys(range(1, 9), OutletState.ON)
+
+
+def test_wrong_key_is_an_authentication_error_without_the_key(pdu: pdu_agent.PduSpec) -> None:
+    async def scenario() -> None:
+        async with PduClient(
+            endpoint(pdu, auth=SnmpV3Auth("labctl", "not-the-key", PRIV))
+        ) as client:
+            await client.outlet_state(1)
+
+    with pytest.raises(AuthenticationError) as caught:
+        asyncio.run(scenario())
+    assert "not-the-key" not in str(caught.value) and PRIV not in str(caught.value)
+
+
+def test_outlet_out_of_range(pdu: pdu_agent.PduSpec) -> None:
+    async def scenario() -> None:
+        async with PduClient(endpoint(pdu)) as client:
+            await client.set_outlet(9, OutletAction.OFF)
+
+    with pytest.raises(DriverError, match="no outlet 9"):
+        asyncio.run(scenario())
+
+
+def test_nobody_answering_times_out_within_the_bound() -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as silent:
+        silent.bind(("127.0.0.1", 0))
+        ep = PduEndpoint(
+            "127.0.0.1",
+            SnmpV3Auth("labctl", AUTH, PRIV),
+            profile_for("apc-rpdu"),
+            8,
+            port=silent.getsockname()[1],
+            timeout=0.5,
+            retries=1,
+        )
+
+        async def scenario() -> None:
+            async with PduClient(ep) as client:
+                await client.outlet_state(1)
+
+        start = time.monotonic()
+        with pytest.raises(DriverTimeout):
+            asyncio.run(scenario())
+    assert time.monotonic() - start < (ep.retries + 1) * ep.timeout + 1.5
