@@ -45,7 +45,7 @@ def quorum_refusals(
         )
         taking = ", ".join(sorted(leaving & set(members)))
         refusals.append(
-            f"{label} needs {needed} of its {len(members)} members up for quorum; "
+            f"{label}: {needed} of {len(members)} members must stay up for quorum; "
             f"{already}taking down {taking} would leave {remaining}"
         )
     return refusals

@@ -85,6 +85,9 @@ def test_secrets_never_printed_by_any_format() -> None:
         ["inventory", "export"],
         ["plan"],
         ["bootstrap"],
+        ["power", "status"],
+        ["power", "cycle"],
+        ["power", "bootdev"],
     ],
 )
 def test_every_command_help_has_an_example(command: list[str]) -> None:

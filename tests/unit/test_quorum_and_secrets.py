@@ -32,7 +32,7 @@ def test_second_member_down_is_refused(inv: Inventory) -> None:
     refusals = quorum_refusals(inv, {**ALL_UP, "wind": False}, ["fohn"])
     assert len(refusals) == 2  # etcd and the Ceph monitors
     assert refusals[0] == (
-        "etcd needs 2 of its 3 members up for quorum; wind is already down or unknown; "
+        "etcd: 2 of 3 members must stay up for quorum; wind is already down or unknown; "
         "taking down fohn would leave 1"
     )
 

@@ -1,0 +1,280 @@
+"""`labctl power status|on|off|cycle|reset|soft|bootdev`."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections.abc import Sequence
+from enum import StrEnum
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import typer
+
+from labctl.cli.options import InventoryOption, OutputFormat, OutputOption
+
+if TYPE_CHECKING:
+    from labctl.inventory.model import Inventory, Server
+    from labctl.layers.power import Action, TargetResult
+
+app = typer.Typer(
+    help="Power servers on, off or through a cycle, via their BMCs or PDUs.", no_args_is_help=True
+)
+
+
+class Via(StrEnum):
+    ipmi = "ipmi"
+    pdu = "pdu"
+
+
+TargetsArg = typer.Argument(None, help="Server names.")
+AllOpt = typer.Option(False, "--all", help="Every server in the inventory.")
+RoleOpt = typer.Option(None, "--role", help="Every server with this role (etcd, worker, ...).")
+ViaOpt = typer.Option(Via.ipmi, "--via", help="ipmi (the BMC) or pdu (cut the outlets).")
+DryRunOpt = typer.Option(False, "--dry-run", help="Say what would be done; touch nothing.")
+YesOpt = typer.Option(False, "--yes", "-y", help="Do not ask before destructive actions.")
+ForceOpt = typer.Option(False, "--force", help="Override the quorum guard.")
+TimeoutOpt = typer.Option(5.0, "--timeout", help="Seconds per device call (retried twice).")
+SettleOpt = typer.Option(60.0, "--settle", help="Seconds a server may take to reach the state.")
+DelayOpt = typer.Option(5.0, "--cycle-delay", help="Seconds outlets stay off in a PDU cycle.")
+
+
+def _power(
+    action_name: str,
+    targets: list[str] | None,
+    everything: bool,
+    role: str | None,
+    via: Via,
+    dry_run: bool,
+    yes: bool,
+    force: bool,
+    timeout: float,
+    settle: float,
+    cycle_delay: float,
+    inventory_path: Path,
+    output: OutputFormat,
+) -> None:
+    from labctl.inventory import require_inventory
+    from labctl.layers.power import DISRUPTIVE, Action, select_targets
+
+    action = Action(action_name)
+    inventory = require_inventory(inventory_path)
+    servers = select_targets(inventory, targets or [], everything, role)
+    names = ", ".join(s.name for s in servers)
+    base_dir = inventory_path.parent
+    if dry_run:
+        verb = "read the power state of" if action is Action.STATUS else f"power {action}"
+        typer.echo(
+            f"would {verb} {names} via {via}" + ("" if force else ", after the quorum guard")
+        )
+        return
+    destructive = action in DISRUPTIVE or (via is Via.pdu and action is not Action.STATUS)
+    if destructive and (len(servers) > 1 or via is Via.pdu) and not yes:
+        _confirm(f"power {action} {names} via {via}?")
+    asyncio.run(
+        _apply(
+            inventory, servers, action, via, force, timeout, settle, cycle_delay, base_dir, output
+        )
+    )
+
+
+def _confirm(question: str) -> None:
+    from labctl.errors import UsageError
+
+    if not sys.stdin.isatty():
+        raise UsageError(
+            f"refusing to {question.rstrip('?')} without a terminal to confirm; add --yes"
+        )
+    if not typer.confirm(question, default=False):
+        raise typer.Exit(1)
+
+
+async def _apply(
+    inventory: Inventory,
+    servers: list[Server],
+    action: Action,
+    via: Via,
+    force: bool,
+    timeout: float,
+    settle: float,
+    cycle_delay: float,
+    base_dir: Path,
+    output: OutputFormat,
+) -> None:
+    from labctl.errors import LabctlError
+    from labctl.layers.power import DISRUPTIVE, guard_quorum, run_power
+    from labctl.layers.power_backends import IpmiBackend, PduBackend
+
+    backend: IpmiBackend | PduBackend
+    if via is Via.pdu:
+        backend = PduBackend(inventory, servers, base_dir, timeout, cycle_delay)
+    else:
+        backend = IpmiBackend(list(inventory.servers), base_dir, timeout)
+    bound = timeout * 3 + 1 + (cycle_delay if via is Via.pdu else 0)
+    try:
+        if action in DISRUPTIVE and not force:
+            refusals = await guard_quorum(inventory, backend, servers, bound)
+            if refusals:
+                raise LabctlError(
+                    "refused by the quorum guard:\n  "
+                    + "\n  ".join(refusals)
+                    + "\n(--force overrides)"
+                )
+        results = await run_power(servers, action, backend, bound=bound, settle=settle)
+    finally:
+        if isinstance(backend, PduBackend):
+            await backend.aclose()
+        else:
+            backend.close()
+    _report(results, output)
+
+
+def _report(results: Sequence[TargetResult], output: OutputFormat) -> None:
+    failed = [r for r in results if not r.ok]
+    if output is OutputFormat.json:
+        typer.echo(
+            json.dumps({"ok": not failed, "targets": [r.as_dict() for r in results]}, indent=2)
+        )
+    else:
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table()
+        for column in ("server", "before", "action", "after", "time", "error"):
+            table.add_column(column)
+        for r in results:
+            table.add_row(
+                r.server,
+                r.before or "?",
+                r.action,
+                r.after or "?",
+                f"{r.seconds:.1f}s",
+                f"[red]{r.error}[/]" if r.error else "",
+            )
+        Console().print(table)
+        if failed:
+            typer.echo(f"not reached: {', '.join(r.server for r in failed)}", err=True)
+    if failed:
+        raise typer.Exit(1)
+
+
+def _command(action: str, help_text: str, example: str) -> None:
+    def command(
+        targets: list[str] = TargetsArg,
+        everything: bool = AllOpt,
+        role: str | None = RoleOpt,
+        via: Via = ViaOpt,
+        dry_run: bool = DryRunOpt,
+        yes: bool = YesOpt,
+        force: bool = ForceOpt,
+        timeout: float = TimeoutOpt,
+        settle: float = SettleOpt,
+        cycle_delay: float = DelayOpt,
+        inventory: Path = InventoryOption,
+        output: OutputFormat = OutputOption,
+    ) -> None:
+        _power(
+            action,
+            targets,
+            everything,
+            role,
+            via,
+            dry_run,
+            yes,
+            force,
+            timeout,
+            settle,
+            cycle_delay,
+            inventory,
+            output,
+        )
+
+    command.__doc__ = f"{help_text}\n\nExample: {example}"
+    app.command(action)(command)
+
+
+_command("status", "Show the power state of servers.", "labctl power status --all -o json")
+_command("on", "Power servers on.", "labctl power on wind")
+_command("off", "Power servers off (hard). Guarded by etcd/Ceph quorum.", "labctl power off wind")
+_command("cycle", "Power servers off and on. Guarded by quorum.", "labctl power cycle fohn")
+_command(
+    "reset", "Hard-reset servers. Guarded by quorum.", "labctl power reset fohn --via pdu --yes"
+)
+_command("soft", "Ask the OS to shut down (ACPI). Guarded by quorum.", "labctl power soft chequita")
+
+
+class BootDeviceName(StrEnum):
+    pxe = "pxe"
+    disk = "disk"
+    bios = "bios"
+
+
+@app.command("bootdev")
+def bootdev(
+    device: BootDeviceName = typer.Argument(..., help="pxe, disk or bios."),
+    targets: list[str] = TargetsArg,
+    everything: bool = AllOpt,
+    role: str | None = RoleOpt,
+    persistent: bool = typer.Option(False, "--persistent", help="Every boot, not just the next."),
+    dry_run: bool = DryRunOpt,
+    timeout: float = TimeoutOpt,
+    inventory: Path = InventoryOption,
+    output: OutputFormat = OutputOption,
+) -> None:
+    """Set the device servers boot from next (or always, with --persistent).
+
+    Example: labctl power bootdev pxe fohn
+    """
+    from labctl.drivers.ipmi import BootDevice
+    from labctl.inventory import require_inventory
+    from labctl.layers.power import select_targets
+    from labctl.layers.power_backends import IpmiBackend
+
+    inv = require_inventory(inventory)
+    servers = select_targets(inv, targets or [], everything, role)
+    if dry_run:
+        when = "persistent" if persistent else "next boot"
+        typer.echo(
+            f"would set boot device {device} ({when}) on {', '.join(s.name for s in servers)}"
+        )
+        return
+    backend = IpmiBackend(servers, inventory.parent, timeout)
+
+    async def apply() -> list[tuple[str, str | None]]:
+        async def one(server: Server) -> tuple[str, str | None]:
+            try:
+                await backend._call(
+                    server, lambda c: c.set_boot_device(BootDevice(device.value), persistent)
+                )
+                return server.name, None
+            except Exception as exc:
+                return server.name, str(exc)
+
+        return list(await asyncio.gather(*(one(s) for s in servers)))
+
+    try:
+        outcomes = asyncio.run(apply())
+    finally:
+        backend.close()
+    failed = [name for name, error in outcomes if error]
+    if output is OutputFormat.json:
+        typer.echo(
+            json.dumps(
+                {
+                    "ok": not failed,
+                    "targets": [
+                        {"server": n, "bootdev": device.value, "persistent": persistent, "error": e}
+                        for n, e in outcomes
+                    ],
+                },
+                indent=2,
+            )
+        )
+    else:
+        for name, error in outcomes:
+            typer.echo(
+                f"{name}: {'boot from ' + device.value if not error else 'FAILED: ' + error}"
+            )
+    if failed:
+        raise typer.Exit(1)

@@ -1,0 +1,193 @@
+"""Power backends built from the inventory: servers' BMCs (IPMI) or their PDU outlets (SNMP).
+
+Every secret is resolved when a backend is built, before any packet is sent,
+so a missing environment variable fails the command cleanly and at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import TypeVar
+
+from labctl.drivers.ipmi import BmcEndpoint, IpmiClient, PowerAction
+from labctl.drivers.pdu import (
+    OutletAction,
+    OutletState,
+    PduClient,
+    PduEndpoint,
+    SnmpV2cAuth,
+    SnmpV3Auth,
+)
+from labctl.drivers.pdu_profiles import profile_for
+from labctl.errors import LabctlError, UsageError
+from labctl.inventory.model import Inventory, Server
+from labctl.inventory.problems import format_path
+from labctl.layers.power import Action
+from labctl.secrets import resolve
+
+T = TypeVar("T")
+
+
+def bmc_endpoint(server: Server, base_dir: Path, timeout: float) -> BmcEndpoint:
+    bmc = server.bmc
+    password = resolve(
+        bmc.password, used_at=format_path((*bmc.path, "password")), base_dir=base_dir
+    )
+    return BmcEndpoint(
+        host=bmc.address,
+        port=bmc.port,
+        username=bmc.username,
+        password=password,
+        cipher_suites=bmc.cipher_suites,
+        allow_insecure=bmc.allow_insecure,
+        timeout=timeout,
+        name=server.name,
+    )
+
+
+class IpmiBackend:
+    """Servers' power through their BMCs; one cached session per BMC, in a thread pool."""
+
+    name = "ipmi"
+
+    def __init__(self, servers: list[Server], base_dir: Path, timeout: float) -> None:
+        self.endpoints = {s.name: bmc_endpoint(s, base_dir, timeout) for s in servers}
+        self._clients: dict[str, IpmiClient] = {}
+        self._locks = {name: threading.Lock() for name in self.endpoints}
+        # One thread per BMC: the calls block on the network, not the CPU.
+        self._pool = ThreadPoolExecutor(max_workers=max(1, min(64, len(self.endpoints))))
+
+    async def _call(self, server: Server, fn: Callable[[IpmiClient], T]) -> T:
+        def work() -> T:
+            with self._locks[server.name]:
+                client = self._clients.get(server.name)
+                if client is None:
+                    client = IpmiClient(self.endpoints[server.name])
+                    self._clients[server.name] = client
+                try:
+                    return fn(client)
+                except LabctlError:
+                    client.close()
+                    self._clients.pop(server.name, None)
+                    raise
+
+        return await asyncio.get_running_loop().run_in_executor(self._pool, work)
+
+    async def state(self, server: Server) -> str:
+        return str(await self._call(server, lambda c: c.power_state().value))
+
+    async def act(self, server: Server, action: Action) -> None:
+        await self._call(server, lambda c: c.power(PowerAction(action.value)))
+
+    def close(self) -> None:
+        for client in self._clients.values():
+            client.close()
+        self._clients.clear()
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+def pdu_endpoints(inventory: Inventory, base_dir: Path, timeout: float) -> dict[str, PduEndpoint]:
+    endpoints = {}
+    for pdu in inventory.pdus:
+        where = format_path((*pdu.path, "snmp"))
+        snmp = pdu.snmp
+        auth: SnmpV3Auth | SnmpV2cAuth
+        if snmp.version == "2c":
+            assert snmp.community is not None
+            auth = SnmpV2cAuth(
+                resolve(snmp.community, used_at=f"{where}.community", base_dir=base_dir)
+            )
+        else:
+            assert snmp.auth_key is not None and snmp.priv_key is not None and snmp.username
+            auth = SnmpV3Auth(
+                snmp.username,
+                resolve(snmp.auth_key, used_at=f"{where}.auth_key", base_dir=base_dir),
+                resolve(snmp.priv_key, used_at=f"{where}.priv_key", base_dir=base_dir),
+                snmp.auth_protocol,
+                snmp.priv_protocol,
+            )
+        endpoints[pdu.name] = PduEndpoint(
+            host=pdu.address,
+            port=snmp.port,
+            auth=auth,
+            profile=profile_for(pdu.profile, pdu.custom_profile),
+            outlet_count=pdu.outlet_count,
+            timeout=timeout,
+            name=pdu.name,
+        )
+    return endpoints
+
+
+class PduBackend:
+    """Servers' power through the PDU outlets feeding their power supplies.
+
+    A server is on while any of its outlets is on; off cuts all of them; a
+    cycle cuts all, waits ``cycle_delay`` and switches all back on.
+    """
+
+    name = "pdu"
+
+    def __init__(
+        self,
+        inventory: Inventory,
+        servers: list[Server],
+        base_dir: Path,
+        timeout: float,
+        cycle_delay: float,
+    ) -> None:
+        # Every server's feeds, not only the targets': the quorum guard reads them all.
+        self.feeds: dict[str, list[tuple[str, int]]] = {s.name: [] for s in inventory.servers}
+        for pdu in inventory.pdus:
+            for outlet in pdu.outlets:
+                if outlet.device in self.feeds:
+                    self.feeds[outlet.device].append((pdu.name, outlet.outlet))
+        unfed = [s.name for s in servers if not self.feeds[s.name]]
+        if unfed:
+            raise UsageError(
+                f"{', '.join(unfed)}: on no PDU outlet in the inventory; use --via ipmi"
+            )
+        self.endpoints = pdu_endpoints(inventory, base_dir, timeout)
+        self.cycle_delay = cycle_delay
+        self._clients: dict[str, PduClient] = {}
+
+    def _client(self, pdu: str) -> PduClient:
+        if pdu not in self._clients:
+            self._clients[pdu] = PduClient(self.endpoints[pdu])
+        return self._clients[pdu]
+
+    async def state(self, server: Server) -> str:
+        if not self.feeds[server.name]:
+            raise LabctlError(f"{server.name} is on no PDU outlet; its power cannot be read there")
+        states = await asyncio.gather(
+            *(self._client(pdu).outlet_state(outlet) for pdu, outlet in self.feeds[server.name])
+        )
+        return "on" if OutletState.ON in states else "off"
+
+    async def _switch(self, server: Server, action: OutletAction) -> None:
+        await asyncio.gather(
+            *(
+                self._client(pdu).set_outlet(outlet, action)
+                for pdu, outlet in self.feeds[server.name]
+            )
+        )
+
+    async def act(self, server: Server, action: Action) -> None:
+        if action is Action.ON:
+            await self._switch(server, OutletAction.ON)
+        elif action is Action.OFF:
+            await self._switch(server, OutletAction.OFF)
+        elif action in (Action.CYCLE, Action.RESET):
+            await self._switch(server, OutletAction.OFF)
+            await asyncio.sleep(self.cycle_delay)
+            await self._switch(server, OutletAction.ON)
+        else:
+            raise UsageError(f"{action} is not possible through a PDU (it cannot ask the OS)")
+
+    async def aclose(self) -> None:
+        for client in self._clients.values():
+            await client.close()
+        self._clients.clear()

@@ -1,0 +1,177 @@
+"""`labctl power` against real peers: three ipmi_sim BMCs and two snmpd PDUs on loopback.
+
+The reference inventory is used with its management network moved to
+127.31.0.0/24, so every BMC and PDU address is a loopback address.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from labctl.sim import bmc as sim_bmc
+from labctl.sim import pdu_agent
+from tests.conftest import REFERENCE
+
+pytestmark = pytest.mark.integration
+SECRETS = {
+    "LABCTL_BMC_PASSWORD_FOHN": "fohn-bmc-pw",
+    "LABCTL_BMC_PASSWORD_CHEQUITA": "chequita-bmc-pw",
+    "LABCTL_BMC_PASSWORD_WIND": "wind-bmc-pw",
+    "LABCTL_PDU_AUTH_KEY": "pdu-auth-key-1",
+    "LABCTL_PDU_PRIV_KEY": "pdu-priv-key-1",
+}
+BMC = {"fohn": "127.31.0.11", "chequita": "127.31.0.12", "wind": "127.31.0.13"}
+
+
+@dataclass
+class Lab:
+    inventory: Path
+    pidfiles: dict[str, Path]
+    marks: Path
+
+    def node_up(self, name: str) -> bool:
+        path = self.pidfiles[name]
+        if not path.exists():
+            return False
+        try:
+            os.kill(int(path.read_text()), 0)
+        except ProcessLookupError:
+            return False
+        return True
+
+    def labctl(self, *args: str, env: dict[str, str] | None = None) -> tuple[int, str]:
+        """The real entry point, as a user runs it (no terminal on stdin)."""
+        environ = {**os.environ, **(SECRETS if env is None else env), "COLUMNS": "200"}
+        done = subprocess.run(
+            [sys.executable, "-m", "labctl", *args, "-i", str(self.inventory)],
+            capture_output=True,
+            text=True,
+            env=environ,
+            stdin=subprocess.DEVNULL,
+            timeout=120,
+        )
+        assert "Traceback" not in done.stderr, done.stderr
+        return done.returncode, done.stdout + done.stderr
+
+
+@pytest.fixture
+def lab(tmp_path: Path) -> Iterator[Lab]:
+    text = REFERENCE.read_text().replace("10.31.0.", "127.31.0.")
+    inventory = tmp_path / "inventory.yaml"
+    inventory.write_text(text)
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    pidfiles = {name: tmp_path / f"{name}.pid" for name in BMC}
+    handles: list[sim_bmc.BmcHandle | pdu_agent.PduHandle] = []
+    try:
+        for name, address in BMC.items():
+            pid = pidfiles[name]
+            spec = sim_bmc.BmcSpec(
+                name=name,
+                address=address,
+                username="labctl",
+                password=SECRETS[f"LABCTL_BMC_PASSWORD_{name.upper()}"],
+                state_dir=tmp_path / f"bmc-{name}",
+                power_on=("sh", "-c", f"sleep 600 >/dev/null 2>&1 & echo $! > {pid}"),
+                power_off=("sh", "-c", f"kill $(cat {pid}) 2>/dev/null; true"),
+                status=("sh", "-c", f"kill -0 $(cat {pid} 2>/dev/null) 2>/dev/null"),
+            )
+            handles.append(sim_bmc.start(spec))
+        for pdu, address in (("pdu1", "127.31.0.5"), ("pdu2", "127.31.0.6")):
+            spec_pdu = pdu_agent.PduSpec(
+                name=pdu,
+                address=address,
+                state_dir=tmp_path / pdu,
+                profile="digipower-swh",
+                outlet_count=8,
+                username="labctl",
+                auth_key=SECRETS["LABCTL_PDU_AUTH_KEY"],
+                priv_key=SECRETS["LABCTL_PDU_PRIV_KEY"],
+                hooks={
+                    1: {
+                        "off": ("touch", str(marks / f"{pdu}-1-off")),
+                        "on": ("touch", str(marks / f"{pdu}-1-on")),
+                    }
+                },
+            )
+            handles.append(pdu_agent.start(spec_pdu))
+        yield Lab(inventory, pidfiles, marks)
+    finally:
+        for handle in handles:
+            handle.stop()
+        for pid in pidfiles.values():
+            if pid.exists():
+                with contextlib.suppress(ProcessLookupError, ValueError):
+                    os.kill(int(pid.read_text()), signal.SIGKILL)
+
+
+def test_status_on_off_with_json_and_table(lab: Lab) -> None:
+    code, out = lab.labctl("power", "status", "--all", "-o", "json")
+    assert code == 0
+    report = json.loads(out)
+    assert [(t["server"], t["after"]) for t in report["targets"]] == [
+        ("fohn", "off"),
+        ("chequita", "off"),
+        ("wind", "off"),
+    ]
+    code, out = lab.labctl("power", "on", "--all", "--yes")
+    assert code == 0, out
+    assert all(lab.node_up(n) for n in BMC)
+    assert "fohn" in out and "on" in out
+    code, out = lab.labctl("power", "off", "wind")  # one server: no confirmation needed
+    assert code == 0, out
+    assert not lab.node_up("wind") and lab.node_up("fohn")
+
+
+def test_quorum_guard_refuses_a_second_member_and_force_overrides(lab: Lab) -> None:
+    assert lab.labctl("power", "on", "--all", "--yes")[0] == 0
+    assert lab.labctl("power", "off", "wind")[0] == 0
+    code, out = lab.labctl("power", "off", "fohn")
+    assert code == 1
+    assert "quorum" in out and "wind is already down" in out
+    assert lab.node_up("fohn")  # nothing was done
+    code, _ = lab.labctl("power", "off", "fohn", "--force")
+    assert code == 0 and not lab.node_up("fohn")
+
+
+def test_destructive_without_terminal_needs_yes(lab: Lab) -> None:
+    code, out = lab.labctl("power", "cycle", "--role", "etcd")
+    assert code == 2 and "--yes" in out
+
+
+def test_cycle_via_pdu_cuts_both_outlets(lab: Lab) -> None:
+    code, out = lab.labctl(
+        "power", "cycle", "fohn", "--via", "pdu", "--yes", "--cycle-delay", "0.5"
+    )
+    assert code == 0, out
+    for pdu in ("pdu1", "pdu2"):
+        assert (lab.marks / f"{pdu}-1-off").exists() and (lab.marks / f"{pdu}-1-on").exists()
+
+
+def test_bootdev_and_dry_run(lab: Lab) -> None:
+    code, out = lab.labctl("power", "bootdev", "pxe", "fohn", "chequita")
+    assert code == 0, out
+    assert (Path(lab.inventory.parent / "bmc-fohn" / "bootdev")).read_text().strip() == "pxe"
+    code, out = lab.labctl("power", "off", "--all", "--dry-run")
+    assert code == 0 and "would power off fohn, chequita, wind" in out
+
+
+def test_missing_secret_fails_before_any_packet(lab: Lab) -> None:
+    env = {k: v for k, v in SECRETS.items() if k != "LABCTL_BMC_PASSWORD_CHEQUITA"}
+    code, out = lab.labctl("power", "status", "--all", env=env)
+    assert code == 1
+    assert (
+        "servers[1].bmc.password: environment variable LABCTL_BMC_PASSWORD_CHEQUITA is not set"
+        in out
+    )
+    assert not (lab.inventory.parent / "bmc-fohn" / "chassis.log").exists()  # no BMC was asked
