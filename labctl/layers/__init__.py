@@ -11,11 +11,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from labctl.engine.executor import Handler
-from labctl.engine.plan import Plan
 from labctl.inventory.model import Inventory
+
+if TYPE_CHECKING:  # the engine pulls in paramiko; commands that only read power need none of it
+    from labctl.engine.executor import Handler
+    from labctl.engine.plan import Plan
 
 ORDER = ("power", "os", "pki", "etcd", "kubernetes", "calico", "ceph")
 

@@ -11,23 +11,18 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from labctl.drivers.ipmi import BmcEndpoint, IpmiClient, PowerAction
-from labctl.drivers.pdu import (
-    OutletAction,
-    OutletState,
-    PduClient,
-    PduEndpoint,
-    SnmpV2cAuth,
-    SnmpV3Auth,
-)
 from labctl.drivers.pdu_profiles import profile_for
 from labctl.errors import LabctlError, UsageError
 from labctl.inventory.model import Inventory, Server
 from labctl.inventory.problems import format_path
 from labctl.layers.power import Action
 from labctl.secrets import resolve
+
+if TYPE_CHECKING:  # pysnmp takes a tenth of a second to import: only --via pdu pays for it
+    from labctl.drivers.pdu import PduClient, PduEndpoint
 
 T = TypeVar("T")
 
@@ -84,13 +79,16 @@ class IpmiBackend:
         await self._call(server, lambda c: c.power(PowerAction(action.value)))
 
     def close(self) -> None:
-        for client in self._clients.values():
-            client.close()
+        # Close sessions in parallel: each close is a round trip to its BMC, and
+        # 50 of them in a row cost more than the whole status query.
+        list(self._pool.map(IpmiClient.close, self._clients.values()))
         self._clients.clear()
         self._pool.shutdown(wait=False, cancel_futures=True)
 
 
 def pdu_endpoints(inventory: Inventory, base_dir: Path, timeout: float) -> dict[str, PduEndpoint]:
+    from labctl.drivers.pdu import PduEndpoint, SnmpV2cAuth, SnmpV3Auth
+
     endpoints = {}
     for pdu in inventory.pdus:
         where = format_path((*pdu.path, "snmp"))
@@ -155,11 +153,15 @@ class PduBackend:
         self._clients: dict[str, PduClient] = {}
 
     def _client(self, pdu: str) -> PduClient:
+        from labctl.drivers.pdu import PduClient
+
         if pdu not in self._clients:
             self._clients[pdu] = PduClient(self.endpoints[pdu])
         return self._clients[pdu]
 
     async def state(self, server: Server) -> str:
+        from labctl.drivers.pdu import OutletState
+
         if not self.feeds[server.name]:
             raise LabctlError(f"{server.name} is on no PDU outlet; its power cannot be read there")
         states = await asyncio.gather(
@@ -167,23 +169,25 @@ class PduBackend:
         )
         return "on" if OutletState.ON in states else "off"
 
-    async def _switch(self, server: Server, action: OutletAction) -> None:
+    async def _switch(self, server: Server, action: str) -> None:
+        from labctl.drivers.pdu import OutletAction
+
         await asyncio.gather(
             *(
-                self._client(pdu).set_outlet(outlet, action)
+                self._client(pdu).set_outlet(outlet, OutletAction(action))
                 for pdu, outlet in self.feeds[server.name]
             )
         )
 
     async def act(self, server: Server, action: Action) -> None:
         if action is Action.ON:
-            await self._switch(server, OutletAction.ON)
+            await self._switch(server, "on")
         elif action is Action.OFF:
-            await self._switch(server, OutletAction.OFF)
+            await self._switch(server, "off")
         elif action in (Action.CYCLE, Action.RESET):
-            await self._switch(server, OutletAction.OFF)
+            await self._switch(server, "off")
             await asyncio.sleep(self.cycle_delay)
-            await self._switch(server, OutletAction.ON)
+            await self._switch(server, "on")
         else:
             raise UsageError(f"{action} is not possible through a PDU (it cannot ask the OS)")
 

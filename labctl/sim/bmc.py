@@ -38,6 +38,9 @@ class BmcSpec:
     power_off: tuple[str, ...] = ()
     status: tuple[str, ...] = ()  # exit 0 = powered on; empty: the BMC remembers
     initially_on: bool = False
+    # Another chassis_control program (benchmarks use a shell one to take the
+    # simulator's own CPU out of the figures); default: labctl.sim.chassis.
+    chassis_program: str | None = None
 
 
 def _quote(value: str) -> str:
@@ -47,9 +50,12 @@ def _quote(value: str) -> str:
 
 
 def chassis_command(spec: BmcSpec) -> str:
+    if spec.chassis_program:
+        return f"{spec.chassis_program} {spec.state_dir}"
     if any(c.isspace() for c in str(spec.state_dir)) or any(c.isspace() for c in sys.executable):
         raise LabctlError(f"simulated BMC state dir {spec.state_dir} must not contain spaces")
-    return f"{sys.executable} -m labctl.sim.chassis {spec.state_dir}"
+    # -S: no site packages; the chassis program is stdlib-only and runs per request.
+    return f"{sys.executable} -S -m labctl.sim.chassis {spec.state_dir}"
 
 
 def render_lan_conf(spec: BmcSpec) -> str:
