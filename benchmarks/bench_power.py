@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -25,6 +24,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from gen_inventory import generate, render
+from timing import median_wall
 
 from labctl.sim import bmc as sim_bmc
 
@@ -41,14 +41,7 @@ def in_ns(ns: str, *argv: str) -> list[str]:
 
 
 def wall(argv: list[str], runs: int, env: dict[str, str]) -> float:
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        done = subprocess.run(argv, capture_output=True, text=True, env=env)
-        times.append(time.perf_counter() - start)
-        if done.returncode != 0:
-            raise SystemExit(f"{argv[:6]} failed: {done.stdout[-400:]} {done.stderr[-400:]}")
-    return statistics.median(times)
+    return median_wall(argv, runs, env=env)
 
 
 def measure(

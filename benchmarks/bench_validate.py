@@ -12,15 +12,13 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from gen_inventory import render
+from timing import median_wall
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -31,15 +29,7 @@ def labctl() -> list[str]:
 
 
 def wall(argv: list[str], runs: int) -> float:
-    subprocess.run(argv, cwd=ROOT, capture_output=True, check=False)  # warm the page cache
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        done = subprocess.run(argv, cwd=ROOT, capture_output=True, check=False)
-        times.append(time.perf_counter() - start)
-        if done.returncode != 0:
-            raise SystemExit(f"{' '.join(argv)} exited {done.returncode}: {done.stdout[-500:]!r}")
-    return statistics.median(times)
+    return median_wall(argv, runs, cwd=ROOT)
 
 
 def main() -> None:

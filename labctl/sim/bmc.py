@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -22,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from labctl.errors import LabctlError
+from labctl.sim.process import ManagedProcess
 
 IPMI_SIM = "ipmi_sim"
 
@@ -93,28 +93,8 @@ def render_emu() -> str:
 
 
 @dataclass
-class BmcHandle:
-    spec: BmcSpec
-    pid: int
-    process: subprocess.Popen[bytes] | None = None
-
-    def stop(self, timeout: float = 5.0) -> None:
-        try:
-            os.kill(self.pid, signal.SIGTERM)
-        except ProcessLookupError:
-            return
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process is not None and self.process.poll() is not None:
-                return
-            try:
-                os.kill(self.pid, 0)
-            except ProcessLookupError:
-                return
-            time.sleep(0.02)
-        os.kill(self.pid, signal.SIGKILL)
-        if self.process is not None:
-            self.process.wait()
+class BmcHandle(ManagedProcess):
+    spec: BmcSpec | None = None
 
 
 def prepare(spec: BmcSpec) -> tuple[Path, Path]:
@@ -159,9 +139,9 @@ def start(spec: BmcSpec, netns: str | None = None, wait: float = 5.0) -> BmcHand
     process = subprocess.Popen(
         argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env, start_new_session=True
     )
-    handle = BmcHandle(spec, process.pid, process)
+    handle = BmcHandle(process.pid, process, spec)
     if netns is None:
-        _wait_listening(handle, wait)
+        _wait_listening(handle, spec, wait)
     return handle
 
 
@@ -169,9 +149,8 @@ def _labctl_root() -> str:
     return str(Path(__file__).resolve().parents[2])
 
 
-def _wait_listening(handle: BmcHandle, wait: float) -> None:
+def _wait_listening(handle: BmcHandle, spec: BmcSpec, wait: float) -> None:
     """ipmi_sim opens its UDP port at once; wait until it answers an RMCP ping."""
-    spec = handle.spec
     ping = bytes.fromhex("0600ff06000011be80000000")  # ASF presence ping
     deadline = time.monotonic() + wait
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:

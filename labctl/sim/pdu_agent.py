@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -21,6 +20,7 @@ from typing import Any
 
 from labctl.drivers.pdu_profiles import profile_for
 from labctl.errors import LabctlError
+from labctl.sim.process import ManagedProcess
 
 SNMPD = "/usr/sbin/snmpd"
 
@@ -68,22 +68,8 @@ def render_snmpd_conf(spec: PduSpec) -> str:
 
 
 @dataclass
-class PduHandle:
-    spec: PduSpec
-    pid: int
-    process: subprocess.Popen[bytes] | None = None
-
-    def stop(self, timeout: float = 5.0) -> None:
-        try:
-            os.kill(self.pid, signal.SIGTERM)
-        except ProcessLookupError:
-            return
-        if self.process is not None:
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                os.kill(self.pid, signal.SIGKILL)
-                self.process.wait()
+class PduHandle(ManagedProcess):
+    spec: PduSpec | None = None
 
 
 def prepare(spec: PduSpec) -> Path:
@@ -132,14 +118,13 @@ def start(spec: PduSpec, netns: str | None = None, wait: float = 10.0) -> PduHan
         env=env,
         start_new_session=True,
     )
-    handle = PduHandle(spec, process.pid, process)
+    handle = PduHandle(process.pid, process, spec)
     if netns is None:
-        _wait_ready(handle, wait)
+        _wait_ready(handle, spec, wait)
     return handle
 
 
-def _wait_ready(handle: PduHandle, wait: float) -> None:
-    spec = handle.spec
+def _wait_ready(handle: PduHandle, spec: PduSpec, wait: float) -> None:
     profile = profile_for(spec.profile, spec.overrides)
     oid = profile.oid(profile.state_oid, 1)
     if spec.username:

@@ -1,0 +1,38 @@
+"""A daemon the simulated lab started, stopped by its pid."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from dataclasses import dataclass
+
+
+@dataclass
+class ManagedProcess:
+    pid: int
+    process: subprocess.Popen[bytes] | None = None
+
+    def running(self) -> bool:
+        if self.process is not None:
+            return self.process.poll() is None
+        try:
+            os.kill(self.pid, 0)
+        except ProcessLookupError:
+            return False
+        return True
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """SIGTERM, wait up to ``timeout``, then SIGKILL; reaped when we started it."""
+        try:
+            os.kill(self.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            return
+        deadline = time.monotonic() + timeout
+        while self.running() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        if self.running():
+            os.kill(self.pid, signal.SIGKILL)
+        if self.process is not None:
+            self.process.wait()
