@@ -28,11 +28,16 @@ class CfsslBackend:
     def _run(self, args: list[str], cwd: str) -> dict[str, str]:
         try:
             proc = subprocess.run(
-                [self.binary, *args], cwd=cwd, capture_output=True, timeout=self.timeout,
+                [self.binary, *args],
+                cwd=cwd,
+                capture_output=True,
+                timeout=self.timeout,
                 check=False,
             )
         except FileNotFoundError as e:
-            raise DriverError(f"cfssl binary {self.binary!r} not found (install golang-cfssl)") from e
+            raise DriverError(
+                f"cfssl binary {self.binary!r} not found (install golang-cfssl)"
+            ) from e
         except subprocess.TimeoutExpired as e:
             raise DriverError(f"cfssl {args[0]} {args[1]} timed out after {self.timeout}s") from e
         stderr = proc.stderr.decode(errors="replace").strip()
@@ -75,8 +80,17 @@ class CfsslBackend:
             Path(d, "ca.pem").write_bytes(ca.cert_pem)
             Path(d, "config.json").write_text(json.dumps(config))
             Path(d, "csr.json").write_text(dumps(csr_json(spec)))
-            args = ["gencert", "-ca", "ca.pem", "-ca-key", "ca-key.pem",
-                    "-config", "config.json", "-profile", spec.profile]
+            args = [
+                "gencert",
+                "-ca",
+                "ca.pem",
+                "-ca-key",
+                "ca-key.pem",
+                "-config",
+                "config.json",
+                "-profile",
+                spec.profile,
+            ]
             # -hostname *replaces* the CSR's hosts; pass it only with the full list so
             # an empty one never wipes SANs (and client certs get none).
             if spec.hosts:

@@ -108,8 +108,15 @@ def plan_certificates(inp: PkiInput) -> list[CertSpec]:
     org = (inp.cluster_name,)
     specs = [
         mk("ca", "ca", f"{inp.cluster_name} CA", org, (), "ca", ()),
-        mk("front-proxy-ca", "front-proxy-ca", f"{inp.cluster_name} front-proxy CA", org, (),
-           "ca", ()),
+        mk(
+            "front-proxy-ca",
+            "front-proxy-ca",
+            f"{inp.cluster_name} front-proxy CA",
+            org,
+            (),
+            "ca",
+            (),
+        ),
     ]
     etcd_nodes = [n for n in inp.nodes if "etcd" in n.roles]
     cp_nodes = [n for n in inp.nodes if "control-plane" in n.roles]
@@ -118,12 +125,23 @@ def plan_certificates(inp: PkiInput) -> list[CertSpec]:
         # Loopback on the server cert: local etcdctl and the apiserver on the same
         # host dial 127.0.0.1.
         server_hosts = _uniq([*node_hosts(inp, n), "localhost", "127.0.0.1"])
-        specs.append(mk(f"etcd-server-{n.name}", "ca", n.name, (), server_hosts,
-                        "server-client", (n.name,)))
-        specs.append(mk(f"etcd-peer-{n.name}", "ca", n.name, (), _uniq(node_hosts(inp, n)),
-                        "peer", (n.name,)))
-    specs.append(mk("etcd-client-apiserver", "ca", "kube-apiserver-etcd-client", (), (),
-                    "client", cp))
+        specs.append(
+            mk(f"etcd-server-{n.name}", "ca", n.name, (), server_hosts, "server-client", (n.name,))
+        )
+        specs.append(
+            mk(
+                f"etcd-peer-{n.name}",
+                "ca",
+                n.name,
+                (),
+                _uniq(node_hosts(inp, n)),
+                "peer",
+                (n.name,),
+            )
+        )
+    specs.append(
+        mk("etcd-client-apiserver", "ca", "kube-apiserver-etcd-client", (), (), "client", cp)
+    )
     specs.append(mk(f"etcd-client-{inp.operator}", "ca", inp.operator, (), (), "client", ()))
 
     svc_ip = str(next(ipaddress.ip_network(inp.service_cidr, strict=False).hosts()))
@@ -139,18 +157,44 @@ def plan_certificates(inp: PkiInput) -> list[CertSpec]:
     for n in cp_nodes:
         api_hosts.extend(node_hosts(inp, n))
     specs.append(mk("apiserver", "ca", "kube-apiserver", (), _uniq(api_hosts), "server", cp))
-    specs.append(mk("apiserver-kubelet-client", "ca", "kube-apiserver-kubelet-client",
-                    ("system:masters",), (), "client", cp))
+    specs.append(
+        mk(
+            "apiserver-kubelet-client",
+            "ca",
+            "kube-apiserver-kubelet-client",
+            ("system:masters",),
+            (),
+            "client",
+            cp,
+        )
+    )
     for n in inp.nodes:
-        specs.append(mk(f"kubelet-{n.name}", "ca", f"system:node:{n.name}", ("system:nodes",),
-                        _uniq(node_hosts(inp, n)), "server", (n.name,)))
-        specs.append(mk(f"kubelet-client-{n.name}", "ca", f"system:node:{n.name}",
-                        ("system:nodes",), (), "client", (n.name,)))
+        specs.append(
+            mk(
+                f"kubelet-{n.name}",
+                "ca",
+                f"system:node:{n.name}",
+                ("system:nodes",),
+                _uniq(node_hosts(inp, n)),
+                "server",
+                (n.name,),
+            )
+        )
+        specs.append(
+            mk(
+                f"kubelet-client-{n.name}",
+                "ca",
+                f"system:node:{n.name}",
+                ("system:nodes",),
+                (),
+                "client",
+                (n.name,),
+            )
+        )
     everyone = tuple(n.name for n in inp.nodes)
     specs += [
         mk("admin", "ca", inp.operator, ("system:masters",), (), "client", ()),
-        mk("kube-controller-manager", "ca", "system:kube-controller-manager", (), (),
-           "client", cp),
+        mk("kube-controller-manager", "ca", "system:kube-controller-manager", (), (), "client", cp),
         mk("kube-scheduler", "ca", "system:kube-scheduler", (), (), "client", cp),
         mk("kube-proxy", "ca", "system:kube-proxy", (), (), "client", everyone),
         mk("front-proxy-client", "front-proxy-ca", "front-proxy-client", (), (), "client", cp),
