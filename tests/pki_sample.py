@@ -27,11 +27,19 @@ def scaled_input(n: int) -> PkiInput:
         PkiNode(
             f"node{i:03d}",
             (f"10.{i // 250}.{i % 250}.10",),
-            frozenset({"worker", *(["etcd"] if i < 3 else []),
-                       *(["control-plane"] if i == 0 else [])}),
+            frozenset(
+                {"worker", *(["etcd"] if i < 3 else []), *(["control-plane"] if i == 0 else [])}
+            ),
         )
         for i in range(n)
     )
     base = sample_input()
-    return PkiInput(base.cluster_name, base.cluster_domain, base.service_cidr,
-                    base.api_endpoint_name, base.api_endpoint_address, nodes, base.operator)
+    return PkiInput(
+        base.cluster_name,
+        base.cluster_domain,
+        base.service_cidr,
+        base.api_endpoint_name,
+        base.api_endpoint_address,
+        nodes,
+        base.operator,
+    )

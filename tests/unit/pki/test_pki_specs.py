@@ -19,8 +19,16 @@ def test_full_set_of_names() -> None:
     for n in ("fohn", "chequita", "wind"):
         assert f"etcd-server-{n}" in names and f"etcd-peer-{n}" in names
         assert f"kubelet-{n}" in names and f"kubelet-client-{n}" in names
-    for n in ("etcd-client-apiserver", "etcd-client-bluecmd", "apiserver", "admin",
-              "kube-controller-manager", "kube-scheduler", "kube-proxy", "front-proxy-client"):
+    for n in (
+        "etcd-client-apiserver",
+        "etcd-client-bluecmd",
+        "apiserver",
+        "admin",
+        "kube-controller-manager",
+        "kube-scheduler",
+        "kube-proxy",
+        "front-proxy-client",
+    ):
         assert n in names
     assert len(names) == len(set(names))
 
@@ -37,8 +45,17 @@ def test_etcd_certs_have_both_auth_usages() -> None:
 
 def test_apiserver_sans() -> None:
     api = next(s for s in plan_certificates(sample_input()) if s.name == "apiserver")
-    for h in ("10.3.0.1", "kubernetes", "kubernetes.default", "kubernetes.default.svc",
-              "kubernetes.default.svc.cluster.local", "k8s.lab.example", "31.31.164.209", "fohn", "fohn.lab"):
+    for h in (
+        "10.3.0.1",
+        "kubernetes",
+        "kubernetes.default",
+        "kubernetes.default.svc",
+        "kubernetes.default.svc.cluster.local",
+        "k8s.lab.example",
+        "31.31.164.209",
+        "fohn",
+        "fohn.lab",
+    ):
         assert h in api.hosts
     assert "chequita" not in api.hosts  # not a control-plane node
     assert api.usages == ("signing", "key encipherment", "server auth")
