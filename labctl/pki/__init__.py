@@ -1,0 +1,1 @@
+"""PKI core: certificate specs (pure), minting backends, on-disk store, check/rotate."""

@@ -1,0 +1,99 @@
+"""Minting with the real `cfssl` binary (1.2) as a subprocess.
+
+We read cfssl's JSON answer ourselves instead of piping into cfssljson: in a pipe a
+cfssl failure turns into an empty/garbled cfssljson run and the real error is lost.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import tempfile
+from pathlib import Path
+
+from labctl.errors import DriverError
+from labctl.pki.backend import CaMaterial
+from labctl.pki.cfssl_json import csr_json, dumps, go_duration
+from labctl.pki.specs import PROFILE_USAGES, CertSpec
+
+
+class CfsslBackend:
+    name = "cfssl"
+
+    def __init__(self, binary: str = "cfssl", timeout: float = 60.0) -> None:
+        self.binary = binary
+        self.timeout = timeout
+
+    def _run(self, args: list[str], cwd: str) -> dict[str, str]:
+        try:
+            proc = subprocess.run(
+                [self.binary, *args],
+                cwd=cwd,
+                capture_output=True,
+                timeout=self.timeout,
+                check=False,
+            )
+        except FileNotFoundError as e:
+            raise DriverError(
+                f"cfssl binary {self.binary!r} not found (install golang-cfssl)"
+            ) from e
+        except subprocess.TimeoutExpired as e:
+            raise DriverError(f"cfssl {args[0]} {args[1]} timed out after {self.timeout}s") from e
+        stderr = proc.stderr.decode(errors="replace").strip()
+        if proc.returncode != 0:
+            raise DriverError(f"cfssl {' '.join(args[:2])} failed ({proc.returncode}): {stderr}")
+        try:
+            out = json.loads(proc.stdout)
+        except json.JSONDecodeError as e:
+            raise DriverError(f"cfssl printed no JSON: {stderr}") from e
+        if not isinstance(out, dict) or not out.get("cert") or not out.get("key"):
+            raise DriverError(f"cfssl answer lacks cert/key: {stderr}")
+        return {str(k): str(v) for k, v in out.items()}
+
+    def mint_ca(self, spec: CertSpec) -> tuple[bytes, bytes]:
+        with tempfile.TemporaryDirectory(prefix="labctl-cfssl-") as d:
+            Path(d, "csr.json").write_text(dumps(csr_json(spec)))
+            out = self._run(["gencert", "-initca", "csr.json"], d)
+        return out["cert"].encode(), out["key"].encode()
+
+    def mint_cert(self, spec: CertSpec, ca: CaMaterial) -> tuple[bytes, bytes]:
+        # One profile per cert with this spec's own expiry: cfssl takes expiry from the
+        # profile, not from the CSR.
+        config = {
+            "signing": {
+                "default": {"expiry": go_duration(spec.validity_days)},
+                "profiles": {
+                    spec.profile: {
+                        "usages": list(PROFILE_USAGES[spec.profile]),
+                        "expiry": go_duration(spec.validity_days),
+                    }
+                },
+            }
+        }
+        with tempfile.TemporaryDirectory(prefix="labctl-cfssl-") as d:
+            # The CA key only ever exists plaintext here: a private 0700 temp dir,
+            # file 0600, removed with the dir when signing is done.
+            fd = os.open(Path(d, "ca-key.pem"), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "wb") as f:
+                f.write(ca.key_pem)
+            Path(d, "ca.pem").write_bytes(ca.cert_pem)
+            Path(d, "config.json").write_text(json.dumps(config))
+            Path(d, "csr.json").write_text(dumps(csr_json(spec)))
+            args = [
+                "gencert",
+                "-ca",
+                "ca.pem",
+                "-ca-key",
+                "ca-key.pem",
+                "-config",
+                "config.json",
+                "-profile",
+                spec.profile,
+            ]
+            # -hostname *replaces* the CSR's hosts; pass it only with the full list so
+            # an empty one never wipes SANs (and client certs get none).
+            if spec.hosts:
+                args.append("-hostname=" + ",".join(spec.hosts))
+            out = self._run([*args, "csr.json"], d)
+        return out["cert"].encode(), out["key"].encode()

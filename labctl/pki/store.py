@@ -1,0 +1,118 @@
+"""The committable ssl/ directory, laid out like the reference lab's.
+
+<name>.pem and <name>.json (CSR) and ca-config.json are safe to commit; leaf keys are
+<name>-key.pem (0600, meant to be git-ignored); CA keys exist on disk only encrypted
+(<ca>-key.pem.encrypted, PKCS#8 + BestAvailableEncryption).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from pathlib import Path
+
+from cryptography.hazmat.primitives import serialization
+
+from labctl.errors import SecretError
+
+SA = "service-account"
+
+
+def atomic_write(path: Path, data: bytes, mode: int = 0o644) -> None:
+    """Temp file in the same dir, fsync, rename: readers never see half a file."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        os.fchmod(fd, mode)  # set before any byte is written: keys are never world-readable
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    dfd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dfd)  # make the rename itself durable
+    finally:
+        os.close(dfd)
+
+
+class PkiStore:
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    def ensure(self) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    def path(self, filename: str) -> Path:
+        return self.root / filename
+
+    # certificates and CSR documents (committable)
+    def read_cert(self, name: str) -> bytes | None:
+        p = self.path(f"{name}.pem")
+        return p.read_bytes() if p.exists() else None
+
+    def write_cert(self, name: str, pem: bytes) -> None:
+        atomic_write(self.path(f"{name}.pem"), pem)
+
+    def write_text(self, filename: str, text: str) -> None:
+        atomic_write(self.path(filename), text.encode())
+
+    # leaf keys (0600, never committed)
+    def read_key(self, name: str) -> bytes | None:
+        p = self.path(f"{name}-key.pem")
+        return p.read_bytes() if p.exists() else None
+
+    def write_key(self, name: str, pem: bytes) -> None:
+        atomic_write(self.path(f"{name}-key.pem"), pem, 0o600)
+
+    # CA keys: encrypted at rest only
+    def has_ca_key(self, name: str) -> bool:
+        return self.path(f"{name}-key.pem.encrypted").exists()
+
+    def write_ca_key(self, name: str, key_pem: bytes, passphrase: bytes) -> None:
+        if not passphrase:
+            raise SecretError("an empty passphrase cannot protect the CA key")
+        key = serialization.load_pem_private_key(key_pem, None)
+        enc = key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.BestAvailableEncryption(passphrase),
+        )
+        atomic_write(self.path(f"{name}-key.pem.encrypted"), enc, 0o600)
+
+    def read_ca_key(self, name: str, passphrase: bytes) -> bytes:
+        """Decrypt into memory; returns a PEM the backends can use."""
+        data = self.path(f"{name}-key.pem.encrypted").read_bytes()
+        try:
+            key = serialization.load_pem_private_key(data, passphrase)
+        except (ValueError, TypeError) as e:
+            # The message names the file only, never the passphrase.
+            raise SecretError(f"cannot decrypt {name}-key.pem.encrypted (wrong passphrase?)") from e
+        return key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.TraditionalOpenSSL,
+            serialization.NoEncryption(),
+        )
+
+    # service-account signing key pair and the trust bundle of public keys
+    def read_sa_public(self) -> bytes | None:
+        p = self.path(f"{SA}.pub")
+        return p.read_bytes() if p.exists() else None
+
+    def has_sa_key(self) -> bool:
+        return self.path(f"{SA}.key").exists() and self.path(f"{SA}.pub").exists()
+
+    def write_sa(self, key_pem: bytes, pub_pem: bytes) -> None:
+        atomic_write(self.path(f"{SA}.key"), key_pem, 0o600)
+        atomic_write(self.path(f"{SA}.pub"), pub_pem)
+
+    def read_trust(self) -> bytes:
+        p = self.path(f"{SA}.trust.pem")
+        return p.read_bytes() if p.exists() else b""
+
+    def write_trust(self, pem: bytes) -> None:
+        atomic_write(self.path(f"{SA}.trust.pem"), pem)

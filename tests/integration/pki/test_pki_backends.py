@@ -1,0 +1,191 @@
+"""Both backends against the real openssl, and mint/check/rotate on a real store."""
+
+from __future__ import annotations
+
+import datetime as dt
+import stat
+import subprocess
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+
+from labctl.errors import DriverError, SecretError
+from labctl.pki.backend import Backend
+from labctl.pki.builtin_backend import BuiltinBackend
+from labctl.pki.cfssl_backend import CfsslBackend
+from labctl.pki.check import check, mint_all, rotate
+from labctl.pki.specs import plan_certificates
+from labctl.pki.store import PkiStore
+from tests.pki_sample import sample_input
+
+pytestmark = pytest.mark.integration
+PASS = b"test-passphrase-not-secret"
+
+
+def now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def openssl(*args: str) -> str:
+    p = subprocess.run(["openssl", *args], capture_output=True, text=True, check=False)
+    assert p.returncode == 0, p.stderr
+    return p.stdout
+
+
+@pytest.fixture
+def minted(backend: Backend, tmp_path: Path) -> PkiStore:
+    store = PkiStore(tmp_path / "ssl")
+    report = mint_all(sample_input(), store, backend, PASS, now())
+    assert report.minted  # a fresh store needs everything
+    return store
+
+
+def test_openssl_verifies_every_cert(minted: PkiStore) -> None:
+    for spec in plan_certificates(sample_input()):
+        cert = minted.path(f"{spec.name}.pem")
+        out = openssl("verify", "-CAfile", str(minted.path(f"{spec.ca}.pem")), str(cert))
+        assert out.strip() == f"{cert}: OK"
+
+
+def test_openssl_shows_usages_sans_subject_and_key(minted: PkiStore) -> None:
+    for spec in plan_certificates(sample_input()):
+        text = openssl("x509", "-noout", "-text", "-in", str(minted.path(f"{spec.name}.pem")))
+        assert "prime256v1" in text, spec.name
+        if spec.is_ca:
+            assert "CA:TRUE" in text and "Certificate Sign, CRL Sign" in text
+            continue
+        assert "CA:FALSE" in text
+        assert "Digital Signature, Key Encipherment" in text
+        assert ("TLS Web Server Authentication" in text) == ("server auth" in spec.usages)
+        assert ("TLS Web Client Authentication" in text) == ("client auth" in spec.usages)
+        for h in spec.dns_names:
+            assert f"DNS:{h}" in text, (spec.name, h)
+        for ip in spec.ip_addresses:
+            assert f"IP Address:{ip}" in text, (spec.name, ip)
+        subj = openssl(
+            "x509",
+            "-noout",
+            "-subject",
+            "-nameopt",
+            "RFC2253",
+            "-in",
+            str(minted.path(f"{spec.name}.pem")),
+        )
+        assert f"CN={spec.common_name}" in subj
+        for o in spec.organizations:
+            assert f"O={o}" in subj
+        cert = x509.load_pem_x509_certificate(minted.path(f"{spec.name}.pem").read_bytes())
+        days = (cert.not_valid_after_utc - cert.not_valid_before_utc).days
+        assert days == spec.validity_days
+
+
+def test_layout_and_modes(minted: PkiStore) -> None:
+    root = minted.root
+    assert (root / "ca-config.json").exists()
+    assert (root / "ca-key.pem.encrypted").exists()
+    assert not (root / "ca-key.pem").exists()  # never a plaintext CA key on disk
+    assert b"ENCRYPTED PRIVATE KEY" in (root / "ca-key.pem.encrypted").read_bytes()
+    for p in root.iterdir():
+        assert not p.name.startswith("."), f"left-over temp file {p.name}"
+        if p.name.endswith(("-key.pem", ".encrypted", ".key")):
+            assert stat.S_IMODE(p.stat().st_mode) == 0o600, p.name
+    for spec in plan_certificates(sample_input()):
+        assert (root / f"{spec.name}.json").exists()
+    for f in ("service-account.key", "service-account.pub", "service-account.trust.pem"):
+        assert (root / f).exists()
+    with pytest.raises(SecretError) as e:
+        minted.read_ca_key("ca", b"wrong")
+    assert "wrong" not in str(e.value).replace("wrong passphrase", "")
+
+
+def test_second_run_mints_nothing(minted: PkiStore, backend: Backend) -> None:
+    before = {p.name: p.read_bytes() for p in minted.root.iterdir()}
+    report = mint_all(sample_input(), minted, backend, PASS, now())
+    assert report.minted == []
+    assert {p.name: p.read_bytes() for p in minted.root.iterdir()} == before
+
+
+def test_check_finds_expiring_changed_and_foreign(
+    minted: PkiStore, backend: Backend, tmp_path: Path
+) -> None:
+    inp = sample_input()
+    assert check(inp, minted, now()) == []
+    # expiring: look from 340 days ahead, everything leaf-level is within 30 days
+    later = {f.name: f.reason for f in check(inp, minted, now() + dt.timedelta(days=340))}
+    assert "expires" in later["apiserver"] and "ca" not in later
+    # SANs: add an address to wind
+    from dataclasses import replace
+
+    nodes = tuple(
+        replace(n, addresses=(*n.addresses, "31.31.164.212")) if n.name == "wind" else n
+        for n in inp.nodes
+    )
+    changed = {f.name: f.reason for f in check(replace(inp, nodes=nodes), minted, now())}
+    assert set(changed) == {"etcd-server-wind", "etcd-peer-wind", "kubelet-wind"}
+    assert "SANs differ" in changed["kubelet-wind"]
+    # signed by another CA
+    other = PkiStore(tmp_path / "other")
+    mint_all(inp, other, backend, PASS, now())
+    minted.write_cert("admin", other.read_cert("admin") or b"")
+    assert {f.name: f.reason for f in check(inp, minted, now())} == {
+        "admin": "signed by a different CA"
+    }
+    # missing key
+    minted.path("kube-proxy-key.pem").unlink()
+    report = mint_all(inp, minted, backend, PASS, now())
+    assert {f.name for f in report.minted} == {"admin", "kube-proxy"}
+    assert check(inp, minted, now()) == []
+
+
+def test_rotate_keeps_old_sa_key_trusted(minted: PkiStore, backend: Backend) -> None:
+    inp = sample_input()
+    old_pub = minted.read_sa_public()
+    old_api = minted.read_cert("apiserver")
+    old_ca = minted.read_cert("ca")
+    rotate(inp, minted, backend, PASS, now())
+    assert minted.read_sa_public() != old_pub
+    trust = minted.read_trust()
+    assert old_pub and old_pub in trust and (minted.read_sa_public() or b"") in trust
+    assert minted.read_cert("apiserver") != old_api
+    assert minted.read_cert("ca") == old_ca  # CA kept unless asked
+    assert check(inp, minted, now()) == []
+    # rotating one name touches only that one
+    before = {p.name: p.read_bytes() for p in minted.root.glob("*.pem")}
+    rotate(inp, minted, backend, PASS, now(), only="kube-proxy")
+    after = {p.name: p.read_bytes() for p in minted.root.glob("*.pem")}
+    assert {n for n in after if after[n] != before[n]} == {"kube-proxy.pem", "kube-proxy-key.pem"}
+    # a second full rotation keeps both older keys
+    rotate(inp, minted, backend, PASS, now())
+    assert minted.read_trust().count(b"BEGIN PUBLIC KEY") == 3
+
+
+def test_rotating_the_ca_reissues_its_leaves(minted: PkiStore, backend: Backend) -> None:
+    inp = sample_input()
+    rotate(inp, minted, backend, PASS, now(), only="front-proxy-ca")
+    assert check(inp, minted, now()) == []
+    openssl(
+        "verify",
+        "-CAfile",
+        str(minted.path("front-proxy-ca.pem")),
+        str(minted.path("front-proxy-client.pem")),
+    )
+
+
+def test_cfssl_error_carries_stderr(tmp_path: Path) -> None:
+    spec = next(s for s in plan_certificates(sample_input()) if s.name == "admin")
+    from dataclasses import replace
+
+    from labctl.pki.backend import CaMaterial
+
+    with pytest.raises(DriverError) as e:
+        CfsslBackend().mint_cert(
+            replace(spec, key_algo="dsa"),
+            CaMaterial(*BuiltinBackend().mint_ca(plan_certificates(sample_input())[0])),
+        )
+    assert "cfssl gencert -ca failed" in str(e.value)
+    assert "invalid algorithm" in str(e.value)  # cfssl's own stderr reaches the user
+    with pytest.raises(DriverError, match="not found"):
+        CfsslBackend(binary=str(tmp_path / "no-cfssl")).mint_ca(
+            plan_certificates(sample_input())[0]
+        )
