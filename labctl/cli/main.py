@@ -10,7 +10,14 @@ import sys
 import typer
 
 from labctl import __version__
-from labctl.cli import bootstrap_cmd, inventory_cmd, power_cmd, schema_cmd, validate_cmd
+from labctl.cli import (
+    bootstrap_cmd,
+    inventory_cmd,
+    pki_cmd,
+    power_cmd,
+    schema_cmd,
+    validate_cmd,
+)
 
 app = typer.Typer(
     name="labctl",
@@ -25,6 +32,7 @@ app.command("validate")(validate_cmd.validate)
 app.command("schema")(schema_cmd.schema)
 app.add_typer(inventory_cmd.app, name="inventory")
 app.add_typer(power_cmd.app, name="power")
+app.add_typer(pki_cmd.app, name="pki")
 app.command("plan")(bootstrap_cmd.plan)
 app.command("bootstrap")(bootstrap_cmd.bootstrap)
 

@@ -597,6 +597,8 @@ def _secrets(inv: Inventory) -> Iterator[tuple[SecretRef, DocPath]]:
             ref = getattr(p.snmp, field)
             if ref is not None:
                 yield ref, (*p.path, "snmp", field)
+    if inv.cluster.pki is not None:
+        yield inv.cluster.pki.passphrase, ("cluster", "pki", "passphrase")
 
 
 @check("LAB060", E, "Secrets are references ({env: ...} / {file: ...}), not literals.")

@@ -225,12 +225,23 @@ class Ceph:
 
 
 @dataclass(frozen=True, slots=True)
+class PkiSettings:
+    passphrase: SecretRef
+    directory: str
+    backend: str
+    operator: str
+    validity_days: int
+    renew_within_days: int
+
+
+@dataclass(frozen=True, slots=True)
 class Cluster:
     name: str
     kubernetes: Kubernetes
     etcd: Etcd
     calico: Calico
     ceph: Ceph | None
+    pki: PkiSettings | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -388,6 +399,7 @@ def _cluster(d: dict[str, Any]) -> Cluster:
     etcd = d.get("etcd", {})
     calico = d["calico"]
     ceph = d.get("ceph")
+    pki = d.get("pki")
     return Cluster(
         name=d["name"],
         kubernetes=Kubernetes(
@@ -429,6 +441,16 @@ def _cluster(d: dict[str, Any]) -> Cluster:
             ),
         )
         if ceph
+        else None,
+        pki=PkiSettings(
+            passphrase=_secret(pki["passphrase"]),
+            directory=pki.get("directory", "ssl"),
+            backend=pki.get("backend", "auto"),
+            operator=pki.get("operator", "admin"),
+            validity_days=pki.get("validity_days", 365),
+            renew_within_days=pki.get("renew_within_days", 30),
+        )
+        if pki
         else None,
     )
 

@@ -36,6 +36,7 @@ _SECTIONS = [
         "cluster.kubernetes.api_endpoint",
         "#/$defs/cluster/properties/kubernetes/properties/api_endpoint",
     ),
+    ("cluster.pki", "#/$defs/cluster/properties/pki"),
     ("cluster.etcd", "#/$defs/cluster/properties/etcd"),
     ("cluster.calico", "#/$defs/cluster/properties/calico"),
     ("cluster.ceph", "#/$defs/cluster/properties/ceph"),

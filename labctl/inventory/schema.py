@@ -24,7 +24,7 @@ if TYPE_CHECKING:  # imported only to explain an invalid document (25 ms saved o
 
 SCHEMA_RESOURCE = "inventory.schema.json"
 # Fields whose values are secrets: their values never appear in a message.
-SECRET_FIELDS = frozenset({"password", "auth_key", "priv_key", "community"})
+SECRET_FIELDS = frozenset({"password", "auth_key", "priv_key", "community", "passphrase"})
 
 _JSON_TYPES = {
     "object": "a mapping",

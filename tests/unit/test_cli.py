@@ -88,6 +88,10 @@ def test_secrets_never_printed_by_any_format() -> None:
         ["power", "status"],
         ["power", "cycle"],
         ["power", "bootdev"],
+        ["pki", "mint"],
+        ["pki", "check"],
+        ["pki", "list"],
+        ["pki", "rotate"],
     ],
 )
 def test_every_command_help_has_an_example(command: list[str]) -> None:

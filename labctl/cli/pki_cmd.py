@@ -1,0 +1,207 @@
+"""`labctl pki mint|list|check|rotate`: the lab's certificates, minted from the inventory."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import sys
+from enum import StrEnum
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import typer
+
+from labctl.cli.options import InventoryOption, OutputFormat, OutputOption
+
+if TYPE_CHECKING:
+    from labctl.inventory.model import Inventory
+    from labctl.pki.check import MintReport
+    from labctl.pki.store import PkiStore
+
+app = typer.Typer(help="Mint, list, check and rotate the lab's certificates.", no_args_is_help=True)
+
+
+class BackendName(StrEnum):
+    inventory = "inventory"
+    auto = "auto"
+    cfssl = "cfssl"
+    builtin = "builtin"
+
+
+BackendOpt = typer.Option(
+    BackendName.inventory, "--backend", help="cfssl, builtin, auto, or what the inventory says."
+)
+
+
+def _load(path: Path) -> tuple[Inventory, PkiStore]:
+    from labctl.inventory import require_inventory
+    from labctl.layers.pki import store_dir
+    from labctl.pki.store import PkiStore
+
+    inventory = require_inventory(path)
+    return inventory, PkiStore(store_dir(inventory, path.parent))
+
+
+def _passphrase(inventory: Inventory, path: Path) -> bytes:
+    from labctl.layers.pki import settings
+    from labctl.secrets import resolve
+
+    ref = settings(inventory).passphrase
+    return resolve(ref, used_at="cluster.pki.passphrase", base_dir=path.parent).encode()
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def _print_report(report: MintReport, output: OutputFormat, verb: str) -> None:
+    if output is OutputFormat.json:
+        minted = [{"name": f.name, "reason": f.reason} for f in report.minted]
+        typer.echo(json.dumps({verb: minted, "unchanged": report.unchanged}, indent=2))
+        return
+    for finding in report.minted:
+        typer.echo(f"{verb} {finding.name} ({finding.reason})")
+    if not report.minted:
+        typer.echo(f"nothing to do: {len(report.unchanged)} item(s) already valid")
+    else:
+        typer.echo(f"{len(report.minted)} {verb}, {len(report.unchanged)} unchanged")
+
+
+@app.command()
+def mint(
+    inventory: Path = InventoryOption,
+    backend: BackendName = BackendOpt,
+    output: OutputFormat = OutputOption,
+) -> None:
+    """Mint what is missing, expiring, or no longer matching the inventory; nothing else.
+
+    Certificates and CSR JSON are written to cluster.pki.directory (ssl/), keys 0600,
+    CA keys only encrypted with cluster.pki.passphrase.
+
+    Example: LABCTL_CA_PASSPHRASE=... labctl pki mint
+    """
+    from labctl.layers.pki import backend as make_backend
+    from labctl.layers.pki import pki_input, settings
+    from labctl.pki.check import mint_all
+
+    inv, store = _load(inventory)
+    passphrase = _passphrase(inv, inventory)
+    pki = settings(inv)
+    chosen = make_backend(pki.backend if backend is BackendName.inventory else backend.value)
+    threshold = dt.timedelta(days=pki.renew_within_days)
+    report = mint_all(pki_input(inv), store, chosen, passphrase, _now(), threshold)
+    _print_report(report, output, "minted")
+
+
+@app.command()
+def check(
+    inventory: Path = InventoryOption,
+    output: OutputFormat = OutputOption,
+) -> None:
+    """List certificates that are missing, expiring or do not match the inventory (exit 1 if any).
+
+    Example: labctl pki check -o json
+    """
+    from labctl.layers.pki import pki_input, settings
+    from labctl.pki.check import check as find_problems
+
+    inv, store = _load(inventory)
+    threshold = dt.timedelta(days=settings(inv).renew_within_days)
+    findings = find_problems(pki_input(inv), store, _now(), threshold)
+    if output is OutputFormat.json:
+        typer.echo(json.dumps([{"name": f.name, "reason": f.reason} for f in findings], indent=2))
+    else:
+        for f in findings:
+            typer.echo(f"{f.name}: {f.reason}")
+        typer.echo("all certificates valid" if not findings else f"{len(findings)} to (re)mint")
+    if findings:
+        raise typer.Exit(1)
+
+
+@app.command("list")
+def list_certs(
+    inventory: Path = InventoryOption,
+    output: OutputFormat = OutputOption,
+) -> None:
+    """Every certificate: subject, issuer, expiry, SANs, and whether it needs work.
+
+    Example: labctl pki list
+    """
+    from cryptography import x509
+
+    from labctl.layers.pki import pki_input, settings
+    from labctl.pki.check import check as find_problems
+    from labctl.pki.specs import plan_certificates
+
+    inv, store = _load(inventory)
+    inp = pki_input(inv)
+    threshold = dt.timedelta(days=settings(inv).renew_within_days)
+    problems = {f.name: f.reason for f in find_problems(inp, store, _now(), threshold)}
+    rows = []
+    for spec in plan_certificates(inp):
+        pem = store.read_cert(spec.name)
+        cert = x509.load_pem_x509_certificate(pem) if pem else None
+        rows.append(
+            {
+                "name": spec.name,
+                "subject": spec.common_name,
+                "issuer": spec.ca,
+                "expires": cert.not_valid_after_utc.isoformat() if cert else None,
+                "hosts": list(spec.hosts),
+                "owners": list(spec.owner_nodes),
+                "status": problems.get(spec.name, "ok"),
+            }
+        )
+    if output is OutputFormat.json:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"certificates in {store.root}")
+    for column in ("name", "subject", "issuer", "expires", "SANs", "status"):
+        table.add_column(column)
+    for r in rows:
+        expires = str(r["expires"])[:10] if r["expires"] else "-"
+        status = str(r["status"])
+        table.add_row(
+            str(r["name"]),
+            str(r["subject"]),
+            str(r["issuer"]),
+            expires,
+            str(len(r["hosts"])),  # type: ignore[arg-type]
+            status if status == "ok" else f"[yellow]{status}[/]",
+        )
+    Console().print(table)
+
+
+@app.command()
+def rotate(
+    name: str | None = typer.Argument(None, help="Only this certificate (default: every leaf)."),
+    include_cas: bool = typer.Option(False, "--include-cas", help="Re-mint the CAs too."),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask first."),
+    inventory: Path = InventoryOption,
+    backend: BackendName = BackendOpt,
+    output: OutputFormat = OutputOption,
+) -> None:
+    """Re-mint certificates; old service-account public keys stay trusted.
+
+    Example: labctl pki rotate apiserver --yes
+    """
+    from labctl.errors import UsageError
+    from labctl.layers.pki import backend as make_backend
+    from labctl.layers.pki import pki_input, settings
+    from labctl.pki.check import rotate as rotate_certs
+
+    inv, store = _load(inventory)
+    passphrase = _passphrase(inv, inventory)
+    what = name or ("every certificate and both CAs" if include_cas else "every leaf certificate")
+    if not yes:
+        if not sys.stdin.isatty():
+            raise UsageError(f"refusing to re-mint {what} without a terminal to confirm; add --yes")
+        if not typer.confirm(f"re-mint {what}?", default=False):
+            raise typer.Exit(1)
+    pki = settings(inv)
+    chosen = make_backend(pki.backend if backend is BackendName.inventory else backend.value)
+    report = rotate_certs(pki_input(inv), store, chosen, passphrase, _now(), name, include_cas)
+    _print_report(report, output, "re-minted")

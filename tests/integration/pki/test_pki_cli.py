@@ -1,0 +1,78 @@
+"""`labctl pki` end to end on the reference inventory, both backends, via the real entry point."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REFERENCE
+
+pytestmark = pytest.mark.integration
+PASSPHRASE = "pki-cli-test-passphrase"
+
+
+def labctl(workdir: Path, *args: str, passphrase: str | None = PASSPHRASE) -> tuple[int, str]:
+    env = {k: v for k, v in os.environ.items() if k != "LABCTL_CA_PASSPHRASE"}
+    if passphrase is not None:
+        env["LABCTL_CA_PASSPHRASE"] = passphrase
+    done = subprocess.run(
+        [sys.executable, "-m", "labctl", *args, "-i", str(workdir / "inventory.yaml")],
+        capture_output=True,
+        text=True,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        timeout=120,
+    )
+    assert "Traceback" not in done.stderr, done.stderr
+    return done.returncode, done.stdout + done.stderr
+
+
+@pytest.mark.parametrize("backend", ["cfssl", "builtin"])
+def test_mint_check_list_rotate(tmp_path: Path, backend: str) -> None:
+    (tmp_path / "inventory.yaml").write_text(REFERENCE.read_text())
+    code, out = labctl(tmp_path, "pki", "mint", "--backend", backend, passphrase=None)
+    assert code == 1 and "LABCTL_CA_PASSPHRASE is not set" in out
+    assert labctl(tmp_path, "pki", "check")[0] == 1  # nothing minted yet
+
+    code, out = labctl(tmp_path, "pki", "mint", "--backend", backend, "-o", "json")
+    assert code == 0, out
+    minted = {m["name"] for m in json.loads(out)["minted"]}
+    assert {"ca", "etcd-server-fohn", "apiserver", "kubelet-wind", "service-account"} <= minted
+    ssl = tmp_path / "ssl"
+    assert not (ssl / "ca-key.pem").exists() and (ssl / "ca-key.pem.encrypted").exists()
+    assert oct((ssl / "apiserver-key.pem").stat().st_mode & 0o777) == "0o600"
+
+    code, out = labctl(tmp_path, "pki", "mint", "--backend", backend)
+    assert code == 0 and "nothing to do" in out
+    assert labctl(tmp_path, "pki", "check")[0] == 0
+
+    code, out = labctl(tmp_path, "pki", "list", "-o", "json")
+    rows = {r["name"]: r for r in json.loads(out)}
+    assert rows["apiserver"]["status"] == "ok"
+    assert "31.31.164.220" in rows["apiserver"]["hosts"]
+
+    before = (ssl / "apiserver.pem").read_bytes()
+    assert labctl(tmp_path, "pki", "rotate", "apiserver")[0] == 2  # no terminal, no --yes
+    code, out = labctl(tmp_path, "pki", "rotate", "apiserver", "--yes", "--backend", backend)
+    assert code == 0 and "re-minted apiserver" in out
+    assert (ssl / "apiserver.pem").read_bytes() != before
+    code, out = labctl(tmp_path, "pki", "rotate", "--yes", passphrase="wrong-passphrase")
+    assert code == 1 and "wrong passphrase" in out and "wrong-passphrase" not in out
+
+
+def test_inventory_change_is_noticed(tmp_path: Path) -> None:
+    (tmp_path / "inventory.yaml").write_text(REFERENCE.read_text())
+    assert labctl(tmp_path, "pki", "mint", "--backend", "builtin")[0] == 0
+    moved = REFERENCE.read_text()
+    moved = moved.replace("31.31.164.222}", "31.31.164.219}")  # wind gets a new public address
+    (tmp_path / "inventory.yaml").write_text(moved)
+    code, out = labctl(tmp_path, "pki", "check")
+    assert code == 1 and "kubelet-wind" in out and "etcd-server-wind" in out
+    code, out = labctl(tmp_path, "pki", "mint", "--backend", "builtin", "-o", "json")
+    names = {m["name"] for m in json.loads(out)["minted"]}
+    assert "kubelet-wind" in names and "kubelet-fohn" not in names
