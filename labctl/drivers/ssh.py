@@ -104,6 +104,18 @@ sync -- "$dir" 2>/dev/null || true
 echo changed
 """
 
+# For each path: "sha256 mode owner:group" or "absent", one line each, in order.
+_STAT_MANY_SCRIPT = r"""
+for f in "$@"; do
+  if [ -f "$f" ]; then
+    printf '%s %s %s\n' "$(sha256sum -- "$f" | cut -d' ' -f1)" "$(stat -c %a -- "$f")" \
+      "$(stat -c %U:%G -- "$f")"
+  else
+    echo absent
+  fi
+done
+"""
+
 # Prints "sha256 mode owner:group" of a file, or "absent".
 _STAT_SCRIPT = r"""
 if [ -f "$1" ]; then
@@ -274,6 +286,25 @@ class SshSession:
             return None
         digest, mode, owner = line.split()
         return RemoteFile(digest, int(mode, 8), owner)
+
+    def stat_files(self, paths: Sequence[str]) -> dict[str, RemoteFile | None]:
+        """Every path's hash, mode and owner in one round trip."""
+        if not paths:
+            return {}
+        result = self.run(["sh", "-c", _STAT_MANY_SCRIPT, "stat", *paths], label="stat files")
+        lines = result.text().splitlines()
+        if len(lines) != len(paths):
+            raise DriverError(
+                f"{self.target.name}: stat of {len(paths)} files gave {len(lines)} lines"
+            )
+        out: dict[str, RemoteFile | None] = {}
+        for path, line in zip(paths, lines, strict=True):
+            if line.strip() == "absent":
+                out[path] = None
+            else:
+                digest, mode, owner = line.split()
+                out[path] = RemoteFile(digest, int(mode, 8), owner)
+        return out
 
     def put_file(
         self, path: str, content: bytes, *, mode: int = 0o644, owner: str | None = None

@@ -180,4 +180,34 @@ class SetBootDevice:
         }
 
 
-Action = PutFile | Run | WaitFor | SetPower | SetBootDevice
+@dataclass(frozen=True)
+class LocalStep:
+    """Work on the operator's machine (target ``local``), done by the layer's own handler.
+
+    Minting certificates is the first example: its inputs and outputs are local
+    files, and the handler says whether it changed anything.
+    """
+
+    name: str
+    detail: str
+    inputs_digest: str  # changes when what the step works from changes
+    host: str = "local"
+
+    kind = "local"
+
+    @property
+    def key(self) -> str:
+        return f"{self.kind}:{self.name}"
+
+    @property
+    def fingerprint(self) -> str:
+        return _digest(self.inputs_digest)
+
+    def describe(self) -> str:
+        return self.detail
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "host": self.host, "name": self.name, "detail": self.detail}
+
+
+Action = PutFile | Run | WaitFor | SetPower | SetBootDevice | LocalStep

@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Protocol
 
-from labctl.drivers.ssh import RemoteCommandError, SshSession
-from labctl.engine.actions import Action, PutFile, Run, WaitFor
+from labctl.drivers.ssh import RemoteCommandError, RemoteFile, SshSession
+from labctl.engine.actions import Action, LocalStep, PutFile, Run, WaitFor
 from labctl.engine.journal import Journal
 from labctl.engine.plan import Plan, Step
 from labctl.errors import AuthenticationError, DriverError, DriverTimeout, LabctlError
@@ -176,6 +176,9 @@ class Executor:
                 self.progress(result)
 
         def run_target(steps: list[Step]) -> None:
+            # One round trip reads every file the target's plan writes; the
+            # snapshot is trusted only until this target's first change.
+            observed = self._observe(steps)
             stopped = False
             for step in steps:
                 for dependency in step.after:
@@ -189,8 +192,10 @@ class Executor:
                     )
                     stopped = True
                     continue
-                result = self._apply_step(plan.layer, step)
+                result = self._apply_step(plan.layer, step, observed)
                 emit(result)
+                if result.outcome is Outcome.CHANGED:
+                    observed = None
                 stopped = result.outcome is Outcome.FAILED
 
         targets = plan.targets()
@@ -203,7 +208,19 @@ class Executor:
         results.sort(key=lambda r: order[r.step_id])
         return RunReport(plan.layer, results, time.monotonic() - start)
 
-    def _apply_step(self, layer: str, step: Step) -> StepResult:
+    def _observe(self, steps: list[Step]) -> dict[str, RemoteFile | None] | None:
+        """The current state of every file the steps write, or None when unknown."""
+        paths = [s.action.path for s in steps if isinstance(s.action, PutFile)]
+        if len(paths) < 2 or self.handlers.get(PutFile.kind) is not _put_file:
+            return None
+        try:
+            return self.connector.ssh(steps[0].target).stat_files(paths)
+        except LabctlError:
+            return None  # each step will look for itself, and report its own error
+
+    def _apply_step(
+        self, layer: str, step: Step, observed: dict[str, RemoteFile | None] | None = None
+    ) -> StepResult:
         action = step.action
         started = time.monotonic()
 
@@ -223,6 +240,12 @@ class Executor:
 
         if isinstance(action, Run) and self.journal.done(action.key, action.fingerprint):
             return result(Outcome.SKIPPED)
+        if isinstance(action, PutFile) and observed is not None and action.path in observed:
+            reason = _file_differs(action, observed[action.path])
+            if reason is None:
+                return result(Outcome.UNCHANGED)
+            if self.options.dry_run:
+                return result(Outcome.WOULD_CHANGE, reason=reason)
         if self.options.dry_run:
             try:
                 reason = self._would_change(action)
@@ -250,22 +273,33 @@ class Executor:
     def _would_change(self, action: Action) -> str | None:
         """Why applying ``action`` would change the target; None when it is already true."""
         if isinstance(action, PutFile):
-            current = self.connector.ssh(action.host).stat_file(action.path)
-            if current is None:
-                return "missing"
-            reasons = []
-            if current.sha256 != action.content_sha256:
-                reasons.append("content differs")
-            if current.mode != action.mode:
-                reasons.append(f"mode {current.mode:04o} -> {action.mode:04o}")
-            if action.owner and current.owner.split(":")[0] != action.owner.split(":")[0]:
-                reasons.append(f"owner {current.owner} -> {action.owner}")
-            return ", ".join(reasons) or None
+            return _file_differs(action, self.connector.ssh(action.host).stat_file(action.path))
         if isinstance(action, Run):
             return "not run yet with these arguments"
         if isinstance(action, WaitFor):
             return None
+        if isinstance(action, LocalStep):
+            return f"{action.name} runs locally when applied"
         return "cannot be observed; would be applied"
+
+
+def _file_differs(action: PutFile, current: RemoteFile | None) -> str | None:
+    """Why the file on the node is not what ``action`` wants; None when it is."""
+    if current is None:
+        return "missing"
+    reasons = []
+    if current.sha256 != action.content_sha256:
+        reasons.append("content differs")
+    if current.mode != action.mode:
+        reasons.append(f"mode {current.mode:04o} -> {action.mode:04o}")
+    if action.owner and not _same_owner(current.owner, action.owner):
+        reasons.append(f"owner {current.owner} -> {action.owner}")
+    return ", ".join(reasons) or None
+
+
+def _same_owner(actual: str, wanted: str) -> bool:
+    """``wanted`` is ``user`` or ``user:group`` as chown takes it; ``actual`` is ``user:group``."""
+    return actual == wanted if ":" in wanted else actual.split(":")[0] == wanted
 
 
 class SshConnector:

@@ -45,7 +45,9 @@ class Layer(Protocol):
 
 def built_layers() -> dict[str, Layer]:
     """The layers that exist in this version, by name."""
-    layers: dict[str, Layer] = {}
+    from labctl.layers.pki import PkiLayer
+
+    layers: dict[str, Layer] = {"pki": PkiLayer()}
     return layers
 
 

@@ -2,13 +2,25 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import hashlib
 import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from labctl.errors import LabctlError
 from labctl.inventory.model import Inventory, PkiSettings
 from labctl.pki.backend import Backend
 from labctl.pki.specs import PkiInput, PkiNode
+
+if TYPE_CHECKING:
+    from labctl.engine.actions import Action
+    from labctl.engine.executor import Connector, Handler
+    from labctl.engine.plan import Plan
+    from labctl.layers import LayerContext
+    from labctl.pki.store import PkiStore
 
 
 def settings(inventory: Inventory) -> PkiSettings:
@@ -55,3 +67,112 @@ def backend(name: str) -> Backend:
     from labctl.pki.builtin_backend import BuiltinBackend
 
     return BuiltinBackend()
+
+
+# -- the bootstrap step: mint here, then push each node its files -------------------
+
+ETCD_DIR = "/etc/ssl/etcd"
+KUBE_DIR = "/etc/kubernetes/ssl"
+
+
+@dataclass(frozen=True)
+class NodeFile:
+    path: str
+    content: bytes = field(repr=False)
+    mode: int
+    secret: bool
+
+
+def node_files(inp: PkiInput, store: PkiStore, node: str, root: str = "") -> list[NodeFile]:
+    """What ``node`` gets from the store, and where (``root`` prefixes every path)."""
+    from labctl.pki.specs import SERVICE_ACCOUNT, plan_certificates
+
+    def place(directory: str, name: str) -> str:
+        return f"{root}{directory}/{name}"
+
+    files: list[NodeFile] = []
+    ca = store.read_cert("ca")
+    if ca is None:
+        raise LabctlError("no CA in the PKI store yet; run `labctl pki mint`")
+    files += [NodeFile(place(d, "ca.pem"), ca, 0o644, False) for d in (ETCD_DIR, KUBE_DIR)]
+    control_plane = any(
+        node in s.owner_nodes for s in plan_certificates(inp) if s.name == "apiserver"
+    )
+    for spec in plan_certificates(inp):
+        if spec.is_ca or node not in spec.owner_nodes:
+            continue
+        cert, key = store.read_cert(spec.name), store.read_key(spec.name)
+        if cert is None or key is None:
+            raise LabctlError(f"{spec.name} is missing from the PKI store; run `labctl pki mint`")
+        directory = ETCD_DIR if spec.name.startswith("etcd-") else KUBE_DIR
+        files.append(NodeFile(place(directory, f"{spec.name}.pem"), cert, 0o644, False))
+        files.append(NodeFile(place(directory, f"{spec.name}-key.pem"), key, 0o600, True))
+    if control_plane:
+        front_proxy = store.read_cert("front-proxy-ca")
+        if front_proxy is not None:
+            files.append(NodeFile(place(KUBE_DIR, "front-proxy-ca.pem"), front_proxy, 0o644, False))
+        for suffix, mode, secret in (
+            (".key", 0o600, True),
+            (".pub", 0o644, False),
+            (".trust.pem", 0o644, False),
+        ):
+            path = store.path(f"{SERVICE_ACCOUNT}{suffix}")
+            if path.exists():
+                files.append(NodeFile(place(KUBE_DIR, path.name), path.read_bytes(), mode, secret))
+    return files
+
+
+class PkiLayer:
+    """``bootstrap``'s pki step: mint what the inventory needs, then push it over SSH.
+
+    ``ctx.options["node_root"]`` prefixes remote paths (tests point every node at
+    one loopback sshd, so each gets its own directory there).
+    """
+
+    name = "pki"
+
+    def plans(self, ctx: LayerContext) -> Iterator[Plan]:
+        from labctl.engine.actions import LocalStep, PutFile
+        from labctl.engine.plan import Plan
+        from labctl.pki.store import PkiStore
+
+        inp = pki_input(ctx.inventory)
+        digest = hashlib.sha256(repr(inp).encode()).hexdigest()
+        yield Plan.of("pki: mint", [LocalStep("mint", "mint what the inventory needs", digest)])
+        store = PkiStore(store_dir(ctx.inventory, ctx.base_dir))
+        if ctx.dry_run and store.read_cert("ca") is None:
+            return  # nothing minted yet: there is nothing to push to compare against
+        actions = [
+            PutFile(server.name, f.path, f.content, f.mode, "root:root", secret=f.secret)
+            for server in ctx.inventory.servers
+            for f in node_files(
+                inp,
+                store,
+                server.name,
+                ctx.options.get("node_root", "").replace("{node}", server.name),
+            )
+        ]
+        yield Plan.of("pki: push", actions)
+
+    def handlers(self, ctx: LayerContext) -> dict[str, Handler]:
+        def mint(action: Action, connector: Connector) -> bool:
+            from labctl.pki.check import mint_all
+            from labctl.pki.store import PkiStore
+            from labctl.secrets import resolve
+
+            pki = settings(ctx.inventory)
+            passphrase = resolve(
+                pki.passphrase, used_at="cluster.pki.passphrase", base_dir=ctx.base_dir
+            )
+            store = PkiStore(store_dir(ctx.inventory, ctx.base_dir))
+            report = mint_all(
+                pki_input(ctx.inventory),
+                store,
+                backend(pki.backend),
+                passphrase.encode(),
+                dt.datetime.now(dt.UTC),
+                dt.timedelta(days=pki.renew_within_days),
+            )
+            return bool(report.minted)
+
+        return {"local": mint}

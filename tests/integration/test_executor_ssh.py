@@ -134,3 +134,26 @@ def test_killed_run_leaves_no_corrupt_file_and_resumes(sshd: SshdPeer, tmp_path:
     assert "nothing to do" in again.stdout
     time.sleep(0.5)  # the remote shells of the killed run may still be exiting
     assert list(remote.glob(".labctl.*")) == []
+
+
+def test_file_snapshot_is_not_trusted_after_a_change(sshd: SshdPeer, tmp_path: Path) -> None:
+    remote = tmp_path / "node"
+    remote.mkdir()
+    (remote / "b").write_text("wanted\n")  # already right when the target is observed
+    plan = Plan.of(
+        "demo",
+        [
+            PutFile("n1", str(remote / "a"), b"new\n"),
+            Run(
+                "n1", ("sh", "-c", f"echo clobbered > {remote / 'b'}")
+            ),  # changes b behind the plan
+            PutFile("n1", str(remote / "b"), b"wanted\n"),
+        ],
+    )
+    conn = connector(sshd)
+    try:
+        report = Executor(conn, Journal(tmp_path / "state")).apply(plan)
+    finally:
+        conn.close()
+    assert [r.outcome for r in report.results] == [Outcome.CHANGED] * 3
+    assert (remote / "b").read_text() == "wanted\n"
