@@ -16,6 +16,7 @@ from labctl.cli import (
     pki_cmd,
     power_cmd,
     schema_cmd,
+    sim_cmd,
     validate_cmd,
 )
 
@@ -33,6 +34,7 @@ app.command("schema")(schema_cmd.schema)
 app.add_typer(inventory_cmd.app, name="inventory")
 app.add_typer(power_cmd.app, name="power")
 app.add_typer(pki_cmd.app, name="pki")
+app.add_typer(sim_cmd.app, name="sim")
 app.command("plan")(bootstrap_cmd.plan)
 app.command("bootstrap")(bootstrap_cmd.bootstrap)
 

@@ -136,6 +136,10 @@ def start(spec: BmcSpec, netns: str | None = None, wait: float = 5.0) -> BmcHand
         argv = ["ip", "netns", "exec", netns, *argv]
     log = (spec.state_dir / "ipmi_sim.log").open("ab")
     env = {**os.environ, "PYTHONPATH": _labctl_root()}
+    # How to start this BMC again (the simulated lab does when power returns).
+    launch = spec.state_dir / "argv.json"
+    launch.write_text(json.dumps({"argv": argv, "env": env}))
+    launch.chmod(0o600)
     process = subprocess.Popen(
         argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env, start_new_session=True
     )

@@ -7,6 +7,7 @@ import signal
 import subprocess
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 
 @dataclass
@@ -18,10 +19,12 @@ class ManagedProcess:
         if self.process is not None:
             return self.process.poll() is None
         try:
-            os.kill(self.pid, 0)
-        except ProcessLookupError:
+            stat = Path(f"/proc/{self.pid}/stat").read_text()
+        except (FileNotFoundError, ProcessLookupError):
             return False
-        return True
+        # A zombie is dead: it only waits for its parent (often PID 1, which may reap
+        # orphans late) to collect it, and kill(pid, 0) still succeeds on it.
+        return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
     def stop(self, timeout: float = 5.0) -> None:
         """SIGTERM, wait up to ``timeout``, then SIGKILL; reaped when we started it."""

@@ -1,0 +1,119 @@
+"""`labctl sim up|status|down|ssh|console`: the inventory's lab, simulated on this machine."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import typer
+
+from labctl.cli.options import InventoryOption, OutputFormat, OutputOption
+
+app = typer.Typer(
+    help="Build the inventory's lab on this machine from real daemons (root).", no_args_is_help=True
+)
+StateOpt = typer.Option(
+    Path(".labctl/sim"),
+    "--state-dir",
+    envvar="LABCTL_SIM_STATE",
+    help="Where the simulated lab keeps its state.",
+)
+
+
+@app.command()
+def up(inventory: Path = InventoryOption, state_dir: Path = StateOpt) -> None:
+    """Bring the simulated lab up: namespaces, bridges, nodes with sshd, BMCs and PDUs.
+
+    Secrets (BMC passwords, SNMP keys) come from the inventory's references.
+    Idempotent: a second `up` changes nothing.
+
+    Example: sudo -E labctl sim up && labctl sim status
+    """
+    from labctl.inventory import require_inventory
+    from labctl.sim.lab import up as sim_up
+
+    typer.echo(sim_up(require_inventory(inventory), inventory, state_dir.resolve()))
+
+
+@app.command()
+def down(state_dir: Path = StateOpt) -> None:
+    """Remove every namespace, link, route, mount and process the simulated lab made.
+
+    Example: labctl sim down
+    """
+    from labctl.sim.lab import down as sim_down
+
+    typer.echo(sim_down(state_dir.resolve()))
+
+
+@app.command()
+def status(state_dir: Path = StateOpt, output: OutputFormat = OutputOption) -> None:
+    """Node up/down, BMC power state, outlet states and SSH reachability.
+
+    Example: labctl sim status -o json
+    """
+    from labctl.sim.lab import status as sim_status
+
+    rows = sim_status(state_dir.resolve())
+    if output is OutputFormat.json:
+        typer.echo(json.dumps([r.__dict__ for r in rows], indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="simulated lab")
+    for column in ("node", "running", "BMC power", "outlets", "SSH"):
+        table.add_column(column)
+    for r in rows:
+        table.add_row(
+            r.name, "up" if r.running else "down", r.bmc_power, r.outlets, "yes" if r.ssh else "no"
+        )
+    Console().print(table)
+
+
+def _node(state_dir: Path, name: str) -> dict[str, str]:
+    from labctl.errors import LabctlError
+
+    record = state_dir.resolve() / "sim.json"
+    if not record.exists():
+        raise LabctlError(f"no simulated lab in {state_dir}; run `labctl sim up`")
+    nodes: dict[str, dict[str, str]] = json.loads(record.read_text())["nodes"]
+    if name not in nodes:
+        raise LabctlError(f"no simulated node {name}; nodes: {', '.join(nodes)}")
+    return nodes[name]
+
+
+@app.command()
+def ssh(name: str, state_dir: Path = StateOpt) -> None:
+    """SSH into a node as root, with its host key checked strictly.
+
+    Example: labctl sim ssh fohn
+    """
+    node = _node(state_dir, name)
+    state = state_dir.resolve()
+    os.execvp(
+        "ssh",
+        [
+            "ssh", "-i", str(state / "id_ed25519"), "-o", "StrictHostKeyChecking=yes",
+            "-o", f"UserKnownHostsFile={state / 'known_hosts'}", f"root@{node['ssh']}",
+        ],
+    )  # fmt: skip
+
+
+@app.command()
+def console(name: str, state_dir: Path = StateOpt) -> None:
+    """A shell inside a node's namespaces (for debugging; needs the node running).
+
+    Example: labctl sim console wind
+    """
+    from labctl.errors import LabctlError
+    from labctl.sim.node import pid
+
+    _node(state_dir, name)
+    init = pid(state_dir.resolve(), name)
+    if init is None:
+        raise LabctlError(f"{name} is powered off")
+    children = Path(f"/proc/{init}/task/{init}/children").read_text().split()
+    target = children[0] if children else str(init)
+    os.execvp("nsenter", ["nsenter", "-t", target, "-a", "sh"])

@@ -1,0 +1,61 @@
+"""Power feeds: what a PDU outlet switch does to the server behind it.
+
+``python -m labctl.sim.feeds SERVER STATE_DIR`` runs after any outlet feeding
+SERVER changes. With every feeding outlet off, the server is dark: its node
+and its BMC stop. With one back on, the BMC starts again, and the node too
+when the BMC's last power state was on (the usual "restore last state" policy).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from labctl.sim import node as sim_node
+from labctl.sim.process import ManagedProcess
+
+
+def fed(state: Path, server: str) -> bool:
+    feeds: dict[str, list[list[object]]] = json.loads((state / "feeds.json").read_text())
+    for pdu, outlet in feeds.get(server, []):
+        outlets = json.loads((state / "pdus" / str(pdu) / "outlets.json").read_text())
+        if outlets.get(str(outlet), True):
+            return True
+    return False
+
+
+def _bmc_pid(state: Path, server: str) -> int | None:
+    daemon = state / "bmcs" / server / "daemon.pid"
+    if daemon.exists():
+        return int(daemon.read_text())
+    record = json.loads((state / "sim.json").read_text())
+    pid: int | None = record["pids"].get(f"bmc:{server}")
+    return pid
+
+
+def apply(state: Path, server: str) -> None:
+    bmc_dir = state / "bmcs" / server
+    pid = _bmc_pid(state, server)
+    bmc_up = pid is not None and ManagedProcess(pid).running()
+    if not fed(state, server):
+        sim_node.stop(state, server)
+        if bmc_up and pid is not None:
+            ManagedProcess(pid).stop(timeout=3.0)
+        return
+    if not bmc_up:
+        argv = json.loads((bmc_dir / "argv.json").read_text())
+        log = (bmc_dir / "ipmi_sim.log").open("ab")
+        process = subprocess.Popen(
+            argv["argv"], env=argv["env"], stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+            start_new_session=True,
+        )  # fmt: skip
+        (bmc_dir / "daemon.pid").write_text(str(process.pid))
+    power = bmc_dir / "power"
+    if power.exists() and power.read_text().strip() == "on":
+        sim_node.start(state, server)
+
+
+if __name__ == "__main__":
+    apply(Path(sys.argv[2]), sys.argv[1])

@@ -1,0 +1,132 @@
+"""A simulated server's power: its namespaces, overlays and sshd, started and stopped.
+
+``python -m labctl.sim.node start|stop|status NAME STATE_DIR`` is what the
+simulated BMC and PDU hooks run. A node runs as ``unshare --pid --kill-child``
+inside its network namespace: killing that one process kills everything in the
+node (SIGKILL to its PID namespace), which is what pulling the power does.
+
+Inside, ``/`` is read-only and the writable directories are overlays whose
+upper layers live in the node's state directory, so writes stay on the node
+(across power cycles, like a disk) and never reach the host or another node.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from labctl.sim.process import ManagedProcess
+
+WRITABLE = ("etc", "root", "var", "home", "tmp", "opt", "srv")
+
+
+def node_dir(state: Path, name: str) -> Path:
+    return state / "nodes" / name
+
+
+def _config(state: Path, name: str) -> dict[str, object]:
+    config: dict[str, object] = json.loads((node_dir(state, name) / "node.json").read_text())
+    return config
+
+
+# Inside a node its own directory is seen here, so the overlays below can never
+# hide it (a state dir under /tmp or /root would otherwise vanish under them).
+NODE_MOUNT = "/mnt"
+
+
+def _boot_script(state: Path, name: str) -> str:
+    d = node_dir(state, name)
+    q = shlex.quote
+    bootdev = state / "bmcs" / name / "bootdev"
+    lines = [
+        "set -e",
+        f"hostname {q(name)}",
+        # How this boot happened, as the BMC was told (pxe, disk, bios).
+        f"if [ -f {q(str(bootdev))} ]; then cp {q(str(bootdev))} {q(str(d / 'bootdev'))}; "
+        f"else echo disk > {q(str(d / 'bootdev'))}; fi",
+        "mount --make-rprivate /",
+        f"mount --bind {q(str(d))} {NODE_MOUNT}",  # stays writable when / goes read-only
+        "mount -o remount,bind,ro /",
+    ]
+    for sub in WRITABLE:
+        upper, work = f"{NODE_MOUNT}/upper/{sub}", f"{NODE_MOUNT}/work/{sub}"
+        lines.append(f"mkdir -p {upper} {work}")
+        lines.append(
+            f"mount -t overlay overlay -o lowerdir=/{sub},upperdir={upper},workdir={work} /{sub}"
+        )
+    lines += [
+        "mount -t tmpfs -o mode=755 tmpfs /run",  # a fresh /run every boot
+        "mkdir -p /run/sshd /run/labctl",
+        f"cp {NODE_MOUNT}/bootdev /run/labctl/bootdev",
+        f"exec /usr/sbin/sshd -D -e -f {NODE_MOUNT}/sshd_config",
+    ]
+    return "\n".join(lines)
+
+
+def pid(state: Path, name: str) -> int | None:
+    path = node_dir(state, name) / "pid"
+    if not path.exists():
+        return None
+    value = int(path.read_text())
+    return value if ManagedProcess(value).running() else None
+
+
+def start(state: Path, name: str) -> int:
+    running = pid(state, name)
+    if running:
+        return running
+    config = _config(state, name)
+    d = node_dir(state, name)
+    log = (d / "node.log").open("ab")
+    argv = [
+        "ip", "netns", "exec", str(config["netns"]),
+        "unshare", "--mount", "--uts", "--pid", "--fork", "--kill-child", "--mount-proc",
+        "sh", "-c", _boot_script(state, name),
+    ]  # fmt: skip
+    process = subprocess.Popen(
+        argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True
+    )
+    (d / "pid").write_text(str(process.pid))
+    return process.pid
+
+
+def stop(state: Path, name: str) -> None:
+    running = pid(state, name)
+    if running:
+        ManagedProcess(running).stop(timeout=2.0)
+    (node_dir(state, name) / "pid").unlink(missing_ok=True)
+
+
+def wait_ssh(address: str, port: int = 22, timeout: float = 10.0) -> bool:
+    import socket
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as s:
+            s.settimeout(0.2)
+            if s.connect_ex((address, port)) == 0:
+                return True
+        time.sleep(0.05)
+    return False
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 3 or argv[0] not in ("start", "stop", "status"):
+        print("usage: python -m labctl.sim.node start|stop|status NAME STATE_DIR", file=sys.stderr)
+        return 2
+    command, name, state = argv[0], argv[1], Path(argv[2])
+    if command == "start":
+        start(state, name)
+        return 0
+    if command == "stop":
+        stop(state, name)
+        return 0
+    return 0 if pid(state, name) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,143 @@
+"""The simulated lab as data: namespaces, bridges, links and addresses, from the inventory (pure).
+
+Layout: one *fabric* namespace holds a bridge per network and, on the
+management bridge, the BMC and PDU addresses (their daemons run there). Each
+server gets its own namespace whose NICs are veths into the fabric bridges,
+with the inventory's names, MACs and addresses. The fabric routes between
+networks (it owns each network's gateway address, or the last usable one).
+The host gets one veth into the fabric, on a link-local /30, with routes to
+the lab's prefixes through it and blackhole routes behind them as a safety net.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+from dataclasses import dataclass
+
+from labctl.inventory.export import primary_address
+from labctl.inventory.model import Inventory
+
+TRANSIT = ipaddress.ip_network("169.254.77.0/30")  # host <-> fabric
+
+
+@dataclass(frozen=True)
+class SimBridge:
+    network: str
+    name: str  # bridge device in the fabric namespace
+    address: str  # fabric's address on it, CIDR form (the network's gateway)
+    extra: tuple[str, ...]  # BMC/PDU addresses living on this bridge, CIDR form
+
+
+@dataclass(frozen=True)
+class SimNic:
+    name: str
+    mac: str
+    bridge: str
+    peer: str  # the veth end in the fabric namespace
+    addresses: tuple[str, ...]  # CIDR form
+
+
+@dataclass(frozen=True)
+class SimNode:
+    name: str
+    netns: str
+    nics: tuple[SimNic, ...]
+    gateway: str | None
+    ssh_address: str
+    listen: tuple[str, ...]  # every address sshd listens on
+
+
+@dataclass(frozen=True)
+class SimPlan:
+    lab_id: str
+    fabric: str
+    bridges: tuple[SimBridge, ...]
+    nodes: tuple[SimNode, ...]
+    host_link: str  # veth name in the host namespace
+    host_address: str  # CIDR
+    fabric_address: str  # CIDR
+    prefixes: tuple[str, ...]  # routed from the host into the lab
+
+
+def lab_id(inventory: Inventory) -> str:
+    """Short and stable: interface names have 15 characters at most."""
+    return hashlib.sha256(inventory.lab.name.encode()).hexdigest()[:4]
+
+
+def _fabric_address(
+    network: ipaddress.IPv4Network | ipaddress.IPv6Network, gateway: str | None
+) -> str:
+    host = gateway or str(network[-2] if network.num_addresses > 2 else network[-1])
+    return f"{host}/{network.prefixlen}"
+
+
+def build_plan(inventory: Inventory) -> SimPlan:
+    lid = lab_id(inventory)
+    nets = {n.name: n for n in inventory.networks}
+    used: dict[str, list[str]] = {}  # network -> BMC/PDU addresses
+    for server in inventory.servers:
+        used.setdefault(server.bmc.network, []).append(server.bmc.address)
+        for a in server.addresses():
+            used.setdefault(a.network, [])
+    for pdu in inventory.pdus:
+        used.setdefault(pdu.network, []).append(pdu.address)
+    bridges = []
+    for i, name in enumerate(n for n in nets if n in used):
+        net = ipaddress.ip_network(nets[name].cidr)
+        bridges.append(
+            SimBridge(
+                network=name,
+                name=f"lb{lid}{i}",
+                address=_fabric_address(net, nets[name].gateway),
+                extra=tuple(f"{a}/{net.prefixlen}" for a in used[name]),
+            )
+        )
+    bridge_of = {b.network: b for b in bridges}
+    nodes = []
+    for s_index, server in enumerate(inventory.servers):
+        nics = []
+        gateway = None
+        for n_index, nic in enumerate(server.nics):
+            addresses = []
+            bridge = None
+            for a in nic.addresses:
+                net = ipaddress.ip_network(nets[a.network].cidr)
+                addresses.append(f"{a.address}/{net.prefixlen}")
+                bridge = bridge_of[a.network].name
+                if (
+                    nets[a.network].gateway
+                    and gateway is None
+                    and nets[a.network].purpose == "public"
+                ):
+                    gateway = nets[a.network].gateway
+            if bridge is None:
+                continue  # a NIC with no address is not cabled in the simulation
+            nics.append(
+                SimNic(
+                    nic.name,
+                    nic.mac.lower(),
+                    bridge,
+                    f"lv{lid}{s_index}x{n_index}",
+                    tuple(addresses),
+                )
+            )
+        ssh_address = primary_address(server, inventory)
+        assert ssh_address is not None  # LAB056 guarantees it on a valid inventory
+        listen = tuple(a.split("/")[0] for nic in nics for a in nic.addresses)
+        nodes.append(
+            SimNode(
+                server.name, f"lab-{lid}-{server.name}", tuple(nics), gateway, ssh_address, listen
+            )
+        )
+    prefixes = tuple(str(ipaddress.ip_network(nets[b.network].cidr)) for b in bridges)
+    return SimPlan(
+        lab_id=lid,
+        fabric=f"lab-{lid}-fabric",
+        bridges=tuple(bridges),
+        nodes=tuple(nodes),
+        host_link=f"lh{lid}",
+        host_address=f"{TRANSIT[1]}/30",
+        fabric_address=f"{TRANSIT[2]}/30",
+        prefixes=prefixes,
+    )

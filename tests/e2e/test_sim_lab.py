@@ -1,0 +1,151 @@
+"""The simulated reference lab, end to end, with the reference clients (ssh, ipmitool, snmpset).
+
+Needs root (CI runs as root). The lab's public addresses live only in namespaces
+this test makes; `down` must leave no namespace, route, link, mount or process.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REFERENCE
+
+pytestmark = pytest.mark.e2e
+SECRETS = {
+    "LABCTL_BMC_PASSWORD_FOHN": "fohn-bmc-e2e",
+    "LABCTL_BMC_PASSWORD_CHEQUITA": "chequita-bmc-e2e",
+    "LABCTL_BMC_PASSWORD_WIND": "wind-bmc-e2e",
+    "LABCTL_PDU_AUTH_KEY": "pdu-auth-e2e",
+    "LABCTL_PDU_PRIV_KEY": "pdu-priv-e2e",
+}
+NODES = {"fohn": "31.31.164.220", "chequita": "31.31.164.221", "wind": "31.31.164.222"}
+DIGIPOWER_STATUS = "1.3.6.1.4.1.17420.1.2.9.1.13.0"
+
+
+def run(*argv: str, check: bool = False, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(argv, capture_output=True, text=True, check=check, timeout=timeout)
+
+
+def host_state() -> tuple[set[str], set[str], set[str]]:
+    netns = set(run("ip", "netns", "list").stdout.split())
+    routes = set(run("ip", "route").stdout.splitlines())
+    mounts = set(Path("/proc/mounts").read_text().splitlines())
+    return netns, routes, mounts
+
+
+class Lab:
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self.state = workdir / ".labctl" / "sim"
+
+    def labctl(self, *args: str) -> subprocess.CompletedProcess[str]:
+        env = {**os.environ, **SECRETS}
+        return subprocess.run(
+            [sys.executable, "-m", "labctl", *args],
+            cwd=self.workdir, env=env, capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+
+    def ssh(self, address: str, command: str) -> subprocess.CompletedProcess[str]:
+        return run(
+            "ssh", "-i", str(self.state / "id_ed25519"), "-o", "StrictHostKeyChecking=yes",
+            "-o", f"UserKnownHostsFile={self.state / 'known_hosts'}", "-o", "BatchMode=yes",
+            "-o", "ConnectTimeout=2", f"root@{address}", command, timeout=10,
+        )  # fmt: skip
+
+
+@pytest.fixture
+def lab(tmp_path: Path) -> Iterator[Lab]:
+    assert os.geteuid() == 0, "the simulated lab needs root (CI runs as root)"
+    (tmp_path / "inventory.yaml").write_text(REFERENCE.read_text())
+    the_lab = Lab(tmp_path)
+    before = host_state()
+    try:
+        up = the_lab.labctl("sim", "up")
+        assert up.returncode == 0, up.stdout + up.stderr
+        yield the_lab
+    finally:
+        down = the_lab.labctl("sim", "down")
+        assert down.returncode == 0, down.stdout + down.stderr
+        time.sleep(0.5)  # orphaned daemons may wait a moment to be reaped
+        after = host_state()
+        assert after == before, "the simulated lab left something behind"
+        leftovers = [
+            line
+            for line in run("ps", "-eo", "stat,args").stdout.splitlines()
+            if str(tmp_path) in line and not line.startswith("Z")
+        ]
+        assert leftovers == []
+
+
+def test_every_node_is_its_own_host(lab: Lab) -> None:
+    second = lab.labctl("sim", "up")
+    assert "nothing changed" in second.stdout
+    for name, address in NODES.items():
+        done = lab.ssh(address, "hostname; ip -br -4 addr; cat /run/labctl/bootdev")
+        assert done.returncode == 0, done.stderr
+        lines = done.stdout.split("\n")
+        assert lines[0] == name
+        assert f"{address}/28" in done.stdout
+        assert "disk" in done.stdout
+    assert lab.ssh(NODES["fohn"], "echo fohn-only > /etc/labctl-e2e").returncode == 0
+    assert lab.ssh(NODES["chequita"], "cat /etc/labctl-e2e").returncode != 0
+    assert not Path("/etc/labctl-e2e").exists()
+    assert (
+        lab.ssh(NODES["fohn"], "touch /usr/labctl-e2e").returncode != 0
+    )  # read-only outside overlays
+    status = lab.labctl("sim", "status", "-o", "json")
+    assert status.returncode == 0 and status.stdout.count('"ssh": true') == 3
+
+
+def test_ipmitool_power_off_and_on(lab: Lab) -> None:
+    ipmitool = ["ipmitool", "-I", "lanplus", "-C", "3", "-H", "10.31.0.13", "-U", "labctl"]
+    ipmitool += ["-P", SECRETS["LABCTL_BMC_PASSWORD_WIND"], "chassis", "power"]
+    assert run(*ipmitool, "off").returncode == 0
+    start = time.monotonic()
+    while lab.ssh(NODES["wind"], "true").returncode == 0:
+        assert time.monotonic() - start < 5, "wind still answers SSH 5 s after power off"
+        time.sleep(0.2)
+    assert "off" in run(*ipmitool, "status").stdout
+    assert run(*ipmitool, "on").returncode == 0
+    deadline = time.monotonic() + 10
+    while lab.ssh(NODES["wind"], "true").returncode != 0:
+        assert time.monotonic() < deadline, "wind did not come back"
+        time.sleep(0.2)
+
+
+def test_snmpset_outlet_off_cuts_node_and_bmc(lab: Lab) -> None:
+    snmp = [
+        "-v3",
+        "-l",
+        "authPriv",
+        "-u",
+        "labctl",
+        "-a",
+        "SHA",
+        "-A",
+        SECRETS["LABCTL_PDU_AUTH_KEY"],
+    ]
+    snmp += ["-x", "AES", "-X", SECRETS["LABCTL_PDU_PRIV_KEY"], "10.31.0.5", DIGIPOWER_STATUS]
+    # chequita's only PSU is on pdu1 outlet 3
+    assert run("snmpset", *snmp, "s", "1,1,0,1,1,1,1,1").returncode == 0
+    time.sleep(1)
+    assert lab.ssh(NODES["chequita"], "true").returncode != 0
+    password = SECRETS["LABCTL_BMC_PASSWORD_CHEQUITA"]
+    bmc = run(
+        "ipmitool", "-I", "lanplus", "-C", "3", "-H", "10.31.0.12", "-U", "labctl", "-P", password,
+        "-N", "1", "-R", "1", "chassis", "power", "status",
+    )  # fmt: skip
+    assert bmc.returncode != 0  # the BMC lost power too
+    assert lab.ssh(NODES["fohn"], "true").returncode == 0  # others unaffected
+    assert run("snmpset", *snmp, "s", "1,1,1,1,1,1,1,1").returncode == 0
+    deadline = time.monotonic() + 10
+    while lab.ssh(NODES["chequita"], "true").returncode != 0:
+        assert time.monotonic() < deadline, "chequita did not come back with its outlet"
+        time.sleep(0.2)
