@@ -25,7 +25,7 @@ from labctl.sim import node as sim_node
 from labctl.sim import pdu_agent
 from labctl.sim.node import NODE_MOUNT
 from labctl.sim.plan import TRANSIT, SimPlan, build_plan
-from labctl.sim.process import ManagedProcess
+from labctl.sim.process import ManagedProcess, stop_all
 
 STATE_FILE = "sim.json"
 
@@ -293,15 +293,20 @@ def down(state: Path) -> str:
     if not record_path.exists():
         return "no simulated lab here; nothing to do"
     record = Record(state)
-    for name in record.data.get("nodes", {}):
-        sim_node.stop(state, name)
-    for key, pid in record.data["pids"].items():
-        if not key.startswith("node:"):
-            ManagedProcess(pid).stop(timeout=3.0)
-    for bmc_dir in (state / "bmcs").glob("*"):  # restarted by a PDU since up
-        pid_file = bmc_dir / "daemon.pid"
-        if pid_file.exists():
-            ManagedProcess(int(pid_file.read_text())).stop(timeout=3.0)
+    # Everything at once, with one deadline: one by one, 30 servers took a minute.
+    processes = [
+        ManagedProcess(pid)
+        for name in record.data.get("nodes", {})
+        if (pid := sim_node.pid(state, name)) is not None
+    ]
+    processes += [
+        ManagedProcess(pid)
+        for key, pid in record.data["pids"].items()
+        if not key.startswith("node:")
+    ]
+    for daemon in (state / "bmcs").glob("*/daemon.pid"):  # BMCs restarted by a PDU since up
+        processes.append(ManagedProcess(int(daemon.read_text())))
+    stop_all(processes)
     for prefix in record.data["routes"]:
         subprocess.run(
             ["ip", "route", "del", "blackhole", prefix], capture_output=True, check=False

@@ -104,7 +104,10 @@ def build_plan(inventory: Inventory) -> SimPlan:
             for a in nic.addresses:
                 net = ipaddress.ip_network(nets[a.network].cidr)
                 addresses.append(f"{a.address}/{net.prefixlen}")
-                bridge = bridge_of[a.network].name
+                # A NIC sits on its first address's network; further networks on the
+                # same NIC (VLANs on a trunk) are not simulated yet.
+                if bridge is None:
+                    bridge = bridge_of[a.network].name
                 if (
                     nets[a.network].gateway
                     and gateway is None

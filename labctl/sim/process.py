@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -39,3 +40,20 @@ class ManagedProcess:
             os.kill(self.pid, signal.SIGKILL)
         if self.process is not None:
             self.process.wait()
+
+
+def stop_all(processes: list[ManagedProcess], timeout: float = 3.0) -> None:
+    """Stop many at once: SIGTERM to all, one shared deadline, then SIGKILL what is left."""
+    for p in processes:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(p.pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while any(p.running() for p in processes) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    for p in processes:
+        if p.running():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(p.pid, signal.SIGKILL)
+    deadline = time.monotonic() + timeout
+    while any(p.running() for p in processes) and time.monotonic() < deadline:
+        time.sleep(0.02)
