@@ -28,6 +28,7 @@ from labctl.sim.plan import TRANSIT, SimPlan, build_plan
 from labctl.sim.process import ManagedProcess, stop_all
 
 STATE_FILE = "sim.json"
+SYSTEMCTL_SOURCE = Path(__file__).with_name("systemctl.py")
 
 
 def _ip(*args: str) -> None:
@@ -180,6 +181,11 @@ def _nodes(plan: SimPlan, state: Path) -> None:
         (d / "authorized_keys").write_text(operator.with_suffix(".pub").read_text())
         (d / "sshd_config").write_text(_sshd_config(node.listen))
         (d / "node.json").write_text(json.dumps({"netns": node.netns}))
+        # The systemctl stand-in, in the node's own /usr/local (an overlay layer).
+        tool = d / "upper" / "usr-local" / "bin" / "systemctl"
+        tool.parent.mkdir(parents=True, exist_ok=True)
+        tool.write_text("#!/usr/bin/python3\n" + SYSTEMCTL_SOURCE.read_text())
+        tool.chmod(0o755)
         key = (d / "ssh_host_ed25519_key.pub").read_text().split()
         known.append(f"{','.join((node.name, *node.listen))} {key[0]} {key[1]}")
     (state / "known_hosts").write_text("\n".join(known) + "\n")

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from labctl.sim.process import ManagedProcess
 
-WRITABLE = ("etc", "root", "var", "home", "tmp", "opt", "srv")
+WRITABLE = ("etc", "root", "var", "home", "tmp", "opt", "srv", "usr/local")
 
 
 def node_dir(state: Path, name: str) -> Path:
@@ -53,7 +53,8 @@ def _boot_script(state: Path, name: str) -> str:
         "mount -o remount,bind,ro /",
     ]
     for sub in WRITABLE:
-        upper, work = f"{NODE_MOUNT}/upper/{sub}", f"{NODE_MOUNT}/work/{sub}"
+        flat = sub.replace("/", "-")
+        upper, work = f"{NODE_MOUNT}/upper/{flat}", f"{NODE_MOUNT}/work/{flat}"
         lines.append(f"mkdir -p {upper} {work}")
         lines.append(
             f"mount -t overlay overlay -o lowerdir=/{sub},upperdir={upper},workdir={work} /{sub}"
@@ -62,6 +63,8 @@ def _boot_script(state: Path, name: str) -> str:
         "mount -t tmpfs -o mode=755 tmpfs /run",  # a fresh /run every boot
         "mkdir -p /run/sshd /run/labctl",
         f"cp {NODE_MOUNT}/bootdev /run/labctl/bootdev",
+        # Units enabled on the node start at boot, as systemd would start them.
+        "/usr/local/bin/systemctl start-enabled || true",
         f"exec /usr/sbin/sshd -D -e -f {NODE_MOUNT}/sshd_config",
     ]
     return "\n".join(lines)

@@ -149,3 +149,39 @@ def test_snmpset_outlet_off_cuts_node_and_bmc(lab: Lab) -> None:
     while lab.ssh(NODES["chequita"], "true").returncode != 0:
         assert time.monotonic() < deadline, "chequita did not come back with its outlet"
         time.sleep(0.2)
+
+
+UNIT = """[Unit]
+Description=labctl e2e hello
+[Service]
+Environment=GREETING=hello-from-unit
+EnvironmentFile=-/etc/default/hello
+ExecStart=/bin/sh -c 'echo "$GREETING $EXTRA" > /tmp/hello.out; exec sleep 600'
+[Install]
+WantedBy=multi-user.target
+"""
+
+
+def test_systemctl_stand_in_runs_units_and_starts_enabled_ones_at_boot(lab: Lab) -> None:
+    fohn = NODES["fohn"]
+    setup = (
+        f"cat > /etc/systemd/system/hello.service <<'UNIT'\n{UNIT}UNIT\n"
+        "echo EXTRA=from-file > /etc/default/hello && systemctl daemon-reload && "
+        "systemctl start hello && systemctl is-active hello && cat /tmp/hello.out"
+    )
+    done = lab.ssh(fohn, setup)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "active" in done.stdout and "hello-from-unit from-file" in done.stdout
+    assert (
+        lab.ssh(fohn, "systemctl stop hello; systemctl is-active hello").stdout.strip()
+        == "inactive"
+    )
+    assert lab.ssh(fohn, "systemctl enable hello && systemctl is-enabled hello").returncode == 0
+    cycled = lab.labctl("power", "cycle", "fohn", "--force")  # a reboot, through the BMC
+    assert cycled.returncode == 0, cycled.stdout + cycled.stderr
+    deadline = time.monotonic() + 15
+    while lab.ssh(fohn, "systemctl is-active hello").stdout.strip() != "active":
+        assert time.monotonic() < deadline, "the enabled unit did not start at boot"
+        time.sleep(0.3)
+    log = lab.ssh(fohn, "cat /var/log/labctl-systemctl.log").stdout
+    assert "start hello.service" in log and "enable hello.service" in log
