@@ -85,6 +85,28 @@ def _node(state_dir: Path, name: str) -> dict[str, str]:
 
 
 @app.command()
+def env(state_dir: Path = StateOpt) -> None:
+    """Print the environment that points labctl's SSH at the simulated nodes.
+
+    Example: eval "$(labctl sim env)" && labctl bootstrap --only pki
+    """
+    import shlex
+
+    from labctl.errors import LabctlError
+
+    state = state_dir.resolve()
+    if not (state / "sim.json").exists():
+        raise LabctlError(f"no simulated lab in {state_dir}; run `labctl sim up`")
+    values = {
+        "LABCTL_SSH_USER": "root",
+        "LABCTL_SSH_KNOWN_HOSTS": str(state / "known_hosts"),
+        "LABCTL_SSH_IDENTITY": str(state / "id_ed25519"),
+    }
+    for key, value in values.items():
+        typer.echo(f"export {key}={shlex.quote(value)}")
+
+
+@app.command()
 def ssh(name: str, state_dir: Path = StateOpt) -> None:
     """SSH into a node as root, with its host key checked strictly.
 

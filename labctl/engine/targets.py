@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from labctl.drivers.ssh import SshTarget
@@ -22,13 +23,17 @@ def ssh_target(inventory: Inventory, base_dir: Path, name: str) -> SshTarget:
     if address is None:
         raise LabctlError(f"{name} has no public or node address to reach it on")
     ssh = inventory.lab.ssh
-    known_hosts = Path(ssh.known_hosts) if ssh.known_hosts else DEFAULT_KNOWN_HOSTS
-    identity = Path(ssh.identity_file) if ssh.identity_file else None
+    # The environment may point labctl elsewhere, e.g. at the simulated lab
+    # (`eval "$(labctl sim env)"`), without editing the inventory.
+    known = os.environ.get("LABCTL_SSH_KNOWN_HOSTS") or ssh.known_hosts
+    known_hosts = Path(known) if known else DEFAULT_KNOWN_HOSTS
+    key = os.environ.get("LABCTL_SSH_IDENTITY") or ssh.identity_file
+    identity = Path(key) if key else None
     return SshTarget(
         name=name,
         host=address,
         port=ssh.port,
-        user=ssh.user,
+        user=os.environ.get("LABCTL_SSH_USER") or ssh.user,
         known_hosts=known_hosts if known_hosts.is_absolute() else base_dir / known_hosts,
         identity_file=(identity if identity.is_absolute() else base_dir / identity)
         if identity

@@ -6,6 +6,7 @@ this test makes; `down` must leave no namespace, route, link, mount or process.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -185,3 +186,53 @@ def test_systemctl_stand_in_runs_units_and_starts_enabled_ones_at_boot(lab: Lab)
         time.sleep(0.3)
     log = lab.ssh(fohn, "cat /var/log/labctl-systemctl.log").stdout
     assert "start hello.service" in log and "enable hello.service" in log
+
+
+def test_labctl_power_on_the_simulated_lab(lab: Lab) -> None:
+    off = lab.labctl("power", "off", "wind")
+    assert off.returncode == 0, off.stdout + off.stderr
+    assert lab.ssh(NODES["wind"], "true").returncode != 0
+    refused = lab.labctl("power", "off", "chequita")  # a second etcd member
+    assert refused.returncode == 1 and "quorum" in refused.stderr
+    assert lab.ssh(NODES["chequita"], "true").returncode == 0  # nothing was done
+    assert lab.labctl("power", "on", "wind").returncode == 0
+    first_boot = lab.ssh(NODES["fohn"], "cat /proc/1/stat").stdout.split()[
+        21
+    ]  # start time of pid 1
+    cycled = lab.labctl("power", "cycle", "fohn")
+    assert cycled.returncode == 0, cycled.stdout + cycled.stderr
+    deadline = time.monotonic() + 10
+    while True:
+        done = lab.ssh(NODES["fohn"], "cat /proc/1/stat")
+        if done.returncode == 0 and done.stdout.split()[21] != first_boot:
+            break  # SSH went away and came back with a new boot
+        assert time.monotonic() < deadline, "fohn did not come back from its power cycle"
+        time.sleep(0.2)
+
+
+def test_bootstrap_pki_step_on_the_simulated_lab(lab: Lab) -> None:
+    exports = lab.labctl("sim", "env").stdout
+    env = dict(line.removeprefix("export ").split("=", 1) for line in exports.splitlines())
+    env = {k: v.strip("'") for k, v in env.items()}
+
+    def bootstrap(*extra: str) -> subprocess.CompletedProcess[str]:
+        environ = {**os.environ, **SECRETS, **env, "LABCTL_CA_PASSPHRASE": "e2e-ca-passphrase"}
+        return subprocess.run(
+            [sys.executable, "-m", "labctl", "bootstrap", "--only", "pki", "-o", "json", *extra],
+            cwd=lab.workdir, env=environ, capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+
+    first = bootstrap()
+    assert first.returncode == 0, first.stdout + first.stderr
+    key = lab.ssh(NODES["chequita"], "stat -c %a /etc/ssl/etcd/etcd-peer-chequita-key.pem")
+    assert key.stdout.strip() == "600"
+    assert lab.ssh(NODES["fohn"], "test -f /etc/kubernetes/ssl/apiserver.pem").returncode == 0
+    assert lab.ssh(NODES["wind"], "test -f /etc/kubernetes/ssl/apiserver.pem").returncode != 0
+    start = time.monotonic()
+    again = bootstrap()
+    elapsed = time.monotonic() - start
+    assert again.returncode == 0
+    report = json.loads(again.stdout)
+    pki = next(layer for layer in report["layers"] if layer["layer"] == "pki")
+    assert all(plan["nothing_to_do"] for plan in pki["plans"]), again.stdout
+    print(f"converged `labctl bootstrap --only pki` on the simulated lab: {elapsed:.2f} s")
