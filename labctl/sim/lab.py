@@ -90,13 +90,14 @@ def _keygen(path: Path, comment: str) -> None:
         )
 
 
-def _sshd_config(listen: tuple[str, ...]) -> str:
+def sshd_config(listen: list[str], host_key: str, authorized_keys: str, pid_file: str) -> str:
+    """A key-only, root-login sshd config (the simulated nodes' and the tests' sshd)."""
     return "\n".join(
         [
-            *(f"ListenAddress {a}:22" for a in listen),
-            f"HostKey {NODE_MOUNT}/ssh_host_ed25519_key",
-            f"AuthorizedKeysFile {NODE_MOUNT}/authorized_keys",
-            "PidFile /run/sshd.pid",
+            *(f"ListenAddress {a}" for a in listen),
+            f"HostKey {host_key}",
+            f"AuthorizedKeysFile {authorized_keys}",
+            f"PidFile {pid_file}",
             "PermitRootLogin prohibit-password",
             "PasswordAuthentication no",
             "KbdInteractiveAuthentication no",
@@ -179,7 +180,13 @@ def _nodes(plan: SimPlan, state: Path) -> None:
         d.mkdir(parents=True, exist_ok=True)
         _keygen(d / "ssh_host_ed25519_key", node.name)
         (d / "authorized_keys").write_text(operator.with_suffix(".pub").read_text())
-        (d / "sshd_config").write_text(_sshd_config(node.listen))
+        config = sshd_config(
+            [f"{a}:22" for a in node.listen],
+            f"{NODE_MOUNT}/ssh_host_ed25519_key",
+            f"{NODE_MOUNT}/authorized_keys",
+            "/run/sshd.pid",
+        )
+        (d / "sshd_config").write_text(config)
         (d / "node.json").write_text(json.dumps({"netns": node.netns}))
         # The systemctl stand-in, in the node's own /usr/local (an overlay layer).
         tool = d / "upper" / "usr-local" / "bin" / "systemctl"

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REFERENCE
+from tests.labctl_process import run_labctl
 
 pytestmark = pytest.mark.e2e
 SECRETS = {
@@ -47,11 +47,7 @@ class Lab:
         self.state = workdir / ".labctl" / "sim"
 
     def labctl(self, *args: str) -> subprocess.CompletedProcess[str]:
-        env = {**os.environ, **SECRETS}
-        return subprocess.run(
-            [sys.executable, "-m", "labctl", *args],
-            cwd=self.workdir, env=env, capture_output=True, text=True, timeout=120,
-        )  # fmt: skip
+        return run_labctl(*args, cwd=self.workdir, env=SECRETS)
 
     def ssh(self, address: str, command: str) -> subprocess.CompletedProcess[str]:
         return run(
@@ -216,11 +212,10 @@ def test_bootstrap_pki_step_on_the_simulated_lab(lab: Lab) -> None:
     env = {k: v.strip("'") for k, v in env.items()}
 
     def bootstrap(*extra: str) -> subprocess.CompletedProcess[str]:
-        environ = {**os.environ, **SECRETS, **env, "LABCTL_CA_PASSPHRASE": "e2e-ca-passphrase"}
-        return subprocess.run(
-            [sys.executable, "-m", "labctl", "bootstrap", "--only", "pki", "-o", "json", *extra],
-            cwd=lab.workdir, env=environ, capture_output=True, text=True, timeout=120,
-        )  # fmt: skip
+        environ = {**SECRETS, **env, "LABCTL_CA_PASSPHRASE": "e2e-ca-passphrase"}
+        return run_labctl(
+            "bootstrap", "--only", "pki", "-o", "json", *extra, cwd=lab.workdir, env=environ
+        )
 
     first = bootstrap()
     assert first.returncode == 0, first.stdout + first.stderr

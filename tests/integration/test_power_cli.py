@@ -10,8 +10,6 @@ import contextlib
 import json
 import os
 import signal
-import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +19,7 @@ import pytest
 from labctl.sim import bmc as sim_bmc
 from labctl.sim import pdu_agent
 from tests.conftest import REFERENCE
+from tests.labctl_process import run_labctl
 
 pytestmark = pytest.mark.integration
 SECRETS = {
@@ -49,18 +48,12 @@ class Lab:
             return False
         return True
 
-    def labctl(self, *args: str, env: dict[str, str] | None = None) -> tuple[int, str]:
+    def labctl(self, *args: str, env: dict[str, str | None] | None = None) -> tuple[int, str]:
         """The real entry point, as a user runs it (no terminal on stdin)."""
-        environ = {**os.environ, **(SECRETS if env is None else env), "COLUMNS": "200"}
-        done = subprocess.run(
-            [sys.executable, "-m", "labctl", *args, "-i", str(self.inventory)],
-            capture_output=True,
-            text=True,
-            env=environ,
-            stdin=subprocess.DEVNULL,
-            timeout=120,
-        )
-        assert "Traceback" not in done.stderr, done.stderr
+        secrets: dict[str, str | None] = dict(SECRETS)
+        if env is not None:
+            secrets = {key: None for key in SECRETS} | env
+        done = run_labctl(*args, "-i", str(self.inventory), env=secrets)
         return done.returncode, done.stdout + done.stderr
 
 
@@ -167,7 +160,9 @@ def test_bootdev_and_dry_run(lab: Lab) -> None:
 
 
 def test_missing_secret_fails_before_any_packet(lab: Lab) -> None:
-    env = {k: v for k, v in SECRETS.items() if k != "LABCTL_BMC_PASSWORD_CHEQUITA"}
+    env: dict[str, str | None] = {
+        k: v for k, v in SECRETS.items() if k != "LABCTL_BMC_PASSWORD_CHEQUITA"
+    }
     code, out = lab.labctl("power", "status", "--all", env=env)
     assert code == 1
     assert (

@@ -12,6 +12,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from labctl.sim.lab import sshd_config
+
 SSHD = "/usr/sbin/sshd"
 
 
@@ -56,21 +58,7 @@ def running_sshd(workdir: Path, host: str = "127.0.0.1") -> Iterator[SshdPeer]:
     port = free_port(host)
     config = workdir / "sshd_config"
     config.write_text(
-        "\n".join(
-            [
-                f"ListenAddress {host}:{port}",
-                f"HostKey {host_key}",
-                f"AuthorizedKeysFile {authorized}",
-                f"PidFile {workdir / 'sshd.pid'}",
-                "PermitRootLogin prohibit-password",
-                "PasswordAuthentication no",
-                "KbdInteractiveAuthentication no",
-                "UsePAM no",
-                "StrictModes no",
-                "LogLevel ERROR",
-                "",
-            ]
-        )
+        sshd_config([f"{host}:{port}"], str(host_key), str(authorized), str(workdir / "sshd.pid"))
     )
     known_hosts = workdir / "known_hosts"
     public = host_key.with_suffix(".pub").read_text().split()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -13,6 +12,7 @@ from typer.testing import CliRunner
 
 from labctl.cli.main import app
 from tests.conftest import FIXTURES, REFERENCE, ROOT
+from tests.labctl_process import run_labctl
 
 runner = CliRunner()
 GOLDEN = FIXTURES / "golden"
@@ -21,10 +21,7 @@ BAD = FIXTURES / "bad"
 
 def labctl(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
     """The real entry point in a child process (exit codes, no traceback)."""
-    env = {**os.environ, "COLUMNS": "200"}
-    return subprocess.run(
-        [sys.executable, "-m", "labctl", *args], cwd=cwd, capture_output=True, text=True, env=env
-    )
+    return run_labctl(*args, cwd=cwd)
 
 
 def test_validate_exit_codes() -> None:

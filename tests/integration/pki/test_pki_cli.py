@@ -3,32 +3,20 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import REFERENCE
+from tests.labctl_process import run_labctl
 
 pytestmark = pytest.mark.integration
 PASSPHRASE = "pki-cli-test-passphrase"
 
 
 def labctl(workdir: Path, *args: str, passphrase: str | None = PASSPHRASE) -> tuple[int, str]:
-    env = {k: v for k, v in os.environ.items() if k != "LABCTL_CA_PASSPHRASE"}
-    if passphrase is not None:
-        env["LABCTL_CA_PASSPHRASE"] = passphrase
-    done = subprocess.run(
-        [sys.executable, "-m", "labctl", *args, "-i", str(workdir / "inventory.yaml")],
-        capture_output=True,
-        text=True,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        timeout=120,
-    )
-    assert "Traceback" not in done.stderr, done.stderr
+    inventory = str(workdir / "inventory.yaml")
+    done = run_labctl(*args, "-i", inventory, env={"LABCTL_CA_PASSPHRASE": passphrase})
     return done.returncode, done.stdout + done.stderr
 
 
