@@ -17,10 +17,6 @@ from labctl.files import write_atomic
 SA = "service-account"
 
 
-# One implementation for every atomic write in labctl; the old name stays for callers.
-atomic_write = write_atomic
-
-
 class PkiStore:
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
@@ -37,10 +33,10 @@ class PkiStore:
         return p.read_bytes() if p.exists() else None
 
     def write_cert(self, name: str, pem: bytes) -> None:
-        atomic_write(self.path(f"{name}.pem"), pem)
+        write_atomic(self.path(f"{name}.pem"), pem)
 
     def write_text(self, filename: str, text: str) -> None:
-        atomic_write(self.path(filename), text.encode())
+        write_atomic(self.path(filename), text.encode())
 
     # leaf keys (0600, never committed)
     def read_key(self, name: str) -> bytes | None:
@@ -48,7 +44,7 @@ class PkiStore:
         return p.read_bytes() if p.exists() else None
 
     def write_key(self, name: str, pem: bytes) -> None:
-        atomic_write(self.path(f"{name}-key.pem"), pem, 0o600)
+        write_atomic(self.path(f"{name}-key.pem"), pem, 0o600)
 
     # CA keys: encrypted at rest only
     def has_ca_key(self, name: str) -> bool:
@@ -63,7 +59,7 @@ class PkiStore:
             serialization.PrivateFormat.PKCS8,
             serialization.BestAvailableEncryption(passphrase),
         )
-        atomic_write(self.path(f"{name}-key.pem.encrypted"), enc, 0o600)
+        write_atomic(self.path(f"{name}-key.pem.encrypted"), enc, 0o600)
 
     def read_ca_key(self, name: str, passphrase: bytes) -> bytes:
         """Decrypt into memory; returns a PEM the backends can use."""
@@ -88,12 +84,12 @@ class PkiStore:
         return self.path(f"{SA}.key").exists() and self.path(f"{SA}.pub").exists()
 
     def write_sa(self, key_pem: bytes, pub_pem: bytes) -> None:
-        atomic_write(self.path(f"{SA}.key"), key_pem, 0o600)
-        atomic_write(self.path(f"{SA}.pub"), pub_pem)
+        write_atomic(self.path(f"{SA}.key"), key_pem, 0o600)
+        write_atomic(self.path(f"{SA}.pub"), pub_pem)
 
     def read_trust(self) -> bytes:
         p = self.path(f"{SA}.trust.pem")
         return p.read_bytes() if p.exists() else b""
 
     def write_trust(self, pem: bytes) -> None:
-        atomic_write(self.path(f"{SA}.trust.pem"), pem)
+        write_atomic(self.path(f"{SA}.trust.pem"), pem)
