@@ -4,7 +4,8 @@ Used by the simulated lab (one per server, inside the lab's namespaces) and by
 the IPMI driver's tests (on loopback). Power and boot-device requests go to
 ``labctl.sim.chassis`` through ipmi_sim's ``chassis_control`` hook, which runs
 the caller's power-on / power-off commands, so powering off really stops what
-the BMC is attached to.
+the BMC is attached to. Reads (power state, boot device) are answered by
+``chassis.sh`` alone, without starting Python.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from labctl.errors import LabctlError
 from labctl.sim.process import ManagedProcess
 
 IPMI_SIM = "ipmi_sim"
+CHASSIS_SCRIPT = Path(__file__).with_name("chassis.sh")
 
 
 @dataclass(frozen=True)
@@ -36,10 +38,11 @@ class BmcSpec:
     port: int = 623
     power_on: tuple[str, ...] = ()
     power_off: tuple[str, ...] = ()
-    status: tuple[str, ...] = ()  # exit 0 = powered on; empty: the BMC remembers
+    # Powered on = this file names a live process; None: the BMC remembers what it set.
+    status_pidfile: Path | None = None
     initially_on: bool = False
     # Another chassis_control program (benchmarks use a shell one to take the
-    # simulator's own CPU out of the figures); default: labctl.sim.chassis.
+    # simulator's own CPU out of the figures); default: chassis.sh.
     chassis_program: str | None = None
 
 
@@ -52,10 +55,10 @@ def _quote(value: str) -> str:
 def chassis_command(spec: BmcSpec) -> str:
     if spec.chassis_program:
         return f"{spec.chassis_program} {spec.state_dir}"
-    if any(c.isspace() for c in str(spec.state_dir)) or any(c.isspace() for c in sys.executable):
+    paths = (str(spec.state_dir), sys.executable, str(CHASSIS_SCRIPT))
+    if any(c.isspace() for path in paths for c in path):
         raise LabctlError(f"simulated BMC state dir {spec.state_dir} must not contain spaces")
-    # -S: no site packages; the chassis program is stdlib-only and runs per request.
-    return f"{sys.executable} -S -m labctl.sim.chassis {spec.state_dir}"
+    return f"/bin/sh {CHASSIS_SCRIPT} {spec.state_dir} {sys.executable}"
 
 
 def render_lan_conf(spec: BmcSpec) -> str:
@@ -107,8 +110,13 @@ def prepare(spec: BmcSpec) -> tuple[Path, Path]:
         handle.write(render_lan_conf(spec))
     emu = spec.state_dir / "bmc.emu"
     emu.write_text(render_emu())
-    hooks = {"on": list(spec.power_on), "off": list(spec.power_off), "status": list(spec.status)}
+    hooks = {"on": list(spec.power_on), "off": list(spec.power_off)}
     (spec.state_dir / "hooks.json").write_text(json.dumps(hooks))
+    status = spec.state_dir / "status_pidfile"
+    if spec.status_pidfile is None:
+        status.unlink(missing_ok=True)
+    else:
+        status.write_text(f"{spec.status_pidfile}\n")
     power = spec.state_dir / "power"
     if not power.exists():
         power.write_text("on\n" if spec.initially_on else "off\n")

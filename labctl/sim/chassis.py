@@ -1,11 +1,11 @@
-"""The simulated server's chassis, as ipmi_sim's ``chassis_control`` program.
+"""The simulated server's chassis: what ipmi_sim's ``chassis_control`` sets.
 
-ipmi_sim runs ``python -m labctl.sim.chassis STATE_DIR get|set PARM [VALUE] ...``
-for every power and boot-device request. Power changes run the hooks in
-``STATE_DIR/hooks.json`` (``{"on": argv, "off": argv, "status": argv}``), which
+``chassis.sh`` answers reads itself and hands every change here:
+``python -m labctl.sim.chassis STATE_DIR set PARM VALUE ...``. Power changes run
+the hooks in ``STATE_DIR/hooks.json`` (``{"on": argv, "off": argv}``), which
 really start and stop the simulated node; the boot device is kept in
 ``STATE_DIR/bootdev`` (pxe, disk, bios or none), where the node can read how it
-was booted. Standard library only: this runs once per IPMI request.
+was booted. Standard library only: this runs once per IPMI change.
 """
 
 from __future__ import annotations
@@ -17,9 +17,8 @@ import sys
 import time
 from pathlib import Path
 
-# ipmi_sim's boot values -> ours.
+# ipmi_sim's boot values -> ours (chassis.sh maps them back for reads).
 BOOT_NAMES = {"pxe": "pxe", "default": "disk", "bios": "bios", "none": "none", "cdrom": "none"}
-IPMI_BOOT = {"pxe": "pxe", "disk": "default", "bios": "bios", "none": "none"}
 
 
 def _log(state: Path, message: str) -> None:
@@ -50,14 +49,6 @@ def _write(path: Path, value: str) -> None:
     os.replace(tmp, path)
 
 
-def is_on(state: Path) -> bool:
-    argv = _hook(state, "status")
-    if argv is not None:
-        return subprocess.run(argv, capture_output=True, timeout=30, check=False).returncode == 0
-    power = state / "power"
-    return power.exists() and power.read_text().strip() == "on"
-
-
 def set_power(state: Path, on: bool) -> bool:
     ok = _run(state, "on" if on else "off")
     if ok:
@@ -67,25 +58,10 @@ def set_power(state: Path, on: bool) -> bool:
 
 def main(argv: list[str]) -> int:
     if len(argv) < 2:
-        print("usage: chassis STATE_DIR get|set PARM [VALUE] ...")
+        print("usage: chassis STATE_DIR set PARM VALUE ...")
         return 1
     state, op, parms = Path(argv[0]), argv[1], argv[2:]
     _log(state, f"{op} {' '.join(parms)}")
-    if op == "get":
-        for parm in parms:
-            if parm == "power":
-                print(f"power:{1 if is_on(state) else 0}")
-            elif parm == "boot":
-                current = (
-                    (state / "bootdev").read_text().strip()
-                    if (state / "bootdev").exists()
-                    else "disk"
-                )
-                print(f"boot:{IPMI_BOOT.get(current, 'default')}")
-            else:
-                print(f"Invalid parameter: {parm}")
-                return 1
-        return 0
     if op == "set":
         pairs = list(zip(parms[::2], parms[1::2], strict=False))
         for parm, value in pairs:

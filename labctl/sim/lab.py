@@ -211,7 +211,7 @@ def _nodes(plan: SimPlan, state: Path) -> None:
 
 def _hooks(state: Path, name: str) -> dict[str, tuple[str, ...]]:
     base = (sys.executable, "-m", "labctl.sim.node")
-    return {verb: (*base, verb, name, str(state)) for verb in ("start", "stop", "status")}
+    return {verb: (*base, verb, name, str(state)) for verb in ("start", "stop")}
 
 
 def _devices(
@@ -231,7 +231,7 @@ def _devices(
             state_dir=state / "bmcs" / server.name,
             power_on=power_hooks["start"],
             power_off=power_hooks["stop"],
-            status=power_hooks["status"],
+            status_pidfile=sim_node.node_dir(state, server.name) / "pid",
             initially_on=True,
         )
         handle = sim_bmc.start(spec, netns=plan.fabric)

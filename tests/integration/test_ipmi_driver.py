@@ -22,6 +22,7 @@ from labctl.drivers.ipmi import (
 )
 from labctl.errors import AuthenticationError, DriverTimeout, InsecureProtocolError
 from labctl.sim import bmc as sim_bmc
+from labctl.sim.process import ManagedProcess
 from tests.peers.ports import free_udp_port
 
 pytestmark = pytest.mark.integration
@@ -54,11 +55,8 @@ class Bmc:
         if not self.pidfile.exists():
             return None
         pid = int(self.pidfile.read_text())
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return None
-        return pid
+        # A killed node may stay a zombie until PID 1 reaps it: that is off, as the BMC says.
+        return pid if ManagedProcess(pid).running() else None
 
 
 @pytest.fixture
@@ -75,7 +73,7 @@ def bmc(tmp_path: Path) -> Iterator[Bmc]:
         # The "node" is a sleep process: powering on starts it, off kills it.
         power_on=("sh", "-c", f"sleep 600 >/dev/null 2>&1 & echo $! > {pidfile}"),
         power_off=("sh", "-c", f"kill $(cat {pidfile}) 2>/dev/null; true"),
-        status=("sh", "-c", f"kill -0 $(cat {pidfile} 2>/dev/null) 2>/dev/null"),
+        status_pidfile=pidfile,
     )
     handle = sim_bmc.start(spec)
     peer = Bmc(spec, pidfile)

@@ -18,6 +18,7 @@ import pytest
 
 from labctl.sim import bmc as sim_bmc
 from labctl.sim import pdu_agent
+from labctl.sim.process import ManagedProcess
 from tests.conftest import REFERENCE
 from tests.labctl_process import run_labctl
 
@@ -40,13 +41,8 @@ class Lab:
 
     def node_up(self, name: str) -> bool:
         path = self.pidfiles[name]
-        if not path.exists():
-            return False
-        try:
-            os.kill(int(path.read_text()), 0)
-        except ProcessLookupError:
-            return False
-        return True
+        # A killed node may stay a zombie until PID 1 reaps it: that is off, as the BMC says.
+        return path.exists() and ManagedProcess(int(path.read_text())).running()
 
     def labctl(self, *args: str, env: dict[str, str | None] | None = None) -> tuple[int, str]:
         """The real entry point, as a user runs it (no terminal on stdin)."""
@@ -77,7 +73,7 @@ def lab(tmp_path: Path) -> Iterator[Lab]:
                 state_dir=tmp_path / f"bmc-{name}",
                 power_on=("sh", "-c", f"sleep 600 >/dev/null 2>&1 & echo $! > {pid}"),
                 power_off=("sh", "-c", f"kill $(cat {pid}) 2>/dev/null; true"),
-                status=("sh", "-c", f"kill -0 $(cat {pid} 2>/dev/null) 2>/dev/null"),
+                status_pidfile=pid,
             )
             handles.append(sim_bmc.start(spec))
         for pdu, address in (("pdu1", "127.31.0.5"), ("pdu2", "127.31.0.6")):
