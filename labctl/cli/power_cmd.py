@@ -244,9 +244,7 @@ def bootdev(
     async def apply() -> list[tuple[str, str | None]]:
         async def one(server: Server) -> tuple[str, str | None]:
             try:
-                await backend._call(
-                    server, lambda c: c.set_boot_device(BootDevice(device.value), persistent)
-                )
+                await backend.set_boot_device(server, BootDevice(device.value), persistent)
                 return server.name, None
             except Exception as exc:
                 return server.name, str(exc)

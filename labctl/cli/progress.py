@@ -5,7 +5,8 @@ from __future__ import annotations
 from types import TracebackType
 
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+from rich.progress import Progress, TaskID, TextColumn, TimeElapsedColumn
+from rich.table import Column
 
 from labctl.engine.executor import Outcome, StepResult
 
@@ -23,10 +24,13 @@ class StepProgress:
     def __init__(self, console: Console | None = None) -> None:
         self.console = console or Console(stderr=True)
         self._progress = Progress(
-            TextColumn("{task.fields[target]:<12}"),
-            BarColumn(bar_width=20),
-            TextColumn("{task.completed}/{task.total}"),
-            TextColumn("{task.fields[last]}"),
+            # Names whole; the last step's text is what gives way on a narrow screen.
+            TextColumn("{task.fields[target]}", table_column=Column(min_width=10, no_wrap=True)),
+            TextColumn("{task.completed:>3} done", table_column=Column(min_width=8, no_wrap=True)),
+            TextColumn(
+                "{task.fields[last]}",
+                table_column=Column(ratio=1, no_wrap=True, overflow="ellipsis"),
+            ),
             TimeElapsedColumn(),
             console=self.console,
             transient=False,

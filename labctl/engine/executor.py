@@ -93,6 +93,9 @@ class Connector(Protocol):
 
 # A handler applies one action; it returns True when it changed something.
 Handler = Callable[[Action, Connector], bool]
+# An observer says why an action would change its target (None: already true),
+# for actions only their layer can see (a server's power, through its BMC).
+Observer = Callable[[Action], str | None]
 ProgressSink = Callable[[StepResult], None]
 
 
@@ -151,11 +154,13 @@ class Executor:
         options: Options | None = None,
         handlers: dict[str, Handler] | None = None,
         progress: ProgressSink | None = None,
+        observers: dict[str, Observer] | None = None,
     ) -> None:
         self.connector = connector
         self.journal = journal
         self.options = options or Options()
         self.handlers = {**DEFAULT_HANDLERS, **(handlers or {})}
+        self.observers = observers or {}
         self.progress = progress
         self._journal_lock = threading.Lock()
 
@@ -272,6 +277,9 @@ class Executor:
 
     def _would_change(self, action: Action) -> str | None:
         """Why applying ``action`` would change the target; None when it is already true."""
+        observer = self.observers.get(action.kind)
+        if observer is not None:
+            return observer(action)
         if isinstance(action, PutFile):
             return _file_differs(action, self.connector.ssh(action.host).stat_file(action.path))
         if isinstance(action, Run):

@@ -45,16 +45,21 @@ def run_layers(
                 outcomes.append(LayerOutcome(name, "not-built"))
                 continue
             outcome = LayerOutcome(name, "dry-run" if options.dry_run else "applied")
-            executor = Executor(connector, journal, options, layer.handlers(ctx), progress)
-            for plan in layer.plans(ctx):
-                if options.dry_run:
-                    announce(plan.render_tree())
-                report = executor.apply(plan)
-                outcome.reports.append(report)
-                announce(report.summary())
-                if not report.ok:
-                    outcome.status = "failed"
-                    break
+            executor = Executor(
+                connector, journal, options, layer.handlers(ctx), progress, layer.observers(ctx)
+            )
+            try:
+                for plan in layer.plans(ctx):
+                    if options.dry_run:
+                        announce(plan.render_tree())
+                    report = executor.apply(plan)
+                    outcome.reports.append(report)
+                    announce(report.summary())
+                    if not report.ok:
+                        outcome.status = "failed"
+                        break
+            finally:
+                layer.close()
             outcomes.append(outcome)
             if outcome.status == "failed":
                 announce(f"{name} failed; later layers were not run")

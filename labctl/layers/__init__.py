@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Protocol
 from labctl.inventory.model import Inventory
 
 if TYPE_CHECKING:  # the engine pulls in paramiko; commands that only read power need none of it
-    from labctl.engine.executor import Handler
+    from labctl.engine.executor import Handler, Observer
     from labctl.engine.plan import Plan
 
 ORDER = ("power", "os", "pki", "etcd", "kubernetes", "calico", "ceph")
@@ -42,12 +42,21 @@ class Layer(Protocol):
 
     def handlers(self, ctx: LayerContext) -> dict[str, Handler]: ...
 
+    def observers(self, ctx: LayerContext) -> dict[str, Observer]:
+        """Dry-run reads for the actions only this layer can observe."""
+        ...
+
+    def close(self) -> None:
+        """Release what the handlers opened (device sessions)."""
+        ...
+
 
 def built_layers() -> dict[str, Layer]:
     """The layers that exist in this version, by name."""
     from labctl.layers.pki import PkiLayer
+    from labctl.layers.power_up import PowerLayer
 
-    layers: dict[str, Layer] = {"pki": PkiLayer()}
+    layers: dict[str, Layer] = {"power": PowerLayer(), "pki": PkiLayer()}
     return layers
 
 

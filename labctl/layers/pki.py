@@ -17,7 +17,7 @@ from labctl.pki.specs import PkiInput, PkiNode
 
 if TYPE_CHECKING:
     from labctl.engine.actions import Action
-    from labctl.engine.executor import Connector, Handler
+    from labctl.engine.executor import Connector, Handler, Observer
     from labctl.engine.plan import Plan
     from labctl.layers import LayerContext
     from labctl.pki.store import PkiStore
@@ -176,3 +176,9 @@ class PkiLayer:
             return bool(report.minted)
 
         return {"local": mint}
+
+    def observers(self, ctx: LayerContext) -> dict[str, Observer]:
+        return {}  # files are observed by the executor itself, over SSH
+
+    def close(self) -> None:
+        pass  # SSH sessions belong to the connector

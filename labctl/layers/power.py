@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol, TypeVar
 
-from labctl.errors import LabctlError, UsageError
+from labctl.errors import DriverTimeout, LabctlError, UsageError
 from labctl.inventory.model import Inventory, Server
 from labctl.layers.quorum import quorum_refusals
 
@@ -167,6 +167,23 @@ async def run_power(
         )
 
     return list(await asyncio.gather(*(one(s) for s in servers)))
+
+
+async def read_state(server: Server, backend: PowerBackend, bound: float) -> str:
+    return await _bounded(bound, server.name, backend.state(server))
+
+
+async def power_on(
+    server: Server, backend: PowerBackend, *, bound: float, settle: float, poll: float = 0.5
+) -> bool:
+    """Make sure ``server`` is on; True when it was off. Errors raise, with their own type."""
+    if await _bounded(bound, server.name, backend.state(server)) == "on":
+        return False
+    await _bounded(bound, server.name, backend.act(server, Action.ON))
+    after = await _wait_for(server, backend, "on", bound, settle, poll)
+    if after != "on":
+        raise DriverTimeout(f"{server.name}: still {after} after {settle:g} s (asked on)")
+    return True
 
 
 async def _wait_for(

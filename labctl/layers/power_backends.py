@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
-from labctl.drivers.ipmi import BmcEndpoint, IpmiClient, PowerAction
+from labctl.drivers.ipmi import BmcEndpoint, BootDevice, IpmiClient, PowerAction
 from labctl.drivers.pdu_profiles import profile_for
 from labctl.errors import LabctlError, UsageError
 from labctl.inventory.model import Inventory, Server
@@ -77,6 +77,12 @@ class IpmiBackend:
 
     async def act(self, server: Server, action: Action) -> None:
         await self._call(server, lambda c: c.power(PowerAction(action.value)))
+
+    async def set_boot_device(self, server: Server, device: BootDevice, persistent: bool) -> None:
+        await self._call(server, lambda c: c.set_boot_device(device, persistent))
+
+    async def boot_device(self, server: Server) -> BootDevice:
+        return (await self._call(server, lambda c: c.boot_device()))[0]
 
     def close(self) -> None:
         # Close sessions in parallel: each close is a round trip to its BMC, and

@@ -206,28 +206,43 @@ def test_labctl_power_on_the_simulated_lab(lab: Lab) -> None:
         time.sleep(0.2)
 
 
-def test_bootstrap_pki_step_on_the_simulated_lab(lab: Lab) -> None:
+def test_bootstrap_power_and_pki_steps_on_the_simulated_lab(lab: Lab) -> None:
     exports = lab.labctl("sim", "env").stdout
     env = dict(line.removeprefix("export ").split("=", 1) for line in exports.splitlines())
     env = {k: v.strip("'") for k, v in env.items()}
 
     def bootstrap(*extra: str) -> subprocess.CompletedProcess[str]:
         environ = {**SECRETS, **env, "LABCTL_CA_PASSPHRASE": "e2e-ca-passphrase"}
-        return run_labctl(
-            "bootstrap", "--only", "pki", "-o", "json", *extra, cwd=lab.workdir, env=environ
-        )
+        return run_labctl("bootstrap", "-o", "json", *extra, cwd=lab.workdir, env=environ)
 
-    first = bootstrap()
+    def steps(done: subprocess.CompletedProcess[str], layer: str) -> dict[str, dict[str, str]]:
+        report = json.loads(done.stdout)
+        plans = next(x for x in report["layers"] if x["layer"] == layer)["plans"]
+        return {s["target"]: s for plan in plans for s in plan["steps"]}
+
+    assert lab.labctl("power", "off", "wind").returncode == 0
+    planned = bootstrap("--only", "power", "--dry-run")
+    assert planned.returncode == 0, planned.stdout + planned.stderr
+    power = steps(planned, "power")
+    assert (power["wind"]["outcome"], power["wind"]["reason"]) == ("would-change", "power is off")
+    assert power["fohn"]["outcome"] == "unchanged"
+    assert lab.ssh(NODES["wind"], "true").returncode != 0  # the dry run changed nothing
+
+    first = bootstrap("--only", "power", "--only", "pki")
     assert first.returncode == 0, first.stdout + first.stderr
+    power = steps(first, "power")
+    assert power["wind"]["outcome"] == "changed" and power["chequita"]["outcome"] == "unchanged"
     key = lab.ssh(NODES["chequita"], "stat -c %a /etc/ssl/etcd/etcd-peer-chequita-key.pem")
     assert key.stdout.strip() == "600"
     assert lab.ssh(NODES["fohn"], "test -f /etc/kubernetes/ssl/apiserver.pem").returncode == 0
     assert lab.ssh(NODES["wind"], "test -f /etc/kubernetes/ssl/apiserver.pem").returncode != 0
+    assert lab.ssh(NODES["wind"], "test -f /etc/ssl/etcd/ca.pem").returncode == 0  # wind is up
     start = time.monotonic()
-    again = bootstrap()
+    again = bootstrap("--only", "power", "--only", "pki")
     elapsed = time.monotonic() - start
     assert again.returncode == 0
     report = json.loads(again.stdout)
-    pki = next(layer for layer in report["layers"] if layer["layer"] == "pki")
-    assert all(plan["nothing_to_do"] for plan in pki["plans"]), again.stdout
-    print(f"converged `labctl bootstrap --only pki` on the simulated lab: {elapsed:.2f} s")
+    for layer in report["layers"]:
+        if layer["layer"] in ("power", "pki"):
+            assert all(plan["nothing_to_do"] for plan in layer["plans"]), again.stdout
+    print(f"converged `labctl bootstrap --only power --only pki` on the sim: {elapsed:.2f} s")

@@ -166,3 +166,56 @@ def test_missing_secret_fails_before_any_packet(lab: Lab) -> None:
         in out
     )
     assert not (lab.inventory.parent / "bmc-fohn" / "chassis.log").exists()  # no BMC was asked
+
+
+def test_bootstrap_power_layer_against_the_bmcs(
+    lab: Lab, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The power layer's handlers and observers, through the real executor and ipmi_sim."""
+    from labctl.engine.actions import SetBootDevice
+    from labctl.engine.executor import Executor, Options, Outcome
+    from labctl.engine.journal import Journal
+    from labctl.engine.plan import Plan
+    from labctl.inventory import require_inventory
+    from labctl.layers import LayerContext
+    from labctl.layers.power_up import PowerLayer
+
+    for key, value in SECRETS.items():
+        monkeypatch.setenv(key, value)
+    ctx = LayerContext(require_inventory(lab.inventory), lab.inventory, tmp_path / "state")
+    layer = PowerLayer()
+    (power_plan,) = layer.plans(ctx)
+    boot_plan = Plan.of("boot", [SetBootDevice("wind", "pxe")])
+
+    def executor(dry_run: bool) -> Executor:
+        return Executor(
+            None,  # type: ignore[arg-type]  # no SSH: these actions go to BMCs
+            Journal(tmp_path),
+            Options(dry_run=dry_run),
+            layer.handlers(ctx),
+            observers=layer.observers(ctx),
+        )
+
+    try:
+        planned = executor(dry_run=True).apply(power_plan)
+        assert {r.target: (r.outcome, r.reason) for r in planned.results} == {
+            name: (Outcome.WOULD_CHANGE, "power is off") for name in BMC
+        }
+        assert not any(lab.node_up(n) for n in BMC)  # the dry run only read
+        assert lab.labctl("power", "on", "fohn")[0] == 0
+        applied = executor(dry_run=False).apply(power_plan)
+        assert applied.ok, [r.error for r in applied.results]
+        assert {r.target: r.outcome for r in applied.results} == {
+            "fohn": Outcome.UNCHANGED,
+            "chequita": Outcome.CHANGED,
+            "wind": Outcome.CHANGED,
+        }
+        assert all(lab.node_up(n) for n in BMC)
+        assert executor(dry_run=False).apply(power_plan).nothing_to_do
+        boot = executor(dry_run=True).apply(boot_plan).results[0]
+        assert (boot.outcome, boot.reason) == (Outcome.WOULD_CHANGE, "boots from disk")
+        assert executor(dry_run=False).apply(boot_plan).results[0].outcome is Outcome.CHANGED
+        assert (lab.inventory.parent / "bmc-wind" / "bootdev").read_text().strip() == "pxe"
+        assert executor(dry_run=True).apply(boot_plan).results[0].outcome is Outcome.UNCHANGED
+    finally:
+        layer.close()

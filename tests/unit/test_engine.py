@@ -161,6 +161,7 @@ class FakeLayer:
     def __init__(self, name: str, fail: bool = False) -> None:
         self.name = name
         self.fail = fail
+        self.closed = False
 
     def plans(self, ctx: object) -> Iterator[Plan]:
         yield Plan.of(self.name, [Run("n1", ("fail" if self.fail else "ok", self.name))])
@@ -172,6 +173,12 @@ class FakeLayer:
             return True
 
         return {"run": run}
+
+    def observers(self, ctx: object) -> dict[str, object]:
+        return {}
+
+    def close(self) -> None:
+        self.closed = True
 
 
 def test_runner_order_not_built_and_stop_after_failure(tmp_path: Path) -> None:
@@ -203,7 +210,40 @@ def test_runner_order_not_built_and_stop_after_failure(tmp_path: Path) -> None:
         ("pki", "failed"),
     ]
     assert said[-1] == "pki failed; later layers were not run"
+    assert layers["power"].closed and layers["pki"].closed  # even the one that failed
+    assert not layers["ceph"].closed  # never started
     assert select(["ceph", "power"], None) == ["power", "ceph"]
     assert select(None, "etcd") == ["etcd", "kubernetes", "calico", "ceph"]
     with pytest.raises(ValueError, match="unknown layer"):
         select(["nope"], None)
+
+
+def test_dry_run_asks_the_layers_observer_for_what_only_it_can_see(tmp_path: Path) -> None:
+    states = {"fohn": "on", "wind": "off"}
+    applied: list[str] = []
+
+    def apply(action: Action, _: object) -> bool:
+        applied.append(action.host)
+        return True
+
+    def observe(action: Action) -> str | None:
+        assert isinstance(action, SetPower)
+        state = states[action.host]
+        return None if state == action.state else f"power is {state}"
+
+    plan = Plan.of("power", [SetPower("fohn", "on"), SetPower("wind", "on")])
+    executor = Executor(
+        FakeConnector(),  # type: ignore[arg-type]
+        Journal(tmp_path),
+        Options(dry_run=True),
+        handlers={"set-power": apply},
+        observers={"set-power": observe},
+    )
+    report = executor.apply(plan)
+    assert [(r.target, r.outcome, r.reason) for r in report.results] == [
+        ("fohn", Outcome.UNCHANGED, None),
+        ("wind", Outcome.WOULD_CHANGE, "power is off"),
+    ]
+    assert applied == []  # a dry run applies nothing
+    blind = _executor(tmp_path, apply, dry_run=True).apply(plan)  # no observer: says so
+    assert {r.reason for r in blind.results} == {"cannot be observed; would be applied"}
