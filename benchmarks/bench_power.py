@@ -27,6 +27,7 @@ from gen_inventory import generate, render
 from timing import median_wall
 
 from labctl.sim import bmc as sim_bmc
+from labctl.sim import netns_dir
 
 PASSWORD = "bench-bmc-pw"
 RELAY = Path(__file__).with_name("udp_delay.py")
@@ -96,6 +97,7 @@ def main() -> None:
     relay: subprocess.Popen[str] | None = None
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
+        netns_before = netns_dir.snapshot()
         sh("ip", "netns", "add", ns)
         try:
             sh(*in_ns(ns, "ip", "link", "set", "lo", "up"))
@@ -137,6 +139,7 @@ def main() -> None:
             for handle in handles:
                 handle.stop()
             sh("ip", "netns", "del", ns, check=False)
+            netns_dir.restore(netns_before)
     print(
         "| added delay (each way) | BMCs | labctl (s) | sequential ipmitool (s) | ipmitool / labctl |"  # noqa: E501
     )

@@ -7,7 +7,6 @@ after a half-finished ``up``. Needs root: namespaces, veths and mounts.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
@@ -22,8 +21,8 @@ from labctl.errors import LabctlError
 from labctl.inventory.model import Inventory
 from labctl.secrets import resolve
 from labctl.sim import bmc as sim_bmc
+from labctl.sim import netns_dir, pdu_agent
 from labctl.sim import node as sim_node
-from labctl.sim import pdu_agent
 from labctl.sim.node import NODE_MOUNT
 from labctl.sim.plan import TRANSIT, SimPlan, build_plan
 from labctl.sim.process import ManagedProcess, stop_all
@@ -110,17 +109,9 @@ def sshd_config(listen: list[str], host_key: str, authorized_keys: str, pid_file
     )
 
 
-NETNS_DIR = Path("/run/netns")
-
-
 def _network(plan: SimPlan, record: Record) -> None:
     f = plan.fabric
-    # The first `ip netns add` on a machine makes /run/netns a mount point and
-    # leaves it there; down undoes that too when this lab was the one that did it.
-    record.data["netns_dir"] = {
-        "existed": NETNS_DIR.exists(),
-        "mounted": _mounted(NETNS_DIR),
-    }
+    record.data["netns_dir"] = netns_dir.snapshot()
     record.save()
     _ip("netns", "add", f)
     record.add("netns", f)
@@ -342,31 +333,12 @@ def down(state: Path) -> str:
         )
     for netns in reversed(record.data["netns"]):
         subprocess.run(["ip", "netns", "del", netns], capture_output=True, check=False)
-    _restore_netns_dir(record.data.get("netns_dir"))
+    netns_dir.restore(record.data.get("netns_dir"))
     subprocess.run(
         ["ip", "link", "del", record.data["plan"]["host_link"]], capture_output=True, check=False
     )
     shutil.rmtree(state)
     return "the simulated lab is down; everything it made is gone"
-
-
-def _mounted(path: Path) -> bool:
-    # Not os.path.ismount: /run/netns is bound onto itself, on the same device as its
-    # parent, which ismount cannot tell from a plain directory.
-    mountinfo = Path("/proc/self/mountinfo").read_text().splitlines()
-    return any(line.split()[4] == str(path) for line in mountinfo)
-
-
-def _restore_netns_dir(before: dict[str, bool] | None) -> None:
-    """Unmount (and remove) /run/netns if this lab's up made it and nobody else uses it now."""
-    if before is None or before["mounted"] or not _mounted(NETNS_DIR):
-        return
-    if any(NETNS_DIR.iterdir()):
-        return  # another lab's or tool's namespaces live there now
-    subprocess.run(["umount", str(NETNS_DIR)], capture_output=True, check=False)
-    if not before["existed"]:
-        with contextlib.suppress(OSError):
-            NETNS_DIR.rmdir()
 
 
 def status(state: Path) -> list[NodeStatus]:
