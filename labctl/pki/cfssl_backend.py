@@ -6,10 +6,12 @@ cfssl failure turns into an empty/garbled cfssljson run and the real error is lo
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 from labctl.errors import DriverError
@@ -25,7 +27,7 @@ class CfsslBackend:
         self.binary = binary
         self.timeout = timeout
 
-    def _run(self, args: list[str], cwd: str) -> dict[str, str]:
+    def _run(self, args: list[str], cwd: str, pass_fds: tuple[int, ...] = ()) -> dict[str, str]:
         try:
             proc = subprocess.run(
                 [self.binary, *args],
@@ -33,6 +35,7 @@ class CfsslBackend:
                 capture_output=True,
                 timeout=self.timeout,
                 check=False,
+                pass_fds=pass_fds,
             )
         except FileNotFoundError as e:
             raise DriverError(
@@ -71,12 +74,12 @@ class CfsslBackend:
                 },
             }
         }
-        with tempfile.TemporaryDirectory(prefix="labctl-cfssl-") as d:
-            # The CA key only ever exists plaintext here: a private 0700 temp dir,
-            # file 0600, removed with the dir when signing is done.
-            fd = os.open(Path(d, "ca-key.pem"), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "wb") as f:
-                f.write(ca.key_pem)
+        with (
+            tempfile.TemporaryDirectory(prefix="labctl-cfssl-") as d,
+            _secret_pipe(ca.key_pem) as key_fd,
+        ):
+            # The plaintext CA key reaches cfssl through a pipe it opens as /dev/fd/N:
+            # it is never written to disk, not even to a private temp file.
             Path(d, "ca.pem").write_bytes(ca.cert_pem)
             Path(d, "config.json").write_text(json.dumps(config))
             Path(d, "csr.json").write_text(dumps(csr_json(spec)))
@@ -85,7 +88,7 @@ class CfsslBackend:
                 "-ca",
                 "ca.pem",
                 "-ca-key",
-                "ca-key.pem",
+                f"/dev/fd/{key_fd}",
                 "-config",
                 "config.json",
                 "-profile",
@@ -95,5 +98,25 @@ class CfsslBackend:
             # an empty one never wipes SANs (and client certs get none).
             if spec.hosts:
                 args.append("-hostname=" + ",".join(spec.hosts))
-            out = self._run([*args, "csr.json"], d)
+            out = self._run([*args, "csr.json"], d, pass_fds=(key_fd,))
         return out["cert"].encode(), out["key"].encode()
+
+
+@contextlib.contextmanager
+def _secret_pipe(data: bytes) -> Iterator[int]:
+    """The read end of a pipe already holding ``data`` (closed on exit)."""
+    read_fd, write_fd = os.pipe()
+    try:
+        # A PEM key is a few KiB; the pipe holds 64 KiB, so this write cannot block.
+        if len(data) >= 65536:
+            raise DriverError("CA key too large to hand to cfssl through a pipe")
+        view = memoryview(data)
+        while view:
+            view = view[os.write(write_fd, view) :]
+        os.close(write_fd)
+        write_fd = -1
+        yield read_fd
+    finally:
+        os.close(read_fd)
+        if write_fd >= 0:
+            os.close(write_fd)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import shutil
 import stat
 import subprocess
 from pathlib import Path
@@ -189,3 +190,25 @@ def test_cfssl_error_carries_stderr(tmp_path: Path) -> None:
         CfsslBackend(binary=str(tmp_path / "no-cfssl")).mint_ca(
             plan_certificates(sample_input())[0]
         )
+
+
+def test_cfssl_never_sees_the_ca_key_on_disk(tmp_path: Path) -> None:
+    """The real cfssl signs, but through a wrapper that records its arguments and files."""
+    real = shutil.which("cfssl")
+    assert real, "cfssl not found on PATH; install the Debian package golang-cfssl"
+    log = tmp_path / "calls.log"
+    wrapper = tmp_path / "cfssl"
+    wrapper.write_text(f'#!/bin/sh\necho "$* | $(ls -A)" >> {log}\nexec {real} "$@"\n')
+    wrapper.chmod(0o755)
+    store = PkiStore(tmp_path / "ssl")
+    assert mint_all(sample_input(), store, CfsslBackend(str(wrapper)), PASS, now()).minted
+    signing = [line for line in log.read_text().splitlines() if "-ca-key" in line]
+    assert signing, "no cfssl call signed with the CA"
+    for line in signing:
+        args, files = line.split(" | ")
+        key_arg = args.split("-ca-key ")[1].split()[0]
+        assert key_arg.startswith("/dev/fd/"), line
+        assert "key" not in files, f"a key file sat in cfssl's directory: {files}"
+    ca = x509.load_pem_x509_certificate(store.read_cert("ca") or b"")
+    leaf = x509.load_pem_x509_certificate(store.read_cert("apiserver") or b"")
+    assert leaf.issuer == ca.subject  # and the signing really happened with that key
