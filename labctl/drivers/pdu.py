@@ -199,6 +199,9 @@ class PduClient:
             return OutletState.ON
         if value == profile.state_off:
             return OutletState.OFF
+        fault = profile.fault(value)
+        if fault is not None:
+            raise DriverError(f"{self.endpoint.label}: outlet {outlet} {fault} (state {value})")
         raise DriverError(f"{self.endpoint.label}: outlet {outlet} reports unknown state {value}")
 
     async def outlet_states(self, outlets: Sequence[int]) -> dict[int, OutletState]:

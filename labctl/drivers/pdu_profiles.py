@@ -32,7 +32,12 @@ class PduProfile:
     reboot_value: int | None = None
     state_on: int = 1  # read back meaning on
     state_off: int = 2
+    # Other values the state may read, and what the vendor's MIB says they mean.
+    fault_states: tuple[tuple[int, str], ...] = ()
     confirmed: bool = True  # checked against the vendor's MIB
+
+    def fault(self, value: int) -> str | None:
+        return dict(self.fault_states).get(value)
 
     def oid(self, template: str, outlet: int) -> str:
         return template.replace("{outlet}", str(outlet))
@@ -64,9 +69,9 @@ PROFILES: dict[str, PduProfile] = {
         reboot_value=3,
         state_on=2,
         state_off=1,
-        confirmed=False,
     ),
-    # Digipower SWH series (enterprise 17420): one status string "1,1,0,..." per PDU.
+    # Digipower SWH series (enterprise 17420): DigiPower-PDU-MIB's pdu01OutletStatus,
+    # one read-write DisplayString "1,1,0,..." for the whole PDU (1 on, 0 off).
     "digipower-swh": PduProfile(
         name="digipower-swh",
         kind="status-string",
@@ -77,7 +82,7 @@ PROFILES: dict[str, PduProfile] = {
         reboot_value=None,
         state_on=1,
         state_off=0,
-        confirmed=False,
+        fault_states=((-1, "is not available"), (-2, "lost power or its breaker tripped")),
     ),
 }
 

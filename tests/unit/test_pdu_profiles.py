@@ -49,3 +49,35 @@ def test_snmpd_conf(tmp_path: Path) -> None:
     assert "agentAddress udp:10.31.0.5:161" in conf
     assert 'createUser labctl SHA "aaaaaaaa" AES "pppppppp"' in conf
     assert "pass_persist .1.3.6.1.4.1.318 " in conf
+
+
+def test_digipower_fault_states_are_named_not_unknown() -> None:
+    import asyncio
+
+    from labctl.drivers.pdu import OutletState, PduClient, PduEndpoint, SnmpV2cAuth
+    from labctl.errors import DriverError
+
+    endpoint = PduEndpoint(
+        host="127.0.0.1",
+        port=161,
+        auth=SnmpV2cAuth("unused"),
+        profile=profile_for("digipower-swh"),
+        outlet_count=4,
+        name="pdu1",
+    )
+    client = PduClient(endpoint)
+
+    async def status_string(oid: str) -> str:  # the PDU's answer, without the network
+        return "1,0,-1,-2"
+
+    client._get = status_string  # type: ignore[method-assign]
+
+    async def read(outlet: int) -> OutletState:
+        return await client.outlet_state(outlet)
+
+    assert asyncio.run(read(1)) is OutletState.ON
+    assert asyncio.run(read(2)) is OutletState.OFF
+    with pytest.raises(DriverError, match="outlet 3 is not available"):
+        asyncio.run(read(3))
+    with pytest.raises(DriverError, match="outlet 4 lost power or its breaker tripped"):
+        asyncio.run(read(4))
