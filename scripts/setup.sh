@@ -12,7 +12,7 @@ VENV="$ROOT/.venv"
 DEBIAN_PACKAGES=(
   python3-venv openipmi ipmitool snmpd snmp openssh-server openssh-client
   golang-cfssl etcd-server etcd-client openssl iproute2 procps util-linux
-  debootstrap
+  debootstrap sudo passwd
 )
 
 log() { printf '[setup] %s\n' "$*" >&2; }

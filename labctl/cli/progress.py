@@ -5,6 +5,7 @@ from __future__ import annotations
 from types import TracebackType
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Column
 
@@ -50,7 +51,7 @@ class StepProgress:
         self._progress.stop()
 
     def announce(self, message: str) -> None:
-        self._progress.console.print(message)
+        self._progress.console.print(message, markup=False, highlight=False)
 
     def update(self, result: StepResult) -> None:
         task = self._tasks.get(result.target)
@@ -58,7 +59,12 @@ class StepProgress:
             task = self._progress.add_task("", total=None, target=result.target, last="")
             self._tasks[result.target] = task
         style = _STYLE[result.outcome]
-        last = f"[{style}]{result.outcome}[/] {result.description}"
+        last = f"[{style}]{result.outcome}[/] {escape(result.description)}"
         self._progress.update(task, advance=1, last=last)
         if result.error:
-            self._progress.console.print(f"[red]{result.target}: {result.error}[/]")
+            # Driver errors already start with the target's name; others get it here.
+            error = result.error
+            if not error.startswith(result.target):
+                error = f"{result.target}: {error}"
+            # Escaped: remote stderr may hold brackets that rich would read as markup.
+            self._progress.console.print(f"[red]{escape(error)}[/]", highlight=False)

@@ -64,8 +64,16 @@ class RemoteCommandError(DriverError):
     def __init__(self, target: SshTarget, result: RunResult, label: str | None = None) -> None:
         tail = result.stderr.decode("utf-8", errors="replace").strip()[-500:]
         what = label or f"`{shlex.join(result.argv)}`"
+        hint = ""
+        if "sudo: a password is required" in tail:
+            hint = (
+                f" ({target.user} needs passwordless sudo on {target.name}, as CoreOS's core has,"
+                " or log in as root)"
+            )
         super().__init__(
-            f"{target.name}: {what} exited {result.exit_code}" + (f": {tail}" if tail else "")
+            f"{target.name}: {what} exited {result.exit_code}"
+            + (f": {tail}" if tail else "")
+            + hint
         )
         self.result = result
 
