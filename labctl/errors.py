@@ -33,5 +33,9 @@ class AuthenticationError(DriverError):
     """A peer refused our credentials."""
 
 
+class HostKeyError(DriverError):
+    """A peer's host key is unknown or changed: we refuse to talk to it."""
+
+
 class InsecureProtocolError(DriverError):
     """A peer only offers a protocol we refuse without explicit permission."""

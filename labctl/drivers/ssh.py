@@ -24,7 +24,7 @@ from types import TracebackType
 
 import paramiko
 
-from labctl.errors import AuthenticationError, DriverError, DriverTimeout
+from labctl.errors import AuthenticationError, DriverError, DriverTimeout, HostKeyError
 
 _READ_CHUNK = 65536
 
@@ -168,7 +168,7 @@ class SshSession:
             return
         t = self.target
         if not t.known_hosts.is_file():
-            raise DriverError(
+            raise HostKeyError(
                 f"{t.name}: known_hosts file {t.known_hosts} does not exist; "
                 "host keys must be known before labctl connects"
             )
@@ -189,7 +189,7 @@ class SshSession:
             )
         except paramiko.BadHostKeyException:
             client.close()
-            raise DriverError(
+            raise HostKeyError(
                 f"{t.name} ({t.host}:{t.port}): host key does not match {t.known_hosts}; "
                 "refusing to connect (the node was reinstalled, or this is not the node)"
             ) from None
@@ -201,7 +201,7 @@ class SshSession:
         except paramiko.SSHException as exc:
             client.close()
             if "not found in known_hosts" in str(exc):
-                raise DriverError(
+                raise HostKeyError(
                     f"{t.name} ({t.host}:{t.port}): host key is not in {t.known_hosts}; "
                     "refusing to connect to an unknown host"
                 ) from None

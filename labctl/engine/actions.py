@@ -96,7 +96,10 @@ class Run:
 
 @dataclass(frozen=True)
 class WaitFor:
-    """Poll ``argv`` on ``host`` until it exits 0, for at most ``deadline`` seconds."""
+    """Poll ``argv`` on ``host`` until it exits 0, for at most ``deadline`` seconds.
+
+    With no ``argv``, until ``host`` answers SSH at all (a node that is booting).
+    """
 
     host: str
     argv: tuple[str, ...]
@@ -211,3 +214,11 @@ class LocalStep:
 
 
 Action = PutFile | Run | WaitFor | SetPower | SetBootDevice | LocalStep
+
+# A server just powered on takes minutes to POST and boot before sshd answers.
+BOOT_WAIT = 600.0
+
+
+def ssh_answers(host: str, deadline: float = BOOT_WAIT) -> WaitFor:
+    """The first step of a layer's work on ``host``: wait until it answers SSH."""
+    return WaitFor(host, (), deadline=deadline, interval=2.0, what="SSH to answer")

@@ -23,7 +23,13 @@ from labctl.drivers.ssh import RemoteCommandError, RemoteFile, SshSession
 from labctl.engine.actions import Action, LocalStep, PutFile, Run, WaitFor
 from labctl.engine.journal import Journal
 from labctl.engine.plan import Plan, Step
-from labctl.errors import AuthenticationError, DriverError, DriverTimeout, LabctlError
+from labctl.errors import (
+    AuthenticationError,
+    DriverError,
+    DriverTimeout,
+    HostKeyError,
+    LabctlError,
+)
 
 
 class Outcome(StrEnum):
@@ -120,15 +126,24 @@ def _run(action: Action, connector: Connector) -> bool:
 
 
 def _wait_for(action: Action, connector: Connector) -> bool:
+    """Poll until the check passes; a node that does not answer yet (booting) is polled too."""
     assert isinstance(action, WaitFor)
-    ssh = connector.ssh(action.host)
     deadline = time.monotonic() + action.deadline
     while True:
         remaining = deadline - time.monotonic()
-        if ssh.run(action.argv, check=False, timeout=max(remaining, 1.0)).ok:
-            return False
+        try:
+            ssh = connector.ssh(action.host)
+            if not action.argv:
+                return False  # connected: that was all it waited for
+            if ssh.run(action.argv, check=False, timeout=max(remaining, 1.0)).ok:
+                return False
+            last = "the check did not pass"
+        except (AuthenticationError, HostKeyError):
+            raise  # waiting will not change a refusal
+        except DriverError as exc:
+            last = str(exc)
         if time.monotonic() + action.interval > deadline:
-            raise DriverTimeout(f"{action.host}: {action.describe()}: still not true")
+            raise DriverTimeout(f"{action.host}: {action.describe()}: still not true ({last})")
         time.sleep(action.interval)
 
 
@@ -139,9 +154,12 @@ DEFAULT_HANDLERS: dict[str, Handler] = {
 }
 
 
-def _retryable(exc: Exception) -> bool:
-    # A refused key or a command that failed will fail the same way again.
-    if isinstance(exc, AuthenticationError | RemoteCommandError):
+def _retryable(action: Action, exc: Exception) -> bool:
+    # A refused key or a command that failed will fail the same way again, and a wait
+    # that ran out has had its own deadline.
+    if isinstance(exc, AuthenticationError | HostKeyError | RemoteCommandError):
+        return False
+    if isinstance(action, WaitFor):
         return False
     return isinstance(exc, DriverTimeout | DriverError)
 
@@ -181,9 +199,11 @@ class Executor:
                 self.progress(result)
 
         def run_target(steps: list[Step]) -> None:
-            # One round trip reads every file the target's plan writes; the
-            # snapshot is trusted only until this target's first change.
-            observed = self._observe(steps)
+            # One round trip reads every file the target's plan writes, at its first
+            # file (after any wait for the node to boot); the snapshot is trusted
+            # only until this target's first change.
+            observed: dict[str, RemoteFile | None] | None = None
+            looked = False
             stopped = False
             for step in steps:
                 for dependency in step.after:
@@ -197,6 +217,8 @@ class Executor:
                     )
                     stopped = True
                     continue
+                if isinstance(step.action, PutFile) and not looked:
+                    observed, looked = self._observe(steps), True
                 result = self._apply_step(plan.layer, step, observed)
                 emit(result)
                 if result.outcome is Outcome.CHANGED:
@@ -267,7 +289,7 @@ class Executor:
                 changed = handler(action, self.connector)
                 break
             except LabctlError as exc:
-                if attempt > self.options.retries or not _retryable(exc):
+                if attempt > self.options.retries or not _retryable(action, exc):
                     return result(Outcome.FAILED, attempt, str(exc))
                 time.sleep(self.options.backoff * 2 ** (attempt - 1))
         if changed or isinstance(action, Run):

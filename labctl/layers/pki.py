@@ -132,7 +132,7 @@ class PkiLayer:
     name = "pki"
 
     def plans(self, ctx: LayerContext) -> Iterator[Plan]:
-        from labctl.engine.actions import LocalStep, PutFile
+        from labctl.engine.actions import LocalStep, PutFile, ssh_answers
         from labctl.engine.plan import Plan
         from labctl.pki.store import PkiStore
 
@@ -142,16 +142,15 @@ class PkiLayer:
         store = PkiStore(store_dir(ctx.inventory, ctx.base_dir))
         if ctx.dry_run and store.read_cert("ca") is None:
             return  # nothing minted yet: there is nothing to push to compare against
-        actions = [
-            PutFile(server.name, f.path, f.content, f.mode, "root:root", secret=f.secret)
-            for server in ctx.inventory.servers
-            for f in node_files(
-                inp,
-                store,
-                server.name,
-                ctx.options.get("node_root", "").replace("{node}", server.name),
-            )
-        ]
+        actions: list[Action] = []
+        for server in ctx.inventory.servers:
+            # A server the power step just switched on may still be booting.
+            actions.append(ssh_answers(server.name))
+            root = ctx.options.get("node_root", "").replace("{node}", server.name)
+            actions += [
+                PutFile(server.name, f.path, f.content, f.mode, "root:root", secret=f.secret)
+                for f in node_files(inp, store, server.name, root)
+            ]
         yield Plan.of("pki: push", actions)
 
     def handlers(self, ctx: LayerContext) -> dict[str, Handler]:

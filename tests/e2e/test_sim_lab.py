@@ -11,6 +11,7 @@ import os
 import subprocess
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -246,6 +247,27 @@ def test_bootstrap_power_and_pki_steps_on_the_simulated_lab(lab: Lab) -> None:
         if layer["layer"] in ("power", "pki"):
             assert all(plan["nothing_to_do"] for plan in layer["plans"]), again.stdout
     print(f"converged `labctl bootstrap --only power --only pki` on the sim: {elapsed:.2f} s")
+
+    # A node that is still booting is waited for, not failed: wind is off when the pki
+    # step starts and comes on three seconds later.
+    assert lab.ssh(NODES["wind"], "rm /etc/ssl/etcd/ca.pem").returncode == 0
+    assert lab.labctl("power", "off", "wind").returncode == 0
+    with ThreadPoolExecutor(1) as pool:
+        later = pool.submit(bootstrap, "--only", "pki")
+        time.sleep(3)
+        assert not later.done(), "bootstrap did not wait for wind"
+        assert lab.labctl("power", "on", "wind").returncode == 0
+        waited = later.result(timeout=60)
+    assert waited.returncode == 0, waited.stdout + waited.stderr
+    wait = next(
+        step
+        for layer in json.loads(waited.stdout)["layers"]
+        for plan in layer["plans"]
+        for step in plan["steps"]
+        if step["target"] == "wind" and step["step_id"].startswith("wait-for")
+    )
+    assert wait["outcome"] == "unchanged" and wait["seconds"] >= 2.5, wait
+    assert lab.ssh(NODES["wind"], "test -f /etc/ssl/etcd/ca.pem").returncode == 0
 
 
 # What a CoreOS node offers: the `core` user, passwordless sudo. Made inside each node

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from labctl.drivers.ssh import RemoteCommandError, SshSession, SshTarget
-from labctl.errors import AuthenticationError, DriverError, DriverTimeout
+from labctl.errors import AuthenticationError, DriverError, DriverTimeout, HostKeyError
 from tests.peers.sshd import SshdPeer, free_port, running_sshd
 
 pytestmark = pytest.mark.integration
@@ -77,7 +77,7 @@ def test_put_file_atomic_idempotent_with_mode(sshd: SshdPeer, tmp_path: Path) ->
 def test_unknown_host_key_is_refused(sshd: SshdPeer, tmp_path: Path) -> None:
     empty = tmp_path / "empty_known_hosts"
     empty.write_text("")
-    with pytest.raises(DriverError, match="not in"):
+    with pytest.raises(HostKeyError, match="not in"):
         SshSession(target(sshd, known_hosts=empty)).connect()
 
 
@@ -87,7 +87,7 @@ def test_changed_host_key_is_refused(sshd: SshdPeer, tmp_path: Path) -> None:
     public = (tmp_path / "other_key.pub").read_text().split()
     wrong = tmp_path / "wrong_known_hosts"
     wrong.write_text(f"[{sshd.host}]:{sshd.port} {public[0]} {public[1]}\n")
-    with pytest.raises(DriverError, match="does not match"):
+    with pytest.raises(HostKeyError, match="does not match"):
         SshSession(target(sshd, known_hosts=wrong)).connect()
 
 

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from labctl.engine.actions import Action, PutFile, Run, SetPower
+from labctl.engine.actions import Action, PutFile, Run, SetPower, WaitFor
 from labctl.engine.executor import Executor, Options, Outcome
 from labctl.engine.journal import Journal, RunLock
 from labctl.engine.plan import Plan, Step
-from labctl.errors import DriverTimeout, LabctlError
+from labctl.errors import AuthenticationError, DriverError, DriverTimeout, HostKeyError, LabctlError
 
 
 class FakeConnector:
@@ -247,3 +247,58 @@ def test_dry_run_asks_the_layers_observer_for_what_only_it_can_see(tmp_path: Pat
     assert applied == []  # a dry run applies nothing
     blind = _executor(tmp_path, apply, dry_run=True).apply(plan)  # no observer: says so
     assert {r.reason for r in blind.results} == {"cannot be observed; would be applied"}
+
+
+class BootingConnector:
+    """A node whose SSH answers only from the ``up_after``-th try; or refuses with ``refusal``."""
+
+    def __init__(self, up_after: int = 0, refusal: Exception | None = None) -> None:
+        self.tries = 0
+        self.up_after = up_after
+        self.refusal = refusal
+
+    def ssh(self, host: str) -> object:
+        self.tries += 1
+        if self.refusal is not None:
+            raise self.refusal
+        if self.tries <= self.up_after:
+            raise DriverError(f"{host} (10.0.0.1:22): cannot connect: connection refused")
+        return self
+
+    def run(self, argv: object, check: bool = True, timeout: float = 0.0) -> object:
+        return type("Result", (), {"ok": True})()
+
+    def close(self) -> None:
+        pass
+
+
+def _wait(tmp_path: Path, connector: object, deadline: float) -> tuple[Outcome, int, str]:
+    plan = Plan.of("x", [WaitFor("n1", ("true",), deadline=deadline, interval=0.01)])
+    executor = Executor(connector, Journal(tmp_path), Options(backoff=0.01))  # type: ignore[arg-type]
+    result = executor.apply(plan).results[0]
+    return result.outcome, result.attempts, result.error or ""
+
+
+def test_wait_for_keeps_polling_a_node_that_is_still_booting(tmp_path: Path) -> None:
+    booting = BootingConnector(up_after=3)
+    assert _wait(tmp_path, booting, deadline=5.0)[:2] == (Outcome.UNCHANGED, 1)
+    assert booting.tries == 4
+
+
+def test_wait_for_gives_up_at_its_deadline_once_with_the_last_error(tmp_path: Path) -> None:
+    start = time.monotonic()
+    outcome, attempts, error = _wait(tmp_path, BootingConnector(up_after=10**6), deadline=0.3)
+    assert time.monotonic() - start < 2.0  # its own deadline, not retried on top
+    assert (outcome, attempts) == (Outcome.FAILED, 1)
+    assert "still not true" in error and "connection refused" in error
+
+
+@pytest.mark.parametrize(
+    "refusal",
+    [AuthenticationError("n1: key refused"), HostKeyError("n1: host key does not match")],
+)
+def test_wait_for_does_not_wait_out_a_refusal(tmp_path: Path, refusal: Exception) -> None:
+    refusing = BootingConnector(refusal=refusal)
+    outcome, attempts, error = _wait(tmp_path, refusing, deadline=30.0)
+    assert (outcome, attempts, refusing.tries) == (Outcome.FAILED, 1, 1)
+    assert error == str(refusal)
