@@ -215,10 +215,6 @@ class LocalStep:
 
 Action = PutFile | Run | WaitFor | SetPower | SetBootDevice | LocalStep
 
-# A server just powered on takes minutes to POST and boot before sshd answers.
-BOOT_WAIT = 600.0
-
-
-def ssh_answers(host: str, deadline: float = BOOT_WAIT) -> WaitFor:
+def ssh_answers(host: str, deadline: float) -> WaitFor:
     """The first step of a layer's work on ``host``: wait until it answers SSH."""
     return WaitFor(host, (), deadline=deadline, interval=2.0, what="SSH to answer")

@@ -250,6 +250,7 @@ class SshSettings:
     port: int
     known_hosts: str | None
     identity_file: str | None
+    boot_wait: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -470,6 +471,7 @@ def build_inventory(data: dict[str, Any]) -> Inventory:
                 port=ssh.get("port", 22),
                 known_hosts=ssh.get("known_hosts"),
                 identity_file=ssh.get("identity_file"),
+                boot_wait=float(ssh.get("boot_wait", 600)),
             ),
         ),
         networks=tuple(

@@ -145,7 +145,7 @@ class PkiLayer:
         actions: list[Action] = []
         for server in ctx.inventory.servers:
             # A server the power step just switched on may still be booting.
-            actions.append(ssh_answers(server.name))
+            actions.append(ssh_answers(server.name, ctx.inventory.lab.ssh.boot_wait))
             root = ctx.options.get("node_root", "").replace("{node}", server.name)
             actions += [
                 PutFile(server.name, f.path, f.content, f.mode, "root:root", secret=f.secret)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from labctl.inventory import load_inventory
 from tests.conftest import REFERENCE
 
@@ -35,3 +37,20 @@ def test_reference_matches_the_write_up() -> None:
     osds = sum(d.role == "osd" for s in inv.servers for d in s.disks)
     assert osds == 16  # `ceph -s` in the write-up: 16 osds
     assert inv.cluster.ceph is not None and len(inv.cluster.ceph.pools) == 3
+
+
+def test_boot_wait_defaults_to_ten_minutes_and_is_bounded(tmp_path: Path) -> None:
+    reference = load_inventory(REFERENCE).inventory
+    assert reference is not None and reference.lab.ssh.boot_wait == 600
+    text = REFERENCE.read_text()
+    assert "    user: core\n" in text
+    for value, ok in (("90", True), ("0", False), ("7200", False)):
+        path = tmp_path / f"inventory-{value}.yaml"
+        path.write_text(
+            text.replace("    user: core\n", f"    user: core\n    boot_wait: {value}\n")
+        )
+        result = load_inventory(path)
+        if ok:
+            assert result.inventory is not None and result.inventory.lab.ssh.boot_wait == 90
+        else:
+            assert any("boot_wait" in p.path for p in result.problems), result.problems
