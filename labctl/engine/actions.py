@@ -215,6 +215,7 @@ class LocalStep:
 
 Action = PutFile | Run | WaitFor | SetPower | SetBootDevice | LocalStep
 
+
 def ssh_answers(host: str, deadline: float) -> WaitFor:
     """The first step of a layer's work on ``host``: wait until it answers SSH."""
     return WaitFor(host, (), deadline=deadline, interval=2.0, what="SSH to answer")

@@ -38,6 +38,23 @@ def _config(state: Path, name: str) -> dict[str, object]:
 NODE_MOUNT = "/mnt"
 
 
+def host_root_view(d: Path) -> list[str]:
+    """Shell lines giving a node the host's root read-only, with its own writable overlays."""
+    lines = [
+        "mount --make-rprivate /",
+        f"mount --bind {shlex.quote(str(d))} {NODE_MOUNT}",  # stays writable when / goes ro
+        "mount -o remount,bind,ro /",
+    ]
+    for sub in WRITABLE:
+        flat = sub.replace("/", "-")
+        upper, work = f"{NODE_MOUNT}/upper/{flat}", f"{NODE_MOUNT}/work/{flat}"
+        lines.append(f"mkdir -p {upper} {work}")
+        lines.append(
+            f"mount -t overlay overlay -o lowerdir=/{sub},upperdir={upper},workdir={work} /{sub}"
+        )
+    return lines
+
+
 def _boot_script(state: Path, name: str) -> str:
     d = node_dir(state, name)
     q = shlex.quote
@@ -48,17 +65,8 @@ def _boot_script(state: Path, name: str) -> str:
         # How this boot happened, as the BMC was told (pxe, disk, bios).
         f"if [ -f {q(str(bootdev))} ]; then cp {q(str(bootdev))} {q(str(d / 'bootdev'))}; "
         f"else echo disk > {q(str(d / 'bootdev'))}; fi",
-        "mount --make-rprivate /",
-        f"mount --bind {q(str(d))} {NODE_MOUNT}",  # stays writable when / goes read-only
-        "mount -o remount,bind,ro /",
+        *host_root_view(d),
     ]
-    for sub in WRITABLE:
-        flat = sub.replace("/", "-")
-        upper, work = f"{NODE_MOUNT}/upper/{flat}", f"{NODE_MOUNT}/work/{flat}"
-        lines.append(f"mkdir -p {upper} {work}")
-        lines.append(
-            f"mount -t overlay overlay -o lowerdir=/{sub},upperdir={upper},workdir={work} /{sub}"
-        )
     lines += [
         "mount -t tmpfs -o mode=755 tmpfs /run",  # a fresh /run every boot
         "mkdir -p /run/sshd /run/labctl",
