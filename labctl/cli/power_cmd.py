@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sys
 from collections.abc import Sequence
@@ -72,6 +71,8 @@ def _power(
     destructive = action in DISRUPTIVE or (via is Via.pdu and action is not Action.STATUS)
     if destructive and (len(servers) > 1 or via is Via.pdu) and not yes:
         _confirm(f"power {action} {names} via {via}?")
+    import asyncio  # here, not at the top: validate and --help do not pay for it
+
     asyncio.run(
         _apply(
             inventory, servers, action, via, force, timeout, settle, cycle_delay, base_dir, output
@@ -226,6 +227,8 @@ def bootdev(
 
     Example: labctl power bootdev pxe fohn
     """
+    import asyncio
+
     from labctl.drivers.ipmi import BootDevice
     from labctl.inventory import require_inventory
     from labctl.layers.power import select_targets
