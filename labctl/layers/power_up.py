@@ -18,6 +18,7 @@ from labctl.engine.plan import Plan
 
 if TYPE_CHECKING:
     from labctl.engine.executor import Connector, Handler, Observer
+    from labctl.inventory.model import Server
     from labctl.layers import LayerContext
     from labctl.layers.power_backends import IpmiBackend
 
@@ -29,20 +30,21 @@ class PowerLayer:
     name = "power"
 
     def __init__(self) -> None:
-        self._backend: IpmiBackend | None = None
+        self._backends: dict[str, IpmiBackend] = {}
         self._lock = threading.Lock()
 
     def plans(self, ctx: LayerContext) -> Iterator[Plan]:
         yield Plan.of("power", [SetPower(s.name, "on") for s in ctx.inventory.servers])
 
-    def _ipmi(self, ctx: LayerContext) -> IpmiBackend:
-        # Built on first use (secrets resolved then), shared by every target's thread.
+    def _ipmi(self, ctx: LayerContext, server: Server) -> IpmiBackend:
+        # One per server, built on first use: a server whose BMC password is missing
+        # fails its own step, with its own variable's name, and no other.
         from labctl.layers.power_backends import IpmiBackend
 
         with self._lock:
-            if self._backend is None:
-                self._backend = IpmiBackend(list(ctx.inventory.servers), ctx.base_dir, TIMEOUT)
-            return self._backend
+            if server.name not in self._backends:
+                self._backends[server.name] = IpmiBackend([server], ctx.base_dir, TIMEOUT)
+            return self._backends[server.name]
 
     def handlers(self, ctx: LayerContext) -> dict[str, Handler]:
         from labctl.layers.power import power_on
@@ -53,7 +55,9 @@ class PowerLayer:
         def set_power(action: Action, connector: Connector) -> bool:
             assert isinstance(action, SetPower) and action.state == "on"
             server = servers[action.host]
-            return asyncio.run(power_on(server, self._ipmi(ctx), bound=bound, settle=SETTLE))
+            return asyncio.run(
+                power_on(server, self._ipmi(ctx, server), bound=bound, settle=SETTLE)
+            )
 
         def set_boot_device(action: Action, connector: Connector) -> bool:
             from labctl.drivers.ipmi import BootDevice
@@ -62,7 +66,7 @@ class PowerLayer:
             server, device = servers[action.host], BootDevice(action.device)
             # Always sent: a next-boot setting is used up by the boot it chose, so
             # reading the BMC cannot say whether this one is still to come.
-            asyncio.run(self._ipmi(ctx).set_boot_device(server, device, action.persistent))
+            asyncio.run(self._ipmi(ctx, server).set_boot_device(server, device, action.persistent))
             return True
 
         return {SetPower.kind: set_power, SetBootDevice.kind: set_boot_device}
@@ -75,18 +79,19 @@ class PowerLayer:
         def power_state(action: Action) -> str | None:
             assert isinstance(action, SetPower)
             server = servers[action.host]
-            state = asyncio.run(read_state(server, self._ipmi(ctx), TIMEOUT * 3 + 1))
+            state = asyncio.run(read_state(server, self._ipmi(ctx, server), TIMEOUT * 3 + 1))
             return None if state == action.state else f"power is {state}"
 
         def boot_device(action: Action) -> str | None:
             assert isinstance(action, SetBootDevice)
-            current = asyncio.run(self._ipmi(ctx).boot_device(servers[action.host]))
+            server = servers[action.host]
+            current = asyncio.run(self._ipmi(ctx, server).boot_device(server))
             return None if current == action.device else f"boots from {current}"
 
         return {SetPower.kind: power_state, SetBootDevice.kind: boot_device}
 
     def close(self) -> None:
         with self._lock:
-            if self._backend is not None:
-                self._backend.close()
-                self._backend = None
+            for backend in self._backends.values():
+                backend.close()
+            self._backends.clear()

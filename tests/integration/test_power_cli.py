@@ -219,3 +219,29 @@ def test_bootstrap_power_layer_against_the_bmcs(
         assert executor(dry_run=True).apply(boot_plan).results[0].outcome is Outcome.UNCHANGED
     finally:
         layer.close()
+
+
+def test_power_layer_missing_secret_fails_only_its_own_server(
+    lab: Lab, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from labctl.engine.executor import Executor, Options, Outcome
+    from labctl.engine.journal import Journal
+    from labctl.inventory import require_inventory
+    from labctl.layers import LayerContext
+    from labctl.layers.power_up import PowerLayer
+
+    for key, value in SECRETS.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("LABCTL_BMC_PASSWORD_CHEQUITA")
+    ctx = LayerContext(require_inventory(lab.inventory), lab.inventory, tmp_path / "state")
+    layer = PowerLayer()
+    try:
+        (plan,) = layer.plans(ctx)
+        executor = Executor(None, Journal(tmp_path), Options(), layer.handlers(ctx))  # type: ignore[arg-type]
+        results = {r.target: r for r in executor.apply(plan).results}
+    finally:
+        layer.close()
+    assert results["chequita"].outcome is Outcome.FAILED
+    assert "LABCTL_BMC_PASSWORD_CHEQUITA is not set" in (results["chequita"].error or "")
+    assert results["fohn"].outcome is Outcome.CHANGED and results["wind"].outcome is Outcome.CHANGED
+    assert lab.node_up("fohn") and lab.node_up("wind") and not lab.node_up("chequita")
