@@ -72,12 +72,22 @@ def _power(
     if destructive and (len(servers) > 1 or via is Via.pdu) and not yes:
         _confirm(f"power {action} {names} via {via}?")
     import asyncio  # here, not at the top: validate and --help do not pay for it
+    import contextlib
 
-    asyncio.run(
-        _apply(
-            inventory, servers, action, via, force, timeout, settle, cycle_delay, base_dir, output
-        )
+    from rich.console import Console
+
+    work = _apply(
+        inventory, servers, action, via, force, timeout, settle, cycle_delay, base_dir, output
     )
+    # A change may take up to --settle seconds: say what is going on, on a terminal only.
+    waiting = (
+        Console(stderr=True).status(f"power {action}: {names} via {via}, up to {settle:g} s")
+        if action is not Action.STATUS
+        else contextlib.nullcontext()
+    )
+    with waiting:
+        results = asyncio.run(work)
+    _report(results, output)  # after the spinner is gone, so the table prints cleanly
 
 
 def _confirm(question: str) -> None:
@@ -102,7 +112,7 @@ async def _apply(
     cycle_delay: float,
     base_dir: Path,
     output: OutputFormat,
-) -> None:
+) -> list[TargetResult]:
     from labctl.errors import LabctlError
     from labctl.layers.power import DISRUPTIVE, guard_quorum, run_power
     from labctl.layers.power_backends import IpmiBackend, PduBackend
@@ -128,7 +138,7 @@ async def _apply(
             await backend.aclose()
         else:
             backend.close()
-    _report(results, output)
+    return results
 
 
 def _report(results: Sequence[TargetResult], output: OutputFormat) -> None:

@@ -30,10 +30,16 @@ def up(inventory: Path = InventoryOption, state_dir: Path = StateOpt) -> None:
 
     Example: sudo -E labctl sim up && labctl sim status
     """
+    from rich.console import Console
+
     from labctl.inventory import require_inventory
     from labctl.sim.lab import up as sim_up
 
-    typer.echo(sim_up(require_inventory(inventory), inventory, state_dir.resolve()))
+    lab = require_inventory(inventory)
+    # A spinner on a terminal (30 servers take seconds); nothing extra in a pipe or log.
+    with Console(stderr=True).status("simulated lab: starting") as shown:
+        said = sim_up(lab, inventory, state_dir.resolve(), lambda phase: shown.update(phase))
+    typer.echo(said)
 
 
 @app.command()

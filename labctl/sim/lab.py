@@ -13,6 +13,7 @@ import shutil
 import socket
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -267,7 +268,13 @@ def _devices(
     (state / "feeds.json").write_text(json.dumps(feeds))
 
 
-def up(inventory: Inventory, inventory_path: Path, state: Path) -> str:
+def up(
+    inventory: Inventory,
+    inventory_path: Path,
+    state: Path,
+    progress: Callable[[str], None] = lambda _: None,
+) -> str:
+    """Bring the lab up; ``progress`` hears each phase as it starts."""
     require_root()
     plan = build_plan(inventory)
     if (state / STATE_FILE).exists():
@@ -288,11 +295,15 @@ def up(inventory: Inventory, inventory_path: Path, state: Path) -> str:
     record.data["nodes"] = {n.name: {"netns": n.netns, "ssh": n.ssh_address} for n in plan.nodes}
     record.save()
     try:
+        progress(f"networks: {len(plan.bridges)} bridges, {len(plan.nodes)} node namespaces")
         _network(plan, record)
+        progress(f"nodes: host keys, overlays and sshd for {len(plan.nodes)}")
         _nodes(plan, state)
         for n in plan.nodes:
             record.pid(f"node:{n.name}", sim_node.start(state, n.name))
+        progress(f"devices: {len(inventory.servers)} BMCs, {len(inventory.pdus)} PDUs")
         _devices(inventory, plan, state, inventory_path.parent, record)
+        progress("waiting for every node's sshd")
         for n in plan.nodes:
             if not sim_node.wait_ssh(n.ssh_address):
                 raise LabctlError(f"{n.name}: sshd did not answer on {n.ssh_address}:22")
