@@ -177,7 +177,26 @@ class PkiLayer:
         return {"local": mint}
 
     def observers(self, ctx: LayerContext) -> dict[str, Observer]:
-        return {}  # files are observed by the executor itself, over SSH
+        # Files are observed by the executor itself, over SSH; what minting would do
+        # is read from the store here (expiry, SANs, subject, signer), no key needed.
+        def would_mint(action: Action) -> str | None:
+            from labctl.pki.check import check
+            from labctl.pki.store import PkiStore
+
+            pki = settings(ctx.inventory)
+            findings = check(
+                pki_input(ctx.inventory),
+                PkiStore(store_dir(ctx.inventory, ctx.base_dir)),
+                dt.datetime.now(dt.UTC),
+                dt.timedelta(days=pki.renew_within_days),
+            )
+            if not findings:
+                return None
+            shown = "; ".join(f"{f.name}: {f.reason}" for f in findings[:4])
+            more = f"; and {len(findings) - 4} more" if len(findings) > 4 else ""
+            return f"would mint {len(findings)}: {shown}{more}"
+
+        return {"local": would_mint}
 
     def close(self) -> None:
         pass  # SSH sessions belong to the connector

@@ -71,5 +71,22 @@ def test_pki_step_pushes_each_node_its_files_and_converges(
             "content differs"
         ]
         assert key.read_bytes() == b"tampered"  # a dry run touches nothing
+        mint = next(r for r in dry.reports[0].results if r.step_id == "local:mint")
+        assert (mint.outcome, mint.reason) == (Outcome.UNCHANGED, None)  # the store is current
+
+        # A new API name: the dry run reads the store and says what would be re-minted.
+        inventory_path.write_text(
+            REFERENCE.read_text().replace("api.sthlm.lab.example.net", "k8s.sthlm.lab.example.net")
+        )
+        renamed = load_inventory(inventory_path).inventory
+        assert renamed is not None
+        ctx2 = LayerContext(
+            renamed, inventory_path, ctx.state_dir, dry_run=True, options=ctx.options
+        )
+        (planned,) = run_layers(["pki"], built_layers(), ctx2, connector, Options(dry_run=True))
+        mint = next(r for r in planned.reports[0].results if r.step_id == "local:mint")
+        assert mint.outcome is Outcome.WOULD_CHANGE
+        assert mint.reason is not None and mint.reason.startswith("would mint 1: apiserver: SANs")
+        assert "k8s.sthlm.lab.example.net" in mint.reason
     finally:
         connector.close()
