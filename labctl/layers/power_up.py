@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from labctl.engine.actions import Action, SetBootDevice, SetPower
 from labctl.engine.plan import Plan
+from labctl.errors import LabctlError
 
 if TYPE_CHECKING:
     from labctl.engine.executor import Connector, Handler, Observer
@@ -53,7 +54,9 @@ class PowerLayer:
         bound = TIMEOUT * 3 + 1
 
         def set_power(action: Action, connector: Connector) -> bool:
-            assert isinstance(action, SetPower) and action.state == "on"
+            assert isinstance(action, SetPower)
+            if action.state != "on":  # off and cycle go through `labctl power` and its guard
+                raise LabctlError(f"{action.host}: the power step powers servers on only")
             server = servers[action.host]
             return asyncio.run(
                 power_on(server, self._ipmi(ctx, server), bound=bound, settle=SETTLE)
