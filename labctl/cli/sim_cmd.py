@@ -96,6 +96,7 @@ def env(state_dir: Path = StateOpt) -> None:
 
     Example: eval "$(labctl sim env)" && labctl bootstrap --only pki
     """
+    import json
     import shlex
 
     from labctl.errors import LabctlError
@@ -103,8 +104,10 @@ def env(state_dir: Path = StateOpt) -> None:
     state = state_dir.resolve()
     if not (state / "sim.json").exists():
         raise LabctlError(f"no simulated lab in {state_dir}; run `labctl sim up`")
+    record = json.loads((state / "sim.json").read_text())
     values = {
-        "LABCTL_SSH_USER": "root",
+        # The inventory's login user, which sim up made on every node with sudo.
+        "LABCTL_SSH_USER": record.get("login_user", "root"),
         "LABCTL_SSH_KNOWN_HOSTS": str(state / "known_hosts"),
         "LABCTL_SSH_IDENTITY": str(state / "id_ed25519"),
     }

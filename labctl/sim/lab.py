@@ -173,7 +173,7 @@ def _network(plan: SimPlan, record: Record) -> None:
             _ip("-n", node.netns, "route", "add", "default", "via", node.gateway)
 
 
-def _nodes(plan: SimPlan, state: Path) -> None:
+def _nodes(plan: SimPlan, state: Path, login_user: str) -> None:
     operator = state / "id_ed25519"
     _keygen(operator, "labctl-sim-operator")
     known = []
@@ -190,7 +190,7 @@ def _nodes(plan: SimPlan, state: Path) -> None:
             "/run/sshd.pid",
         )
         (d / "sshd_config").write_text(config)
-        (d / "node.json").write_text(json.dumps({"netns": node.netns}))
+        (d / "node.json").write_text(json.dumps({"netns": node.netns, "login_user": login_user}))
         # The systemctl stand-in, in the node's own /usr/local (an overlay layer).
         tool = d / "upper" / "usr-local" / "bin" / "systemctl"
         tool.parent.mkdir(parents=True, exist_ok=True)
@@ -284,9 +284,19 @@ def up(
         for n in missing:
             sim_node.start(state, n.name)
         return f"restarted {', '.join(n.name for n in missing)}"
+    login_user = inventory.lab.ssh.user
+    if login_user != "root":
+        absent = [tool for tool in ("useradd", "sudo") if shutil.which(tool) is None]
+        if absent:
+            raise LabctlError(
+                f"the simulated nodes give {login_user} passwordless sudo, as CoreOS does, "
+                f"but {' and '.join(absent)} is not installed (Debian packages passwd and "
+                "sudo; scripts/setup.sh installs them)"
+            )
     state.mkdir(parents=True, exist_ok=True)
     os.chmod(state, 0o700)
     record = Record(state)
+    record.data["login_user"] = login_user
     record.data["plan"] = {
         "fabric": plan.fabric,
         "host_link": plan.host_link,
@@ -298,7 +308,7 @@ def up(
         progress(f"networks: {len(plan.bridges)} bridges, {len(plan.nodes)} node namespaces")
         _network(plan, record)
         progress(f"nodes: host keys, overlays and sshd for {len(plan.nodes)}")
-        _nodes(plan, state)
+        _nodes(plan, state, login_user)
         for n in plan.nodes:
             record.pid(f"node:{n.name}", sim_node.start(state, n.name))
         progress(f"devices: {len(inventory.servers)} BMCs, {len(inventory.pdus)} PDUs")

@@ -55,6 +55,26 @@ def host_root_view(d: Path) -> list[str]:
     return lines
 
 
+def _login_user(user: str, hostname: str) -> list[str]:
+    """Shell lines making ``user`` as CoreOS has core: key login, passwordless sudo.
+
+    Made once, in the node's own /etc and /home overlays (the host never sees it).
+    The password field is '*', not the locked '!' useradd leaves: sshd without PAM
+    refuses key logins to locked accounts.
+    """
+    if user == "root":
+        return []
+    q = shlex.quote
+    sudoers = q(f"/etc/sudoers.d/labctl-{user}")
+    return [
+        f"id {q(user)} >/dev/null 2>&1 || useradd -m -s /bin/bash -p '*' {q(user)}",
+        f"[ -f {sudoers} ] || {{ echo {q(user + ' ALL=(ALL) NOPASSWD: ALL')} > {sudoers}; "
+        f"chmod 0440 {sudoers}; }}",
+        # sudo looks its host name up; without this line it warns on every call.
+        f"grep -q ' {hostname}$' /etc/hosts || echo '127.0.1.1 {hostname}' >> /etc/hosts",
+    ]
+
+
 def _boot_script(state: Path, name: str) -> str:
     d = node_dir(state, name)
     q = shlex.quote
@@ -71,6 +91,7 @@ def _boot_script(state: Path, name: str) -> str:
         "mount -t tmpfs -o mode=755 tmpfs /run",  # a fresh /run every boot
         "mkdir -p /run/sshd /run/labctl",
         f"cp {NODE_MOUNT}/bootdev /run/labctl/bootdev",
+        *_login_user(str(_config(state, name).get("login_user", "root")), name),
         # Units enabled on the node start at boot, as systemd would start them.
         "/usr/local/bin/systemctl start-enabled || true",
         f"exec /usr/sbin/sshd -D -e -f {NODE_MOUNT}/sshd_config",
