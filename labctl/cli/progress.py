@@ -18,6 +18,7 @@ _STYLE = {
     Outcome.WOULD_CHANGE: "yellow",
     Outcome.FAILED: "bold red",
     Outcome.BLOCKED: "red",
+    Outcome.RUNNING: "cyan",
 }
 
 
@@ -60,7 +61,8 @@ class StepProgress:
             self._tasks[result.target] = task
         style = _STYLE[result.outcome]
         last = f"[{style}]{result.outcome}[/] {escape(result.description)}"
-        self._progress.update(task, advance=1, last=last)
+        done = result.outcome is not Outcome.RUNNING
+        self._progress.update(task, advance=1 if done else 0, last=last)
         if result.error:
             # Driver errors already start with the target's name; others get it here.
             error = result.error

@@ -39,6 +39,7 @@ class Outcome(StrEnum):
     WOULD_CHANGE = "would-change"  # dry run
     FAILED = "failed"
     BLOCKED = "blocked"  # an earlier step on the target, or a dependency, failed
+    RUNNING = "running"  # told to the progress display as a step starts; never in a report
 
 
 @dataclass(frozen=True)
@@ -217,6 +218,12 @@ class Executor:
                     )
                     stopped = True
                     continue
+                if self.progress:  # a wait for a booting node can last minutes: show it
+                    self.progress(
+                        StepResult(
+                            step.id, step.target, step.action.describe(), Outcome.RUNNING, 0.0
+                        )
+                    )
                 if isinstance(step.action, PutFile) and not looked:
                     observed, looked = self._observe(steps), True
                 result = self._apply_step(plan.layer, step, observed)

@@ -302,3 +302,24 @@ def test_wait_for_does_not_wait_out_a_refusal(tmp_path: Path, refusal: Exception
     outcome, attempts, error = _wait(tmp_path, refusing, deadline=30.0)
     assert (outcome, attempts, refusing.tries) == (Outcome.FAILED, 1, 1)
     assert error == str(refusal)
+
+
+def test_progress_hears_each_step_start_and_end_but_the_report_only_ends(
+    tmp_path: Path,
+) -> None:
+    heard: list[tuple[str, Outcome]] = []
+    executor = Executor(
+        FakeConnector(),  # type: ignore[arg-type]
+        Journal(tmp_path),
+        handlers={"run": lambda action, _: True},
+        progress=lambda r: heard.append((r.step_id, r.outcome)),
+    )
+    report = executor.apply(Plan.of("x", [Run("n1", ("a",)), Run("n1", ("b",))]))
+    ids = [r.step_id for r in report.results]
+    assert heard == [
+        (ids[0], Outcome.RUNNING),
+        (ids[0], Outcome.CHANGED),
+        (ids[1], Outcome.RUNNING),
+        (ids[1], Outcome.CHANGED),
+    ]
+    assert {r.outcome for r in report.results} == {Outcome.CHANGED}

@@ -33,3 +33,9 @@ def test_driver_errors_are_not_prefixed_twice_and_brackets_survive() -> None:
     assert "fohn: servers[0].bmc.password: environment variable X is not set" in text
     assert "servers[0].bmc: [bold]not markup[/]" in text
     assert "write /etc/x [0600]" in text
+
+
+def test_a_running_step_shows_without_counting_as_done() -> None:
+    waiting = StepResult("w", "wind", "wait for SSH to answer", Outcome.RUNNING, 0.0)
+    text = shown(waiting)
+    assert "running wait for SSH to answer" in text and "0 done" in text
