@@ -1,6 +1,6 @@
 """A simulated server's power: its namespaces, overlays and sshd, started and stopped.
 
-``python -m labctl.sim.node start|stop|status NAME STATE_DIR`` is what the
+``python -m labctl.sim.node start|stop NAME STATE_DIR`` is what the
 simulated BMC and PDU hooks run. A node runs as ``unshare --pid --kill-child``
 inside its network namespace: killing that one process kills everything in the
 node (SIGKILL to its PID namespace), which is what pulling the power does.
@@ -147,17 +147,16 @@ def wait_ssh(address: str, port: int = 22, timeout: float = 10.0) -> bool:
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) != 3 or argv[0] not in ("start", "stop", "status"):
-        print("usage: python -m labctl.sim.node start|stop|status NAME STATE_DIR", file=sys.stderr)
+    # What the simulated BMC and PDU hooks run; power status reads the pid file instead.
+    if len(argv) != 3 or argv[0] not in ("start", "stop"):
+        print("usage: python -m labctl.sim.node start|stop NAME STATE_DIR", file=sys.stderr)
         return 2
     command, name, state = argv[0], argv[1], Path(argv[2])
     if command == "start":
         start(state, name)
-        return 0
-    if command == "stop":
+    else:
         stop(state, name)
-        return 0
-    return 0 if pid(state, name) else 1
+    return 0
 
 
 if __name__ == "__main__":
