@@ -177,7 +177,7 @@ async def power_on(
     server: Server, backend: PowerBackend, *, bound: float, settle: float, poll: float = 0.5
 ) -> bool:
     """Make sure ``server`` is on; True when it was off. Errors raise, with their own type."""
-    if await _bounded(bound, server.name, backend.state(server)) == "on":
+    if await read_state(server, backend, bound) == "on":
         return False
     await _bounded(bound, server.name, backend.act(server, Action.ON))
     after = await _wait_for(server, backend, "on", bound, settle, poll)
