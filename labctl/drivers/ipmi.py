@@ -249,11 +249,3 @@ class IpmiClient:
         device = self._call("get_boot_device")
         persistent = bool(self._call("get_boot_persistency"))
         return _FROM_PYIPMI.get(device, BootDevice.NONE), persistent
-
-    def wait_for_power(self, state: PowerState, deadline_s: float) -> PowerState:
-        deadline = time.monotonic() + deadline_s
-        while True:
-            current = self.power_state()
-            if current == state or time.monotonic() >= deadline:
-                return current
-            time.sleep(0.25)

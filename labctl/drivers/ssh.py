@@ -325,8 +325,5 @@ class SshSession:
         )
         return result.text().strip() == "changed"
 
-    def mkdir_p(self, path: str, mode: int = 0o755) -> None:
-        self.run(["mkdir", "-p", "-m", f"{mode:o}", "--", path])
-
     def read_file(self, path: str) -> bytes:
         return self.run(["cat", "--", path]).stdout

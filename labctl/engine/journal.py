@@ -59,10 +59,6 @@ class Journal:
             os.fsync(handle.fileno())
         self._applied[key] = entry
 
-    def forget_layer(self, layer: str) -> None:
-        """Drop what a layer recorded (e.g. after a rotation re-mints everything)."""
-        self._applied = {k: e for k, e in self._applied.items() if e.layer != layer}
-
 
 class RunLock:
     """Exclusive lock on a state directory for the length of a run."""

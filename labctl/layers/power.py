@@ -1,202 +1,100 @@
-"""Power: choose targets, guard quorum, and drive BMCs or PDUs in parallel.
+"""``bootstrap``'s power step: every server in the inventory powered on, through its BMC.
 
-The orchestration talks to a narrow ``PowerBackend`` (one per way of reaching a
-server: its BMC, or the PDU outlets feeding it), so the order of operations,
-the guard, the bounds and the result table are tested without hardware; the
-backends built on the IPMI and SNMP drivers are tested against real peers.
+Powering on never takes a quorum down, so the guard has nothing to say here;
+servers already on are left alone (read, not touched), so a converged lab
+sends each BMC one status read and nothing else. The layer also applies
+``SetBootDevice``, which later layers' plans use (a PXE install boots from pxe once).
 """
 
 from __future__ import annotations
 
 import asyncio
-import difflib
-import time
-from collections.abc import Awaitable, Sequence
-from dataclasses import dataclass
-from enum import StrEnum
-from typing import Protocol, TypeVar
+import threading
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
-from labctl.errors import DriverTimeout, LabctlError, UsageError
-from labctl.inventory.model import Inventory, Server
-from labctl.layers.quorum import quorum_refusals
+from labctl.engine.actions import Action, SetBootDevice, SetPower
+from labctl.engine.plan import Plan
+from labctl.errors import LabctlError
 
-T = TypeVar("T")
+if TYPE_CHECKING:
+    from labctl.engine.executor import Connector, Handler, Observer
+    from labctl.inventory.model import Server
+    from labctl.layers import LayerContext
+    from labctl.layers.power_backends import IpmiBackend
 
-
-class Action(StrEnum):
-    STATUS = "status"
-    ON = "on"
-    OFF = "off"
-    CYCLE = "cycle"
-    RESET = "reset"
-    SOFT = "soft"
+TIMEOUT = 5.0  # seconds per BMC call, as `labctl power`
+SETTLE = 60.0  # seconds a server may take to report on after being told
 
 
-# The state each action leaves a server in (None: no change asked).
-TARGET_STATE: dict[Action, str | None] = {
-    Action.STATUS: None,
-    Action.ON: "on",
-    Action.OFF: "off",
-    Action.CYCLE: "on",
-    Action.RESET: "on",
-    Action.SOFT: "off",
-}
-# Actions that take a server down, if only for a moment: the quorum guard applies.
-DISRUPTIVE = {Action.OFF, Action.CYCLE, Action.RESET, Action.SOFT}
+class PowerLayer:
+    name = "power"
 
+    def __init__(self) -> None:
+        self._backends: dict[str, IpmiBackend] = {}
+        self._lock = threading.Lock()
 
-class PowerBackend(Protocol):
-    """One way to reach servers' power: their BMCs, or the PDU outlets feeding them."""
+    def plans(self, ctx: LayerContext) -> Iterator[Plan]:
+        yield Plan.of("power", [SetPower(s.name, "on") for s in ctx.inventory.servers])
 
-    name: str
+    def _ipmi(self, ctx: LayerContext, server: Server) -> IpmiBackend:
+        # One per server, built on first use: a server whose BMC password is missing
+        # fails its own step, with its own variable's name, and no other.
+        from labctl.layers.power_backends import IpmiBackend
 
-    async def state(self, server: Server) -> str:
-        """``on`` or ``off``; raise a LabctlError when it cannot be read."""
-        ...
+        with self._lock:
+            if server.name not in self._backends:
+                self._backends[server.name] = IpmiBackend([server], ctx.base_dir, TIMEOUT)
+            return self._backends[server.name]
 
-    async def act(self, server: Server, action: Action) -> None: ...
+    def handlers(self, ctx: LayerContext) -> dict[str, Handler]:
+        from labctl.layers.power import power_on
 
+        servers = {s.name: s for s in ctx.inventory.servers}
+        bound = TIMEOUT * 3 + 1
 
-@dataclass(frozen=True)
-class TargetResult:
-    server: str
-    action: str
-    before: str | None
-    after: str | None
-    seconds: float
-    error: str | None = None
+        def set_power(action: Action, connector: Connector) -> bool:
+            assert isinstance(action, SetPower)
+            if action.state != "on":  # off and cycle go through `labctl power` and its guard
+                raise LabctlError(f"{action.host}: the power step powers servers on only")
+            server = servers[action.host]
+            return asyncio.run(
+                power_on(server, self._ipmi(ctx, server), bound=bound, settle=SETTLE)
+            )
 
-    @property
-    def ok(self) -> bool:
-        return self.error is None
+        def set_boot_device(action: Action, connector: Connector) -> bool:
+            from labctl.drivers.ipmi import BootDevice
 
-    def as_dict(self) -> dict[str, object]:
-        return dict(self.__dict__, ok=self.ok)
+            assert isinstance(action, SetBootDevice)
+            server, device = servers[action.host], BootDevice(action.device)
+            # Always sent: a next-boot setting is used up by the boot it chose, so
+            # reading the BMC cannot say whether this one is still to come.
+            asyncio.run(self._ipmi(ctx, server).set_boot_device(server, device, action.persistent))
+            return True
 
+        return {SetPower.kind: set_power, SetBootDevice.kind: set_boot_device}
 
-def select_targets(
-    inventory: Inventory, names: Sequence[str], everything: bool, role: str | None
-) -> list[Server]:
-    """The servers a command names, in inventory order; unknown names are usage errors."""
-    known = {s.name: s for s in inventory.servers}
-    for name in names:
-        if name not in known:
-            near = difflib.get_close_matches(name, known, n=1)
-            hint = f"; did you mean {near[0]}?" if near else f"; servers: {', '.join(known)}"
-            raise UsageError(f"no server named '{name}'{hint}")
-    if not (names or everything or role):
-        raise UsageError("name the servers, or use --all or --role ROLE")
-    chosen = {n for n in names}
-    if everything:
-        chosen |= set(known)
-    if role:
-        members = {s.name for s in inventory.with_role(role)}
-        if not members:
-            raise UsageError(f"no server has the role '{role}'")
-        chosen |= members
-    return [s for s in inventory.servers if s.name in chosen]
+    def observers(self, ctx: LayerContext) -> dict[str, Observer]:
+        from labctl.layers.power import read_state
 
+        servers = {s.name: s for s in ctx.inventory.servers}
 
-async def _bounded(seconds: float, what: str, call: Awaitable[T]) -> T:
-    try:
-        return await asyncio.wait_for(call, seconds)
-    except TimeoutError:
-        raise LabctlError(f"{what}: no answer within {seconds:g} s") from None
+        def power_state(action: Action) -> str | None:
+            assert isinstance(action, SetPower)
+            server = servers[action.host]
+            state = asyncio.run(read_state(server, self._ipmi(ctx, server), TIMEOUT * 3 + 1))
+            return None if state == action.state else f"power is {state}"
 
+        def boot_device(action: Action) -> str | None:
+            assert isinstance(action, SetBootDevice)
+            server = servers[action.host]
+            current = asyncio.run(self._ipmi(ctx, server).boot_device(server))
+            return None if current == action.device else f"boots from {current}"
 
-async def guard_quorum(
-    inventory: Inventory,
-    backend: PowerBackend,
-    going_down: Sequence[Server],
-    bound: float,
-) -> list[str]:
-    """Refusals from the quorum guard, after reading every etcd/ceph-mon member's state."""
-    members = {s.name: s for s in inventory.servers if s.roles & {"etcd", "ceph-mon"}}
-    if not members or not {s.name for s in going_down} & set(members):
-        return []
+        return {SetPower.kind: power_state, SetBootDevice.kind: boot_device}
 
-    async def read(server: Server) -> tuple[str, bool | None]:
-        try:
-            state = await _bounded(bound, server.name, backend.state(server))
-        except LabctlError:
-            return server.name, None  # unknown counts as down
-        return server.name, state == "on"
-
-    states = dict(await asyncio.gather(*(read(s) for s in members.values())))
-    return quorum_refusals(inventory, states, [s.name for s in going_down])
-
-
-async def run_power(
-    servers: Sequence[Server],
-    action: Action,
-    backend: PowerBackend,
-    *,
-    bound: float = 30.0,
-    settle: float = 60.0,
-    concurrency: int = 64,
-    poll: float = 0.5,
-) -> list[TargetResult]:
-    """Apply ``action`` to every server in parallel and wait until each reaches its state.
-
-    ``bound`` limits each single call to a device; ``settle`` limits how long a
-    server may take to reach the asked state afterwards.
-    """
-    gate = asyncio.Semaphore(concurrency)
-    wanted = TARGET_STATE[action]
-
-    async def one(server: Server) -> TargetResult:
-        start = time.monotonic()
-        before: str | None = None
-        async with gate:
-            try:
-                before = await _bounded(bound, server.name, backend.state(server))
-                if action is Action.STATUS:
-                    return TargetResult(
-                        server.name, str(action), before, before, time.monotonic() - start
-                    )
-                if not (action in (Action.ON, Action.OFF, Action.SOFT) and before == wanted):
-                    await _bounded(bound, server.name, backend.act(server, action))
-                after = await _wait_for(server, backend, wanted, bound, settle, poll)
-            except LabctlError as exc:
-                return TargetResult(
-                    server.name, str(action), before, None, time.monotonic() - start, str(exc)
-                )
-        error = None if after == wanted else f"still {after} after {settle:g} s (asked {wanted})"
-        return TargetResult(
-            server.name, str(action), before, after, time.monotonic() - start, error
-        )
-
-    return list(await asyncio.gather(*(one(s) for s in servers)))
-
-
-async def read_state(server: Server, backend: PowerBackend, bound: float) -> str:
-    return await _bounded(bound, server.name, backend.state(server))
-
-
-async def power_on(
-    server: Server, backend: PowerBackend, *, bound: float, settle: float, poll: float = 0.5
-) -> bool:
-    """Make sure ``server`` is on; True when it was off. Errors raise, with their own type."""
-    if await read_state(server, backend, bound) == "on":
-        return False
-    await _bounded(bound, server.name, backend.act(server, Action.ON))
-    after = await _wait_for(server, backend, "on", bound, settle, poll)
-    if after != "on":
-        raise DriverTimeout(f"{server.name}: still {after} after {settle:g} s (asked on)")
-    return True
-
-
-async def _wait_for(
-    server: Server,
-    backend: PowerBackend,
-    wanted: str | None,
-    bound: float,
-    settle: float,
-    poll: float,
-) -> str:
-    deadline = time.monotonic() + settle
-    while True:
-        state = await _bounded(bound, server.name, backend.state(server))
-        if state == wanted or time.monotonic() >= deadline:
-            return state
-        await asyncio.sleep(poll)
+    def close(self) -> None:
+        with self._lock:
+            for backend in self._backends.values():
+                backend.close()
+            self._backends.clear()
