@@ -13,7 +13,7 @@ from pathlib import Path
 from labctl.pki.backend import Backend
 from labctl.pki.builtin_backend import BuiltinBackend
 from labctl.pki.cfssl_backend import CfsslBackend
-from labctl.pki.check import mint_all
+from labctl.pki.mint import mint_all
 from labctl.pki.specs import PkiInput, plan_certificates
 from labctl.pki.store import PkiStore
 from tests.pki_sample import sample_input, scaled_input

@@ -11,7 +11,7 @@ import typer
 from labctl.cli.options import InventoryOption, OutputFormat, OutputOption
 
 if TYPE_CHECKING:
-    from labctl.layers import LayerContext
+    from labctl.engine.layer import LayerContext
 
 StateDirOption = typer.Option(
     Path(".labctl"), "--state-dir", envvar="LABCTL_STATE_DIR", help="Journal, lock and local state."
@@ -19,8 +19,8 @@ StateDirOption = typer.Option(
 
 
 def _context(inventory: Path, state_dir: Path, dry_run: bool) -> LayerContext:
+    from labctl.engine.layer import LayerContext
     from labctl.inventory import require_inventory
-    from labctl.layers import LayerContext
 
     return LayerContext(require_inventory(inventory), inventory, state_dir, dry_run)
 
@@ -66,38 +66,28 @@ def _bootstrap(
     output: OutputFormat,
 ) -> None:
     from labctl.engine.executor import Options
+    from labctl.engine.layer import select_layers
     from labctl.engine.runner import run_layers
-    from labctl.engine.targets import InventoryConnector
     from labctl.errors import UsageError
-    from labctl.layers import built_layers, select
+    from labctl.layers import LAYERS
 
     try:
-        names = select(only, start)
+        layers = select_layers(LAYERS, only, start)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     ctx = _context(inventory, state_dir, dry_run)
-    connector = InventoryConnector(ctx.inventory, ctx.base_dir)
-    as_json = output is OutputFormat.json
-    try:
-        if as_json:
-            outcomes = run_layers(names, built_layers(), ctx, connector, Options(dry_run=dry_run))
-        else:
-            from labctl.cli.progress import StepProgress
+    options = Options(dry_run=dry_run)
+    if output is OutputFormat.json:
+        outcomes = run_layers(layers, ctx, options)
+    else:
+        from labctl.cli.progress import StepProgress
 
-            with StepProgress() as progress:
-                outcomes = run_layers(
-                    names,
-                    built_layers(),
-                    ctx,
-                    connector,
-                    Options(dry_run=dry_run),
-                    progress=progress.update,
-                    announce=progress.announce,
-                )
-    finally:
-        connector.close()
+        with StepProgress() as progress:
+            outcomes = run_layers(
+                layers, ctx, options, progress=progress.update, announce=progress.announce
+            )
     failed = any(o.status == "failed" for o in outcomes)
-    if as_json:
+    if output is OutputFormat.json:
         typer.echo(
             json.dumps({"ok": not failed, "layers": [o.as_dict() for o in outcomes]}, indent=2)
         )

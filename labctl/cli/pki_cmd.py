@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import json
-import sys
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -14,9 +12,8 @@ import typer
 from labctl.cli.options import InventoryOption, OutputFormat, OutputOption
 
 if TYPE_CHECKING:
-    from labctl.inventory.model import Inventory
-    from labctl.pki.check import MintReport
-    from labctl.pki.store import PkiStore
+    from labctl.pki.mint import MintReport
+    from labctl.pki.session import PkiSession
 
 app = typer.Typer(help="Mint, list, check and rotate the lab's certificates.", no_args_is_help=True)
 
@@ -33,25 +30,12 @@ BackendOpt = typer.Option(
 )
 
 
-def _load(path: Path) -> tuple[Inventory, PkiStore]:
+def _session(path: Path, backend: BackendName = BackendName.inventory) -> PkiSession:
     from labctl.inventory import require_inventory
-    from labctl.layers.pki import store_dir
-    from labctl.pki.store import PkiStore
+    from labctl.pki.session import PkiSession
 
-    inventory = require_inventory(path)
-    return inventory, PkiStore(store_dir(inventory, path.parent))
-
-
-def _passphrase(inventory: Inventory, path: Path) -> bytes:
-    from labctl.layers.pki import settings
-    from labctl.secrets import resolve
-
-    ref = settings(inventory).passphrase
-    return resolve(ref, used_at="cluster.pki.passphrase", base_dir=path.parent).encode()
-
-
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
+    chosen = None if backend is BackendName.inventory else backend.value
+    return PkiSession(require_inventory(path), path.parent, chosen)
 
 
 def _print_report(report: MintReport, output: OutputFormat, verb: str) -> None:
@@ -80,17 +64,7 @@ def mint(
 
     Example: LABCTL_CA_PASSPHRASE=... labctl pki mint
     """
-    from labctl.layers.pki import backend as make_backend
-    from labctl.layers.pki import pki_input, settings
-    from labctl.pki.check import mint_all
-
-    inv, store = _load(inventory)
-    passphrase = _passphrase(inv, inventory)
-    pki = settings(inv)
-    chosen = make_backend(pki.backend if backend is BackendName.inventory else backend.value)
-    threshold = dt.timedelta(days=pki.renew_within_days)
-    report = mint_all(pki_input(inv), store, chosen, passphrase, _now(), threshold)
-    _print_report(report, output, "minted")
+    _print_report(_session(inventory, backend).mint(), output, "minted")
 
 
 @app.command()
@@ -102,12 +76,7 @@ def check(
 
     Example: labctl pki check -o json
     """
-    from labctl.layers.pki import pki_input, settings
-    from labctl.pki.check import check as find_problems
-
-    inv, store = _load(inventory)
-    threshold = dt.timedelta(days=settings(inv).renew_within_days)
-    findings = find_problems(pki_input(inv), store, _now(), threshold)
+    findings = _session(inventory).findings()
     if output is OutputFormat.json:
         typer.echo(json.dumps([{"name": f.name, "reason": f.reason} for f in findings], indent=2))
     else:
@@ -129,16 +98,13 @@ def list_certs(
     """
     from cryptography import x509
 
-    from labctl.layers.pki import pki_input, settings
-    from labctl.pki.check import check as find_problems
     from labctl.pki.specs import plan_certificates
 
-    inv, store = _load(inventory)
-    inp = pki_input(inv)
-    threshold = dt.timedelta(days=settings(inv).renew_within_days)
-    problems = {f.name: f.reason for f in find_problems(inp, store, _now(), threshold)}
+    session = _session(inventory)
+    store = session.store
+    problems = {f.name: f.reason for f in session.findings()}
     rows = []
-    for spec in plan_certificates(inp):
+    for spec in plan_certificates(session.input):
         pem = store.read_cert(spec.name)
         cert = x509.load_pem_x509_certificate(pem) if pem else None
         rows.append(
@@ -188,20 +154,10 @@ def rotate(
 
     Example: labctl pki rotate apiserver --yes
     """
-    from labctl.errors import UsageError
-    from labctl.layers.pki import backend as make_backend
-    from labctl.layers.pki import pki_input, settings
-    from labctl.pki.check import rotate as rotate_certs
+    from labctl.cli.confirm import confirm
 
-    inv, store = _load(inventory)
-    passphrase = _passphrase(inv, inventory)
+    session = _session(inventory, backend)
+    session.check_secrets()  # before asking: a missing passphrase fails at once
     what = name or ("every certificate and both CAs" if include_cas else "every leaf certificate")
-    if not yes:
-        if not sys.stdin.isatty():
-            raise UsageError(f"refusing to re-mint {what} without a terminal to confirm; add --yes")
-        if not typer.confirm(f"re-mint {what}?", default=False):
-            raise typer.Exit(1)
-    pki = settings(inv)
-    chosen = make_backend(pki.backend if backend is BackendName.inventory else backend.value)
-    report = rotate_certs(pki_input(inv), store, chosen, passphrase, _now(), name, include_cas)
-    _print_report(report, output, "re-minted")
+    confirm(f"re-mint {what}?", yes)
+    _print_report(session.rotate(name, include_cas), output, "re-minted")

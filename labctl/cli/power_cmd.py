@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Sequence
 from enum import StrEnum
 from pathlib import Path
@@ -14,8 +13,8 @@ import typer
 from labctl.cli.options import InventoryOption, OutputFormat, OutputOption
 
 if TYPE_CHECKING:
-    from labctl.inventory.model import Inventory, Server
-    from labctl.layers.power import Action, TargetResult
+    from labctl.inventory.model import Server
+    from labctl.power.requests import TargetResult
 
 app = typer.Typer(
     help="Power servers on, off or through a cycle, via their BMCs or PDUs.", no_args_is_help=True
@@ -40,7 +39,7 @@ DelayOpt = typer.Option(5.0, "--cycle-delay", help="Seconds outlets stay off in 
 
 
 def _power(
-    action_name: str,
+    verb_name: str,
     targets: list[str] | None,
     everything: bool,
     role: str | None,
@@ -54,91 +53,53 @@ def _power(
     inventory_path: Path,
     output: OutputFormat,
 ) -> None:
+    from labctl.cli.confirm import confirm
     from labctl.inventory import require_inventory
-    from labctl.layers.power import DISRUPTIVE, Action, select_targets
+    from labctl.power.requests import DISRUPTIVE, PowerVerb, select_targets
 
-    action = Action(action_name)
+    verb = PowerVerb(verb_name)
     inventory = require_inventory(inventory_path)
     servers = select_targets(inventory, targets or [], everything, role)
     names = ", ".join(s.name for s in servers)
-    base_dir = inventory_path.parent
     if dry_run:
-        verb = "read the power state of" if action is Action.STATUS else f"power {action}"
+        what = "read the power state of" if verb is PowerVerb.STATUS else f"power {verb}"
         typer.echo(
-            f"would {verb} {names} via {via}" + ("" if force else ", after the quorum guard")
+            f"would {what} {names} via {via}" + ("" if force else ", after the quorum guard")
         )
         return
-    destructive = action in DISRUPTIVE or (via is Via.pdu and action is not Action.STATUS)
-    if destructive and (len(servers) > 1 or via is Via.pdu) and not yes:
-        _confirm(f"power {action} {names} via {via}?")
+    destructive = verb in DISRUPTIVE or (via is Via.pdu and verb is not PowerVerb.STATUS)
+    if destructive and (len(servers) > 1 or via is Via.pdu):
+        confirm(f"power {verb} {names} via {via}?", yes)
     import asyncio  # here, not at the top: validate and --help do not pay for it
     import contextlib
 
     from rich.console import Console
 
-    work = _apply(
-        inventory, servers, action, via, force, timeout, settle, cycle_delay, base_dir, output
+    from labctl.power.session import PowerSession
+
+    session = PowerSession(
+        inventory,
+        inventory_path.parent,
+        via=via.value,
+        servers=servers,
+        timeout=timeout,
+        cycle_delay=cycle_delay,
     )
+
+    async def work() -> list[TargetResult]:
+        async with session:
+            session.check_secrets()
+            return await session.request(servers, verb, force=force, settle=settle)
+
     # A change may take up to --settle seconds: say what is going on, on a terminal only.
     waiting = (
-        Console(stderr=True).status(f"power {action}: {names} via {via}, up to {settle:g} s")
-        if action is not Action.STATUS
+        Console(stderr=True).status(f"power {verb}: {names} via {via}, up to {settle:g} s")
+        if verb is not PowerVerb.STATUS
         else contextlib.nullcontext()
     )
     with waiting:
-        results = asyncio.run(work)
+        results = asyncio.run(work())
     _report(results, output)  # after the spinner is gone, so the table prints cleanly
-
-
-def _confirm(question: str) -> None:
-    from labctl.errors import UsageError
-
-    if not sys.stdin.isatty():
-        raise UsageError(
-            f"refusing to {question.rstrip('?')} without a terminal to confirm; add --yes"
-        )
-    if not typer.confirm(question, default=False):
-        raise typer.Exit(1)
-
-
-async def _apply(
-    inventory: Inventory,
-    servers: list[Server],
-    action: Action,
-    via: Via,
-    force: bool,
-    timeout: float,
-    settle: float,
-    cycle_delay: float,
-    base_dir: Path,
-    output: OutputFormat,
-) -> list[TargetResult]:
-    from labctl.errors import LabctlError
-    from labctl.layers.power import DISRUPTIVE, guard_quorum, run_power
-    from labctl.layers.power_backends import IpmiBackend, PduBackend
-
-    backend: IpmiBackend | PduBackend
-    if via is Via.pdu:
-        backend = PduBackend(inventory, servers, base_dir, timeout, cycle_delay)
-    else:
-        backend = IpmiBackend(list(inventory.servers), base_dir, timeout)
-    bound = timeout * 3 + 1 + (cycle_delay if via is Via.pdu else 0)
-    try:
-        if action in DISRUPTIVE and not force:
-            refusals = await guard_quorum(inventory, backend, servers, bound)
-            if refusals:
-                raise LabctlError(
-                    "refused by the quorum guard:\n  "
-                    + "\n  ".join(refusals)
-                    + "\n(--force overrides)"
-                )
-        results = await run_power(servers, action, backend, bound=bound, settle=settle)
-    finally:
-        if isinstance(backend, PduBackend):
-            await backend.aclose()
-        else:
-            backend.close()
-    return results
 
 
 def _report(results: Sequence[TargetResult], output: OutputFormat) -> None:
@@ -240,9 +201,10 @@ def bootdev(
     import asyncio
 
     from labctl.drivers.ipmi import BootDevice
+    from labctl.errors import LabctlError
     from labctl.inventory import require_inventory
-    from labctl.layers.power import select_targets
-    from labctl.layers.power_backends import IpmiBackend
+    from labctl.power.requests import select_targets
+    from labctl.power.session import PowerSession
 
     inv = require_inventory(inventory)
     servers = select_targets(inv, targets or [], everything, role)
@@ -252,22 +214,21 @@ def bootdev(
             f"would set boot device {device} ({when}) on {', '.join(s.name for s in servers)}"
         )
         return
-    backend = IpmiBackend(servers, inventory.parent, timeout)
+    session = PowerSession(inv, inventory.parent, servers=servers, timeout=timeout)
 
     async def apply() -> list[tuple[str, str | None]]:
         async def one(server: Server) -> tuple[str, str | None]:
             try:
-                await backend.set_boot_device(server, BootDevice(device.value), persistent)
+                await session.set_boot_device(server, BootDevice(device.value), persistent)
                 return server.name, None
-            except Exception as exc:
+            except LabctlError as exc:
                 return server.name, str(exc)
 
-        return list(await asyncio.gather(*(one(s) for s in servers)))
+        async with session:
+            session.check_secrets(servers)
+            return list(await asyncio.gather(*(one(s) for s in servers)))
 
-    try:
-        outcomes = asyncio.run(apply())
-    finally:
-        backend.close()
+    outcomes = asyncio.run(apply())
     failed = [name for name, error in outcomes if error]
     if output is OutputFormat.json:
         typer.echo(

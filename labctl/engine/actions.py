@@ -1,9 +1,16 @@
 """Actions: small immutable records of one thing to make true on one target.
 
-Layers produce them (pure); the executor applies them through drivers. Each has
-a stable ``key`` (what it is about: the same file on the same host has the same
-key across runs) and a ``fingerprint`` (what it wants: changes when the content,
-mode or command changes), which the journal records.
+Layers produce them (pure); the executor hands each to the applier for its
+``kind`` (``engine/appliers.py``), which carries it out through a driver. Each
+has a stable ``key`` (what it is about: the same file on the same host has the
+same key across runs) and a ``fingerprint`` (what it wants: changes when the
+content, mode or command changes), which the journal records.
+
+Two class attributes tell the executor how to treat a kind: ``remembered``
+(it cannot be read back from the target, so the journal's word that it ran
+with the same fingerprint is what makes a re-run skip it) and ``retried``
+(a transient driver error is worth another attempt; a wait has its own
+deadline instead).
 """
 
 from __future__ import annotations
@@ -12,7 +19,7 @@ import hashlib
 import json
 import shlex
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 
 def _digest(*parts: object) -> str:
@@ -30,7 +37,9 @@ class PutFile:
     owner: str | None = None
     secret: bool = False  # content never shown in plans or diffs
 
-    kind = "put-file"
+    kind: ClassVar[str] = "put-file"
+    remembered: ClassVar[bool] = False
+    retried: ClassVar[bool] = True
 
     @property
     def key(self) -> str:
@@ -71,7 +80,9 @@ class Run:
     # Re-run when any of these change (e.g. the hash of the file a restart follows).
     triggers: tuple[str, ...] = ()
 
-    kind = "run"
+    kind: ClassVar[str] = "run"
+    remembered: ClassVar[bool] = True
+    retried: ClassVar[bool] = True
 
     @property
     def key(self) -> str:
@@ -107,7 +118,9 @@ class WaitFor:
     interval: float = 1.0
     what: str = ""
 
-    kind = "wait-for"
+    kind: ClassVar[str] = "wait-for"
+    remembered: ClassVar[bool] = False
+    retried: ClassVar[bool] = False
 
     @property
     def key(self) -> str:
@@ -131,12 +144,18 @@ class WaitFor:
 
 @dataclass(frozen=True)
 class SetPower:
-    """Server ``host`` is powered ``state`` (on / off), or is cycled (cycle)."""
+    """Server ``host`` is powered ``state`` (on / off), or is cycled (cycle).
+
+    ``off`` and ``cycle`` take a server down: the BMC applier runs them one at a
+    time and only when the quorum guard allows.
+    """
 
     host: str
     state: str
 
-    kind = "set-power"
+    kind: ClassVar[str] = "set-power"
+    remembered: ClassVar[bool] = False
+    retried: ClassVar[bool] = True
 
     @property
     def key(self) -> str:
@@ -161,7 +180,9 @@ class SetBootDevice:
     device: str
     persistent: bool = False
 
-    kind = "set-boot-device"
+    kind: ClassVar[str] = "set-boot-device"
+    remembered: ClassVar[bool] = False
+    retried: ClassVar[bool] = True
 
     @property
     def key(self) -> str:
@@ -185,10 +206,12 @@ class SetBootDevice:
 
 @dataclass(frozen=True)
 class LocalStep:
-    """Work on the operator's machine (target ``local``), done by the layer's own handler.
+    """Work on the operator's machine (target ``local``), looked up by ``name``.
 
-    Minting certificates is the first example: its inputs and outputs are local
-    files, and the handler says whether it changed anything.
+    The local applier finds the work registered under ``name`` (minting
+    certificates is ``pki.mint``): its inputs and outputs are local files, and
+    the work itself says whether it changed anything and, in a dry run, why it
+    would.
     """
 
     name: str
@@ -196,7 +219,9 @@ class LocalStep:
     inputs_digest: str  # changes when what the step works from changes
     host: str = "local"
 
-    kind = "local"
+    kind: ClassVar[str] = "local"
+    remembered: ClassVar[bool] = False
+    retried: ClassVar[bool] = True
 
     @property
     def key(self) -> str:

@@ -1,14 +1,20 @@
-"""Runs layers in bootstrap order through the executor, under the state-dir lock."""
+"""Runs layers in bootstrap order through one executor, under the state directory's lock.
+
+The run owns the appliers: it builds one set from the inventory (SSH to the
+nodes, the BMCs, local work), hands every layer's plans to the same executor,
+and closes them all at the end, whatever happened.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from labctl.engine.executor import Connector, Executor, Options, ProgressSink, RunReport
+from labctl.engine.appliers import Appliers, standard_appliers
+from labctl.engine.executor import Executor, Options, ProgressSink, RunReport
 from labctl.engine.journal import Journal, RunLock
-from labctl.layers import Layer, LayerContext
+from labctl.engine.layer import Layer, LayerContext, NotBuilt
 
 
 @dataclass
@@ -26,42 +32,39 @@ class LayerOutcome:
 
 
 def run_layers(
-    names: list[str],
-    layers: dict[str, Layer],
+    layers: Sequence[Layer],
     ctx: LayerContext,
-    connector: Connector,
     options: Options,
+    *,
+    appliers: Appliers | None = None,
     progress: ProgressSink | None = None,
     announce: Callable[[str], None] = lambda _: None,
 ) -> list[LayerOutcome]:
-    """Apply ``names`` in order; stop after the first layer that fails."""
+    """Apply ``layers`` in order; stop after the first layer that fails.
+
+    ``appliers`` default to the inventory's own (``standard_appliers``); they
+    are closed when the run ends, whoever built them.
+    """
     outcomes: list[LayerOutcome] = []
-    with RunLock(ctx.state_dir):
-        journal = Journal(ctx.state_dir)
-        for name in names:
-            layer = layers.get(name)
-            if layer is None:
-                announce(f"{name}: not built yet in this version of labctl; skipped")
-                outcomes.append(LayerOutcome(name, "not-built"))
+    with RunLock(ctx.state_dir), appliers or standard_appliers(ctx) as run_appliers:
+        executor = Executor(run_appliers, Journal(ctx.state_dir), options, progress)
+        for layer in layers:
+            if isinstance(layer, NotBuilt):
+                announce(f"{layer.name}: not built yet in this version of labctl; skipped")
+                outcomes.append(LayerOutcome(layer.name, "not-built"))
                 continue
-            outcome = LayerOutcome(name, "dry-run" if options.dry_run else "applied")
-            executor = Executor(
-                connector, journal, options, layer.handlers(ctx), progress, layer.observers(ctx)
-            )
-            try:
-                for plan in layer.plans(ctx):
-                    if options.dry_run:
-                        announce(plan.render_tree())
-                    report = executor.apply(plan)
-                    outcome.reports.append(report)
-                    announce(report.summary())
-                    if not report.ok:
-                        outcome.status = "failed"
-                        break
-            finally:
-                layer.close()
+            outcome = LayerOutcome(layer.name, "dry-run" if options.dry_run else "applied")
             outcomes.append(outcome)
+            for plan in layer.plans(ctx):
+                if options.dry_run:
+                    announce(plan.render_tree())
+                report = executor.apply(plan)
+                outcome.reports.append(report)
+                announce(report.summary())
+                if not report.ok:
+                    outcome.status = "failed"
+                    break
             if outcome.status == "failed":
-                announce(f"{name} failed; later layers were not run")
+                announce(f"{layer.name} failed; later layers were not run")
                 break
     return outcomes

@@ -1,17 +1,56 @@
-"""How labctl reaches each server over SSH, as the inventory says."""
+"""How labctl reaches each server over SSH, as the inventory says.
+
+A connector hands out one reusable SSH session per host; the SSH applier asks
+it for sessions and closes it at the end of the run. Tests hand the applier a
+connector of their own (every node on one loopback sshd).
+"""
 
 from __future__ import annotations
 
 import os
+import threading
+from collections.abc import Callable
 from pathlib import Path
+from typing import Protocol
 
-from labctl.drivers.ssh import SshTarget
-from labctl.engine.executor import SshConnector
+from labctl.drivers.ssh import SshSession, SshTarget
 from labctl.errors import LabctlError
 from labctl.inventory.export import primary_address
 from labctl.inventory.model import Inventory
 
 DEFAULT_KNOWN_HOSTS = Path(".labctl/known_hosts")
+
+
+class Connector(Protocol):
+    """Hands out one reusable SSH session per host."""
+
+    def ssh(self, host: str) -> SshSession: ...
+
+    def close(self) -> None: ...
+
+
+class SshConnector:
+    """One SshSession per host, created on first use, from a host -> target resolver."""
+
+    def __init__(self, resolve: Callable[[str], SshTarget]) -> None:
+        self._resolve = resolve
+        self._sessions: dict[str, SshSession] = {}
+        self._lock = threading.Lock()
+
+    def ssh(self, host: str) -> SshSession:
+        with self._lock:
+            session = self._sessions.get(host)
+            if session is None:
+                session = SshSession(self._resolve(host))
+                self._sessions[host] = session
+        session.connect()
+        return session
+
+    def close(self) -> None:
+        with self._lock:
+            for session in self._sessions.values():
+                session.close()
+            self._sessions.clear()
 
 
 def ssh_target(inventory: Inventory, base_dir: Path, name: str) -> SshTarget:

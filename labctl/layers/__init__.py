@@ -1,73 +1,23 @@
-"""Layers: the bootstrap order, and the registry of layers built so far.
+"""The bootstrap layers, one module each, in the order ``labctl bootstrap`` runs them.
 
-A layer turns the inventory into plans (pure) and may need local work first
-(minting certificates). It yields its plans one at a time: the runner applies
-each before asking for the next, so a later plan can be built from what an
-earlier one produced (certificates are minted, then pushed).
+A layer is a name and a pure ``plans(ctx)`` (``engine/layer.py``): the
+inventory in, plans out. Adding a layer is writing ``layers/<name>.py``,
+putting it in its place in ``LAYERS`` (instead of its ``NotBuilt`` marker),
+a golden plan test and its docs; ``docs/architecture.md`` walks through it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from labctl.engine.layer import Layer, NotBuilt
+from labctl.layers.pki import PkiLayer
+from labctl.layers.power import PowerLayer
 
-from labctl.inventory.model import Inventory
-
-if TYPE_CHECKING:  # the engine pulls in paramiko; commands that only read power need none of it
-    from labctl.engine.executor import Handler, Observer
-    from labctl.engine.plan import Plan
-
-ORDER = ("power", "os", "pki", "etcd", "kubernetes", "calico", "ceph")
-
-
-@dataclass(frozen=True)
-class LayerContext:
-    inventory: Inventory
-    inventory_path: Path
-    state_dir: Path
-    dry_run: bool = False
-    options: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def base_dir(self) -> Path:
-        return self.inventory_path.parent
-
-
-class Layer(Protocol):
-    name: str
-
-    def plans(self, ctx: LayerContext) -> Iterator[Plan]: ...
-
-    def handlers(self, ctx: LayerContext) -> dict[str, Handler]: ...
-
-    def observers(self, ctx: LayerContext) -> dict[str, Observer]:
-        """Dry-run reads for the actions only this layer can observe."""
-        ...
-
-    def close(self) -> None:
-        """Release what the handlers opened (device sessions)."""
-        ...
-
-
-def built_layers() -> dict[str, Layer]:
-    """The layers that exist in this version, by name."""
-    from labctl.layers.pki import PkiLayer
-    from labctl.layers.power_up import PowerLayer
-
-    layers: dict[str, Layer] = {"power": PowerLayer(), "pki": PkiLayer()}
-    return layers
-
-
-def select(only: list[str] | None, start: str | None) -> list[str]:
-    """Layer names to run, in bootstrap order; raises ValueError for unknown names."""
-    for name in [*(only or []), *([start] if start else [])]:
-        if name not in ORDER:
-            raise ValueError(f"unknown layer '{name}'; layers are: {', '.join(ORDER)}")
-    names = list(ORDER)
-    if start:
-        names = names[names.index(start) :]
-    if only:
-        names = [n for n in names if n in only]
-    return names
+LAYERS: tuple[Layer, ...] = (
+    PowerLayer(),
+    NotBuilt("os"),
+    PkiLayer(),
+    NotBuilt("etcd"),
+    NotBuilt("kubernetes"),
+    NotBuilt("calico"),
+    NotBuilt("ceph"),
+)

@@ -1,18 +1,18 @@
-"""Compare wanted specs with what is on disk, and mint/rotate only what differs."""
+"""What needs minting: the wanted specs compared with the store, each finding with a reason.
+
+Pure reads (no key is decrypted): ``labctl pki check|list``, a dry run of the
+pki layer and minting itself all start from these findings.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from labctl.pki.backend import Backend, CaMaterial
-from labctl.pki.cfssl_json import ca_config, csr_json, dumps
 from labctl.pki.specs import SERVICE_ACCOUNT, CertSpec, PkiInput, plan_certificates
 from labctl.pki.store import PkiStore
 
@@ -23,12 +23,6 @@ DEFAULT_THRESHOLD = dt.timedelta(days=30)
 class Finding:
     name: str
     reason: str
-
-
-@dataclass
-class MintReport:
-    minted: list[Finding] = field(default_factory=list)
-    unchanged: list[str] = field(default_factory=list)
 
 
 def cert_problem(
@@ -112,104 +106,3 @@ def check(
     if not store.has_sa_key():
         findings.append(Finding(SERVICE_ACCOUNT, "missing"))
     return findings
-
-
-def _new_sa_key() -> tuple[bytes, bytes]:
-    # ES256 service-account tokens; kube-apiserver accepts ECDSA signing keys.
-    key = ec.generate_private_key(ec.SECP256R1())
-    priv = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.TraditionalOpenSSL,
-        serialization.NoEncryption(),
-    )
-    pub = key.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-    return priv, pub
-
-
-def _mint(
-    inp: PkiInput, store: PkiStore, backend: Backend, passphrase: bytes, names: list[Finding]
-) -> MintReport:
-    store.ensure()
-    store.write_text("ca-config.json", dumps(ca_config(inp)))
-    wanted = {f.name for f in names}
-    report = MintReport()
-    ca_material: dict[str, CaMaterial] = {}
-    reminted_cas: set[str] = set()
-    for spec in plan_certificates(inp):
-        store.write_text(f"{spec.name}.json", dumps(csr_json(spec)))
-        # A fresh CA invalidates every leaf it signed, whatever the caller asked for.
-        if spec.name not in wanted and not (not spec.is_ca and spec.ca in reminted_cas):
-            report.unchanged.append(spec.name)
-            continue
-        if spec.is_ca:
-            cert, key = backend.mint_ca(spec)
-            store.write_ca_key(spec.name, key, passphrase)
-            store.write_cert(spec.name, cert)
-            ca_material[spec.name] = CaMaterial(cert, key)
-            reminted_cas.add(spec.name)
-        else:
-            ca = ca_material.get(spec.ca)
-            if ca is None:
-                ca_pem = store.read_cert(spec.ca)
-                assert ca_pem is not None, "check() re-mints a missing CA first"
-                ca = CaMaterial(ca_pem, store.read_ca_key(spec.ca, passphrase))
-                ca_material[spec.ca] = ca
-            cert, key = backend.mint_cert(spec, ca)
-            store.write_key(spec.name, key)
-            store.write_cert(spec.name, cert)
-            if spec.name not in wanted:
-                names = [*names, Finding(spec.name, f"its CA {spec.ca} was re-minted")]
-    if SERVICE_ACCOUNT in wanted:
-        old = store.read_sa_public()
-        priv, pub = _new_sa_key()
-        # Trust bundle = new key + every old one, so tokens signed before a rotation
-        # keep validating and pods need no restart.
-        trust = store.read_trust()
-        if old and old not in trust:
-            trust += old
-        store.write_sa(priv, pub)
-        store.write_trust(pub + trust)
-    else:
-        report.unchanged.append(SERVICE_ACCOUNT)
-    report.minted = list(names)
-    return report
-
-
-def mint_all(
-    inp: PkiInput,
-    store: PkiStore,
-    backend: Backend,
-    passphrase: bytes,
-    now: dt.datetime,
-    threshold: dt.timedelta = DEFAULT_THRESHOLD,
-) -> MintReport:
-    """Mint only what check() finds; a second run mints nothing."""
-    return _mint(inp, store, backend, passphrase, check(inp, store, now, threshold))
-
-
-def rotate(
-    inp: PkiInput,
-    store: PkiStore,
-    backend: Backend,
-    passphrase: bytes,
-    now: dt.datetime,
-    only: str | None = None,
-    include_cas: bool = False,
-) -> MintReport:
-    """Re-mint every leaf cert and the SA key (or just `only`).
-
-    CAs are kept unless asked for: a new CA means redistributing trust everywhere.
-    """
-    names = [s.name for s in plan_certificates(inp) if include_cas or not s.is_ca]
-    names.append(SERVICE_ACCOUNT)
-    if only is not None:
-        if only not in names and only not in {s.name for s in plan_certificates(inp)}:
-            from labctl.errors import UsageError
-
-            raise UsageError(f"no certificate named {only!r}")
-        names = [only]
-    # Anything else that check() finds broken is fixed in the same pass.
-    extra = [f for f in check(inp, store, now) if f.name not in names]
-    return _mint(inp, store, backend, passphrase, [Finding(n, "rotation") for n in names] + extra)

@@ -1,14 +1,17 @@
-"""Power backends built from the inventory: servers' BMCs (IPMI) or their PDU outlets (SNMP).
+"""Power channels built from the inventory: servers' BMCs (IPMI) or their PDU outlets (SNMP).
 
-Every secret is resolved when a backend is built, before any packet is sent,
-so a missing environment variable fails the command cleanly and at once.
+A channel is one way of reaching servers' power (``labctl power --via``). The
+PDU channel resolves its secrets when it is built; the IPMI channel resolves a
+server's BMC password when that server is first reached, so a bootstrap run
+with one password missing fails that server alone, while ``labctl power``
+calls ``check_secrets`` first and fails cleanly before any packet is sent.
 """
 
 from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
@@ -18,7 +21,7 @@ from labctl.drivers.pdu_profiles import profile_for
 from labctl.errors import LabctlError, UsageError
 from labctl.inventory.model import Inventory, Server
 from labctl.inventory.problems import format_path
-from labctl.layers.power import Action
+from labctl.power.requests import PowerVerb
 from labctl.secrets import resolve
 
 if TYPE_CHECKING:  # pysnmp takes a tenth of a second to import: only --via pdu pays for it
@@ -44,24 +47,38 @@ def bmc_endpoint(server: Server, base_dir: Path, timeout: float) -> BmcEndpoint:
     )
 
 
-class IpmiBackend:
+class IpmiChannel:
     """Servers' power through their BMCs; one cached session per BMC, in a thread pool."""
 
     name = "ipmi"
 
     def __init__(self, servers: list[Server], base_dir: Path, timeout: float) -> None:
-        self.endpoints = {s.name: bmc_endpoint(s, base_dir, timeout) for s in servers}
+        self._servers = {s.name: s for s in servers}
+        self._base_dir = base_dir
+        self._timeout = timeout
+        self._endpoints: dict[str, BmcEndpoint] = {}
         self._clients: dict[str, IpmiClient] = {}
-        self._locks = {name: threading.Lock() for name in self.endpoints}
+        self._locks = {name: threading.Lock() for name in self._servers}
         # One thread per BMC: the calls block on the network, not the CPU.
-        self._pool = ThreadPoolExecutor(max_workers=max(1, min(64, len(self.endpoints))))
+        self._pool = ThreadPoolExecutor(max_workers=max(1, min(64, len(self._servers))))
+
+    def endpoint(self, name: str) -> BmcEndpoint:
+        """The server's BMC, its password resolved (SecretError, naming the field, if not)."""
+        if name not in self._endpoints:
+            self._endpoints[name] = bmc_endpoint(self._servers[name], self._base_dir, self._timeout)
+        return self._endpoints[name]
+
+    def check_secrets(self, servers: Sequence[Server] | None = None) -> None:
+        """Resolve these BMC passwords (all by default) now, so a missing one fails first."""
+        for name in [s.name for s in servers] if servers is not None else self._servers:
+            self.endpoint(name)
 
     async def _call(self, server: Server, fn: Callable[[IpmiClient], T]) -> T:
         def work() -> T:
             with self._locks[server.name]:
                 client = self._clients.get(server.name)
                 if client is None:
-                    client = IpmiClient(self.endpoints[server.name])
+                    client = IpmiClient(self.endpoint(server.name))
                     self._clients[server.name] = client
                 try:
                     return fn(client)
@@ -75,8 +92,8 @@ class IpmiBackend:
     async def state(self, server: Server) -> str:
         return str(await self._call(server, lambda c: c.power_state().value))
 
-    async def act(self, server: Server, action: Action) -> None:
-        await self._call(server, lambda c: c.power(PowerAction(action.value)))
+    async def act(self, server: Server, verb: PowerVerb) -> None:
+        await self._call(server, lambda c: c.power(PowerAction(verb.value)))
 
     async def set_boot_device(self, server: Server, device: BootDevice, persistent: bool) -> None:
         await self._call(server, lambda c: c.set_boot_device(device, persistent))
@@ -84,10 +101,15 @@ class IpmiBackend:
     async def boot_device(self, server: Server) -> BootDevice:
         return (await self._call(server, lambda c: c.boot_device()))[0]
 
-    def close(self) -> None:
+    async def close(self) -> None:
         # Close sessions in parallel: each close is a round trip to its BMC, and
         # 50 of them in a row cost more than the whole status query.
-        list(self._pool.map(IpmiClient.close, self._clients.values()))
+        await asyncio.gather(
+            *(
+                asyncio.get_running_loop().run_in_executor(self._pool, client.close)
+                for client in self._clients.values()
+            )
+        )
         self._clients.clear()
         self._pool.shutdown(wait=False, cancel_futures=True)
 
@@ -126,7 +148,7 @@ def pdu_endpoints(inventory: Inventory, base_dir: Path, timeout: float) -> dict[
     return endpoints
 
 
-class PduBackend:
+class PduChannel:
     """Servers' power through the PDU outlets feeding their power supplies.
 
     A server is on while any of its outlets is on; off cuts all of them; a
@@ -185,19 +207,19 @@ class PduBackend:
             )
         )
 
-    async def act(self, server: Server, action: Action) -> None:
-        if action is Action.ON:
+    async def act(self, server: Server, verb: PowerVerb) -> None:
+        if verb is PowerVerb.ON:
             await self._switch(server, "on")
-        elif action is Action.OFF:
+        elif verb is PowerVerb.OFF:
             await self._switch(server, "off")
-        elif action in (Action.CYCLE, Action.RESET):
+        elif verb in (PowerVerb.CYCLE, PowerVerb.RESET):
             await self._switch(server, "off")
             await asyncio.sleep(self.cycle_delay)
             await self._switch(server, "on")
         else:
-            raise UsageError(f"{action} is not possible through a PDU (it cannot ask the OS)")
+            raise UsageError(f"{verb} is not possible through a PDU (it cannot ask the OS)")
 
-    async def aclose(self) -> None:
+    async def close(self) -> None:
         for client in self._clients.values():
             await client.close()
         self._clients.clear()

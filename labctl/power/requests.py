@@ -1,9 +1,10 @@
-"""Power: choose targets, guard quorum, and drive BMCs or PDUs in parallel.
+"""Power requests: choose targets, guard quorum, and drive BMCs or PDUs in parallel.
 
-The orchestration talks to a narrow ``PowerBackend`` (one per way of reaching a
-server: its BMC, or the PDU outlets feeding it), so the order of operations,
+The orchestration talks to a narrow ``PowerChannel`` (one per way of reaching
+a server: its BMC, or the PDU outlets feeding it), so the order of operations,
 the guard, the bounds and the result table are tested without hardware; the
-backends built on the IPMI and SNMP drivers are tested against real peers.
+channels built on the IPMI and SNMP drivers (``channels.py``) are tested
+against real peers.
 """
 
 from __future__ import annotations
@@ -18,12 +19,14 @@ from typing import Protocol, TypeVar
 
 from labctl.errors import DriverTimeout, LabctlError, UsageError
 from labctl.inventory.model import Inventory, Server
-from labctl.layers.quorum import quorum_refusals
+from labctl.power.quorum import quorum_refusals
 
 T = TypeVar("T")
 
 
-class Action(StrEnum):
+class PowerVerb(StrEnum):
+    """What a power command asks of a server (``labctl power VERB``)."""
+
     STATUS = "status"
     ON = "on"
     OFF = "off"
@@ -32,20 +35,20 @@ class Action(StrEnum):
     SOFT = "soft"
 
 
-# The state each action leaves a server in (None: no change asked).
-TARGET_STATE: dict[Action, str | None] = {
-    Action.STATUS: None,
-    Action.ON: "on",
-    Action.OFF: "off",
-    Action.CYCLE: "on",
-    Action.RESET: "on",
-    Action.SOFT: "off",
+# The state each verb leaves a server in (None: no change asked).
+TARGET_STATE: dict[PowerVerb, str | None] = {
+    PowerVerb.STATUS: None,
+    PowerVerb.ON: "on",
+    PowerVerb.OFF: "off",
+    PowerVerb.CYCLE: "on",
+    PowerVerb.RESET: "on",
+    PowerVerb.SOFT: "off",
 }
 # Actions that take a server down, if only for a moment: the quorum guard applies.
-DISRUPTIVE = {Action.OFF, Action.CYCLE, Action.RESET, Action.SOFT}
+DISRUPTIVE = {PowerVerb.OFF, PowerVerb.CYCLE, PowerVerb.RESET, PowerVerb.SOFT}
 
 
-class PowerBackend(Protocol):
+class PowerChannel(Protocol):
     """One way to reach servers' power: their BMCs, or the PDU outlets feeding them."""
 
     name: str
@@ -54,7 +57,7 @@ class PowerBackend(Protocol):
         """``on`` or ``off``; raise a LabctlError when it cannot be read."""
         ...
 
-    async def act(self, server: Server, action: Action) -> None: ...
+    async def act(self, server: Server, verb: PowerVerb) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -106,7 +109,7 @@ async def _bounded(seconds: float, what: str, call: Awaitable[T]) -> T:
 
 async def guard_quorum(
     inventory: Inventory,
-    backend: PowerBackend,
+    channel: PowerChannel,
     going_down: Sequence[Server],
     bound: float,
 ) -> list[str]:
@@ -117,7 +120,7 @@ async def guard_quorum(
 
     async def read(server: Server) -> tuple[str, bool | None]:
         try:
-            state = await _bounded(bound, server.name, backend.state(server))
+            state = await _bounded(bound, server.name, channel.state(server))
         except LabctlError:
             return server.name, None  # unknown counts as down
         return server.name, state == "on"
@@ -128,59 +131,57 @@ async def guard_quorum(
 
 async def run_power(
     servers: Sequence[Server],
-    action: Action,
-    backend: PowerBackend,
+    verb: PowerVerb,
+    channel: PowerChannel,
     *,
     bound: float = 30.0,
     settle: float = 60.0,
     concurrency: int = 64,
     poll: float = 0.5,
 ) -> list[TargetResult]:
-    """Apply ``action`` to every server in parallel and wait until each reaches its state.
+    """Apply ``verb`` to every server in parallel and wait until each reaches its state.
 
     ``bound`` limits each single call to a device; ``settle`` limits how long a
     server may take to reach the asked state afterwards.
     """
     gate = asyncio.Semaphore(concurrency)
-    wanted = TARGET_STATE[action]
+    wanted = TARGET_STATE[verb]
 
     async def one(server: Server) -> TargetResult:
         start = time.monotonic()
         before: str | None = None
         async with gate:
             try:
-                before = await _bounded(bound, server.name, backend.state(server))
-                if action is Action.STATUS:
+                before = await _bounded(bound, server.name, channel.state(server))
+                if verb is PowerVerb.STATUS:
                     return TargetResult(
-                        server.name, str(action), before, before, time.monotonic() - start
+                        server.name, str(verb), before, before, time.monotonic() - start
                     )
-                if not (action in (Action.ON, Action.OFF, Action.SOFT) and before == wanted):
-                    await _bounded(bound, server.name, backend.act(server, action))
-                after = await _wait_for(server, backend, wanted, bound, settle, poll)
+                if not (verb in (PowerVerb.ON, PowerVerb.OFF, PowerVerb.SOFT) and before == wanted):
+                    await _bounded(bound, server.name, channel.act(server, verb))
+                after = await _wait_for(server, channel, wanted, bound, settle, poll)
             except LabctlError as exc:
                 return TargetResult(
-                    server.name, str(action), before, None, time.monotonic() - start, str(exc)
+                    server.name, str(verb), before, None, time.monotonic() - start, str(exc)
                 )
         error = None if after == wanted else f"still {after} after {settle:g} s (asked {wanted})"
-        return TargetResult(
-            server.name, str(action), before, after, time.monotonic() - start, error
-        )
+        return TargetResult(server.name, str(verb), before, after, time.monotonic() - start, error)
 
     return list(await asyncio.gather(*(one(s) for s in servers)))
 
 
-async def read_state(server: Server, backend: PowerBackend, bound: float) -> str:
-    return await _bounded(bound, server.name, backend.state(server))
+async def read_state(server: Server, channel: PowerChannel, bound: float) -> str:
+    return await _bounded(bound, server.name, channel.state(server))
 
 
 async def power_on(
-    server: Server, backend: PowerBackend, *, bound: float, settle: float, poll: float = 0.5
+    server: Server, channel: PowerChannel, *, bound: float, settle: float, poll: float = 0.5
 ) -> bool:
     """Make sure ``server`` is on; True when it was off. Errors raise, with their own type."""
-    if await read_state(server, backend, bound) == "on":
+    if await read_state(server, channel, bound) == "on":
         return False
-    await _bounded(bound, server.name, backend.act(server, Action.ON))
-    after = await _wait_for(server, backend, "on", bound, settle, poll)
+    await _bounded(bound, server.name, channel.act(server, PowerVerb.ON))
+    after = await _wait_for(server, channel, "on", bound, settle, poll)
     if after != "on":
         raise DriverTimeout(f"{server.name}: still {after} after {settle:g} s (asked on)")
     return True
@@ -188,7 +189,7 @@ async def power_on(
 
 async def _wait_for(
     server: Server,
-    backend: PowerBackend,
+    channel: PowerChannel,
     wanted: str | None,
     bound: float,
     settle: float,
@@ -196,7 +197,7 @@ async def _wait_for(
 ) -> str:
     deadline = time.monotonic() + settle
     while True:
-        state = await _bounded(bound, server.name, backend.state(server))
+        state = await _bounded(bound, server.name, channel.state(server))
         if state == wanted or time.monotonic() >= deadline:
             return state
         await asyncio.sleep(poll)

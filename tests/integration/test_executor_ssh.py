@@ -15,9 +15,11 @@ import pytest
 
 from labctl.drivers.ssh import SshTarget
 from labctl.engine.actions import PutFile, Run
-from labctl.engine.executor import Executor, Options, Outcome, SshConnector
+from labctl.engine.appliers import Appliers, SshApplier
+from labctl.engine.executor import Executor, Options, Outcome
 from labctl.engine.journal import Journal
 from labctl.engine.plan import Plan
+from labctl.engine.targets import SshConnector
 from tests.conftest import ROOT
 from tests.peers.sshd import SshdPeer, running_sshd
 
@@ -55,18 +57,22 @@ def test_converges_then_nothing_to_do(sshd: SshdPeer, tmp_path: Path) -> None:
     state = tmp_path / "state"
     conn = connector(sshd)
     try:
-        first = Executor(conn, Journal(state)).apply(plan)
+        first = Executor(Appliers([SshApplier(conn)]), Journal(state)).apply(plan)
         assert first.ok and first.count(Outcome.CHANGED) == 3
-        dry = Executor(conn, Journal(state), Options(dry_run=True)).apply(plan)
+        dry = Executor(Appliers([SshApplier(conn)]), Journal(state), Options(dry_run=True)).apply(
+            plan
+        )
         assert dry.nothing_to_do
         (remote / "etc/a.conf").write_text("tampered\n")
-        dry = Executor(conn, Journal(state), Options(dry_run=True)).apply(plan)
+        dry = Executor(Appliers([SshApplier(conn)]), Journal(state), Options(dry_run=True)).apply(
+            plan
+        )
         assert [r.reason for r in dry.results if r.outcome is Outcome.WOULD_CHANGE] == [
             "content differs"
         ]
-        second = Executor(conn, Journal(state)).apply(plan)
+        second = Executor(Appliers([SshApplier(conn)]), Journal(state)).apply(plan)
         assert second.count(Outcome.CHANGED) == 1  # only the tampered file
-        third = Executor(conn, Journal(state)).apply(plan)
+        third = Executor(Appliers([SshApplier(conn)]), Journal(state)).apply(plan)
         assert third.nothing_to_do
         assert "nothing to do" in third.summary()
     finally:
@@ -79,7 +85,9 @@ APPLY_SCRIPT = textwrap.dedent(
     from pathlib import Path
     from labctl.drivers.ssh import SshTarget
     from labctl.engine.actions import PutFile
-    from labctl.engine.executor import Executor, Options, SshConnector
+    from labctl.engine.appliers import Appliers, SshApplier
+    from labctl.engine.executor import Executor, Options
+    from labctl.engine.targets import SshConnector
     from labctl.engine.journal import Journal, RunLock
     from labctl.engine.plan import Plan
 
@@ -89,7 +97,8 @@ APPLY_SCRIPT = textwrap.dedent(
     ])
     target = SshTarget("n1", host, Path(known), port=int(port), identity_file=Path(key))
     with RunLock(Path(state)):
-        executor = Executor(SshConnector(lambda h: target), Journal(Path(state)), Options())
+        appliers = Appliers([SshApplier(SshConnector(lambda h: target))])
+        executor = Executor(appliers, Journal(Path(state)), Options())
         report = executor.apply(plan)
     print(report.summary())
     sys.exit(0 if report.ok else 1)
@@ -152,7 +161,7 @@ def test_file_snapshot_is_not_trusted_after_a_change(sshd: SshdPeer, tmp_path: P
     )
     conn = connector(sshd)
     try:
-        report = Executor(conn, Journal(tmp_path / "state")).apply(plan)
+        report = Executor(Appliers([SshApplier(conn)]), Journal(tmp_path / "state")).apply(plan)
     finally:
         conn.close()
     assert [r.outcome for r in report.results] == [Outcome.CHANGED] * 3

@@ -16,6 +16,9 @@ from pathlib import Path
 
 import pytest
 
+from labctl.engine.executor import RunReport
+from labctl.engine.layer import Layer, LayerContext
+from labctl.engine.plan import Plan
 from labctl.sim import bmc as sim_bmc
 from labctl.sim import pdu_agent
 from labctl.sim.process import ManagedProcess
@@ -168,79 +171,102 @@ def test_missing_secret_fails_before_any_packet(lab: Lab) -> None:
     assert not (lab.inventory.parent / "bmc-fohn" / "chassis.log").exists()  # no BMC was asked
 
 
-def test_bootstrap_power_layer_against_the_bmcs(
-    lab: Lab, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
-    """The power layer's handlers and observers, through the real executor and ipmi_sim."""
-    from labctl.engine.actions import SetBootDevice
-    from labctl.engine.executor import Executor, Options, Outcome
-    from labctl.engine.journal import Journal
-    from labctl.engine.plan import Plan
+def _context(lab: Lab, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> LayerContext:
+    from labctl.engine.layer import LayerContext
     from labctl.inventory import require_inventory
-    from labctl.layers import LayerContext
-    from labctl.layers.power_up import PowerLayer
 
     for key, value in SECRETS.items():
         monkeypatch.setenv(key, value)
-    ctx = LayerContext(require_inventory(lab.inventory), lab.inventory, tmp_path / "state")
-    layer = PowerLayer()
-    (power_plan,) = layer.plans(ctx)
-    boot_plan = Plan.of("boot", [SetBootDevice("wind", "pxe")])
+    return LayerContext(require_inventory(lab.inventory), lab.inventory, tmp_path / "state")
 
-    def executor(dry_run: bool) -> Executor:
-        return Executor(
-            None,  # type: ignore[arg-type]  # no SSH: these actions go to BMCs
-            Journal(tmp_path),
-            Options(dry_run=dry_run),
-            layer.handlers(ctx),
-            observers=layer.observers(ctx),
-        )
 
-    try:
-        planned = executor(dry_run=True).apply(power_plan)
-        assert {r.target: (r.outcome, r.reason) for r in planned.results} == {
-            name: (Outcome.WOULD_CHANGE, "power is off") for name in BMC
-        }
-        assert not any(lab.node_up(n) for n in BMC)  # the dry run only read
-        assert lab.labctl("power", "on", "fohn")[0] == 0
-        applied = executor(dry_run=False).apply(power_plan)
-        assert applied.ok, [r.error for r in applied.results]
-        assert {r.target: r.outcome for r in applied.results} == {
-            "fohn": Outcome.UNCHANGED,
-            "chequita": Outcome.CHANGED,
-            "wind": Outcome.CHANGED,
-        }
-        assert all(lab.node_up(n) for n in BMC)
-        assert executor(dry_run=False).apply(power_plan).nothing_to_do
-        boot = executor(dry_run=True).apply(boot_plan).results[0]
-        assert (boot.outcome, boot.reason) == (Outcome.WOULD_CHANGE, "boots from disk")
-        assert executor(dry_run=False).apply(boot_plan).results[0].outcome is Outcome.CHANGED
-        assert (lab.inventory.parent / "bmc-wind" / "bootdev").read_text().strip() == "pxe"
-        assert executor(dry_run=True).apply(boot_plan).results[0].outcome is Outcome.UNCHANGED
-    finally:
-        layer.close()
+def _run(layer: Layer, ctx: LayerContext, dry_run: bool = False) -> RunReport:
+    """One layer through the real runner, executor and the run's own appliers."""
+    from labctl.engine.executor import Options
+    from labctl.engine.runner import run_layers
+
+    (outcome,) = run_layers([layer], ctx, Options(dry_run=dry_run))
+    (report,) = outcome.reports
+    return report
+
+
+def test_power_layer_through_the_bmc_applier(
+    lab: Lab, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from labctl.engine.executor import Outcome
+    from labctl.layers.power import PowerLayer
+
+    ctx = _context(lab, tmp_path, monkeypatch)
+    planned = _run(PowerLayer(), ctx, dry_run=True)
+    assert {r.target: (r.outcome, r.reason) for r in planned.results} == {
+        name: (Outcome.WOULD_CHANGE, "power is off") for name in BMC
+    }
+    assert not any(lab.node_up(n) for n in BMC)  # the dry run only read
+    assert lab.labctl("power", "on", "fohn")[0] == 0
+    applied = _run(PowerLayer(), ctx)
+    assert applied.ok, [r.error for r in applied.results]
+    assert {r.target: r.outcome for r in applied.results} == {
+        "fohn": Outcome.UNCHANGED,
+        "chequita": Outcome.CHANGED,
+        "wind": Outcome.CHANGED,
+    }
+    assert all(lab.node_up(n) for n in BMC)
+    assert _run(PowerLayer(), ctx).nothing_to_do
+
+
+class PxeReinstall:
+    """A layer as the os layer will be: boot wind from the network once, and cycle it."""
+
+    name = "os"
+
+    def plans(self, ctx: LayerContext) -> Iterator[Plan]:
+        from labctl.engine.actions import SetBootDevice, SetPower
+        from labctl.engine.plan import Plan
+
+        yield Plan.of("os: install", [SetBootDevice("wind", "pxe"), SetPower("wind", "cycle")])
+
+
+def test_any_layer_reaches_the_bmc_applier_and_its_quorum_guard(
+    lab: Lab, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from labctl.engine.executor import Outcome
+
+    ctx = _context(lab, tmp_path, monkeypatch)
+    assert lab.labctl("power", "on", "--all", "--yes")[0] == 0
+    before = lab.pidfiles["wind"].read_text()
+    dry = _run(PxeReinstall(), ctx, dry_run=True)
+    assert [(r.outcome, r.reason) for r in dry.results] == [
+        (Outcome.WOULD_CHANGE, "boots from disk"),
+        (Outcome.WOULD_CHANGE, "power is on; a cycle always acts"),
+    ]
+    assert lab.pidfiles["wind"].read_text() == before  # the dry run only read
+
+    done = _run(PxeReinstall(), ctx)
+    assert [r.outcome for r in done.results] == [Outcome.CHANGED, Outcome.CHANGED], [
+        r.error for r in done.results
+    ]
+    assert (lab.inventory.parent / "bmc-wind" / "bootdev").read_text().strip() == "pxe"
+    assert lab.node_up("wind") and lab.pidfiles["wind"].read_text() != before  # cycled
+
+    # With chequita down, cycling wind would leave etcd one member of three.
+    assert lab.labctl("power", "off", "chequita", "--force")[0] == 0
+    cycled = lab.pidfiles["wind"].read_text()
+    refused = _run(PxeReinstall(), ctx)
+    assert [r.outcome for r in refused.results] == [Outcome.CHANGED, Outcome.FAILED]
+    error = refused.results[1].error or ""
+    assert "quorum" in error and "chequita is already down" in error, error
+    assert lab.node_up("wind") and lab.pidfiles["wind"].read_text() == cycled  # not touched
 
 
 def test_power_layer_missing_secret_fails_only_its_own_server(
     lab: Lab, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    from labctl.engine.executor import Executor, Options, Outcome
-    from labctl.engine.journal import Journal
-    from labctl.inventory import require_inventory
-    from labctl.layers import LayerContext
-    from labctl.layers.power_up import PowerLayer
+    from labctl.engine.executor import Outcome
+    from labctl.layers.power import PowerLayer
 
-    for key, value in SECRETS.items():
-        monkeypatch.setenv(key, value)
+    ctx = _context(lab, tmp_path, monkeypatch)
     monkeypatch.delenv("LABCTL_BMC_PASSWORD_CHEQUITA")
-    ctx = LayerContext(require_inventory(lab.inventory), lab.inventory, tmp_path / "state")
-    layer = PowerLayer()
-    try:
-        (plan,) = layer.plans(ctx)
-        executor = Executor(None, Journal(tmp_path), Options(), layer.handlers(ctx))  # type: ignore[arg-type]
-        results = {r.target: r for r in executor.apply(plan).results}
-    finally:
-        layer.close()
+    results = {r.target: r for r in _run(PowerLayer(), ctx).results}
     assert results["chequita"].outcome is Outcome.FAILED
     assert "LABCTL_BMC_PASSWORD_CHEQUITA is not set" in (results["chequita"].error or "")
     assert results["fohn"].outcome is Outcome.CHANGED and results["wind"].outcome is Outcome.CHANGED

@@ -1,28 +1,48 @@
-"""Plans, the journal, the lock and the executor's scheduling (fake connector)."""
+"""Plans, the journal, the lock, the executor's scheduling and the runner (fake appliers)."""
 
 from __future__ import annotations
 
 import json
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 import pytest
 
-from labctl.engine.actions import Action, PutFile, Run, SetPower, WaitFor
+from labctl.engine.actions import Action, PutFile, Run, SetBootDevice, SetPower, WaitFor
+from labctl.engine.appliers import Appliers, SshApplier
 from labctl.engine.executor import Executor, Options, Outcome
 from labctl.engine.journal import Journal, RunLock
 from labctl.engine.plan import Plan, Step
 from labctl.errors import AuthenticationError, DriverError, DriverTimeout, HostKeyError, LabctlError
 
 
-class FakeConnector:
-    def ssh(self, host: str) -> object:  # pragma: no cover - handlers below never ask
-        raise AssertionError("no SSH in unit tests")
+class FakeApplier:
+    """Carries out ``kinds`` with ``apply``; a dry run asks ``observe``."""
+
+    def __init__(
+        self,
+        apply: Callable[[Action], bool],
+        kinds: tuple[str, ...] = ("run", "set-power"),
+        observe: Callable[[Action], str | None] | None = None,
+    ) -> None:
+        self.kinds = kinds
+        self._apply = apply
+        self._observe = observe
+        self.closed = 0
+
+    def apply(self, action: Action) -> bool:
+        return self._apply(action)
+
+    def observe(self, action: Action) -> str | None:
+        return self._observe(action) if self._observe else "cannot be observed here"
+
+    def survey(self, actions: Sequence[Action]) -> Mapping[str, str | None]:
+        return {}
 
     def close(self) -> None:
-        pass
+        self.closed += 1
 
 
 def test_plan_rejects_duplicates_and_unknown_dependencies() -> None:
@@ -67,12 +87,11 @@ def test_second_run_is_refused_by_the_lock(tmp_path: Path) -> None:
         pass
 
 
-def _executor(tmp_path: Path, handler: object, **options: object) -> Executor:
+def _executor(tmp_path: Path, handler: Callable[[Action], bool], **options: object) -> Executor:
     return Executor(
-        FakeConnector(),  # type: ignore[arg-type]
+        Appliers([FakeApplier(handler)]),
         Journal(tmp_path),
         Options(**options),  # type: ignore[arg-type]
-        handlers={"run": handler, "set-power": handler},  # type: ignore[dict-item]
     )
 
 
@@ -80,7 +99,7 @@ def test_order_within_target_parallel_across_targets(tmp_path: Path) -> None:
     log: list[tuple[str, str]] = []
     lock = threading.Lock()
 
-    def handler(action: Action, _: object) -> bool:
+    def handler(action: Action) -> bool:
         assert isinstance(action, Run)
         time.sleep(0.2)
         with lock:
@@ -97,7 +116,7 @@ def test_order_within_target_parallel_across_targets(tmp_path: Path) -> None:
 
 
 def test_failure_blocks_the_rest_of_its_target_and_its_dependents(tmp_path: Path) -> None:
-    def handler(action: Action, _: object) -> bool:
+    def handler(action: Action) -> bool:
         if isinstance(action, Run) and action.argv == ("bad",):
             raise LabctlError("boom")
         return True
@@ -126,7 +145,7 @@ def test_failure_blocks_the_rest_of_its_target_and_its_dependents(tmp_path: Path
 def test_transient_errors_are_retried_with_backoff(tmp_path: Path) -> None:
     calls: list[float] = []
 
-    def handler(action: Action, _: object) -> bool:
+    def handler(action: Action) -> bool:
         calls.append(time.monotonic())
         if len(calls) < 3:
             raise DriverTimeout("slow BMC")
@@ -143,7 +162,7 @@ def test_transient_errors_are_retried_with_backoff(tmp_path: Path) -> None:
 def test_runs_are_journalled_and_skipped_next_time(tmp_path: Path) -> None:
     count = 0
 
-    def handler(action: Action, _: object) -> bool:
+    def handler(action: Action) -> bool:
         nonlocal count
         count += 1
         return True
@@ -161,48 +180,37 @@ class FakeLayer:
     def __init__(self, name: str, fail: bool = False) -> None:
         self.name = name
         self.fail = fail
-        self.closed = False
 
     def plans(self, ctx: object) -> Iterator[Plan]:
         yield Plan.of(self.name, [Run("n1", ("fail" if self.fail else "ok", self.name))])
 
-    def handlers(self, ctx: object) -> dict[str, object]:
-        def run(action: Action, _: object) -> bool:
-            if isinstance(action, Run) and action.argv[0] == "fail":
-                raise LabctlError("layer broke")
-            return True
 
-        return {"run": run}
-
-    def observers(self, ctx: object) -> dict[str, object]:
-        return {}
-
-    def close(self) -> None:
-        self.closed = True
+def _run_or_fail(action: Action) -> bool:
+    if isinstance(action, Run) and action.argv[0] == "fail":
+        raise LabctlError("layer broke")
+    return True
 
 
 def test_runner_order_not_built_and_stop_after_failure(tmp_path: Path) -> None:
+    from labctl.engine.layer import LayerContext, NotBuilt, select_layers
     from labctl.engine.runner import run_layers
     from labctl.inventory import load_inventory
-    from labctl.layers import LayerContext, select
     from tests.conftest import REFERENCE
 
     inventory = load_inventory(REFERENCE).inventory
     assert inventory is not None
     ctx = LayerContext(inventory, REFERENCE, tmp_path)
-    layers = {
-        "power": FakeLayer("power"),
-        "pki": FakeLayer("pki", fail=True),
-        "ceph": FakeLayer("ceph"),
-    }
+    layers = (
+        FakeLayer("power"),
+        NotBuilt("os"),
+        FakeLayer("pki", fail=True),
+        FakeLayer("etcd"),
+        NotBuilt("ceph"),
+    )
+    applier = FakeApplier(_run_or_fail)
     said: list[str] = []
     outcomes = run_layers(
-        select(None, None),
-        layers,
-        ctx,
-        FakeConnector(),
-        Options(),
-        announce=said.append,  # type: ignore[arg-type]
+        layers, ctx, Options(), appliers=Appliers([applier]), announce=said.append
     )
     assert [(o.name, o.status) for o in outcomes] == [
         ("power", "applied"),
@@ -210,19 +218,46 @@ def test_runner_order_not_built_and_stop_after_failure(tmp_path: Path) -> None:
         ("pki", "failed"),
     ]
     assert said[-1] == "pki failed; later layers were not run"
-    assert layers["power"].closed and layers["pki"].closed  # even the one that failed
-    assert not layers["ceph"].closed  # never started
-    assert select(["ceph", "power"], None) == ["power", "ceph"]
-    assert select(None, "etcd") == ["etcd", "kubernetes", "calico", "ceph"]
-    with pytest.raises(ValueError, match="unknown layer"):
-        select(["nope"], None)
+    assert applier.closed == 1  # once, at the end of the run, though a layer failed
+
+    def names(chosen: list[object]) -> list[str]:
+        return [layer.name for layer in chosen]  # type: ignore[attr-defined]
+
+    assert names(select_layers(layers, ["ceph", "power"], None)) == ["power", "ceph"]
+    assert names(select_layers(layers, None, "etcd")) == ["etcd", "ceph"]
+    with pytest.raises(ValueError, match="unknown layer 'nope'; layers are: power, os, pki"):
+        select_layers(layers, ["nope"], None)
 
 
-def test_dry_run_asks_the_layers_observer_for_what_only_it_can_see(tmp_path: Path) -> None:
+def test_each_action_goes_to_the_applier_for_its_kind_whatever_its_layer(
+    tmp_path: Path,
+) -> None:
+    seen: dict[str, list[str]] = {"ssh": [], "bmc": []}
+    ssh = FakeApplier(lambda a: bool(seen["ssh"].append(a.kind)) or True, kinds=("run",))
+    bmc = FakeApplier(
+        lambda a: bool(seen["bmc"].append(a.kind)) or True,
+        kinds=("set-power", "set-boot-device"),
+    )
+    plan = Plan.of(
+        "os", [SetBootDevice("n1", "pxe"), SetPower("n1", "cycle"), Run("n1", ("true",))]
+    )
+    report = Executor(Appliers([ssh, bmc]), Journal(tmp_path)).apply(plan)
+    assert report.ok and report.count(Outcome.CHANGED) == 3
+    assert seen == {"ssh": ["run"], "bmc": ["set-boot-device", "set-power"]}
+    orphan = Executor(Appliers([ssh]), Journal(tmp_path)).apply(
+        Plan.of("os", [SetBootDevice("n1", "pxe")])
+    )
+    assert orphan.results[0].outcome is Outcome.FAILED
+    assert orphan.results[0].error == "no applier carries out set-boot-device actions"
+    with pytest.raises(ValueError, match="two appliers carry out run actions"):
+        Appliers([ssh, FakeApplier(lambda a: True, kinds=("run",))])
+
+
+def test_dry_run_asks_the_appliers_observe(tmp_path: Path) -> None:
     states = {"fohn": "on", "wind": "off"}
     applied: list[str] = []
 
-    def apply(action: Action, _: object) -> bool:
+    def apply(action: Action) -> bool:
         applied.append(action.host)
         return True
 
@@ -233,11 +268,7 @@ def test_dry_run_asks_the_layers_observer_for_what_only_it_can_see(tmp_path: Pat
 
     plan = Plan.of("power", [SetPower("fohn", "on"), SetPower("wind", "on")])
     executor = Executor(
-        FakeConnector(),  # type: ignore[arg-type]
-        Journal(tmp_path),
-        Options(dry_run=True),
-        handlers={"set-power": apply},
-        observers={"set-power": observe},
+        Appliers([FakeApplier(apply, observe=observe)]), Journal(tmp_path), Options(dry_run=True)
     )
     report = executor.apply(plan)
     assert [(r.target, r.outcome, r.reason) for r in report.results] == [
@@ -245,8 +276,6 @@ def test_dry_run_asks_the_layers_observer_for_what_only_it_can_see(tmp_path: Pat
         ("wind", Outcome.WOULD_CHANGE, "power is off"),
     ]
     assert applied == []  # a dry run applies nothing
-    blind = _executor(tmp_path, apply, dry_run=True).apply(plan)  # no observer: says so
-    assert {r.reason for r in blind.results} == {"cannot be observed; would be applied"}
 
 
 class BootingConnector:
@@ -274,7 +303,8 @@ class BootingConnector:
 
 def _wait(tmp_path: Path, connector: object, deadline: float) -> tuple[Outcome, int, str]:
     plan = Plan.of("x", [WaitFor("n1", ("true",), deadline=deadline, interval=0.01)])
-    executor = Executor(connector, Journal(tmp_path), Options(backoff=0.01))  # type: ignore[arg-type]
+    appliers = Appliers([SshApplier(connector)])  # type: ignore[arg-type]
+    executor = Executor(appliers, Journal(tmp_path), Options(backoff=0.01))
     result = executor.apply(plan).results[0]
     return result.outcome, result.attempts, result.error or ""
 
@@ -309,9 +339,8 @@ def test_progress_hears_each_step_start_and_end_but_the_report_only_ends(
 ) -> None:
     heard: list[tuple[str, Outcome]] = []
     executor = Executor(
-        FakeConnector(),  # type: ignore[arg-type]
+        Appliers([FakeApplier(lambda action: True)]),
         Journal(tmp_path),
-        handlers={"run": lambda action, _: True},
         progress=lambda r: heard.append((r.step_id, r.outcome)),
     )
     report = executor.apply(Plan.of("x", [Run("n1", ("a",)), Run("n1", ("b",))]))

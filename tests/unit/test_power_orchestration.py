@@ -1,4 +1,4 @@
-"""Power orchestration with a fake backend: targets, order, bounds, the guard."""
+"""Power orchestration with a fake channel: targets, order, bounds, the guard."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 from labctl.errors import DriverTimeout, UsageError
 from labctl.inventory import load_inventory
 from labctl.inventory.model import Inventory, Server
-from labctl.layers.power import Action, guard_quorum, run_power, select_targets
+from labctl.power.requests import PowerVerb, guard_quorum, run_power, select_targets
 from tests.conftest import REFERENCE
 
 
@@ -37,14 +37,14 @@ class FakeBmcs:
             await asyncio.sleep(3600)
         return self.states[server.name]
 
-    async def act(self, server: Server, action: Action) -> None:
+    async def act(self, server: Server, verb: PowerVerb) -> None:
         if server.name in self.dead:
             raise DriverTimeout(f"{server.name}: BMC did not answer")
-        self.acts.append((server.name, str(action)))
+        self.acts.append((server.name, str(verb)))
 
         async def later() -> None:
             await asyncio.sleep(self.delay)
-            self.states[server.name] = "off" if action in (Action.OFF, Action.SOFT) else "on"
+            self.states[server.name] = "off" if verb in (PowerVerb.OFF, PowerVerb.SOFT) else "on"
 
         asyncio.get_running_loop().create_task(later())
 
@@ -63,7 +63,7 @@ def test_select_targets(inv: Inventory) -> None:
 
 def test_off_waits_until_off_and_skips_servers_already_there(inv: Inventory) -> None:
     bmcs = FakeBmcs({"fohn": "on", "chequita": "off", "wind": "on"})
-    results = asyncio.run(run_power(inv.servers, Action.OFF, bmcs, poll=0.01))
+    results = asyncio.run(run_power(inv.servers, PowerVerb.OFF, bmcs, poll=0.01))
     assert [(r.server, r.before, r.after, r.ok) for r in results] == [
         ("fohn", "on", "off", True),
         ("chequita", "off", "off", True),
@@ -75,7 +75,7 @@ def test_off_waits_until_off_and_skips_servers_already_there(inv: Inventory) -> 
 def test_a_dead_bmc_costs_at_most_its_bound_and_others_succeed(inv: Inventory) -> None:
     bmcs = FakeBmcs({"fohn": "off", "chequita": "off", "wind": "off"}, dead={"chequita"})
     start = time.monotonic()
-    results = asyncio.run(run_power(inv.servers, Action.ON, bmcs, bound=0.3, poll=0.01))
+    results = asyncio.run(run_power(inv.servers, PowerVerb.ON, bmcs, bound=0.3, poll=0.01))
     assert time.monotonic() - start < 1.5
     by_name = {r.server: r for r in results}
     assert by_name["fohn"].ok and by_name["wind"].ok
@@ -85,7 +85,7 @@ def test_a_dead_bmc_costs_at_most_its_bound_and_others_succeed(inv: Inventory) -
 
 def test_a_server_that_never_gets_there_is_reported(inv: Inventory) -> None:
     bmcs = FakeBmcs({"fohn": "on", "chequita": "on", "wind": "on"}, delay=10)
-    (result,) = asyncio.run(run_power(inv.servers[:1], Action.OFF, bmcs, settle=0.2, poll=0.05))
+    (result,) = asyncio.run(run_power(inv.servers[:1], PowerVerb.OFF, bmcs, settle=0.2, poll=0.05))
     assert not result.ok and result.after == "on"
     assert "still on after 0.2 s" in (result.error or "")
 

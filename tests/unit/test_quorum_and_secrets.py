@@ -9,7 +9,7 @@ import pytest
 from labctl.errors import SecretError
 from labctl.inventory import load_inventory
 from labctl.inventory.model import Inventory, SecretRef
-from labctl.layers.quorum import quorum_refusals
+from labctl.power.quorum import quorum_refusals
 from labctl.secrets import resolve
 from tests.conftest import REFERENCE
 

@@ -15,7 +15,8 @@ from labctl.errors import DriverError, SecretError
 from labctl.pki.backend import Backend
 from labctl.pki.builtin_backend import BuiltinBackend
 from labctl.pki.cfssl_backend import CfsslBackend
-from labctl.pki.check import check, mint_all, rotate
+from labctl.pki.check import check
+from labctl.pki.mint import mint_all, rotate
 from labctl.pki.specs import plan_certificates
 from labctl.pki.store import PkiStore
 from tests.pki_sample import sample_input

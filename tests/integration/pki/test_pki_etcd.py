@@ -16,7 +16,7 @@ import pytest
 
 from labctl.pki.backend import Backend
 from labctl.pki.builtin_backend import BuiltinBackend
-from labctl.pki.check import mint_all
+from labctl.pki.mint import mint_all
 from labctl.pki.specs import PkiInput, PkiNode
 from labctl.pki.store import PkiStore
 from tests.integration.pki.conftest import require

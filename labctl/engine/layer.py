@@ -1,0 +1,84 @@
+"""What a bootstrap layer is: a name and a pure function from the inventory to plans.
+
+A layer never talks to a device. It yields plans one at a time; the runner
+applies each before asking for the next, so a later plan can be built from
+what an earlier one left on the operator's machine (certificates are minted by
+one plan, then read to make the next plan's file pushes). Every side effect is
+an action, carried out by the applier for its kind (``engine/appliers.py``).
+
+The engine owns this protocol; ``labctl/layers/`` implements it, one module per
+layer, and lists them in bootstrap order in ``LAYERS``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
+
+from labctl.inventory.model import Inventory
+
+if TYPE_CHECKING:
+    from labctl.engine.plan import Plan
+
+
+@dataclass(frozen=True)
+class LayerContext:
+    """Everything a layer may plan from, and where the run keeps its state."""
+
+    inventory: Inventory
+    inventory_path: Path
+    state_dir: Path
+    dry_run: bool = False
+    # Prefixed to every path a layer writes on a node; "{node}" becomes the server's
+    # name. Empty on real labs; tests point every node at one loopback sshd and give
+    # each node its own directory there.
+    node_root: str = ""
+
+    @property
+    def base_dir(self) -> Path:
+        """Relative paths in the inventory (PKI store, secret files) start here."""
+        return self.inventory_path.parent
+
+    def on_node(self, node: str, path: str) -> str:
+        """``path`` as written on ``node``, under ``node_root`` when one is set."""
+        return self.node_root.replace("{node}", node) + path
+
+
+class Layer(Protocol):
+    @property
+    def name(self) -> str:
+        """The layer's name in the bootstrap order (``--only``, ``--from``)."""
+        ...
+
+    def plans(self, ctx: LayerContext) -> Iterator[Plan]: ...
+
+
+@dataclass(frozen=True)
+class NotBuilt:
+    """A place in the bootstrap order whose layer this version of labctl does not have."""
+
+    name: str
+
+    def plans(self, ctx: LayerContext) -> Iterator[Plan]:
+        return iter(())
+
+
+def select_layers(
+    layers: Sequence[Layer], only: Sequence[str] | None, start: str | None
+) -> list[Layer]:
+    """``layers`` (in bootstrap order) cut down by --only and --from.
+
+    Raises ValueError naming the known layers for a name that is not one.
+    """
+    names = [layer.name for layer in layers]
+    for name in [*(only or []), *([start] if start else [])]:
+        if name not in names:
+            raise ValueError(f"unknown layer '{name}'; layers are: {', '.join(names)}")
+    chosen = list(layers)
+    if start:
+        chosen = chosen[names.index(start) :]
+    if only:
+        chosen = [layer for layer in chosen if layer.name in only]
+    return chosen

@@ -1,0 +1,61 @@
+"""Where each node's certificates and keys go, read from the store.
+
+A node gets the CA in both trees, its own certificates and keys (etcd's under
+``/etc/ssl/etcd``, the rest under ``/etc/kubernetes/ssl``; keys 0600), and a
+control-plane node also the front-proxy CA and the service-account key pair
+with its trust bundle. Reads the store; writes nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from labctl.errors import LabctlError
+from labctl.pki.specs import SERVICE_ACCOUNT, PkiInput, plan_certificates
+from labctl.pki.store import PkiStore
+
+ETCD_DIR = "/etc/ssl/etcd"
+KUBE_DIR = "/etc/kubernetes/ssl"
+
+
+@dataclass(frozen=True)
+class NodeFile:
+    path: str
+    content: bytes = field(repr=False)
+    mode: int
+    secret: bool
+
+
+def node_files(inp: PkiInput, store: PkiStore, node: str) -> list[NodeFile]:
+    """What ``node`` gets from the store, and where on the node."""
+
+    files: list[NodeFile] = []
+    ca = store.read_cert("ca")
+    if ca is None:
+        raise LabctlError("no CA in the PKI store yet; run `labctl pki mint`")
+    files += [NodeFile(f"{d}/ca.pem", ca, 0o644, False) for d in (ETCD_DIR, KUBE_DIR)]
+    control_plane = any(
+        node in s.owner_nodes for s in plan_certificates(inp) if s.name == "apiserver"
+    )
+    for spec in plan_certificates(inp):
+        if spec.is_ca or node not in spec.owner_nodes:
+            continue
+        cert, key = store.read_cert(spec.name), store.read_key(spec.name)
+        if cert is None or key is None:
+            raise LabctlError(f"{spec.name} is missing from the PKI store; run `labctl pki mint`")
+        directory = ETCD_DIR if spec.name.startswith("etcd-") else KUBE_DIR
+        files.append(NodeFile(f"{directory}/{spec.name}.pem", cert, 0o644, False))
+        files.append(NodeFile(f"{directory}/{spec.name}-key.pem", key, 0o600, True))
+    if control_plane:
+        front_proxy = store.read_cert("front-proxy-ca")
+        if front_proxy is not None:
+            files.append(NodeFile(f"{KUBE_DIR}/front-proxy-ca.pem", front_proxy, 0o644, False))
+        for suffix, mode, secret in (
+            (".key", 0o600, True),
+            (".pub", 0o644, False),
+            (".trust.pem", 0o644, False),
+        ):
+            path = store.path(f"{SERVICE_ACCOUNT}{suffix}")
+            if path.exists():
+                files.append(NodeFile(f"{KUBE_DIR}/{path.name}", path.read_bytes(), mode, secret))
+    return files

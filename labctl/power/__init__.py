@@ -1,0 +1,5 @@
+"""Servers' power: requests (verbs, targets, the guard), channels (IPMI, PDU) and sessions.
+
+Both ``labctl power`` and the BMC applier of a bootstrap run go through a
+``PowerSession``; the quorum guard (``quorum.py``) is pure and shared by both.
+"""
