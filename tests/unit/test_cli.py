@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 from pathlib import Path
 
@@ -11,11 +10,10 @@ import pytest
 from typer.testing import CliRunner
 
 from labctl.cli.main import app
-from tests.conftest import FIXTURES, REFERENCE, ROOT
+from tests.conftest import FIXTURES, GOLDEN, REFERENCE, ROOT, assert_golden
 from tests.labctl_process import run_labctl
 
 runner = CliRunner()
-GOLDEN = FIXTURES / "golden"
 BAD = FIXTURES / "bad"
 
 
@@ -123,10 +121,7 @@ def test_show_refuses_an_invalid_inventory_without_traceback() -> None:
 def test_exports_match_golden_files(fmt: str) -> None:
     out = runner.invoke(app, ["inventory", "export", fmt, "-i", str(REFERENCE)])
     assert out.exit_code == 0
-    golden = GOLDEN / f"export.{fmt}"
-    if os.environ.get("LABCTL_UPDATE_GOLDEN"):
-        golden.write_text(out.stdout)
-    assert out.stdout == golden.read_text()
+    assert_golden(f"export.{fmt}", out.stdout)
     assert "LABCTL_BMC_PASSWORD_FOHN" not in out.stdout or fmt == "json"
 
 

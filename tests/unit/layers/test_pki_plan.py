@@ -1,0 +1,48 @@
+"""The pki layer's plans for the reference inventory, against their reviewed golden file.
+
+The push plan is built from whatever the store holds; here the store holds a
+placeholder for every file (its own name), so the plan's hashes and sizes are
+the same on every run while the paths, modes and owners are the real ones.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from labctl.engine.layer import LayerContext
+from labctl.inventory import require_inventory
+from labctl.layers.pki import PkiLayer
+from labctl.pki.session import PkiSession
+from labctl.pki.specs import SERVICE_ACCOUNT, plan_certificates
+from tests.conftest import REFERENCE, assert_golden
+
+
+def _placeholder_store(ctx: LayerContext) -> None:
+    session = PkiSession(ctx.inventory, ctx.base_dir)
+    store = session.store
+    store.ensure()
+    specs = plan_certificates(session.input)
+    names = [f"{spec.name}{end}" for spec in specs for end in (".pem", "-key.pem")]
+    names += [f"{SERVICE_ACCOUNT}{suffix}" for suffix in (".key", ".pub", ".trust.pem")]
+    for name in names:
+        store.path(name).write_text(f"{name}\n")
+
+
+def test_pki_plans_match_golden(tmp_path: Path) -> None:
+    inventory_path = tmp_path / "inventory.yaml"
+    shutil.copy(REFERENCE, inventory_path)
+    ctx = LayerContext(require_inventory(inventory_path), inventory_path, tmp_path / "state")
+    _placeholder_store(ctx)
+    plans = [plan.as_dict() for plan in PkiLayer().plans(ctx)]
+    assert [plan["layer"] for plan in plans] == ["pki: mint", "pki: push"]
+    assert_golden("plan-pki.json", json.dumps(plans, indent=2) + "\n")
+
+
+def test_pki_dry_run_before_any_mint_plans_the_mint_alone(tmp_path: Path) -> None:
+    inventory_path = tmp_path / "inventory.yaml"
+    shutil.copy(REFERENCE, inventory_path)
+    inventory = require_inventory(inventory_path)
+    ctx = LayerContext(inventory, inventory_path, tmp_path / "state", dry_run=True)
+    assert [plan.layer for plan in PkiLayer().plans(ctx)] == ["pki: mint"]
