@@ -50,3 +50,21 @@ def test_objects_refuse_unknown_fields() -> None:
 
     visit(schema(), "#")
     assert loose == []
+
+
+def test_docs_point_only_inside_the_repository() -> None:
+    """A user who clones the project has only the project: every relative link resolves in it."""
+    import re
+
+    outside: list[str] = []
+    for page in [ROOT / "README.md", ROOT / "CHANGELOG.md", *sorted((ROOT / "docs").glob("*.md"))]:
+        text = page.read_text()
+        if "../shared" in text:
+            outside.append(f"{page.name}: ../shared")
+        for target in re.findall(r"\]\(([^)#\s]+)", text):
+            if "://" in target:
+                continue
+            resolved = (page.parent / target).resolve()
+            if not resolved.is_relative_to(ROOT) or not resolved.exists():
+                outside.append(f"{page.name}: {target}")
+    assert outside == []
