@@ -254,13 +254,13 @@ def bootdev(
         return
     backend = IpmiBackend(servers, inventory.parent, timeout)
 
-    async def apply() -> list[tuple[str, str | None]]:
-        async def one(server: Server) -> tuple[str, str | None]:
+    async def apply() -> list[tuple[str, str | None, str | None]]:
+        async def one(server: Server) -> tuple[str, str | None, str | None]:
             try:
                 await backend.set_boot_device(server, BootDevice(device.value), persistent)
-                return server.name, None
+                return server.name, None, None
             except Exception as exc:
-                return server.name, str(exc)
+                return server.name, str(exc), getattr(exc, "detail", None)
 
         return list(await asyncio.gather(*(one(s) for s in servers)))
 
@@ -268,22 +268,28 @@ def bootdev(
         outcomes = asyncio.run(apply())
     finally:
         backend.close()
-    failed = [name for name, error in outcomes if error]
+    failed = [name for name, error, _ in outcomes if error]
     if output is OutputFormat.json:
         typer.echo(
             json.dumps(
                 {
                     "ok": not failed,
                     "targets": [
-                        {"server": n, "bootdev": device.value, "persistent": persistent, "error": e}
-                        for n, e in outcomes
+                        {
+                            "server": n,
+                            "bootdev": device.value,
+                            "persistent": persistent,
+                            "error": e,
+                            "error_detail": d,
+                        }
+                        for n, e, d in outcomes
                     ],
                 },
                 indent=2,
             )
         )
     else:
-        for name, error in outcomes:
+        for name, error, _ in outcomes:
             typer.echo(
                 f"{name}: {'boot from ' + device.value if not error else 'FAILED: ' + error}"
             )
