@@ -115,21 +115,41 @@ def env(state_dir: Path = StateOpt) -> None:
         typer.echo(f"export {key}={shlex.quote(value)}")
 
 
-@app.command()
-def ssh(name: str, state_dir: Path = StateOpt) -> None:
+# Everything after NAME belongs to the remote command: its options (`ls -l`, even
+# `-h`) must not be read as labctl's.
+@app.command(context_settings={"allow_interspersed_args": False})
+def ssh(
+    name: str,
+    command: list[str] | None = typer.Argument(
+        None, help="A command to run on the node instead of a shell (as with ssh)."
+    ),
+    state_dir: Path = StateOpt,
+) -> None:
     """SSH into a node as root, with its host key checked strictly.
 
-    Example: labctl sim ssh fohn
+    With a COMMAND, run it there and exit with its status, as ssh does; without
+    one, an interactive shell. Options go before NAME; after it, everything is
+    the command's (a leading `--` is allowed).
+
+    Example: labctl sim ssh fohn hostname
     """
+    os.execvp("ssh", ssh_argv(state_dir, name, command or []))
+
+
+def ssh_argv(state_dir: Path, name: str, command: list[str]) -> list[str]:
+    """The ssh command line for ``labctl sim ssh NAME [COMMAND...]``."""
     node = _node(state_dir, name)
     state = state_dir.resolve()
-    os.execvp(
-        "ssh",
-        [
-            "ssh", "-i", str(state / "id_ed25519"), "-o", "StrictHostKeyChecking=yes",
-            "-o", f"UserKnownHostsFile={state / 'known_hosts'}", f"root@{node['ssh']}",
-        ],
-    )  # fmt: skip
+    argv = [
+        "ssh", "-i", str(state / "id_ed25519"), "-o", "StrictHostKeyChecking=yes",
+        "-o", f"UserKnownHostsFile={state / 'known_hosts'}", f"root@{node['ssh']}",
+    ]  # fmt: skip
+    if command[:1] == ["--"]:
+        command = command[1:]
+    if command:
+        # After `--`, ssh takes every word as the remote command's, `-l` included.
+        argv += ["--", *command]
+    return argv
 
 
 @app.command()
