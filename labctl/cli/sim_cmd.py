@@ -80,11 +80,9 @@ def status(state_dir: Path = StateOpt, output: OutputFormat = OutputOption) -> N
 
 def _node(state_dir: Path, name: str) -> dict[str, str]:
     from labctl.errors import LabctlError
+    from labctl.sim.record import read_record
 
-    record = state_dir.resolve() / "sim.json"
-    if not record.exists():
-        raise LabctlError(f"no simulated lab in {state_dir}; run `labctl sim up`")
-    nodes: dict[str, dict[str, str]] = json.loads(record.read_text())["nodes"]
+    nodes: dict[str, dict[str, str]] = read_record(state_dir.resolve())["nodes"]
     if name not in nodes:
         raise LabctlError(f"no simulated node {name}; nodes: {', '.join(nodes)}")
     return nodes[name]
@@ -96,15 +94,12 @@ def env(state_dir: Path = StateOpt) -> None:
 
     Example: eval "$(labctl sim env)" && labctl bootstrap --only pki
     """
-    import json
     import shlex
 
-    from labctl.errors import LabctlError
+    from labctl.sim.record import read_record
 
     state = state_dir.resolve()
-    if not (state / "sim.json").exists():
-        raise LabctlError(f"no simulated lab in {state_dir}; run `labctl sim up`")
-    record = json.loads((state / "sim.json").read_text())
+    record = read_record(state)
     values = {
         # The inventory's login user, which sim up made on every node with sudo.
         "LABCTL_SSH_USER": record.get("login_user", "root"),

@@ -1,4 +1,4 @@
-"""`labctl sim` commands that only read the lab's record: ssh's command line, env, errors.
+"""What only reads the simulated lab's record: sim ssh's command line, env, the feed hook.
 
 No lab is brought up: a state directory with a hand-written ``sim.json`` is
 what these commands read, and ``os.execvp`` is caught instead of run.
@@ -14,6 +14,9 @@ import pytest
 from typer.testing import CliRunner
 
 from labctl.cli.main import app
+from labctl.errors import LabctlError
+from labctl.sim import feeds
+from labctl.sim.record import read_record
 
 runner = CliRunner()
 
@@ -79,3 +82,41 @@ def test_ssh_to_an_unknown_node_names_the_nodes(state: Path, execs: list[list[st
     done = runner.invoke(app, ["sim", "ssh", "--state-dir", str(state), "fhon", "ls"])
     assert done.exit_code == 1 and execs == []
     assert str(done.exception) == "no simulated node fhon; nodes: fohn, wind"
+
+
+def test_env_comes_from_the_record(state: Path) -> None:
+    done = runner.invoke(app, ["sim", "env", "--state-dir", str(state)])
+    assert done.exit_code == 0, done.output
+    assert done.output.splitlines() == [
+        "export LABCTL_SSH_USER=core",
+        f"export LABCTL_SSH_KNOWN_HOSTS={state / 'known_hosts'}",
+        f"export LABCTL_SSH_IDENTITY={state / 'id_ed25519'}",
+    ]
+
+
+@pytest.mark.parametrize("command", [["env"], ["status"], ["ssh", "fohn"], ["console", "fohn"]])
+def test_every_reader_says_the_same_when_there_is_no_lab(
+    tmp_path: Path, execs: list[list[str]], command: list[str]
+) -> None:
+    empty = tmp_path / "nothing-here"
+    done = runner.invoke(app, ["sim", command[0], "--state-dir", str(empty), *command[1:]])
+    assert done.exit_code == 1 and execs == []
+    assert str(done.exception) == f"no simulated lab in {empty}; run `labctl sim up`"
+
+
+def test_a_damaged_record_is_said_not_a_traceback(state: Path) -> None:
+    (state / "sim.json").write_text('{"nodes": {"fohn": ')  # torn mid-write by hand
+    with pytest.raises(LabctlError, match=r"sim\.json is damaged"):
+        read_record(state)
+    (state / "sim.json").write_text("[]")
+    with pytest.raises(LabctlError, match=r"sim\.json is damaged"):
+        read_record(state)
+
+
+def test_the_feed_hook_finds_the_bmc_through_the_record(state: Path) -> None:
+    assert feeds._bmc_pid(state, "fohn") == 4242
+    assert feeds._bmc_pid(state, "wind") is None
+    restarted = state / "bmcs" / "fohn" / "daemon.pid"  # a BMC a PDU brought back
+    restarted.parent.mkdir(parents=True)
+    restarted.write_text("777")
+    assert feeds._bmc_pid(state, "fohn") == 777
