@@ -9,6 +9,9 @@ class LabctlError(Exception):
     """A failure the user can act on; its message is printed as is."""
 
     exit_code = 1
+    # The raw fault under the message (the kernel's "[Errno 113] No route to host"),
+    # for `-o json` and debugging; the message itself says it in the lab's words.
+    detail: str | None = None
 
 
 class UsageError(LabctlError):

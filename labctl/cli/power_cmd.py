@@ -216,35 +216,41 @@ def bootdev(
         return
     session = PowerSession(inv, inventory.parent, servers=servers, timeout=timeout)
 
-    async def apply() -> list[tuple[str, str | None]]:
-        async def one(server: Server) -> tuple[str, str | None]:
+    async def apply() -> list[tuple[str, str | None, str | None]]:
+        async def one(server: Server) -> tuple[str, str | None, str | None]:
             try:
                 await session.set_boot_device(server, BootDevice(device.value), persistent)
-                return server.name, None
+                return server.name, None, None
             except LabctlError as exc:
-                return server.name, str(exc)
+                return server.name, str(exc), exc.detail or None
 
         async with session:
             session.check_secrets(servers)
             return list(await asyncio.gather(*(one(s) for s in servers)))
 
     outcomes = asyncio.run(apply())
-    failed = [name for name, error in outcomes if error]
+    failed = [name for name, error, _ in outcomes if error]
     if output is OutputFormat.json:
         typer.echo(
             json.dumps(
                 {
                     "ok": not failed,
                     "targets": [
-                        {"server": n, "bootdev": device.value, "persistent": persistent, "error": e}
-                        for n, e in outcomes
+                        {
+                            "server": n,
+                            "bootdev": device.value,
+                            "persistent": persistent,
+                            "error": e,
+                            "error_detail": d,
+                        }
+                        for n, e, d in outcomes
                     ],
                 },
                 indent=2,
             )
         )
     else:
-        for name, error in outcomes:
+        for name, error, _ in outcomes:
             typer.echo(
                 f"{name}: {'boot from ' + device.value if not error else 'FAILED: ' + error}"
             )

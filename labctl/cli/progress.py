@@ -1,4 +1,9 @@
-"""A progress display for the executor: one line per target, messages above."""
+"""A progress display for the executor: one line per target, messages above.
+
+On a terminal the lines are live and fit the screen. Anywhere else (a CI log, a
+pipe to tee) a live display is a last frame cut at 80 columns, so each finished
+step is printed instead as one whole plain line, however long.
+"""
 
 from __future__ import annotations
 
@@ -25,6 +30,7 @@ _STYLE = {
 class StepProgress:
     def __init__(self, console: Console | None = None) -> None:
         self.console = console or Console(stderr=True)
+        self.live = self.console.is_terminal
         self._progress = Progress(
             # Names whole; the last step's text is what gives way on a narrow screen.
             TextColumn("{task.fields[target]}", table_column=Column(min_width=10, no_wrap=True)),
@@ -40,7 +46,8 @@ class StepProgress:
         self._tasks: dict[str, TaskID] = {}
 
     def __enter__(self) -> StepProgress:
-        self._progress.start()
+        if self.live:
+            self._progress.start()
         return self
 
     def __exit__(
@@ -49,12 +56,23 @@ class StepProgress:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self._progress.stop()
+        if self.live:
+            self._progress.stop()
+
+    def _plain(self, text: str) -> None:
+        # soft_wrap: no wrapping and no cropping at the console's width.
+        self.console.print(text, markup=False, highlight=False, soft_wrap=True)
 
     def announce(self, message: str) -> None:
+        if not self.live:
+            self._plain(message)
+            return
         self._progress.console.print(message, markup=False, highlight=False)
 
     def update(self, result: StepResult) -> None:
+        if not self.live:
+            self._line(result)
+            return
         task = self._tasks.get(result.target)
         if task is None:
             task = self._progress.add_task("", total=None, target=result.target, last="")
@@ -70,3 +88,14 @@ class StepProgress:
                 error = f"{result.target}: {error}"
             # Escaped: remote stderr may hold brackets that rich would read as markup.
             self._progress.console.print(f"[red]{escape(error)}[/]", highlight=False)
+
+    def _line(self, result: StepResult) -> None:
+        """One finished step, whole: target, outcome, description, and its error if any."""
+        if result.outcome is Outcome.RUNNING:
+            return  # said when it finishes; a log needs no "started" line per step
+        line = f"{result.target} {result.outcome} {result.description}"
+        if result.error:
+            # Driver errors start with the target's name, already at the head of the line.
+            error = result.error.removeprefix(f"{result.target}: ")
+            line += f": {error}"
+        self._plain(line)

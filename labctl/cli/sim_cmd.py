@@ -80,11 +80,9 @@ def status(state_dir: Path = StateOpt, output: OutputFormat = OutputOption) -> N
 
 def _node(state_dir: Path, name: str) -> dict[str, str]:
     from labctl.errors import LabctlError
+    from labctl.sim.record import read_record
 
-    record = state_dir.resolve() / "sim.json"
-    if not record.exists():
-        raise LabctlError(f"no simulated lab in {state_dir}; run `labctl sim up`")
-    nodes: dict[str, dict[str, str]] = json.loads(record.read_text())["nodes"]
+    nodes: dict[str, dict[str, str]] = read_record(state_dir.resolve())["nodes"]
     if name not in nodes:
         raise LabctlError(f"no simulated node {name}; nodes: {', '.join(nodes)}")
     return nodes[name]
@@ -96,15 +94,12 @@ def env(state_dir: Path = StateOpt) -> None:
 
     Example: eval "$(labctl sim env)" && labctl bootstrap --only pki
     """
-    import json
     import shlex
 
-    from labctl.errors import LabctlError
+    from labctl.sim.record import read_record
 
     state = state_dir.resolve()
-    if not (state / "sim.json").exists():
-        raise LabctlError(f"no simulated lab in {state_dir}; run `labctl sim up`")
-    record = json.loads((state / "sim.json").read_text())
+    record = read_record(state)
     values = {
         # The inventory's login user, which sim up made on every node with sudo.
         "LABCTL_SSH_USER": record.get("login_user", "root"),
@@ -115,21 +110,41 @@ def env(state_dir: Path = StateOpt) -> None:
         typer.echo(f"export {key}={shlex.quote(value)}")
 
 
-@app.command()
-def ssh(name: str, state_dir: Path = StateOpt) -> None:
+# Everything after NAME belongs to the remote command: its options (`ls -l`, even
+# `-h`) must not be read as labctl's.
+@app.command(context_settings={"allow_interspersed_args": False})
+def ssh(
+    name: str,
+    command: list[str] | None = typer.Argument(
+        None, help="A command to run on the node instead of a shell (as with ssh)."
+    ),
+    state_dir: Path = StateOpt,
+) -> None:
     """SSH into a node as root, with its host key checked strictly.
 
-    Example: labctl sim ssh fohn
+    With a COMMAND, run it there and exit with its status, as ssh does; without
+    one, an interactive shell. Options go before NAME; after it, everything is
+    the command's (a leading `--` is allowed).
+
+    Example: labctl sim ssh fohn hostname
     """
+    os.execvp("ssh", ssh_argv(state_dir, name, command or []))
+
+
+def ssh_argv(state_dir: Path, name: str, command: list[str]) -> list[str]:
+    """The ssh command line for ``labctl sim ssh NAME [COMMAND...]``."""
     node = _node(state_dir, name)
     state = state_dir.resolve()
-    os.execvp(
-        "ssh",
-        [
-            "ssh", "-i", str(state / "id_ed25519"), "-o", "StrictHostKeyChecking=yes",
-            "-o", f"UserKnownHostsFile={state / 'known_hosts'}", f"root@{node['ssh']}",
-        ],
-    )  # fmt: skip
+    argv = [
+        "ssh", "-i", str(state / "id_ed25519"), "-o", "StrictHostKeyChecking=yes",
+        "-o", f"UserKnownHostsFile={state / 'known_hosts'}", f"root@{node['ssh']}",
+    ]  # fmt: skip
+    if command[:1] == ["--"]:
+        command = command[1:]
+    if command:
+        # After `--`, ssh takes every word as the remote command's, `-l` included.
+        argv += ["--", *command]
+    return argv
 
 
 @app.command()

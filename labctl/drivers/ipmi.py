@@ -29,10 +29,23 @@ from pyipmi import errors as ipmi_errors
 from pyipmi.chassis import BootDevice as PyBootDevice
 from pyipmi.interfaces import rmcpplus
 
+from labctl.drivers.neterrors import Peer, network_error
 from labctl.errors import AuthenticationError, DriverError, DriverTimeout, InsecureProtocolError
 
 # Suites whose packets carry no integrity check: a session can be hijacked.
 _NO_INTEGRITY = frozenset({0, 1, 15})
+# What each python-ipmi call is for, as network errors name it.
+_DOING = {
+    "get_chassis_status": "power status",
+    "chassis_control_power_up": "power on",
+    "chassis_control_power_down": "power off",
+    "chassis_control_power_cycle": "power cycle",
+    "chassis_control_hard_reset": "power reset",
+    "chassis_control_soft_shutdown": "soft shutdown",
+    "set_boot_options": "setting the boot device",
+    "get_boot_device": "reading the boot device",
+    "get_boot_persistency": "reading the boot device",
+}
 
 
 @dataclass(frozen=True)
@@ -51,6 +64,10 @@ class BmcEndpoint:
     def label(self) -> str:
         where = f"{self.host}:{self.port}"
         return f"{self.name} BMC ({where})" if self.name else f"BMC {where}"
+
+    @property
+    def peer(self) -> Peer:
+        return Peer(self.label, self.host, self.port, device="BMC", service="BMC's IPMI service")
 
 
 class PowerState(StrEnum):
@@ -125,7 +142,8 @@ class IpmiClient:
 
     # -- session ---------------------------------------------------------------
 
-    def connect(self) -> None:
+    def connect(self, doing: str = "opening a session") -> None:
+        """Open the session; ``doing`` is what network errors say was being tried."""
         if self._ipmi is not None:
             return
         suites = check_policy(self.endpoint)
@@ -133,14 +151,14 @@ class IpmiClient:
         while True:
             attempt += 1
             try:
-                self._ipmi = self._open(suites)
+                self._ipmi = self._open(suites, doing)
                 return
             except DriverTimeout:
                 if attempt > self.endpoint.retries:
                     raise
                 time.sleep(0.2 * 2 ** (attempt - 1))
 
-    def _open(self, suites: tuple[int, ...]) -> Any:
+    def _open(self, suites: tuple[int, ...], doing: str) -> Any:
         ep = self.endpoint
         interface = pyipmi.interfaces.create_interface(
             "rmcpplus", keep_alive_interval=0, max_retries=ep.retries
@@ -159,7 +177,7 @@ class IpmiClient:
             try:
                 interface.close()
             finally:
-                self._raise(exc, opening=True)
+                self._raise(exc, doing, opening=True)
         return ipmi
 
     def close(self) -> None:
@@ -172,19 +190,21 @@ class IpmiClient:
         finally:
             self._ipmi = None
 
-    def _raise(self, exc: BaseException, opening: bool = False) -> None:
-        label = self.endpoint.label
+    def _raise(self, exc: BaseException, doing: str, opening: bool = False) -> None:
+        ep = self.endpoint
+        label = ep.label
         if isinstance(exc, ipmi_errors.IpmiConnectionError):
-            if "refused" in str(exc):
-                raise DriverError(
-                    f"{label}: connection refused; is a BMC listening there?"
-                ) from None
-            raise DriverTimeout(
-                f"{label}: no answer within {self.endpoint.timeout:g} s "
-                f"({self.endpoint.retries + 1} tries)"
-            ) from None
-        if isinstance(exc, TimeoutError | ipmi_errors.IpmiTimeoutError):
-            raise DriverTimeout(f"{label}: no answer within {self.endpoint.timeout:g} s") from None
+            # python-ipmi words the socket's error its own way; the socket's is underneath.
+            cause = exc.__context__
+            if not isinstance(cause, OSError):
+                cause = TimeoutError(str(exc))  # its only other failure: the ping went unanswered
+            waited = f"{ep.timeout:g} s ({ep.retries + 1} tries)"
+            raise network_error(cause, ep.peer, doing, waited) from None
+        if isinstance(exc, ipmi_errors.IpmiTimeoutError):
+            timeout = TimeoutError(str(exc) or "timed out")
+            raise network_error(timeout, ep.peer, doing, f"{ep.timeout:g} s") from None
+        if isinstance(exc, OSError):
+            raise network_error(exc, ep.peer, doing, f"{ep.timeout:g} s") from None
         if isinstance(exc, ipmi_errors.AuthenticationError | ipmi_errors.IpmiLongPasswordError):
             raise AuthenticationError(
                 f"{label}: the BMC refused user {self.endpoint.username!r} "
@@ -208,17 +228,18 @@ class IpmiClient:
             ) from None
         if isinstance(exc, ipmi_errors.CompletionCodeError | ipmi_errors.MessageStatusCodeError):
             raise DriverError(f"{label}: {exc}") from None
-        if isinstance(exc, ipmi_errors.DecodingError | OSError):
+        if isinstance(exc, ipmi_errors.DecodingError):
             raise DriverError(f"{label}: {exc}") from None
         raise exc
 
     def _call(self, name: str, *args: Any) -> Any:
-        self.connect()
+        doing = _DOING.get(name, name)
+        self.connect(doing)
         try:
             return getattr(self._ipmi, name)(*args)
         except Exception as exc:
             self.close()
-            self._raise(exc)
+            self._raise(exc, doing)
 
     # -- chassis ---------------------------------------------------------------
 

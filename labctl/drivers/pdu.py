@@ -4,22 +4,30 @@ SNMPv3 authPriv (SHA / AES-128) is the default; v2c is allowed (the inventory
 check LAB063 warns about it). Every request has a timeout and bounded retries
 (pysnmp's own, per request); keys and communities never appear in messages.
 What to read and write for a model comes from its profile (pdu_profiles.py).
+
+pysnmp drops the socket's own errors (a refused port, a blackhole route) and
+lets the request time out; our UDP transport hands them to the client, which
+fails the request at once with a sentence saying why (see neterrors.py).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+import socket
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from types import TracebackType
 from typing import Any
 
+from pysnmp.carrier.asyncio.dgram import udp
+from pysnmp.error import PySnmpError
 from pysnmp.hlapi.v3arch import asyncio as snmp
 from pysnmp.proto import rfc1902
 
+from labctl.drivers.neterrors import Peer, network_error
 from labctl.drivers.pdu_profiles import PduProfile
-from labctl.errors import AuthenticationError, DriverError, DriverTimeout
+from labctl.errors import AuthenticationError, DriverError
 
 _AUTH = {
     "sha": snmp.usmHMACSHAAuthProtocol,
@@ -39,6 +47,9 @@ _AUTH_FAILURES = {
     "AuthenticationFailure",
     "UnsupportedSecurityLevel",
 }
+# Linux queues ICMP errors (port unreachable, host unreachable) for unconnected UDP
+# sockets only with this option; Python names it from 3.12 on.
+_IP_RECVERR = getattr(socket, "IP_RECVERR", 11)
 
 
 @dataclass(frozen=True)
@@ -75,6 +86,10 @@ class PduEndpoint:
             else f"PDU {self.host}:{self.port}"
         )
 
+    @property
+    def peer(self) -> Peer:
+        return Peer(self.label, self.host, self.port, device="PDU", service="PDU's SNMP agent")
+
 
 class OutletState(StrEnum):
     ON = "on"
@@ -87,6 +102,33 @@ class OutletAction(StrEnum):
     REBOOT = "reboot"
 
 
+class _ReportingUdp(udp.UdpAsyncioTransport):  # type: ignore[misc]
+    """pysnmp's UDP transport, telling ``report`` every error its socket gets."""
+
+    def __init__(self, report: Callable[[OSError], None]) -> None:
+        super().__init__()
+        self._report = report
+
+    def connection_made(self, transport: asyncio.DatagramTransport) -> None:
+        sock = transport.get_extra_info("socket")
+        if sock is not None:  # before pysnmp sends what it queued
+            sock.setsockopt(socket.IPPROTO_IP, _IP_RECVERR, 1)
+        super().connection_made(transport)
+
+    def error_received(self, exc: OSError) -> None:
+        self._report(exc)
+
+
+class _ReportingTarget(snmp.UdpTransportTarget):  # type: ignore[misc]
+    """A UDP target whose transport reports socket errors (pysnmp opens it on first use)."""
+
+    report: Callable[[OSError], None]
+
+    def open_client_mode(self) -> Any:
+        self.transport = _ReportingUdp(self.report).open_client_mode(self.iface)
+        return self.transport
+
+
 class PduClient:
     """Talks to one PDU; one SNMP engine reused for every request."""
 
@@ -95,6 +137,8 @@ class PduClient:
         self._engine = snmp.SnmpEngine()
         self._target: Any = None
         self._lock = asyncio.Lock()  # status-string writes are read-modify-write
+        # Set by the transport when the socket reports an error; requests waiting on it fail.
+        self._fault: asyncio.Future[OSError] | None = None
 
     async def __aenter__(self) -> PduClient:
         return self
@@ -122,54 +166,87 @@ class PduClient:
             privProtocol=_PRIV[auth.priv_protocol],
         )
 
-    async def _transport(self) -> Any:
+    async def _transport(self, doing: str) -> Any:
         if self._target is None:
             ep = self.endpoint
-            self._target = await snmp.UdpTransportTarget.create(
-                (ep.host, ep.port), timeout=ep.timeout, retries=ep.retries
-            )
+            try:
+                target = await _ReportingTarget.create(
+                    (ep.host, ep.port), timeout=ep.timeout, retries=ep.retries
+                )
+            except PySnmpError as exc:
+                if isinstance(exc.__context__, OSError):  # the name did not resolve
+                    raise network_error(exc.__context__, ep.peer, doing) from None
+                raise DriverError(f"{ep.label}: {exc}") from None
+            target.report = self._socket_fault
+            self._target = target
         return self._target
 
-    def _check(self, error_indication: Any, error_status: Any, error_index: Any, oid: str) -> None:
+    def _socket_fault(self, exc: OSError) -> None:
+        if self._fault is not None and not self._fault.done():
+            self._fault.set_result(exc)
+
+    async def _exchange(self, request: Awaitable[Any], doing: str) -> Any:
+        """``request``'s answer, unless the socket reports an error first."""
+        if self._fault is None or self._fault.done():
+            self._fault = asyncio.get_running_loop().create_future()
+        fault = self._fault
+        pending = asyncio.ensure_future(request)
+        await asyncio.wait({pending, fault}, return_when=asyncio.FIRST_COMPLETED)
+        if pending.done():
+            return pending.result()
+        pending.cancel()  # pysnmp drops the answer of a cancelled request
+        raise network_error(fault.result(), self.endpoint.peer, doing)
+
+    def _check(
+        self, error_indication: Any, error_status: Any, error_index: Any, oid: str, doing: str
+    ) -> None:
         label = self.endpoint.label
         if error_indication:
             kind = type(error_indication).__name__
             if kind == "RequestTimedOut":
-                total = self.endpoint.timeout * (self.endpoint.retries + 1)
-                raise DriverTimeout(f"{label}: no SNMP answer within {total:g} s")
+                ep = self.endpoint
+                waited = f"{ep.timeout * (ep.retries + 1):g} s"
+                # An agent says nothing to a wrong v2c community: it looks like silence.
+                also = (
+                    "the SNMP v2c community is wrong" if isinstance(ep.auth, SnmpV2cAuth) else None
+                )
+                silence = TimeoutError(str(error_indication))
+                raise network_error(silence, ep.peer, doing, waited, also=also)
             if kind in _AUTH_FAILURES:
                 raise AuthenticationError(f"{label}: SNMP credentials refused ({kind})")
             raise DriverError(f"{label}: SNMP error: {error_indication}")
         if error_status and int(error_status) != 0:
             raise DriverError(f"{label}: the PDU refused {oid}: {error_status.prettyPrint()}")
 
-    async def _get(self, oid: str) -> Any:
-        result = await snmp.get_cmd(
+    async def _get(self, oid: str, doing: str) -> Any:
+        request = snmp.get_cmd(
             self._engine,
             self._auth_data(),
-            await self._transport(),
+            await self._transport(doing),
             snmp.ContextData(),
             snmp.ObjectType(snmp.ObjectIdentity(oid)),
             lookupMib=False,
         )
+        result = await self._exchange(request, doing)
         error_indication, error_status, error_index, var_binds = result
-        self._check(error_indication, error_status, error_index, oid)
+        self._check(error_indication, error_status, error_index, oid, doing)
         value = var_binds[0][1]
         if value.__class__.__name__ in ("NoSuchObject", "NoSuchInstance", "EndOfMibView"):
             raise DriverError(f"{self.endpoint.label}: the PDU has no {oid} (wrong profile?)")
         return value
 
-    async def _set(self, oid: str, value: Any) -> None:
-        result = await snmp.set_cmd(
+    async def _set(self, oid: str, value: Any, doing: str) -> None:
+        request = snmp.set_cmd(
             self._engine,
             self._auth_data(),
-            await self._transport(),
+            await self._transport(doing),
             snmp.ContextData(),
             snmp.ObjectType(snmp.ObjectIdentity(oid), value),
             lookupMib=False,
         )
+        result = await self._exchange(request, doing)
         error_indication, error_status, error_index, _ = result
-        self._check(error_indication, error_status, error_index, oid)
+        self._check(error_indication, error_status, error_index, oid, doing)
 
     def _outlet(self, outlet: int) -> None:
         if not 1 <= outlet <= self.endpoint.outlet_count:
@@ -179,8 +256,8 @@ class PduClient:
 
     # -- status-string profiles --------------------------------------------
 
-    async def _states_string(self) -> list[str]:
-        raw = await self._get(self.endpoint.profile.state_oid)
+    async def _states_string(self, doing: str) -> list[str]:
+        raw = await self._get(self.endpoint.profile.state_oid, doing)
         return str(raw).strip().split(",")
 
     # -- public --------------------------------------------------------------
@@ -188,13 +265,14 @@ class PduClient:
     async def outlet_state(self, outlet: int) -> OutletState:
         self._outlet(outlet)
         profile = self.endpoint.profile
+        doing = f"reading outlet {outlet}"
         if profile.kind == "status-string":
-            states = await self._states_string()
+            states = await self._states_string(doing)
             if len(states) < outlet:
                 raise DriverError(f"{self.endpoint.label}: status string has no outlet {outlet}")
             value = int(states[outlet - 1])
         else:
-            value = int(await self._get(profile.oid(profile.state_oid, outlet)))
+            value = int(await self._get(profile.oid(profile.state_oid, outlet), doing))
         if value == profile.state_on:
             return OutletState.ON
         if value == profile.state_off:
@@ -222,10 +300,11 @@ class PduClient:
             OutletAction.REBOOT: profile.reboot_value,
         }[action]
         assert value is not None
+        doing = f"switching outlet {outlet} {action}"
         if profile.kind == "status-string":
             async with self._lock:
-                states = await self._states_string()
+                states = await self._states_string(doing)
                 states[outlet - 1] = str(value)
-                await self._set(profile.control_oid, rfc1902.OctetString(",".join(states)))
+                await self._set(profile.control_oid, rfc1902.OctetString(",".join(states)), doing)
         else:
-            await self._set(profile.oid(profile.control_oid, outlet), rfc1902.Integer(value))
+            await self._set(profile.oid(profile.control_oid, outlet), rfc1902.Integer(value), doing)

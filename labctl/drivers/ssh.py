@@ -24,6 +24,7 @@ from types import TracebackType
 
 import paramiko
 
+from labctl.drivers.neterrors import Peer, network_error
 from labctl.errors import AuthenticationError, DriverError, DriverTimeout, HostKeyError
 
 _READ_CHUNK = 65536
@@ -41,6 +42,17 @@ class SshTarget:
     identity_file: Path | None = None
     connect_timeout: float = 10.0
     command_timeout: float = 120.0
+
+    @property
+    def peer(self) -> Peer:
+        return Peer(
+            f"{self.name} ({self.host}:{self.port})",
+            self.host,
+            self.port,
+            device="node",
+            service="SSH server",
+            network="the node's network",
+        )
 
 
 @dataclass(frozen=True)
@@ -206,15 +218,15 @@ class SshSession:
                     "refusing to connect to an unknown host"
                 ) from None
             raise DriverError(f"{t.name} ({t.host}:{t.port}): SSH failed: {exc}") from None
-        except TimeoutError:
+        except OSError as exc:  # timeouts included
             client.close()
-            raise DriverTimeout(
-                f"{t.name} ({t.host}:{t.port}): no SSH answer within {t.connect_timeout:g} s"
-            ) from None
-        except OSError as exc:
-            client.close()
-            raise DriverError(
-                f"{t.name} ({t.host}:{t.port}): cannot connect: {exc.strerror or exc}"
+            cause = exc
+            if isinstance(exc, paramiko.ssh_exception.NoValidConnectionsError):
+                # paramiko's summary has no errno; the socket's own error is inside it.
+                inner = next(iter(exc.errors.values()), None)
+                cause = inner if isinstance(inner, OSError) else exc
+            raise network_error(
+                cause, t.peer, f"connecting as {t.user}", f"{t.connect_timeout:g} s"
             ) from None
         self._client = client
 
@@ -254,6 +266,23 @@ class SshSession:
             assert self._client is not None
             transport = self._client.get_transport()
             assert transport is not None
+        what = label or f"`{shlex.join(argv)}`"
+        try:
+            return self._exchange(transport, argv, stdin, limit, what, check, label)
+        except OSError as exc:  # the connection broke under the command
+            self.close()
+            raise network_error(exc, self.target.peer, what, f"{limit:g} s") from None
+
+    def _exchange(
+        self,
+        transport: paramiko.Transport,
+        argv: Sequence[str],
+        stdin: bytes | None,
+        limit: float,
+        what: str,
+        check: bool,
+        label: str | None,
+    ) -> RunResult:
         channel = transport.open_session(timeout=self.target.connect_timeout)
         try:
             channel.exec_command(self._wrap(argv))
@@ -273,7 +302,6 @@ class SshSession:
                 if channel.exit_status_ready() and channel.eof_received:
                     break
                 if time.monotonic() > deadline:
-                    what = label or f"`{shlex.join(argv)}`"
                     raise DriverTimeout(
                         f"{self.target.name}: {what} did not finish within {limit:g} s"
                     )

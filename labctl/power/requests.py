@@ -68,6 +68,7 @@ class TargetResult:
     after: str | None
     seconds: float
     error: str | None = None
+    error_detail: str | None = None  # the raw fault under ``error`` (an errno's text), if any
 
     @property
     def ok(self) -> bool:
@@ -162,7 +163,13 @@ async def run_power(
                 after = await _wait_for(server, channel, wanted, bound, settle, poll)
             except LabctlError as exc:
                 return TargetResult(
-                    server.name, str(verb), before, None, time.monotonic() - start, str(exc)
+                    server.name,
+                    str(verb),
+                    before,
+                    None,
+                    time.monotonic() - start,
+                    str(exc),
+                    exc.detail,
                 )
         error = None if after == wanted else f"still {after} after {settle:g} s (asked {wanted})"
         return TargetResult(server.name, str(verb), before, after, time.monotonic() - start, error)

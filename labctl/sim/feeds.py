@@ -15,6 +15,7 @@ from pathlib import Path
 
 from labctl.sim import node as sim_node
 from labctl.sim.process import ManagedProcess
+from labctl.sim.record import read_record
 
 
 def fed(state: Path, server: str) -> bool:
@@ -30,8 +31,7 @@ def _bmc_pid(state: Path, server: str) -> int | None:
     daemon = state / "bmcs" / server / "daemon.pid"
     if daemon.exists():
         return int(daemon.read_text())
-    record = json.loads((state / "sim.json").read_text())
-    pid: int | None = record["pids"].get(f"bmc:{server}")
+    pid: int | None = read_record(state)["pids"].get(f"bmc:{server}")
     return pid
 
 

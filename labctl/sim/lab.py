@@ -27,8 +27,8 @@ from labctl.sim import node as sim_node
 from labctl.sim.node import NODE_MOUNT
 from labctl.sim.plan import TRANSIT, SimPlan, build_plan
 from labctl.sim.process import ManagedProcess, stop_all
+from labctl.sim.record import STATE_FILE, read_record
 
-STATE_FILE = "sim.json"
 SYSTEMCTL_SOURCE = Path(__file__).with_name("systemctl.py")
 
 
@@ -47,14 +47,12 @@ def require_root() -> None:
 
 
 class Record:
-    """What up has made so far, saved after every step."""
+    """What up has made so far, saved after every step; ``data`` is a record read back."""
 
-    def __init__(self, state: Path) -> None:
+    def __init__(self, state: Path, data: dict[str, Any] | None = None) -> None:
         self.path = state / STATE_FILE
         self.data: dict[str, Any] = (
-            json.loads(self.path.read_text())
-            if self.path.exists()
-            else {"netns": [], "routes": [], "pids": {}}
+            data if data is not None else {"netns": [], "routes": [], "pids": {}}
         )
 
     def add(self, kind: str, value: Any) -> None:
@@ -325,10 +323,9 @@ def up(
 
 def down(state: Path) -> str:
     require_root()
-    record_path = state / STATE_FILE
-    if not record_path.exists():
+    if not (state / STATE_FILE).exists():
         return "no simulated lab here; nothing to do"
-    record = Record(state)
+    record = Record(state, read_record(state))
     # Everything at once, with one deadline: one by one, 30 servers took a minute.
     processes = [
         ManagedProcess(pid)
@@ -363,14 +360,12 @@ def down(state: Path) -> str:
 
 
 def status(state: Path) -> list[NodeStatus]:
-    if not (state / STATE_FILE).exists():
-        raise LabctlError(f"no simulated lab in {state}; run `labctl sim up`")
-    record = Record(state)
+    record = read_record(state)
     feeds: dict[str, list[list[Any]]] = (
         json.loads((state / "feeds.json").read_text()) if (state / "feeds.json").exists() else {}
     )
     rows = []
-    for name, info in record.data["nodes"].items():
+    for name, info in record["nodes"].items():
         with socket.socket() as s:
             s.settimeout(0.5)
             ssh = s.connect_ex((info["ssh"], 22)) == 0

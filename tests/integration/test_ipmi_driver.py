@@ -20,7 +20,7 @@ from labctl.drivers.ipmi import (
     PowerAction,
     PowerState,
 )
-from labctl.errors import AuthenticationError, DriverTimeout, InsecureProtocolError
+from labctl.errors import AuthenticationError, DriverError, DriverTimeout, InsecureProtocolError
 from labctl.sim import bmc as sim_bmc
 from labctl.sim.process import ManagedProcess
 from tests.peers.ports import free_udp_port
@@ -172,3 +172,33 @@ def test_an_address_nobody_answers_times_out_within_the_bound() -> None:
             IpmiClient(endpoint).connect()
         elapsed = time.monotonic() - start
     assert elapsed < (endpoint.retries + 1) * endpoint.timeout + 1.0
+
+
+def test_a_port_nobody_listens_on_is_told_as_such_with_the_raw_error() -> None:
+    # The kernel answers a UDP packet to a closed loopback port with "port unreachable".
+    port = free_udp_port()
+    endpoint = BmcEndpoint("127.0.0.1", "labctl", "x", port=port, timeout=2.0, name="fohn")
+    start = time.monotonic()
+    with pytest.raises(DriverError) as caught:
+        IpmiClient(endpoint).power_state()
+    assert time.monotonic() - start < 1.0  # refused at once, not after the timeout
+    assert not isinstance(caught.value, DriverTimeout)  # a refusal is not retried as one
+    assert str(caught.value) == (
+        f"fohn BMC (127.0.0.1:{port}): power status: connection refused by 127.0.0.1:{port}: "
+        "the host is there but nothing listens on that port (the BMC's IPMI service is not "
+        "running, or the port is wrong)"
+    )
+    assert caught.value.detail == "[Errno 111] Connection refused"
+
+
+def test_an_address_the_kernel_will_not_send_to_is_told_as_such() -> None:
+    # Loopback's broadcast address: without SO_BROADCAST the kernel refuses to send
+    # there (EACCES), as it does for a prohibit route.
+    endpoint = BmcEndpoint("127.255.255.255", "labctl", "x", timeout=2.0, name="fohn")
+    with pytest.raises(DriverError) as caught:
+        IpmiClient(endpoint).power(PowerAction.ON)
+    assert str(caught.value).startswith(
+        "fohn BMC (127.255.255.255:623): power status: sending to 127.255.255.255 is not "
+        "permitted: a firewall rule or a prohibit route blocks it"
+    )
+    assert caught.value.detail == "[Errno 13] Permission denied"

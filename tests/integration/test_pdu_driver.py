@@ -158,3 +158,44 @@ def test_nobody_answering_times_out_within_the_bound() -> None:
         with pytest.raises(DriverTimeout):
             asyncio.run(scenario())
     assert time.monotonic() - start < (ep.retries + 1) * ep.timeout + 1.5
+
+
+def pdu_at(host: str, port: int) -> PduEndpoint:
+    auth = SnmpV3Auth("labctl", AUTH, PRIV)
+    return PduEndpoint(host, auth, profile_for("apc-rpdu"), 8, port=port, timeout=2.0, name="pdu1")
+
+
+def failure(ep: PduEndpoint) -> DriverError:
+    async def scenario() -> None:
+        async with PduClient(ep) as client:
+            await client.set_outlet(3, OutletAction.OFF)
+
+    with pytest.raises(DriverError) as caught:
+        asyncio.run(scenario())
+    return caught.value
+
+
+def test_a_port_nobody_listens_on_is_told_at_once_with_the_raw_error() -> None:
+    port = free_udp_port()
+    start = time.monotonic()
+    error = failure(pdu_at("127.0.0.1", port))
+    # pysnmp alone would wait out 3 tries of 2 s and say nothing of why.
+    assert time.monotonic() - start < 1.5
+    assert not isinstance(error, DriverTimeout)
+    assert str(error) == (
+        f"pdu1 (127.0.0.1:{port}): switching outlet 3 off: connection refused by "
+        f"127.0.0.1:{port}: the host is there but nothing listens on that port (the PDU's "
+        "SNMP agent is not running, or the port is wrong)"
+    )
+    assert error.detail == "[Errno 111] Connection refused"
+
+
+def test_a_datagram_the_kernel_will_not_send_is_told_as_such() -> None:
+    # Port 0 is refused by the kernel with EINVAL, the errno a blackhole route gives,
+    # without touching any route on this machine.
+    error = failure(pdu_at("127.0.0.1", 0))
+    assert str(error).startswith(
+        "pdu1 (127.0.0.1:0): switching outlet 3 off: the kernel refused to send to 127.0.0.1:0: "
+        "a blackhole route covers it"
+    )
+    assert error.detail == "[Errno 22] Invalid argument"

@@ -158,6 +158,25 @@ def test_bootdev_and_dry_run(lab: Lab) -> None:
     assert code == 0 and "would power off fohn, chequita, wind" in out
 
 
+def test_a_bmc_nobody_answers_for_is_a_sentence_with_the_raw_error_beside_it(lab: Lab) -> None:
+    # wind's BMC moved to an address of its network where nothing listens: the kernel refuses.
+    text = lab.inventory.read_text()
+    lab.inventory.write_text(text.replace(f"{BMC['wind']}\n", "127.31.0.213\n"))
+    code, out = lab.labctl("power", "status", "--all", "-o", "json")
+    assert code == 1
+    targets = {t["server"]: t for t in json.loads(out)["targets"]}
+    assert targets["fohn"]["error"] is None and targets["fohn"]["error_detail"] is None
+    assert targets["wind"]["error"] == (
+        "wind BMC (127.31.0.213:623): power status: connection refused by 127.31.0.213:623: the "
+        "host is there but nothing listens on that port (the BMC's IPMI service is not running, "
+        "or the port is wrong)"
+    )
+    assert targets["wind"]["error_detail"] == "[Errno 111] Connection refused"
+    code, out = lab.labctl("power", "bootdev", "pxe", "wind", "-o", "json")
+    assert code == 1
+    assert json.loads(out)["targets"][0]["error_detail"] == "[Errno 111] Connection refused"
+
+
 def test_missing_secret_fails_before_any_packet(lab: Lab) -> None:
     env: dict[str, str | None] = {
         k: v for k, v in SECRETS.items() if k != "LABCTL_BMC_PASSWORD_CHEQUITA"

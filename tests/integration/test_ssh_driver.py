@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -99,8 +102,51 @@ def test_wrong_key_is_an_authentication_error(sshd: SshdPeer, tmp_path: Path) ->
 
 
 def test_nobody_listening(tmp_path: Path, sshd: SshdPeer) -> None:
-    with pytest.raises(DriverError, match="cannot connect"):
-        SshSession(target(sshd, port=free_port())).connect()
+    port = free_port()
+    with pytest.raises(DriverError) as caught:
+        SshSession(target(sshd, port=port)).connect()
+    assert not isinstance(caught.value, DriverTimeout)
+    assert str(caught.value) == (
+        f"node1 (127.0.0.1:{port}): connecting as root: connection refused by 127.0.0.1:{port}: "
+        "the host is there but nothing listens on that port (the SSH server is not running, "
+        "or the port is wrong)"
+    )
+    assert caught.value.detail == "[Errno 111] Connection refused"
+
+
+def test_an_address_with_no_route_is_told_as_such(sshd: SshdPeer) -> None:
+    # The kernel has no TCP route to loopback's broadcast address: ENETUNREACH, as for
+    # a network this machine does not reach, without touching any route.
+    with pytest.raises(DriverError) as caught:
+        SshSession(target(sshd, host="127.255.255.255")).connect()
+    assert str(caught.value) == (
+        f"node1 (127.255.255.255:{sshd.port}): connecting as root: network unreachable for "
+        "127.255.255.255: this machine has no route to the node's network: it is down or not "
+        "routed here"
+    )
+    assert caught.value.detail == "[Errno 101] Network is unreachable"
+
+
+def test_a_connection_that_breaks_under_a_command_is_a_driver_error(sshd: SshdPeer) -> None:
+    def cut() -> None:
+        time.sleep(0.5)
+        # The listener's children are the sessions' sshd processes: killing them drops ours.
+        for pid in subprocess.run(
+            ["pgrep", "-P", str(sshd.pid)], capture_output=True, text=True, check=False
+        ).stdout.split():
+            os.kill(int(pid), signal.SIGKILL)
+
+    with SshSession(target(sshd)) as ssh:
+        cutter = threading.Thread(target=cut)
+        cutter.start()
+        try:
+            # The command reads nothing for 3 s: the upload is still going when the cut comes.
+            with pytest.raises(DriverError) as caught:
+                ssh.run(["sh", "-c", "sleep 3; cat >/dev/null"], stdin=b"x" * 50_000_000)
+        finally:
+            cutter.join()
+    assert str(caught.value).startswith(f"node1 (127.0.0.1:{sshd.port}): `sh -c ")
+    assert caught.value.detail
 
 
 def test_non_root_user_goes_through_sudo(sshd: SshdPeer) -> None:

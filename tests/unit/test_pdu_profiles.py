@@ -67,7 +67,7 @@ def test_digipower_fault_states_are_named_not_unknown() -> None:
     )
     client = PduClient(endpoint)
 
-    async def status_string(oid: str) -> str:  # the PDU's answer, without the network
+    async def status_string(oid: str, doing: str) -> str:  # the PDU's answer, without the network
         return "1,0,-1,-2"
 
     client._get = status_string  # type: ignore[method-assign]
