@@ -713,6 +713,33 @@ def speed_match(inv: Inventory) -> Iterator[Finding]:
                 )
 
 
+# -- etcd ----------------------------------------------------------------------
+
+
+@check("LAB069", E, "etcd's network exists and every etcd member has an address on it.")
+def etcd_network(inv: Inventory) -> Iterator[Finding]:
+    network = inv.cluster.etcd.network
+    if network is None:
+        return
+    where = ("cluster", "etcd", "network")
+    if network not in _purposes(inv):
+        yield where, f"etcd's network '{network}' is not one of the inventory's networks"
+        return
+    for s in _members(inv, "etcd"):
+        if not s.addresses(network):
+            yield where, f"etcd member {s.name} has no address on the network '{network}'"
+
+
+@check("LAB070", E, "etcd in a container names its image (cluster.etcd.version or image).")
+def etcd_image(inv: Inventory) -> Iterator[Finding]:
+    etcd = inv.cluster.etcd
+    if etcd.runtime == "container" and not (etcd.version or etcd.image) and _members(inv, "etcd"):
+        yield (
+            ("cluster", "etcd"),
+            "etcd runs as a container but neither cluster.etcd.version nor image says which",
+        )
+
+
 # -- running -------------------------------------------------------------------
 
 

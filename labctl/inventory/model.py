@@ -184,10 +184,22 @@ class Kubernetes:
 
 
 @dataclass(frozen=True, slots=True)
+class EtcdSnapshots:
+    directory: str
+    keep: int
+
+
+@dataclass(frozen=True, slots=True)
 class Etcd:
     version: str | None
     client_port: int
     peer_port: int
+    network: str | None = None
+    runtime: str = "container"
+    image: str | None = None
+    data_dir: str = "/var/lib/etcd"
+    health_timeout: int = 120
+    snapshots: EtcdSnapshots = EtcdSnapshots("etcd-snapshots", 5)
 
 
 @dataclass(frozen=True, slots=True)
@@ -410,7 +422,20 @@ def _cluster(d: dict[str, Any]) -> Cluster:
             service_cidr=k["service_cidr"],
             cluster_domain=k.get("cluster_domain", "cluster.local"),
         ),
-        etcd=Etcd(etcd.get("version"), etcd.get("client_port", 2379), etcd.get("peer_port", 2380)),
+        etcd=Etcd(
+            version=etcd.get("version"),
+            client_port=etcd.get("client_port", 2379),
+            peer_port=etcd.get("peer_port", 2380),
+            network=etcd.get("network"),
+            runtime=etcd.get("runtime", "container"),
+            image=etcd.get("image"),
+            data_dir=etcd.get("data_dir", "/var/lib/etcd"),
+            health_timeout=etcd.get("health_timeout", 120),
+            snapshots=EtcdSnapshots(
+                etcd.get("snapshots", {}).get("directory", "etcd-snapshots"),
+                etcd.get("snapshots", {}).get("keep", 5),
+            ),
+        ),
         calico=Calico(
             asn=calico["asn"],
             node_to_node_mesh=calico.get("node_to_node_mesh", True),
