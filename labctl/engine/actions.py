@@ -143,6 +143,39 @@ class WaitFor:
 
 
 @dataclass(frozen=True)
+class Check:
+    """``argv`` on ``host`` must exit 0; it is run on every run and changes nothing.
+
+    For conditions to hold before a change is made (a data directory belongs to
+    this cluster): unlike ``WaitFor`` it does not wait, and its failure carries
+    the command's own words (stderr). The command must only read.
+    """
+
+    host: str
+    argv: tuple[str, ...]
+    what: str
+    timeout: float = 60.0
+
+    kind: ClassVar[str] = "check"
+    remembered: ClassVar[bool] = False
+    retried: ClassVar[bool] = False
+
+    @property
+    def key(self) -> str:
+        return f"{self.kind}:{self.host}:{shlex.join(self.argv)}"
+
+    @property
+    def fingerprint(self) -> str:
+        return _digest(self.argv)
+
+    def describe(self) -> str:
+        return f"check {self.what}"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "host": self.host, "argv": list(self.argv), "what": self.what}
+
+
+@dataclass(frozen=True)
 class SetPower:
     """Server ``host`` is powered ``state`` (on / off), or is cycled (cycle).
 
@@ -238,7 +271,7 @@ class LocalStep:
         return {"kind": self.kind, "host": self.host, "name": self.name, "detail": self.detail}
 
 
-Action = PutFile | Run | WaitFor | SetPower | SetBootDevice | LocalStep
+Action = PutFile | Run | WaitFor | Check | SetPower | SetBootDevice | LocalStep
 
 
 def ssh_answers(host: str, deadline: float) -> WaitFor:

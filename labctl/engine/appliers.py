@@ -8,7 +8,7 @@ action's ``kind`` up in it, so any layer can emit any kind of action: the os
 layer's ``SetBootDevice`` goes to the same BMC applier as the power layer's
 ``SetPower``.
 
-* ``SshApplier``: ``PutFile``, ``Run``, ``WaitFor`` on nodes, over SSH.
+* ``SshApplier``: ``PutFile``, ``Run``, ``WaitFor``, ``Check`` on nodes, over SSH.
 * ``BmcApplier``: ``SetPower``, ``SetBootDevice`` through servers' BMCs.
 * ``LocalApplier``: ``LocalStep`` on the operator's machine, looked up by
   name in ``LOCAL_WORK`` (as ansible looks up an action plugin by name).
@@ -27,7 +27,16 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Protocol
 
-from labctl.engine.actions import Action, LocalStep, PutFile, Run, SetBootDevice, SetPower, WaitFor
+from labctl.engine.actions import (
+    Action,
+    Check,
+    LocalStep,
+    PutFile,
+    Run,
+    SetBootDevice,
+    SetPower,
+    WaitFor,
+)
 from labctl.engine.layer import LayerContext
 from labctl.errors import AuthenticationError, DriverError, DriverTimeout, HostKeyError, LabctlError
 
@@ -110,9 +119,9 @@ class Appliers:
 
 
 class SshApplier:
-    """Files, commands and waits on nodes, through one reused SSH session per node."""
+    """Files, commands, waits and checks on nodes, through one reused SSH session per node."""
 
-    kinds = (PutFile.kind, Run.kind, WaitFor.kind)
+    kinds = (PutFile.kind, Run.kind, WaitFor.kind, Check.kind)
 
     def __init__(self, connector: Connector) -> None:
         self.connector = connector
@@ -120,6 +129,7 @@ class SshApplier:
             PutFile.kind: self._put_file,
             Run.kind: self._run,
             WaitFor.kind: self._wait_for,
+            Check.kind: self._check,
         }
 
     def apply(self, action: Action) -> bool:
@@ -134,6 +144,12 @@ class SshApplier:
         assert isinstance(action, Run)
         self.connector.ssh(action.host).run(action.argv, timeout=action.timeout)
         return True
+
+    def _check(self, action: Action) -> bool:
+        assert isinstance(action, Check)
+        ssh = self.connector.ssh(action.host)
+        ssh.run(action.argv, timeout=action.timeout, label=f"checking {action.what}")
+        return False  # a check changes nothing; a failure raises with the command's words
 
     def _wait_for(self, action: Action) -> bool:
         """Poll until the check passes; a node that does not answer yet (booting) is polled too."""
@@ -161,7 +177,9 @@ class SshApplier:
             return file_differs(action, self.connector.ssh(action.host).stat_file(action.path))
         if isinstance(action, Run):
             return "not run yet with these arguments"
-        return None  # a wait changes nothing
+        if isinstance(action, Check):
+            self._check(action)  # a dry run fails where the run would
+        return None  # a wait or a check changes nothing
 
     def survey(self, actions: Sequence[Action]) -> Mapping[str, str | None]:
         # One round trip reads every file a target's plan writes; one file is read
@@ -300,6 +318,8 @@ class LocalWork(Protocol):
 # step first asks for it, so a run that mints nothing never imports the minting code.
 LOCAL_WORK: dict[str, str] = {
     "pki.mint": "labctl.pki.session:MintWork",
+    "etcd.snapshot": "labctl.etcd.work:SnapshotWork",
+    "etcd.healthy": "labctl.etcd.work:HealthyWork",
 }
 
 

@@ -352,3 +352,55 @@ def test_progress_hears_each_step_start_and_end_but_the_report_only_ends(
         (ids[1], Outcome.CHANGED),
     ]
     assert {r.outcome for r in report.results} == {Outcome.CHANGED}
+
+
+class CheckingConnector:
+    """A node whose check command exits ``code`` with ``stderr``, counting the runs."""
+
+    def __init__(self, code: int, stderr: bytes = b"") -> None:
+        self.code, self.stderr, self.runs = code, stderr, 0
+
+    def ssh(self, host: str) -> object:
+        return self
+
+    def run(
+        self, argv: tuple[str, ...], timeout: float = 0.0, label: str | None = None, **_: object
+    ) -> object:
+        from labctl.drivers.ssh import RemoteCommandError, RunResult, SshTarget
+
+        self.runs += 1
+        result = RunResult(argv, self.code, b"", self.stderr)
+        if self.code:
+            target = SshTarget("n1", "10.0.0.1", Path("/dev/null"))
+            raise RemoteCommandError(target, result, label)
+        return result
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_check_runs_every_time_changes_nothing_and_fails_in_its_own_words(
+    tmp_path: Path,
+) -> None:
+    from labctl.engine.actions import Check
+
+    plan = Plan.of("x", [Check("n1", ("sh", "-c", "test"), what="the data is ours")])
+    passing = CheckingConnector(0)
+    for _ in range(2):  # not remembered: the second run checks again
+        result = Executor(Appliers([SshApplier(passing)]), Journal(tmp_path)).apply(plan)  # type: ignore[arg-type]
+        assert result.results[0].outcome is Outcome.UNCHANGED
+    assert passing.runs == 2
+
+    failing = CheckingConnector(3, b"/var/lib/etcd holds another cluster's data")
+    report = Executor(Appliers([SshApplier(failing)]), Journal(tmp_path)).apply(plan)  # type: ignore[arg-type]
+    (result,) = report.results
+    assert (result.outcome, result.attempts, failing.runs) == (Outcome.FAILED, 1, 1)
+    assert result.error == (
+        "n1: checking the data is ours exited 3: /var/lib/etcd holds another cluster's data"
+    )
+    dry = Executor(
+        Appliers([SshApplier(CheckingConnector(3, b"no"))]),  # type: ignore[arg-type]
+        Journal(tmp_path),
+        Options(dry_run=True),
+    ).apply(plan)
+    assert dry.results[0].outcome is Outcome.FAILED  # a dry run fails where the run would
