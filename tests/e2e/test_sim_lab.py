@@ -7,79 +7,17 @@ this test makes; `down` must leave no namespace, route, link, mount or process.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import REFERENCE
+from tests.e2e.conftest import DIGIPOWER_STATUS, NODES, SECRETS, Lab, run
 from tests.labctl_process import run_labctl
 
 pytestmark = pytest.mark.e2e
-SECRETS = {
-    "LABCTL_BMC_PASSWORD_FOHN": "fohn-bmc-e2e",
-    "LABCTL_BMC_PASSWORD_CHEQUITA": "chequita-bmc-e2e",
-    "LABCTL_BMC_PASSWORD_WIND": "wind-bmc-e2e",
-    "LABCTL_PDU_AUTH_KEY": "pdu-auth-e2e",
-    "LABCTL_PDU_PRIV_KEY": "pdu-priv-e2e",
-}
-NODES = {"fohn": "31.31.164.220", "chequita": "31.31.164.221", "wind": "31.31.164.222"}
-DIGIPOWER_STATUS = "1.3.6.1.4.1.17420.1.2.9.1.13.0"
-
-
-def run(*argv: str, check: bool = False, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(argv, capture_output=True, text=True, check=check, timeout=timeout)
-
-
-def host_state() -> tuple[set[str], set[str], set[str]]:
-    netns = set(run("ip", "netns", "list").stdout.split())
-    routes = set(run("ip", "route").stdout.splitlines())
-    mounts = set(Path("/proc/mounts").read_text().splitlines())
-    return netns, routes, mounts
-
-
-class Lab:
-    def __init__(self, workdir: Path) -> None:
-        self.workdir = workdir
-        self.state = workdir / ".labctl" / "sim"
-
-    def labctl(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return run_labctl(*args, cwd=self.workdir, env=SECRETS)
-
-    def ssh(self, address: str, command: str) -> subprocess.CompletedProcess[str]:
-        return run(
-            "ssh", "-i", str(self.state / "id_ed25519"), "-o", "StrictHostKeyChecking=yes",
-            "-o", f"UserKnownHostsFile={self.state / 'known_hosts'}", "-o", "BatchMode=yes",
-            "-o", "ConnectTimeout=2", f"root@{address}", command, timeout=10,
-        )  # fmt: skip
-
-
-@pytest.fixture
-def lab(tmp_path: Path) -> Iterator[Lab]:
-    assert os.geteuid() == 0, "the simulated lab needs root (CI runs as root)"
-    (tmp_path / "inventory.yaml").write_text(REFERENCE.read_text())
-    the_lab = Lab(tmp_path)
-    before = host_state()
-    try:
-        up = the_lab.labctl("sim", "up")
-        assert up.returncode == 0, up.stdout + up.stderr
-        yield the_lab
-    finally:
-        down = the_lab.labctl("sim", "down")
-        assert down.returncode == 0, down.stdout + down.stderr
-        time.sleep(0.5)  # orphaned daemons may wait a moment to be reaped
-        after = host_state()
-        assert after == before, "the simulated lab left something behind"
-        leftovers = [
-            line
-            for line in run("ps", "-eo", "stat,args").stdout.splitlines()
-            if str(tmp_path) in line and not line.startswith("Z")
-        ]
-        assert leftovers == []
 
 
 def test_every_node_is_its_own_host(lab: Lab) -> None:
