@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -11,18 +13,25 @@ import typer
 from labctl.cli.options import InventoryOption, OutputFormat, OutputOption
 
 if TYPE_CHECKING:
-    from labctl.engine.layer import LayerContext
+    from labctl.engine.layer import Layer, LayerContext
 
 StateDirOption = typer.Option(
     Path(".labctl"), "--state-dir", envvar="LABCTL_STATE_DIR", help="Journal, lock and local state."
 )
 
 
-def _context(inventory: Path, state_dir: Path, dry_run: bool) -> LayerContext:
+def layer_context(inventory: Path, state_dir: Path, dry_run: bool) -> LayerContext:
     from labctl.engine.layer import LayerContext
+    from labctl.errors import UsageError
     from labctl.inventory import require_inventory
 
-    return LayerContext(require_inventory(inventory), inventory, state_dir, dry_run)
+    # The simulated lab's nodes run the host's etcd (`labctl sim env` sets this).
+    runtime = os.environ.get("LABCTL_ETCD_RUNTIME") or None
+    if runtime is not None and runtime not in ("container", "host"):
+        raise UsageError(f"LABCTL_ETCD_RUNTIME is {runtime!r}; it must be container or host")
+    return LayerContext(
+        require_inventory(inventory), inventory, state_dir, dry_run, etcd_runtime=runtime
+    )
 
 
 def plan(
@@ -65,9 +74,7 @@ def _bootstrap(
     state_dir: Path,
     output: OutputFormat,
 ) -> None:
-    from labctl.engine.executor import Options
     from labctl.engine.layer import select_layers
-    from labctl.engine.runner import run_layers
     from labctl.errors import UsageError
     from labctl.layers import LAYERS
 
@@ -75,8 +82,15 @@ def _bootstrap(
         layers = select_layers(LAYERS, only, start)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
-    ctx = _context(inventory, state_dir, dry_run)
-    options = Options(dry_run=dry_run)
+    run_and_report(layers, layer_context(inventory, state_dir, dry_run), output)
+
+
+def run_and_report(layers: Sequence[Layer], ctx: LayerContext, output: OutputFormat) -> None:
+    """Run ``layers`` with progress on stderr (or one JSON report); exit 1 if one failed."""
+    from labctl.engine.executor import Options
+    from labctl.engine.runner import run_layers
+
+    options = Options(dry_run=ctx.dry_run)
     if output is OutputFormat.json:
         outcomes = run_layers(layers, ctx, options)
     else:

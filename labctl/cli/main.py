@@ -12,6 +12,7 @@ import typer
 from labctl import __version__
 from labctl.cli import (
     bootstrap_cmd,
+    etcd_cmd,
     inventory_cmd,
     pki_cmd,
     power_cmd,
@@ -34,6 +35,7 @@ app.command("schema")(schema_cmd.schema)
 app.add_typer(inventory_cmd.app, name="inventory")
 app.add_typer(power_cmd.app, name="power")
 app.add_typer(pki_cmd.app, name="pki")
+app.add_typer(etcd_cmd.app, name="etcd")
 app.add_typer(sim_cmd.app, name="sim")
 app.command("plan")(bootstrap_cmd.plan)
 app.command("bootstrap")(bootstrap_cmd.bootstrap)

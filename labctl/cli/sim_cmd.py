@@ -105,6 +105,8 @@ def env(state_dir: Path = StateOpt) -> None:
         "LABCTL_SSH_USER": record.get("login_user", "root"),
         "LABCTL_SSH_KNOWN_HOSTS": str(state / "known_hosts"),
         "LABCTL_SSH_IDENTITY": str(state / "id_ed25519"),
+        # Simulated nodes have the host's etcd binary and no container engine.
+        "LABCTL_ETCD_RUNTIME": "host",
     }
     for key, value in values.items():
         typer.echo(f"export {key}={shlex.quote(value)}")

@@ -35,6 +35,9 @@ class LayerContext:
     # name. Empty on real labs; tests point every node at one loopback sshd and give
     # each node its own directory there.
     node_root: str = ""
+    # How etcd members run, when it is not what cluster.etcd.runtime says: the
+    # simulated lab's nodes run the host's etcd (LABCTL_ETCD_RUNTIME=host).
+    etcd_runtime: str | None = None
 
     @property
     def base_dir(self) -> Path:

@@ -91,6 +91,7 @@ def test_env_comes_from_the_record(state: Path) -> None:
         "export LABCTL_SSH_USER=core",
         f"export LABCTL_SSH_KNOWN_HOSTS={state / 'known_hosts'}",
         f"export LABCTL_SSH_IDENTITY={state / 'id_ed25519'}",
+        "export LABCTL_ETCD_RUNTIME=host",
     ]
 
 

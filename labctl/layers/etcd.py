@@ -1,0 +1,199 @@
+"""The etcd layer: a TLS etcd cluster formed from the inventory's etcd members.
+
+Three plans, in order. First a snapshot of the running cluster, taken only
+when this run is about to change its members' configuration (local work
+``etcd.snapshot``; a cluster not formed yet has nothing to lose). Then, on
+every member: the data directory is checked on every run to hold no other
+cluster's data (such a member is refused and its data left alone: labctl never
+wipes it), the environment and unit are written (``render/etcd.py``), and the
+unit is enabled, restarted when its files changed (the data directory marked
+as this cluster's first), and started if it is not running. Last, from the
+operator's machine with labctl's own client certificate, every member must
+answer healthy within ``health_timeout``, and the cluster is verified: every
+member listed, one leader (local work ``etcd.healthy``).
+
+``EtcdRestore`` is the same cluster brought back from a snapshot, for
+``labctl etcd restore``.
+"""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from labctl.engine.actions import Action, Check, LocalStep, PutFile, Run, WaitFor, ssh_answers
+from labctl.engine.layer import LayerContext
+from labctl.engine.plan import Plan, Step
+from labctl.render import etcd as render
+
+# A data directory with etcd data is this cluster's only when it holds our marker
+# with our token; anything else is refused and left as it is. Reads only.
+GUARD = r"""
+d=$1 token=$2
+[ -d "$d/member" ] || exit 0
+have=$(cat "$d/.labctl-cluster" 2>/dev/null || echo "no labctl marker")
+[ "$have" = "$token" ] && exit 0
+echo "$d holds etcd data of another cluster ($have, not $token);" \
+  "labctl never wipes it: move it away by hand to let this member join" >&2
+exit 3
+"""
+
+# The marker goes in before etcd first writes there, so the data is known as ours.
+RESTART = r"""
+d=$1 token=$2 unit=$3
+mkdir -p "$d" && chmod 0700 "$d"
+[ -f "$d/.labctl-cluster" ] || printf '%s\n' "$token" > "$d/.labctl-cluster"
+systemctl restart "$unit"
+"""
+
+# Started if it is not running; the wait ends once it runs (restarts come from the
+# journal, which cannot see a member that died since).
+ENSURE_RUNNING = (
+    f"systemctl is-active -q {render.UNIT_NAME} || systemctl start {render.UNIT_NAME}; "
+    f"systemctl is-active -q {render.UNIT_NAME}"
+)
+
+
+def runtime(ctx: LayerContext) -> str:
+    return render.runtime(ctx.inventory, ctx.etcd_runtime)
+
+
+class EtcdLayer:
+    name = "etcd"
+
+    def plans(self, ctx: LayerContext) -> Iterator[Plan]:
+        inventory = ctx.inventory
+        etcd = inventory.cluster.etcd
+        token = render.cluster_token(inventory)
+        digest = render.config_digest(inventory, runtime(ctx))
+        yield Plan.of(
+            "etcd: snapshot",
+            [LocalStep("etcd.snapshot", "snapshot the cluster if this run changes it", digest)],
+        )
+        actions: list[Action] = []
+        for server in render.members(inventory):
+            node = server.name
+            files = render.member_files(inventory, server, runtime(ctx))
+            data_dir = ctx.on_node(node, etcd.data_dir)
+            actions += [
+                ssh_answers(node, inventory.lab.ssh.boot_wait),
+                Check(
+                    node,
+                    ("sh", "-c", GUARD, "labctl-etcd-guard", data_dir, token),
+                    what=f"that {etcd.data_dir} holds no other cluster's data",
+                ),
+                PutFile(node, ctx.on_node(node, render.ENV_PATH), files.env.encode(), 0o644),
+                PutFile(node, ctx.on_node(node, render.UNIT_PATH), files.unit.encode(), 0o644),
+                Run(node, ("systemctl", "daemon-reload"), triggers=(files.digest,)),
+                Run(node, ("systemctl", "enable", render.UNIT_NAME)),
+                Run(
+                    node,
+                    ("sh", "-c", RESTART, "labctl-etcd-restart", data_dir, token, render.UNIT_NAME),
+                    triggers=(files.digest,),
+                ),
+                WaitFor(
+                    node,
+                    ("sh", "-c", ENSURE_RUNNING),
+                    deadline=30.0,
+                    what=f"{render.UNIT_NAME} to be running",
+                ),
+            ]
+        yield Plan.of("etcd: members", actions)
+        yield Plan.of(
+            "etcd: health",
+            [
+                LocalStep(
+                    "etcd.healthy",
+                    f"wait up to {etcd.health_timeout} s for every member to answer healthy",
+                    digest,
+                )
+            ],
+        )
+
+
+@dataclass(frozen=True)
+class EtcdRestore:
+    """Every member's data replaced by one snapshot's, the old data moved aside.
+
+    ``snapshot`` is the file's content and ``restore_id`` names this restore (its
+    hash and time): the steps are one-off commands, and the journal must not take
+    a second restore of the same file for one already done.
+    """
+
+    snapshot: bytes
+    restore_id: str
+    name: str = "etcd-restore"
+
+    def plans(self, ctx: LayerContext) -> Iterator[Plan]:
+        inventory = ctx.inventory
+        etcd = inventory.cluster.etcd
+        steps: list[Step] = []
+        restored: list[str] = []
+        for server in render.members(inventory):
+            node = server.name
+            data_dir = ctx.on_node(node, etcd.data_dir)
+            file = ctx.on_node(node, f"/var/lib/labctl/etcd-restore-{self.restore_id}.db")
+            command = restore_command(ctx, server.name, file, data_dir)
+            once = (self.restore_id,)
+            restore_step = f"restore:{node}"
+            restored.append(restore_step)
+            steps += [
+                Step(f"wait:{node}", ssh_answers(node, inventory.lab.ssh.boot_wait)),
+                Step(
+                    f"put:{node}",
+                    PutFile(node, file, self.snapshot, 0o600, "root:root", secret=True),
+                ),
+                Step(
+                    f"stop:{node}",
+                    Run(node, ("systemctl", "stop", render.UNIT_NAME), triggers=once),
+                ),
+                Step(restore_step, Run(node, ("sh", "-c", command), timeout=600.0, triggers=once)),
+            ]
+        # No member starts before every member holds the restored data.
+        for server in render.members(inventory):
+            node = server.name
+            start = Run(node, ("systemctl", "start", render.UNIT_NAME), triggers=(self.restore_id,))
+            steps.append(Step(f"start:{node}", start, after=tuple(restored)))
+        yield Plan("etcd restore: members", tuple(steps))
+        yield Plan.of(
+            "etcd restore: health",
+            [
+                LocalStep(
+                    "etcd.healthy",
+                    f"wait up to {etcd.health_timeout} s for every member to answer healthy",
+                    self.restore_id,
+                )
+            ],
+        )
+
+
+def restore_command(ctx: LayerContext, name: str, snapshot: str, data_dir: str) -> str:
+    """Move the member's data aside (never deleted), restore the snapshot in its place."""
+    inventory = ctx.inventory
+    server = inventory.server(name)
+    token = render.cluster_token(inventory)
+    restore = [
+        "etcdctl", "snapshot", "restore", snapshot,
+        "--name", name,
+        "--initial-cluster", render.initial_cluster(inventory),
+        "--initial-cluster-token", token,
+        "--initial-advertise-peer-urls", render.peer_url(inventory, server),
+        "--data-dir", data_dir,
+    ]  # fmt: skip
+    if runtime(ctx) == "container":
+        engine = render.container_engine(server)
+        parent = data_dir.rsplit("/", 1)[0] or "/"
+        restore = [
+            engine, "run", "--rm", "--network", "host",
+            "--volume", f"{parent}:{parent}", "--volume", f"{snapshot}:{snapshot}:ro",
+            "--env", "ETCDCTL_API=3", render.image(inventory),
+            "/usr/local/bin/etcdctl", *restore[1:],
+        ]  # fmt: skip
+    aside = f"{data_dir}.before-restore-$(date -u +%Y%m%dT%H%M%SZ)"
+    return (
+        f"set -e; if [ -e {shlex.quote(data_dir)} ]; then mv {shlex.quote(data_dir)} {aside}; fi; "
+        f"ETCDCTL_API=3 {shlex.join(restore)}; "
+        f"printf '%s\\n' {shlex.quote(token)} > {shlex.quote(data_dir)}/.labctl-cluster; "
+        f"chmod 0700 {shlex.quote(data_dir)}; rm -f {shlex.quote(snapshot)}"
+    )

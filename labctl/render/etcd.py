@@ -1,0 +1,169 @@
+"""An etcd member's unit and environment, from the inventory.
+
+Every member of the ``etcd`` role gets the same two files: ``/etc/etcd/etcd.env``
+(every setting, as etcd's own ``ETCD_*`` variables: name, data directory, client
+and peer URLs on the member's address, mutual TLS with the certificates the pki
+layer pushed, the initial cluster and a token from the lab's name) and
+``/etc/systemd/system/etcd-member.service``, whose one runtime-dependent line is
+``ExecStart``: the host's ``/usr/bin/etcd``, or the etcd image under docker
+(Flatcar) or podman (Fedora CoreOS), which ship no etcd binary.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+
+from labctl.inventory.export import primary_address
+from labctl.inventory.model import Inventory, Server
+from labctl.pki.placement import ETCD_DIR
+from labctl.render.systemd import Unit, env_text, unit_text
+
+UNIT_NAME = "etcd-member.service"
+UNIT_PATH = f"/etc/systemd/system/{UNIT_NAME}"
+ENV_PATH = "/etc/etcd/etcd.env"
+IMAGE = "quay.io/coreos/etcd"
+CONTAINER = "etcd-member"
+RUNTIMES = ("container", "host")
+
+
+@dataclass(frozen=True)
+class MemberFiles:
+    """What one member's node holds, as text (the hashes decide restarts)."""
+
+    server: str
+    env: str
+    unit: str
+
+    @property
+    def digest(self) -> str:
+        return hashlib.sha256((self.env + self.unit).encode()).hexdigest()
+
+
+def runtime(inventory: Inventory, override: str | None = None) -> str:
+    """How members run: ``override`` (LABCTL_ETCD_RUNTIME) or cluster.etcd.runtime."""
+    return override or inventory.cluster.etcd.runtime
+
+
+def members(inventory: Inventory) -> list[Server]:
+    return inventory.with_role("etcd")
+
+
+def address(inventory: Inventory, server: Server) -> str:
+    """The address a member listens and advertises on (cluster.etcd.network, or the
+    one labctl reaches the server on)."""
+    network = inventory.cluster.etcd.network
+    if network is not None:
+        found = server.addresses(network)
+        if found:
+            return found[0].address
+    reached = primary_address(server, inventory)
+    if reached is None:  # LAB056 refuses such an inventory; this says why if one slips by
+        raise ValueError(f"{server.name} has no address etcd could listen on")
+    return reached
+
+
+def client_url(inventory: Inventory, server: Server) -> str:
+    return f"https://{address(inventory, server)}:{inventory.cluster.etcd.client_port}"
+
+
+def peer_url(inventory: Inventory, server: Server) -> str:
+    return f"https://{address(inventory, server)}:{inventory.cluster.etcd.peer_port}"
+
+
+def cluster_token(inventory: Inventory) -> str:
+    return f"{inventory.cluster.name}-etcd"
+
+
+def initial_cluster(inventory: Inventory) -> str:
+    return ",".join(f"{s.name}={peer_url(inventory, s)}" for s in members(inventory))
+
+
+def image(inventory: Inventory) -> str:
+    etcd = inventory.cluster.etcd
+    return etcd.image or f"{IMAGE}:v{etcd.version}"
+
+
+def environment(inventory: Inventory, server: Server) -> dict[str, str]:
+    """etcd's settings for ``server``, as the ``ETCD_*`` variables etcd reads."""
+    etcd = inventory.cluster.etcd
+    name = server.name
+    return {
+        "ETCD_NAME": name,
+        "ETCD_DATA_DIR": etcd.data_dir,
+        # Also on loopback, so a check on the node itself needs no route.
+        "ETCD_LISTEN_CLIENT_URLS": f"{client_url(inventory, server)},https://127.0.0.1:{etcd.client_port}",
+        "ETCD_ADVERTISE_CLIENT_URLS": client_url(inventory, server),
+        "ETCD_LISTEN_PEER_URLS": peer_url(inventory, server),
+        "ETCD_INITIAL_ADVERTISE_PEER_URLS": peer_url(inventory, server),
+        "ETCD_INITIAL_CLUSTER": initial_cluster(inventory),
+        "ETCD_INITIAL_CLUSTER_TOKEN": cluster_token(inventory),
+        "ETCD_INITIAL_CLUSTER_STATE": "new",
+        "ETCD_STRICT_RECONFIG_CHECK": "true",
+        "ETCD_CLIENT_CERT_AUTH": "true",
+        "ETCD_TRUSTED_CA_FILE": f"{ETCD_DIR}/ca.pem",
+        "ETCD_CERT_FILE": f"{ETCD_DIR}/etcd-server-{name}.pem",
+        "ETCD_KEY_FILE": f"{ETCD_DIR}/etcd-server-{name}-key.pem",
+        "ETCD_PEER_CLIENT_CERT_AUTH": "true",
+        "ETCD_PEER_TRUSTED_CA_FILE": f"{ETCD_DIR}/ca.pem",
+        "ETCD_PEER_CERT_FILE": f"{ETCD_DIR}/etcd-peer-{name}.pem",
+        "ETCD_PEER_KEY_FILE": f"{ETCD_DIR}/etcd-peer-{name}-key.pem",
+    }
+
+
+def container_engine(server: Server) -> str:
+    """docker on Flatcar, podman on Fedora CoreOS (what each ships)."""
+    return "/usr/bin/podman" if server.os.distribution == "fedora-coreos" else "/usr/bin/docker"
+
+
+def exec_start(inventory: Inventory, server: Server, runtime: str) -> list[tuple[str, str]]:
+    """The unit's runtime-dependent lines: the only difference between the two runtimes."""
+    if runtime == "host":
+        return [("ExecStart", "/usr/bin/etcd")]
+    engine = container_engine(server)
+    data = inventory.cluster.etcd.data_dir
+    return [
+        ("ExecStartPre", f"-{engine} rm -f {CONTAINER}"),
+        (
+            "ExecStart",
+            f"{engine} run --rm --name {CONTAINER} --network host --env-file {ENV_PATH} "
+            f"--volume {data}:{data} --volume {ETCD_DIR}:{ETCD_DIR}:ro "
+            f"{image(inventory)} /usr/local/bin/etcd",
+        ),
+        ("ExecStop", f"{engine} stop {CONTAINER}"),
+    ]
+
+
+def unit(inventory: Inventory, server: Server, runtime: str) -> Unit:
+    if runtime not in RUNTIMES:
+        raise ValueError(f"etcd runtime {runtime!r} is not one of {', '.join(RUNTIMES)}")
+    return {
+        "Unit": [
+            ("Description", f"etcd member {server.name} (written by labctl)"),
+            ("Wants", "network-online.target"),
+            ("After", "network-online.target"),
+        ],
+        "Service": [
+            ("EnvironmentFile", ENV_PATH),
+            *exec_start(inventory, server, runtime),
+            ("Restart", "always"),
+            ("RestartSec", "5"),
+            ("LimitNOFILE", "40000"),
+        ],
+        "Install": [("WantedBy", "multi-user.target")],
+    }
+
+
+def member_files(inventory: Inventory, server: Server, runtime: str) -> MemberFiles:
+    return MemberFiles(
+        server.name,
+        env_text(environment(inventory, server)),
+        unit_text(unit(inventory, server, runtime)),
+    )
+
+
+def config_digest(inventory: Inventory, runtime: str) -> str:
+    """Changes exactly when any member's files change (what a snapshot is taken before)."""
+    files = [member_files(inventory, s, runtime) for s in members(inventory)]
+    return hashlib.sha256(json.dumps([(f.server, f.digest) for f in files]).encode()).hexdigest()

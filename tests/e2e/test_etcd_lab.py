@@ -1,0 +1,148 @@
+"""The etcd layer end to end: a real TLS etcd cluster on the simulated reference lab.
+
+Bootstrap forms it from the inventory (the nodes run the host's etcd, as
+`labctl sim env` says); the real `etcdctl` talks to it with labctl's operator
+certificate and is refused with a certificate from another CA; a member's power
+cycle keeps the data; a snapshot brings back a deleted key through
+`labctl etcd restore`; a data directory of another cluster is refused, untouched.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.conftest import NODES, Lab, run
+from tests.labctl_process import run_labctl
+
+pytestmark = pytest.mark.e2e
+FOHN = f"https://{NODES['fohn']}:2379"
+ALL = ",".join(f"https://{address}:2379" for address in NODES.values())
+
+
+def labctl(lab: Lab, *args: str) -> subprocess.CompletedProcess[str]:
+    return run_labctl(*args, cwd=lab.workdir, env=lab.env())
+
+
+def etcdctl(
+    lab: Lab, *args: str, cert: str = "etcd-client-bluecmd"
+) -> subprocess.CompletedProcess[str]:
+    ssl = lab.workdir / "ssl"
+    return run(
+        "etcdctl", "--endpoints", ALL, "--cacert", str(ssl / "ca.pem"),
+        "--cert", str(ssl / f"{cert}.pem"), "--key", str(ssl / f"{cert}-key.pem"),
+        "--dial-timeout", "3s", "--command-timeout", "5s", *args,
+    )  # fmt: skip
+
+
+def bootstrap(lab: Lab, *extra: str) -> dict[str, object]:
+    done = labctl(lab, "bootstrap", "-o", "json", *extra)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    report: dict[str, object] = json.loads(done.stdout)
+    return report
+
+
+def wait_healthy(lab: Lab, deadline: float = 60) -> dict[str, object]:
+    end = time.monotonic() + deadline
+    while True:
+        done = labctl(lab, "etcd", "status", "-o", "json")
+        if done.returncode == 0:
+            status: dict[str, object] = json.loads(done.stdout)
+            return status
+        assert time.monotonic() < end, done.stdout + done.stderr
+        time.sleep(1)
+
+
+def test_bootstrap_forms_a_tls_cluster_that_survives_a_member_power_cycle(lab: Lab) -> None:
+    report = bootstrap(lab)
+    layers = {x["layer"]: x["status"] for x in report["layers"]}  # type: ignore[union-attr, index]
+    assert layers["etcd"] == "applied", layers
+
+    status = wait_healthy(lab)
+    members = status["members"]
+    assert [m["name"] for m in members] == ["fohn", "chequita", "wind"]  # type: ignore[union-attr]
+    assert sum(m["leader"] for m in members) == 1  # type: ignore[union-attr]
+
+    # The real etcdctl, with the operator's certificate that labctl minted.
+    assert etcdctl(lab, "put", "/labctl/e2e", "kept").returncode == 0
+    listed = etcdctl(lab, "member", "list", "-w", "json")
+    assert listed.returncode == 0 and len(json.loads(listed.stdout)["members"]) == 3
+
+    # A client certificate from another CA is refused.
+    other = lab.workdir / "other"
+    other.mkdir()
+    made = run(
+        "openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+        "-nodes", "-keyout", str(other / "intruder-key.pem"), "-out", str(other / "intruder.pem"),
+        "-subj", "/CN=intruder", "-days", "1",
+    )  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    for name in ("intruder.pem", "intruder-key.pem"):
+        (lab.workdir / "ssl" / name).write_bytes((other / name).read_bytes())
+    refused = etcdctl(lab, "get", "/labctl/e2e", cert="intruder")
+    assert refused.returncode != 0 and "kept" not in refused.stdout
+
+    # A converged re-run changes nothing.
+    start = time.monotonic()
+    again = bootstrap(lab, "--only", "etcd")
+    print(f"converged `labctl bootstrap --only etcd` on the sim: {time.monotonic() - start:.2f} s")
+    outcomes = {
+        s["outcome"]
+        for layer in again["layers"]  # type: ignore[union-attr]
+        for plan in layer["plans"]
+        for s in plan["steps"]
+    }
+    assert outcomes <= {"unchanged", "skipped"}, outcomes
+
+    # A member's power cycle (the guard allows one of three) keeps the data.
+    cycled = labctl(lab, "power", "cycle", "wind")
+    assert cycled.returncode == 0, cycled.stdout + cycled.stderr
+    wait_healthy(lab)
+    got = etcdctl(lab, "get", "/labctl/e2e", "--print-value-only")
+    assert got.returncode == 0 and got.stdout.strip() == "kept"
+
+
+def test_snapshot_restore_and_a_foreign_data_directory(lab: Lab) -> None:
+    bootstrap(lab)
+    wait_healthy(lab)
+    assert etcdctl(lab, "put", "/labctl/precious", "v1").returncode == 0
+
+    taken = labctl(lab, "etcd", "snapshot", "-o", "json")
+    assert taken.returncode == 0, taken.stdout + taken.stderr
+    snapshot = Path(json.loads(taken.stdout)["path"])
+    checked = run("etcdctl", "snapshot", "status", str(snapshot), "-w", "json")
+    assert checked.returncode == 0 and json.loads(checked.stdout)["totalKey"] >= 1
+
+    assert etcdctl(lab, "del", "/labctl/precious").returncode == 0
+    assert etcdctl(lab, "get", "/labctl/precious", "--print-value-only").stdout.strip() == ""
+    refused = labctl(lab, "etcd", "restore", str(snapshot))  # no terminal, no --yes
+    assert refused.returncode == 2 and "--yes" in refused.stderr
+
+    restored = labctl(lab, "etcd", "restore", str(snapshot), "--yes", "-o", "json")
+    assert restored.returncode == 0, restored.stdout[-3000:] + restored.stderr[-3000:]
+    wait_healthy(lab)
+    back = etcdctl(lab, "get", "/labctl/precious", "--print-value-only")
+    assert back.stdout.strip() == "v1", back.stdout + back.stderr
+    aside = lab.ssh(NODES["wind"], "ls -d /var/lib/etcd.before-restore-*")
+    assert aside.returncode == 0, "the data before the restore is kept, moved aside"
+
+    # A member whose data directory holds another cluster's data is refused, untouched.
+    marker = "/var/lib/etcd/.labctl-cluster"
+    assert lab.ssh(NODES["wind"], f"echo other-lab-etcd > {marker}").returncode == 0
+    assert lab.ssh(NODES["wind"], "systemctl restart etcd-member.service").returncode == 0
+    (lab.workdir / "inventory.yaml").write_text(
+        (lab.workdir / "inventory.yaml")
+        .read_text()
+        .replace(
+            "  etcd:\n    version: 3.4.23", "  etcd:\n    version: 3.4.23\n    health_timeout: 30"
+        )
+    )
+    done = labctl(lab, "bootstrap", "--only", "etcd")
+    assert done.returncode == 1
+    assert "another cluster (other-lab-etcd, not sthlm-etcd)" in done.stdout + done.stderr
+    kept = lab.ssh(NODES["wind"], f"cat {marker}; ls /var/lib/etcd/member")
+    assert kept.returncode == 0 and kept.stdout.startswith("other-lab-etcd")

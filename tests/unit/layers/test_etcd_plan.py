@@ -1,0 +1,97 @@
+"""The etcd layer's plans and renders for the reference inventory, against reviewed goldens."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from labctl.engine.layer import LayerContext
+from labctl.inventory import require_inventory
+from labctl.inventory.model import Inventory
+from labctl.layers.etcd import EtcdLayer, EtcdRestore
+from labctl.render import etcd as render
+from labctl.render.systemd import env_text
+from tests.conftest import REFERENCE, assert_golden
+
+
+@pytest.fixture(scope="module")
+def inventory() -> Inventory:
+    return require_inventory(REFERENCE)
+
+
+def test_etcd_plans_match_golden(inventory: Inventory, tmp_path: Path) -> None:
+    ctx = LayerContext(inventory, REFERENCE, tmp_path / "state")
+    plans = [plan.as_dict() for plan in EtcdLayer().plans(ctx)]
+    assert [p["layer"] for p in plans] == ["etcd: snapshot", "etcd: members", "etcd: health"]
+    assert_golden("plan-etcd.json", json.dumps(plans, indent=2) + "\n")
+
+
+@pytest.mark.parametrize("runtime", ["container", "host"])
+def test_member_files_match_golden(inventory: Inventory, runtime: str) -> None:
+    files = render.member_files(inventory, inventory.server("fohn"), runtime)
+    assert_golden("etcd-fohn.env", files.env)
+    assert_golden(f"etcd-member-fohn-{runtime}.service", files.unit)
+
+
+def test_runtimes_differ_only_in_how_etcd_is_started(inventory: Inventory) -> None:
+    fohn = inventory.server("fohn")
+    host = render.member_files(inventory, fohn, "host").unit.splitlines()
+    container = render.member_files(inventory, fohn, "container").unit.splitlines()
+    differ = {line.split("=")[0] for line in set(host) ^ set(container)}
+    assert differ == {"ExecStartPre", "ExecStart", "ExecStop"}
+    assert (
+        render.member_files(inventory, fohn, "host").env
+        == render.member_files(inventory, fohn, "container").env
+    )
+
+
+def test_members_listen_on_the_address_labctl_reaches_them_or_on_etcd_network(
+    inventory: Inventory, tmp_path: Path
+) -> None:
+    fohn = inventory.server("fohn")
+    assert render.client_url(inventory, fohn) == "https://31.31.164.220:2379"
+    assert render.initial_cluster(inventory) == (
+        "fohn=https://31.31.164.220:2380,chequita=https://31.31.164.221:2380,"
+        "wind=https://31.31.164.222:2380"
+    )
+    edited = tmp_path / "inventory.yaml"
+    edited.write_text(
+        REFERENCE.read_text().replace(
+            "  etcd:\n    version: 3.4.23", "  etcd:\n    version: 3.4.23\n    network: storage"
+        )
+    )
+    on_storage = require_inventory(edited)
+    assert render.peer_url(on_storage, on_storage.server("fohn")) == "https://10.31.10.20:2380"
+
+
+def test_the_container_runs_under_the_engine_the_os_ships(inventory: Inventory) -> None:
+    fohn = inventory.server("fohn")
+    assert render.container_engine(fohn) == "/usr/bin/docker"  # Flatcar
+    assert render.image(inventory) == "quay.io/coreos/etcd:v3.4.23"
+
+
+def test_config_digest_follows_the_members_files(inventory: Inventory) -> None:
+    assert render.config_digest(inventory, "host") != render.config_digest(inventory, "container")
+    assert render.config_digest(inventory, "host") == render.config_digest(inventory, "host")
+
+
+def test_env_values_with_spaces_are_refused() -> None:
+    with pytest.raises(ValueError, match="ETCD_NAME"):
+        env_text({"ETCD_NAME": "two words"})
+
+
+def test_restore_stops_everyone_before_anyone_starts(inventory: Inventory, tmp_path: Path) -> None:
+    ctx = LayerContext(inventory, REFERENCE, tmp_path / "state", etcd_runtime="host")
+    members_plan, health = list(EtcdRestore(b"snapshot", "abc-1").plans(ctx))
+    starts = [s for s in members_plan.steps if s.id.startswith("start:")]
+    assert [s.target for s in starts] == ["fohn", "chequita", "wind"]
+    for start in starts:
+        assert set(start.after) == {"restore:fohn", "restore:chequita", "restore:wind"}
+    restore = next(s for s in members_plan.steps if s.id == "restore:wind")
+    command = restore.action.as_dict()["argv"][2]
+    assert "mv /var/lib/etcd /var/lib/etcd.before-restore-" in command
+    assert "--initial-cluster-token sthlm-etcd" in command
+    assert "rm -rf" not in command  # the old data is moved aside, never deleted
+    assert health.steps[0].action.as_dict()["name"] == "etcd.healthy"
