@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import difflib
 import time
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol, TypeVar
@@ -113,8 +113,13 @@ async def guard_quorum(
     channel: PowerChannel,
     going_down: Sequence[Server],
     bound: float,
+    unwell: Mapping[str, Mapping[str, str]] | None = None,
 ) -> list[str]:
-    """Refusals from the quorum guard, after reading every etcd/ceph-mon member's state."""
+    """Refusals from the quorum guard, after reading every etcd/ceph-mon member's state.
+
+    ``unwell`` (by role, then server) are members whose own service reports them
+    unhealthy; see ``quorum_refusals``.
+    """
     members = {s.name: s for s in inventory.servers if s.roles & {"etcd", "ceph-mon"}}
     if not members or not {s.name for s in going_down} & set(members):
         return []
@@ -127,7 +132,7 @@ async def guard_quorum(
         return server.name, state == "on"
 
     states = dict(await asyncio.gather(*(read(s) for s in members.values())))
-    return quorum_refusals(inventory, states, [s.name for s in going_down])
+    return quorum_refusals(inventory, states, [s.name for s in going_down], unwell)
 
 
 async def run_power(

@@ -8,6 +8,7 @@ device sessions are decided here once, not by each caller.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
@@ -29,6 +30,7 @@ from labctl.power.requests import (
 TIMEOUT = 5.0  # seconds per device call (each call is retried twice inside the bound)
 CYCLE_DELAY = 5.0  # seconds outlets stay off in a PDU cycle
 SETTLE = 60.0  # seconds a server may take to reach the state it was asked for
+ETCD_TIMEOUT = 2.0  # seconds per etcd member when the guard reads the cluster's health
 
 
 class PowerSession:
@@ -49,6 +51,7 @@ class PowerSession:
         cycle_delay: float = CYCLE_DELAY,
     ) -> None:
         self.inventory = inventory
+        self.base_dir = base_dir
         targets = list(servers if servers is not None else inventory.servers)
         self.channel: IpmiChannel | PduChannel
         if via == "pdu":
@@ -69,8 +72,32 @@ class PowerSession:
             self.channel.check_secrets(servers)
 
     async def refusals(self, servers: Sequence[Server]) -> list[str]:
-        """Why taking ``servers`` down would lose an etcd or Ceph monitor quorum."""
-        return await guard_quorum(self.inventory, self.channel, servers, self.bound)
+        """Why taking ``servers`` down would lose an etcd or Ceph monitor quorum.
+
+        Power states say which members are down; when the etcd cluster can be
+        reached, its own health says which powered-on members are unwell too.
+        """
+        unwell: dict[str, dict[str, str]] = {}
+        if any("etcd" in s.roles for s in servers):
+            unwell["etcd"] = await asyncio.to_thread(self._etcd_unwell)
+        return await guard_quorum(self.inventory, self.channel, servers, self.bound, unwell)
+
+    def _etcd_unwell(self) -> dict[str, str]:
+        """etcd members that do not answer healthy, when any member answers at all.
+
+        Without labctl's client certificate, or when no member answers (the cluster
+        not formed yet, or not reachable from here), the guard goes by power alone.
+        """
+        from labctl.etcd.session import EtcdSession
+
+        try:
+            with EtcdSession(self.inventory, self.base_dir, timeout=ETCD_TIMEOUT) as etcd:
+                etcd.tls()
+                sick = etcd.unhealthy()
+                answering = len(sick) < len(etcd.endpoints)
+        except LabctlError:
+            return {}
+        return sick if answering else {}
 
     async def request(
         self,

@@ -3,7 +3,7 @@
 Bootstrap forms it from the inventory (the nodes run the host's etcd, as
 `labctl sim env` says); the real `etcdctl` talks to it with labctl's operator
 certificate and is refused with a certificate from another CA; a member's power
-cycle keeps the data; a snapshot brings back a deleted key through
+cycle keeps the data; the quorum guard counts a member whose etcd is stopped as down; a snapshot brings back a deleted key through
 `labctl etcd restore`; a data directory of another cluster is refused, untouched.
 """
 
@@ -104,6 +104,16 @@ def test_bootstrap_forms_a_tls_cluster_that_survives_a_member_power_cycle(lab: L
     wait_healthy(lab)
     got = etcdctl(lab, "get", "/labctl/e2e", "--print-value-only")
     assert got.returncode == 0 and got.stdout.strip() == "kept"
+
+    # The guard reads etcd's own health: wind is on but its member is stopped, so
+    # taking chequita down would leave one healthy member of three.
+    assert lab.ssh(NODES["wind"], "systemctl stop etcd-member.service").returncode == 0
+    refused = labctl(lab, "power", "off", "chequita")
+    assert refused.returncode == 1
+    assert "wind is on but its etcd member is unhealthy" in refused.stderr, refused.stderr
+    assert lab.ssh(NODES["chequita"], "true").returncode == 0  # nothing was done
+    assert lab.ssh(NODES["wind"], "systemctl start etcd-member.service").returncode == 0
+    wait_healthy(lab)
 
 
 def test_snapshot_restore_and_a_foreign_data_directory(lab: Lab) -> None:

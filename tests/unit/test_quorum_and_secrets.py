@@ -73,3 +73,13 @@ def test_secret_errors_name_the_reference(
         resolve(ref, used_at="servers[0].bmc.password", base_dir=tmp_path, environ=environ)
     assert words in str(caught.value)
     assert str(caught.value).startswith("servers[0].bmc.password:")
+
+
+def test_a_powered_member_its_service_calls_unhealthy_counts_as_down(inv: Inventory) -> None:
+    unwell = {"etcd": {"wind": "no answer within 2 s"}}
+    refusals = quorum_refusals(inv, ALL_UP, ["fohn"], unwell)
+    assert refusals == [
+        "etcd: 2 of 3 members must stay up for quorum; wind is on but its etcd member is "
+        "unhealthy (no answer within 2 s); taking down fohn would leave 1"
+    ]  # the Ceph monitors go by power alone: all three are on
+    assert quorum_refusals(inv, ALL_UP, ["wind"], unwell) == []  # taking the sick one is fine
