@@ -79,6 +79,9 @@ class Run:
     timeout: float = 120.0
     # Re-run when any of these change (e.g. the hash of the file a restart follows).
     triggers: tuple[str, ...] = ()
+    # What people are shown instead of the argv (a script's text says little in a
+    # progress line); the argv stays in the plan's JSON.
+    what: str = ""
 
     kind: ClassVar[str] = "run"
     remembered: ClassVar[bool] = True
@@ -93,7 +96,7 @@ class Run:
         return _digest(self.argv, self.triggers)
 
     def describe(self) -> str:
-        return f"run {shlex.join(self.argv)}"
+        return f"run {self.what or shlex.join(self.argv)}"
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -102,6 +105,7 @@ class Run:
             "argv": list(self.argv),
             "timeout": self.timeout,
             "triggers": list(self.triggers),
+            "what": self.what,
         }
 
 

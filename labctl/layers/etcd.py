@@ -91,6 +91,7 @@ class EtcdLayer:
                     node,
                     ("sh", "-c", RESTART, "labctl-etcd-restart", data_dir, token, render.UNIT_NAME),
                     triggers=(files.digest,),
+                    what=f"systemctl restart {render.UNIT_NAME} (data directory marked first)",
                 ),
                 WaitFor(
                     node,
@@ -148,7 +149,16 @@ class EtcdRestore:
                     f"stop:{node}",
                     Run(node, ("systemctl", "stop", render.UNIT_NAME), triggers=once),
                 ),
-                Step(restore_step, Run(node, ("sh", "-c", command), timeout=600.0, triggers=once)),
+                Step(
+                    restore_step,
+                    Run(
+                        node,
+                        ("sh", "-c", command),
+                        timeout=600.0,
+                        triggers=once,
+                        what=f"etcdctl snapshot restore into {etcd.data_dir}, old data aside",
+                    ),
+                ),
             ]
         # No member starts before every member holds the restored data.
         for server in render.members(inventory):
