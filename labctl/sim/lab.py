@@ -7,6 +7,7 @@ after a half-finished ``up``. Needs root: namespaces, veths and mounts.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -36,6 +37,72 @@ def _ip(*args: str) -> None:
     done = subprocess.run(["ip", *args], capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise LabctlError(f"`ip {' '.join(args)}` failed: {done.stderr.strip()}")
+
+
+# Which state directory each simulated lab on this machine belongs to, by its fabric
+# namespace: a second `sim up` of the same lab (another checkout) is refused by name.
+OWNERS = Path("/run/labctl/sim")
+
+
+def _owner_file(plan: SimPlan) -> Path:
+    return OWNERS / f"{plan.fabric}.json"
+
+
+def _claim(plan: SimPlan, state: Path) -> None:
+    OWNERS.mkdir(parents=True, exist_ok=True)
+    claim = {"state": str(state), "lab_id": plan.lab_id, "prefixes": list(plan.prefixes)}
+    _owner_file(plan).write_text(json.dumps(claim))
+
+
+def _owner_of(plan: SimPlan) -> str | None:
+    """The state directory of a lab on this machine that holds this one's names or prefixes."""
+    for path in sorted(OWNERS.glob("*.json")) if OWNERS.is_dir() else []:
+        try:
+            claim = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        if path.name == _owner_file(plan).name or set(claim.get("prefixes", ())) & set(
+            plan.prefixes
+        ):
+            return str(claim.get("state"))
+    return None
+
+
+def _collisions(plan: SimPlan) -> list[str]:
+    """What of this lab already exists on the machine (made by another state directory)."""
+    found = []
+    names = set(
+        subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout.split()
+    )
+    taken = sorted(names & {plan.fabric, *(n.netns for n in plan.nodes)})
+    if taken:
+        found.append(f"namespaces {', '.join(taken)}")
+    link = subprocess.run(["ip", "link", "show", plan.host_link], capture_output=True, text=True)
+    if link.returncode == 0:
+        found.append(f"the host link {plan.host_link}")
+    for prefix in plan.prefixes:
+        routes = subprocess.run(["ip", "route", "show", prefix], capture_output=True, text=True)
+        if any(not line.startswith("blackhole") for line in routes.stdout.splitlines()):
+            found.append(f"a route to {prefix}")
+    return found
+
+
+def _refuse_if_taken(plan: SimPlan, state: Path) -> None:
+    taken = _collisions(plan)
+    if not taken:
+        return
+    owner = _owner_of(plan)
+    if owner is not None and Path(owner) != state:
+        raise LabctlError(
+            f"the simulated lab {plan.lab_id} is already up from {owner}; take it down there "
+            f"first (labctl sim down --state-dir {owner}) or work from that state directory; "
+            "nothing was touched"
+        )
+    raise LabctlError(
+        f"this machine already has {'; '.join(taken)}, which the simulated lab "
+        f"{plan.lab_id} needs, made by another state directory or by hand; "
+        "nothing was touched"
+    )
 
 
 def require_root() -> None:
@@ -134,6 +201,7 @@ def _network(plan: SimPlan, record: Record) -> None:
         "netns",
         f,
     )
+    record.add("links", plan.host_link)
     _ip("addr", "add", plan.host_address, "dev", plan.host_link)
     _ip("link", "set", plan.host_link, "up")
     _ip("-n", f, "addr", "add", plan.fabric_address, "dev", f"lf{plan.lab_id}")
@@ -282,6 +350,7 @@ def up(
         for n in missing:
             sim_node.start(state, n.name)
         return f"restarted {', '.join(n.name for n in missing)}"
+    _refuse_if_taken(plan, state)
     login_user = inventory.lab.ssh.user
     if login_user != "root":
         absent = [tool for tool in ("useradd", "sudo") if shutil.which(tool) is None]
@@ -301,7 +370,9 @@ def up(
         "lab_id": plan.lab_id,
     }
     record.data["nodes"] = {n.name: {"netns": n.netns, "ssh": n.ssh_address} for n in plan.nodes}
+    record.data["links"] = []
     record.save()
+    _claim(plan, state)
     try:
         progress(f"networks: {len(plan.bridges)} bridges, {len(plan.nodes)} node namespaces")
         _network(plan, record)
@@ -352,9 +423,15 @@ def down(state: Path) -> str:
     for netns in reversed(record.data["netns"]):
         subprocess.run(["ip", "netns", "del", netns], capture_output=True, check=False)
     netns_dir.restore(record.data.get("netns_dir"))
-    subprocess.run(
-        ["ip", "link", "del", record.data["plan"]["host_link"]], capture_output=True, check=False
-    )
+    # Only the link this state directory made: a lab that failed to start beside
+    # another must not take that one's link with it. (Records from before links
+    # were recorded made theirs.)
+    for link in record.data.get("links", [record.data["plan"]["host_link"]]):
+        subprocess.run(["ip", "link", "del", link], capture_output=True, check=False)
+    owner = OWNERS / f"{record.data['plan']['fabric']}.json"
+    with contextlib.suppress(OSError, ValueError):
+        if json.loads(owner.read_text()).get("state") == str(state):
+            owner.unlink()
     shutil.rmtree(state)
     return "the simulated lab is down; everything it made is gone"
 

@@ -236,3 +236,23 @@ def test_bootstrap_logs_in_as_core_and_goes_through_sudo(lab: Lab) -> None:
     again = run_labctl("bootstrap", "--only", "pki", "-o", "json", cwd=lab.workdir, env=environ)
     assert again.returncode == 0, again.stdout + again.stderr
     assert lab.ssh(NODES["wind"], "test -f /etc/ssl/etcd/ca.pem").returncode == 0
+
+
+def test_a_second_checkout_is_refused_and_the_first_lab_keeps_working(
+    lab: Lab, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """Issue 9: `sim up` of the same lab from another checkout used to take this one's link."""
+    other = tmp_path_factory.mktemp("second-checkout")
+    (other / "inventory.yaml").write_text((lab.workdir / "inventory.yaml").read_text())
+    second = run_labctl("sim", "up", cwd=other, env=SECRETS)
+    assert second.returncode == 1
+    message = second.stderr.strip().splitlines()[-1]
+    assert f"is already up from {lab.state.resolve()}" in message, second.stderr
+    assert f"labctl sim down --state-dir {lab.state.resolve()}" in message
+    assert "nothing was touched" in message and "Traceback" not in second.stderr
+    assert not (other / ".labctl" / "sim").exists()  # it made nothing of its own either
+    # The first lab is whole: its nodes answer SSH and its BMCs answer labctl.
+    for address in NODES.values():
+        assert lab.ssh(address, "true").returncode == 0
+    status = lab.labctl("power", "status", "--all")
+    assert status.returncode == 0, status.stdout + status.stderr
