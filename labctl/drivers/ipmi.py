@@ -200,6 +200,11 @@ class IpmiClient:
                 cause = TimeoutError(str(exc))  # its only other failure: the ping went unanswered
             waited = f"{ep.timeout:g} s ({ep.retries + 1} tries)"
             raise network_error(cause, ep.peer, doing, waited) from None
+        if isinstance(exc, ipmi_errors.RetryError):
+            # Every retry of a request in an open session went unanswered (the BMC died).
+            silence = TimeoutError(str(exc) or "no answer")
+            waited = f"{ep.timeout:g} s ({ep.retries + 1} tries)"
+            raise network_error(silence, ep.peer, doing, waited) from None
         if isinstance(exc, ipmi_errors.IpmiTimeoutError):
             timeout = TimeoutError(str(exc) or "timed out")
             raise network_error(timeout, ep.peer, doing, f"{ep.timeout:g} s") from None

@@ -40,12 +40,13 @@ _PRIV = {
     "des": snmp.usmDESPrivProtocol,
 }
 # pysnmp error indications that mean "your credentials are wrong".
+# What each SNMPv3 refusal means, in the words an operator acts on.
 _AUTH_FAILURES = {
-    "WrongDigest",
-    "UnknownUserName",
-    "DecryptionError",
-    "AuthenticationFailure",
-    "UnsupportedSecurityLevel",
+    "WrongDigest": "the authentication key is wrong (the agent's digest does not match)",
+    "UnknownUserName": "the agent has no such SNMPv3 user",
+    "DecryptionError": "the privacy (encryption) key is wrong",
+    "AuthenticationFailure": "the credentials are wrong",
+    "UnsupportedSecurityLevel": "the agent does not offer the security level asked for",
 }
 # Linux queues ICMP errors (port unreachable, host unreachable) for unconnected UDP
 # sockets only with this option; Python names it from 3.12 on.
@@ -213,7 +214,11 @@ class PduClient:
                 silence = TimeoutError(str(error_indication))
                 raise network_error(silence, ep.peer, doing, waited, also=also)
             if kind in _AUTH_FAILURES:
-                raise AuthenticationError(f"{label}: SNMP credentials refused ({kind})")
+                raise AuthenticationError(
+                    f"{label}: authentication failed: the SNMP agent refused labctl's "
+                    f"credentials: {_AUTH_FAILURES[kind]}; check the PDU's snmp settings and "
+                    f"the secrets they name ({kind})"
+                )
             raise DriverError(f"{label}: SNMP error: {error_indication}")
         if error_status and int(error_status) != 0:
             raise DriverError(f"{label}: the PDU refused {oid}: {error_status.prettyPrint()}")

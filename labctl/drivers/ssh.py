@@ -90,6 +90,11 @@ class RemoteCommandError(DriverError):
         self.result = result
 
 
+def _known_name(target: SshTarget) -> str:
+    """How known_hosts names a host: bare on port 22, ``[host]:port`` elsewhere."""
+    return target.host if target.port == 22 else f"[{target.host}]:{target.port}"
+
+
 def sha256(content: bytes) -> str:
     return hashlib.sha256(content).hexdigest()
 
@@ -203,7 +208,10 @@ class SshSession:
             client.close()
             raise HostKeyError(
                 f"{t.name} ({t.host}:{t.port}): host key does not match {t.known_hosts}; "
-                "refusing to connect (the node was reinstalled, or this is not the node)"
+                "refusing to connect (the node was reinstalled, or this is not the node). "
+                "If it was reinstalled, compare its new key's fingerprint out of band "
+                f"(on its console: ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub), then "
+                f"`ssh-keygen -R {_known_name(t)} -f {t.known_hosts}` and add the new key"
             ) from None
         except paramiko.AuthenticationException:
             client.close()
