@@ -55,27 +55,39 @@ def down(state_dir: Path = StateOpt) -> None:
 
 @app.command()
 def status(state_dir: Path = StateOpt, output: OutputFormat = OutputOption) -> None:
-    """Node up/down, BMC power state, outlet states and SSH reachability.
+    """Each part checked for real: host link and routes, nodes, sshd, BMCs (RMCP), PDU agents.
+
+    Exit 1 when any part is missing or does not answer, each said in one line.
 
     Example: labctl sim status -o json
     """
     from labctl.sim.lab import status as sim_status
 
-    rows = sim_status(state_dir.resolve())
+    lab = sim_status(state_dir.resolve())
     if output is OutputFormat.json:
-        typer.echo(json.dumps([r.__dict__ for r in rows], indent=2))
-        return
-    from rich.console import Console
-    from rich.table import Table
+        typer.echo(json.dumps(lab.as_dict(), indent=2))
+    else:
+        from rich.console import Console
+        from rich.table import Table
 
-    table = Table(title="simulated lab")
-    for column in ("node", "running", "BMC power", "outlets", "SSH"):
-        table.add_column(column)
-    for r in rows:
-        table.add_row(
-            r.name, "up" if r.running else "down", r.bmc_power, r.outlets, "yes" if r.ssh else "no"
-        )
-    Console().print(table)
+        table = Table(title="simulated lab")
+        for column in ("node", "running", "BMC power", "BMC answers", "outlets", "SSH"):
+            table.add_column(column)
+        for r in lab.nodes:
+            answers = "?" if r.bmc_answers is None else ("yes" if r.bmc_answers else "no")
+            table.add_row(
+                r.name,
+                "up" if r.running else "down",
+                r.bmc_power,
+                answers,
+                r.outlets,
+                "yes" if r.ssh else "no",
+            )
+        Console().print(table)
+        for problem in lab.problems:
+            typer.echo(f"broken: {problem}", err=True)
+    if lab.problems:
+        raise typer.Exit(1)
 
 
 def _node(state_dir: Path, name: str) -> dict[str, str]:

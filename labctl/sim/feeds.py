@@ -21,7 +21,9 @@ from labctl.sim.record import read_record
 def fed(state: Path, server: str) -> bool:
     feeds: dict[str, list[list[object]]] = json.loads((state / "feeds.json").read_text())
     for pdu, outlet in feeds.get(server, []):
-        outlets = json.loads((state / "pdus" / str(pdu) / "outlets.json").read_text())
+        table = state / "pdus" / str(pdu) / "outlets.json"
+        # No table yet: no outlet was ever switched, and every outlet starts on.
+        outlets = json.loads(table.read_text()) if table.exists() else {}
         if outlets.get(str(outlet), True):
             return True
     return False

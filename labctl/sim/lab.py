@@ -23,7 +23,7 @@ from labctl.errors import LabctlError
 from labctl.inventory.model import Inventory
 from labctl.secrets import resolve
 from labctl.sim import bmc as sim_bmc
-from labctl.sim import netns_dir, pdu_agent
+from labctl.sim import feeds, netns_dir, pdu_agent
 from labctl.sim import node as sim_node
 from labctl.sim.node import NODE_MOUNT
 from labctl.sim.plan import TRANSIT, SimPlan, build_plan
@@ -145,6 +145,7 @@ class NodeStatus:
     ssh: bool
     bmc_power: str
     outlets: str
+    bmc_answers: bool | None = None  # None: not known (a record from before it was kept)
 
 
 def _keygen(path: Path, comment: str) -> None:
@@ -189,28 +190,7 @@ def _network(plan: SimPlan, record: Record) -> None:
         for extra in bridge.extra:
             _ip("-n", f, "addr", "add", extra, "dev", bridge.name)
         _ip("-n", f, "link", "set", bridge.name, "up")
-    _ip(
-        "link",
-        "add",
-        plan.host_link,
-        "type",
-        "veth",
-        "peer",
-        "name",
-        f"lf{plan.lab_id}",
-        "netns",
-        f,
-    )
-    record.add("links", plan.host_link)
-    _ip("addr", "add", plan.host_address, "dev", plan.host_link)
-    _ip("link", "set", plan.host_link, "up")
-    _ip("-n", f, "addr", "add", plan.fabric_address, "dev", f"lf{plan.lab_id}")
-    _ip("-n", f, "link", "set", f"lf{plan.lab_id}", "up")
-    for prefix in plan.prefixes:
-        _ip("route", "add", prefix, "via", str(TRANSIT[2]), "dev", plan.host_link, "metric", "100")
-        # If the link ever goes, lab addresses are dropped here instead of leaving the machine.
-        _ip("route", "add", "blackhole", prefix, "metric", "4000")
-        record.add("routes", prefix)
+    _host_link(plan, record)
     for node in plan.nodes:
         _ip("netns", "add", node.netns)
         record.add("netns", node.netns)
@@ -237,6 +217,107 @@ def _network(plan: SimPlan, record: Record) -> None:
             _ip("-n", f, "link", "set", nic.peer, "master", nic.bridge, "up")
         if node.gateway:
             _ip("-n", node.netns, "route", "add", "default", "via", node.gateway)
+
+
+def _host_link(plan: SimPlan, record: Record) -> None:
+    """The host's veth into the fabric, and the lab's prefixes routed through it."""
+    f = plan.fabric
+    peer = f"lf{plan.lab_id}"
+    _ip("link", "add", plan.host_link, "type", "veth", "peer", "name", peer, "netns", f)
+    if plan.host_link not in record.data["links"]:
+        record.add("links", plan.host_link)
+    _ip("addr", "add", plan.host_address, "dev", plan.host_link)
+    _ip("link", "set", plan.host_link, "up")
+    _ip("-n", f, "addr", "add", plan.fabric_address, "dev", peer)
+    _ip("-n", f, "link", "set", peer, "up")
+    for prefix in plan.prefixes:
+        _route(plan, record, prefix)
+
+
+def _route(plan: SimPlan, record: Record, prefix: str) -> None:
+    subprocess.run(["ip", "route", "del", prefix, "dev", plan.host_link], capture_output=True)
+    _ip("route", "add", prefix, "via", str(TRANSIT[2]), "dev", plan.host_link, "metric", "100")
+    # If the link ever goes, lab addresses are dropped here instead of leaving the machine.
+    subprocess.run(["ip", "route", "del", "blackhole", prefix], capture_output=True)
+    _ip("route", "add", "blackhole", prefix, "metric", "4000")
+    if prefix not in record.data["routes"]:
+        record.add("routes", prefix)
+
+
+def _alive(pid: int | None) -> bool:
+    return pid is not None and ManagedProcess(pid).running()
+
+
+def _relaunch(state_dir: Path) -> int:
+    """Start a BMC or PDU agent again the way it was started (its argv.json)."""
+    launch = json.loads((state_dir / "argv.json").read_text())
+    process = subprocess.Popen(
+        launch["argv"], env=launch["env"], stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )  # fmt: skip
+    return process.pid
+
+
+def repair(plan: SimPlan, state: Path) -> tuple[list[str], list[str]]:
+    """Make again what is missing of a lab that is up: (repaired, cannot repair)."""
+    record = Record(state, read_record(state))
+    record.data.setdefault("links", [plan.host_link])
+    done: list[str] = []
+    cannot: list[str] = []
+    names = set(
+        subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout.split()
+    )
+    lost = sorted({plan.fabric, *(n.netns for n in plan.nodes)} - names)
+    if lost:
+        cannot.append(
+            f"namespaces {', '.join(lost)} are gone; take the lab down and up again "
+            "(labctl sim down; labctl sim up)"
+        )
+        return done, cannot
+    if subprocess.run(["ip", "link", "show", plan.host_link], capture_output=True).returncode:
+        _host_link(plan, record)
+        done.append(f"the host link {plan.host_link} and its routes")
+    else:
+        for prefix in plan.prefixes:
+            routes = subprocess.run(["ip", "route", "show", prefix], capture_output=True, text=True)
+            if plan.host_link not in routes.stdout:
+                _route(plan, record, prefix)
+                done.append(f"the route to {prefix}")
+    for key in record.data["pids"]:
+        kind, _, name = key.partition(":")
+        if kind not in ("bmc", "pdu"):
+            continue
+        folder = state / f"{kind}s" / name
+        daemon = folder / "daemon.pid"
+        pid = int(daemon.read_text()) if daemon.exists() else record.data["pids"][key]
+        if _alive(pid):
+            continue
+        if kind == "bmc" and not feeds.fed(state, name):
+            continue  # dark because its outlets are off: as it should be
+        new = _relaunch(folder)
+        if kind == "bmc":
+            daemon.write_text(str(new))
+        else:
+            record.pid(key, new)
+        done.append(f"{'the BMC of ' if kind == 'bmc' else 'the SNMP agent of PDU '}{name}")
+    started = []
+    for node in plan.nodes:
+        power = state / "bmcs" / node.name / "power"
+        powered = not power.exists() or power.read_text().strip() == "on"
+        running = sim_node.pid(state, node.name) is not None
+        if powered and not running:
+            sim_node.start(state, node.name)
+            done.append(f"{node.name} (its node was not running)")
+            started.append(node)
+        elif running and not sim_node.wait_ssh(node.ssh_address, timeout=1.0):
+            sim_node.stop(state, node.name)
+            sim_node.start(state, node.name)
+            done.append(f"{node.name} (its sshd did not answer; the node was restarted)")
+            started.append(node)
+    for node in started:
+        if not sim_node.wait_ssh(node.ssh_address):
+            cannot.append(f"{node.name}: sshd still does not answer on {node.ssh_address}:22")
+    return done, cannot
 
 
 def _nodes(plan: SimPlan, state: Path, login_user: str) -> None:
@@ -294,6 +375,7 @@ def _devices(
         )
         handle = sim_bmc.start(spec, netns=plan.fabric)
         record.pid(f"bmc:{server.name}", handle.pid)
+        record.data.setdefault("answers", {})[f"bmc:{server.name}"] = [spec.address, spec.port]
         sim_bmc._wait_listening(handle, spec, 10.0)
     feeds: dict[str, list[tuple[str, int]]] = {}
     for pdu in inventory.pdus:
@@ -330,6 +412,7 @@ def _devices(
         )
         handle_pdu = pdu_agent.start(spec_pdu, netns=plan.fabric)
         record.pid(f"pdu:{pdu.name}", handle_pdu.pid)
+        record.data.setdefault("answers", {})[f"pdu:{pdu.name}"] = [spec_pdu.address, spec_pdu.port]
         pdu_agent._wait_ready(handle_pdu, spec_pdu, 10.0)
     (state / "feeds.json").write_text(json.dumps(feeds))
 
@@ -344,12 +427,13 @@ def up(
     require_root()
     plan = build_plan(inventory)
     if (state / STATE_FILE).exists():
-        missing = [n for n in plan.nodes if not sim_node.pid(state, n.name)]
-        if not missing:
+        repaired, cannot = repair(plan, state)
+        if cannot:
+            fixed = f"repaired {'; '.join(repaired)}; but " if repaired else ""
+            raise LabctlError(f"the simulated lab {plan.lab_id}: {fixed}{'; '.join(cannot)}")
+        if not repaired:
             return f"the simulated lab {plan.lab_id} is already up; nothing changed"
-        for n in missing:
-            sim_node.start(state, n.name)
-        return f"restarted {', '.join(n.name for n in missing)}"
+        return f"the simulated lab {plan.lab_id} is up again: repaired {'; '.join(repaired)}"
     _refuse_if_taken(plan, state)
     login_user = inventory.lab.ssh.user
     if login_user != "root":
@@ -436,26 +520,87 @@ def down(state: Path) -> str:
     return "the simulated lab is down; everything it made is gone"
 
 
-def status(state: Path) -> list[NodeStatus]:
+# An ASF presence ping (RMCP class 6): any BMC answers it without a session.
+_RMCP_PING = bytes.fromhex("0600ff06000011be80010000")
+
+
+def _bmc_answers(address: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.settimeout(1.0)
+        try:
+            s.sendto(_RMCP_PING, (address, port))
+            data = s.recv(512)
+        except OSError:
+            return False
+    return len(data) > 8 and data[8] == 0x40  # presence pong
+
+
+def _snmp_answers(address: str, port: int) -> bool:
+    """Whether an SNMP agent answers at all: an unknown v3 user earns a report, not silence."""
+    done = subprocess.run(
+        ["snmpget", "-v3", "-l", "noAuthNoPriv", "-u", "labctl-probe", "-r", "0", "-t", "1",
+         f"{address}:{port}", "1.3.6.1.2.1.1.3.0"],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    return "Timeout" not in done.stderr and "No Response" not in done.stderr
+
+
+@dataclass(frozen=True)
+class LabStatus:
+    nodes: list[NodeStatus]
+    problems: list[str]  # every part that does not answer or is missing, as a sentence
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "ok": not self.problems,
+            "nodes": [n.__dict__ for n in self.nodes],
+            "problems": self.problems,
+        }
+
+
+def status(state: Path) -> LabStatus:
+    """Each part checked for real: host link and routes, nodes, sshd, BMCs, PDU agents."""
     record = read_record(state)
+    plan = record["plan"]
     feeds: dict[str, list[list[Any]]] = (
         json.loads((state / "feeds.json").read_text()) if (state / "feeds.json").exists() else {}
     )
+    answers: dict[str, list[Any]] = record.get("answers", {})
+    problems = []
+    link = subprocess.run(["ip", "-br", "link", "show", plan["host_link"]], capture_output=True,
+                          text=True, check=False)  # fmt: skip
+    if link.returncode != 0:
+        problems.append(f"the host link {plan['host_link']} is gone: the lab is cut off from here")
+    for prefix in record["routes"]:
+        routes = subprocess.run(["ip", "route", "show", prefix], capture_output=True, text=True)
+        if plan["host_link"] not in routes.stdout:
+            problems.append(f"no route to {prefix} through {plan['host_link']}")
     rows = []
     for name, info in record["nodes"].items():
+        running = sim_node.pid(state, name) is not None
         with socket.socket() as s:
             s.settimeout(0.5)
             ssh = s.connect_ex((info["ssh"], 22)) == 0
         power_file = state / "bmcs" / name / "power"
         power = power_file.read_text().strip() if power_file.exists() else "?"
         outlets = []
+        fed = not feeds.get(name)
         for pdu, outlet in feeds.get(name, []):
             path = state / "pdus" / pdu / "outlets.json"
             on = json.loads(path.read_text()).get(str(outlet), True) if path.exists() else True
+            fed = fed or on
             outlets.append(f"{pdu}/{outlet} {'on' if on else 'off'}")
-        rows.append(
-            NodeStatus(
-                name, sim_node.pid(state, name) is not None, ssh, power, ", ".join(outlets) or "-"
-            )
-        )
-    return rows
+        bmc: bool | None = None
+        if (where := answers.get(f"bmc:{name}")) is not None:
+            bmc = _bmc_answers(where[0], where[1])
+            if not bmc and fed:  # a BMC with its outlets cut is dark, as it should be
+                problems.append(f"{name}'s BMC does not answer RMCP at {where[0]}:{where[1]}")
+        if power == "on" and not running:
+            problems.append(f"{name} is powered on but its node is not running")
+        elif running and not ssh:
+            problems.append(f"{name} runs but its sshd does not answer on {info['ssh']}:22")
+        rows.append(NodeStatus(name, running, ssh, power, ", ".join(outlets) or "-", bmc))
+    for key, where in answers.items():
+        if key.startswith("pdu:") and not _snmp_answers(where[0], where[1]):
+            problems.append(f"PDU {key[4:]}'s SNMP agent does not answer at {where[0]}:{where[1]}")
+    return LabStatus(rows, problems)

@@ -110,6 +110,10 @@ def start(spec: PduSpec, netns: str | None = None, wait: float = 10.0) -> PduHan
         "MIBS": "",
         "PYTHONPATH": str(Path(__file__).resolve().parents[2]),
     }
+    # How to start this agent again (`sim up` does when it finds it dead).
+    launch = spec.state_dir / "argv.json"
+    launch.write_text(json.dumps({"argv": argv, "env": env}))
+    launch.chmod(0o600)
     process = subprocess.Popen(
         argv,
         stdin=subprocess.DEVNULL,
