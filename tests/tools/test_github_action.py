@@ -10,6 +10,7 @@ by giving its output, the path of a Python >= 3.11, as this interpreter.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -136,6 +137,13 @@ def _annotations(stdout: str) -> list[dict[str, str]]:
     return found
 
 
+def test_every_input_is_documented_in_docs_ci_md() -> None:
+    docs = (ROOT / "docs" / "ci.md").read_text()
+    for name, spec in _action()["inputs"].items():
+        assert f"| `{name}` |" in docs, f"docs/ci.md: add the input {name!r} to the table"
+        assert spec.get("description"), f"action.yml: describe the input {name!r}"
+
+
 def test_the_default_path_is_inventory_yaml_and_a_clean_one_passes(runner: Runner) -> None:
     shutil.copy(REFERENCE, runner.workspace / "inventory.yaml")
     done = validate(runner)
@@ -173,6 +181,22 @@ def test_strict_makes_warnings_fail(runner: Runner) -> None:
     strict = validate(runner, paths="warned.yaml", strict="true")
     assert strict.returncode == 1
     assert [a["level"] for a in _annotations(strict.stdout)] == ["error"]
+
+
+def test_sarif_file_records_the_same_findings(runner: Runner) -> None:
+    fixture = BAD / "unknown-port.yaml"
+    shutil.copy(fixture, runner.workspace / "sarif-case.yaml")
+    check_id, line = _expected(fixture)
+    done = validate(runner, paths="sarif-case.yaml", **{"sarif-file": "labctl.sarif"})
+    assert done.returncode == 1, done.stdout + done.stderr
+    log = json.loads((runner.workspace / "labctl.sarif").read_text())
+    (result,) = log["runs"][0]["results"]
+    physical = result["locations"][0]["physicalLocation"]
+    assert result["ruleId"] == check_id
+    assert physical["artifactLocation"]["uri"] == "sarif-case.yaml"
+    assert physical["region"]["startLine"] == line
+    (annotation,) = _annotations(done.stdout)
+    assert (annotation["title"], annotation["line"]) == (check_id, str(line))
 
 
 def test_a_path_that_matches_nothing_fails_the_step(runner: Runner) -> None:
