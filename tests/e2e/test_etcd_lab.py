@@ -3,8 +3,9 @@
 Bootstrap forms it from the inventory (the nodes run the host's etcd, as
 `labctl sim env` says); the real `etcdctl` talks to it with labctl's operator
 certificate and is refused with a certificate from another CA; a member's power
-cycle keeps the data; the quorum guard counts a member whose etcd is stopped as down; a snapshot brings back a deleted key through
-`labctl etcd restore`; a data directory of another cluster is refused, untouched.
+cycle keeps the data; the quorum guard counts a member whose etcd is stopped as
+down; a snapshot brings back a deleted key through `labctl etcd restore`; a data
+directory of another cluster is refused, untouched.
 """
 
 from __future__ import annotations
