@@ -38,9 +38,9 @@ class CfsslBackend:
                 pass_fds=pass_fds,
             )
         except FileNotFoundError as e:
-            raise DriverError(
-                f"cfssl binary {self.binary!r} not found (install golang-cfssl)"
-            ) from e
+            from labctl.programs import missing
+
+            raise DriverError(missing(self.binary, "the cfssl PKI backend runs it")) from e
         except subprocess.TimeoutExpired as e:
             raise DriverError(f"cfssl {args[0]} {args[1]} timed out after {self.timeout}s") from e
         stderr = proc.stderr.decode(errors="replace").strip()
