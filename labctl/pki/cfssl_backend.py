@@ -40,7 +40,10 @@ class CfsslBackend:
         except FileNotFoundError as e:
             from labctl.programs import missing
 
-            raise DriverError(missing(self.binary, "the cfssl PKI backend runs it")) from e
+            why = "the cfssl PKI backend runs it"
+            if self.binary != "cfssl":  # a path the caller chose: say which one
+                raise DriverError(f"cfssl binary {self.binary!r} not found ({why})") from e
+            raise DriverError(missing("cfssl", why)) from e
         except subprocess.TimeoutExpired as e:
             raise DriverError(f"cfssl {args[0]} {args[1]} timed out after {self.timeout}s") from e
         stderr = proc.stderr.decode(errors="replace").strip()
