@@ -8,11 +8,12 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 VENV="$ROOT/.venv"
 
 # Real peers the tests and the simulated lab run: BMC simulator and client,
-# SNMP agent and client, sshd, cfssl, etcd, and the tools the sim lab needs.
+# SNMP agent and client, sshd, cfssl, etcd, and the tools the sim lab needs;
+# git for the pre-commit test (a lab repository, and pre-commit's clone of labctl).
 DEBIAN_PACKAGES=(
   python3-venv openipmi ipmitool snmpd snmp openssh-server openssh-client
   golang-cfssl etcd-server etcd-client openssl iproute2 procps util-linux
-  debootstrap sudo passwd
+  debootstrap sudo passwd git
 )
 
 log() { printf '[setup] %s\n' "$*" >&2; }

@@ -12,6 +12,7 @@ import typer
 from labctl import __version__
 from labctl.cli import (
     bootstrap_cmd,
+    completion_cmd,
     etcd_cmd,
     inventory_cmd,
     pki_cmd,
@@ -39,6 +40,7 @@ app.add_typer(etcd_cmd.app, name="etcd")
 app.add_typer(sim_cmd.app, name="sim")
 app.command("plan")(bootstrap_cmd.plan)
 app.command("bootstrap")(bootstrap_cmd.bootstrap)
+app.command("completion")(completion_cmd.completion)
 
 
 def _version(value: bool) -> None:
@@ -60,6 +62,7 @@ def run() -> None:
     """Console-script entry: user errors become a message and an exit code, never a traceback."""
     from labctl.errors import LabctlError
 
+    completion_cmd.answer_if_asked()
     try:
         app(standalone_mode=True)
     except LabctlError as exc:

@@ -142,7 +142,11 @@ def ssh(
 
     Example: labctl sim ssh fohn hostname
     """
-    os.execvp("ssh", ssh_argv(state_dir, name, command or []))
+    from labctl.programs import require
+
+    argv = ssh_argv(state_dir, name, command or [])
+    require("ssh", "labctl sim ssh runs it")  # a sentence, not exec's FileNotFoundError
+    os.execvp("ssh", argv)
 
 
 def ssh_argv(state_dir: Path, name: str, command: list[str]) -> list[str]:
@@ -176,4 +180,7 @@ def console(name: str, state_dir: Path = StateOpt) -> None:
         raise LabctlError(f"{name} is powered off")
     children = Path(f"/proc/{init}/task/{init}/children").read_text().split()
     target = children[0] if children else str(init)
+    from labctl.programs import require
+
+    require("nsenter", "labctl sim console runs it")
     os.execvp("nsenter", ["nsenter", "-t", target, "-a", "sh"])

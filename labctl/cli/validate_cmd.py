@@ -5,27 +5,32 @@ from __future__ import annotations
 import json
 from enum import StrEnum
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from labctl.cli.options import DEFAULT_INVENTORY
+
+if TYPE_CHECKING:
+    from labctl.cli import validate_formats as formats
 
 
 class ValidateFormat(StrEnum):
     text = "text"
     json = "json"
     github = "github"
-
-
-def _gh_escape(text: str, prop: bool = False) -> str:
-    text = text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
-    return text.replace(":", "%3A").replace(",", "%2C") if prop else text
+    sarif = "sarif"
+    junit = "junit"
 
 
 def validate(
     paths: list[Path] = typer.Argument(None, help="Inventory files (default: inventory.yaml)."),
     output_format: ValidateFormat = typer.Option(
-        ValidateFormat.text, "--format", "-f", help="text, json, or github (workflow annotations)."
+        ValidateFormat.text,
+        "--format",
+        "-f",
+        help="text, json, github (workflow annotations), sarif (SARIF 2.1.0, code scanning) "
+        "or junit (JUnit XML test report).",
     ),
     strict: bool = typer.Option(False, "--strict", help="Treat warnings as errors."),
 ) -> None:
@@ -35,11 +40,12 @@ def validate(
 
     Example: labctl validate inventory.yaml --format github
     """
+    from labctl.cli import validate_formats as formats
     from labctl.errors import UsageError
     from labctl.inventory import format_problem, load_inventory
 
     files = paths or [DEFAULT_INVENTORY]
-    reports: list[dict[str, object]] = []
+    reports: list[formats.FileReport] = []
     unreadable = failed = False
     for path in files:
         try:
@@ -47,8 +53,12 @@ def validate(
         except UsageError as exc:
             unreadable = True
             typer.echo(f"labctl: {exc}", err=True)
-            reports.append({"file": str(path), "readable": False, "error": str(exc)})
+            reports.append(formats.FileReport(str(path), None, str(exc)))
+            if output_format is ValidateFormat.github:
+                typer.echo("\n".join(formats.github_lines(reports[-1], strict)))
             continue
+        report = formats.FileReport(str(path), result)
+        reports.append(report)
         bad = result.errors + (result.warnings if strict else [])
         failed = failed or bool(bad)
         if output_format is ValidateFormat.text:
@@ -60,27 +70,35 @@ def validate(
                 f"({len(result.errors)} error(s), {len(result.warnings)} warning(s))"
             )
         elif output_format is ValidateFormat.github:
-            for p in result.problems:
-                level = "error" if (p.severity == "error" or strict) else "warning"
-                where = f"file={_gh_escape(p.file, True)}"
-                if p.position:
-                    where += f",line={p.position.line},col={p.position.column}"
-                title = _gh_escape(p.check_id, True)
-                message = _gh_escape(f"{p.path_text}: {p.message}" if p.path else p.message)
-                typer.echo(f"::{level} {where},title={title}::{message}")
-        reports.append(
-            {
-                "file": str(path),
-                "readable": True,
-                "valid": not bad,
-                "errors": len(result.errors),
-                "warnings": len(result.warnings),
-                "problems": [p.as_dict() for p in result.problems],
-            }
-        )
+            for line in formats.github_lines(report, strict):
+                typer.echo(line)
     if output_format is ValidateFormat.json:
-        typer.echo(json.dumps({"files": reports, "valid": not (failed or unreadable)}, indent=2))
+        typer.echo(
+            json.dumps(
+                {"files": [_json(r, strict) for r in reports], "valid": not (failed or unreadable)},
+                indent=2,
+            )
+        )
+    elif output_format is ValidateFormat.sarif:
+        typer.echo(formats.sarif_text(reports))
+    elif output_format is ValidateFormat.junit:
+        typer.echo(formats.junit_text(reports, strict))
     if unreadable:
         raise typer.Exit(2)
     if failed:
         raise typer.Exit(1)
+
+
+def _json(report: formats.FileReport, strict: bool) -> dict[str, object]:
+    result = report.result
+    if result is None:
+        return {"file": report.file, "readable": False, "error": report.unreadable}
+    bad = result.errors + (result.warnings if strict else [])
+    return {
+        "file": report.file,
+        "readable": True,
+        "valid": not bad,
+        "errors": len(result.errors),
+        "warnings": len(result.warnings),
+        "problems": [p.as_dict() for p in result.problems],
+    }

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from labctl.errors import UsageError
 from labctl.inventory.model import Inventory
-from labctl.inventory.problems import Problem, Severity
+from labctl.inventory.problems import Problem, Severity, Stage
 
 
 @dataclass(frozen=True)
@@ -17,6 +17,8 @@ class LoadResult:
     path: Path
     inventory: Inventory | None
     problems: list[Problem] = field(default_factory=list)
+    # The last pass that ran: checks of later passes did not run (and found nothing).
+    reached: Stage = Stage.CHECKS
 
     @property
     def errors(self) -> list[Problem]:
@@ -52,10 +54,10 @@ def check_text(text: str, file: str, path: Path | None = None) -> LoadResult:
     try:
         data, source = load_yaml(text, file)
     except LoadFailed as failed:
-        return LoadResult(where, None, failed.problems)
+        return LoadResult(where, None, failed.problems, Stage.YAML)
     problems = validate(data, source)
     if problems:
-        return LoadResult(where, None, problems)
+        return LoadResult(where, None, problems, Stage.SCHEMA)
     inventory = build_inventory(data)
     return LoadResult(where, inventory, run_checks(inventory, source))
 

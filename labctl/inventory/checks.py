@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from labctl.inventory import ipam
 from labctl.inventory.load import SourceMap
 from labctl.inventory.model import Inventory, SecretRef, Server
-from labctl.inventory.problems import DocPath, Problem, Severity
+from labctl.inventory.problems import DocPath, Problem, Severity, Stage
 
 Finding = tuple[DocPath, str]
 CheckFn = Callable[[Inventory], Iterable[Finding]]
@@ -28,15 +28,30 @@ class Check:
     severity: Severity
     summary: str
     fn: CheckFn | None  # None: reported by the loader or the schema, not here
+    stage: Stage = Stage.CHECKS
 
 
 # Reported by the loader and the schema; listed so the docs and ids are complete.
 LOAD_CHECKS = (
-    Check("LAB001", Severity.ERROR, "The file is not valid YAML (syntax, tags, merge keys).", None),
-    Check("LAB002", Severity.ERROR, "A mapping has the same key twice.", None),
-    Check("LAB003", Severity.ERROR, "A field the schema does not know (often a typo).", None),
-    Check("LAB004", Severity.ERROR, "A required field is missing.", None),
-    Check("LAB005", Severity.ERROR, "A value has the wrong type, form or range.", None),
+    Check(
+        "LAB001",
+        Severity.ERROR,
+        "The file is not valid YAML (syntax, tags, merge keys).",
+        None,
+        Stage.YAML,
+    ),
+    Check("LAB002", Severity.ERROR, "A mapping has the same key twice.", None, Stage.YAML),
+    Check(
+        "LAB003",
+        Severity.ERROR,
+        "A field the schema does not know (often a typo).",
+        None,
+        Stage.SCHEMA,
+    ),
+    Check("LAB004", Severity.ERROR, "A required field is missing.", None, Stage.SCHEMA),
+    Check(
+        "LAB005", Severity.ERROR, "A value has the wrong type, form or range.", None, Stage.SCHEMA
+    ),
 )
 
 REGISTRY: dict[str, Check] = {c.id: c for c in LOAD_CHECKS}

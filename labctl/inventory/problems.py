@@ -19,6 +19,15 @@ class Severity(StrEnum):
     WARNING = "warning"
 
 
+class Stage(StrEnum):
+    """The three passes over a file, in order; a pass runs only when the one before found
+    nothing, so a report can tell a check that passed from one that never ran."""
+
+    YAML = "yaml"
+    SCHEMA = "schema"
+    CHECKS = "checks"
+
+
 @dataclass(frozen=True, slots=True)
 class Position:
     """1-based line and column in the source file."""

@@ -26,6 +26,27 @@ SCHEMA_RESOURCE = "inventory.schema.json"
 # Fields whose values are secrets: their values never appear in a message.
 SECRET_FIELDS = frozenset({"password", "auth_key", "priv_key", "community", "passphrase"})
 
+# Names people type for a value the schema spells otherwise: other products' or older
+# names, abbreviations. Only a hint: the value is still refused, the message says what
+# to write. Keys are compared after _normalise; a target not in the enum is ignored.
+ENUM_ALIASES = {
+    "fcos": "fedora-coreos",
+    "coreos": "fedora-coreos",
+    "fedoracoreos": "fedora-coreos",
+    "flatcar-linux": "flatcar",
+    "flatcar-container-linux": "flatcar",
+    "master": "control-plane",
+    "controlplane": "control-plane",
+    "mgmt": "management",
+    "oob": "management",
+    "sha1": "sha",
+    "aes128": "aes",
+    "v3": "3",
+    "v2c": "2c",
+    "docker": "container",
+    "podman": "container",
+}
+
 _JSON_TYPES = {
     "object": "a mapping",
     "array": "a list",
@@ -93,6 +114,31 @@ def _first_sentence(schema_node: dict[str, Any]) -> str:
     return description.split(". ")[0].rstrip(".") if description else ""
 
 
+def _normalise(text: str) -> str:
+    return "-".join(text.strip().lower().replace("_", " ").split())
+
+
+def _enum_hint(value: object, choices: list[Any]) -> str:
+    """``; did you mean 'x'?`` for a near miss, an alias or a case slip; else nothing."""
+    allowed = [c for c in choices if isinstance(c, str)]
+    if not isinstance(value, str):
+        # `version: 3` for "3": the right value, unquoted.
+        text = json.dumps(value)
+        return f'; put it in quotes: "{text}"' if text in allowed else ""
+    by_form = {_normalise(c): c for c in allowed}
+    wanted = _normalise(value)
+    if wanted in by_form:
+        near = by_form[wanted]
+    elif ENUM_ALIASES.get(wanted) in allowed:
+        near = ENUM_ALIASES[wanted]
+    else:
+        close = difflib.get_close_matches(wanted, list(by_form), n=1)
+        if not close:
+            return ""
+        near = by_form[close[0]]
+    return f"; did you mean '{near}'?"
+
+
 def _message(error: ValidationError, path: DocPath) -> str:
     # The problem's location already names the path; only the document root needs a subject.
     where = "" if path else "the document"
@@ -108,7 +154,8 @@ def _message(error: ValidationError, path: DocPath) -> str:
         return f"{where} must be {want}, not {_kind(value)}{hint}"
     if validator == "enum":
         choices = ", ".join(str(c) for c in expected)
-        return f"{where} is {_show(value, path)}; expected one of: {choices}"
+        hint = "" if _is_secret(path) else _enum_hint(value, list(expected))
+        return f"{where} is {_show(value, path)}; expected one of: {choices}{hint}"
     if validator == "const":
         return f"{where} must be {json.dumps(expected)}, not {_show(value, path)}"
     if validator == "pattern":

@@ -38,9 +38,12 @@ class CfsslBackend:
                 pass_fds=pass_fds,
             )
         except FileNotFoundError as e:
-            raise DriverError(
-                f"cfssl binary {self.binary!r} not found (install golang-cfssl)"
-            ) from e
+            from labctl.programs import missing
+
+            why = "the cfssl PKI backend runs it"
+            if self.binary != "cfssl":  # a path the caller chose: say which one
+                raise DriverError(f"cfssl binary {self.binary!r} not found ({why})") from e
+            raise DriverError(missing("cfssl", why)) from e
         except subprocess.TimeoutExpired as e:
             raise DriverError(f"cfssl {args[0]} {args[1]} timed out after {self.timeout}s") from e
         stderr = proc.stderr.decode(errors="replace").strip()

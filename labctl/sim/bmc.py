@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -22,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from labctl.errors import LabctlError
+from labctl.programs import require
 from labctl.sim.process import ManagedProcess
 
 IPMI_SIM = "ipmi_sim"
@@ -126,8 +126,7 @@ def prepare(spec: BmcSpec) -> tuple[Path, Path]:
 
 def start(spec: BmcSpec, netns: str | None = None, wait: float = 5.0) -> BmcHandle:
     """Start ipmi_sim for ``spec`` (optionally inside network namespace ``netns``)."""
-    if shutil.which(IPMI_SIM) is None:
-        raise LabctlError("ipmi_sim is not installed (Debian package openipmi)")
+    require(IPMI_SIM, "it simulates the BMCs")
     conf, emu = prepare(spec)
     argv: list[str] = [
         IPMI_SIM,

@@ -21,6 +21,7 @@ from typing import Any
 
 from labctl.errors import LabctlError
 from labctl.inventory.model import Inventory
+from labctl.programs import require
 from labctl.secrets import resolve
 from labctl.sim import bmc as sim_bmc
 from labctl.sim import feeds, netns_dir, pdu_agent
@@ -34,7 +35,8 @@ SYSTEMCTL_SOURCE = Path(__file__).with_name("systemctl.py")
 
 
 def _ip(*args: str) -> None:
-    done = subprocess.run(["ip", *args], capture_output=True, text=True, check=False)
+    ip = require("ip", "the simulated lab builds its network with it")
+    done = subprocess.run([ip, *args], capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise LabctlError(f"`ip {' '.join(args)}` failed: {done.stderr.strip()}")
 
@@ -106,10 +108,16 @@ def _refuse_if_taken(plan: SimPlan, state: Path) -> None:
 
 
 def require_root() -> None:
+    """Linux and root, or a sentence saying why the simulated lab needs them."""
+    if not sys.platform.startswith("linux"):
+        raise LabctlError(
+            f"the simulated lab needs Linux (this is {sys.platform}): it is built from "
+            "network namespaces, veth links and mounts; the other commands work here"
+        )
     if os.geteuid() != 0:
         raise LabctlError(
             "the simulated lab needs root: it creates network namespaces, veth links, "
-            "routes and mounts (run labctl sim as root, or with sudo)"
+            "routes and mounts (run labctl sim as root, or with sudo -E)"
         )
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -20,6 +19,7 @@ from typing import Any
 
 from labctl.drivers.pdu_profiles import profile_for
 from labctl.errors import LabctlError
+from labctl.programs import require
 from labctl.sim.process import ManagedProcess
 
 SNMPD = "/usr/sbin/snmpd"
@@ -97,8 +97,8 @@ def prepare(spec: PduSpec) -> Path:
 
 
 def start(spec: PduSpec, netns: str | None = None, wait: float = 10.0) -> PduHandle:
-    if not Path(SNMPD).exists() or shutil.which("snmpget") is None:
-        raise LabctlError("snmpd/snmpget are not installed (Debian packages snmpd and snmp)")
+    require(SNMPD, "it simulates the PDUs")
+    require("snmpget", "it checks the simulated PDUs answer")
     conf = prepare(spec)
     argv = [SNMPD, "-f", "-Lf", str(spec.state_dir / "snmpd.log"), "-C", "-c", str(conf)]
     argv += ["-p", str(spec.state_dir / "snmpd.pid")]  # the address is in the config

@@ -17,7 +17,7 @@ FIXTURES = sorted(BAD.glob("*.yaml"))
 def _header(path: Path) -> dict[str, str]:
     fields: dict[str, str] = {}
     for line in path.read_text().splitlines():
-        match = re.match(r"# (bad|expect|also|never-printed): (.*)", line)
+        match = re.match(r"# (bad|expect|also|never-printed|message): (.*)", line)
         if not match:
             break
         fields[match.group(1)] = match.group(2)
@@ -45,6 +45,9 @@ def test_bad_fixture(path: Path) -> None:
     severity = REGISTRY[check_id].severity
     matching = [p for p in result.problems if p.check_id == check_id]
     assert all(p.severity == severity for p in matching)
+    message = header.get("message")
+    if message:
+        assert any(message in p.message for p in matching), [p.message for p in matching]
     secret = header.get("never-printed")
     if secret:
         for p in result.problems:

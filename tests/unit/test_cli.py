@@ -87,6 +87,7 @@ def test_secrets_never_printed_by_any_format() -> None:
         ["pki", "check"],
         ["pki", "list"],
         ["pki", "rotate"],
+        ["completion"],
     ],
 )
 def test_every_command_help_has_an_example(command: list[str]) -> None:

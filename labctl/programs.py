@@ -1,0 +1,49 @@
+"""The programs labctl runs, and the Debian package each comes in.
+
+labctl installs as a Python tool (pipx, uv tool, a wheel), which brings none of the
+programs a few commands run: cfssl for one PKI backend; ipmi_sim, snmpd, ssh and
+iproute2 for the simulated lab. When one is missing, the command says which Debian
+package to install instead of failing with "No such file or directory".
+scripts/setup.sh installs every one of them (a test keeps the two lists in step).
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import PurePath
+
+from labctl.errors import LabctlError
+
+PACKAGES = {
+    "cfssl": "golang-cfssl",
+    "ipmi_sim": "openipmi",
+    "snmpd": "snmpd",
+    "snmpget": "snmp",
+    "ssh": "openssh-client",
+    "sshd": "openssh-server",
+    "ip": "iproute2",
+    "nsenter": "util-linux",
+    "useradd": "passwd",
+    "sudo": "sudo",
+}
+
+
+def missing(program: str, why: str = "") -> str:
+    """`PROGRAM is not installed[ (WHY)]; Debian package PACKAGE (apt-get install PACKAGE)`."""
+    name = PurePath(program).name
+    package = PACKAGES.get(name)
+    because = f" ({why})" if why else ""
+    if package is None:
+        return f"{name} is not installed{because}"
+    return (
+        f"{name} is not installed{because}; it is in the Debian package {package} "
+        f"(apt-get install {package})"
+    )
+
+
+def require(program: str, why: str = "") -> str:
+    """The program's path (a name is looked up on PATH), or an error naming its package."""
+    found = shutil.which(program)
+    if found is None:
+        raise LabctlError(missing(program, why))
+    return found
