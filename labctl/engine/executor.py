@@ -54,6 +54,7 @@ class StepResult:
     attempts: int = 1
     error: str | None = None
     reason: str | None = None  # why a dry run would change it
+    error_detail: str | None = None  # the raw fault under ``error`` (an errno's text), if any
 
     def as_dict(self) -> dict[str, Any]:
         return {k: (str(v) if isinstance(v, Outcome) else v) for k, v in self.__dict__.items()}
@@ -200,7 +201,11 @@ class Executor:
         started = time.monotonic()
 
         def result(
-            outcome: Outcome, attempts: int = 1, error: str | None = None, reason: str | None = None
+            outcome: Outcome,
+            attempts: int = 1,
+            error: str | None = None,
+            reason: str | None = None,
+            detail: str | None = None,
         ) -> StepResult:
             return StepResult(
                 step.id,
@@ -211,6 +216,7 @@ class Executor:
                 attempts,
                 error,
                 reason,
+                detail or None,
             )
 
         if action.remembered and self.journal.done(action.key, action.fingerprint):
@@ -228,7 +234,7 @@ class Executor:
             try:
                 reason = applier.observe(action)
             except LabctlError as exc:
-                return result(Outcome.FAILED, error=str(exc))
+                return result(Outcome.FAILED, error=str(exc), detail=exc.detail)
             return result(Outcome.WOULD_CHANGE if reason else Outcome.UNCHANGED, reason=reason)
         attempt = 0
         while True:
@@ -238,7 +244,7 @@ class Executor:
                 break
             except LabctlError as exc:
                 if attempt > self.options.retries or not _retryable(action, exc):
-                    return result(Outcome.FAILED, attempt, str(exc))
+                    return result(Outcome.FAILED, attempt, str(exc), detail=exc.detail)
                 time.sleep(self.options.backoff * 2 ** (attempt - 1))
         if changed or action.remembered:
             with self._journal_lock:

@@ -13,6 +13,8 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -70,8 +72,18 @@ def _run(argv: list[str], cwd: Path) -> str:
 
 
 @pytest.fixture(scope="module")
-def installed(tmp_path_factory: pytest.TempPathFactory) -> Installed:
-    base = tmp_path_factory.mktemp("install")
+def installed() -> Iterator[Installed]:
+    # Not under pytest's tmp_path (0700, root's): an unprivileged user must be able to
+    # run the installed labctl too.
+    base = Path(tempfile.mkdtemp(prefix="labctl-install-"))
+    base.chmod(0o755)
+    try:
+        yield _install(base)
+    finally:
+        shutil.rmtree(base)
+
+
+def _install(base: Path) -> Installed:
     dist = base / "dist"
     _run(
         [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", str(dist), str(ROOT)],
@@ -79,7 +91,10 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Installed:
     )
     (wheel,) = dist.glob("labctl-*.whl")
     venv = base / "venv"
-    _run([sys.executable, "-m", "venv", str(venv)], base)
+    # The system's Python, as on an operator's machine (and readable by every user,
+    # unlike an interpreter under root's home).
+    system = "/usr/bin/python3" if Path("/usr/bin/python3").exists() else sys.executable
+    _run([system, "-m", "venv", str(venv)], base)
     pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet"]
     _run(
         [*pip, "--disable-pip-version-check", "-c", str(ROOT / "requirements.lock"), str(wheel)],
@@ -157,3 +172,26 @@ def test_plan_power_that_cannot_reach_the_bmcs_fails_with_a_sentence(
     for server, address in (("fohn", "127.59.0.11"), ("wind", "127.59.0.13")):
         assert f"{server} BMC ({address}:623): power status: connection refused" in said
     assert "power failed; later layers were not run" in said
+
+
+NOBODY = 65534
+
+
+def test_an_unprivileged_user_validates_and_mints(installed: Installed) -> None:
+    """No root needed: the installed labctl, run as nobody in a lab directory of its own."""
+    if shutil.which("setpriv") is None:
+        pytest.fail("setpriv (util-linux) is needed to run as an unprivileged user")
+    lab = installed.lab.parent / "lab-nobody"
+    lab.mkdir()
+    shutil.copy(installed.lab / "inventory.yaml", lab / "inventory.yaml")
+    os.chown(lab, NOBODY, NOBODY)
+    os.chown(lab / "inventory.yaml", NOBODY, NOBODY)
+    as_nobody = ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups"]
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(lab), "LABCTL_CA_PASSPHRASE": "nobody's CA"}
+    for args in (["validate"], ["pki", "mint", "--backend", "builtin"], ["pki", "check"]):
+        done = subprocess.run(
+            [*as_nobody, str(installed.venv / "bin" / "labctl"), *args],
+            cwd=lab, env=env, capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+        assert done.returncode == 0, f"{args}: {done.stdout}{done.stderr}"
+    assert (lab / "ssl" / "ca.pem").stat().st_uid == NOBODY

@@ -404,3 +404,17 @@ def test_a_check_runs_every_time_changes_nothing_and_fails_in_its_own_words(
         Options(dry_run=True),
     ).apply(plan)
     assert dry.results[0].outcome is Outcome.FAILED  # a dry run fails where the run would
+
+
+def test_a_failed_step_keeps_the_raw_error_under_its_sentence(tmp_path: Path) -> None:
+    def refuse(action: Action) -> bool:
+        error = AuthenticationError("n1 BMC (10.0.0.1:623): the BMC refused user 'labctl'")
+        error.detail = "[Errno 111] Connection refused"
+        raise error
+
+    report = _executor(tmp_path, refuse).apply(Plan.of("x", [SetPower("n1", "on")]))
+    (result,) = report.results
+    assert result.error == "n1 BMC (10.0.0.1:623): the BMC refused user 'labctl'"
+    assert result.as_dict()["error_detail"] == "[Errno 111] Connection refused"
+    quiet = _executor(tmp_path, lambda a: (_ for _ in ()).throw(LabctlError("plain")))
+    assert quiet.apply(Plan.of("x", [SetPower("n2", "on")])).results[0].error_detail is None
