@@ -9,6 +9,7 @@ Brings the simulated lab up in a temporary directory and takes it down after.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shlex
@@ -17,6 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -41,10 +43,9 @@ def labctl(workdir: Path, env: dict[str, str], *args: str) -> tuple[float, str]:
     return time.perf_counter() - start, done.stdout
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--runs", type=int, default=5)
-    args = parser.parse_args()
+@contextlib.contextmanager
+def reference_lab() -> Iterator[tuple[Path, dict[str, str]]]:
+    """The reference lab simulated in a temporary directory, with `sim env` applied."""
     if os.geteuid() != 0:
         raise SystemExit("run as root: the simulated lab makes namespaces")
     with tempfile.TemporaryDirectory() as tmp:
@@ -57,16 +58,24 @@ def main() -> None:
             for line in exports.splitlines():
                 key, _, value = line.removeprefix("export ").partition("=")
                 env[key] = shlex.split(value)[0]
-            first, _ = labctl(workdir, env, "bootstrap", "--only", "pki", "-o", "json")
-            times = []
-            for _ in range(args.runs):
-                seconds, out = labctl(workdir, env, "bootstrap", "--only", "pki", "-o", "json")
-                pki = next(layer for layer in json.loads(out)["layers"] if layer["layer"] == "pki")
-                if not all(plan["nothing_to_do"] for plan in pki["plans"]):
-                    raise SystemExit("a converged re-run changed something")
-                times.append(seconds)
+            yield workdir, env
         finally:
             labctl(workdir, env, "sim", "down")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--runs", type=int, default=5)
+    args = parser.parse_args()
+    with reference_lab() as (workdir, env):
+        first, _ = labctl(workdir, env, "bootstrap", "--only", "pki", "-o", "json")
+        times = []
+        for _ in range(args.runs):
+            seconds, out = labctl(workdir, env, "bootstrap", "--only", "pki", "-o", "json")
+            pki = next(layer for layer in json.loads(out)["layers"] if layer["layer"] == "pki")
+            if not all(plan["nothing_to_do"] for plan in pki["plans"]):
+                raise SystemExit("a converged re-run changed something")
+            times.append(seconds)
     print("| run | wall (s) |")
     print("|---|---|")
     print(f"| first (mint + push to 3 nodes) | {first:.2f} |")
