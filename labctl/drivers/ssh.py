@@ -13,6 +13,7 @@ is a configuration error, reported as such).
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import select
 import shlex
@@ -280,6 +281,12 @@ class SshSession:
         except OSError as exc:  # the connection broke under the command
             self.close()
             raise network_error(exc, self.target.peer, what, f"{limit:g} s") from None
+        except (EOFError, paramiko.SSHException) as exc:
+            # paramiko's own words for the same thing, when it notices while sending
+            # (EOFError from a write that failed) or at the session layer.
+            self.close()
+            broke = ConnectionResetError(errno.ECONNRESET, f"{type(exc).__name__}: {exc}".strip())
+            raise network_error(broke, self.target.peer, what, f"{limit:g} s") from None
 
     def _exchange(
         self,
