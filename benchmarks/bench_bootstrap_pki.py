@@ -63,19 +63,25 @@ def reference_lab() -> Iterator[tuple[Path, dict[str, str]]]:
             labctl(workdir, env, "sim", "down")
 
 
+def converged_runs(workdir: Path, env: dict[str, str], layer: str, runs: int) -> list[float]:
+    """Wall times of ``runs`` re-runs of one layer, each of which must change nothing."""
+    times = []
+    for _ in range(runs):
+        seconds, out = labctl(workdir, env, "bootstrap", "--only", layer, "-o", "json")
+        report = next(x for x in json.loads(out)["layers"] if x["layer"] == layer)
+        if not all(plan["nothing_to_do"] for plan in report["plans"]):
+            raise SystemExit("a converged re-run changed something")
+        times.append(seconds)
+    return times
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
     with reference_lab() as (workdir, env):
         first, _ = labctl(workdir, env, "bootstrap", "--only", "pki", "-o", "json")
-        times = []
-        for _ in range(args.runs):
-            seconds, out = labctl(workdir, env, "bootstrap", "--only", "pki", "-o", "json")
-            pki = next(layer for layer in json.loads(out)["layers"] if layer["layer"] == "pki")
-            if not all(plan["nothing_to_do"] for plan in pki["plans"]):
-                raise SystemExit("a converged re-run changed something")
-            times.append(seconds)
+        times = converged_runs(workdir, env, "pki", args.runs)
     print("| run | wall (s) |")
     print("|---|---|")
     print(f"| first (mint + push to 3 nodes) | {first:.2f} |")

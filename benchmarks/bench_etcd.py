@@ -11,13 +11,12 @@ Snapshot speed on a large keyspace is `benchmarks/bench_etcd_snapshot.py`.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_bootstrap_pki import labctl, reference_lab
+from bench_bootstrap_pki import converged_runs, labctl, reference_lab
 
 
 def main() -> None:
@@ -27,13 +26,7 @@ def main() -> None:
     with reference_lab() as (workdir, env):
         labctl(workdir, env, "bootstrap", "--only", "power", "--only", "pki")
         formed, _ = labctl(workdir, env, "bootstrap", "--only", "etcd", "-o", "json")
-        times = []
-        for _ in range(args.runs):
-            seconds, out = labctl(workdir, env, "bootstrap", "--only", "etcd", "-o", "json")
-            etcd = next(layer for layer in json.loads(out)["layers"] if layer["layer"] == "etcd")
-            if not all(plan["nothing_to_do"] for plan in etcd["plans"]):
-                raise SystemExit("a converged re-run changed something")
-            times.append(seconds)
+        times = converged_runs(workdir, env, "etcd", args.runs)
     print("| run | wall (s) |")
     print("|---|---|")
     print(f"| formation: `bootstrap --only etcd` on 3 new members | {formed:.2f} |")
