@@ -124,6 +124,7 @@ def generate(count: int) -> dict[str, Any]:
                 "pod_cidr": "10.188.0.0/16",
                 "service_cidr": "10.189.0.0/16",
             },
+            "etcd": {"version": "3.4.23"},  # the image tag etcd's container runtime needs
             "calico": {"asn": 64512},
             "ceph": {
                 "fsid": "00000000-0000-4000-8000-000000000000",

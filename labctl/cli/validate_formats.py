@@ -11,10 +11,8 @@ Rendering is pure: files in, text out; the command decides where it goes.
 from __future__ import annotations
 
 import json
-import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import quote
 
 from labctl import __version__
 from labctl.inventory import LoadResult, format_problem
@@ -77,6 +75,8 @@ def _artifact(file: str) -> dict[str, str]:
     Code-scanning services match results to the repository's files by relative path,
     so a path under the working directory is given relative to it.
     """
+    from urllib.parse import quote  # here: only SARIF needs it, and validate starts fast
+
     path = Path(file)
     if path.is_absolute():
         try:
@@ -180,6 +180,8 @@ def junit_text(reports: list[FileReport], strict: bool) -> str:
     `<skipped>`: only checks that really did not run are skipped. A file that cannot
     be read is a suite with one testcase in `<error>`.
     """
+    import xml.etree.ElementTree as ET  # here: only JUnit needs it
+
     from labctl.inventory.checks import REGISTRY
 
     checks = sorted(REGISTRY.values(), key=lambda c: c.id)
