@@ -127,7 +127,7 @@ def restore(
     confirm(f"replace the etcd data of {members} with {file.name}?", yes)
     with EtcdSession(ctx.inventory, ctx.base_dir) as session:
         try:
-            if len(session.unhealthy()) < len(session.endpoints):
+            if session.reachable_unhealthy() is not None:
                 kept = session.snapshot(f"before restoring {file.name}")
                 typer.echo(f"current data kept as {session.snapshot_dir() / kept.file}", err=True)
         except LabctlError as exc:

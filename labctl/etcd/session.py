@@ -89,6 +89,19 @@ class EtcdSession:
                 found[endpoint.name] = why
         return found
 
+    def reachable_unhealthy(self) -> dict[str, str] | None:
+        """``unhealthy()`` when a cluster answers here; None when none can be asked.
+
+        None: labctl has no client certificate yet (no cluster was formed by it), or
+        no member answers (not formed yet, or not reachable from this machine).
+        """
+        try:
+            self.tls()
+        except LabctlError:
+            return None
+        sick = self.unhealthy()
+        return sick if len(sick) < len(self.endpoints) else None
+
     def wait_healthy(self, deadline: float, poll: float = 1.0) -> None:
         """Until every member answers healthy; a DriverTimeout naming those that do not."""
         end = time.monotonic() + deadline

@@ -31,7 +31,7 @@ class SnapshotWork:
             digest = _digest(ctx)
             if index.config_digest == digest:
                 return False
-            answering = _answering(session)
+            answering = session.reachable_unhealthy() is not None
             if answering:
                 session.snapshot("before a change to the members' configuration")
                 index = SnapshotIndex.load(session.snapshot_dir())
@@ -43,18 +43,9 @@ class SnapshotWork:
         with EtcdSession(ctx.inventory, ctx.base_dir) as session:
             if SnapshotIndex.load(session.snapshot_dir()).config_digest == _digest(ctx):
                 return None
-            if not _answering(session):
+            if session.reachable_unhealthy() is None:
                 return "members' configuration changes; no cluster answers yet, so nothing to save"
             return "members' configuration changes: a snapshot is taken first"
-
-
-def _answering(session: EtcdSession) -> bool:
-    """Whether any member answers (so there is a cluster to snapshot)."""
-    try:
-        session.tls()
-    except LabctlError:
-        return False  # no client certificate yet: no cluster was formed by labctl
-    return len(session.unhealthy()) < len(session.endpoints)
 
 
 class HealthyWork:

@@ -92,12 +92,9 @@ class PowerSession:
 
         try:
             with EtcdSession(self.inventory, self.base_dir, timeout=ETCD_TIMEOUT) as etcd:
-                etcd.tls()
-                sick = etcd.unhealthy()
-                answering = len(sick) < len(etcd.endpoints)
+                return etcd.reachable_unhealthy() or {}
         except LabctlError:
             return {}
-        return sick if answering else {}
 
     async def request(
         self,
