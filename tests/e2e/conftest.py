@@ -6,6 +6,7 @@ this fixture makes; `down` must leave no namespace, route, link, mount or proces
 
 from __future__ import annotations
 
+import fcntl
 import os
 import subprocess
 import time
@@ -62,9 +63,22 @@ class Lab:
         )  # fmt: skip
 
 
+# One simulated reference lab per machine at a time: two test runs (two clones,
+# two worktrees) would fight over the same namespaces and routes, and each one's
+# "left nothing behind" check would see the other's lab. The second one waits.
+HOST_LOCK = Path("/run/labctl/e2e-lab.lock")
+
+
 @pytest.fixture
 def lab(tmp_path: Path) -> Iterator[Lab]:
     assert os.geteuid() == 0, "the simulated lab needs root (CI runs as root)"
+    HOST_LOCK.parent.mkdir(parents=True, exist_ok=True)
+    with HOST_LOCK.open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield from _lab(tmp_path)
+
+
+def _lab(tmp_path: Path) -> Iterator[Lab]:
     (tmp_path / "inventory.yaml").write_text(REFERENCE.read_text())
     the_lab = Lab(tmp_path)
     before = host_state()
