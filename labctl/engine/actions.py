@@ -248,13 +248,15 @@ class LocalStep:
     The local applier finds the work registered under ``name`` (minting
     certificates is ``pki.mint``): its inputs and outputs are local files, and
     the work itself says whether it changed anything and, in a dry run, why it
-    would.
+    would. ``subject`` is what the work is about when one kind of work is done
+    for several things in a run (``etcd.promote`` of one member, then another).
     """
 
     name: str
     detail: str
     inputs_digest: str  # changes when what the step works from changes
     host: str = "local"
+    subject: str = ""
 
     kind: ClassVar[str] = "local"
     remembered: ClassVar[bool] = False
@@ -262,7 +264,8 @@ class LocalStep:
 
     @property
     def key(self) -> str:
-        return f"{self.kind}:{self.name}"
+        about = f":{self.subject}" if self.subject else ""
+        return f"{self.kind}:{self.name}{about}"
 
     @property
     def fingerprint(self) -> str:
@@ -272,7 +275,14 @@ class LocalStep:
         return self.detail
 
     def as_dict(self) -> dict[str, Any]:
-        return {"kind": self.kind, "host": self.host, "name": self.name, "detail": self.detail}
+        about = {"subject": self.subject} if self.subject else {}
+        return {
+            "kind": self.kind,
+            "host": self.host,
+            "name": self.name,
+            "detail": self.detail,
+            **about,
+        }
 
 
 Action = PutFile | Run | WaitFor | Check | SetPower | SetBootDevice | LocalStep

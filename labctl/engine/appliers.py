@@ -320,6 +320,11 @@ LOCAL_WORK: dict[str, str] = {
     "pki.mint": "labctl.pki.session:MintWork",
     "etcd.snapshot": "labctl.etcd.work:SnapshotWork",
     "etcd.healthy": "labctl.etcd.work:HealthyWork",
+    "etcd.membership": "labctl.etcd.work:MembershipWork",
+    "etcd.add": "labctl.etcd.work:AddWork",
+    "etcd.promote": "labctl.etcd.work:PromoteWork",
+    "etcd.remove": "labctl.etcd.work:RemoveWork",
+    "etcd.left": "labctl.etcd.work:LeftWork",
 }
 
 
@@ -338,7 +343,9 @@ class LocalApplier:
         if where is None:
             raise LabctlError(f"no local work named {action.name!r} in this version of labctl")
         module, _, attribute = where.partition(":")
-        work: LocalWork = getattr(importlib.import_module(module), attribute)()
+        factory = getattr(importlib.import_module(module), attribute)
+        # Work done for one of several things in a run is made for that thing.
+        work: LocalWork = factory(action.subject) if action.subject else factory()
         return work
 
     def apply(self, action: Action) -> bool:

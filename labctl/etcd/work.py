@@ -5,13 +5,33 @@ the one recorded at the last run (``snapshots.py``): unchanged, it does
 nothing; changed, it snapshots the running cluster first (a cluster not formed
 yet has nothing to lose, so it only records the configuration). ``etcd.healthy``
 waits until every member answers healthy and then verifies the cluster.
+
+Member changes (``membership.py`` decides, these carry out): ``etcd.membership``
+compares the live members with the inventory and records who joins and who
+leaves; ``etcd.add`` adds one joiner as a learner and records the initial
+cluster it must start with; ``etcd.promote`` waits for it to catch up and
+promotes it; ``etcd.remove`` removes one leaver; ``etcd.left`` closes a
+leaver's entry once its node was cleaned up. Each refuses a step that would
+leave the cluster without quorum, in a sentence that names the sick members.
 """
 
 from __future__ import annotations
 
+import time
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from labctl.errors import LabctlError
+from labctl.drivers.etcd import EtcdEndpoint, LearnerNotReadyError, Member
+from labctl.errors import DriverTimeout, LabctlError
+from labctl.etcd.membership import (
+    MembershipRecord,
+    changes,
+    leaver_name,
+    member_for,
+    promote_refusal,
+    remove_refusal,
+    wanted_peers,
+)
 from labctl.etcd.session import EtcdSession
 from labctl.etcd.snapshots import SnapshotIndex
 from labctl.render import etcd as render
@@ -68,4 +88,154 @@ class HealthyWork:
                 return str(exc)
         if sick:
             return "not healthy yet: " + ", ".join(sorted(sick))
+        return None
+
+
+def _healthy_ids(session: EtcdSession, live: Sequence[Member]) -> set[int]:
+    """Members that answer healthy now, asked at their own client URLs."""
+    client = session.client()
+    healthy = set()
+    for member in live:
+        if (
+            member.client_urls
+            and client.healthy(EtcdEndpoint(leaver_name(member), member.client_urls[0])) is None
+        ):
+            healthy.add(member.id)
+    return healthy
+
+
+class MembershipWork:
+    """Record who joins and who leaves this run (a record only: the lab is not touched)."""
+
+    def apply(self, ctx: LayerContext) -> bool:
+        record = MembershipRecord.load(ctx.state_dir)
+        with EtcdSession(ctx.inventory, ctx.base_dir) as session:
+            if session.reachable_unhealthy() is None:
+                record.joining = []  # no cluster answers: the members form a new one
+            else:
+                live = session.members()
+                found = changes(ctx.inventory, live)
+                record.joining = list(found.joining)
+                for member in live:
+                    if leaver_name(member) in found.leaving:
+                        record.leaving[leaver_name(member)] = f"{member.id:x}"
+        record.save()
+        return False
+
+    def observe(self, ctx: LayerContext) -> str | None:
+        with EtcdSession(ctx.inventory, ctx.base_dir) as session:
+            if session.reachable_unhealthy() is None:
+                return None
+            return changes(ctx.inventory, session.members()).describe()
+
+
+class AddWork:
+    """Add one joiner as a learner (unless it already is one) and record how it starts."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def apply(self, ctx: LayerContext) -> bool:
+        url = wanted_peers(ctx.inventory)[self.name]
+        record = MembershipRecord.load(ctx.state_dir)
+        with EtcdSession(ctx.inventory, ctx.base_dir) as session:
+            client = session.client()
+            live = client.members()
+            member = member_for(url, live)
+            added = member is None
+            if member is None:
+                member = client.add_member([url], learner=True)
+                live = client.members()
+            if not member.is_learner:
+                return False  # a voting member already: nothing to join
+            # What etcd checks a joiner against: every member's peer URLs, now.
+            cluster = ",".join(
+                f"{self.name if m.id == member.id else leaver_name(m)}={m.peer_urls[0]}"
+                for m in live
+            )
+            record.joined[self.name] = (cluster, f"{member.id:x}")
+            record.save()
+            return added
+
+    def observe(self, ctx: LayerContext) -> str | None:
+        return f"{self.name} would be added to the cluster as a learner"
+
+
+class PromoteWork:
+    """Promote one learner once it has caught up with the leader, if quorum allows."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def apply(self, ctx: LayerContext) -> bool:
+        url = wanted_peers(ctx.inventory)[self.name]
+        deadline = ctx.inventory.cluster.etcd.health_timeout
+        end = time.monotonic() + deadline
+        with EtcdSession(ctx.inventory, ctx.base_dir) as session:
+            client = session.client()
+            while True:
+                live = client.members()
+                member = member_for(url, live)
+                if member is None:
+                    raise LabctlError(
+                        f"etcd: {self.name} is not a member to promote (removed meanwhile?); "
+                        "run bootstrap again to add it"
+                    )
+                if not member.is_learner:
+                    return False
+                refusal = promote_refusal(live, _healthy_ids(session, live), member)
+                if refusal is not None:
+                    raise LabctlError(f"etcd: not promoting {self.name}: {refusal}")
+                try:
+                    client.promote_member(member.id)
+                    return True
+                except LearnerNotReadyError as exc:
+                    if time.monotonic() + 1.0 > end:
+                        raise DriverTimeout(
+                            f"etcd: {self.name} has not caught up with the leader after "
+                            f"{deadline:g} s ({exc}); is its unit running on the node?"
+                        ) from exc
+                    time.sleep(1.0)
+
+    def observe(self, ctx: LayerContext) -> str | None:
+        return f"{self.name} would be promoted to a voting member once caught up"
+
+
+class RemoveWork:
+    """Remove one member the inventory no longer has, if the rest keep quorum."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def apply(self, ctx: LayerContext) -> bool:
+        with EtcdSession(ctx.inventory, ctx.base_dir) as session:
+            client = session.client()
+            live = client.members()
+            member = next((m for m in live if leaver_name(m) == self.name), None)
+            if member is None:
+                return False  # gone already (a run stopped after removing it)
+            refusal = remove_refusal(live, _healthy_ids(session, live), member)
+            if refusal is not None:
+                raise LabctlError(f"etcd: not removing {self.name}: {refusal}")
+            client.remove_member(member.id)
+            return True
+
+    def observe(self, ctx: LayerContext) -> str | None:
+        return f"{self.name} would be removed from the cluster"
+
+
+class LeftWork:
+    """Close a leaver's entry in the record once its node was cleaned up."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def apply(self, ctx: LayerContext) -> bool:
+        record = MembershipRecord.load(ctx.state_dir)
+        record.leaving.pop(self.name, None)
+        record.joined.pop(self.name, None)
+        record.save()
+        return False
+
+    def observe(self, ctx: LayerContext) -> str | None:
         return None

@@ -1,6 +1,6 @@
 """The etcd layer: a TLS etcd cluster formed from the inventory's etcd members.
 
-Three plans, in order. First a snapshot of the running cluster, taken only
+Plans, in order. First a snapshot of the running cluster, taken only
 when this run is about to change its members' configuration (local work
 ``etcd.snapshot``; a cluster not formed yet has nothing to lose). Then, on
 every member: the data directory is checked on every run to hold no other
@@ -11,6 +11,14 @@ as this cluster's first), and started if it is not running. Last, from the
 operator's machine with labctl's own client certificate, every member must
 answer healthy within ``health_timeout``, and the cluster is verified: every
 member listed, one leader (local work ``etcd.healthy``).
+
+Between the snapshot and the members, ``etcd.membership`` compares the live
+cluster with the inventory (``etcd/membership.py``). Members that join a
+running cluster are left out of the members plan and get three plans each,
+one member at a time: added as a learner, started with ``existing`` and the
+membership recorded when it was added, promoted once caught up. Members the
+inventory dropped are removed, one at a time, then stopped on their node with
+their data moved aside. Every change step keeps quorum or refuses.
 
 ``EtcdRestore`` is the same cluster brought back from a snapshot, for
 ``labctl etcd restore``.
@@ -47,6 +55,15 @@ mkdir -p "$d" && chmod 0700 "$d"
 systemctl restart "$unit"
 """
 
+# A member removed from the cluster would fail on every restart: it is stopped,
+# and its data kept under another name (labctl never deletes etcd data).
+LEAVE = r"""
+d=$1 unit=$2
+systemctl stop "$unit"
+systemctl disable "$unit"
+if [ -d "$d/member" ]; then mv "$d" "$d.removed-$(date -u +%Y%m%dT%H%M%SZ)"; fi
+"""
+
 # Started if it is not running; the wait ends once it runs (restarts come from the
 # journal, which cannot see a member that died since).
 ENSURE_RUNNING = (
@@ -63,44 +80,38 @@ class EtcdLayer:
     name = "etcd"
 
     def plans(self, ctx: LayerContext) -> Iterator[Plan]:
+        from labctl.etcd.membership import MembershipRecord
+
         inventory = ctx.inventory
         etcd = inventory.cluster.etcd
-        token = render.cluster_token(inventory)
         digest = render.config_digest(inventory, runtime(ctx))
         yield Plan.of(
             "etcd: snapshot",
             [LocalStep("etcd.snapshot", "snapshot the cluster if this run changes it", digest)],
         )
+        yield Plan.of(
+            "etcd: membership",
+            [LocalStep("etcd.membership", "compare the live members with the inventory", digest)],
+        )
+        # A dry run did not ask the cluster: it shows every member as a member.
+        record = MembershipRecord.load(ctx.state_dir)
+        joining = [] if ctx.dry_run else record.joining
+        leaving = {} if ctx.dry_run else dict(record.leaving)
         actions: list[Action] = []
         for server in render.members(inventory):
-            node = server.name
-            files = render.member_files(inventory, server, runtime(ctx))
-            data_dir = ctx.on_node(node, etcd.data_dir)
-            actions += [
-                ssh_answers(node, inventory.lab.ssh.boot_wait),
-                Check(
-                    node,
-                    ("sh", "-c", GUARD, "labctl-etcd-guard", data_dir, token),
-                    what=f"that {etcd.data_dir} holds no other cluster's data",
-                ),
-                PutFile(node, ctx.on_node(node, render.ENV_PATH), files.env.encode(), 0o644),
-                PutFile(node, ctx.on_node(node, render.UNIT_PATH), files.unit.encode(), 0o644),
-                Run(node, ("systemctl", "daemon-reload"), triggers=(files.digest,)),
-                Run(node, ("systemctl", "enable", render.UNIT_NAME)),
-                Run(
-                    node,
-                    ("sh", "-c", RESTART, "labctl-etcd-restart", data_dir, token, render.UNIT_NAME),
-                    triggers=(files.digest,),
-                    what=f"systemctl restart {render.UNIT_NAME} (data directory marked first)",
-                ),
-                WaitFor(
-                    node,
-                    ("sh", "-c", ENSURE_RUNNING),
-                    deadline=30.0,
-                    what=f"{render.UNIT_NAME} to be running",
-                ),
-            ]
+            if server.name not in joining:
+                actions += member_actions(ctx, server.name, record.joined.get(server.name))
         yield Plan.of("etcd: members", actions)
+        for name in joining:  # one at a time: added, started, promoted
+            yield Plan.of("etcd: add " + name, [member_step("etcd.add", name)])
+            joined = MembershipRecord.load(ctx.state_dir).joined.get(name)
+            yield Plan.of("etcd: start " + name, member_actions(ctx, name, joined))
+            yield Plan.of("etcd: promote " + name, [member_step("etcd.promote", name)])
+        for name, member_id in leaving.items():  # one at a time: removed, stopped
+            yield Plan.of("etcd: remove " + name, [member_step("etcd.remove", name)])
+            if any(s.name == name for s in inventory.servers):
+                yield Plan.of("etcd: stop " + name, leave_actions(ctx, name, member_id))
+            yield Plan.of("etcd: forget " + name, [member_step("etcd.left", name)])
         yield Plan.of(
             "etcd: health",
             [
@@ -111,6 +122,72 @@ class EtcdLayer:
                 )
             ],
         )
+
+
+MEMBER_STEPS = {
+    "etcd.add": "add {name} to the cluster as a learner",
+    "etcd.promote": "promote {name} once it has caught up with the leader",
+    "etcd.remove": "remove {name} from the cluster, if the rest keep quorum",
+    "etcd.left": "forget {name}: it has left",
+}
+
+
+def member_step(work: str, name: str) -> LocalStep:
+    return LocalStep(work, MEMBER_STEPS[work].format(name=name), name, subject=name)
+
+
+def member_actions(ctx: LayerContext, node: str, joined: tuple[str, str] | None) -> list[Action]:
+    """One member's files and unit, running; ``joined``: how it joined a running cluster.
+
+    A member that joined restarts (and is enabled) again when it is added again
+    under a new member id, after it had left.
+    """
+    inventory = ctx.inventory
+    etcd = inventory.cluster.etcd
+    token = render.cluster_token(inventory)
+    server = inventory.server(node)
+    files = render.member_files(inventory, server, runtime(ctx), joined[0] if joined else None)
+    data_dir = ctx.on_node(node, etcd.data_dir)
+    started = (files.restart_digest, *((joined[1],) if joined else ()))
+    return [
+        ssh_answers(node, inventory.lab.ssh.boot_wait),
+        Check(
+            node,
+            ("sh", "-c", GUARD, "labctl-etcd-guard", data_dir, token),
+            what=f"that {etcd.data_dir} holds no other cluster's data",
+        ),
+        PutFile(node, ctx.on_node(node, render.ENV_PATH), files.env.encode(), 0o644),
+        PutFile(node, ctx.on_node(node, render.UNIT_PATH), files.unit.encode(), 0o644),
+        Run(node, ("systemctl", "daemon-reload"), triggers=(files.restart_digest,)),
+        Run(node, ("systemctl", "enable", render.UNIT_NAME), triggers=started[1:]),
+        Run(
+            node,
+            ("sh", "-c", RESTART, "labctl-etcd-restart", data_dir, token, render.UNIT_NAME),
+            triggers=started,
+            what=f"systemctl restart {render.UNIT_NAME} (data directory marked first)",
+        ),
+        WaitFor(
+            node,
+            ("sh", "-c", ENSURE_RUNNING),
+            deadline=30.0,
+            what=f"{render.UNIT_NAME} to be running",
+        ),
+    ]
+
+
+def leave_actions(ctx: LayerContext, node: str, member_id: str) -> list[Action]:
+    """A removed member's node: unit stopped and disabled, data moved aside (kept)."""
+    inventory = ctx.inventory
+    data_dir = ctx.on_node(node, inventory.cluster.etcd.data_dir)
+    return [
+        ssh_answers(node, inventory.lab.ssh.boot_wait),
+        Run(
+            node,
+            ("sh", "-c", LEAVE, "labctl-etcd-leave", data_dir, render.UNIT_NAME),
+            triggers=(member_id,),
+            what=f"stop {render.UNIT_NAME}, move {inventory.cluster.etcd.data_dir} aside",
+        ),
+    ]
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,12 @@ layer pushed, the initial cluster and a token from the lab's name) and
 ``/etc/systemd/system/etcd-member.service``, whose one runtime-dependent line is
 ``ExecStart``: the host's ``/usr/bin/etcd``, or the etcd image under docker
 (Flatcar) or podman (Fedora CoreOS), which ship no etcd binary.
+
+The ``ETCD_INITIAL_*`` settings are read only when a member first starts on an
+empty data directory, so they take no part in deciding a restart: adding a
+member to the inventory rewrites every member's file but restarts none. A
+member that joins a running cluster starts with ``existing`` and the cluster's
+membership as it was when labctl added it (``etcd/membership.py`` records it).
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ ENV_PATH = "/etc/etcd/etcd.env"
 IMAGE = "quay.io/coreos/etcd"
 CONTAINER = "etcd-member"
 RUNTIMES = ("container", "host")
+INITIAL_PREFIX = "ETCD_INITIAL_"  # read by etcd only on an empty data directory
 
 
 @dataclass(frozen=True)
@@ -39,6 +46,12 @@ class MemberFiles:
     @property
     def digest(self) -> str:
         return hashlib.sha256((self.env + self.unit).encode()).hexdigest()
+
+    @property
+    def restart_digest(self) -> str:
+        """Changes when a running member must restart: not for its start-up-only lines."""
+        kept = [line for line in self.env.splitlines() if not line.startswith(INITIAL_PREFIX)]
+        return hashlib.sha256(("\n".join(kept) + self.unit).encode()).hexdigest()
 
 
 def runtime(inventory: Inventory, override: str | None = None) -> str:
@@ -85,8 +98,14 @@ def image(inventory: Inventory) -> str:
     return etcd.image or f"{IMAGE}:v{etcd.version}"
 
 
-def environment(inventory: Inventory, server: Server) -> dict[str, str]:
-    """etcd's settings for ``server``, as the ``ETCD_*`` variables etcd reads."""
+def environment(
+    inventory: Inventory, server: Server, joined_with: str | None = None
+) -> dict[str, str]:
+    """etcd's settings for ``server``, as the ``ETCD_*`` variables etcd reads.
+
+    ``joined_with``: the initial cluster of a member that joined a running
+    cluster (its membership when the member was added); None for a founder.
+    """
     etcd = inventory.cluster.etcd
     name = server.name
     return {
@@ -97,9 +116,9 @@ def environment(inventory: Inventory, server: Server) -> dict[str, str]:
         "ETCD_ADVERTISE_CLIENT_URLS": client_url(inventory, server),
         "ETCD_LISTEN_PEER_URLS": peer_url(inventory, server),
         "ETCD_INITIAL_ADVERTISE_PEER_URLS": peer_url(inventory, server),
-        "ETCD_INITIAL_CLUSTER": initial_cluster(inventory),
+        "ETCD_INITIAL_CLUSTER": joined_with or initial_cluster(inventory),
         "ETCD_INITIAL_CLUSTER_TOKEN": cluster_token(inventory),
-        "ETCD_INITIAL_CLUSTER_STATE": "new",
+        "ETCD_INITIAL_CLUSTER_STATE": "new" if joined_with is None else "existing",
         "ETCD_STRICT_RECONFIG_CHECK": "true",
         "ETCD_CLIENT_CERT_AUTH": "true",
         "ETCD_TRUSTED_CA_FILE": f"{ETCD_DIR}/ca.pem",
@@ -155,10 +174,12 @@ def unit(inventory: Inventory, server: Server, runtime: str) -> Unit:
     }
 
 
-def member_files(inventory: Inventory, server: Server, runtime: str) -> MemberFiles:
+def member_files(
+    inventory: Inventory, server: Server, runtime: str, joined_with: str | None = None
+) -> MemberFiles:
     return MemberFiles(
         server.name,
-        env_text(environment(inventory, server)),
+        env_text(environment(inventory, server, joined_with)),
         unit_text(unit(inventory, server, runtime)),
     )
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from labctl.engine.actions import PutFile, Run
 from labctl.engine.layer import LayerContext
 from labctl.inventory import require_inventory
 from labctl.inventory.model import Inventory
@@ -24,8 +25,98 @@ def inventory() -> Inventory:
 def test_etcd_plans_match_golden(inventory: Inventory, tmp_path: Path) -> None:
     ctx = LayerContext(inventory, REFERENCE, tmp_path / "state")
     plans = [plan.as_dict() for plan in EtcdLayer().plans(ctx)]
-    assert [p["layer"] for p in plans] == ["etcd: snapshot", "etcd: members", "etcd: health"]
+    assert [p["layer"] for p in plans] == [
+        "etcd: snapshot",
+        "etcd: membership",
+        "etcd: members",
+        "etcd: health",
+    ]
     assert_golden("plan-etcd.json", json.dumps(plans, indent=2) + "\n")
+
+
+JOINED_WITH = (
+    "fohn=https://31.31.164.220:2380,chequita=https://31.31.164.221:2380,"
+    "wind=https://31.31.164.222:2380"
+)
+
+
+def with_record(tmp_path: Path, **record: object) -> LayerContext:
+    state = tmp_path / "state"
+    state.mkdir()
+    data = {"joining": [], "leaving": {}, "joined": {}, **record}
+    (state / "etcd-membership.json").write_text(json.dumps(data))
+    return LayerContext(require_inventory(REFERENCE), REFERENCE, state, etcd_runtime="host")
+
+
+def test_a_joiner_is_added_started_and_promoted_on_its_own_after_the_members(
+    tmp_path: Path,
+) -> None:
+    ctx = with_record(
+        tmp_path,
+        joining=["wind"],
+        joined={"wind": {"initial_cluster": JOINED_WITH, "member_id": "beef"}},
+    )
+    plans = list(EtcdLayer().plans(ctx))
+    assert [p.layer for p in plans] == [
+        "etcd: snapshot",
+        "etcd: membership",
+        "etcd: members",
+        "etcd: add wind",
+        "etcd: start wind",
+        "etcd: promote wind",
+        "etcd: health",
+    ]
+    assert {s.target for s in plans[2].steps} == {"fohn", "chequita"}
+    assert [s.action.as_dict()["subject"] for p in (plans[3], plans[5]) for s in p.steps] == [
+        "wind",
+        "wind",
+    ]
+    env = next(
+        s.action for s in plans[4].steps if str(s.action.as_dict().get("path")).endswith("env")
+    )
+    assert isinstance(env, PutFile)
+    assert b"ETCD_INITIAL_CLUSTER_STATE=existing" in env.content
+    assert f"ETCD_INITIAL_CLUSTER={JOINED_WITH}".encode() in env.content
+    restart = next(s.action for s in plans[4].steps if "restart" in s.action.describe())
+    assert isinstance(restart, Run) and "beef" in restart.triggers  # a new id restarts it
+
+
+def test_a_leaver_is_removed_then_stopped_with_its_data_kept_then_forgotten(
+    tmp_path: Path,
+) -> None:
+    ctx = with_record(tmp_path, leaving={"wind": "c0ffee", "gone.example": "abc"})
+    plans = list(EtcdLayer().plans(ctx))
+    assert [p.layer for p in plans][3:] == [
+        "etcd: remove wind",
+        "etcd: stop wind",
+        "etcd: forget wind",
+        "etcd: remove gone.example",
+        "etcd: forget gone.example",  # not in the inventory: no node to reach
+        "etcd: health",
+    ]
+    stop = plans[4].steps[-1].action
+    assert isinstance(stop, Run) and stop.triggers == ("c0ffee",)
+    assert 'mv "$d" "$d.removed-' in stop.argv[2] and "rm " not in stop.argv[2]
+
+
+def test_a_dry_run_does_not_plan_from_a_record_it_did_not_just_write(tmp_path: Path) -> None:
+    ctx = with_record(tmp_path, joining=["wind"], leaving={"x": "1"})
+    dry = LayerContext(ctx.inventory, REFERENCE, ctx.state_dir, dry_run=True)
+    assert [p.layer for p in EtcdLayer().plans(dry)][-2:] == ["etcd: members", "etcd: health"]
+
+
+def test_a_changed_initial_cluster_rewrites_the_file_but_restarts_no_member(
+    inventory: Inventory,
+) -> None:
+    fohn = inventory.server("fohn")
+    before = render.member_files(inventory, fohn, "host")
+    after = render.member_files(inventory, fohn, "host", joined_with=JOINED_WITH + ",x=https://x")
+    assert after.env != before.env  # the file is rewritten ...
+    assert after.restart_digest == before.restart_digest  # ... and the member not restarted
+    moved = render.member_files(
+        inventory, fohn, "container", joined_with=JOINED_WITH + ",x=https://x"
+    )
+    assert moved.restart_digest != before.restart_digest  # a real setting still restarts it
 
 
 @pytest.mark.parametrize("runtime", ["container", "host"])

@@ -1,0 +1,150 @@
+"""Member changes: how the running cluster differs from the inventory, and what is safe to do.
+
+The etcd layer changes membership one member at a time: a new member is added
+as a learner, started with the cluster's membership as it was at that moment,
+and promoted once it has caught up; a member the inventory dropped is removed,
+then stopped on its node with its data moved aside (never deleted). Each step
+is taken only while the members that stay keep quorum, by the same arithmetic
+as the power layer's guard.
+
+The decisions here are pure (live members in, changes out). What the layer
+plans from between its steps is a small record on the operator's machine
+(``etcd-membership.json`` in the state directory): who is joining and leaving
+this run, and with which initial cluster each joined member first started, so
+that its environment file renders the same on every later run. The record is
+written whole to a temporary name and renamed.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from labctl.files import write_atomic
+from labctl.inventory.model import Inventory
+from labctl.render import etcd as render
+
+if TYPE_CHECKING:  # the layer reads the record here: it must not import a driver
+    from labctl.drivers.etcd import Member
+
+RECORD_NAME = "etcd-membership.json"
+
+
+def quorum(voters: int) -> int:
+    return voters // 2 + 1
+
+
+@dataclass
+class MembershipRecord:
+    """What the layer's later plans need from the membership steps before them."""
+
+    path: Path
+    joining: list[str] = field(default_factory=list)  # inventory order, one at a time
+    # name -> hex member id, kept until the leaver's node is cleaned up
+    leaving: dict[str, str] = field(default_factory=dict)
+    # name -> (initial cluster it started with, hex id of the member labctl added)
+    joined: dict[str, tuple[str, str]] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, state_dir: Path) -> MembershipRecord:
+        path = state_dir / RECORD_NAME
+        if not path.exists():
+            return cls(path)
+        data = json.loads(path.read_text())
+        return cls(
+            path,
+            list(data.get("joining", [])),
+            dict(data.get("leaving", {})),
+            {name: (v["initial_cluster"], v["member_id"]) for name, v in data["joined"].items()},
+        )
+
+    def save(self) -> None:
+        data = {
+            "joining": self.joining,
+            "leaving": dict(sorted(self.leaving.items())),
+            "joined": {
+                name: {"initial_cluster": cluster, "member_id": member_id}
+                for name, (cluster, member_id) in sorted(self.joined.items())
+            },
+        }
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(self.path, (json.dumps(data, indent=2) + "\n").encode())
+
+    def joined_with(self, name: str) -> str | None:
+        entry = self.joined.get(name)
+        return entry[0] if entry else None
+
+
+@dataclass(frozen=True)
+class Changes:
+    joining: tuple[str, ...]  # in the inventory, not a voting member yet
+    leaving: tuple[str, ...]  # members the inventory no longer has
+
+    def describe(self) -> str | None:
+        parts = []
+        if self.joining:
+            parts.append(f"add {', '.join(self.joining)} (as learners, promoted once caught up)")
+        if self.leaving:
+            parts.append(f"remove {', '.join(self.leaving)}")
+        return "; ".join(parts) or None
+
+
+def wanted_peers(inventory: Inventory) -> dict[str, str]:
+    """Inventory member name -> its peer URL, in inventory order."""
+    return {s.name: render.peer_url(inventory, s) for s in render.members(inventory)}
+
+
+def member_for(peer_url: str, live: Sequence[Member]) -> Member | None:
+    # A learner added but not started yet has no name: its peer URL is what it is.
+    return next((m for m in live if peer_url in m.peer_urls), None)
+
+
+def leaver_name(member: Member) -> str:
+    return member.name or member.peer_urls[0]
+
+
+def changes(inventory: Inventory, live: Sequence[Member]) -> Changes:
+    wanted = wanted_peers(inventory)
+    joining = []
+    for name, url in wanted.items():
+        member = member_for(url, live)
+        if member is None or member.is_learner:
+            joining.append(name)
+    urls = set(wanted.values())
+    leaving = [leaver_name(m) for m in live if not urls & set(m.peer_urls)]
+    return Changes(tuple(joining), tuple(leaving))
+
+
+def promote_refusal(live: Sequence[Member], healthy: set[int], learner: Member) -> str | None:
+    """Why promoting ``learner`` would leave the cluster without quorum (None: safe)."""
+    voters = [m for m in live if not m.is_learner]
+    up = sum(1 for m in voters if m.id in healthy) + (1 if learner.id in healthy else 0)
+    need = quorum(len(voters) + 1)
+    if up < need:
+        return (
+            f"promoting {learner.name or 'the learner'} makes {len(voters) + 1} voting members, "
+            f"which need {need} healthy; only {up} are"
+        )
+    return None
+
+
+def remove_refusal(live: Sequence[Member], healthy: set[int], leaver: Member) -> str | None:
+    """Why removing ``leaver`` would break quorum or empty the cluster (None: safe)."""
+    voters = [m for m in live if not m.is_learner]
+    if leaver.is_learner:
+        return None  # a learner does not vote: removing it never costs quorum
+    if len(voters) <= 1:
+        return f"{leaver_name(leaver)} is the cluster's last voting member"
+    staying = [m for m in voters if m.id != leaver.id]
+    up = sum(1 for m in staying if m.id in healthy)
+    need = quorum(len(staying))
+    if up < need:
+        sick = sorted(leaver_name(m) for m in staying if m.id not in healthy)
+        return (
+            f"after removing {leaver_name(leaver)}, {len(staying)} voting members need {need} "
+            f"healthy and only {up} are (not healthy: {', '.join(sick)})"
+        )
+    return None
