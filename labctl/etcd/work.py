@@ -18,10 +18,16 @@ leave the cluster without quorum, in a sentence that names the sick members.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, TypeVar
 
-from labctl.drivers.etcd import EtcdEndpoint, LearnerNotReadyError, Member
+from labctl.drivers.etcd import (
+    EtcdClient,
+    EtcdEndpoint,
+    EtcdRequestError,
+    LearnerNotReadyError,
+    Member,
+)
 from labctl.errors import DriverTimeout, LabctlError
 from labctl.etcd.membership import (
     MembershipRecord,
@@ -91,17 +97,39 @@ class HealthyWork:
         return None
 
 
+T = TypeVar("T")
+
+# etcd refuses a member change until every member has been connected for a few
+# seconds (its strict reconfiguration check): right after the previous change
+# that is a wait, not a failure.
+UNSETTLED = "unhealthy cluster"
+
+
+def _once_settled(call: Callable[[], T], what: str, deadline: float) -> T:
+    end = time.monotonic() + deadline
+    while True:
+        try:
+            return call()
+        except EtcdRequestError as exc:
+            if UNSETTLED not in str(exc):
+                raise
+            if time.monotonic() + 1.0 > end:
+                raise DriverTimeout(
+                    f"etcd: {what}: the cluster was still settling after {deadline:g} s ({exc})"
+                ) from exc
+            time.sleep(1.0)
+
+
 def _healthy_ids(session: EtcdSession, live: Sequence[Member]) -> set[int]:
-    """Members that answer healthy now, asked at their own client URLs."""
-    client = session.client()
-    healthy = set()
-    for member in live:
-        if (
-            member.client_urls
-            and client.healthy(EtcdEndpoint(leaver_name(member), member.client_urls[0])) is None
-        ):
-            healthy.add(member.id)
-    return healthy
+    """Members that answer healthy now, asked at their own client URLs (a leaver's
+    too: the inventory no longer names it)."""
+    asked = {
+        member.id: EtcdEndpoint(leaver_name(member), member.client_urls[0])
+        for member in live
+        if member.client_urls
+    }
+    with EtcdClient(list(asked.values()), session.tls(), session.timeout) as client:
+        return {i for i, endpoint in asked.items() if client.healthy(endpoint) is None}
 
 
 class MembershipWork:
@@ -144,7 +172,11 @@ class AddWork:
             member = member_for(url, live)
             added = member is None
             if member is None:
-                member = client.add_member([url], learner=True)
+                member = _once_settled(
+                    lambda: client.add_member([url], learner=True),
+                    f"adding {self.name}",
+                    ctx.inventory.cluster.etcd.health_timeout,
+                )
                 live = client.members()
             if not member.is_learner:
                 return False  # a voting member already: nothing to join
@@ -217,7 +249,12 @@ class RemoveWork:
             refusal = remove_refusal(live, _healthy_ids(session, live), member)
             if refusal is not None:
                 raise LabctlError(f"etcd: not removing {self.name}: {refusal}")
-            client.remove_member(member.id)
+            found = member
+            _once_settled(
+                lambda: client.remove_member(found.id),
+                f"removing {self.name}",
+                ctx.inventory.cluster.etcd.health_timeout,
+            )
             return True
 
     def observe(self, ctx: LayerContext) -> str | None:

@@ -11,6 +11,7 @@ import os
 import subprocess
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,7 @@ from tests.conftest import REFERENCE
 from tests.labctl_process import run_labctl
 
 SECRETS = {
+    "LABCTL_BMC_PASSWORD": "generated-bmc-e2e",  # benchmarks/gen_inventory.py's labs
     "LABCTL_BMC_PASSWORD_FOHN": "fohn-bmc-e2e",
     "LABCTL_BMC_PASSWORD_CHEQUITA": "chequita-bmc-e2e",
     "LABCTL_BMC_PASSWORD_WIND": "wind-bmc-e2e",
@@ -71,15 +73,22 @@ HOST_LOCK = Path("/run/labctl/e2e-lab.lock")
 
 @pytest.fixture
 def lab(tmp_path: Path) -> Iterator[Lab]:
+    with simulated_lab(tmp_path, REFERENCE.read_text()) as the_lab:
+        yield the_lab
+
+
+@contextmanager
+def simulated_lab(tmp_path: Path, inventory: str) -> Iterator[Lab]:
+    """``inventory``'s lab up in ``tmp_path``, down (and checked gone) after."""
     assert os.geteuid() == 0, "the simulated lab needs root (CI runs as root)"
     HOST_LOCK.parent.mkdir(parents=True, exist_ok=True)
     with HOST_LOCK.open("a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        yield from _lab(tmp_path)
+        yield from _lab(tmp_path, inventory)
 
 
-def _lab(tmp_path: Path) -> Iterator[Lab]:
-    (tmp_path / "inventory.yaml").write_text(REFERENCE.read_text())
+def _lab(tmp_path: Path, inventory: str) -> Iterator[Lab]:
+    (tmp_path / "inventory.yaml").write_text(inventory)
     the_lab = Lab(tmp_path)
     before = host_state()
     try:
