@@ -48,11 +48,27 @@ exit 3
 """
 
 # The marker goes in before etcd first writes there, so the data is known as ours.
+# A member that had data rejoins a formed cluster: the step ends only once it answers
+# healthy, and the next member's restart waits for this step (a rolling restart).
+# A first start has no cluster to answer yet, so it ends at once.
 RESTART = r"""
-d=$1 token=$2 unit=$3
+d=$1 token=$2 unit=$3 url=$4 ca=$5 cert=$6 key=$7 wait=$8
+formed=no; [ -d "$d/member" ] && formed=yes
 mkdir -p "$d" && chmod 0700 "$d"
 [ -f "$d/.labctl-cluster" ] || printf '%s\n' "$token" > "$d/.labctl-cluster"
 systemctl restart "$unit"
+[ "$formed" = yes ] || exit 0
+i=0
+until curl -sf --max-time 2 --cacert "$ca" --cert "$cert" --key "$key" "$url/health" \
+    | grep -q '"health":"true"'; do
+  i=$((i + 1))
+  if [ "$i" -ge "$wait" ]; then
+    echo "$unit restarted, but its member did not answer healthy within $wait s;" \
+      "the other members were not restarted" >&2
+    exit 1
+  fi
+  sleep 1
+done
 """
 
 # A member removed from the cluster would fail on every restart: it is stopped,
@@ -97,11 +113,17 @@ class EtcdLayer:
         record = MembershipRecord.load(ctx.state_dir)
         joining = [] if ctx.dry_run else record.joining
         leaving = {} if ctx.dry_run else dict(record.leaving)
-        actions: list[Action] = []
+        steps: list[Step] = []
+        restarted: tuple[str, ...] = ()
         for server in render.members(inventory):
-            if server.name not in joining:
-                actions += member_actions(ctx, server.name, record.joined.get(server.name))
-        yield Plan.of("etcd: members", actions)
+            if server.name in joining:
+                continue
+            for action in member_actions(ctx, server.name, record.joined.get(server.name)):
+                # One member restarts at a time: the next waits for this one's health.
+                after = restarted if is_restart(action) else ()
+                restarted = (action.key,) if is_restart(action) else restarted
+                steps.append(Step(action.key, action, after))
+        yield Plan("etcd: members", tuple(steps))
         for name in joining:  # one at a time: added, started, promoted
             yield Plan.of("etcd: add " + name, [member_step("etcd.add", name)])
             joined = MembershipRecord.load(ctx.state_dir).joined.get(name)
@@ -162,9 +184,21 @@ def member_actions(ctx: LayerContext, node: str, joined: tuple[str, str] | None)
         Run(node, ("systemctl", "enable", render.UNIT_NAME), triggers=started[1:]),
         Run(
             node,
-            ("sh", "-c", RESTART, "labctl-etcd-restart", data_dir, token, render.UNIT_NAME),
+            (
+                "sh",
+                "-c",
+                RESTART,
+                RESTART_NAME,
+                data_dir,
+                token,
+                render.UNIT_NAME,
+                f"https://127.0.0.1:{etcd.client_port}",
+                *(ctx.on_node(node, path) for path in render.tls_files(server)),
+                str(int(etcd.health_timeout)),
+            ),
             triggers=started,
-            what=f"systemctl restart {render.UNIT_NAME} (data directory marked first)",
+            timeout=etcd.health_timeout + 30.0,
+            what=f"systemctl restart {render.UNIT_NAME}, then wait until it is healthy again",
         ),
         WaitFor(
             node,
@@ -173,6 +207,13 @@ def member_actions(ctx: LayerContext, node: str, joined: tuple[str, str] | None)
             what=f"{render.UNIT_NAME} to be running",
         ),
     ]
+
+
+RESTART_NAME = "labctl-etcd-restart"
+
+
+def is_restart(action: Action) -> bool:
+    return isinstance(action, Run) and action.argv[3:4] == (RESTART_NAME,)
 
 
 def leave_actions(ctx: LayerContext, node: str, member_id: str) -> list[Action]:

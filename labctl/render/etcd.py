@@ -121,14 +121,25 @@ def environment(
         "ETCD_INITIAL_CLUSTER_STATE": "new" if joined_with is None else "existing",
         "ETCD_STRICT_RECONFIG_CHECK": "true",
         "ETCD_CLIENT_CERT_AUTH": "true",
-        "ETCD_TRUSTED_CA_FILE": f"{ETCD_DIR}/ca.pem",
-        "ETCD_CERT_FILE": f"{ETCD_DIR}/etcd-server-{name}.pem",
-        "ETCD_KEY_FILE": f"{ETCD_DIR}/etcd-server-{name}-key.pem",
+        "ETCD_TRUSTED_CA_FILE": tls_files(server)[0],
+        "ETCD_CERT_FILE": tls_files(server)[1],
+        "ETCD_KEY_FILE": tls_files(server)[2],
         "ETCD_PEER_CLIENT_CERT_AUTH": "true",
         "ETCD_PEER_TRUSTED_CA_FILE": f"{ETCD_DIR}/ca.pem",
         "ETCD_PEER_CERT_FILE": f"{ETCD_DIR}/etcd-peer-{name}.pem",
         "ETCD_PEER_KEY_FILE": f"{ETCD_DIR}/etcd-peer-{name}-key.pem",
     }
+
+
+def tls_files(server: Server) -> tuple[str, str, str]:
+    """CA, server certificate and key a member serves clients with (and checks its own
+    health with: the server certificate also carries client auth)."""
+    name = server.name
+    return (
+        f"{ETCD_DIR}/ca.pem",
+        f"{ETCD_DIR}/etcd-server-{name}.pem",
+        f"{ETCD_DIR}/etcd-server-{name}-key.pem",
+    )
 
 
 def container_engine(server: Server) -> str:

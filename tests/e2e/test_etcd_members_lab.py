@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -23,6 +24,10 @@ from pathlib import Path
 import pytest
 import yaml
 
+from labctl.engine.actions import Run
+from labctl.engine.layer import LayerContext
+from labctl.inventory import require_inventory
+from labctl.layers.etcd import EtcdLayer, is_restart
 from tests.e2e.conftest import Lab, run, simulated_lab
 from tests.labctl_process import run_labctl
 
@@ -104,12 +109,36 @@ def etcd_status(lab: Lab) -> dict[str, object]:
     return status
 
 
+def restart_step(lab: Lab, node: str) -> str:
+    """The members plan's restart of ``node``, as the shell line it sends over SSH."""
+    inventory = require_inventory(lab.workdir / "inventory.yaml")
+    ctx = LayerContext(inventory, lab.workdir / "inventory.yaml", lab.workdir / "plan-only")
+    plans = EtcdLayer().plans(LayerContext(**{**ctx.__dict__, "etcd_runtime": "host"}))
+    members_plan = next(p for p in plans if p.layer == "etcd: members")
+    step = next(s for s in members_plan.steps if s.target == node and is_restart(s.action))
+    assert isinstance(step.action, Run)
+    return shlex.join(step.action.argv)
+
+
 def test_members_join_one_at_a_time_survive_a_sigkill_and_leave_again(lab5: Lab) -> None:
     lab = lab5
     (lab.workdir / "inventory.yaml").write_text(inventory(3))
     bootstrap(lab, "--only", "power", "--only", "pki", "--only", "etcd")
     assert len(members(lab)) == 3
     assert etcdctl(lab, "put", "/labctl/e2e", "kept").returncode == 0
+
+    # A formed member's restart step returns only once the member is healthy again
+    # (the next member's restart waits for it: a rolling restart).
+    address = endpoints(lab).split(",")[0].removeprefix("https://").removesuffix(":2379")
+    pid = lab.ssh(address, "systemctl status etcd-member.service | grep 'Main PID'").stdout
+    start = time.monotonic()
+    restarted = lab.ssh(address, restart_step(lab, "node00000"))
+    took = time.monotonic() - start
+    assert restarted.returncode == 0, restarted.stderr
+    assert pid.strip().startswith("Main PID")
+    assert lab.ssh(address, "systemctl status etcd-member.service | grep 'Main PID'").stdout != pid
+    assert etcdctl(lab, "endpoint", "health").returncode == 0
+    print(f"rolling restart of one member, healthy again after {took:.2f} s")
 
     # Two more members; labctl is killed once the first is in as a learner.
     (lab.workdir / "inventory.yaml").write_text(inventory(5))

@@ -11,7 +11,7 @@ from labctl.engine.actions import PutFile, Run
 from labctl.engine.layer import LayerContext
 from labctl.inventory import require_inventory
 from labctl.inventory.model import Inventory
-from labctl.layers.etcd import EtcdLayer, EtcdRestore
+from labctl.layers.etcd import EtcdLayer, EtcdRestore, is_restart
 from labctl.render import etcd as render
 from labctl.render.systemd import env_text
 from tests.conftest import REFERENCE, assert_golden
@@ -186,3 +186,13 @@ def test_restore_stops_everyone_before_anyone_starts(inventory: Inventory, tmp_p
     assert "--initial-cluster-token sthlm-etcd" in command
     assert "rm -rf" not in command  # the old data is moved aside, never deleted
     assert health.steps[0].action.as_dict()["name"] == "etcd.healthy"
+
+
+def test_members_restart_one_at_a_time(inventory: Inventory, tmp_path: Path) -> None:
+    ctx = LayerContext(inventory, REFERENCE, tmp_path / "state")
+    members_plan = next(p for p in EtcdLayer().plans(ctx) if p.layer == "etcd: members")
+    restarts = [s for s in members_plan.steps if is_restart(s.action)]
+    assert [s.target for s in restarts] == ["fohn", "chequita", "wind"]
+    assert [s.after for s in restarts] == [(), (restarts[0].id,), (restarts[1].id,)]
+    others = [s for s in members_plan.steps if not is_restart(s.action)]
+    assert all(s.after == () for s in others)  # files go everywhere at once
