@@ -36,9 +36,23 @@ def run(*argv: str, check: bool = False, timeout: float = 60) -> subprocess.Comp
 
 
 def host_state() -> tuple[set[str], set[str], set[str]]:
-    netns = set(run("ip", "netns", "list").stdout.split())
-    routes = set(run("ip", "route").stdout.splitlines())
-    mounts = set(Path("/proc/mounts").read_text().splitlines())
+    """What a simulated lab adds to the host: its namespaces (``lab-*``), its routes
+    (through the transit link, and the blackholes behind them) and its mounts.
+
+    Only those: other tests on the same machine (another clone's integration tests)
+    may make namespaces of their own meanwhile, which are not this lab's to answer for.
+    """
+    netns = {n for n in run("ip", "netns", "list").stdout.split() if n.startswith("lab-")}
+    routes = {
+        line
+        for line in run("ip", "route").stdout.splitlines()
+        if "169.254.77." in line or line.startswith("blackhole")
+    }
+    mounts = {
+        line
+        for line in Path("/proc/mounts").read_text().splitlines()
+        if "/lab-" in line or "labctl" in line
+    }
     return netns, routes, mounts
 
 
