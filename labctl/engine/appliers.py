@@ -320,6 +320,8 @@ LOCAL_WORK: dict[str, str] = {
     "pki.mint": "labctl.pki.session:MintWork",
     "etcd.snapshot": "labctl.etcd.work:SnapshotWork",
     "etcd.healthy": "labctl.etcd.work:HealthyWork",
+    "ceph.keys": "labctl.ceph.work:KeysWork",
+    "ceph.healthy": "labctl.ceph.work:HealthyWork",
 }
 
 
