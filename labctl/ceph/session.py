@@ -46,7 +46,7 @@ class Health:
 
 @dataclass
 class CephStatus:
-    """What ``labctl ceph status`` shows: decoded from status, osd tree and df."""
+    """What ``labctl ceph status`` shows: decoded from status, quorum_status, osd tree, df."""
 
     fsid: str
     health: Health
@@ -75,9 +75,14 @@ class CephStatus:
         }
 
 
-def decode_status(status: dict[str, Any], tree: dict[str, Any], df: dict[str, Any]) -> CephStatus:
-    """Pure: the three JSON answers in, the report out."""
-    mons = [m["name"] for m in status.get("monmap", {}).get("mons", [])]
+def decode_status(
+    status: dict[str, Any], quorum: dict[str, Any], tree: dict[str, Any], df: dict[str, Any]
+) -> CephStatus:
+    """Pure: the JSON answers of status, quorum_status, osd tree and df in, the report out.
+
+    (``status`` counts the monitors but does not name them; ``quorum_status`` does.)
+    """
+    mons = [m["name"] for m in quorum.get("monmap", {}).get("mons", [])]
     nodes = {n["id"]: n for n in tree.get("nodes", [])}
     by_host: dict[str, dict[str, int]] = {}
     for node in tree.get("nodes", []):
@@ -103,7 +108,7 @@ def decode_status(status: dict[str, Any], tree: dict[str, Any], df: dict[str, An
         fsid=status.get("fsid", ""),
         health=Health.decode(status.get("health", {})),
         mons=mons,
-        quorum=list(status.get("quorum_names", [])),
+        quorum=list(quorum.get("quorum_names", status.get("quorum_names", []))),
         osds_by_host=by_host,
         pools=pools,
         pgs_by_state={s["state_name"]: s["count"] for s in pgmap.get("pgs_by_state", [])},
@@ -132,7 +137,10 @@ class CephSession:
 
     def status(self) -> CephStatus:
         return decode_status(
-            self.cli.json("status"), self.cli.json("osd", "tree"), self.cli.json("df")
+            self.cli.json("status"),
+            self.cli.json("quorum_status"),
+            self.cli.json("osd", "tree"),
+            self.cli.json("df"),
         )
 
     def wait_healthy(self, deadline: float, poll: float = 3.0) -> None:

@@ -860,6 +860,18 @@ def cephfs_distinct_pools(inv: Inventory) -> Iterator[Finding]:
             )
 
 
+@check("LAB086", E, "Ceph managers run on monitor servers: managers <= the ceph-mon count.")
+def ceph_managers(inv: Inventory) -> Iterator[Finding]:
+    ceph = inv.cluster.ceph
+    mons = len(_members(inv, "ceph-mon"))
+    if ceph is not None and ceph.managers is not None and mons and ceph.managers > mons:
+        yield (
+            ("cluster", "ceph", "managers"),
+            f"cluster.ceph.managers is {ceph.managers} but only {mons} server(s) have the "
+            "ceph-mon role, where managers run",
+        )
+
+
 # -- running -------------------------------------------------------------------
 
 

@@ -239,6 +239,7 @@ class Ceph:
     version: str | None = None
     image: str | None = None
     max_pg_per_osd: int = 250
+    managers: int | None = None  # None: 2, or every monitor server when there are fewer
     health_timeout: int = 600
     # Further ceph.conf [global] options, in the order the inventory gives them.
     config: tuple[tuple[str, str | int | float | bool], ...] = ()
@@ -479,6 +480,7 @@ def _cluster(d: dict[str, Any]) -> Cluster:
             version=ceph.get("version"),
             image=ceph.get("image"),
             max_pg_per_osd=ceph.get("max_pg_per_osd", 250),
+            managers=ceph.get("managers"),
             health_timeout=ceph.get("health_timeout", 600),
             config=tuple(ceph.get("config", {}).items()),
         )

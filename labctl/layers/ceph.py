@@ -4,8 +4,8 @@ In the order Ceph needs: keys first (local work ``ceph.keys`` mints every
 cephx key the cluster will use, sealed beside the PKI), then the monitors on
 the ``ceph-mon`` servers, each made from a monitor map and a keyring holding
 every key, so the cluster is born knowing its managers, MDSs and the OSD
-bootstrap key; then a wait for all of them in quorum. Managers on the monitor
-servers. One OSD per ``osd`` disk (bluestore on the whole disk, the same
+bootstrap key; then a wait for all of them in quorum. Managers on the first two
+(``managers``) monitor servers. One OSD per ``osd`` disk (bluestore on the whole disk, the same
 layout ``ceph-volume raw`` makes), each with the id and uuid the inventory
 fixes, created through the bootstrap-osd key; a disk holding anything is
 refused and left alone unless the inventory says ``wipe: true``. Once every
@@ -134,9 +134,16 @@ $ceph fs new "$fs" "$meta" "$data" >/dev/null
 """
 
 
-def _active(unit: str) -> str:
-    """Started if it is not running; the wait ends once it runs."""
-    return f"systemctl is-active -q {unit} || systemctl start {unit}; systemctl is-active -q {unit}"
+# Each unit started if it is not running; the wait ends once all of them run (one
+# round trip per node, however many OSDs it has).
+RUNNING = r"""
+ok=0
+for unit in "$@"; do
+  systemctl is-active -q "$unit" || systemctl start "$unit"
+  systemctl is-active -q "$unit" || ok=1
+done
+exit $ok
+"""
 
 
 class CephLayer:
@@ -188,19 +195,64 @@ class CephPlans:
 
         return shlex.join(render.tool(self.inventory, server, program, self.run))
 
-    def daemon(self, node: str, files: render.DaemonFiles) -> list[Action]:
-        """The unit written, enabled, restarted when it or ceph.conf changed, running."""
-        unit = files.name
+    def units(self, server: Server) -> list[render.DaemonFiles]:
+        """Every Ceph daemon's unit on ``server``."""
+        inventory, node = self.inventory, server.name
+        found = []
+        if server in render.mons(inventory):
+            found.append(render.mon_files(inventory, server, self.run))
+        if server in render.managers(inventory):
+            found.append(render.mgr_files(inventory, server, self.run))
+        found += [
+            render.osd_files(inventory, server, osd, self.run)
+            for osd in render.osds(inventory)
+            if osd.server == node
+        ]
+        if server in render.mds_servers(inventory):
+            found.append(render.mds_files(inventory, server, self.run))
+        return found
+
+    def write_units(self, server: Server) -> list[Action]:
+        """All of a node's units at once, and one daemon-reload after them.
+
+        The reload has its own argv: the journal keeps one fingerprint per command
+        and node, and other layers reload systemd too.
+        """
+        node = server.name
+        units = self.units(server)
+        unit_path = "/etc/systemd/system/{}"
         return [
-            PutFile(node, self.path(node, f"/etc/systemd/system/{unit}"), files.unit.encode()),
-            Run(node, ("systemctl", "enable", unit)),
-            Run(node, ("systemctl", "restart", unit), triggers=(files.digest,)),
-            WaitFor(node, ("sh", "-c", _active(unit)), deadline=30.0, what=f"{unit} to be running"),
+            *(
+                PutFile(node, self.path(node, unit_path.format(f.name)), f.unit.encode())
+                for f in units
+            ),
+            Run(
+                node,
+                ("sh", "-c", "systemctl daemon-reload", "labctl-ceph-units"),
+                triggers=tuple(f.digest for f in units),
+                what="systemctl daemon-reload (Ceph's units changed)",
+            ),
         ]
 
-    def reload(self, node: str, files: list[render.DaemonFiles]) -> Run:
-        # One per node and plan: the journal keeps one fingerprint per command.
-        return Run(node, ("systemctl", "daemon-reload"), triggers=tuple(f.digest for f in files))
+    def start(self, node: str, units: list[render.DaemonFiles]) -> list[Action]:
+        """Units enabled, restarted when they or ceph.conf changed, then all running."""
+        actions: list[Action] = []
+        for files in units:
+            actions += [
+                Run(node, ("systemctl", "enable", files.name)),
+                Run(node, ("systemctl", "restart", files.name), triggers=(files.digest,)),
+            ]
+        names = [f.name for f in units]
+        if names:
+            actions.append(
+                WaitFor(
+                    node,
+                    ("sh", "-c", RUNNING, "labctl-ceph-running", *names),
+                    deadline=30.0,
+                    what=f"{', '.join(names)} to be running",
+                )
+            )
+        return actions
 
     def plans(self) -> Iterator[Plan]:
         yield self.monitors()
@@ -232,6 +284,7 @@ class CephPlans:
                 self.secret(node, render.ADMIN_KEYRING, ["client.admin"]),
             ]
             if node not in mons:
+                actions += self.write_units(server)
                 continue
             files = render.mon_files(inventory, server, self.run)
             keyring = self.path(node, render.MON_KEYRING)
@@ -261,8 +314,8 @@ class CephPlans:
                     timeout=120.0,
                     what=f"make monitor {node}'s store (once; another cluster's is refused)",
                 ),
-                self.reload(node, [files]),
-                *self.daemon(node, files),
+                *self.write_units(server),
+                *self.start(node, [files]),
             ]
         return Plan.of("ceph: monitors", actions)
 
@@ -280,14 +333,13 @@ class CephPlans:
 
     def managers(self) -> Plan:
         actions: list[Action] = []
-        for server in render.mons(self.inventory):
+        for server in render.managers(self.inventory):
             node = server.name
             files = render.mgr_files(self.inventory, server, self.run)
             keyring = f"/var/lib/ceph/mgr/ceph-{node}/keyring"
             actions += [
                 self.secret(node, keyring, [f"mgr.{node}"], caps=False),
-                self.reload(node, [files]),
-                *self.daemon(node, files),
+                *self.start(node, [files]),
             ]
         return Plan.of("ceph: managers", actions)
 
@@ -318,9 +370,7 @@ class CephPlans:
                         what=f"make OSD {osd.id} on {osd.device} (a disk holding data is refused)",
                     ),
                 ]  # fmt: skip
-            actions.append(self.reload(name, files))
-            for each in files:
-                actions += self.daemon(name, each)
+            actions += self.start(name, files)
         return Plan.of("ceph: osds", actions)
 
     def pools(self) -> Plan:
@@ -385,7 +435,6 @@ class CephPlans:
             actions += [
                 ssh_answers(node, self.inventory.lab.ssh.boot_wait),
                 self.secret(node, keyring, [f"mds.{node}"], caps=False),
-                self.reload(node, [files]),
-                *self.daemon(node, files),
+                *self.start(node, [files]),
             ]
         return Plan.of("ceph: metadata servers", actions)

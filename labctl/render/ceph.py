@@ -84,6 +84,11 @@ def mons(inventory: Inventory) -> list[Server]:
     return inventory.with_role("ceph-mon")
 
 
+def managers(inventory: Inventory) -> list[Server]:
+    """The first ``cluster.ceph.managers`` monitor servers (2 unless the inventory says)."""
+    return mons(inventory)[: settings(inventory).managers or 2]
+
+
 def mds_servers(inventory: Inventory) -> list[Server]:
     return inventory.with_role("ceph-mds")
 
@@ -179,7 +184,7 @@ def conf_text(inventory: Inventory) -> str:
 def entities(inventory: Inventory) -> list[str]:
     """Every entity labctl mints a key for, in a stable order."""
     names = ["mon.", "client.admin", "client.bootstrap-osd"]
-    names += [f"mgr.{s.name}" for s in mons(inventory)]
+    names += [f"mgr.{s.name}" for s in managers(inventory)]
     names += [f"mds.{s.name}" for s in mds_servers(inventory)]
     names += [f"osd.{o.id}" for o in osds(inventory)]
     return names
