@@ -36,8 +36,7 @@ if TYPE_CHECKING:
 # of every key. A store of another cluster, or one labctl did not make, is refused.
 MON_MKFS = r"""
 set -e
-mon=$1 monmaptool=$2 id=$3 fsid=$4 keyring=$5; shift 5
-d=/var/lib/ceph/mon/ceph-$id
+mon=$1 monmaptool=$2 id=$3 fsid=$4 keyring=$5 d=$6; shift 6
 if [ -f "$d/labctl-fsid" ]; then
   have=$(cat "$d/labctl-fsid")
   [ "$have" = "$fsid" ] && exit 0
@@ -50,8 +49,8 @@ if [ -e "$d/store.db" ]; then
     "move it away by hand to let this monitor join" >&2
   exit 3
 fi
-mkdir -p /var/lib/ceph/tmp /var/lib/ceph/run /var/log/ceph "$d"
-map=/var/lib/ceph/tmp/labctl-monmap-$id
+mkdir -p "$d"
+map=$d.labctl-monmap
 $monmaptool --create --clobber --fsid "$fsid" "$@" "$map" >/dev/null
 $mon --mkfs -i "$id" --monmap "$map" --keyring "$keyring"
 rm -f "$map"
@@ -73,14 +72,13 @@ done
 # directory is primed from the label. Anything else on the disk: refused unless wipe.
 OSD_PREPARE = r"""
 set -e
-ceph=$1 osd=$2 tool=$3 id=$4 uuid=$5 dev=$6 wipe=$7
-d=/var/lib/ceph/osd/ceph-$id
+ceph=$1 osd=$2 tool=$3 id=$4 uuid=$5 dev=$6 wipe=$7 d=$8
 if [ -f "$d/mkfs_done" ] && [ "$(cat "$d/fsid" 2>/dev/null)" = "$uuid" ]; then exit 0; fi
 if [ ! -e "$dev" ]; then
   echo "$dev does not exist on this node, so OSD $id cannot be made on it" >&2
   exit 3
 fi
-mkdir -p "$d" /var/lib/ceph/run /var/log/ceph
+mkdir -p "$d"
 label=$($tool show-label --dev "$dev" 2>/dev/null || true)
 case "$label" in
   *"\"osd_uuid\": \"$uuid\""*)
@@ -99,16 +97,26 @@ fi
 key=$(sed -n 's/^[[:space:]]*key = //p' "$d/keyring")
 printf '{"cephx_secret": "%s"}' "$key" | $ceph --name client.bootstrap-osd \
   osd new "$uuid" "$id" -i - >/dev/null
-$osd --mkfs -i "$id" --osd-uuid "$uuid" --bluestore_block_path "$dev"
+$osd --mkfs -i "$id" --osd-uuid "$uuid" --osd-data "$d" --bluestore_block_path "$dev"
 """
 
 # Every OSD up and in before pools are made: Ceph sizes PG limits by the OSDs in.
+# A command, not a wait, so the journal spares a converged run the question (it is
+# asked again when the OSD count changes).
 OSDS_IN = r"""
-ceph=$1 want=$2
-out=$($ceph --connect-timeout 5 osd stat -f json 2>/dev/null) || exit 1
-up=$(printf '%s' "$out" | sed -n 's/.*"num_up_osds":\([0-9]*\).*/\1/p')
-in=$(printf '%s' "$out" | sed -n 's/.*"num_in_osds":\([0-9]*\).*/\1/p')
-[ "$up" = "$want" ] && [ "$in" = "$want" ]
+ceph=$1 want=$2 deadline=$3
+end=$(( $(date +%s) + deadline ))
+while :; do
+  out=$($ceph --connect-timeout 5 osd stat -f json 2>/dev/null) || out=
+  up=$(printf '%s' "$out" | sed -n 's/.*"num_up_osds":\([0-9]*\).*/\1/p')
+  in=$(printf '%s' "$out" | sed -n 's/.*"num_in_osds":\([0-9]*\).*/\1/p')
+  [ "$up" = "$want" ] && [ "$in" = "$want" ] && exit 0
+  if [ "$(date +%s)" -ge "$end" ]; then
+    echo "after $deadline s, ${up:-?} of $want OSDs are up and ${in:-?} in" >&2
+    exit 1
+  fi
+  sleep 2
+done
 """
 
 POOL = r"""
@@ -282,6 +290,17 @@ class CephPlans:
                 ssh_answers(node, inventory.lab.ssh.boot_wait),
                 PutFile(node, self.path(node, render.CONF_PATH), self.conf.encode()),
                 self.secret(node, render.ADMIN_KEYRING, ["client.admin"]),
+                # Where daemons keep sockets and logs (/run/ceph is packaging's, absent
+                # on CoreOS).
+                Run(
+                    node,
+                    (
+                        "mkdir",
+                        "-p",
+                        self.path(node, render.RUN_DIR),
+                        self.path(node, "/var/log/ceph"),
+                    ),
+                ),
             ]
             if node not in mons:
                 actions += self.write_units(server)
@@ -309,6 +328,7 @@ class CephPlans:
                         node,
                         fsid,
                         keyring,
+                        self.path(node, f"/var/lib/ceph/mon/ceph-{node}"),
                         *addv,
                     ),
                     timeout=120.0,
@@ -364,7 +384,8 @@ class CephPlans:
                         ("sh", "-c", OSD_PREPARE, "labctl-ceph-osd-prepare",
                          self.tool(server, "ceph"), self.tool(server, "ceph-osd"),
                          self.tool(server, "ceph-bluestore-tool"), str(osd.id), osd.uuid,
-                         osd.device, "yes" if osd.wipe else "no"),
+                         osd.device, "yes" if osd.wipe else "no",
+                         self.path(name, osd.data_dir)),
                         timeout=300.0,
                         triggers=(osd.uuid,),
                         what=f"make OSD {osd.id} on {osd.device} (a disk holding data is refused)",
@@ -380,12 +401,11 @@ class CephPlans:
         cli = self.tool(server, "ceph")
         count = len(render.osds(self.inventory))
         actions: list[Action] = [
-            WaitFor(
+            Run(
                 node,
-                ("sh", "-c", OSDS_IN, "labctl-ceph-osds-in", cli, str(count)),
-                deadline=300.0,
-                interval=2.0,
-                what=f"all {count} OSDs up and in",
+                ("sh", "-c", OSDS_IN, "labctl-ceph-osds-in", cli, str(count), "300"),
+                timeout=330.0,
+                what=f"wait up to 300 s for all {count} OSDs to be up and in",
             )
         ]
         for pool in ceph.pools:
