@@ -12,6 +12,7 @@ CA passphrase, as the CA key is sealed under it. Decrypted only in memory.
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import os
 import struct
@@ -40,6 +41,7 @@ def new_key() -> str:
     return cephx_key(os.urandom(16), int(time.time()))
 
 
+@functools.lru_cache(maxsize=4)  # a run opens the file more than once (plan, mint step)
 def _aead_key(passphrase: bytes, salt: bytes) -> bytes:
     from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 

@@ -58,12 +58,25 @@ echo "$fsid" > "$d/labctl-fsid"
 """
 
 # Every monitor named in quorum_names (read without a JSON parser: Flatcar has none).
+# A command, not a wait, so the journal spares a converged run the question: it is
+# asked again whenever a monitor's unit or ceph.conf changed (its triggers), and the
+# health step's HEALTH_OK covers quorum on every run.
 QUORUM = r"""
-ceph=$1; shift
-out=$($ceph --connect-timeout 5 quorum_status -f json 2>/dev/null) || exit 1
-names=$(printf '%s' "$out" | sed -n 's/.*"quorum_names":\[\([^]]*\)\].*/\1/p')
-for m in "$@"; do
-  case ",$names," in *"\"$m\""*) ;; *) exit 1 ;; esac
+ceph=$1 deadline=$2; shift 2
+end=$(( $(date +%s) + deadline ))
+while :; do
+  out=$($ceph --connect-timeout 5 quorum_status -f json 2>/dev/null) || out=
+  names=$(printf '%s' "$out" | sed -n 's/.*"quorum_names":\[\([^]]*\)\].*/\1/p')
+  missing=
+  for m in "$@"; do
+    case ",$names," in *"\"$m\""*) ;; *) missing="$missing $m" ;; esac
+  done
+  [ -z "$missing" ] && exit 0
+  if [ "$(date +%s)" -ge "$end" ]; then
+    echo "after $deadline s, monitors not in quorum:$missing" >&2
+    exit 1
+  fi
+  sleep 2
 done
 """
 
@@ -342,12 +355,17 @@ class CephPlans:
     def quorum(self) -> Plan:
         names = [s.name for s in render.mons(self.inventory)]
         node = self.first_mon.name
-        wait = WaitFor(
+        cli = self.tool(self.first_mon, "ceph")
+        digests = [
+            render.mon_files(self.inventory, s, self.run).digest
+            for s in render.mons(self.inventory)
+        ]
+        wait = Run(
             node,
-            ("sh", "-c", QUORUM, "labctl-ceph-quorum", self.tool(self.first_mon, "ceph"), *names),
-            deadline=180.0,
-            interval=2.0,
-            what=f"monitors {', '.join(names)} in quorum",
+            ("sh", "-c", QUORUM, "labctl-ceph-quorum", cli, "180", *names),
+            timeout=210.0,
+            triggers=tuple(digests),
+            what=f"wait up to 180 s for monitors {', '.join(names)} in quorum",
         )
         return Plan.of("ceph: quorum", [wait])
 

@@ -183,12 +183,17 @@ def test_bootstrap_forms_ceph_with_rbd_and_cephfs_and_survives_a_node(
     # wind down (a monitor and six OSDs): the guard allows one of three monitors.
     off = labctl(lab, "power", "off", "wind")
     assert off.returncode == 0, off.stdout + off.stderr
-    degraded = wait_for(
-        lab, lambda r: r["osds_by_host"]["wind"]["up"] == 0 and r["health"] != "HEALTH_OK", 120
-    )
+
+    def degraded_now(report: dict[str, object]) -> bool:
+        checks = {c["name"] for c in report["checks"]}  # type: ignore[attr-defined]
+        return report["osds_by_host"]["wind"]["up"] == 0 and "PG_DEGRADED" in checks  # type: ignore[index]
+
+    degraded = wait_for(lab, degraded_now, 120)
     assert degraded["quorum"] == ["fohn", "chequita"] and degraded["out_of_quorum"] == ["wind"]
     checks = {c["name"] for c in degraded["checks"]}  # type: ignore[union-attr]
-    assert {"MON_DOWN", "OSD_HOST_DOWN"} <= checks, checks
+    assert {"MON_DOWN", "OSD_HOST_DOWN", "PG_DEGRADED"} <= checks, checks
+    states = degraded["pgs"]["by_state"]  # type: ignore[index]
+    assert any("degraded" in state for state in states), states
     out = on(lab, "fohn", "rbd export --no-progress rbd/blob - | sha256sum")
     assert out.split()[0] == on(lab, "fohn", "sha256sum /root/blob").split()[0]
 

@@ -61,3 +61,16 @@ def test_a_store_labctl_did_not_make_is_refused(tmp_path: Path) -> None:
     done = mkfs(tmp_path, store)
     assert done.returncode == 3 and "labctl did not make" in done.stderr
     assert calls(tmp_path) == [] and (store / "store.db").is_dir()
+
+
+def test_the_quorum_wait_names_the_monitors_missing(tmp_path: Path) -> None:
+    from labctl.layers.ceph import QUORUM
+
+    ceph = tmp_path / "ceph"
+    ceph.write_text('#!/bin/sh\necho \'{"election_epoch":8,"quorum_names":["fohn","chequita"]}\'\n')
+    ceph.chmod(0o755)
+    argv = ["sh", "-c", QUORUM, "quorum", str(ceph), "0", "fohn", "chequita"]
+    assert subprocess.run(argv, capture_output=True, timeout=30).returncode == 0
+    done = subprocess.run([*argv, "wind"], capture_output=True, text=True, timeout=30)
+    assert done.returncode == 1
+    assert "after 0 s, monitors not in quorum: wind" in done.stderr
