@@ -4,18 +4,18 @@ In the order Ceph needs: keys first (local work ``ceph.keys`` mints every
 cephx key the cluster will use, sealed beside the PKI), then the monitors on
 the ``ceph-mon`` servers, each made from a monitor map and a keyring holding
 every key, so the cluster is born knowing its managers, MDSs and the OSD
-bootstrap key; then a wait for all of them in quorum. Managers on the first two
-(``managers``) monitor servers. One OSD per ``osd`` disk (bluestore on the whole disk, the same
-layout ``ceph-volume raw`` makes), each with the id and uuid the inventory
+bootstrap key; then a wait for all of them in quorum. Managers on the first
+two (``managers``) monitor servers. One OSD per ``osd`` disk (bluestore on the
+whole disk, the layout ``ceph-volume raw`` makes), each with the id and uuid the inventory
 fixes, created through the bootstrap-osd key; a disk holding anything is
 refused and left alone unless the inventory says ``wipe: true``. Once every
 OSD is up and in: the pools with their size, PG count and application, then
 each CephFS and its MDSs. Last, from the operator's machine, a wait for
 HEALTH_OK that names every health check that is not OK (``ceph.healthy``).
 
-Every step is either an observed file, a check, or a command whose script
-first looks whether its work is already done, so a re-run on a healthy
-cluster changes nothing. The daemons are systemd units whose only
+Every step is an observed file, a wait, or a command the journal remembers
+whose script also first looks whether its work is already done, so a re-run
+on a healthy cluster changes nothing. The daemons are systemd units whose only
 runtime-dependent lines start the daemon (``render/ceph.py``).
 """
 
