@@ -14,6 +14,7 @@ DEBIAN_PACKAGES=(
   python3-venv openipmi ipmitool snmpd snmp openssh-server openssh-client
   golang-cfssl etcd-server etcd-client openssl iproute2 procps util-linux
   debootstrap sudo passwd git
+  ceph-mon ceph-mgr ceph-osd ceph-mds ceph-fuse ceph-common ceph-base
 )
 
 log() { printf '[setup] %s\n' "$*" >&2; }

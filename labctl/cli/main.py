@@ -12,6 +12,7 @@ import typer
 from labctl import __version__
 from labctl.cli import (
     bootstrap_cmd,
+    ceph_cmd,
     completion_cmd,
     etcd_cmd,
     inventory_cmd,
@@ -37,6 +38,7 @@ app.add_typer(inventory_cmd.app, name="inventory")
 app.add_typer(power_cmd.app, name="power")
 app.add_typer(pki_cmd.app, name="pki")
 app.add_typer(etcd_cmd.app, name="etcd")
+app.add_typer(ceph_cmd.app, name="ceph")
 app.add_typer(sim_cmd.app, name="sim")
 app.command("plan")(bootstrap_cmd.plan)
 app.command("bootstrap")(bootstrap_cmd.bootstrap)

@@ -325,6 +325,8 @@ LOCAL_WORK: dict[str, str] = {
     "etcd.promote": "labctl.etcd.work:PromoteWork",
     "etcd.remove": "labctl.etcd.work:RemoveWork",
     "etcd.left": "labctl.etcd.work:LeftWork",
+    "ceph.keys": "labctl.ceph.work:KeysWork",
+    "ceph.healthy": "labctl.ceph.work:HealthyWork",
 }
 
 

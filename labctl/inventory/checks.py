@@ -755,6 +755,123 @@ def etcd_image(inv: Inventory) -> Iterator[Finding]:
         )
 
 
+# -- ceph ------------------------------------------------------------------------
+
+
+def _ceph_servers(inv: Inventory) -> list[Server]:
+    return [s for s in inv.servers if s.roles & {"ceph-mon", "ceph-osd", "ceph-mds"}]
+
+
+@check("LAB080", E, "Every Ceph server has an address on Ceph's public (and cluster) network.")
+def ceph_networks(inv: Inventory) -> Iterator[Finding]:
+    ceph = inv.cluster.ceph
+    if ceph is None:
+        return
+    networks = _purposes(inv)
+    wanted = [("public_network", ceph.public_network, _ceph_servers(inv))]
+    if ceph.cluster_network is not None:
+        wanted.append(("cluster_network", ceph.cluster_network, _members(inv, "ceph-osd")))
+    for field, network, servers in wanted:
+        if network not in networks:
+            continue  # LAB030 names the missing network
+        for s in servers:
+            if not s.addresses(network):
+                yield (
+                    ("cluster", "ceph", field),
+                    f"{s.name} runs Ceph daemons but has no address on {field} '{network}'",
+                )
+
+
+def _osd_count(inv: Inventory) -> int:
+    return sum(1 for s in _members(inv, "ceph-osd") for d in s.disks if d.role == "osd")
+
+
+@check("LAB081", W, "PG replicas per OSD stay within max_pg_per_osd (mon_max_pg_per_osd).")
+def pgs_per_osd(inv: Inventory) -> Iterator[Finding]:
+    ceph = inv.cluster.ceph
+    osds = _osd_count(inv)
+    if ceph is None or osds == 0:
+        return
+    pgs = sum(p.pg_num or 0 for p in ceph.pools)
+    replicas = sum((p.pg_num or 0) * p.size for p in ceph.pools)
+    per_osd = replicas / osds
+    if per_osd > ceph.max_pg_per_osd:
+        yield (
+            ("cluster", "ceph", "pools"),
+            f"the pools ask for {pgs} PGs, {replicas} PG replicas over {osds} OSDs: "
+            f"{per_osd:.0f} per OSD, above max_pg_per_osd {ceph.max_pg_per_osd} "
+            "(Ceph refuses the pool that crosses it)",
+        )
+
+
+@check("LAB082", W, "A pool's pg_num is a power of two.")
+def pg_power_of_two(inv: Inventory) -> Iterator[Finding]:
+    ceph = inv.cluster.ceph
+    for p in ceph.pools if ceph else ():
+        if p.pg_num is not None and p.pg_num & (p.pg_num - 1):
+            yield (
+                (*p.path, "pg_num"),
+                f"pool {p.name} has pg_num {p.pg_num}, not a power of two: "
+                "its PGs come out uneven in size",
+            )
+
+
+def _whole_disk(device: str) -> str:
+    """/dev/sda1 -> /dev/sda, /dev/nvme0n1p2 -> /dev/nvme0n1 (by-id paths stay as they are)."""
+    if device.startswith("/dev/disk/"):
+        return re.sub(r"-part[0-9]+$", "", device)
+    if re.search(r"[0-9]n[0-9]+(p[0-9]+)?$", device):  # NVMe: nvme0n1, its partitions p1..
+        return re.sub(r"p[0-9]+$", "", device)
+    return re.sub(r"(?<=[a-z])[0-9]+$", "", device)
+
+
+@check("LAB083", E, "An OSD disk is not the OS disk nor a partition of it.")
+def osd_not_on_os_disk(inv: Inventory) -> Iterator[Finding]:
+    for s in inv.servers:
+        os_disks = {_whole_disk(d.device) for d in s.disks if d.role == "os"}
+        for d in s.disks:
+            if d.role == "osd" and _whole_disk(d.device) in os_disks:
+                yield (
+                    (*d.path, "device"),
+                    f"{s.name} {d.device} is an OSD disk on the OS disk "
+                    f"{_whole_disk(d.device)}: the OSD would take the whole disk",
+                )
+
+
+@check("LAB084", E, "Ceph in a container names its image (cluster.ceph.version or image).")
+def ceph_image(inv: Inventory) -> Iterator[Finding]:
+    ceph = inv.cluster.ceph
+    if ceph is not None and ceph.runtime == "container" and not (ceph.version or ceph.image):
+        yield (
+            ("cluster", "ceph"),
+            "Ceph runs as containers but neither cluster.ceph.version nor image says which",
+        )
+
+
+@check("LAB085", E, "A CephFS keeps its metadata and its data in different pools.")
+def cephfs_distinct_pools(inv: Inventory) -> Iterator[Finding]:
+    ceph = inv.cluster.ceph
+    for fs in ceph.filesystems if ceph else ():
+        if fs.metadata_pool == fs.data_pool:
+            yield (
+                (*fs.path, "data_pool"),
+                f"CephFS {fs.name} puts metadata and data in the one pool "
+                f"'{fs.data_pool}'; Ceph refuses that",
+            )
+
+
+@check("LAB086", E, "Ceph managers run on monitor servers: managers <= the ceph-mon count.")
+def ceph_managers(inv: Inventory) -> Iterator[Finding]:
+    ceph = inv.cluster.ceph
+    mons = len(_members(inv, "ceph-mon"))
+    if ceph is not None and ceph.managers is not None and mons and ceph.managers > mons:
+        yield (
+            ("cluster", "ceph", "managers"),
+            f"cluster.ceph.managers is {ceph.managers} but only {mons} server(s) have the "
+            "ceph-mon role, where managers run",
+        )
+
+
 # -- running -------------------------------------------------------------------
 
 

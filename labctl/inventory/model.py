@@ -81,6 +81,7 @@ class Disk:
     type: str
     role: str
     path: DocPath
+    wipe: bool = False  # an OSD disk holding data may be overwritten
 
 
 @dataclass(frozen=True, slots=True)
@@ -234,6 +235,14 @@ class Ceph:
     cluster_network: str | None
     pools: tuple[CephPool, ...]
     filesystems: tuple[CephFilesystem, ...]
+    runtime: str = "container"
+    version: str | None = None
+    image: str | None = None
+    max_pg_per_osd: int = 250
+    managers: int | None = None  # None: 2, or every monitor server when there are fewer
+    health_timeout: int = 600
+    # Further ceph.conf [global] options, in the order the inventory gives them.
+    config: tuple[tuple[str, str | int | float | bool], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -343,7 +352,9 @@ def _server(d: dict[str, Any], path: DocPath) -> Server:
         for i, n in enumerate(d["nics"])
     )
     disks = tuple(
-        Disk(x["device"], x["size"], x["type"], x["role"], (*path, "disks", i))
+        Disk(
+            x["device"], x["size"], x["type"], x["role"], (*path, "disks", i), x.get("wipe", False)
+        )
         for i, x in enumerate(d["disks"])
     )
     hw = d["hardware"]
@@ -465,6 +476,13 @@ def _cluster(d: dict[str, Any]) -> Cluster:
                 )
                 for i, f in enumerate(ceph.get("filesystems", ()))
             ),
+            runtime=ceph.get("runtime", "container"),
+            version=ceph.get("version"),
+            image=ceph.get("image"),
+            max_pg_per_osd=ceph.get("max_pg_per_osd", 250),
+            managers=ceph.get("managers"),
+            health_timeout=ceph.get("health_timeout", 600),
+            config=tuple(ceph.get("config", {}).items()),
         )
         if ceph
         else None,

@@ -9,6 +9,7 @@ a golden plan test and its docs; ``docs/architecture.md`` walks through it.
 from __future__ import annotations
 
 from labctl.engine.layer import Layer, NotBuilt
+from labctl.layers.ceph import CephLayer
 from labctl.layers.etcd import EtcdLayer
 from labctl.layers.pki import PkiLayer
 from labctl.layers.power import PowerLayer
@@ -20,5 +21,5 @@ LAYERS: tuple[Layer, ...] = (
     EtcdLayer(),
     NotBuilt("kubernetes"),
     NotBuilt("calico"),
-    NotBuilt("ceph"),
+    CephLayer(),
 )

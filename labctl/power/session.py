@@ -31,6 +31,7 @@ TIMEOUT = 5.0  # seconds per device call (each call is retried twice inside the 
 CYCLE_DELAY = 5.0  # seconds outlets stay off in a PDU cycle
 SETTLE = 60.0  # seconds a server may take to reach the state it was asked for
 ETCD_TIMEOUT = 2.0  # seconds per etcd member when the guard reads the cluster's health
+CEPH_TIMEOUT = 10.0  # seconds per monitor when the guard reads Ceph's quorum
 
 
 class PowerSession:
@@ -80,6 +81,8 @@ class PowerSession:
         unwell: dict[str, dict[str, str]] = {}
         if any("etcd" in s.roles for s in servers):
             unwell["etcd"] = await asyncio.to_thread(self._etcd_unwell)
+        if any("ceph-mon" in s.roles for s in servers):
+            unwell["ceph-mon"] = await asyncio.to_thread(self._ceph_unwell)
         return await guard_quorum(self.inventory, self.channel, servers, self.bound, unwell)
 
     def _etcd_unwell(self) -> dict[str, str]:
@@ -95,6 +98,23 @@ class PowerSession:
                 return etcd.reachable_unhealthy() or {}
         except LabctlError:
             return {}
+
+    def _ceph_unwell(self) -> dict[str, str]:
+        """Monitors outside the live quorum, when any monitor answers at all.
+
+        Before the cluster exists, or when no monitor answers (from here), the guard
+        goes by power alone, as for etcd.
+        """
+        from labctl.ceph.session import CephSession
+
+        if self.inventory.cluster.ceph is None:
+            return {}
+        try:
+            with CephSession(self.inventory, self.base_dir, timeout=CEPH_TIMEOUT) as ceph:
+                mons, quorum = ceph.quorum()
+        except LabctlError:
+            return {}
+        return {m: "not in the monitors' quorum" for m in mons if m not in quorum}
 
     async def request(
         self,

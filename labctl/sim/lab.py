@@ -24,6 +24,7 @@ from labctl.inventory.model import Inventory
 from labctl.programs import require
 from labctl.secrets import resolve
 from labctl.sim import bmc as sim_bmc
+from labctl.sim import disks as sim_disks
 from labctl.sim import feeds, netns_dir, pdu_agent
 from labctl.sim import node as sim_node
 from labctl.sim.node import NODE_MOUNT
@@ -443,6 +444,7 @@ def up(
             return f"the simulated lab {plan.lab_id} is already up; nothing changed"
         return f"the simulated lab {plan.lab_id} is up again: repaired {'; '.join(repaired)}"
     _refuse_if_taken(plan, state)
+    sim_disks.disk_size()  # a bad LABCTL_SIM_DISK_SIZE fails before anything is made
     login_user = inventory.lab.ssh.user
     if login_user != "root":
         absent = [tool for tool in ("useradd", "sudo") if shutil.which(tool) is None]
@@ -470,6 +472,8 @@ def up(
         _network(plan, record)
         progress(f"nodes: host keys, overlays and sshd for {len(plan.nodes)}")
         _nodes(plan, state, login_user)
+        dirs = {n.name: sim_node.node_dir(state, n.name) for n in plan.nodes}
+        sim_disks.make(inventory, dirs, sim_disks.disk_size())
         for n in plan.nodes:
             record.pid(f"node:{n.name}", sim_node.start(state, n.name))
         progress(f"devices: {len(inventory.servers)} BMCs, {len(inventory.pdus)} PDUs")

@@ -19,6 +19,7 @@ import sys
 import time
 from pathlib import Path
 
+from labctl.sim import disks as sim_disks
 from labctl.sim.process import ManagedProcess
 
 WRITABLE = ("etc", "root", "var", "home", "tmp", "opt", "srv", "usr/local")
@@ -86,6 +87,7 @@ def _boot_script(state: Path, name: str) -> str:
         f"if [ -f {q(str(bootdev))} ]; then cp {q(str(bootdev))} {q(str(d / 'bootdev'))}; "
         f"else echo disk > {q(str(d / 'bootdev'))}; fi",
         *host_root_view(d),
+        *sim_disks.boot_lines(d, NODE_MOUNT),  # the node's own /dev/sdX, when it has disks
     ]
     lines += [
         "mount -t tmpfs -o mode=755 tmpfs /run",  # a fresh /run every boot

@@ -1,0 +1,1 @@
+"""Ceph from the operator's side: cephx keys, the session that asks the monitors, local work."""

@@ -1,0 +1,478 @@
+"""The ceph layer: a Ceph cluster from the inventory's servers and disks, up to HEALTH_OK.
+
+In the order Ceph needs: keys first (local work ``ceph.keys`` mints every
+cephx key the cluster will use, sealed beside the PKI), then the monitors on
+the ``ceph-mon`` servers, each made from a monitor map and a keyring holding
+every key, so the cluster is born knowing its managers, MDSs and the OSD
+bootstrap key; then a wait for all of them in quorum. Managers on the first
+two (``managers``) monitor servers. One OSD per ``osd`` disk (bluestore on the
+whole disk, the layout ``ceph-volume raw`` makes), each with the id and uuid the inventory
+fixes, created through the bootstrap-osd key; a disk holding anything is
+refused and left alone unless the inventory says ``wipe: true``. Once every
+OSD is up and in: the pools with their size, PG count and application, then
+each CephFS and its MDSs. Last, from the operator's machine, a wait for
+HEALTH_OK that names every health check that is not OK (``ceph.healthy``).
+
+Every step is an observed file, a wait, or a command the journal remembers
+whose script also first looks whether its work is already done, so a re-run
+on a healthy cluster changes nothing. The daemons are systemd units whose only
+runtime-dependent lines start the daemon (``render/ceph.py``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+from labctl.engine.actions import Action, LocalStep, PutFile, Run, WaitFor, ssh_answers
+from labctl.engine.layer import LayerContext
+from labctl.engine.plan import Plan
+from labctl.render import ceph as render
+
+if TYPE_CHECKING:
+    from labctl.inventory.model import Inventory, Server
+
+# A monitor's store is made once, from the map of every monitor and the keyring
+# of every key. A store of another cluster, or one labctl did not make, is refused.
+MON_MKFS = r"""
+set -e
+mon=$1 monmaptool=$2 id=$3 fsid=$4 keyring=$5 d=$6; shift 6
+if [ -f "$d/labctl-fsid" ]; then
+  have=$(cat "$d/labctl-fsid")
+  [ "$have" = "$fsid" ] && exit 0
+  echo "$d holds a monitor of the Ceph cluster $have, not $fsid;" \
+    "labctl never wipes it: move it away by hand to let this monitor join" >&2
+  exit 3
+fi
+if [ -e "$d/store.db" ]; then
+  echo "$d holds monitor data labctl did not make; labctl never wipes it:" \
+    "move it away by hand to let this monitor join" >&2
+  exit 3
+fi
+mkdir -p "$d"
+map=$d.labctl-monmap
+$monmaptool --create --clobber --fsid "$fsid" "$@" "$map" >/dev/null
+$mon --mkfs -i "$id" --monmap "$map" --keyring "$keyring"
+rm -f "$map"
+echo "$fsid" > "$d/labctl-fsid"
+"""
+
+# Every monitor named in quorum_names (read without a JSON parser: Flatcar has none).
+# A command, not a wait, so the journal spares a converged run the question: it is
+# asked again whenever a monitor's unit or ceph.conf changed (its triggers), and the
+# health step's HEALTH_OK covers quorum on every run.
+QUORUM = r"""
+ceph=$1 deadline=$2; shift 2
+end=$(( $(date +%s) + deadline ))
+while :; do
+  out=$($ceph --connect-timeout 5 quorum_status -f json 2>/dev/null) || out=
+  names=$(printf '%s' "$out" | sed -n 's/.*"quorum_names":\[\([^]]*\)\].*/\1/p')
+  missing=
+  for m in "$@"; do
+    case ",$names," in *"\"$m\""*) ;; *) missing="$missing $m" ;; esac
+  done
+  [ -z "$missing" ] && exit 0
+  if [ "$(date +%s)" -ge "$end" ]; then
+    echo "after $deadline s, monitors not in quorum:$missing" >&2
+    exit 1
+  fi
+  sleep 2
+done
+"""
+
+# One bluestore OSD on a whole disk. Done already (our uuid in the data directory):
+# nothing. Our label on the disk but no data directory (a reinstalled node): the
+# directory is primed from the label. Anything else on the disk: refused unless wipe.
+OSD_PREPARE = r"""
+set -e
+ceph=$1 osd=$2 tool=$3 id=$4 uuid=$5 dev=$6 wipe=$7 d=$8
+if [ -f "$d/mkfs_done" ] && [ "$(cat "$d/fsid" 2>/dev/null)" = "$uuid" ]; then exit 0; fi
+if [ ! -e "$dev" ]; then
+  echo "$dev does not exist on this node, so OSD $id cannot be made on it" >&2
+  exit 3
+fi
+mkdir -p "$d"
+label=$($tool show-label --dev "$dev" 2>/dev/null || true)
+case "$label" in
+  *"\"osd_uuid\": \"$uuid\""*)
+    $tool prime-osd-dir --dev "$dev" --path "$d" --no-mon-config
+    exit 0 ;;
+esac
+used=$(head -c 1048576 "$dev" | tr -d '\000' | head -c 1 | wc -c)
+if [ "$used" -ne 0 ]; then
+  if [ "$wipe" != yes ]; then
+    echo "$dev holds data (its first MiB is not blank): refused and left alone;" \
+      "set wipe: true on the disk in the inventory to let labctl overwrite it" >&2
+    exit 3
+  fi
+  dd if=/dev/zero of="$dev" bs=1M count=16 conv=notrunc,fsync status=none
+fi
+key=$(sed -n 's/^[[:space:]]*key = //p' "$d/keyring")
+printf '{"cephx_secret": "%s"}' "$key" | $ceph --name client.bootstrap-osd \
+  osd new "$uuid" "$id" -i - >/dev/null
+$osd --mkfs -i "$id" --osd-uuid "$uuid" --osd-data "$d" --bluestore_block_path "$dev"
+"""
+
+# Every OSD up and in before pools are made: Ceph sizes PG limits by the OSDs in.
+# A command, not a wait, so the journal spares a converged run the question (it is
+# asked again when the OSD count changes).
+OSDS_IN = r"""
+ceph=$1 want=$2 deadline=$3
+end=$(( $(date +%s) + deadline ))
+while :; do
+  out=$($ceph --connect-timeout 5 osd stat -f json 2>/dev/null) || out=
+  up=$(printf '%s' "$out" | sed -n 's/.*"num_up_osds":\([0-9]*\).*/\1/p')
+  in=$(printf '%s' "$out" | sed -n 's/.*"num_in_osds":\([0-9]*\).*/\1/p')
+  [ "$up" = "$want" ] && [ "$in" = "$want" ] && exit 0
+  if [ "$(date +%s)" -ge "$end" ]; then
+    echo "after $deadline s, ${up:-?} of $want OSDs are up and ${in:-?} in" >&2
+    exit 1
+  fi
+  sleep 2
+done
+"""
+
+POOL = r"""
+set -e
+ceph=$1 name=$2 pg=$3 size=$4 app=$5
+if ! $ceph osd pool ls | grep -qx "$name"; then
+  if [ "$pg" = auto ]; then
+    $ceph osd pool create "$name" >/dev/null
+  else
+    $ceph osd pool create "$name" "$pg" "$pg" replicated >/dev/null
+  fi
+fi
+if [ "$pg" != auto ]; then $ceph osd pool set "$name" pg_autoscale_mode off >/dev/null; fi
+$ceph osd pool set "$name" size "$size" >/dev/null
+$ceph osd pool application enable "$name" "$app" >/dev/null
+"""
+
+FILESYSTEM = r"""
+set -e
+ceph=$1 fs=$2 meta=$3 data=$4
+$ceph fs ls -f json | grep -q "\"name\":\"$fs\"" && exit 0
+$ceph fs new "$fs" "$meta" "$data" >/dev/null
+"""
+
+
+# Each unit started if it is not running; the wait ends once all of them run (one
+# round trip per node, however many OSDs it has).
+RUNNING = r"""
+ok=0
+for unit in "$@"; do
+  systemctl is-active -q "$unit" || systemctl start "$unit"
+  systemctl is-active -q "$unit" || ok=1
+done
+exit $ok
+"""
+
+
+class CephLayer:
+    name = "ceph"
+
+    def plans(self, ctx: LayerContext) -> Iterator[Plan]:
+        from labctl.ceph.keys import KeyStore
+
+        inventory = ctx.inventory
+        if inventory.cluster.ceph is None:
+            return
+        store = KeyStore.of(inventory, ctx.base_dir)
+        entities = render.entities(inventory)
+        yield Plan.of(
+            "ceph: keys",
+            [
+                LocalStep(
+                    "ceph.keys",
+                    f"mint the cephx keys of {len(entities)} entities",
+                    ",".join(entities),
+                )
+            ],
+        )
+        if ctx.dry_run and not store.exists():
+            return  # nothing minted yet: nothing to push to compare against
+        yield from CephPlans(ctx, store.load()).plans()
+
+
+class CephPlans:
+    """The plans after the keys, from the inventory and the minted keys."""
+
+    def __init__(self, ctx: LayerContext, keys: dict[str, str]) -> None:
+        self.ctx = ctx
+        self.inventory: Inventory = ctx.inventory
+        self.keys = keys
+        self.run = render.runtime(self.inventory)
+        self.conf = render.conf_text(self.inventory)
+        self.first_mon = render.mons(self.inventory)[0]
+
+    def path(self, node: str, path: str) -> str:
+        return self.ctx.on_node(node, path)
+
+    def secret(self, node: str, path: str, entities: list[str], caps: bool = True) -> PutFile:
+        content = render.keyring(self.keys, entities, caps).encode()
+        return PutFile(node, self.path(node, path), content, 0o600, "root:root", secret=True)
+
+    def tool(self, server: Server, program: str) -> str:
+        import shlex
+
+        return shlex.join(render.tool(self.inventory, server, program, self.run))
+
+    def units(self, server: Server) -> list[render.DaemonFiles]:
+        """Every Ceph daemon's unit on ``server``."""
+        inventory, node = self.inventory, server.name
+        found = []
+        if server in render.mons(inventory):
+            found.append(render.mon_files(inventory, server, self.run))
+        if server in render.managers(inventory):
+            found.append(render.mgr_files(inventory, server, self.run))
+        found += [
+            render.osd_files(inventory, server, osd, self.run)
+            for osd in render.osds(inventory)
+            if osd.server == node
+        ]
+        if server in render.mds_servers(inventory):
+            found.append(render.mds_files(inventory, server, self.run))
+        return found
+
+    def write_units(self, server: Server) -> list[Action]:
+        """All of a node's units at once, and one daemon-reload after them.
+
+        The reload has its own argv: the journal keeps one fingerprint per command
+        and node, and other layers reload systemd too.
+        """
+        node = server.name
+        units = self.units(server)
+        unit_path = "/etc/systemd/system/{}"
+        return [
+            *(
+                PutFile(node, self.path(node, unit_path.format(f.name)), f.unit.encode())
+                for f in units
+            ),
+            Run(
+                node,
+                ("sh", "-c", "systemctl daemon-reload", "labctl-ceph-units"),
+                triggers=tuple(f.digest for f in units),
+                what="systemctl daemon-reload (Ceph's units changed)",
+            ),
+        ]
+
+    def start(self, node: str, units: list[render.DaemonFiles]) -> list[Action]:
+        """Units enabled, restarted when they or ceph.conf changed, then all running."""
+        actions: list[Action] = []
+        for files in units:
+            actions += [
+                Run(node, ("systemctl", "enable", files.name)),
+                Run(node, ("systemctl", "restart", files.name), triggers=(files.digest,)),
+            ]
+        names = [f.name for f in units]
+        if names:
+            actions.append(
+                WaitFor(
+                    node,
+                    ("sh", "-c", RUNNING, "labctl-ceph-running", *names),
+                    deadline=30.0,
+                    what=f"{', '.join(names)} to be running",
+                )
+            )
+        return actions
+
+    def plans(self) -> Iterator[Plan]:
+        yield self.monitors()
+        yield self.quorum()
+        yield self.managers()
+        yield self.osds()
+        yield self.pools()
+        yield self.metadata_servers()
+        digest = render.config_digest(self.inventory)
+        timeout = render.settings(self.inventory).health_timeout
+        yield Plan.of(
+            "ceph: health",
+            [LocalStep("ceph.healthy", f"wait up to {timeout} s for HEALTH_OK", digest)],
+        )
+
+    def monitors(self) -> Plan:
+        inventory = self.inventory
+        fsid = render.settings(inventory).fsid
+        mons = {s.name for s in render.mons(inventory)}
+        addv: list[str] = []
+        for mon in render.mons(inventory):
+            addv += ["--addv", mon.name, render.mon_addrs(inventory, mon)]
+        actions: list[Action] = []
+        for server in render.ceph_servers(inventory):
+            node = server.name
+            actions += [
+                ssh_answers(node, inventory.lab.ssh.boot_wait),
+                PutFile(node, self.path(node, render.CONF_PATH), self.conf.encode()),
+                self.secret(node, render.ADMIN_KEYRING, ["client.admin"]),
+                # Where daemons keep sockets and logs (/run/ceph is packaging's, absent
+                # on CoreOS).
+                Run(
+                    node,
+                    (
+                        "mkdir",
+                        "-p",
+                        self.path(node, render.RUN_DIR),
+                        self.path(node, "/var/log/ceph"),
+                    ),
+                ),
+            ]
+            if node not in mons:
+                actions += self.write_units(server)
+                continue
+            files = render.mon_files(inventory, server, self.run)
+            keyring = self.path(node, render.MON_KEYRING)
+            actions += [
+                PutFile(
+                    node,
+                    keyring,
+                    render.mon_keyring(inventory, self.keys).encode(),
+                    0o600,
+                    "root:root",
+                    secret=True,
+                ),
+                Run(
+                    node,
+                    (
+                        "sh",
+                        "-c",
+                        MON_MKFS,
+                        "labctl-ceph-mon-mkfs",
+                        self.tool(server, "ceph-mon"),
+                        self.tool(server, "monmaptool"),
+                        node,
+                        fsid,
+                        keyring,
+                        self.path(node, f"/var/lib/ceph/mon/ceph-{node}"),
+                        *addv,
+                    ),
+                    timeout=120.0,
+                    what=f"make monitor {node}'s store (once; another cluster's is refused)",
+                ),
+                *self.write_units(server),
+                *self.start(node, [files]),
+            ]
+        return Plan.of("ceph: monitors", actions)
+
+    def quorum(self) -> Plan:
+        names = [s.name for s in render.mons(self.inventory)]
+        node = self.first_mon.name
+        cli = self.tool(self.first_mon, "ceph")
+        digests = [
+            render.mon_files(self.inventory, s, self.run).digest
+            for s in render.mons(self.inventory)
+        ]
+        wait = Run(
+            node,
+            ("sh", "-c", QUORUM, "labctl-ceph-quorum", cli, "180", *names),
+            timeout=210.0,
+            triggers=tuple(digests),
+            what=f"wait up to 180 s for monitors {', '.join(names)} in quorum",
+        )
+        return Plan.of("ceph: quorum", [wait])
+
+    def managers(self) -> Plan:
+        actions: list[Action] = []
+        for server in render.managers(self.inventory):
+            node = server.name
+            files = render.mgr_files(self.inventory, server, self.run)
+            keyring = f"/var/lib/ceph/mgr/ceph-{node}/keyring"
+            actions += [
+                self.secret(node, keyring, [f"mgr.{node}"], caps=False),
+                *self.start(node, [files]),
+            ]
+        return Plan.of("ceph: managers", actions)
+
+    def osds(self) -> Plan:
+        inventory = self.inventory
+        actions: list[Action] = []
+        by_server: dict[str, list[render.Osd]] = {}
+        for osd in render.osds(inventory):
+            by_server.setdefault(osd.server, []).append(osd)
+        for name, osds in by_server.items():
+            server = inventory.server(name)
+            files = [render.osd_files(inventory, server, osd, self.run) for osd in osds]
+            actions += [
+                ssh_answers(name, inventory.lab.ssh.boot_wait),
+                self.secret(name, render.BOOTSTRAP_OSD_KEYRING, ["client.bootstrap-osd"], False),
+            ]
+            for osd in osds:
+                actions += [
+                    self.secret(name, f"{osd.data_dir}/keyring", [f"osd.{osd.id}"], caps=False),
+                    Run(
+                        name,
+                        ("sh", "-c", OSD_PREPARE, "labctl-ceph-osd-prepare",
+                         self.tool(server, "ceph"), self.tool(server, "ceph-osd"),
+                         self.tool(server, "ceph-bluestore-tool"), str(osd.id), osd.uuid,
+                         osd.device, "yes" if osd.wipe else "no",
+                         self.path(name, osd.data_dir)),
+                        timeout=300.0,
+                        triggers=(osd.uuid,),
+                        what=f"make OSD {osd.id} on {osd.device} (a disk holding data is refused)",
+                    ),
+                ]  # fmt: skip
+            actions += self.start(name, files)
+        return Plan.of("ceph: osds", actions)
+
+    def pools(self) -> Plan:
+        ceph = render.settings(self.inventory)
+        server = self.first_mon
+        node = server.name
+        cli = self.tool(server, "ceph")
+        count = len(render.osds(self.inventory))
+        actions: list[Action] = [
+            Run(
+                node,
+                ("sh", "-c", OSDS_IN, "labctl-ceph-osds-in", cli, str(count), "300"),
+                timeout=330.0,
+                what=f"wait up to 300 s for all {count} OSDs to be up and in",
+            )
+        ]
+        for pool in ceph.pools:
+            pg = str(pool.pg_num) if pool.pg_num else "auto"
+            actions.append(
+                Run(
+                    node,
+                    (
+                        "sh",
+                        "-c",
+                        POOL,
+                        "labctl-ceph-pool",
+                        cli,
+                        pool.name,
+                        pg,
+                        str(pool.size),
+                        pool.application,
+                    ),
+                    what=f"pool {pool.name}: size {pool.size}, {pg} PGs, {pool.application}",
+                )
+            )
+        for fs in ceph.filesystems:
+            actions.append(
+                Run(
+                    node,
+                    (
+                        "sh",
+                        "-c",
+                        FILESYSTEM,
+                        "labctl-ceph-fs",
+                        cli,
+                        fs.name,
+                        fs.metadata_pool,
+                        fs.data_pool,
+                    ),
+                    what=f"CephFS {fs.name} on {fs.metadata_pool} and {fs.data_pool}",
+                )
+            )
+        return Plan.of("ceph: pools", actions)
+
+    def metadata_servers(self) -> Plan:
+        actions: list[Action] = []
+        for server in render.mds_servers(self.inventory):
+            node = server.name
+            files = render.mds_files(self.inventory, server, self.run)
+            keyring = f"/var/lib/ceph/mds/ceph-{node}/keyring"
+            actions += [
+                ssh_answers(node, self.inventory.lab.ssh.boot_wait),
+                self.secret(node, keyring, [f"mds.{node}"], caps=False),
+                *self.start(node, [files]),
+            ]
+        return Plan.of("ceph: metadata servers", actions)

@@ -1,0 +1,324 @@
+"""A Ceph cluster's files, from the inventory: ceph.conf, keyrings, units and node scripts.
+
+Pure: the inventory (and, for keyrings, the minted keys) in, text out.
+Monitors and managers run on the ``ceph-mon`` servers, one MDS on each
+``ceph-mds`` server, one OSD per disk of role ``osd`` on the ``ceph-osd``
+servers. OSD ids and uuids are fixed by the inventory (ids in inventory
+order, a uuid derived from the fsid, server and device), so a plan names
+every OSD's unit before the cluster exists and a re-run finds the same OSDs.
+
+``runtime`` is the one difference between a real lab and the simulated one:
+``container`` runs every daemon and tool from the Ceph image (Flatcar and
+Fedora CoreOS ship no Ceph), ``host`` runs the node's own ``/usr/bin/ceph-*``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shlex
+import uuid
+from dataclasses import dataclass
+
+from labctl.inventory.model import Ceph, Inventory, Server
+from labctl.render.systemd import Unit, unit_text
+
+RUNTIMES = ("container", "host")
+IMAGE = "quay.io/ceph/ceph"
+CONF_PATH = "/etc/ceph/ceph.conf"
+ADMIN_KEYRING = "/etc/ceph/ceph.client.admin.keyring"
+MON_KEYRING = "/var/lib/ceph/labctl/mon-bootstrap.keyring"  # every key the mons start with
+BOOTSTRAP_OSD_KEYRING = "/var/lib/ceph/bootstrap-osd/ceph.keyring"
+RUN_DIR = "/var/lib/ceph/run"  # survives reboots; /run/ceph is made by packaging we lack
+MON_PORTS = (3300, 6789)
+
+# Capabilities of each kind of entity, as Ceph's own deployment tools give them.
+CAPS: dict[str, tuple[tuple[str, str], ...]] = {
+    "mon": (("mon", "allow *"),),
+    "client.admin": (
+        ("mds", "allow *"),
+        ("mgr", "allow *"),
+        ("mon", "allow *"),
+        ("osd", "allow *"),
+    ),
+    "client.bootstrap-osd": (("mon", "allow profile bootstrap-osd"),),
+    "mgr": (("mds", "allow *"), ("mon", "allow profile mgr"), ("osd", "allow *")),
+    "mds": (
+        ("mds", "allow *"),
+        ("mgr", "allow profile mds"),
+        ("mon", "allow profile mds"),
+        ("osd", "allow *"),
+    ),
+    "osd": (("mgr", "allow profile osd"), ("mon", "allow profile osd"), ("osd", "allow *")),
+}
+
+
+@dataclass(frozen=True)
+class Osd:
+    id: int
+    server: str
+    device: str
+    uuid: str
+    wipe: bool
+
+    @property
+    def unit_name(self) -> str:
+        return f"ceph-osd-{self.id}.service"
+
+    @property
+    def data_dir(self) -> str:
+        return f"/var/lib/ceph/osd/ceph-{self.id}"
+
+
+def settings(inventory: Inventory) -> Ceph:
+    ceph = inventory.cluster.ceph
+    if ceph is None:
+        raise ValueError("the inventory has no cluster.ceph")
+    return ceph
+
+
+def runtime(inventory: Inventory) -> str:
+    return settings(inventory).runtime
+
+
+def mons(inventory: Inventory) -> list[Server]:
+    return inventory.with_role("ceph-mon")
+
+
+def managers(inventory: Inventory) -> list[Server]:
+    """The first ``cluster.ceph.managers`` monitor servers (2 unless the inventory says)."""
+    return mons(inventory)[: settings(inventory).managers or 2]
+
+
+def mds_servers(inventory: Inventory) -> list[Server]:
+    return inventory.with_role("ceph-mds")
+
+
+def ceph_servers(inventory: Inventory) -> list[Server]:
+    """Every server that runs a Ceph daemon, in inventory order."""
+    roles = {"ceph-mon", "ceph-osd", "ceph-mds"}
+    return [s for s in inventory.servers if s.roles & roles]
+
+
+def osds(inventory: Inventory) -> list[Osd]:
+    fsid = uuid.UUID(settings(inventory).fsid)
+    found: list[Osd] = []
+    for server in inventory.with_role("ceph-osd"):
+        for disk in server.disks:
+            if disk.role == "osd":
+                osd_uuid = str(uuid.uuid5(fsid, f"{server.name}:{disk.device}"))
+                found.append(Osd(len(found), server.name, disk.device, osd_uuid, disk.wipe))
+    return found
+
+
+def address(inventory: Inventory, server: Server, network: str) -> str:
+    found = server.addresses(network)
+    if not found:  # LAB080 refuses such an inventory; this says why if one slips by
+        raise ValueError(f"{server.name} has no address on the network {network}")
+    return found[0].address
+
+
+def mon_addrs(inventory: Inventory, server: Server) -> str:
+    ip = address(inventory, server, settings(inventory).public_network)
+    return f"[v2:{ip}:{MON_PORTS[0]},v1:{ip}:{MON_PORTS[1]}]"
+
+
+def cidr(inventory: Inventory, network: str) -> str:
+    return next(n.cidr for n in inventory.networks if n.name == network)
+
+
+def _value(value: str | int | float | bool) -> str:
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def conf(inventory: Inventory) -> dict[str, list[tuple[str, str]]]:
+    """ceph.conf as sections of (option, value), the same on every Ceph node."""
+    ceph = settings(inventory)
+    names = [s.name for s in mons(inventory)]
+    glob = [
+        ("fsid", ceph.fsid),
+        ("mon_initial_members", ", ".join(names)),
+        ("mon_host", ",".join(mon_addrs(inventory, s) for s in mons(inventory))),
+        ("public_network", cidr(inventory, ceph.public_network)),
+    ]
+    if ceph.cluster_network:
+        glob.append(("cluster_network", cidr(inventory, ceph.cluster_network)))
+    glob += [
+        ("auth_cluster_required", "cephx"),
+        ("auth_service_required", "cephx"),
+        ("auth_client_required", "cephx"),
+        ("auth_allow_insecure_global_id_reclaim", "false"),
+        ("mon_max_pg_per_osd", str(ceph.max_pg_per_osd)),
+        ("run_dir", RUN_DIR),
+        *((key, _value(value)) for key, value in ceph.config),
+    ]
+    sections = {
+        "global": glob,
+        # Each daemon's own key where its data is: without it cephx is off for mons.
+        "mon": [("keyring", "/var/lib/ceph/mon/$cluster-$id/keyring")],
+        "mgr": [("keyring", "/var/lib/ceph/mgr/$cluster-$id/keyring")],
+        "osd": [("keyring", "/var/lib/ceph/osd/$cluster-$id/keyring")],
+        "mds": [("keyring", "/var/lib/ceph/mds/$cluster-$id/keyring")],
+        "client.bootstrap-osd": [("keyring", BOOTSTRAP_OSD_KEYRING)],
+    }
+    # The failure domain is the server, named here: nodes' host names may not be theirs.
+    for osd in osds(inventory):
+        sections[f"osd.{osd.id}"] = [("crush_location", f"root=default host={osd.server}")]
+    return sections
+
+
+def conf_text(inventory: Inventory) -> str:
+    blocks = []
+    for section, entries in conf(inventory).items():
+        lines = [f"[{section}]", *(f"{key} = {value}" for key, value in entries)]
+        blocks.append("\n".join(lines))
+    return (
+        "# Written by labctl from the inventory; edits are overwritten.\n"
+        + "\n\n".join(blocks)
+        + "\n"
+    )
+
+
+# -- keys --------------------------------------------------------------------------
+
+
+def entities(inventory: Inventory) -> list[str]:
+    """Every entity labctl mints a key for, in a stable order."""
+    names = ["mon.", "client.admin", "client.bootstrap-osd"]
+    names += [f"mgr.{s.name}" for s in managers(inventory)]
+    names += [f"mds.{s.name}" for s in mds_servers(inventory)]
+    names += [f"osd.{o.id}" for o in osds(inventory)]
+    return names
+
+
+def caps(entity: str) -> tuple[tuple[str, str], ...]:
+    kind = entity.split(".")[0]
+    return CAPS.get(entity, CAPS.get(kind, ()))
+
+
+def keyring(keys: dict[str, str], names: list[str], with_caps: bool = True) -> str:
+    """A keyring as ceph-authtool writes it (tab-indented, caps quoted)."""
+    blocks = []
+    for name in names:
+        lines = [f"[{name}]", f"\tkey = {keys[name]}"]
+        if with_caps:
+            lines += [f'\tcaps {service} = "{cap}"' for service, cap in caps(name)]
+        blocks.append("\n".join(lines))
+    return "\n".join(blocks) + "\n"
+
+
+def mon_keyring(inventory: Inventory, keys: dict[str, str]) -> str:
+    """What the monitors start with: every key but the OSDs' (``osd new`` adds those)."""
+    return keyring(keys, [e for e in entities(inventory) if not e.startswith("osd.")])
+
+
+# -- how daemons and tools run -------------------------------------------------------
+
+
+def image(inventory: Inventory) -> str:
+    ceph = settings(inventory)
+    return ceph.image or f"{IMAGE}:v{ceph.version}"
+
+
+def container_engine(server: Server) -> str:
+    """docker on Flatcar, podman on Fedora CoreOS (what each ships)."""
+    return "/usr/bin/podman" if server.os.distribution == "fedora-coreos" else "/usr/bin/docker"
+
+
+def _container(inventory: Inventory, server: Server, name: str | None, program: str) -> list[str]:
+    engine = container_engine(server)
+    argv = [engine, "run", "--rm"]
+    if name:
+        argv += ["--name", name]
+    return [
+        *argv, "--network", "host", "--pid", "host", "--privileged",
+        "--volume", "/etc/ceph:/etc/ceph", "--volume", "/var/lib/ceph:/var/lib/ceph",
+        "--volume", "/var/log/ceph:/var/log/ceph", "--volume", "/dev:/dev",
+        "--entrypoint", f"/usr/bin/{program}", image(inventory),
+    ]  # fmt: skip
+
+
+def tool(inventory: Inventory, server: Server, program: str, run: str) -> list[str]:
+    """The argv that starts a Ceph program (ceph, monmaptool...) on ``server``."""
+    if run == "host":
+        return [f"/usr/bin/{program}"]
+    # --interactive: some tools read a secret on stdin (``osd new -i -``).
+    return [
+        *_container(inventory, server, None, program)[:3],
+        "--interactive",
+        *_container(inventory, server, None, program)[3:],
+    ]
+
+
+def daemon_unit(
+    inventory: Inventory, server: Server, daemon: str, ident: str, description: str, run: str
+) -> Unit:
+    if run not in RUNTIMES:
+        raise ValueError(f"ceph runtime {run!r} is not one of {', '.join(RUNTIMES)}")
+    args = f"-f --cluster ceph --id {ident}"
+    name = f"ceph-{daemon}-{ident}"
+    if run == "host":
+        start = [("ExecStart", f"/usr/bin/ceph-{daemon} {args}")]
+    else:
+        engine = container_engine(server)
+        container = shlex.join(_container(inventory, server, name, f"ceph-{daemon}"))
+        start = [
+            ("ExecStartPre", f"-{engine} rm -f {name}"),
+            ("ExecStart", f"{container} {args}"),
+            ("ExecStop", f"{engine} stop {name}"),
+        ]
+    return {
+        "Unit": [
+            ("Description", f"{description} (written by labctl)"),
+            ("Wants", "network-online.target"),
+            ("After", "network-online.target"),
+        ],
+        "Service": [
+            *start,
+            ("Restart", "on-failure"),
+            ("RestartSec", "10"),
+            ("LimitNOFILE", "1048576"),
+        ],
+        "Install": [("WantedBy", "multi-user.target")],
+    }
+
+
+@dataclass(frozen=True)
+class DaemonFiles:
+    """One daemon's unit on one node; its digest (with ceph.conf's) decides restarts."""
+
+    name: str  # unit name
+    unit: str
+    conf: str
+
+    @property
+    def digest(self) -> str:
+        return hashlib.sha256((self.unit + self.conf).encode()).hexdigest()
+
+
+def daemon_files(
+    inventory: Inventory, server: Server, daemon: str, ident: str, description: str, run: str
+) -> DaemonFiles:
+    unit = unit_text(daemon_unit(inventory, server, daemon, ident, description, run))
+    return DaemonFiles(f"ceph-{daemon}-{ident}.service", unit, conf_text(inventory))
+
+
+def mon_files(inventory: Inventory, server: Server, run: str) -> DaemonFiles:
+    return daemon_files(inventory, server, "mon", server.name, f"Ceph monitor {server.name}", run)
+
+
+def mgr_files(inventory: Inventory, server: Server, run: str) -> DaemonFiles:
+    return daemon_files(inventory, server, "mgr", server.name, f"Ceph manager {server.name}", run)
+
+
+def mds_files(inventory: Inventory, server: Server, run: str) -> DaemonFiles:
+    description = f"Ceph metadata server {server.name}"
+    return daemon_files(inventory, server, "mds", server.name, description, run)
+
+
+def osd_files(inventory: Inventory, server: Server, osd: Osd, run: str) -> DaemonFiles:
+    description = f"Ceph OSD {osd.id} on {osd.server} {osd.device}"
+    return daemon_files(inventory, server, "osd", str(osd.id), description, run)
+
+
+def config_digest(inventory: Inventory) -> str:
+    return hashlib.sha256(conf_text(inventory).encode()).hexdigest()

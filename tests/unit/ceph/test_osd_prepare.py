@@ -1,0 +1,120 @@
+"""The OSD script's decisions on a disk, run for real by sh with stand-ins for Ceph's tools.
+
+Which disks it refuses is the point: a disk holding anything is left alone unless
+the inventory says wipe. The stand-ins record what they were asked; the real tools
+run in the e2e test.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from labctl.layers.ceph import OSD_PREPARE
+
+UUID = "1194a161-df03-545f-8f78-9c95734c93ca"
+KEY = "AQAA8VNlAAAAABAAAwMDAwMDAwMDAwMDAwMDAw=="
+
+
+def stand_in(path: Path, body: str) -> str:
+    path.write_text(f'#!/bin/sh\necho "$(basename $0) $*" >> {path.parent}/calls\n{body}\n')
+    path.chmod(0o755)
+    return str(path)
+
+
+@pytest.fixture
+def tools(tmp_path: Path) -> dict[str, str]:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    return {
+        "ceph": stand_in(bin_dir / "ceph", f"cat > {bin_dir}/stdin"),
+        # mkfs leaves what bluestore leaves: mkfs_done and the OSD's uuid in its directory.
+        "ceph-osd": stand_in(
+            bin_dir / "ceph-osd",
+            "while [ $# -gt 0 ]; do\n"
+            "  case $1 in --osd-data) d=$2;; --osd-uuid) u=$2;; esac; shift\n"
+            "done\n"
+            'echo yes > "$d/mkfs_done"; echo "$u" > "$d/fsid"',
+        ),
+        "ceph-bluestore-tool": stand_in(
+            bin_dir / "ceph-bluestore-tool", '[ -f "$3.label" ] && cat "$3.label" || exit 1'
+        ),
+    }
+
+
+def prepare(
+    tools: dict[str, str], tmp_path: Path, disk: Path, wipe: str = "no"
+) -> subprocess.CompletedProcess[str]:
+    data = tmp_path / "osd" / "ceph-3"
+    data.mkdir(parents=True, exist_ok=True)
+    (data / "keyring").write_text(f"[osd.3]\n\tkey = {KEY}\n")
+    argv = ["sh", "-c", OSD_PREPARE, "prepare", tools["ceph"], tools["ceph-osd"],
+            tools["ceph-bluestore-tool"], "3", UUID, str(disk), wipe, str(data)]  # fmt: skip
+    return subprocess.run(argv, capture_output=True, text=True, timeout=30)
+
+
+def calls(tmp_path: Path) -> list[str]:
+    log = tmp_path / "bin" / "calls"
+    return log.read_text().splitlines() if log.exists() else []
+
+
+def blank_disk(tmp_path: Path) -> Path:
+    disk = tmp_path / "sdb"
+    with disk.open("wb") as handle:
+        handle.truncate(64 * 2**20)
+    return disk
+
+
+def test_a_blank_disk_becomes_the_osd(tools: dict[str, str], tmp_path: Path) -> None:
+    done = prepare(tools, tmp_path, blank_disk(tmp_path))
+    assert done.returncode == 0, done.stderr
+    made = calls(tmp_path)
+    assert made[1] == f"ceph --name client.bootstrap-osd osd new {UUID} 3 -i -"
+    assert (tmp_path / "bin" / "stdin").read_text() == f'{{"cephx_secret": "{KEY}"}}'
+    assert made[2].startswith(f"ceph-osd --mkfs -i 3 --osd-uuid {UUID} --osd-data ")
+    assert made[2].endswith(f"--bluestore_block_path {tmp_path / 'sdb'}")
+    # Run again: done already, nothing asked.
+    before = len(calls(tmp_path))
+    assert prepare(tools, tmp_path, tmp_path / "sdb").returncode == 0
+    assert len(calls(tmp_path)) == before
+
+
+def test_a_disk_holding_data_is_refused_and_left_alone(
+    tools: dict[str, str], tmp_path: Path
+) -> None:
+    disk = blank_disk(tmp_path)
+    with disk.open("r+b") as handle:
+        handle.seek(4096)
+        handle.write(b"an old ext4 superblock")
+    done = prepare(tools, tmp_path, disk)
+    assert done.returncode == 3
+    assert "holds data" in done.stderr and "wipe: true" in done.stderr
+    assert b"an old ext4 superblock" in disk.read_bytes()
+    assert not any(c.startswith(("ceph ", "ceph-osd ")) for c in calls(tmp_path))
+
+
+def test_wipe_lets_labctl_overwrite_it(tools: dict[str, str], tmp_path: Path) -> None:
+    disk = blank_disk(tmp_path)
+    with disk.open("r+b") as handle:
+        handle.write(b"another cluster's OSD")
+    done = prepare(tools, tmp_path, disk, wipe="yes")
+    assert done.returncode == 0, done.stderr
+    assert b"another cluster's OSD" not in disk.read_bytes()
+    assert any(c.startswith("ceph-osd --mkfs") for c in calls(tmp_path))
+
+
+def test_a_disk_with_this_osds_label_is_taken_back(tools: dict[str, str], tmp_path: Path) -> None:
+    disk = blank_disk(tmp_path)
+    Path(f"{disk}.label").write_text(f'{{"{disk}": {{"osd_uuid": "{UUID}"}}}}')
+    done = prepare(tools, tmp_path, disk)
+    assert done.returncode == 0, done.stderr
+    assert any("prime-osd-dir" in c for c in calls(tmp_path))
+    assert not any(c.startswith(("ceph ", "ceph-osd ")) for c in calls(tmp_path))
+
+
+def test_a_missing_disk_is_named(tools: dict[str, str], tmp_path: Path) -> None:
+    done = prepare(tools, tmp_path, tmp_path / "sdz")
+    assert done.returncode == 3
+    assert f"{tmp_path / 'sdz'} does not exist on this node, so OSD 3 cannot be made" in done.stderr

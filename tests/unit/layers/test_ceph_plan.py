@@ -1,0 +1,125 @@
+"""The ceph layer's plans and renders for the reference inventory, against reviewed goldens."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from labctl.ceph.keys import KeyStore, cephx_key
+from labctl.engine.layer import LayerContext
+from labctl.inventory import require_inventory
+from labctl.inventory.model import Inventory
+from labctl.layers.ceph import CephLayer
+from labctl.render import ceph as render
+from tests.conftest import REFERENCE, assert_golden
+
+
+@pytest.fixture
+def inventory() -> Inventory:
+    return require_inventory(REFERENCE)
+
+
+def fixed_keys(inventory: Inventory) -> dict[str, str]:
+    """Keys that do not change between runs, so the goldens' hashes do not either."""
+    return {
+        e: cephx_key(bytes([i]) * 16, 1_700_000_000)
+        for i, e in enumerate(render.entities(inventory))
+    }
+
+
+@pytest.fixture
+def lab(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> LayerContext:
+    monkeypatch.setenv("LABCTL_CA_PASSPHRASE", "golden-passphrase")
+    path = tmp_path / "inventory.yaml"
+    path.write_text(REFERENCE.read_text())
+    inventory = require_inventory(path)
+    KeyStore.of(inventory, tmp_path).save(fixed_keys(inventory))
+    return LayerContext(inventory, path, tmp_path / "state")
+
+
+def test_ceph_plans_match_golden(lab: LayerContext) -> None:
+    plans = [plan.as_dict() for plan in CephLayer().plans(lab)]
+    assert [p["layer"] for p in plans] == [
+        "ceph: keys",
+        "ceph: monitors",
+        "ceph: quorum",
+        "ceph: managers",
+        "ceph: osds",
+        "ceph: pools",
+        "ceph: metadata servers",
+        "ceph: health",
+    ]
+    assert_golden("plan-ceph.json", json.dumps(plans, indent=2) + "\n")
+
+
+def test_ceph_conf_matches_golden(inventory: Inventory) -> None:
+    assert_golden("ceph.conf", render.conf_text(inventory))
+
+
+@pytest.mark.parametrize("runtime", ["container", "host"])
+def test_units_match_golden(inventory: Inventory, runtime: str) -> None:
+    fohn = inventory.server("fohn")
+    osd = render.osds(inventory)[0]
+    assert_golden(
+        f"ceph-mon-fohn-{runtime}.service", render.mon_files(inventory, fohn, runtime).unit
+    )
+    assert_golden(
+        f"ceph-osd-0-{runtime}.service", render.osd_files(inventory, fohn, osd, runtime).unit
+    )
+
+
+def test_runtimes_differ_only_in_how_the_daemon_starts(inventory: Inventory) -> None:
+    fohn = inventory.server("fohn")
+    host = render.mgr_files(inventory, fohn, "host").unit.splitlines()
+    container = render.mgr_files(inventory, fohn, "container").unit.splitlines()
+    assert {line.split("=")[0] for line in set(host) ^ set(container)} == {
+        "ExecStartPre",
+        "ExecStart",
+        "ExecStop",
+    }
+
+
+def test_osds_are_fixed_by_the_inventory(inventory: Inventory) -> None:
+    osds = render.osds(inventory)
+    assert len(osds) == 16  # the write-up's `ceph -s`: 16 osds
+    assert [(o.id, o.server, o.device) for o in osds[6:8]] == [
+        (6, "fohn", "/dev/sdh"),
+        (7, "chequita", "/dev/sdb"),
+    ]
+    assert "/dev/sdh" not in {o.device for o in osds if o.server == "wind"}  # role none
+    assert len({o.uuid for o in osds}) == 16
+    assert render.osds(inventory) == osds  # the same every time
+
+
+def test_keyrings_and_keys(inventory: Inventory, tmp_path: Path) -> None:
+    keys = fixed_keys(inventory)
+    assert_golden("ceph-mon-bootstrap.keyring", render.mon_keyring(inventory, keys))
+    # A key decodes as Ceph's: type 1 (AES), 16 bytes of secret.
+    import base64
+    import struct
+
+    raw = base64.b64decode(keys["client.admin"])
+    assert struct.unpack("<HIIH", raw[:12]) == (1, 1_700_000_000, 0, 16) and len(raw) == 28
+
+
+def test_keys_are_sealed_and_never_replaced(
+    inventory: Inventory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from labctl.errors import SecretError
+
+    monkeypatch.setenv("LABCTL_CA_PASSPHRASE", "first")
+    store = KeyStore.of(inventory, tmp_path)
+    minted = store.ensure(render.entities(inventory))
+    assert minted == render.entities(inventory)
+    keys = store.load()
+    assert store.path.stat().st_mode & 0o777 == 0o600
+    sealed = store.path.read_text()
+    assert all(key not in sealed for key in keys.values())  # encrypted at rest
+    assert store.ensure(render.entities(inventory)) == []  # nothing new on a re-run
+    assert store.load() == keys
+    monkeypatch.setenv("LABCTL_CA_PASSPHRASE", "wrong")
+    with pytest.raises(SecretError, match="wrong passphrase") as raised:
+        KeyStore.of(inventory, tmp_path).load()
+    assert "wrong" not in str(raised.value).replace("wrong passphrase", "")
