@@ -51,11 +51,11 @@ def config(inventory: Inventory, switch: Switch, secret: SecretFn = masked) -> s
             f"   ip address {_prefix(inventory, m.network, m.address)}",
             "!",
         ]
-    for a in switch.interfaces:
-        vlan = inventory.network(a.network).vlan or DEFAULT_VLAN
+    for iface in switch.interfaces:
+        vlan = inventory.network(iface.network).vlan or DEFAULT_VLAN
         lines += [
             f"interface Vlan{vlan}",
-            f"   ip address {_prefix(inventory, a.network, a.address)}",
+            f"   ip address {_prefix(inventory, iface.network, iface.address)}",
             "!",
         ]
     lines += ["ip routing", "!"]
