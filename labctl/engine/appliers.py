@@ -320,6 +320,7 @@ LOCAL_WORK: dict[str, str] = {
     "pki.mint": "labctl.pki.session:MintWork",
     "etcd.snapshot": "labctl.etcd.work:SnapshotWork",
     "etcd.healthy": "labctl.etcd.work:HealthyWork",
+    "calico.established": "labctl.calico.work:EstablishedWork",
 }
 
 

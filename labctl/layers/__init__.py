@@ -9,6 +9,7 @@ a golden plan test and its docs; ``docs/architecture.md`` walks through it.
 from __future__ import annotations
 
 from labctl.engine.layer import Layer, NotBuilt
+from labctl.layers.calico import CalicoLayer
 from labctl.layers.etcd import EtcdLayer
 from labctl.layers.pki import PkiLayer
 from labctl.layers.power import PowerLayer
@@ -19,6 +20,6 @@ LAYERS: tuple[Layer, ...] = (
     PkiLayer(),
     EtcdLayer(),
     NotBuilt("kubernetes"),
-    NotBuilt("calico"),
+    CalicoLayer(),
     NotBuilt("ceph"),
 )
