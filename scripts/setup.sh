@@ -13,7 +13,7 @@ VENV="$ROOT/.venv"
 DEBIAN_PACKAGES=(
   python3-venv openipmi ipmitool snmpd snmp openssh-server openssh-client
   golang-cfssl etcd-server etcd-client openssl iproute2 procps util-linux
-  debootstrap sudo passwd git frr
+  debootstrap sudo passwd git frr iputils-ping
 )
 
 # BIRD 1.6.8, the BIRD calico-node embeds, stands in for calico-node on the

@@ -24,9 +24,11 @@ def birdc(bird_binary: str) -> str:
 
 def unit(bird_binary: str) -> str:
     run_dir = CONTROL_SOCKET.rsplit("/", 1)[0]
+    # calico-node's Felix turns forwarding on; a node is a router for its pods and,
+    # with the mesh and switch peers, for the blocks it re-announces to the switches.
     start = (
-        f"mkdir -p {run_dir} && exec {shlex.quote(bird_binary)} -f "
-        f"-c {CONFIG_PATH} -s {CONTROL_SOCKET}"
+        f"mkdir -p {run_dir} && sysctl -qw net.ipv4.ip_forward=1 && "
+        f"exec {shlex.quote(bird_binary)} -f -c {CONFIG_PATH} -s {CONTROL_SOCKET}"
     )
     data: Unit = {
         "Unit": [

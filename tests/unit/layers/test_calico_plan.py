@@ -50,6 +50,7 @@ def test_bird_unit_runs_the_given_binary_with_calico_nodes_paths() -> None:
     assert f"exec {BIRD} -f -c /etc/calico/confd/config/bird.cfg -s /var/run/calico/bird.ctl" in (
         unit
     )
+    assert "sysctl -qw net.ipv4.ip_forward=1" in unit  # as Felix does
     assert calico_node.birdc(BIRD) == "/opt/labctl/bird-1.6.8/usr/sbin/birdc"
 
 
