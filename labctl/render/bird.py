@@ -100,6 +100,9 @@ def _template(inventory: Inventory) -> Block:
             "export filter calico_export_to_bgp_peers;",
             "add paths on;",
             "graceful restart;",
+            # calico-node writes this from maxRestartTime: a peer that went silent
+            # keeps its routes no longer than the hold time (a dead node's block goes).
+            f"graceful restart time {calico.hold_time};",
             "connect delay time 1;",
             "connect retry time 2;",
             "error wait time 1,10;",

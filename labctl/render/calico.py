@@ -74,6 +74,9 @@ def bgp_configuration(inventory: Inventory) -> Resource:
     if calico.advertise.external_network is not None:
         net = inventory.network(calico.advertise.external_network)
         spec["serviceExternalIPs"] = [{"cidr": net.cidr}]
+    if calico.node_to_node_mesh:
+        # A mesh peer that vanished keeps its routes for this long (graceful restart).
+        spec["nodeMeshMaxRestartTime"] = _duration(calico.hold_time)
     if calico.mesh_password is not None and calico.node_to_node_mesh:
         spec["nodeMeshPassword"] = _secret_key("mesh")
     return {
@@ -112,6 +115,7 @@ def bgp_peers(inventory: Inventory) -> list[Resource]:
             "asNumber": sw.asn,
             "nodeSelector": _selector(inventory, peer.nodes, peer.switch),
             "keepaliveTime": _duration(calico.keepalive_time),
+            "maxRestartTime": _duration(calico.hold_time),
         }
         if peer.password is not None:
             spec["password"] = _secret_key(peer_name(peer.switch, peer.address))
