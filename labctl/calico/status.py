@@ -33,7 +33,7 @@ def frr_bgp_routes(routes_json: str) -> dict[str, list[str]]:
     out: dict[str, list[str]] = {}
     for prefix, entries in data.items():
         for entry in entries:
-            if entry.get("protocol") == "bgp" and entry.get("selected"):
+            if entry.get("protocol") == "bgp" and entry.get("selected") and entry.get("installed"):
                 hops = [h.get("ip", "") for h in entry.get("nexthops", []) if h.get("active")]
                 out[prefix] = hops
     return out
