@@ -63,9 +63,13 @@ class SessionState:
     peer_side: str | None  # FRR's state on the switch (switch sessions only)
 
     @property
-    def established(self) -> bool:
+    def established(self) -> bool | None:
+        """None when neither end was read (a real lab's mesh: calico-node's BIRD is
+        inside its container), else whether every end that was read says Established."""
         sides = [s for s in (self.node_side, self.peer_side) if s is not None]
-        return bool(sides) and all(s == ESTABLISHED for s in sides)
+        if not sides:
+            return None
+        return all(s == ESTABLISHED for s in sides)
 
 
 @dataclass(frozen=True)
@@ -85,14 +89,15 @@ class FabricStatus:
     def problems(self) -> list[str]:
         out = [f"{device} did not answer: {why}" for device, why in self.unreachable.items()]
         for s in self.sessions:
-            if not s.established:
+            if s.established is False:
                 sides = []
                 if s.node_side is not None:
                     sides.append(f"{s.node} says {s.node_side}")
                 if s.peer_side is not None:
                     sides.append(f"{s.peer} says {s.peer_side}")
-                why = "; ".join(sides) or "neither end answered"
-                out.append(f"session {s.node} - {s.peer} ({s.peer_address}) is down: {why}")
+                out.append(
+                    f"session {s.node} - {s.peer} ({s.peer_address}) is down: {'; '.join(sides)}"
+                )
         for sw in self.switches:
             if sw.missing:
                 out.append(f"{sw.switch} has not learned {', '.join(sw.missing)}")
