@@ -26,6 +26,7 @@ from labctl.render import bird, calico_node, switches
 
 FRR_CONFIG = "/etc/frr/frr.conf"
 FRR_UNIT = "frr"
+RESTART_BIRD = f"systemctl restart {calico_node.UNIT_NAME}"
 ENSURE_BIRD = (
     f"systemctl is-active -q {calico_node.UNIT_NAME} || systemctl start {calico_node.UNIT_NAME}; "
     f"systemctl is-active -q {calico_node.UNIT_NAME}"
@@ -114,13 +115,15 @@ class CalicoLayer:
                     secret=secret,
                 ),
                 PutFile(node, ctx.on_node(node, calico_node.UNIT_PATH), unit.encode(), 0o644),
-                Run(node, ("systemctl", "daemon-reload"), triggers=(digest,)),
                 Run(node, ("systemctl", "enable", calico_node.UNIT_NAME)),
+                # One step, not a daemon-reload step of its own: the journal knows a Run
+                # by its argv, and a bare `systemctl daemon-reload` is also the etcd
+                # layer's, whose re-run would then see it changed and run it again.
                 Run(
                     node,
-                    ("systemctl", "restart", calico_node.UNIT_NAME),
+                    ("sh", "-c", f"systemctl daemon-reload && {RESTART_BIRD}"),
                     triggers=(digest,),
-                    what=f"systemctl restart {calico_node.UNIT_NAME}",
+                    what=f"systemctl daemon-reload; {RESTART_BIRD}",
                 ),
                 WaitFor(
                     node,

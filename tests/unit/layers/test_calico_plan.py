@@ -69,3 +69,25 @@ def test_calico_sits_between_kubernetes_and_ceph() -> None:
     names = [layer.name for layer in LAYERS]
     assert names.index("calico") == names.index("kubernetes") + 1
     assert isinstance(LAYERS[names.index("calico")], CalicoLayer)
+
+
+def test_no_remembered_step_shares_a_key_with_another_layers(
+    inventory: Inventory, tmp_path: Path
+) -> None:
+    """The journal remembers a Run by its key: two layers with the same key would make
+    each other's converged re-runs act again (a bare `systemctl daemon-reload` did)."""
+    from labctl.engine.actions import Run
+
+    ctx = LayerContext(
+        inventory, REFERENCE, tmp_path / "state", calico_bird=BIRD, switch_platform="frr"
+    )
+
+    def run_keys(layer_name: str) -> set[str]:
+        layer = next(x for x in LAYERS if x.name == layer_name)
+        return {
+            s.action.key for p in layer.plans(ctx) for s in p.steps if isinstance(s.action, Run)
+        }
+
+    calico = run_keys("calico")
+    for other in ("power", "etcd"):  # pki only pushes files (and needs a minted CA)
+        assert calico.isdisjoint(run_keys(other)), other
