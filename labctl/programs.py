@@ -25,7 +25,12 @@ PACKAGES = {
     "nsenter": "util-linux",
     "useradd": "passwd",
     "sudo": "sudo",
+    "vtysh": "frr",
 }
+
+# BIRD 1.6 (Debian package bird, which conflicts with bird2) is unpacked here by
+# scripts/setup.sh rather than installed; LABCTL_CALICO_BIRD overrides it.
+BIRD1 = "/opt/labctl/bird-1.6.8/usr/sbin/bird"
 
 
 def missing(program: str, why: str = "") -> str:

@@ -13,9 +13,16 @@ VENV="$ROOT/.venv"
 DEBIAN_PACKAGES=(
   python3-venv openipmi ipmitool snmpd snmp openssh-server openssh-client
   golang-cfssl etcd-server etcd-client openssl iproute2 procps util-linux
-  debootstrap sudo passwd git
+  debootstrap sudo passwd git frr iputils-ping
   ceph-mon ceph-mgr ceph-osd ceph-mds ceph-fuse ceph-common ceph-base
 )
+
+# BIRD 1.6.8, the BIRD calico-node embeds, stands in for calico-node on the
+# simulated nodes. Its Debian package (`bird`) conflicts with bird2, so it is
+# never installed: its .deb is fetched with apt-get download and unpacked here
+# (dpkg-deb -x), where labctl looks for it (LABCTL_CALICO_BIRD overrides).
+BIRD1_VERSION=1.6.8
+BIRD1_DIR=/opt/labctl/bird-$BIRD1_VERSION
 
 log() { printf '[setup] %s\n' "$*" >&2; }
 
@@ -43,6 +50,23 @@ install_debian_packages() {
   return 0
 }
 
+install_bird1() {
+  [ -x "$BIRD1_DIR/usr/sbin/bird" ] && return 0
+  if [ "$(id -u)" -ne 0 ]; then
+    log "BIRD $BIRD1_VERSION is not unpacked in $BIRD1_DIR; run this script as root once"
+    return 0
+  fi
+  log "unpacking BIRD $BIRD1_VERSION (Debian package bird) into $BIRD1_DIR"
+  local tmp
+  tmp=$(mktemp -d)
+  chown _apt "$tmp" 2>/dev/null || true  # apt downloads as its _apt user
+  (cd "$tmp" && apt-get download -qq "bird=$BIRD1_VERSION*" >/dev/null)
+  mkdir -p "$BIRD1_DIR"
+  dpkg-deb -x "$tmp"/bird_*.deb "$BIRD1_DIR"
+  rm -rf "$tmp"
+  "$BIRD1_DIR/usr/sbin/bird" --version 2>&1 | grep -q "$BIRD1_VERSION"
+}
+
 install_python() {
   local stamp="$VENV/.labctl-installed"
   local want
@@ -62,5 +86,6 @@ install_python() {
 }
 
 install_debian_packages
+install_bird1
 install_python
 export PATH="$VENV/bin:$PATH"

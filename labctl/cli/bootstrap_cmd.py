@@ -29,8 +29,18 @@ def layer_context(inventory: Path, state_dir: Path, dry_run: bool) -> LayerConte
     runtime = os.environ.get("LABCTL_ETCD_RUNTIME") or None
     if runtime is not None and runtime not in ("container", "host"):
         raise UsageError(f"LABCTL_ETCD_RUNTIME is {runtime!r}; it must be container or host")
+    platform = os.environ.get("LABCTL_SWITCH_PLATFORM") or None
+    if platform is not None and platform not in ("frr", "eos", "ios"):
+        raise UsageError(f"LABCTL_SWITCH_PLATFORM is {platform!r}; it must be frr, eos or ios")
     return LayerContext(
-        require_inventory(inventory), inventory, state_dir, dry_run, etcd_runtime=runtime
+        require_inventory(inventory),
+        inventory,
+        state_dir,
+        dry_run,
+        etcd_runtime=runtime,
+        # The simulated lab's stand-ins for calico-node and switch OSes (`labctl sim env`).
+        calico_bird=os.environ.get("LABCTL_CALICO_BIRD") or None,
+        switch_platform=platform,
     )
 
 

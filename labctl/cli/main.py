@@ -11,6 +11,7 @@ import typer
 
 from labctl import __version__
 from labctl.cli import (
+    bgp_cmd,
     bootstrap_cmd,
     ceph_cmd,
     completion_cmd,
@@ -20,6 +21,7 @@ from labctl.cli import (
     power_cmd,
     schema_cmd,
     sim_cmd,
+    switch_cmd,
     validate_cmd,
 )
 
@@ -40,6 +42,8 @@ app.add_typer(pki_cmd.app, name="pki")
 app.add_typer(etcd_cmd.app, name="etcd")
 app.add_typer(ceph_cmd.app, name="ceph")
 app.add_typer(sim_cmd.app, name="sim")
+app.add_typer(switch_cmd.app, name="switch")
+app.add_typer(bgp_cmd.app, name="bgp")
 app.command("plan")(bootstrap_cmd.plan)
 app.command("bootstrap")(bootstrap_cmd.bootstrap)
 app.command("completion")(completion_cmd.completion)

@@ -119,7 +119,15 @@ def env(state_dir: Path = StateOpt) -> None:
         "LABCTL_SSH_IDENTITY": str(state / "id_ed25519"),
         # Simulated nodes have the host's etcd binary and no container engine.
         "LABCTL_ETCD_RUNTIME": "host",
+        # Simulated switches run FRR whatever their platform.
+        "LABCTL_SWITCH_PLATFORM": "frr",
     }
+    from labctl.programs import BIRD1
+
+    # No calico-node here: nodes run BIRD 1.6 in its place, where setup.sh unpacks it.
+    bird = os.environ.get("LABCTL_CALICO_BIRD") or BIRD1
+    if Path(bird).exists():
+        values["LABCTL_CALICO_BIRD"] = bird
     for key, value in values.items():
         typer.echo(f"export {key}={shlex.quote(value)}")
 

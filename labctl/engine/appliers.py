@@ -327,6 +327,7 @@ LOCAL_WORK: dict[str, str] = {
     "etcd.left": "labctl.etcd.work:LeftWork",
     "ceph.keys": "labctl.ceph.work:KeysWork",
     "ceph.healthy": "labctl.ceph.work:HealthyWork",
+    "calico.established": "labctl.calico.work:EstablishedWork",
 }
 
 

@@ -38,6 +38,11 @@ class LayerContext:
     # How etcd members run, when it is not what cluster.etcd.runtime says: the
     # simulated lab's nodes run the host's etcd (LABCTL_ETCD_RUNTIME=host).
     etcd_runtime: str | None = None
+    # The simulated lab has no calico-node: its nodes run this BIRD 1.6 binary as a
+    # unit instead (LABCTL_CALICO_BIRD), and its switches all run FRR whatever
+    # their platform (LABCTL_SWITCH_PLATFORM=frr). None on real labs.
+    calico_bird: str | None = None
+    switch_platform: str | None = None
 
     @property
     def base_dir(self) -> Path:

@@ -57,10 +57,30 @@ def ssh_target(inventory: Inventory, base_dir: Path, name: str) -> SshTarget:
     try:
         server = inventory.server(name)
     except KeyError:
-        raise LabctlError(f"no server named {name} in the inventory") from None
+        switch = next((s for s in inventory.switches if s.name == name), None)
+        if switch is None:
+            raise LabctlError(f"no server or switch named {name} in the inventory") from None
+        return switch_target(inventory, base_dir, name)
     address = primary_address(server, inventory)
     if address is None:
         raise LabctlError(f"{name} has no public or node address to reach it on")
+    return _target(inventory, base_dir, name, address, inventory.lab.ssh.port, None)
+
+
+def switch_target(inventory: Inventory, base_dir: Path, name: str) -> SshTarget:
+    """A switch is reached on its management address (the calico layer pushes FRR's
+    configuration there; ``labctl switch diff`` reads the running one)."""
+    switch = next(s for s in inventory.switches if s.name == name)
+    if switch.management is None:
+        raise LabctlError(f"switch {name} has no management address to reach it on")
+    return _target(
+        inventory, base_dir, name, switch.management.address, switch.ssh_port, switch.ssh_user
+    )
+
+
+def _target(
+    inventory: Inventory, base_dir: Path, name: str, address: str, port: int, user: str | None
+) -> SshTarget:
     ssh = inventory.lab.ssh
     # The environment may point labctl elsewhere, e.g. at the simulated lab
     # (`eval "$(labctl sim env)"`), without editing the inventory.
@@ -71,8 +91,8 @@ def ssh_target(inventory: Inventory, base_dir: Path, name: str) -> SshTarget:
     return SshTarget(
         name=name,
         host=address,
-        port=ssh.port,
-        user=os.environ.get("LABCTL_SSH_USER") or ssh.user,
+        port=port,
+        user=user or os.environ.get("LABCTL_SSH_USER") or ssh.user,
         known_hosts=known_hosts if known_hosts.is_absolute() else base_dir / known_hosts,
         identity_file=(identity if identity.is_absolute() else base_dir / identity)
         if identity

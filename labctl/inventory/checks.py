@@ -405,7 +405,8 @@ def cephfs_pools(inv: Inventory) -> Iterator[Finding]:
 @check("LAB038", E, "A Calico BGP peer is a defined switch with asn and router_id.")
 def calico_peers(inv: Inventory) -> Iterator[Finding]:
     switches = {s.name: s for s in inv.switches}
-    for i, name in enumerate(inv.cluster.calico.peers):
+    for i, peer in enumerate(inv.cluster.calico.peers):
+        name = peer.switch
         path = ("cluster", "calico", "peers", i, "switch")
         sw = switches.get(name)
         if sw is None:
@@ -614,6 +615,12 @@ def _secrets(inv: Inventory) -> Iterator[tuple[SecretRef, DocPath]]:
                 yield ref, (*p.path, "snmp", field)
     if inv.cluster.pki is not None:
         yield inv.cluster.pki.passphrase, ("cluster", "pki", "passphrase")
+    calico = inv.cluster.calico
+    if calico.mesh_password is not None:
+        yield calico.mesh_password, ("cluster", "calico", "mesh_password")
+    for peer in calico.peers:
+        if peer.password is not None:
+            yield peer.password, (*peer.path, "password")
 
 
 @check("LAB060", E, "Secrets are references ({env: ...} / {file: ...}), not literals.")
@@ -871,6 +878,8 @@ def ceph_managers(inv: Inventory) -> Iterator[Finding]:
             "ceph-mon role, where managers run",
         )
 
+# The BGP fabric's checks (LAB090-LAB099) live in their own module and register here.
+import labctl.inventory.checks_calico  # noqa: E402, F401
 
 # -- running -------------------------------------------------------------------
 

@@ -55,6 +55,8 @@ def assignments(inventory: Inventory) -> Iterator[Assignment]:
         if switch.management:
             m = switch.management
             yield Assignment(f"switch {switch.name}", m.network, m.address, (*m.path, "address"))
+        for a in switch.interfaces:
+            yield Assignment(f"switch {switch.name}", a.network, a.address, (*a.path, "address"))
     for pdu in inventory.pdus:
         yield Assignment(f"PDU {pdu.name}", pdu.network, pdu.address, (*pdu.path, "address"))
 

@@ -121,6 +121,8 @@ class SwitchPort:
     name: str
     speed: str | None
     path: DocPath
+    uplink: bool = False
+    description: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,6 +134,16 @@ class Switch:
     router_id: str | None
     ports: tuple[SwitchPort, ...]
     path: DocPath
+    platform: str | None = None  # frr, eos, ios: the configuration dialect
+    interfaces: tuple[Address, ...] = ()
+    ssh_user: str | None = None
+    ssh_port: int = 22
+
+    def interface(self, address: str) -> Address | None:
+        for a in self.interfaces:
+            if a.address == address:
+                return a
+        return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,11 +216,44 @@ class Etcd:
 
 
 @dataclass(frozen=True, slots=True)
+class CalicoPeer:
+    """A switch the nodes peer with; ``nodes`` is "all", "attached" or server names."""
+
+    switch: str
+    address: str
+    nodes: str | tuple[str, ...]
+    password: SecretRef | None
+    path: DocPath
+
+
+@dataclass(frozen=True, slots=True)
+class CalicoAdvertise:
+    pod_blocks: bool = True
+    service_cidr: bool = False
+    external_network: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CalicoManifest:
+    url: str
+    sha256: str
+
+
+@dataclass(frozen=True, slots=True)
 class Calico:
     asn: int
     node_to_node_mesh: bool
-    peers: tuple[str, ...]
+    peers: tuple[CalicoPeer, ...]
     nat_outgoing: bool
+    version: str | None = None
+    manifest: CalicoManifest | None = None
+    network: str | None = None
+    block_size: int = 26
+    advertise: CalicoAdvertise = CalicoAdvertise()
+    route_reflector_cluster_id: str = "244.0.0.1"
+    mesh_password: SecretRef | None = None
+    keepalive_time: int = 30
+    hold_time: int = 90
 
 
 @dataclass(frozen=True, slots=True)
@@ -375,6 +420,7 @@ def _server(d: dict[str, Any], path: DocPath) -> Server:
 
 def _switch(d: dict[str, Any], path: DocPath) -> Switch:
     mgmt = d.get("management")
+    ssh = d.get("ssh", {})
     return Switch(
         name=d["name"],
         model=d["model"],
@@ -382,10 +428,59 @@ def _switch(d: dict[str, Any], path: DocPath) -> Switch:
         asn=d.get("asn"),
         router_id=d.get("router_id"),
         ports=tuple(
-            SwitchPort(p["name"], p.get("speed"), (*path, "ports", i))
+            SwitchPort(
+                p["name"],
+                p.get("speed"),
+                (*path, "ports", i),
+                uplink=p.get("uplink", False),
+                description=p.get("description"),
+            )
             for i, p in enumerate(d.get("ports", ()))
         ),
         path=path,
+        platform=d.get("platform"),
+        interfaces=tuple(
+            _address(a, (*path, "interfaces", i)) for i, a in enumerate(d.get("interfaces", ()))
+        ),
+        ssh_user=ssh.get("user"),
+        ssh_port=ssh.get("port", 22),
+    )
+
+
+def _calico(calico: dict[str, Any]) -> Calico:
+    advertise = calico.get("advertise", {})
+    manifest = calico.get("manifest")
+    mesh_password = calico.get("mesh_password")
+    peers = []
+    for i, p in enumerate(calico.get("peers", ())):
+        nodes = p.get("nodes", "all")
+        peers.append(
+            CalicoPeer(
+                switch=p["switch"],
+                address=p["address"],
+                nodes=nodes if isinstance(nodes, str) else tuple(nodes),
+                password=_secret(p["password"]) if "password" in p else None,
+                path=("cluster", "calico", "peers", i),
+            )
+        )
+    return Calico(
+        asn=calico["asn"],
+        node_to_node_mesh=calico.get("node_to_node_mesh", True),
+        peers=tuple(peers),
+        nat_outgoing=calico.get("nat_outgoing", True),
+        version=calico.get("version"),
+        manifest=CalicoManifest(manifest["url"], manifest["sha256"]) if manifest else None,
+        network=calico.get("network"),
+        block_size=calico.get("block_size", 26),
+        advertise=CalicoAdvertise(
+            pod_blocks=advertise.get("pod_blocks", True),
+            service_cidr=advertise.get("service_cidr", False),
+            external_network=advertise.get("external_network"),
+        ),
+        route_reflector_cluster_id=calico.get("route_reflector_cluster_id", "244.0.0.1"),
+        mesh_password=_secret(mesh_password) if mesh_password is not None else None,
+        keepalive_time=calico.get("keepalive_time", 30),
+        hold_time=calico.get("hold_time", 90),
     )
 
 
@@ -447,12 +542,7 @@ def _cluster(d: dict[str, Any]) -> Cluster:
                 etcd.get("snapshots", {}).get("keep", 5),
             ),
         ),
-        calico=Calico(
-            asn=calico["asn"],
-            node_to_node_mesh=calico.get("node_to_node_mesh", True),
-            peers=tuple(p["switch"] for p in calico.get("peers", ())),
-            nat_outgoing=calico.get("nat_outgoing", True),
-        ),
+        calico=_calico(calico),
         ceph=Ceph(
             fsid=ceph["fsid"],
             public_network=ceph["public_network"],

@@ -9,6 +9,7 @@ a golden plan test and its docs; ``docs/architecture.md`` walks through it.
 from __future__ import annotations
 
 from labctl.engine.layer import Layer, NotBuilt
+from labctl.layers.calico import CalicoLayer
 from labctl.layers.ceph import CephLayer
 from labctl.layers.etcd import EtcdLayer
 from labctl.layers.pki import PkiLayer
@@ -20,6 +21,6 @@ LAYERS: tuple[Layer, ...] = (
     PkiLayer(),
     EtcdLayer(),
     NotBuilt("kubernetes"),
-    NotBuilt("calico"),
+    CalicoLayer(),
     CephLayer(),
 )

@@ -27,6 +27,7 @@ from labctl.sim import bmc as sim_bmc
 from labctl.sim import disks as sim_disks
 from labctl.sim import feeds, netns_dir, pdu_agent
 from labctl.sim import node as sim_node
+from labctl.sim import switches as sim_switches
 from labctl.sim.node import NODE_MOUNT
 from labctl.sim.plan import TRANSIT, SimPlan, build_plan
 from labctl.sim.process import ManagedProcess, stop_all
@@ -77,7 +78,7 @@ def _collisions(plan: SimPlan) -> list[str]:
     names = set(
         subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout.split()
     )
-    taken = sorted(names & {plan.fabric, *(n.netns for n in plan.nodes)})
+    taken = sorted(names & {plan.fabric, *(n.netns for n in (*plan.nodes, *plan.switches))})
     if taken:
         found.append(f"namespaces {', '.join(taken)}")
     link = subprocess.run(["ip", "link", "show", plan.host_link], capture_output=True, text=True)
@@ -200,7 +201,7 @@ def _network(plan: SimPlan, record: Record) -> None:
             _ip("-n", f, "addr", "add", extra, "dev", bridge.name)
         _ip("-n", f, "link", "set", bridge.name, "up")
     _host_link(plan, record)
-    for node in plan.nodes:
+    for node in (*plan.nodes, *plan.switches):
         _ip("netns", "add", node.netns)
         record.add("netns", node.netns)
         _ip("-n", node.netns, "link", "set", "lo", "up")
@@ -226,6 +227,11 @@ def _network(plan: SimPlan, record: Record) -> None:
             _ip("-n", f, "link", "set", nic.peer, "master", nic.bridge, "up")
         if node.gateway:
             _ip("-n", node.netns, "route", "add", "default", "via", node.gateway)
+    for switch in plan.switches:  # a switch routes (FRR's config assumes it)
+        for key in ("net.ipv4.ip_forward", "net.ipv6.conf.all.forwarding"):
+            subprocess.run(
+                ["ip", "netns", "exec", switch.netns, "sysctl", "-qw", f"{key}=1"], check=True
+            )
 
 
 def _host_link(plan: SimPlan, record: Record) -> None:
@@ -334,7 +340,7 @@ def _nodes(plan: SimPlan, state: Path, login_user: str) -> None:
     _keygen(operator, "labctl-sim-operator")
     known = []
     Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
-    for node in plan.nodes:
+    for node in (*plan.nodes, *plan.switches):
         d = sim_node.node_dir(state, node.name)
         d.mkdir(parents=True, exist_ok=True)
         _keygen(d / "ssh_host_ed25519_key", node.name)
@@ -352,6 +358,8 @@ def _nodes(plan: SimPlan, state: Path, login_user: str) -> None:
         tool.parent.mkdir(parents=True, exist_ok=True)
         tool.write_text("#!/usr/bin/python3\n" + SYSTEMCTL_SOURCE.read_text())
         tool.chmod(0o755)
+        if node in plan.switches:
+            sim_switches.prepare(d)
         key = (d / "ssh_host_ed25519_key.pub").read_text().split()
         known.append(f"{','.join((node.name, *node.listen))} {key[0]} {key[1]}")
     (state / "known_hosts").write_text("\n".join(known) + "\n")
@@ -476,10 +484,12 @@ def up(
         sim_disks.make(inventory, dirs, sim_disks.disk_size())
         for n in plan.nodes:
             record.pid(f"node:{n.name}", sim_node.start(state, n.name))
+        for n in plan.switches:  # not in record["nodes"]: no BMC, no power
+            record.pid(f"switch:{n.name}", sim_node.start(state, n.name))
         progress(f"devices: {len(inventory.servers)} BMCs, {len(inventory.pdus)} PDUs")
         _devices(inventory, plan, state, inventory_path.parent, record)
         progress("waiting for every node's sshd")
-        for n in plan.nodes:
+        for n in (*plan.nodes, *plan.switches):
             if not sim_node.wait_ssh(n.ssh_address):
                 raise LabctlError(f"{n.name}: sshd did not answer on {n.ssh_address}:22")
     except BaseException:

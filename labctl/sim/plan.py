@@ -7,6 +7,8 @@ with the inventory's names, MACs and addresses. The fabric routes between
 networks (it owns each network's gateway address, or the last usable one).
 The host gets one veth into the fabric, on a link-local /30, with routes to
 the lab's prefixes through it and blackhole routes behind them as a safety net.
+The switches the nodes peer with over BGP are namespaces of their own, built
+like nodes and running FRR (``sim/switches.py``); they add no host route.
 """
 
 from __future__ import annotations
@@ -58,6 +60,7 @@ class SimPlan:
     host_address: str  # CIDR
     fabric_address: str  # CIDR
     prefixes: tuple[str, ...]  # routed from the host into the lab
+    switches: tuple[SimNode, ...] = ()  # routing switches, run like nodes (sim/switches.py)
 
 
 def lab_id(inventory: Inventory) -> str:
@@ -134,6 +137,8 @@ def build_plan(inventory: Inventory) -> SimPlan:
             )
         )
     prefixes = tuple(str(ipaddress.ip_network(nets[b.network].cidr)) for b in bridges)
+    from labctl.sim.switches import build_switches  # it builds on this module's records
+
     return SimPlan(
         lab_id=lid,
         fabric=f"lab-{lid}-fabric",
@@ -143,4 +148,5 @@ def build_plan(inventory: Inventory) -> SimPlan:
         host_address=f"{TRANSIT[1]}/30",
         fabric_address=f"{TRANSIT[2]}/30",
         prefixes=prefixes,
+        switches=build_switches(inventory, tuple(bridges), lid),
     )

@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 
 from labctl.cli.main import app
 from labctl.errors import LabctlError
+from labctl.programs import BIRD1
 from labctl.sim import feeds
 from labctl.sim.record import read_record
 
@@ -92,6 +93,8 @@ def test_env_comes_from_the_record(state: Path) -> None:
         f"export LABCTL_SSH_KNOWN_HOSTS={state / 'known_hosts'}",
         f"export LABCTL_SSH_IDENTITY={state / 'id_ed25519'}",
         "export LABCTL_ETCD_RUNTIME=host",
+        "export LABCTL_SWITCH_PLATFORM=frr",
+        *([f"export LABCTL_CALICO_BIRD={BIRD1}"] if Path(BIRD1).exists() else []),
     ]
 
 

@@ -1,0 +1,106 @@
+"""The BGP fabric read over SSH: FRR's JSON on the switches, BIRD on the nodes.
+
+``labctl bgp status`` and the calico layer's last step (``calico.established``)
+ask through here. Every device is asked in parallel over one SSH session each
+(``engine/targets.py``: switches on their management address); a device that
+does not answer is named with the reason, and its sessions count as down.
+Nodes are read only where BIRD stands in for calico-node (the simulated lab:
+``birdc`` beside the BIRD binary); on a real lab calico-node's BIRD is inside
+its container and only the switches' side is read.
+"""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from labctl.calico import status as parse
+from labctl.calico import topology
+from labctl.engine.targets import InventoryConnector
+from labctl.errors import LabctlError
+from labctl.inventory.model import Inventory
+from labctl.render.bird import CONTROL_SOCKET
+from labctl.render.calico_node import birdc
+
+FRR_SUMMARY = ("vtysh", "-c", "show bgp summary json")
+FRR_ROUTES = ("vtysh", "-c", "show ip route bgp json")
+
+
+class BgpSession:
+    def __init__(
+        self,
+        inventory: Inventory,
+        base_dir: Path,
+        bird_binary: str | None = None,
+        switch_platform: str | None = None,
+    ) -> None:
+        self.inventory = inventory
+        self.bird_binary = bird_binary
+        self.switch_platform = switch_platform
+        self._connector = InventoryConnector(inventory, base_dir)
+
+    def __enter__(self) -> BgpSession:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._connector.close()
+
+    def _switch(self, name: str) -> tuple[dict[str, str], dict[str, list[str]]]:
+        ssh = self._connector.ssh(name)
+        summary = ssh.run(FRR_SUMMARY, timeout=10.0).text()
+        routes = ssh.run(FRR_ROUTES, timeout=10.0).text()
+        return parse.frr_peers(summary), parse.frr_bgp_routes(routes)
+
+    def _node(self, name: str) -> dict[str, str]:
+        assert self.bird_binary is not None
+        ssh = self._connector.ssh(name)
+        argv = (birdc(self.bird_binary), "-s", CONTROL_SOCKET, "show", "protocols")
+        result = ssh.run(argv, timeout=10.0, check=False)
+        if not result.ok:
+            text = (result.stderr or result.stdout).decode(errors="replace").strip()
+            raise LabctlError(f"birdc failed: {text or f'exit {result.exit_code}'}")
+        return parse.bird_protocols(result.text())
+
+    def status(self) -> parse.FabricStatus:
+        inv = self.inventory
+        frr = [
+            s.name
+            for s in topology.peering_switches(inv)
+            if (self.switch_platform or s.platform) == "frr"
+        ]
+        nodes = [s.name for s in topology.nodes(inv)] if self.bird_binary else []
+        switch_peers: dict[str, dict[str, str]] = {}
+        switch_routes: dict[str, dict[str, list[str]]] = {}
+        node_protocols: dict[str, dict[str, str]] = {}
+        unreachable: dict[str, str] = {}
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            switch_jobs = {name: pool.submit(self._switch, name) for name in frr}
+            node_jobs = {name: pool.submit(self._node, name) for name in nodes}
+            for name, job in switch_jobs.items():
+                try:
+                    switch_peers[name], switch_routes[name] = job.result()
+                except (LabctlError, OSError, ValueError) as exc:
+                    unreachable[name] = str(exc)
+            for name, node_job in node_jobs.items():
+                try:
+                    node_protocols[name] = node_job.result()
+                except (LabctlError, OSError) as exc:
+                    unreachable[name] = str(exc)
+        return parse.assemble(inv, switch_peers, switch_routes, node_protocols, unreachable)
+
+    def wait_established(self, timeout: float, interval: float = 0.5) -> parse.FabricStatus:
+        """Poll until every session is up and every block learned; raise naming what is not."""
+        deadline = time.monotonic() + timeout
+        while True:
+            current = self.status()
+            if current.ok:
+                return current
+            if time.monotonic() >= deadline:
+                raise LabctlError(
+                    f"the BGP fabric is not up after {timeout:g} s: {'; '.join(current.problems)}"
+                )
+            time.sleep(interval)

@@ -1,0 +1,152 @@
+"""The BGP fabric's state from what switches and nodes say, against the inventory (pure).
+
+Parses FRR's JSON (``show bgp summary json``, ``show ip route bgp json``) and
+BIRD 1.6's ``birdc show protocols`` table, and holds them against the sessions
+and pod blocks ``topology`` expects: each session from both ends, each node's
+block in each peering switch's routing table. What went wrong comes out as
+sentences naming the switch, the node and the session.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from labctl.calico import topology
+from labctl.inventory.model import Inventory
+
+ESTABLISHED = "Established"
+
+
+def frr_peers(summary_json: str) -> dict[str, str]:
+    """Peer address -> BGP state, from ``show bgp summary json``."""
+    data = json.loads(summary_json or "{}")
+    family = data.get("ipv4Unicast", data)
+    peers = family.get("peers", {}) if isinstance(family, dict) else {}
+    return {address: str(peer.get("state", "?")) for address, peer in peers.items()}
+
+
+def frr_bgp_routes(routes_json: str) -> dict[str, list[str]]:
+    """Prefix -> next hops of the BGP routes FRR installed (``show ip route bgp json``)."""
+    data = json.loads(routes_json or "{}")
+    out: dict[str, list[str]] = {}
+    for prefix, entries in data.items():
+        for entry in entries:
+            if entry.get("protocol") == "bgp" and entry.get("selected") and entry.get("installed"):
+                hops = [h.get("ip", "") for h in entry.get("nexthops", []) if h.get("active")]
+                out[prefix] = hops
+    return out
+
+
+def bird_protocols(show_protocols: str) -> dict[str, str]:
+    """BGP protocol name -> state ("Established", or BIRD's words for why not)."""
+    out: dict[str, str] = {}
+    for line in show_protocols.splitlines():
+        parts = line.split()
+        if len(parts) >= 4 and parts[1] == "BGP":
+            # name proto table state since [info...]; since may be a date and a time.
+            info = " ".join(parts[5:]) if len(parts) > 5 else parts[3]
+            if parts[3] == "up" and ESTABLISHED in line:
+                info = ESTABLISHED
+            out[parts[0]] = info.strip() or parts[3]
+    return out
+
+
+@dataclass(frozen=True)
+class SessionState:
+    node: str
+    peer: str
+    peer_address: str
+    kind: str
+    node_side: str | None  # BIRD's state on the node; None: not read
+    peer_side: str | None  # FRR's state on the switch (switch sessions only)
+
+    @property
+    def established(self) -> bool | None:
+        """None when neither end was read (a real lab's mesh: calico-node's BIRD is
+        inside its container), else whether every end that was read says Established."""
+        sides = [s for s in (self.node_side, self.peer_side) if s is not None]
+        if not sides:
+            return None
+        return all(s == ESTABLISHED for s in sides)
+
+
+@dataclass(frozen=True)
+class SwitchRoutes:
+    switch: str
+    learned: dict[str, list[str]]  # prefix -> next hops
+    missing: list[str]  # "node block" the switch does not have
+
+
+@dataclass
+class FabricStatus:
+    sessions: list[SessionState]
+    switches: list[SwitchRoutes]
+    unreachable: dict[str, str] = field(default_factory=dict)  # device -> why it did not answer
+
+    @property
+    def problems(self) -> list[str]:
+        out = [f"{device} did not answer: {why}" for device, why in self.unreachable.items()]
+        for s in self.sessions:
+            if s.established is False:
+                sides = []
+                if s.node_side is not None:
+                    sides.append(f"{s.node} says {s.node_side}")
+                if s.peer_side is not None:
+                    sides.append(f"{s.peer} says {s.peer_side}")
+                out.append(
+                    f"session {s.node} - {s.peer} ({s.peer_address}) is down: {'; '.join(sides)}"
+                )
+        for sw in self.switches:
+            if sw.missing:
+                out.append(f"{sw.switch} has not learned {', '.join(sw.missing)}")
+        return out
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "sessions": [{**asdict(s), "established": s.established} for s in self.sessions],
+            "switches": [asdict(s) for s in self.switches],
+            "unreachable": self.unreachable,
+            "problems": self.problems,
+        }
+
+
+def assemble(
+    inventory: Inventory,
+    switch_peers: dict[str, dict[str, str]],  # switch -> peer address -> state
+    switch_routes: dict[str, dict[str, list[str]]],  # switch -> prefix -> next hops
+    node_protocols: dict[str, dict[str, str]],  # node -> protocol -> state
+    unreachable: dict[str, str],
+) -> FabricStatus:
+    """Every expected session and block, with what each end said (absent: not read)."""
+    sessions = []
+    for s in topology.sessions(inventory):
+        node_side = (
+            node_protocols[s.node].get(s.protocol, "no such protocol")
+            if (s.node in node_protocols)
+            else None
+        )
+        peer_side = None
+        if s.kind == "switch" and s.peer in switch_peers:
+            peer_side = switch_peers[s.peer].get(s.local_address, "not configured")
+        sessions.append(SessionState(s.node, s.peer, s.peer_address, s.kind, node_side, peer_side))
+    blocks = topology.blocks(inventory) if inventory.cluster.calico.advertise.pod_blocks else {}
+    routes = []
+    for sw in topology.peering_switches(inventory):
+        if sw.name not in switch_routes:
+            continue
+        learned = switch_routes[sw.name]
+        peers = {s.node for s in topology.switch_sessions(inventory, sw.name)}
+        missing = [
+            f"{node}'s block {block}"
+            for node, block in blocks.items()
+            if node in peers and block not in learned
+        ]
+        routes.append(SwitchRoutes(sw.name, learned, missing))
+    return FabricStatus(sessions, routes, unreachable)

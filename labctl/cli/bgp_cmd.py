@@ -1,0 +1,56 @@
+"""`labctl bgp status`: every BGP session of the lab and every pod block, from both ends."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import typer
+
+from labctl.cli.options import InventoryOption, OutputFormat, OutputOption
+
+app = typer.Typer(help="The lab's BGP fabric (Calico nodes and switches).", no_args_is_help=True)
+
+
+@app.command()
+def status(inventory: Path = InventoryOption, output: OutputFormat = OutputOption) -> None:
+    """Sessions (from the switches' FRR and the nodes' BIRD) and the pod blocks each peering
+    switch has learned (exit 1 if a session is down or a block missing).
+
+    Example: labctl bgp status -o json
+    """
+    from labctl.calico.session import BgpSession
+    from labctl.inventory import require_inventory
+
+    inv = require_inventory(inventory)
+    bird = os.environ.get("LABCTL_CALICO_BIRD") or None
+    platform = os.environ.get("LABCTL_SWITCH_PLATFORM") or None
+    with BgpSession(inv, inventory.parent, bird, platform) as session:
+        fabric = session.status()
+    if output is OutputFormat.json:
+        typer.echo(json.dumps(fabric.as_dict(), indent=2))
+    else:
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table(title="BGP sessions")
+        for column in ("node", "peer", "address", "kind", "node says", "peer says"):
+            table.add_column(column)
+        for s in fabric.sessions:
+            mark = "" if s.established else "[red]"
+            table.add_row(
+                s.node,
+                s.peer,
+                s.peer_address,
+                s.kind,
+                f"{mark}{s.node_side or '-'}",
+                f"{mark}{s.peer_side or '-'}",
+            )
+        Console().print(table)
+        for sw in fabric.switches:
+            typer.echo(f"{sw.switch}: {len(sw.learned)} BGP route(s) installed")
+        for problem in fabric.problems:
+            typer.echo(f"problem: {problem}", err=True)
+    if not fabric.ok:
+        raise typer.Exit(1)

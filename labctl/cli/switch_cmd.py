@@ -1,0 +1,96 @@
+"""`labctl switch config|diff`: a switch's configuration as labctl renders it, and drift."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import typer
+
+from labctl.cli.options import InventoryOption, OutputFormat, OutputOption
+
+if TYPE_CHECKING:
+    from labctl.inventory.model import Inventory, Switch
+
+app = typer.Typer(
+    help="Switch configurations rendered from the inventory, and their drift.",
+    no_args_is_help=True,
+)
+
+PlatformOption = typer.Option(
+    None,
+    "--platform",
+    envvar="LABCTL_SWITCH_PLATFORM",
+    help="Render in this dialect (frr, eos, ios) instead of the switch's own platform "
+    "(the simulated lab runs FRR on every switch).",
+)
+
+
+def _switch_and_platform(
+    inventory: Path, name: str, platform: str | None
+) -> tuple[Inventory, Switch, str | None]:
+    from labctl.errors import UsageError
+    from labctl.inventory import require_inventory
+
+    inv = require_inventory(inventory)
+    switch = next((s for s in inv.switches if s.name == name), None)
+    if switch is None:
+        known = ", ".join(s.name for s in inv.switches) or "none"
+        raise UsageError(f"no switch named '{name}' in {inventory} (switches: {known})")
+    if platform is not None and platform not in ("frr", "eos", "ios"):
+        raise UsageError(f"platform {platform!r} is not one of frr, eos, ios")
+    return inv, switch, platform
+
+
+@app.command()
+def config(
+    name: str = typer.Argument(..., help="The switch (switches[].name)."),
+    inventory: Path = InventoryOption,
+    platform: str | None = PlatformOption,
+) -> None:
+    """Print the switch's configuration (BGP passwords shown as where they come from).
+
+    Example: labctl switch config kek-core
+    """
+    from labctl.errors import UsageError
+    from labctl.render import switches
+
+    inv, switch, dialect = _switch_and_platform(inventory, name, platform)
+    try:
+        typer.echo(switches.config(inv, switch, platform=dialect), nl=False)
+    except switches.NoPlatform as exc:
+        raise UsageError(str(exc)) from None
+
+
+@app.command()
+def diff(
+    name: str = typer.Argument(..., help="The switch (switches[].name)."),
+    inventory: Path = InventoryOption,
+    platform: str | None = PlatformOption,
+    output: OutputFormat = OutputOption,
+) -> None:
+    """Compare the rendered configuration with the running one, read over SSH (exit 1 if they
+    differ).
+
+    Example: labctl switch diff kek-core -o json
+    """
+    from labctl.calico.config_diff import diff as compare
+    from labctl.calico.switch_session import running_config
+    from labctl.errors import UsageError
+    from labctl.render import switches
+
+    inv, switch, dialect = _switch_and_platform(inventory, name, platform)
+    try:
+        rendered = switches.config(inv, switch, platform=dialect)
+    except switches.NoPlatform as exc:
+        raise UsageError(str(exc)) from None
+    used = dialect or switch.platform or "frr"
+    running = running_config(inv, inventory.parent, name, used)
+    lines = compare(rendered, running, used, name)
+    if output is OutputFormat.json:
+        typer.echo(json.dumps({"switch": name, "platform": used, "same": not lines, "diff": lines}))
+    else:
+        typer.echo("\n".join(lines) if lines else f"{name} runs what labctl renders")
+    if lines:
+        raise typer.Exit(1)

@@ -1,0 +1,147 @@
+"""The calico layer: the lab's BGP fabric, switches first, then the nodes, then proof.
+
+First every switch that peers with the nodes and runs FRR gets the FRR
+configuration labctl renders (``render/switch_frr.py``), and FRR is restarted
+when it changed: the switches must be listening before the nodes dial them.
+EOS and IOS switches get no actions (``labctl switch config`` prints theirs;
+pushing over eAPI is not built). Then the nodes: on a real lab calico-node,
+deployed with the Calico resources by the kubernetes layer, configures their
+BGP (not built yet); on the simulated lab, which has no calico-node, each node
+gets ``bird.cfg`` as calico-node would write it and runs BIRD 1.6 as a unit
+(``ctx.calico_bird``). Last, from the operator's machine, every session must be
+Established and every node's pod block learned by every peering switch within
+the hold time plus a margin (local work ``calico.established``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+
+from labctl.calico import topology
+from labctl.engine.actions import Action, LocalStep, PutFile, Run, WaitFor, ssh_answers
+from labctl.engine.layer import LayerContext
+from labctl.engine.plan import Plan
+from labctl.render import bird, calico_node, switches
+
+FRR_CONFIG = "/etc/frr/frr.conf"
+FRR_UNIT = "frr"
+RESTART_BIRD = f"systemctl restart {calico_node.UNIT_NAME}"
+ENSURE_BIRD = (
+    f"systemctl is-active -q {calico_node.UNIT_NAME} || systemctl start {calico_node.UNIT_NAME}; "
+    f"systemctl is-active -q {calico_node.UNIT_NAME}"
+)
+
+
+def frr_switches(ctx: LayerContext) -> list[str]:
+    """The peering switches that run FRR (all of them on the simulated lab)."""
+    return [
+        s.name
+        for s in topology.peering_switches(ctx.inventory)
+        if (ctx.switch_platform or s.platform) == "frr"
+    ]
+
+
+def _digest(*texts: str) -> str:
+    return hashlib.sha256("\0".join(texts).encode()).hexdigest()
+
+
+def fabric_digest(ctx: LayerContext) -> str:
+    """Changes when any switch's or node's BGP configuration does."""
+    inventory = ctx.inventory
+    texts = [
+        switches.config(inventory, topology.switch(inventory, name), platform="frr")  # type: ignore[arg-type]
+        for name in frr_switches(ctx)
+    ]
+    texts += [bird.config(inventory, s) for s in topology.nodes(inventory)]
+    return _digest(*texts)
+
+
+class CalicoLayer:
+    name = "calico"
+
+    def plans(self, ctx: LayerContext) -> Iterator[Plan]:
+        inventory = ctx.inventory
+        boot_wait = inventory.lab.ssh.boot_wait
+        actions: list[Action] = []
+        for name in frr_switches(ctx):
+            sw = topology.switch(inventory, name)
+            assert sw is not None
+            text = switches.config(inventory, sw, platform="frr")
+            secret = any(p.password for p in inventory.cluster.calico.peers if p.switch == name)
+            actions += [
+                ssh_answers(name, boot_wait),
+                PutFile(
+                    name,
+                    ctx.on_node(name, FRR_CONFIG),
+                    text.encode(),
+                    0o640,
+                    "frr:frr",
+                    secret=secret,
+                ),
+                Run(
+                    name,
+                    ("systemctl", "restart", FRR_UNIT),
+                    triggers=(_digest(text),),
+                    what=f"systemctl restart {FRR_UNIT} (FRR reads {FRR_CONFIG})",
+                ),
+                WaitFor(
+                    name,
+                    ("vtysh", "-c", "show bgp summary json"),
+                    deadline=30.0,
+                    what="FRR's bgpd to answer",
+                ),
+            ]
+        if actions:
+            yield Plan.of("calico: switches", actions)
+        if ctx.calico_bird is None:
+            return  # calico-node comes with the kubernetes layer (not built yet)
+        unit = calico_node.unit(ctx.calico_bird)
+        node_actions: list[Action] = []
+        for server in topology.nodes(inventory):
+            node = server.name
+            config = bird.config(inventory, server)
+            secret = inventory.cluster.calico.mesh_password is not None or any(
+                p.password for p in inventory.cluster.calico.peers
+            )
+            digest = _digest(config, unit)
+            node_actions += [
+                ssh_answers(node, boot_wait),
+                PutFile(
+                    node,
+                    ctx.on_node(node, bird.CONFIG_PATH),
+                    config.encode(),
+                    0o600,
+                    secret=secret,
+                ),
+                PutFile(node, ctx.on_node(node, calico_node.UNIT_PATH), unit.encode(), 0o644),
+                Run(node, ("systemctl", "enable", calico_node.UNIT_NAME)),
+                # One step, not a daemon-reload step of its own: the journal knows a Run
+                # by its argv, and a bare `systemctl daemon-reload` is also the etcd
+                # layer's, whose re-run would then see it changed and run it again.
+                Run(
+                    node,
+                    ("sh", "-c", f"systemctl daemon-reload && {RESTART_BIRD}"),
+                    triggers=(digest,),
+                    what=f"systemctl daemon-reload; {RESTART_BIRD}",
+                ),
+                WaitFor(
+                    node,
+                    ("sh", "-c", ENSURE_BIRD),
+                    deadline=30.0,
+                    what=f"{calico_node.UNIT_NAME} to be running",
+                ),
+            ]
+        yield Plan.of("calico: nodes (BIRD standing in for calico-node)", node_actions)
+        calico = inventory.cluster.calico
+        yield Plan.of(
+            "calico: sessions",
+            [
+                LocalStep(
+                    "calico.established",
+                    f"wait up to {calico.hold_time + 30} s for every BGP session to be "
+                    "Established and every pod block learned by every peering switch",
+                    fabric_digest(ctx),
+                )
+            ],
+        )

@@ -1,0 +1,144 @@
+"""The calico layer end to end on the simulated reference lab, with real BGP daemons.
+
+``bootstrap --only calico`` pushes FRR's configuration to the two core switches
+(namespaces running FRR, reached over SSH on their management addresses) and
+runs BIRD 1.6 on every node with the bird.cfg calico-node would write. Then:
+every session Established and every pod block learned by both switches within
+a bound; ``labctl switch diff`` finds the switches running what labctl renders;
+a packet from an address in one node's pod block reaches one in another's.
+Stopping one switch's FRR makes ``bgp status`` name the dropped sessions while
+the other switch still routes to every block; a node powered off has its block
+withdrawn from the switches within the hold time.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+
+import pytest
+
+from tests.e2e.conftest import NODES, Lab, run
+from tests.labctl_process import run_labctl
+
+pytestmark = pytest.mark.e2e
+
+SWITCHES = {"kek-core": "10.31.0.2", "astrid": "10.31.0.3"}
+BLOCKS = {"fohn": "10.188.0.0/26", "chequita": "10.188.0.64/26", "wind": "10.188.0.128/26"}
+PODS = {"fohn": "10.188.0.1", "chequita": "10.188.0.65", "wind": "10.188.0.129"}
+UP_WITHIN = 30.0  # seconds from `bootstrap --only calico` to everything up
+HOLD_TIME = 9  # cluster.calico.hold_time in the reference inventory
+
+
+def labctl(lab: Lab, *args: str) -> subprocess.CompletedProcess[str]:
+    return run_labctl(*args, cwd=lab.workdir, env=lab.env())
+
+
+def fabric(lab: Lab) -> tuple[int, dict[str, object]]:
+    done = labctl(lab, "bgp", "status", "-o", "json")
+    assert done.returncode in (0, 1), done.stdout + done.stderr
+    status: dict[str, object] = json.loads(done.stdout)
+    return done.returncode, status
+
+
+def netns(lab: Lab, node: str) -> str:
+    record = json.loads((lab.state / "sim.json").read_text())
+    return str(record["nodes"][node]["netns"])
+
+
+def add_pod(lab: Lab, node: str) -> None:
+    """A workload address on a cali* link, as Calico gives a pod (BIRD's direct
+    protocol leaves cali* alone; the node's block blackhole stands behind it)."""
+    ns = netns(lab, node)
+    # A veth pair, as a pod's link is (this kernel has no dummy module).
+    run("ip", "-n", ns, "link", "add", "calie2e0", "type", "veth", "peer", "name", "calie2e1",
+        check=True)  # fmt: skip
+    run("ip", "-n", ns, "addr", "add", f"{PODS[node]}/32", "dev", "calie2e0", check=True)
+    for link in ("calie2e0", "calie2e1"):
+        run("ip", "-n", ns, "link", "set", link, "up", check=True)
+
+
+def ping(ns: str, source: str, target: str) -> bool:
+    done = run("ip", "netns", "exec", ns, "ping", "-c", "1", "-W", "2", "-I", source, target)
+    if done.returncode != 0:  # what the failure report needs: both ends' routes
+        for where in sorted({ns, *(f"{ns.rsplit('-', 1)[0]}-{n}" for n in NODES)}):
+            print(where, run("ip", "-n", where, "route").stdout)
+        print(done.stdout, done.stderr)
+    return done.returncode == 0
+
+
+def switch_routes(lab: Lab, switch: str) -> set[str]:
+    done = lab.ssh(SWITCHES[switch], "vtysh -c 'show ip route bgp json'")
+    assert done.returncode == 0, done.stderr
+    return set(json.loads(done.stdout))
+
+
+def learned(status: dict[str, object], switch: str) -> set[str]:
+    for sw in status["switches"]:  # type: ignore[attr-defined]
+        if sw["switch"] == switch:
+            return set(sw["learned"])
+    return set()
+
+
+def test_bgp_fabric_comes_up_routes_pods_and_survives_failures(lab: Lab) -> None:
+    start = time.monotonic()
+    done = labctl(lab, "bootstrap", "--only", "calico", "-o", "json")
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    took = time.monotonic() - start
+    assert took < UP_WITHIN, f"bootstrap --only calico took {took:.1f} s"
+    code, status = fabric(lab)
+    assert code == 0, status["problems"]
+    sessions = status["sessions"]
+    assert len(sessions) == 12  # 6 mesh + 3 nodes x 2 switches  # type: ignore[arg-type]
+    assert all(s["established"] for s in sessions)  # type: ignore[attr-defined, union-attr]
+    for switch in SWITCHES:
+        assert set(BLOCKS.values()) <= learned(status, switch)
+
+    # The switches run what labctl renders (read over SSH on their management address).
+    for switch in SWITCHES:
+        diff = labctl(lab, "switch", "diff", switch, "-o", "json")
+        assert diff.returncode == 0, diff.stdout + diff.stderr
+        assert json.loads(diff.stdout)["same"] is True
+
+    # A packet from one node's pod block to another's, both ways through the mesh routes.
+    for node in ("fohn", "chequita"):
+        add_pod(lab, node)
+    assert ping(netns(lab, "chequita"), PODS["chequita"], PODS["fohn"])
+
+    # kek-core's FRR stops: its three sessions are named down, astrid still routes.
+    assert lab.ssh(SWITCHES["kek-core"], "systemctl stop frr").returncode == 0
+    deadline = time.monotonic() + 10
+    while True:
+        code, status = fabric(lab)
+        down = {
+            (s["node"], s["peer"])  # type: ignore[index]
+            for s in status["sessions"]  # type: ignore[attr-defined]
+            if not s["established"]  # type: ignore[index]
+        }
+        if down == {(n, "kek-core") for n in NODES}:
+            break
+        assert time.monotonic() < deadline, down
+        time.sleep(0.5)
+    assert code == 1
+    assert any("kek-core" in p and "fohn" in p for p in status["problems"])  # type: ignore[attr-defined]
+    assert set(BLOCKS.values()) <= learned(status, "astrid")
+    astrid_ns = f"lab-{json.loads((lab.state / 'sim.json').read_text())['plan']['lab_id']}-astrid"
+    assert ping(astrid_ns, "31.31.164.211", PODS["fohn"])  # through astrid's learned route
+    assert ping(netns(lab, "chequita"), PODS["chequita"], PODS["fohn"])
+    assert lab.ssh(SWITCHES["kek-core"], "systemctl start frr").returncode == 0
+
+    # wind loses power: its block leaves both switches within the hold time.
+    off = labctl(lab, "power", "off", "wind", "--force", "--yes")
+    assert off.returncode == 0, off.stdout + off.stderr
+    cut = time.monotonic()
+    # Read the switches directly: `bgp status` would wait out SSH to the dead node.
+    while any(BLOCKS["wind"] in switch_routes(lab, switch) for switch in SWITCHES):
+        assert time.monotonic() - cut < HOLD_TIME + 3, "wind's block outlived the hold time"
+        time.sleep(0.2)
+    withdrawn = time.monotonic() - cut
+    _, status = fabric(lab)
+    assert BLOCKS["fohn"] in learned(status, "astrid")
+    print(
+        f"calico e2e: up in {took:.1f} s; wind's block withdrawn {withdrawn:.1f} s after power off"
+    )

@@ -1,0 +1,138 @@
+"""Real BGP daemons for tests: FRR (Debian frr) and BIRD 1.6.8 in namespaces this test makes.
+
+A switch namespace runs zebra, bgpd and staticd with a given frr.conf (vty
+sockets in the test's own directory, so vtysh finds them from anywhere) in a
+UTS namespace named like the switch; a node namespace runs BIRD 1.6 with a
+given bird.cfg. Both sit on one veth pair. Everything is removed by name and
+pid afterwards; namespace names carry a prefix unique to the run.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from pathlib import Path
+
+from labctl.programs import BIRD1
+
+FRR = Path("/usr/lib/frr")
+
+
+@dataclass(frozen=True)
+class BgpPair:
+    switch_ns: str
+    node_ns: str
+    vty_dir: Path
+    zebra_pid: int
+    bird_socket: Path
+    birdc: str
+
+    def vtysh(self, *commands: str) -> str:
+        argv = ["nsenter", "--uts", f"--target={self.zebra_pid}", *self.vtysh_argv()]
+        for c in commands:
+            argv += ["-c", c]
+        return subprocess.run(argv, capture_output=True, text=True, check=True).stdout
+
+    def vtysh_argv(self) -> list[str]:
+        return ["vtysh", "--vty_socket", str(self.vty_dir)]
+
+    def birdc_show(self, *words: str) -> str:
+        argv = [self.birdc, "-s", str(self.bird_socket), "show", *words]
+        return subprocess.run(argv, capture_output=True, text=True, check=True).stdout
+
+
+def available() -> str | None:
+    """Why these peers cannot run here, or None."""
+    if not (FRR / "bgpd").exists():
+        return "FRR is not installed (Debian frr; scripts/setup.sh)"
+    if not Path(BIRD1).exists():
+        return f"BIRD 1.6 is not unpacked at {BIRD1} (scripts/setup.sh)"
+    if os.geteuid() != 0:
+        return "namespaces need root"
+    return None
+
+
+def _ip(*args: str) -> None:
+    subprocess.run(["ip", *args], check=True, capture_output=True)
+
+
+@contextmanager
+def bgp_pair(
+    workdir: Path,
+    hostname: str,
+    frr_conf: str,
+    bird_cfg: str,
+    switch_address: str,
+    node_address: str,
+) -> Iterator[BgpPair]:
+    tag = secrets.token_hex(2)
+    sw, node = f"c13{tag}-sw", f"c13{tag}-n"
+    # FRR drops to the frr user, which cannot enter pytest's private (0700) tmp dirs.
+    vty = Path(tempfile.mkdtemp(prefix=f"c13{tag}-frr-"))
+    vty.chmod(0o755)
+    shutil.chown(vty, "frr", "frr")
+    (vty / "frr.conf").write_text(frr_conf)
+    shutil.chown(vty / "frr.conf", "frr", "frr")
+    (workdir / "bird.cfg").write_text(bird_cfg)
+    sock = workdir / "bird.ctl"
+    made: list[str] = []
+    pids: list[int] = []
+    try:
+        for ns in (sw, node):
+            _ip("netns", "add", ns)
+            made.append(ns)
+            _ip("-n", ns, "link", "set", "lo", "up")
+        _ip("link", "add", f"c13{tag}a", "netns", sw, "type", "veth", "peer", "name",
+            f"c13{tag}b", "netns", node)  # fmt: skip
+        _ip("-n", sw, "addr", "add", switch_address, "dev", f"c13{tag}a")
+        _ip("-n", node, "addr", "add", node_address, "dev", f"c13{tag}b")
+        _ip("-n", sw, "link", "set", f"c13{tag}a", "up")
+        # A switch routes: FRR's running config says "no ip forwarding" otherwise.
+        for key in ("net.ipv4.ip_forward", "net.ipv6.conf.all.forwarding"):
+            subprocess.run(["ip", "netns", "exec", sw, "sysctl", "-qw", f"{key}=1"], check=True)
+        _ip("-n", node, "link", "set", f"c13{tag}b", "up")
+        start = "; ".join(
+            f"{FRR}/{d} -d -u frr -g frr -z {vty}/zserv.api -i {vty}/{d}.pid "
+            f"--vty_socket {vty} -f {vty}/frr.conf"
+            for d in ("zebra", "bgpd", "staticd")
+        )
+        subprocess.run(
+            ["ip", "netns", "exec", sw, "unshare", "--uts", "sh", "-c",
+             f"hostname {hostname}; {start}"],
+            check=True, capture_output=True,
+        )  # fmt: skip
+        for d in ("zebra", "bgpd", "staticd"):
+            pids.append(int((vty / f"{d}.pid").read_text()))
+        bird = subprocess.Popen(
+            ["ip", "netns", "exec", node, BIRD1, "-f", "-c", str(workdir / "bird.cfg"),
+             "-s", str(sock)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        pids.append(bird.pid)
+        deadline = time.monotonic() + 10
+        while not sock.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        yield BgpPair(sw, node, vty, pids[0], sock, str(Path(BIRD1).with_name("birdc")))
+    finally:
+        for pid in pids:
+            with suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + 5
+        for pid in pids:
+            while time.monotonic() < deadline:
+                try:
+                    os.kill(pid, 0)
+                except ProcessLookupError:
+                    break
+                time.sleep(0.05)
+        for ns in made:
+            subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+        shutil.rmtree(vty, ignore_errors=True)

@@ -1,0 +1,40 @@
+"""`labctl switch config` prints the golden renders; mistakes are one sentence."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from labctl.cli.main import app
+from labctl.errors import UsageError
+from tests.conftest import GOLDEN, REFERENCE
+
+runner = CliRunner()
+
+
+def test_config_prints_each_switch_in_its_platform() -> None:
+    for switch, golden in (("kek-core", "switch-kek-core.frr"), ("tor", "switch-tor.ios")):
+        done = runner.invoke(app, ["switch", "config", switch, "-i", str(REFERENCE)])
+        assert done.exit_code == 0, done.output
+        assert done.stdout == (GOLDEN / golden).read_text()
+
+
+def test_platform_override_renders_frr_for_the_arista() -> None:
+    done = runner.invoke(
+        app, ["switch", "config", "astrid", "-i", str(REFERENCE), "--platform", "frr"]
+    )
+    assert done.exit_code == 0 and done.stdout == (GOLDEN / "switch-astrid.frr").read_text()
+
+
+def test_unknown_switch_and_missing_platform_are_sentences(tmp_path: Path) -> None:
+    # The CLI's entry point prints a UsageError as one line and exits 2.
+    done = runner.invoke(app, ["switch", "config", "core9", "-i", str(REFERENCE)])
+    assert isinstance(done.exception, UsageError)
+    assert "no switch named 'core9'" in str(done.exception)
+    assert "(switches: kek-core, astrid, tor)" in str(done.exception)
+    inventory = tmp_path / "inventory.yaml"
+    inventory.write_text(REFERENCE.read_text().replace("    platform: ios\n", ""))
+    done = runner.invoke(app, ["switch", "config", "tor", "-i", str(inventory)])
+    assert isinstance(done.exception, UsageError)
+    assert "switch tor has no platform (frr, eos or ios)" in str(done.exception)

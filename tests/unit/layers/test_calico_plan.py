@@ -1,0 +1,93 @@
+"""The calico layer's plans for the reference inventory, against reviewed goldens."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from labctl.engine.actions import PutFile
+from labctl.engine.layer import LayerContext
+from labctl.inventory import require_inventory
+from labctl.inventory.model import Inventory
+from labctl.layers import LAYERS
+from labctl.layers.calico import CalicoLayer
+from labctl.render import calico_node
+from tests.conftest import REFERENCE, assert_golden
+
+BIRD = "/opt/labctl/bird-1.6.8/usr/sbin/bird"
+
+
+@pytest.fixture(scope="module")
+def inventory() -> Inventory:
+    return require_inventory(REFERENCE)
+
+
+def test_simulated_lab_plans_match_golden(inventory: Inventory, tmp_path: Path) -> None:
+    ctx = LayerContext(
+        inventory, REFERENCE, tmp_path / "state", calico_bird=BIRD, switch_platform="frr"
+    )
+    plans = [plan.as_dict() for plan in CalicoLayer().plans(ctx)]
+    assert [p["layer"] for p in plans] == [
+        "calico: switches",
+        "calico: nodes (BIRD standing in for calico-node)",
+        "calico: sessions",
+    ]
+    assert_golden("plan-calico.json", json.dumps(plans, indent=2) + "\n")
+
+
+def test_real_lab_configures_only_its_frr_switches(inventory: Inventory, tmp_path: Path) -> None:
+    ctx = LayerContext(inventory, REFERENCE, tmp_path / "state")
+    plans = list(CalicoLayer().plans(ctx))
+    assert [p.layer for p in plans] == ["calico: switches"]
+    hosts = {step.action.host for p in plans for step in p.steps}
+    assert hosts == {"kek-core"}  # astrid runs EOS, tor IOS: printed, not pushed
+
+
+def test_bird_unit_runs_the_given_binary_with_calico_nodes_paths() -> None:
+    unit = calico_node.unit(BIRD)
+    assert f"exec {BIRD} -f -c /etc/calico/confd/config/bird.cfg -s /var/run/calico/bird.ctl" in (
+        unit
+    )
+    assert "sysctl -qw net.ipv4.ip_forward=1" in unit  # as Felix does
+    assert calico_node.birdc(BIRD) == "/opt/labctl/bird-1.6.8/usr/sbin/birdc"
+
+
+def test_frr_config_is_pushed_readable_by_frr_only(inventory: Inventory, tmp_path: Path) -> None:
+    ctx = LayerContext(inventory, REFERENCE, tmp_path / "state", switch_platform="frr")
+    puts = [
+        s.action for p in CalicoLayer().plans(ctx) for s in p.steps if isinstance(s.action, PutFile)
+    ]
+    assert {(a.host, a.path, a.mode, a.owner) for a in puts} == {
+        ("kek-core", "/etc/frr/frr.conf", 0o640, "frr:frr"),
+        ("astrid", "/etc/frr/frr.conf", 0o640, "frr:frr"),
+    }
+
+
+def test_calico_sits_between_kubernetes_and_ceph() -> None:
+    names = [layer.name for layer in LAYERS]
+    assert names.index("calico") == names.index("kubernetes") + 1
+    assert isinstance(LAYERS[names.index("calico")], CalicoLayer)
+
+
+def test_no_remembered_step_shares_a_key_with_another_layers(
+    inventory: Inventory, tmp_path: Path
+) -> None:
+    """The journal remembers a Run by its key: two layers with the same key would make
+    each other's converged re-runs act again (a bare `systemctl daemon-reload` did)."""
+    from labctl.engine.actions import Run
+
+    ctx = LayerContext(
+        inventory, REFERENCE, tmp_path / "state", calico_bird=BIRD, switch_platform="frr"
+    )
+
+    def run_keys(layer_name: str) -> set[str]:
+        layer = next(x for x in LAYERS if x.name == layer_name)
+        return {
+            s.action.key for p in layer.plans(ctx) for s in p.steps if isinstance(s.action, Run)
+        }
+
+    calico = run_keys("calico")
+    for other in ("power", "etcd"):  # pki only pushes files (and needs a minted CA)
+        assert calico.isdisjoint(run_keys(other)), other
