@@ -14,6 +14,8 @@ DEBIAN_PACKAGES=(
   python3-venv openipmi ipmitool snmpd snmp openssh-server openssh-client
   golang-cfssl etcd-server etcd-client openssl iproute2 procps util-linux
   debootstrap sudo passwd git
+  qemu-system-x86 qemu-utils ipxe ipxe-qemu dnsmasq-base ignition ovmf udev
+  linux-image-amd64 busybox-static e2fsprogs cpio
 )
 
 log() { printf '[setup] %s\n' "$*" >&2; }
