@@ -25,6 +25,9 @@ PACKAGES = {
     "nsenter": "util-linux",
     "useradd": "passwd",
     "sudo": "sudo",
+    "dnsmasq": "dnsmasq-base",
+    "qemu-system-x86_64": "qemu-system-x86",
+    "ignition-validate": "ignition",
 }
 
 

@@ -11,6 +11,7 @@ import typer
 
 from labctl import __version__
 from labctl.cli import (
+    boot_cmd,
     bootstrap_cmd,
     completion_cmd,
     etcd_cmd,
@@ -38,6 +39,7 @@ app.add_typer(power_cmd.app, name="power")
 app.add_typer(pki_cmd.app, name="pki")
 app.add_typer(etcd_cmd.app, name="etcd")
 app.add_typer(sim_cmd.app, name="sim")
+app.add_typer(boot_cmd.app, name="boot")
 app.command("plan")(bootstrap_cmd.plan)
 app.command("bootstrap")(bootstrap_cmd.bootstrap)
 app.command("completion")(completion_cmd.completion)
