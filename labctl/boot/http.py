@@ -14,6 +14,7 @@ Run as ``python -m labctl.boot.http INVENTORY STATE_DIR`` (``service.py`` does).
 from __future__ import annotations
 
 import json
+import os
 import sys
 import threading
 import time
@@ -145,7 +146,16 @@ def parse_report(body: str) -> tuple[str, str]:
     return result, message
 
 
-def serve(inventory_path: Path, state_dir: Path) -> None:
+def _expire(state_dir: Path, until: float) -> None:
+    """At ``until``, stop this state directory's dnsmasq and this process."""
+    from labctl.boot.service import stop_dnsmasq
+
+    time.sleep(max(0.0, until - time.time()))
+    stop_dnsmasq(state_dir)
+    os._exit(0)
+
+
+def serve(inventory_path: Path, state_dir: Path, until: float = 0.0) -> None:
     inventory = require_inventory(inventory_path)
     boot = render.boot_settings(inventory)
     dirs = BootDirs.of(state_dir)
@@ -157,9 +167,11 @@ def serve(inventory_path: Path, state_dir: Path) -> None:
     )
     httpd = ThreadingHTTPServer((boot.address, boot.http_port), handler)
     httpd.daemon_threads = True
+    if until:
+        threading.Thread(target=_expire, args=(state_dir, until), daemon=True).start()
     print(f"labctl boot: HTTP on {boot.address}:{boot.http_port}", flush=True)
     httpd.serve_forever()
 
 
 if __name__ == "__main__":
-    serve(Path(sys.argv[1]), Path(sys.argv[2]))
+    serve(Path(sys.argv[1]), Path(sys.argv[2]), float(sys.argv[3]) if len(sys.argv) > 3 else 0.0)

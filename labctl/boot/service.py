@@ -102,9 +102,17 @@ def _wait_started(process: subprocess.Popen[bytes], log: Path, ready: str, what:
 
 
 def start(
-    inventory: Inventory, inventory_path: Path, state_dir: Path, netns: str | None = None
+    inventory: Inventory,
+    inventory_path: Path,
+    state_dir: Path,
+    netns: str | None = None,
+    lifetime: float | None = None,
 ) -> Running:
-    """Verify the assets, write the configuration, start dnsmasq and HTTP; their pids."""
+    """Verify the assets, write the configuration, start dnsmasq and HTTP; their pids.
+
+    With ``lifetime`` (seconds) the service stops itself after that long: the os
+    layer's run may end early (a failed install) before its step that stops it.
+    """
     already = running(state_dir)
     if already is not None:
         return already
@@ -126,7 +134,14 @@ def start(
         http = subprocess.Popen(
             _in_netns(
                 netns,
-                [sys.executable, "-m", "labctl.boot.http", str(inventory_path), str(state_dir)],
+                [
+                    sys.executable,
+                    "-m",
+                    "labctl.boot.http",
+                    str(inventory_path),
+                    str(state_dir),
+                    str(time.time() + lifetime if lifetime else 0),
+                ],
             ),
             stdout=http_log,
             stderr=subprocess.STDOUT,
@@ -181,11 +196,17 @@ def _kill(pid: int | None, marker: str) -> bool:
     return True
 
 
+def stop_dnsmasq(state_dir: Path) -> bool:
+    dirs = BootDirs.of(state_dir)
+    stopped = _kill(_pid(dirs.dnsmasq_pid), str(dirs.root))
+    dirs.dnsmasq_pid.unlink(missing_ok=True)
+    return stopped
+
+
 def stop(state_dir: Path) -> bool:
     """Stop what this state directory's service started; True when something ran."""
     dirs = BootDirs.of(state_dir)
-    stopped = _kill(_pid(dirs.dnsmasq_pid), str(dirs.root))
+    stopped = stop_dnsmasq(state_dir)
     stopped = _kill(_pid(dirs.http_pid), str(state_dir)) or stopped
-    dirs.dnsmasq_pid.unlink(missing_ok=True)
     dirs.http_pid.unlink(missing_ok=True)
     return stopped

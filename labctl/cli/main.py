@@ -16,6 +16,7 @@ from labctl.cli import (
     completion_cmd,
     etcd_cmd,
     inventory_cmd,
+    os_cmd,
     pki_cmd,
     power_cmd,
     schema_cmd,
@@ -40,6 +41,7 @@ app.add_typer(pki_cmd.app, name="pki")
 app.add_typer(etcd_cmd.app, name="etcd")
 app.add_typer(sim_cmd.app, name="sim")
 app.add_typer(boot_cmd.app, name="boot")
+app.add_typer(os_cmd.app, name="os")
 app.command("plan")(bootstrap_cmd.plan)
 app.command("bootstrap")(bootstrap_cmd.bootstrap)
 app.command("completion")(completion_cmd.completion)

@@ -320,6 +320,14 @@ LOCAL_WORK: dict[str, str] = {
     "pki.mint": "labctl.pki.session:MintWork",
     "etcd.snapshot": "labctl.etcd.work:SnapshotWork",
     "etcd.healthy": "labctl.etcd.work:HealthyWork",
+    "os.survey": "labctl.install.work:SurveyWork",
+    "os.boot-start": "labctl.install.work:BootStartWork",
+    "os.boot-stop": "labctl.install.work:BootStopWork",
+    # Per server: "os.arm:fohn" is built as ArmWork("fohn").
+    "os.arm": "labctl.install.work:ArmWork",
+    "os.refuse": "labctl.install.work:RefuseWork",
+    "os.await-install": "labctl.install.work:AwaitInstallWork",
+    "os.await-ssh": "labctl.install.work:AwaitSshWork",
 }
 
 
@@ -335,10 +343,15 @@ class LocalApplier:
     def _work(self, action: Action) -> LocalWork:
         assert isinstance(action, LocalStep)
         where = self._works.get(action.name)
+        args: tuple[str, ...] = ()
+        if where is None and ":" in action.name:
+            # "<work>:<argument>": the same work about one thing (a server).
+            base, _, argument = action.name.partition(":")
+            where, args = self._works.get(base), (argument,)
         if where is None:
             raise LabctlError(f"no local work named {action.name!r} in this version of labctl")
         module, _, attribute = where.partition(":")
-        work: LocalWork = getattr(importlib.import_module(module), attribute)()
+        work: LocalWork = getattr(importlib.import_module(module), attribute)(*args)
         return work
 
     def apply(self, action: Action) -> bool:

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 from labctl.engine.layer import Layer, NotBuilt
 from labctl.layers.etcd import EtcdLayer
+from labctl.layers.os import OsLayer
 from labctl.layers.pki import PkiLayer
 from labctl.layers.power import PowerLayer
 
 LAYERS: tuple[Layer, ...] = (
     PowerLayer(),
-    NotBuilt("os"),
+    OsLayer(),
     PkiLayer(),
     EtcdLayer(),
     NotBuilt("kubernetes"),
