@@ -178,6 +178,35 @@ def _last_request(dirs: BootDirs, mac: str | None) -> str:
     return f"its last request: {last}" if last else "no request from its MAC at all"
 
 
+POWER_OFF_WAIT = 120.0
+
+
+def _wait_powered_off(ctx: LayerContext, name: str, wait: float) -> None:
+    """The installer powers the server off after its report; boot from disk only after."""
+    from labctl.power.session import PowerSession
+
+    server = ctx.inventory.server(name)
+
+    async def poll() -> str:
+        session = PowerSession(ctx.inventory, ctx.base_dir)
+        try:
+            end = time.monotonic() + wait
+            while True:
+                state = str(await session.state(server))
+                if state == "off" or time.monotonic() > end:
+                    return state
+                await asyncio.sleep(POLL)
+        finally:
+            await session.close()
+
+    state = asyncio.run(poll())
+    if state != "off":
+        raise LabctlError(
+            f"{name}: the installer reported success but the server is still {state} "
+            f"{wait:g} s later (the installer powers it off when done)"
+        )
+
+
 class AwaitInstallWork(ServerWork):
     """Waits for the installer's report: ok records the install, failed carries its words."""
 
@@ -205,6 +234,7 @@ class AwaitInstallWork(ServerWork):
             raise LabctlError(f"{self.server}: the installer reported failure: {report.message}")
         record = survey.installed_record(ctx.state_dir, self.server)
         write_atomic(record, (f'{{"installed": {report.received}}}\n').encode())
+        _wait_powered_off(ctx, self.server, POWER_OFF_WAIT)
         return True
 
     def observe(self, ctx: LayerContext) -> str | None:

@@ -26,6 +26,7 @@ from labctl.secrets import resolve
 from labctl.sim import bmc as sim_bmc
 from labctl.sim import feeds, netns_dir, pdu_agent
 from labctl.sim import node as sim_node
+from labctl.sim.osrelease import write_os_release
 from labctl.sim.node import NODE_MOUNT
 from labctl.sim.plan import TRANSIT, SimPlan, build_plan
 from labctl.sim.process import ManagedProcess, stop_all
@@ -470,6 +471,7 @@ def up(
         _network(plan, record)
         progress(f"nodes: host keys, overlays and sshd for {len(plan.nodes)}")
         _nodes(plan, state, login_user)
+        write_os_release(inventory, state, [n.name for n in plan.nodes])
         for n in plan.nodes:
             record.pid(f"node:{n.name}", sim_node.start(state, n.name))
         progress(f"devices: {len(inventory.servers)} BMCs, {len(inventory.pdus)} PDUs")
