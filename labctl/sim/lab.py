@@ -26,8 +26,8 @@ from labctl.secrets import resolve
 from labctl.sim import bmc as sim_bmc
 from labctl.sim import feeds, netns_dir, pdu_agent
 from labctl.sim import node as sim_node
-from labctl.sim.osrelease import write_os_release
 from labctl.sim.node import NODE_MOUNT
+from labctl.sim.osrelease import write_os_release
 from labctl.sim.plan import TRANSIT, SimPlan, build_plan
 from labctl.sim.process import ManagedProcess, stop_all
 from labctl.sim.record import STATE_FILE, read_record
