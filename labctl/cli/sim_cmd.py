@@ -22,7 +22,15 @@ StateOpt = typer.Option(
 
 
 @app.command()
-def up(inventory: Path = InventoryOption, state_dir: Path = StateOpt) -> None:
+def up(
+    inventory: Path = InventoryOption,
+    state_dir: Path = StateOpt,
+    vm: list[str] = typer.Option(
+        [],
+        "--vm",
+        help="Make this server a VM node (qemu) that network-installs for real. Repeatable.",
+    ),
+) -> None:
     """Bring the simulated lab up: namespaces, bridges, nodes with sshd, BMCs and PDUs.
 
     Secrets (BMC passwords, SNMP keys) come from the inventory's references.
@@ -38,7 +46,9 @@ def up(inventory: Path = InventoryOption, state_dir: Path = StateOpt) -> None:
     lab = require_inventory(inventory)
     # A spinner on a terminal (30 servers take seconds); nothing extra in a pipe or log.
     with Console(stderr=True).status("simulated lab: starting") as shown:
-        said = sim_up(lab, inventory, state_dir.resolve(), lambda phase: shown.update(phase))
+        said = sim_up(
+            lab, inventory, state_dir.resolve(), lambda phase: shown.update(phase), tuple(vm)
+        )
     typer.echo(said)
 
 
@@ -119,6 +129,8 @@ def env(state_dir: Path = StateOpt) -> None:
         "LABCTL_SSH_IDENTITY": str(state / "id_ed25519"),
         # Simulated nodes have the host's etcd binary and no container engine.
         "LABCTL_ETCD_RUNTIME": "host",
+        # The boot service runs where the lab's bridges are (VM nodes boot from it).
+        "LABCTL_BOOT_NETNS": record["plan"]["fabric"],
     }
     for key, value in values.items():
         typer.echo(f"export {key}={shlex.quote(value)}")

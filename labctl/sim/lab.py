@@ -26,6 +26,7 @@ from labctl.secrets import resolve
 from labctl.sim import bmc as sim_bmc
 from labctl.sim import feeds, netns_dir, pdu_agent
 from labctl.sim import node as sim_node
+from labctl.sim import vm as sim_vm
 from labctl.sim.node import NODE_MOUNT
 from labctl.sim.osrelease import write_os_release
 from labctl.sim.plan import TRANSIT, SimPlan, build_plan
@@ -431,8 +432,12 @@ def up(
     inventory_path: Path,
     state: Path,
     progress: Callable[[str], None] = lambda _: None,
+    vms: tuple[str, ...] = (),
 ) -> str:
-    """Bring the lab up; ``progress`` hears each phase as it starts."""
+    """Bring the lab up; ``progress`` hears each phase as it starts.
+
+    ``vms`` names servers that are VM nodes (``sim/vm.py``) instead of namespace nodes.
+    """
     require_root()
     plan = build_plan(inventory)
     if (state / STATE_FILE).exists():
@@ -480,6 +485,11 @@ def up(
         for n in plan.nodes:
             if not sim_node.wait_ssh(n.ssh_address):
                 raise LabctlError(f"{n.name}: sshd did not answer on {n.ssh_address}:22")
+        if vms:
+            progress(f"VM nodes: {', '.join(vms)}")
+            sim_vm.setup_all(inventory, plan, state, vms)
+            record.data["vms"] = list(vms)
+            record.save()
     except BaseException:
         down(state)
         raise
@@ -502,6 +512,7 @@ def down(state: Path) -> str:
         for key, pid in record.data["pids"].items()
         if not key.startswith("node:")
     ]
+    processes += [ManagedProcess(pid) for pid in sim_vm.processes(state)]
     for daemon in (state / "bmcs").glob("*/daemon.pid"):  # BMCs restarted by a PDU since up
         processes.append(ManagedProcess(int(daemon.read_text())))
     stop_all(processes)
