@@ -62,6 +62,14 @@ install_python() {
   echo "$want" > "$stamp"
 }
 
+# The stand-in installer the simulated lab's VM nodes boot (docs/os.md), built from
+# this machine's packages once, into a cache keyed by their hashes.
+build_installer() {
+  [ "$(id -u)" -eq 0 ] || return 0
+  "$VENV/bin/python" -m labctl.sim.installer >/dev/null
+}
+
 install_debian_packages
 install_python
+build_installer
 export PATH="$VENV/bin:$PATH"

@@ -27,7 +27,7 @@ import ipaddress
 import json
 from collections.abc import Sequence
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 from labctl.inventory.export import primary_address
 from labctl.inventory.model import Inventory, Network, Nic, Server
@@ -43,6 +43,11 @@ def data_url(text: str) -> str:
     """RFC 2397 URL with the text percent-encoded, as Ignition reads ``contents.source``."""
     # "/", ":", "=" stay readable in the golden files; spaces and newlines are escaped.
     return "data:," + quote(text, safe="/:=@+")
+
+
+def data_url_text(source: str) -> str:
+    """The text a ``data:,`` URL from ``data_url`` holds (what Ignition writes)."""
+    return unquote(source.removeprefix("data:,"))
 
 
 def _file(path: str, text: str, mode: int = 0o644) -> dict[str, Any]:
