@@ -129,9 +129,10 @@ def env(state_dir: Path = StateOpt) -> None:
         "LABCTL_SSH_IDENTITY": str(state / "id_ed25519"),
         # Simulated nodes have the host's etcd binary and no container engine.
         "LABCTL_ETCD_RUNTIME": "host",
-        # The boot service runs where the lab's bridges are (VM nodes boot from it).
-        "LABCTL_BOOT_NETNS": record["plan"]["fabric"],
     }
+    fabric = record.get("plan", {}).get("fabric")
+    if fabric:  # the boot service runs where the lab's bridges are (VM nodes boot from it)
+        values["LABCTL_BOOT_NETNS"] = fabric
     for key, value in values.items():
         typer.echo(f"export {key}={shlex.quote(value)}")
 
