@@ -21,7 +21,7 @@ import time
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, unquote
 
 from labctl.boot import assets
 from labctl.boot.state import BootDirs, Report, write_report
@@ -71,7 +71,7 @@ class BootHandler(BaseHTTPRequestHandler):
             "time": round(time.time(), 3),
             "client": self.client_address[0],
             "method": self.command,
-            "path": self.path,
+            "path": unquote(self.path),
             "status": status,
             "bytes": size,
             "seconds": round(time.monotonic() - started, 6),
@@ -81,12 +81,10 @@ class BootHandler(BaseHTTPRequestHandler):
         with self.log_lock, self.dirs.requests.open("a") as log:
             log.write(json.dumps(record) + "\n")
 
-    def _mac(self) -> str:
-        return render.normal_mac(self.path.rsplit("/", 1)[-1])
-
     def do_GET(self) -> None:
         started = time.monotonic()
-        path = self.path.split("?", 1)[0]
+        # iPXE percent-encodes what it expands into a URL: ${net0/mac} comes as 9c%3A8e...
+        path = unquote(self.path.split("?", 1)[0])
         prefix, _, mac = path.rpartition("/")
         key = f"{prefix}/{render.normal_mac(mac)}"
         text = self.answers.texts.get(key)
@@ -111,7 +109,7 @@ class BootHandler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         started = time.monotonic()
-        prefix, _, mac = self.path.rpartition("/")
+        prefix, _, mac = unquote(self.path.split("?", 1)[0]).rpartition("/")
         server = self.answers.macs.get(render.normal_mac(mac))
         if prefix != "/report" or server is None:
             self.send_error(404)
