@@ -65,7 +65,7 @@ def running(state_dir: Path) -> Running | None:
     dirs = BootDirs.of(state_dir)
     dns, http = _pid(dirs.dnsmasq_pid), _pid(dirs.http_pid)
     marker = str(dirs.root)
-    if dns and http and _runs(dns, marker) and _runs(http, str(state_dir)):
+    if dns and http and _runs(dns, marker) and _runs(http, str(state_dir.resolve())):
         return Running(dns, http)
     return None
 
@@ -89,11 +89,20 @@ def _in_netns(netns: str | None, argv: list[str]) -> list[str]:
     return ["ip", "netns", "exec", netns, *argv] if netns else argv
 
 
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(errors="replace")
+    except OSError:
+        return ""
+
+
 def _wait_started(process: subprocess.Popen[bytes], log: Path, ready: str, what: str) -> None:
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            words = log.read_text(errors="replace").strip().splitlines()[-5:]
+            # What it said before its log was open went to stdout/stderr (the .out file).
+            said = log.read_text(errors="replace") + _read(log.with_suffix(".out"))
+            words = said.strip().splitlines()[-5:]
             raise BootServiceError(f"{what} stopped at start: {' / '.join(words) or 'no output'}")
         if ready in log.read_text(errors="replace"):
             return
@@ -113,6 +122,7 @@ def start(
     With ``lifetime`` (seconds) the service stops itself after that long: the os
     layer's run may end early (a failed install) before its step that stops it.
     """
+    state_dir, inventory_path = state_dir.resolve(), inventory_path.resolve()
     already = running(state_dir)
     if already is not None:
         return already
@@ -207,6 +217,6 @@ def stop(state_dir: Path) -> bool:
     """Stop what this state directory's service started; True when something ran."""
     dirs = BootDirs.of(state_dir)
     stopped = stop_dnsmasq(state_dir)
-    stopped = _kill(_pid(dirs.http_pid), str(state_dir)) or stopped
+    stopped = _kill(_pid(dirs.http_pid), str(state_dir.resolve())) or stopped
     dirs.http_pid.unlink(missing_ok=True)
     return stopped

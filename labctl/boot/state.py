@@ -24,7 +24,8 @@ class BootDirs:
 
     @classmethod
     def of(cls, state_dir: Path) -> BootDirs:
-        return cls(state_dir / "boot")
+        # Absolute: dnsmasq changes to / at start, so a relative path would point there.
+        return cls(state_dir.resolve() / "boot")
 
     @property
     def tftp(self) -> Path:

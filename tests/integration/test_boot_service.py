@@ -99,10 +99,14 @@ def test_a_changed_cache_file_is_never_served(lab: Path, tmp_path: Path) -> None
 
 
 @pytest.fixture
-def served(lab: Path, tmp_path: Path) -> Iterator[tuple[Inventory, BootNet, Path]]:
+def served(
+    lab: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[Inventory, BootNet, Path]]:
     assert fetch(lab).returncode == 0
     inventory = require_inventory(lab)
-    state = tmp_path / "state"
+    # Relative, as `--state-dir .labctl` is: dnsmasq changes to / and must still find it.
+    monkeypatch.chdir(tmp_path)
+    state = Path("state")
     with boot_net(tmp_path, BOOT, 28) as net:
         service.start(inventory, lab, state, netns=net.server)
         try:
