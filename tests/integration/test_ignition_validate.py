@@ -50,3 +50,15 @@ def test_validate_can_fail(tmp_path: Path) -> None:
     path = tmp_path / "bad.ign"
     path.write_text(config.replace('"path": "/etc/hostname"', '"path": "etc/hostname"'))
     assert validate(path).returncode != 0
+
+
+def test_installer_configs_validate(tmp_path: Path) -> None:
+    """What Flatcar's live PXE system boots with (its install unit) is valid Ignition too."""
+    from labctl.render import boot
+
+    inventory = require_inventory(REFERENCE)
+    for server in inventory.servers:
+        path = tmp_path / f"install-{server.name}.ign"
+        path.write_text(boot.installer_config_text(inventory, server))
+        result = validate(path)
+        assert result.returncode == 0, result.stdout + result.stderr
