@@ -127,12 +127,7 @@ def start(
     if already is not None:
         return already
     stop(state_dir)  # half a service (one daemon dead) is started afresh
-    for release in {
-        assets.release_of(inventory, inventory_path.parent, s).label: assets.release_of(
-            inventory, inventory_path.parent, s
-        )
-        for s in inventory.servers
-    }.values():
+    for release in assets.releases(inventory, inventory_path.parent):
         assets.verify(release)
     dnsmasq = require("dnsmasq", "the boot service's DHCP and TFTP")
     dirs = BootDirs.of(state_dir)

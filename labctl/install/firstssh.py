@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import replace
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from labctl.errors import LabctlError
@@ -93,11 +94,8 @@ def first_login(ctx: LayerContext, name: str, deadline: float | None = None) -> 
     return key.fingerprint if hasattr(key, "fingerprint") else key.get_base64()[:16]
 
 
-def _record(known_hosts: object, names: tuple[str, ...], line: str) -> None:
+def _record(path: Path, names: tuple[str, ...], line: str) -> None:
     """known_hosts without any line for ``names``, plus ``line``."""
-    from pathlib import Path
-
-    path = Path(str(known_hosts))
     kept = []
     if path.exists():
         for existing in path.read_text().splitlines():

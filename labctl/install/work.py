@@ -13,6 +13,7 @@ import os
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -34,8 +35,6 @@ NETNS_ENV = "LABCTL_BOOT_NETNS"
 
 
 def _ssh_look(ctx: LayerContext, server: Server) -> survey.Observation:
-    from dataclasses import replace
-
     from labctl.drivers.ssh import SshSession
     from labctl.engine.targets import ssh_target
 
@@ -79,8 +78,6 @@ def _powers(inventory: Inventory, base_dir: Path) -> dict[str, str | None]:
 
 
 def observe_all(ctx: LayerContext) -> list[survey.Observation]:
-    from dataclasses import replace
-
     servers = list(ctx.inventory.servers)
     with ThreadPoolExecutor(max_workers=max(1, min(8, len(servers)))) as pool:
         looks = list(pool.map(lambda s: _ssh_look(ctx, s), servers))
