@@ -13,6 +13,7 @@ both inside a network namespace (the simulated lab and the tests).
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import pwd
 import shutil
@@ -89,6 +90,14 @@ def _in_netns(netns: str | None, argv: list[str]) -> list[str]:
     return ["ip", "netns", "exec", netns, *argv] if netns else argv
 
 
+def _fingerprint(inventory: Inventory, inventory_path: Path) -> str:
+    """Changes when the inventory or a cached asset does."""
+    digest = hashlib.sha256(inventory_path.read_bytes())
+    for release in assets.releases(inventory, inventory_path.parent):
+        digest.update(_read(release.cache / assets.MANIFEST).encode())
+    return digest.hexdigest()
+
+
 def _read(path: Path) -> str:
     try:
         return path.read_text(errors="replace")
@@ -123,15 +132,19 @@ def start(
     layer's run may end early (a failed install) before its step that stops it.
     """
     state_dir, inventory_path = state_dir.resolve(), inventory_path.resolve()
+    dirs = BootDirs.of(state_dir)
+    # What it serves is rendered at its start: a service started from another
+    # inventory (or other assets) is restarted, never reused.
+    serving = _fingerprint(inventory, inventory_path)
     already = running(state_dir)
-    if already is not None:
+    if already is not None and _read(dirs.serving) == serving:
         return already
     stop(state_dir)  # half a service (one daemon dead) is started afresh
     for release in assets.releases(inventory, inventory_path.parent):
         assets.verify(release)
     dnsmasq = require("dnsmasq", "the boot service's DHCP and TFTP")
-    dirs = BootDirs.of(state_dir)
     prepare(inventory, dirs)
+    write_atomic(dirs.serving, serving.encode())
     dirs.reports.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
 

@@ -56,6 +56,11 @@ class BootDirs:
         return self.root / "http.log"
 
     @property
+    def serving(self) -> Path:
+        """The fingerprint of what the running service was started to serve."""
+        return self.root / "serving"
+
+    @property
     def requests(self) -> Path:
         return self.root / "requests.jsonl"
 

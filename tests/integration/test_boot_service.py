@@ -201,3 +201,20 @@ def test_proxy_dhcp_configuration_is_accepted_by_dnsmasq(lab: Path, tmp_path: Pa
         ["dnsmasq", "--test", f"--conf-file={path}"], capture_output=True, text=True
     )
     assert checked.returncode == 0, checked.stderr
+
+
+def test_the_service_is_reused_only_for_the_same_inventory(
+    served: tuple[Inventory, BootNet, Path], lab: Path
+) -> None:
+    inventory, net, state = served
+    first = service.running(state)
+    assert first is not None
+    assert service.start(inventory, lab, state, netns=net.server) == first
+    lab.write_text(lab.read_text().replace("0.se.pool.ntp.org", "2.se.pool.ntp.org"))
+    edited = require_inventory(lab)
+    second = service.start(edited, lab, state, netns=net.server)
+    assert second.http != first.http
+    net.set_address("31.31.164.220/28")
+    url = f"http://{BOOT}:18080/ignition/{FOHN_MAC}"
+    config = net.client_run(BUSYBOX, "wget", "-q", "-O-", url).stdout
+    assert "2.se.pool.ntp.org" in config and "0.se.pool.ntp.org" not in config
