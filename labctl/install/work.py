@@ -105,18 +105,18 @@ class SurveyWork:
 
 class BootStartWork:
     def apply(self, ctx: LayerContext) -> bool:
-        if service.running(ctx.state_dir) is not None:
-            return False
+        before = service.running(ctx.state_dir)
         boot = ctx.inventory.lab.boot
         lifetime = (boot.install_timeout if boot else 1200) * 2 + 600
-        service.start(
+        # Reused when it serves this inventory already, restarted when not.
+        after = service.start(
             ctx.inventory,
             ctx.inventory_path,
             ctx.state_dir,
             netns=os.environ.get(NETNS_ENV),
             lifetime=lifetime,
         )
-        return True
+        return after != before
 
     def observe(self, ctx: LayerContext) -> str | None:
         return None if service.running(ctx.state_dir) else "the boot service is not running"

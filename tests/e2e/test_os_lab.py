@@ -116,8 +116,14 @@ def test_a_vm_node_is_installed_through_its_bmc_and_the_boot_service(vm_lab: VmL
     ), errors
     print(f"failed install reported after {time.monotonic() - started:.1f} s")
 
-    # 2. The real install, from the BMC's power-off.
+    # 2. The real install, from the BMC's power-off; a dry run first says who and why.
     inventory.write_text(good)
+    dry = lab.run("bootstrap", "--only", "os", "--dry-run", "-o", "json")
+    assert dry.returncode == 0, dry.stdout[-3000:] + dry.stderr[-3000:]
+    planned = {r["step_id"]: r for r in steps(json.loads(dry.stdout))}
+    assert planned["arm:fohn"]["outcome"] == "would-change"
+    assert "install (does not answer SSH" in planned["arm:fohn"]["description"]
+    assert not any(k.endswith(("chequita", "wind")) for k in planned)
     started = time.monotonic()
     done = lab.run("bootstrap", "--only", "power", "--only", "os", "-o", "json")
     elapsed = time.monotonic() - started
