@@ -218,3 +218,41 @@ def test_the_service_is_reused_only_for_the_same_inventory(
     url = f"http://{BOOT}:18080/ignition/{FOHN_MAC}"
     config = net.client_run(BUSYBOX, "wget", "-q", "-O-", url).stdout
     assert "2.se.pool.ntp.org" in config and "0.se.pool.ntp.org" not in config
+
+
+def _gpg(home: Path, *args: str) -> None:
+    subprocess.run(
+        ["gpg", "--homedir", str(home), "--batch", "--yes", "--pinentry-mode", "loopback",
+         "--passphrase", "", *args],
+        check=True, capture_output=True, timeout=60,
+    )  # fmt: skip
+
+
+def _signer(root: Path, name: str) -> tuple[Path, Path]:
+    """A throw-away GnuPG home with one signing key, and a keyring holding its public key."""
+    home = root / f"gnupg-{name}"
+    home.mkdir(mode=0o700)
+    _gpg(home, "--quick-gen-key", f"{name} <{name}@labctl.test>", "ed25519", "sign", "never")
+    keyring = root / f"{name}.gpg"
+    _gpg(home, "--output", str(keyring), "--export")
+    return home, keyring
+
+
+def test_signed_digests_are_checked_with_the_keyring(lab: Path, tmp_path: Path) -> None:
+    publisher, keyring = _signer(tmp_path, "publisher")
+    stranger, _ = _signer(tmp_path, "stranger")
+    mirror = tmp_path / "mirror"
+    for name in assets.FLATCAR_FILES.values():
+        digests = mirror / f"{name}.DIGESTS"
+        _gpg(publisher, "--detach-sign", "--output", f"{digests}.sig", str(digests))
+    signed = run_labctl("boot", "fetch", "-i", str(lab), "--keyring", str(keyring), cwd=lab.parent)
+    assert signed.returncode == 0, signed.stderr
+
+    # Digests signed by someone else: refused, whatever the hashes say.
+    name = assets.FLATCAR_FILES["kernel"]
+    digests = mirror / f"{name}.DIGESTS"
+    _gpg(stranger, "--detach-sign", "--output", f"{digests}.sig", str(digests))
+    refused = run_labctl("boot", "fetch", "-i", str(lab), "--keyring", str(keyring), cwd=lab.parent)
+    assert refused.returncode != 0
+    assert "signature of the digests does not verify" in refused.stderr
+    assert "Traceback" not in refused.stderr
