@@ -191,6 +191,10 @@ def start(state: Path, name: str) -> None:
     if done.returncode != 0:
         raise LabctlError(f"{name}: qemu did not start: {done.stderr.strip()}")
     power.write_text(f"{_pid(d / 'qemu.pid')}\n")
+    if pxe:
+        # A BMC's boot device is for the next boot only (unless made persistent, which
+        # the os layer does for disk): the firmware clears it once it has booted.
+        bootdev.write_text("disk\n")
 
 
 def stop(state: Path, name: str) -> None:
