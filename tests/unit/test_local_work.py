@@ -36,7 +36,7 @@ def test_a_step_named_work_colon_argument_builds_the_work_with_it(tmp_path: Path
     assert applier.apply(LocalStep("t.work:fohn", "one", "d", "fohn"))
     assert SEEN == [(), ("fohn",)]
     assert applier.observe(LocalStep("t.work:wind", "one", "d")) == "would act on wind"
-    with pytest.raises(LabctlError, match="no local work named 't.other:fohn'"):
+    with pytest.raises(LabctlError, match=r"no local work named 't\.other:fohn'"):
         applier.apply(LocalStep("t.other:fohn", "x", "d"))
 
 
