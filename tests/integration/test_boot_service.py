@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -256,3 +257,43 @@ def test_signed_digests_are_checked_with_the_keyring(lab: Path, tmp_path: Path) 
     assert refused.returncode != 0
     assert "signature of the digests does not verify" in refused.stderr
     assert "Traceback" not in refused.stderr
+
+
+def test_serve_in_the_background_then_status_and_stop(lab: Path, tmp_path: Path) -> None:
+    assert fetch(lab).returncode == 0
+    state = tmp_path / "state"
+    common = ("-i", str(lab), "--state-dir", str(state))
+    with boot_net(tmp_path, BOOT, 28) as net:
+        try:
+            up = run_labctl(
+                "boot", "serve", "--background", "--netns", net.server, "-o", "json", *common
+            )
+            assert up.returncode == 0, up.stderr
+            assert json.loads(up.stdout)["url"] == f"http://{BOOT}:18080"
+            status = run_labctl("boot", "status", "-o", "json", *common)
+            assert json.loads(status.stdout)["running"] is True
+            stop = run_labctl("boot", "stop", "--state-dir", str(state))
+            assert stop.stdout.strip() == "stopped"
+            assert service.running(state) is None
+        finally:
+            service.stop(state)
+
+
+def test_a_service_with_a_lifetime_stops_itself(lab: Path, tmp_path: Path) -> None:
+    """The os layer's run may end early (a failed install): its service does not linger."""
+    assert fetch(lab).returncode == 0
+    inventory = require_inventory(lab)
+    state = tmp_path / "state"
+    with boot_net(tmp_path, BOOT, 28) as net:
+        try:
+            running = service.start(inventory, lab, state, netns=net.server, lifetime=2)
+            assert service.running(state) == running
+            deadline = time.monotonic() + 15
+            while service.running(state) is not None and time.monotonic() < deadline:
+                time.sleep(0.2)
+            assert service.running(state) is None
+            assert not Path(f"/proc/{running.dnsmasq}").exists() or (
+                "Z" in Path(f"/proc/{running.dnsmasq}/stat").read_text().split(")")[1][:3]
+            )
+        finally:
+            service.stop(state)
