@@ -311,7 +311,10 @@ def repair(plan: SimPlan, state: Path) -> tuple[list[str], list[str]]:
             record.pid(key, new)
         done.append(f"{'the BMC of ' if kind == 'bmc' else 'the SNMP agent of PDU '}{name}")
     started = []
+    vms = set(read_record(state).get("vms", []))
     for node in plan.nodes:
+        if node.name in vms:
+            continue  # its power is the VM's (sim/vm.py), not a node to restart here
         power = state / "bmcs" / node.name / "power"
         powered = not power.exists() or power.read_text().strip() == "on"
         running = sim_node.pid(state, node.name) is not None
