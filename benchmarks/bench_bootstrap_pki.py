@@ -18,7 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -44,15 +44,20 @@ def labctl(workdir: Path, env: dict[str, str], *args: str) -> tuple[float, str]:
 
 
 @contextlib.contextmanager
-def reference_lab() -> Iterator[tuple[Path, dict[str, str]]]:
-    """The reference lab simulated in a temporary directory, with `sim env` applied."""
+def reference_lab(
+    edit: Callable[[str], str] = lambda text: text, up_args: Sequence[str] = ()
+) -> Iterator[tuple[Path, dict[str, str]]]:
+    """The reference lab simulated in a temporary directory, with `sim env` applied.
+
+    ``edit`` changes the inventory first; ``up_args`` go to `labctl sim up` (``--vm``).
+    """
     if os.geteuid() != 0:
         raise SystemExit("run as root: the simulated lab makes namespaces")
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
-        (workdir / "inventory.yaml").write_text((ROOT / "inventory.yaml").read_text())
+        (workdir / "inventory.yaml").write_text(edit((ROOT / "inventory.yaml").read_text()))
         env = {**os.environ, **SECRETS, "LABCTL_CA_PASSPHRASE": "bench-ca-passphrase"}
-        labctl(workdir, env, "sim", "up")
+        labctl(workdir, env, "sim", "up", *up_args)
         try:
             _, exports = labctl(workdir, env, "sim", "env")
             for line in exports.splitlines():

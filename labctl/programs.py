@@ -26,6 +26,9 @@ PACKAGES = {
     "useradd": "passwd",
     "sudo": "sudo",
     "vtysh": "frr",
+    "dnsmasq": "dnsmasq-base",
+    "qemu-system-x86_64": "qemu-system-x86",
+    "ignition-validate": "ignition",
 }
 
 # BIRD 1.6 (Debian package bird, which conflicts with bird2) is unpacked here by

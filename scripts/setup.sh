@@ -15,6 +15,8 @@ DEBIAN_PACKAGES=(
   golang-cfssl etcd-server etcd-client openssl iproute2 procps util-linux
   debootstrap sudo passwd git frr iputils-ping
   ceph-mon ceph-mgr ceph-osd ceph-mds ceph-fuse ceph-common ceph-base
+  qemu-system-x86 qemu-utils ipxe ipxe-qemu dnsmasq-base ignition ovmf udev
+  linux-image-amd64 busybox-static e2fsprogs cpio
 )
 
 # BIRD 1.6.8, the BIRD calico-node embeds, stands in for calico-node on the
@@ -85,7 +87,15 @@ install_python() {
   echo "$want" > "$stamp"
 }
 
+# The stand-in installer the simulated lab's VM nodes boot (docs/os.md), built from
+# this machine's packages once, into a cache keyed by their hashes.
+build_installer() {
+  [ "$(id -u)" -eq 0 ] || return 0
+  "$VENV/bin/python" -m labctl.sim.installer >/dev/null
+}
+
 install_debian_packages
 install_bird1
 install_python
+build_installer
 export PATH="$VENV/bin:$PATH"

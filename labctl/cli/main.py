@@ -12,11 +12,13 @@ import typer
 from labctl import __version__
 from labctl.cli import (
     bgp_cmd,
+    boot_cmd,
     bootstrap_cmd,
     ceph_cmd,
     completion_cmd,
     etcd_cmd,
     inventory_cmd,
+    os_cmd,
     pki_cmd,
     power_cmd,
     schema_cmd,
@@ -44,6 +46,8 @@ app.add_typer(ceph_cmd.app, name="ceph")
 app.add_typer(sim_cmd.app, name="sim")
 app.add_typer(switch_cmd.app, name="switch")
 app.add_typer(bgp_cmd.app, name="bgp")
+app.add_typer(boot_cmd.app, name="boot")
+app.add_typer(os_cmd.app, name="os")
 app.command("plan")(bootstrap_cmd.plan)
 app.command("bootstrap")(bootstrap_cmd.bootstrap)
 app.command("completion")(completion_cmd.completion)

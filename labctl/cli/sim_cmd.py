@@ -22,7 +22,15 @@ StateOpt = typer.Option(
 
 
 @app.command()
-def up(inventory: Path = InventoryOption, state_dir: Path = StateOpt) -> None:
+def up(
+    inventory: Path = InventoryOption,
+    state_dir: Path = StateOpt,
+    vm: list[str] = typer.Option(
+        [],
+        "--vm",
+        help="Make this server a VM node (qemu) that network-installs for real. Repeatable.",
+    ),
+) -> None:
     """Bring the simulated lab up: namespaces, bridges, nodes with sshd, BMCs and PDUs.
 
     Secrets (BMC passwords, SNMP keys) come from the inventory's references.
@@ -38,7 +46,9 @@ def up(inventory: Path = InventoryOption, state_dir: Path = StateOpt) -> None:
     lab = require_inventory(inventory)
     # A spinner on a terminal (30 servers take seconds); nothing extra in a pipe or log.
     with Console(stderr=True).status("simulated lab: starting") as shown:
-        said = sim_up(lab, inventory, state_dir.resolve(), lambda phase: shown.update(phase))
+        said = sim_up(
+            lab, inventory, state_dir.resolve(), lambda phase: shown.update(phase), tuple(vm)
+        )
     typer.echo(said)
 
 
@@ -128,6 +138,9 @@ def env(state_dir: Path = StateOpt) -> None:
     bird = os.environ.get("LABCTL_CALICO_BIRD") or BIRD1
     if Path(bird).exists():
         values["LABCTL_CALICO_BIRD"] = bird
+    fabric = record.get("plan", {}).get("fabric")
+    if fabric:  # the boot service runs where the lab's bridges are (VM nodes boot from it)
+        values["LABCTL_BOOT_NETNS"] = fabric
     for key, value in values.items():
         typer.echo(f"export {key}={shlex.quote(value)}")
 

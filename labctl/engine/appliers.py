@@ -328,6 +328,14 @@ LOCAL_WORK: dict[str, str] = {
     "ceph.keys": "labctl.ceph.work:KeysWork",
     "ceph.healthy": "labctl.ceph.work:HealthyWork",
     "calico.established": "labctl.calico.work:EstablishedWork",
+    "os.survey": "labctl.install.work:SurveyWork",
+    "os.boot-start": "labctl.install.work:BootStartWork",
+    "os.boot-stop": "labctl.install.work:BootStopWork",
+    # Per server: "os.arm:fohn" is built as ArmWork("fohn").
+    "os.arm": "labctl.install.work:ArmWork",
+    "os.refuse": "labctl.install.work:RefuseWork",
+    "os.await-install": "labctl.install.work:AwaitInstallWork",
+    "os.await-ssh": "labctl.install.work:AwaitSshWork",
 }
 
 
@@ -343,12 +351,16 @@ class LocalApplier:
     def _work(self, action: Action) -> LocalWork:
         assert isinstance(action, LocalStep)
         where = self._works.get(action.name)
+        args: tuple[str, ...] = (action.subject,) if action.subject else ()
+        if where is None and ":" in action.name:
+            # "<work>:<argument>" (the os layer's spelling of a subject).
+            base, _, argument = action.name.partition(":")
+            where, args = self._works.get(base), (argument,)
         if where is None:
             raise LabctlError(f"no local work named {action.name!r} in this version of labctl")
         module, _, attribute = where.partition(":")
-        factory = getattr(importlib.import_module(module), attribute)
         # Work done for one of several things in a run is made for that thing.
-        work: LocalWork = factory(action.subject) if action.subject else factory()
+        work: LocalWork = getattr(importlib.import_module(module), attribute)(*args)
         return work
 
     def apply(self, action: Action) -> bool:

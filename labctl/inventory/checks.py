@@ -880,6 +880,76 @@ def ceph_managers(inv: Inventory) -> Iterator[Finding]:
 
 # The BGP fabric's checks (LAB090-LAB099) live in their own module and register here.
 import labctl.inventory.checks_calico  # noqa: E402, F401
+# -- os layer: network install -------------------------------------------------
+
+FLATCAR_CHANNELS = ("alpha", "beta", "stable", "lts")
+FCOS_CHANNELS = ("next", "testing", "stable")
+
+
+@check("LAB100", E, "The boot service's network exists and its address lies inside it.")
+def boot_network(inv: Inventory) -> Iterator[Finding]:
+    boot = inv.lab.boot
+    if boot is None:
+        return
+    networks = _networks(inv)
+    if boot.network not in _purposes(inv):
+        yield (
+            ("lab", "boot", "network"),
+            f"boot network '{boot.network}' is not one of the inventory's networks",
+        )
+        return
+    address = ipam.parse_address(boot.address)
+    network = networks.get(boot.network)
+    if address is None:
+        yield ("lab", "boot", "address"), f"boot address '{boot.address}' is not an IP address"
+    elif network is not None and address not in network:
+        yield (
+            ("lab", "boot", "address"),
+            f"boot address {boot.address} is outside the boot network {boot.network} ({network})",
+        )
+
+
+@check("LAB101", E, "With full DHCP, every server's PXE NIC has an address on the boot network.")
+def pxe_address(inv: Inventory) -> Iterator[Finding]:
+    boot = inv.lab.boot
+    if boot is None or boot.dhcp != "full" or boot.network not in _purposes(inv):
+        return  # an unknown boot network is LAB100's
+    for s in inv.servers:
+        for n in [n for n in s.nics if n.pxe][:1]:  # a second PXE NIC is LAB054's
+            if not any(a.network == boot.network for a in n.addresses):
+                yield (
+                    (*n.path, "pxe"),
+                    f"{s.name}'s PXE NIC {n.name} has no address on the boot network "
+                    f"'{boot.network}', so full DHCP has none to hand it",
+                )
+
+
+@check("LAB102", W, "Servers are installed with at least one operator SSH key.")
+def install_keys(inv: Inventory) -> Iterator[Finding]:
+    if inv.lab.boot is not None and not inv.lab.ssh.authorized_keys:
+        yield (
+            ("lab", "ssh"),
+            "lab.ssh.authorized_keys is empty: a server the os layer installs lets nobody log in",
+        )
+
+
+@check("LAB103", E, "A server's OS channel exists for its distribution.")
+def os_channel(inv: Inventory) -> Iterator[Finding]:
+    for s in inv.servers:
+        allowed = FLATCAR_CHANNELS if s.os.distribution == "flatcar" else FCOS_CHANNELS
+        if s.os.channel not in allowed:
+            yield (
+                (*s.path, "os", "channel"),
+                f"{s.name}: {s.os.distribution} has no channel '{s.os.channel}' "
+                f"(it has {', '.join(allowed)})",
+            )
+
+
+@check("LAB104", W, "The lab has a boot service (lab.boot), else the os layer cannot install.")
+def has_boot_service(inv: Inventory) -> Iterator[Finding]:
+    if inv.lab.boot is None and inv.servers:
+        yield ("lab",), "no lab.boot: the os layer can check installed servers but install none"
+
 
 # -- running -------------------------------------------------------------------
 

@@ -39,6 +39,7 @@ class Network:
     dns: tuple[str, ...]
     overlaps: tuple[str, ...]
     path: DocPath
+    mtu: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +90,7 @@ class OperatingSystem:
     distribution: str
     channel: str
     reboot_strategy: str
+    version: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -317,6 +319,21 @@ class SshSettings:
     known_hosts: str | None
     identity_file: str | None
     boot_wait: float
+    authorized_keys: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class BootService:
+    """Where and how labctl's boot service answers booting servers (lab.boot)."""
+
+    network: str
+    address: str
+    interface: str | None = None
+    dhcp: str = "full"
+    http_port: int = 8080
+    assets: str = ".labctl/boot-assets"
+    mirror: str | None = None
+    install_timeout: float = 1200.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -326,6 +343,8 @@ class Lab:
     site: str | None
     allow_literal_secrets: bool
     ssh: SshSettings
+    time_servers: tuple[str, ...] = ()
+    boot: BootService | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -411,7 +430,10 @@ def _server(d: dict[str, Any], path: DocPath) -> Server:
         nics=nics,
         disks=disks,
         os=OperatingSystem(
-            os_["distribution"], os_["channel"], os_.get("reboot_strategy", "etcd-lock")
+            os_["distribution"],
+            os_["channel"],
+            os_.get("reboot_strategy", "etcd-lock"),
+            os_.get("version"),
         ),
         roles=frozenset(d["roles"]),
         path=path,
@@ -589,6 +611,19 @@ def _cluster(d: dict[str, Any]) -> Cluster:
     )
 
 
+def _boot(d: dict[str, Any]) -> BootService:
+    return BootService(
+        network=d["network"],
+        address=d["address"],
+        interface=d.get("interface"),
+        dhcp=d.get("dhcp", "full"),
+        http_port=d.get("http_port", 8080),
+        assets=d.get("assets", ".labctl/boot-assets"),
+        mirror=d.get("mirror"),
+        install_timeout=float(d.get("install_timeout", 1200)),
+    )
+
+
 def build_inventory(data: dict[str, Any]) -> Inventory:
     """Typed inventory from a document that passed the schema."""
     lab = data["lab"]
@@ -605,7 +640,10 @@ def build_inventory(data: dict[str, Any]) -> Inventory:
                 known_hosts=ssh.get("known_hosts"),
                 identity_file=ssh.get("identity_file"),
                 boot_wait=float(ssh.get("boot_wait", 600)),
+                authorized_keys=tuple(ssh.get("authorized_keys", ())),
             ),
+            time_servers=tuple(lab.get("time_servers", ())),
+            boot=_boot(lab["boot"]) if "boot" in lab else None,
         ),
         networks=tuple(
             Network(
@@ -617,6 +655,7 @@ def build_inventory(data: dict[str, Any]) -> Inventory:
                 dns=tuple(n.get("dns", ())),
                 overlaps=tuple(n.get("overlaps", ())),
                 path=("networks", i),
+                mtu=n.get("mtu"),
             )
             for i, n in enumerate(data["networks"])
         ),

@@ -12,12 +12,13 @@ from labctl.engine.layer import Layer, NotBuilt
 from labctl.layers.calico import CalicoLayer
 from labctl.layers.ceph import CephLayer
 from labctl.layers.etcd import EtcdLayer
+from labctl.layers.os import OsLayer
 from labctl.layers.pki import PkiLayer
 from labctl.layers.power import PowerLayer
 
 LAYERS: tuple[Layer, ...] = (
     PowerLayer(),
-    NotBuilt("os"),
+    OsLayer(),
     PkiLayer(),
     EtcdLayer(),
     NotBuilt("kubernetes"),

@@ -28,7 +28,9 @@ from labctl.sim import disks as sim_disks
 from labctl.sim import feeds, netns_dir, pdu_agent
 from labctl.sim import node as sim_node
 from labctl.sim import switches as sim_switches
+from labctl.sim import vm as sim_vm
 from labctl.sim.node import NODE_MOUNT
+from labctl.sim.osrelease import write_os_release
 from labctl.sim.plan import TRANSIT, SimPlan, build_plan
 from labctl.sim.process import ManagedProcess, stop_all
 from labctl.sim.record import STATE_FILE, read_record
@@ -316,7 +318,10 @@ def repair(plan: SimPlan, state: Path) -> tuple[list[str], list[str]]:
             record.pid(key, new)
         done.append(f"{'the BMC of ' if kind == 'bmc' else 'the SNMP agent of PDU '}{name}")
     started = []
+    vms = set(read_record(state).get("vms", []))
     for node in plan.nodes:
+        if node.name in vms:
+            continue  # its power is the VM's (sim/vm.py), not a node to restart here
         power = state / "bmcs" / node.name / "power"
         powered = not power.exists() or power.read_text().strip() == "on"
         running = sim_node.pid(state, node.name) is not None
@@ -439,8 +444,12 @@ def up(
     inventory_path: Path,
     state: Path,
     progress: Callable[[str], None] = lambda _: None,
+    vms: tuple[str, ...] = (),
 ) -> str:
-    """Bring the lab up; ``progress`` hears each phase as it starts."""
+    """Bring the lab up; ``progress`` hears each phase as it starts.
+
+    ``vms`` names servers that are VM nodes (``sim/vm.py``) instead of namespace nodes.
+    """
     require_root()
     plan = build_plan(inventory)
     if (state / STATE_FILE).exists():
@@ -482,6 +491,7 @@ def up(
         _nodes(plan, state, login_user)
         dirs = {n.name: sim_node.node_dir(state, n.name) for n in plan.nodes}
         sim_disks.make(inventory, dirs, sim_disks.disk_size())
+        write_os_release(inventory, state, [n.name for n in plan.nodes])
         for n in plan.nodes:
             record.pid(f"node:{n.name}", sim_node.start(state, n.name))
         for n in plan.switches:  # not in record["nodes"]: no BMC, no power
@@ -492,6 +502,11 @@ def up(
         for n in (*plan.nodes, *plan.switches):
             if not sim_node.wait_ssh(n.ssh_address):
                 raise LabctlError(f"{n.name}: sshd did not answer on {n.ssh_address}:22")
+        if vms:
+            progress(f"VM nodes: {', '.join(vms)}")
+            sim_vm.setup_all(inventory, plan, state, vms)
+            record.data["vms"] = list(vms)
+            record.save()
     except BaseException:
         down(state)
         raise
@@ -514,6 +529,7 @@ def down(state: Path) -> str:
         for key, pid in record.data["pids"].items()
         if not key.startswith("node:")
     ]
+    processes += [ManagedProcess(pid) for pid in sim_vm.processes(state)]
     for daemon in (state / "bmcs").glob("*/daemon.pid"):  # BMCs restarted by a PDU since up
         processes.append(ManagedProcess(int(daemon.read_text())))
     stop_all(processes)

@@ -1,0 +1,94 @@
+"""Time the os layer's network installs on the simulated lab: 1 and 3 VM nodes at once.
+
+Usage (root): python benchmarks/bench_os.py [--nodes 1 3]
+
+For each count, the reference lab comes up with that many servers as VM nodes
+(qemu under tcg, the stand-in installer), all powered off; then `labctl bootstrap
+--only os` is timed from its start to every VM node installed (report received,
+booted from disk, SSH answering), and once more converged (nothing to do). The
+boot service's answer time per request comes from its request log. Takes the
+same host-wide lock as the e2e tests, so it waits for any simulated lab running.
+"""
+
+from __future__ import annotations
+
+import argparse
+import fcntl
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench_bootstrap_pki import labctl, reference_lab
+
+from labctl.sim import installer
+
+SERVERS = ("fohn", "chequita", "wind")
+LOCK = Path("/run/labctl/e2e-lab.lock")
+
+
+def one(count: int) -> dict[str, object]:
+    mirror = installer.build()
+    vms = SERVERS[:count]
+    extra = f"    dhcp: full\n    mirror: file://{mirror}\n    install_timeout: 600\n"
+    with reference_lab(
+        edit=lambda text: text.replace("    dhcp: full\n", extra),
+        up_args=[arg for name in vms for arg in ("--vm", name)],
+    ) as (workdir, env):
+        labctl(workdir, env, "boot", "fetch")
+        start = time.perf_counter()
+        seconds, out = labctl(workdir, env, "bootstrap", "--only", "os", "-o", "json")
+        total = time.perf_counter() - start
+        reports = {
+            name: json.loads((workdir / ".labctl/boot/reports" / f"{name}.json").read_text())
+            for name in vms
+        }
+        log = workdir / ".labctl/boot/requests.jsonl"
+        answers: dict[str, list[float]] = {}
+        for line in log.read_text().splitlines():
+            record = json.loads(line)
+            kind = record["path"].split("/")[1]
+            answers.setdefault(kind, []).append(record["seconds"])
+        again, _ = labctl(workdir, env, "bootstrap", "--only", "os", "-o", "json")
+    return {
+        "count": count,
+        "install": total,
+        "reports": {n: r["result"] for n, r in reports.items()},
+        "answers": answers,
+        "converged": again,
+        "report": json.loads(out),
+        "bootstrap_seconds": seconds,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--nodes", type=int, nargs="+", default=[1, 3])
+    args = parser.parse_args()
+    LOCK.parent.mkdir(parents=True, exist_ok=True)
+    results = []
+    with LOCK.open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        for count in args.nodes:
+            results.append(one(count))
+    print("| VM nodes | `bootstrap --only os` to all installed (s) | converged re-run (s) |")
+    print("|---|---|---|")
+    for r in results:
+        print(f"| {r['count']} | {r['install']:.1f} | {r['converged']:.2f} |")
+    print()
+    print("| request | answers | median (ms) | max (ms) |")
+    print("|---|---|---|---|")
+    merged: dict[str, list[float]] = {}
+    for r in results:
+        for kind, values in r["answers"].items():  # type: ignore[attr-defined]
+            merged.setdefault(kind, []).extend(values)
+    for kind, values in sorted(merged.items()):
+        median = statistics.median(values) * 1000
+        print(f"| /{kind}/MAC | {len(values)} | {median:.2f} | {max(values) * 1000:.2f} |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Installing servers' OS from the network: the survey that decides, and the os layer's work."""

@@ -1,0 +1,131 @@
+"""Which servers the os layer installs, and why: observations in, decisions out (pure).
+
+A server counts as installed when it answers SSH with the host key labctl
+knows and its ``/etc/os-release`` names the inventory's distribution (and
+version, when ``os.version`` is set). Anything else is installed, with the
+reason. A server that holds data (roles ``etcd`` or ``ceph-osd``) and shows
+signs of an earlier install (it answers SSH, or labctl's own record says it
+installed it) is *re*installed only when the operator named it
+(``labctl os install --reinstall NAME``); otherwise the run is refused for it.
+A server that answers nothing and that labctl never installed is a new
+machine: its disks hold nothing of the lab's yet.
+
+The observations are written by local work (``labctl.install.work``) to the
+state directory; the layer reads them back to build its next plan.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from labctl.files import write_atomic
+from labctl.inventory.model import Inventory, Server
+
+DATA_ROLES = ("etcd", "ceph-osd")
+KEEP, INSTALL, REINSTALL, REFUSE = "keep", "install", "reinstall", "refuse"
+
+
+@dataclass(frozen=True)
+class Observation:
+    """What labctl saw of one server just now."""
+
+    server: str
+    answers: bool  # SSH login with the known host key worked
+    error: str | None = None  # why not, when it did not
+    os_id: str | None = None
+    version_id: str | None = None
+    installed_before: bool = False  # labctl's own record of a finished install
+    power: str | None = None  # on / off / None when the BMC did not say
+
+
+@dataclass(frozen=True)
+class Decision:
+    server: str
+    action: str  # keep, install, reinstall, refuse
+    reason: str
+    power: str | None = None
+
+    @property
+    def installs(self) -> bool:
+        return self.action in (INSTALL, REINSTALL)
+
+
+def os_release(text: str) -> dict[str, str]:
+    """``/etc/os-release`` as a dict, quotes removed."""
+    found = {}
+    for line in text.splitlines():
+        key, sep, value = line.partition("=")
+        if sep and key.strip() and not key.startswith("#"):
+            found[key.strip()] = value.strip().strip("\"'")
+    return found
+
+
+def _mismatch(server: Server, seen: Observation) -> str | None:
+    if seen.os_id != server.os.distribution:
+        return f"runs {seen.os_id or 'an unknown OS'}, not {server.os.distribution}"
+    if server.os.version and seen.version_id != server.os.version:
+        return f"runs {seen.os_id} {seen.version_id}, not {server.os.version}"
+    return None
+
+
+def decide_one(
+    inventory: Inventory, server: Server, seen: Observation, reinstall: Iterable[str] = ()
+) -> Decision:
+    if seen.answers:
+        wrong = _mismatch(server, seen)
+        if wrong is None:
+            return Decision(server.name, KEEP, f"installed: {seen.os_id} {seen.version_id}")
+        reason = f"answers SSH but {wrong}"
+    else:
+        reason = f"does not answer SSH ({seen.error or 'no answer'})"
+    if inventory.lab.boot is None:
+        return Decision(server.name, REFUSE, f"{reason}; no lab.boot to install it with")
+    earlier = seen.answers or seen.installed_before
+    holds = sorted(set(DATA_ROLES) & server.roles)
+    if earlier and holds:
+        if server.name in set(reinstall):
+            return Decision(server.name, REINSTALL, f"{reason}; reinstall asked for", seen.power)
+        return Decision(
+            server.name,
+            REFUSE,
+            f"{reason}; it may hold data ({', '.join(holds)}) from an earlier install, so "
+            f"labctl reinstalls it only when told: labctl os install --reinstall {server.name}",
+        )
+    return Decision(server.name, REINSTALL if earlier else INSTALL, reason, seen.power)
+
+
+def decide(
+    inventory: Inventory, observed: Mapping[str, Observation], reinstall: Iterable[str] = ()
+) -> list[Decision]:
+    """One decision per server, in inventory order; a server not observed is left alone."""
+    wanted = set(reinstall)
+    return [
+        decide_one(inventory, server, observed[server.name], wanted)
+        for server in inventory.servers
+        if server.name in observed
+    ]
+
+
+def survey_path(state_dir: Path) -> Path:
+    return state_dir / "os" / "survey.json"
+
+
+def installed_record(state_dir: Path, server: str) -> Path:
+    return state_dir / "os" / "installed" / f"{server}.json"
+
+
+def save(state_dir: Path, observed: Iterable[Observation]) -> None:
+    data = {o.server: asdict(o) for o in observed}
+    write_atomic(survey_path(state_dir), (json.dumps(data, indent=2) + "\n").encode())
+
+
+def load(state_dir: Path) -> dict[str, Observation]:
+    """The last survey; empty when there is none (nothing is decided without one)."""
+    try:
+        data = json.loads(survey_path(state_dir).read_text())
+    except (OSError, json.JSONDecodeError):
+        return {}
+    return {name: Observation(**fields) for name, fields in data.items()}

@@ -1,0 +1,248 @@
+"""What the boot service answers a booting server with, from the inventory, as plain data.
+
+A server's PXE firmware asks DHCP, gets iPXE over TFTP (``undionly.kpxe`` for
+BIOS, ``ipxe.efi`` for UEFI, told apart by DHCP option 93), and iPXE runs a
+fixed TFTP script that chains to labctl's HTTP endpoint with the NIC's MAC in
+the path. Only there is the server known: its iPXE script names its kernel,
+initrd and Ignition under the same MAC, so a MAC the inventory does not list
+gets nothing past DHCP (which ignores it too). dnsmasq's configuration lives
+here as data; ``labctl.boot.service`` writes it and runs dnsmasq.
+
+Flatcar's PXE image is a live system: it reads the *installer* Ignition
+(``installer_config``), whose one unit runs ``flatcar-install`` onto the OS
+disk with the server's own Ignition and POSTs the result to labctl. The
+stand-in installer of the simulated lab reads the same kernel arguments
+(``labctl.*``) and does the same work with the real Ignition binary.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from labctl.inventory.model import BootService, Inventory, Nic, Server
+from labctl.render.ignition import SPEC_VERSION, data_url, os_disk
+from labctl.render.systemd import unit_text
+
+TFTP_SCRIPT = "labctl.ipxe"
+BIOS_LOADER = "undionly.kpxe"
+UEFI_LOADER = "ipxe.efi"
+# Option 93 client architectures that want an EFI binary (x86-64 EFI, EFI BC).
+UEFI_ARCHES = (7, 9)
+
+
+@dataclass(frozen=True)
+class DnsmasqPaths:
+    """Where the running dnsmasq keeps its files (on the boot server)."""
+
+    tftp_root: str
+    leases: str
+    log: str
+    pid: str
+
+
+def boot_settings(inventory: Inventory) -> BootService:
+    boot = inventory.lab.boot
+    if boot is None:
+        raise ValueError("the inventory has no lab.boot: no boot service to run")
+    return boot
+
+
+def normal_mac(mac: str) -> str:
+    """MACs compared and put in paths as lower-case colon pairs."""
+    return mac.strip().lower().replace("-", ":")
+
+
+def pxe_nic(server: Server) -> Nic | None:
+    for nic in server.nics:
+        if nic.pxe:
+            return nic
+    return None
+
+
+def servers_by_mac(inventory: Inventory) -> dict[str, Server]:
+    """Every PXE NIC's MAC to its server: the only MACs the boot service answers."""
+    found = {}
+    for server in inventory.servers:
+        nic = pxe_nic(server)
+        if nic is not None:
+            found[normal_mac(nic.mac)] = server
+    return found
+
+
+def boot_address_of(inventory: Inventory, server: Server) -> str | None:
+    """The address full DHCP hands the server's PXE NIC: its own on the boot network."""
+    boot = boot_settings(inventory)
+    nic = pxe_nic(server)
+    if nic is None:
+        return None
+    for address in nic.addresses:
+        if address.network == boot.network:
+            return address.address
+    return None
+
+
+def base_url(inventory: Inventory) -> str:
+    boot = boot_settings(inventory)
+    return f"http://{boot.address}:{boot.http_port}"
+
+
+def dnsmasq_conf(inventory: Inventory, paths: DnsmasqPaths) -> str:
+    """dnsmasq as DHCP (full or proxy) and TFTP server for the inventory's PXE NICs only."""
+    boot = boot_settings(inventory)
+    network = ipaddress.ip_network(inventory.network(boot.network).cidr, strict=False)
+    lines = [
+        "# written by labctl from the inventory; dnsmasq serves DHCP and TFTP only",
+        "port=0",  # no DNS
+        "bind-interfaces",
+        f"listen-address={boot.address}",
+    ]
+    if boot.interface:
+        lines.append(f"interface={boot.interface}")
+    if boot.dhcp == "proxy":
+        lines.append(f"dhcp-range={network.network_address},proxy,{network.netmask}")
+    else:
+        # "static": only the dhcp-host entries below get an address.
+        lines.append(f"dhcp-range={network.network_address},static,{network.netmask},1h")
+        gateway = inventory.network(boot.network).gateway
+        if gateway:
+            lines.append(f"dhcp-option=option:router,{gateway}")
+    for mac, server in servers_by_mac(inventory).items():
+        address = boot_address_of(inventory, server) if boot.dhcp == "full" else None
+        lines.append(f"dhcp-host={mac},{address + ',' if address else ''}set:known,{server.name}")
+    lines += [
+        "dhcp-ignore=tag:!known",  # a MAC the inventory does not list gets no answer
+        "log-dhcp",
+        "enable-tftp",
+        f"tftp-root={paths.tftp_root}",
+        "tftp-secure",
+        "dhcp-match=set:ipxe,175",
+        *(f"dhcp-match=set:efi,option:client-arch,{arch}" for arch in UEFI_ARCHES),
+        f"dhcp-boot=tag:!ipxe,tag:efi,{UEFI_LOADER},,{boot.address}",
+        f"dhcp-boot=tag:!ipxe,tag:!efi,{BIOS_LOADER},,{boot.address}",
+        f"dhcp-boot=tag:ipxe,{TFTP_SCRIPT},,{boot.address}",
+    ]
+    if boot.dhcp == "proxy":
+        # proxyDHCP answers through PXE menus; one entry per firmware kind boots at once.
+        lines += [
+            # A basename with a dot gets no ".0" added by dnsmasq.
+            f"pxe-service=tag:!ipxe,x86PC,labctl,{BIOS_LOADER}",
+            f"pxe-service=tag:!ipxe,X86-64_EFI,labctl,{UEFI_LOADER}",
+            f"pxe-service=tag:ipxe,x86PC,labctl,{TFTP_SCRIPT}",
+        ]
+    lines += [
+        f"dhcp-leasefile={paths.leases}",
+        f"log-facility={paths.log}",
+        f"pid-file={paths.pid}",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def chain_script(inventory: Inventory) -> str:
+    """The one TFTP script: on to HTTP, where the NIC's MAC selects the server."""
+    return "\n".join(
+        [
+            "#!ipxe",
+            "echo labctl: asking for the script of ${net0/mac}",
+            f"chain {base_url(inventory)}/ipxe/${{net0/mac}} || shell",
+            "",
+        ]
+    )
+
+
+def mac_url(inventory: Inventory, server: Server, what: str) -> str:
+    nic = pxe_nic(server)
+    assert nic is not None, f"{server.name} has no PXE NIC"
+    return f"{base_url(inventory)}/{what}/{normal_mac(nic.mac)}"
+
+
+def kernel_args(inventory: Inventory, server: Server) -> list[str]:
+    """The installer's command line: Flatcar's own, then labctl's (read by the stand-in too)."""
+    disk = os_disk(server) or ""
+    return [
+        "initrd=initrd",
+        "flatcar.first_boot=1",
+        f"ignition.config.url={mac_url(inventory, server, 'install')}",
+        "ignition.platform.id=metal",
+        "console=tty0",
+        "console=ttyS0,115200n8",
+        f"labctl.server={server.name}",
+        f"labctl.config={mac_url(inventory, server, 'ignition')}",
+        f"labctl.report={mac_url(inventory, server, 'report')}",
+        f"labctl.disk={disk}",
+    ]
+
+
+def ipxe_script(inventory: Inventory, server: Server) -> str:
+    return "\n".join(
+        [
+            "#!ipxe",
+            f"echo labctl: installing {server.name}",
+            " ".join(
+                ["kernel", mac_url(inventory, server, "kernel"), *kernel_args(inventory, server)]
+            ),
+            f"initrd --name initrd {mac_url(inventory, server, 'initrd')}",
+            "boot",
+            "",
+        ]
+    )
+
+
+INSTALL_SCRIPT = r"""#!/bin/bash
+# Written by labctl: install onto the OS disk, report, power off for labctl.
+set -o pipefail
+arg() { sed -n "s/.*\blabctl\.$1=\([^ ]*\).*/\1/p" /proc/cmdline; }
+report() {
+  curl -fsS -m 30 --retry 5 -H 'Content-Type: application/json' \
+    --data "{\"result\": \"$1\", \"message\": $(printf '%s' "$2" | jq -Rs .)}" "$(arg report)"
+}
+if ! curl -fsS -m 60 --retry 5 -o /tmp/labctl.ign "$(arg config)"; then
+  report failed "fetching the Ignition config failed"; exit 1
+fi
+if out=$(flatcar-install -d "$(arg disk)" -C "$1" -i /tmp/labctl.ign 2>&1); then
+  report ok "flatcar-install wrote $(arg disk)"
+  systemctl poweroff
+else
+  report failed "$(printf '%s' "$out" | tail -5)"
+fi
+"""
+
+
+def installer_config(inventory: Inventory, server: Server) -> dict[str, Any]:
+    """The Ignition config Flatcar's live PXE system boots with: one install unit, no secrets."""
+    unit = unit_text(
+        {
+            "Unit": [
+                ("Description", "labctl: install Flatcar onto the OS disk"),
+                ("Wants", "network-online.target"),
+                ("After", "network-online.target"),
+            ],
+            "Service": [
+                ("Type", "oneshot"),
+                ("ExecStart", f"/opt/labctl-install {server.os.channel}"),
+            ],
+            "Install": [("WantedBy", "multi-user.target")],
+        }
+    )
+    return {
+        "ignition": {"version": SPEC_VERSION},
+        "storage": {
+            "files": [
+                {
+                    "path": "/opt/labctl-install",
+                    "mode": 0o755,
+                    "overwrite": True,
+                    "contents": {"source": data_url(INSTALL_SCRIPT)},
+                }
+            ]
+        },
+        "systemd": {
+            "units": [{"name": "labctl-install.service", "enabled": True, "contents": unit}]
+        },
+    }
+
+
+def installer_config_text(inventory: Inventory, server: Server) -> str:
+    return json.dumps(installer_config(inventory, server), indent=2) + "\n"

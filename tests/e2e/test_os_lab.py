@@ -1,0 +1,175 @@
+"""A real network install on the simulated lab: one VM node, from power-off to its disk.
+
+fohn is a VM node (qemu under tcg, ``labctl sim up --vm fohn``); chequita and wind
+stay namespace nodes, which say they run the inventory's OS. ``labctl bootstrap
+--only power --only os`` must: find fohn not installed, set its boot device to
+pxe over RMCP+, power it through its BMC, answer its DHCP, TFTP, iPXE and HTTP
+requests from the boot service, take the stand-in installer's report (the real
+Ignition's result), set the boot device to disk and see the installed system
+answer SSH. The disk is then read with debugfs for everything the Ignition
+config said. An Ignition that fails is reported with the installer's own words,
+and a run on the installed lab changes nothing. About 30 s per install here.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from labctl.inventory import require_inventory
+from labctl.render import ignition
+from labctl.sim import installer
+from tests.conftest import REFERENCE
+from tests.e2e.conftest import HOST_LOCK, SECRETS, Lab, host_state, run
+from tests.labctl_process import run_labctl
+
+pytestmark = pytest.mark.e2e
+
+FOHN_MAC = "9c:8e:99:1a:2b:01"
+
+
+class VmLab(Lab):
+    def run(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return run_labctl(*args, cwd=self.workdir, env=self.env(), timeout=900)
+
+
+@pytest.fixture
+def vm_lab(tmp_path: Path) -> Iterator[VmLab]:
+    assert os.geteuid() == 0, "the simulated lab needs root (CI runs as root)"
+    mirror = installer.build()
+    text = REFERENCE.read_text().replace(
+        "    dhcp: full\n",
+        f"    dhcp: full\n    mirror: file://{mirror}\n    install_timeout: 300\n",
+    )
+    (tmp_path / "inventory.yaml").write_text(text)
+    HOST_LOCK.parent.mkdir(parents=True, exist_ok=True)
+    with HOST_LOCK.open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        lab = VmLab(tmp_path)
+        before = lab_state(tmp_path)
+        try:
+            up = run_labctl("sim", "up", "--vm", "fohn", cwd=tmp_path, env=SECRETS)
+            assert up.returncode == 0, up.stdout + up.stderr
+            yield lab
+        finally:
+            down = run_labctl("sim", "down", cwd=tmp_path, env=SECRETS)
+            assert down.returncode == 0, down.stdout + down.stderr
+            time.sleep(0.5)
+            assert lab_state(tmp_path) == before, "the simulated lab left something behind"
+            leftovers = [
+                line
+                for line in run("ps", "-eo", "stat,args").stdout.splitlines()
+                if str(tmp_path) in line and not line.startswith("Z")
+            ]
+            assert leftovers == []
+
+
+def lab_state(tmp_path: Path) -> tuple[set[str], set[str], set[str]]:
+    """``host_state`` cut down to what a simulated lab makes: other helpers' own
+    namespaces and routes on this shared machine come and go meanwhile."""
+    netns, routes, mounts = host_state()
+    prefixes = ("31.31.164.", "10.31.", "169.254.77.")
+    return (
+        {n for n in netns if n.startswith("lab-")},
+        {r for r in routes if r.startswith(prefixes) or r.startswith("blackhole")},
+        {m for m in mounts if str(tmp_path) in m or "/run/netns/lab-" in m},
+    )
+
+
+def steps(report: dict, layer: str = "os") -> list[dict]:
+    (outcome,) = [o for o in report["layers"] if o["layer"] == layer]
+    return [r for plan in outcome["plans"] for r in plan["steps"]]
+
+
+def debugfs(disk: Path, request: str) -> str:
+    done = run("debugfs", "-R", request, str(disk))
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_a_vm_node_is_installed_through_its_bmc_and_the_boot_service(vm_lab: VmLab) -> None:
+    lab = vm_lab
+    fetched = lab.run("boot", "fetch")
+    assert fetched.returncode == 0, fetched.stderr
+    state = lab.workdir / ".labctl"
+    disk = lab.state / "vms" / "fohn" / "disk.img"
+
+    # 1. An Ignition that fails: the login user does not exist in the image and the
+    # installer has no useradd. Ignition's own words come back as the failure.
+    inventory = lab.workdir / "inventory.yaml"
+    good = inventory.read_text()
+    inventory.write_text(good.replace("    user: core\n", "    user: ops\n"))
+    started = time.monotonic()
+    failed = lab.run("bootstrap", "--only", "power", "--only", "os", "-o", "json")
+    assert failed.returncode == 1, failed.stdout[-3000:] + failed.stderr[-3000:]
+    errors = [s["error"] for s in steps(json.loads(failed.stdout)) if s["error"]]
+    assert any(
+        "fohn: the installer reported failure:" in e and "CRITICAL" in e and "ops" in e
+        for e in errors
+    ), errors
+    print(f"failed install reported after {time.monotonic() - started:.1f} s")
+
+    # 2. The real install, from the BMC's power-off; a dry run first says who and why.
+    inventory.write_text(good)
+    dry = lab.run("bootstrap", "--only", "os", "--dry-run", "-o", "json")
+    assert dry.returncode == 0, dry.stdout[-3000:] + dry.stderr[-3000:]
+    planned = {r["step_id"]: r for r in steps(json.loads(dry.stdout))}
+    assert planned["arm:fohn"]["outcome"] == "would-change"
+    assert "install (does not answer SSH" in planned["arm:fohn"]["description"]
+    assert not any(k.endswith(("chequita", "wind")) for k in planned)
+    started = time.monotonic()
+    done = lab.run("bootstrap", "--only", "power", "--only", "os", "-o", "json")
+    elapsed = time.monotonic() - started
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-3000:]
+    print(f"`labctl bootstrap --only power --only os`, one VM node installed: {elapsed:.1f} s")
+    results = {r["step_id"]: r for r in steps(json.loads(done.stdout))}
+    for step in ("pxe:fohn", "power:fohn", "report:fohn", "disk:fohn", "on:fohn", "ssh:fohn"):
+        assert results[step]["outcome"] == "changed", results[step]
+    assert not any(k.endswith(("chequita", "wind")) for k in results)  # installed already
+
+    # Every hop of the chain left its trace.
+    boot = state / "boot"
+    dhcp = (boot / "dnsmasq.log").read_text().lower()
+    assert "dhcpack" in dhcp and FOHN_MAC in dhcp and "31.31.164.220" in dhcp
+    assert "sent" in dhcp and "labctl.ipxe" in dhcp  # TFTP: iPXE's chain script
+    paths = [
+        json.loads(line)["path"] for line in (boot / "requests.jsonl").read_text().splitlines()
+    ]
+    for what in ("ipxe", "kernel", "initrd", "ignition", "report"):
+        assert f"/{what}/{FOHN_MAC}" in paths, paths
+    report = json.loads((boot / "reports" / "fohn.json").read_text())
+    assert report["result"] == "ok", report
+    assert (lab.state / "bmcs" / "fohn" / "bootdev").read_text().strip() == "disk"
+    assert lab.run("boot", "status").stdout.startswith("not running")
+    console = (lab.state / "vms" / "fohn" / "console.log").read_text(errors="replace")
+    assert "LABCTL-INSTALLER: ignition=ok" in console
+
+    # 3. The disk holds every file, unit, user and key the config named.
+    inv = require_inventory(inventory)
+    config = ignition.config(inv, inv.server("fohn"))
+    for entry in config["storage"]["files"]:
+        want = ignition.data_url_text(entry["contents"]["source"])
+        assert debugfs(disk, f"cat {entry['path']}") == want, entry["path"]
+    keys = debugfs(disk, "ls -l /home/core/.ssh") + debugfs(
+        disk, "cat /home/core/.ssh/authorized_keys.d/ignition"
+    )
+    assert inv.lab.ssh.authorized_keys[0] in keys
+    assert "/dev/null" in debugfs(disk, "stat /etc/systemd/system/locksmithd.service")
+    preset = debugfs(disk, "cat /etc/systemd/system-preset/20-ignition.preset")
+    assert "enable systemd-networkd.service" in preset
+    assert "enable systemd-timesyncd.service" in preset
+
+    # 4. A run on the installed lab changes nothing.
+    again = lab.run("bootstrap", "--only", "power", "--only", "os", "-o", "json")
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+    outcome = json.loads(again.stdout)
+    os_steps = steps(outcome)
+    assert [s["outcome"] for s in os_steps] == ["unchanged"], os_steps
+    assert {s["outcome"] for s in steps(outcome, "power")} == {"unchanged"}

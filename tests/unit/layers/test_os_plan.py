@@ -1,0 +1,115 @@
+"""The os layer's plans from a survey, against a reviewed golden, and its decisions."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from labctl.engine.layer import LayerContext
+from labctl.install import survey
+from labctl.install.survey import Observation
+from labctl.inventory import require_inventory
+from labctl.inventory.model import Inventory
+from labctl.layers.os import OsLayer
+from tests.conftest import REFERENCE, assert_golden
+
+
+@pytest.fixture(scope="module")
+def inventory() -> Inventory:
+    return require_inventory(REFERENCE)
+
+
+INSTALLED = Observation("fohn", True, None, "flatcar", "3975.2.0")
+NEW = Observation("chequita", False, "connection refused", power="off")
+WRONG_OS = Observation("wind", True, None, "debian", "12", power="on")
+
+
+def plans(inventory: Inventory, state: Path, layer: OsLayer) -> list[dict]:
+    ctx = LayerContext(inventory, REFERENCE, state)
+    return [p.as_dict() for p in layer.plans(ctx)]
+
+
+def test_plan_from_a_survey_matches_golden(inventory: Inventory, tmp_path: Path) -> None:
+    survey.save(tmp_path, [INSTALLED, NEW, WRONG_OS])
+    got = plans(inventory, tmp_path, OsLayer(frozenset({"wind"})))
+    assert [p["layer"] for p in got] == [
+        "os: survey",
+        "os: boot service",
+        "os: install",
+        "os: boot service stop",
+    ]
+    install = got[2]["targets"]
+    assert set(install) == {"chequita", "wind"}  # fohn is installed: left alone
+    power = {
+        t: next(s for s in steps if s["kind"] == "set-power")["state"]
+        for t, steps in install.items()
+    }
+    assert power == {"chequita": "on", "wind": "cycle"}  # an up server goes through the guard
+    assert_golden("plan-os.json", json.dumps(got, indent=2) + "\n")
+
+
+def test_installed_lab_plans_nothing_after_the_survey(inventory: Inventory, tmp_path: Path) -> None:
+    survey.save(
+        tmp_path,
+        [Observation(s.name, True, None, "flatcar", "1") for s in inventory.servers],
+    )
+    got = plans(inventory, tmp_path, OsLayer())
+    assert [p["layer"] for p in got] == ["os: survey"]
+
+
+def test_a_data_node_that_was_installed_is_refused_without_the_flag(
+    inventory: Inventory, tmp_path: Path
+) -> None:
+    survey.save(tmp_path, [INSTALLED, NEW, WRONG_OS])
+    got = plans(inventory, tmp_path, OsLayer())
+    install = got[2]["targets"]
+    (refusal,) = install["wind"]
+    assert refusal["name"] == "os.refuse:wind"
+    assert "labctl os install --reinstall wind" in refusal["detail"]
+    assert "runs debian, not flatcar" in refusal["detail"]
+    assert next(s["name"] for s in install["chequita"] if s["kind"] == "local") == "os.arm:chequita"
+
+
+def test_decisions(inventory: Inventory) -> None:
+    decide = survey.decide_one
+    fohn = inventory.server("fohn")
+    assert decide(inventory, fohn, INSTALLED).action == survey.KEEP
+    # Never installed and silent: a new machine, installed without asking.
+    new = Observation("fohn", False, "timed out")
+    assert decide(inventory, fohn, new).action == survey.INSTALL
+    # Silent but labctl installed it before: it may hold data.
+    before = Observation("fohn", False, "timed out", installed_before=True)
+    assert decide(inventory, fohn, before).action == survey.REFUSE
+    assert decide(inventory, fohn, before, {"fohn"}).action == survey.REINSTALL
+
+
+def test_os_version_is_checked_when_the_inventory_names_it(tmp_path: Path) -> None:
+    path = tmp_path / "inventory.yaml"
+    path.write_text(
+        REFERENCE.read_text().replace(
+            "os: {distribution: flatcar, channel: alpha}",
+            "os: {distribution: flatcar, channel: alpha, version: 4000.0.0}",
+        )
+    )
+    inventory = require_inventory(path)
+    wind = inventory.server("wind")
+    old = Observation("wind", True, None, "flatcar", "3975.2.0")
+    decision = survey.decide_one(inventory, wind, old)
+    assert decision.action == survey.REFUSE and "not 4000.0.0" in decision.reason
+    assert (
+        survey.decide_one(
+            inventory, wind, Observation("wind", True, None, "flatcar", "4000.0.0")
+        ).action
+        == survey.KEEP
+    )
+
+
+def test_os_release_parsing() -> None:
+    text = 'NAME="Flatcar Container Linux by Kinvolk"\nID=flatcar\nVERSION_ID=3975.2.0\n# x\n'
+    assert survey.os_release(text) == {
+        "NAME": "Flatcar Container Linux by Kinvolk",
+        "ID": "flatcar",
+        "VERSION_ID": "3975.2.0",
+    }

@@ -1,0 +1,62 @@
+"""What the boot service answers with, for the reference lab, against reviewed goldens."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from labctl.inventory import require_inventory
+from labctl.inventory.model import Inventory
+from labctl.render import boot
+from labctl.sim import installer
+from tests.conftest import REFERENCE, assert_golden
+
+PATHS = boot.DnsmasqPaths("/state/boot/tftp", "/state/boot/leases", "/state/boot/log", "/pid")
+
+
+@pytest.fixture(scope="module")
+def inventory() -> Inventory:
+    return require_inventory(REFERENCE)
+
+
+def test_dnsmasq_conf_matches_golden(inventory: Inventory) -> None:
+    conf = boot.dnsmasq_conf(inventory, PATHS)
+    assert_golden("dnsmasq-full.conf", conf)
+    # Every PXE MAC, with its own address, and nothing for anyone else.
+    for server in inventory.servers:
+        nic = boot.pxe_nic(server)
+        assert nic is not None and nic.mac in conf
+    assert "dhcp-ignore=tag:!known" in conf
+
+
+def test_ipxe_script_and_installer_config_match_golden(inventory: Inventory) -> None:
+    fohn = inventory.server("fohn")
+    assert_golden("ipxe-fohn.ipxe", boot.ipxe_script(inventory, fohn))
+    assert_golden("install-fohn.ign", boot.installer_config_text(inventory, fohn))
+    assert "labctl.disk=/dev/sda" in boot.ipxe_script(inventory, fohn)
+    assert json.loads(boot.installer_config_text(inventory, fohn))["ignition"]["version"] == "3.3.0"
+
+
+def test_macs_are_compared_in_one_spelling(inventory: Inventory) -> None:
+    assert boot.normal_mac("9C-8E-99-1A-2B-01") == "9c:8e:99:1a:2b:01"
+    assert set(boot.servers_by_mac(inventory)) == {
+        "9c:8e:99:1a:2b:01",
+        "0c:c4:7a:5e:6f:02",
+        "78:e7:d1:7a:8b:03",
+    }
+
+
+def test_installer_modules_load_after_their_dependencies() -> None:
+    dep = (
+        "kernel/a.ko: kernel/b.ko kernel/c.ko\n"
+        "kernel/b.ko: kernel/c.ko\n"
+        "kernel/c.ko:\n"
+        "kernel/d-x.ko:\n"
+    )
+    assert installer.module_order(dep, ("a", "d_x", "builtin")) == [
+        "kernel/c.ko",
+        "kernel/b.ko",
+        "kernel/a.ko",
+        "kernel/d-x.ko",
+    ]
