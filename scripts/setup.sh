@@ -9,11 +9,12 @@ VENV="$ROOT/.venv"
 
 # Real peers the tests and the simulated lab run: BMC simulator and client,
 # SNMP agent and client, sshd, cfssl, etcd, and the tools the sim lab needs;
-# git for the pre-commit test (a lab repository, and pre-commit's clone of labctl).
+# git for the pre-commit test (a lab repository, and pre-commit's clone of labctl);
+# containerd and runc for the kubelets of the simulated lab.
 DEBIAN_PACKAGES=(
   python3-venv openipmi ipmitool snmpd snmp openssh-server openssh-client
   golang-cfssl etcd-server etcd-client openssl iproute2 procps util-linux
-  debootstrap sudo passwd git
+  debootstrap sudo passwd git containerd runc
 )
 
 log() { printf '[setup] %s\n' "$*" >&2; }
@@ -60,6 +61,15 @@ install_python() {
   echo "$want" > "$stamp"
 }
 
+# The Kubernetes binaries: built from the Go module proxy once per machine, into a
+# cache keyed by version (scripts/build-kubernetes.sh); a second run builds nothing.
+# LABCTL_SKIP_KUBE_BUILD=1 skips it on a machine that runs no Kubernetes test.
+build_kubernetes() {
+  [ "${LABCTL_SKIP_KUBE_BUILD:-}" = 1 ] && return 0
+  "$ROOT/scripts/build-kubernetes.sh"
+}
+
 install_debian_packages
 install_python
+build_kubernetes
 export PATH="$VENV/bin:$PATH"

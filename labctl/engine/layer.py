@@ -38,6 +38,11 @@ class LayerContext:
     # How etcd members run, when it is not what cluster.etcd.runtime says: the
     # simulated lab's nodes run the host's etcd (LABCTL_ETCD_RUNTIME=host).
     etcd_runtime: str | None = None
+    # Likewise for the Kubernetes control plane (LABCTL_KUBE_RUNTIME=host) and where
+    # its binaries are on the nodes (LABCTL_KUBE_BIN_DIR: the simulated nodes see the
+    # operator's build cache through the host's root).
+    kube_runtime: str | None = None
+    kube_bin_dir: str | None = None
 
     @property
     def base_dir(self) -> Path:
