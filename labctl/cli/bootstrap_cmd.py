@@ -29,8 +29,18 @@ def layer_context(inventory: Path, state_dir: Path, dry_run: bool) -> LayerConte
     runtime = os.environ.get("LABCTL_ETCD_RUNTIME") or None
     if runtime is not None and runtime not in ("container", "host"):
         raise UsageError(f"LABCTL_ETCD_RUNTIME is {runtime!r}; it must be container or host")
+    # Likewise the Kubernetes control plane, and where the nodes find its binaries.
+    kube_runtime = os.environ.get("LABCTL_KUBE_RUNTIME") or None
+    if kube_runtime is not None and kube_runtime not in ("static-pods", "host"):
+        raise UsageError(f"LABCTL_KUBE_RUNTIME is {kube_runtime!r}; it must be static-pods or host")
     return LayerContext(
-        require_inventory(inventory), inventory, state_dir, dry_run, etcd_runtime=runtime
+        require_inventory(inventory),
+        inventory,
+        state_dir,
+        dry_run,
+        etcd_runtime=runtime,
+        kube_runtime=kube_runtime,
+        kube_bin_dir=os.environ.get("LABCTL_KUBE_BIN_DIR") or None,
     )
 
 

@@ -108,6 +108,7 @@ def env(state_dir: Path = StateOpt) -> None:
     """
     import shlex
 
+    from labctl.kube.binaries import bin_dir
     from labctl.sim.record import read_record
 
     state = state_dir.resolve()
@@ -119,6 +120,9 @@ def env(state_dir: Path = StateOpt) -> None:
         "LABCTL_SSH_IDENTITY": str(state / "id_ed25519"),
         # Simulated nodes have the host's etcd binary and no container engine.
         "LABCTL_ETCD_RUNTIME": "host",
+        # ... nor images: the Kubernetes binaries this machine built, as host units.
+        "LABCTL_KUBE_RUNTIME": "host",
+        "LABCTL_KUBE_BIN_DIR": str(bin_dir()),
     }
     for key, value in values.items():
         typer.echo(f"export {key}={shlex.quote(value)}")

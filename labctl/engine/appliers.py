@@ -320,6 +320,9 @@ LOCAL_WORK: dict[str, str] = {
     "pki.mint": "labctl.pki.session:MintWork",
     "etcd.snapshot": "labctl.etcd.work:SnapshotWork",
     "etcd.healthy": "labctl.etcd.work:HealthyWork",
+    "kubernetes.ready": "labctl.kube.work:ReadyWork",
+    "kubernetes.addons": "labctl.kube.work:AddonsWork",
+    "kubernetes.nodes": "labctl.kube.work:NodesWork",
 }
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from labctl.engine.layer import Layer, NotBuilt
 from labctl.layers.etcd import EtcdLayer
+from labctl.layers.kubernetes import KubernetesLayer
 from labctl.layers.pki import PkiLayer
 from labctl.layers.power import PowerLayer
 
@@ -18,7 +19,7 @@ LAYERS: tuple[Layer, ...] = (
     NotBuilt("os"),
     PkiLayer(),
     EtcdLayer(),
-    NotBuilt("kubernetes"),
+    KubernetesLayer(),
     NotBuilt("calico"),
     NotBuilt("ceph"),
 )

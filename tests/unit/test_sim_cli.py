@@ -85,6 +85,8 @@ def test_ssh_to_an_unknown_node_names_the_nodes(state: Path, execs: list[list[st
 
 
 def test_env_comes_from_the_record(state: Path) -> None:
+    from labctl.kube.binaries import bin_dir
+
     done = runner.invoke(app, ["sim", "env", "--state-dir", str(state)])
     assert done.exit_code == 0, done.output
     assert done.output.splitlines() == [
@@ -92,6 +94,8 @@ def test_env_comes_from_the_record(state: Path) -> None:
         f"export LABCTL_SSH_KNOWN_HOSTS={state / 'known_hosts'}",
         f"export LABCTL_SSH_IDENTITY={state / 'id_ed25519'}",
         "export LABCTL_ETCD_RUNTIME=host",
+        "export LABCTL_KUBE_RUNTIME=host",
+        f"export LABCTL_KUBE_BIN_DIR='{bin_dir()}'",
     ]
 
 

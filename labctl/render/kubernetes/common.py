@@ -64,7 +64,9 @@ def runtime(inventory: Inventory, override: str | None = None) -> str:
 
 
 def bin_dir(inventory: Inventory, override: str | None = None) -> str:
-    return (override or inventory.cluster.kubernetes.binary_dir).rstrip("/") or "/"
+    """binary_dir, or LABCTL_KUBE_BIN_DIR, where "{version}" stands for v1.36.3."""
+    chosen = (override or inventory.cluster.kubernetes.binary_dir).rstrip("/") or "/"
+    return chosen.replace("{version}", version(inventory))
 
 
 def control_plane(inventory: Inventory) -> list[Server]:

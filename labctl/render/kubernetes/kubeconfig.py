@@ -48,8 +48,6 @@ def embedded_kubeconfig(
     cluster = {
         "server": c.api_url(inventory),
         "certificate-authority-data": b64(ca_pem),
-        # The endpoint's name is on the API certificate; dialling by address needs it.
-        "tls-server-name": inventory.cluster.kubernetes.api_endpoint.name,
     }
     auth = {"client-certificate-data": b64(cert_pem), "client-key-data": b64(key_pem)}
     return _config(inventory, user, cluster, auth)

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-import kubernetes_validate
+import kubernetes_validate  # type: ignore[import-untyped]
 import pytest
 import yaml
 
@@ -59,7 +59,9 @@ def test_the_cli_validates_the_written_manifests(inventory: Inventory, tmp_path:
     files = []
     for component in common.CONTROL_PLANE:
         path = tmp_path / f"{component}.yaml"
-        path.write_text(common.to_yaml(pods.static_pod(inventory, inventory.server("fohn"), component)))
+        path.write_text(
+            common.to_yaml(pods.static_pod(inventory, inventory.server("fohn"), component))
+        )
         files.append(str(path))
     tool = Path(sys.executable).with_name("kubernetes-validate")
     done = subprocess.run(
