@@ -15,6 +15,7 @@ from labctl.cli import (
     completion_cmd,
     etcd_cmd,
     inventory_cmd,
+    kube_cmd,
     pki_cmd,
     power_cmd,
     schema_cmd,
@@ -37,6 +38,8 @@ app.add_typer(inventory_cmd.app, name="inventory")
 app.add_typer(power_cmd.app, name="power")
 app.add_typer(pki_cmd.app, name="pki")
 app.add_typer(etcd_cmd.app, name="etcd")
+app.add_typer(kube_cmd.app, name="kubernetes")
+app.command("kubeconfig")(kube_cmd.kubeconfig)
 app.add_typer(sim_cmd.app, name="sim")
 app.command("plan")(bootstrap_cmd.plan)
 app.command("bootstrap")(bootstrap_cmd.bootstrap)
