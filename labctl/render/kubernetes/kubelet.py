@@ -6,8 +6,9 @@ from the pki layer (labctl rotates it, so the kubelet does not), cluster DNS on
 the service network, static pods from ``/etc/kubernetes/manifests``, containerd's
 socket. The host runtime (the simulated lab) differs in what a shared host forces:
 cgroupfs without per-QoS cgroups (three kubelets share one cgroup tree), no swap or
-cgroup v1 refusal, and kernel tunables the kubelet may set seen through files, so
-it never changes the host's kernel settings.
+cgroup v1 refusal, cgroup hierarchies mounted again in the kubelet's own mount
+namespace (a node's /sys is the fresh sysfs of `ip netns exec`), and kernel tunables
+the kubelet may set seen through files, so it never changes the host's settings.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from labctl.render.systemd import Unit
 
 UNIT_NAME = "kubelet.service"
 UNIT_PATH = f"/etc/systemd/system/{UNIT_NAME}"
-SYSCTL_WRAPPER = f"{c.CONFIG_DIR}/kubelet-sysctl-shield.sh"
+HOST_WRAPPER = f"{c.CONFIG_DIR}/kubelet-host-wrapper.sh"
 
 # What the kubelet's container manager wants these to be (pkg/kubelet/cm); on a host
 # shared by simulated nodes it finds them already so, in files bound over /proc/sys.
@@ -72,15 +73,35 @@ def configuration(inventory: Inventory, server: Server, runtime: str) -> dict[st
     return config
 
 
-def sysctl_shield() -> str:
-    """The host runtime's kubelet wrapper: tunables as files, then the kubelet."""
+def host_wrapper() -> str:
+    """The host runtime's kubelet wrapper, run in a mount namespace of the kubelet's own.
+
+    A simulated node's /sys is the fresh sysfs `ip netns exec` mounts, with no cgroup
+    hierarchies under it: they are mounted again here, as /proc/self/cgroup lists them.
+    Then the kernel tunables the kubelet insists on become files, and the kubelet runs.
+    """
     lines = [
         "#!/bin/sh",
-        "# Written by labctl: the kubelet on a shared host sees its tunables",
+        "# Written by labctl (host runtime): cgroups visible, kernel tunables as files.",
         "set -e",
+        "if ! grep -q ' cgroup' /proc/self/mounts; then",
+        "  mount -t tmpfs -o mode=755 cgroup /sys/fs/cgroup",
+        "  while IFS=: read -r _ controllers _; do",
+        '    if [ -z "$controllers" ]; then',
+        "      mkdir -p /sys/fs/cgroup/unified",
+        "      mount -t cgroup2 cgroup2 /sys/fs/cgroup/unified",
+        "    else",
+        "      dir=/sys/fs/cgroup/${controllers#name=}",
+        "      opts=$controllers",
+        "      case $controllers in name=*) opts=none,$controllers ;; esac",
+        '      mkdir -p "$dir"',
+        '      mount -t cgroup -o "$opts" cgroup "$dir"',
+        "    fi",
+        "  done < /proc/self/cgroup",
+        "fi",
+        "d=/run/labctl/kubelet-sysctl",
+        "mkdir -p $d",
     ]
-    lines.append("d=/run/labctl/kubelet-sysctl")
-    lines.append("mkdir -p $d")
     for name, value in KUBELET_SYSCTLS.items():
         flat = name.replace("/", ".")
         lines.append(f"echo {value} > $d/{flat}")
@@ -93,7 +114,7 @@ def exec_start(inventory: Inventory, server: Server, runtime: str, bin_dir: str)
     argv = [f"{bin_dir}/kubelet", *flags.kubelet(inventory, server)]
     if runtime == "host":
         argv = ["/usr/bin/unshare", "--mount", "--propagation", "private", "/bin/sh",
-                SYSCTL_WRAPPER, *argv]  # fmt: skip
+                HOST_WRAPPER, *argv]  # fmt: skip
     return " ".join(argv)
 
 

@@ -105,6 +105,6 @@ def services(
         _unit_file(kubelet.UNIT_NAME, unit_text(kubelet.unit(inventory, server, runtime, bin_dir))),
     ]
     if runtime == "host":
-        kubelet_files.append(File(kubelet.SYSCTL_WRAPPER, kubelet.sysctl_shield(), 0o755))
+        kubelet_files.append(File(kubelet.HOST_WRAPPER, kubelet.host_wrapper(), 0o755))
     found.append(Service(kubelet.UNIT_NAME, tuple(kubelet_files), pki_digest))
     return found
