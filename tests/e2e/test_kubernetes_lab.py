@@ -13,12 +13,14 @@ the old certificates, and a token from before still works through the trust bund
 
 from __future__ import annotations
 
+import base64
 import json
 import subprocess
 import time
 from pathlib import Path
 
 import pytest
+import yaml
 
 from labctl.kube.binaries import bin_dir
 from tests.conftest import REFERENCE
@@ -71,6 +73,15 @@ def outcomes(report: dict[str, object]) -> set[str]:
     }
 
 
+def _kubeconfig_as(lab: Lab, name: str, user: dict[str, str]) -> Path:
+    """The admin kubeconfig with other credentials: same API, same CA."""
+    data = yaml.safe_load((lab.workdir / "admin.conf").read_text())
+    data["users"][0]["user"] = user
+    config = lab.workdir / f"{name}.conf"
+    config.write_text(yaml.safe_dump(data))
+    return config
+
+
 def intruder(lab: Lab) -> Path:
     """A kubeconfig whose client certificate another CA signed (same name as the admin)."""
     other = lab.workdir / "other"
@@ -81,19 +92,17 @@ def intruder(lab: Lab) -> Path:
         "-subj", "/O=system:masters/CN=bluecmd", "-days", "1",
     )  # fmt: skip
     assert made.returncode == 0, made.stderr
-    config = other / "kubeconfig"
-    admin = lab.workdir / "admin.conf"
-    text = admin.read_text()
-    import base64
+    user = {
+        "client-certificate-data": base64.b64encode((other / "cert.pem").read_bytes()).decode(),
+        "client-key-data": base64.b64encode((other / "key.pem").read_bytes()).decode(),
+    }
+    return _kubeconfig_as(lab, "intruder", user)
 
-    import yaml
 
-    data = yaml.safe_load(text)
-    user = data["users"][0]["user"]
-    user["client-certificate-data"] = base64.b64encode((other / "cert.pem").read_bytes()).decode()
-    user["client-key-data"] = base64.b64encode((other / "key.pem").read_bytes()).decode()
-    config.write_text(yaml.safe_dump(data))
-    return config
+def whoami(lab: Lab, token: str) -> subprocess.CompletedProcess[str]:
+    """Who the API says the bearer of ``token`` is (a SelfSubjectReview)."""
+    config = _kubeconfig_as(lab, "token", {"token": token})
+    return kubectl(lab, "auth", "whoami", "-o", "json", kubeconfig=config)
 
 
 def test_control_plane_and_kubelets_on_the_simulated_lab(lab: Lab) -> None:
@@ -117,7 +126,15 @@ def test_control_plane_and_kubelets_on_the_simulated_lab(lab: Lab) -> None:
     items = json.loads(nodes.stdout)["items"]
     assert sorted(n["metadata"]["name"] for n in items) == ["chequita", "fohn", "wind"]
     assert {n["status"]["nodeInfo"]["kubeletVersion"] for n in items} == {VERSION}
-    assert {n["spec"].get("podCIDR", "")[:7] for n in items} == {"10.188."}  # node IPAM ran
+    # The controller-manager (node IPAM) gives each Node a pod range out of pod_cidr.
+    end = time.monotonic() + 60
+    while True:
+        items = json.loads(kubectl(lab, "get", "nodes", "-o", "json").stdout)["items"]
+        cidrs = {n["metadata"]["name"]: n["spec"].get("podCIDR", "") for n in items}
+        if all(c.startswith("10.188.") for c in cidrs.values()):
+            break
+        assert time.monotonic() < end, f"{cidrs}\n{diagnose(lab)}"
+        time.sleep(1)
 
     status = labctl(lab, "kubernetes", "status", "-o", "json")
     found = json.loads(status.stdout)
@@ -128,9 +145,9 @@ def test_control_plane_and_kubelets_on_the_simulated_lab(lab: Lab) -> None:
     assert kubectl(lab, "create", "serviceaccount", "e2e").returncode == 0
     token = kubectl(lab, "create", "token", "e2e", "--duration=1h")
     assert token.returncode == 0, token.stderr
-    whoami = kubectl(lab, "auth", "whoami", "-o", "json", f"--token={token.stdout.strip()}")
-    assert whoami.returncode == 0, whoami.stderr
-    user = json.loads(whoami.stdout)["status"]["userInfo"]["username"]
+    who = whoami(lab, token.stdout.strip())
+    assert who.returncode == 0, who.stderr
+    user = json.loads(who.stdout)["status"]["userInfo"]["username"]
     assert user == "system:serviceaccount:default:e2e"
 
     # A client certificate from another CA is refused, whatever name it claims.
@@ -171,5 +188,6 @@ def test_control_plane_and_kubelets_on_the_simulated_lab(lab: Lab) -> None:
     assert new_api != old_api and served.stdout == new_api
     readyz = kubectl(lab, "get", "--raw", "/readyz")
     assert readyz.returncode == 0 and readyz.stdout.strip() == "ok", readyz.stderr
-    whoami = kubectl(lab, "auth", "whoami", "-o", "json", f"--token={token.stdout.strip()}")
-    assert whoami.returncode == 0, whoami.stderr
+    who = whoami(lab, token.stdout.strip())
+    assert who.returncode == 0, who.stderr
+    assert "system:serviceaccount:default:e2e" in who.stdout
