@@ -152,3 +152,17 @@ def test_node_services(inventory: Inventory) -> None:
         next(f.content for f in rotated[0].files if f.path.endswith("kube-apiserver.yaml"))
     )
     assert pod["metadata"]["annotations"] == {node.PKI_ANNOTATION: "new"}
+
+
+def test_the_static_pods_kubelet_configuration_is_the_host_ones_minus_its_sim_settings(
+    inventory: Inventory,
+) -> None:
+    """kubernetes-validate has no KubeletConfiguration schema; the real kubelet decodes
+    its configuration strictly (an unknown field is fatal) and accepts the host
+    runtime's in the e2e test, so every field of the other runtime must be among them."""
+    wind = inventory.server("wind")
+    real = kubelet.configuration(inventory, wind, "static-pods")
+    sim = kubelet.configuration(inventory, wind, "host")
+    assert set(real) <= set(sim)
+    differ = {k for k in real if real[k] != sim[k]}
+    assert differ == {"cgroupDriver"}
