@@ -42,7 +42,17 @@ if [ -f "$dest/.stamp" ] && [ "$(cat "$dest/.stamp")" = "$want" ]; then
   [ "$missing" -eq 0 ] && { log "Kubernetes $version already built in $dest"; exit 0; }
 fi
 
-command -v go >/dev/null || { log "Go is not installed; it is needed to build Kubernetes $version"; exit 2; }
+# Exit 3: no Go new enough here (setup.sh goes on without Kubernetes and says so).
+need_go=$(awk '$1 == "go" {print $2; exit}' "$MODDIR/go.mod")
+if ! command -v go >/dev/null; then
+  log "Go is not installed; Kubernetes $version needs Go $need_go or newer to build"
+  exit 3
+fi
+have_go=$(go env GOVERSION | sed 's/^go//')
+if [ "$(printf '%s\n%s\n' "$need_go" "$have_go" | sort -V | head -n1)" != "$need_go" ]; then
+  log "Go $have_go is too old: Kubernetes $version needs Go $need_go or newer to build"
+  exit 3
+fi
 
 major=${version#v}; major=${major%%.*}
 minor=${version#v*.}; minor=${minor%%.*}

@@ -66,7 +66,13 @@ install_python() {
 # LABCTL_SKIP_KUBE_BUILD=1 skips it on a machine that runs no Kubernetes test.
 build_kubernetes() {
   [ "${LABCTL_SKIP_KUBE_BUILD:-}" = 1 ] && return 0
-  "$ROOT/scripts/build-kubernetes.sh"
+  local rc=0
+  "$ROOT/scripts/build-kubernetes.sh" || rc=$?
+  if [ "$rc" -eq 3 ]; then
+    log "going on without the Kubernetes binaries: the kubernetes e2e test will fail until they are built"
+    return 0
+  fi
+  return "$rc"
 }
 
 install_debian_packages
