@@ -197,6 +197,7 @@ def test_control_plane_and_kubelets_on_the_simulated_lab(lab: Lab) -> None:
 
     # The control-plane node's power cycle (the guard allows it: two of three etcd
     # members stay): everything on fohn starts again at boot, and the API answers.
+    cycled_at = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime())
     cycled = labctl(lab, "power", "cycle", "fohn")
     assert cycled.returncode == 0, cycled.stdout + cycled.stderr
     start = time.monotonic()
@@ -206,3 +207,11 @@ def test_control_plane_and_kubelets_on_the_simulated_lab(lab: Lab) -> None:
     print(f"API ready again {time.monotonic() - start:.1f} s after fohn's power cycle")
     nodes = kubectl(lab, "get", "nodes", "-o", "name")
     assert sorted(nodes.stdout.split()) == ["node/chequita", "node/fohn", "node/wind"]
+    # fohn's kubelet came back too: it renews its Node's lease after the cycle.
+    while True:
+        renewed = kubectl(lab, "get", "lease", "-n", "kube-node-lease", "fohn",
+                          "-o", "jsonpath={.spec.renewTime}").stdout  # fmt: skip
+        if renewed and renewed[:19] > cycled_at:
+            break
+        assert time.monotonic() - start < API_BACK_WITHIN, f"{renewed}\n{diagnose(lab)}"
+        time.sleep(1)
