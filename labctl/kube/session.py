@@ -105,10 +105,11 @@ class KubeSession:
         return self._client
 
     def readyz(self) -> tuple[bool, str]:
-        """(ready, why not), with an unreachable API as a reason rather than an error."""
+        """(ready, why not), with an unreachable API (or no admin certificate yet) as a
+        reason rather than an error."""
         try:
             return self.client().readyz()
-        except DriverError as exc:
+        except LabctlError as exc:
             return False, str(exc)
 
     def wait_ready(self, timeout: float) -> float:

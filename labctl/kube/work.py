@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from labctl.errors import DriverError
+from labctl.errors import LabctlError
 from labctl.kube.session import KubeSession
 from labctl.render.kubernetes.addons import all_addons
 
@@ -42,7 +42,7 @@ class AddonsWork:
     def observe(self, ctx: LayerContext) -> str | None:
         try:
             differing = _session(ctx).differing(all_addons(ctx.inventory))
-        except DriverError as exc:
+        except LabctlError as exc:
             return f"the API cannot be asked yet ({exc}); every addon would be applied"
         return "; ".join(differing) or None
 
@@ -55,6 +55,6 @@ class NodesWork:
     def observe(self, ctx: LayerContext) -> str | None:
         try:
             missing = _session(ctx).missing_nodes()
-        except DriverError as exc:
+        except LabctlError as exc:
             return f"the API cannot be asked yet ({exc})"
         return f"not registered yet: {', '.join(missing)}" if missing else None
