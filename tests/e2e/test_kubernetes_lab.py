@@ -110,12 +110,15 @@ def whoami(lab: Lab, token: str) -> subprocess.CompletedProcess[str]:
 
 def test_control_plane_and_kubelets_on_the_simulated_lab(lab: Lab) -> None:
     assert KUBECTL.exists(), f"{KUBECTL} is missing: scripts/build-kubernetes.sh builds it"
+    bootstrap(lab, "--only", "power", "--only", "pki")
+    # Timed as the benchmark: from etcd until every server is a Node (the
+    # layer's last plan waits for that).
     start = time.monotonic()
-    report = bootstrap(lab)
+    report = bootstrap(lab, "--from", "etcd")
     took = time.monotonic() - start
     layers = {x["layer"]: x["status"] for x in report["layers"]}  # type: ignore[union-attr, index]
     assert layers["kubernetes"] == "applied", layers
-    print(f"bootstrap (power, pki, etcd, kubernetes) on the sim: {took:.1f} s")
+    print(f"`bootstrap --from etcd` to every server a Node, on the sim: {took:.1f} s")
 
     written = labctl(lab, "kubeconfig", "--write", str(lab.workdir / "admin.conf"))
     assert written.returncode == 0, written.stderr
@@ -157,12 +160,14 @@ def test_control_plane_and_kubelets_on_the_simulated_lab(lab: Lab) -> None:
     refused = kubectl(lab, "get", "nodes", kubeconfig=intruder(lab))
     assert refused.returncode != 0 and "Unauthorized" in refused.stderr, refused.stderr
 
-    # A converged re-run changes nothing.
-    start = time.monotonic()
-    again = bootstrap(lab, "--only", "kubernetes")
-    took = time.monotonic() - start
-    print(f"converged `labctl bootstrap --only kubernetes` on the sim: {took:.2f} s")
-    assert outcomes(again) <= {"unchanged", "skipped"}, outcomes(again)
+    # A converged re-run changes nothing (three of them, timed).
+    times = []
+    for _ in range(3):
+        start = time.monotonic()
+        again = bootstrap(lab, "--only", "kubernetes")
+        times.append(time.monotonic() - start)
+        assert outcomes(again) <= {"unchanged", "skipped"}, outcomes(again)
+    print(f"converged `bootstrap --only kubernetes` on the sim: {sorted(times)} s")
 
     # Rotation: every leaf and the service-account key re-minted; bootstrap from pki
     # pushes them and restarts what holds the old ones; the API answers with the new
