@@ -160,6 +160,15 @@ def test_control_plane_and_kubelets_on_the_simulated_lab(lab: Lab) -> None:
     refused = kubectl(lab, "get", "nodes", kubeconfig=intruder(lab))
     assert refused.returncode != 0 and "Unauthorized" in refused.stderr, refused.stderr
 
+    # The addons were applied: CoreDNS's service on the cluster DNS address.
+    dns = kubectl(lab, "get", "service", "-n", "kube-system", "kube-dns",
+                  "-o", "jsonpath={.spec.clusterIP}")  # fmt: skip
+    assert dns.stdout == "10.189.0.10", dns.stderr
+
+    # A dry run on the working cluster finds nothing to change, addons included.
+    dry = bootstrap(lab, "--only", "kubernetes", "--dry-run")
+    assert outcomes(dry) <= {"unchanged", "skipped"}, json.dumps(dry)[-3000:]
+
     # A converged re-run changes nothing (three of them, timed).
     times = []
     for _ in range(3):
