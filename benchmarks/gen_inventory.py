@@ -119,7 +119,7 @@ def generate(count: int) -> dict[str, Any]:
         "cluster": {
             "name": f"gen{count}",
             "kubernetes": {
-                "version": "1.31.2",
+                "version": "1.36.3",
                 "api_endpoint": {"name": "api.gen.example.net", "address": str(public[10])},
                 "pod_cidr": "10.188.0.0/16",
                 "service_cidr": "10.189.0.0/16",

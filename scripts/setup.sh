@@ -9,11 +9,12 @@ VENV="$ROOT/.venv"
 
 # Real peers the tests and the simulated lab run: BMC simulator and client,
 # SNMP agent and client, sshd, cfssl, etcd, and the tools the sim lab needs;
-# git for the pre-commit test (a lab repository, and pre-commit's clone of labctl).
+# git for the pre-commit test (a lab repository, and pre-commit's clone of labctl);
+# containerd and runc for the kubelets of the simulated lab.
 DEBIAN_PACKAGES=(
   python3-venv openipmi ipmitool snmpd snmp openssh-server openssh-client
   golang-cfssl etcd-server etcd-client openssl iproute2 procps util-linux
-  debootstrap sudo passwd git frr iputils-ping
+  debootstrap sudo passwd git containerd runc frr iputils-ping
   ceph-mon ceph-mgr ceph-osd ceph-mds ceph-fuse ceph-common ceph-base
   qemu-system-x86 qemu-utils ipxe ipxe-qemu dnsmasq-base ignition ovmf udev
   linux-image-amd64 busybox-static e2fsprogs cpio
@@ -94,8 +95,23 @@ build_installer() {
   "$VENV/bin/python" -m labctl.sim.installer >/dev/null
 }
 
+# The Kubernetes binaries: built from the Go module proxy once per machine, into a
+# cache keyed by version (scripts/build-kubernetes.sh); a second run builds nothing.
+# LABCTL_SKIP_KUBE_BUILD=1 skips it on a machine that runs no Kubernetes test.
+build_kubernetes() {
+  [ "${LABCTL_SKIP_KUBE_BUILD:-}" = 1 ] && return 0
+  local rc=0
+  "$ROOT/scripts/build-kubernetes.sh" || rc=$?
+  if [ "$rc" -eq 3 ]; then
+    log "going on without the Kubernetes binaries: the kubernetes e2e test will fail until they are built"
+    return 0
+  fi
+  return "$rc"
+}
+
 install_debian_packages
 install_bird1
 install_python
 build_installer
+build_kubernetes
 export PATH="$VENV/bin:$PATH"

@@ -32,6 +32,10 @@ def layer_context(inventory: Path, state_dir: Path, dry_run: bool) -> LayerConte
     platform = os.environ.get("LABCTL_SWITCH_PLATFORM") or None
     if platform is not None and platform not in ("frr", "eos", "ios"):
         raise UsageError(f"LABCTL_SWITCH_PLATFORM is {platform!r}; it must be frr, eos or ios")
+    # Likewise the Kubernetes control plane, and where the nodes find its binaries.
+    kube_runtime = os.environ.get("LABCTL_KUBE_RUNTIME") or None
+    if kube_runtime is not None and kube_runtime not in ("static-pods", "host"):
+        raise UsageError(f"LABCTL_KUBE_RUNTIME is {kube_runtime!r}; it must be static-pods or host")
     return LayerContext(
         require_inventory(inventory),
         inventory,
@@ -41,6 +45,8 @@ def layer_context(inventory: Path, state_dir: Path, dry_run: bool) -> LayerConte
         # The simulated lab's stand-ins for calico-node and switch OSes (`labctl sim env`).
         calico_bird=os.environ.get("LABCTL_CALICO_BIRD") or None,
         switch_platform=platform,
+        kube_runtime=kube_runtime,
+        kube_bin_dir=os.environ.get("LABCTL_KUBE_BIN_DIR") or None,
     )
 
 

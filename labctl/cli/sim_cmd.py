@@ -118,6 +118,7 @@ def env(state_dir: Path = StateOpt) -> None:
     """
     import shlex
 
+    from labctl.kube.binaries import bin_dir
     from labctl.sim.record import read_record
 
     state = state_dir.resolve()
@@ -131,6 +132,9 @@ def env(state_dir: Path = StateOpt) -> None:
         "LABCTL_ETCD_RUNTIME": "host",
         # Simulated switches run FRR whatever their platform.
         "LABCTL_SWITCH_PLATFORM": "frr",
+        # ... nor images: the Kubernetes binaries this machine built, as host units.
+        "LABCTL_KUBE_RUNTIME": "host",
+        "LABCTL_KUBE_BIN_DIR": str(bin_dir()),
     }
     from labctl.programs import BIRD1
 

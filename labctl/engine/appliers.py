@@ -336,6 +336,9 @@ LOCAL_WORK: dict[str, str] = {
     "os.refuse": "labctl.install.work:RefuseWork",
     "os.await-install": "labctl.install.work:AwaitInstallWork",
     "os.await-ssh": "labctl.install.work:AwaitSshWork",
+    "kubernetes.ready": "labctl.kube.work:ReadyWork",
+    "kubernetes.addons": "labctl.kube.work:AddonsWork",
+    "kubernetes.nodes": "labctl.kube.work:NodesWork",
 }
 
 

@@ -576,6 +576,33 @@ def api_endpoint_owner(inv: Inventory) -> Iterator[Finding]:
             )
 
 
+@check("LAB110", E, "cluster_dns lies in service_cidr and is not the kubernetes service's address.")
+def cluster_dns_in_service_cidr(inv: Inventory) -> Iterator[Finding]:
+    k = inv.cluster.kubernetes
+    if k.cluster_dns is None:
+        return
+    path = ("cluster", "kubernetes", "cluster_dns")
+    address, svc = ipam.parse_address(k.cluster_dns), ipam.parse_network(k.service_cidr)
+    if address is None:
+        yield path, f"cluster_dns {k.cluster_dns!r} is not an IP address"
+    elif svc is not None and (address.version != svc.version or address not in svc):
+        yield path, f"cluster_dns {address} is outside the service CIDR {svc}"
+    elif svc is not None and address == svc.network_address + 1:
+        yield path, f"cluster_dns {address} is the kubernetes service's own address"
+
+
+@check("LAB111", E, "node_cidr_mask_size is longer than the pod CIDR's prefix.")
+def node_mask_inside_pod_cidr(inv: Inventory) -> Iterator[Finding]:
+    k = inv.cluster.kubernetes
+    pod = ipam.parse_network(k.pod_cidr)
+    if pod is not None and k.node_cidr_mask_size <= pod.prefixlen:
+        yield (
+            ("cluster", "kubernetes", "node_cidr_mask_size"),
+            f"node_cidr_mask_size /{k.node_cidr_mask_size} leaves no room for more than one "
+            f"node in the pod CIDR {pod}; it must be longer than /{pod.prefixlen}",
+        )
+
+
 @check("LAB054", E, "A server PXE boots from at most one NIC.")
 def one_pxe_nic(inv: Inventory) -> Iterator[Finding]:
     for s in inv.servers:

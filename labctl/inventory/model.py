@@ -196,6 +196,11 @@ class Kubernetes:
     pod_cidr: str
     service_cidr: str
     cluster_domain: str
+    cluster_dns: str | None = None
+    node_cidr_mask_size: int = 24
+    runtime: str = "static-pods"
+    binary_dir: str = "/opt/bin"
+    image_registry: str = "registry.k8s.io"
 
 
 @dataclass(frozen=True, slots=True)
@@ -549,6 +554,11 @@ def _cluster(d: dict[str, Any]) -> Cluster:
             pod_cidr=k["pod_cidr"],
             service_cidr=k["service_cidr"],
             cluster_domain=k.get("cluster_domain", "cluster.local"),
+            cluster_dns=k.get("cluster_dns"),
+            node_cidr_mask_size=k.get("node_cidr_mask_size", 24),
+            runtime=k.get("runtime", "static-pods"),
+            binary_dir=k.get("binary_dir", "/opt/bin"),
+            image_registry=k.get("image_registry", "registry.k8s.io"),
         ),
         etcd=Etcd(
             version=etcd.get("version"),

@@ -12,6 +12,7 @@ from labctl.engine.layer import Layer, NotBuilt
 from labctl.layers.calico import CalicoLayer
 from labctl.layers.ceph import CephLayer
 from labctl.layers.etcd import EtcdLayer
+from labctl.layers.kubernetes import KubernetesLayer
 from labctl.layers.os import OsLayer
 from labctl.layers.pki import PkiLayer
 from labctl.layers.power import PowerLayer
@@ -21,7 +22,7 @@ LAYERS: tuple[Layer, ...] = (
     OsLayer(),
     PkiLayer(),
     EtcdLayer(),
-    NotBuilt("kubernetes"),
+    KubernetesLayer(),
     CalicoLayer(),
     CephLayer(),
 )

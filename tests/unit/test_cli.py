@@ -87,6 +87,8 @@ def test_secrets_never_printed_by_any_format() -> None:
         ["pki", "check"],
         ["pki", "list"],
         ["pki", "rotate"],
+        ["kubeconfig"],
+        ["kubernetes", "status"],
         ["completion"],
     ],
 )

@@ -86,6 +86,8 @@ def test_ssh_to_an_unknown_node_names_the_nodes(state: Path, execs: list[list[st
 
 
 def test_env_comes_from_the_record(state: Path) -> None:
+    from labctl.kube.binaries import bin_dir
+
     done = runner.invoke(app, ["sim", "env", "--state-dir", str(state)])
     assert done.exit_code == 0, done.output
     assert done.output.splitlines() == [
@@ -95,6 +97,8 @@ def test_env_comes_from_the_record(state: Path) -> None:
         "export LABCTL_ETCD_RUNTIME=host",
         "export LABCTL_SWITCH_PLATFORM=frr",
         *([f"export LABCTL_CALICO_BIRD={BIRD1}"] if Path(BIRD1).exists() else []),
+        "export LABCTL_KUBE_RUNTIME=host",
+        f"export LABCTL_KUBE_BIN_DIR='{bin_dir()}'",
     ]
 
 

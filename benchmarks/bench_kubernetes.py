@@ -1,0 +1,57 @@
+"""Time the kubernetes layer on the simulated reference lab, with the real binaries.
+
+Usage (root, after scripts/build-kubernetes.sh): python benchmarks/bench_kubernetes.py [--runs 5]
+
+Targets (issue 12): the time from `bootstrap --from etcd` to every server registered
+as a Node (the layer's last plan waits for that); a converged re-run of the layer
+under 3 s; and how long the API takes to answer /readyz again after the control-plane
+node's power cycle. Brings the simulated lab up in a temporary directory (power and
+pki first, not timed) and takes it down after. Holds the host-wide lock the e2e
+fixture takes, so it waits for another lab on this machine instead of colliding.
+"""
+
+from __future__ import annotations
+
+import argparse
+import fcntl
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench_bootstrap_pki import converged_runs, labctl, reference_lab
+
+from labctl.inventory import require_inventory
+from labctl.kube.session import KubeSession
+
+HOST_LOCK = Path("/run/labctl/e2e-lab.lock")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--runs", type=int, default=5)
+    args = parser.parse_args()
+    HOST_LOCK.parent.mkdir(parents=True, exist_ok=True)
+    with HOST_LOCK.open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        with reference_lab() as (workdir, env):
+            labctl(workdir, env, "bootstrap", "--only", "power", "--only", "pki")
+            formed, _ = labctl(workdir, env, "bootstrap", "--from", "etcd", "-o", "json")
+            times = converged_runs(workdir, env, "kubernetes", args.runs)
+            session = KubeSession(require_inventory(workdir / "inventory.yaml"), workdir)
+            labctl(workdir, env, "power", "cycle", "fohn")
+            start = time.monotonic()
+            session.wait_ready(300)
+            back = time.monotonic() - start
+    print("| run | wall (s) |")
+    print("|---|---|")
+    print(f"| `bootstrap --from etcd` to fohn, chequita, wind registered as Nodes | {formed:.2f} |")
+    median = statistics.median(times)
+    print(f"| converged `bootstrap --only kubernetes`, median of {args.runs} | {median:.2f} |")
+    print(f"| `power cycle fohn` returned to /readyz ok again | {back:.2f} |")
+
+
+if __name__ == "__main__":
+    main()

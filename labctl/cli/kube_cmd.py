@@ -1,0 +1,93 @@
+"""`labctl kubeconfig` and `labctl kubernetes status`: the lab's cluster, from the operator."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+from labctl.cli.options import InventoryOption, OutputFormat, OutputOption
+
+app = typer.Typer(help="The lab's Kubernetes cluster: status.", no_args_is_help=True)
+
+
+def kubeconfig(
+    user: str = typer.Option(
+        "admin",
+        "--user",
+        help="Whose certificate: admin, kube-controller-manager, kube-scheduler or kube-proxy.",
+    ),
+    write: Path | None = typer.Option(
+        None, "--write", help="Write it to this file (0600, atomically) instead of printing it."
+    ),
+    inventory: Path = InventoryOption,
+) -> None:
+    """A self-contained kubeconfig for the lab's API, with a certificate from the PKI store.
+
+    It holds a private key: --write makes the file readable by you only.
+
+    Example: labctl kubeconfig --write ~/.kube/sthlm && kubectl --kubeconfig ~/.kube/sthlm get nodes
+    """
+    from labctl.files import write_atomic
+    from labctl.inventory import require_inventory
+    from labctl.kube.session import KubeSession
+    from labctl.render.kubernetes.common import to_yaml
+
+    session = KubeSession(require_inventory(inventory), inventory.parent)
+    text = to_yaml(session.kubeconfig(user))
+    if write is None:
+        typer.echo(text, nl=False)
+        return
+    write_atomic(write.expanduser(), text.encode(), 0o600)
+    typer.echo(f"wrote the {user} kubeconfig to {write}", err=True)
+
+
+@app.command()
+def status(inventory: Path = InventoryOption, output: OutputFormat = OutputOption) -> None:
+    """API health, control-plane components and Nodes (exit 1 if any is unwell or missing).
+
+    Example: labctl kubernetes status -o json
+    """
+    from labctl.inventory import require_inventory
+    from labctl.kube.session import KubeSession
+
+    found = KubeSession(require_inventory(inventory), inventory.parent).status()
+    api = found["api"]
+    unwell = (
+        not api["ready"]
+        or bool(found["missing_nodes"])
+        or not all(c["healthy"] for c in found["components"])
+    )
+    if output is OutputFormat.json:
+        typer.echo(json.dumps({"ok": not unwell, **found}, indent=2))
+    else:
+        from rich.console import Console
+        from rich.table import Table
+
+        console = Console()
+        state = "ready" if api["ready"] else f"[red]not ready: {api['reason']}[/]"
+        console.print(f"API {api['url']}: {state}")
+        components = Table(title="control plane")
+        for column in ("component", "leader", "renewed (s ago)", "health"):
+            components.add_column(column)
+        for c in found["components"]:
+            components.add_row(
+                c["component"],
+                c["holder"] or "-",
+                "-" if c["renewed_seconds_ago"] is None else str(c["renewed_seconds_ago"]),
+                "healthy" if c["healthy"] else "[red]no fresh lease[/]",
+            )
+        nodes = Table(title="nodes")
+        for column in ("node", "address", "kubelet", "ready"):
+            nodes.add_column(column)
+        for n in found["nodes"]:
+            ready = "Ready" if n["ready"] else f"[yellow]NotReady[/] {n['reason'][:60]}"
+            nodes.add_row(n["name"], n["address"], n["kubelet_version"], ready)
+        for name in found["missing_nodes"]:
+            nodes.add_row(name, "", "", "[red]not registered[/]")
+        if api["ready"]:
+            console.print(components)
+            console.print(nodes)
+    if unwell:
+        raise typer.Exit(1)

@@ -1,0 +1,178 @@
+"""Kubernetes API driver: the lab's API server, from the operator's machine, over mutual TLS.
+
+The kubernetes layer and ``labctl kubernetes status`` need little of the API:
+``/readyz``, Nodes, Leases, server-side apply of a handful of objects and a
+ServiceAccount token. That is plain HTTPS with JSON, so the standard library's
+``http.client`` and ``ssl`` are enough, as for etcd: no client library to ship.
+
+The server's certificate is always verified against the lab CA, for the endpoint's
+address (the pki layer puts it on the API certificate, beside its name). Objects are
+applied with server-side apply under the field manager ``labctl`` (``force``: labctl
+owns the fields it sets); an apply that leaves the object's ``resourceVersion`` as it
+was changed nothing.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import ssl
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+from labctl.errors import AuthenticationError, DriverError, DriverTimeout
+
+FIELD_MANAGER = "labctl"
+
+# kind -> (plural, namespaced): the kinds the layer applies and the tests create.
+KINDS: dict[str, tuple[str, bool]] = {
+    "ClusterRole": ("clusterroles", False),
+    "ClusterRoleBinding": ("clusterrolebindings", False),
+    "ConfigMap": ("configmaps", True),
+    "DaemonSet": ("daemonsets", True),
+    "Deployment": ("deployments", True),
+    "Namespace": ("namespaces", False),
+    "Service": ("services", True),
+    "ServiceAccount": ("serviceaccounts", True),
+}
+
+
+@dataclass(frozen=True)
+class KubeTls:
+    ca: Path
+    cert: Path
+    key: Path
+
+
+class KubeRequestError(DriverError):
+    """The API answered with an error status (its ``Status`` message is the text)."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def object_path(doc: dict[str, Any]) -> str:
+    """The API path of ``doc`` (apiVersion, kind, metadata.name and namespace)."""
+    kind = doc["kind"]
+    if kind not in KINDS:
+        raise DriverError(f"labctl does not know where the API keeps a {kind}")
+    plural, namespaced = KINDS[kind]
+    api_version = doc["apiVersion"]
+    base = f"/api/{api_version}" if "/" not in api_version else f"/apis/{api_version}"
+    meta = doc["metadata"]
+    if namespaced:
+        base += f"/namespaces/{quote(meta.get('namespace', 'default'))}"
+    return f"{base}/{plural}/{quote(meta['name'])}"
+
+
+class KubeClient:
+    def __init__(self, url: str, tls: KubeTls, timeout: float = 5.0) -> None:
+        parts = urlsplit(url)
+        self.url = url
+        self.host = parts.hostname or ""
+        self.port = parts.port or 443
+        self.timeout = timeout
+        context = ssl.create_default_context(cafile=str(tls.ca))
+        context.load_cert_chain(str(tls.cert), str(tls.key))
+        self._context = context
+
+    def _connection(self) -> http.client.HTTPSConnection:
+        return http.client.HTTPSConnection(
+            self.host, self.port, timeout=self.timeout, context=self._context
+        )
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: dict[str, Any] | None = None,
+        content_type: str = "application/json",
+    ) -> tuple[int, bytes]:
+        """One request; (status, body). Transport failures are DriverError."""
+        connection = self._connection()
+        headers = {"Accept": "application/json"}
+        data = None
+        if body is not None:
+            data = json.dumps(body).encode()
+            headers["Content-Type"] = content_type
+        try:
+            connection.request(method, path, body=data, headers=headers)
+            response = connection.getresponse()
+            return response.status, response.read()
+        except TimeoutError as exc:
+            raise DriverTimeout(f"the Kubernetes API at {self.url} did not answer in time") from exc
+        except ssl.SSLCertVerificationError as exc:
+            raise AuthenticationError(
+                f"the Kubernetes API at {self.url} showed a certificate the lab CA did not "
+                f"sign for it ({exc.verify_message})"
+            ) from exc
+        except (OSError, http.client.HTTPException) as exc:
+            raise DriverError(f"the Kubernetes API at {self.url} cannot be reached: {exc}") from exc
+        finally:
+            connection.close()
+
+    def json(self, method: str, path: str, body: dict[str, Any] | None = None,
+             content_type: str = "application/json") -> dict[str, Any]:  # fmt: skip
+        status, data = self.request(method, path, body, content_type)
+        if status >= 400:
+            raise KubeRequestError(_status_message(status, data, method, path), status)
+        decoded: dict[str, Any] = json.loads(data)
+        return decoded
+
+    def readyz(self) -> tuple[bool, str]:
+        """(ready, what /readyz said: "ok", or the checks that fail)."""
+        status, data = self.request("GET", "/readyz?verbose")
+        text = data.decode(errors="replace")
+        if status == 200:
+            return True, "ok"
+        failing = [line.strip() for line in text.splitlines() if "failed" in line]
+        return False, "; ".join(failing) or f"HTTP {status}: {text.strip()[:200]}"
+
+    def get(self, path: str) -> dict[str, Any] | None:
+        """The object at ``path``, or None when there is none."""
+        status, data = self.request("GET", path)
+        if status == 404:
+            return None
+        if status >= 400:
+            raise KubeRequestError(_status_message(status, data, "GET", path), status)
+        decoded: dict[str, Any] = json.loads(data)
+        return decoded
+
+    def apply(self, doc: dict[str, Any]) -> bool:
+        """Server-side apply ``doc``; True when the object was created or changed."""
+        path = object_path(doc)
+        before = self.get(path)
+        after = self.json(
+            "PATCH",
+            f"{path}?fieldManager={FIELD_MANAGER}&force=true",
+            doc,
+            "application/apply-patch+yaml",
+        )
+        if before is None:
+            return True
+        return bool(before["metadata"]["resourceVersion"] != after["metadata"]["resourceVersion"])
+
+    def list(self, path: str) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = self.json("GET", path).get("items", [])
+        return items
+
+    def service_account_token(self, namespace: str, name: str, seconds: int = 600) -> str:
+        body = {
+            "apiVersion": "authentication.k8s.io/v1",
+            "kind": "TokenRequest",
+            "spec": {"expirationSeconds": seconds},
+        }
+        path = f"/api/v1/namespaces/{quote(namespace)}/serviceaccounts/{quote(name)}/token"
+        token: str = self.json("POST", path, body)["status"]["token"]
+        return token
+
+
+def _status_message(status: int, data: bytes, method: str, path: str) -> str:
+    try:
+        message = json.loads(data).get("message", "")
+    except ValueError:
+        message = data.decode(errors="replace").strip()[:200]
+    return f"the Kubernetes API refused {method} {path.split('?')[0]}: HTTP {status} {message}"

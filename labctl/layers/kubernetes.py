@@ -1,0 +1,174 @@
+"""The kubernetes layer: the control plane on its nodes, a kubelet on every server.
+
+Four plans, in order. On every server: the Kubernetes binaries in ``binary_dir``
+are checked to be the inventory's version (labctl builds them, it does not fetch
+them onto nodes), then each service's files are written (``render/kubernetes``)
+and the service is enabled, restarted when its files or the node's certificates
+changed, and started if it is not running: containerd (host runtime only), the
+control-plane units (host runtime) or static pod manifests (static-pods runtime,
+run by the kubelet), and the kubelet. Then, from the operator's machine with the
+admin certificate: the API answers ``/readyz`` (local work ``kubernetes.ready``),
+the addons are applied (``kubernetes.addons``), and every server is a Node
+(``kubernetes.nodes``). A re-run on a working cluster changes nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+
+from labctl.engine.actions import Action, Check, LocalStep, PutFile, Run, WaitFor, ssh_answers
+from labctl.engine.layer import LayerContext
+from labctl.engine.plan import Plan
+from labctl.errors import LabctlError
+from labctl.inventory.model import Server
+from labctl.render.kubernetes import common as c
+from labctl.render.kubernetes.node import Service, services
+
+# Every binary the node runs must say it is the inventory's version.
+BINARIES_GUARD = r"""
+dir=$1 want=$2; shift 2
+for b in "$@"; do
+  if [ ! -x "$dir/$b" ]; then
+    echo "$dir/$b is missing: labctl builds Kubernetes $want (scripts/build-kubernetes.sh)" \
+      "and binary_dir must hold it" >&2
+    exit 3
+  fi
+  have=$("$dir/$b" --version 2>&1 | awk '{print $2}')
+  if [ "$have" != "$want" ]; then
+    echo "$dir/$b is Kubernetes $have, not $want as cluster.kubernetes.version says" >&2
+    exit 3
+  fi
+done
+"""
+
+
+def _ensure_running(unit: str) -> str:
+    return f"systemctl is-active -q {unit} || systemctl start {unit}; systemctl is-active -q {unit}"
+
+
+def pki_digest(ctx: LayerContext, node: str) -> str:
+    """The hash of the certificates and keys the pki layer put on ``node``: a rotation
+    changes it, and with it every service's restart trigger. Empty in a dry run with no
+    PKI yet (nothing runs that could hold an old certificate)."""
+    from labctl.pki.placement import node_files
+    from labctl.pki.session import PkiSession
+
+    session = PkiSession(ctx.inventory, ctx.base_dir)
+    try:
+        files = node_files(session.input, session.store, node)
+    except LabctlError:
+        if ctx.dry_run:
+            return ""
+        raise
+    h = hashlib.sha256()
+    for f in files:
+        h.update(f.path.encode() + b"\0" + f.content + b"\0")
+    return h.hexdigest()
+
+
+def binaries(ctx: LayerContext, server: Server) -> list[str]:
+    runtime = c.runtime(ctx.inventory, ctx.kube_runtime)
+    control_plane = server in c.control_plane(ctx.inventory)
+    return [*(c.CONTROL_PLANE if runtime == "host" and control_plane else ()), "kubelet"]
+
+
+def node_services(ctx: LayerContext, server: Server) -> list[Service]:
+    inventory = ctx.inventory
+    runtime = c.runtime(inventory, ctx.kube_runtime)
+    bin_dir = c.bin_dir(inventory, ctx.kube_bin_dir)
+    return services(inventory, server, runtime, bin_dir, pki_digest(ctx, server.name))
+
+
+def node_actions(ctx: LayerContext, server: Server) -> list[Action]:
+    inventory = ctx.inventory
+    node = server.name
+    bin_dir = c.bin_dir(inventory, ctx.kube_bin_dir)
+    found = node_services(ctx, server)
+    actions: list[Action] = [
+        ssh_answers(node, inventory.lab.ssh.boot_wait),
+        Check(
+            node,
+            (
+                "sh",
+                "-c",
+                BINARIES_GUARD,
+                "labctl-kube-binaries",
+                bin_dir,
+                c.version(inventory),
+                *binaries(ctx, server),
+            ),
+            what=f"that {bin_dir} holds Kubernetes {c.version(inventory)}",
+        ),
+        Run(
+            node,
+            (
+                "mkdir",
+                "-p",
+                *(
+                    ctx.on_node(node, d)
+                    for d in (c.MANIFESTS_DIR, c.KUBELET_DIR, c.AUDIT_LOG_DIR, "/etc/containerd")
+                ),
+            ),
+        ),
+    ]
+    for service in found:
+        actions += [
+            PutFile(node, ctx.on_node(node, f.path), f.content.encode(), f.mode, "root:root")
+            for f in service.files
+        ]
+    actions.append(
+        Run(node, ("systemctl", "daemon-reload"), triggers=tuple(s.digest for s in found))
+    )
+    for service in found:
+        actions += [
+            Run(node, ("systemctl", "enable", service.unit)),
+            Run(
+                node,
+                ("systemctl", "restart", service.unit),
+                triggers=(service.digest,),
+                what=f"systemctl restart {service.unit} (its files or certificates changed)",
+            ),
+            WaitFor(
+                node,
+                ("sh", "-c", _ensure_running(service.unit)),
+                deadline=30.0,
+                what=f"{service.unit} to be running",
+            ),
+        ]
+    return actions
+
+
+class KubernetesLayer:
+    name = "kubernetes"
+
+    def plans(self, ctx: LayerContext) -> Iterator[Plan]:
+        inventory = ctx.inventory
+        actions: list[Action] = []
+        digests = []
+        for server in c.nodes(inventory):
+            node_plan = node_actions(ctx, server)
+            actions += node_plan
+            digests += [a.fingerprint for a in node_plan]
+        yield Plan.of("kubernetes: nodes", actions)
+        digest = hashlib.sha256("".join(digests).encode()).hexdigest()
+        api = c.api_url(inventory)
+        yield Plan.of(
+            "kubernetes: api",
+            [LocalStep("kubernetes.ready", f"wait for {api}/readyz to answer ok", digest)],
+        )
+        yield Plan.of(
+            "kubernetes: addons",
+            [
+                LocalStep(
+                    "kubernetes.addons",
+                    "apply RBAC for the API server's kubelet access, kube-proxy and CoreDNS",
+                    digest,
+                )
+            ],
+        )
+        names = ", ".join(s.name for s in c.nodes(inventory))
+        yield Plan.of(
+            "kubernetes: registered",
+            [LocalStep("kubernetes.nodes", f"wait until {names} are Nodes", digest)],
+        )

@@ -1,0 +1,135 @@
+"""The kubelet's configuration and unit on every node.
+
+KubeletConfiguration: webhook authentication and authorization against the API,
+client certificates checked against the lab CA, the node's serving certificate
+from the pki layer (labctl rotates it, so the kubelet does not), cluster DNS on
+the service network, static pods from ``/etc/kubernetes/manifests``, containerd's
+socket. The host runtime (the simulated lab) differs in what a shared host forces:
+cgroupfs without per-QoS cgroups (three kubelets share one cgroup tree), no swap or
+cgroup v1 refusal, cgroup hierarchies mounted again in the kubelet's own mount
+namespace (a node's /sys is the fresh sysfs of `ip netns exec`), and kernel tunables
+the kubelet may set seen through files, so it never changes the host's settings.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from labctl.inventory.model import Inventory, Server
+from labctl.render.kubernetes import common as c
+from labctl.render.kubernetes import flags
+from labctl.render.systemd import Unit
+
+UNIT_NAME = "kubelet.service"
+UNIT_PATH = f"/etc/systemd/system/{UNIT_NAME}"
+HOST_WRAPPER = f"{c.CONFIG_DIR}/kubelet-host-wrapper.sh"
+
+# What the kubelet's container manager wants these to be (pkg/kubelet/cm); on a host
+# shared by simulated nodes it finds them already so, in files bound over /proc/sys.
+KUBELET_SYSCTLS = {
+    "vm/overcommit_memory": "1",
+    "vm/panic_on_oom": "0",
+    "kernel/panic": "10",
+    "kernel/panic_on_oops": "1",
+    "kernel/keys/root_maxkeys": "1000000",
+    "kernel/keys/root_maxbytes": "25000000",
+}
+
+
+def configuration(inventory: Inventory, server: Server, runtime: str) -> dict[str, Any]:
+    k = inventory.cluster.kubernetes
+    config: dict[str, Any] = {
+        "apiVersion": "kubelet.config.k8s.io/v1beta1",
+        "kind": "KubeletConfiguration",
+        "authentication": {
+            "anonymous": {"enabled": False},
+            "webhook": {"enabled": True},
+            "x509": {"clientCAFile": c.ssl("ca.pem")},
+        },
+        "authorization": {"mode": "Webhook"},
+        "clusterDNS": [c.cluster_dns(inventory)],
+        "clusterDomain": k.cluster_domain,
+        "staticPodPath": c.MANIFESTS_DIR,
+        "tlsCertFile": c.ssl(f"kubelet-{server.name}.pem"),
+        "tlsPrivateKeyFile": c.ssl(f"kubelet-{server.name}-key.pem"),
+        "rotateCertificates": False,
+        "serverTLSBootstrap": False,
+        "containerRuntimeEndpoint": f"unix://{c.CONTAINERD_SOCKET}",
+        "cgroupDriver": "systemd",
+        "readOnlyPort": 0,
+    }
+    if runtime == "host":
+        config.update(
+            {
+                "cgroupDriver": "cgroupfs",
+                "cgroupsPerQOS": False,
+                "enforceNodeAllocatable": [],
+                "failSwapOn": False,
+                "failCgroupV1": False,
+                "localStorageCapacityIsolation": False,
+                "makeIPTablesUtilChains": False,
+            }
+        )
+    return config
+
+
+def host_wrapper() -> str:
+    """The host runtime's kubelet wrapper, run in a mount namespace of the kubelet's own.
+
+    A simulated node's /sys is the fresh sysfs `ip netns exec` mounts, with no cgroup
+    hierarchies under it: they are mounted again here, as /proc/self/cgroup lists them.
+    Then the kernel tunables the kubelet insists on become files, and the kubelet runs.
+    """
+    lines = [
+        "#!/bin/sh",
+        "# Written by labctl (host runtime): cgroups visible, kernel tunables as files.",
+        "set -e",
+        "if ! grep -q ' cgroup' /proc/self/mounts; then",
+        "  mount -t tmpfs -o mode=755 cgroup /sys/fs/cgroup",
+        "  while IFS=: read -r _ controllers _; do",
+        '    if [ -z "$controllers" ]; then',
+        "      mkdir -p /sys/fs/cgroup/unified",
+        "      mount -t cgroup2 cgroup2 /sys/fs/cgroup/unified",
+        "    else",
+        "      dir=/sys/fs/cgroup/${controllers#name=}",
+        "      opts=$controllers",
+        "      case $controllers in name=*) opts=none,$controllers ;; esac",
+        '      mkdir -p "$dir"',
+        '      mount -t cgroup -o "$opts" cgroup "$dir"',
+        "    fi",
+        "  done < /proc/self/cgroup",
+        "fi",
+        "d=/run/labctl/kubelet-sysctl",
+        "mkdir -p $d",
+    ]
+    for name, value in KUBELET_SYSCTLS.items():
+        flat = name.replace("/", ".")
+        lines.append(f"echo {value} > $d/{flat}")
+        lines.append(f"mount --bind $d/{flat} /proc/sys/{name}")
+    lines.append('exec "$@"')
+    return "\n".join(lines) + "\n"
+
+
+def exec_start(inventory: Inventory, server: Server, runtime: str, bin_dir: str) -> str:
+    argv = [f"{bin_dir}/kubelet", *flags.kubelet(inventory, server)]
+    if runtime == "host":
+        argv = ["/usr/bin/unshare", "--mount", "--propagation", "private", "/bin/sh",
+                HOST_WRAPPER, *argv]  # fmt: skip
+    return " ".join(argv)
+
+
+def unit(inventory: Inventory, server: Server, runtime: str, bin_dir: str) -> Unit:
+    return {
+        "Unit": [
+            ("Description", f"Kubernetes kubelet on {server.name} (written by labctl)"),
+            ("Wants", "network-online.target containerd.service"),
+            ("After", "network-online.target containerd.service"),
+        ],
+        "Service": [
+            ("ExecStartPre", f"/bin/mkdir -p {c.MANIFESTS_DIR} {c.KUBELET_DIR}"),
+            ("ExecStart", exec_start(inventory, server, runtime, bin_dir)),
+            ("Restart", "always"),
+            ("RestartSec", "5"),
+        ],
+        "Install": [("WantedBy", "multi-user.target")],
+    }

@@ -1,0 +1,97 @@
+"""The kubernetes layer's plans for the reference inventory, against reviewed goldens.
+
+The store holds a placeholder for every PKI file (its own name), as in the pki
+layer's golden test, so the restart triggers (which follow the certificates) are
+the same on every run.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from labctl.engine.actions import Action, Check, PutFile, Run
+from labctl.engine.layer import LayerContext
+from labctl.inventory import require_inventory
+from labctl.layers import LAYERS
+from labctl.layers.kubernetes import KubernetesLayer
+from tests.conftest import REFERENCE, assert_golden
+from tests.unit.layers.test_pki_plan import _placeholder_store
+
+
+def _ctx(
+    tmp_path: Path, kube_runtime: str | None = None, kube_bin_dir: str | None = None
+) -> LayerContext:
+    inventory_path = tmp_path / "inventory.yaml"
+    shutil.copy(REFERENCE, inventory_path)
+    ctx = LayerContext(
+        require_inventory(inventory_path),
+        inventory_path,
+        tmp_path / "state",
+        kube_runtime=kube_runtime,
+        kube_bin_dir=kube_bin_dir,
+    )
+    _placeholder_store(ctx)
+    return ctx
+
+
+@pytest.mark.parametrize("runtime", ["static-pods", "host"])
+def test_kubernetes_plans_match_golden(tmp_path: Path, runtime: str) -> None:
+    ctx = _ctx(tmp_path, kube_runtime=runtime)
+    plans = [plan.as_dict() for plan in KubernetesLayer().plans(ctx)]
+    assert [p["layer"] for p in plans] == [
+        "kubernetes: nodes",
+        "kubernetes: api",
+        "kubernetes: addons",
+        "kubernetes: registered",
+    ]
+    assert_golden(f"plan-kubernetes-{runtime}.json", json.dumps(plans, indent=2) + "\n")
+
+
+def test_the_layer_takes_its_place_in_the_bootstrap_order() -> None:
+    names = [layer.name for layer in LAYERS]
+    assert names.index("kubernetes") == names.index("etcd") + 1
+    assert isinstance(LAYERS[names.index("kubernetes")], KubernetesLayer)
+
+
+def _actions(ctx: LayerContext) -> list[Action]:
+    plan = next(iter(KubernetesLayer().plans(ctx)))
+    return [step.action for step in plan.steps]
+
+
+def test_a_rotation_restarts_every_service_on_the_node(tmp_path: Path) -> None:
+    ctx = _ctx(tmp_path, kube_runtime="host")
+    before = {a.key: a.fingerprint for a in _actions(ctx) if isinstance(a, Run)}
+    store = tmp_path / "ssl"
+    (store / "apiserver.pem").write_text("a new certificate\n")
+    after = {a.key: a.fingerprint for a in _actions(ctx) if isinstance(a, Run)}
+    changed = sorted(k.split(":", 2)[2] for k in before if before[k] != after[k])
+    # fohn holds the API certificate: its services restart; the other nodes' do not.
+    assert "systemctl restart kube-apiserver.service" in changed
+    assert all(k.startswith("run:fohn:") for k in before if before[k] != after[k])
+
+
+def test_binaries_come_from_the_given_folder_with_the_version_in_its_name(tmp_path: Path) -> None:
+    ctx = _ctx(tmp_path, kube_runtime="host", kube_bin_dir="/cache/{version}/bin")
+    checks = [a for a in _actions(ctx) if isinstance(a, Check)]
+    fohn = next(c for c in checks if c.host == "fohn")
+    assert fohn.argv[4:] == (
+        "/cache/v1.36.3/bin", "v1.36.3", "kube-apiserver", "kube-controller-manager",
+        "kube-scheduler", "kubelet",
+    )  # fmt: skip
+    wind = next(c for c in checks if c.host == "wind")
+    assert wind.argv[6:] == ("kubelet",)
+    units = [a for a in _actions(ctx) if isinstance(a, PutFile) and a.path.endswith(".service")]
+    assert any(b"/cache/v1.36.3/bin/kube-apiserver " in u.content for u in units)
+
+
+def test_dry_run_without_a_pki_plans_without_certificate_digests(tmp_path: Path) -> None:
+    inventory_path = tmp_path / "inventory.yaml"
+    shutil.copy(REFERENCE, inventory_path)
+    ctx = LayerContext(
+        require_inventory(inventory_path), inventory_path, tmp_path / "state", dry_run=True
+    )
+    assert len(list(KubernetesLayer().plans(ctx))) == 4
