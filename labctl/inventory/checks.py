@@ -905,8 +905,10 @@ def ceph_managers(inv: Inventory) -> Iterator[Finding]:
             "ceph-mon role, where managers run",
         )
 
+
 # The BGP fabric's checks (LAB090-LAB099) live in their own module and register here.
 import labctl.inventory.checks_calico  # noqa: E402, F401
+
 # -- os layer: network install -------------------------------------------------
 
 FLATCAR_CHANNELS = ("alpha", "beta", "stable", "lts")

@@ -8,7 +8,7 @@ a golden plan test and its docs; ``docs/architecture.md`` walks through it.
 
 from __future__ import annotations
 
-from labctl.engine.layer import Layer, NotBuilt
+from labctl.engine.layer import Layer
 from labctl.layers.calico import CalicoLayer
 from labctl.layers.ceph import CephLayer
 from labctl.layers.etcd import EtcdLayer
