@@ -96,9 +96,9 @@ def test_env_comes_from_the_record(state: Path) -> None:
         f"export LABCTL_SSH_IDENTITY={state / 'id_ed25519'}",
         "export LABCTL_ETCD_RUNTIME=host",
         "export LABCTL_SWITCH_PLATFORM=frr",
-        *([f"export LABCTL_CALICO_BIRD={BIRD1}"] if Path(BIRD1).exists() else []),
         "export LABCTL_KUBE_RUNTIME=host",
         f"export LABCTL_KUBE_BIN_DIR='{bin_dir()}'",
+        *([f"export LABCTL_CALICO_BIRD={BIRD1}"] if Path(BIRD1).exists() else []),
     ]
 
 
