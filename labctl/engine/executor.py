@@ -219,7 +219,7 @@ class Executor:
                 detail or None,
             )
 
-        if action.remembered and self.journal.done(action.key, action.fingerprint):
+        if action.remembered and self.journal.done(action.key, action.fingerprint, layer):
             return result(Outcome.SKIPPED)
         if known is not None and action.key in known:
             reason = known[action.key]

@@ -4,6 +4,11 @@ One JSON object per line, appended and fsynced after each applied step, so a
 run killed at any point leaves a journal that is true up to its last line (a
 torn last line is ignored on reading). The lock is an flock on a file next to
 it: a second labctl run against the same state directory refuses at once.
+
+An entry belongs to the layer that applied it (the part of the plan's name
+before the colon: "etcd" for "etcd: members"): two layers may send the same
+command to the same node (`systemctl daemon-reload`) for different reasons,
+and each must remember its own, or every run would redo one of them.
 """
 
 from __future__ import annotations
@@ -32,7 +37,7 @@ class Journal:
     def __init__(self, state_dir: Path) -> None:
         self.path = state_dir / "journal.jsonl"
         state_dir.mkdir(parents=True, exist_ok=True)
-        self._applied: dict[str, Entry] = {}
+        self._applied: dict[tuple[str, str], Entry] = {}
         self._load()
 
     def _load(self) -> None:
@@ -44,10 +49,10 @@ class Journal:
                 entry = Entry(raw["key"], raw["fingerprint"], raw["layer"], raw["at"])
             except (ValueError, KeyError, TypeError):
                 continue  # a line torn by a crash: everything before it still holds
-            self._applied[entry.key] = entry
+            self._applied[(owner(entry.layer), entry.key)] = entry
 
-    def done(self, key: str, fingerprint: str) -> bool:
-        entry = self._applied.get(key)
+    def done(self, key: str, fingerprint: str, layer: str) -> bool:
+        entry = self._applied.get((owner(layer), key))
         return entry is not None and entry.fingerprint == fingerprint
 
     def record(self, key: str, fingerprint: str, layer: str) -> None:
@@ -57,7 +62,12 @@ class Journal:
             handle.write(line)
             handle.flush()
             os.fsync(handle.fileno())
-        self._applied[key] = entry
+        self._applied[(owner(layer), key)] = entry
+
+
+def owner(layer: str) -> str:
+    """The layer a plan belongs to, from its name ("etcd: start wind" -> "etcd")."""
+    return layer.partition(":")[0].strip()
 
 
 class RunLock:

@@ -71,9 +71,19 @@ def test_journal_survives_a_torn_line(tmp_path: Path) -> None:
     with journal.path.open("a") as handle:
         handle.write('{"key": "k2", "fingerp')  # killed mid-write
     again = Journal(tmp_path)
-    assert again.done("k1", "f1")
-    assert not again.done("k1", "other")
-    assert not again.done("k2", "f2")
+    assert again.done("k1", "f1", "pki: push")
+    assert not again.done("k1", "other", "pki: push")
+    assert not again.done("k2", "f2", "pki: push")
+
+
+def test_each_layer_remembers_its_own_run_of_the_same_command(tmp_path: Path) -> None:
+    journal = Journal(tmp_path)
+    journal.record("run:fohn:systemctl daemon-reload", "etcd-files", "etcd: members")
+    journal.record("run:fohn:systemctl daemon-reload", "kube-files", "kubernetes: nodes")
+    again = Journal(tmp_path)
+    assert again.done("run:fohn:systemctl daemon-reload", "etcd-files", "etcd: start wind")
+    assert again.done("run:fohn:systemctl daemon-reload", "kube-files", "kubernetes: nodes")
+    assert not again.done("run:fohn:systemctl daemon-reload", "kube-files", "etcd: members")
 
 
 def test_second_run_is_refused_by_the_lock(tmp_path: Path) -> None:
