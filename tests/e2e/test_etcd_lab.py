@@ -40,8 +40,13 @@ def etcdctl(
     )  # fmt: skip
 
 
+# The layers up to etcd: the ceph layer forms Ceph on the simulated lab only with the
+# host's binaries and settings for one machine (tests/e2e/test_ceph_lab.py does).
+UP_TO_ETCD = ("--only", "power", "--only", "pki", "--only", "etcd")
+
+
 def bootstrap(lab: Lab, *extra: str) -> dict[str, object]:
-    done = labctl(lab, "bootstrap", "-o", "json", *extra)
+    done = labctl(lab, "bootstrap", "-o", "json", *(extra or UP_TO_ETCD))
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     report: dict[str, object] = json.loads(done.stdout)
     return report

@@ -230,7 +230,9 @@ def test_a_second_bootstrap_refuses_while_the_first_finishes(lab: Lab) -> None:
 
 def test_no_secret_is_written_by_labctl_after_a_full_run(lab: Lab) -> None:
     environ = lab.env()
-    done = labctl(lab, "bootstrap")
+    # Every layer up to etcd (the ceph layer needs the host's binaries and settings for
+    # one machine on the simulated lab: tests/e2e/test_ceph_lab.py).
+    done = labctl(lab, "bootstrap", "--only", "power", "--only", "pki", "--only", "etcd")
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     shown = [labctl(lab, *args) for args in (
         ("power", "status", "--all", "-o", "json"), ("pki", "list"), ("etcd", "status"),
