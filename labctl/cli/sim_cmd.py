@@ -130,6 +130,7 @@ def env(state_dir: Path = StateOpt) -> None:
         "LABCTL_SSH_IDENTITY": str(state / "id_ed25519"),
         # Simulated nodes have the host's etcd binary and no container engine.
         "LABCTL_ETCD_RUNTIME": "host",
+        "LABCTL_CEPH_RUNTIME": "host",
         # Simulated switches run FRR whatever their platform.
         "LABCTL_SWITCH_PLATFORM": "frr",
         # ... nor images: the Kubernetes binaries this machine built, as host units.

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
+import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -78,7 +81,26 @@ def require_inventory(path: Path) -> Inventory:
         if more > 0:
             lines.append(f"... and {more} more (run `labctl validate {path}`)")
         raise LabctlError(f"{path} has errors:\n" + "\n".join(lines))
-    return result.inventory
+    return with_runtime_overrides(result.inventory, os.environ)
+
+
+def with_runtime_overrides(inventory: Inventory, environ: Mapping[str, str]) -> Inventory:
+    """``inventory`` with how Ceph's daemons run taken from ``LABCTL_CEPH_RUNTIME``.
+
+    The simulated lab's nodes have no container engine: ``labctl sim env`` says to
+    run the host's binaries instead, for every command that reads the inventory
+    (bootstrap, ``ceph status``, the power guard) without editing the file.
+    """
+    from labctl.errors import LabctlError
+
+    wanted = environ.get("LABCTL_CEPH_RUNTIME")
+    ceph = inventory.cluster.ceph
+    if not wanted or ceph is None:
+        return inventory
+    if wanted not in ("container", "host"):
+        raise LabctlError(f"LABCTL_CEPH_RUNTIME is {wanted!r}; it must be container or host")
+    cluster = dataclasses.replace(inventory.cluster, ceph=dataclasses.replace(ceph, runtime=wanted))
+    return dataclasses.replace(inventory, cluster=cluster)
 
 
 def format_problem(p: Problem) -> str:

@@ -1,0 +1,24 @@
+"""LABCTL_CEPH_RUNTIME: the simulated lab runs Ceph's host binaries without editing the inventory."""
+
+from __future__ import annotations
+
+import pytest
+
+from labctl.errors import LabctlError
+from labctl.inventory import require_inventory, with_runtime_overrides
+from tests.conftest import REFERENCE
+
+
+def test_the_override_changes_only_cephs_runtime() -> None:
+    inventory = require_inventory(REFERENCE)
+    assert inventory.cluster.ceph is not None and inventory.cluster.ceph.runtime == "container"
+    host = with_runtime_overrides(inventory, {"LABCTL_CEPH_RUNTIME": "host"})
+    assert host.cluster.ceph is not None and host.cluster.ceph.runtime == "host"
+    assert host.servers == inventory.servers and host.cluster.etcd == inventory.cluster.etcd
+    assert with_runtime_overrides(inventory, {}) is inventory
+
+
+def test_a_bad_override_is_a_sentence() -> None:
+    inventory = require_inventory(REFERENCE)
+    with pytest.raises(LabctlError, match="LABCTL_CEPH_RUNTIME is 'docker'; it must be"):
+        with_runtime_overrides(inventory, {"LABCTL_CEPH_RUNTIME": "docker"})
