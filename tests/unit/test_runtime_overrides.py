@@ -1,4 +1,4 @@
-"""LABCTL_CEPH_RUNTIME: the simulated lab runs Ceph's host binaries without editing the inventory."""
+"""LABCTL_CEPH_RUNTIME: the simulated lab runs Ceph's host binaries, the inventory unedited."""
 
 from __future__ import annotations
 
