@@ -177,6 +177,9 @@ def start(
                 _in_netns(
                     netns,
                     [
+                        # Its own deadline too: the HTTP side's may not find the pid file
+                        # once the state directory is gone (a test's temporary one).
+                        *(["timeout", f"{lifetime:.0f}"] if lifetime else []),
                         dnsmasq,
                         "--keep-in-foreground",
                         # As labctl's own user, not nobody: the TFTP root and logs live

@@ -150,6 +150,23 @@ def _links(config: dict[str, Any], state: str) -> None:
         )
 
 
+OVMF_CODE = Path("/usr/share/OVMF/OVMF_CODE_4M.fd")
+OVMF_VARS = Path("/usr/share/OVMF/OVMF_VARS_4M.fd")
+
+
+def firmware_args(config: dict[str, Any], d: Path) -> list[str]:
+    """SeaBIOS (qemu's default) or UEFI (OVMF, with this VM's own variable store)."""
+    if config.get("firmware", "bios") != "uefi":
+        return []
+    variables = d / "OVMF_VARS.fd"
+    if not variables.exists():
+        shutil.copyfile(OVMF_VARS, variables)
+    return [
+        "-drive", f"if=pflash,format=raw,readonly=on,file={OVMF_CODE}",
+        "-drive", f"if=pflash,format=raw,file={variables}",
+    ]  # fmt: skip
+
+
 def qemu_argv(config: dict[str, Any], d: Path, pxe: bool) -> list[str]:
     nic = f"virtio-net-pci,netdev=n0,mac={config['mac']}" + (",bootindex=1" if pxe else "")
     return [
@@ -157,7 +174,7 @@ def qemu_argv(config: dict[str, Any], d: Path, pxe: bool) -> list[str]:
         "-accel", "tcg", "-machine", "q35", "-m", str(MEMORY_MB), "-smp", "1",
         "-display", "none", "-vga", "none", "-no-reboot",
         "-serial", f"file:{d / 'console.log'}", "-monitor", "none",
-        "-boot", "strict=on",
+        "-boot", "strict=on", *firmware_args(config, d),
         "-netdev", f"tap,id=n0,ifname={config['tap']},script=no,downscript=no",
         "-device", nic,
         "-device", "virtio-scsi-pci,id=scsi0",

@@ -8,6 +8,7 @@ Names carry the test's pid, and everything is removed by name at the end.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import subprocess
 from collections.abc import Iterator
@@ -83,8 +84,20 @@ class BootNet:
         return dict(line.split("=", 1) for line in out.read_text().splitlines() if "=" in line)
 
 
+# The simulated lab's e2e fixture checks the host's namespaces are as it found them;
+# namespaces made here meanwhile would fail that check, so they wait for its lock.
+HOST_LOCK = Path("/run/labctl/e2e-lab.lock")
+
+
 @contextmanager
 def boot_net(workdir: Path, server_address: str, prefix: int) -> Iterator[BootNet]:
+    HOST_LOCK.parent.mkdir(parents=True, exist_ok=True)
+    with HOST_LOCK.open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield from _boot_net(workdir, server_address, prefix)
+
+
+def _boot_net(workdir: Path, server_address: str, prefix: int) -> Iterator[BootNet]:
     tag = f"labos{os.getpid()}"
     net = BootNet(f"{tag}-srv", f"{tag}-cli", workdir)
     try:
