@@ -117,8 +117,16 @@ def node_actions(ctx: LayerContext, server: Server) -> list[Action]:
             PutFile(node, ctx.on_node(node, f.path), f.content.encode(), f.mode, "root:root")
             for f in service.files
         ]
+    # Not the bare `systemctl daemon-reload` the etcd layer runs: the journal keys a
+    # remembered step by its command, and two layers' reloads with different triggers
+    # under one key would each undo the other's record, so neither would converge.
     actions.append(
-        Run(node, ("systemctl", "daemon-reload"), triggers=tuple(s.digest for s in found))
+        Run(
+            node,
+            ("sh", "-c", "systemctl daemon-reload", "labctl-kubernetes-units"),
+            triggers=tuple(s.digest for s in found),
+            what="systemctl daemon-reload (for the kubernetes units)",
+        )
     )
     for service in found:
         actions += [

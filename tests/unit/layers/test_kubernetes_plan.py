@@ -95,3 +95,19 @@ def test_dry_run_without_a_pki_plans_without_certificate_digests(tmp_path: Path)
         require_inventory(inventory_path), inventory_path, tmp_path / "state", dry_run=True
     )
     assert len(list(KubernetesLayer().plans(ctx))) == 4
+
+
+def test_no_remembered_step_shares_its_key_with_the_etcd_layers(tmp_path: Path) -> None:
+    """The journal remembers a Run by its key: a key both layers use with different
+    triggers would make each layer's re-run undo the other's, and neither converge."""
+    from labctl.layers.etcd import EtcdLayer
+
+    ctx = _ctx(tmp_path, kube_runtime="host")
+    kube = {a.key for a in _actions(ctx) if isinstance(a, Run)}
+    etcd = {
+        step.action.key
+        for plan in EtcdLayer().plans(ctx)
+        for step in plan.steps
+        if isinstance(step.action, Run)
+    }
+    assert kube & etcd == set()
