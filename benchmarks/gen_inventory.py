@@ -127,6 +127,7 @@ def generate(count: int) -> dict[str, Any]:
             "etcd": {"version": "3.4.23"},  # the image tag etcd's container runtime needs
             "calico": {"asn": 64512},
             "ceph": {
+                "version": "16.2.15",  # the image tag Ceph's container runtime needs
                 "fsid": "00000000-0000-4000-8000-000000000000",
                 "public_network": "public",
                 "cluster_network": "storage",

@@ -331,7 +331,7 @@ LOCAL_WORK: dict[str, str] = {
     "os.survey": "labctl.install.work:SurveyWork",
     "os.boot-start": "labctl.install.work:BootStartWork",
     "os.boot-stop": "labctl.install.work:BootStopWork",
-    # Per server: "os.arm:fohn" is built as ArmWork("fohn").
+    # Per server: os.arm with subject fohn is built as ArmWork("fohn").
     "os.arm": "labctl.install.work:ArmWork",
     "os.refuse": "labctl.install.work:RefuseWork",
     "os.await-install": "labctl.install.work:AwaitInstallWork",
@@ -355,10 +355,6 @@ class LocalApplier:
         assert isinstance(action, LocalStep)
         where = self._works.get(action.name)
         args: tuple[str, ...] = (action.subject,) if action.subject else ()
-        if where is None and ":" in action.name:
-            # "<work>:<argument>" (the os layer's spelling of a subject).
-            base, _, argument = action.name.partition(":")
-            where, args = self._works.get(base), (argument,)
         if where is None:
             raise LabctlError(f"no local work named {action.name!r} in this version of labctl")
         module, _, attribute = where.partition(":")

@@ -2,7 +2,7 @@
 
 A layer is a name and a pure ``plans(ctx)`` (``engine/layer.py``): the
 inventory in, plans out. Adding a layer is writing ``layers/<name>.py``,
-putting it in its place in ``LAYERS`` (instead of its ``NotBuilt`` marker),
+putting it in its place in ``LAYERS`` (a place not yet built holds a ``NotBuilt``),
 a golden plan test and its docs; ``docs/architecture.md`` walks through it.
 """
 

@@ -42,17 +42,20 @@ def install_steps(ctx: LayerContext, decision: survey.Decision) -> list[Step]:
     return [
         Step(
             f"arm:{name}",
-            LocalStep(f"os.arm:{name}", f"{decision.action} ({decision.reason})", digest, name),
+            LocalStep(
+                "os.arm", f"{decision.action} ({decision.reason})", digest, name, subject=name
+            ),
         ),
         Step(f"pxe:{name}", SetBootDevice(name, "pxe")),
         Step(f"power:{name}", SetPower(name, power)),
         Step(
             f"report:{name}",
             LocalStep(
-                f"os.await-install:{name}",
+                "os.await-install",
                 f"wait up to {timeout:g} s for the installer's report",
                 digest,
                 name,
+                subject=name,
             ),
         ),
         Step(f"disk:{name}", SetBootDevice(name, "disk", persistent=True)),
@@ -60,10 +63,11 @@ def install_steps(ctx: LayerContext, decision: survey.Decision) -> list[Step]:
         Step(
             f"ssh:{name}",
             LocalStep(
-                f"os.await-ssh:{name}",
+                "os.await-ssh",
                 "wait for SSH from the installed OS (its new host key recorded)",
                 digest,
                 name,
+                subject=name,
             ),
         ),
     ]
@@ -96,7 +100,7 @@ class OsLayer:
         steps: list[Step] = []
         for decision in refused:
             name = decision.server
-            refusal = LocalStep(f"os.refuse:{name}", decision.reason, digest, name)
+            refusal = LocalStep("os.refuse", decision.reason, digest, name, subject=name)
             steps.append(Step(f"refuse:{name}", refusal))
         for decision in installs:
             steps += install_steps(ctx, decision)

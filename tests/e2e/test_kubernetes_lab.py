@@ -114,11 +114,14 @@ def test_control_plane_and_kubelets_on_the_simulated_lab(lab: Lab) -> None:
     # Timed as the benchmark: from etcd until every server is a Node (the
     # layer's last plan waits for that).
     start = time.monotonic()
-    report = bootstrap(lab, "--from", "etcd")
+    report = bootstrap(lab, "--only", "etcd", "--only", "kubernetes")
     took = time.monotonic() - start
     layers = {x["layer"]: x["status"] for x in report["layers"]}  # type: ignore[union-attr, index]
     assert layers["kubernetes"] == "applied", layers
-    print(f"`bootstrap --from etcd` to every server a Node, on the sim: {took:.1f} s")
+    print(
+        "`bootstrap --only etcd --only kubernetes` to every server a Node, on the sim:"
+        f" {took:.1f} s"
+    )
 
     written = labctl(lab, "kubeconfig", "--write", str(lab.workdir / "admin.conf"))
     assert written.returncode == 0, written.stderr
@@ -185,7 +188,7 @@ def test_control_plane_and_kubelets_on_the_simulated_lab(lab: Lab) -> None:
                   str(lab.workdir / "ssl" / "apiserver.pem")).stdout  # fmt: skip
     rotated = labctl(lab, "pki", "rotate", "--yes")
     assert rotated.returncode == 0, rotated.stdout + rotated.stderr
-    report = bootstrap(lab, "--from", "pki")
+    report = bootstrap(lab, "--only", "pki", "--only", "etcd", "--only", "kubernetes")
     restarted = {
         s["description"]
         for layer in report["layers"]  # type: ignore[union-attr]

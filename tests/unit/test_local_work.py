@@ -1,4 +1,4 @@
-"""Local work by name, and the same work about one thing: ``work:argument``."""
+"""Local work by name, and the same work about one thing: a step's ``subject``."""
 
 from __future__ import annotations
 
@@ -28,16 +28,17 @@ class Recorded:
         return f"would act on {', '.join(self.args) or 'everything'}"
 
 
-def test_a_step_named_work_colon_argument_builds_the_work_with_it(tmp_path: Path) -> None:
+def test_a_step_with_a_subject_builds_the_work_for_it(tmp_path: Path) -> None:
     ctx = LayerContext(require_inventory(REFERENCE), REFERENCE, tmp_path)
     applier = LocalApplier(ctx, {"t.work": f"{__name__}:Recorded"})
     SEEN.clear()
     assert applier.apply(LocalStep("t.work", "all", "d"))
-    assert applier.apply(LocalStep("t.work:fohn", "one", "d", "fohn"))
+    assert applier.apply(LocalStep("t.work", "one", "d", "fohn", subject="fohn"))
     assert SEEN == [(), ("fohn",)]
-    assert applier.observe(LocalStep("t.work:wind", "one", "d")) == "would act on wind"
-    with pytest.raises(LabctlError, match=r"no local work named 't\.other:fohn'"):
-        applier.apply(LocalStep("t.other:fohn", "x", "d"))
+    assert applier.observe(LocalStep("t.work", "one", "d", subject="wind")) == "would act on wind"
+    assert LocalStep("t.work", "one", "d", subject="wind").key == "local:t.work:wind"
+    with pytest.raises(LabctlError, match=r"no local work named 't\.other'"):
+        applier.apply(LocalStep("t.other", "x", "d", subject="fohn"))
 
 
 def test_the_os_layer_work_is_registered() -> None:

@@ -66,10 +66,10 @@ def test_a_data_node_that_was_installed_is_refused_without_the_flag(
     got = plans(inventory, tmp_path, OsLayer())
     install = got[2]["targets"]
     (refusal,) = install["wind"]
-    assert refusal["name"] == "os.refuse:wind"
+    assert (refusal["name"], refusal["subject"]) == ("os.refuse", "wind")
     assert "labctl os install --reinstall wind" in refusal["detail"]
     assert "runs debian, not flatcar" in refusal["detail"]
-    assert next(s["name"] for s in install["chequita"] if s["kind"] == "local") == "os.arm:chequita"
+    assert next(s["name"] for s in install["chequita"] if s["kind"] == "local") == "os.arm"
 
 
 def test_decisions(inventory: Inventory) -> None:
