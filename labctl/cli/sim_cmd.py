@@ -131,6 +131,9 @@ def env(state_dir: Path = StateOpt) -> None:
         # Simulated nodes have the host's etcd binary and no container engine.
         "LABCTL_ETCD_RUNTIME": "host",
         "LABCTL_CEPH_RUNTIME": "host",
+        # Its monitors' stores share this machine's disk, whose free space is not the
+        # lab's: warn only when it is nearly full.
+        "LABCTL_CEPH_CONFIG": "mon_data_avail_warn=5",
         # Simulated switches run FRR whatever their platform.
         "LABCTL_SWITCH_PLATFORM": "frr",
         # ... nor images: the Kubernetes binaries this machine built, as host units.

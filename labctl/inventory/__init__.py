@@ -85,21 +85,36 @@ def require_inventory(path: Path) -> Inventory:
 
 
 def with_runtime_overrides(inventory: Inventory, environ: Mapping[str, str]) -> Inventory:
-    """``inventory`` with how Ceph's daemons run taken from ``LABCTL_CEPH_RUNTIME``.
+    """``inventory`` with how Ceph runs adjusted by ``LABCTL_CEPH_RUNTIME`` (container or
+    host) and ``LABCTL_CEPH_CONFIG`` (``key=value,...``, added to ``cluster.ceph.config``
+    and winning over the same keys there).
 
-    The simulated lab's nodes have no container engine: ``labctl sim env`` says to
-    run the host's binaries instead, for every command that reads the inventory
-    (bootstrap, ``ceph status``, the power guard) without editing the file.
+    The simulated lab's nodes have no container engine and its monitors keep their
+    stores on the operator's own disk: ``labctl sim env`` sets both, for every command
+    that reads the inventory (bootstrap, ``ceph status``, the power guard), without
+    editing the file.
     """
     from labctl.errors import LabctlError
 
-    wanted = environ.get("LABCTL_CEPH_RUNTIME")
     ceph = inventory.cluster.ceph
-    if not wanted or ceph is None:
+    runtime = environ.get("LABCTL_CEPH_RUNTIME")
+    extra = environ.get("LABCTL_CEPH_CONFIG")
+    if ceph is None or not (runtime or extra):
         return inventory
-    if wanted not in ("container", "host"):
-        raise LabctlError(f"LABCTL_CEPH_RUNTIME is {wanted!r}; it must be container or host")
-    cluster = dataclasses.replace(inventory.cluster, ceph=dataclasses.replace(ceph, runtime=wanted))
+    if runtime and runtime not in ("container", "host"):
+        raise LabctlError(f"LABCTL_CEPH_RUNTIME is {runtime!r}; it must be container or host")
+    config = dict(ceph.config)
+    for item in (extra or "").split(","):
+        key, sep, value = item.strip().partition("=")
+        if not item.strip():
+            continue
+        if not sep or not key.strip():
+            raise LabctlError(f"LABCTL_CEPH_CONFIG: {item.strip()!r} is not key=value")
+        config[key.strip()] = value.strip()
+    changed = dataclasses.replace(
+        ceph, runtime=runtime or ceph.runtime, config=tuple(config.items())
+    )
+    cluster = dataclasses.replace(inventory.cluster, ceph=changed)
     return dataclasses.replace(inventory, cluster=cluster)
 
 

@@ -96,6 +96,7 @@ def test_env_comes_from_the_record(state: Path) -> None:
         f"export LABCTL_SSH_IDENTITY={state / 'id_ed25519'}",
         "export LABCTL_ETCD_RUNTIME=host",
         "export LABCTL_CEPH_RUNTIME=host",
+        "export LABCTL_CEPH_CONFIG=mon_data_avail_warn=5",
         "export LABCTL_SWITCH_PLATFORM=frr",
         "export LABCTL_KUBE_RUNTIME=host",
         f"export LABCTL_KUBE_BIN_DIR='{bin_dir()}'",
