@@ -61,18 +61,8 @@ class EtcdSession:
     def tls(self) -> EtcdTls:
         """labctl's client certificate for etcd, from the PKI store (minted by the pki layer)."""
         pki = PkiSession(self.inventory, self.base_dir)
-        store = pki.store
         name = f"etcd-client-{pki.settings.operator}"
-        tls = EtcdTls(
-            store.path("ca.pem"), store.path(f"{name}.pem"), store.path(f"{name}-key.pem")
-        )
-        missing = [p.name for p in (tls.ca, tls.cert, tls.key) if not p.exists()]
-        if missing:
-            raise LabctlError(
-                f"no etcd client certificate in {store.root} ({', '.join(missing)} missing); "
-                "run `labctl pki mint` (or bootstrap's pki layer) first"
-            )
-        return tls
+        return EtcdTls(*pki.store.client_files(name, "etcd client"))
 
     def client(self) -> EtcdClient:
         if self._client is None:

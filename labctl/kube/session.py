@@ -87,17 +87,7 @@ class KubeSession:
         return PkiSession(self.inventory, self.base_dir)
 
     def tls(self, user: str = "admin") -> KubeTls:
-        store = self._pki().store
-        tls = KubeTls(
-            store.path("ca.pem"), store.path(f"{user}.pem"), store.path(f"{user}-key.pem")
-        )
-        missing = [p.name for p in (tls.ca, tls.cert, tls.key) if not p.exists()]
-        if missing:
-            raise LabctlError(
-                f"no {user} client certificate in {store.root} ({', '.join(missing)} missing); "
-                "run `labctl pki mint` (or bootstrap's pki layer) first"
-            )
-        return tls
+        return KubeTls(*self._pki().store.client_files(user, f"{user} client"))
 
     def client(self) -> KubeClient:
         if self._client is None:

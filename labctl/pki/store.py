@@ -11,7 +11,7 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
 
-from labctl.errors import SecretError
+from labctl.errors import LabctlError, SecretError
 from labctl.files import write_atomic
 
 SA = "service-account"
@@ -26,6 +26,18 @@ class PkiStore:
 
     def path(self, filename: str) -> Path:
         return self.root / filename
+
+    def client_files(self, name: str, what: str) -> tuple[Path, Path, Path]:
+        """The CA, certificate and key labctl talks to a service with as ``name``;
+        a sentence naming the missing ones (``what``: "etcd client") when not minted."""
+        files = (self.path("ca.pem"), self.path(f"{name}.pem"), self.path(f"{name}-key.pem"))
+        missing = [p.name for p in files if not p.exists()]
+        if missing:
+            raise LabctlError(
+                f"no {what} certificate in {self.root} ({', '.join(missing)} missing); "
+                "run `labctl pki mint` (or bootstrap's pki layer) first"
+            )
+        return files
 
     # certificates and CSR documents (committable)
     def read_cert(self, name: str) -> bytes | None:
