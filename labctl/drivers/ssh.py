@@ -91,7 +91,23 @@ class RemoteCommandError(DriverError):
         self.result = result
 
 
-def _known_name(target: SshTarget) -> str:
+def log_in(client: paramiko.SSHClient, t: SshTarget) -> None:
+    """Connect and authenticate as ``t`` says: its key file (or the agent without one),
+    never other keys lying around, every phase bounded by its connect timeout."""
+    client.connect(
+        t.host,
+        port=t.port,
+        username=t.user,
+        key_filename=str(t.identity_file) if t.identity_file else None,
+        allow_agent=t.identity_file is None,
+        look_for_keys=False,
+        timeout=t.connect_timeout,
+        banner_timeout=t.connect_timeout,
+        auth_timeout=t.connect_timeout,
+    )
+
+
+def known_name(target: SshTarget) -> str:
     """How known_hosts names a host: bare on port 22, ``[host]:port`` elsewhere."""
     return target.host if target.port == 22 else f"[{target.host}]:{target.port}"
 
@@ -194,17 +210,7 @@ class SshSession:
         client.load_host_keys(str(t.known_hosts))
         client.set_missing_host_key_policy(paramiko.RejectPolicy())
         try:
-            client.connect(
-                t.host,
-                port=t.port,
-                username=t.user,
-                key_filename=str(t.identity_file) if t.identity_file else None,
-                allow_agent=t.identity_file is None,
-                look_for_keys=False,
-                timeout=t.connect_timeout,
-                banner_timeout=t.connect_timeout,
-                auth_timeout=t.connect_timeout,
-            )
+            log_in(client, t)
         except paramiko.BadHostKeyException:
             client.close()
             raise HostKeyError(
@@ -212,7 +218,7 @@ class SshSession:
                 "refusing to connect (the node was reinstalled, or this is not the node). "
                 "If it was reinstalled, compare its new key's fingerprint out of band "
                 f"(on its console: ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub), then "
-                f"`ssh-keygen -R {_known_name(t)} -f {t.known_hosts}` and add the new key"
+                f"`ssh-keygen -R {known_name(t)} -f {t.known_hosts}` and add the new key"
             ) from None
         except paramiko.AuthenticationException:
             client.close()

@@ -27,21 +27,18 @@ if TYPE_CHECKING:
 POLL = 2.0
 
 
-def _known_name(host: str, port: int) -> str:
-    return host if port == 22 else f"[{host}]:{port}"
-
-
 def first_login(ctx: LayerContext, name: str, deadline: float | None = None) -> str:
     """Log in to ``name``, check its OS, record its host key; the key's fingerprint."""
     import paramiko
 
+    from labctl.drivers.ssh import known_name, log_in
     from labctl.engine.targets import ssh_target
 
     server = ctx.inventory.server(name)
     target = replace(ssh_target(ctx.inventory, ctx.base_dir, name), connect_timeout=5.0)
     wait = ctx.inventory.lab.ssh.boot_wait if deadline is None else deadline
     end = time.monotonic() + wait
-    host = _known_name(target.host, target.port)
+    host = known_name(target)
     last = "no answer yet"
     while True:
         client = paramiko.SSHClient()
@@ -49,17 +46,7 @@ def first_login(ctx: LayerContext, name: str, deadline: float | None = None) -> 
         # the login and the OS check below have passed.
         client.set_missing_host_key_policy(paramiko.MissingHostKeyPolicy())
         try:
-            client.connect(
-                target.host,
-                port=target.port,
-                username=target.user,
-                key_filename=str(target.identity_file) if target.identity_file else None,
-                allow_agent=target.identity_file is None,
-                look_for_keys=False,
-                timeout=target.connect_timeout,
-                banner_timeout=target.connect_timeout,
-                auth_timeout=target.connect_timeout,
-            )
+            log_in(client, target)
             _, out, _ = client.exec_command(
                 f"cat {ctx.on_node(name, '/etc/os-release')}", timeout=10
             )
