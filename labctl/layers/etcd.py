@@ -129,17 +129,14 @@ class EtcdLayer:
         record = MembershipRecord.load(ctx.state_dir)
         joining = [] if ctx.dry_run else record.joining
         leaving = {} if ctx.dry_run else dict(record.leaving)
-        steps: list[Step] = []
-        restarted: tuple[str, ...] = ()
-        for server in render.members(inventory):
-            if server.name in joining:
-                continue
-            for action in member_actions(ctx, server.name, record.joined.get(server.name)):
-                # One member restarts at a time: the next waits for this one's health.
-                after = restarted if is_restart(action) else ()
-                restarted = (action.key,) if is_restart(action) else restarted
-                steps.append(Step(action.key, action, after))
-        yield Plan("etcd: members", tuple(steps))
+        actions = [
+            action
+            for server in render.members(inventory)
+            if server.name not in joining
+            for action in member_actions(ctx, server.name, record.joined.get(server.name))
+        ]
+        # One member restarts at a time: the next waits for this one's health.
+        yield Plan.rolling("etcd: members", actions, is_restart)
         for name in joining:  # one at a time: added, started, promoted
             yield Plan.of("etcd: add " + name, [member_step("etcd.add", name)])
             joined = MembershipRecord.load(ctx.state_dir).joined.get(name)
