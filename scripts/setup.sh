@@ -10,11 +10,12 @@ VENV="$ROOT/.venv"
 # Real peers the tests and the simulated lab run: BMC simulator and client,
 # SNMP agent and client, sshd, cfssl, etcd, and the tools the sim lab needs;
 # git for the pre-commit test (a lab repository, and pre-commit's clone of labctl);
-# containerd and runc for the kubelets of the simulated lab.
+# containerd and runc for the kubelets of the simulated lab, and the reference CNI
+# plugins for the pod network that stands in for calico-node's.
 DEBIAN_PACKAGES=(
   python3-venv openipmi ipmitool snmpd snmp openssh-server openssh-client
   golang-cfssl etcd-server etcd-client openssl iproute2 procps util-linux
-  debootstrap sudo passwd git containerd runc frr iputils-ping
+  debootstrap sudo passwd git containerd runc containernetworking-plugins frr iputils-ping
   ceph-mon ceph-mgr ceph-osd ceph-mds ceph-fuse ceph-common ceph-base
   qemu-system-x86 qemu-utils ipxe ipxe-qemu dnsmasq-base ignition ovmf udev
   linux-image-amd64 busybox-static e2fsprogs cpio

@@ -1,19 +1,27 @@
-"""The calico layer's local work: wait for the fabric to be up (``calico.established``).
+"""The calico layer's local work: the fabric up, the resources applied, the Nodes Ready.
 
-Every session Established from both ends and every node's pod block in every
-peering switch's routing table, within the hold time plus 30 s (a node that
-just started BIRD connects within seconds; one that cannot is named).
+``calico.established`` asks the switches and nodes: every session Established
+from both ends and every node's pod block in every peering switch's routing
+table, within the hold time plus 30 s (a node that just started BIRD connects
+within seconds; one that cannot is named). ``calico.resources`` and
+``calico.nodes-ready`` ask the Kubernetes API (``calico/resources.py``).
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from labctl.calico import resources
 from labctl.calico.session import BgpSession
 from labctl.errors import LabctlError
+from labctl.kube.session import KubeSession
 
 if TYPE_CHECKING:
     from labctl.engine.layer import LayerContext
+
+# A kubelet reports Ready on its next status update after the runtime found a CNI
+# configuration (every 10 s by default); two updates and a margin.
+NODES_READY_TIMEOUT = 60.0
 
 
 def _session(ctx: LayerContext) -> BgpSession:
@@ -33,3 +41,37 @@ class EstablishedWork:
         except (LabctlError, OSError) as exc:  # a dry run reports; a dead peer is news
             return f"cannot read the fabric yet: {exc}"
         return f"not up yet: {problems[0]}" if problems else None
+
+
+def _wanted(ctx: LayerContext) -> resources.Wanted:
+    return resources.wanted(ctx.inventory, ctx.base_dir, stand_in_node=ctx.calico_bird is not None)
+
+
+class ResourcesWork:
+    """``calico.resources``: Calico's definitions and labctl's resources on the API server."""
+
+    def apply(self, ctx: LayerContext) -> bool:
+        return bool(resources.apply(KubeSession(ctx.inventory, ctx.base_dir), _wanted(ctx)))
+
+    def observe(self, ctx: LayerContext) -> str | None:
+        want = _wanted(ctx)  # a bad manifest or a missing secret fails the dry run too
+        try:
+            found = resources.differing(KubeSession(ctx.inventory, ctx.base_dir), want)
+        except LabctlError as exc:
+            return f"the API cannot be asked yet ({exc}); every resource would be applied"
+        return "; ".join(found) or None
+
+
+class NodesReadyWork:
+    """``calico.nodes-ready``: with the pod network configured, every Node turns Ready."""
+
+    def apply(self, ctx: LayerContext) -> bool:
+        KubeSession(ctx.inventory, ctx.base_dir).wait_nodes_ready(NODES_READY_TIMEOUT)
+        return False  # a wait: it changes nothing
+
+    def observe(self, ctx: LayerContext) -> str | None:
+        try:
+            not_ready = KubeSession(ctx.inventory, ctx.base_dir).not_ready_nodes()
+        except LabctlError as exc:
+            return f"the API cannot be asked yet ({exc})"
+        return f"not Ready yet: {', '.join(not_ready)}" if not_ready else None

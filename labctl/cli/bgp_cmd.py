@@ -1,4 +1,4 @@
-"""`labctl bgp status`: every BGP session of the lab and every pod block, from both ends."""
+"""`labctl bgp status` and `labctl bgp resources`: the BGP fabric as it runs, and as rendered."""
 
 from __future__ import annotations
 
@@ -54,3 +54,21 @@ def status(inventory: Path = InventoryOption, output: OutputFormat = OutputOptio
             typer.echo(f"problem: {problem}", err=True)
     if not fabric.ok:
         raise typer.Exit(1)
+
+
+@app.command()
+def resources(inventory: Path = InventoryOption, output: OutputFormat = OutputOption) -> None:
+    """Print the Calico resources rendered from the inventory: IPPool, BGPConfiguration,
+    BGPPeers and Nodes, as YAML calicoctl reads (the calico-resources layer applies them,
+    with the Nodes' settings as annotations on the Kubernetes Nodes).
+
+    Example: labctl bgp resources > calico-resources.yaml
+    """
+    from labctl.inventory import require_inventory
+    from labctl.render import calico
+
+    inv = require_inventory(inventory)
+    if output is OutputFormat.json:
+        typer.echo(json.dumps(calico.resources(inv), indent=2))
+    else:
+        typer.echo(calico.resources_yaml(inv), nl=False)

@@ -73,7 +73,7 @@ def bootstrap(
     state_dir: Path = StateDirOption,
     output: OutputFormat = OutputOption,
 ) -> None:
-    """Bring the lab up: power -> os -> pki -> etcd -> kubernetes -> calico -> ceph.
+    """Bring the lab up, in order: power, os, pki, etcd, kubernetes, calico, calico-resources, ceph.
 
     Re-running on a converged lab changes nothing; a run that was killed resumes.
 

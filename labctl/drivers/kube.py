@@ -31,9 +31,14 @@ KINDS: dict[str, tuple[str, bool]] = {
     "ClusterRole": ("clusterroles", False),
     "ClusterRoleBinding": ("clusterrolebindings", False),
     "ConfigMap": ("configmaps", True),
+    "CustomResourceDefinition": ("customresourcedefinitions", False),
     "DaemonSet": ("daemonsets", True),
     "Deployment": ("deployments", True),
     "Namespace": ("namespaces", False),
+    "Node": ("nodes", False),
+    "Role": ("roles", True),
+    "RoleBinding": ("rolebindings", True),
+    "Secret": ("secrets", True),
     "Service": ("services", True),
     "ServiceAccount": ("serviceaccounts", True),
 }
@@ -54,12 +59,18 @@ class KubeRequestError(DriverError):
         self.status = status
 
 
-def object_path(doc: dict[str, Any]) -> str:
-    """The API path of ``doc`` (apiVersion, kind, metadata.name and namespace)."""
+class UnservedKind(DriverError):
+    """The API serves no such kind (yet): its CustomResourceDefinition is missing."""
+
+
+def object_path(doc: dict[str, Any], kinds: dict[str, tuple[str, bool]] | None = None) -> str:
+    """The API path of ``doc`` (apiVersion, kind, metadata.name and namespace); ``kinds``
+    adds to the built-in table what the API's discovery said (custom resources)."""
     kind = doc["kind"]
-    if kind not in KINDS:
+    known = KINDS if kinds is None else {**KINDS, **kinds}
+    if kind not in known:
         raise DriverError(f"labctl does not know where the API keeps a {kind}")
-    plural, namespaced = KINDS[kind]
+    plural, namespaced = known[kind]
     api_version = doc["apiVersion"]
     base = f"/api/{api_version}" if "/" not in api_version else f"/apis/{api_version}"
     meta = doc["metadata"]
@@ -78,6 +89,8 @@ class KubeClient:
         context = ssl.create_default_context(cafile=str(tls.ca))
         context.load_cert_chain(str(tls.cert), str(tls.key))
         self._context = context
+        # apiVersion -> kind -> (plural, namespaced), from discovery, for custom kinds.
+        self._discovered: dict[str, dict[str, tuple[str, bool]]] = {}
 
     def _connection(self) -> http.client.HTTPSConnection:
         return http.client.HTTPSConnection(
@@ -141,9 +154,38 @@ class KubeClient:
         decoded: dict[str, Any] = json.loads(data)
         return decoded
 
+    def served_kinds(self, api_version: str) -> dict[str, tuple[str, bool]]:
+        """What the API serves in ``api_version``: kind -> (plural, namespaced); empty
+        when it serves no such group version (a CRD not applied yet)."""
+        if api_version not in self._discovered:
+            base = f"/api/{api_version}" if "/" not in api_version else f"/apis/{api_version}"
+            found = self.get(base) or {}
+            self._discovered[api_version] = {
+                r["kind"]: (r["name"], bool(r.get("namespaced")))
+                for r in found.get("resources", [])
+                if "/" not in r.get("name", "/")  # not a subresource such as nodes/status
+            }
+        return self._discovered[api_version]
+
+    def forget_kinds(self) -> None:
+        """Discovery is cached; after CRDs are applied, ask again."""
+        self._discovered.clear()
+
+    def path_of(self, doc: dict[str, Any]) -> str:
+        """``object_path``, asking the API's discovery for kinds labctl has no entry for."""
+        if doc["kind"] in KINDS:
+            return object_path(doc)
+        served = self.served_kinds(doc["apiVersion"])
+        if doc["kind"] not in served:
+            raise UnservedKind(
+                f"the Kubernetes API serves no {doc['kind']} in {doc['apiVersion']} "
+                "(its CustomResourceDefinition is not applied)"
+            )
+        return object_path(doc, served)
+
     def apply(self, doc: dict[str, Any]) -> bool:
         """Server-side apply ``doc``; True when the object was created or changed."""
-        path = object_path(doc)
+        path = self.path_of(doc)
         before = self.get(path)
         after = self.json(
             "PATCH",

@@ -328,6 +328,8 @@ LOCAL_WORK: dict[str, str] = {
     "ceph.keys": "labctl.ceph.work:KeysWork",
     "ceph.healthy": "labctl.ceph.work:HealthyWork",
     "calico.established": "labctl.calico.work:EstablishedWork",
+    "calico.resources": "labctl.calico.work:ResourcesWork",
+    "calico.nodes-ready": "labctl.calico.work:NodesReadyWork",
     "os.survey": "labctl.install.work:SurveyWork",
     "os.boot-start": "labctl.install.work:BootStartWork",
     "os.boot-stop": "labctl.install.work:BootStopWork",

@@ -9,7 +9,7 @@ member starts).
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,6 +46,23 @@ class Plan:
     def of(cls, layer: str, actions: Iterable[Action]) -> Plan:
         """A plan with one step per action, ids derived from the action keys."""
         return cls(layer, tuple(Step(a.key, a) for a in actions))
+
+    @classmethod
+    def rolling(
+        cls, layer: str, actions: Iterable[Action], is_restart: Callable[[Action], bool]
+    ) -> Plan:
+        """``of``, with the restarts one at a time across targets: each waits for the one
+        before (a restart step that waits for its daemon's health makes it a rolling
+        restart: the next node's goes only once this one is back)."""
+        steps: list[Step] = []
+        previous: tuple[str, ...] = ()
+        for action in actions:
+            if is_restart(action):
+                steps.append(Step(action.key, action, previous))
+                previous = (action.key,)
+            else:
+                steps.append(Step(action.key, action))
+        return cls(layer, tuple(steps))
 
     def targets(self) -> dict[str, list[Step]]:
         grouped: dict[str, list[Step]] = {}

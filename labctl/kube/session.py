@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from labctl.drivers.kube import KubeClient, KubeTls, object_path
+from labctl.drivers.kube import KubeClient, KubeTls, UnservedKind
 from labctl.errors import DriverError, LabctlError
 from labctl.inventory.model import Inventory
 from labctl.pki.session import PkiSession
@@ -138,17 +138,40 @@ class KubeSession:
                 raise LabctlError(f"not every server is a Node after {timeout:g} s ({why})")
             time.sleep(1.0)
 
+    def not_ready_nodes(self) -> list[str]:
+        """The servers that are not Ready Nodes (unregistered ones included)."""
+        ready = {n.name for n in self.nodes() if n.ready}
+        return [s.name for s in common.nodes(self.inventory) if s.name not in ready]
+
+    def wait_nodes_ready(self, timeout: float) -> float:
+        start = time.monotonic()
+        while True:
+            try:
+                waiting = self.not_ready_nodes()
+            except DriverError as exc:
+                waiting, why = ["?"], str(exc)
+            else:
+                why = f"not Ready: {', '.join(waiting)}"
+            if not waiting:
+                return time.monotonic() - start
+            if time.monotonic() - start > timeout:
+                raise LabctlError(f"not every Node is Ready after {timeout:g} s ({why})")
+            time.sleep(1.0)
+
     def apply(self, docs: list[dict[str, Any]]) -> list[str]:
         """Server-side apply each; the paths of those created or changed."""
         client = self.client()
-        return [object_path(doc) for doc in docs if client.apply(doc)]
+        return [client.path_of(doc) for doc in docs if client.apply(doc)]
 
     def differing(self, docs: list[dict[str, Any]]) -> list[str]:
         """What applying ``docs`` would change: missing objects and objects that differ."""
         client = self.client()
         found = []
         for doc in docs:
-            live = client.get(object_path(doc))
+            try:
+                live = client.get(client.path_of(doc))
+            except UnservedKind:
+                live = None  # a kind the API does not serve yet: its object is missing
             if live is None:
                 found.append(f"{doc['kind']} {doc['metadata']['name']} is missing")
             elif not is_subset(doc, live):

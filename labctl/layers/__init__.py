@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from labctl.engine.layer import Layer
 from labctl.layers.calico import CalicoLayer
+from labctl.layers.calico_resources import CalicoResourcesLayer
 from labctl.layers.ceph import CephLayer
 from labctl.layers.etcd import EtcdLayer
 from labctl.layers.kubernetes import KubernetesLayer
@@ -24,5 +25,6 @@ LAYERS: tuple[Layer, ...] = (
     EtcdLayer(),
     KubernetesLayer(),
     CalicoLayer(),
+    CalicoResourcesLayer(),
     CephLayer(),
 )

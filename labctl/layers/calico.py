@@ -5,12 +5,13 @@ configuration labctl renders (``render/switch_frr.py``), and FRR is restarted
 when it changed: the switches must be listening before the nodes dial them.
 EOS and IOS switches get no actions (``labctl switch config`` prints theirs;
 pushing over eAPI is not built). Then the nodes: on a real lab calico-node,
-deployed with the Calico resources by the kubernetes layer, configures their
-BGP (not built yet); on the simulated lab, which has no calico-node, each node
+installed from Calico's manifest by the next layer (``calico_resources.py``),
+configures their BGP; on the simulated lab, which has no calico-node, each node
 gets ``bird.cfg`` as calico-node would write it and runs BIRD 1.6 as a unit
-(``ctx.calico_bird``). Last, from the operator's machine, every session must be
-Established and every node's pod block learned by every peering switch within
-the hold time plus a margin (local work ``calico.established``).
+(``ctx.calico_bird``), with a CNI configuration standing in for calico-node's.
+Last, from the operator's machine, every session must be Established and every
+node's pod block learned by every peering switch within the hold time plus a
+margin (local work ``calico.established``).
 """
 
 from __future__ import annotations
@@ -95,7 +96,13 @@ class CalicoLayer:
         if actions:
             yield Plan.of("calico: switches", actions)
         if ctx.calico_bird is None:
-            return  # calico-node comes with the kubernetes layer (not built yet)
+            return  # calico-node, from Calico's manifest (layer calico-resources), does the rest
+        yield from self._stand_in(ctx)
+
+    def _stand_in(self, ctx: LayerContext) -> Iterator[Plan]:
+        inventory = ctx.inventory
+        boot_wait = inventory.lab.ssh.boot_wait
+        assert ctx.calico_bird is not None
         unit = calico_node.unit(ctx.calico_bird)
         node_actions: list[Action] = []
         for server in topology.nodes(inventory):
@@ -115,6 +122,13 @@ class CalicoLayer:
                     secret=secret,
                 ),
                 PutFile(node, ctx.on_node(node, calico_node.UNIT_PATH), unit.encode(), 0o644),
+            ]
+            cni = calico_node.cni_conflist(inventory, server)
+            if cni is not None:
+                node_actions.append(
+                    PutFile(node, ctx.on_node(node, calico_node.CNI_PATH), cni.encode(), 0o644)
+                )
+            node_actions += [
                 Run(node, ("systemctl", "enable", calico_node.UNIT_NAME)),
                 # One step, not a daemon-reload step of its own: the journal knows a Run
                 # by its argv, and a bare `systemctl daemon-reload` is also the etcd

@@ -157,6 +157,61 @@ $ceph fs new "$fs" "$meta" "$data" >/dev/null
 
 # Each unit started if it is not running; the wait ends once all of them run (one
 # round trip per node, however many OSDs it has).
+# Restarts go one node at a time, each waiting until what it restarted is back, so a
+# ceph.conf change never takes more than one node's daemons away at once. "Formed"
+# is asked of the daemons' own admin sockets before the restart (no network wait):
+# on a first bootstrap there is no quorum to wait for, and the restart ends at once.
+MON_RESTART = r"""
+ceph=$1 name=$2 unit=$3 wait=$4
+in_quorum() {
+  $ceph daemon "mon.$name" mon_status 2>/dev/null | grep -Eq '"state": *"(leader|peon)"'
+}
+formed=no; in_quorum && formed=yes
+systemctl restart "$unit"
+[ "$formed" = yes ] || exit 0
+i=0
+until in_quorum; do
+  i=$((i + 1))
+  if [ "$i" -ge "$wait" ]; then
+    echo "monitor $name is not back in quorum $wait s after its restart" >&2
+    exit 1
+  fi
+  sleep 1
+done
+"""
+
+# A node's OSDs restart together (the failure domain is the host: its PGs have
+# copies on other hosts); the next node's wait until these are active and every PG
+# is active again, so no PG ever loses two copies to a restart.
+OSD_RESTART = r"""
+ceph=$1 wait=$2; shift 2
+active() { $ceph daemon "osd.$1" status 2>/dev/null | grep -q '"state": *"active"'; }
+pgs_active() {
+  out=$($ceph --connect-timeout 5 pg stat -f json 2>/dev/null) || return 1
+  printf '%s' "$out" | grep -q '"num_pg_by_state"' || return 1
+  ! printf '%s' "$out" | grep -o '"name": *"[^"]*"' | grep -qv '"name": *"active'
+}
+formed=no
+for pair; do active "${pair#*:}" && formed=yes; done
+for pair; do systemctl restart "${pair%%:*}"; done
+[ "$formed" = yes ] || exit 0
+end=$(( $(date +%s) + wait ))
+for pair; do
+  until active "${pair#*:}"; do
+    [ "$(date +%s)" -lt "$end" ] || {
+      echo "osd.${pair#*:} is not active $wait s after its restart" >&2; exit 1; }
+    sleep 1
+  done
+done
+until pgs_active; do
+  [ "$(date +%s)" -lt "$end" ] || {
+    echo "PGs are not all active $wait s after this node's OSDs restarted" >&2; exit 1; }
+  sleep 1
+done
+"""
+RESTART_NAMES = ("labctl-ceph-mon-restart", "labctl-ceph-osd-restart", "labctl-ceph-restart")
+RESTART_WAIT = 300
+
 RUNNING = r"""
 ok=0
 for unit in "$@"; do
@@ -165,6 +220,10 @@ for unit in "$@"; do
 done
 exit $ok
 """
+
+
+def is_restart(action: Action) -> bool:
+    return isinstance(action, Run) and action.argv[3:4] in {(n,) for n in RESTART_NAMES}
 
 
 class CephLayer:
@@ -255,24 +314,45 @@ class CephPlans:
             ),
         ]
 
-    def start(self, node: str, units: list[render.DaemonFiles]) -> list[Action]:
-        """Units enabled, restarted when they or ceph.conf changed, then all running."""
-        actions: list[Action] = []
-        for files in units:
-            actions += [
-                Run(node, ("systemctl", "enable", files.name)),
-                Run(node, ("systemctl", "restart", files.name), triggers=(files.digest,)),
-            ]
+    def start(
+        self, server: Server, units: list[render.DaemonFiles], osd_ids: list[int] | None = None
+    ) -> list[Action]:
+        """Units enabled, restarted when they or ceph.conf changed, then all running.
+
+        The restart is one step per node (``is_restart``): a monitor's waits until it
+        is back in quorum, a node's OSDs' until they are active and every PG is; the
+        plans chain these steps across nodes (``Plan.rolling``).
+        """
+        node = server.name
+        actions: list[Action] = [Run(node, ("systemctl", "enable", f.name)) for f in units]
+        if not units:
+            return actions
+        cli = self.tool(server, "ceph")
         names = [f.name for f in units]
-        if names:
-            actions.append(
-                WaitFor(
-                    node,
-                    ("sh", "-c", RUNNING, "labctl-ceph-running", *names),
-                    deadline=30.0,
-                    what=f"{', '.join(names)} to be running",
-                )
+        triggers = tuple(f.digest for f in units)
+        if osd_ids is not None:
+            pairs = [f"{f.name}:{i}" for f, i in zip(units, osd_ids, strict=True)]
+            argv = ("sh", "-c", OSD_RESTART, RESTART_NAMES[1], cli, str(RESTART_WAIT), *pairs)
+            what = (
+                f"systemctl restart {', '.join(names)}, then wait until they and every PG "
+                "are active"
             )
+        elif len(units) == 1 and units[0].name.startswith("ceph-mon-"):
+            argv = ("sh", "-c", MON_RESTART, RESTART_NAMES[0], cli, node, names[0],
+                    str(RESTART_WAIT))  # fmt: skip
+            what = f"systemctl restart {names[0]}, then wait until it is back in quorum"
+        else:
+            argv = ("sh", "-c", 'systemctl restart "$@"', RESTART_NAMES[2], *names)
+            what = f"systemctl restart {', '.join(names)}"
+        actions += [
+            Run(node, argv, triggers=triggers, timeout=RESTART_WAIT + 30.0, what=what),
+            WaitFor(
+                node,
+                ("sh", "-c", RUNNING, "labctl-ceph-running", *names),
+                deadline=30.0,
+                what=f"{', '.join(names)} to be running",
+            ),
+        ]
         return actions
 
     def plans(self) -> Iterator[Plan]:
@@ -348,9 +428,9 @@ class CephPlans:
                     what=f"make monitor {node}'s store (once; another cluster's is refused)",
                 ),
                 *self.write_units(server),
-                *self.start(node, [files]),
+                *self.start(server, [files]),
             ]
-        return Plan.of("ceph: monitors", actions)
+        return Plan.rolling("ceph: monitors", actions, is_restart)
 
     def quorum(self) -> Plan:
         names = [s.name for s in render.mons(self.inventory)]
@@ -377,9 +457,9 @@ class CephPlans:
             keyring = f"/var/lib/ceph/mgr/ceph-{node}/keyring"
             actions += [
                 self.secret(node, keyring, [f"mgr.{node}"], caps=False),
-                *self.start(node, [files]),
+                *self.start(server, [files]),
             ]
-        return Plan.of("ceph: managers", actions)
+        return Plan.rolling("ceph: managers", actions, is_restart)
 
     def osds(self) -> Plan:
         inventory = self.inventory
@@ -409,8 +489,8 @@ class CephPlans:
                         what=f"make OSD {osd.id} on {osd.device} (a disk holding data is refused)",
                     ),
                 ]  # fmt: skip
-            actions += self.start(name, files)
-        return Plan.of("ceph: osds", actions)
+            actions += self.start(server, files, [osd.id for osd in osds])
+        return Plan.rolling("ceph: osds", actions, is_restart)
 
     def pools(self) -> Plan:
         ceph = render.settings(self.inventory)
@@ -473,6 +553,6 @@ class CephPlans:
             actions += [
                 ssh_answers(node, self.inventory.lab.ssh.boot_wait),
                 self.secret(node, keyring, [f"mds.{node}"], caps=False),
-                *self.start(node, [files]),
+                *self.start(server, [files]),
             ]
-        return Plan.of("ceph: metadata servers", actions)
+        return Plan.rolling("ceph: metadata servers", actions, is_restart)

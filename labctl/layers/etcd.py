@@ -47,6 +47,22 @@ echo "$d holds etcd data of another cluster ($have, not $token);" \
 exit 3
 """
 
+# Changing cluster.etcd.data_dir under a formed cluster would start the member on an
+# empty directory as a new cluster while its data sits in the old one: refuse, and
+# say how to move it. The env file still names the directory etcd last ran from.
+MOVED_GUARD = r"""
+env=$1 root=$2 new=$3
+[ -f "$env" ] || exit 0
+old=$(sed -n 's/^ETCD_DATA_DIR=//p' "$env" | tr -d "\"'")
+[ -n "$old" ] && [ "$old" != "$new" ] || exit 0
+[ -d "$root$old/member" ] || exit 0
+[ -d "$root$new/member" ] && exit 0
+echo "etcd's data is in $old but cluster.etcd.data_dir now says $new: a member started" \
+  "there would be empty. Stop etcd, move $old to $new on this node, then run again" \
+  "(or put data_dir back)" >&2
+exit 3
+"""
+
 # The marker goes in before etcd first writes there, so the data is known as ours.
 # A member that had data rejoins a formed cluster: the step ends only once it answers
 # healthy, and the next member's restart waits for this step (a rolling restart).
@@ -113,17 +129,14 @@ class EtcdLayer:
         record = MembershipRecord.load(ctx.state_dir)
         joining = [] if ctx.dry_run else record.joining
         leaving = {} if ctx.dry_run else dict(record.leaving)
-        steps: list[Step] = []
-        restarted: tuple[str, ...] = ()
-        for server in render.members(inventory):
-            if server.name in joining:
-                continue
-            for action in member_actions(ctx, server.name, record.joined.get(server.name)):
-                # One member restarts at a time: the next waits for this one's health.
-                after = restarted if is_restart(action) else ()
-                restarted = (action.key,) if is_restart(action) else restarted
-                steps.append(Step(action.key, action, after))
-        yield Plan("etcd: members", tuple(steps))
+        actions = [
+            action
+            for server in render.members(inventory)
+            if server.name not in joining
+            for action in member_actions(ctx, server.name, record.joined.get(server.name))
+        ]
+        # One member restarts at a time: the next waits for this one's health.
+        yield Plan.rolling("etcd: members", actions, is_restart)
         for name in joining:  # one at a time: added, started, promoted
             yield Plan.of("etcd: add " + name, [member_step("etcd.add", name)])
             joined = MembershipRecord.load(ctx.state_dir).joined.get(name)
@@ -177,6 +190,19 @@ def member_actions(ctx: LayerContext, node: str, joined: tuple[str, str] | None)
             node,
             ("sh", "-c", GUARD, "labctl-etcd-guard", data_dir, token),
             what=f"that {etcd.data_dir} holds no other cluster's data",
+        ),
+        Check(
+            node,
+            (
+                "sh",
+                "-c",
+                MOVED_GUARD,
+                "labctl-etcd-moved",
+                ctx.on_node(node, render.ENV_PATH),
+                ctx.on_node(node, ""),
+                etcd.data_dir,
+            ),
+            what=f"that etcd's data was not left behind outside {etcd.data_dir}",
         ),
         PutFile(node, ctx.on_node(node, render.ENV_PATH), files.env.encode(), 0o644),
         PutFile(node, ctx.on_node(node, render.UNIT_PATH), files.unit.encode(), 0o644),

@@ -6,12 +6,14 @@ BGPPeer per switch peer (and one towards the route reflectors when there are
 some), and each node's Node resource (its BGP address and AS, and the
 route-reflector cluster id and label on reflectors). Passwords are references
 to a Secret (``labctl-bgp``) that is created from the inventory's secret
-references when the resources are applied; never values. Applying them to the
-API server is the kubernetes layer's part (docs/calico.md).
+references when the resources are applied; never values. The calico layer
+applies them (``calico.resources``), with the Node settings as annotations on
+the Kubernetes Nodes, which is where Calico's Kubernetes datastore keeps them.
 """
 
 from __future__ import annotations
 
+import base64
 import ipaddress
 import re
 from typing import Any
@@ -184,3 +186,96 @@ def resources(inventory: Inventory) -> list[Resource]:
 def resources_yaml(inventory: Inventory) -> str:
     """The resources as one multi-document YAML file (what calicoctl and kubectl read)."""
     return yaml.safe_dump_all(resources(inventory), sort_keys=False, default_flow_style=False)
+
+
+# How Calico's Kubernetes datastore keeps its Node resource: on the Kubernetes Node,
+# as these annotations (and the reflector label), not as an object of its own.
+NODE_ANNOTATIONS = {
+    "ipv4Address": "projectcalico.org/IPv4Address",
+    "asNumber": "projectcalico.org/ASNumber",
+    "routeReflectorClusterID": "projectcalico.org/RouteReflectorClusterID",
+}
+# Where calico-node runs in a manifest install, and so where it reads BGP passwords.
+SECRET_NAMESPACE = "kube-system"
+CALICO_NODE_ACCOUNT = "calico-node"
+
+
+def kubernetes_nodes(inventory: Inventory) -> list[Resource]:
+    """Each Calico Node as the apply patch of its Kubernetes Node (annotations, label)."""
+    out = []
+    for node in nodes(inventory):
+        bgp = node["spec"]["bgp"]
+        meta: dict[str, Any] = {
+            "name": node["metadata"]["name"],
+            "annotations": {NODE_ANNOTATIONS[k]: str(v) for k, v in bgp.items()},
+        }
+        if "labels" in node["metadata"]:
+            meta["labels"] = node["metadata"]["labels"]
+        out.append({"apiVersion": "v1", "kind": "Node", "metadata": meta})
+    return out
+
+
+def password_keys(inventory: Inventory) -> list[tuple[str, str]]:
+    """(key in the ``labctl-bgp`` Secret, where the inventory names the password)."""
+    calico = inventory.cluster.calico
+    keys = []
+    if calico.mesh_password is not None and calico.node_to_node_mesh:
+        keys.append(("mesh", "cluster.calico.mesh_password"))
+    for i, peer in enumerate(calico.peers):
+        if peer.password is not None:
+            keys.append(
+                (peer_name(peer.switch, peer.address), f"cluster.calico.peers[{i}].password")
+            )
+    return keys
+
+
+def password_access(inventory: Inventory, values: dict[str, str]) -> list[Resource]:
+    """The ``labctl-bgp`` Secret (base64 ``data``, as the API stores it) and the Role
+    that lets calico-node read it; nothing when no session has a password."""
+    if not values:
+        return []
+    role_meta = {"name": "calico-read-bgp-passwords", "namespace": SECRET_NAMESPACE}
+    return [
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": SECRET, "namespace": SECRET_NAMESPACE},
+            "type": "Opaque",
+            "data": {k: base64.b64encode(v.encode()).decode() for k, v in sorted(values.items())},
+        },
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "Role",
+            "metadata": role_meta,
+            "rules": [
+                {
+                    "apiGroups": [""],
+                    "resources": ["secrets"],
+                    "resourceNames": [SECRET],
+                    "verbs": ["get", "list", "watch"],
+                }
+            ],
+        },
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "RoleBinding",
+            "metadata": role_meta,
+            "roleRef": {
+                "apiGroup": "rbac.authorization.k8s.io",
+                "kind": "Role",
+                "name": role_meta["name"],
+            },
+            "subjects": [
+                {
+                    "kind": "ServiceAccount",
+                    "name": CALICO_NODE_ACCOUNT,
+                    "namespace": SECRET_NAMESPACE,
+                }
+            ],
+        },
+    ]
+
+
+def calico_kinds(inventory: Inventory) -> list[Resource]:
+    """What goes to the API as Calico's own kinds (Nodes go as Kubernetes Nodes)."""
+    return [ip_pool(inventory), bgp_configuration(inventory), *bgp_peers(inventory)]

@@ -16,6 +16,8 @@ from labctl.render.systemd import Unit
 
 CONTAINERD_UNIT = "labctl-containerd.service"
 CONTAINERD_CONFIG = "/etc/containerd/labctl-config.toml"
+CNI_BIN_DIR = "/usr/lib/cni"
+CNI_CONF_DIR = "/etc/cni/net.d"
 
 
 def unit_name(component: str) -> str:
@@ -46,6 +48,12 @@ def containerd_config() -> str:
         ("", [("version", "2"), ("root", '"/var/lib/containerd"'), ("state", '"/run/containerd"')]),
         ("grpc", [("address", '"/run/containerd/containerd.sock"')]),
         ('plugins."io.containerd.grpc.v1.cri".containerd', [("snapshotter", '"native"')]),
+        # Debian's CNI plugins live in /usr/lib/cni; the configuration is the pod
+        # network's to write (calico-node on a real lab, the calico layer's stand-in here).
+        (
+            'plugins."io.containerd.grpc.v1.cri".cni',
+            [("bin_dir", f'"{CNI_BIN_DIR}"'), ("conf_dir", f'"{CNI_CONF_DIR}"')],
+        ),
     ]
     lines: list[str] = []
     for name, entries in sections:

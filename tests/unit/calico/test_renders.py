@@ -4,13 +4,15 @@ passwords)."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import yaml
 
 from labctl.calico import topology
 from labctl.inventory import check_text
 from labctl.inventory.model import Inventory
-from labctl.render import bird, calico, switches
+from labctl.render import bird, calico, calico_node, calico_standin, switches
 from labctl.render.bgp_common import masked
 from tests.conftest import REFERENCE, assert_golden
 
@@ -157,3 +159,37 @@ def test_resources_are_one_yaml_stream_of_calico_kinds(inventory: Inventory) -> 
         "IPPool", "BGPConfiguration", "BGPPeer", "BGPPeer", "Node", "Node", "Node",
     ]  # fmt: skip
     assert all(d["apiVersion"] == "projectcalico.org/v3" for d in docs)
+
+
+def test_node_settings_go_on_kubernetes_nodes_as_calicos_annotations(inventory: Inventory) -> None:
+    patches = calico.kubernetes_nodes(inventory)
+    assert_golden("calico-kubernetes-nodes.yaml", yaml.safe_dump_all(patches, sort_keys=False))
+    assert {p["metadata"]["name"] for p in patches} == {"fohn", "chequita", "wind"}
+    for patch in patches:
+        assert set(patch["metadata"]) <= {"name", "annotations", "labels"}  # nothing else owned
+
+
+def test_password_secret_is_base64_and_readable_by_calico_node_only(inventory: Inventory) -> None:
+    assert calico.password_access(inventory, {}) == []
+    secret, role, binding = calico.password_access(inventory, {"mesh": "s3cret"})
+    assert secret["data"] == {"mesh": "czNjcmV0"}
+    assert role["rules"][0]["resourceNames"] == ["labctl-bgp"]
+    assert binding["subjects"][0]["name"] == "calico-node"
+
+
+def test_stand_in_cni_configuration_uses_the_nodes_pod_block(inventory: Inventory) -> None:
+    fohn = next(s for s in inventory.servers if s.name == "fohn")
+    text = calico_node.cni_conflist(inventory, fohn)
+    assert text is not None
+    assert_golden("calico-cni-fohn.conflist", text)
+    ranges = json.loads(text)["plugins"][0]["ipam"]["ranges"]
+    assert ranges == [[{"subnet": topology.blocks(inventory)["fohn"]}]]
+
+
+def test_stand_in_definitions_store_calicos_kinds_with_open_schemas(inventory: Inventory) -> None:
+    defined = {d["spec"]["names"]["kind"] for d in calico_standin.definitions()}
+    assert {r["kind"] for r in calico.calico_kinds(inventory)} <= defined
+    assert_golden(
+        "calico-stand-in-crds.yaml",
+        yaml.safe_dump_all(calico_standin.definitions(), sort_keys=False),
+    )

@@ -38,3 +38,15 @@ def test_unknown_switch_and_missing_platform_are_sentences(tmp_path: Path) -> No
     done = runner.invoke(app, ["switch", "config", "tor", "-i", str(inventory)])
     assert isinstance(done.exception, UsageError)
     assert "switch tor has no platform (frr, eos or ios)" in str(done.exception)
+
+
+def test_bgp_resources_prints_the_golden_resources_and_json() -> None:
+    import json
+
+    import yaml
+
+    done = runner.invoke(app, ["bgp", "resources", "-i", str(REFERENCE)])
+    assert done.exit_code == 0, done.output
+    assert done.stdout == (GOLDEN / "calico-resources.yaml").read_text()
+    as_json = runner.invoke(app, ["bgp", "resources", "-i", str(REFERENCE), "-o", "json"])
+    assert json.loads(as_json.stdout) == list(yaml.safe_load_all(done.stdout))

@@ -91,3 +91,30 @@ def test_no_remembered_step_shares_a_key_with_another_layers(
     calico = run_keys("calico")
     for other in ("power", "etcd"):  # pki only pushes files (and needs a minted CA)
         assert calico.isdisjoint(run_keys(other)), other
+
+
+def test_calico_resources_plans_the_api_work_and_the_ready_wait(
+    inventory: Inventory, tmp_path: Path
+) -> None:
+    from dataclasses import replace
+
+    from labctl.inventory.model import CalicoManifest
+    from labctl.layers.calico_resources import CalicoResourcesLayer
+
+    def steps(ctx: LayerContext) -> list[tuple[str, str]]:
+        plans = list(CalicoResourcesLayer().plans(ctx))
+        assert [p.layer for p in plans] == ["calico-resources: objects"]
+        return [(s.action.name, s.action.detail) for s in plans[0].steps]  # type: ignore[attr-defined]
+
+    sim = steps(LayerContext(inventory, REFERENCE, tmp_path / "s", calico_bird=BIRD))
+    assert [name for name, _ in sim] == ["calico.resources", "calico.nodes-ready"]
+    assert "stand-in definitions" in sim[0][1]
+    # A real lab with no manifest: nothing installs calico-node, so no Ready wait.
+    real = steps(LayerContext(inventory, REFERENCE, tmp_path / "r"))
+    assert [name for name, _ in real] == ["calico.resources"]
+    pinned = CalicoManifest("https://example.invalid/calico.yaml", "c" * 64)
+    calico = replace(inventory.cluster.calico, manifest=pinned)
+    with_manifest = replace(inventory, cluster=replace(inventory.cluster, calico=calico))
+    real = steps(LayerContext(with_manifest, REFERENCE, tmp_path / "m"))
+    assert [name for name, _ in real] == ["calico.resources", "calico.nodes-ready"]
+    assert real[0][1].startswith("apply https://example.invalid/calico.yaml, then")

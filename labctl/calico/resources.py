@@ -1,0 +1,108 @@
+"""The Calico objects the API server must hold, gathered from the inventory, and applied.
+
+In order: the CustomResourceDefinitions (Calico's manifest's, or labctl's stand-ins
+when the inventory names no manifest), the rest of the manifest unless calico-node
+is stood in for (the simulated lab cannot run its images), the BGP password
+Secret and the Role that lets calico-node read it, the IPPool, BGPConfiguration
+and BGPPeers, and last each Node's BGP address, AS and reflector settings as
+annotations on its Kubernetes Node. Definitions are applied first and waited
+for (``Established``) so the objects of their kinds can be stored at all.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from labctl import secrets
+from labctl.calico import manifest as calico_manifest
+from labctl.drivers.kube import object_path
+from labctl.errors import LabctlError
+from labctl.inventory.model import Inventory, SecretRef
+from labctl.kube.session import KubeSession
+from labctl.render import calico, calico_standin
+
+ESTABLISHED_TIMEOUT = 60.0
+
+
+def cache_dir(base_dir: Path) -> Path:
+    return base_dir / ".labctl" / "cache" / "calico"
+
+
+@dataclass(frozen=True)
+class Wanted:
+    definitions: list[dict[str, Any]]
+    objects: list[dict[str, Any]]  # everything after the definitions, in apply order
+    source: str  # where the definitions come from, for messages
+
+
+def wanted(inventory: Inventory, base_dir: Path, stand_in_node: bool) -> Wanted:
+    """What the API must hold. ``stand_in_node``: calico-node is stood in for (BIRD on
+    the simulated lab), so of the manifest only its definitions are applied."""
+    pinned = inventory.cluster.calico.manifest
+    docs: list[dict[str, Any]] = []
+    if pinned is None:
+        definitions, source = calico_standin.definitions(), "labctl's stand-in definitions"
+    else:
+        data = calico_manifest.fetch(pinned, cache_dir(base_dir))
+        docs = calico_manifest.documents(data, pinned.url)
+        definitions, source = calico_manifest.definitions(docs), pinned.url
+        docs = [] if stand_in_node else [d for d in docs if d not in definitions]
+    values = {
+        key: secrets.resolve(ref, used_at=where, base_dir=base_dir)
+        for key, where in calico.password_keys(inventory)
+        if (ref := _ref(inventory, key)) is not None
+    }
+    objects = [
+        *docs,
+        *calico.password_access(inventory, values),
+        *calico.calico_kinds(inventory),
+        *calico.kubernetes_nodes(inventory),
+    ]
+    return Wanted(definitions, objects, source)
+
+
+def _ref(inventory: Inventory, key: str) -> SecretRef | None:
+    c = inventory.cluster.calico
+    if key == "mesh":
+        return c.mesh_password
+    return next((p.password for p in c.peers if calico.peer_name(p.switch, p.address) == key), None)
+
+
+def _established(crd: dict[str, Any] | None) -> bool:
+    conditions = (crd or {}).get("status", {}).get("conditions", [])
+    return any(c.get("type") == "Established" and c.get("status") == "True" for c in conditions)
+
+
+def apply(session: KubeSession, want: Wanted) -> list[str]:
+    """Apply everything; the paths of what was created or changed."""
+    client = session.client()
+    changed = session.apply(want.definitions)
+    deadline = time.monotonic() + ESTABLISHED_TIMEOUT
+    for crd in want.definitions:
+        while not _established(client.get(object_path(crd))):
+            if time.monotonic() > deadline:
+                raise LabctlError(
+                    f"the CustomResourceDefinition {crd['metadata']['name']} from {want.source} "
+                    f"is not Established after {ESTABLISHED_TIMEOUT:g} s"
+                )
+            time.sleep(0.2)
+    client.forget_kinds()
+    registered = {n.name for n in session.nodes()}
+    missing = [
+        d["metadata"]["name"]
+        for d in want.objects
+        if d["kind"] == "Node" and d["metadata"]["name"] not in registered
+    ]
+    if missing:
+        # An apply would create a Node with no kubelet behind it.
+        raise LabctlError(
+            f"not a Kubernetes Node yet: {', '.join(missing)} (run the kubernetes layer first)"
+        )
+    return changed + session.apply(want.objects)
+
+
+def differing(session: KubeSession, want: Wanted) -> list[str]:
+    return session.differing(want.definitions + want.objects)

@@ -1,0 +1,139 @@
+"""The calico-resources layer end to end: Calico's objects on the real API server, Nodes Ready.
+
+On the simulated reference lab with the real Kubernetes binaries: after etcd,
+kubernetes and calico (FRR on the switches, BIRD 1.6 and the stand-in CNI
+configuration on the nodes), ``calico-resources`` applies the stand-in
+definitions, the IPPool, BGPConfiguration, BGPPeers and each Node's BGP
+annotations, and every Node turns Ready (containerd found a pod network). The
+real kubectl reads it all back. Then a manifest named by URL and SHA-256: a
+wrong digest is refused with nothing applied; the right one is fetched into the
+cache and its definitions applied (only those, while BIRD stands in for
+calico-node); without the stand-in its other objects are applied too.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+
+import pytest
+import yaml
+
+from labctl.inventory import require_inventory
+from labctl.render import calico as calico_render
+from labctl.render import calico_standin
+from tests.conftest import REFERENCE
+from tests.e2e.conftest import Lab
+from tests.e2e.test_kubernetes_lab import bootstrap, diagnose, kubectl, labctl, outcomes
+from tests.labctl_process import run_labctl
+
+pytestmark = pytest.mark.e2e
+
+
+def _items(lab: Lab, *what: str) -> list[dict[str, object]]:
+    got = kubectl(lab, "get", *what, "-o", "json")
+    assert got.returncode == 0, got.stderr
+    items: list[dict[str, object]] = json.loads(got.stdout)["items"]
+    return items
+
+
+def _manifest(lab: Lab) -> bytes:
+    """A manifest of the test's own: the stand-in kinds, one more definition (so its
+    use shows), and a ConfigMap standing for the workloads a real manifest has."""
+    extra = calico_standin.definition("BGPFilter", "bgpfilters")
+    config = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "calico-config", "namespace": "kube-system"},
+        "data": {"calico_backend": "bird"},
+    }
+    docs = [*calico_standin.definitions(), extra, config]
+    return yaml.safe_dump_all(docs, sort_keys=False).encode()
+
+
+def _name_manifest(lab: Lab, url: str, sha256: str) -> None:
+    path = lab.workdir / "inventory.yaml"
+    text = path.read_text()
+    marker = "  calico:\n"
+    assert marker in text
+    text = text.replace(marker, f"{marker}    manifest: {{url: '{url}', sha256: '{sha256}'}}\n", 1)
+    path.write_text(text)
+
+
+def test_calico_resources_on_the_api_and_every_node_ready(lab: Lab) -> None:
+    bootstrap(lab, "--only", "power", "--only", "pki")
+    start = time.monotonic()
+    bootstrap(
+        lab, "--only", "etcd", "--only", "kubernetes", "--only", "calico",
+        "--only", "calico-resources",
+    )  # fmt: skip
+    print(f"etcd, kubernetes, calico, calico-resources to every Node Ready: "
+          f"{time.monotonic() - start:.1f} s")  # fmt: skip
+    written = labctl(lab, "kubeconfig", "--write", str(lab.workdir / "admin.conf"))
+    assert written.returncode == 0, written.stderr
+
+    # Every Node Ready: the kubelets' runtime found the stand-in pod network.
+    nodes = {n["metadata"]["name"]: n for n in _items(lab, "nodes")}  # type: ignore[index]
+    for name, node in nodes.items():
+        ready = [c for c in node["status"]["conditions"] if c["type"] == "Ready"]  # type: ignore[index]
+        assert ready and ready[0]["status"] == "True", f"{name}: {ready}\n{diagnose(lab)}"
+
+    inventory = require_inventory(REFERENCE)
+    pools = _items(lab, "ippools.projectcalico.org")
+    assert [p["spec"] for p in pools] == [calico_render.ip_pool(inventory)["spec"]]  # type: ignore[index]
+    config = _items(lab, "bgpconfigurations.projectcalico.org")
+    assert [c["metadata"]["name"] for c in config] == ["default"]  # type: ignore[index]
+    assert config[0]["spec"]["asNumber"] == inventory.cluster.calico.asn  # type: ignore[index]
+    peers = _items(lab, "bgppeers.projectcalico.org")
+    want_peers = calico_render.bgp_peers(inventory)
+    assert sorted(p["metadata"]["name"] for p in peers) == sorted(  # type: ignore[index]
+        p["metadata"]["name"] for p in want_peers
+    )
+    for want in calico_render.kubernetes_nodes(inventory):
+        have = nodes[want["metadata"]["name"]]["metadata"]["annotations"]  # type: ignore[index]
+        for key, value in want["metadata"]["annotations"].items():
+            assert have.get(key) == value, (key, have)
+
+    # Converged: a dry run and a re-run change nothing.
+    dry = bootstrap(lab, "--only", "calico-resources", "--dry-run")
+    assert outcomes(dry) <= {"unchanged", "skipped"}, json.dumps(dry)[-3000:]
+    again = bootstrap(lab, "--only", "calico-resources")
+    assert outcomes(again) <= {"unchanged", "skipped"}, json.dumps(again)[-3000:]
+
+    # A manifest by URL and digest: the wrong digest is refused, nothing applied.
+    data = _manifest(lab)
+    source = lab.workdir / "calico-mirror" / "calico.yaml"
+    source.parent.mkdir()
+    source.write_bytes(data)
+    _name_manifest(lab, source.as_uri(), "0" * 64)
+    refused = labctl(lab, "bootstrap", "--only", "calico-resources")
+    assert refused.returncode != 0
+    assert "SHA-256" in refused.stdout + refused.stderr, refused.stdout + refused.stderr
+    assert "Traceback" not in refused.stderr
+    crds = {c["metadata"]["name"] for c in _items(lab, "crd")}  # type: ignore[index]
+    assert "bgpfilters.projectcalico.org" not in crds
+
+    # The right digest: fetched into the cache, only its definitions applied while
+    # BIRD stands in for calico-node.
+    digest = hashlib.sha256(data).hexdigest()
+    (lab.workdir / "inventory.yaml").write_text(
+        (lab.workdir / "inventory.yaml").read_text().replace("0" * 64, digest)
+    )
+    bootstrap(lab, "--only", "calico-resources")
+    assert (lab.workdir / ".labctl" / "cache" / "calico" / f"{digest}.yaml").read_bytes() == data
+    crds = {c["metadata"]["name"] for c in _items(lab, "crd")}  # type: ignore[index]
+    assert "bgpfilters.projectcalico.org" in crds
+    absent = kubectl(lab, "get", "configmap", "-n", "kube-system", "calico-config")
+    assert absent.returncode != 0
+
+    # Without the stand-in (a real lab), the manifest's other objects go too; the
+    # cached copy serves though the mirror is gone.
+    source.unlink()
+    env = {k: v for k, v in lab.env().items() if k != "LABCTL_CALICO_BIRD"}
+    real = run_labctl(
+        "bootstrap", "--only", "calico-resources", cwd=lab.workdir, env=env, timeout=300
+    )
+    assert real.returncode == 0, real.stdout[-3000:] + real.stderr[-3000:]
+    present = kubectl(lab, "get", "configmap", "-n", "kube-system", "calico-config")
+    assert present.returncode == 0, present.stderr
