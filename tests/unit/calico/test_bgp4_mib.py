@@ -1,0 +1,90 @@
+"""BGP4-MIB rows as a switch's peer states and best routes, and where each switch is read.
+
+The rows are recorded from the real agent (tests/fixtures/bgp/bgp4-mib-kek-core.json:
+FRR 8.4.4's bgpd on kek-core attached over AgentX to net-snmp 5.9.3's snmpd, only
+fohn's BIRD 1.6.8 up, walked by labctl's driver); the integration test reads them live.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from typing import Any
+
+import pytest
+
+from labctl.calico import bgp4_mib, status, switch_snmp
+from labctl.inventory import require_inventory
+from labctl.inventory.model import Inventory
+from tests.conftest import FIXTURES, REFERENCE
+
+ROWS: dict[str, Any] = json.loads((FIXTURES / "bgp" / "bgp4-mib-kek-core.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def inventory() -> Inventory:
+    return require_inventory(REFERENCE)
+
+
+def test_peer_table_gives_each_peers_state_in_frrs_words() -> None:
+    assert bgp4_mib.peer_states(ROWS) == {
+        "31.31.164.220": "Established",
+        "31.31.164.221": "Connect",
+        "31.31.164.222": "Connect",
+    }
+    fohn = bgp4_mib.peers(ROWS)["31.31.164.220"]
+    assert (fohn.remote_as, fohn.established_for) == (64512, 5)
+
+
+def test_a_peer_is_named_by_its_index_not_the_remote_address_column() -> None:
+    # FRR's bgpPeerRemoteAddr says 0.0.0.0 until the session connects.
+    assert ROWS["1.3.6.1.2.1.15.3.1.7.31.31.164.221"] == "0.0.0.0"
+    assert "0.0.0.0" not in bgp4_mib.peers(ROWS)
+
+
+def test_best_routes_are_what_frrs_json_says_is_installed() -> None:
+    from_json = status.frr_bgp_routes((FIXTURES / "bgp" / "frr-kek-core-routes.json").read_text())
+    assert bgp4_mib.best_routes(ROWS) == from_json
+    # The public /28 has a path, not the best one: the switch's connected route wins it.
+    assert any(".31.31.164.208.28." in oid for oid in ROWS)
+
+
+def test_a_path_that_is_not_best_is_not_learned() -> None:
+    rows = {**ROWS, "1.3.6.1.2.1.15.6.1.13.10.188.0.0.26.31.31.164.220": 1}
+    assert "10.188.0.0/26" not in bgp4_mib.best_routes(rows)
+
+
+@pytest.mark.parametrize(
+    ("value", "state"), [(1, "Idle"), (3, "Active"), (6, "Established"), (9, "state 9")]
+)
+def test_every_fsm_state_has_a_name(value: int, state: str) -> None:
+    assert bgp4_mib.peer_states({"1.3.6.1.2.1.15.3.1.2.10.0.0.1": value}) == {"10.0.0.1": state}
+
+
+def test_rows_of_other_tables_are_ignored() -> None:
+    assert bgp4_mib.peers({"1.3.6.1.2.1.15.2.0": 64513}) == {}
+    assert bgp4_mib.best_routes({"1.3.6.1.2.1.15.3.1.2.10.0.0.1": 6}) == {}
+
+
+def test_where_each_switch_is_read(inventory: Inventory) -> None:
+    kek, astrid, tor = (
+        next(s for s in inventory.switches if s.name == n) for n in ("kek-core", "astrid", "tor")
+    )
+    assert switch_snmp.source(replace(kek, bgp_status=None)) == "ssh-frr"  # platform frr
+    assert switch_snmp.source(replace(astrid, bgp_status=None)) is None  # EOS: not over SSH
+    assert switch_snmp.source(replace(astrid, bgp_status=None), "frr") == "ssh-frr"  # the sim
+    assert switch_snmp.source(replace(astrid, bgp_status="snmp"), "frr") == "snmp"
+    assert switch_snmp.source(tor) is None
+
+
+def test_a_switch_read_over_snmp_is_judged_like_one_read_over_ssh(inventory: Inventory) -> None:
+    peers, routes = bgp4_mib.peer_states(ROWS), bgp4_mib.best_routes(ROWS)
+    over_snmp = status.assemble(
+        inventory, {"kek-core": peers}, {"kek-core": routes}, {}, {}, {"kek-core": "snmp"}
+    )
+    frr_peers = status.frr_peers((FIXTURES / "bgp" / "frr-kek-core-summary.json").read_text())
+    frr_routes = status.frr_bgp_routes((FIXTURES / "bgp" / "frr-kek-core-routes.json").read_text())
+    over_ssh = status.assemble(inventory, {"kek-core": frr_peers}, {"kek-core": frr_routes}, {}, {})
+    assert over_snmp.problems == over_ssh.problems
+    assert [s.source for s in over_snmp.switches] == ["snmp"]
+    assert over_snmp.as_dict()["switches"][0]["source"] == "snmp"
