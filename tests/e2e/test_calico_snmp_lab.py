@@ -57,6 +57,7 @@ def sessions_with(status: dict[str, object], switch: str) -> dict[str, object]:
 def test_bgp_status_over_snmp_matches_the_ssh_path(tmp_path: Path) -> None:
     secrets = tmp_path / "secrets"
     secrets.mkdir(mode=0o700)
+    (tmp_path / "lab").mkdir()
     with simulated_lab(tmp_path / "lab", snmp_inventory(secrets)) as lab:
         done = labctl(lab, "bootstrap", "--only", "calico", "-o", "json")
         assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]

@@ -157,3 +157,14 @@ def test_resources_are_one_yaml_stream_of_calico_kinds(inventory: Inventory) -> 
         "IPPool", "BGPConfiguration", "BGPPeer", "BGPPeer", "Node", "Node", "Node",
     ]  # fmt: skip
     assert all(d["apiVersion"] == "projectcalico.org/v3" for d in docs)
+
+
+def test_a_switch_read_over_snmp_gets_agentx_where_frr_prints_it(inventory: Inventory) -> None:
+    from dataclasses import replace
+
+    kek = next(s for s in inventory.switches if s.name == "kek-core")
+    plain = switches.config(inventory, kek).splitlines()
+    snmp = switches.config(inventory, replace(kek, bgp_status="snmp")).splitlines()
+    assert "agentx" not in plain
+    assert snmp == [*plain[:2], "agentx", *plain[2:]]
+    assert plain[1] == "hostname kek-core"
