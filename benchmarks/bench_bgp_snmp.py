@@ -86,7 +86,7 @@ def bench(peers: int, runs: int) -> dict[str, float]:
             while True:
                 try:
                     rows = read_bgp(v3)
-                    if "10.188.0.0/26" in bgp4_mib.best_routes(rows):
+                    if "10.188.0.0/26" in bgp4_mib.routes(rows):
                         break
                 except Exception:  # bgpd not attached yet
                     pass

@@ -90,19 +90,29 @@ def peer_states(varbinds: Mapping[str, Value]) -> dict[str, str]:
     return {address: p.state for address, p in peers(varbinds).items()}
 
 
-def best_routes(varbinds: Mapping[str, Value]) -> dict[str, list[str]]:
-    """Prefix -> next hops of the paths the switch chose (bgp4PathAttrBest true).
+def routes(varbinds: Mapping[str, Value]) -> dict[str, list[str]]:
+    """Prefix -> next hops of every prefix the switch holds a path for.
 
-    BGP4-MIB says which path BGP picked, not whether the kernel installed it: the
-    nearest the MIB comes to FRR's ``installed`` flag.
+    BGP4-MIB has one row per prefix and peer. A peer that sends several paths for
+    one prefix (ADD-PATH: calico-node's BIRD does, passing on its mesh peers' routes)
+    shows as one of them, picked by the agent, so ``bgp4PathAttrBest`` can read
+    false on every row while the switch has a best path from that very peer (seen
+    on FRR 8.4). A prefix is therefore learned when the switch holds a path for it;
+    its next hops are those of the rows marked best, else of every row. Weaker than
+    FRR's ``installed`` (a path whose next hop does not resolve is counted too).
     """
-    out: dict[str, list[str]] = {}
+    best: dict[str, list[str]] = {}
+    every: dict[str, list[str]] = {}
     for index, row in _rows(varbinds, PATH_TABLE).items():
-        if len(index) != 9 or row.get(PATH_BEST) != BEST_TRUE:
+        if len(index) != 9:
             continue
-        network = ipaddress.ip_network(f"{_quad(index[:4])}/{index[4]}", strict=False)
-        hops = out.setdefault(str(network), [])
+        prefix = str(ipaddress.ip_network(f"{_quad(index[:4])}/{index[4]}", strict=False))
         hop = row.get(PATH_NEXT_HOP)
-        if hop is not None and str(hop) not in hops:
-            hops.append(str(hop))
-    return out
+        hop_text = _quad(index[5:]) if hop is None else str(hop)
+        targets = [every.setdefault(prefix, [])]
+        if row.get(PATH_BEST) == BEST_TRUE:
+            targets.append(best.setdefault(prefix, []))
+        for hops in targets:
+            if hop_text not in hops:
+                hops.append(hop_text)
+    return {prefix: best.get(prefix, hops) for prefix, hops in every.items()}

@@ -51,4 +51,4 @@ def endpoint(switch: Switch, base_dir: Path, timeout: float = 3.0) -> SwitchSnmp
 def read(switch: Switch, base_dir: Path) -> tuple[dict[str, str], dict[str, list[str]]]:
     """Peer address -> state, prefix -> next hops, as the switch's BGP4-MIB says."""
     rows = read_bgp(endpoint(switch, base_dir))
-    return bgp4_mib.peer_states(rows), bgp4_mib.best_routes(rows)
+    return bgp4_mib.peer_states(rows), bgp4_mib.routes(rows)

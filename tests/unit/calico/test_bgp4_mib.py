@@ -42,16 +42,40 @@ def test_a_peer_is_named_by_its_index_not_the_remote_address_column() -> None:
     assert "0.0.0.0" not in bgp4_mib.peers(ROWS)
 
 
-def test_best_routes_are_what_frrs_json_says_is_installed() -> None:
+def test_routes_are_what_frrs_json_says_is_installed_and_what_it_holds_besides() -> None:
     from_json = status.frr_bgp_routes((FIXTURES / "bgp" / "frr-kek-core-routes.json").read_text())
-    assert bgp4_mib.best_routes(ROWS) == from_json
-    # The public /28 has a path, not the best one: the switch's connected route wins it.
-    assert any(".31.31.164.208.28." in oid for oid in ROWS)
+    routes = bgp4_mib.routes(ROWS)
+    # The public /28 has a path, not installed: the switch's connected route wins it.
+    # BGP4-MIB cannot tell installed from held.
+    assert set(routes) == set(from_json) | {"31.31.164.208/28"}
+    assert {p: routes[p] for p in from_json} == from_json
 
 
-def test_a_path_that_is_not_best_is_not_learned() -> None:
-    rows = {**ROWS, "1.3.6.1.2.1.15.6.1.13.10.188.0.0.26.31.31.164.220": 1}
-    assert "10.188.0.0/26" not in bgp4_mib.best_routes(rows)
+def test_add_path_rows_that_are_never_best_still_count_as_learned() -> None:
+    # One row per prefix and peer: under ADD-PATH the row the agent shows may not be
+    # the peer's best path (FRR 8.4 on the simulated lab: 10.189.0.0/16 from three
+    # nodes, best false on every row, while FRR had a best path from 31.31.164.220).
+    base = "1.3.6.1.2.1.15.6.1"
+    rows = {
+        f"{base}.6.10.189.0.0.16.31.31.164.220": "31.31.164.220",
+        f"{base}.13.10.189.0.0.16.31.31.164.220": 1,
+        f"{base}.6.10.189.0.0.16.31.31.164.221": "31.31.164.221",
+        f"{base}.13.10.189.0.0.16.31.31.164.221": 1,
+        f"{base}.6.10.188.0.64.26.31.31.164.220": "31.31.164.220",
+        f"{base}.13.10.188.0.64.26.31.31.164.220": 2,
+        f"{base}.6.10.188.0.64.26.31.31.164.221": "31.31.164.221",
+        f"{base}.13.10.188.0.64.26.31.31.164.221": 1,
+    }
+    assert bgp4_mib.routes(rows) == {
+        "10.189.0.0/16": ["31.31.164.220", "31.31.164.221"],  # no best row: every next hop
+        "10.188.0.64/26": ["31.31.164.220"],  # the best row's
+    }
+
+
+def test_a_prefix_without_a_path_row_is_not_learned() -> None:
+    rows = {oid: v for oid, v in ROWS.items() if ".10.188.0.0.26." not in oid}
+    assert "10.188.0.0/26" not in bgp4_mib.routes(rows)
+    assert "10.189.0.0/16" in bgp4_mib.routes(rows)
 
 
 @pytest.mark.parametrize(
@@ -63,7 +87,7 @@ def test_every_fsm_state_has_a_name(value: int, state: str) -> None:
 
 def test_rows_of_other_tables_are_ignored() -> None:
     assert bgp4_mib.peers({"1.3.6.1.2.1.15.2.0": 64513}) == {}
-    assert bgp4_mib.best_routes({"1.3.6.1.2.1.15.3.1.2.10.0.0.1": 6}) == {}
+    assert bgp4_mib.routes({"1.3.6.1.2.1.15.3.1.2.10.0.0.1": 6}) == {}
 
 
 def test_where_each_switch_is_read(inventory: Inventory) -> None:
@@ -78,7 +102,7 @@ def test_where_each_switch_is_read(inventory: Inventory) -> None:
 
 
 def test_a_switch_read_over_snmp_is_judged_like_one_read_over_ssh(inventory: Inventory) -> None:
-    peers, routes = bgp4_mib.peer_states(ROWS), bgp4_mib.best_routes(ROWS)
+    peers, routes = bgp4_mib.peer_states(ROWS), bgp4_mib.routes(ROWS)
     over_snmp = status.assemble(
         inventory, {"kek-core": peers}, {"kek-core": routes}, {}, {}, {"kek-core": "snmp"}
     )
