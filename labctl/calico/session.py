@@ -18,6 +18,7 @@ from pathlib import Path
 
 from labctl.calico import status as parse
 from labctl.calico import switch_snmp, topology
+from labctl.drivers.bgp_snmp import SwitchSnmpEndpoint
 from labctl.engine.targets import InventoryConnector
 from labctl.errors import LabctlError
 from labctl.inventory.model import Inventory, Switch
@@ -51,9 +52,11 @@ class BgpSession:
     def close(self) -> None:
         self._connector.close()
 
-    def _switch(self, switch: Switch, source: str) -> tuple[dict[str, str], dict[str, list[str]]]:
-        if source == "snmp":
-            return switch_snmp.read(switch, self.base_dir)
+    def _switch(
+        self, switch: Switch, snmp: SwitchSnmpEndpoint | None
+    ) -> tuple[dict[str, str], dict[str, list[str]]]:
+        if snmp is not None:
+            return switch_snmp.read(snmp)
         ssh = self._connector.ssh(switch.name)
         summary = ssh.run(FRR_SUMMARY, timeout=10.0).text()
         routes = ssh.run(FRR_ROUTES, timeout=10.0).text()
@@ -77,6 +80,12 @@ class BgpSession:
             for s in switches.values()
             if (source := switch_snmp.source(s, self.switch_platform)) is not None
         }
+        # Secrets first: a missing one is the operator's to fix, not a device's silence.
+        snmp = {
+            name: switch_snmp.endpoint(switches[name], self.base_dir)
+            for name, source in sources.items()
+            if source == "snmp"
+        }
         nodes = [s.name for s in topology.nodes(inv)] if self.bird_binary else []
         switch_peers: dict[str, dict[str, str]] = {}
         switch_routes: dict[str, dict[str, list[str]]] = {}
@@ -84,8 +93,7 @@ class BgpSession:
         unreachable: dict[str, str] = {}
         with ThreadPoolExecutor(max_workers=8) as pool:
             switch_jobs = {
-                name: pool.submit(self._switch, switches[name], source)
-                for name, source in sources.items()
+                name: pool.submit(self._switch, switches[name], snmp.get(name)) for name in sources
             }
             node_jobs = {name: pool.submit(self._node, name) for name in nodes}
             for name, job in switch_jobs.items():

@@ -32,6 +32,7 @@ def source(switch: Switch, platform_override: str | None = None) -> str | None:
 
 
 def endpoint(switch: Switch, base_dir: Path, timeout: float = 3.0) -> SwitchSnmpEndpoint:
+    """Where and how to ask; its secrets resolved (SecretError naming the field, if not)."""
     if switch.snmp is None or switch.management is None:
         # The schema requires snmp with bgp_status snmp; LAB099 the management address.
         raise LabctlError(
@@ -48,7 +49,7 @@ def endpoint(switch: Switch, base_dir: Path, timeout: float = 3.0) -> SwitchSnmp
     )
 
 
-def read(switch: Switch, base_dir: Path) -> tuple[dict[str, str], dict[str, list[str]]]:
+def read(target: SwitchSnmpEndpoint) -> tuple[dict[str, str], dict[str, list[str]]]:
     """Peer address -> state, prefix -> next hops, as the switch's BGP4-MIB says."""
-    rows = read_bgp(endpoint(switch, base_dir))
+    rows = read_bgp(target)
     return bgp4_mib.peer_states(rows), bgp4_mib.routes(rows)

@@ -181,7 +181,7 @@ def test_bgp_status_judges_the_snmp_read_as_it_judges_frrs_json(
     )  # fmt: skip
     assert switch_snmp.source(kek, "frr") == "snmp"  # the inventory wins over the sim's override
     _until("kek-core learns fohn's block", lambda: _snmp_sees(switch, "10.188.0.0/26"))
-    peers, routes = switch_snmp.read(kek, tmp_path)
+    peers, routes = switch_snmp.read(switch_snmp.endpoint(kek, tmp_path))
     fohn = status.bird_protocols(switch.pair.birdc_show("protocols"))
     fabric = status.assemble(
         inventory, {"kek-core": peers}, {"kek-core": routes}, {"fohn": fohn}, {},

@@ -8,12 +8,16 @@ fohn's BIRD 1.6.8 up, walked by labctl's driver); the integration test reads the
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import pytest
+from typer.testing import CliRunner
 
 from labctl.calico import bgp4_mib, status, switch_snmp
+from labctl.cli.main import app
 from labctl.inventory import require_inventory
 from labctl.inventory.model import Inventory
 from tests.conftest import FIXTURES, REFERENCE
@@ -112,3 +116,27 @@ def test_a_switch_read_over_snmp_is_judged_like_one_read_over_ssh(inventory: Inv
     assert over_snmp.problems == over_ssh.problems
     assert [s.source for s in over_snmp.switches] == ["snmp"]
     assert over_snmp.as_dict()["switches"][0]["source"] == "snmp"
+
+
+def test_bgp_status_names_a_missing_snmp_secret_before_asking_anything(tmp_path: Path) -> None:
+    from labctl.errors import SecretError
+
+    eos = "    platform: eos\n"
+    inventory = tmp_path / "inventory.yaml"
+    inventory.write_text(
+        REFERENCE.read_text().replace(
+            eos,
+            eos + '    bgp_status: snmp\n    snmp:\n      version: "3"\n      username: labctl\n'
+            "      auth_key: {env: SNMPBGP_UNSET_AUTH}\n"
+            "      priv_key: {env: SNMPBGP_UNSET_PRIV}\n",
+        )
+    )
+    start = time.monotonic()
+    done = CliRunner().invoke(
+        app, ["bgp", "status", "-i", str(inventory)], env={"SNMPBGP_UNSET_AUTH": None}
+    )
+    assert time.monotonic() - start < 5  # no device was waited for
+    assert isinstance(done.exception, SecretError)
+    assert str(done.exception) == (
+        "switches[1].snmp.auth_key: environment variable SNMPBGP_UNSET_AUTH is not set"
+    )
