@@ -1,8 +1,9 @@
-"""The BGP fabric read over SSH: FRR's JSON on the switches, BIRD on the nodes.
+"""The BGP fabric read from the devices: the switches' FRR JSON or BGP4-MIB, BIRD on the nodes.
 
 ``labctl bgp status`` and the calico layer's last step (``calico.established``)
-ask through here. Every device is asked in parallel over one SSH session each
-(``engine/targets.py``: switches on their management address); a device that
+ask through here. Every device is asked in parallel, over one SSH session each
+(``engine/targets.py``: switches on their management address) or, for a switch
+whose ``bgp_status`` is ``snmp``, over SNMP (``switch_snmp.py``); a device that
 does not answer is named with the reason, and its sessions count as down.
 Nodes are read only where BIRD stands in for calico-node (the simulated lab:
 ``birdc`` beside the BIRD binary); on a real lab calico-node's BIRD is inside
@@ -16,10 +17,11 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from labctl.calico import status as parse
-from labctl.calico import topology
+from labctl.calico import switch_snmp, topology
+from labctl.drivers.bgp_snmp import SwitchSnmpEndpoint
 from labctl.engine.targets import InventoryConnector
 from labctl.errors import LabctlError
-from labctl.inventory.model import Inventory
+from labctl.inventory.model import Inventory, Switch
 from labctl.render.bird import CONTROL_SOCKET
 from labctl.render.calico_node import birdc
 
@@ -38,6 +40,7 @@ class BgpSession:
         self.inventory = inventory
         self.bird_binary = bird_binary
         self.switch_platform = switch_platform
+        self.base_dir = base_dir
         self._connector = InventoryConnector(inventory, base_dir)
 
     def __enter__(self) -> BgpSession:
@@ -49,8 +52,12 @@ class BgpSession:
     def close(self) -> None:
         self._connector.close()
 
-    def _switch(self, name: str) -> tuple[dict[str, str], dict[str, list[str]]]:
-        ssh = self._connector.ssh(name)
+    def _switch(
+        self, switch: Switch, snmp: SwitchSnmpEndpoint | None
+    ) -> tuple[dict[str, str], dict[str, list[str]]]:
+        if snmp is not None:
+            return switch_snmp.read(snmp)
+        ssh = self._connector.ssh(switch.name)
         summary = ssh.run(FRR_SUMMARY, timeout=10.0).text()
         routes = ssh.run(FRR_ROUTES, timeout=10.0).text()
         return parse.frr_peers(summary), parse.frr_bgp_routes(routes)
@@ -67,18 +74,27 @@ class BgpSession:
 
     def status(self) -> parse.FabricStatus:
         inv = self.inventory
-        frr = [
-            s.name
-            for s in topology.peering_switches(inv)
-            if (self.switch_platform or s.platform) == "frr"
-        ]
+        switches = {s.name: s for s in topology.peering_switches(inv)}
+        sources = {
+            s.name: source
+            for s in switches.values()
+            if (source := switch_snmp.source(s, self.switch_platform)) is not None
+        }
+        # Secrets first: a missing one is the operator's to fix, not a device's silence.
+        snmp = {
+            name: switch_snmp.endpoint(switches[name], self.base_dir)
+            for name, source in sources.items()
+            if source == "snmp"
+        }
         nodes = [s.name for s in topology.nodes(inv)] if self.bird_binary else []
         switch_peers: dict[str, dict[str, str]] = {}
         switch_routes: dict[str, dict[str, list[str]]] = {}
         node_protocols: dict[str, dict[str, str]] = {}
         unreachable: dict[str, str] = {}
         with ThreadPoolExecutor(max_workers=8) as pool:
-            switch_jobs = {name: pool.submit(self._switch, name) for name in frr}
+            switch_jobs = {
+                name: pool.submit(self._switch, switches[name], snmp.get(name)) for name in sources
+            }
             node_jobs = {name: pool.submit(self._node, name) for name in nodes}
             for name, job in switch_jobs.items():
                 try:
@@ -90,7 +106,9 @@ class BgpSession:
                     node_protocols[name] = node_job.result()
                 except (LabctlError, OSError) as exc:
                     unreachable[name] = str(exc)
-        return parse.assemble(inv, switch_peers, switch_routes, node_protocols, unreachable)
+        return parse.assemble(
+            inv, switch_peers, switch_routes, node_protocols, unreachable, sources
+        )
 
     def wait_established(self, timeout: float, interval: float = 0.5) -> parse.FabricStatus:
         """Poll until every session is up and every block learned; raise naming what is not."""

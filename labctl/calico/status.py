@@ -1,7 +1,8 @@
 """The BGP fabric's state from what switches and nodes say, against the inventory (pure).
 
 Parses FRR's JSON (``show bgp summary json``, ``show ip route bgp json``) and
-BIRD 1.6's ``birdc show protocols`` table, and holds them against the sessions
+BIRD 1.6's ``birdc show protocols`` table (a switch read over SNMP comes in the
+same shape from ``bgp4_mib``), and holds them against the sessions
 and pod blocks ``topology`` expects: each session from both ends, each node's
 block in each peering switch's routing table. What went wrong comes out as
 sentences naming the switch, the node and the session.
@@ -77,6 +78,7 @@ class SwitchRoutes:
     switch: str
     learned: dict[str, list[str]]  # prefix -> next hops
     missing: list[str]  # "node block" the switch does not have
+    source: str = "ssh-frr"  # how it was read: ssh-frr (FRR's JSON) or snmp (BGP4-MIB)
 
 
 @dataclass
@@ -123,6 +125,7 @@ def assemble(
     switch_routes: dict[str, dict[str, list[str]]],  # switch -> prefix -> next hops
     node_protocols: dict[str, dict[str, str]],  # node -> protocol -> state
     unreachable: dict[str, str],
+    switch_sources: dict[str, str] | None = None,  # switch -> how it was read
 ) -> FabricStatus:
     """Every expected session and block, with what each end said (absent: not read)."""
     sessions = []
@@ -148,5 +151,6 @@ def assemble(
             for node, block in blocks.items()
             if node in peers and block not in learned
         ]
-        routes.append(SwitchRoutes(sw.name, learned, missing))
+        how = (switch_sources or {}).get(sw.name, "ssh-frr")
+        routes.append(SwitchRoutes(sw.name, learned, missing, how))
     return FabricStatus(sessions, routes, unreachable)

@@ -15,8 +15,9 @@ app = typer.Typer(help="The lab's BGP fabric (Calico nodes and switches).", no_a
 
 @app.command()
 def status(inventory: Path = InventoryOption, output: OutputFormat = OutputOption) -> None:
-    """Sessions (from the switches' FRR and the nodes' BIRD) and the pod blocks each peering
-    switch has learned (exit 1 if a session is down or a block missing).
+    """Sessions (from the switches, over SSH or SNMP as their bgp_status says, and the nodes'
+    BIRD) and the pod blocks each peering switch has learned (exit 1 if a session is down or
+    a block missing).
 
     Example: labctl bgp status -o json
     """
@@ -49,7 +50,7 @@ def status(inventory: Path = InventoryOption, output: OutputFormat = OutputOptio
             )
         Console().print(table)
         for sw in fabric.switches:
-            typer.echo(f"{sw.switch}: {len(sw.learned)} BGP route(s) installed")
+            typer.echo(f"{sw.switch}: {len(sw.learned)} BGP route(s) (read over {sw.source})")
         for problem in fabric.problems:
             typer.echo(f"problem: {problem}", err=True)
     if not fabric.ok:

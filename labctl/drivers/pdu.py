@@ -6,65 +6,33 @@ check LAB063 warns about it). Every request has a timeout and bounded retries
 What to read and write for a model comes from its profile (pdu_profiles.py).
 
 pysnmp drops the socket's own errors (a refused port, a blackhole route) and
-lets the request time out; our UDP transport hands them to the client, which
-fails the request at once with a sentence saying why (see neterrors.py).
+lets the request time out; our UDP transport (snmp.py) hands them to the client,
+which fails the request at once with a sentence saying why (see neterrors.py).
 """
 
 from __future__ import annotations
 
 import asyncio
-import socket
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Sequence
+from dataclasses import dataclass
 from enum import StrEnum
 from types import TracebackType
 from typing import Any
 
-from pysnmp.carrier.asyncio.dgram import udp
 from pysnmp.error import PySnmpError
 from pysnmp.hlapi.v3arch import asyncio as snmp
 from pysnmp.proto import rfc1902
 
 from labctl.drivers.neterrors import Peer, network_error
 from labctl.drivers.pdu_profiles import PduProfile
+from labctl.drivers.snmp import (
+    AUTH_FAILURES,
+    ReportingTarget,
+    SnmpV2cAuth,
+    SnmpV3Auth,
+    auth_data,
+)
 from labctl.errors import AuthenticationError, DriverError
-
-_AUTH = {
-    "sha": snmp.usmHMACSHAAuthProtocol,
-    "sha256": snmp.usmHMAC192SHA256AuthProtocol,
-    "md5": snmp.usmHMACMD5AuthProtocol,
-}
-_PRIV = {
-    "aes": snmp.usmAesCfb128Protocol,
-    "aes256": snmp.usmAesCfb256Protocol,
-    "des": snmp.usmDESPrivProtocol,
-}
-# pysnmp error indications that mean "your credentials are wrong".
-# What each SNMPv3 refusal means, in the words an operator acts on.
-_AUTH_FAILURES = {
-    "WrongDigest": "the authentication key is wrong (the agent's digest does not match)",
-    "UnknownUserName": "the agent has no such SNMPv3 user",
-    "DecryptionError": "the privacy (encryption) key is wrong",
-    "AuthenticationFailure": "the credentials are wrong",
-    "UnsupportedSecurityLevel": "the agent does not offer the security level asked for",
-}
-# Linux queues ICMP errors (port unreachable, host unreachable) for unconnected UDP
-# sockets only with this option; Python names it from 3.12 on.
-_IP_RECVERR = getattr(socket, "IP_RECVERR", 11)
-
-
-@dataclass(frozen=True)
-class SnmpV3Auth:
-    username: str
-    auth_key: str = field(repr=False)
-    priv_key: str = field(repr=False)
-    auth_protocol: str = "sha"
-    priv_protocol: str = "aes"
-
-
-@dataclass(frozen=True)
-class SnmpV2cAuth:
-    community: str = field(repr=False)
 
 
 @dataclass(frozen=True)
@@ -103,33 +71,6 @@ class OutletAction(StrEnum):
     REBOOT = "reboot"
 
 
-class _ReportingUdp(udp.UdpAsyncioTransport):  # type: ignore[misc]
-    """pysnmp's UDP transport, telling ``report`` every error its socket gets."""
-
-    def __init__(self, report: Callable[[OSError], None]) -> None:
-        super().__init__()
-        self._report = report
-
-    def connection_made(self, transport: asyncio.DatagramTransport) -> None:
-        sock = transport.get_extra_info("socket")
-        if sock is not None:  # before pysnmp sends what it queued
-            sock.setsockopt(socket.IPPROTO_IP, _IP_RECVERR, 1)
-        super().connection_made(transport)
-
-    def error_received(self, exc: OSError) -> None:
-        self._report(exc)
-
-
-class _ReportingTarget(snmp.UdpTransportTarget):  # type: ignore[misc]
-    """A UDP target whose transport reports socket errors (pysnmp opens it on first use)."""
-
-    report: Callable[[OSError], None]
-
-    def open_client_mode(self) -> Any:
-        self.transport = _ReportingUdp(self.report).open_client_mode(self.iface)
-        return self.transport
-
-
 class PduClient:
     """Talks to one PDU; one SNMP engine reused for every request."""
 
@@ -156,22 +97,13 @@ class PduClient:
         self._engine.close_dispatcher()
 
     def _auth_data(self) -> Any:
-        auth = self.endpoint.auth
-        if isinstance(auth, SnmpV2cAuth):
-            return snmp.CommunityData(auth.community, mpModel=1)
-        return snmp.UsmUserData(
-            auth.username,
-            authKey=auth.auth_key,
-            privKey=auth.priv_key,
-            authProtocol=_AUTH[auth.auth_protocol],
-            privProtocol=_PRIV[auth.priv_protocol],
-        )
+        return auth_data(self.endpoint.auth)
 
     async def _transport(self, doing: str) -> Any:
         if self._target is None:
             ep = self.endpoint
             try:
-                target = await _ReportingTarget.create(
+                target = await ReportingTarget.create(
                     (ep.host, ep.port), timeout=ep.timeout, retries=ep.retries
                 )
             except PySnmpError as exc:
@@ -213,10 +145,10 @@ class PduClient:
                 )
                 silence = TimeoutError(str(error_indication))
                 raise network_error(silence, ep.peer, doing, waited, also=also)
-            if kind in _AUTH_FAILURES:
+            if kind in AUTH_FAILURES:
                 raise AuthenticationError(
                     f"{label}: authentication failed: the SNMP agent refused labctl's "
-                    f"credentials: {_AUTH_FAILURES[kind]}; check the PDU's snmp settings and "
+                    f"credentials: {AUTH_FAILURES[kind]}; check the PDU's snmp settings and "
                     f"the secrets they name ({kind})"
                 )
             raise DriverError(f"{label}: SNMP error: {error_indication}")

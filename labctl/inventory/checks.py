@@ -684,15 +684,17 @@ def insecure_bmc(inv: Inventory) -> Iterator[Finding]:
 
 @check("LAB063", W, "SNMP without authPriv strength (v2c, MD5, DES) is reported.")
 def weak_snmp(inv: Inventory) -> Iterator[Finding]:
-    for p in inv.pdus:
-        path = (*p.path, "snmp")
-        if p.snmp.version == "2c":
-            yield (*path, "version"), f"{p.name} uses SNMP v2c: the community travels in clear text"
+    users = [(p.name, p.path, p.snmp) for p in inv.pdus]
+    users += [(s.name, s.path, s.snmp) for s in inv.switches if s.snmp is not None]
+    for name, where, snmp in users:
+        path = (*where, "snmp")
+        if snmp.version == "2c":
+            yield (*path, "version"), f"{name} uses SNMP v2c: the community travels in clear text"
         else:
-            if p.snmp.auth_protocol == "md5":
-                yield (*path, "auth_protocol"), f"{p.name} authenticates with MD5; prefer sha"
-            if p.snmp.priv_protocol == "des":
-                yield (*path, "priv_protocol"), f"{p.name} encrypts with DES; prefer aes"
+            if snmp.auth_protocol == "md5":
+                yield (*path, "auth_protocol"), f"{name} authenticates with MD5; prefer sha"
+            if snmp.priv_protocol == "des":
+                yield (*path, "priv_protocol"), f"{name} encrypts with DES; prefer aes"
 
 
 @check("LAB064", W, "A BMC sits on a management network.")

@@ -186,3 +186,14 @@ def hold_time(inv: Inventory) -> Iterator[Finding]:
             f"hold_time {calico.hold_time} s is less than three keepalives "
             f"({calico.keepalive_time} s each): one lost keepalive may drop sessions",
         )
+
+
+@check("LAB099", E, "A switch whose BGP status is read over SNMP has a management address.")
+def snmp_switch_reachable(inv: Inventory) -> Iterator[Finding]:
+    for sw in inv.switches:
+        if sw.bgp_status == "snmp" and sw.management is None:
+            yield (
+                (*sw.path, "bgp_status"),
+                f"{sw.name}'s BGP status is read over SNMP (bgp_status: snmp), which goes to its "
+                "management address, and it has none (switches[].management)",
+            )

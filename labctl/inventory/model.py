@@ -140,6 +140,15 @@ class Switch:
     interfaces: tuple[Address, ...] = ()
     ssh_user: str | None = None
     ssh_port: int = 22
+    bgp_status: str | None = None  # ssh-frr, snmp: where its BGP sessions are read
+    snmp: Snmp | None = None
+
+    @property
+    def bgp_source(self) -> str | None:
+        """Where its BGP side is read from (None: nowhere), ``bgp_status`` or the platform's way."""
+        if self.bgp_status is not None:
+            return self.bgp_status
+        return "ssh-frr" if self.platform == "frr" else None
 
     def interface(self, address: str) -> Address | None:
         for a in self.interfaces:
@@ -471,6 +480,21 @@ def _switch(d: dict[str, Any], path: DocPath) -> Switch:
         ),
         ssh_user=ssh.get("user"),
         ssh_port=ssh.get("port", 22),
+        bgp_status=d.get("bgp_status"),
+        snmp=_snmp(d["snmp"]) if "snmp" in d else None,
+    )
+
+
+def _snmp(s: dict[str, Any]) -> Snmp:
+    return Snmp(
+        version=s["version"],
+        port=s.get("port", 161),
+        username=s.get("username"),
+        auth_protocol=s.get("auth_protocol", "sha"),
+        auth_key=_secret(s["auth_key"]) if "auth_key" in s else None,
+        priv_protocol=s.get("priv_protocol", "aes"),
+        priv_key=_secret(s["priv_key"]) if "priv_key" in s else None,
+        community=_secret(s["community"]) if "community" in s else None,
     )
 
 
@@ -521,16 +545,7 @@ def _pdu(d: dict[str, Any], path: DocPath) -> Pdu:
         network=d["network"],
         address=d["address"],
         outlet_count=d["outlet_count"],
-        snmp=Snmp(
-            version=s["version"],
-            port=s.get("port", 161),
-            username=s.get("username"),
-            auth_protocol=s.get("auth_protocol", "sha"),
-            auth_key=_secret(s["auth_key"]) if "auth_key" in s else None,
-            priv_protocol=s.get("priv_protocol", "aes"),
-            priv_key=_secret(s["priv_key"]) if "priv_key" in s else None,
-            community=_secret(s["community"]) if "community" in s else None,
-        ),
+        snmp=_snmp(s),
         outlets=tuple(
             Outlet(o["outlet"], o["device"], o.get("psu", 1), (*path, "outlets", i))
             for i, o in enumerate(d.get("outlets", ()))

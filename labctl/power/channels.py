@@ -115,27 +115,13 @@ class IpmiChannel:
 
 
 def pdu_endpoints(inventory: Inventory, base_dir: Path, timeout: float) -> dict[str, PduEndpoint]:
-    from labctl.drivers.pdu import PduEndpoint, SnmpV2cAuth, SnmpV3Auth
+    from labctl.drivers.pdu import PduEndpoint
+    from labctl.snmp_credentials import credentials
 
     endpoints = {}
     for pdu in inventory.pdus:
-        where = format_path((*pdu.path, "snmp"))
         snmp = pdu.snmp
-        auth: SnmpV3Auth | SnmpV2cAuth
-        if snmp.version == "2c":
-            assert snmp.community is not None
-            auth = SnmpV2cAuth(
-                resolve(snmp.community, used_at=f"{where}.community", base_dir=base_dir)
-            )
-        else:
-            assert snmp.auth_key is not None and snmp.priv_key is not None and snmp.username
-            auth = SnmpV3Auth(
-                snmp.username,
-                resolve(snmp.auth_key, used_at=f"{where}.auth_key", base_dir=base_dir),
-                resolve(snmp.priv_key, used_at=f"{where}.priv_key", base_dir=base_dir),
-                snmp.auth_protocol,
-                snmp.priv_protocol,
-            )
+        auth = credentials(snmp, format_path((*pdu.path, "snmp")), base_dir)
         endpoints[pdu.name] = PduEndpoint(
             host=pdu.address,
             port=snmp.port,

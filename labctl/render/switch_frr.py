@@ -6,7 +6,9 @@ prints (router first, then prefix lists and route maps; the defaults of
 ``frr defaults datacenter`` left out), so ``labctl switch diff`` compares like
 with like. One peer group ``CALICO`` holds every node that peers with the
 switch; its import filter accepts only what the nodes announce
-(``render/bgp_common.py``), blocks and single pod addresses included.
+(``render/bgp_common.py``), blocks and single pod addresses included. A
+switch read over SNMP (``bgp_status: snmp``) gets ``agentx``, so bgpd's SNMP
+module attaches to the switch's snmpd.
 """
 
 from __future__ import annotations
@@ -25,6 +27,11 @@ def config(inventory: Inventory, switch: Switch, secret: SecretFn = masked) -> s
     lines = [
         "frr defaults datacenter",
         f"hostname {switch.name}",
+    ]
+    if switch.bgp_status == "snmp":
+        # bgpd serves BGP4-MIB to snmpd over AgentX (its -M snmp module); FRR prints it here.
+        lines.append("agentx")
+    lines += [
         "service integrated-vtysh-config",
         "!",
     ]

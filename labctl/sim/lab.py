@@ -489,6 +489,7 @@ def up(
         _network(plan, record)
         progress(f"nodes: host keys, overlays and sshd for {len(plan.nodes)}")
         _nodes(plan, state, login_user)
+        sim_switches.prepare_snmp(inventory, state, inventory_path.parent)
         dirs = {n.name: sim_node.node_dir(state, n.name) for n in plan.nodes}
         sim_disks.make(inventory, dirs, sim_disks.disk_size())
         write_os_release(inventory, state, [n.name for n in plan.nodes])

@@ -72,11 +72,15 @@ def bgp_pair(
     bird_cfg: str,
     switch_address: str,
     node_address: str,
+    bgpd_snmp: Path | None = None,
+    prefix: str = "c13",
 ) -> Iterator[BgpPair]:
-    tag = secrets.token_hex(2)
-    sw, node = f"c13{tag}-sw", f"c13{tag}-n"
+    """``bgpd_snmp``: the directory of FRR's own SNMP settings (``sim/bgp_agent.py``);
+    bgpd then loads its AgentX module (``-M snmp``) and reads them."""
+    tag = prefix + secrets.token_hex(2)
+    sw, node = f"{tag}-sw", f"{tag}-n"
     # FRR drops to the frr user, which cannot enter pytest's private (0700) tmp dirs.
-    vty = Path(tempfile.mkdtemp(prefix=f"c13{tag}-frr-"))
+    vty = Path(tempfile.mkdtemp(prefix=f"{tag}-frr-"))
     vty.chmod(0o755)
     shutil.chown(vty, "frr", "frr")
     (vty / "frr.conf").write_text(frr_conf)
@@ -90,18 +94,20 @@ def bgp_pair(
             _ip("netns", "add", ns)
             made.append(ns)
             _ip("-n", ns, "link", "set", "lo", "up")
-        _ip("link", "add", f"c13{tag}a", "netns", sw, "type", "veth", "peer", "name",
-            f"c13{tag}b", "netns", node)  # fmt: skip
-        _ip("-n", sw, "addr", "add", switch_address, "dev", f"c13{tag}a")
-        _ip("-n", node, "addr", "add", node_address, "dev", f"c13{tag}b")
-        _ip("-n", sw, "link", "set", f"c13{tag}a", "up")
+        _ip("link", "add", f"{tag}a", "netns", sw, "type", "veth", "peer", "name",
+            f"{tag}b", "netns", node)  # fmt: skip
+        _ip("-n", sw, "addr", "add", switch_address, "dev", f"{tag}a")
+        _ip("-n", node, "addr", "add", node_address, "dev", f"{tag}b")
+        _ip("-n", sw, "link", "set", f"{tag}a", "up")
         # A switch routes: FRR's running config says "no ip forwarding" otherwise.
         for key in ("net.ipv4.ip_forward", "net.ipv6.conf.all.forwarding"):
             subprocess.run(["ip", "netns", "exec", sw, "sysctl", "-qw", f"{key}=1"], check=True)
-        _ip("-n", node, "link", "set", f"c13{tag}b", "up")
+        _ip("-n", node, "link", "set", f"{tag}b", "up")
+        snmp = f"env SNMPCONFPATH={bgpd_snmp} " if bgpd_snmp else ""
         start = "; ".join(
-            f"{FRR}/{d} -d -u frr -g frr -z {vty}/zserv.api -i {vty}/{d}.pid "
-            f"--vty_socket {vty} -f {vty}/frr.conf"
+            f"{snmp if d == 'bgpd' else ''}{FRR}/{d} -d -u frr -g frr -z {vty}/zserv.api "
+            f"-i {vty}/{d}.pid --vty_socket {vty} -f {vty}/frr.conf --log file:{vty}/{d}.log"
+            f"{' -M snmp' if d == 'bgpd' and bgpd_snmp else ''}"
             for d in ("zebra", "bgpd", "staticd")
         )
         subprocess.run(

@@ -193,3 +193,14 @@ def test_stand_in_definitions_store_calicos_kinds_with_open_schemas(inventory: I
         "calico-stand-in-crds.yaml",
         yaml.safe_dump_all(calico_standin.definitions(), sort_keys=False),
     )
+
+
+def test_a_switch_read_over_snmp_gets_agentx_where_frr_prints_it(inventory: Inventory) -> None:
+    from dataclasses import replace
+
+    kek = next(s for s in inventory.switches if s.name == "kek-core")
+    plain = switches.config(inventory, kek).splitlines()
+    snmp = switches.config(inventory, replace(kek, bgp_status="snmp")).splitlines()
+    assert "agentx" not in plain
+    assert snmp == [*plain[:2], "agentx", *plain[2:]]
+    assert plain[1] == "hostname kek-core"

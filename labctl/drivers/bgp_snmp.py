@@ -1,0 +1,187 @@
+"""A switch's BGP4-MIB over SNMP (pysnmp 7, asyncio): walks whole tables for ``bgp status``.
+
+Arista EOS, Edge-Core under SONiC (FRR's bgpd AgentX module behind snmpd) and
+most routers serve RFC 4273's BGP4-MIB; reading it needs no login on the
+switch, only read access to 1.3.6.1.2.1.15. This driver walks a subtree with
+GETBULK and returns OID -> value, nothing more: what the rows mean is
+``calico/bgp4_mib.py``'s business. SNMPv3 authPriv or v2c as the inventory's
+switch says (``drivers/snmp.py``); every request has a timeout and bounded
+retries, socket errors fail at once with a sentence, and no key or community
+ever appears in a message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
+
+from pysnmp.error import PySnmpError
+from pysnmp.hlapi.v3arch import asyncio as snmp
+
+from labctl.drivers.neterrors import Peer, network_error
+from labctl.drivers.snmp import (
+    AUTH_FAILURES,
+    ReportingTarget,
+    SnmpV2cAuth,
+    SnmpV3Auth,
+    auth_data,
+)
+from labctl.errors import AuthenticationError, DriverError
+
+BGP4_MIB = "1.3.6.1.2.1.15"
+PEER_TABLE = f"{BGP4_MIB}.3"  # bgpPeerTable
+PATH_TABLE = f"{BGP4_MIB}.6"  # bgp4PathAttrTable
+
+_END = ("EndOfMibView", "NoSuchObject", "NoSuchInstance")
+_INTEGERS = ("Integer", "Integer32", "Counter32", "Gauge32", "Unsigned32", "TimeTicks")
+
+Value = int | str
+
+
+@dataclass(frozen=True)
+class SwitchSnmpEndpoint:
+    host: str
+    auth: SnmpV3Auth | SnmpV2cAuth
+    port: int = 161
+    timeout: float = 5.0
+    retries: int = 2
+    name: str = ""
+    max_repetitions: int = 50  # rows per GETBULK: one packet holds a small switch's peers
+
+    @property
+    def label(self) -> str:
+        where = f"{self.host}:{self.port}"
+        return f"{self.name} ({where})" if self.name else f"switch {where}"
+
+    @property
+    def peer(self) -> Peer:
+        return Peer(self.label, self.host, self.port, "switch", "switch's SNMP agent")
+
+
+def _plain(value: Any) -> Value:
+    kind = type(value).__name__
+    if kind in _INTEGERS:
+        return int(value)
+    return str(value.prettyPrint())  # IpAddress: dotted quad; OCTET STRING: 0x...
+
+
+class BgpSnmpClient:
+    """Walks one switch's BGP4-MIB; one SNMP engine reused for every request."""
+
+    def __init__(self, endpoint: SwitchSnmpEndpoint) -> None:
+        self.endpoint = endpoint
+        self._engine = snmp.SnmpEngine()
+        self._target: Any = None
+        self._fault: asyncio.Future[OSError] | None = None
+
+    async def __aenter__(self) -> BgpSnmpClient:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._engine.close_dispatcher()
+
+    async def _transport(self, doing: str) -> Any:
+        if self._target is None:
+            ep = self.endpoint
+            try:
+                target = await ReportingTarget.create(
+                    (ep.host, ep.port), timeout=ep.timeout, retries=ep.retries
+                )
+            except PySnmpError as exc:
+                if isinstance(exc.__context__, OSError):  # the name did not resolve
+                    raise network_error(exc.__context__, ep.peer, doing) from None
+                raise DriverError(f"{ep.label}: {exc}") from None
+            target.report = self._socket_fault
+            self._target = target
+        return self._target
+
+    def _socket_fault(self, exc: OSError) -> None:
+        if self._fault is not None and not self._fault.done():
+            self._fault.set_result(exc)
+
+    async def _exchange(self, request: Awaitable[Any], doing: str) -> Any:
+        """``request``'s answer, unless the socket reports an error first."""
+        if self._fault is None or self._fault.done():
+            self._fault = asyncio.get_running_loop().create_future()
+        fault = self._fault
+        pending = asyncio.ensure_future(request)
+        await asyncio.wait({pending, fault}, return_when=asyncio.FIRST_COMPLETED)
+        if pending.done():
+            return pending.result()
+        pending.cancel()
+        raise network_error(fault.result(), self.endpoint.peer, doing)
+
+    def _check(self, error_indication: Any, error_status: Any, doing: str) -> None:
+        ep = self.endpoint
+        if error_indication:
+            kind = type(error_indication).__name__
+            if kind == "RequestTimedOut":
+                waited = f"{ep.timeout * (ep.retries + 1):g} s"
+                # An agent says nothing to a wrong v2c community: it looks like silence.
+                also = (
+                    "the SNMP v2c community is wrong" if isinstance(ep.auth, SnmpV2cAuth) else None
+                )
+                silence = TimeoutError(str(error_indication))
+                raise network_error(silence, ep.peer, doing, waited, also=also)
+            if kind in AUTH_FAILURES:
+                raise AuthenticationError(
+                    f"{ep.label}: authentication failed: the SNMP agent refused labctl's "
+                    f"credentials: {AUTH_FAILURES[kind]}; check the switch's snmp settings and "
+                    f"the secrets they name ({kind})"
+                )
+            raise DriverError(f"{ep.label}: SNMP error: {error_indication}")
+        if error_status and int(error_status) != 0:
+            raise DriverError(f"{ep.label}: {doing}: the agent said {error_status.prettyPrint()}")
+
+    async def walk(self, subtree: str) -> dict[str, Value]:
+        """Every OID under ``subtree`` (dotted, no leading dot) -> its value."""
+        doing = f"walking {subtree}"
+        prefix = subtree + "."
+        out: dict[str, Value] = {}
+        cursor = subtree
+        while True:
+            request = snmp.bulk_cmd(
+                self._engine,
+                auth_data(self.endpoint.auth),
+                await self._transport(doing),
+                snmp.ContextData(),
+                0,
+                self.endpoint.max_repetitions,
+                snmp.ObjectType(snmp.ObjectIdentity(cursor)),
+                lookupMib=False,
+            )
+            error_indication, error_status, _, var_binds = await self._exchange(request, doing)
+            self._check(error_indication, error_status, doing)
+            if not var_binds:
+                return out
+            for name, value in var_binds:
+                oid = str(name)
+                if not oid.startswith(prefix) or type(value).__name__ in _END:
+                    return out
+                if oid in out:  # an agent that does not move on: stop rather than loop
+                    raise DriverError(f"{self.endpoint.label}: {doing}: the agent repeats {oid}")
+                out[oid] = _plain(value)
+                cursor = oid
+
+    async def bgp(self) -> dict[str, Value]:
+        """bgpPeerTable and bgp4PathAttrTable, walked at once."""
+        peers, paths = await asyncio.gather(self.walk(PEER_TABLE), self.walk(PATH_TABLE))
+        return {**peers, **paths}
+
+
+def read_bgp(endpoint: SwitchSnmpEndpoint) -> dict[str, Value]:
+    """The switch's BGP4-MIB session and path rows (for callers without an event loop)."""
+
+    async def read() -> dict[str, Value]:
+        async with BgpSnmpClient(endpoint) as client:
+            return await client.bgp()
+
+    return asyncio.run(read())
