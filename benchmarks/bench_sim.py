@@ -28,6 +28,8 @@ SECRETS = {
     "LABCTL_BMC_PASSWORD_WIND": "bench-bmc-pw",
     "LABCTL_PDU_AUTH_KEY": "bench-pdu-auth",
     "LABCTL_PDU_PRIV_KEY": "bench-pdu-priv",
+    "LABCTL_SWITCH_SNMP_AUTH_KEY": "bench-switch-auth",
+    "LABCTL_SWITCH_SNMP_PRIV_KEY": "bench-switch-priv",
 }
 
 

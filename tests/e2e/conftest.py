@@ -26,6 +26,8 @@ SECRETS = {
     "LABCTL_BMC_PASSWORD_WIND": "wind-bmc-e2e",
     "LABCTL_PDU_AUTH_KEY": "pdu-auth-e2e",
     "LABCTL_PDU_PRIV_KEY": "pdu-priv-e2e",
+    "LABCTL_SWITCH_SNMP_AUTH_KEY": "astrid-auth-e2e",
+    "LABCTL_SWITCH_SNMP_PRIV_KEY": "astrid-priv-e2e",
 }
 NODES = {"fohn": "31.31.164.220", "chequita": "31.31.164.221", "wind": "31.31.164.222"}
 DIGIPOWER_STATUS = "1.3.6.1.4.1.17420.1.2.9.1.13.0"

@@ -1,8 +1,8 @@
 """`labctl bgp status` over SNMP's BGP4-MIB on the simulated lab, against what SSH reads.
 
-The reference lab with astrid (the Arista, which serves BGP4-MIB and has no FRR
-to ask over SSH) read over SNMP: ``bgp_status: snmp`` and v3 credentials by
-file reference. ``sim up`` gives astrid's namespace net-snmp's snmpd on its
+The reference lab reads astrid (the Arista, which serves BGP4-MIB and has no FRR
+to ask over SSH) over SNMP: ``bgp_status: snmp`` and v3 credentials from the
+environment. ``sim up`` gives astrid's namespace net-snmp's snmpd on its
 management address with the inventory's credentials, and bgpd its AgentX module;
 the calico layer pushes an FRR configuration with ``agentx``. Then ``bgp status``
 reads astrid over SNMP and kek-core over SSH: everything up, and astrid's
@@ -13,43 +13,24 @@ says; a session shut down on astrid is named down, in astrid's words over SNMP.
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import pytest
 
 from labctl.calico import status as parse
-from tests.conftest import REFERENCE
-from tests.e2e.conftest import Lab, run, simulated_lab
+from tests.e2e.conftest import SECRETS, Lab, run
 from tests.e2e.test_calico_lab import BLOCKS, SWITCHES, UP_WITHIN, fabric, labctl, learned
 
 pytestmark = pytest.mark.e2e
 
 ASTRID = SWITCHES["astrid"]
-EOS = "    platform: eos\n"
 
 
-def snmp_inventory(secrets: Path) -> str:
-    """The reference inventory with astrid read over SNMP (v3, keys in files)."""
-    for name, value in (("auth", "astrid-auth-e2e"), ("priv", "astrid-priv-e2e")):
-        (secrets / f"astrid-snmp-{name}").write_text(value + "\n")
-        (secrets / f"astrid-snmp-{name}").chmod(0o600)
-    text = REFERENCE.read_text()
-    assert text.count(EOS) == 1
-    return text.replace(
-        EOS,
-        EOS + '    bgp_status: snmp\n    snmp:\n      version: "3"\n      username: labctl\n'
-        f"      auth_key: {{file: {secrets}/astrid-snmp-auth}}\n"
-        f"      priv_key: {{file: {secrets}/astrid-snmp-priv}}\n",
-    )
-
-
-def walk(secrets: Path, oid: str) -> str:
+def walk(oid: str) -> str:
     """net-snmp's own walk of astrid, for a failure's message."""
-    auth = (secrets / "astrid-snmp-auth").read_text().strip()
-    priv = (secrets / "astrid-snmp-priv").read_text().strip()
     done = run(
-        "snmpwalk", "-v3", "-l", "authPriv", "-u", "labctl", "-a", "SHA", "-A", auth,
-        "-x", "AES", "-X", priv, "-On", "-Cc", ASTRID, oid,
+        "snmpwalk", "-v3", "-l", "authPriv", "-u", "labctl", "-a", "SHA",
+        "-A", SECRETS["LABCTL_SWITCH_SNMP_AUTH_KEY"], "-x", "AES",
+        "-X", SECRETS["LABCTL_SWITCH_SNMP_PRIV_KEY"], "-On", "-Cc", ASTRID, oid,
     )  # fmt: skip
     return done.stdout + done.stderr
 
@@ -65,48 +46,43 @@ def sessions_with(status: dict[str, object], switch: str) -> dict[str, object]:
     return {s["node"]: s["peer_side"] for s in sessions if s["peer"] == switch}  # type: ignore[misc]
 
 
-def test_bgp_status_over_snmp_matches_the_ssh_path(tmp_path: Path) -> None:
-    secrets = tmp_path / "secrets"
-    secrets.mkdir(mode=0o700)
-    (tmp_path / "lab").mkdir()
-    with simulated_lab(tmp_path / "lab", snmp_inventory(secrets)) as lab:
-        done = labctl(lab, "bootstrap", "--only", "calico", "-o", "json")
-        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-        start = time.monotonic()
+def test_bgp_status_over_snmp_matches_the_ssh_path(lab: Lab) -> None:
+    done = labctl(lab, "bootstrap", "--only", "calico", "-o", "json")
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    start = time.monotonic()
+    code, status = fabric(lab)
+    took = time.monotonic() - start
+    assert code == 0, status["problems"]
+    sources = {sw["switch"]: sw["source"] for sw in status["switches"]}  # type: ignore[attr-defined]
+    assert sources == {"kek-core": "ssh-frr", "astrid": "snmp"}
+    assert took < UP_WITHIN
+
+    # astrid's sessions and routes over SNMP are what its FRR says over SSH.
+    over_ssh = parse.frr_peers(vtysh_json(lab, "show bgp summary json"))
+    nodes = {"fohn": "31.31.164.220", "chequita": "31.31.164.221", "wind": "31.31.164.222"}
+    over_snmp = sessions_with(status, "astrid")
+    assert over_snmp == {n: over_ssh[a] for n, a in nodes.items()}
+    assert set(over_snmp.values()) == {"Established"}
+    routes = parse.frr_bgp_routes(vtysh_json(lab, "show ip route bgp json"))
+    # BGP4-MIB says which prefixes astrid holds paths for, not which it installed.
+    held = learned(status, "astrid")
+    assert set(routes) <= held, walk("1.3.6.1.2.1.15.6.1.6")
+    assert held - set(routes) <= {"31.31.164.208/28"}  # the connected route wins it
+    assert set(BLOCKS.values()) <= learned(status, "astrid")
+
+    # A session shut down on astrid: SNMP tells it, bgp status names it.
+    shut = lab.ssh(
+        ASTRID,
+        "vtysh -c 'configure terminal' -c 'router bgp 64514' -c 'neighbor 31.31.164.222 shutdown'",
+    )
+    assert shut.returncode == 0, shut.stderr
+    deadline = time.monotonic() + 10
+    while True:
         code, status = fabric(lab)
-        took = time.monotonic() - start
-        assert code == 0, status["problems"]
-        sources = {sw["switch"]: sw["source"] for sw in status["switches"]}  # type: ignore[attr-defined]
-        assert sources == {"kek-core": "ssh-frr", "astrid": "snmp"}
-        assert took < UP_WITHIN
-
-        # astrid's sessions and routes over SNMP are what its FRR says over SSH.
-        over_ssh = parse.frr_peers(vtysh_json(lab, "show bgp summary json"))
-        nodes = {"fohn": "31.31.164.220", "chequita": "31.31.164.221", "wind": "31.31.164.222"}
-        over_snmp = sessions_with(status, "astrid")
-        assert over_snmp == {n: over_ssh[a] for n, a in nodes.items()}
-        assert set(over_snmp.values()) == {"Established"}
-        routes = parse.frr_bgp_routes(vtysh_json(lab, "show ip route bgp json"))
-        # BGP4-MIB says which prefixes astrid holds paths for, not which it installed.
-        held = learned(status, "astrid")
-        assert set(routes) <= held, walk(secrets, "1.3.6.1.2.1.15.6.1.6")
-        assert held - set(routes) <= {"31.31.164.208/28"}  # the connected route wins it
-        assert set(BLOCKS.values()) <= learned(status, "astrid")
-
-        # A session shut down on astrid: SNMP tells it, bgp status names it.
-        shut = lab.ssh(
-            ASTRID,
-            "vtysh -c 'configure terminal' -c 'router bgp 64514' "
-            "-c 'neighbor 31.31.164.222 shutdown'",
-        )
-        assert shut.returncode == 0, shut.stderr
-        deadline = time.monotonic() + 10
-        while True:
-            code, status = fabric(lab)
-            if sessions_with(status, "astrid")["wind"] != "Established":
-                break
-            assert time.monotonic() < deadline, status["problems"]
-            time.sleep(0.5)
-        assert code == 1
-        assert sessions_with(status, "astrid")["wind"] == "Idle"
-        assert any("wind - astrid" in p and "astrid says Idle" in p for p in status["problems"])  # type: ignore[attr-defined]
+        if sessions_with(status, "astrid")["wind"] != "Established":
+            break
+        assert time.monotonic() < deadline, status["problems"]
+        time.sleep(0.5)
+    assert code == 1
+    assert sessions_with(status, "astrid")["wind"] == "Idle"
+    assert any("wind - astrid" in p and "astrid says Idle" in p for p in status["problems"])  # type: ignore[attr-defined]

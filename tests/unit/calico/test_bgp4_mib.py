@@ -121,22 +121,15 @@ def test_a_switch_read_over_snmp_is_judged_like_one_read_over_ssh(inventory: Inv
 def test_bgp_status_names_a_missing_snmp_secret_before_asking_anything(tmp_path: Path) -> None:
     from labctl.errors import SecretError
 
-    eos = "    platform: eos\n"
+    # The reference inventory reads astrid over SNMP, its keys from the environment.
     inventory = tmp_path / "inventory.yaml"
-    inventory.write_text(
-        REFERENCE.read_text().replace(
-            eos,
-            eos + '    bgp_status: snmp\n    snmp:\n      version: "3"\n      username: labctl\n'
-            "      auth_key: {env: SNMPBGP_UNSET_AUTH}\n"
-            "      priv_key: {env: SNMPBGP_UNSET_PRIV}\n",
-        )
-    )
+    inventory.write_text(REFERENCE.read_text())
     start = time.monotonic()
     done = CliRunner().invoke(
-        app, ["bgp", "status", "-i", str(inventory)], env={"SNMPBGP_UNSET_AUTH": None}
+        app, ["bgp", "status", "-i", str(inventory)], env={"LABCTL_SWITCH_SNMP_AUTH_KEY": None}
     )
     assert time.monotonic() - start < 5  # no device was waited for
     assert isinstance(done.exception, SecretError)
     assert str(done.exception) == (
-        "switches[1].snmp.auth_key: environment variable SNMPBGP_UNSET_AUTH is not set"
+        "switches[1].snmp.auth_key: environment variable LABCTL_SWITCH_SNMP_AUTH_KEY is not set"
     )
