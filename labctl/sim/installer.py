@@ -37,6 +37,7 @@ PROGRAMS = (Path("/usr/sbin/usermod"),)
 MODULES = (
     "virtio_pci", "virtio_net", "virtio_scsi", "sd_mod", "virtio_blk",
     "crc32c_generic", "crct10dif_generic", "ext4",
+    "ipmi_msghandler", "ipmi_si", "ipmi_devintf",
 )  # fmt: skip
 KERNEL_NAME = "flatcar_production_pxe.vmlinuz"
 INITRD_NAME = "flatcar_production_pxe_image.cpio.gz"
@@ -51,6 +52,16 @@ say() { echo "MARK: $*"; }
 arg() { for w in $(cat /proc/cmdline); do case $w in labctl.$1=*) echo "${w#*=}";; esac; done; }
 say "up at $(cut -d' ' -f1 /proc/uptime)s"
 MODULES_LOAD
+# The board's BMC on the system interface: the kernel asks it for its device id over
+# KCS at probe time and logs the answer; a VM without one says so and goes on.
+IPMI_DONE='Found new BMC|Unable to find any System Interface|detection failed'
+i=0; while ! dmesg | grep -Eq "$IPMI_DONE" && [ $i -lt 20 ]; do sleep 0.5; i=$((i+1)); done
+bmc=$(dmesg | grep -o 'Found new BMC.*' | tail -n1)
+if [ -c /dev/ipmi0 ] && [ -n "$bmc" ]; then
+  say "ipmi /dev/ipmi0: $bmc"
+else
+  say "ipmi: no BMC on the system interface"
+fi
 ip link set lo up
 NIC=$(ls /sys/class/net | grep -v '^lo$' | head -n1)
 ip link set "$NIC" up

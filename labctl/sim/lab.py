@@ -376,7 +376,12 @@ def _hooks(state: Path, name: str) -> dict[str, tuple[str, ...]]:
 
 
 def _devices(
-    inventory: Inventory, plan: SimPlan, state: Path, base_dir: Path, record: Record
+    inventory: Inventory,
+    plan: SimPlan,
+    state: Path,
+    base_dir: Path,
+    record: Record,
+    vms: tuple[str, ...] = (),
 ) -> None:
     for server in inventory.servers:
         password = resolve(
@@ -394,6 +399,8 @@ def _devices(
             power_off=power_hooks["stop"],
             status_pidfile=sim_node.node_dir(state, server.name) / "pid",
             initially_on=True,
+            # A VM node's board reaches its BMC here (sim/vm.py says why loopback).
+            vm_port=sim_vm.ipmi_port(inventory, server.name) if server.name in vms else None,
         )
         handle = sim_bmc.start(spec, netns=plan.fabric)
         record.pid(f"bmc:{server.name}", handle.pid)
@@ -497,7 +504,7 @@ def up(
         for n in plan.switches:  # not in record["nodes"]: no BMC, no power
             record.pid(f"switch:{n.name}", sim_node.start(state, n.name))
         progress(f"devices: {len(inventory.servers)} BMCs, {len(inventory.pdus)} PDUs")
-        _devices(inventory, plan, state, inventory_path.parent, record)
+        _devices(inventory, plan, state, inventory_path.parent, record, vms)
         progress("waiting for every node's sshd")
         for n in (*plan.nodes, *plan.switches):
             if not sim_node.wait_ssh(n.ssh_address):

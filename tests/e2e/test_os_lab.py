@@ -150,6 +150,8 @@ def test_a_vm_node_is_installed_through_its_bmc_and_the_boot_service(vm_lab: VmL
     assert lab.run("boot", "status").stdout.startswith("not running")
     console = (lab.state / "vms" / "fohn" / "console.log").read_text(errors="replace")
     assert "LABCTL-INSTALLER: ignition=ok" in console
+    # The guest found its BMC on the KCS interface: ipmi_sim's emulated device id.
+    assert "ipmi /dev/ipmi0: Found new BMC (man_id: 0x001291, prod_id: 0x0f02" in console
 
     # 3. The disk holds every file, unit, user and key the config named.
     inv = require_inventory(inventory)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -60,3 +61,19 @@ def test_installer_modules_load_after_their_dependencies() -> None:
         "kernel/a.ko",
         "kernel/d-x.ko",
     ]
+
+
+def test_a_vm_and_its_bmc_meet_on_one_loopback_port_per_server(inventory: Inventory) -> None:
+    from labctl.sim import bmc, vm
+
+    ports = [vm.ipmi_port(inventory, s.name) for s in inventory.servers]
+    assert len(set(ports)) == len(ports)
+    spec = bmc.BmcSpec("fohn", "10.0.0.1", "admin", "pw", Path("/s"), vm_port=ports[0])
+    assert f"  serial 15 127.0.0.1 {ports[0]} codec VM\n" in bmc.render_lan_conf(spec)
+    assert "serial" not in bmc.render_lan_conf(bmc.BmcSpec("x", "10.0.0.1", "a", "p", Path("/s")))
+    config = {"tap": "t", "mac": "52:54:00:00:00:01", "disk": "/d", "ipmi_port": ports[0]}
+    argv = vm.qemu_argv(config, Path("/v"), pxe=True)
+    assert f"socket,id=ipmi0,host=127.0.0.1,port={ports[0]},reconnect=10" in argv
+    assert "ipmi-bmc-extern,id=bmc0,chardev=ipmi0" in argv and "isa-ipmi-kcs,bmc=bmc0" in argv
+    del config["ipmi_port"]
+    assert not any("ipmi" in a for a in vm.qemu_argv(config, Path("/v"), pxe=True))
