@@ -77,3 +77,48 @@ def test_a_vm_and_its_bmc_meet_on_one_loopback_port_per_server(inventory: Invent
     assert "ipmi-bmc-extern,id=bmc0,chardev=ipmi0" in argv and "isa-ipmi-kcs,bmc=bmc0" in argv
     del config["ipmi_port"]
     assert not any("ipmi" in a for a in vm.qemu_argv(config, Path("/v"), pxe=True))
+
+
+def test_fedora_coreos_script_and_installer_config_match_golden(tmp_path: Path) -> None:
+    """wind on Fedora CoreOS: the live PXE system installs itself from the kernel arguments
+    FCOS documents, and its live Ignition only reports (and powers off on success)."""
+    path = tmp_path / "inventory.yaml"
+    path.write_text(
+        REFERENCE.read_text().replace(
+            "os: {distribution: flatcar, channel: alpha}",
+            "os: {distribution: fedora-coreos, channel: stable}",
+        )
+    )
+    inventory = require_inventory(path)
+    wind = inventory.server("wind")
+    script = boot.ipxe_script(inventory, wind)
+    assert_golden("ipxe-wind-fcos.ipxe", script)
+    assert_golden("install-wind-fcos.ign", boot.installer_config_text(inventory, wind))
+    args = script.splitlines()[2].split()
+    for arg in ("ignition.firstboot", "ignition.platform.id=metal", "coreos.inst.skip_reboot"):
+        assert arg in args
+    assert "coreos.inst.install_dev=/dev/sda" in args
+    assert not any(a.startswith("flatcar.") for a in args)
+    units = json.loads(boot.installer_config_text(inventory, wind))["systemd"]["units"]
+    dropin = next(u for u in units if u["name"] == "coreos-installer.service")
+    assert "OnFailure=labctl-install-failed.service" in dropin["dropins"][0]["contents"]
+
+
+def test_stream_metadata_of_another_shape_is_refused_by_name() -> None:
+    from labctl.boot import assets
+
+    good = {"location": "k", "sha256": "a" * 64, "signature": "k.sig"}
+    pxe = {"kernel": dict(good), "initramfs": dict(good), "rootfs": dict(good)}
+    metal = {"release": "41.1", "formats": {"pxe": pxe}}
+    stream = {"stream": "stable", "architectures": {"x86_64": {"artifacts": {"metal": metal}}}}
+    release, found = assets.stream_artifacts(stream, "http://m/streams/stable.json", "stable")
+    assert release == "41.1" and found["rootfs"].url == "http://m/streams/k"
+    assert found["initrd"].signature == "http://m/streams/k.sig"
+    del pxe["rootfs"]["sha256"]
+    with pytest.raises(assets.AssetError, match=r"formats\.pxe\.rootfs\.sha256"):
+        assets.stream_artifacts(stream, "u", "stable")
+    pxe["rootfs"] = {**good, "sha256": "not-hex"}
+    with pytest.raises(assets.AssetError, match="is not a SHA-256"):
+        assets.stream_artifacts(stream, "u", "stable")
+    with pytest.raises(assets.AssetError, match=r"has no architectures\.x86_64"):
+        assets.stream_artifacts({"stream": "stable", "architectures": {}}, "u", "stable")
