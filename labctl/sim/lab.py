@@ -455,9 +455,12 @@ def up(
 ) -> str:
     """Bring the lab up; ``progress`` hears each phase as it starts.
 
-    ``vms`` names servers that are VM nodes (``sim/vm.py``) instead of namespace nodes.
+    ``vms`` names servers that are VM nodes (``sim/vm.py``) instead of namespace nodes,
+    each ``NAME`` or ``NAME:uefi`` (its firmware; SeaBIOS by default).
     """
     require_root()
+    choices = sim_vm.parse_choices(vms)  # a bad choice fails before anything is made
+    vms = tuple(choices)
     plan = build_plan(inventory)
     if (state / STATE_FILE).exists():
         repaired, cannot = repair(plan, state)
@@ -510,8 +513,8 @@ def up(
             if not sim_node.wait_ssh(n.ssh_address):
                 raise LabctlError(f"{n.name}: sshd did not answer on {n.ssh_address}:22")
         if vms:
-            progress(f"VM nodes: {', '.join(vms)}")
-            sim_vm.setup_all(inventory, plan, state, vms)
+            progress(f"VM nodes: {', '.join(f'{n} ({f})' for n, f in choices.items())}")
+            sim_vm.setup_all(inventory, plan, state, choices)
             record.data["vms"] = list(vms)
             record.save()
     except BaseException:

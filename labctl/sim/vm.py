@@ -1,6 +1,7 @@
 """VM nodes: a simulated server whose network install really boots (qemu under tcg).
 
-Opt-in per server (``labctl sim up --vm NAME``); every other server stays a
+Opt-in per server (``labctl sim up --vm NAME``, or ``--vm NAME:uefi`` for
+UEFI firmware, OVMF, where SeaBIOS is the default); every other server stays a
 namespace node. The server's BMC keeps answering RMCP+ as before, but its power
 hooks come here: powered on with boot device ``pxe`` it starts qemu (software
 emulation; KVM does not work on this machine kind) with the PXE NIC on a tap in
@@ -73,9 +74,39 @@ def _ip(*args: str) -> None:
         raise LabctlError(f"ip {' '.join(args)}: {done.stderr.strip()}")
 
 
-def setup(inventory: Inventory, plan: SimPlan, state: Path, name: str, boot_address: str) -> None:
+FIRMWARES = ("bios", "uefi")
+
+
+def parse_choices(choices: tuple[str, ...]) -> dict[str, str]:
+    """``--vm`` values (``NAME`` or ``NAME:FIRMWARE``) as {server: firmware}."""
+    found: dict[str, str] = {}
+    for choice in choices:
+        name, _, firmware = choice.partition(":")
+        firmware = firmware or "bios"
+        if firmware not in FIRMWARES:
+            raise LabctlError(
+                f"--vm {choice}: firmware {firmware!r} is not one of {', '.join(FIRMWARES)}"
+            )
+        if name in found and found[name] != firmware:
+            raise LabctlError(f"--vm {name} is given twice with different firmware")
+        found[name] = firmware
+    return found
+
+
+def setup(
+    inventory: Inventory,
+    plan: SimPlan,
+    state: Path,
+    name: str,
+    boot_address: str,
+    firmware: str = "bios",
+) -> None:
     """Make ``name`` a VM node: its disk, its tap, its BMC's hooks; powered off."""
     require("qemu-system-x86_64", "VM nodes")
+    if firmware == "uefi" and not (OVMF_CODE.exists() and OVMF_VARS.exists()):
+        raise LabctlError(
+            f"--vm {name}:uefi needs {OVMF_CODE} and {OVMF_VARS} (Debian package ovmf)"
+        )
     server = inventory.server(name)
     nic = next((n for n in server.nics if n.pxe), None)
     if nic is None:
@@ -105,6 +136,7 @@ def setup(inventory: Inventory, plan: SimPlan, state: Path, name: str, boot_addr
         "peers": [n.peer for n in node.nics],
         "bootdev": str(state / "bmcs" / name / "bootdev"),
         "ipmi_port": ipmi_port(inventory, name),
+        "firmware": firmware,
     }
     (d / "vm.json").write_text(json.dumps(config, indent=2))
     # Off, as a new machine is: the namespace node stops, and power now comes here.
@@ -117,15 +149,15 @@ def setup(inventory: Inventory, plan: SimPlan, state: Path, name: str, boot_addr
     (bmc / "power").write_text("off\n")
 
 
-def setup_all(inventory: Inventory, plan: SimPlan, state: Path, names: tuple[str, ...]) -> None:
+def setup_all(inventory: Inventory, plan: SimPlan, state: Path, choices: dict[str, str]) -> None:
     boot = inventory.lab.boot
     if boot is None:
         raise LabctlError("VM nodes boot from labctl's boot service: the inventory needs lab.boot")
     known = {s.name for s in inventory.servers}
-    for name in names:
+    for name, firmware in choices.items():
         if name not in known:
             raise LabctlError(f"--vm {name}: no such server in the inventory")
-        setup(inventory, plan, state, name, boot.address)
+        setup(inventory, plan, state, name, boot.address, firmware)
 
 
 def sim_bridge_prefix(plan: SimPlan, bridge: str) -> str:

@@ -41,7 +41,9 @@ class VmLab(Lab):
 
 
 @pytest.fixture
-def vm_lab(tmp_path: Path) -> Iterator[VmLab]:
+def vm_lab(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[VmLab]:
+    """The simulated lab with fohn a VM node (``--vm`` value: the test's param, or fohn)."""
+    choice = getattr(request, "param", "fohn")
     assert os.geteuid() == 0, "the simulated lab needs root (CI runs as root)"
     mirror = installer.build()
     text = REFERENCE.read_text().replace(
@@ -55,7 +57,7 @@ def vm_lab(tmp_path: Path) -> Iterator[VmLab]:
         lab = VmLab(tmp_path)
         before = lab_state(tmp_path)
         try:
-            up = run_labctl("sim", "up", "--vm", "fohn", cwd=tmp_path, env=SECRETS)
+            up = run_labctl("sim", "up", "--vm", choice, cwd=tmp_path, env=SECRETS)
             assert up.returncode == 0, up.stdout + up.stderr
             yield lab
         finally:
@@ -175,3 +177,30 @@ def test_a_vm_node_is_installed_through_its_bmc_and_the_boot_service(vm_lab: VmL
     os_steps = steps(outcome)
     assert [s["outcome"] for s in os_steps] == ["unchanged"], os_steps
     assert {s["outcome"] for s in steps(outcome, "power")} == {"unchanged"}
+
+
+@pytest.mark.parametrize("vm_lab", ["fohn:uefi"], indirect=True)
+def test_a_uefi_vm_node_is_installed_from_power_off(vm_lab: VmLab) -> None:
+    """The same install with the VM node's firmware UEFI (OVMF): the firmware's DHCP says
+    it is EFI, iPXE inside it loads the EFI kernel, and its BMC is on its KCS as before."""
+    lab = vm_lab
+    fetched = lab.run("boot", "fetch")
+    assert fetched.returncode == 0, fetched.stderr
+    vm_dir = lab.state / "vms" / "fohn"
+    assert json.loads((vm_dir / "vm.json").read_text())["firmware"] == "uefi"
+    started = time.monotonic()
+    done = lab.run("bootstrap", "--only", "power", "--only", "os", "-o", "json")
+    elapsed = time.monotonic() - started
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-3000:]
+    print(f"`labctl bootstrap --only power --only os`, one UEFI VM node installed: {elapsed:.1f} s")
+    results = {r["step_id"]: r for r in steps(json.loads(done.stdout))}
+    for step in ("pxe:fohn", "power:fohn", "report:fohn", "disk:fohn", "on:fohn", "ssh:fohn"):
+        assert results[step]["outcome"] == "changed", results[step]
+    dhcp = (lab.workdir / ".labctl" / "boot" / "dnsmasq.log").read_text()
+    assert "tags: known, ipxe, efi" in dhcp  # UEFI firmware, iPXE inside it
+    assert (vm_dir / "OVMF_VARS.fd").exists()  # this VM's own variable store
+    console = (vm_dir / "console.log").read_text(errors="replace")
+    assert "LABCTL-INSTALLER: ignition=ok" in console
+    assert "ipmi /dev/ipmi0: Found new BMC (man_id: 0x001291, prod_id: 0x0f02" in console
+    hostname = debugfs(lab.state / "vms" / "fohn" / "disk.img", "cat /etc/hostname")
+    assert hostname == "fohn\n"

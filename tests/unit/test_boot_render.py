@@ -122,3 +122,22 @@ def test_stream_metadata_of_another_shape_is_refused_by_name() -> None:
         assets.stream_artifacts(stream, "u", "stable")
     with pytest.raises(assets.AssetError, match=r"has no architectures\.x86_64"):
         assets.stream_artifacts({"stream": "stable", "architectures": {}}, "u", "stable")
+
+
+def test_vm_choices_name_a_server_and_its_firmware(tmp_path: Path) -> None:
+    from labctl.errors import LabctlError
+    from labctl.sim import vm
+
+    assert vm.parse_choices(("fohn", "wind:uefi", "chequita:bios")) == {
+        "fohn": "bios",
+        "wind": "uefi",
+        "chequita": "bios",
+    }
+    with pytest.raises(LabctlError, match="'coreboot' is not one of bios, uefi"):
+        vm.parse_choices(("fohn:coreboot",))
+    with pytest.raises(LabctlError, match="twice with different firmware"):
+        vm.parse_choices(("fohn", "fohn:uefi"))
+    config = {"tap": "t", "mac": "52:54:00:00:00:01", "disk": "/d", "firmware": "uefi"}
+    argv = vm.qemu_argv(config, tmp_path, pxe=True)  # OVMF: the ovmf package (setup.sh)
+    assert any("OVMF_CODE" in a for a in argv)
+    assert (tmp_path / "OVMF_VARS.fd").exists()  # its own copy of the variable store
