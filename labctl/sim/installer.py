@@ -11,8 +11,12 @@ POSTs the result (Ignition's own CRITICAL lines when it fails) and powers off.
 It is built from the machine's own packages (linux-image, busybox-static,
 ignition, passwd) into a cache keyed by every input's hash, so it is built
 once per machine and again only when a package changes; the result is laid out
-as a Flatcar release mirror with ``.DIGESTS`` files, so ``labctl boot fetch``
-fetches and verifies it exactly as it would the real one.
+as a Flatcar release mirror with ``.DIGESTS`` files and, in the same directory,
+as a Fedora CoreOS mirror (``stable.json``, ``testing.json``, ``next.json``
+stream metadata with SHA-256s, and a token rootfs), so ``labctl boot fetch``
+fetches and verifies it exactly as it would the real ones. Booted with Fedora
+CoreOS's arguments it fetches the rootfs from ``coreos.live.rootfs_url`` as the
+live initramfs would, and reports its size.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import io
+import json
 import os
 import shutil
 import subprocess
@@ -42,6 +47,16 @@ MODULES = (
 KERNEL_NAME = "flatcar_production_pxe.vmlinuz"
 INITRD_NAME = "flatcar_production_pxe_image.cpio.gz"
 MARK = "LABCTL-INSTALLER"
+# Fedora CoreOS's names for the same kernel and initrd, and a token rootfs (the
+# stand-in needs none; fetching it proves the boot service serves it).
+FCOS_RELEASE = "0.labctl.stand-in"
+FCOS_NAMES = {
+    "kernel": f"fedora-coreos-{FCOS_RELEASE}-live-kernel-x86_64",
+    "initramfs": f"fedora-coreos-{FCOS_RELEASE}-live-initramfs.x86_64.img",
+    "rootfs": f"fedora-coreos-{FCOS_RELEASE}-live-rootfs.x86_64.img",
+}
+FCOS_ROOTFS = b"labctl stand-in rootfs: the stand-in installer runs from its initrd alone\n"
+FCOS_STREAMS = ("stable", "testing", "next")
 
 INIT = r"""#!/bin/busybox sh
 /bin/busybox --install -s /bin
@@ -73,6 +88,13 @@ report() {
   wget -q -O- --header 'Content-Type: application/json' --post-data "$body" "$REPORT"
 }
 finish() { say "ignition=$1, powering off"; report "$1" "$2"; sync; poweroff -f; }
+# Fedora CoreOS's live initramfs fetches its root file system from here.
+ROOTFS=$(for w in $(cat /proc/cmdline); do case $w in coreos.live.rootfs_url=*) echo "${w#*=}";;
+  esac; done)
+if [ -n "$ROOTFS" ]; then
+  wget -q -O /run/rootfs.img "$ROOTFS" || finish failed "cannot fetch the live rootfs $ROOTFS"
+  say "rootfs $(wc -c < /run/rootfs.img) bytes from $ROOTFS"
+fi
 i=0; while [ ! -b "$DISK" ] && [ $i -lt 20 ]; do sleep 0.5; i=$((i+1)); done
 [ -b "$DISK" ] || finish failed "the OS disk $DISK did not appear"
 mke2fs -q "$DISK" && mount -t ext2 "$DISK" /sysroot \
@@ -236,11 +258,25 @@ def digests_text(name: str, data: bytes) -> str:
     return f"# SHA512 HASH\n{hashlib.sha512(data).hexdigest()}  {name}\n"
 
 
+def stream_metadata(stream: str, files: dict[str, bytes]) -> dict[str, object]:
+    """Fedora CoreOS stream metadata for the stand-in, locations relative to it."""
+    pxe = {
+        kind: {
+            "location": FCOS_NAMES[kind],
+            "signature": f"{FCOS_NAMES[kind]}.sig",  # none is made: fetch without a keyring
+            "sha256": hashlib.sha256(data).hexdigest(),
+        }
+        for kind, data in files.items()
+    }
+    metal = {"release": FCOS_RELEASE, "formats": {"pxe": pxe}}
+    return {"stream": stream, "architectures": {"x86_64": {"artifacts": {"metal": metal}}}}
+
+
 def build(cache: Path = CACHE) -> Path:
     """The stand-in as a release mirror directory (built unless cached); its path."""
     inputs = kernel_inputs()
     mirror = cache / cache_key(inputs)
-    if (mirror / f"{INITRD_NAME}.DIGESTS").exists():
+    if (mirror / f"{FCOS_STREAMS[-1]}.json").exists():
         return mirror
     work = cache / f".build-{os.getpid()}"
     shutil.rmtree(work, ignore_errors=True)
@@ -250,6 +286,12 @@ def build(cache: Path = CACHE) -> Path:
     for name, data in ((KERNEL_NAME, kernel), (INITRD_NAME, initrd)):
         (work / name).write_bytes(data)
         (work / f"{name}.DIGESTS").write_text(digests_text(name, data))
+    fcos = {"kernel": kernel, "initramfs": initrd, "rootfs": FCOS_ROOTFS}
+    for kind, data in fcos.items():
+        (work / FCOS_NAMES[kind]).write_bytes(data)
+    for stream in FCOS_STREAMS:  # written last: build() takes the last one as "complete"
+        metadata = stream_metadata(stream, fcos)
+        (work / f"{stream}.json").write_text(json.dumps(metadata, indent=2) + "\n")
     shutil.rmtree(mirror, ignore_errors=True)
     work.rename(mirror)
     return mirror

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -141,3 +142,15 @@ def test_vm_choices_name_a_server_and_its_firmware(tmp_path: Path) -> None:
     argv = vm.qemu_argv(config, tmp_path, pxe=True)  # OVMF: the ovmf package (setup.sh)
     assert any("OVMF_CODE" in a for a in argv)
     assert (tmp_path / "OVMF_VARS.fd").exists()  # its own copy of the variable store
+
+
+def test_the_stand_in_s_fcos_stream_is_what_boot_fetch_reads() -> None:
+    from labctl.boot import assets
+
+    files = {"kernel": b"k", "initramfs": b"i", "rootfs": installer.FCOS_ROOTFS}
+    stream = installer.stream_metadata("testing", files)
+    url = "file:///cache/abc/testing.json"
+    release, found = assets.stream_artifacts(stream, url, "testing")
+    assert release == installer.FCOS_RELEASE
+    assert found["rootfs"].url == f"file:///cache/abc/{installer.FCOS_NAMES['rootfs']}"
+    assert found["initrd"].sha256 == hashlib.sha256(b"i").hexdigest()
