@@ -189,7 +189,8 @@ class Fetched:
 
 
 def fetch(release: Release, *, keyring: Path | None = None, timeout: float = 60.0) -> list[Fetched]:
-    """Each asset of ``release`` in the cache, verified against the published SHA-512.
+    """Each asset of ``release`` in the cache, verified against the published hash
+    (Flatcar's SHA-512 here; Fedora CoreOS's SHA-256 in ``_fetch_fcos``).
 
     A file already cached with the published hash is kept. A download whose hash
     differs is thrown away and the release refused, naming both hashes.
@@ -245,7 +246,7 @@ def stream_artifacts(stream: Any, stream_url: str, channel: str) -> tuple[str, d
     Raises AssetError naming what is missing or wrong: a mirror that serves another
     stream, or a document of another shape, is refused before anything is fetched.
     """
-    where = f"{stream_url}"
+    where = stream_url
 
     def step(node: Any, key: str, path: str) -> Any:
         if not isinstance(node, dict) or key not in node:
@@ -258,13 +259,15 @@ def stream_artifacts(stream: Any, stream_url: str, channel: str) -> tuple[str, d
         raise AssetError(
             f"{where}: this is the stream {stream.get('stream')!r}, not {channel!r}; refusing it"
         )
-    path = f"architectures.{FCOS_ARCH}.artifacts.metal"
-    metal = step(
-        step(step(stream, "architectures", "architectures"), FCOS_ARCH, path), "artifacts", path
-    )
-    metal = step(metal, "metal", path)
-    release = str(metal.get("release", "")) if isinstance(metal, dict) else ""
-    pxe = step(step(metal, "formats", f"{path}.formats"), "pxe", f"{path}.formats.pxe")
+    walked: list[str] = []
+    node: Any = stream
+    release = ""
+    for key in ("architectures", FCOS_ARCH, "artifacts", "metal", "formats", "pxe"):
+        walked.append(key)
+        node = step(node, key, ".".join(walked))
+        if key == "metal" and isinstance(node, dict):
+            release = str(node.get("release", ""))
+    pxe, path = node, ".".join(walked[:4])
     found = {}
     for role, key in FCOS_ARTIFACTS.items():
         at = f"{path}.formats.pxe.{key}"
