@@ -28,8 +28,9 @@ management bridge there) and qemu runs there too (its tap is on a lab bridge
 there), so the link is a TCP port on the fabric namespace's loopback, one per
 VM (``IPMI_PORT_BASE`` + the server's index in the inventory, unique in the
 lab). Loopback keeps it off every lab network and away from the host, as a
-board's internal bus is. qemu connects with ``reconnect``, so a BMC restarted
-by its PDU's outlets is found again.
+board's internal bus is. qemu connects as a client with ``reconnect=10``, so it
+starts even when its BMC is not listening and retries (a BMC restarted by its
+PDU's outlets; that case is not tested here).
 """
 
 from __future__ import annotations
