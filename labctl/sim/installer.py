@@ -37,8 +37,9 @@ from labctl.errors import LabctlError
 CACHE = Path(os.environ.get("LABCTL_INSTALLER_CACHE", "/var/cache/labctl/installer"))
 IGNITION = Path("/usr/lib/dracut/modules.d/30ignition/ignition")
 BUSYBOX = Path("/bin/busybox")
-# Dynamically linked programs Ignition runs for the passwd section.
-PROGRAMS = (Path("/usr/sbin/usermod"),)
+# Dynamically linked programs: what Ignition runs for the passwd section, and
+# ipmitool, which asks the board's BMC over /dev/ipmi0 (in-band, as an OS would).
+PROGRAMS = (Path("/usr/sbin/usermod"), Path("/usr/bin/ipmitool"))
 MODULES = (
     "virtio_pci", "virtio_net", "virtio_scsi", "sd_mod", "virtio_blk",
     "crc32c_generic", "crct10dif_generic", "ext4",
@@ -74,6 +75,9 @@ i=0; while ! dmesg | grep -Eq "$IPMI_DONE" && [ $i -lt 20 ]; do sleep 0.5; i=$((
 bmc=$(dmesg | grep -o 'Found new BMC.*' | tail -n1)
 if [ -c /dev/ipmi0 ] && [ -n "$bmc" ]; then
   say "ipmi /dev/ipmi0: $bmc"
+  # (ipmitool warns first that it has no IANA enterprise-number list here.)
+  inband=$(ipmitool -I open chassis power status 2>&1 | grep -v 'IANA PEN' | head -n1)
+  say "ipmi in-band: $inband"
 else
   say "ipmi: no BMC on the system interface"
 fi
@@ -189,7 +193,8 @@ def _libraries(program: Path) -> list[Path]:
 
 def _files(inputs: Inputs) -> dict[str, Path]:
     """Every file in the initrd by its path there, from the machine."""
-    for needed, package in ((BUSYBOX, "busybox-static"), (IGNITION, "ignition")):
+    needs = ((BUSYBOX, "busybox-static"), (IGNITION, "ignition"), (PROGRAMS[1], "ipmitool"))
+    for needed, package in needs:
         if not needed.exists():
             raise LabctlError(f"{needed} is missing; it is in the Debian package {package}")
     files: dict[str, Path] = {"bin/busybox": BUSYBOX, "usr/bin/ignition": IGNITION}

@@ -157,6 +157,7 @@ def test_a_vm_node_is_installed_through_its_bmc_and_the_boot_service(vm_lab: VmL
     assert "LABCTL-INSTALLER: ignition=ok" in console
     # The guest found its BMC on the KCS interface: ipmi_sim's emulated device id.
     assert "ipmi /dev/ipmi0: Found new BMC (man_id: 0x001291, prod_id: 0x0f02" in console
+    assert "LABCTL-INSTALLER: ipmi in-band: Chassis Power is on" in console
 
     # 3. The disk holds every file, unit, user and key the config named.
     inv = require_inventory(inventory)
@@ -217,6 +218,7 @@ def test_a_uefi_fedora_coreos_vm_node_is_installed_from_power_off(vm_lab: VmLab)
     assert "coreos.inst.install_dev=/dev/sda" in console  # the kernel logs its command line
     assert "LABCTL-INSTALLER: ignition=ok" in console
     assert "ipmi /dev/ipmi0: Found new BMC (man_id: 0x001291, prod_id: 0x0f02" in console
+    assert "LABCTL-INSTALLER: ipmi in-band: Chassis Power is on" in console
     disk = vm_dir / "disk.img"
     assert debugfs(disk, "cat /etc/hostname") == "fohn\n"
     # Fedora CoreOS's network configuration: NetworkManager, not networkd.

@@ -7,10 +7,11 @@ the test sets the boot device to pxe and powers the server on; ipmi_sim's
 VM runs the BMC holds that connection (its own socket, seen with ``ss``) and
 answers RMCP+ as before. Inside, the stand-in installer's kernel finds the BMC on
 its KCS interface and logs the device id ipmi_sim's emulator gives (manufacturer
-0x1291, product 0x0f02: no other BMC on this machine says that), and
-``/dev/ipmi0`` exists. The install itself (DHCP, iPXE, Ignition, report) runs
-against the boot service; the installer powers off, the BMC reads power off, and
-the one-shot pxe boot device has fallen back to disk. About 40 s under tcg.
+0x1291, product 0x0f02: no other BMC on this machine says that), ``/dev/ipmi0``
+exists, and ipmitool in the guest reads the chassis power through it (in-band).
+The install itself (DHCP, iPXE, Ignition, report) runs against the boot service;
+the installer powers off, the BMC reads power off, and the one-shot pxe boot
+device has fallen back to disk. About 40 s under tcg.
 """
 
 from __future__ import annotations
@@ -140,6 +141,9 @@ def test_a_vm_powered_through_rmcp_finds_the_same_bmc_on_its_kcs(tmp_path: Path)
             vm.stop(state, "fohn")
         console = (vm_dir / "console.log").read_text(errors="replace")
         assert f"LABCTL-INSTALLER: ipmi /dev/ipmi0: {EMULATED_BMC}" in console, console[-3000:]
+        # In-band too: ipmitool in the guest asked over /dev/ipmi0, and the BMC answered
+        # from the same chassis program RMCP+ reads.
+        assert "LABCTL-INSTALLER: ipmi in-band: Chassis Power is on" in console
     report = read_report(BootDirs.of(boot_state), "fohn")
     assert report is not None and report.ok, report
     # pxe was for one boot: the BMC's chassis program put disk back once the VM booted.
