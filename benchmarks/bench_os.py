@@ -1,6 +1,6 @@
 """Time the os layer's network installs on the simulated lab: 1 and 3 VM nodes at once.
 
-Usage (root): python benchmarks/bench_os.py [--nodes 1 3]
+Usage (root): python benchmarks/bench_os.py [--nodes 1 3] [--firmware bios|uefi]
 
 For each count, the reference lab comes up with that many servers as VM nodes
 (qemu under tcg, the stand-in installer), all powered off; then `labctl bootstrap
@@ -30,13 +30,13 @@ SERVERS = ("fohn", "chequita", "wind")
 LOCK = Path("/run/labctl/e2e-lab.lock")
 
 
-def one(count: int) -> dict[str, object]:
+def one(count: int, firmware: str = "bios") -> dict[str, object]:
     mirror = installer.build()
     vms = SERVERS[:count]
     extra = f"    dhcp: full\n    mirror: file://{mirror}\n    install_timeout: 600\n"
     with reference_lab(
         edit=lambda text: text.replace("    dhcp: full\n", extra),
-        up_args=[arg for name in vms for arg in ("--vm", name)],
+        up_args=[arg for name in vms for arg in ("--vm", f"{name}:{firmware}")],
     ) as (workdir, env):
         labctl(workdir, env, "boot", "fetch")
         start = time.perf_counter()
@@ -67,17 +67,18 @@ def one(count: int) -> dict[str, object]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--nodes", type=int, nargs="+", default=[1, 3])
+    parser.add_argument("--firmware", choices=("bios", "uefi"), default="bios")
     args = parser.parse_args()
     LOCK.parent.mkdir(parents=True, exist_ok=True)
     results = []
     with LOCK.open("a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         for count in args.nodes:
-            results.append(one(count))
-    print("| VM nodes | `bootstrap --only os` to all installed (s) | converged re-run (s) |")
-    print("|---|---|---|")
+            results.append(one(count, args.firmware))
+    print("| VM nodes | firmware | `bootstrap --only os` to all installed (s) | converged (s) |")
+    print("|---|---|---|---|")
     for r in results:
-        print(f"| {r['count']} | {r['install']:.1f} | {r['converged']:.2f} |")
+        print(f"| {r['count']} | {args.firmware} | {r['install']:.1f} | {r['converged']:.2f} |")
     print()
     print("| request | answers | median (ms) | max (ms) |")
     print("|---|---|---|---|")

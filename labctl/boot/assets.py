@@ -1,13 +1,22 @@
-"""The install assets (kernel, initrd) in a local cache, fetched once and verified.
+"""The install assets (kernel, initrd, rootfs) in a local cache, fetched once and verified.
 
-A release server publishes, next to each file, a ``.DIGESTS`` file (Flatcar's
-format: ``# SHA512 HASH`` followed by ``<hex>  <name>`` lines). ``fetch``
-downloads both, and only a file whose SHA-512 matches the published one is
-renamed into the cache, with a manifest recording the hash. ``verify`` rehashes
-the cache against that manifest before anything is served, so a file changed
-on disk since (or a cache someone edited) is refused, never handed to a node.
-With a keyring, the ``.DIGESTS.sig`` signature is checked too (``gpgv``), so
-the hashes themselves are the publisher's.
+Each distribution publishes its own way, and each is followed as published:
+
+* Flatcar: next to each file a ``.DIGESTS`` file (``# SHA512 HASH`` followed by
+  ``<hex>  <name>`` lines), signed as a whole (``.DIGESTS.sig``).
+* Fedora CoreOS: stream metadata, ``<stream>.json``, whose
+  ``architectures.x86_64.artifacts.metal.formats.pxe`` names the kernel, initramfs
+  and rootfs, each with its ``location``, ``sha256`` and detached ``signature``
+  (a relative location is taken relative to the stream file, so a mirror can
+  rewrite them).
+
+``fetch`` downloads each file, and only one whose hash matches the published one
+is renamed into the cache, with a manifest recording its SHA-512 (and, for
+Fedora CoreOS, the published SHA-256). ``verify`` rehashes the cache against
+that manifest before anything is served, so a file changed on disk since (or a
+cache someone edited) is refused, never handed to a node. With a keyring the
+publisher's signatures are checked too (``gpgv``): Flatcar's over the digests,
+Fedora CoreOS's over each file itself.
 """
 
 from __future__ import annotations
@@ -21,6 +30,8 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+from urllib.parse import urljoin
 
 from labctl.errors import LabctlError
 from labctl.files import atomic_writer, write_atomic
@@ -31,8 +42,14 @@ FLATCAR_FILES = {
     "kernel": "flatcar_production_pxe.vmlinuz",
     "initrd": "flatcar_production_pxe_image.cpio.gz",
 }
+# Cache role -> the stream metadata's name for it under formats.pxe.
+FCOS_ARTIFACTS = {"kernel": "kernel", "initrd": "initramfs", "rootfs": "rootfs"}
+FCOS_ARCH = "x86_64"
+ROLES = {"flatcar": tuple(FLATCAR_FILES), "fedora-coreos": tuple(FCOS_ARTIFACTS)}
 DEFAULT_MIRRORS = {
     "flatcar": "https://{channel}.release.flatcar-linux.net/amd64-usr/current",
+    # Where <stream>.json lives; the artifacts' own locations are absolute.
+    "fedora-coreos": "https://builds.coreos.fedoraproject.org/streams",
 }
 MANIFEST = "manifest.json"
 CHUNK = 1 << 20
@@ -73,7 +90,7 @@ def releases(inventory: Inventory, base_dir: Path) -> list[Release]:
         if template is None:
             raise AssetError(
                 f"{server.os.distribution}: labctl knows no release server for it; "
-                "set lab.boot.mirror to a mirror in Flatcar's layout"
+                "set lab.boot.mirror to a mirror in Flatcar's or Fedora CoreOS's layout"
             )
         mirror = template.format(distribution=key[0], channel=key[1]).rstrip("/")
         found[key] = Release(key[0], key[1], mirror, root / key[0] / key[1])
@@ -122,35 +139,44 @@ def _read(url: str, timeout: float) -> bytes:
         return data
 
 
-def _download(url: str, dest: Path, timeout: float) -> str:
-    """Stream ``url`` into ``dest`` atomically; its SHA-512."""
-    digest = hashlib.sha512()
+def _download(url: str, dest: Path, timeout: float) -> dict[str, str]:
+    """Stream ``url`` into ``dest`` atomically; its SHA-512 and SHA-256."""
+    digests = {"sha512": hashlib.sha512(), "sha256": hashlib.sha256()}
     with _open(url, timeout) as response, atomic_writer(dest) as out:  # type: ignore[attr-defined]
         while chunk := response.read(CHUNK):
-            digest.update(chunk)
+            for digest in digests.values():
+                digest.update(chunk)
             out.write(chunk)
-    return digest.hexdigest()
+    return {name: digest.hexdigest() for name, digest in digests.items()}
 
 
-def _check_signature(digests: bytes, signature: bytes, keyring: Path, where: Path) -> None:
+def _gpgv(signature: bytes, data: Path, keyring: Path, what: str) -> None:
+    """``signature`` (detached) over the file ``data`` by a key in ``keyring``, or refuse."""
     gpgv = shutil.which("gpgv")
     if gpgv is None:
         raise AssetError("gpgv is not installed (Debian package gpgv); cannot check signatures")
-    data, sig = where / ".digests", where / ".digests.sig"
-    data.write_bytes(digests)
+    sig = data.with_name(f".{data.name}.sig")
     sig.write_bytes(signature)
     try:
         result = subprocess.run(
             [gpgv, "--keyring", str(keyring), str(sig), str(data)],
             capture_output=True,
             text=True,
-            timeout=60,
+            timeout=600,
         )
     finally:
-        data.unlink(missing_ok=True)
         sig.unlink(missing_ok=True)
     if result.returncode != 0:
-        raise AssetError(f"the signature of the digests does not verify: {result.stderr.strip()}")
+        raise AssetError(f"the signature of {what} does not verify: {result.stderr.strip()}")
+
+
+def _check_signature(digests: bytes, signature: bytes, keyring: Path, where: Path) -> None:
+    data = where / ".digests"
+    data.write_bytes(digests)
+    try:
+        _gpgv(signature, data, keyring, "the digests")
+    finally:
+        data.unlink(missing_ok=True)
 
 
 @dataclass(frozen=True)
@@ -163,15 +189,16 @@ class Fetched:
 
 
 def fetch(release: Release, *, keyring: Path | None = None, timeout: float = 60.0) -> list[Fetched]:
-    """Each asset of ``release`` in the cache, verified against the published SHA-512.
+    """Each asset of ``release`` in the cache, verified against the published hash
+    (Flatcar's SHA-512 here; Fedora CoreOS's SHA-256 in ``_fetch_fcos``).
 
     A file already cached with the published hash is kept. A download whose hash
     differs is thrown away and the release refused, naming both hashes.
     """
+    if release.distribution == "fedora-coreos":
+        return _fetch_fcos(release, keyring=keyring, timeout=timeout)
     if release.distribution != "flatcar":
-        raise AssetError(
-            f"{release.label}: only Flatcar's release layout is fetched by this version"
-        )
+        raise AssetError(f"{release.label}: labctl knows no release layout for it")
     release.cache.mkdir(parents=True, exist_ok=True)
     manifest = load_manifest(release)
     results = []
@@ -190,7 +217,7 @@ def fetch(release: Release, *, keyring: Path | None = None, timeout: float = 60.
             results.append(Fetched(release.label, role, name, want, False))
             continue
         partial = dest.with_name(f".{role}.download")
-        got = _download(url, partial, timeout)
+        got = _download(url, partial, timeout)["sha512"]
         if got != want:
             partial.unlink(missing_ok=True)
             raise AssetError(
@@ -200,6 +227,118 @@ def fetch(release: Release, *, keyring: Path | None = None, timeout: float = 60.
         partial.replace(dest)
         manifest[role] = {"name": name, "url": url, "sha512": want, "fetched": time.time()}
         results.append(Fetched(release.label, role, name, want, True))
+    write_atomic(release.cache / MANIFEST, (json.dumps(manifest, indent=2) + "\n").encode())
+    return results
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """One file the stream metadata publishes: absolute URL, SHA-256, signature URL."""
+
+    url: str
+    sha256: str
+    signature: str
+
+
+def stream_artifacts(stream: Any, stream_url: str, channel: str) -> tuple[str, dict[str, Artifact]]:
+    """``(release, {role: Artifact})`` for the x86_64 metal PXE files of a stream document.
+
+    Raises AssetError naming what is missing or wrong: a mirror that serves another
+    stream, or a document of another shape, is refused before anything is fetched.
+    """
+    where = stream_url
+
+    def step(node: Any, key: str, path: str) -> Any:
+        if not isinstance(node, dict) or key not in node:
+            raise AssetError(f"{where}: the stream metadata has no {path}")
+        return node[key]
+
+    if not isinstance(stream, dict):
+        raise AssetError(f"{where}: not stream metadata (a JSON object was expected)")
+    if stream.get("stream") != channel:
+        raise AssetError(
+            f"{where}: this is the stream {stream.get('stream')!r}, not {channel!r}; refusing it"
+        )
+    walked: list[str] = []
+    node: Any = stream
+    release = ""
+    for key in ("architectures", FCOS_ARCH, "artifacts", "metal", "formats", "pxe"):
+        walked.append(key)
+        node = step(node, key, ".".join(walked))
+        if key == "metal" and isinstance(node, dict):
+            release = str(node.get("release", ""))
+    pxe, path = node, ".".join(walked[:4])
+    found = {}
+    for role, key in FCOS_ARTIFACTS.items():
+        at = f"{path}.formats.pxe.{key}"
+        entry = step(pxe, key, at)
+        fields = {}
+        for field in ("location", "sha256", "signature"):
+            value = step(entry, field, f"{at}.{field}")
+            if not isinstance(value, str) or not value:
+                raise AssetError(f"{where}: {at}.{field} is not a string")
+            fields[field] = value
+        sha256 = fields["sha256"].lower()
+        if len(sha256) != 64 or any(c not in "0123456789abcdef" for c in sha256):
+            raise AssetError(f"{where}: {at}.sha256 is not a SHA-256 ({fields['sha256']!r})")
+        found[role] = Artifact(
+            urljoin(stream_url, fields["location"]),
+            sha256,
+            urljoin(stream_url, fields["signature"]),
+        )
+    return release, found
+
+
+def _fetch_fcos(release: Release, *, keyring: Path | None, timeout: float) -> list[Fetched]:
+    """Fedora CoreOS: the stream metadata, then each PXE file checked against its SHA-256
+    (and, with a keyring, its own detached signature)."""
+    stream_url = f"{release.mirror}/{release.channel}.json"
+    raw = _read(stream_url, timeout)
+    try:
+        stream = json.loads(raw)
+    except ValueError as exc:
+        raise AssetError(f"{stream_url}: not JSON stream metadata ({exc})") from None
+    version, artifacts = stream_artifacts(stream, stream_url, release.channel)
+    release.cache.mkdir(parents=True, exist_ok=True)
+    manifest = load_manifest(release)
+    results = []
+    for role, artifact in artifacts.items():
+        name = artifact.url.rsplit("/", 1)[-1]
+        dest = release.path(role)
+        recorded = manifest.get(role, {})
+        if (
+            dest.exists()
+            and recorded.get("sha256") == artifact.sha256
+            and sha512_of(dest) == recorded.get("sha512")
+        ):
+            if keyring is not None:  # cached without a keyring once: check it now
+                _gpgv(_read(artifact.signature, timeout), dest, keyring, name)
+            results.append(Fetched(release.label, role, name, str(recorded["sha512"]), False))
+            continue
+        partial = dest.with_name(f".{role}.download")
+        got = _download(artifact.url, partial, timeout)
+        if got["sha256"] != artifact.sha256:
+            partial.unlink(missing_ok=True)
+            raise AssetError(
+                f"{artifact.url}: SHA-256 {got['sha256'][:16]}... does not match the "
+                f"published {artifact.sha256[:16]}...; the file was not cached"
+            )
+        if keyring is not None:
+            try:
+                _gpgv(_read(artifact.signature, timeout), partial, keyring, name)
+            except AssetError:
+                partial.unlink(missing_ok=True)
+                raise
+        partial.replace(dest)
+        manifest[role] = {
+            "name": name,
+            "url": artifact.url,
+            "sha256": artifact.sha256,
+            "sha512": got["sha512"],
+            "release": version,
+            "fetched": time.time(),
+        }
+        results.append(Fetched(release.label, role, name, got["sha512"], True))
     write_atomic(release.cache / MANIFEST, (json.dumps(manifest, indent=2) + "\n").encode())
     return results
 
@@ -222,7 +361,7 @@ def verify(release: Release) -> dict[str, Path]:
     """
     manifest = load_manifest(release)
     found = {}
-    for role in FLATCAR_FILES:
+    for role in ROLES.get(release.distribution, tuple(FLATCAR_FILES)):
         path = release.path(role)
         entry = manifest.get(role)
         if entry is None or not path.exists():

@@ -26,14 +26,18 @@ NetnsOption = typer.Option(
 @app.command()
 def fetch(
     keyring: Path | None = typer.Option(
-        None, "--keyring", help="GPG keyring whose key signed the digests (checked with gpgv)."
+        None,
+        "--keyring",
+        help="GPG keyring with the publisher's key: Flatcar's digests or each Fedora CoreOS "
+        "file are checked against it with gpgv.",
     ),
     inventory: Path = InventoryOption,
     output: OutputFormat = OutputOption,
 ) -> None:
     """Fetch each release the servers install into the asset cache, checksums verified.
 
-    A file whose SHA-512 is not the published one is refused and not cached.
+    A file whose hash is not the published one (Flatcar: SHA-512 in .DIGESTS; Fedora
+    CoreOS: SHA-256 in its stream metadata) is refused and not cached.
 
     Example: labctl boot fetch -o json
     """

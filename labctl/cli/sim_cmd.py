@@ -28,7 +28,10 @@ def up(
     vm: list[str] = typer.Option(
         [],
         "--vm",
-        help="Make this server a VM node (qemu) that network-installs for real. Repeatable.",
+        help=(
+            "Make this server a VM node (qemu) that network-installs for real: NAME "
+            "(SeaBIOS) or NAME:uefi (OVMF). Repeatable."
+        ),
     ),
 ) -> None:
     """Bring the simulated lab up: namespaces, bridges, nodes with sshd, BMCs and PDUs.

@@ -10,9 +10,15 @@ here as data; ``labctl.boot.service`` writes it and runs dnsmasq.
 
 Flatcar's PXE image is a live system: it reads the *installer* Ignition
 (``installer_config``), whose one unit runs ``flatcar-install`` onto the OS
-disk with the server's own Ignition and POSTs the result to labctl. The
-stand-in installer of the simulated lab reads the same kernel arguments
-(``labctl.*``) and does the same work with the real Ignition binary.
+disk with the server's own Ignition and POSTs the result to labctl. Fedora
+CoreOS's live PXE system installs itself when told to on the kernel command
+line (``coreos.inst.install_dev``, ``coreos.inst.ignition_url``, as its
+documentation gives them; its root file system comes from
+``coreos.live.rootfs_url``); its installer Ignition only adds the report:
+after ``coreos-installer.service`` (or on its failure) a unit POSTs the result
+and, on success, powers off. The stand-in installer of the simulated lab reads
+the same kernel arguments (``labctl.*``) and does the same work with the real
+Ignition binary.
 """
 
 from __future__ import annotations
@@ -158,14 +164,32 @@ def mac_url(inventory: Inventory, server: Server, what: str) -> str:
     return f"{base_url(inventory)}/{what}/{normal_mac(nic.mac)}"
 
 
-def kernel_args(inventory: Inventory, server: Server) -> list[str]:
-    """The installer's command line: Flatcar's own, then labctl's (read by the stand-in too)."""
-    disk = os_disk(server) or ""
+def _distribution_args(inventory: Inventory, server: Server, disk: str) -> list[str]:
+    if server.os.distribution == "fedora-coreos":
+        return [
+            f"coreos.live.rootfs_url={mac_url(inventory, server, 'rootfs')}",
+            "ignition.firstboot",
+            "ignition.platform.id=metal",
+            f"ignition.config.url={mac_url(inventory, server, 'install')}",
+            f"coreos.inst.install_dev={disk}",
+            f"coreos.inst.ignition_url={mac_url(inventory, server, 'ignition')}",
+            # labctl powers the server on from disk itself, after the report.
+            "coreos.inst.skip_reboot",
+        ]
     return [
-        "initrd=initrd",
         "flatcar.first_boot=1",
         f"ignition.config.url={mac_url(inventory, server, 'install')}",
         "ignition.platform.id=metal",
+    ]
+
+
+def kernel_args(inventory: Inventory, server: Server) -> list[str]:
+    """The installer's command line: the distribution's own, then labctl's (read by the
+    stand-in too)."""
+    disk = os_disk(server) or ""
+    return [
+        "initrd=initrd",
+        *_distribution_args(inventory, server, disk),
         "console=tty0",
         "console=ttyS0,115200n8",
         f"labctl.server={server.name}",
@@ -210,8 +234,85 @@ fi
 """
 
 
+FCOS_REPORT_SCRIPT = r"""#!/bin/bash
+# Written by labctl: tell labctl how coreos-installer did; power off for labctl if it did.
+arg() { sed -n "s/.*\blabctl\.$1=\([^ ]*\).*/\1/p" /proc/cmdline; }
+result=$(systemctl show -p Result --value coreos-installer.service)
+if [ "$result" = success ]; then
+  status=ok message="coreos-installer wrote $(arg disk)"
+else
+  status=failed
+  why=$(journalctl -u coreos-installer.service -o cat -n 5 --no-pager)
+  message="coreos-installer.service: $result: $why"
+fi
+body="{\"result\": \"$status\", \"message\": $(printf '%s' "$message" | jq -Rs .)}"
+curl -fsS -m 30 --retry 5 -H 'Content-Type: application/json' --data "$body" "$(arg report)"
+[ "$status" = ok ] && systemctl poweroff
+"""
+
+
+def _fcos_installer_config() -> dict[str, Any]:
+    """Fedora CoreOS installs itself (kernel arguments); this only reports how it went.
+
+    On success a unit ordered after ``coreos-installer.service`` reports and powers off;
+    on failure that unit's requirement fails, and a drop-in adds labctl's report to the
+    installer's own ``OnFailure`` (its emergency shell stays, for the console).
+    """
+    report = "/opt/labctl-report"
+    ok = unit_text(
+        {
+            "Unit": [
+                ("Description", "labctl: report the finished install to labctl"),
+                ("Requires", "coreos-installer.service"),
+                ("After", "coreos-installer.service"),
+            ],
+            "Service": [("Type", "oneshot"), ("ExecStart", report)],
+            "Install": [("WantedBy", "multi-user.target")],
+        }
+    )
+    failed = unit_text(
+        {
+            "Unit": [("Description", "labctl: report the failed install to labctl")],
+            "Service": [("Type", "oneshot"), ("ExecStart", report)],
+        }
+    )
+    return {
+        "ignition": {"version": SPEC_VERSION},
+        "storage": {
+            "files": [
+                {
+                    "path": report,
+                    "mode": 0o755,
+                    "overwrite": True,
+                    "contents": {"source": data_url(FCOS_REPORT_SCRIPT)},
+                }
+            ]
+        },
+        "systemd": {
+            "units": [
+                {"name": "labctl-install-report.service", "enabled": True, "contents": ok},
+                {"name": "labctl-install-failed.service", "contents": failed},
+                {
+                    "name": "coreos-installer.service",
+                    "dropins": [
+                        {
+                            "name": "50-labctl-report.conf",
+                            "contents": unit_text(
+                                {"Unit": [("OnFailure", "labctl-install-failed.service")]}
+                            ),
+                        }
+                    ],
+                },
+            ]
+        },
+    }
+
+
 def installer_config(inventory: Inventory, server: Server) -> dict[str, Any]:
-    """The Ignition config Flatcar's live PXE system boots with: one install unit, no secrets."""
+    """The Ignition config the live PXE system boots with: install (Flatcar) and report,
+    no secrets."""
+    if server.os.distribution == "fedora-coreos":
+        return _fcos_installer_config()
     unit = unit_text(
         {
             "Unit": [

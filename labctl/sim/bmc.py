@@ -6,6 +6,13 @@ the IPMI driver's tests (on loopback). Power and boot-device requests go to
 the caller's power-on / power-off commands, so powering off really stops what
 the BMC is attached to. Reads (power state, boot device) are answered by
 ``chassis.sh`` alone, without starting Python.
+
+A BMC whose server is a VM (``sim/vm.py``) also has the host side of a real
+BMC: ipmi_sim's system interface (channel 15, its ``VM`` codec) listens on a
+TCP port where qemu's ``ipmi-bmc-extern`` connects, so the guest's KCS
+interface (``/dev/ipmi0``) talks to this same BMC. ipmi_sim prefers
+``chassis_control`` over that link for power, so power and boot device still
+go through the chassis program, as a real BMC's would not go through the OS.
 """
 
 from __future__ import annotations
@@ -44,6 +51,9 @@ class BmcSpec:
     # Another chassis_control program (benchmarks use a shell one to take the
     # simulator's own CPU out of the figures); default: chassis.sh.
     chassis_program: str | None = None
+    # The VM's system interface: ipmi_sim listens here (loopback of the namespace it
+    # runs in) for qemu's ipmi-bmc-extern; None: no VM attached.
+    vm_port: int | None = None
 
 
 def _quote(value: str) -> str:
@@ -76,6 +86,7 @@ def render_lan_conf(spec: BmcSpec) -> str:
             "    allowed_auths_admin md5",
             "    guid a123456789abcdefa123456789abcdef",
             "  endlan",
+            *([f"  serial 15 127.0.0.1 {spec.vm_port} codec VM"] if spec.vm_port else []),
             f"  chassis_control {_quote(chassis_command(spec))}",
             f"  user 2 true {_quote(spec.username)} {_quote(spec.password)} admin 10 md5",
             "",

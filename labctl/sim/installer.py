@@ -11,8 +11,12 @@ POSTs the result (Ignition's own CRITICAL lines when it fails) and powers off.
 It is built from the machine's own packages (linux-image, busybox-static,
 ignition, passwd) into a cache keyed by every input's hash, so it is built
 once per machine and again only when a package changes; the result is laid out
-as a Flatcar release mirror with ``.DIGESTS`` files, so ``labctl boot fetch``
-fetches and verifies it exactly as it would the real one.
+as a Flatcar release mirror with ``.DIGESTS`` files and, in the same directory,
+as a Fedora CoreOS mirror (``stable.json``, ``testing.json``, ``next.json``
+stream metadata with SHA-256s, and a token rootfs), so ``labctl boot fetch``
+fetches and verifies it exactly as it would the real ones. Booted with Fedora
+CoreOS's arguments it fetches the rootfs from ``coreos.live.rootfs_url`` as the
+live initramfs would, and reports its size.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import io
+import json
 import os
 import shutil
 import subprocess
@@ -32,15 +37,27 @@ from labctl.errors import LabctlError
 CACHE = Path(os.environ.get("LABCTL_INSTALLER_CACHE", "/var/cache/labctl/installer"))
 IGNITION = Path("/usr/lib/dracut/modules.d/30ignition/ignition")
 BUSYBOX = Path("/bin/busybox")
-# Dynamically linked programs Ignition runs for the passwd section.
-PROGRAMS = (Path("/usr/sbin/usermod"),)
+# Dynamically linked programs: what Ignition runs for the passwd section, and
+# ipmitool, which asks the board's BMC over /dev/ipmi0 (in-band, as an OS would).
+PROGRAMS = (Path("/usr/sbin/usermod"), Path("/usr/bin/ipmitool"))
 MODULES = (
     "virtio_pci", "virtio_net", "virtio_scsi", "sd_mod", "virtio_blk",
     "crc32c_generic", "crct10dif_generic", "ext4",
+    "ipmi_msghandler", "ipmi_si", "ipmi_devintf",
 )  # fmt: skip
 KERNEL_NAME = "flatcar_production_pxe.vmlinuz"
 INITRD_NAME = "flatcar_production_pxe_image.cpio.gz"
 MARK = "LABCTL-INSTALLER"
+# Fedora CoreOS's names for the same kernel and initrd, and a token rootfs (the
+# stand-in needs none; fetching it proves the boot service serves it).
+FCOS_RELEASE = "0.labctl.stand-in"
+FCOS_NAMES = {
+    "kernel": f"fedora-coreos-{FCOS_RELEASE}-live-kernel-x86_64",
+    "initramfs": f"fedora-coreos-{FCOS_RELEASE}-live-initramfs.x86_64.img",
+    "rootfs": f"fedora-coreos-{FCOS_RELEASE}-live-rootfs.x86_64.img",
+}
+FCOS_ROOTFS = b"labctl stand-in rootfs: the stand-in installer runs from its initrd alone\n"
+FCOS_STREAMS = ("stable", "testing", "next")
 
 INIT = r"""#!/bin/busybox sh
 /bin/busybox --install -s /bin
@@ -51,6 +68,19 @@ say() { echo "MARK: $*"; }
 arg() { for w in $(cat /proc/cmdline); do case $w in labctl.$1=*) echo "${w#*=}";; esac; done; }
 say "up at $(cut -d' ' -f1 /proc/uptime)s"
 MODULES_LOAD
+# The board's BMC on the system interface: the kernel asks it for its device id over
+# KCS at probe time and logs the answer; a VM without one says so and goes on.
+IPMI_DONE='Found new BMC|Unable to find any System Interface|detection failed'
+i=0; while ! dmesg | grep -Eq "$IPMI_DONE" && [ $i -lt 20 ]; do sleep 0.5; i=$((i+1)); done
+bmc=$(dmesg | grep -o 'Found new BMC.*' | tail -n1)
+if [ -c /dev/ipmi0 ] && [ -n "$bmc" ]; then
+  say "ipmi /dev/ipmi0: $bmc"
+  # (ipmitool warns first that it has no IANA enterprise-number list here.)
+  inband=$(ipmitool -I open chassis power status 2>&1 | grep -v 'IANA PEN' | head -n1)
+  say "ipmi in-band: $inband"
+else
+  say "ipmi: no BMC on the system interface"
+fi
 ip link set lo up
 NIC=$(ls /sys/class/net | grep -v '^lo$' | head -n1)
 ip link set "$NIC" up
@@ -62,6 +92,13 @@ report() {
   wget -q -O- --header 'Content-Type: application/json' --post-data "$body" "$REPORT"
 }
 finish() { say "ignition=$1, powering off"; report "$1" "$2"; sync; poweroff -f; }
+# Fedora CoreOS's live initramfs fetches its root file system from here.
+ROOTFS=$(for w in $(cat /proc/cmdline); do case $w in coreos.live.rootfs_url=*) echo "${w#*=}";;
+  esac; done)
+if [ -n "$ROOTFS" ]; then
+  wget -q -O /run/rootfs.img "$ROOTFS" || finish failed "cannot fetch the live rootfs $ROOTFS"
+  say "rootfs $(wc -c < /run/rootfs.img) bytes from $ROOTFS"
+fi
 i=0; while [ ! -b "$DISK" ] && [ $i -lt 20 ]; do sleep 0.5; i=$((i+1)); done
 [ -b "$DISK" ] || finish failed "the OS disk $DISK did not appear"
 mke2fs -q "$DISK" && mount -t ext2 "$DISK" /sysroot \
@@ -156,7 +193,8 @@ def _libraries(program: Path) -> list[Path]:
 
 def _files(inputs: Inputs) -> dict[str, Path]:
     """Every file in the initrd by its path there, from the machine."""
-    for needed, package in ((BUSYBOX, "busybox-static"), (IGNITION, "ignition")):
+    needs = ((BUSYBOX, "busybox-static"), (IGNITION, "ignition"), (PROGRAMS[1], "ipmitool"))
+    for needed, package in needs:
         if not needed.exists():
             raise LabctlError(f"{needed} is missing; it is in the Debian package {package}")
     files: dict[str, Path] = {"bin/busybox": BUSYBOX, "usr/bin/ignition": IGNITION}
@@ -225,11 +263,25 @@ def digests_text(name: str, data: bytes) -> str:
     return f"# SHA512 HASH\n{hashlib.sha512(data).hexdigest()}  {name}\n"
 
 
+def stream_metadata(stream: str, files: dict[str, bytes]) -> dict[str, object]:
+    """Fedora CoreOS stream metadata for the stand-in, locations relative to it."""
+    pxe = {
+        kind: {
+            "location": FCOS_NAMES[kind],
+            "signature": f"{FCOS_NAMES[kind]}.sig",  # none is made: fetch without a keyring
+            "sha256": hashlib.sha256(data).hexdigest(),
+        }
+        for kind, data in files.items()
+    }
+    metal = {"release": FCOS_RELEASE, "formats": {"pxe": pxe}}
+    return {"stream": stream, "architectures": {"x86_64": {"artifacts": {"metal": metal}}}}
+
+
 def build(cache: Path = CACHE) -> Path:
     """The stand-in as a release mirror directory (built unless cached); its path."""
     inputs = kernel_inputs()
     mirror = cache / cache_key(inputs)
-    if (mirror / f"{INITRD_NAME}.DIGESTS").exists():
+    if (mirror / f"{FCOS_STREAMS[-1]}.json").exists():
         return mirror
     work = cache / f".build-{os.getpid()}"
     shutil.rmtree(work, ignore_errors=True)
@@ -239,6 +291,12 @@ def build(cache: Path = CACHE) -> Path:
     for name, data in ((KERNEL_NAME, kernel), (INITRD_NAME, initrd)):
         (work / name).write_bytes(data)
         (work / f"{name}.DIGESTS").write_text(digests_text(name, data))
+    fcos = {"kernel": kernel, "initramfs": initrd, "rootfs": FCOS_ROOTFS}
+    for kind, data in fcos.items():
+        (work / FCOS_NAMES[kind]).write_bytes(data)
+    for stream in FCOS_STREAMS:  # written last: build() takes the last one as "complete"
+        metadata = stream_metadata(stream, fcos)
+        (work / f"{stream}.json").write_text(json.dumps(metadata, indent=2) + "\n")
     shutil.rmtree(mirror, ignore_errors=True)
     work.rename(mirror)
     return mirror

@@ -376,7 +376,12 @@ def _hooks(state: Path, name: str) -> dict[str, tuple[str, ...]]:
 
 
 def _devices(
-    inventory: Inventory, plan: SimPlan, state: Path, base_dir: Path, record: Record
+    inventory: Inventory,
+    plan: SimPlan,
+    state: Path,
+    base_dir: Path,
+    record: Record,
+    vms: tuple[str, ...] = (),
 ) -> None:
     for server in inventory.servers:
         password = resolve(
@@ -394,6 +399,8 @@ def _devices(
             power_off=power_hooks["stop"],
             status_pidfile=sim_node.node_dir(state, server.name) / "pid",
             initially_on=True,
+            # A VM node's board reaches its BMC here (sim/vm.py says why loopback).
+            vm_port=sim_vm.ipmi_port(inventory, server.name) if server.name in vms else None,
         )
         handle = sim_bmc.start(spec, netns=plan.fabric)
         record.pid(f"bmc:{server.name}", handle.pid)
@@ -448,9 +455,12 @@ def up(
 ) -> str:
     """Bring the lab up; ``progress`` hears each phase as it starts.
 
-    ``vms`` names servers that are VM nodes (``sim/vm.py``) instead of namespace nodes.
+    ``vms`` names servers that are VM nodes (``sim/vm.py``) instead of namespace nodes,
+    each ``NAME`` or ``NAME:uefi`` (its firmware; SeaBIOS by default).
     """
     require_root()
+    choices = sim_vm.parse_choices(vms)  # a bad choice fails before anything is made
+    vms = tuple(choices)
     plan = build_plan(inventory)
     if (state / STATE_FILE).exists():
         repaired, cannot = repair(plan, state)
@@ -498,14 +508,14 @@ def up(
         for n in plan.switches:  # not in record["nodes"]: no BMC, no power
             record.pid(f"switch:{n.name}", sim_node.start(state, n.name))
         progress(f"devices: {len(inventory.servers)} BMCs, {len(inventory.pdus)} PDUs")
-        _devices(inventory, plan, state, inventory_path.parent, record)
+        _devices(inventory, plan, state, inventory_path.parent, record, vms)
         progress("waiting for every node's sshd")
         for n in (*plan.nodes, *plan.switches):
             if not sim_node.wait_ssh(n.ssh_address):
                 raise LabctlError(f"{n.name}: sshd did not answer on {n.ssh_address}:22")
         if vms:
-            progress(f"VM nodes: {', '.join(vms)}")
-            sim_vm.setup_all(inventory, plan, state, vms)
+            progress(f"VM nodes: {', '.join(f'{n} ({f})' for n, f in choices.items())}")
+            sim_vm.setup_all(inventory, plan, state, choices)
             record.data["vms"] = list(vms)
             record.save()
     except BaseException:

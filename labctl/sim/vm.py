@@ -1,6 +1,7 @@
 """VM nodes: a simulated server whose network install really boots (qemu under tcg).
 
-Opt-in per server (``labctl sim up --vm NAME``); every other server stays a
+Opt-in per server (``labctl sim up --vm NAME``, or ``--vm NAME:uefi`` for
+UEFI firmware, OVMF, where SeaBIOS is the default); every other server stays a
 namespace node. The server's BMC keeps answering RMCP+ as before, but its power
 hooks come here: powered on with boot device ``pxe`` it starts qemu (software
 emulation; KVM does not work on this machine kind) with the PXE NIC on a tap in
@@ -16,6 +17,20 @@ server's namespace node: the same addresses and sshd, standing in for Flatcar
 booting from that disk. With an empty disk it starts qemu from the disk, which
 finds nothing to boot, as a real machine would. The namespace node's links are
 down while qemu has the MAC, so the two never answer for the same address.
+
+qemu is attached to its BMC as a real server's board is: ``ipmi-bmc-extern``
+with an ``isa-ipmi-kcs`` interface, whose chardev connects to ipmi_sim's
+system-interface port (``serial 15 ... codec VM`` in its lan.conf, see
+``bmc.py``), so the guest finds a BMC on its KCS and ``/dev/ipmi0`` reaches
+the same ipmi_sim that answers RMCP+. Where that port lives follows from the
+sim's layout: ipmi_sim runs in the fabric namespace (its address is on the
+management bridge there) and qemu runs there too (its tap is on a lab bridge
+there), so the link is a TCP port on the fabric namespace's loopback, one per
+VM (``IPMI_PORT_BASE`` + the server's index in the inventory, unique in the
+lab). Loopback keeps it off every lab network and away from the host, as a
+board's internal bus is. qemu connects as a client with ``reconnect=10``, so it
+starts even when its BMC is not listening and retries (a BMC restarted by its
+PDU's outlets; that case is not tested here).
 """
 
 from __future__ import annotations
@@ -37,6 +52,12 @@ from labctl.sim.plan import SimPlan
 
 DISK_SIZE = 1 << 30
 MEMORY_MB = 512
+IPMI_PORT_BASE = 9100
+
+
+def ipmi_port(inventory: Inventory, name: str) -> int:
+    """The loopback port where ``name``'s BMC listens for its VM (fabric namespace)."""
+    return IPMI_PORT_BASE + [s.name for s in inventory.servers].index(name)
 
 
 def vm_dir(state: Path, name: str) -> Path:
@@ -54,9 +75,39 @@ def _ip(*args: str) -> None:
         raise LabctlError(f"ip {' '.join(args)}: {done.stderr.strip()}")
 
 
-def setup(inventory: Inventory, plan: SimPlan, state: Path, name: str, boot_address: str) -> None:
+FIRMWARES = ("bios", "uefi")
+
+
+def parse_choices(choices: tuple[str, ...]) -> dict[str, str]:
+    """``--vm`` values (``NAME`` or ``NAME:FIRMWARE``) as {server: firmware}."""
+    found: dict[str, str] = {}
+    for choice in choices:
+        name, _, firmware = choice.partition(":")
+        firmware = firmware or "bios"
+        if firmware not in FIRMWARES:
+            raise LabctlError(
+                f"--vm {choice}: firmware {firmware!r} is not one of {', '.join(FIRMWARES)}"
+            )
+        if name in found and found[name] != firmware:
+            raise LabctlError(f"--vm {name} is given twice with different firmware")
+        found[name] = firmware
+    return found
+
+
+def setup(
+    inventory: Inventory,
+    plan: SimPlan,
+    state: Path,
+    name: str,
+    boot_address: str,
+    firmware: str = "bios",
+) -> None:
     """Make ``name`` a VM node: its disk, its tap, its BMC's hooks; powered off."""
     require("qemu-system-x86_64", "VM nodes")
+    if firmware == "uefi" and not (OVMF_CODE.exists() and OVMF_VARS.exists()):
+        raise LabctlError(
+            f"--vm {name}:uefi needs {OVMF_CODE} and {OVMF_VARS} (Debian package ovmf)"
+        )
     server = inventory.server(name)
     nic = next((n for n in server.nics if n.pxe), None)
     if nic is None:
@@ -85,6 +136,8 @@ def setup(inventory: Inventory, plan: SimPlan, state: Path, name: str, boot_addr
         "disk": str(disk),
         "peers": [n.peer for n in node.nics],
         "bootdev": str(state / "bmcs" / name / "bootdev"),
+        "ipmi_port": ipmi_port(inventory, name),
+        "firmware": firmware,
     }
     (d / "vm.json").write_text(json.dumps(config, indent=2))
     # Off, as a new machine is: the namespace node stops, and power now comes here.
@@ -97,15 +150,15 @@ def setup(inventory: Inventory, plan: SimPlan, state: Path, name: str, boot_addr
     (bmc / "power").write_text("off\n")
 
 
-def setup_all(inventory: Inventory, plan: SimPlan, state: Path, names: tuple[str, ...]) -> None:
+def setup_all(inventory: Inventory, plan: SimPlan, state: Path, choices: dict[str, str]) -> None:
     boot = inventory.lab.boot
     if boot is None:
         raise LabctlError("VM nodes boot from labctl's boot service: the inventory needs lab.boot")
     known = {s.name for s in inventory.servers}
-    for name in names:
+    for name, firmware in choices.items():
         if name not in known:
             raise LabctlError(f"--vm {name}: no such server in the inventory")
-        setup(inventory, plan, state, name, boot.address)
+        setup(inventory, plan, state, name, boot.address, firmware)
 
 
 def sim_bridge_prefix(plan: SimPlan, bridge: str) -> str:
@@ -167,6 +220,18 @@ def firmware_args(config: dict[str, Any], d: Path) -> list[str]:
     ]  # fmt: skip
 
 
+def bmc_args(config: dict[str, Any]) -> list[str]:
+    """The board's BMC: ipmi_sim over the VM codec, seen by the guest on a KCS interface."""
+    port = config.get("ipmi_port")
+    if port is None:
+        return []
+    return [
+        "-chardev", f"socket,id=ipmi0,host=127.0.0.1,port={port},reconnect=10",
+        "-device", "ipmi-bmc-extern,id=bmc0,chardev=ipmi0",
+        "-device", "isa-ipmi-kcs,bmc=bmc0",
+    ]  # fmt: skip
+
+
 def qemu_argv(config: dict[str, Any], d: Path, pxe: bool) -> list[str]:
     nic = f"virtio-net-pci,netdev=n0,mac={config['mac']}" + (",bootindex=1" if pxe else "")
     return [
@@ -180,6 +245,7 @@ def qemu_argv(config: dict[str, Any], d: Path, pxe: bool) -> list[str]:
         "-device", "virtio-scsi-pci,id=scsi0",
         "-drive", f"file={config['disk']},if=none,id=d0,format=raw",
         "-device", f"scsi-hd,drive=d0,bus=scsi0.0,bootindex={2 if pxe else 1}",
+        *bmc_args(config),
         "-pidfile", str(d / "qemu.pid"), "-daemonize",
     ]  # fmt: skip
 

@@ -41,13 +41,18 @@ class VmLab(Lab):
 
 
 @pytest.fixture
-def vm_lab(tmp_path: Path) -> Iterator[VmLab]:
+def vm_lab(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[VmLab]:
+    """The simulated lab with fohn a VM node. The test's param, if any: the ``--vm``
+    value and fohn's ``os`` (Flatcar beta otherwise)."""
+    choice, fohn_os = getattr(request, "param", ("fohn", None))
     assert os.geteuid() == 0, "the simulated lab needs root (CI runs as root)"
     mirror = installer.build()
     text = REFERENCE.read_text().replace(
         "    dhcp: full\n",
         f"    dhcp: full\n    mirror: file://{mirror}\n    install_timeout: 300\n",
     )
+    if fohn_os:  # fohn's is the first os line
+        text = text.replace("os: {distribution: flatcar, channel: beta}", fohn_os, 1)
     (tmp_path / "inventory.yaml").write_text(text)
     HOST_LOCK.parent.mkdir(parents=True, exist_ok=True)
     with HOST_LOCK.open("a") as lock:
@@ -55,7 +60,7 @@ def vm_lab(tmp_path: Path) -> Iterator[VmLab]:
         lab = VmLab(tmp_path)
         before = lab_state(tmp_path)
         try:
-            up = run_labctl("sim", "up", "--vm", "fohn", cwd=tmp_path, env=SECRETS)
+            up = run_labctl("sim", "up", "--vm", choice, cwd=tmp_path, env=SECRETS)
             assert up.returncode == 0, up.stdout + up.stderr
             yield lab
         finally:
@@ -150,6 +155,9 @@ def test_a_vm_node_is_installed_through_its_bmc_and_the_boot_service(vm_lab: VmL
     assert lab.run("boot", "status").stdout.startswith("not running")
     console = (lab.state / "vms" / "fohn" / "console.log").read_text(errors="replace")
     assert "LABCTL-INSTALLER: ignition=ok" in console
+    # The guest found its BMC on the KCS interface: ipmi_sim's emulated device id.
+    assert "ipmi /dev/ipmi0: Found new BMC (man_id: 0x001291, prod_id: 0x0f02" in console
+    assert "LABCTL-INSTALLER: ipmi in-band: Chassis Power is on" in console
 
     # 3. The disk holds every file, unit, user and key the config named.
     inv = require_inventory(inventory)
@@ -173,3 +181,45 @@ def test_a_vm_node_is_installed_through_its_bmc_and_the_boot_service(vm_lab: VmL
     os_steps = steps(outcome)
     assert [s["outcome"] for s in os_steps] == ["unchanged"], os_steps
     assert {s["outcome"] for s in steps(outcome, "power")} == {"unchanged"}
+
+
+@pytest.mark.parametrize(
+    "vm_lab", [("fohn:uefi", "os: {distribution: fedora-coreos, channel: stable}")], indirect=True
+)
+def test_a_uefi_fedora_coreos_vm_node_is_installed_from_power_off(vm_lab: VmLab) -> None:
+    """The same install with the VM node's firmware UEFI (OVMF) and fohn on Fedora CoreOS:
+    the firmware's DHCP says it is EFI, iPXE inside it loads the EFI kernel with FCOS's
+    arguments, the live system fetches its rootfs from ``coreos.live.rootfs_url``, and
+    its BMC is on its KCS as before. The assets come from the stand-in's FCOS stream."""
+    lab = vm_lab
+    fetched = lab.run("boot", "fetch", "-o", "json")
+    assert fetched.returncode == 0, fetched.stderr
+    roles = {(f["release"], f["role"]) for f in json.loads(fetched.stdout)}
+    assert ("fedora-coreos stable", "rootfs") in roles
+    vm_dir = lab.state / "vms" / "fohn"
+    assert json.loads((vm_dir / "vm.json").read_text())["firmware"] == "uefi"
+    started = time.monotonic()
+    done = lab.run("bootstrap", "--only", "power", "--only", "os", "-o", "json")
+    elapsed = time.monotonic() - started
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-3000:]
+    print(f"`bootstrap --only power --only os`, one UEFI FCOS VM node installed: {elapsed:.1f} s")
+    results = {r["step_id"]: r for r in steps(json.loads(done.stdout))}
+    for step in ("pxe:fohn", "power:fohn", "report:fohn", "disk:fohn", "on:fohn", "ssh:fohn"):
+        assert results[step]["outcome"] == "changed", results[step]
+    boot = lab.workdir / ".labctl" / "boot"
+    assert "tags: known, ipxe, efi" in (boot / "dnsmasq.log").read_text()  # UEFI, then iPXE
+    paths = [
+        json.loads(line)["path"] for line in (boot / "requests.jsonl").read_text().splitlines()
+    ]
+    assert f"/rootfs/{FOHN_MAC}" in paths, paths
+    assert (vm_dir / "OVMF_VARS.fd").exists()  # this VM's own variable store
+    console = (vm_dir / "console.log").read_text(errors="replace")
+    assert f"LABCTL-INSTALLER: rootfs {len(installer.FCOS_ROOTFS)} bytes from" in console
+    assert "coreos.inst.install_dev=/dev/sda" in console  # the kernel logs its command line
+    assert "LABCTL-INSTALLER: ignition=ok" in console
+    assert "ipmi /dev/ipmi0: Found new BMC (man_id: 0x001291, prod_id: 0x0f02" in console
+    assert "LABCTL-INSTALLER: ipmi in-band: Chassis Power is on" in console
+    disk = vm_dir / "disk.img"
+    assert debugfs(disk, "cat /etc/hostname") == "fohn\n"
+    # Fedora CoreOS's network configuration: NetworkManager, not networkd.
+    assert "[ipv4]" in debugfs(disk, "cat /etc/NetworkManager/system-connections/eno1.nmconnection")

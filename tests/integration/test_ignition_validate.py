@@ -62,3 +62,22 @@ def test_installer_configs_validate(tmp_path: Path) -> None:
         path.write_text(boot.installer_config_text(inventory, server))
         result = validate(path)
         assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_fedora_coreos_installer_config_validates(tmp_path: Path) -> None:
+    """Fedora CoreOS's live system gets labctl's report units and a drop-in: valid too."""
+    from labctl.render import boot
+
+    source = tmp_path / "inventory.yaml"
+    source.write_text(
+        REFERENCE.read_text().replace(
+            "os: {distribution: flatcar, channel: alpha}",
+            "os: {distribution: fedora-coreos, channel: stable}",
+        )
+    )
+    inventory = require_inventory(source)
+    path = tmp_path / "install-wind.ign"
+    path.write_text(boot.installer_config_text(inventory, inventory.server("wind")))
+    result = validate(path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "dropins" in path.read_text()

@@ -8,12 +8,9 @@ its named initrd, and the real Ignition writes the disk. About 35 s under tcg.
 
 from __future__ import annotations
 
-import fcntl
 import os
 import subprocess
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -24,42 +21,14 @@ from labctl.inventory import require_inventory
 from labctl.sim import installer, vm
 from tests.conftest import REFERENCE
 from tests.labctl_process import run_labctl
-from tests.peers.bootnet import HOST_LOCK
+from tests.peers.bootnet import bridge_with_tap
 
 pytestmark = [
     pytest.mark.integration,
     pytest.mark.skipif(os.geteuid() != 0, reason="needs root for namespaces, dnsmasq, taps"),
 ]
 
-BOOT = "31.31.164.218"
 FOHN_MAC = "9c:8e:99:1a:2b:01"
-
-
-@contextmanager
-def bridge_with_tap() -> Iterator[str]:
-    """A namespace with a bridge holding the boot address and a tap for qemu."""
-    HOST_LOCK.parent.mkdir(parents=True, exist_ok=True)
-    with HOST_LOCK.open("a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        ns = f"labosvm{os.getpid()}"
-        steps = [
-            ["netns", "add", ns],
-            ["-n", ns, "link", "set", "lo", "up"],
-            ["-n", ns, "link", "add", "br0", "type", "bridge"],
-            ["-n", ns, "addr", "add", f"{BOOT}/28", "dev", "br0"],
-            ["-n", ns, "link", "set", "br0", "up"],
-            ["-n", ns, "tuntap", "add", "dev", "tap0", "mode", "tap"],
-            ["-n", ns, "link", "set", "tap0", "master", "br0", "up"],
-        ]
-        try:
-            for step in steps:
-                subprocess.run(["ip", *step], check=True, capture_output=True)
-            yield ns
-        finally:
-            pids = subprocess.run(["ip", "netns", "pids", ns], capture_output=True, text=True)
-            for pid in pids.stdout.split():
-                subprocess.run(["kill", "-9", pid], check=False)
-            subprocess.run(["ip", "netns", "del", ns], check=False, capture_output=True)
 
 
 def test_uefi_network_install_writes_the_disk(tmp_path: Path) -> None:

@@ -124,3 +124,36 @@ def _boot_net(workdir: Path, server_address: str, prefix: int) -> Iterator[BootN
             for pid in pids.stdout.split():
                 subprocess.run(["kill", "-9", pid], check=False)
             subprocess.run(["ip", "netns", "del", ns], check=False, capture_output=True)
+
+
+VM_BOOT = "31.31.164.218"  # the reference inventory's lab.boot.address
+
+
+@contextmanager
+def bridge_with_tap(prefix: str = "labosvm") -> Iterator[str]:
+    """A namespace with a bridge holding the boot address and a tap for qemu (VM tests).
+
+    Holds ``HOST_LOCK`` meanwhile: the boot address is the same in every such test.
+    """
+    HOST_LOCK.parent.mkdir(parents=True, exist_ok=True)
+    with HOST_LOCK.open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        ns = f"{prefix}{os.getpid()}"
+        steps = [
+            ["netns", "add", ns],
+            ["-n", ns, "link", "set", "lo", "up"],
+            ["-n", ns, "link", "add", "br0", "type", "bridge"],
+            ["-n", ns, "addr", "add", f"{VM_BOOT}/28", "dev", "br0"],
+            ["-n", ns, "link", "set", "br0", "up"],
+            ["-n", ns, "tuntap", "add", "dev", "tap0", "mode", "tap"],
+            ["-n", ns, "link", "set", "tap0", "master", "br0", "up"],
+        ]
+        try:
+            for step in steps:
+                subprocess.run(["ip", *step], check=True, capture_output=True)
+            yield ns
+        finally:
+            pids = subprocess.run(["ip", "netns", "pids", ns], capture_output=True, text=True)
+            for pid in pids.stdout.split():
+                subprocess.run(["kill", "-9", pid], check=False)
+            subprocess.run(["ip", "netns", "del", ns], check=False, capture_output=True)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+from pathlib import Path
 
 import pytest
 
@@ -60,3 +62,95 @@ def test_installer_modules_load_after_their_dependencies() -> None:
         "kernel/a.ko",
         "kernel/d-x.ko",
     ]
+
+
+def test_a_vm_and_its_bmc_meet_on_one_loopback_port_per_server(inventory: Inventory) -> None:
+    from labctl.sim import bmc, vm
+
+    ports = [vm.ipmi_port(inventory, s.name) for s in inventory.servers]
+    assert len(set(ports)) == len(ports)
+    spec = bmc.BmcSpec("fohn", "10.0.0.1", "admin", "pw", Path("/s"), vm_port=ports[0])
+    assert f"  serial 15 127.0.0.1 {ports[0]} codec VM\n" in bmc.render_lan_conf(spec)
+    assert "serial" not in bmc.render_lan_conf(bmc.BmcSpec("x", "10.0.0.1", "a", "p", Path("/s")))
+    config = {"tap": "t", "mac": "52:54:00:00:00:01", "disk": "/d", "ipmi_port": ports[0]}
+    argv = vm.qemu_argv(config, Path("/v"), pxe=True)
+    assert f"socket,id=ipmi0,host=127.0.0.1,port={ports[0]},reconnect=10" in argv
+    assert "ipmi-bmc-extern,id=bmc0,chardev=ipmi0" in argv and "isa-ipmi-kcs,bmc=bmc0" in argv
+    del config["ipmi_port"]
+    assert not any("ipmi" in a for a in vm.qemu_argv(config, Path("/v"), pxe=True))
+
+
+def test_fedora_coreos_script_and_installer_config_match_golden(tmp_path: Path) -> None:
+    """wind on Fedora CoreOS: the live PXE system installs itself from the kernel arguments
+    FCOS documents, and its live Ignition only reports (and powers off on success)."""
+    path = tmp_path / "inventory.yaml"
+    path.write_text(
+        REFERENCE.read_text().replace(
+            "os: {distribution: flatcar, channel: alpha}",
+            "os: {distribution: fedora-coreos, channel: stable}",
+        )
+    )
+    inventory = require_inventory(path)
+    wind = inventory.server("wind")
+    script = boot.ipxe_script(inventory, wind)
+    assert_golden("ipxe-wind-fcos.ipxe", script)
+    assert_golden("install-wind-fcos.ign", boot.installer_config_text(inventory, wind))
+    args = script.splitlines()[2].split()
+    for arg in ("ignition.firstboot", "ignition.platform.id=metal", "coreos.inst.skip_reboot"):
+        assert arg in args
+    assert "coreos.inst.install_dev=/dev/sda" in args
+    assert not any(a.startswith("flatcar.") for a in args)
+    units = json.loads(boot.installer_config_text(inventory, wind))["systemd"]["units"]
+    dropin = next(u for u in units if u["name"] == "coreos-installer.service")
+    assert "OnFailure=labctl-install-failed.service" in dropin["dropins"][0]["contents"]
+
+
+def test_stream_metadata_of_another_shape_is_refused_by_name() -> None:
+    from labctl.boot import assets
+
+    good = {"location": "k", "sha256": "a" * 64, "signature": "k.sig"}
+    pxe = {"kernel": dict(good), "initramfs": dict(good), "rootfs": dict(good)}
+    metal = {"release": "41.1", "formats": {"pxe": pxe}}
+    stream = {"stream": "stable", "architectures": {"x86_64": {"artifacts": {"metal": metal}}}}
+    release, found = assets.stream_artifacts(stream, "http://m/streams/stable.json", "stable")
+    assert release == "41.1" and found["rootfs"].url == "http://m/streams/k"
+    assert found["initrd"].signature == "http://m/streams/k.sig"
+    del pxe["rootfs"]["sha256"]
+    with pytest.raises(assets.AssetError, match=r"formats\.pxe\.rootfs\.sha256"):
+        assets.stream_artifacts(stream, "u", "stable")
+    pxe["rootfs"] = {**good, "sha256": "not-hex"}
+    with pytest.raises(assets.AssetError, match="is not a SHA-256"):
+        assets.stream_artifacts(stream, "u", "stable")
+    with pytest.raises(assets.AssetError, match=r"has no architectures\.x86_64"):
+        assets.stream_artifacts({"stream": "stable", "architectures": {}}, "u", "stable")
+
+
+def test_vm_choices_name_a_server_and_its_firmware(tmp_path: Path) -> None:
+    from labctl.errors import LabctlError
+    from labctl.sim import vm
+
+    assert vm.parse_choices(("fohn", "wind:uefi", "chequita:bios")) == {
+        "fohn": "bios",
+        "wind": "uefi",
+        "chequita": "bios",
+    }
+    with pytest.raises(LabctlError, match="'coreboot' is not one of bios, uefi"):
+        vm.parse_choices(("fohn:coreboot",))
+    with pytest.raises(LabctlError, match="twice with different firmware"):
+        vm.parse_choices(("fohn", "fohn:uefi"))
+    config = {"tap": "t", "mac": "52:54:00:00:00:01", "disk": "/d", "firmware": "uefi"}
+    argv = vm.qemu_argv(config, tmp_path, pxe=True)  # OVMF: the ovmf package (setup.sh)
+    assert any("OVMF_CODE" in a for a in argv)
+    assert (tmp_path / "OVMF_VARS.fd").exists()  # its own copy of the variable store
+
+
+def test_the_stand_in_s_fcos_stream_is_what_boot_fetch_reads() -> None:
+    from labctl.boot import assets
+
+    files = {"kernel": b"k", "initramfs": b"i", "rootfs": installer.FCOS_ROOTFS}
+    stream = installer.stream_metadata("testing", files)
+    url = "file:///cache/abc/testing.json"
+    release, found = assets.stream_artifacts(stream, url, "testing")
+    assert release == installer.FCOS_RELEASE
+    assert found["rootfs"].url == f"file:///cache/abc/{installer.FCOS_NAMES['rootfs']}"
+    assert found["initrd"].sha256 == hashlib.sha256(b"i").hexdigest()
