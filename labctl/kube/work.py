@@ -12,13 +12,14 @@ from typing import TYPE_CHECKING
 
 from labctl.errors import LabctlError
 from labctl.kube.session import KubeSession
+from labctl.render.kubernetes import common
 from labctl.render.kubernetes.addons import all_addons
 
 if TYPE_CHECKING:
     from labctl.engine.layer import LayerContext
 
-READY_TIMEOUT = 300.0
-NODES_TIMEOUT = 300.0
+READY_TIMEOUT = common.READY_TIMEOUT
+NODES_TIMEOUT = common.READY_TIMEOUT
 
 
 def _session(ctx: LayerContext) -> KubeSession:

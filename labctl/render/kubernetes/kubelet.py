@@ -114,7 +114,14 @@ def host_wrapper() -> str:
         flat = name.replace("/", ".")
         lines.append(f"echo {value} > $d/{flat}")
         lines.append(f"mount --bind $d/{flat} /proc/sys/{name}")
-    lines.append('exec "$@"')
+    lines += [
+        # The sim's systemctl starts enabled units at boot in name order, kubelet before
+        # labctl-containerd, and restarts none: the kubelet exits when it finds no CRI
+        # socket, so it waits for containerd's (up to 30 s) as After= would order it.
+        "i=0",
+        f"while [ ! -S {c.CONTAINERD_SOCKET} ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i + 1)); done",
+        'exec "$@"',
+    ]
     return "\n".join(lines) + "\n"
 
 
