@@ -12,14 +12,10 @@ from typing import TYPE_CHECKING
 
 from labctl.errors import LabctlError
 from labctl.kube.session import KubeSession
-from labctl.render.kubernetes import common
 from labctl.render.kubernetes.addons import all_addons
 
 if TYPE_CHECKING:
     from labctl.engine.layer import LayerContext
-
-READY_TIMEOUT = common.READY_TIMEOUT
-NODES_TIMEOUT = common.READY_TIMEOUT
 
 
 def _session(ctx: LayerContext) -> KubeSession:
@@ -28,7 +24,7 @@ def _session(ctx: LayerContext) -> KubeSession:
 
 class ReadyWork:
     def apply(self, ctx: LayerContext) -> bool:
-        _session(ctx).wait_ready(READY_TIMEOUT)
+        _session(ctx).wait_ready(ctx.inventory.cluster.kubernetes.ready_timeout)
         return False  # a wait: it changes nothing
 
     def observe(self, ctx: LayerContext) -> str | None:
@@ -50,7 +46,7 @@ class AddonsWork:
 
 class NodesWork:
     def apply(self, ctx: LayerContext) -> bool:
-        _session(ctx).wait_nodes(NODES_TIMEOUT)
+        _session(ctx).wait_nodes(ctx.inventory.cluster.kubernetes.ready_timeout)
         return False
 
     def observe(self, ctx: LayerContext) -> str | None:

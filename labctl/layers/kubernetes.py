@@ -109,7 +109,7 @@ def static_pods_current(ctx: LayerContext, server: Server) -> list[Action]:
         WaitFor(
             server.name,
             ("sh", "-c", SERVES_CURRENT_CERT, "labctl-kube-apiserver-cert", address, port, cert),
-            deadline=c.READY_TIMEOUT,
+            deadline=inventory.cluster.kubernetes.ready_timeout,
             what=f"kube-apiserver on {server.name} to serve its current certificate",
         )
     ]

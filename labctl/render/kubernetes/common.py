@@ -27,9 +27,6 @@ KUBELET_CONFIG = f"{CONFIG_DIR}/kubelet-config.yaml"
 KUBELET_DIR = "/var/lib/kubelet"
 CONTAINERD_SOCKET = "/run/containerd/containerd.sock"
 
-# How long the layer waits for the API to answer, and for every server to be a Node.
-READY_TIMEOUT = 300.0
-
 CONTROL_PLANE = ("kube-apiserver", "kube-controller-manager", "kube-scheduler")
 RUNTIMES = ("static-pods", "host")
 # The simulated lab's runtimes (LABCTL_KUBE_RUNTIME, never the inventory): "host" runs the

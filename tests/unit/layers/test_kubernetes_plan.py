@@ -7,13 +7,14 @@ the same on every run.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 from pathlib import Path
 
 import pytest
 
-from labctl.engine.actions import Action, Check, PutFile, Run
+from labctl.engine.actions import Action, Check, PutFile, Run, WaitFor
 from labctl.engine.layer import LayerContext
 from labctl.inventory import require_inventory
 from labctl.layers import LAYERS
@@ -136,3 +137,19 @@ def test_the_pods_runtime_imports_images_before_the_kubelet_starts(tmp_path: Pat
         )
     # The control plane is static pods: no kube-apiserver unit is written or started.
     assert not any("kube-apiserver.service" in a.describe() for a in actions)
+
+
+def test_ready_timeout_bounds_the_layers_waits(tmp_path: Path) -> None:
+    ctx = _ctx(tmp_path, kube_runtime="pods", kube_bin_dir="/cache/{version}/bin")
+    text = ctx.inventory_path.read_text().replace(
+        "    service_cidr: 10.189.0.0/16",
+        "    service_cidr: 10.189.0.0/16\n    ready_timeout: 42",
+        1,
+    )
+    ctx.inventory_path.write_text(text)
+    ctx = dataclasses.replace(ctx, inventory=require_inventory(ctx.inventory_path))
+    assert ctx.inventory.cluster.kubernetes.ready_timeout == 42.0
+    waits = [a for a in _actions(ctx) if isinstance(a, WaitFor) and "certificate" in a.what]
+    assert [(w.host, w.deadline) for w in waits] == [("fohn", 42.0)]
+    # Unset, it is 300 s as before.
+    assert require_inventory(REFERENCE).cluster.kubernetes.ready_timeout == 300.0
