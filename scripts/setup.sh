@@ -11,7 +11,8 @@ VENV="$ROOT/.venv"
 # SNMP agent and client, sshd, cfssl, etcd, and the tools the sim lab needs;
 # git for the pre-commit test (a lab repository, and pre-commit's clone of labctl);
 # containerd and runc for the kubelets of the simulated lab, and the reference CNI
-# plugins for the pod network that stands in for calico-node's.
+# plugins for the pod network that stands in for calico-node's; gcc and libc6-dev
+# build the pause image's static binary (labctl/kube/images.py).
 DEBIAN_PACKAGES=(
   python3-venv openipmi ipmitool snmpd snmp openssh-server openssh-client
   golang-cfssl etcd-server etcd-client openssl iproute2 procps util-linux
@@ -20,6 +21,7 @@ DEBIAN_PACKAGES=(
   ceph-mon ceph-mgr ceph-osd ceph-mds ceph-fuse ceph-common ceph-base
   qemu-system-x86 qemu-utils ipxe ipxe-qemu dnsmasq-base ignition ovmf udev
   linux-image-amd64 busybox-static e2fsprogs cpio gpg gpgv
+  gcc libc6-dev
 )
 
 # BIRD 1.6.8, the BIRD calico-node embeds, stands in for calico-node on the
@@ -108,7 +110,12 @@ build_kubernetes() {
     log "going on without the Kubernetes binaries: the kubernetes e2e test will fail until they are built"
     return 0
   fi
-  return "$rc"
+  [ "$rc" -eq 0 ] || return "$rc"
+  # The control-plane and pause images the simulated lab's kubelets run the static
+  # pods from (labctl/kube/images.py), made from those binaries into the same cache.
+  local version
+  version=$(basename "$("$ROOT/scripts/build-kubernetes.sh" --print-dir)")
+  "$VENV/bin/python" -m labctl.kube.images "$version" >/dev/null
 }
 
 install_debian_packages

@@ -34,8 +34,10 @@ def layer_context(inventory: Path, state_dir: Path, dry_run: bool) -> LayerConte
         raise UsageError(f"LABCTL_SWITCH_PLATFORM is {platform!r}; it must be frr, eos or ios")
     # Likewise the Kubernetes control plane, and where the nodes find its binaries.
     kube_runtime = os.environ.get("LABCTL_KUBE_RUNTIME") or None
-    if kube_runtime is not None and kube_runtime not in ("static-pods", "host"):
-        raise UsageError(f"LABCTL_KUBE_RUNTIME is {kube_runtime!r}; it must be static-pods or host")
+    if kube_runtime is not None and kube_runtime not in ("static-pods", "host", "pods"):
+        raise UsageError(
+            f"LABCTL_KUBE_RUNTIME is {kube_runtime!r}; it must be static-pods, host or pods"
+        )
     return LayerContext(
         require_inventory(inventory),
         inventory,

@@ -139,8 +139,10 @@ def env(state_dir: Path = StateOpt) -> None:
         "LABCTL_CEPH_CONFIG": "mon_data_avail_warn=5",
         # Simulated switches run FRR whatever their platform.
         "LABCTL_SWITCH_PLATFORM": "frr",
-        # ... nor images: the Kubernetes binaries this machine built, as host units.
-        "LABCTL_KUBE_RUNTIME": "host",
+        # ... nor a registry: the control plane's static pods run from images made of
+        # the Kubernetes binaries this machine built (labctl/kube/images.py), imported
+        # into each node's containerd from the build cache beside LABCTL_KUBE_BIN_DIR.
+        "LABCTL_KUBE_RUNTIME": "pods",
         "LABCTL_KUBE_BIN_DIR": str(bin_dir()),
     }
     from labctl.programs import BIRD1

@@ -43,8 +43,8 @@ class LayerContext:
     # their platform (LABCTL_SWITCH_PLATFORM=frr). None on real labs.
     calico_bird: str | None = None
     switch_platform: str | None = None
-    # Likewise for the Kubernetes control plane (LABCTL_KUBE_RUNTIME=host) and where
-    # its binaries are on the nodes (LABCTL_KUBE_BIN_DIR: the simulated nodes see the
+    # Likewise for the Kubernetes control plane (LABCTL_KUBE_RUNTIME=pods, or host) and
+    # where its binaries are on the nodes (LABCTL_KUBE_BIN_DIR: the simulated nodes see the
     # operator's build cache through the host's root).
     kube_runtime: str | None = None
     kube_bin_dir: str | None = None

@@ -210,6 +210,7 @@ class Kubernetes:
     runtime: str = "static-pods"
     binary_dir: str = "/opt/bin"
     image_registry: str = "registry.k8s.io"
+    ready_timeout: float = 300.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -574,6 +575,7 @@ def _cluster(d: dict[str, Any]) -> Cluster:
             runtime=k.get("runtime", "static-pods"),
             binary_dir=k.get("binary_dir", "/opt/bin"),
             image_registry=k.get("image_registry", "registry.k8s.io"),
+            ready_timeout=float(k.get("ready_timeout", 300)),
         ),
         etcd=Etcd(
             version=etcd.get("version"),

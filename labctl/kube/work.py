@@ -17,9 +17,6 @@ from labctl.render.kubernetes.addons import all_addons
 if TYPE_CHECKING:
     from labctl.engine.layer import LayerContext
 
-READY_TIMEOUT = 300.0
-NODES_TIMEOUT = 300.0
-
 
 def _session(ctx: LayerContext) -> KubeSession:
     return KubeSession(ctx.inventory, ctx.base_dir)
@@ -27,7 +24,7 @@ def _session(ctx: LayerContext) -> KubeSession:
 
 class ReadyWork:
     def apply(self, ctx: LayerContext) -> bool:
-        _session(ctx).wait_ready(READY_TIMEOUT)
+        _session(ctx).wait_ready(ctx.inventory.cluster.kubernetes.ready_timeout)
         return False  # a wait: it changes nothing
 
     def observe(self, ctx: LayerContext) -> str | None:
@@ -49,7 +46,7 @@ class AddonsWork:
 
 class NodesWork:
     def apply(self, ctx: LayerContext) -> bool:
-        _session(ctx).wait_nodes(NODES_TIMEOUT)
+        _session(ctx).wait_nodes(ctx.inventory.cluster.kubernetes.ready_timeout)
         return False
 
     def observe(self, ctx: LayerContext) -> str | None:

@@ -23,6 +23,7 @@ from labctl.engine.plan import Plan
 from labctl.errors import LabctlError
 from labctl.inventory.model import Server
 from labctl.render.kubernetes import common as c
+from labctl.render.kubernetes import host, kubelet
 from labctl.render.kubernetes.node import Service, services
 
 # Every binary the node runs must say it is the inventory's version.
@@ -41,6 +42,77 @@ for b in "$@"; do
   fi
 done
 """
+
+
+# The pods runtime's images, imported into the node's containerd unless it has them:
+# "$1" is the folder of archives, then ARCHIVE=IMAGE pairs. The native snapshotter is the
+# one CRI uses (a simulated node's /var is an overlay, which overlayfs cannot sit on).
+IMPORT_IMAGES = r"""
+dir=$1; shift
+i=0
+until ctr -n k8s.io version >/dev/null 2>&1; do
+  i=$((i + 1)); [ $i -lt 100 ] || { echo "containerd does not answer on its socket" >&2; exit 3; }
+  sleep 0.1
+done
+have=$(ctr -n k8s.io images ls -q)
+for pair in "$@"; do
+  file=${pair%%=*} image=${pair#*=}
+  printf '%s\n' "$have" | grep -qxF "$image" && continue
+  ctr -n k8s.io images import --snapshotter native "$dir/$file" >/dev/null
+done
+"""
+
+
+def image_imports(ctx: LayerContext, server: Server) -> list[Action]:
+    """The pods runtime: the images its pods need, from the build cache beside binary_dir
+    (labctl/kube/images.py writes them), under the upstream names the manifests use."""
+    inventory = ctx.inventory
+    if c.runtime(inventory, ctx.kube_runtime) != "pods":
+        return []
+    wanted = [host.SANDBOX_IMAGE]
+    if server in c.control_plane(inventory):
+        wanted += [c.image(inventory, component) for component in c.CONTROL_PLANE]
+    folder = c.image_dir(c.bin_dir(inventory, ctx.kube_bin_dir))
+    pairs = [f"{image.rsplit('/', 1)[-1].split(':', 1)[0]}.tar={image}" for image in wanted]
+    return [
+        Run(
+            server.name,
+            ("sh", "-c", IMPORT_IMAGES, "labctl-kube-images", folder, *pairs),
+            timeout=300.0,
+            what=f"import {', '.join(wanted)} into containerd from {folder}",
+        )
+    ]
+
+
+# The static pod of kube-apiserver serves the certificate on the node's disk: the kubelet
+# restarts it some seconds after its manifest changes (a rotation changes the manifest's
+# annotation), and until then the old one would still answer /readyz.
+SERVES_CURRENT_CERT = r"""
+want=$(openssl x509 -noout -fingerprint -sha256 -in "$3") || exit 1
+have=$(openssl s_client -connect "$1:$2" </dev/null 2>/dev/null \
+  | openssl x509 -noout -fingerprint -sha256 2>/dev/null)
+[ "$have" = "$want" ]
+"""
+
+
+def static_pods_current(ctx: LayerContext, server: Server) -> list[Action]:
+    """In the pods runtime, on a control-plane node: wait until the API server there
+    serves the certificate the node holds (the static pod runs its current manifest)."""
+    inventory = ctx.inventory
+    runtime = c.runtime(inventory, ctx.kube_runtime)
+    if not c.static_pods(runtime) or server not in c.control_plane(inventory):
+        return []
+    address = c.node_address(inventory, server)
+    port = str(inventory.cluster.kubernetes.api_endpoint.port)
+    cert = ctx.on_node(server.name, c.ssl("apiserver.pem"))
+    return [
+        WaitFor(
+            server.name,
+            ("sh", "-c", SERVES_CURRENT_CERT, "labctl-kube-apiserver-cert", address, port, cert),
+            deadline=inventory.cluster.kubernetes.ready_timeout,
+            what=f"kube-apiserver on {server.name} to serve its current certificate",
+        )
+    ]
 
 
 def _ensure_running(unit: str) -> str:
@@ -70,7 +142,7 @@ def pki_digest(ctx: LayerContext, node: str) -> str:
 def binaries(ctx: LayerContext, server: Server) -> list[str]:
     runtime = c.runtime(ctx.inventory, ctx.kube_runtime)
     control_plane = server in c.control_plane(ctx.inventory)
-    return [*(c.CONTROL_PLANE if runtime == "host" and control_plane else ()), "kubelet"]
+    return [*(c.CONTROL_PLANE if not c.static_pods(runtime) and control_plane else ()), "kubelet"]
 
 
 def node_services(ctx: LayerContext, server: Server) -> list[Service]:
@@ -129,6 +201,8 @@ def node_actions(ctx: LayerContext, server: Server) -> list[Action]:
         )
     )
     for service in found:
+        if service.unit == kubelet.UNIT_NAME:  # its static pods' images before it starts
+            actions += image_imports(ctx, server)
         actions += [
             Run(node, ("systemctl", "enable", service.unit)),
             Run(
@@ -144,7 +218,7 @@ def node_actions(ctx: LayerContext, server: Server) -> list[Action]:
                 what=f"{service.unit} to be running",
             ),
         ]
-    return actions
+    return actions + static_pods_current(ctx, server)
 
 
 class KubernetesLayer:

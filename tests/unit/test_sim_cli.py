@@ -98,7 +98,7 @@ def test_env_comes_from_the_record(state: Path) -> None:
         "export LABCTL_CEPH_RUNTIME=host",
         "export LABCTL_CEPH_CONFIG=mon_data_avail_warn=5",
         "export LABCTL_SWITCH_PLATFORM=frr",
-        "export LABCTL_KUBE_RUNTIME=host",
+        "export LABCTL_KUBE_RUNTIME=pods",
         f"export LABCTL_KUBE_BIN_DIR='{bin_dir()}'",
         *([f"export LABCTL_CALICO_BIRD={BIRD1}"] if Path(BIRD1).exists() else []),
     ]

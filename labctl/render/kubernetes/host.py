@@ -12,12 +12,17 @@ from __future__ import annotations
 
 from labctl.inventory.model import Inventory, Server
 from labctl.render.kubernetes import flags
+from labctl.render.kubernetes.kubelet import mount_cgroups
 from labctl.render.systemd import Unit
 
 CONTAINERD_UNIT = "labctl-containerd.service"
 CONTAINERD_CONFIG = "/etc/containerd/labctl-config.toml"
 CNI_BIN_DIR = "/usr/lib/cni"
 CNI_CONF_DIR = "/etc/cni/net.d"
+CONTAINERD_WRAPPER = "/etc/containerd/labctl-containerd-wrapper.sh"
+# The sandbox image containerd's CRI starts every pod with; in the pods runtime it is
+# one of the images labctl builds and imports (labctl/kube/images.py).
+SANDBOX_IMAGE = "registry.k8s.io/pause:3.10.2"
 
 
 def unit_name(component: str) -> str:
@@ -47,6 +52,13 @@ def containerd_config() -> str:
     sections: list[tuple[str, list[tuple[str, str]]]] = [
         ("", [("version", "2"), ("root", '"/var/lib/containerd"'), ("state", '"/run/containerd"')]),
         ("grpc", [("address", '"/run/containerd/containerd.sock"')]),
+        # The sandbox image named, so CRI never pulls its own default (pause:3.6); OOM
+        # scores no lower than containerd's own, since this host refuses negative ones
+        # (the kubelet asks -998 for sandboxes, and runc's start then fails).
+        (
+            'plugins."io.containerd.grpc.v1.cri"',
+            [("sandbox_image", f'"{SANDBOX_IMAGE}"'), ("restrict_oom_score_adj", "true")],
+        ),
         ('plugins."io.containerd.grpc.v1.cri".containerd', [("snapshotter", '"native"')]),
         # Debian's CNI plugins live in /usr/lib/cni; the configuration is the pod
         # network's to write (calico-node on a real lab, the calico layer's stand-in here).
@@ -63,11 +75,29 @@ def containerd_config() -> str:
     return "\n".join(lines) + "\n"
 
 
-def containerd_unit() -> Unit:
+def containerd_wrapper() -> str:
+    """The pods runtime's containerd start: runc needs the cgroup hierarchies, which a
+    simulated node's fresh /sys lacks; they are mounted in the node's own mount
+    namespace, which the kubelet (and so every hostPath it creates) shares."""
+    lines = ["#!/bin/sh", "# Written by labctl (pods runtime): cgroups for runc.", "set -e"]
+    collect = [
+        # containerd puts every container's cgroup at /k8s.io/ID of the host's tree; a
+        # node's power-off leaves them behind, empty. rmdir removes only empty ones.
+        'for d in /sys/fs/cgroup/*/k8s.io/*/; do rmdir "$d" 2>/dev/null || true; done',
+    ]
+    return "\n".join([*lines, *mount_cgroups(), *collect, 'exec "$@"']) + "\n"
+
+
+def containerd_unit(runtime: str = "host") -> Unit:
+    argv = f"/usr/bin/containerd --config {CONTAINERD_CONFIG}"
+    if runtime == "pods":
+        argv = f"/bin/sh {CONTAINERD_WRAPPER} {argv}"
     return {
-        "Unit": [("Description", "containerd for the kubelet (written by labctl, host runtime)")],
+        "Unit": [
+            ("Description", f"containerd for the kubelet (written by labctl, {runtime} runtime)")
+        ],
         "Service": [
-            ("ExecStart", f"/usr/bin/containerd --config {CONTAINERD_CONFIG}"),
+            ("ExecStart", argv),
             ("Restart", "always"),
         ],
         "Install": [("WantedBy", "multi-user.target")],

@@ -58,7 +58,7 @@ def configuration(inventory: Inventory, server: Server, runtime: str) -> dict[st
         "cgroupDriver": "systemd",
         "readOnlyPort": 0,
     }
-    if runtime == "host":
+    if c.shared_host(runtime):
         config.update(
             {
                 "cgroupDriver": "cgroupfs",
@@ -73,17 +73,10 @@ def configuration(inventory: Inventory, server: Server, runtime: str) -> dict[st
     return config
 
 
-def host_wrapper() -> str:
-    """The host runtime's kubelet wrapper, run in a mount namespace of the kubelet's own.
-
-    A simulated node's /sys is the fresh sysfs `ip netns exec` mounts, with no cgroup
-    hierarchies under it: they are mounted again here, as /proc/self/cgroup lists them.
-    Then the kernel tunables the kubelet insists on become files, and the kubelet runs.
-    """
-    lines = [
-        "#!/bin/sh",
-        "# Written by labctl (host runtime): cgroups visible, kernel tunables as files.",
-        "set -e",
+def mount_cgroups() -> list[str]:
+    """Shell lines mounting the cgroup hierarchies, as /proc/self/cgroup lists them, when
+    none are mounted (a simulated node's /sys is the fresh sysfs `ip netns exec` mounts)."""
+    return [
         "if ! grep -q ' cgroup' /proc/self/mounts; then",
         "  mount -t tmpfs -o mode=755 cgroup /sys/fs/cgroup",
         "  while IFS=: read -r _ controllers _; do",
@@ -99,6 +92,21 @@ def host_wrapper() -> str:
         "    fi",
         "  done < /proc/self/cgroup",
         "fi",
+    ]
+
+
+def host_wrapper() -> str:
+    """The host runtime's kubelet wrapper, run in a mount namespace of the kubelet's own.
+
+    A simulated node's /sys is the fresh sysfs `ip netns exec` mounts, with no cgroup
+    hierarchies under it: they are mounted again here, as /proc/self/cgroup lists them.
+    Then the kernel tunables the kubelet insists on become files, and the kubelet runs.
+    """
+    lines = [
+        "#!/bin/sh",
+        "# Written by labctl (host runtime): cgroups visible, kernel tunables as files.",
+        "set -e",
+        *mount_cgroups(),
         "d=/run/labctl/kubelet-sysctl",
         "mkdir -p $d",
     ]
@@ -106,13 +114,20 @@ def host_wrapper() -> str:
         flat = name.replace("/", ".")
         lines.append(f"echo {value} > $d/{flat}")
         lines.append(f"mount --bind $d/{flat} /proc/sys/{name}")
-    lines.append('exec "$@"')
+    lines += [
+        # The sim's systemctl starts enabled units at boot in name order, kubelet before
+        # labctl-containerd, and restarts none: the kubelet exits when it finds no CRI
+        # socket, so it waits for containerd's (up to 30 s) as After= would order it.
+        "i=0",
+        f"while [ ! -S {c.CONTAINERD_SOCKET} ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i + 1)); done",
+        'exec "$@"',
+    ]
     return "\n".join(lines) + "\n"
 
 
 def exec_start(inventory: Inventory, server: Server, runtime: str, bin_dir: str) -> str:
     argv = [f"{bin_dir}/kubelet", *flags.kubelet(inventory, server)]
-    if runtime == "host":
+    if c.shared_host(runtime):
         argv = ["/usr/bin/unshare", "--mount", "--propagation", "private", "/bin/sh",
                 HOST_WRAPPER, *argv]  # fmt: skip
     return " ".join(argv)

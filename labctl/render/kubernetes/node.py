@@ -68,16 +68,14 @@ def services(
     """The node's services in start order (the kubelet last: it needs containerd)."""
     found: list[Service] = []
     control_plane = server in c.control_plane(inventory)
-    if runtime == "host":
-        found.append(
-            Service(
-                host.CONTAINERD_UNIT,
-                (
-                    File(host.CONTAINERD_CONFIG, host.containerd_config()),
-                    _unit_file(host.CONTAINERD_UNIT, unit_text(host.containerd_unit())),
-                ),
-            )
-        )
+    if c.shared_host(runtime):
+        containerd = [
+            File(host.CONTAINERD_CONFIG, host.containerd_config()),
+            _unit_file(host.CONTAINERD_UNIT, unit_text(host.containerd_unit(runtime))),
+        ]
+        if runtime == "pods":
+            containerd.append(File(host.CONTAINERD_WRAPPER, host.containerd_wrapper(), 0o755))
+        found.append(Service(host.CONTAINERD_UNIT, tuple(containerd)))
     shared: list[File] = []
     if control_plane:
         shared.append(File(c.AUDIT_POLICY, c.to_yaml(audit.policy())))
@@ -86,7 +84,7 @@ def services(
             "kube-controller-manager",
         )  # fmt: skip
         sched = _kubeconfig(inventory, "kube-scheduler", "system:kube-scheduler", "kube-scheduler")
-        if runtime == "host":
+        if not c.static_pods(runtime):
             per = {"kube-apiserver": [shared[0]], "kube-controller-manager": [cm],
                    "kube-scheduler": [sched]}  # fmt: skip
             for component in c.CONTROL_PLANE:
@@ -96,7 +94,7 @@ def services(
         else:
             shared += [cm, sched, *static_pods(inventory, server, pki_digest)]
     kubelet_files = [
-        *(shared if runtime != "host" else []),
+        *(shared if c.static_pods(runtime) else []),
         File(c.KUBELET_CONFIG, c.to_yaml(kubelet.configuration(inventory, server, runtime))),
         _kubeconfig(
             inventory, "kubelet", f"system:node:{server.name}", f"kubelet-client-{server.name}"
@@ -104,7 +102,7 @@ def services(
         _kubeconfig(inventory, "kube-proxy", "system:kube-proxy", "kube-proxy"),
         _unit_file(kubelet.UNIT_NAME, unit_text(kubelet.unit(inventory, server, runtime, bin_dir))),
     ]
-    if runtime == "host":
+    if c.shared_host(runtime):
         kubelet_files.append(File(kubelet.HOST_WRAPPER, kubelet.host_wrapper(), 0o755))
     found.append(Service(kubelet.UNIT_NAME, tuple(kubelet_files), pki_digest))
     return found

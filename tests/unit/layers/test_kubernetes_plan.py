@@ -7,13 +7,14 @@ the same on every run.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 from pathlib import Path
 
 import pytest
 
-from labctl.engine.actions import Action, Check, PutFile, Run
+from labctl.engine.actions import Action, Check, PutFile, Run, WaitFor
 from labctl.engine.layer import LayerContext
 from labctl.inventory import require_inventory
 from labctl.layers import LAYERS
@@ -38,9 +39,11 @@ def _ctx(
     return ctx
 
 
-@pytest.mark.parametrize("runtime", ["static-pods", "host"])
+@pytest.mark.parametrize("runtime", ["static-pods", "host", "pods"])
 def test_kubernetes_plans_match_golden(tmp_path: Path, runtime: str) -> None:
-    ctx = _ctx(tmp_path, kube_runtime=runtime)
+    # The pods runtime takes its images from the build cache beside the binaries.
+    bin_dir = "/cache/{version}/bin" if runtime == "pods" else None
+    ctx = _ctx(tmp_path, kube_runtime=runtime, kube_bin_dir=bin_dir)
     plans = [plan.as_dict() for plan in KubernetesLayer().plans(ctx)]
     assert [p["layer"] for p in plans] == [
         "kubernetes: nodes",
@@ -111,3 +114,42 @@ def test_no_remembered_step_shares_its_key_with_the_etcd_layers(tmp_path: Path) 
         if isinstance(step.action, Run)
     }
     assert kube & etcd == set()
+
+
+def test_the_pods_runtime_imports_images_before_the_kubelet_starts(tmp_path: Path) -> None:
+    ctx = _ctx(tmp_path, kube_runtime="pods", kube_bin_dir="/cache/{version}/bin")
+    actions = _actions(ctx)
+    for node in ("fohn", "chequita", "wind"):
+        runs = [a for a in actions if isinstance(a, Run) and a.host == node]
+        described = [a.describe() for a in runs]
+        imports = [i for i, d in enumerate(described) if "into containerd" in d]
+        kubelet = described.index("run systemctl restart kubelet.service (its files or "
+                                  "certificates changed)")  # fmt: skip
+        containerd = described.index("run systemctl restart labctl-containerd.service (its "
+                                     "files or certificates changed)")  # fmt: skip
+        assert len(imports) == 1 and containerd < imports[0] < kubelet
+        argv = runs[imports[0]].argv
+        assert argv[4] == "/cache/v1.36.3/images"
+        # Every node runs pods (the sandbox image); only fohn the control plane's.
+        assert "pause.tar=registry.k8s.io/pause:3.10.2" in argv
+        assert ("kube-apiserver.tar=registry.k8s.io/kube-apiserver:v1.36.3" in argv) == (
+            node == "fohn"
+        )
+    # The control plane is static pods: no kube-apiserver unit is written or started.
+    assert not any("kube-apiserver.service" in a.describe() for a in actions)
+
+
+def test_ready_timeout_bounds_the_layers_waits(tmp_path: Path) -> None:
+    ctx = _ctx(tmp_path, kube_runtime="pods", kube_bin_dir="/cache/{version}/bin")
+    text = ctx.inventory_path.read_text().replace(
+        "    service_cidr: 10.189.0.0/16",
+        "    service_cidr: 10.189.0.0/16\n    ready_timeout: 42",
+        1,
+    )
+    ctx.inventory_path.write_text(text)
+    ctx = dataclasses.replace(ctx, inventory=require_inventory(ctx.inventory_path))
+    assert ctx.inventory.cluster.kubernetes.ready_timeout == 42.0
+    waits = [a for a in _actions(ctx) if isinstance(a, WaitFor) and "certificate" in a.what]
+    assert [(w.host, w.deadline) for w in waits] == [("fohn", 42.0)]
+    # Unset, it is 300 s as before.
+    assert require_inventory(REFERENCE).cluster.kubernetes.ready_timeout == 300.0

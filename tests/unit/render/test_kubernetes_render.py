@@ -13,6 +13,7 @@ import yaml
 
 from labctl.inventory import require_inventory
 from labctl.inventory.model import Inventory
+from labctl.kube import images
 from labctl.render.kubernetes import addons, audit, common, flags, host, kubelet, node, pods
 from labctl.render.kubernetes.kubeconfig import embedded_kubeconfig, node_kubeconfig
 from labctl.render.systemd import unit_text
@@ -166,3 +167,26 @@ def test_the_static_pods_kubelet_configuration_is_the_host_ones_minus_its_sim_se
     assert set(real) <= set(sim)
     differ = {k for k in real if real[k] != sim[k]}
     assert differ == {"cgroupDriver"}
+
+
+def test_the_pods_runtime_is_static_pods_on_the_host_runtimes_nodes(inventory: Inventory) -> None:
+    """The simulated lab's pods runtime: the kubelet, containerd and its settings as in
+    the host runtime (nodes share one host), the control plane as static pods."""
+    fohn = inventory.server("fohn")
+    assert kubelet.configuration(inventory, fohn, "pods") == kubelet.configuration(
+        inventory, fohn, "host"
+    )
+    found = node.services(inventory, fohn, "pods", "/opt/bin")
+    assert [s.unit for s in found] == ["labctl-containerd.service", "kubelet.service"]
+    containerd = {f.path: f for f in found[0].files}
+    wrapper = containerd[host.CONTAINERD_WRAPPER]
+    assert wrapper.mode == 0o755 and "mount -t cgroup" in wrapper.content
+    assert (
+        f"/bin/sh {host.CONTAINERD_WRAPPER} /usr/bin/containerd"
+        in containerd["/etc/systemd/system/labctl-containerd.service"].content
+    )
+    paths = [f.path for f in found[1].files]
+    assert "/etc/kubernetes/manifests/kube-apiserver.yaml" in paths
+    # The sandbox image containerd is told to use is the one labctl builds.
+    assert f'sandbox_image = "{images.PAUSE_IMAGE}"' in host.containerd_config()
+    assert common.image_dir("/cache/v1.36.3/bin/") == "/cache/v1.36.3/images"

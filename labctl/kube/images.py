@@ -1,0 +1,232 @@
+"""Container images of the control plane, made on this machine from the binaries it built.
+
+No registry this project reaches serves registry.k8s.io, so the simulated lab's kubelets
+cannot pull ``registry.k8s.io/kube-apiserver:v1.36.3``. The same static pod manifests
+as a real lab's still run there: each image is written here as an OCI image archive
+(one uncompressed layer holding the static binary, an image config with its
+entrypoint, a manifest, ``index.json`` naming it ``registry.k8s.io/NAME:TAG``) and the
+layer imports it into each node's containerd (``ctr -n k8s.io images import``). The
+sandbox image (``pause``) is built from ``build/pause/linux/pause.c`` of the
+``k8s.io/kubernetes`` module source with ``gcc -static``.
+
+Archives land beside the binaries in the version's cache folder (``.../v1.36.3/images``)
+with a stamp of their inputs' hashes, so a second run builds nothing. Writing an
+archive is pure apart from the file it writes: no Docker, no registry.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import subprocess
+import sys
+import tarfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from labctl.files import write_atomic
+from labctl.kube.binaries import bin_dir, cache_root
+
+REGISTRY = "registry.k8s.io"
+CONTROL_PLANE = ("kube-apiserver", "kube-controller-manager", "kube-scheduler")
+# The sandbox image Kubernetes v1.36's build/pause/Makefile tags; containerd's CRI is
+# told to use it (sandbox_image), so it never tries to pull another.
+PAUSE_TAG = "3.10.2"
+PAUSE_IMAGE = f"{REGISTRY}/pause:{PAUSE_TAG}"
+# Fixed so the same binary gives the same archive (and the same image id) every time.
+EPOCH = 0
+
+
+@dataclass(frozen=True)
+class Image:
+    """One image: its full name, the file its layer holds, and how it is started."""
+
+    name: str
+    binary: Path
+    path_in_image: str
+    entrypoint: tuple[str, ...]
+
+
+def image_dir(version: str) -> Path:
+    return cache_root() / version / "images"
+
+
+def archive_name(image: str) -> str:
+    """registry.k8s.io/kube-apiserver:v1.36.3 -> kube-apiserver.tar."""
+    return image.rsplit("/", 1)[-1].split(":", 1)[0] + ".tar"
+
+
+def _layer(image: Image) -> bytes:
+    """An uncompressed layer tar: the binary, and the folders it expects (/tmp)."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        parts = image.path_in_image.strip("/").split("/")
+        for depth in range(1, len(parts)):
+            folder = tarfile.TarInfo("/".join(parts[:depth]))
+            folder.type, folder.mode, folder.mtime = tarfile.DIRTYPE, 0o755, EPOCH
+            tar.addfile(folder)
+        tmp = tarfile.TarInfo("tmp")
+        tmp.type, tmp.mode, tmp.mtime = tarfile.DIRTYPE, 0o1777, EPOCH
+        tar.addfile(tmp)
+        data = image.binary.read_bytes()
+        entry = tarfile.TarInfo("/".join(parts))
+        entry.size, entry.mode, entry.mtime = len(data), 0o755, EPOCH
+        tar.addfile(entry, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+def _blob(blobs: dict[str, bytes], data: bytes) -> str:
+    digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    blobs[digest] = data
+    return digest
+
+
+def oci_archive(image: Image, architecture: str = "amd64") -> bytes:
+    """The OCI image layout of ``image`` as a tar, as `ctr images import` reads it."""
+    blobs: dict[str, bytes] = {}
+    layer = _layer(image)
+    layer_digest = _blob(blobs, layer)
+    config = {
+        "architecture": architecture,
+        "os": "linux",
+        "config": {
+            "Entrypoint": list(image.entrypoint),
+            "Env": ["PATH=/usr/local/bin:/usr/bin:/bin"],
+            "WorkingDir": "/",
+        },
+        "rootfs": {"type": "layers", "diff_ids": [layer_digest]},
+        "history": [{"created_by": "labctl.kube.images (from the binary built here)"}],
+    }
+    config_bytes = json.dumps(config, sort_keys=True).encode()
+    manifest = {
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {
+            "mediaType": "application/vnd.oci.image.config.v1+json",
+            "digest": _blob(blobs, config_bytes),
+            "size": len(config_bytes),
+        },
+        "layers": [
+            {
+                "mediaType": "application/vnd.oci.image.layer.v1.tar",
+                "digest": layer_digest,
+                "size": len(layer),
+            }
+        ],
+    }
+    manifest_bytes = json.dumps(manifest, sort_keys=True).encode()
+    index = {
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [
+            {
+                "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "digest": _blob(blobs, manifest_bytes),
+                "size": len(manifest_bytes),
+                "platform": {"architecture": architecture, "os": "linux"},
+                "annotations": {
+                    # containerd names the image after this one on import.
+                    "io.containerd.image.name": image.name,
+                    "org.opencontainers.image.ref.name": image.name.rsplit(":", 1)[1],
+                },
+            }
+        ],
+    }
+    files = {
+        "oci-layout": json.dumps({"imageLayoutVersion": "1.0.0"}).encode(),
+        "index.json": json.dumps(index, sort_keys=True).encode(),
+        **{f"blobs/sha256/{d.split(':', 1)[1]}": data for d, data in sorted(blobs.items())},
+    }
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for folder in ("blobs", "blobs/sha256"):
+            info = tarfile.TarInfo(folder)
+            info.type, info.mode, info.mtime = tarfile.DIRTYPE, 0o755, EPOCH
+            tar.addfile(info)
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size, info.mode, info.mtime = len(data), 0o644, EPOCH
+            tar.addfile(info, io.BytesIO(data))
+    return out.getvalue()
+
+
+def pause_source(modcache: Path, version: str) -> Path:
+    return modcache / f"k8s.io/kubernetes@{version}" / "build/pause/linux/pause.c"
+
+
+def build_pause(source: Path, out: Path) -> None:
+    """The sandbox process, as build/pause/Makefile compiles it (static, so no libc needed)."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    subprocess.run(
+        ["gcc", "-Os", "-Wall", "-Werror", "-static", f"-DVERSION=v{PAUSE_TAG}-labctl",
+         "-o", str(out), str(source)],
+        check=True,
+    )  # fmt: skip
+
+
+def images(version: str, pause_binary: Path) -> list[Image]:
+    binaries = bin_dir(version)
+    found = [
+        Image(
+            f"{REGISTRY}/{name}:{version}",
+            binaries / name,
+            f"/usr/local/bin/{name}",
+            (f"/usr/local/bin/{name}",),
+        )
+        for name in CONTROL_PLANE
+    ]
+    found.append(Image(PAUSE_IMAGE, pause_binary, "/pause", ("/pause",)))
+    return found
+
+
+def _stamp(items: list[Image]) -> str:
+    h = hashlib.sha256(Path(__file__).read_bytes())
+    for item in items:
+        h.update(item.name.encode())
+        with item.binary.open("rb") as handle:
+            for chunk in iter(lambda: handle.read(1 << 20), b""):
+                h.update(chunk)
+    return h.hexdigest()
+
+
+def build(version: str, modcache: Path) -> Path:
+    """Write every archive of ``version`` into its cache folder (or find them there)."""
+    dest = image_dir(version)
+    source = pause_source(modcache, version)
+    if not source.exists():
+        raise SystemExit(f"{source} is missing: scripts/build-kubernetes.sh downloads the module")
+    pause = dest / "pause" / "pause"
+    build_pause(source, pause)
+    items = images(version, pause)
+    missing = [i.binary for i in items if not i.binary.exists()]
+    if missing:
+        raise SystemExit(f"not built yet: {', '.join(map(str, missing))}")
+    want = _stamp(items)
+    stamp = dest / ".stamp"
+    built = all((dest / archive_name(i.name)).exists() for i in items)
+    if built and stamp.exists() and stamp.read_text().strip() == want:
+        return dest
+    for item in items:
+        write_atomic(dest / archive_name(item.name), oci_archive(item), 0o644)
+    write_atomic(stamp, (want + "\n").encode(), 0o644)
+    return dest
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 1:
+        print("usage: python -m labctl.kube.images VERSION  (e.g. v1.36.3)", file=sys.stderr)
+        return 2
+    modcache = Path(
+        os.environ.get("GOMODCACHE")
+        or subprocess.run(
+            ["go", "env", "GOMODCACHE"], check=True, capture_output=True, text=True
+        ).stdout.strip()
+    )
+    print(build(argv[0], modcache))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,63 @@
+"""The OCI image archives labctl writes from the binaries it built: a layout
+`ctr images import` takes (tested against containerd in the e2e test), checked
+here for what it must hold: digests that match, the upstream name, the entrypoint."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import tarfile
+from pathlib import Path
+
+from labctl.kube import images
+from labctl.render.kubernetes import host
+
+
+def _files(archive: bytes) -> dict[str, bytes]:
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        return {m.name: tar.extractfile(m).read() for m in tar.getmembers() if m.isfile()}  # type: ignore[union-attr]
+
+
+def test_an_archive_is_an_oci_layout_under_the_upstream_name(tmp_path: Path) -> None:
+    binary = tmp_path / "kube-apiserver"
+    binary.write_bytes(b"\x7fELF not really")
+    image = images.Image(
+        "registry.k8s.io/kube-apiserver:v1.36.3",
+        binary,
+        "/usr/local/bin/kube-apiserver",
+        ("/usr/local/bin/kube-apiserver",),
+    )
+    archive = images.oci_archive(image)
+    files = _files(archive)
+    assert json.loads(files["oci-layout"]) == {"imageLayoutVersion": "1.0.0"}
+    for name, data in files.items():
+        if name.startswith("blobs/sha256/"):
+            assert hashlib.sha256(data).hexdigest() == name.rsplit("/", 1)[1]
+    (entry,) = json.loads(files["index.json"])["manifests"]
+    assert entry["annotations"]["io.containerd.image.name"] == image.name
+    assert entry["annotations"]["org.opencontainers.image.ref.name"] == "v1.36.3"
+    manifest = json.loads(files[f"blobs/sha256/{entry['digest'].split(':')[1]}"])
+    config = json.loads(files[f"blobs/sha256/{manifest['config']['digest'].split(':')[1]}"])
+    assert config["config"]["Entrypoint"] == ["/usr/local/bin/kube-apiserver"]
+    assert "/usr/local/bin" in config["config"]["Env"][0]  # the manifests' bare command
+    (layer,) = manifest["layers"]
+    assert config["rootfs"]["diff_ids"] == [layer["digest"]]  # uncompressed: one digest
+    with tarfile.open(fileobj=io.BytesIO(files[f"blobs/sha256/{layer['digest'][7:]}"])) as tar:
+        member = tar.getmember("usr/local/bin/kube-apiserver")
+        assert member.mode == 0o755
+        assert tar.extractfile(member).read() == binary.read_bytes()  # type: ignore[union-attr]
+        assert tar.getmember("tmp").mode == 0o1777
+    # The same binary makes the same archive: the same image id on every machine.
+    assert images.oci_archive(image) == archive
+
+
+def test_the_images_are_named_as_the_manifests_and_containerd_want() -> None:
+    found = {i.name for i in images.images("v1.36.3", Path("/pause"))}
+    assert found == {
+        "registry.k8s.io/kube-apiserver:v1.36.3",
+        "registry.k8s.io/kube-controller-manager:v1.36.3",
+        "registry.k8s.io/kube-scheduler:v1.36.3",
+        host.SANDBOX_IMAGE,
+    }
+    assert images.archive_name(host.SANDBOX_IMAGE) == "pause.tar"
