@@ -133,6 +133,36 @@ def stop(state: Path, name: str) -> None:
     if running:
         ManagedProcess(running).stop(timeout=2.0)
     (node_dir(state, name) / "pid").unlink(missing_ok=True)
+    release_cgroups(state, name)
+
+
+# containerd (under the kubelet) puts each container's cgroup at /k8s.io/ID of the
+# host's own tree; killing the node's PID namespace ends the processes but leaves the
+# directories. Power-off removes this node's, by the ids its containerd recorded.
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+CRI_STATE = ("upper", "var", "lib", "containerd", "io.containerd.grpc.v1.cri")
+
+
+def release_cgroups(state: Path, name: str, root: Path = CGROUP_ROOT) -> list[Path]:
+    """Remove the cgroups of the node's containers; the ones removed."""
+    cri = node_dir(state, name).joinpath(*CRI_STATE)
+    ids = [p.name for kind in ("containers", "sandboxes") if (cri / kind).is_dir()
+           for p in (cri / kind).iterdir()]  # fmt: skip
+    removed = []
+    for container in ids:
+        for path in root.glob(f"*/k8s.io/{container}"):
+            # The kernel lets go of a cgroup a moment after its last task died.
+            for _ in range(20):
+                try:
+                    path.rmdir()
+                except FileNotFoundError:
+                    break
+                except OSError:
+                    time.sleep(0.05)
+                    continue
+                removed.append(path)
+                break
+    return removed
 
 
 def wait_ssh(address: str, port: int = 22, timeout: float = 10.0) -> bool:

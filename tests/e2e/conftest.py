@@ -37,9 +37,10 @@ def run(*argv: str, check: bool = False, timeout: float = 60) -> subprocess.Comp
     return subprocess.run(argv, capture_output=True, text=True, check=check, timeout=timeout)
 
 
-def host_state() -> tuple[set[str], set[str], set[str]]:
+def host_state() -> tuple[set[str], set[str], set[str], set[str]]:
     """What a simulated lab adds to the host: its namespaces (``lab-*``), its routes
-    (through the transit link, and the blackholes behind them) and its mounts.
+    (through the transit link, and the blackholes behind them), its mounts and its
+    pods' cgroups (containerd's ``k8s.io/ID`` in the host's tree).
 
     Only those: other tests on the same machine (another clone's integration tests)
     may make namespaces of their own meanwhile, which are not this lab's to answer for.
@@ -55,7 +56,8 @@ def host_state() -> tuple[set[str], set[str], set[str]]:
         for line in Path("/proc/mounts").read_text().splitlines()
         if "/lab-" in line or "labctl" in line
     }
-    return netns, routes, mounts
+    cgroups = {str(p) for p in Path("/sys/fs/cgroup").glob("*/k8s.io/*")}
+    return netns, routes, mounts, cgroups
 
 
 class Lab:

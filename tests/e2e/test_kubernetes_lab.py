@@ -20,7 +20,6 @@ import base64
 import json
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -40,25 +39,6 @@ KUBECTL = bin_dir(VERSION) / "kubectl"
 # The bound on the API's return after the control-plane node's power cycle
 # (measured: docs/performance.md#kubernetes-issue-12).
 API_BACK_WITHIN = 120.0
-
-
-CGROUPS = Path("/sys/fs/cgroup")
-
-
-def _pod_cgroups() -> set[Path]:
-    """The k8s.io parents in each hierarchy and the containers' cgroups under them."""
-    return {d for d in [*CGROUPS.glob("*/k8s.io"), *CGROUPS.glob("*/k8s.io/*")] if d.is_dir()}
-
-
-@pytest.fixture
-def pod_cgroups() -> Iterator[None]:
-    """Removes the empty cgroups the lab's containers left (containerd puts each at
-    /k8s.io/ID of the host's tree and a node's power-off does not remove it); asked for
-    before ``lab``, so it runs after the lab is down. Only those this test made, by id."""
-    before = _pod_cgroups()
-    yield
-    for d in sorted(_pod_cgroups() - before, key=lambda p: len(p.parts), reverse=True):
-        d.rmdir()  # an error here means a container of ours still runs: a leak to see
 
 
 def labctl(
@@ -139,7 +119,7 @@ def whoami(lab: Lab, token: str) -> subprocess.CompletedProcess[str]:
     return kubectl(lab, "auth", "whoami", "-o", "json", kubeconfig=config)
 
 
-def test_control_plane_and_kubelets_on_the_simulated_lab(pod_cgroups: None, lab: Lab) -> None:
+def test_control_plane_and_kubelets_on_the_simulated_lab(lab: Lab) -> None:
     assert KUBECTL.exists(), f"{KUBECTL} is missing: scripts/build-kubernetes.sh builds it"
     bootstrap(lab, "--only", "power", "--only", "pki")
     # Timed as the issue's benchmark: from etcd until every server is a Node (the
@@ -287,7 +267,7 @@ def test_control_plane_and_kubelets_on_the_simulated_lab(pod_cgroups: None, lab:
         time.sleep(1)
 
 
-def test_the_host_runtime_brings_the_same_cluster_up(pod_cgroups: None, lab: Lab) -> None:
+def test_the_host_runtime_brings_the_same_cluster_up(lab: Lab) -> None:
     """The control plane as units (LABCTL_KUBE_RUNTIME=host), kept for whoever needs it:
     the API ready, every server a Node, no container on fohn; timed as the pods runtime."""
     bootstrap(lab, "--only", "power", "--only", "pki")
