@@ -544,6 +544,8 @@ def down(state: Path) -> str:
     for daemon in (state / "bmcs").glob("*/daemon.pid"):  # BMCs restarted by a PDU since up
         processes.append(ManagedProcess(int(daemon.read_text())))
     stop_all(processes)
+    for name in record.data.get("nodes", {}):
+        sim_node.release_cgroups(state, name)
     for prefix in record.data["routes"]:
         subprocess.run(
             ["ip", "route", "del", "blackhole", prefix], capture_output=True, check=False

@@ -56,7 +56,7 @@ def host_state() -> tuple[set[str], set[str], set[str], set[str]]:
         for line in Path("/proc/mounts").read_text().splitlines()
         if "/lab-" in line or "labctl" in line
     }
-    cgroups = {str(p) for p in Path("/sys/fs/cgroup").glob("*/k8s.io/*")}
+    cgroups = {str(p) for p in Path("/sys/fs/cgroup").glob("*/k8s.io/*") if p.is_dir()}
     return netns, routes, mounts, cgroups
 
 
