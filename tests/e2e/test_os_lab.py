@@ -76,15 +76,16 @@ def vm_lab(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[VmLab]:
             assert leftovers == []
 
 
-def lab_state(tmp_path: Path) -> tuple[set[str], set[str], set[str]]:
+def lab_state(tmp_path: Path) -> tuple[set[str], set[str], set[str], set[str]]:
     """``host_state`` cut down to what a simulated lab makes: other helpers' own
     namespaces and routes on this shared machine come and go meanwhile."""
-    netns, routes, mounts = host_state()
+    netns, routes, mounts, cgroups = host_state()
     prefixes = ("31.31.164.", "10.31.", "169.254.77.")
     return (
         {n for n in netns if n.startswith("lab-")},
         {r for r in routes if r.startswith(prefixes) or r.startswith("blackhole")},
         {m for m in mounts if str(tmp_path) in m or "/run/netns/lab-" in m},
+        cgroups,
     )
 
 
