@@ -18,7 +18,6 @@ from __future__ import annotations
 import hashlib
 import json
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -27,7 +26,7 @@ from labctl.boot import assets
 from labctl.boot import http as boot_http
 from labctl.inventory import require_inventory
 from tests.conftest import REFERENCE
-from tests.integration.test_boot_service import make_mirror
+from tests.integration.test_boot_service import make_mirror, no_agents_left  # noqa: F401
 from tests.labctl_process import run_labctl
 
 pytestmark = pytest.mark.integration
@@ -89,14 +88,6 @@ def publish(root: Path, key: Path, stream: str = "stable") -> Path:
     }
     (root / "stable.json").write_text(json.dumps(metadata, indent=2))
     return builds
-
-
-@pytest.fixture(autouse=True)
-def no_agents_left(tmp_path: Path) -> Iterator[None]:
-    """gpg starts an agent per home; each is ended by its home, not left running."""
-    yield
-    for home in tmp_path.glob("gnupg-*"):
-        subprocess.run(["gpgconf", "--homedir", str(home), "--kill", "gpg-agent"], check=False)
 
 
 @pytest.fixture

@@ -221,6 +221,14 @@ def test_the_service_is_reused_only_for_the_same_inventory(
     assert "2.se.pool.ntp.org" in config and "0.se.pool.ntp.org" not in config
 
 
+@pytest.fixture(autouse=True)
+def no_agents_left(tmp_path: Path) -> Iterator[None]:
+    """gpg starts an agent per home; each is ended by its home, not left running."""
+    yield
+    for home in tmp_path.glob("gnupg-*"):
+        subprocess.run(["gpgconf", "--homedir", str(home), "--kill", "gpg-agent"], check=False)
+
+
 def _gpg(home: Path, *args: str) -> None:
     subprocess.run(
         ["gpg", "--homedir", str(home), "--batch", "--yes", "--pinentry-mode", "loopback",
