@@ -13,23 +13,19 @@ ever appears in a message.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
-from pysnmp.error import PySnmpError
 from pysnmp.hlapi.v3arch import asyncio as snmp
 
-from labctl.drivers.neterrors import Peer, network_error
+from labctl.drivers.neterrors import Peer
 from labctl.drivers.snmp import (
-    AUTH_FAILURES,
-    ReportingTarget,
+    SnmpClient,
     SnmpV2cAuth,
     SnmpV3Auth,
-    auth_data,
 )
-from labctl.errors import AuthenticationError, DriverError
+from labctl.errors import DriverError
 
 BGP4_MIB = "1.3.6.1.2.1.15"
 PEER_TABLE = f"{BGP4_MIB}.3"  # bgpPeerTable
@@ -68,14 +64,14 @@ def _plain(value: Any) -> Value:
     return str(value.prettyPrint())  # IpAddress: dotted quad; OCTET STRING: 0x...
 
 
-class BgpSnmpClient:
+class BgpSnmpClient(SnmpClient):
     """Walks one switch's BGP4-MIB; one SNMP engine reused for every request."""
 
+    device = "switch"
+
     def __init__(self, endpoint: SwitchSnmpEndpoint) -> None:
+        super().__init__(endpoint)
         self.endpoint = endpoint
-        self._engine = snmp.SnmpEngine()
-        self._target: Any = None
-        self._fault: asyncio.Future[OSError] | None = None
 
     async def __aenter__(self) -> BgpSnmpClient:
         return self
@@ -86,60 +82,14 @@ class BgpSnmpClient:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self._engine.close_dispatcher()
-
-    async def _transport(self, doing: str) -> Any:
-        if self._target is None:
-            ep = self.endpoint
-            try:
-                target = await ReportingTarget.create(
-                    (ep.host, ep.port), timeout=ep.timeout, retries=ep.retries
-                )
-            except PySnmpError as exc:
-                if isinstance(exc.__context__, OSError):  # the name did not resolve
-                    raise network_error(exc.__context__, ep.peer, doing) from None
-                raise DriverError(f"{ep.label}: {exc}") from None
-            target.report = self._socket_fault
-            self._target = target
-        return self._target
-
-    def _socket_fault(self, exc: OSError) -> None:
-        if self._fault is not None and not self._fault.done():
-            self._fault.set_result(exc)
-
-    async def _exchange(self, request: Awaitable[Any], doing: str) -> Any:
-        """``request``'s answer, unless the socket reports an error first."""
-        if self._fault is None or self._fault.done():
-            self._fault = asyncio.get_running_loop().create_future()
-        fault = self._fault
-        pending = asyncio.ensure_future(request)
-        await asyncio.wait({pending, fault}, return_when=asyncio.FIRST_COMPLETED)
-        if pending.done():
-            return pending.result()
-        pending.cancel()
-        raise network_error(fault.result(), self.endpoint.peer, doing)
+        await self.close()
 
     def _check(self, error_indication: Any, error_status: Any, doing: str) -> None:
-        ep = self.endpoint
-        if error_indication:
-            kind = type(error_indication).__name__
-            if kind == "RequestTimedOut":
-                waited = f"{ep.timeout * (ep.retries + 1):g} s"
-                # An agent says nothing to a wrong v2c community: it looks like silence.
-                also = (
-                    "the SNMP v2c community is wrong" if isinstance(ep.auth, SnmpV2cAuth) else None
-                )
-                silence = TimeoutError(str(error_indication))
-                raise network_error(silence, ep.peer, doing, waited, also=also)
-            if kind in AUTH_FAILURES:
-                raise AuthenticationError(
-                    f"{ep.label}: authentication failed: the SNMP agent refused labctl's "
-                    f"credentials: {AUTH_FAILURES[kind]}; check the switch's snmp settings and "
-                    f"the secrets they name ({kind})"
-                )
-            raise DriverError(f"{ep.label}: SNMP error: {error_indication}")
+        self._refused(error_indication, doing)
         if error_status and int(error_status) != 0:
-            raise DriverError(f"{ep.label}: {doing}: the agent said {error_status.prettyPrint()}")
+            raise DriverError(
+                f"{self.endpoint.label}: {doing}: the agent said {error_status.prettyPrint()}"
+            )
 
     async def walk(self, subtree: str) -> dict[str, Value]:
         """Every OID under ``subtree`` (dotted, no leading dot) -> its value."""
@@ -150,7 +100,7 @@ class BgpSnmpClient:
         while True:
             request = snmp.bulk_cmd(
                 self._engine,
-                auth_data(self.endpoint.auth),
+                self._auth_data(),
                 await self._transport(doing),
                 snmp.ContextData(),
                 0,

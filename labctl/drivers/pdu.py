@@ -13,26 +13,23 @@ which fails the request at once with a sentence saying why (see neterrors.py).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from types import TracebackType
 from typing import Any
 
-from pysnmp.error import PySnmpError
 from pysnmp.hlapi.v3arch import asyncio as snmp
 from pysnmp.proto import rfc1902
 
-from labctl.drivers.neterrors import Peer, network_error
+from labctl.drivers.neterrors import Peer
 from labctl.drivers.pdu_profiles import PduProfile
 from labctl.drivers.snmp import (
-    AUTH_FAILURES,
-    ReportingTarget,
+    SnmpClient,
     SnmpV2cAuth,
     SnmpV3Auth,
-    auth_data,
 )
-from labctl.errors import AuthenticationError, DriverError
+from labctl.errors import DriverError
 
 
 @dataclass(frozen=True)
@@ -71,16 +68,15 @@ class OutletAction(StrEnum):
     REBOOT = "reboot"
 
 
-class PduClient:
+class PduClient(SnmpClient):
     """Talks to one PDU; one SNMP engine reused for every request."""
 
+    device = "PDU"
+
     def __init__(self, endpoint: PduEndpoint) -> None:
+        super().__init__(endpoint)
         self.endpoint = endpoint
-        self._engine = snmp.SnmpEngine()
-        self._target: Any = None
         self._lock = asyncio.Lock()  # status-string writes are read-modify-write
-        # Set by the transport when the socket reports an error; requests waiting on it fail.
-        self._fault: asyncio.Future[OSError] | None = None
 
     async def __aenter__(self) -> PduClient:
         return self
@@ -93,66 +89,12 @@ class PduClient:
     ) -> None:
         await self.close()
 
-    async def close(self) -> None:
-        self._engine.close_dispatcher()
-
-    def _auth_data(self) -> Any:
-        return auth_data(self.endpoint.auth)
-
-    async def _transport(self, doing: str) -> Any:
-        if self._target is None:
-            ep = self.endpoint
-            try:
-                target = await ReportingTarget.create(
-                    (ep.host, ep.port), timeout=ep.timeout, retries=ep.retries
-                )
-            except PySnmpError as exc:
-                if isinstance(exc.__context__, OSError):  # the name did not resolve
-                    raise network_error(exc.__context__, ep.peer, doing) from None
-                raise DriverError(f"{ep.label}: {exc}") from None
-            target.report = self._socket_fault
-            self._target = target
-        return self._target
-
-    def _socket_fault(self, exc: OSError) -> None:
-        if self._fault is not None and not self._fault.done():
-            self._fault.set_result(exc)
-
-    async def _exchange(self, request: Awaitable[Any], doing: str) -> Any:
-        """``request``'s answer, unless the socket reports an error first."""
-        if self._fault is None or self._fault.done():
-            self._fault = asyncio.get_running_loop().create_future()
-        fault = self._fault
-        pending = asyncio.ensure_future(request)
-        await asyncio.wait({pending, fault}, return_when=asyncio.FIRST_COMPLETED)
-        if pending.done():
-            return pending.result()
-        pending.cancel()  # pysnmp drops the answer of a cancelled request
-        raise network_error(fault.result(), self.endpoint.peer, doing)
-
     def _check(
         self, error_indication: Any, error_status: Any, error_index: Any, oid: str, doing: str
     ) -> None:
-        label = self.endpoint.label
-        if error_indication:
-            kind = type(error_indication).__name__
-            if kind == "RequestTimedOut":
-                ep = self.endpoint
-                waited = f"{ep.timeout * (ep.retries + 1):g} s"
-                # An agent says nothing to a wrong v2c community: it looks like silence.
-                also = (
-                    "the SNMP v2c community is wrong" if isinstance(ep.auth, SnmpV2cAuth) else None
-                )
-                silence = TimeoutError(str(error_indication))
-                raise network_error(silence, ep.peer, doing, waited, also=also)
-            if kind in AUTH_FAILURES:
-                raise AuthenticationError(
-                    f"{label}: authentication failed: the SNMP agent refused labctl's "
-                    f"credentials: {AUTH_FAILURES[kind]}; check the PDU's snmp settings and "
-                    f"the secrets they name ({kind})"
-                )
-            raise DriverError(f"{label}: SNMP error: {error_indication}")
+        self._refused(error_indication, doing)
         if error_status and int(error_status) != 0:
+            label = self.endpoint.label
             raise DriverError(f"{label}: the PDU refused {oid}: {error_status.prettyPrint()}")
 
     async def _get(self, oid: str, doing: str) -> Any:

@@ -11,12 +11,16 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from pysnmp.carrier.asyncio.dgram import udp
+from pysnmp.error import PySnmpError
 from pysnmp.hlapi.v3arch import asyncio as snmp
+
+from labctl.drivers.neterrors import Peer, network_error
+from labctl.errors import AuthenticationError, DriverError
 
 _AUTH = {
     "sha": snmp.usmHMACSHAAuthProtocol,
@@ -96,3 +100,98 @@ class ReportingTarget(snmp.UdpTransportTarget):  # type: ignore[misc]
     def open_client_mode(self) -> Any:
         self.transport = _ReportingUdp(self.report).open_client_mode(self.iface)
         return self.transport
+
+
+class SnmpEndpoint(Protocol):
+    """What ``SnmpClient`` needs of a driver's endpoint (a PDU's, a switch's)."""
+
+    @property
+    def host(self) -> str: ...
+    @property
+    def port(self) -> int: ...
+    @property
+    def timeout(self) -> float: ...
+    @property
+    def retries(self) -> int: ...
+    @property
+    def auth(self) -> SnmpV3Auth | SnmpV2cAuth: ...
+    @property
+    def label(self) -> str: ...
+    @property
+    def peer(self) -> Peer: ...
+
+
+class SnmpClient:
+    """One agent's SNMP engine and reporting transport, for a driver to ask through.
+
+    Requests go through ``_exchange``, which fails at once with the socket's own
+    error when one comes before the answer; ``_refused`` turns pysnmp's error
+    indications into sentences naming ``device``'s settings.
+    """
+
+    device = "agent"  # whose snmp settings an authentication failure points at
+
+    def __init__(self, endpoint: SnmpEndpoint) -> None:
+        self._snmp_endpoint = endpoint
+        self._engine = snmp.SnmpEngine()
+        self._target: Any = None
+        # Set by the transport when the socket reports an error; requests waiting on it fail.
+        self._fault: asyncio.Future[OSError] | None = None
+
+    async def close(self) -> None:
+        self._engine.close_dispatcher()
+
+    def _auth_data(self) -> Any:
+        return auth_data(self._snmp_endpoint.auth)
+
+    async def _transport(self, doing: str) -> Any:
+        if self._target is None:
+            ep = self._snmp_endpoint
+            try:
+                target = await ReportingTarget.create(
+                    (ep.host, ep.port), timeout=ep.timeout, retries=ep.retries
+                )
+            except PySnmpError as exc:
+                if isinstance(exc.__context__, OSError):  # the name did not resolve
+                    raise network_error(exc.__context__, ep.peer, doing) from None
+                raise DriverError(f"{ep.label}: {exc}") from None
+            target.report = self._socket_fault
+            self._target = target
+        return self._target
+
+    def _socket_fault(self, exc: OSError) -> None:
+        if self._fault is not None and not self._fault.done():
+            self._fault.set_result(exc)
+
+    async def _exchange(self, request: Awaitable[Any], doing: str) -> Any:
+        """``request``'s answer, unless the socket reports an error first."""
+        if self._fault is None or self._fault.done():
+            self._fault = asyncio.get_running_loop().create_future()
+        fault = self._fault
+        pending = asyncio.ensure_future(request)
+        await asyncio.wait({pending, fault}, return_when=asyncio.FIRST_COMPLETED)
+        if pending.done():
+            return pending.result()
+        pending.cancel()  # pysnmp drops the answer of a cancelled request
+        raise network_error(fault.result(), self._snmp_endpoint.peer, doing)
+
+    def _refused(self, error_indication: Any, doing: str) -> None:
+        """Raise the sentence for pysnmp's ``error_indication`` (silence, refused
+        credentials, anything else); nothing when there is none."""
+        if not error_indication:
+            return
+        ep = self._snmp_endpoint
+        kind = type(error_indication).__name__
+        if kind == "RequestTimedOut":
+            waited = f"{ep.timeout * (ep.retries + 1):g} s"
+            # An agent says nothing to a wrong v2c community: it looks like silence.
+            also = "the SNMP v2c community is wrong" if isinstance(ep.auth, SnmpV2cAuth) else None
+            silence = TimeoutError(str(error_indication))
+            raise network_error(silence, ep.peer, doing, waited, also=also)
+        if kind in AUTH_FAILURES:
+            raise AuthenticationError(
+                f"{ep.label}: authentication failed: the SNMP agent refused labctl's "
+                f"credentials: {AUTH_FAILURES[kind]}; check the {self.device}'s snmp settings "
+                f"and the secrets they name ({kind})"
+            )
+        raise DriverError(f"{ep.label}: SNMP error: {error_indication}")
