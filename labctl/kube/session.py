@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import calendar
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -124,19 +125,9 @@ class KubeSession:
         return [s.name for s in common.nodes(self.inventory) if s.name not in registered]
 
     def wait_nodes(self, timeout: float) -> float:
-        start = time.monotonic()
-        while True:
-            try:
-                missing = self.missing_nodes()
-            except DriverError as exc:
-                missing, why = ["?"], str(exc)
-            else:
-                why = f"not registered: {', '.join(missing)}"
-            if not missing:
-                return time.monotonic() - start
-            if time.monotonic() - start > timeout:
-                raise LabctlError(f"not every server is a Node after {timeout:g} s ({why})")
-            time.sleep(1.0)
+        return self._wait_servers(
+            self.missing_nodes, "not registered", "not every server is a Node", timeout
+        )
 
     def not_ready_nodes(self) -> list[str]:
         """The servers that are not Ready Nodes (unregistered ones included)."""
@@ -144,18 +135,26 @@ class KubeSession:
         return [s.name for s in common.nodes(self.inventory) if s.name not in ready]
 
     def wait_nodes_ready(self, timeout: float) -> float:
+        return self._wait_servers(
+            self.not_ready_nodes, "not Ready", "not every Node is Ready", timeout
+        )
+
+    def _wait_servers(
+        self, waiting_for: Callable[[], list[str]], state: str, failure: str, timeout: float
+    ) -> float:
+        """Seconds until ``waiting_for`` names no server; LabctlError after ``timeout``."""
         start = time.monotonic()
         while True:
             try:
-                waiting = self.not_ready_nodes()
+                waiting = waiting_for()
             except DriverError as exc:
                 waiting, why = ["?"], str(exc)
             else:
-                why = f"not Ready: {', '.join(waiting)}"
+                why = f"{state}: {', '.join(waiting)}"
             if not waiting:
                 return time.monotonic() - start
             if time.monotonic() - start > timeout:
-                raise LabctlError(f"not every Node is Ready after {timeout:g} s ({why})")
+                raise LabctlError(f"{failure} after {timeout:g} s ({why})")
             time.sleep(1.0)
 
     def apply(self, docs: list[dict[str, Any]]) -> list[str]:

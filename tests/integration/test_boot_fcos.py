@@ -26,8 +26,9 @@ from labctl.boot import assets
 from labctl.boot import http as boot_http
 from labctl.inventory import require_inventory
 from tests.conftest import REFERENCE
-from tests.integration.test_boot_service import make_mirror, no_agents_left  # noqa: F401
+from tests.integration.test_boot_service import make_mirror
 from tests.labctl_process import run_labctl
+from tests.peers.gpg import gpg, no_agents_left, signer  # noqa: F401 (autouse fixture)
 
 pytestmark = pytest.mark.integration
 
@@ -38,24 +39,6 @@ FILES = {
     "initramfs": (f"fedora-coreos-{VERSION}-live-initramfs.x86_64.img", b"FCOS-INITRD" * 900),
     "rootfs": (f"fedora-coreos-{VERSION}-live-rootfs.x86_64.img", b"FCOS-ROOTFS" * 4000),
 }
-
-
-def gpg(home: Path, *args: str) -> None:
-    subprocess.run(
-        ["gpg", "--homedir", str(home), "--batch", "--yes", "--pinentry-mode", "loopback",
-         "--passphrase", "", *args],
-        check=True, capture_output=True, timeout=60,
-    )  # fmt: skip
-
-
-def signer(root: Path, name: str) -> tuple[Path, Path]:
-    """A throw-away GnuPG home with one signing key, and a keyring with its public key."""
-    home = root / f"gnupg-{name}"
-    home.mkdir(mode=0o700)
-    gpg(home, "--quick-gen-key", f"{name} <{name}@labctl.test>", "ed25519", "sign", "never")
-    keyring = root / f"{name}.gpg"
-    gpg(home, "--output", str(keyring), "--export")
-    return home, keyring
 
 
 def publish(root: Path, key: Path, stream: str = "stable") -> Path:

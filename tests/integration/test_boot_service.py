@@ -26,6 +26,7 @@ from labctl.render import boot as render
 from tests.conftest import REFERENCE
 from tests.labctl_process import run_labctl
 from tests.peers.bootnet import BUSYBOX, BootNet, boot_net
+from tests.peers.gpg import gpg, no_agents_left, signer  # noqa: F401 (autouse fixture)
 
 pytestmark = [
     pytest.mark.integration,
@@ -221,46 +222,20 @@ def test_the_service_is_reused_only_for_the_same_inventory(
     assert "2.se.pool.ntp.org" in config and "0.se.pool.ntp.org" not in config
 
 
-@pytest.fixture(autouse=True)
-def no_agents_left(tmp_path: Path) -> Iterator[None]:
-    """gpg starts an agent per home; each is ended by its home, not left running."""
-    yield
-    for home in tmp_path.glob("gnupg-*"):
-        subprocess.run(["gpgconf", "--homedir", str(home), "--kill", "gpg-agent"], check=False)
-
-
-def _gpg(home: Path, *args: str) -> None:
-    subprocess.run(
-        ["gpg", "--homedir", str(home), "--batch", "--yes", "--pinentry-mode", "loopback",
-         "--passphrase", "", *args],
-        check=True, capture_output=True, timeout=60,
-    )  # fmt: skip
-
-
-def _signer(root: Path, name: str) -> tuple[Path, Path]:
-    """A throw-away GnuPG home with one signing key, and a keyring holding its public key."""
-    home = root / f"gnupg-{name}"
-    home.mkdir(mode=0o700)
-    _gpg(home, "--quick-gen-key", f"{name} <{name}@labctl.test>", "ed25519", "sign", "never")
-    keyring = root / f"{name}.gpg"
-    _gpg(home, "--output", str(keyring), "--export")
-    return home, keyring
-
-
 def test_signed_digests_are_checked_with_the_keyring(lab: Path, tmp_path: Path) -> None:
-    publisher, keyring = _signer(tmp_path, "publisher")
-    stranger, _ = _signer(tmp_path, "stranger")
+    publisher, keyring = signer(tmp_path, "publisher")
+    stranger, _ = signer(tmp_path, "stranger")
     mirror = tmp_path / "mirror"
     for name in assets.FLATCAR_FILES.values():
         digests = mirror / f"{name}.DIGESTS"
-        _gpg(publisher, "--detach-sign", "--output", f"{digests}.sig", str(digests))
+        gpg(publisher, "--detach-sign", "--output", f"{digests}.sig", str(digests))
     signed = run_labctl("boot", "fetch", "-i", str(lab), "--keyring", str(keyring), cwd=lab.parent)
     assert signed.returncode == 0, signed.stderr
 
     # Digests signed by someone else: refused, whatever the hashes say.
     name = assets.FLATCAR_FILES["kernel"]
     digests = mirror / f"{name}.DIGESTS"
-    _gpg(stranger, "--detach-sign", "--output", f"{digests}.sig", str(digests))
+    gpg(stranger, "--detach-sign", "--output", f"{digests}.sig", str(digests))
     refused = run_labctl("boot", "fetch", "-i", str(lab), "--keyring", str(keyring), cwd=lab.parent)
     assert refused.returncode != 0
     assert "signature of the digests does not verify" in refused.stderr
