@@ -27,12 +27,9 @@ import pytest
 
 from labctl.boot import service
 from labctl.boot.state import BootDirs, read_report
-from labctl.inventory import require_inventory
 from labctl.sim import bmc as sim_bmc
-from labctl.sim import installer, vm
-from tests.conftest import REFERENCE
-from tests.labctl_process import run_labctl
-from tests.peers.bootnet import bridge_with_tap
+from labctl.sim import vm
+from tests.peers.bootnet import bridge_with_tap, standin_inventory
 
 pytestmark = [
     pytest.mark.integration,
@@ -69,16 +66,7 @@ def alive(pid: int) -> bool:
 
 
 def test_a_vm_powered_through_rmcp_finds_the_same_bmc_on_its_kcs(tmp_path: Path) -> None:
-    mirror = installer.build()
-    inventory_path = tmp_path / "inventory.yaml"
-    inventory_path.write_text(
-        REFERENCE.read_text().replace(
-            "    dhcp: full\n", f"    dhcp: full\n    mirror: file://{mirror}\n"
-        )
-    )
-    fetched = run_labctl("boot", "fetch", "-i", str(inventory_path), cwd=tmp_path)
-    assert fetched.returncode == 0, fetched.stderr
-    inventory = require_inventory(inventory_path)
+    inventory_path, inventory = standin_inventory(tmp_path)
     state = tmp_path / "sim"
     boot_state = tmp_path / ".labctl"
     vm_dir = vm.vm_dir(state, "fohn")

@@ -17,11 +17,8 @@ import pytest
 
 from labctl.boot import service
 from labctl.boot.state import BootDirs, read_report
-from labctl.inventory import require_inventory
-from labctl.sim import installer, vm
-from tests.conftest import REFERENCE
-from tests.labctl_process import run_labctl
-from tests.peers.bootnet import bridge_with_tap
+from labctl.sim import vm
+from tests.peers.bootnet import bridge_with_tap, standin_inventory
 
 pytestmark = [
     pytest.mark.integration,
@@ -32,16 +29,7 @@ FOHN_MAC = "9c:8e:99:1a:2b:01"
 
 
 def test_uefi_network_install_writes_the_disk(tmp_path: Path) -> None:
-    mirror = installer.build()
-    inventory_path = tmp_path / "inventory.yaml"
-    inventory_path.write_text(
-        REFERENCE.read_text().replace(
-            "    dhcp: full\n", f"    dhcp: full\n    mirror: file://{mirror}\n"
-        )
-    )
-    fetched = run_labctl("boot", "fetch", "-i", str(inventory_path), cwd=tmp_path)
-    assert fetched.returncode == 0, fetched.stderr
-    inventory = require_inventory(inventory_path)
+    inventory_path, inventory = standin_inventory(tmp_path)
     state = tmp_path / ".labctl"
     disk = tmp_path / "disk.img"
     with disk.open("wb") as handle:

@@ -16,6 +16,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from labctl.inventory import require_inventory
+from labctl.inventory.model import Inventory
+from labctl.sim import installer
+from tests.conftest import REFERENCE
+from tests.labctl_process import run_labctl
+
 BUSYBOX = "/bin/busybox"
 
 # udhcpc runs this on a lease; it writes what DHCP said, one KEY=value a line.
@@ -157,3 +163,18 @@ def bridge_with_tap(prefix: str = "labosvm") -> Iterator[str]:
             for pid in pids.stdout.split():
                 subprocess.run(["kill", "-9", pid], check=False)
             subprocess.run(["ip", "netns", "del", ns], check=False, capture_output=True)
+
+
+def standin_inventory(tmp_path: Path) -> tuple[Path, Inventory]:
+    """The reference inventory installing from the stand-in installer's mirror, with
+    its assets fetched into ``tmp_path``'s cache (``labctl boot fetch``)."""
+    mirror = installer.build()
+    path = tmp_path / "inventory.yaml"
+    path.write_text(
+        REFERENCE.read_text().replace(
+            "    dhcp: full\n", f"    dhcp: full\n    mirror: file://{mirror}\n"
+        )
+    )
+    fetched = run_labctl("boot", "fetch", "-i", str(path), cwd=tmp_path)
+    assert fetched.returncode == 0, fetched.stderr
+    return path, require_inventory(path)
