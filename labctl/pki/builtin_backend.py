@@ -23,6 +23,10 @@ _CURVES: dict[int, ec.EllipticCurve] = {
 # cfssl 1.2 sets notBefore = now (to the minute) - 5 min for clock skew, notAfter =
 # notBefore + expiry; we do the same so both backends agree.
 _BACKDATE = dt.timedelta(minutes=5)
+# Key usages as cfssl 1.2 sets them: Cert Sign + CRL Sign for a CA; Digital Signature +
+# Key Encipherment for a leaf (meaningless for ECDSA but cfssl adds it).
+_CA_USAGE = x509.KeyUsage(False, False, False, False, False, True, True, False, False)
+_LEAF_USAGE = x509.KeyUsage(True, False, True, False, False, False, False, False, False)
 
 
 def generate_key(algo: str, size: int) -> PrivateKey:
@@ -84,11 +88,10 @@ class BuiltinBackend:
 
     def mint_ca(self, spec: CertSpec) -> tuple[bytes, bytes]:
         key = generate_key(spec.key_algo, spec.key_size)
-        usage = x509.KeyUsage(False, False, False, False, False, True, True, False, False)
         cert = (
             _builder(spec, subject(spec), key)
             .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
-            .add_extension(usage, True)
+            .add_extension(_CA_USAGE, True)
             .sign(key, hashes.SHA256())
         )
         return cert.public_bytes(serialization.Encoding.PEM), key_pem(key)
@@ -99,10 +102,13 @@ class BuiltinBackend:
         if not isinstance(ca_key, ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey):
             raise LabctlError(f"CA key for {spec.name} is neither ECDSA nor RSA")
         key = generate_key(spec.key_algo, spec.key_size)
-        usage = x509.KeyUsage(True, False, True, False, False, False, False, False, False)
+        if spec.is_intermediate:  # signs leaves only, as cfssl's ca_constraint makes it
+            usage, constraints = _CA_USAGE, x509.BasicConstraints(ca=True, path_length=0)
+        else:
+            usage, constraints = _LEAF_USAGE, x509.BasicConstraints(ca=False, path_length=None)
         b = (
             _builder(spec, ca_cert.subject, key)
-            .add_extension(x509.BasicConstraints(ca=False, path_length=None), True)
+            .add_extension(constraints, True)
             .add_extension(usage, True)
             .add_extension(
                 x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), False

@@ -16,8 +16,8 @@ from pathlib import Path
 
 from labctl.errors import DriverError
 from labctl.pki.backend import CaMaterial
-from labctl.pki.specs import PROFILE_USAGES, CertSpec
-from labctl.render.cfssl_json import csr_json, dumps, go_duration
+from labctl.pki.specs import CertSpec
+from labctl.render.cfssl_json import csr_json, dumps, go_duration, signing_profile
 
 
 class CfsslBackend:
@@ -69,12 +69,7 @@ class CfsslBackend:
         config = {
             "signing": {
                 "default": {"expiry": go_duration(spec.validity_days)},
-                "profiles": {
-                    spec.profile: {
-                        "usages": list(PROFILE_USAGES[spec.profile]),
-                        "expiry": go_duration(spec.validity_days),
-                    }
-                },
+                "profiles": {spec.profile: signing_profile(spec.profile, spec.validity_days)},
             }
         }
         with (

@@ -46,6 +46,15 @@ def cert_problem(
     if spec.is_ca:
         return None
     try:
+        constraints = cert.extensions.get_extension_for_class(x509.BasicConstraints).value
+        is_ca, path_length = constraints.ca, constraints.path_length
+    except x509.ExtensionNotFound:
+        is_ca, path_length = False, None
+    if spec.is_intermediate and not (is_ca and path_length == 0):
+        return "not a CA limited to signing leaves (CA:TRUE, pathlen:0)"
+    if not spec.is_intermediate and is_ca:
+        return "a CA certificate where a leaf is wanted"
+    try:
         san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
         have = {
             *san.get_values_for_type(x509.DNSName),

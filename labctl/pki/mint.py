@@ -2,7 +2,8 @@
 
 A new CA re-mints every leaf it signed; a new service-account key keeps the
 old public keys in the trust bundle, so tokens signed before a rotation keep
-validating.
+validating; a new cluster signer likewise keeps the earlier ones in its bundle, so
+certificates the cluster issued before a rotation keep authenticating.
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
@@ -40,8 +43,35 @@ def _new_sa_key() -> tuple[bytes, bytes]:
     return priv, pub
 
 
+def signer_trust(new: bytes, earlier: bytes, root: bytes, now: dt.datetime) -> bytes:
+    """The cluster signers' trust bundle after a new signer: the new one first, then each
+    earlier one (``earlier``: the old bundle and the replaced certificate) that has not
+    expired and that the current root still signed. Pure.
+
+    Certificates the cluster issued before a rotation stay valid until they expire; a new
+    root CA withdraws every signer the old one made.
+    """
+    root_cert = x509.load_pem_x509_certificate(root)
+    kept = [new]
+    for cert in x509.load_pem_x509_certificates(earlier) if earlier.strip() else []:
+        pem = cert.public_bytes(serialization.Encoding.PEM)
+        if pem in kept or cert.not_valid_after_utc <= now:
+            continue
+        try:
+            cert.verify_directly_issued_by(root_cert)
+        except (ValueError, TypeError, InvalidSignature):
+            continue
+        kept.append(pem)
+    return b"".join(kept)
+
+
 def _mint(
-    inp: PkiInput, store: PkiStore, backend: Backend, passphrase: bytes, names: list[Finding]
+    inp: PkiInput,
+    store: PkiStore,
+    backend: Backend,
+    passphrase: bytes,
+    names: list[Finding],
+    now: dt.datetime,
 ) -> MintReport:
     store.ensure()
     store.write_text("ca-config.json", dumps(ca_config(inp)))
@@ -69,6 +99,9 @@ def _mint(
                 ca = CaMaterial(ca_pem, store.read_ca_key(spec.ca, passphrase))
                 ca_material[spec.ca] = ca
             cert, key = backend.mint_cert(spec, ca)
+            if spec.is_intermediate:
+                earlier = store.read_trust(spec.name) + (store.read_cert(spec.name) or b"")
+                store.write_trust(signer_trust(cert, earlier, ca.cert_pem, now), spec.name)
             store.write_key(spec.name, key)
             store.write_cert(spec.name, cert)
             if spec.name not in wanted:
@@ -98,7 +131,7 @@ def mint_all(
     threshold: dt.timedelta = DEFAULT_THRESHOLD,
 ) -> MintReport:
     """Mint only what check() finds; a second run mints nothing."""
-    return _mint(inp, store, backend, passphrase, check(inp, store, now, threshold))
+    return _mint(inp, store, backend, passphrase, check(inp, store, now, threshold), now)
 
 
 def rotate(
@@ -124,4 +157,5 @@ def rotate(
         names = [only]
     # Anything else that check() finds broken is fixed in the same pass.
     extra = [f for f in check(inp, store, now) if f.name not in names]
-    return _mint(inp, store, backend, passphrase, [Finding(n, "rotation") for n in names] + extra)
+    findings = [Finding(n, "rotation") for n in names] + extra
+    return _mint(inp, store, backend, passphrase, findings, now)

@@ -2,8 +2,9 @@
 
 A node gets the CA in both trees, its own certificates and keys (etcd's under
 ``/etc/ssl/etcd``, the rest under ``/etc/kubernetes/ssl``; keys 0600), and a
-control-plane node also the front-proxy CA and the service-account key pair
-with its trust bundle. Reads the store; writes nothing.
+control-plane node also the front-proxy CA, the service-account key pair with
+its trust bundle, the cluster signer with its key, and the client-CA bundle (root CA
+plus every cluster signer still trusted). Reads the store; writes nothing.
 """
 
 from __future__ import annotations
@@ -11,11 +12,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from labctl.errors import LabctlError
-from labctl.pki.specs import SERVICE_ACCOUNT, PkiInput, plan_certificates
+from labctl.pki.specs import CLUSTER_SIGNER, SERVICE_ACCOUNT, PkiInput, plan_certificates
 from labctl.pki.store import PkiStore
 
 ETCD_DIR = "/etc/ssl/etcd"
 KUBE_DIR = "/etc/kubernetes/ssl"
+CLIENT_CA_BUNDLE = "client-ca.pem"
 
 
 @dataclass(frozen=True)
@@ -24,6 +26,16 @@ class NodeFile:
     content: bytes = field(repr=False)
     mode: int
     secret: bool
+
+
+def client_ca_bundle(ca: bytes, signer: bytes, trust: bytes) -> bytes:
+    """What the API servers trust client certificates from: the root CA, the current
+    cluster signer, and every earlier signer its trust bundle still holds. Pure.
+
+    Minting writes the bundle with the current signer first; one written by hand
+    without it still gets it."""
+    parts = [ca, trust if signer.strip() in trust else signer + trust]
+    return b"".join(p if p.endswith(b"\n") else p + b"\n" for p in parts if p.strip())
 
 
 def node_files(inp: PkiInput, store: PkiStore, node: str) -> list[NodeFile]:
@@ -47,6 +59,10 @@ def node_files(inp: PkiInput, store: PkiStore, node: str) -> list[NodeFile]:
         files.append(NodeFile(f"{directory}/{spec.name}.pem", cert, 0o644, False))
         files.append(NodeFile(f"{directory}/{spec.name}-key.pem", key, 0o600, True))
     if control_plane:
+        signer = store.read_cert(CLUSTER_SIGNER)
+        if signer is not None:
+            bundle = client_ca_bundle(ca, signer, store.read_trust(CLUSTER_SIGNER))
+            files.append(NodeFile(f"{KUBE_DIR}/{CLIENT_CA_BUNDLE}", bundle, 0o644, False))
         front_proxy = store.read_cert("front-proxy-ca")
         if front_proxy is not None:
             files.append(NodeFile(f"{KUBE_DIR}/front-proxy-ca.pem", front_proxy, 0o644, False))

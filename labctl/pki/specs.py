@@ -13,9 +13,16 @@ PROFILE_USAGES: dict[str, tuple[str, ...]] = {
     "client": ("signing", "key encipherment", "client auth"),
     "peer": ("signing", "key encipherment", "server auth", "client auth"),
     "server-client": ("signing", "key encipherment", "server auth", "client auth"),
+    # A CA that may sign leaves only (path length 0); its key lives on nodes.
+    "intermediate-ca": ("cert sign", "crl sign"),
 }
 
 SERVICE_ACCOUNT = "service-account"
+# kube-controller-manager signs certificates.k8s.io requests with this intermediate CA:
+# the root CA's key never leaves the operator's machine, this one's goes to the
+# control-plane nodes only, and the API servers trust what it signs through the
+# client-CA bundle (root + current and earlier signers).
+CLUSTER_SIGNER = "cluster-signing-ca"
 
 
 @dataclass(frozen=True)
@@ -60,6 +67,10 @@ class CertSpec:
     @property
     def is_ca(self) -> bool:
         return self.profile == "ca"
+
+    @property
+    def is_intermediate(self) -> bool:
+        return self.profile == "intermediate-ca"
 
     @property
     def dns_names(self) -> tuple[str, ...]:
@@ -198,5 +209,15 @@ def plan_certificates(inp: PkiInput) -> list[CertSpec]:
         mk("kube-scheduler", "ca", "system:kube-scheduler", (), (), "client", cp),
         mk("kube-proxy", "ca", "system:kube-proxy", (), (), "client", everyone),
         mk("front-proxy-client", "front-proxy-ca", "front-proxy-client", (), (), "client", cp),
+        # Leaf validity, not a CA's: its key sits on nodes, so it rotates with the leaves.
+        mk(
+            CLUSTER_SIGNER,
+            "ca",
+            f"{inp.cluster_name} cluster signing CA",
+            org,
+            (),
+            "intermediate-ca",
+            cp,
+        ),
     ]
     return specs

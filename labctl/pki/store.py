@@ -1,7 +1,8 @@
 """The committable ssl/ directory, laid out like the reference lab's.
 
 <name>.pem and <name>.json (CSR) and ca-config.json are safe to commit; leaf keys are
-<name>-key.pem (0600, meant to be git-ignored); CA keys exist on disk only encrypted
+<name>-key.pem (0600, meant to be git-ignored), and so is the cluster signer's key, which
+goes to control-plane nodes; root CA keys exist on disk only encrypted
 (<ca>-key.pem.encrypted, PKCS#8 + BestAvailableEncryption).
 """
 
@@ -99,9 +100,11 @@ class PkiStore:
         write_atomic(self.path(f"{SA}.key"), key_pem, 0o600)
         write_atomic(self.path(f"{SA}.pub"), pub_pem)
 
-    def read_trust(self) -> bytes:
-        p = self.path(f"{SA}.trust.pem")
+    # trust bundles: <name>.trust.pem, the current public key or certificate first, then
+    # the earlier ones still honoured (the service-account keys, the cluster signers)
+    def read_trust(self, name: str = SA) -> bytes:
+        p = self.path(f"{name}.trust.pem")
         return p.read_bytes() if p.exists() else b""
 
-    def write_trust(self, pem: bytes) -> None:
-        write_atomic(self.path(f"{SA}.trust.pem"), pem)
+    def write_trust(self, pem: bytes, name: str = SA) -> None:
+        write_atomic(self.path(f"{name}.trust.pem"), pem)

@@ -13,11 +13,20 @@ def go_duration(days: int) -> str:
     return f"{days * 24}h"
 
 
+def signing_profile(profile: str, days: int) -> dict[str, Any]:
+    """One cfssl signing profile; an intermediate CA gets CA:TRUE with path length 0."""
+    doc: dict[str, Any] = {"usages": list(PROFILE_USAGES[profile]), "expiry": go_duration(days)}
+    if profile == "intermediate-ca":
+        # max_path_len_zero: without it cfssl reads 0 as "no limit".
+        doc["ca_constraint"] = {"is_ca": True, "max_path_len": 0, "max_path_len_zero": True}
+    return doc
+
+
 def ca_config(inp: PkiInput) -> dict[str, Any]:
     expiry = go_duration(inp.validity_days)
     profiles = {
-        name: {"usages": list(usages), "expiry": expiry}
-        for name, usages in sorted(PROFILE_USAGES.items())
+        name: signing_profile(name, inp.validity_days)
+        for name in sorted(PROFILE_USAGES)
         if name != "ca"
     }
     return {"signing": {"default": {"expiry": expiry}, "profiles": profiles}}

@@ -9,9 +9,11 @@ LABCTL_KUBE_RUNTIME=pods); a real kubelet on every node registers its Node. A
 shorter test brings the same cluster up in the host runtime (the control plane as
 units) and times it beside the pods runtime. The real kubectl, with the
 kubeconfig `labctl kubeconfig` writes, reads /readyz and the Nodes; a ServiceAccount
-token is issued and accepted; a client certificate from another CA is refused; a
-converged re-run changes nothing; `pki rotate` then bootstrap restarts what holds
-the old certificates, and a token from before still works through the trust bundle.
+token is issued and accepted; a certificates.k8s.io request the admin approves is
+signed by the cluster signer and authenticates; a client certificate from another CA
+is refused; a converged re-run changes nothing; `pki rotate` then bootstrap restarts
+what holds the old certificates, and a token and a signed certificate from before
+still work through the trust bundles.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from cryptography import x509
 
 from labctl.kube.binaries import bin_dir
 from tests.conftest import REFERENCE
@@ -119,6 +122,62 @@ def whoami(lab: Lab, token: str) -> subprocess.CompletedProcess[str]:
     return kubectl(lab, "auth", "whoami", "-o", "json", kubeconfig=config)
 
 
+def signed_through_the_api(lab: Lab, name: str) -> tuple[x509.Certificate, Path]:
+    """A client certificate for ``name`` (group e2e) requested through certificates.k8s.io,
+    approved by the admin and signed by kube-controller-manager; with a kubeconfig
+    that presents it."""
+    folder = lab.workdir / "csr" / name
+    folder.mkdir(parents=True)
+    made = run(
+        "openssl", "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+        "-nodes", "-keyout", str(folder / "key.pem"), "-out", str(folder / "req.pem"),
+        "-subj", f"/O=e2e/CN={name}",
+    )  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    request = {
+        "apiVersion": "certificates.k8s.io/v1",
+        "kind": "CertificateSigningRequest",
+        "metadata": {"name": name},
+        "spec": {
+            "request": base64.b64encode((folder / "req.pem").read_bytes()).decode(),
+            "signerName": "kubernetes.io/kube-apiserver-client",
+            "usages": ["client auth"],
+            "expirationSeconds": 3600,
+        },
+    }
+    (folder / "csr.yaml").write_text(yaml.safe_dump(request))
+    created = kubectl(lab, "create", "-f", str(folder / "csr.yaml"))
+    assert created.returncode == 0, created.stderr
+    approved = kubectl(lab, "certificate", "approve", name)
+    assert approved.returncode == 0, approved.stderr
+    start = time.monotonic()
+    while not (issued := kubectl(lab, "get", "csr", name,
+                                 "-o", "jsonpath={.status.certificate}").stdout):  # fmt: skip
+        assert time.monotonic() - start < 60, diagnose(lab)
+        time.sleep(0.5)
+    pem = base64.b64decode(issued)
+    user = {
+        "client-certificate-data": issued,
+        "client-key-data": base64.b64encode((folder / "key.pem").read_bytes()).decode(),
+    }
+    return x509.load_pem_x509_certificate(pem), _kubeconfig_as(lab, name, user)
+
+
+def issued_by(cert: x509.Certificate, ca_file: Path) -> bool:
+    """Whether ``cert`` was signed by the certificate in ``ca_file`` (key identifiers)."""
+    ca = x509.load_pem_x509_certificate(ca_file.read_bytes())
+    ski = ca.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value.digest
+    aki = cert.extensions.get_extension_for_class(x509.AuthorityKeyIdentifier).value
+    return aki.key_identifier == ski
+
+
+def authenticates_as(lab: Lab, config: Path, name: str) -> None:
+    who = kubectl(lab, "auth", "whoami", "-o", "json", kubeconfig=config)
+    assert who.returncode == 0, who.stderr
+    info = json.loads(who.stdout)["status"]["userInfo"]
+    assert info["username"] == name and "e2e" in info["groups"], info
+
+
 def test_control_plane_and_kubelets_on_the_simulated_lab(lab: Lab) -> None:
     assert KUBECTL.exists(), f"{KUBECTL} is missing: scripts/build-kubernetes.sh builds it"
     bootstrap(lab, "--only", "power", "--only", "pki")
@@ -192,6 +251,13 @@ def test_control_plane_and_kubelets_on_the_simulated_lab(lab: Lab) -> None:
     user = json.loads(who.stdout)["status"]["userInfo"]["username"]
     assert user == "system:serviceaccount:default:e2e"
 
+    # certificates.k8s.io: kube-controller-manager signs an approved request with the
+    # cluster signer the pki layer minted, and the API accepts what it signed.
+    signer = lab.workdir / "ssl" / "cluster-signing-ca.pem"
+    before, before_conf = signed_through_the_api(lab, "e2e-csr-before")
+    assert issued_by(before, signer), before.issuer
+    authenticates_as(lab, before_conf, "e2e-csr-before")
+
     # A client certificate from another CA is refused, whatever name it claims.
     refused = kubectl(lab, "get", "nodes", kubeconfig=intruder(lab))
     assert refused.returncode != 0 and "Unauthorized" in refused.stderr, refused.stderr
@@ -244,6 +310,12 @@ def test_control_plane_and_kubelets_on_the_simulated_lab(lab: Lab) -> None:
     who = whoami(lab, token.stdout.strip())
     assert who.returncode == 0, who.stderr
     assert "system:serviceaccount:default:e2e" in who.stdout
+    # The rotation made a new cluster signer: what it signs now authenticates, and so
+    # does what the old one signed (the client-CA bundle keeps it until it expires).
+    after, after_conf = signed_through_the_api(lab, "e2e-csr-after")
+    assert issued_by(after, signer) and not issued_by(before, signer)
+    authenticates_as(lab, after_conf, "e2e-csr-after")
+    authenticates_as(lab, before_conf, "e2e-csr-before")
 
     # The control-plane node's power cycle (the guard allows it: two of three etcd
     # members stay): everything on fohn starts again at boot, and the API answers.

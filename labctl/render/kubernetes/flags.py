@@ -7,6 +7,8 @@ The one source of the flags: a static pod's ``command`` and a host unit's
 from __future__ import annotations
 
 from labctl.inventory.model import Inventory, Server
+from labctl.pki.placement import CLIENT_CA_BUNDLE
+from labctl.pki.specs import CLUSTER_SIGNER
 from labctl.render.kubernetes import common as c
 
 
@@ -27,7 +29,9 @@ def apiserver(inventory: Inventory, server: Server) -> list[str]:
             ("authorization-mode", "Node,RBAC"),
             ("enable-admission-plugins", "NodeRestriction"),
             ("anonymous-auth", "true"),  # /readyz, /livez for probes; RBAC allows no more
-            ("client-ca-file", c.ssl("ca.pem")),
+            # The root CA and the cluster signers: certificates issued through
+            # certificates.k8s.io authenticate too, also after the signer's rotation.
+            ("client-ca-file", c.ssl(CLIENT_CA_BUNDLE)),
             ("tls-cert-file", c.ssl("apiserver.pem")),
             ("tls-private-key-file", c.ssl("apiserver-key.pem")),
             ("etcd-servers", c.etcd_servers(inventory)),
@@ -78,7 +82,11 @@ def controller_manager(inventory: Inventory) -> list[str]:
             ("root-ca-file", c.ssl("ca.pem")),
             ("service-account-private-key-file", c.ssl("service-account.key")),
             ("use-service-account-credentials", "true"),
-            ("client-ca-file", c.ssl("ca.pem")),
+            # certificates.k8s.io requests are signed by the intermediate signer the pki
+            # layer mints (the root CA's key stays on the operator's machine).
+            ("cluster-signing-cert-file", c.ssl(f"{CLUSTER_SIGNER}.pem")),
+            ("cluster-signing-key-file", c.ssl(f"{CLUSTER_SIGNER}-key.pem")),
+            ("client-ca-file", c.ssl(CLIENT_CA_BUNDLE)),
             ("requestheader-client-ca-file", c.ssl("front-proxy-ca.pem")),
         ]
     )

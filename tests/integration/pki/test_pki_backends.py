@@ -17,7 +17,8 @@ from labctl.pki.builtin_backend import BuiltinBackend
 from labctl.pki.cfssl_backend import CfsslBackend
 from labctl.pki.check import check
 from labctl.pki.mint import mint_all, rotate
-from labctl.pki.specs import plan_certificates
+from labctl.pki.placement import node_files
+from labctl.pki.specs import CLUSTER_SIGNER, plan_certificates
 from labctl.pki.store import PkiStore
 from tests.pki_sample import sample_input
 
@@ -56,6 +57,11 @@ def test_openssl_shows_usages_sans_subject_and_key(minted: PkiStore) -> None:
         assert "prime256v1" in text, spec.name
         if spec.is_ca:
             assert "CA:TRUE" in text and "Certificate Sign, CRL Sign" in text
+            assert "pathlen" not in text and "X509v3 Extended Key Usage" not in text
+            continue
+        if spec.is_intermediate:
+            assert "CA:TRUE, pathlen:0" in text and "Certificate Sign, CRL Sign" in text
+            assert "X509v3 Extended Key Usage" not in text
             continue
         assert "CA:FALSE" in text
         assert "Digital Signature, Key Encipherment" in text
@@ -213,3 +219,93 @@ def test_cfssl_never_sees_the_ca_key_on_disk(tmp_path: Path) -> None:
     ca = x509.load_pem_x509_certificate(store.read_cert("ca") or b"")
     leaf = x509.load_pem_x509_certificate(store.read_cert("apiserver") or b"")
     assert leaf.issuer == ca.subject  # and the signing really happened with that key
+
+
+def _signed_by(signer: PkiStore | tuple[bytes, bytes], backend: Backend, profile: str) -> bytes:
+    """A certificate of ``profile`` that the cluster signer (or the given CA) issued, as
+    kube-controller-manager would for a certificates.k8s.io request."""
+    from dataclasses import replace
+
+    from labctl.pki.backend import CaMaterial
+
+    if isinstance(signer, PkiStore):
+        cert, key = signer.read_cert(CLUSTER_SIGNER), signer.read_key(CLUSTER_SIGNER)
+        assert cert and key
+        signer = (cert, key)
+    admin = next(s for s in plan_certificates(sample_input()) if s.name == "admin")
+    spec = replace(admin, name="csr-user", common_name="csr-user", profile=profile)
+    return backend.mint_cert(spec, CaMaterial(*signer))[0]
+
+
+def _verify(bundle: Path, cert: bytes, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    leaf = tmp_path / "leaf.pem"
+    leaf.write_bytes(cert)
+    return subprocess.run(
+        ["openssl", "verify", "-CAfile", str(bundle), "-purpose", "sslclient", str(leaf)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def _client_ca(store: PkiStore, tmp_path: Path) -> Path:
+    """The client-CA bundle the control-plane node gets (what --client-ca-file names)."""
+    files = {f.path: f.content for f in node_files(sample_input(), store, "fohn")}
+    assert "/etc/kubernetes/ssl/client-ca.pem" not in {
+        f.path for f in node_files(sample_input(), store, "wind")
+    }
+    bundle = tmp_path / "client-ca.pem"
+    bundle.write_bytes(files["/etc/kubernetes/ssl/client-ca.pem"])
+    return bundle
+
+
+def test_the_cluster_signer_signs_leaves_only_and_stays_trusted_across_rotations(
+    minted: PkiStore, backend: Backend, tmp_path: Path
+) -> None:
+    inp = sample_input()
+    # What the cluster signer issues, the client-CA bundle verifies (openssl, like the
+    # API server, takes the bundle's certificates as its anchors)...
+    issued = _signed_by(minted, backend, "client")
+    assert _verify(_client_ca(minted, tmp_path), issued, tmp_path).returncode == 0
+    # ...but it may not make CAs of its own: path length 0 is enforced.
+    from dataclasses import replace
+
+    from labctl.pki.backend import CaMaterial
+
+    admin = next(s for s in plan_certificates(inp) if s.name == "admin")
+    signer = CaMaterial(
+        minted.read_cert(CLUSTER_SIGNER) or b"", minted.read_key(CLUSTER_SIGNER) or b""
+    )
+    sub, sub_key_pem = backend.mint_cert(
+        replace(admin, common_name="sub-signer", organizations=(), profile="intermediate-ca"),
+        signer,
+    )
+    below = backend.mint_cert(admin, CaMaterial(sub, sub_key_pem))[0]
+    chain, leaf = tmp_path / "chain.pem", tmp_path / "deeper.pem"
+    chain.write_bytes(sub + (minted.read_cert(CLUSTER_SIGNER) or b""))
+    leaf.write_bytes(below)
+    deeper = subprocess.run(
+        ["openssl", "verify", "-CAfile", str(minted.path("ca.pem")), "-untrusted", str(chain),
+         str(leaf)],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert deeper.returncode != 0 and "path length" in deeper.stdout + deeper.stderr
+
+    # A rotation mints a new signer and keeps the old one trusted: what the cluster
+    # issued before still authenticates.
+    old_signer = minted.read_cert(CLUSTER_SIGNER)
+    rotate(inp, minted, backend, PASS, now())
+    assert minted.read_cert(CLUSTER_SIGNER) != old_signer
+    trust = minted.read_trust(CLUSTER_SIGNER)
+    assert trust.startswith(minted.read_cert(CLUSTER_SIGNER) or b"-") and trust.count(b"BEGIN") == 2
+    bundle = _client_ca(minted, tmp_path)
+    assert _verify(bundle, issued, tmp_path).returncode == 0
+    assert _verify(bundle, _signed_by(minted, backend, "client"), tmp_path).returncode == 0
+    assert check(inp, minted, now()) == []
+
+    # A new root CA withdraws every signer the old one made.
+    rotate(inp, minted, backend, PASS, now(), include_cas=True)
+    assert minted.read_trust(CLUSTER_SIGNER).count(b"BEGIN") == 1
+    refused = _verify(_client_ca(minted, tmp_path), issued, tmp_path)
+    assert refused.returncode != 0, refused.stdout
+    assert check(inp, minted, now()) == []
