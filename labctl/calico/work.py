@@ -25,7 +25,9 @@ NODES_READY_TIMEOUT = 60.0
 
 
 def _session(ctx: LayerContext) -> BgpSession:
-    return BgpSession(ctx.inventory, ctx.base_dir, ctx.calico_bird, ctx.switch_platform)
+    return BgpSession(
+        ctx.inventory, ctx.base_dir, ctx.standins.calico_bird, ctx.standins.switch_platform
+    )
 
 
 class EstablishedWork:
@@ -44,7 +46,9 @@ class EstablishedWork:
 
 
 def _wanted(ctx: LayerContext) -> resources.Wanted:
-    return resources.wanted(ctx.inventory, ctx.base_dir, stand_in_node=ctx.calico_bird is not None)
+    return resources.wanted(
+        ctx.inventory, ctx.base_dir, stand_in_node=ctx.standins.calico_bird is not None
+    )
 
 
 class ResourcesWork:

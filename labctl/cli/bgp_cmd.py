@@ -23,11 +23,13 @@ def status(inventory: Path = InventoryOption, output: OutputFormat = OutputOptio
     """
     from labctl.calico.session import BgpSession
     from labctl.inventory import require_inventory
+    from labctl.standins import from_environ
 
     inv = require_inventory(inventory)
-    bird = os.environ.get("LABCTL_CALICO_BIRD") or None
-    platform = os.environ.get("LABCTL_SWITCH_PLATFORM") or None
-    with BgpSession(inv, inventory.parent, bird, platform) as session:
+    standins = from_environ(os.environ)  # the simulated lab's BIRD and FRR switches
+    with BgpSession(
+        inv, inventory.parent, standins.calico_bird, standins.switch_platform
+    ) as session:
         fabric = session.status()
     if output is OutputFormat.json:
         typer.echo(json.dumps(fabric.as_dict(), indent=2))

@@ -22,33 +22,13 @@ StateDirOption = typer.Option(
 
 def layer_context(inventory: Path, state_dir: Path, dry_run: bool) -> LayerContext:
     from labctl.engine.layer import LayerContext
-    from labctl.errors import UsageError
     from labctl.inventory import require_inventory
+    from labctl.standins import from_environ
 
-    # The simulated lab's nodes run the host's etcd (`labctl sim env` sets this).
-    runtime = os.environ.get("LABCTL_ETCD_RUNTIME") or None
-    if runtime is not None and runtime not in ("container", "host"):
-        raise UsageError(f"LABCTL_ETCD_RUNTIME is {runtime!r}; it must be container or host")
-    platform = os.environ.get("LABCTL_SWITCH_PLATFORM") or None
-    if platform is not None and platform not in ("frr", "eos", "ios"):
-        raise UsageError(f"LABCTL_SWITCH_PLATFORM is {platform!r}; it must be frr, eos or ios")
-    # Likewise the Kubernetes control plane, and where the nodes find its binaries.
-    kube_runtime = os.environ.get("LABCTL_KUBE_RUNTIME") or None
-    if kube_runtime is not None and kube_runtime not in ("static-pods", "host", "pods"):
-        raise UsageError(
-            f"LABCTL_KUBE_RUNTIME is {kube_runtime!r}; it must be static-pods, host or pods"
-        )
+    # A simulated lab's stand-ins come from `labctl sim env`'s variables.
+    standins = from_environ(os.environ)
     return LayerContext(
-        require_inventory(inventory),
-        inventory,
-        state_dir,
-        dry_run,
-        etcd_runtime=runtime,
-        # The simulated lab's stand-ins for calico-node and switch OSes (`labctl sim env`).
-        calico_bird=os.environ.get("LABCTL_CALICO_BIRD") or None,
-        switch_platform=platform,
-        kube_runtime=kube_runtime,
-        kube_bin_dir=os.environ.get("LABCTL_KUBE_BIN_DIR") or None,
+        require_inventory(inventory), inventory, state_dir, dry_run, standins=standins
     )
 
 

@@ -121,6 +121,7 @@ def env(state_dir: Path = StateOpt) -> None:
     """
     import shlex
 
+    from labctl import standins
     from labctl.kube.binaries import bin_dir
     from labctl.sim.record import read_record
 
@@ -132,25 +133,25 @@ def env(state_dir: Path = StateOpt) -> None:
         "LABCTL_SSH_KNOWN_HOSTS": str(state / "known_hosts"),
         "LABCTL_SSH_IDENTITY": str(state / "id_ed25519"),
         # Simulated nodes have the host's etcd binary and no container engine.
-        "LABCTL_ETCD_RUNTIME": "host",
-        "LABCTL_CEPH_RUNTIME": "host",
+        standins.ETCD_RUNTIME: "host",
+        standins.CEPH_RUNTIME: "host",
         # Its monitors' stores share this machine's disk, whose free space is not the
         # lab's: warn only when it is nearly full.
-        "LABCTL_CEPH_CONFIG": "mon_data_avail_warn=5",
+        standins.CEPH_CONFIG: "mon_data_avail_warn=5",
         # Simulated switches run FRR whatever their platform.
-        "LABCTL_SWITCH_PLATFORM": "frr",
+        standins.SWITCH_PLATFORM: "frr",
         # ... nor a registry: the control plane's static pods run from images made of
         # the Kubernetes binaries this machine built (labctl/kube/images.py), imported
         # into each node's containerd from the build cache beside LABCTL_KUBE_BIN_DIR.
-        "LABCTL_KUBE_RUNTIME": "pods",
-        "LABCTL_KUBE_BIN_DIR": str(bin_dir()),
+        standins.KUBE_RUNTIME: "pods",
+        standins.KUBE_BIN_DIR: str(bin_dir()),
     }
     from labctl.programs import BIRD1
 
     # No calico-node here: nodes run BIRD 1.6 in its place, where setup.sh unpacks it.
-    bird = os.environ.get("LABCTL_CALICO_BIRD") or BIRD1
+    bird = os.environ.get(standins.CALICO_BIRD) or BIRD1
     if Path(bird).exists():
-        values["LABCTL_CALICO_BIRD"] = bird
+        values[standins.CALICO_BIRD] = bird
     fabric = record.get("plan", {}).get("fabric")
     if fabric:  # the boot service runs where the lab's bridges are (VM nodes boot from it)
         values["LABCTL_BOOT_NETNS"] = fabric

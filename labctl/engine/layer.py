@@ -13,11 +13,12 @@ layer, and lists them in bootstrap order in ``LAYERS``.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from labctl.inventory.model import Inventory
+from labctl.standins import StandIns
 
 if TYPE_CHECKING:
     from labctl.engine.plan import Plan
@@ -35,19 +36,9 @@ class LayerContext:
     # name. Empty on real labs; tests point every node at one loopback sshd and give
     # each node its own directory there.
     node_root: str = ""
-    # How etcd members run, when it is not what cluster.etcd.runtime says: the
-    # simulated lab's nodes run the host's etcd (LABCTL_ETCD_RUNTIME=host).
-    etcd_runtime: str | None = None
-    # The simulated lab has no calico-node: its nodes run this BIRD 1.6 binary as a
-    # unit instead (LABCTL_CALICO_BIRD), and its switches all run FRR whatever
-    # their platform (LABCTL_SWITCH_PLATFORM=frr). None on real labs.
-    calico_bird: str | None = None
-    switch_platform: str | None = None
-    # Likewise for the Kubernetes control plane (LABCTL_KUBE_RUNTIME=pods, or host) and
-    # where its binaries are on the nodes (LABCTL_KUBE_BIN_DIR: the simulated nodes see the
-    # operator's build cache through the host's root).
-    kube_runtime: str | None = None
-    kube_bin_dir: str | None = None
+    # What a simulated lab runs in place of the real thing (labctl/standins.py, read
+    # from `labctl sim env`'s variables); empty on a real lab.
+    standins: StandIns = field(default_factory=StandIns)
 
     @property
     def base_dir(self) -> Path:

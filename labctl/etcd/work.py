@@ -47,7 +47,9 @@ if TYPE_CHECKING:
 
 
 def _digest(ctx: LayerContext) -> str:
-    return render.config_digest(ctx.inventory, render.runtime(ctx.inventory, ctx.etcd_runtime))
+    return render.config_digest(
+        ctx.inventory, render.runtime(ctx.inventory, ctx.standins.etcd_runtime)
+    )
 
 
 class SnapshotWork:

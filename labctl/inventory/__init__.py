@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import dataclasses
 import os
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -81,41 +79,11 @@ def require_inventory(path: Path) -> Inventory:
         if more > 0:
             lines.append(f"... and {more} more (run `labctl validate {path}`)")
         raise LabctlError(f"{path} has errors:\n" + "\n".join(lines))
-    return with_runtime_overrides(result.inventory, os.environ)
+    # A simulated lab's Ceph stand-ins are inventory settings: applied here, once, for
+    # every command that reads the inventory (labctl/standins.py).
+    from labctl.standins import applied, from_environ
 
-
-def with_runtime_overrides(inventory: Inventory, environ: Mapping[str, str]) -> Inventory:
-    """``inventory`` with how Ceph runs adjusted by ``LABCTL_CEPH_RUNTIME`` (container or
-    host) and ``LABCTL_CEPH_CONFIG`` (``key=value,...``, added to ``cluster.ceph.config``
-    and winning over the same keys there).
-
-    The simulated lab's nodes have no container engine and its monitors keep their
-    stores on the operator's own disk: ``labctl sim env`` sets both, for every command
-    that reads the inventory (bootstrap, ``ceph status``, the power guard), without
-    editing the file.
-    """
-    from labctl.errors import LabctlError
-
-    ceph = inventory.cluster.ceph
-    runtime = environ.get("LABCTL_CEPH_RUNTIME")
-    extra = environ.get("LABCTL_CEPH_CONFIG")
-    if ceph is None or not (runtime or extra):
-        return inventory
-    if runtime and runtime not in ("container", "host"):
-        raise LabctlError(f"LABCTL_CEPH_RUNTIME is {runtime!r}; it must be container or host")
-    config = dict(ceph.config)
-    for item in (extra or "").split(","):
-        key, sep, value = item.strip().partition("=")
-        if not item.strip():
-            continue
-        if not sep or not key.strip():
-            raise LabctlError(f"LABCTL_CEPH_CONFIG: {item.strip()!r} is not key=value")
-        config[key.strip()] = value.strip()
-    changed = dataclasses.replace(
-        ceph, runtime=runtime or ceph.runtime, config=tuple(config.items())
-    )
-    cluster = dataclasses.replace(inventory.cluster, ceph=changed)
-    return dataclasses.replace(inventory, cluster=cluster)
+    return applied(result.inventory, from_environ(os.environ))
 
 
 def format_problem(p: Problem) -> str:

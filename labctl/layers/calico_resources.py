@@ -28,7 +28,7 @@ class CalicoResourcesLayer:
 
     def plans(self, ctx: LayerContext) -> Iterator[Plan]:
         calico = ctx.inventory.cluster.calico
-        stand_in = ctx.calico_bird is not None
+        stand_in = ctx.standins.calico_bird is not None
         if calico.manifest is None:
             source = "labctl's stand-in definitions of Calico's kinds (no cluster.calico.manifest)"
         elif stand_in:

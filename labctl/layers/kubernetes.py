@@ -67,12 +67,12 @@ def image_imports(ctx: LayerContext, server: Server) -> list[Action]:
     """The pods runtime: the images its pods need, from the build cache beside binary_dir
     (labctl/kube/images.py writes them), under the upstream names the manifests use."""
     inventory = ctx.inventory
-    if c.runtime(inventory, ctx.kube_runtime) != "pods":
+    if c.runtime(inventory, ctx.standins.kube_runtime) != "pods":
         return []
     wanted = [host.SANDBOX_IMAGE]
     if server in c.control_plane(inventory):
         wanted += [c.image(inventory, component) for component in c.CONTROL_PLANE]
-    folder = c.image_dir(c.bin_dir(inventory, ctx.kube_bin_dir))
+    folder = c.image_dir(c.bin_dir(inventory, ctx.standins.kube_bin_dir))
     pairs = [f"{image.rsplit('/', 1)[-1].split(':', 1)[0]}.tar={image}" for image in wanted]
     return [
         Run(
@@ -99,7 +99,7 @@ def static_pods_current(ctx: LayerContext, server: Server) -> list[Action]:
     """In the pods runtime, on a control-plane node: wait until the API server there
     serves the certificate the node holds (the static pod runs its current manifest)."""
     inventory = ctx.inventory
-    runtime = c.runtime(inventory, ctx.kube_runtime)
+    runtime = c.runtime(inventory, ctx.standins.kube_runtime)
     if not c.static_pods(runtime) or server not in c.control_plane(inventory):
         return []
     address = c.node_address(inventory, server)
@@ -140,22 +140,22 @@ def pki_digest(ctx: LayerContext, node: str) -> str:
 
 
 def binaries(ctx: LayerContext, server: Server) -> list[str]:
-    runtime = c.runtime(ctx.inventory, ctx.kube_runtime)
+    runtime = c.runtime(ctx.inventory, ctx.standins.kube_runtime)
     control_plane = server in c.control_plane(ctx.inventory)
     return [*(c.CONTROL_PLANE if not c.static_pods(runtime) and control_plane else ()), "kubelet"]
 
 
 def node_services(ctx: LayerContext, server: Server) -> list[Service]:
     inventory = ctx.inventory
-    runtime = c.runtime(inventory, ctx.kube_runtime)
-    bin_dir = c.bin_dir(inventory, ctx.kube_bin_dir)
+    runtime = c.runtime(inventory, ctx.standins.kube_runtime)
+    bin_dir = c.bin_dir(inventory, ctx.standins.kube_bin_dir)
     return services(inventory, server, runtime, bin_dir, pki_digest(ctx, server.name))
 
 
 def node_actions(ctx: LayerContext, server: Server) -> list[Action]:
     inventory = ctx.inventory
     node = server.name
-    bin_dir = c.bin_dir(inventory, ctx.kube_bin_dir)
+    bin_dir = c.bin_dir(inventory, ctx.standins.kube_bin_dir)
     found = node_services(ctx, server)
     actions: list[Action] = [
         ssh_answers(node, inventory.lab.ssh.boot_wait),

@@ -14,6 +14,7 @@ from labctl.inventory.model import Inventory
 from labctl.layers import LAYERS
 from labctl.layers.calico import CalicoLayer
 from labctl.render import calico_node
+from labctl.standins import StandIns
 from tests.conftest import REFERENCE, assert_golden
 
 BIRD = "/opt/labctl/bird-1.6.8/usr/sbin/bird"
@@ -26,7 +27,10 @@ def inventory() -> Inventory:
 
 def test_simulated_lab_plans_match_golden(inventory: Inventory, tmp_path: Path) -> None:
     ctx = LayerContext(
-        inventory, REFERENCE, tmp_path / "state", calico_bird=BIRD, switch_platform="frr"
+        inventory,
+        REFERENCE,
+        tmp_path / "state",
+        standins=StandIns(calico_bird=BIRD, switch_platform="frr"),
     )
     plans = [plan.as_dict() for plan in CalicoLayer().plans(ctx)]
     assert [p["layer"] for p in plans] == [
@@ -55,7 +59,9 @@ def test_bird_unit_runs_the_given_binary_with_calico_nodes_paths() -> None:
 
 
 def test_frr_config_is_pushed_readable_by_frr_only(inventory: Inventory, tmp_path: Path) -> None:
-    ctx = LayerContext(inventory, REFERENCE, tmp_path / "state", switch_platform="frr")
+    ctx = LayerContext(
+        inventory, REFERENCE, tmp_path / "state", standins=StandIns(switch_platform="frr")
+    )
     puts = [
         s.action for p in CalicoLayer().plans(ctx) for s in p.steps if isinstance(s.action, PutFile)
     ]
@@ -79,7 +85,10 @@ def test_no_remembered_step_shares_a_key_with_another_layers(
     from labctl.engine.actions import Run
 
     ctx = LayerContext(
-        inventory, REFERENCE, tmp_path / "state", calico_bird=BIRD, switch_platform="frr"
+        inventory,
+        REFERENCE,
+        tmp_path / "state",
+        standins=StandIns(calico_bird=BIRD, switch_platform="frr"),
     )
 
     def run_keys(layer_name: str) -> set[str]:
@@ -106,7 +115,9 @@ def test_calico_resources_plans_the_api_work_and_the_ready_wait(
         assert [p.layer for p in plans] == ["calico-resources: objects"]
         return [(s.action.name, s.action.detail) for s in plans[0].steps]  # type: ignore[attr-defined]
 
-    sim = steps(LayerContext(inventory, REFERENCE, tmp_path / "s", calico_bird=BIRD))
+    sim = steps(
+        LayerContext(inventory, REFERENCE, tmp_path / "s", standins=StandIns(calico_bird=BIRD))
+    )
     assert [name for name, _ in sim] == ["calico.resources", "calico.nodes-ready"]
     assert "stand-in definitions" in sim[0][1]
     # A real lab with no manifest: nothing installs calico-node, so no Ready wait.

@@ -19,6 +19,7 @@ from labctl.engine.layer import LayerContext
 from labctl.inventory import require_inventory
 from labctl.layers import LAYERS
 from labctl.layers.kubernetes import KubernetesLayer
+from labctl.standins import StandIns
 from tests.conftest import REFERENCE, assert_golden
 from tests.unit.layers.test_pki_plan import _placeholder_store
 
@@ -32,8 +33,7 @@ def _ctx(
         require_inventory(inventory_path),
         inventory_path,
         tmp_path / "state",
-        kube_runtime=kube_runtime,
-        kube_bin_dir=kube_bin_dir,
+        standins=StandIns(kube_runtime=kube_runtime, kube_bin_dir=kube_bin_dir),
     )
     _placeholder_store(ctx)
     return ctx
