@@ -11,6 +11,7 @@ Restart= and dependencies between units are not supported.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
 import signal
@@ -76,7 +77,8 @@ def pid_of(name: str) -> int | None:
     pid = int(path.read_text())
     try:
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except FileNotFoundError:
+    except (FileNotFoundError, ProcessLookupError):
+        # Gone, or exiting while we read (the kernel answers ESRCH mid-read then).
         return None
     return None if state == "Z" else pid
 
@@ -107,12 +109,14 @@ def stop(name: str) -> int:
     if pid is None:
         log(f"stop {name}: not running")
         return 0
-    os.killpg(pid, signal.SIGTERM)
+    with contextlib.suppress(ProcessLookupError):  # exited since pid_of looked
+        os.killpg(pid, signal.SIGTERM)
     deadline = time.monotonic() + 5
     while pid_of(name) and time.monotonic() < deadline:
         time.sleep(0.05)
     if pid_of(name):
-        os.killpg(pid, signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError):  # it may exit at last meanwhile
+            os.killpg(pid, signal.SIGKILL)
     (RUN / f"{name}.pid").unlink(missing_ok=True)
     log(f"stop {name}: pid {pid}")
     return 0
