@@ -1,15 +1,16 @@
 """The kubernetes layer: the control plane on its nodes, a kubelet on every server.
 
-Four plans, in order. On every server: the Kubernetes binaries in ``binary_dir``
-are checked to be the inventory's version (labctl builds them, it does not fetch
-them onto nodes), then each service's files are written (``render/kubernetes``)
-and the service is enabled, restarted when its files or the node's certificates
-changed, and started if it is not running: containerd (host runtime only), the
-control-plane units (host runtime) or static pod manifests (static-pods runtime,
-run by the kubelet), and the kubelet. Then, from the operator's machine with the
-admin certificate: the API answers ``/readyz`` (local work ``kubernetes.ready``),
-the addons are applied (``kubernetes.addons``), and every server is a Node
-(``kubernetes.nodes``). A re-run on a working cluster changes nothing.
+Five plans, in order. First, from the operator's machine, every server gets the
+Kubernetes binaries it runs in ``binary_dir`` at the inventory's version, sent from
+this machine's build where the node lacks them (local work ``kubernetes.binaries``,
+``kube/delivery.py``). Then on every server each service's files are written
+(``render/kubernetes``) and the service is enabled, restarted when its files or the
+node's certificates changed, and started if it is not running: containerd (host
+runtime only), the control-plane units (host runtime) or static pod manifests
+(static-pods runtime, run by the kubelet), and the kubelet. Then, from the
+operator's machine with the admin certificate: the API answers ``/readyz`` (local
+work ``kubernetes.ready``), the addons are applied (``kubernetes.addons``), and
+every server is a Node (``kubernetes.nodes``). A re-run on a working cluster changes nothing.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterator
 
-from labctl.engine.actions import Action, Check, LocalStep, PutFile, Run, WaitFor, ssh_answers
+from labctl.engine.actions import Action, LocalStep, PutFile, Run, WaitFor, ssh_answers
 from labctl.engine.layer import LayerContext
 from labctl.engine.plan import Plan
 from labctl.errors import LabctlError
@@ -25,24 +26,6 @@ from labctl.inventory.model import Server
 from labctl.render.kubernetes import common as c
 from labctl.render.kubernetes import host, kubelet
 from labctl.render.kubernetes.node import Service, services
-
-# Every binary the node runs must say it is the inventory's version.
-BINARIES_GUARD = r"""
-dir=$1 want=$2; shift 2
-for b in "$@"; do
-  if [ ! -x "$dir/$b" ]; then
-    echo "$dir/$b is missing: labctl builds Kubernetes $want (scripts/build-kubernetes.sh)" \
-      "and binary_dir must hold it" >&2
-    exit 3
-  fi
-  have=$("$dir/$b" --version 2>&1 | awk '{print $2}')
-  if [ "$have" != "$want" ]; then
-    echo "$dir/$b is Kubernetes $have, not $want as cluster.kubernetes.version says" >&2
-    exit 3
-  fi
-done
-"""
-
 
 # The pods runtime's images, imported into the node's containerd unless it has them:
 # "$1" is the folder of archives, then ARCHIVE=IMAGE pairs. The native snapshotter is the
@@ -139,10 +122,20 @@ def pki_digest(ctx: LayerContext, node: str) -> str:
     return h.hexdigest()
 
 
-def binaries(ctx: LayerContext, server: Server) -> list[str]:
-    runtime = c.runtime(ctx.inventory, ctx.standins.kube_runtime)
-    control_plane = server in c.control_plane(ctx.inventory)
-    return [*(c.CONTROL_PLANE if not c.static_pods(runtime) and control_plane else ()), "kubelet"]
+def binaries_step(ctx: LayerContext, server: Server) -> LocalStep:
+    """The node gets the binaries it runs at the inventory's version, from this machine's
+    build, unless it has them (local work ``kubernetes.binaries``)."""
+    inventory = ctx.inventory
+    runtime = c.runtime(inventory, ctx.standins.kube_runtime)
+    names = c.node_binaries(inventory, server, runtime)
+    folder = c.bin_dir(inventory, ctx.standins.kube_bin_dir)
+    want = c.version(inventory)
+    return LocalStep(
+        "kubernetes.binaries",
+        f"{', '.join(names)} {want} in {folder} on {server.name}",
+        hashlib.sha256(f"{want}\0{folder}\0{' '.join(names)}".encode()).hexdigest(),
+        subject=server.name,
+    )
 
 
 def node_services(ctx: LayerContext, server: Server) -> list[Service]:
@@ -155,23 +148,9 @@ def node_services(ctx: LayerContext, server: Server) -> list[Service]:
 def node_actions(ctx: LayerContext, server: Server) -> list[Action]:
     inventory = ctx.inventory
     node = server.name
-    bin_dir = c.bin_dir(inventory, ctx.standins.kube_bin_dir)
     found = node_services(ctx, server)
     actions: list[Action] = [
         ssh_answers(node, inventory.lab.ssh.boot_wait),
-        Check(
-            node,
-            (
-                "sh",
-                "-c",
-                BINARIES_GUARD,
-                "labctl-kube-binaries",
-                bin_dir,
-                c.version(inventory),
-                *binaries(ctx, server),
-            ),
-            what=f"that {bin_dir} holds Kubernetes {c.version(inventory)}",
-        ),
         Run(
             node,
             (
@@ -226,6 +205,10 @@ class KubernetesLayer:
 
     def plans(self, ctx: LayerContext) -> Iterator[Plan]:
         inventory = ctx.inventory
+        # The binaries first, from this machine: a node's units and kubelet exec them.
+        yield Plan.of(
+            "kubernetes: binaries", [binaries_step(ctx, server) for server in c.nodes(inventory)]
+        )
         actions: list[Action] = []
         digests = []
         for server in c.nodes(inventory):

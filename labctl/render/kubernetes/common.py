@@ -92,6 +92,13 @@ def image_dir(bin_dir: str) -> str:
     return posixpath.join(posixpath.dirname(bin_dir.rstrip("/")), "images")
 
 
+def node_binaries(inventory: Inventory, server: Server, runtime: str) -> list[str]:
+    """The Kubernetes binaries ``server`` runs from binary_dir: the kubelet, and the
+    control plane's too where it runs as units (static pods carry theirs in images)."""
+    units = not static_pods(runtime) and server in control_plane(inventory)
+    return [*(CONTROL_PLANE if units else ()), "kubelet"]
+
+
 def control_plane(inventory: Inventory) -> list[Server]:
     return inventory.with_role("control-plane")
 

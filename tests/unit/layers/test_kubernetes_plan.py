@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from labctl.engine.actions import Action, Check, PutFile, Run, WaitFor
+from labctl.engine.actions import Action, PutFile, Run, WaitFor
 from labctl.engine.layer import LayerContext
 from labctl.inventory import require_inventory
 from labctl.layers import LAYERS
@@ -46,6 +46,7 @@ def test_kubernetes_plans_match_golden(tmp_path: Path, runtime: str) -> None:
     ctx = _ctx(tmp_path, kube_runtime=runtime, kube_bin_dir=bin_dir)
     plans = [plan.as_dict() for plan in KubernetesLayer().plans(ctx)]
     assert [p["layer"] for p in plans] == [
+        "kubernetes: binaries",
         "kubernetes: nodes",
         "kubernetes: api",
         "kubernetes: addons",
@@ -61,7 +62,8 @@ def test_the_layer_takes_its_place_in_the_bootstrap_order() -> None:
 
 
 def _actions(ctx: LayerContext) -> list[Action]:
-    plan = next(iter(KubernetesLayer().plans(ctx)))
+    """The node plan's actions (the one after the binaries)."""
+    plan = next(p for p in KubernetesLayer().plans(ctx) if p.layer == "kubernetes: nodes")
     return [step.action for step in plan.steps]
 
 
@@ -79,16 +81,22 @@ def test_a_rotation_restarts_every_service_on_the_node(tmp_path: Path) -> None:
 
 def test_binaries_come_from_the_given_folder_with_the_version_in_its_name(tmp_path: Path) -> None:
     ctx = _ctx(tmp_path, kube_runtime="host", kube_bin_dir="/cache/{version}/bin")
-    checks = [a for a in _actions(ctx) if isinstance(a, Check)]
-    fohn = next(c for c in checks if c.host == "fohn")
-    assert fohn.argv[4:] == (
-        "/cache/v1.36.3/bin", "v1.36.3", "kube-apiserver", "kube-controller-manager",
-        "kube-scheduler", "kubelet",
-    )  # fmt: skip
-    wind = next(c for c in checks if c.host == "wind")
-    assert wind.argv[6:] == ("kubelet",)
+    first = next(iter(KubernetesLayer().plans(ctx)))
+    assert first.layer == "kubernetes: binaries"
+    steps = {s.action.subject: s.action for s in first.steps}  # type: ignore[attr-defined]
+    assert sorted(steps) == ["chequita", "fohn", "wind"]
+    assert steps["fohn"].name == "kubernetes.binaries"
+    assert steps["fohn"].detail == (
+        "kube-apiserver, kube-controller-manager, kube-scheduler, kubelet v1.36.3"
+        " in /cache/v1.36.3/bin on fohn"
+    )
+    assert steps["wind"].detail == "kubelet v1.36.3 in /cache/v1.36.3/bin on wind"
     units = [a for a in _actions(ctx) if isinstance(a, PutFile) and a.path.endswith(".service")]
     assert any(b"/cache/v1.36.3/bin/kube-apiserver " in u.content for u in units)
+    # Static pods carry the control plane in images: fohn needs only its kubelet then.
+    pods = _ctx(tmp_path, kube_runtime="pods", kube_bin_dir="/cache/{version}/bin")
+    fohn = next(s.action for s in next(iter(KubernetesLayer().plans(pods))).steps)
+    assert fohn.detail.startswith("kubelet v1.36.3")  # type: ignore[attr-defined]
 
 
 def test_dry_run_without_a_pki_plans_without_certificate_digests(tmp_path: Path) -> None:
@@ -97,7 +105,7 @@ def test_dry_run_without_a_pki_plans_without_certificate_digests(tmp_path: Path)
     ctx = LayerContext(
         require_inventory(inventory_path), inventory_path, tmp_path / "state", dry_run=True
     )
-    assert len(list(KubernetesLayer().plans(ctx))) == 4
+    assert len(list(KubernetesLayer().plans(ctx))) == 5
 
 
 def test_no_remembered_step_shares_its_key_with_the_etcd_layers(tmp_path: Path) -> None:

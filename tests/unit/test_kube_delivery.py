@@ -1,0 +1,28 @@
+"""Which Kubernetes binaries a node must get, from what it says they are (pure)."""
+
+from __future__ import annotations
+
+from labctl.kube.delivery import Stale, stale_binaries
+
+NAMES = ["kube-apiserver", "kubelet"]
+
+
+def test_a_node_with_the_version_needs_nothing() -> None:
+    answer = "kube-apiserver v1.36.3\nkubelet v1.36.3\n"
+    assert stale_binaries(answer, NAMES, "v1.36.3") == []
+
+
+def test_missing_unreadable_other_versions_and_unmentioned_are_stale() -> None:
+    assert stale_binaries("kube-apiserver -\nkubelet v1.35.0\n", NAMES, "v1.36.3") == [
+        Stale("kube-apiserver", "missing"),
+        Stale("kubelet", "v1.35.0"),
+    ]
+    assert stale_binaries("kubelet ?\n", NAMES, "v1.36.3") == [
+        Stale("kube-apiserver", "missing"),  # the answer does not mention it
+        Stale("kubelet", "unreadable"),
+    ]
+
+
+def test_what_is_said_of_each() -> None:
+    assert Stale("kubelet", "v1.35.0").describe("v1.36.3") == "kubelet is v1.35.0, not v1.36.3"
+    assert Stale("kubelet", "missing").describe("v1.36.3") == "kubelet is missing"
