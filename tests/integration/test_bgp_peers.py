@@ -10,6 +10,7 @@ changes on the switch.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,7 +22,7 @@ from labctl.calico.config_diff import diff
 from labctl.calico.switch_session import fetch
 from labctl.drivers.ssh import SshTarget
 from labctl.inventory import require_inventory
-from labctl.inventory.model import Inventory
+from labctl.inventory.model import Inventory, SecretRef
 from labctl.render import bird, switches
 from tests.conftest import REFERENCE
 from tests.peers import bgp
@@ -119,3 +120,55 @@ def _target(sshd: SshdPeer) -> SshTarget:
         identity_file=sshd.client_key,
         user="root",
     )
+
+
+def _with_password(inventory: Inventory) -> Inventory:
+    """The reference inventory with a BGP password on the nodes' sessions to kek-core."""
+    calico = inventory.cluster.calico
+    assert calico is not None
+    peers = tuple(
+        dataclasses.replace(p, password=SecretRef(env="LABCTL_TEST_BGP_PASSWORD"))
+        if p.switch == "kek-core"
+        else p
+        for p in calico.peers
+    )
+    cluster = dataclasses.replace(
+        inventory.cluster, calico=dataclasses.replace(calico, peers=peers)
+    )
+    return dataclasses.replace(inventory, cluster=cluster)
+
+
+@pytest.mark.parametrize("switch_says", ["same-password-both-sides", "another-password"])
+def test_a_bgp_password_makes_the_session_only_when_both_sides_agree(
+    inventory: Inventory, tmp_path: Path, switch_says: str
+) -> None:
+    """TCP MD5 (RFC 2385) between BIRD's and FRR's renders of the same secret, by the
+    kernel of each namespace: with one password the session comes up, with two it never
+    gets past the TCP handshake."""
+    guarded = _with_password(inventory)
+    kek = next(s for s in guarded.switches if s.name == "kek-core")
+    switch_cfg = switches.config(guarded, kek, secret=lambda ref: switch_says)
+    node_cfg = bird.config(
+        guarded, guarded.server("fohn"), secret=lambda ref: "same-password-both-sides"
+    )
+    assert 'password "same-password-both-sides";' in node_cfg
+    assert f"neighbor CALICO password {switch_says}" in switch_cfg
+    with bgp.bgp_pair(tmp_path, "kek-core", switch_cfg, node_cfg,
+                      "31.31.164.210/28", "31.31.164.220/28") as pair:  # fmt: skip
+
+        def established() -> bool:
+            peers = status.frr_peers(pair.vtysh("show bgp summary json"))
+            return peers.get("31.31.164.220") == "Established"
+
+        if switch_says == "same-password-both-sides":
+            assert _until("the session with a password Established", established) < 10
+        else:
+            # Three times what the agreeing pair needs (under 10 s): never Established.
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                assert not established(), "Established with two different passwords"
+                time.sleep(0.5)
+            assert (
+                status.bird_protocols(pair.birdc_show("protocols"))["Global_31_31_164_210"]
+                != "Established"
+            )
