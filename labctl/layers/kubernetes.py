@@ -67,35 +67,58 @@ def image_imports(ctx: LayerContext, server: Server) -> list[Action]:
     ]
 
 
-# The static pod of kube-apiserver serves the certificate on the node's disk: the kubelet
-# restarts it some seconds after its manifest changes (a rotation changes the manifest's
-# annotation), and until then the old one would still answer /readyz.
-SERVES_CURRENT_CERT = r"""
-want=$(openssl x509 -noout -fingerprint -sha256 -in "$3") || exit 1
-have=$(openssl s_client -connect "$1:$2" </dev/null 2>/dev/null \
-  | openssl x509 -noout -fingerprint -sha256 2>/dev/null)
-[ "$have" = "$want" ]
+# A control-plane node is back when its API server answers /readyz (anonymous access to
+# it is allowed) and, with static pods, serves the certificate on the node's disk: the
+# kubelet replaces the pod some seconds after its manifest changes (a rotation changes
+# the manifest's annotation), and until then the old one would still answer.
+# "$1" address, "$2" port, "$3" the certificate file, or "-" not to compare.
+CONTROL_PLANE_READY = r"""
+if [ "$3" != - ]; then
+  want=$(openssl x509 -noout -fingerprint -sha256 -in "$3") || exit 1
+  have=$(openssl s_client -connect "$1:$2" </dev/null 2>/dev/null \
+    | openssl x509 -noout -fingerprint -sha256 2>/dev/null)
+  [ "$have" = "$want" ] || exit 1
+fi
+printf 'GET /readyz HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n' "$1" \
+  | timeout 10 openssl s_client -quiet -connect "$1:$2" 2>/dev/null | tr -d '\r' | grep -qx ok
 """
+READY_NAME = "labctl-kube-control-plane-ready"
 
 
-def static_pods_current(ctx: LayerContext, server: Server) -> list[Action]:
-    """In the pods runtime, on a control-plane node: wait until the API server there
-    serves the certificate the node holds (the static pod runs its current manifest)."""
+def control_plane_ready(ctx: LayerContext, server: Server) -> list[Action]:
+    """On a control-plane node, last: wait until its API server is ready (and serves its
+    current certificate). The next control-plane node's changes wait for this."""
     inventory = ctx.inventory
-    runtime = c.runtime(inventory, ctx.standins.kube_runtime)
-    if not c.static_pods(runtime) or server not in c.control_plane(inventory):
+    if server not in c.control_plane(inventory):
         return []
+    runtime = c.runtime(inventory, ctx.standins.kube_runtime)
     address = c.node_address(inventory, server)
     port = str(inventory.cluster.kubernetes.api_endpoint.port)
-    cert = ctx.on_node(server.name, c.ssl("apiserver.pem"))
+    cert = ctx.on_node(server.name, c.ssl("apiserver.pem")) if c.static_pods(runtime) else "-"
     return [
         WaitFor(
             server.name,
-            ("sh", "-c", SERVES_CURRENT_CERT, "labctl-kube-apiserver-cert", address, port, cert),
+            ("sh", "-c", CONTROL_PLANE_READY, READY_NAME, address, port, cert),
             deadline=inventory.cluster.kubernetes.ready_timeout,
-            what=f"kube-apiserver on {server.name} to serve its current certificate",
+            what=f"kube-apiserver on {server.name} to answer /readyz"
+            + (" with its current certificate" if cert != "-" else ""),
         )
     ]
+
+
+def disrupts_control_plane(action: Action) -> bool:
+    """Whether ``action`` stops or replaces a control-plane component, or is the wait
+    for one to be back: these go one control-plane node at a time (``Plan.rolling``),
+    so a rotation never takes every API server down at once."""
+    if isinstance(action, PutFile):
+        return any(
+            action.path.endswith(f"{c.MANIFESTS_DIR}/{component}.yaml")
+            for component in c.CONTROL_PLANE
+        )
+    if isinstance(action, Run):
+        restarts = {("systemctl", "restart", host.unit_name(x)) for x in c.CONTROL_PLANE}
+        return action.argv in restarts
+    return isinstance(action, WaitFor) and action.argv[3:4] == (READY_NAME,)
 
 
 def _ensure_running(unit: str) -> str:
@@ -197,7 +220,7 @@ def node_actions(ctx: LayerContext, server: Server) -> list[Action]:
                 what=f"{service.unit} to be running",
             ),
         ]
-    return actions + static_pods_current(ctx, server)
+    return actions + control_plane_ready(ctx, server)
 
 
 class KubernetesLayer:
@@ -215,7 +238,9 @@ class KubernetesLayer:
             node_plan = node_actions(ctx, server)
             actions += node_plan
             digests += [a.fingerprint for a in node_plan]
-        yield Plan.of("kubernetes: nodes", actions)
+        # Nodes in parallel, but control-plane restarts one node at a time, each waiting
+        # for the one before to be ready again.
+        yield Plan.rolling("kubernetes: nodes", actions, disrupts_control_plane)
         digest = hashlib.sha256("".join(digests).encode()).hexdigest()
         api = c.api_url(inventory)
         yield Plan.of(

@@ -161,3 +161,41 @@ def test_ready_timeout_bounds_the_layers_waits(tmp_path: Path) -> None:
     assert [(w.host, w.deadline) for w in waits] == [("fohn", 42.0)]
     # Unset, it is 300 s as before.
     assert require_inventory(REFERENCE).cluster.kubernetes.ready_timeout == 300.0
+
+
+@pytest.mark.parametrize("runtime", ["static-pods", "host", "pods"])
+def test_control_plane_nodes_change_one_at_a_time(tmp_path: Path, runtime: str) -> None:
+    """With chequita a second control-plane node, its disruptive steps wait until fohn's
+    API server is ready again; the other steps of both nodes run in parallel."""
+    text = REFERENCE.read_text().replace(
+        "roles: [etcd, worker, ceph-mon, ceph-osd, ceph-mds]",
+        "roles: [etcd, control-plane, worker, ceph-mon, ceph-osd, ceph-mds]",
+        1,  # chequita's line comes before wind's
+    )
+    inventory_path = tmp_path / "inventory.yaml"
+    inventory_path.write_text(text)
+    ctx = LayerContext(
+        require_inventory(inventory_path),
+        inventory_path,
+        tmp_path / "state",
+        standins=StandIns(kube_runtime=runtime, kube_bin_dir="/cache/{version}/bin"),
+    )
+    _placeholder_store(ctx)
+    assert [s.name for s in ctx.inventory.with_role("control-plane")] == ["fohn", "chequita"]
+    plan = next(p for p in KubernetesLayer().plans(ctx) if p.layer == "kubernetes: nodes")
+    by_host = plan.targets()
+    fohn_ready = next(s for s in by_host["fohn"] if "to answer /readyz" in s.action.describe())
+    gated = [s for s in by_host["chequita"] if s.after]
+    assert gated, "nothing on chequita waits for fohn"
+    first = gated[0]
+    assert first.after == (fohn_ready.id,)
+    # What waits is what replaces a control-plane component: a manifest or a unit restart.
+    if runtime == "host":
+        assert first.action.describe().startswith("run systemctl restart kube-apiserver")
+    else:
+        assert isinstance(first.action, PutFile)
+        assert first.action.path == "/etc/kubernetes/manifests/kube-apiserver.yaml"
+    # Everything on chequita before it (SSH, its kubelet's files) does not wait.
+    assert all(not s.after for s in by_host["chequita"][: by_host["chequita"].index(first)])
+    # wind, a worker, waits for nobody.
+    assert all(not s.after for s in by_host["wind"])
