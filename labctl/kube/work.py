@@ -56,8 +56,11 @@ class BinariesWork:
 
     def observe(self, ctx: LayerContext) -> str | None:
         folder, names, want = self._wanted(ctx)
-        with self._ssh(ctx) as ssh:
-            stale = delivery.node_stale(ssh, folder, names, want)
+        try:
+            with self._ssh(ctx) as ssh:
+                stale = delivery.node_stale(ssh, folder, names, want)
+        except LabctlError as exc:  # a dry run before the node is up says so, not fails
+            return f"{self.server} cannot be asked yet ({exc}); its binaries would be sent"
         return "; ".join(s.describe(want) for s in stale) or None
 
 

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import pytest
+
 from labctl.kube.delivery import Stale, stale_binaries
 
 NAMES = ["kube-apiserver", "kubelet"]
@@ -26,3 +30,22 @@ def test_missing_unreadable_other_versions_and_unmentioned_are_stale() -> None:
 def test_what_is_said_of_each() -> None:
     assert Stale("kubelet", "v1.35.0").describe("v1.36.3") == "kubelet is v1.35.0, not v1.36.3"
     assert Stale("kubelet", "missing").describe("v1.36.3") == "kubelet is missing"
+
+
+def test_a_dry_run_before_the_node_answers_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """observe() of a node that refuses SSH (a closed loopback port) is a sentence."""
+    from labctl.drivers.ssh import SshSession, SshTarget
+    from labctl.engine.layer import LayerContext
+    from labctl.inventory import require_inventory
+    from labctl.kube.work import BinariesWork
+    from tests.conftest import REFERENCE
+    from tests.peers.sshd import free_port
+
+    closed = SshTarget("fohn", "127.0.0.1", tmp_path / "known_hosts", port=free_port())
+    monkeypatch.setattr(BinariesWork, "_ssh", lambda self, ctx: SshSession(closed))
+    ctx = LayerContext(require_inventory(REFERENCE), REFERENCE, tmp_path / "state", dry_run=True)
+    said = BinariesWork("fohn").observe(ctx)
+    assert said is not None and said.startswith("fohn cannot be asked yet (")
+    assert said.endswith("its binaries would be sent")
