@@ -107,6 +107,9 @@ def kube_proxy(inventory: Inventory) -> list[Doc]:
                             {
                                 "name": "kube-proxy",
                                 "image": c.image(inventory, "kube-proxy"),
+                                # The version-tagged name the layer imports on every node
+                                # of the simulated lab: the kubelet must not try to pull it.
+                                "imagePullPolicy": "IfNotPresent",
                                 "command": [
                                     "kube-proxy",
                                     "--config=/var/lib/kube-proxy/config.conf",
