@@ -252,11 +252,15 @@ def test_control_plane_and_kubelets_on_the_simulated_lab(lab: Lab) -> None:
     while True:
         listed = kubectl(lab, "get", "pods", "-n", "kube-system", "-l", "k8s-app=kube-proxy",
                          "-o", "json")  # fmt: skip
+        # Running and its container ready (a crash loop keeps the pod's phase Running).
         proxies = {
-            p["spec"].get("nodeName"): p["status"].get("phase")
+            p["spec"].get("nodeName"): (
+                p["status"].get("phase"),
+                all(s.get("ready") for s in p["status"].get("containerStatuses", [{}])),
+            )
             for p in json.loads(listed.stdout or '{"items": []}')["items"]
         }
-        if proxies == dict.fromkeys(NODES, "Running"):
+        if proxies == dict.fromkeys(NODES, ("Running", True)):
             break
         assert time.monotonic() < end, f"{proxies}\n{diagnose(lab)}"
         time.sleep(1)
