@@ -248,7 +248,8 @@ def test_control_plane_and_kubelets_on_the_simulated_lab(lab: Lab) -> None:
     # kube-proxy runs on every node, from the image labctl made and imported (its
     # DaemonSet's name), and its DNAT rules make the `kubernetes` Service answer on its
     # ClusterIP from inside each node's own network namespace.
-    end = time.monotonic() + 150
+    proxies_from = time.monotonic()
+    end = proxies_from + 150
     while True:
         listed = kubectl(lab, "get", "pods", "-n", "kube-system", "-l", "k8s-app=kube-proxy",
                          "-o", "json")  # fmt: skip
@@ -276,6 +277,10 @@ def test_control_plane_and_kubelets_on_the_simulated_lab(lab: Lab) -> None:
             time.sleep(1)
         rules = lab.ssh(address, "iptables-save -t nat")
         assert f"-d {SERVICE_IP}/32" in rules.stdout and "KUBE-SERVICES" in rules.stdout, rules
+    print(
+        "kube-proxy ready on 3 nodes and the kubernetes Service answering in each:"
+        f" {time.monotonic() - proxies_from:.1f} s after the mirror pods ran"
+    )
 
     status = labctl(lab, "kubernetes", "status", "-o", "json")
     found = json.loads(status.stdout)
