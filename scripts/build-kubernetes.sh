@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Builds the Kubernetes binaries labctl runs (kube-apiserver, kube-controller-manager,
-# kube-scheduler, kubelet, kubectl) from the k8s.io/kubernetes Go module pinned in
+# kube-scheduler, kubelet, kube-proxy, kubectl) from the k8s.io/kubernetes Go module pinned in
 # tools/kubernetes/go.mod, because no package registry the project reaches ships them.
-# The result lands in a cache keyed by version and is reused: a second run builds nothing.
+# The result lands in a cache keyed by version and is reused: a second run builds nothing,
+# and a cache that lacks only some commands (one added to COMMANDS later) gets just those.
 #
 #   scripts/build-kubernetes.sh            # build (or reuse) the pinned version
 #   scripts/build-kubernetes.sh --print-dir # print the cache folder and exit
@@ -13,7 +14,7 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 MODDIR="$ROOT/tools/kubernetes"
-COMMANDS=(kube-apiserver kube-controller-manager kube-scheduler kubelet kubectl)
+COMMANDS=(kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl)
 
 log() { printf '[build-kubernetes] %s\n' "$*" >&2; }
 
@@ -36,10 +37,11 @@ fi
 
 # The stamp holds the hash of go.mod and go.sum: the same pins mean the same binaries.
 want=$(cat "$MODDIR/go.mod" "$MODDIR/go.sum" | sha256sum | cut -d' ' -f1)
+todo=("${COMMANDS[@]}")
 if [ -f "$dest/.stamp" ] && [ "$(cat "$dest/.stamp")" = "$want" ]; then
-  missing=0
-  for c in "${COMMANDS[@]}"; do [ -x "$dest/bin/$c" ] || missing=1; done
-  [ "$missing" -eq 0 ] && { log "Kubernetes $version already built in $dest"; exit 0; }
+  todo=()
+  for c in "${COMMANDS[@]}"; do [ -x "$dest/bin/$c" ] || todo+=("$c"); done
+  [ "${#todo[@]}" -eq 0 ] && { log "Kubernetes $version already built in $dest"; exit 0; }
 fi
 
 # Exit 3: no Go new enough here (setup.sh goes on without Kubernetes and says so).
@@ -67,16 +69,25 @@ done
 tmp="$cache_root/.$version.tmp.$$"
 trap 'rm -rf "$tmp"' EXIT
 mkdir -p "$tmp/bin"
-log "building Kubernetes $version (${COMMANDS[*]}) into $dest; this takes a while"
+log "building Kubernetes $version (${todo[*]}) into $dest; this takes a while"
 start=$(date +%s)
 pkgs=()
-for c in "${COMMANDS[@]}"; do pkgs+=("k8s.io/kubernetes/cmd/$c"); done
+for c in "${todo[@]}"; do pkgs+=("k8s.io/kubernetes/cmd/$c"); done
 (
   cd "$MODDIR"
   CGO_ENABLED=0 GOFLAGS=-mod=mod go build -trimpath -ldflags "$ldflags" -o "$tmp/bin/" "${pkgs[@]}"
 )
-echo "$want" > "$tmp/.stamp"
-rm -rf "$dest"
-mv "$tmp" "$dest"
-trap - EXIT
-log "built Kubernetes $version in $(( $(date +%s) - start )) s: $(du -sh "$dest" | cut -f1) in $dest"
+if [ "${#todo[@]}" -lt "${#COMMANDS[@]}" ]; then
+  # Same pins, some commands missing: add them beside the others (a rename each, so a
+  # lab running the cached binaries and the images made from them is left alone).
+  for c in "${todo[@]}"; do mv "$tmp/bin/$c" "$dest/bin/$c"; done
+else
+  echo "$want" > "$tmp/.stamp"
+  # The images made from the binaries stay: labctl/kube/images.py keeps its own stamp of
+  # the binaries' hashes and remakes them if they changed.
+  [ -d "$dest/images" ] && mv "$dest/images" "$tmp/images"
+  rm -rf "$dest"
+  mv "$tmp" "$dest"
+  trap - EXIT
+fi
+log "built Kubernetes $version (${todo[*]}) in $(( $(date +%s) - start )) s: $(du -sh "$dest" | cut -f1) in $dest"

@@ -7,7 +7,10 @@ as a real lab's still run there: each image is written here as an OCI image arch
 entrypoint, a manifest, ``index.json`` naming it ``registry.k8s.io/NAME:TAG``) and the
 layer imports it into each node's containerd (``ctr -n k8s.io images import``). The
 sandbox image (``pause``) is built from ``build/pause/linux/pause.c`` of the
-``k8s.io/kubernetes`` module source with ``gcc -static``.
+``k8s.io/kubernetes`` module source with ``gcc -static``. kube-proxy's image also
+carries the host's iptables (the nft backend, ``xtables-nft-multi``, its extensions and
+the shared libraries they load), copied at the same paths, because kube-proxy execs
+``iptables-restore`` and friends to write its rules.
 
 Archives land beside the binaries in the version's cache folder (``.../v1.36.3/images``)
 with a stamp of their inputs' hashes, so a second run builds nothing. Writing an
@@ -20,9 +23,11 @@ import hashlib
 import io
 import json
 import os
+import posixpath
 import subprocess
 import sys
 import tarfile
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +36,19 @@ from labctl.kube.binaries import bin_dir, cache_root
 
 REGISTRY = "registry.k8s.io"
 CONTROL_PLANE = ("kube-apiserver", "kube-controller-manager", "kube-scheduler")
+PROXY = "kube-proxy"
+# iptables as kube-proxy's iptables mode runs it: the nft backend (the kernel's nf_tables;
+# Debian 12's default), every name it is called by, and the extensions it dlopens
+# (-m comment, -m statistic, -j DNAT, ...), which ldd of the binary does not show.
+XTABLES = "/usr/sbin/xtables-nft-multi"
+XTABLES_EXTENSIONS = "/usr/lib/x86_64-linux-gnu/xtables"
+XTABLES_NAMES = tuple(
+    f"{family}{suffix}"
+    for family in ("iptables", "ip6tables")
+    for suffix in ("", "-save", "-restore", "-nft", "-nft-save", "-nft-restore")
+)
+# Debian 12 merges /usr: the loader and libraries ldd names under /lib are in /usr/lib.
+MERGED_USR = (("bin", "usr/bin"), ("sbin", "usr/sbin"), ("lib", "usr/lib"), ("lib64", "usr/lib64"))
 # The sandbox image Kubernetes v1.36's build/pause/Makefile tags; containerd's CRI is
 # told to use it (sandbox_image), so it never tries to pull another.
 PAUSE_TAG = "3.10.2"
@@ -41,12 +59,14 @@ EPOCH = 0
 
 @dataclass(frozen=True)
 class Image:
-    """One image: its full name, the file its layer holds, and how it is started."""
+    """One image: its full name, the file its layer holds, and how it is started;
+    ``extra`` adds (path in image, "file" host path | "link" target) entries."""
 
     name: str
     binary: Path
     path_in_image: str
     entrypoint: tuple[str, ...]
+    extra: tuple[tuple[str, str, str], ...] = ()
 
 
 def image_dir(version: str) -> Path:
@@ -58,23 +78,95 @@ def archive_name(image: str) -> str:
     return image.rsplit("/", 1)[-1].split(":", 1)[0] + ".tar"
 
 
+def _entries(image: Image) -> dict[str, tuple[str, str]]:
+    """Every path of the layer (no leading slash): ("dir", ""), ("file", host path) or
+    ("link", target), with the folders each path needs."""
+    found: dict[str, tuple[str, str]] = {"tmp": ("dir", "")}
+    found[image.path_in_image.strip("/")] = ("file", str(image.binary))
+    for path, kind, value in image.extra:
+        found[path.strip("/")] = (kind, value)
+    for path in list(found):
+        parts = path.split("/")
+        for depth in range(1, len(parts)):
+            found.setdefault("/".join(parts[:depth]), ("dir", ""))
+    return found
+
+
 def _layer(image: Image) -> bytes:
-    """An uncompressed layer tar: the binary, and the folders it expects (/tmp)."""
+    """An uncompressed layer tar: the binary, what ``extra`` adds, and the folders they
+    expect (/tmp), in name order with fixed times and owners so it is the same each time."""
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        parts = image.path_in_image.strip("/").split("/")
-        for depth in range(1, len(parts)):
-            folder = tarfile.TarInfo("/".join(parts[:depth]))
-            folder.type, folder.mode, folder.mtime = tarfile.DIRTYPE, 0o755, EPOCH
-            tar.addfile(folder)
-        tmp = tarfile.TarInfo("tmp")
-        tmp.type, tmp.mode, tmp.mtime = tarfile.DIRTYPE, 0o1777, EPOCH
-        tar.addfile(tmp)
-        data = image.binary.read_bytes()
-        entry = tarfile.TarInfo("/".join(parts))
-        entry.size, entry.mode, entry.mtime = len(data), 0o755, EPOCH
-        tar.addfile(entry, io.BytesIO(data))
+        for name, (kind, value) in sorted(_entries(image).items()):
+            entry = tarfile.TarInfo(name)
+            entry.mtime = EPOCH
+            if kind == "dir":
+                entry.type, entry.mode = tarfile.DIRTYPE, 0o1777 if name == "tmp" else 0o755
+                tar.addfile(entry)
+            elif kind == "link":
+                entry.type, entry.mode, entry.linkname = tarfile.SYMTYPE, 0o777, value
+                tar.addfile(entry)
+            else:
+                data = Path(value).read_bytes()
+                entry.size, entry.mode = len(data), 0o755
+                tar.addfile(entry, io.BytesIO(data))
     return buffer.getvalue()
+
+
+def host_closure(paths: Iterable[str]) -> dict[str, tuple[str, str]]:
+    """``paths`` as they are on this machine: each symbolic link met on the way (in the
+    path or at its end) as ("link", target), each file as ("file", its path)."""
+    found: dict[str, tuple[str, str]] = {}
+    todo = [posixpath.normpath(p) for p in paths]
+    seen: set[str] = set()
+    while todo:
+        path = todo.pop()
+        if path in seen:
+            continue
+        seen.add(path)
+        parts = path.strip("/").split("/")
+        at = ""
+        for i, part in enumerate(parts):
+            at = f"{at}/{part}"
+            if os.path.islink(at):
+                target = os.readlink(at)
+                found[at] = ("link", target)
+                resolved = posixpath.normpath(posixpath.join(posixpath.dirname(at), target))
+                todo.append(posixpath.join(resolved, *parts[i + 1 :]))
+                break
+        else:
+            found[at] = ("file", at)
+    return found
+
+
+def shared_libraries(binaries: Iterable[str]) -> set[str]:
+    """The libraries (and the loader) ldd says ``binaries`` load."""
+    found: set[str] = set()
+    for binary in binaries:
+        said = subprocess.run(["ldd", binary], check=True, capture_output=True, text=True)
+        for line in said.stdout.splitlines():
+            words = line.split()
+            if "=>" in words and len(words) > words.index("=>") + 1:
+                found.add(words[words.index("=>") + 1])
+            elif words and words[0].startswith("/"):
+                found.add(words[0])
+    return {f for f in found if f.startswith("/")}
+
+
+def iptables_files() -> tuple[tuple[str, str, str], ...]:
+    """This machine's nft-backed iptables, as kube-proxy's image holds it: the binary,
+    its names, its extensions and every library those load, at the paths they have here."""
+    extensions = sorted(str(p) for p in Path(XTABLES_EXTENSIONS).glob("*.so"))
+    wanted = [XTABLES, *extensions]
+    found = host_closure([*wanted, *shared_libraries(wanted)])
+    # The image's own /usr merge stands in for the host's links at the top.
+    entries = [(path, *found[path]) for path in sorted(found) if path.count("/") > 1]
+    entries += [(f"/{name}", "link", target) for name, target in MERGED_USR]
+    directory = posixpath.dirname(XTABLES)
+    entries += [
+        (f"{directory}/{name}", "link", posixpath.basename(XTABLES)) for name in XTABLES_NAMES
+    ]
+    return tuple(sorted(set(entries)))
 
 
 def _blob(blobs: dict[str, bytes], data: bytes) -> str:
@@ -93,7 +185,7 @@ def oci_archive(image: Image, architecture: str = "amd64") -> bytes:
         "os": "linux",
         "config": {
             "Entrypoint": list(image.entrypoint),
-            "Env": ["PATH=/usr/local/bin:/usr/bin:/bin"],
+            "Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
             "WorkingDir": "/",
         },
         "rootfs": {"type": "layers", "diff_ids": [layer_digest]},
@@ -166,7 +258,9 @@ def build_pause(source: Path, out: Path) -> None:
     )  # fmt: skip
 
 
-def images(version: str, pause_binary: Path) -> list[Image]:
+def images(version: str, pause_binary: Path, with_iptables: bool = True) -> list[Image]:
+    """Every image of ``version``; ``with_iptables=False`` leaves kube-proxy's iptables out
+    (it reads this machine's files, which a test that only checks names need not)."""
     binaries = bin_dir(version)
     found = [
         Image(
@@ -177,6 +271,15 @@ def images(version: str, pause_binary: Path) -> list[Image]:
         )
         for name in CONTROL_PLANE
     ]
+    found.append(
+        Image(
+            f"{REGISTRY}/{PROXY}:{version}",
+            binaries / PROXY,
+            f"/usr/local/bin/{PROXY}",
+            (f"/usr/local/bin/{PROXY}",),
+            iptables_files() if with_iptables else (),
+        )
+    )
     found.append(Image(PAUSE_IMAGE, pause_binary, "/pause", ("/pause",)))
     return found
 
@@ -185,9 +288,13 @@ def _stamp(items: list[Image]) -> str:
     h = hashlib.sha256(Path(__file__).read_bytes())
     for item in items:
         h.update(item.name.encode())
-        with item.binary.open("rb") as handle:
-            for chunk in iter(lambda: handle.read(1 << 20), b""):
-                h.update(chunk)
+        files = [item.binary, *(Path(v) for _, kind, v in item.extra if kind == "file")]
+        for path, kind, value in item.extra:
+            h.update(f"{path}\0{kind}\0{value}\0".encode())
+        for file in files:
+            with file.open("rb") as handle:
+                for chunk in iter(lambda: handle.read(1 << 20), b""):
+                    h.update(chunk)
     return h.hexdigest()
 
 

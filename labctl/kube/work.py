@@ -17,7 +17,7 @@ from labctl.errors import LabctlError
 from labctl.kube import delivery
 from labctl.kube.session import KubeSession
 from labctl.render.kubernetes import common
-from labctl.render.kubernetes.addons import all_addons
+from labctl.render.kubernetes.addons import Doc, all_addons
 
 if TYPE_CHECKING:
     from labctl.drivers.ssh import SshSession
@@ -64,6 +64,11 @@ class BinariesWork:
         return "; ".join(s.describe(want) for s in stale) or None
 
 
+def _addons(ctx: LayerContext) -> list[Doc]:
+    """The addons for the runtime in effect (the simulated lab's kube-proxy differs)."""
+    return all_addons(ctx.inventory, common.runtime(ctx.inventory, ctx.standins.kube_runtime))
+
+
 def _session(ctx: LayerContext) -> KubeSession:
     return KubeSession(ctx.inventory, ctx.base_dir)
 
@@ -80,11 +85,11 @@ class ReadyWork:
 
 class AddonsWork:
     def apply(self, ctx: LayerContext) -> bool:
-        return bool(_session(ctx).apply(all_addons(ctx.inventory)))
+        return bool(_session(ctx).apply(_addons(ctx)))
 
     def observe(self, ctx: LayerContext) -> str | None:
         try:
-            differing = _session(ctx).differing(all_addons(ctx.inventory))
+            differing = _session(ctx).differing(_addons(ctx))
         except LabctlError as exc:
             return f"the API cannot be asked yet ({exc}); every addon would be applied"
         return "; ".join(differing) or None

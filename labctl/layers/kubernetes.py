@@ -52,7 +52,8 @@ def image_imports(ctx: LayerContext, server: Server) -> list[Action]:
     inventory = ctx.inventory
     if c.runtime(inventory, ctx.standins.kube_runtime) != "pods":
         return []
-    wanted = [host.SANDBOX_IMAGE]
+    # kube-proxy's DaemonSet runs on every node (its pods use host networking).
+    wanted = [host.SANDBOX_IMAGE, c.image(inventory, "kube-proxy")]
     if server in c.control_plane(inventory):
         wanted += [c.image(inventory, component) for component in c.CONTROL_PLANE]
     folder = c.image_dir(c.bin_dir(inventory, ctx.standins.kube_bin_dir))

@@ -5,7 +5,9 @@ kube-controller-manager and kube-scheduler (built from k8s.io/kubernetes at the
 inventory's version) run on fohn against labctl's etcd with labctl's certificates,
 as static pods the kubelet runs through containerd and runc, from images made of
 those binaries and imported under the upstream names (`labctl sim env` sets
-LABCTL_KUBE_RUNTIME=pods); a real kubelet on every node registers its Node. A
+LABCTL_KUBE_RUNTIME=pods); a real kubelet on every node registers its Node, and
+kube-proxy (its DaemonSet, from an image holding iptables) makes the `kubernetes`
+Service answer on its ClusterIP inside every node's network namespace. A
 second test brings the cluster up in the host runtime (the control plane as units)
 with two control-plane nodes, times it beside the pods runtime, and checks that a
 rotation restarts their API servers one at a time. The real kubectl, with the
@@ -46,6 +48,8 @@ KUBECTL = bin_dir(VERSION) / "kubectl"
 # The bound on the API's return after the control-plane node's power cycle
 # (measured: docs/performance.md#kubernetes-issue-12).
 API_BACK_WITHIN = 120.0
+# The `kubernetes` Service's ClusterIP: the first address of the reference service_cidr.
+SERVICE_IP = "10.189.0.1"
 
 
 def labctl(
@@ -240,6 +244,43 @@ def test_control_plane_and_kubelets_on_the_simulated_lab(lab: Lab) -> None:
             break
         assert time.monotonic() < end, f"{phases}\n{diagnose(lab)}"
         time.sleep(1)
+
+    # kube-proxy runs on every node, from the image labctl made and imported (its
+    # DaemonSet's name), and its DNAT rules make the `kubernetes` Service answer on its
+    # ClusterIP from inside each node's own network namespace.
+    proxies_from = time.monotonic()
+    end = proxies_from + 150
+    while True:
+        listed = kubectl(lab, "get", "pods", "-n", "kube-system", "-l", "k8s-app=kube-proxy",
+                         "-o", "json")  # fmt: skip
+        # Running and its container ready (a crash loop keeps the pod's phase Running).
+        proxies = {
+            p["spec"].get("nodeName"): (
+                p["status"].get("phase"),
+                all(s.get("ready") for s in p["status"].get("containerStatuses", [{}])),
+            )
+            for p in json.loads(listed.stdout or '{"items": []}')["items"]
+        }
+        if proxies == dict.fromkeys(NODES, ("Running", True)):
+            break
+        assert time.monotonic() < end, f"{proxies}\n{diagnose(lab)}"
+        time.sleep(1)
+    readyz_via_service = (
+        f"curl -sS --max-time 5 --cacert /etc/kubernetes/ssl/ca.pem https://{SERVICE_IP}/readyz"
+    )
+    for name, address in NODES.items():
+        end = time.monotonic() + 60
+        while (answer := lab.ssh(address, readyz_via_service)).stdout.strip() != "ok":
+            assert time.monotonic() < end, (
+                f"{name}: {answer.stdout}{answer.stderr}\n{diagnose(lab)}"
+            )
+            time.sleep(1)
+        rules = lab.ssh(address, "iptables-save -t nat")
+        assert f"-d {SERVICE_IP}/32" in rules.stdout and "KUBE-SERVICES" in rules.stdout, rules
+    print(
+        "kube-proxy ready on 3 nodes and the kubernetes Service answering in each:"
+        f" {time.monotonic() - proxies_from:.1f} s after the mirror pods ran"
+    )
 
     status = labctl(lab, "kubernetes", "status", "-o", "json")
     found = json.loads(status.stdout)

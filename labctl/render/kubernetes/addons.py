@@ -73,15 +73,22 @@ def apiserver_to_kubelet() -> list[Doc]:
     ]
 
 
-def kube_proxy(inventory: Inventory) -> list[Doc]:
+def kube_proxy(inventory: Inventory, runtime: str | None = None) -> list[Doc]:
+    """kube-proxy in iptables mode (the nft-backed iptables its image holds on the
+    simulated lab); ``runtime`` is the effective one (``common.runtime``)."""
     k = inventory.cluster.kubernetes
-    config = {
+    config: Doc = {
         "apiVersion": "kubeproxy.config.k8s.io/v1alpha1",
         "kind": "KubeProxyConfiguration",
         "clientConnection": {"kubeconfig": c.KUBECONFIGS["kube-proxy"]},
         "clusterCIDR": k.pod_cidr,
         "mode": "iptables",
     }
+    if runtime is not None and c.shared_host(runtime):
+        # The simulated nodes are network namespaces of one kernel: nf_conntrack_max is
+        # the kernel's, read-only outside the host's own namespace, and kube-proxy exits
+        # on "permission denied" trying to raise it. 0 leaves it as the host set it.
+        config["conntrack"] = {"maxPerCore": 0}
     labels = {"k8s-app": "kube-proxy"}
     return [
         {
@@ -107,6 +114,9 @@ def kube_proxy(inventory: Inventory) -> list[Doc]:
                             {
                                 "name": "kube-proxy",
                                 "image": c.image(inventory, "kube-proxy"),
+                                # The version-tagged name the layer imports on every node
+                                # of the simulated lab: the kubelet must not try to pull it.
+                                "imagePullPolicy": "IfNotPresent",
                                 "command": [
                                     "kube-proxy",
                                     "--config=/var/lib/kube-proxy/config.conf",
@@ -277,6 +287,6 @@ def coredns(inventory: Inventory) -> list[Doc]:
     ]
 
 
-def all_addons(inventory: Inventory) -> list[Doc]:
+def all_addons(inventory: Inventory, runtime: str | None = None) -> list[Doc]:
     """Every object, in the order they are applied (RBAC first)."""
-    return [*apiserver_to_kubelet(), *kube_proxy(inventory), *coredns(inventory)]
+    return [*apiserver_to_kubelet(), *kube_proxy(inventory, runtime), *coredns(inventory)]

@@ -19,6 +19,7 @@ from labctl.engine.layer import LayerContext
 from labctl.inventory import require_inventory
 from labctl.layers import LAYERS
 from labctl.layers.kubernetes import KubernetesLayer
+from labctl.render.kubernetes import addons
 from labctl.standins import StandIns
 from tests.conftest import REFERENCE, assert_golden
 from tests.unit.layers.test_pki_plan import _placeholder_store
@@ -127,6 +128,11 @@ def test_no_remembered_step_shares_its_key_with_the_etcd_layers(tmp_path: Path) 
 def test_the_pods_runtime_imports_images_before_the_kubelet_starts(tmp_path: Path) -> None:
     ctx = _ctx(tmp_path, kube_runtime="pods", kube_bin_dir="/cache/{version}/bin")
     actions = _actions(ctx)
+    (daemonset,) = [d for d in addons.kube_proxy(ctx.inventory) if d["kind"] == "DaemonSet"]
+    (container,) = daemonset["spec"]["template"]["spec"]["containers"]
+    proxy_image = container["image"]
+    assert proxy_image == "registry.k8s.io/kube-proxy:v1.36.3"
+    assert container["imagePullPolicy"] == "IfNotPresent"
     for node in ("fohn", "chequita", "wind"):
         runs = [a for a in actions if isinstance(a, Run) and a.host == node]
         described = [a.describe() for a in runs]
@@ -140,6 +146,8 @@ def test_the_pods_runtime_imports_images_before_the_kubelet_starts(tmp_path: Pat
         assert argv[4] == "/cache/v1.36.3/images"
         # Every node runs pods (the sandbox image); only fohn the control plane's.
         assert "pause.tar=registry.k8s.io/pause:3.10.2" in argv
+        # kube-proxy's DaemonSet runs everywhere, under the name its render gives it.
+        assert f"kube-proxy.tar={proxy_image}" in argv
         assert ("kube-apiserver.tar=registry.k8s.io/kube-apiserver:v1.36.3" in argv) == (
             node == "fohn"
         )

@@ -47,6 +47,27 @@ def test_addons_match_golden_and_validate_strictly(inventory: Inventory) -> None
         kubernetes_validate.validate(doc, _version(inventory), strict=True)
 
 
+def test_the_simulated_labs_kube_proxy_leaves_the_shared_conntrack_table_alone(
+    inventory: Inventory,
+) -> None:
+    """Nodes that share one kernel (the sim runtimes) cannot raise nf_conntrack_max; a
+    real lab's kube-proxy sizes it as upstream does."""
+    docs = addons.all_addons(inventory, "pods")
+    assert_golden("kubernetes/addons-shared-host.yaml", common.to_yaml(*docs))
+    for doc in docs:
+        kubernetes_validate.validate(doc, _version(inventory), strict=True)
+
+    def proxy_config(docs: list[dict[str, object]]) -> dict[str, object]:
+        (config,) = [d for d in docs if d["kind"] == "ConfigMap" and
+                     d["metadata"]["name"] == "kube-proxy"]  # type: ignore[index]  # fmt: skip
+        return yaml.safe_load(config["data"]["config.conf"])  # type: ignore[index]
+
+    assert proxy_config(docs)["conntrack"] == {"maxPerCore": 0}
+    assert proxy_config(addons.all_addons(inventory, "host"))["conntrack"] == {"maxPerCore": 0}
+    assert "conntrack" not in proxy_config(addons.all_addons(inventory, "static-pods"))
+    assert "conntrack" not in proxy_config(addons.all_addons(inventory))
+
+
 def test_strict_validation_catches_a_misspelt_field(inventory: Inventory) -> None:
     # The check above can fail: a field the schema does not know is refused.
     pod = pods.static_pod(inventory, inventory.server("fohn"), "kube-scheduler")
