@@ -338,7 +338,6 @@ LOCAL_WORK: dict[str, str] = {
     "os.refuse": "labctl.install.work:RefuseWork",
     "os.await-install": "labctl.install.work:AwaitInstallWork",
     "os.await-ssh": "labctl.install.work:AwaitSshWork",
-    # Per server: kubernetes.binaries with subject fohn is BinariesWork("fohn").
     "kubernetes.binaries": "labctl.kube.work:BinariesWork",
     "kubernetes.ready": "labctl.kube.work:ReadyWork",
     "kubernetes.addons": "labctl.kube.work:AddonsWork",

@@ -1,7 +1,7 @@
 """The kubernetes layer's local work: binaries on the nodes, the API ready, the addons
 applied, every server a Node.
 
-``kubernetes.binaries`` (one per server) sends the node the binaries of the
+``kubernetes.binaries`` sends every node, all at once, the binaries of the
 inventory's version it lacks, from this machine's build (``kube/delivery.py``);
 ``kubernetes.ready`` waits for ``/readyz`` through the API endpoint with the admin
 certificate; ``kubernetes.addons`` server-side applies what the cluster needs
@@ -11,7 +11,9 @@ certificate; ``kubernetes.addons`` server-side applies what the cluster needs
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, TypeVar
 
 from labctl.errors import LabctlError
 from labctl.kube import delivery
@@ -23,45 +25,72 @@ if TYPE_CHECKING:
     from labctl.drivers.ssh import SshSession
     from labctl.engine.layer import LayerContext
 
+T = TypeVar("T")
+
+
+def _in_parallel(ctx: LayerContext, each: Callable[[str], T]) -> dict[str, T | LabctlError]:
+    """``each(server)`` for every server at once (one SSH connection each): a converged
+    run pays one round trip, not one per server in turn."""
+    servers = [s.name for s in common.nodes(ctx.inventory)]
+
+    def guarded(name: str) -> T | LabctlError:
+        try:
+            return each(name)
+        except LabctlError as exc:
+            return exc
+
+    with ThreadPoolExecutor(max_workers=max(1, len(servers))) as pool:
+        return dict(zip(servers, pool.map(guarded, servers), strict=True))
+
 
 class BinariesWork:
-    """The binaries ``server`` runs, at the inventory's version, in its binary_dir."""
+    """Every server's binaries at the inventory's version in its binary_dir."""
 
-    def __init__(self, server: str) -> None:
-        self.server = server
-
-    def _wanted(self, ctx: LayerContext) -> tuple[str, list[str], str]:
+    def _wanted(self, ctx: LayerContext, server: str) -> tuple[str, list[str], str]:
         """The folder on the node, the binaries it must hold there, and their version."""
         inventory = ctx.inventory
         runtime = common.runtime(inventory, ctx.standins.kube_runtime)
-        names = common.node_binaries(inventory, inventory.server(self.server), runtime)
-        folder = ctx.on_node(self.server, common.bin_dir(inventory, ctx.standins.kube_bin_dir))
+        names = common.node_binaries(inventory, inventory.server(server), runtime)
+        folder = ctx.on_node(server, common.bin_dir(inventory, ctx.standins.kube_bin_dir))
         return folder, names, common.version(inventory)
 
-    def _ssh(self, ctx: LayerContext) -> SshSession:
+    def _ssh(self, ctx: LayerContext, server: str) -> SshSession:
         from labctl.drivers.ssh import SshSession
         from labctl.engine.targets import ssh_target
 
-        return SshSession(ssh_target(ctx.inventory, ctx.base_dir, self.server))
+        return SshSession(ssh_target(ctx.inventory, ctx.base_dir, server))
 
-    def apply(self, ctx: LayerContext) -> bool:
+    def _stale(self, ctx: LayerContext, server: str) -> list[delivery.Stale]:
+        folder, names, want = self._wanted(ctx, server)
+        with self._ssh(ctx, server) as ssh:
+            return delivery.node_stale(ssh, folder, names, want)
+
+    def _ensure(self, ctx: LayerContext, server: str) -> bool:
         from labctl.kube.binaries import bin_dir
 
-        folder, names, want = self._wanted(ctx)
-        with self._ssh(ctx) as ssh:
+        folder, names, want = self._wanted(ctx, server)
+        with self._ssh(ctx, server) as ssh:
             stale = delivery.node_stale(ssh, folder, names, want)
             if stale:
                 delivery.deliver(ssh, folder, stale, bin_dir(want), want)
         return bool(stale)
 
+    def apply(self, ctx: LayerContext) -> bool:
+        done = _in_parallel(ctx, lambda server: self._ensure(ctx, server))
+        failed = [f"{name}: {r}" for name, r in done.items() if isinstance(r, LabctlError)]
+        if failed:
+            raise LabctlError("; ".join(failed))
+        return any(r is True for r in done.values())
+
     def observe(self, ctx: LayerContext) -> str | None:
-        folder, names, want = self._wanted(ctx)
-        try:
-            with self._ssh(ctx) as ssh:
-                stale = delivery.node_stale(ssh, folder, names, want)
-        except LabctlError as exc:  # a dry run before the node is up says so, not fails
-            return f"{self.server} cannot be asked yet ({exc}); its binaries would be sent"
-        return "; ".join(s.describe(want) for s in stale) or None
+        want = common.version(ctx.inventory)
+        said = []
+        for name, found in _in_parallel(ctx, lambda server: self._stale(ctx, server)).items():
+            if isinstance(found, LabctlError):  # a dry run before the node is up says so
+                said.append(f"{name} cannot be asked yet ({found}); its binaries would be sent")
+            elif found:
+                said.append(f"{name}: " + ", ".join(s.describe(want) for s in found))
+        return "; ".join(said) or None
 
 
 def _addons(ctx: LayerContext) -> list[Doc]:

@@ -1,6 +1,6 @@
 """The kubernetes layer: the control plane on its nodes, a kubelet on every server.
 
-Five plans, in order. First, from the operator's machine, every server gets the
+Five plans, in order. First, from the operator's machine, every server at once gets the
 Kubernetes binaries it runs in ``binary_dir`` at the inventory's version, sent from
 this machine's build where the node lacks them (local work ``kubernetes.binaries``,
 ``kube/delivery.py``). Then on every server each service's files are written
@@ -146,19 +146,21 @@ def pki_digest(ctx: LayerContext, node: str) -> str:
     return h.hexdigest()
 
 
-def binaries_step(ctx: LayerContext, server: Server) -> LocalStep:
-    """The node gets the binaries it runs at the inventory's version, from this machine's
-    build, unless it has them (local work ``kubernetes.binaries``)."""
+def binaries_step(ctx: LayerContext) -> LocalStep:
+    """Every node gets the binaries it runs at the inventory's version, from this
+    machine's build, unless it has them (local work ``kubernetes.binaries``)."""
     inventory = ctx.inventory
     runtime = c.runtime(inventory, ctx.standins.kube_runtime)
-    names = c.node_binaries(inventory, server, runtime)
     folder = c.bin_dir(inventory, ctx.standins.kube_bin_dir)
     want = c.version(inventory)
+    each = [
+        f"{server.name} ({', '.join(c.node_binaries(inventory, server, runtime))})"
+        for server in c.nodes(inventory)
+    ]
     return LocalStep(
         "kubernetes.binaries",
-        f"{', '.join(names)} {want} in {folder} on {server.name}",
-        hashlib.sha256(f"{want}\0{folder}\0{' '.join(names)}".encode()).hexdigest(),
-        subject=server.name,
+        f"Kubernetes {want} in {folder} on {', '.join(each)}",
+        hashlib.sha256(f"{want}\0{folder}\0{' '.join(each)}".encode()).hexdigest(),
     )
 
 
@@ -230,9 +232,7 @@ class KubernetesLayer:
     def plans(self, ctx: LayerContext) -> Iterator[Plan]:
         inventory = ctx.inventory
         # The binaries first, from this machine: a node's units and kubelet exec them.
-        yield Plan.of(
-            "kubernetes: binaries", [binaries_step(ctx, server) for server in c.nodes(inventory)]
-        )
+        yield Plan.of("kubernetes: binaries", [binaries_step(ctx)])
         actions: list[Action] = []
         digests = []
         for server in c.nodes(inventory):

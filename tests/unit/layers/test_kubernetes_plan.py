@@ -84,20 +84,18 @@ def test_binaries_come_from_the_given_folder_with_the_version_in_its_name(tmp_pa
     ctx = _ctx(tmp_path, kube_runtime="host", kube_bin_dir="/cache/{version}/bin")
     first = next(iter(KubernetesLayer().plans(ctx)))
     assert first.layer == "kubernetes: binaries"
-    steps = {s.action.subject: s.action for s in first.steps}  # type: ignore[attr-defined]
-    assert sorted(steps) == ["chequita", "fohn", "wind"]
-    assert steps["fohn"].name == "kubernetes.binaries"
-    assert steps["fohn"].detail == (
-        "kube-apiserver, kube-controller-manager, kube-scheduler, kubelet v1.36.3"
-        " in /cache/v1.36.3/bin on fohn"
+    (step,) = first.steps
+    assert step.action.name == "kubernetes.binaries"  # type: ignore[attr-defined]
+    assert step.action.describe() == (
+        "Kubernetes v1.36.3 in /cache/v1.36.3/bin on fohn (kube-apiserver,"
+        " kube-controller-manager, kube-scheduler, kubelet), chequita (kubelet), wind (kubelet)"
     )
-    assert steps["wind"].detail == "kubelet v1.36.3 in /cache/v1.36.3/bin on wind"
     units = [a for a in _actions(ctx) if isinstance(a, PutFile) and a.path.endswith(".service")]
     assert any(b"/cache/v1.36.3/bin/kube-apiserver " in u.content for u in units)
     # Static pods carry the control plane in images: fohn needs only its kubelet then.
     pods = _ctx(tmp_path, kube_runtime="pods", kube_bin_dir="/cache/{version}/bin")
-    fohn = next(s.action for s in next(iter(KubernetesLayer().plans(pods))).steps)
-    assert fohn.detail.startswith("kubelet v1.36.3")  # type: ignore[attr-defined]
+    (step,) = next(iter(KubernetesLayer().plans(pods))).steps
+    assert "fohn (kubelet), chequita (kubelet)" in step.action.describe()
 
 
 def test_dry_run_without_a_pki_plans_without_certificate_digests(tmp_path: Path) -> None:
