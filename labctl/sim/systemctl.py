@@ -24,6 +24,7 @@ UNITS = Path("/etc/systemd/system")
 WANTS = UNITS / "multi-user.target.wants"
 RUN = Path("/run/labctl/units")
 LOG = Path("/var/log/labctl-systemctl.log")
+UNIT_LOGS = Path("/var/log/labctl-units")
 
 
 def log(message: str) -> None:
@@ -92,7 +93,7 @@ def start(name: str) -> int:
         raise SystemExit(f"{name} has no ExecStart=")
     argv = shlex.split(commands[0].lstrip("-@+!:"))
     RUN.mkdir(parents=True, exist_ok=True)
-    out = Path("/var/log/labctl-units") / f"{name}.log"
+    out = UNIT_LOGS / f"{name}.log"
     out.parent.mkdir(parents=True, exist_ok=True)
     with out.open("ab") as handle:
         process = subprocess.Popen(
@@ -104,6 +105,25 @@ def start(name: str) -> int:
     return 0
 
 
+def group_alive(pgid: int) -> bool:
+    """Whether any live process is still in process group ``pgid``.
+
+    The unit's leader exits at SIGTERM long before daemons it started have
+    let go of their ports; starting again before they have would leave the new
+    ones unable to bind (snmpd then exits, and the unit runs on without it).
+    """
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = Path(entry.path, "stat").read_text().rsplit(")", 1)[1].split()
+        except (FileNotFoundError, ProcessLookupError):  # exited while we looked
+            continue
+        if fields[0] not in ("Z", "X") and int(fields[2]) == pgid:
+            return True
+    return False
+
+
 def stop(name: str) -> int:
     pid = pid_of(name)
     if pid is None:
@@ -112,11 +132,14 @@ def stop(name: str) -> int:
     with contextlib.suppress(ProcessLookupError):  # exited since pid_of looked
         os.killpg(pid, signal.SIGTERM)
     deadline = time.monotonic() + 5
-    while pid_of(name) and time.monotonic() < deadline:
+    while group_alive(pid) and time.monotonic() < deadline:
         time.sleep(0.05)
-    if pid_of(name):
+    if group_alive(pid):
         with contextlib.suppress(ProcessLookupError):  # it may exit at last meanwhile
             os.killpg(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 5
+        while group_alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
     (RUN / f"{name}.pid").unlink(missing_ok=True)
     log(f"stop {name}: pid {pid}")
     return 0
