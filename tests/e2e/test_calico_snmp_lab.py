@@ -63,8 +63,15 @@ def test_bgp_status_over_snmp_matches_the_ssh_path(lab: Lab) -> None:
     over_snmp = sessions_with(status, "astrid")
     assert over_snmp == {n: over_ssh[a] for n, a in nodes.items()}
     assert set(over_snmp.values()) == {"Established"}
-    routes = parse.frr_bgp_routes(vtysh_json(lab, "show ip route bgp json"))
-    # BGP4-MIB says which prefixes astrid holds paths for, not which it installed.
+    # BGP4-MIB says which prefixes astrid holds paths for, not which it installed: the
+    # status can be read in the moment bgpd holds the blocks and zebra has yet to install
+    # them (seen on this machine), so ask FRR until its routing table has them too.
+    deadline = time.monotonic() + 15
+    while True:
+        routes = parse.frr_bgp_routes(vtysh_json(lab, "show ip route bgp json"))
+        if set(BLOCKS.values()) <= set(routes) or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
     held = learned(status, "astrid")
     assert set(routes) <= held, walk("1.3.6.1.2.1.15.6.1.6")
     assert held - set(routes) <= {"31.31.164.208/28"}  # the connected route wins it
