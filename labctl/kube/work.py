@@ -50,7 +50,7 @@ class BinariesWork:
         """The folder on the node, the binaries it must hold there, and their version."""
         inventory = ctx.inventory
         runtime = common.runtime(inventory, ctx.standins.kube_runtime)
-        names = common.node_binaries(inventory, inventory.server(server), runtime)
+        names = common.binaries_by_node(inventory, runtime)[server]
         folder = ctx.on_node(server, common.bin_dir(inventory, ctx.standins.kube_bin_dir))
         return folder, names, common.version(inventory)
 

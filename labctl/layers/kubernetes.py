@@ -154,8 +154,8 @@ def binaries_step(ctx: LayerContext) -> LocalStep:
     folder = c.bin_dir(inventory, ctx.standins.kube_bin_dir)
     want = c.version(inventory)
     each = [
-        f"{server.name} ({', '.join(c.node_binaries(inventory, server, runtime))})"
-        for server in c.nodes(inventory)
+        f"{name} ({', '.join(names)})"
+        for name, names in c.binaries_by_node(inventory, runtime).items()
     ]
     return LocalStep(
         "kubernetes.binaries",

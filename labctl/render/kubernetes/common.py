@@ -99,6 +99,11 @@ def node_binaries(inventory: Inventory, server: Server, runtime: str) -> list[st
     return [*(CONTROL_PLANE if units else ()), "kubelet"]
 
 
+def binaries_by_node(inventory: Inventory, runtime: str) -> dict[str, list[str]]:
+    """What every node must hold in binary_dir (``node_binaries``), by server name."""
+    return {server.name: node_binaries(inventory, server, runtime) for server in nodes(inventory)}
+
+
 def control_plane(inventory: Inventory) -> list[Server]:
     return inventory.with_role("control-plane")
 
