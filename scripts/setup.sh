@@ -13,7 +13,8 @@ VENV="$ROOT/.venv"
 # containerd and runc for the kubelets of the simulated lab, and the reference CNI
 # plugins for the pod network that stands in for calico-node's; gcc and libc6-dev
 # build the pause image's static binary (labctl/kube/images.py); iptables (nft backend)
-# is copied into kube-proxy's image from this machine (labctl/kube/images.py).
+# is copied into kube-proxy's image from this machine (labctl/kube/images.py); dig asks
+# the cluster's DNS in the end-to-end tests.
 DEBIAN_PACKAGES=(
   python3-venv openipmi ipmitool snmpd snmp openssh-server openssh-client
   golang-cfssl etcd-server etcd-client openssl iproute2 procps util-linux
@@ -22,7 +23,7 @@ DEBIAN_PACKAGES=(
   ceph-mon ceph-mgr ceph-osd ceph-mds ceph-fuse ceph-common ceph-base
   qemu-system-x86 qemu-utils ipxe ipxe-qemu dnsmasq-base ignition ovmf udev
   linux-image-amd64 busybox-static e2fsprogs cpio gpg gpgv
-  gcc libc6-dev iptables
+  gcc libc6-dev iptables bind9-dnsutils
 )
 
 # BIRD 1.6.8, the BIRD calico-node embeds, stands in for calico-node on the

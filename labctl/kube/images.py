@@ -10,7 +10,10 @@ sandbox image (``pause``) is built from ``build/pause/linux/pause.c`` of the
 ``k8s.io/kubernetes`` module source with ``gcc -static``. kube-proxy's image also
 carries the host's iptables (the nft backend, ``xtables-nft-multi``, its extensions and
 the shared libraries they load), copied at the same paths, because kube-proxy execs
-``iptables-restore`` and friends to write its rules.
+``iptables-restore`` and friends to write its rules. CoreDNS, which is not part of
+Kubernetes, is built here too, from its own Go module at the version its image tag
+names (``go install github.com/coredns/coredns@VERSION``: its own go.mod and go.sum,
+checked against the Go checksum database), static, once per version.
 
 Archives land beside the binaries in the version's cache folder (``.../v1.36.3/images``)
 with a stamp of their inputs' hashes, so a second run builds nothing. Writing an
@@ -24,6 +27,7 @@ import io
 import json
 import os
 import posixpath
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -33,6 +37,7 @@ from pathlib import Path
 
 from labctl.files import write_atomic
 from labctl.kube.binaries import bin_dir, cache_root
+from labctl.render.kubernetes.addons import COREDNS_IMAGE
 
 REGISTRY = "registry.k8s.io"
 CONTROL_PLANE = ("kube-apiserver", "kube-controller-manager", "kube-scheduler")
@@ -53,6 +58,8 @@ MERGED_USR = (("bin", "usr/bin"), ("sbin", "usr/sbin"), ("lib", "usr/lib"), ("li
 # told to use it (sandbox_image), so it never tries to pull another.
 PAUSE_TAG = "3.10.2"
 PAUSE_IMAGE = f"{REGISTRY}/pause:{PAUSE_TAG}"
+COREDNS_MODULE = "github.com/coredns/coredns"
+COREDNS_VERSION = COREDNS_IMAGE.rsplit(":", 1)[1]
 # Fixed so the same binary gives the same archive (and the same image id) every time.
 EPOCH = 0
 
@@ -258,9 +265,32 @@ def build_pause(source: Path, out: Path) -> None:
     )  # fmt: skip
 
 
+def coredns_binary(version: str = COREDNS_VERSION) -> Path:
+    return cache_root() / "coredns" / version / "coredns"
+
+
+def build_coredns(out: Path, version: str = COREDNS_VERSION) -> None:
+    """CoreDNS ``version`` at ``out``, built with this machine's Go unless it is there."""
+    if out.exists():
+        return
+    work = out.parent / f".build.{os.getpid()}"
+    work.mkdir(parents=True, exist_ok=True)
+    try:
+        subprocess.run(
+            ["go", "install", "-trimpath", "-ldflags", "-s -w", f"{COREDNS_MODULE}@{version}"],
+            env={**os.environ, "GOBIN": str(work), "CGO_ENABLED": "0"},
+            check=True,
+        )
+        os.replace(work / "coredns", out)  # whole or not at all
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
 def images(version: str, pause_binary: Path, with_iptables: bool = True) -> list[Image]:
-    """Every image of ``version``; ``with_iptables=False`` leaves kube-proxy's iptables out
-    (it reads this machine's files, which a test that only checks names need not)."""
+    """Every image the pods run: ``version``'s, the sandbox's and CoreDNS's.
+
+    ``with_iptables=False`` leaves kube-proxy's iptables out (it reads this machine's
+    files, which a test that only checks names need not)."""
     binaries = bin_dir(version)
     found = [
         Image(
@@ -281,6 +311,7 @@ def images(version: str, pause_binary: Path, with_iptables: bool = True) -> list
         )
     )
     found.append(Image(PAUSE_IMAGE, pause_binary, "/pause", ("/pause",)))
+    found.append(Image(f"{REGISTRY}/{COREDNS_IMAGE}", coredns_binary(), "/coredns", ("/coredns",)))
     return found
 
 
@@ -306,6 +337,7 @@ def build(version: str, modcache: Path) -> Path:
         raise SystemExit(f"{source} is missing: scripts/build-kubernetes.sh downloads the module")
     pause = dest / "pause" / "pause"
     build_pause(source, pause)
+    build_coredns(coredns_binary())
     items = images(version, pause)
     missing = [i.binary for i in items if not i.binary.exists()]
     if missing:

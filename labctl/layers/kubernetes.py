@@ -25,6 +25,7 @@ from labctl.errors import LabctlError
 from labctl.inventory.model import Server
 from labctl.render.kubernetes import common as c
 from labctl.render.kubernetes import host, kubelet
+from labctl.render.kubernetes.addons import coredns_image
 from labctl.render.kubernetes.node import Service, services
 
 # The pods runtime's images, imported into the node's containerd unless it has them:
@@ -52,8 +53,9 @@ def image_imports(ctx: LayerContext, server: Server) -> list[Action]:
     inventory = ctx.inventory
     if c.runtime(inventory, ctx.standins.kube_runtime) != "pods":
         return []
-    # kube-proxy's DaemonSet runs on every node (its pods use host networking).
-    wanted = [host.SANDBOX_IMAGE, c.image(inventory, "kube-proxy")]
+    # kube-proxy's DaemonSet runs on every node (its pods use host networking); CoreDNS's
+    # Deployment may put its pods on any of them.
+    wanted = [host.SANDBOX_IMAGE, c.image(inventory, "kube-proxy"), coredns_image(inventory)]
     if server in c.control_plane(inventory):
         wanted += [c.image(inventory, component) for component in c.CONTROL_PLANE]
     folder = c.image_dir(c.bin_dir(inventory, ctx.standins.kube_bin_dir))

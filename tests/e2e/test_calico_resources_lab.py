@@ -5,7 +5,8 @@ kubernetes and calico (FRR on the switches, BIRD 1.6 and the stand-in CNI
 configuration on the nodes), ``calico-resources`` applies the stand-in
 definitions, the IPPool, BGPConfiguration, BGPPeers and each Node's BGP
 annotations, and every Node turns Ready (containerd found a pod network). The
-real kubectl reads it all back. Then a manifest named by URL and SHA-256: a
+real kubectl reads it all back. CoreDNS runs on that pod network and answers
+`dig` for the `kubernetes` Service from every node. Then a manifest named by URL and SHA-256: a
 wrong digest is refused with nothing applied; the right one is fetched into the
 cache and its definitions applied (only those, while BIRD stands in for
 calico-node); without the stand-in its other objects are applied too.
@@ -21,11 +22,20 @@ import pytest
 import yaml
 
 from labctl.inventory import require_inventory
+from labctl.inventory.model import Inventory
 from labctl.render import calico as calico_render
 from labctl.render import calico_standin
+from labctl.render.kubernetes import common as kube_common
 from tests.conftest import REFERENCE
-from tests.e2e.conftest import Lab
-from tests.e2e.test_kubernetes_lab import bootstrap, diagnose, kubectl, labctl, outcomes
+from tests.e2e.conftest import NODES, Lab
+from tests.e2e.test_kubernetes_lab import (
+    SERVICE_IP,
+    bootstrap,
+    diagnose,
+    kubectl,
+    labctl,
+    outcomes,
+)
 from tests.labctl_process import run_labctl
 
 pytestmark = pytest.mark.e2e
@@ -61,6 +71,41 @@ def _name_manifest(lab: Lab, url: str, sha256: str) -> None:
     path.write_text(text)
 
 
+def _cluster_dns_answers_on_every_node(lab: Lab, inventory: Inventory) -> None:
+    """CoreDNS's pods (the image labctl built from CoreDNS's module) Running and ready on
+    the pod network, and its Service answering from every node: from a node that runs
+    none of them, kube-proxy's rules send the query to a pod on another node, over the
+    routes BIRD learned; CoreDNS answers from what it read from the API server through
+    the ``kubernetes`` Service."""
+    from_ = time.monotonic()
+    end = from_ + 180
+    while True:
+        pods = _items(lab, "pods", "-n", "kube-system", "-l", "k8s-app=kube-dns")
+        ready = {
+            str(p["metadata"]["name"]): (p["spec"].get("nodeName"), p["status"].get("podIP"))  # type: ignore[index, union-attr]
+            for p in pods
+            if p["status"].get("phase") == "Running"  # type: ignore[union-attr]
+            and all(s.get("ready") for s in p["status"].get("containerStatuses", [{}]))  # type: ignore[union-attr]
+        }
+        if len(ready) == 2:
+            break
+        assert time.monotonic() < end, f"{json.dumps(pods)[-3000:]}\n{diagnose(lab)}"
+        time.sleep(1)
+    hosts = {node for node, _ in ready.values()}
+    assert all(ip.startswith("10.188.") for _, ip in ready.values()), ready  # the pod network
+    assert set(NODES) - hosts, "some node runs no CoreDNS pod"  # 2 replicas, 3 nodes
+    service = kube_common.cluster_dns(inventory)
+    domain = inventory.cluster.kubernetes.cluster_domain
+    ask = f"dig +short +time=2 +tries=1 @{service} kubernetes.default.svc.{domain} A"
+    for name, address in NODES.items():
+        end = time.monotonic() + 30
+        while (answer := lab.ssh(address, ask)).stdout.strip() != SERVICE_IP:
+            assert time.monotonic() < end, f"{name}: {answer.stdout}{answer.stderr}"
+            time.sleep(1)
+    print(f"CoreDNS ready and answering on every node: {time.monotonic() - from_:.1f} s"
+          f" after every Node was Ready (its pods on {', '.join(sorted(hosts))})")  # fmt: skip
+
+
 def test_calico_resources_on_the_api_and_every_node_ready(lab: Lab) -> None:
     bootstrap(lab, "--only", "power", "--only", "pki")
     start = time.monotonic()
@@ -80,6 +125,8 @@ def test_calico_resources_on_the_api_and_every_node_ready(lab: Lab) -> None:
         assert ready and ready[0]["status"] == "True", f"{name}: {ready}\n{diagnose(lab)}"
 
     inventory = require_inventory(REFERENCE)
+    _cluster_dns_answers_on_every_node(lab, inventory)
+
     pools = _items(lab, "ippools.projectcalico.org")
     assert [p["spec"] for p in pools] == [calico_render.ip_pool(inventory)["spec"]]  # type: ignore[index]
     config = _items(lab, "bgpconfigurations.projectcalico.org")

@@ -10,8 +10,11 @@ import json
 import tarfile
 from pathlib import Path
 
+from labctl.inventory import require_inventory
 from labctl.kube import images
 from labctl.render.kubernetes import host
+from labctl.render.kubernetes.addons import coredns_image
+from tests.conftest import REFERENCE
 
 
 def _files(archive: bytes) -> dict[str, bytes]:
@@ -60,8 +63,10 @@ def test_the_images_are_named_as_the_manifests_and_containerd_want() -> None:
         "registry.k8s.io/kube-scheduler:v1.36.3",
         "registry.k8s.io/kube-proxy:v1.36.3",
         host.SANDBOX_IMAGE,
+        coredns_image(require_inventory(REFERENCE)),  # CoreDNS's own version, not Kubernetes'
     }
     assert images.archive_name(host.SANDBOX_IMAGE) == "pause.tar"
+    assert images.archive_name(coredns_image(require_inventory(REFERENCE))) == "coredns.tar"
 
 
 def _layer_members(archive: bytes) -> dict[str, tarfile.TarInfo]:

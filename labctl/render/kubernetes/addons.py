@@ -166,6 +166,11 @@ def kube_proxy(inventory: Inventory, runtime: str | None = None) -> list[Doc]:
     ]
 
 
+def coredns_image(inventory: Inventory) -> str:
+    """CoreDNS's image under the inventory's registry (its tag is CoreDNS's own version)."""
+    return f"{inventory.cluster.kubernetes.image_registry.rstrip('/')}/{COREDNS_IMAGE}"
+
+
 def coredns(inventory: Inventory) -> list[Doc]:
     k = inventory.cluster.kubernetes
     labels = {"k8s-app": "kube-dns"}
@@ -194,7 +199,6 @@ def coredns(inventory: Inventory) -> list[Doc]:
             "",
         ]
     )
-    registry = k.image_registry.rstrip("/")
     return [
         {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": _meta("coredns", SYSTEM)},
         {
@@ -247,7 +251,7 @@ def coredns(inventory: Inventory) -> list[Doc]:
                         "containers": [
                             {
                                 "name": "coredns",
-                                "image": f"{registry}/{COREDNS_IMAGE}",
+                                "image": coredns_image(inventory),
                                 "args": ["-conf", "/etc/coredns/Corefile"],
                                 "ports": [
                                     {"name": "dns", "containerPort": 53, "protocol": "UDP"},

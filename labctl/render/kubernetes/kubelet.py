@@ -96,16 +96,36 @@ def mount_cgroups() -> list[str]:
 
 
 def host_wrapper() -> str:
-    """The host runtime's kubelet wrapper, run in a mount namespace of the kubelet's own.
+    """The simulated runtimes' kubelet wrapper: the kubelet in a mount namespace of its own.
 
     A simulated node's /sys is the fresh sysfs `ip netns exec` mounts, with no cgroup
     hierarchies under it: they are mounted again here, as /proc/self/cgroup lists them.
     Then the kernel tunables the kubelet insists on become files, and the kubelet runs.
+    Those mounts stay the kubelet's; the ones it makes under its own directory (a pod's
+    ServiceAccount token, on tmpfs) must reach containerd, which runs in the node's
+    namespace and bind-mounts them into the pod's containers: that directory is made a
+    shared mount first, in the node's namespace, and the kubelet's copy stays its peer.
     """
+    kubelet_dir = c.KUBELET_DIR
     lines = [
         "#!/bin/sh",
-        "# Written by labctl (host runtime): cgroups visible, kernel tunables as files.",
+        "# Written by labctl (simulated runtimes): cgroups visible, kernel tunables as files.",
         "set -e",
+        'if [ "${LABCTL_KUBELET_NS:-}" != 1 ]; then',
+        f"  mkdir -p {kubelet_dir}",
+        f"  mountpoint -q {kubelet_dir} || mount --bind {kubelet_dir} {kubelet_dir}",
+        f"  mount --make-shared {kubelet_dir}",
+        # The sim's systemctl starts enabled units at boot in name order, kubelet before
+        # labctl-containerd, and restarts none: the kubelet exits when it finds no CRI
+        # socket, so it waits for containerd's (up to 30 s) as After= would order it.
+        # Waiting here, before the namespace is copied, also keeps the copy from catching
+        # containerd's wrapper half-way through mounting the cgroup hierarchies.
+        "  i=0",
+        f"  while [ ! -S {c.CONTAINERD_SOCKET} ] && [ $i -lt 300 ]; do",
+        "    sleep 0.1; i=$((i + 1))",
+        "  done",
+        '  LABCTL_KUBELET_NS=1 exec unshare --mount --propagation unchanged /bin/sh "$0" "$@"',
+        "fi",
         *mount_cgroups(),
         "d=/run/labctl/kubelet-sysctl",
         "mkdir -p $d",
@@ -114,22 +134,14 @@ def host_wrapper() -> str:
         flat = name.replace("/", ".")
         lines.append(f"echo {value} > $d/{flat}")
         lines.append(f"mount --bind $d/{flat} /proc/sys/{name}")
-    lines += [
-        # The sim's systemctl starts enabled units at boot in name order, kubelet before
-        # labctl-containerd, and restarts none: the kubelet exits when it finds no CRI
-        # socket, so it waits for containerd's (up to 30 s) as After= would order it.
-        "i=0",
-        f"while [ ! -S {c.CONTAINERD_SOCKET} ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i + 1)); done",
-        'exec "$@"',
-    ]
+    lines.append('exec "$@"')
     return "\n".join(lines) + "\n"
 
 
 def exec_start(inventory: Inventory, server: Server, runtime: str, bin_dir: str) -> str:
     argv = [f"{bin_dir}/kubelet", *flags.kubelet(inventory, server)]
     if c.shared_host(runtime):
-        argv = ["/usr/bin/unshare", "--mount", "--propagation", "private", "/bin/sh",
-                HOST_WRAPPER, *argv]  # fmt: skip
+        argv = ["/bin/sh", HOST_WRAPPER, *argv]
     return " ".join(argv)
 
 
