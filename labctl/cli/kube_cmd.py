@@ -45,7 +45,12 @@ def kubeconfig(
 
 @app.command()
 def status(inventory: Path = InventoryOption, output: OutputFormat = OutputOption) -> None:
-    """API health, control-plane components and Nodes (exit 1 if any is unwell or missing).
+    """API health, control-plane components, Nodes and addons (exit 1 if the API, a
+    component or a Node is unwell or missing).
+
+    The addons' pods (kube-proxy, CoreDNS) are shown with their ready counts but do not
+    change the exit code: CoreDNS needs the pod network, which the calico layers bring
+    after this one.
 
     Example: labctl kubernetes status -o json
     """
@@ -86,8 +91,19 @@ def status(inventory: Path = InventoryOption, output: OutputFormat = OutputOptio
             nodes.add_row(n["name"], n["address"], n["kubelet_version"], ready)
         for name in found["missing_nodes"]:
             nodes.add_row(name, "", "", "[red]not registered[/]")
+        addons = Table(title="addons")
+        for column in ("addon", "namespace", "ready"):
+            addons.add_column(column)
+        for a in found["addons"]:
+            if a["desired"] is None:
+                count = "[red]not in the API[/]"
+            else:
+                count = f"{a['ready']}/{a['desired']}"
+                count = count if a["healthy"] else f"[yellow]{count}[/]"
+            addons.add_row(f"{a['kind']} {a['name']}", a["namespace"], count)
         if api["ready"]:
             console.print(components)
             console.print(nodes)
+            console.print(addons)
     if unwell:
         raise typer.Exit(1)

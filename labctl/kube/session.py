@@ -3,8 +3,9 @@
 The endpoint is ``cluster.kubernetes.api_endpoint``; the certificate is the
 ``admin`` client certificate from the PKI store (its CN is the operator, in
 ``system:masters``). Readiness, Nodes, the control-plane components' leases,
-applying the addons and the operator's kubeconfig are decided here once, for the
-layer's local work and for ``labctl kubernetes`` / ``labctl kubeconfig`` alike.
+applying the addons and how many of their pods are ready, and the operator's
+kubeconfig are decided here once, for the layer's local work and for
+``labctl kubernetes`` / ``labctl kubeconfig`` alike.
 """
 
 from __future__ import annotations
@@ -44,6 +45,48 @@ class NodeState:
             "kubelet_version": self.kubelet_version,
             "address": self.address,
         }
+
+
+# The addons that run pods; each is shown by its ready count (`kubernetes status`).
+WORKLOADS = ("DaemonSet", "Deployment")
+
+
+@dataclass(frozen=True)
+class AddonState:
+    kind: str
+    name: str
+    namespace: str
+    desired: int | None  # None: the object is not in the API
+    ready: int
+
+    @property
+    def healthy(self) -> bool:
+        return self.desired is not None and self.ready >= self.desired
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "name": self.name,
+            "namespace": self.namespace,
+            "desired": self.desired,
+            "ready": self.ready,
+            "healthy": self.healthy,
+        }
+
+
+def addon_state(doc: dict[str, Any], live: dict[str, Any] | None) -> AddonState:
+    """How many of an addon's pods should run and how many are ready, from its live object
+    (a DaemonSet's pods are one per eligible node; a Deployment's its replicas)."""
+    meta = doc["metadata"]
+    kind, name, namespace = doc["kind"], meta["name"], meta.get("namespace", "")
+    if live is None:
+        return AddonState(kind, name, namespace, None, 0)
+    status = live.get("status", {})
+    if kind == "DaemonSet":
+        desired, ready = status.get("desiredNumberScheduled", 0), status.get("numberReady", 0)
+    else:
+        desired, ready = live.get("spec", {}).get("replicas", 1), status.get("readyReplicas", 0)
+    return AddonState(kind, name, namespace, int(desired), int(ready))
 
 
 def node_state(node: dict[str, Any]) -> NodeState:
@@ -201,6 +244,17 @@ class KubeSession:
             )
         return found
 
+    def addons(self) -> list[AddonState]:
+        """Every addon that runs pods (kube-proxy, CoreDNS), as the API has it now."""
+        from labctl.render.kubernetes.addons import all_addons
+
+        client = self.client()
+        return [
+            addon_state(doc, client.get(client.path_of(doc)))
+            for doc in all_addons(self.inventory)
+            if doc["kind"] in WORKLOADS
+        ]
+
     def status(self) -> dict[str, Any]:
         ready, why = self.readyz()
         result: dict[str, Any] = {
@@ -208,9 +262,11 @@ class KubeSession:
             "components": [],
             "nodes": [],
             "missing_nodes": [],
+            "addons": [],
         }
         if ready:
             result["components"] = self.leases()
+            result["addons"] = [a.as_dict() for a in self.addons()]
             nodes = self.nodes()
             result["nodes"] = [n.as_dict() for n in nodes]
             names = {n.name for n in nodes}

@@ -102,6 +102,10 @@ def _cluster_dns_answers_on_every_node(lab: Lab, inventory: Inventory) -> None:
         while (answer := lab.ssh(address, ask)).stdout.strip() != SERVICE_IP:
             assert time.monotonic() < end, f"{name}: {answer.stdout}{answer.stderr}"
             time.sleep(1)
+    status = labctl(lab, "kubernetes", "status", "-o", "json")
+    assert status.returncode == 0, status.stdout + status.stderr
+    addons = {a["name"]: a["healthy"] for a in json.loads(status.stdout)["addons"]}
+    assert addons == {"kube-proxy": True, "coredns": True}, status.stdout
     print(f"CoreDNS ready and answering on every node: {time.monotonic() - from_:.1f} s"
           f" after every Node was Ready (its pods on {', '.join(sorted(hosts))})")  # fmt: skip
 

@@ -286,6 +286,11 @@ def test_control_plane_and_kubelets_on_the_simulated_lab(lab: Lab) -> None:
     found = json.loads(status.stdout)
     assert found["api"]["ready"] and found["missing_nodes"] == [], found
     assert all(c["healthy"] for c in found["components"]), found["components"]
+    # kube-proxy ready on every node; CoreDNS wants its two pods but has no pod network
+    # in this test (no calico layer): shown, and the exit code stays 0.
+    addons = {a["name"]: (a["desired"], a["ready"]) for a in found["addons"]}
+    assert addons == {"kube-proxy": (3, 3), "coredns": (2, 0)}, found["addons"]
+    assert status.returncode == 0, status.stdout + status.stderr
 
     # A ServiceAccount token is issued and accepted (the API says who it is).
     assert kubectl(lab, "create", "serviceaccount", "e2e").returncode == 0

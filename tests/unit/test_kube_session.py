@@ -1,5 +1,5 @@
 """The Kubernetes driver's and session's pure parts: API paths, what "differs" means,
-how a Node's state is read. The real API is in tests/e2e/test_kubernetes_lab.py."""
+how a Node's and an addon's state are read. The real API is in tests/e2e/test_kubernetes_lab.py."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pytest
 
 from labctl.drivers.kube import object_path
 from labctl.errors import DriverError
-from labctl.kube.session import is_subset, node_state
+from labctl.kube.session import addon_state, is_subset, node_state
 
 
 def test_object_paths_follow_the_api_groups_and_namespaces() -> None:
@@ -51,3 +51,19 @@ def test_node_state_reads_readiness_and_why_not() -> None:
     assert (state.name, state.ready, state.reason) == ("wind", False, "NetworkPluginNotReady")
     assert (state.address, state.kubelet_version) == ("31.31.164.222", "v1.36.3")
     assert not node_state({"metadata": {"name": "new"}}).ready
+
+
+def test_addon_state_counts_ready_pods_against_those_wanted() -> None:
+    proxy = {"kind": "DaemonSet", "metadata": {"name": "kube-proxy", "namespace": "kube-system"}}
+    dns = {"kind": "Deployment", "metadata": {"name": "coredns", "namespace": "kube-system"}}
+    live_proxy = {"status": {"desiredNumberScheduled": 3, "numberReady": 3}}
+    assert addon_state(proxy, live_proxy).as_dict() == {
+        "kind": "DaemonSet", "name": "kube-proxy", "namespace": "kube-system",
+        "desired": 3, "ready": 3, "healthy": True,
+    }  # fmt: skip
+    # Before the pod network: the Deployment wants two, none is ready.
+    starting = addon_state(dns, {"spec": {"replicas": 2}, "status": {}})
+    assert (starting.desired, starting.ready, starting.healthy) == (2, 0, False)
+    assert addon_state(dns, {"spec": {"replicas": 2}, "status": {"readyReplicas": 2}}).healthy
+    missing = addon_state(dns, None)
+    assert (missing.desired, missing.healthy) == (None, False)
