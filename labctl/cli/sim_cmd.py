@@ -43,14 +43,23 @@ def up(
     """
     from rich.console import Console
 
+    from labctl.cli.bootstrap_cmd import StateDirOption as StateDir
+    from labctl.engine.journal import journal_path
     from labctl.inventory import require_inventory
     from labctl.sim.lab import up as sim_up
 
     lab = require_inventory(inventory)
+    # bootstrap's journal, where bootstrap run from here keeps it (its --state-dir).
+    journal_dir = Path(os.environ.get(str(StateDir.envvar)) or StateDir.default)
     # A spinner on a terminal (30 servers take seconds); nothing extra in a pipe or log.
     with Console(stderr=True).status("simulated lab: starting") as shown:
         said = sim_up(
-            lab, inventory, state_dir.resolve(), lambda phase: shown.update(phase), tuple(vm)
+            lab,
+            inventory,
+            state_dir.resolve(),
+            lambda phase: shown.update(phase),
+            tuple(vm),
+            journal_path(journal_dir.resolve()),
         )
     typer.echo(said)
 

@@ -33,9 +33,13 @@ class Entry:
     at: float
 
 
+def journal_path(state_dir: Path) -> Path:
+    return state_dir / "journal.jsonl"
+
+
 class Journal:
     def __init__(self, state_dir: Path) -> None:
-        self.path = state_dir / "journal.jsonl"
+        self.path = journal_path(state_dir)
         state_dir.mkdir(parents=True, exist_ok=True)
         self._applied: dict[tuple[str, str], Entry] = {}
         self._load()

@@ -452,11 +452,17 @@ def up(
     state: Path,
     progress: Callable[[str], None] = lambda _: None,
     vms: tuple[str, ...] = (),
+    journal: Path | None = None,
 ) -> str:
     """Bring the lab up; ``progress`` hears each phase as it starts.
 
     ``vms`` names servers that are VM nodes (``sim/vm.py``) instead of namespace nodes,
     each ``NAME`` or ``NAME:uefi`` (its firmware; SeaBIOS by default).
+
+    ``journal`` is bootstrap's journal for this lab. It remembers commands it ran on
+    machines (units enabled, daemons restarted) and skips them when asked again; a lab
+    built from nothing has none of them done, so a fresh lab starts it empty, and
+    ``down`` removes it with the lab.
     """
     require_root()
     choices = sim_vm.parse_choices(vms)  # a bad choice fails before anything is made
@@ -492,6 +498,12 @@ def up(
     }
     record.data["nodes"] = {n.name: {"netns": n.netns, "ssh": n.ssh_address} for n in plan.nodes}
     record.data["links"] = []
+    forgot = ""
+    if journal is not None:
+        record.data["journal"] = str(journal)
+        if journal.exists():
+            journal.unlink()
+            forgot = f" (bootstrap's journal of an earlier lab, {journal}, is forgotten)"
     record.save()
     _claim(plan, state)
     try:
@@ -521,7 +533,7 @@ def up(
     except BaseException:
         down(state)
         raise
-    return f"the simulated lab {plan.lab_id} is up: {len(plan.nodes)} nodes"
+    return f"the simulated lab {plan.lab_id} is up: {len(plan.nodes)} nodes{forgot}"
 
 
 def down(state: Path) -> str:
@@ -568,6 +580,9 @@ def down(state: Path) -> str:
         if json.loads(owner.read_text()).get("state") == str(state):
             owner.unlink()
     shutil.rmtree(state)
+    journal = record.data.get("journal")
+    if journal:  # what bootstrap remembers doing to machines that are gone now
+        Path(journal).unlink(missing_ok=True)
     return "the simulated lab is down; everything it made is gone"
 
 
