@@ -43,6 +43,7 @@ _CHOICES: dict[str, tuple[str, ...] | None] = {
     CEPH_RUNTIME: ("container", "host"),
     CEPH_CONFIG: None,
 }
+NAMES = tuple(_CHOICES)
 
 
 @dataclass(frozen=True)
