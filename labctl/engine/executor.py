@@ -128,6 +128,9 @@ class Executor:
 
     def apply(self, plan: Plan) -> RunReport:
         start = time.monotonic()
+        if not self.options.dry_run:
+            for target in sorted(plan.forgets):
+                self.journal.forget(target)
         done = {step.id: threading.Event() for step in plan.steps}
         failed: set[str] = set()
         results: list[StepResult] = []

@@ -9,6 +9,10 @@ An entry belongs to the layer that applied it (the part of the plan's name
 before the colon: "etcd" for "etcd: members"): two layers may send the same
 command to the same node (`systemctl daemon-reload`) for different reasons,
 and each must remember its own, or every run would redo one of them.
+
+A machine installed again has none of what the journal remembers of it done: the
+os layer's install plan names the servers it installs, and the executor forgets
+their entries first (a ``forget`` line, so a later run reads the same).
 """
 
 from __future__ import annotations
@@ -50,10 +54,28 @@ class Journal:
         for line in self.path.read_text(encoding="utf-8").splitlines():
             try:
                 raw = json.loads(line)
+                if "forget" in raw:
+                    self._drop(str(raw["forget"]))
+                    continue
                 entry = Entry(raw["key"], raw["fingerprint"], raw["layer"], raw["at"])
             except (ValueError, KeyError, TypeError):
                 continue  # a line torn by a crash: everything before it still holds
             self._applied[(owner(entry.layer), entry.key)] = entry
+
+    def _drop(self, target: str) -> None:
+        for slot in [slot for slot in self._applied if target_of(slot[1]) == target]:
+            del self._applied[slot]
+
+    def _append(self, line: str) -> None:
+        with self.path.open("a", encoding="utf-8") as handle:
+            handle.write(line)
+            handle.flush()
+            os.fsync(handle.fileno())
+
+    def forget(self, target: str) -> None:
+        """Everything remembered of ``target``, forgotten (it was installed again)."""
+        self._append(json.dumps({"forget": target, "at": time.time()}) + "\n")
+        self._drop(target)
 
     def done(self, key: str, fingerprint: str, layer: str) -> bool:
         entry = self._applied.get((owner(layer), key))
@@ -61,12 +83,13 @@ class Journal:
 
     def record(self, key: str, fingerprint: str, layer: str) -> None:
         entry = Entry(key, fingerprint, layer, time.time())
-        line = json.dumps(entry.__dict__) + "\n"
-        with self.path.open("a", encoding="utf-8") as handle:
-            handle.write(line)
-            handle.flush()
-            os.fsync(handle.fileno())
+        self._append(json.dumps(entry.__dict__) + "\n")
         self._applied[(owner(layer), key)] = entry
+
+
+def target_of(key: str) -> str:
+    """The machine a step's key names: every action's key is ``kind:target:...``."""
+    return key.split(":", 2)[1] if key.count(":") >= 1 else ""
 
 
 def owner(layer: str) -> str:

@@ -31,6 +31,9 @@ class Step:
 class Plan:
     layer: str
     steps: tuple[Step, ...] = field(default_factory=tuple)
+    # Machines this plan installs afresh: what the journal remembers of them is
+    # forgotten before it runs (docs/architecture.md, "Journal and lock").
+    forgets: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
         ids = [s.id for s in self.steps]
@@ -71,19 +74,26 @@ class Plan:
         return grouped
 
     def as_dict(self) -> dict[str, Any]:
-        return {
+        found: dict[str, Any] = {
             "layer": self.layer,
             "targets": {
                 target: [{"id": s.id, "after": list(s.after), **s.action.as_dict()} for s in steps]
                 for target, steps in self.targets().items()
             },
         }
+        if self.forgets:
+            found["forgets"] = sorted(self.forgets)
+        return found
 
     def to_json(self) -> str:
         return json.dumps(self.as_dict(), indent=2)
 
     def render_tree(self) -> str:
         lines = [f"{self.layer}: {len(self.steps)} step(s) on {len(self.targets())} target(s)"]
+        if self.forgets:
+            lines.append(
+                f"  (forgets what the journal remembers of {', '.join(sorted(self.forgets))})"
+            )
         for target, steps in self.targets().items():
             lines.append(f"  {target}")
             for step in steps:

@@ -104,7 +104,8 @@ class OsLayer:
             steps.append(Step(f"refuse:{name}", refusal))
         for decision in installs:
             steps += install_steps(ctx, decision)
-        yield Plan("os: install", tuple(steps))
+        # An installed server has none of what later layers did to it before.
+        yield Plan("os: install", tuple(steps), frozenset(d.server for d in installs))
         if installs:
             yield Plan.of(
                 "os: boot service stop",

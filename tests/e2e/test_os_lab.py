@@ -23,6 +23,7 @@ from pathlib import Path
 
 import pytest
 
+from labctl.engine.journal import Journal
 from labctl.inventory import require_inventory
 from labctl.render import ignition
 from labctl.sim import installer
@@ -130,10 +131,18 @@ def test_a_vm_node_is_installed_through_its_bmc_and_the_boot_service(vm_lab: VmL
     assert planned["arm:fohn"]["outcome"] == "would-change"
     assert "install (does not answer SSH" in planned["arm:fohn"]["description"]
     assert not any(k.endswith(("chequita", "wind")) for k in planned)
+    # What the journal remembers of fohn from before (a unit enabled there) is forgotten
+    # when fohn is installed afresh; wind's is kept.
+    before = Journal(state)
+    before.record("run:fohn:systemctl enable kubelet.service", "f", "kubernetes: nodes")
+    before.record("run:wind:systemctl enable kubelet.service", "f", "kubernetes: nodes")
     started = time.monotonic()
     done = lab.run("bootstrap", "--only", "power", "--only", "os", "-o", "json")
     elapsed = time.monotonic() - started
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-3000:]
+    after = Journal(state)
+    assert not after.done("run:fohn:systemctl enable kubelet.service", "f", "kubernetes: x")
+    assert after.done("run:wind:systemctl enable kubelet.service", "f", "kubernetes: x")
     print(f"`labctl bootstrap --only power --only os`, one VM node installed: {elapsed:.1f} s")
     results = {r["step_id"]: r for r in steps(json.loads(done.stdout))}
     for step in ("pxe:fohn", "power:fohn", "report:fohn", "disk:fohn", "on:fohn", "ssh:fohn"):

@@ -86,6 +86,44 @@ def test_each_layer_remembers_its_own_run_of_the_same_command(tmp_path: Path) ->
     assert not again.done("run:fohn:systemctl daemon-reload", "kube-files", "etcd: members")
 
 
+def test_a_machine_installed_again_is_forgotten(tmp_path: Path) -> None:
+    journal = Journal(tmp_path)
+    journal.record("run:fohn:systemctl enable kubelet", "f", "kubernetes: nodes")
+    journal.record("run:wind:systemctl enable kubelet", "f", "kubernetes: nodes")
+    journal.forget("fohn")
+    assert not journal.done("run:fohn:systemctl enable kubelet", "f", "kubernetes: nodes")
+    again = Journal(tmp_path)  # the forget line holds for a later run
+    assert not again.done("run:fohn:systemctl enable kubelet", "f", "kubernetes: nodes")
+    assert again.done("run:wind:systemctl enable kubelet", "f", "kubernetes: nodes")
+    # Remembered again after the forget: a later run skips it again.
+    again.record("run:fohn:systemctl enable kubelet", "f", "kubernetes: nodes")
+    assert Journal(tmp_path).done("run:fohn:systemctl enable kubelet", "f", "kubernetes: nodes")
+
+
+def test_a_plan_that_installs_a_machine_runs_its_remembered_steps_again(
+    tmp_path: Path,
+) -> None:
+    ran: list[str] = []
+
+    def handler(action: Action) -> bool:
+        ran.append(action.host)
+        return True
+
+    enable = Plan.of("kubernetes: nodes", [Run("fohn", ("enable",)), Run("wind", ("enable",))])
+    executor = _executor(tmp_path, handler)
+    executor.apply(enable)
+    assert executor.apply(enable).count(Outcome.SKIPPED) == 2
+    install = Plan("os: install", (), frozenset({"fohn"}))
+    assert "forgets what the journal remembers of fohn" in install.render_tree()
+    _executor(tmp_path, handler, dry_run=True).apply(install)  # a dry run forgets nothing
+    assert _executor(tmp_path, handler).apply(enable).count(Outcome.SKIPPED) == 2
+    executor = _executor(tmp_path, handler)
+    executor.apply(install)
+    ran.clear()
+    report = executor.apply(enable)
+    assert ran == ["fohn"] and report.count(Outcome.SKIPPED) == 1
+
+
 def test_second_run_is_refused_by_the_lock(tmp_path: Path) -> None:
     with (
         RunLock(tmp_path),

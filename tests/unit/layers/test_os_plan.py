@@ -47,6 +47,7 @@ def test_plan_from_a_survey_matches_golden(inventory: Inventory, tmp_path: Path)
         for t, steps in install.items()
     }
     assert power == {"chequita": "on", "wind": "cycle"}  # an up server goes through the guard
+    assert got[2]["forgets"] == ["chequita", "wind"]  # installed afresh: journal forgotten
     assert_golden("plan-os.json", json.dumps(got, indent=2) + "\n")
 
 
