@@ -94,6 +94,17 @@ def _ecma(pattern: str) -> re.Pattern[str]:
     return re.compile("".join(out))
 
 
+def grammar_error(type_name: str, value: str) -> str | None:
+    """The sentence of the schema's string type ``$defs/type_name`` when ``value`` breaks
+    it, else None: the one grammar for values that reach a node without passing through
+    the inventory (the simulated lab's ``LABCTL_*`` stand-ins, labctl/standins.py)."""
+    node: dict[str, Any] = schema()["$defs"][type_name]
+    too_long = len(value) > int(node.get("maxLength", len(value)))
+    if too_long or not _ecma(str(node["pattern"])).search(value):
+        return _first_sentence(node)
+    return None
+
+
 def _pattern(
     validator: Any, pattern: str, instance: Any, schema_node: dict[str, Any]
 ) -> Iterator[ValidationError]:
