@@ -5,11 +5,12 @@ parts stand in for what a real lab has: its nodes have no container engine (etcd
 Ceph run from the host's binaries), no calico-node (BIRD 1.6 runs in its place), no
 registry (the control plane runs from images built here), and its switches all run
 FRR. ``labctl sim env`` exports one ``LABCTL_*`` variable per difference; this module
-is the only reader of them. ``from_environ`` checks every value and names the variable
-that is wrong; the result travels on ``LayerContext.standins`` to the layers and is
-handed to the commands that talk to the same parts (``bgp status``). Ceph's two
-stand-ins are inventory settings (``cluster.ceph.runtime`` and ``.config``), so
-``applied`` folds them into the model once, at load: every reader of Ceph's settings
+is the only reader of them. ``from_environ`` checks every value (those that reach a
+node against the inventory schema's own grammars) and names the variable that is
+wrong; the result travels on ``LayerContext.standins`` to the layers and is handed to
+the commands that talk to the same parts (``bgp status``). Ceph's two stand-ins are
+inventory settings (``cluster.ceph.runtime`` and ``.config``), so ``applied`` folds
+them into the model once, at load: every reader of Ceph's settings
 (its layer, ``ceph status``, the power guard) then sees the same thing.
 On a real lab none of the variables is set and every field is empty.
 """
@@ -22,6 +23,7 @@ from dataclasses import dataclass
 
 from labctl.errors import UsageError
 from labctl.inventory.model import Inventory
+from labctl.inventory.schema import grammar_error
 
 ETCD_RUNTIME = "LABCTL_ETCD_RUNTIME"
 KUBE_RUNTIME = "LABCTL_KUBE_RUNTIME"
@@ -44,6 +46,8 @@ _CHOICES: dict[str, tuple[str, ...] | None] = {
     CEPH_CONFIG: None,
 }
 NAMES = tuple(_CHOICES)
+# Values that reach the nodes' shells and files: held to the inventory's own grammars.
+_GRAMMARS = {KUBE_BIN_DIR: "absolute_path", CALICO_BIRD: "absolute_path"}
 
 
 @dataclass(frozen=True)
@@ -68,6 +72,10 @@ def _value(environ: Mapping[str, str], name: str) -> str | None:
     choices = _CHOICES[name]
     if value is not None and choices is not None and value not in choices:
         raise UsageError(f"{name} is {value!r}; it must be {', '.join(choices)}")
+    grammar = _GRAMMARS.get(name)
+    why = grammar_error(grammar, value) if value is not None and grammar else None
+    if why:
+        raise UsageError(f"{name} is {value!r}, which is not of the expected form: {why}")
     return value
 
 
@@ -79,7 +87,12 @@ def _pairs(text: str | None) -> tuple[tuple[str, str], ...]:
         key, sep, value = item.strip().partition("=")
         if not sep or not key.strip():
             raise UsageError(f"{CEPH_CONFIG}: {item.strip()!r} is not key=value")
-        pairs.append((key.strip(), value.strip()))
+        key, value = key.strip(), value.strip()
+        for what, text, grammar in (("key", key, "ceph_option"), ("value", value, "ceph_value")):
+            why = grammar_error(grammar, text)
+            if why:
+                raise UsageError(f"{CEPH_CONFIG}: the {what} {text!r} is not of the form: {why}")
+        pairs.append((key, value))
     return tuple(pairs)
 
 

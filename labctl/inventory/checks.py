@@ -68,7 +68,9 @@ def check(check_id: str, severity: Severity, summary: str) -> Callable[[CheckFn]
 
 
 E, W = Severity.ERROR, Severity.WARNING
-MAC_RE = re.compile(r"^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$")
+# \Z, not $: "$" also matches before a final newline, and a MAC reaches dnsmasq and
+# systemd-networkd files.
+MAC_RE = re.compile(r"^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}\Z")
 SECRET_FIELDS = ("password", "auth_key", "priv_key", "community")
 
 

@@ -67,6 +67,8 @@ def _type(schema: dict[str, Any], node: dict[str, Any]) -> str:
                 "secret": "secret",
                 "role": "role",
             }[target]
+        if resolved.get("type") == "string" and "pattern" in resolved:
+            return f"*{target}*"  # a grammar: listed under Types with its description
         return _type(schema, resolved) if "type" in resolved else target
     if "enum" in node:
         return " \\| ".join(f"`{v}`" for v in node["enum"])
@@ -87,6 +89,27 @@ def _description(schema: dict[str, Any], node: dict[str, Any]) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
 
 
+def _grammars(schema: dict[str, Any]) -> list[str]:
+    """The string types every value reaching a node is held to; `labctl validate` quotes
+    the first sentence of a type's description when a value breaks it."""
+    rows = [
+        f"| *{name}* | {_description(schema, node)} |"
+        for name, node in sorted(schema.get("$defs", {}).items())
+        if node.get("type") == "string" and "pattern" in node and name not in ("name", "size")
+    ]
+    if not rows:
+        return []
+    return [
+        "String types (grammars). Every string that reaches a node, a switch or a BMC has one;",
+        "`labctl validate` refuses a value outside it (LAB005) and says which.",
+        "",
+        "| type | grammar |",
+        "|---|---|",
+        *rows,
+        "",
+    ]
+
+
 def inventory_markdown(schema: dict[str, Any]) -> str:
     lines = [
         "# Inventory reference",
@@ -99,6 +122,7 @@ def inventory_markdown(schema: dict[str, Any]) -> str:
         "`32GiB`); *speed* is a link speed (`1G`, `10G`, ...); *secret* is `{env: NAME}`, "
         "`{file: PATH}` or (only with `lab.allow_literal_secrets`) a literal string.",
         "",
+        *_grammars(schema),
     ]
     for title, pointer in _SECTIONS:
         node = _at(schema, pointer)

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import difflib
 import json
+import re
+from collections.abc import Iterator
 from functools import cache
 from importlib import resources
 from typing import TYPE_CHECKING, Any
@@ -69,10 +71,57 @@ def schema() -> dict[str, Any]:
 
 
 @cache
+def _ecma(pattern: str) -> re.Pattern[str]:
+    """``pattern`` compiled so that it matches what it matches in ECMA-262 (JSON Schema's
+    dialect, and jsonschema-rs's): there ``$`` is the end of the text, while Python's ``$``
+    also matches before a final newline, which let ``"fohn\\n"`` pass the explaining
+    validator after the fast one had refused it. Each ``$`` outside a class becomes ``\\Z``."""
+    out: list[str] = []
+    escaped = in_class = False
+    for char in pattern:
+        if escaped:
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        elif in_class:
+            in_class = char != "]"
+        elif char == "[":
+            in_class = True
+        elif char == "$":
+            out.append("\\Z")
+            continue
+        out.append(char)
+    return re.compile("".join(out))
+
+
+def grammar_error(type_name: str, value: str) -> str | None:
+    """The sentence of the schema's string type ``$defs/type_name`` when ``value`` breaks
+    it, else None: the one grammar for values that reach a node without passing through
+    the inventory (the simulated lab's ``LABCTL_*`` stand-ins, labctl/standins.py)."""
+    node: dict[str, Any] = schema()["$defs"][type_name]
+    too_long = len(value) > int(node.get("maxLength", len(value)))
+    if too_long or not _ecma(str(node["pattern"])).search(value):
+        return _first_sentence(node)
+    return None
+
+
+def _pattern(
+    validator: Any, pattern: str, instance: Any, schema_node: dict[str, Any]
+) -> Iterator[ValidationError]:
+    from jsonschema.exceptions import ValidationError
+
+    if validator.is_type(instance, "string") and not _ecma(pattern).search(instance):
+        yield ValidationError(f"{instance!r} does not match {pattern!r}")
+
+
+@cache
 def _validator() -> Draft202012Validator:
     from jsonschema import Draft202012Validator
+    from jsonschema.validators import extend
 
-    return Draft202012Validator(schema())
+    explaining = extend(Draft202012Validator, {"pattern": _pattern})  # type: ignore[no-untyped-call]
+    validator: Draft202012Validator = explaining(schema())
+    return validator
 
 
 @cache
@@ -167,6 +216,8 @@ def _message(error: ValidationError, path: DocPath) -> str:
         return f"{where} needs at least {expected} item{'s' if expected != 1 else ''}"
     if validator == "minLength":
         return f"{where} must not be empty"
+    if validator == "maxLength":
+        return f"{where} is longer than {expected} characters"
     if validator in ("minimum", "maximum"):
         bound = "at least" if validator == "minimum" else "at most"
         return f"{where} is {_show(value, path)}; it must be {bound} {expected}"
@@ -229,6 +280,21 @@ def _problems_for(error: ValidationError, source: SourceMap) -> list[Problem]:
         # Report the alternative that got furthest, not "is not valid under any".
         deepest = max(error.context, key=lambda e: len(e.absolute_path))
         return _problems_for(deepest, source)
+    if "propertyNames" in error.relative_schema_path and isinstance(error.instance, str):
+        # A key of a free-form mapping (ceph.config) broke its grammar: point at that key.
+        why = _first_sentence(error.schema) if isinstance(error.schema, dict) else ""
+        what = "is too long" if error.validator == "maxLength" else "is not of the expected form"
+        return [
+            Problem(
+                "LAB005",
+                Severity.ERROR,
+                f"has a key {_show(error.instance, path)}, which {what}"
+                + (f": {why}" if why else ""),
+                file,
+                source.key_at((*path, error.instance)),
+                path,
+            )
+        ]
     position = source.key_at(path) if error.validator in ("type", "enum") else source.value_at(path)
     message = _message(error, path).strip()
     return [Problem("LAB005", Severity.ERROR, message, file, position, path)]

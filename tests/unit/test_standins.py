@@ -50,6 +50,20 @@ def test_every_variable_reaches_its_field() -> None:
         ("LABCTL_SWITCH_PLATFORM", "junos", "it must be frr, eos, ios"),
         ("LABCTL_CEPH_RUNTIME", "docker", "LABCTL_CEPH_RUNTIME is 'docker'"),
         ("LABCTL_CEPH_CONFIG", "oops", "LABCTL_CEPH_CONFIG: 'oops' is not key=value"),
+        # Stand-ins reach the nodes as inventory values do: the same grammars hold them.
+        (
+            "LABCTL_KUBE_BIN_DIR",
+            "/var/cache/labctl/bin;id",
+            "LABCTL_KUBE_BIN_DIR is '/var/cache/labctl/bin;id', which is not of the "
+            "expected form: An absolute, normalised path on a node",
+        ),
+        ("LABCTL_CALICO_BIRD", "/opt/../bin/sh", "An absolute, normalised path on a node"),
+        (
+            "LABCTL_CEPH_CONFIG",
+            "auth_cluster_required = none #",
+            "the value 'none #' is not of the form: A Ceph option value",
+        ),
+        ("LABCTL_CEPH_CONFIG", "[client]=x", "the key '[client]' is not of the form"),
     ],
 )
 def test_a_bad_value_is_a_sentence_naming_the_variable(name: str, value: str, says: str) -> None:
