@@ -63,6 +63,25 @@ def config(
         raise UsageError(str(exc)) from None
 
 
+def with_secrets(
+    inventory: Inventory, switch: Switch, platform: str | None, base_dir: Path
+) -> tuple[str, dict[str, str]]:
+    """The switch's configuration with its BGP passwords' values (what the switch must
+    run, so a wrong key differs), and the stand-in each value is printed as."""
+    from functools import partial
+
+    from labctl.layers.calico import fill_for
+    from labctl.render import switches
+    from labctl.render.bgp_common import masked
+    from labctl.secrets import resolve
+
+    text, fill = fill_for(inventory, partial(switches.config, inventory, switch, platform=platform))
+    if fill is None:
+        return text, {}
+    values = {u.ref: resolve(u.ref, used_at=u.used_at, base_dir=base_dir) for u in fill.uses}
+    return fill.text(values).decode(), {value: masked(ref) for ref, value in values.items()}
+
+
 @app.command()
 def diff(
     name: str = typer.Argument(..., help="The switch (switches[].name)."),
@@ -71,7 +90,7 @@ def diff(
     output: OutputFormat = OutputOption,
 ) -> None:
     """Compare the rendered configuration with the running one, read over SSH (exit 1 if they
-    differ).
+    differ). BGP passwords are compared by value and printed as where they come from.
 
     Example: labctl switch diff kek-core -o json
     """
@@ -82,12 +101,12 @@ def diff(
 
     inv, switch, dialect = _switch_and_platform(inventory, name, platform)
     try:
-        rendered = switches.config(inv, switch, platform=dialect)
+        rendered, hidden = with_secrets(inv, switch, dialect, inventory.parent)
     except switches.NoPlatform as exc:
         raise UsageError(str(exc)) from None
     used = dialect or switch.platform or "frr"
     running = running_config(inv, inventory.parent, name, used)
-    lines = compare(rendered, running, used, name)
+    lines = compare(rendered, running, used, name, hidden)
     if output is OutputFormat.json:
         typer.echo(json.dumps({"switch": name, "platform": used, "same": not lines, "diff": lines}))
     else:

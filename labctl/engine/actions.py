@@ -11,6 +11,11 @@ Two class attributes tell the executor how to treat a kind: ``remembered``
 with the same fingerprint is what makes a re-run skip it) and ``retried``
 (a transient driver error is worth another attempt; a wait has its own
 deadline instead).
+
+A file that holds secrets (a BGP password) carries its masked text as
+``content`` and a ``Fill``: the secrets it holds, by reference, and how to
+write it with their values. The SSH applier writes it filled in; the plan, its
+JSON and the journal only ever see the references (``labctl/secret_box.py``).
 """
 
 from __future__ import annotations
@@ -18,12 +23,37 @@ from __future__ import annotations
 import hashlib
 import json
 import shlex
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
+
+if TYPE_CHECKING:
+    from labctl.inventory.model import SecretRef
 
 
 def _digest(*parts: object) -> str:
     return hashlib.sha256(json.dumps(parts, default=str).encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class SecretUse:
+    """A secret a step needs: its reference, and where the inventory names it (for errors)."""
+
+    ref: SecretRef
+    used_at: str  # e.g. cluster.calico.peers[0].password
+
+
+@dataclass(frozen=True)
+class Fill:
+    """How a file is written with its secrets' values, given them by reference."""
+
+    uses: tuple[SecretUse, ...]
+    # The renderer, given each secret's value by its reference: pure, called by the
+    # applier that writes the file, never while planning or printing.
+    render: Callable[[Callable[[SecretRef], str]], str] = field(compare=False)
+
+    def text(self, values: dict[SecretRef, str]) -> bytes:
+        return self.render(values.__getitem__).encode()
 
 
 @dataclass(frozen=True)
@@ -36,6 +66,8 @@ class PutFile:
     mode: int = 0o644
     owner: str | None = None
     secret: bool = False  # content never shown in plans or diffs
+    # The file holds secrets: ``content`` is its masked text, this writes the real one.
+    fill: Fill | None = None
 
     kind: ClassVar[str] = "put-file"
     remembered: ClassVar[bool] = False
@@ -46,7 +78,12 @@ class PutFile:
         return f"{self.kind}:{self.host}:{self.path}"
 
     @property
+    def secrets(self) -> tuple[SecretUse, ...]:
+        return self.fill.uses if self.fill is not None else ()
+
+    @property
     def content_sha256(self) -> str:
+        """Of ``content``: for a file with secrets, of its masked text."""
         return hashlib.sha256(self.content).hexdigest()
 
     @property
@@ -67,6 +104,7 @@ class PutFile:
             "mode": f"{self.mode:04o}",
             "owner": self.owner,
             "secret": self.secret,
+            **_secrets_dict(self.secrets),
         }
 
 
@@ -82,6 +120,9 @@ class Run:
     # What people are shown instead of the argv (a script's text says little in a
     # progress line); the argv stays in the plan's JSON.
     what: str = ""
+    # Re-run when any of these secrets' values change (a restart that follows a file
+    # holding them): the executor adds their sealed digest to the fingerprint.
+    secrets: tuple[SecretUse, ...] = ()
 
     kind: ClassVar[str] = "run"
     remembered: ClassVar[bool] = True
@@ -106,6 +147,7 @@ class Run:
             "timeout": self.timeout,
             "triggers": list(self.triggers),
             "what": self.what,
+            **_secrets_dict(self.secrets),
         }
 
 
@@ -283,6 +325,13 @@ class LocalStep:
             "detail": self.detail,
             **about,
         }
+
+
+def _secrets_dict(uses: tuple[SecretUse, ...]) -> dict[str, Any]:
+    """Where a step's secrets come from, for the plan's JSON (never what they are)."""
+    if not uses:
+        return {}
+    return {"secrets": [{"used_at": u.used_at, "from": u.ref.describe()} for u in uses]}
 
 
 Action = PutFile | Run | WaitFor | Check | SetPower | SetBootDevice | LocalStep

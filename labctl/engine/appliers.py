@@ -8,7 +8,9 @@ action's ``kind`` up in it, so any layer can emit any kind of action: the os
 layer's ``SetBootDevice`` goes to the same BMC applier as the power layer's
 ``SetPower``.
 
-* ``SshApplier``: ``PutFile``, ``Run``, ``WaitFor``, ``Check`` on nodes, over SSH.
+* ``SshApplier``: ``PutFile``, ``Run``, ``WaitFor``, ``Check`` on nodes, over SSH;
+  a file that holds secrets is filled in from the run's ``SecretBox`` as it is
+  written (``labctl/secret_box.py``), and compared filled in.
 * ``BmcApplier``: ``SetPower``, ``SetBootDevice`` through servers' BMCs.
 * ``LocalApplier``: ``LocalStep`` on the operator's machine, looked up by
   name in ``LOCAL_WORK`` (as ansible looks up an action plugin by name).
@@ -20,6 +22,7 @@ applier whose driver it needs (or a new applier, added to ``standard_appliers``)
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import importlib
 import threading
 import time
@@ -45,6 +48,7 @@ if TYPE_CHECKING:  # drivers are imported when an applier first needs them
     from labctl.engine.targets import Connector
     from labctl.inventory.model import Server
     from labctl.power.session import PowerSession
+    from labctl.secret_box import SecretBox
 
 
 class Applier(Protocol):
@@ -78,9 +82,14 @@ class Applier(Protocol):
 
 
 class Appliers:
-    """The appliers of one run, by the action kinds they carry out."""
+    """The appliers of one run, by the action kinds they carry out.
 
-    def __init__(self, appliers: Iterable[Applier]) -> None:
+    ``secrets``: the run's secrets, for the executor to seal the fingerprints of
+    steps that depend on them (None: a step that names a secret fails).
+    """
+
+    def __init__(self, appliers: Iterable[Applier], secrets: SecretBox | None = None) -> None:
+        self.secrets = secrets
         self._all = list(appliers)
         self._by_kind: dict[str, Applier] = {}
         for applier in self._all:
@@ -123,8 +132,9 @@ class SshApplier:
 
     kinds = (PutFile.kind, Run.kind, WaitFor.kind, Check.kind)
 
-    def __init__(self, connector: Connector) -> None:
+    def __init__(self, connector: Connector, secrets: SecretBox | None = None) -> None:
         self.connector = connector
+        self.secrets = secrets
         self._apply: dict[str, Callable[[Action], bool]] = {
             PutFile.kind: self._put_file,
             Run.kind: self._run,
@@ -135,10 +145,19 @@ class SshApplier:
     def apply(self, action: Action) -> bool:
         return self._apply[action.kind](action)
 
+    def _content(self, action: PutFile) -> bytes:
+        """What the file holds on the node: its secrets filled in, here and nowhere earlier."""
+        if action.fill is None:
+            return action.content
+        if self.secrets is None:
+            raise LabctlError(f"{action.host}: {action.path} holds secrets and this run has none")
+        return action.fill.text(self.secrets.lookup(action.fill.uses))
+
     def _put_file(self, action: Action) -> bool:
         assert isinstance(action, PutFile)
+        content = self._content(action)
         ssh = self.connector.ssh(action.host)
-        return ssh.put_file(action.path, action.content, mode=action.mode, owner=action.owner)
+        return ssh.put_file(action.path, content, mode=action.mode, owner=action.owner)
 
     def _run(self, action: Action) -> bool:
         assert isinstance(action, Run)
@@ -174,7 +193,8 @@ class SshApplier:
 
     def observe(self, action: Action) -> str | None:
         if isinstance(action, PutFile):
-            return file_differs(action, self.connector.ssh(action.host).stat_file(action.path))
+            current = self.connector.ssh(action.host).stat_file(action.path)
+            return file_differs(action, current, _sha256(self._content(action)))
         if isinstance(action, Run):
             return "not run yet with these arguments"
         if isinstance(action, Check):
@@ -191,18 +211,37 @@ class SshApplier:
             current = self.connector.ssh(files[0].host).stat_files([f.path for f in files])
         except LabctlError:
             return {}  # each step will look for itself, and report its own error
-        return {f.key: file_differs(f, current[f.path]) for f in files if f.path in current}
+        found: dict[str, str | None] = {}
+        for f in files:
+            if f.path not in current:
+                continue
+            try:
+                content = self._content(f)
+            except LabctlError:
+                continue  # a secret it cannot fill in: its own step reports that
+            found[f.key] = file_differs(f, current[f.path], _sha256(content))
+        return found
 
     def close(self) -> None:
         self.connector.close()
 
 
-def file_differs(action: PutFile, current: RemoteFile | None) -> str | None:
-    """Why the file on the node is not what ``action`` wants; None when it is."""
+def _sha256(content: bytes) -> str:
+    return hashlib.sha256(content).hexdigest()
+
+
+def file_differs(
+    action: PutFile, current: RemoteFile | None, content_sha256: str | None = None
+) -> str | None:
+    """Why the file on the node is not what ``action`` wants; None when it is.
+
+    ``content_sha256``: of the content as written (its secrets filled in), when
+    that is not ``action.content``.
+    """
     if current is None:
         return "missing"
     reasons = []
-    if current.sha256 != action.content_sha256:
+    if current.sha256 != (content_sha256 or action.content_sha256):
         reasons.append("content differs")
     if current.mode != action.mode:
         reasons.append(f"mode {current.mode:04o} -> {action.mode:04o}")
@@ -381,11 +420,14 @@ class LocalApplier:
 def standard_appliers(ctx: LayerContext, connector: Connector | None = None) -> Appliers:
     """The appliers of a bootstrap run; ``connector`` replaces the inventory's SSH targets."""
     from labctl.engine.targets import InventoryConnector
+    from labctl.secret_box import SecretBox
 
+    secrets = SecretBox(ctx.base_dir, ctx.state_dir)
     return Appliers(
         (
-            SshApplier(connector or InventoryConnector(ctx.inventory, ctx.base_dir)),
+            SshApplier(connector or InventoryConnector(ctx.inventory, ctx.base_dir), secrets),
             BmcApplier(ctx),
             LocalApplier(ctx),
-        )
+        ),
+        secrets,
     )

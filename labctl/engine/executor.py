@@ -7,7 +7,9 @@ target has and skipped when already true; unobservable ones (commands) are
 skipped when the journal says they ran with the same fingerprint. Transient
 driver errors are retried with exponential back-off; a failure stops its
 target (later steps are reported as blocked, never half-run) while other
-targets carry on.
+targets carry on. A step that depends on secrets (a restart following a file
+with a BGP password) is remembered by a fingerprint that includes their sealed
+digest (``labctl/secret_box.py``), never their values.
 """
 
 from __future__ import annotations
@@ -197,6 +199,17 @@ class Executor:
             return {}
         return applier.survey(actions)
 
+    def _fingerprint(self, action: Action) -> str:
+        """``action.fingerprint``, sealed with the secrets it depends on, if any."""
+        uses = getattr(action, "secrets", ())
+        if not uses:
+            return action.fingerprint
+        if self.appliers.secrets is None:
+            raise LabctlError(
+                f"{action.host}: {action.describe()} needs secrets; this run has none"
+            )
+        return f"{action.fingerprint}:{self.appliers.secrets.seal(uses)}"
+
     def _apply_step(
         self, layer: str, step: Step, known: Mapping[str, str | None] | None = None
     ) -> StepResult:
@@ -222,7 +235,11 @@ class Executor:
                 detail or None,
             )
 
-        if action.remembered and self.journal.done(action.key, action.fingerprint, layer):
+        try:
+            fingerprint = self._fingerprint(action)
+        except LabctlError as exc:  # a secret that cannot be read: named, never shown
+            return result(Outcome.FAILED, error=str(exc), detail=exc.detail)
+        if action.remembered and self.journal.done(action.key, fingerprint, layer):
             return result(Outcome.SKIPPED)
         if known is not None and action.key in known:
             reason = known[action.key]
@@ -251,5 +268,5 @@ class Executor:
                 time.sleep(self.options.backoff * 2 ** (attempt - 1))
         if changed or action.remembered:
             with self._journal_lock:
-                self.journal.record(action.key, action.fingerprint, layer)
+                self.journal.record(action.key, fingerprint, layer)
         return result(Outcome.CHANGED if changed else Outcome.UNCHANGED, attempt)

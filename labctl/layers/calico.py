@@ -12,18 +12,36 @@ gets ``bird.cfg`` as calico-node would write it and runs BIRD 1.6 as a unit
 Last, from the operator's machine, every session must be Established and every
 node's pod block learned by every peering switch within the hold time plus a
 margin (local work ``calico.established``).
+
+A BGP password reaches FRR and BIRD as its value, filled in by the SSH applier
+as it writes the file; the plan holds the masked text and the references
+(``Fill``), and each restart re-runs when a password's sealed digest changes
+(``labctl/secret_box.py``).
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from functools import partial
 
 from labctl.calico import topology
-from labctl.engine.actions import Action, LocalStep, PutFile, Run, WaitFor, ssh_answers
+from labctl.engine.actions import (
+    Action,
+    Fill,
+    LocalStep,
+    PutFile,
+    Run,
+    SecretUse,
+    WaitFor,
+    ssh_answers,
+)
 from labctl.engine.layer import LayerContext
 from labctl.engine.plan import Plan
+from labctl.inventory.model import Inventory, SecretRef
+from labctl.inventory.problems import format_path
 from labctl.render import bird, calico_node, switches
+from labctl.render.bgp_common import SecretFn, masked
 
 FRR_CONFIG = "/etc/frr/frr.conf"
 FRR_UNIT = "frr"
@@ -41,6 +59,29 @@ def frr_switches(ctx: LayerContext) -> list[str]:
         for s in topology.peering_switches(ctx.inventory)
         if (ctx.standins.switch_platform or s.platform) == "frr"
     ]
+
+
+def fill_for(inventory: Inventory, render: Callable[[SecretFn], str]) -> tuple[str, Fill | None]:
+    """A configuration's masked text, and how to write it with its passwords (None: it has
+    none). Which secrets it holds is what ``render`` asks for, so the two cannot disagree."""
+    asked: list[SecretRef] = []
+
+    def record(ref: SecretRef) -> str:
+        asked.append(ref)
+        return masked(ref)
+
+    text = render(record)
+    if not asked:
+        return text, None
+    calico = inventory.cluster.calico
+    places: dict[SecretRef, str] = {}
+    for peer in calico.peers:
+        if peer.password is not None:
+            places.setdefault(peer.password, format_path((*peer.path, "password")))
+    if calico.mesh_password is not None:
+        places.setdefault(calico.mesh_password, "cluster.calico.mesh_password")
+    uses = tuple(SecretUse(ref, places.get(ref, "cluster.calico")) for ref in dict.fromkeys(asked))
+    return text, Fill(uses, render)
 
 
 def _digest(*texts: str) -> str:
@@ -68,8 +109,9 @@ class CalicoLayer:
         for name in frr_switches(ctx):
             sw = topology.switch(inventory, name)
             assert sw is not None
-            text = switches.config(inventory, sw, platform="frr")
-            secret = any(p.password for p in inventory.cluster.calico.peers if p.switch == name)
+            text, fill = fill_for(
+                inventory, partial(switches.config, inventory, sw, platform="frr")
+            )
             actions += [
                 ssh_answers(name, boot_wait),
                 PutFile(
@@ -78,13 +120,15 @@ class CalicoLayer:
                     text.encode(),
                     0o640,
                     "frr:frr",
-                    secret=secret,
+                    secret=fill is not None,
+                    fill=fill,
                 ),
                 Run(
                     name,
                     ("systemctl", "restart", FRR_UNIT),
                     triggers=(_digest(text),),
                     what=f"systemctl restart {FRR_UNIT} (FRR reads {FRR_CONFIG})",
+                    secrets=fill.uses if fill else (),
                 ),
                 WaitFor(
                     name,
@@ -107,10 +151,7 @@ class CalicoLayer:
         node_actions: list[Action] = []
         for server in topology.nodes(inventory):
             node = server.name
-            config = bird.config(inventory, server)
-            secret = inventory.cluster.calico.mesh_password is not None or any(
-                p.password for p in inventory.cluster.calico.peers
-            )
+            config, fill = fill_for(inventory, partial(bird.config, inventory, server))
             digest = _digest(config, unit)
             node_actions += [
                 ssh_answers(node, boot_wait),
@@ -119,7 +160,8 @@ class CalicoLayer:
                     ctx.on_node(node, bird.CONFIG_PATH),
                     config.encode(),
                     0o600,
-                    secret=secret,
+                    secret=fill is not None,
+                    fill=fill,
                 ),
                 PutFile(node, ctx.on_node(node, calico_node.UNIT_PATH), unit.encode(), 0o644),
             ]
@@ -138,6 +180,7 @@ class CalicoLayer:
                     ("sh", "-c", f"systemctl daemon-reload && {RESTART_BIRD}"),
                     triggers=(digest,),
                     what=f"systemctl daemon-reload; {RESTART_BIRD}",
+                    secrets=fill.uses if fill else (),
                 ),
                 WaitFor(
                     node,

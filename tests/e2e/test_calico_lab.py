@@ -9,6 +9,12 @@ a packet from an address in one node's pod block reaches one in another's.
 Stopping one switch's FRR makes ``bgp status`` name the dropped sessions while
 the other switch still routes to every block; a node powered off has its block
 withdrawn from the switches within the hold time.
+
+The nodes' sessions to kek-core carry a BGP password (TCP MD5) from an
+environment variable: it reaches kek-core's FRR and the nodes' BIRD as its
+value and is nowhere in what labctl prints or keeps; a different key typed on
+the switch keeps those sessions down and bootstrap fails; a new key in the
+environment reaches both ends and the sessions come back.
 """
 
 from __future__ import annotations
@@ -16,10 +22,13 @@ from __future__ import annotations
 import json
 import subprocess
 import time
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import NODES, Lab, run
+from tests.conftest import REFERENCE
+from tests.e2e.conftest import NODES, Lab, run, simulated_lab
 from tests.labctl_process import run_labctl
 
 pytestmark = pytest.mark.e2e
@@ -29,10 +38,48 @@ BLOCKS = {"fohn": "10.188.0.0/26", "chequita": "10.188.0.64/26", "wind": "10.188
 PODS = {"fohn": "10.188.0.1", "chequita": "10.188.0.65", "wind": "10.188.0.129"}
 UP_WITHIN = 30.0  # seconds from `bootstrap --only calico` to everything up
 HOLD_TIME = 9  # cluster.calico.hold_time in the reference inventory
+KEY_ENV = "LABCTL_BGP_PASSWORD_KEK"
+KEY = "kek-e2e-md5-7Hq"  # the nodes' sessions to kek-core: TCP MD5 with this key
+PEER = "- {switch: kek-core, address: 31.31.164.210, nodes: all}"
 
 
-def labctl(lab: Lab, *args: str) -> subprocess.CompletedProcess[str]:
-    return run_labctl(*args, cwd=lab.workdir, env=lab.env())
+@pytest.fixture
+def lab(tmp_path: Path) -> Iterator[Lab]:
+    """The reference lab, its nodes' sessions to kek-core with a password."""
+    keyed = f"{PEER[:-1]}, password: {{env: {KEY_ENV}}}}}"
+    inventory = REFERENCE.read_text()
+    assert PEER in inventory
+    with simulated_lab(tmp_path, inventory.replace(PEER, keyed)) as the_lab:
+        yield the_lab
+
+
+def labctl(lab: Lab, *args: str, key: str = KEY) -> subprocess.CompletedProcess[str]:
+    return run_labctl(*args, cwd=lab.workdir, env={**lab.env(), KEY_ENV: key})
+
+
+def kept_by_labctl(lab: Lab) -> list[Path]:
+    """Every file under the state directory but the simulated machines' own disks (their
+    root overlays and disk images: the switch must hold its key, as a real one does)."""
+    state = lab.workdir / ".labctl"
+    return [
+        p
+        for p in state.rglob("*")
+        if p.is_file()
+        and not p.is_symlink()
+        and not (
+            p.relative_to(state).parts[:2] == ("sim", "nodes")
+            and len(p.relative_to(state).parts) > 4
+        )
+    ]
+
+
+def down_to(lab: Lab, switch: str) -> set[tuple[str, str]]:
+    _, status = fabric(lab)
+    return {
+        (s["node"], s["peer"])  # type: ignore[index]
+        for s in status["sessions"]  # type: ignore[attr-defined]
+        if not s["established"] and s["peer"] == switch  # type: ignore[index]
+    }
 
 
 def fabric(lab: Lab) -> tuple[int, dict[str, object]]:
@@ -110,11 +157,63 @@ def test_bgp_fabric_comes_up_routes_pods_and_survives_failures(lab: Lab) -> None
         diff = labctl(lab, "switch", "diff", switch, "-o", "json")
         assert diff.returncode == 0, diff.stdout + diff.stderr
         assert json.loads(diff.stdout)["same"] is True
+        assert KEY not in diff.stdout + diff.stderr
+
+    # The key is on kek-core as its value, and nowhere labctl prints or keeps it.
+    assert (
+        f"neighbor CALICO password {KEY}"
+        in lab.ssh(SWITCHES["kek-core"], "cat /etc/frr/frr.conf").stdout
+    )
+    shown = labctl(lab, "switch", "config", "kek-core")
+    assert f"password <secret from environment variable {KEY_ENV}>" in shown.stdout
+    planned = labctl(lab, "plan", "calico", "-o", "json")
+    status_out = labctl(lab, "bgp", "status")
+    for out in (done, shown, planned, status_out):
+        assert KEY not in out.stdout + out.stderr
+    kept = kept_by_labctl(lab)
+    assert any(p.name == "journal.jsonl" for p in kept)
+    assert [p for p in kept if KEY.encode() in p.read_bytes()] == []
 
     # A packet from one node's pod block to another's, both ways through the mesh routes.
     for node in ("fohn", "chequita"):
         add_pod(lab, node)
     assert ping(netns(lab, "chequita"), PODS["chequita"], PODS["fohn"])
+
+    # Another key typed on kek-core: its three sessions go down and stay down, and a
+    # bootstrap run says so (its files are as labctl wrote them, its key is not).
+    other = "kek-e2e-typed-by-hand"
+    typed = lab.ssh(
+        SWITCHES["kek-core"],
+        "vtysh -c 'configure terminal' -c 'router bgp 64513' "
+        f"-c 'neighbor CALICO password {other}'",
+    )
+    assert typed.returncode == 0, typed.stderr
+    deadline = time.monotonic() + 15
+    while down_to(lab, "kek-core") != {(n, "kek-core") for n in NODES}:
+        assert time.monotonic() < deadline, down_to(lab, "kek-core")
+        time.sleep(0.5)
+    start = time.monotonic()
+    refused = labctl(lab, "bootstrap", "--only", "calico", "-o", "json")
+    gave_up = time.monotonic() - start
+    assert refused.returncode == 1, refused.stdout[-3000:] + refused.stderr[-3000:]
+    assert "kek-core" in refused.stdout + refused.stderr
+    assert down_to(lab, "kek-core") == {(n, "kek-core") for n in NODES}
+    drift = labctl(lab, "switch", "diff", "kek-core", "-o", "json")
+    assert drift.returncode == 1, drift.stdout + drift.stderr
+    lines = json.loads(drift.stdout)["diff"]
+    assert f"- neighbor CALICO password <secret from environment variable {KEY_ENV}>" in lines
+    assert "+ neighbor CALICO password <secret not shown>" in lines
+    for out in (refused, drift):
+        assert KEY not in out.stdout + out.stderr and other not in out.stdout + out.stderr
+
+    # A new key in the environment reaches both ends (FRR and BIRD restart for it alone:
+    # the files' masked text is the same) and the sessions come back.
+    start = time.monotonic()
+    rotated = labctl(lab, "bootstrap", "--only", "calico", "-o", "json", key="kek-e2e-rotated")
+    rotated_in = time.monotonic() - start
+    assert rotated.returncode == 0, rotated.stdout[-3000:] + rotated.stderr[-3000:]
+    assert down_to(lab, "kek-core") == set()
+    assert [p for p in kept_by_labctl(lab) if b"kek-e2e-rotated" in p.read_bytes()] == []
 
     # kek-core's FRR stops: its three sessions are named down, astrid still routes.
     assert lab.ssh(SWITCHES["kek-core"], "systemctl stop frr").returncode == 0
@@ -152,7 +251,8 @@ def test_bgp_fabric_comes_up_routes_pods_and_survives_failures(lab: Lab) -> None
     _, status = fabric(lab)
     assert BLOCKS["fohn"] in learned(status, "astrid")
     print(
-        f"calico e2e: up in {took:.1f} s; wind's block withdrawn {withdrawn:.1f} s after power off"
+        f"calico e2e: up in {took:.1f} s; wind's block withdrawn {withdrawn:.1f} s after power off;"
+        f" bootstrap gave up on the wrong key in {gave_up:.1f} s; new key up in {rotated_in:.1f} s"
     )
 
 

@@ -172,3 +172,36 @@ def test_a_bgp_password_makes_the_session_only_when_both_sides_agree(
                 status.bird_protocols(pair.birdc_show("protocols"))["Global_31_31_164_210"]
                 != "Established"
             )
+
+
+def test_switch_diff_compares_the_password_by_value_and_never_prints_it(
+    inventory: Inventory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """FRR's running configuration shows a neighbor's password in clear: `switch diff`
+    compares it with the inventory's value (a wrong key is drift) and prints neither."""
+    from labctl.cli.switch_cmd import with_secrets
+
+    value, other = "kek-md5-Zq7v", "not-the-inventorys-key"
+    monkeypatch.setenv("LABCTL_TEST_BGP_PASSWORD", value)
+    guarded = _with_password(inventory)
+    kek = next(s for s in guarded.switches if s.name == "kek-core")
+    rendered, hidden = with_secrets(guarded, kek, None, REFERENCE.parent)
+    assert f" neighbor CALICO password {value}\n" in rendered
+    node_cfg = bird.config(guarded, guarded.server("fohn"), secret=lambda ref: value)
+    with bgp.bgp_pair(tmp_path, "kek-core", rendered, node_cfg,
+                      "31.31.164.210/28", "31.31.164.220/28") as pair:  # fmt: skip
+        argv = ["nsenter", "--uts", f"--target={pair.zebra_pid}", *pair.vtysh_argv(), "-c",
+                "show running-config"]  # fmt: skip
+        with running_sshd(tmp_path / "sshd") as sshd:
+            running = fetch(_target(sshd), "frr", argv)
+            assert f"neighbor CALICO password {value}" in running  # FRR's own words
+            assert diff(rendered, running, "frr", "kek-core", hidden) == []
+            pair.vtysh(
+                "configure terminal", "router bgp 64513", f"neighbor CALICO password {other}"
+            )
+            changed = diff(rendered, fetch(_target(sshd), "frr", argv), "frr", "kek-core", hidden)
+    where = "<secret from environment variable LABCTL_TEST_BGP_PASSWORD>"
+    assert f"- neighbor CALICO password {where}" in changed
+    assert "+ neighbor CALICO password <secret not shown>" in changed
+    printed = "\n".join(changed)
+    assert value not in printed and other not in printed

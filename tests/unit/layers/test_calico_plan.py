@@ -129,3 +129,51 @@ def test_calico_resources_plans_the_api_work_and_the_ready_wait(
     real = steps(LayerContext(with_manifest, REFERENCE, tmp_path / "m"))
     assert [name for name, _ in real] == ["calico.resources", "calico.nodes-ready"]
     assert real[0][1].startswith("apply https://example.invalid/calico.yaml, then")
+
+
+def test_a_plan_names_its_bgp_passwords_by_reference_and_holds_no_value(
+    inventory: Inventory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Planning reads no secret (the variables may be set: the plan still holds none);
+    each file and the restart that follows it name the same references."""
+    import dataclasses
+
+    from labctl.engine.actions import Run
+    from labctl.inventory.model import SecretRef
+
+    monkeypatch.setenv("LABCTL_TEST_MESH_KEY", "mesh-value-1")
+    monkeypatch.setenv("LABCTL_TEST_KEK_KEY", "kek-value-2")
+    calico = inventory.cluster.calico
+    peers = tuple(
+        dataclasses.replace(p, password=SecretRef(env="LABCTL_TEST_KEK_KEY"))
+        if p.switch == "kek-core"
+        else p
+        for p in calico.peers
+    )
+    calico = dataclasses.replace(
+        calico, peers=peers, mesh_password=SecretRef(env="LABCTL_TEST_MESH_KEY")
+    )
+    keyed = dataclasses.replace(
+        inventory, cluster=dataclasses.replace(inventory.cluster, calico=calico)
+    )
+    ctx = LayerContext(
+        keyed, REFERENCE, tmp_path / "state",
+        standins=StandIns(calico_bird=BIRD, switch_platform="frr"),
+    )  # fmt: skip
+    plans = list(CalicoLayer().plans(ctx))
+    printed = "".join(p.to_json() + p.render_tree() for p in plans)
+    assert "mesh-value-1" not in printed and "kek-value-2" not in printed
+    actions = [s.action for p in plans for s in p.steps]
+
+    def named(host: str, kind: type) -> list[str]:
+        found = [a for a in actions if a.host == host and isinstance(a, kind) and a.secrets]  # type: ignore[attr-defined]
+        assert len(found) == 1, (host, kind)
+        return [u.used_at for u in found[0].secrets]  # type: ignore[attr-defined]
+
+    kek = ["cluster.calico.peers[0].password"]
+    assert named("kek-core", PutFile) == named("kek-core", Run) == kek
+    fohn = sorted(named("fohn", PutFile))
+    assert fohn == sorted(named("fohn", Run))
+    assert fohn == ["cluster.calico.mesh_password", "cluster.calico.peers[0].password"]
+    assert not [a for a in actions if a.host == "astrid" and getattr(a, "secrets", ())]
+    assert not (tmp_path / "state").exists()  # planning wrote nothing (no salt yet)
