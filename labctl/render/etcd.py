@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from labctl.inventory.export import primary_address
 from labctl.inventory.model import Inventory, Server
 from labctl.pki.placement import ETCD_DIR
-from labctl.render.systemd import Unit, env_text, unit_text
+from labctl.render.systemd import Unit, env_text, exec_command, unit_text
 
 UNIT_NAME = "etcd-member.service"
 UNIT_PATH = f"/etc/systemd/system/{UNIT_NAME}"
@@ -150,18 +150,18 @@ def container_engine(server: Server) -> str:
 def exec_start(inventory: Inventory, server: Server, runtime: str) -> list[tuple[str, str]]:
     """The unit's runtime-dependent lines: the only difference between the two runtimes."""
     if runtime == "host":
-        return [("ExecStart", "/usr/bin/etcd")]
+        return [("ExecStart", exec_command(["/usr/bin/etcd"]))]
     engine = container_engine(server)
     data = inventory.cluster.etcd.data_dir
+    run = [
+        engine, "run", "--rm", "--name", CONTAINER, "--network", "host",
+        "--env-file", ENV_PATH, "--volume", f"{data}:{data}",
+        "--volume", f"{ETCD_DIR}:{ETCD_DIR}:ro", image(inventory), "/usr/local/bin/etcd",
+    ]  # fmt: skip
     return [
-        ("ExecStartPre", f"-{engine} rm -f {CONTAINER}"),
-        (
-            "ExecStart",
-            f"{engine} run --rm --name {CONTAINER} --network host --env-file {ENV_PATH} "
-            f"--volume {data}:{data} --volume {ETCD_DIR}:{ETCD_DIR}:ro "
-            f"{image(inventory)} /usr/local/bin/etcd",
-        ),
-        ("ExecStop", f"{engine} stop {CONTAINER}"),
+        ("ExecStartPre", exec_command([engine, "rm", "-f", CONTAINER], prefix="-")),
+        ("ExecStart", exec_command(run)),
+        ("ExecStop", exec_command([engine, "stop", CONTAINER])),
     ]
 
 
