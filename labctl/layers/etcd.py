@@ -344,7 +344,8 @@ def restore_command(ctx: LayerContext, name: str, snapshot: str, data_dir: str) 
             "--env", "ETCDCTL_API=3", render.image(inventory),
             "/usr/local/bin/etcdctl", *restore[1:],
         ]  # fmt: skip
-    aside = f"{data_dir}.before-restore-$(date -u +%Y%m%dT%H%M%SZ)"
+    # Only the date is expanded by the shell; the data directory is one quoted word.
+    aside = f'{shlex.quote(data_dir + ".before-restore-")}"$(date -u +%Y%m%dT%H%M%SZ)"'
     return (
         f"set -e; if [ -e {shlex.quote(data_dir)} ]; then mv {shlex.quote(data_dir)} {aside}; fi; "
         f"ETCDCTL_API=3 {shlex.join(restore)}; "
