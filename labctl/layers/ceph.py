@@ -271,9 +271,15 @@ class CephPlans:
         return PutFile(node, self.path(node, path), content, 0o600, "root:root", secret=True)
 
     def tool(self, server: Server, program: str) -> str:
+        """The program's command line for the node scripts, which run it as ``$ceph``:
+        word-split, never evaluated, so every word must be one plain shell word."""
         import shlex
 
-        return shlex.join(render.tool(self.inventory, server, program, self.run))
+        argv = render.tool(self.inventory, server, program, self.run)
+        for word in argv:
+            if shlex.quote(word) != word:
+                raise ValueError(f"{program}: {word!r} would not stay one word on the node")
+        return shlex.join(argv)
 
     def units(self, server: Server) -> list[render.DaemonFiles]:
         """Every Ceph daemon's unit on ``server``."""
