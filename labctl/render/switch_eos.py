@@ -13,6 +13,7 @@ import ipaddress
 from labctl.calico import topology
 from labctl.inventory.model import Inventory, Switch
 from labctl.render.bgp_common import SecretFn, announced, masked
+from labctl.render.quoting import config_lines
 from labctl.render.switch_ports import DEFAULT_VLAN, ports, vlans
 
 GROUP = "CALICO"
@@ -93,4 +94,4 @@ def config(inventory: Inventory, switch: Switch, secret: SecretFn = masked) -> s
                 lines.append(f"   neighbor {s.local_address} peer group {GROUP}")
         lines += ["   !", "   address-family ipv4", f"      neighbor {GROUP} activate", "!"]
     lines.append("end")
-    return "\n".join(lines) + "\n"
+    return config_lines("EOS configuration", lines)

@@ -16,6 +16,7 @@ from __future__ import annotations
 from labctl.calico import topology
 from labctl.inventory.model import Inventory, Switch
 from labctl.render.bgp_common import SecretFn, announced, masked
+from labctl.render.quoting import config_lines
 
 GROUP = "CALICO"
 IMPORT = "CALICO-IN"
@@ -77,4 +78,4 @@ def config(inventory: Inventory, switch: Switch, secret: SecretFn = masked) -> s
             "!",
         ]
     lines.append("end")
-    return "\n".join(lines) + "\n"
+    return config_lines("FRR configuration", lines)

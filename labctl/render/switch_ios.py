@@ -11,6 +11,7 @@ import ipaddress
 
 from labctl.inventory.model import Inventory, Switch
 from labctl.render.bgp_common import SecretFn, masked
+from labctl.render.quoting import config_lines
 from labctl.render.switch_ports import DEFAULT_VLAN, ports, vlans
 
 
@@ -47,4 +48,4 @@ def config(inventory: Inventory, switch: Switch, secret: SecretFn = masked) -> s
         if network.gateway:
             lines += [f"ip default-gateway {network.gateway}", "!"]
     lines.append("end")
-    return "\n".join(lines) + "\n"
+    return config_lines("IOS configuration", lines)
