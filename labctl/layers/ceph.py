@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING
 from labctl.engine.actions import Action, LocalStep, PutFile, Run, WaitFor, ssh_answers
 from labctl.engine.layer import LayerContext
 from labctl.engine.plan import Plan
+from labctl.errors import RenderError
 from labctl.render import ceph as render
 
 if TYPE_CHECKING:
@@ -278,7 +279,7 @@ class CephPlans:
         argv = render.tool(self.inventory, server, program, self.run)
         for word in argv:
             if shlex.quote(word) != word:
-                raise ValueError(f"{program}: {word!r} would not stay one word on the node")
+                raise RenderError(f"{program}: {word!r} would not stay one word on the node")
         return shlex.join(argv)
 
     def units(self, server: Server) -> list[render.DaemonFiles]:

@@ -19,6 +19,7 @@ import re
 import uuid
 from dataclasses import dataclass
 
+from labctl.errors import RenderError
 from labctl.inventory.model import Ceph, Inventory, Server
 from labctl.render.systemd import Unit, exec_command, unit_text
 
@@ -174,7 +175,7 @@ _CONF_NAME = re.compile(r"[A-Za-z0-9_.-]+")
 def conf_key(key: str) -> str:
     """An option name as ceph.conf holds it: letters, digits, ``_ . -``, single spaces."""
     if not _CONF_KEY.fullmatch(key):
-        raise ValueError(f"ceph.conf: {key!r} cannot be written as an option name")
+        raise RenderError(f"ceph.conf: {key!r} cannot be written as an option name")
     return key
 
 
@@ -186,11 +187,11 @@ def conf_value(key: str, value: str) -> str:
     A backslash or a double quote is written in quotes, escaped as Ceph unescapes it.
     """
     if not value or value != value.strip(" \t"):
-        raise ValueError(f"ceph.conf: {key}: {value!r} is empty or has blanks around it")
+        raise RenderError(f"ceph.conf: {key}: {value!r} is empty or has blanks around it")
     if not value.isascii() or not value.isprintable():
-        raise ValueError(f"ceph.conf: {key}: {value!r} holds a line break, control or non-ASCII")
+        raise RenderError(f"ceph.conf: {key}: {value!r} holds a line break, control or non-ASCII")
     if "#" in value or ";" in value:
-        raise ValueError(f"ceph.conf: {key}: {value!r} holds # or ;, which start a comment")
+        raise RenderError(f"ceph.conf: {key}: {value!r} holds # or ;, which start a comment")
     if '"' in value or "\\" in value:
         return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
     return value
@@ -199,7 +200,7 @@ def conf_value(key: str, value: str) -> str:
 def conf_name(what: str, name: str) -> str:
     """A server name inside a Ceph value (a list of members, a CRUSH location)."""
     if not _CONF_NAME.fullmatch(name):
-        raise ValueError(f"ceph.conf: {what} {name!r} cannot be written in a Ceph value")
+        raise RenderError(f"ceph.conf: {what} {name!r} cannot be written in a Ceph value")
     return name
 
 

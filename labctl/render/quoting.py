@@ -6,12 +6,15 @@ would otherwise add a line to a config, a word to a kernel command line or a
 block to a Corefile. Formats that can quote (shell, systemd, INI with quotes,
 YAML/JSON) quote in their own renderers; these helpers are for the ones that
 cannot, where the only safe render of a hostile value is none: each raises a
-ValueError naming what the value was for, which the CLI reports as a sentence.
+RenderError (a ValueError) naming what the value was for, which the CLI prints as a
+sentence with exit 2, never a traceback.
 """
 
 from __future__ import annotations
 
 import re
+
+from labctl.errors import RenderError
 
 # A word that means the same to iPXE, the kernel command line, dnsmasq, BIRD,
 # FRR and CoreDNS: no blank, quote, backslash, '$', '#', ';', braces or control.
@@ -21,14 +24,14 @@ _PLAIN_WORD = re.compile(r"[A-Za-z0-9_.:/,=+@%\[\]-]+")
 def one_line(what: str, value: str) -> str:
     """``value`` if it holds no line break or other control character."""
     if not value or not value.isprintable() or value != value.strip():
-        raise ValueError(f"{what} {value!r} cannot be written on one plain line")
+        raise RenderError(f"{what} {value!r} cannot be written on one plain line")
     return value
 
 
 def plain_word(what: str, value: str) -> str:
     """``value`` if it is one word that no config or script language reads specially."""
     if not _PLAIN_WORD.fullmatch(value):
-        raise ValueError(
+        raise RenderError(
             f"{what} {value!r} holds a character that cannot be written here safely"
             " (only letters, digits and _ . : / , = + @ % [ ] -)"
         )
@@ -42,7 +45,7 @@ _DNS_NAME = re.compile(rf"{_DNS_LABEL}(?:\.{_DNS_LABEL})*")
 def dns_name(what: str, value: str) -> str:
     """``value`` if it is a DNS name (letters, digits, inner hyphens, dots between)."""
     if len(value) > 253 or not _DNS_NAME.fullmatch(value):
-        raise ValueError(f"{what} {value!r} is not a DNS name")
+        raise RenderError(f"{what} {value!r} is not a DNS name")
     return value
 
 
@@ -55,7 +58,7 @@ def config_lines(what: str, lines: list[str]) -> str:
     """
     for number, line in enumerate(lines, start=1):
         if not line.isprintable():
-            raise ValueError(
+            raise RenderError(
                 f"{what}: line {number} would hold a line break or control character"
                 " from an inventory value"
             )
@@ -66,5 +69,5 @@ def bird_string(what: str, value: str) -> str:
     """``value`` as a BIRD 1.6 string: its lexer has no escapes, so a double quote
     or a line break cannot be written and is refused (the value is not shown)."""
     if '"' in value or not value.isprintable():
-        raise ValueError(f"{what} holds a double quote or line break, which BIRD cannot hold")
+        raise RenderError(f"{what} holds a double quote or line break, which BIRD cannot hold")
     return f'"{value}"'

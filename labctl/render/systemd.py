@@ -13,13 +13,15 @@ separates nothing); every value of a unit is checked for what no unit line can
 hold (a line break, a control character, a trailing backslash that would join
 the next line, blanks at either end that systemd strips), and its ``%`` doubled
 where systemd expands specifiers. What cannot be written inert is refused with a
-ValueError naming the key, never rendered.
+RenderError (a ValueError the CLI prints as a sentence) naming the key, never rendered.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
+
+from labctl.errors import RenderError
 
 Unit = Mapping[str, Sequence[tuple[str, str]]]
 
@@ -35,7 +37,7 @@ _ENV_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 def _quote_word(word: str, first: bool) -> str:
     if "\0" in word:
-        raise ValueError(f"a command word cannot hold a NUL byte: {word!r}")
+        raise RenderError(f"a command word cannot hold a NUL byte: {word!r}")
     if word == ";":
         return "\\;"  # systemd's own spelling of a literal ';' argument
     word = word.replace("$", "$$")
@@ -58,9 +60,9 @@ def exec_command(argv: Sequence[str], prefix: str = "") -> str:
     ``prefix`` is systemd's own (``-`` to ignore a failure), never from the inventory.
     """
     if not argv:
-        raise ValueError("an Exec line needs a program")
+        raise RenderError("an Exec line needs a program")
     if any(c not in _EXEC_PREFIXES for c in prefix):
-        raise ValueError(f"{prefix!r} is not a systemd Exec prefix")
+        raise RenderError(f"{prefix!r} is not a systemd Exec prefix")
     words = [_quote_word(word, i == 0) for i, word in enumerate(argv)]
     return prefix + " ".join(words)
 
@@ -78,11 +80,11 @@ def unit_value(key: str, value: str, specifiers: bool = True) -> str:
     timesyncd.conf do not)."""
     bad = next((c for c in value if _line_breaking(c)), None)
     if bad is not None:
-        raise ValueError(f"{key}=: a unit value cannot hold the control character {bad!r}")
+        raise RenderError(f"{key}=: a unit value cannot hold the control character {bad!r}")
     if value != value.strip():
-        raise ValueError(f"{key}=: systemd strips blanks around a value: {value!r}")
+        raise RenderError(f"{key}=: systemd strips blanks around a value: {value!r}")
     if value.endswith("\\"):
-        raise ValueError(f"{key}=: a trailing backslash joins the next line: {value!r}")
+        raise RenderError(f"{key}=: a trailing backslash joins the next line: {value!r}")
     return value.replace("%", "%%") if specifiers else value
 
 
@@ -112,9 +114,9 @@ def env_text(env: Mapping[str, str]) -> str:
     """
     for key, value in env.items():
         if not _ENV_KEY.fullmatch(key):
-            raise ValueError(f"{key!r} is not an environment variable name")
+            raise RenderError(f"{key!r} is not an environment variable name")
         if any(c.isspace() or ord(c) < 0x20 or ord(c) == 0x7F for c in value):
-            raise ValueError(f"{key}: environment values here cannot hold blanks or controls")
+            raise RenderError(f"{key}: environment values here cannot hold blanks or controls")
         if any(c in value for c in "\"'\\"):
-            raise ValueError(f"{key}: environment values here cannot hold quotes or backslashes")
+            raise RenderError(f"{key}: environment values here cannot hold quotes or backslashes")
     return "".join(f"{key}={value}\n" for key, value in env.items())

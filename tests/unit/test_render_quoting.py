@@ -530,3 +530,19 @@ def test_line_based_configs_refuse_a_line_break_without_showing_it() -> None:
     paths = boot.DnsmasqPaths("/t", "/l", "/g", "/p")
     with pytest.raises(ValueError, match="interface"):
         boot.dnsmasq_conf(dataclasses.replace(INVENTORY, lab=lab), paths)
+
+
+def test_a_refused_render_is_a_sentence_and_writes_nothing(tmp_path: Path) -> None:
+    from tests.labctl_process import run_labctl
+
+    data = yaml.safe_load(REFERENCE.read_text())
+    data["cluster"]["etcd"]["data_dir"] = "/var/lib/etcd\nETCD_UNSAFE_NO_FSYNC=true"
+    inventory = tmp_path / "inventory.yaml"
+    inventory.write_text(yaml.safe_dump(data))
+    state = tmp_path / "state"
+    done = run_labctl(  # asserts no traceback
+        "bootstrap", "--only", "etcd", "--dry-run", "-i", str(inventory), "--state-dir", str(state)
+    )
+    assert done.returncode == 2, done.stderr
+    assert "DATA_DIR" in done.stderr.upper()
+    assert [p.name for p in state.rglob("*") if p.is_file()] in ([], ["lock"])
