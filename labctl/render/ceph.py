@@ -184,7 +184,8 @@ def conf_value(key: str, value: str) -> str:
 
     Ceph ends a value at ``#`` or ``;`` even inside quotes, strips blanks around
     it, and its parser aborts on anything but ASCII: such values are refused.
-    A backslash or a double quote is written in quotes, escaped as Ceph unescapes it.
+    A backslash or a quote (Ceph also reads single-quoted values) is written in double
+    quotes, escaped as Ceph unescapes it.
     """
     if not value or value != value.strip(" \t"):
         raise RenderError(f"ceph.conf: {key}: {value!r} is empty or has blanks around it")
@@ -192,7 +193,7 @@ def conf_value(key: str, value: str) -> str:
         raise RenderError(f"ceph.conf: {key}: {value!r} holds a line break, control or non-ASCII")
     if "#" in value or ";" in value:
         raise RenderError(f"ceph.conf: {key}: {value!r} holds # or ;, which start a comment")
-    if '"' in value or "\\" in value:
+    if any(c in value for c in "\"'\\"):
         return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
     return value
 

@@ -71,3 +71,24 @@ def bird_string(what: str, value: str) -> str:
     if '"' in value or not value.isprintable():
         raise RenderError(f"{what} holds a double quote or line break, which BIRD cannot hold")
     return f'"{value}"'
+
+
+def config_word(what: str, value: str, show: bool = True) -> str:
+    """``value`` as one word of a switch CLI line (FRR, EOS, IOS read a WORD up to the
+    next blank): refused if empty or holding a blank or control. ``show``: whether the
+    refusal may quote the value (never for a password)."""
+    if not value or any(c.isspace() or not c.isprintable() for c in value):
+        shown = f" {value!r}" if show else ""
+        raise RenderError(f"{what}{shown} must be one word with no blank or control character")
+    return value
+
+
+_HOSTNAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+
+
+def hostname(what: str, value: str) -> str:
+    """A device's host name: a letter or digit, then letters, digits, ``_ . -``
+    (FRR refuses any other first character)."""
+    if len(value) > 63 or not _HOSTNAME.fullmatch(value):
+        raise RenderError(f"{what} {value!r} is not a host name")
+    return value

@@ -32,7 +32,7 @@ from labctl.engine.layer import LayerContext
 from labctl.inventory import require_inventory
 from labctl.inventory.model import Inventory, SecretRef
 from labctl.layers.etcd import restore_command
-from labctl.render import bird, boot, ceph, etcd, ignition, systemd
+from labctl.render import bird, boot, ceph, etcd, ignition, switch_frr, systemd
 from labctl.render.kubernetes import addons, kubelet
 from labctl.render.systemd import env_text, unit_text
 from labctl.standins import StandIns
@@ -546,3 +546,38 @@ def test_a_refused_render_is_a_sentence_and_writes_nothing(tmp_path: Path) -> No
     assert done.returncode == 2, done.stderr
     assert "DATA_DIR" in done.stderr.upper()
     assert [p.name for p in state.rglob("*") if p.is_file()] in ([], ["lock"])
+
+
+@SLOW
+@given(name=hostile, password=hostile)
+@example(name="kek-core\nno router bgp 64512", password="pw")
+@example(name="kek-core", password="pw\n neighbor 6.6.6.6 remote-as 1")
+def test_vtysh_accepts_the_frr_config_with_the_values_in_their_place(
+    tmp_path: Path, name: str, password: str
+) -> None:
+    if shutil.which("vtysh") is None:
+        pytest.fail("FRR's vtysh is part of the dev environment (scripts/setup.sh)")
+    kek = next(s for s in INVENTORY.switches if s.name == "kek-core")
+    switch = dataclasses.replace(kek, name=name)
+    peers = tuple(
+        dataclasses.replace(p, switch=name, password=SecretRef(literal="ref"))
+        if p.switch == "kek-core"
+        else p
+        for p in INVENTORY.cluster.calico.peers
+    )
+    calico = dataclasses.replace(INVENTORY.cluster.calico, peers=peers)
+    inventory = patched(INVENTORY, "cluster.calico", calico)
+    switches = tuple(switch if s is kek else s for s in INVENTORY.switches)
+    inventory = dataclasses.replace(inventory, switches=switches)
+    text = rendered(lambda: switch_frr.config(inventory, switch, lambda ref: password))
+    if text is None:
+        return
+    lines = text.split("\n")
+    assert f"hostname {name}" in lines
+    assert sum(line.endswith(f" password {password}") for line in lines) == 1
+    conf = tmp_path / "frr.conf"
+    conf.write_text(text)
+    done = subprocess.run(
+        ["vtysh", "--dryrun", "-f", str(conf)], capture_output=True, text=True, timeout=30
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
