@@ -136,7 +136,7 @@ done
 POOL = r"""
 set -e
 ceph=$1 name=$2 pg=$3 size=$4 app=$5
-if ! $ceph osd pool ls | grep -qx "$name"; then
+if ! $ceph osd pool ls | grep -qxF -- "$name"; then
   if [ "$pg" = auto ]; then
     $ceph osd pool create "$name" >/dev/null
   else
@@ -151,7 +151,7 @@ $ceph osd pool application enable "$name" "$app" >/dev/null
 FILESYSTEM = r"""
 set -e
 ceph=$1 fs=$2 meta=$3 data=$4
-$ceph fs ls -f json | grep -q "\"name\":\"$fs\"" && exit 0
+$ceph fs ls -f json | grep -qF -- "\"name\":\"$fs\"" && exit 0
 $ceph fs new "$fs" "$meta" "$data" >/dev/null
 """
 

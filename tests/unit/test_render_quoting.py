@@ -581,3 +581,30 @@ def test_vtysh_accepts_the_frr_config_with_the_values_in_their_place(
         ["vtysh", "--dryrun", "-f", str(conf)], capture_output=True, text=True, timeout=30
     )
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+@pytest.mark.parametrize(("script", "args", "listing"), [
+    ("POOL", ["rbd.", "auto", "3", "rbd"], "rbdx\n"),
+    ("FILESYSTEM", ["c.fs", "meta", "data"], '[{"name":"cxfs"}]'),
+])  # fmt: skip
+def test_ceph_scripts_match_names_literally_not_as_patterns(
+    tmp_path: Path, script: str, args: list[str], listing: str
+) -> None:
+    """A pool or file system name is compared as text: 'rbd.' is not the pool 'rbdx'."""
+    from labctl.layers import ceph as layer
+
+    stub = tmp_path / "ceph"
+    stub.write_text(
+        "#!/bin/sh\n"
+        f'printf "%s\\n" "$*" >> {tmp_path}/calls\n'
+        f'case "$*" in "osd pool ls"|"fs ls -f json") printf %s {shlex.quote(listing)} ;; esac\n'
+    )
+    stub.chmod(0o755)
+    done = subprocess.run(
+        ["/bin/sh", "-c", getattr(layer, script), "labctl-probe", str(stub), *args],
+        capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    calls = (tmp_path / "calls").read_text().splitlines()
+    created = "osd pool create rbd." if script == "POOL" else "fs new c.fs meta data"
+    assert created in calls
