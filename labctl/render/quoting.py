@@ -92,3 +92,13 @@ def hostname(what: str, value: str) -> str:
     if len(value) > 63 or not _HOSTNAME.fullmatch(value):
         raise RenderError(f"{what} {value!r} is not a host name")
     return value
+
+
+def absolute_path(what: str, value: str) -> str:
+    """``value`` if it is an absolute, normalised path on one line: never an option
+    (``-rf``) to the commands it is handed to, never outside itself (``..``)."""
+    import posixpath
+
+    if not value.startswith("/") or posixpath.normpath(value) != value or not value.isprintable():
+        raise RenderError(f"{what} {value!r} is not an absolute, normalised path")
+    return value

@@ -608,3 +608,12 @@ def test_ceph_scripts_match_names_literally_not_as_patterns(
     calls = (tmp_path / "calls").read_text().splitlines()
     created = "osd pool create rbd." if script == "POOL" else "fs new c.fs meta data"
     assert created in calls
+
+
+@pytest.mark.parametrize("data_dir", ["-rf", "var/lib/etcd", "/var/lib/../../etc", "/a\nb"])
+def test_an_etcd_data_dir_that_is_not_an_absolute_path_is_refused(data_dir: str) -> None:
+    """It reaches mkdir, chmod and mv on every member: '-rf' would be an option there."""
+    settings_ = dataclasses.replace(INVENTORY.cluster.etcd, data_dir=data_dir)
+    inventory = patched(INVENTORY, "cluster.etcd", settings_)
+    with pytest.raises(ValueError, match="data_dir"):
+        etcd.member_files(inventory, inventory.server("fohn"), "container")
