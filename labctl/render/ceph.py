@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 from labctl.errors import RenderError
 from labctl.inventory.model import Ceph, Inventory, Server
+from labctl.render.quoting import absolute_path
 from labctl.render.systemd import Unit, exec_command, unit_text
 
 RUNTIMES = ("container", "host")
@@ -106,6 +107,8 @@ def osds(inventory: Inventory) -> list[Osd]:
     for server in inventory.with_role("ceph-osd"):
         for disk in server.disks:
             if disk.role == "osd":
+                # Handed to ceph-bluestore-tool and ceph-osd: never an option, one path.
+                absolute_path(f"{server.name}: OSD device", disk.device)
                 osd_uuid = str(uuid.uuid5(fsid, f"{server.name}:{disk.device}"))
                 found.append(Osd(len(found), server.name, disk.device, osd_uuid, disk.wipe))
     return found

@@ -617,3 +617,16 @@ def test_an_etcd_data_dir_that_is_not_an_absolute_path_is_refused(data_dir: str)
     inventory = patched(INVENTORY, "cluster.etcd", settings_)
     with pytest.raises(ValueError, match="data_dir"):
         etcd.member_files(inventory, inventory.server("fohn"), "container")
+
+
+@pytest.mark.parametrize("device", ["-f", "/dev/../etc/passwd", "dev/sdb"])
+def test_an_osd_device_that_is_not_an_absolute_path_is_refused(device: str) -> None:
+    server = INVENTORY.with_role("ceph-osd")[0]
+    disks = tuple(
+        dataclasses.replace(d, device=device) if d.role == "osd" else d for d in server.disks
+    )
+    servers = tuple(
+        dataclasses.replace(s, disks=disks) if s is server else s for s in INVENTORY.servers
+    )
+    with pytest.raises(ValueError, match="OSD device"):
+        ceph.osds(dataclasses.replace(INVENTORY, servers=servers))
