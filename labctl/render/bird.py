@@ -19,9 +19,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from labctl.calico import topology
+from labctl.errors import RenderError
 from labctl.inventory.model import Inventory, Server
 from labctl.render.bgp_common import SecretFn, announced, masked
-from labctl.render.quoting import bird_string, config_lines
+from labctl.render.quoting import bird_string
 
 CONFIG_PATH = "/etc/calico/confd/config/bird.cfg"
 CONTROL_SOCKET = "/var/run/calico/bird.ctl"
@@ -37,8 +38,10 @@ Statement = str | Block
 
 
 def one_statement(statement: str) -> str:
-    """A statement on one line: a value with a line break would add statements."""
-    config_lines("bird.cfg", [statement])
+    """A statement on one line: a value with a line break would add statements (the
+    refusal does not show it: it may hold a password)."""
+    if not statement.isprintable():
+        raise RenderError("bird.cfg: a statement would hold a line break or control character")
     return statement
 
 

@@ -25,15 +25,13 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import json
-import posixpath
 from collections.abc import Sequence
 from typing import Any
 from urllib.parse import quote, unquote
 
-from labctl.errors import RenderError
 from labctl.inventory.export import primary_address
 from labctl.inventory.model import Inventory, Network, Nic, Server
-from labctl.render.quoting import one_line
+from labctl.render.quoting import absolute_path, one_line
 from labctl.render.systemd import Unit, env_text, unit_text
 
 SPEC_VERSION = "3.3.0"
@@ -55,8 +53,7 @@ def data_url_text(source: str) -> str:
 
 def _file(path: str, text: str, mode: int = 0o644) -> dict[str, Any]:
     # A path made from inventory names (a NIC's) must stay the one file meant.
-    if not path.startswith("/") or posixpath.normpath(path) != path or not path.isprintable():
-        raise RenderError(f"{path!r} is not an absolute, normalised path for an Ignition file")
+    absolute_path("an Ignition file", path)
     # overwrite: an image may ship a default (/etc/hostname, update.conf) that ours replaces.
     return {"path": path, "mode": mode, "overwrite": True, "contents": {"source": data_url(text)}}
 
