@@ -29,9 +29,10 @@ from collections.abc import Sequence
 from typing import Any
 from urllib.parse import quote, unquote
 
+from labctl.errors import RenderError
 from labctl.inventory.export import primary_address
 from labctl.inventory.model import Inventory, Network, Nic, Server
-from labctl.render.quoting import absolute_path, one_line
+from labctl.render.quoting import absolute_path, one_line, plain_word
 from labctl.render.systemd import Unit, env_text, unit_text
 
 SPEC_VERSION = "3.3.0"
@@ -126,6 +127,9 @@ def nm_keyfile(inventory: Inventory, server: Server, nic: Nic) -> str:
     mtus = [n.mtu for n in networks if n.mtu is not None]
     if mtus:
         ethernet.append(("mtu", str(min(mtus))))
+    # GLib's key files unescape a backslash (\s, \n...): a value holding one is refused.
+    if "\\" in nic.name:
+        raise RenderError(f"NIC name {nic.name!r}: a NetworkManager key file would unescape it")
     return unit_text(
         {
             "connection": [("id", nic.name), ("type", "ethernet"), ("interface-name", nic.name)],
@@ -155,7 +159,8 @@ def network_files(inventory: Inventory, server: Server) -> list[dict[str, Any]]:
 
 def timesyncd_conf(inventory: Inventory) -> str:
     servers = inventory.lab.time_servers
-    entries = [("NTP", " ".join(servers))] if servers else []
+    # A blank-separated list: each server one word.
+    entries = [("NTP", " ".join(plain_word("time server", s) for s in servers))] if servers else []
     return unit_text({"Time": entries}, specifiers=False)
 
 

@@ -659,3 +659,16 @@ def test_an_osd_device_that_is_not_an_absolute_path_is_refused(device: str) -> N
     )
     with pytest.raises(ValueError, match="OSD device"):
         ceph.osds(dataclasses.replace(INVENTORY, servers=servers))
+
+
+def test_a_time_server_is_one_word_of_the_ntp_list() -> None:
+    lab = dataclasses.replace(INVENTORY.lab, time_servers=("ntp.example 10.0.0.1",))
+    with pytest.raises(ValueError, match="time server"):
+        ignition.timesyncd_conf(dataclasses.replace(INVENTORY, lab=lab))
+
+
+def test_a_nic_name_with_a_backslash_is_refused_for_networkmanager() -> None:
+    server = INVENTORY.server("fohn")
+    nic = dataclasses.replace(server.nics[0], name="eth\\s0")
+    with pytest.raises(ValueError, match="NetworkManager"):
+        ignition.nm_keyfile(INVENTORY, server, nic)
