@@ -42,3 +42,12 @@ class HostKeyError(DriverError):
 
 class InsecureProtocolError(DriverError):
     """A peer only offers a protocol we refuse without explicit permission."""
+
+
+class RenderError(UsageError, ValueError):
+    """An inventory value a renderer cannot write inert, so it refuses to write it.
+
+    ``labctl validate`` should have refused the value first; this is the second
+    gate (docs/reliability.md, "Quoting at render"). A ValueError too, as the
+    renders' other refusals are.
+    """

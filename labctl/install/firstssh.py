@@ -12,6 +12,7 @@ From then on every connection is checked strictly against it, as before.
 
 from __future__ import annotations
 
+import shlex
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -48,7 +49,7 @@ def first_login(ctx: LayerContext, name: str, deadline: float | None = None) -> 
         try:
             log_in(client, target)
             _, out, _ = client.exec_command(
-                f"cat {ctx.on_node(name, '/etc/os-release')}", timeout=10
+                shlex.join(["cat", ctx.on_node(name, "/etc/os-release")]), timeout=10
             )
             release = survey.os_release(out.read().decode(errors="replace"))
             transport = client.get_transport()

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING
 from labctl.engine.actions import Action, LocalStep, PutFile, Run, WaitFor, ssh_answers
 from labctl.engine.layer import LayerContext
 from labctl.engine.plan import Plan
+from labctl.errors import RenderError
 from labctl.render import ceph as render
 
 if TYPE_CHECKING:
@@ -135,7 +136,7 @@ done
 POOL = r"""
 set -e
 ceph=$1 name=$2 pg=$3 size=$4 app=$5
-if ! $ceph osd pool ls | grep -qx "$name"; then
+if ! $ceph osd pool ls | grep -qxF -- "$name"; then
   if [ "$pg" = auto ]; then
     $ceph osd pool create "$name" >/dev/null
   else
@@ -150,7 +151,7 @@ $ceph osd pool application enable "$name" "$app" >/dev/null
 FILESYSTEM = r"""
 set -e
 ceph=$1 fs=$2 meta=$3 data=$4
-$ceph fs ls -f json | grep -q "\"name\":\"$fs\"" && exit 0
+$ceph fs ls -f json | grep -qF -- "\"name\":\"$fs\"" && exit 0
 $ceph fs new "$fs" "$meta" "$data" >/dev/null
 """
 
@@ -271,9 +272,15 @@ class CephPlans:
         return PutFile(node, self.path(node, path), content, 0o600, "root:root", secret=True)
 
     def tool(self, server: Server, program: str) -> str:
+        """The program's command line for the node scripts, which run it as ``$ceph``:
+        word-split, never evaluated, so every word must be one plain shell word."""
         import shlex
 
-        return shlex.join(render.tool(self.inventory, server, program, self.run))
+        argv = render.tool(self.inventory, server, program, self.run)
+        for word in argv:
+            if shlex.quote(word) != word:
+                raise RenderError(f"{program}: {word!r} would not stay one word on the node")
+        return shlex.join(argv)
 
     def units(self, server: Server) -> list[render.DaemonFiles]:
         """Every Ceph daemon's unit on ``server``."""

@@ -182,7 +182,7 @@ def member_actions(ctx: LayerContext, node: str, joined: tuple[str, str] | None)
     token = render.cluster_token(inventory)
     server = inventory.server(node)
     files = render.member_files(inventory, server, runtime(ctx), joined[0] if joined else None)
-    data_dir = ctx.on_node(node, etcd.data_dir)
+    data_dir = ctx.on_node(node, render.data_dir(inventory))
     started = (files.restart_digest, *((joined[1],) if joined else ()))
     return [
         ssh_answers(node, inventory.lab.ssh.boot_wait),
@@ -245,7 +245,7 @@ def is_restart(action: Action) -> bool:
 def leave_actions(ctx: LayerContext, node: str, member_id: str) -> list[Action]:
     """A removed member's node: unit stopped and disabled, data moved aside (kept)."""
     inventory = ctx.inventory
-    data_dir = ctx.on_node(node, inventory.cluster.etcd.data_dir)
+    data_dir = ctx.on_node(node, render.data_dir(inventory))
     return [
         ssh_answers(node, inventory.lab.ssh.boot_wait),
         Run(
@@ -277,7 +277,7 @@ class EtcdRestore:
         restored: list[str] = []
         for server in render.members(inventory):
             node = server.name
-            data_dir = ctx.on_node(node, etcd.data_dir)
+            data_dir = ctx.on_node(node, render.data_dir(inventory))
             file = ctx.on_node(node, f"/var/lib/labctl/etcd-restore-{self.restore_id}.db")
             command = restore_command(ctx, server.name, file, data_dir)
             once = (self.restore_id,)
@@ -344,7 +344,8 @@ def restore_command(ctx: LayerContext, name: str, snapshot: str, data_dir: str) 
             "--env", "ETCDCTL_API=3", render.image(inventory),
             "/usr/local/bin/etcdctl", *restore[1:],
         ]  # fmt: skip
-    aside = f"{data_dir}.before-restore-$(date -u +%Y%m%dT%H%M%SZ)"
+    # Only the date is expanded by the shell; the data directory is one quoted word.
+    aside = f'{shlex.quote(data_dir + ".before-restore-")}"$(date -u +%Y%m%dT%H%M%SZ)"'
     return (
         f"set -e; if [ -e {shlex.quote(data_dir)} ]; then mv {shlex.quote(data_dir)} {aside}; fi; "
         f"ETCDCTL_API=3 {shlex.join(restore)}; "

@@ -19,8 +19,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from labctl.calico import topology
+from labctl.errors import RenderError
 from labctl.inventory.model import Inventory, Server
 from labctl.render.bgp_common import SecretFn, announced, masked
+from labctl.render.quoting import bird_string
 
 CONFIG_PATH = "/etc/calico/confd/config/bird.cfg"
 CONTROL_SOCKET = "/var/run/calico/bird.ctl"
@@ -35,18 +37,26 @@ class Block:
 Statement = str | Block
 
 
+def one_statement(statement: str) -> str:
+    """A statement on one line: a value with a line break would add statements (the
+    refusal does not show it: it may hold a password)."""
+    if not statement.isprintable():
+        raise RenderError("bird.cfg: a statement would hold a line break or control character")
+    return statement
+
+
 def text(statements: list[Statement], indent: int = 0) -> str:
     lines: list[str] = []
     pad = "  " * indent
     for s in statements:
         if isinstance(s, Block):
-            lines.append(f"{pad}{s.header} {{")
+            lines.append(f"{pad}{one_statement(s.header)} {{")
             inner = text(list(s.body), indent + 1)
             if inner:
                 lines.append(inner.rstrip("\n"))
             lines.append(f"{pad}}}")
         else:
-            lines.append(f"{pad}{s}")
+            lines.append(f"{pad}{one_statement(s)}")
     return "\n".join(lines) + ("\n" if lines else "")
 
 
@@ -138,7 +148,7 @@ def _peers(inventory: Inventory, server: Server, secret: SecretFn) -> list[State
         elif calico.mesh_password is not None:
             ref = calico.mesh_password
         if ref is not None:
-            body.append(f'password "{secret(ref)}";')
+            body.append(f"password {bird_string('a BGP password', secret(ref))};")
         out.append(Block(f"protocol bgp {s.protocol} from bgp_template", tuple(body)))
     return out
 

@@ -30,7 +30,8 @@ from typing import Any
 
 from labctl.inventory.model import BootService, Inventory, Nic, Server
 from labctl.render.ignition import SPEC_VERSION, data_url, os_disk
-from labctl.render.systemd import unit_text
+from labctl.render.quoting import config_lines, plain_word
+from labctl.render.systemd import exec_command, unit_text
 
 TFTP_SCRIPT = "labctl.ipxe"
 BIOS_LOADER = "undionly.kpxe"
@@ -106,7 +107,7 @@ def dnsmasq_conf(inventory: Inventory, paths: DnsmasqPaths) -> str:
         f"listen-address={boot.address}",
     ]
     if boot.interface:
-        lines.append(f"interface={boot.interface}")
+        lines.append(f"interface={plain_word('lab.boot.interface', boot.interface)}")
     if boot.dhcp == "proxy":
         lines.append(f"dhcp-range={network.network_address},proxy,{network.netmask}")
     else:
@@ -117,7 +118,8 @@ def dnsmasq_conf(inventory: Inventory, paths: DnsmasqPaths) -> str:
             lines.append(f"dhcp-option=option:router,{gateway}")
     for mac, server in servers_by_mac(inventory).items():
         address = boot_address_of(inventory, server) if boot.dhcp == "full" else None
-        lines.append(f"dhcp-host={mac},{address + ',' if address else ''}set:known,{server.name}")
+        name = plain_word("server name", server.name)
+        lines.append(f"dhcp-host={mac},{address + ',' if address else ''}set:known,{name}")
     lines += [
         "dhcp-ignore=tag:!known",  # a MAC the inventory does not list gets no answer
         "log-dhcp",
@@ -143,7 +145,8 @@ def dnsmasq_conf(inventory: Inventory, paths: DnsmasqPaths) -> str:
         f"log-facility={paths.log}",
         f"pid-file={paths.pid}",
     ]
-    return "\n".join(lines) + "\n"
+    # One option a line: a value with a line break would add options of its own.
+    return config_lines("dnsmasq configuration", lines)
 
 
 def chain_script(inventory: Inventory) -> str:
@@ -200,13 +203,15 @@ def kernel_args(inventory: Inventory, server: Server) -> list[str]:
 
 
 def ipxe_script(inventory: Inventory, server: Server) -> str:
+    """iPXE expands ``${...}`` and splits on blanks with no quoting a kernel argument
+    survives, so every word from the inventory must be a plain word or is refused."""
+    words = [mac_url(inventory, server, "kernel"), *kernel_args(inventory, server)]
+    words = [plain_word("iPXE kernel argument", word) for word in words]
     return "\n".join(
         [
             "#!ipxe",
-            f"echo labctl: installing {server.name}",
-            " ".join(
-                ["kernel", mac_url(inventory, server, "kernel"), *kernel_args(inventory, server)]
-            ),
+            f"echo labctl: installing {plain_word('server name', server.name)}",
+            " ".join(["kernel", *words]),
             f"initrd --name initrd {mac_url(inventory, server, 'initrd')}",
             "boot",
             "",
@@ -322,7 +327,7 @@ def installer_config(inventory: Inventory, server: Server) -> dict[str, Any]:
             ],
             "Service": [
                 ("Type", "oneshot"),
-                ("ExecStart", f"/opt/labctl-install {server.os.channel}"),
+                ("ExecStart", exec_command(["/opt/labctl-install", server.os.channel])),
             ],
             "Install": [("WantedBy", "multi-user.target")],
         }

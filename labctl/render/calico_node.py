@@ -16,7 +16,7 @@ from labctl.calico import topology
 from labctl.inventory.model import Inventory, Server
 from labctl.render.bird import CONFIG_PATH, CONTROL_SOCKET
 from labctl.render.kubernetes.host import CNI_CONF_DIR
-from labctl.render.systemd import Unit, unit_text
+from labctl.render.systemd import Unit, exec_command, unit_text
 
 UNIT_NAME = "calico-bird.service"
 UNIT_PATH = f"/etc/systemd/system/{UNIT_NAME}"
@@ -43,7 +43,7 @@ def unit(bird_binary: str) -> str:
             ("After", "network-online.target"),
         ],
         "Service": [
-            ("ExecStart", f"/bin/sh -c {shlex.quote(start)}"),
+            ("ExecStart", exec_command(["/bin/sh", "-c", start])),
             ("Restart", "always"),
             ("RestartSec", "2"),
         ],

@@ -15,12 +15,14 @@ Fedora CoreOS ship no Ceph), ``host`` runs the node's own ``/usr/bin/ceph-*``.
 from __future__ import annotations
 
 import hashlib
-import shlex
+import re
 import uuid
 from dataclasses import dataclass
 
+from labctl.errors import RenderError
 from labctl.inventory.model import Ceph, Inventory, Server
-from labctl.render.systemd import Unit, unit_text
+from labctl.render.quoting import absolute_path
+from labctl.render.systemd import Unit, exec_command, unit_text
 
 RUNTIMES = ("container", "host")
 IMAGE = "quay.io/ceph/ceph"
@@ -105,6 +107,8 @@ def osds(inventory: Inventory) -> list[Osd]:
     for server in inventory.with_role("ceph-osd"):
         for disk in server.disks:
             if disk.role == "osd":
+                # Handed to ceph-bluestore-tool and ceph-osd: never an option, one path.
+                absolute_path(f"{server.name}: OSD device", disk.device)
                 osd_uuid = str(uuid.uuid5(fsid, f"{server.name}:{disk.device}"))
                 found.append(Osd(len(found), server.name, disk.device, osd_uuid, disk.wipe))
     return found
@@ -133,7 +137,7 @@ def _value(value: str | int | float | bool) -> str:
 def conf(inventory: Inventory) -> dict[str, list[tuple[str, str]]]:
     """ceph.conf as sections of (option, value), the same on every Ceph node."""
     ceph = settings(inventory)
-    names = [s.name for s in mons(inventory)]
+    names = [conf_name("monitor", s.name) for s in mons(inventory)]
     glob = [
         ("fsid", ceph.fsid),
         ("mon_initial_members", ", ".join(names)),
@@ -162,14 +166,53 @@ def conf(inventory: Inventory) -> dict[str, list[tuple[str, str]]]:
     }
     # The failure domain is the server, named here: nodes' host names may not be theirs.
     for osd in osds(inventory):
-        sections[f"osd.{osd.id}"] = [("crush_location", f"root=default host={osd.server}")]
+        host = conf_name("OSD server", osd.server)
+        sections[f"osd.{osd.id}"] = [("crush_location", f"root=default host={host}")]
     return sections
+
+
+_CONF_KEY = re.compile(r"[A-Za-z0-9_.-]+(?: [A-Za-z0-9_.-]+)*")
+_CONF_NAME = re.compile(r"[A-Za-z0-9_.-]+")
+
+
+def conf_key(key: str) -> str:
+    """An option name as ceph.conf holds it: letters, digits, ``_ . -``, single spaces."""
+    if not _CONF_KEY.fullmatch(key):
+        raise RenderError(f"ceph.conf: {key!r} cannot be written as an option name")
+    return key
+
+
+def conf_value(key: str, value: str) -> str:
+    """``value`` as Ceph's config parser reads it back unchanged.
+
+    Ceph ends a value at ``#`` or ``;`` even inside quotes, strips blanks around
+    it, and its parser aborts on anything but ASCII: such values are refused.
+    A backslash or a quote (Ceph also reads single-quoted values) is written in double
+    quotes, escaped as Ceph unescapes it.
+    """
+    if not value or value != value.strip(" \t"):
+        raise RenderError(f"ceph.conf: {key}: {value!r} is empty or has blanks around it")
+    if not value.isascii() or not value.isprintable():
+        raise RenderError(f"ceph.conf: {key}: {value!r} holds a line break, control or non-ASCII")
+    if "#" in value or ";" in value:
+        raise RenderError(f"ceph.conf: {key}: {value!r} holds # or ;, which start a comment")
+    if any(c in value for c in "\"'\\"):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return value
+
+
+def conf_name(what: str, name: str) -> str:
+    """A server name inside a Ceph value (a list of members, a CRUSH location)."""
+    if not _CONF_NAME.fullmatch(name):
+        raise RenderError(f"ceph.conf: {what} {name!r} cannot be written in a Ceph value")
+    return name
 
 
 def conf_text(inventory: Inventory) -> str:
     blocks = []
     for section, entries in conf(inventory).items():
-        lines = [f"[{section}]", *(f"{key} = {value}" for key, value in entries)]
+        lines = [f"[{conf_key(section)}]"]
+        lines += [f"{conf_key(key)} = {conf_value(key, value)}" for key, value in entries]
         blocks.append("\n".join(lines))
     return (
         "# Written by labctl from the inventory; edits are overwritten.\n"
@@ -184,8 +227,8 @@ def conf_text(inventory: Inventory) -> str:
 def entities(inventory: Inventory) -> list[str]:
     """Every entity labctl mints a key for, in a stable order."""
     names = ["mon.", "client.admin", "client.bootstrap-osd"]
-    names += [f"mgr.{s.name}" for s in managers(inventory)]
-    names += [f"mds.{s.name}" for s in mds_servers(inventory)]
+    names += [f"mgr.{conf_name('manager', s.name)}" for s in managers(inventory)]
+    names += [f"mds.{conf_name('metadata server', s.name)}" for s in mds_servers(inventory)]
     names += [f"osd.{o.id}" for o in osds(inventory)]
     return names
 
@@ -254,17 +297,17 @@ def daemon_unit(
 ) -> Unit:
     if run not in RUNTIMES:
         raise ValueError(f"ceph runtime {run!r} is not one of {', '.join(RUNTIMES)}")
-    args = f"-f --cluster ceph --id {ident}"
+    args = ["-f", "--cluster", "ceph", "--id", ident]
     name = f"ceph-{daemon}-{ident}"
     if run == "host":
-        start = [("ExecStart", f"/usr/bin/ceph-{daemon} {args}")]
+        start = [("ExecStart", exec_command([f"/usr/bin/ceph-{daemon}", *args]))]
     else:
         engine = container_engine(server)
-        container = shlex.join(_container(inventory, server, name, f"ceph-{daemon}"))
+        container = _container(inventory, server, name, f"ceph-{daemon}")
         start = [
-            ("ExecStartPre", f"-{engine} rm -f {name}"),
-            ("ExecStart", f"{container} {args}"),
-            ("ExecStop", f"{engine} stop {name}"),
+            ("ExecStartPre", exec_command([engine, "rm", "-f", name], prefix="-")),
+            ("ExecStart", exec_command([*container, *args])),
+            ("ExecStop", exec_command([engine, "stop", name])),
         ]
     return {
         "Unit": [

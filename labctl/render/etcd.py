@@ -24,7 +24,8 @@ from dataclasses import dataclass
 from labctl.inventory.export import primary_address
 from labctl.inventory.model import Inventory, Server
 from labctl.pki.placement import ETCD_DIR
-from labctl.render.systemd import Unit, env_text, unit_text
+from labctl.render.quoting import absolute_path
+from labctl.render.systemd import Unit, env_text, exec_command, unit_text
 
 UNIT_NAME = "etcd-member.service"
 UNIT_PATH = f"/etc/systemd/system/{UNIT_NAME}"
@@ -93,6 +94,12 @@ def initial_cluster(inventory: Inventory) -> str:
     return ",".join(f"{s.name}={peer_url(inventory, s)}" for s in members(inventory))
 
 
+def data_dir(inventory: Inventory) -> str:
+    """cluster.etcd.data_dir, refused unless absolute and normalised: it is handed to
+    mkdir, mv and chmod on the node, where '-rf' would be an option."""
+    return absolute_path("cluster.etcd.data_dir", inventory.cluster.etcd.data_dir)
+
+
 def image(inventory: Inventory) -> str:
     etcd = inventory.cluster.etcd
     return etcd.image or f"{IMAGE}:v{etcd.version}"
@@ -110,7 +117,7 @@ def environment(
     name = server.name
     return {
         "ETCD_NAME": name,
-        "ETCD_DATA_DIR": etcd.data_dir,
+        "ETCD_DATA_DIR": data_dir(inventory),
         # Also on loopback, so a check on the node itself needs no route.
         "ETCD_LISTEN_CLIENT_URLS": f"{client_url(inventory, server)},https://127.0.0.1:{etcd.client_port}",
         "ETCD_ADVERTISE_CLIENT_URLS": client_url(inventory, server),
@@ -150,18 +157,18 @@ def container_engine(server: Server) -> str:
 def exec_start(inventory: Inventory, server: Server, runtime: str) -> list[tuple[str, str]]:
     """The unit's runtime-dependent lines: the only difference between the two runtimes."""
     if runtime == "host":
-        return [("ExecStart", "/usr/bin/etcd")]
+        return [("ExecStart", exec_command(["/usr/bin/etcd"]))]
     engine = container_engine(server)
-    data = inventory.cluster.etcd.data_dir
+    data = data_dir(inventory)
+    run = [
+        engine, "run", "--rm", "--name", CONTAINER, "--network", "host",
+        "--env-file", ENV_PATH, "--volume", f"{data}:{data}",
+        "--volume", f"{ETCD_DIR}:{ETCD_DIR}:ro", image(inventory), "/usr/local/bin/etcd",
+    ]  # fmt: skip
     return [
-        ("ExecStartPre", f"-{engine} rm -f {CONTAINER}"),
-        (
-            "ExecStart",
-            f"{engine} run --rm --name {CONTAINER} --network host --env-file {ENV_PATH} "
-            f"--volume {data}:{data} --volume {ETCD_DIR}:{ETCD_DIR}:ro "
-            f"{image(inventory)} /usr/local/bin/etcd",
-        ),
-        ("ExecStop", f"{engine} stop {CONTAINER}"),
+        ("ExecStartPre", exec_command([engine, "rm", "-f", CONTAINER], prefix="-")),
+        ("ExecStart", exec_command(run)),
+        ("ExecStop", exec_command([engine, "stop", CONTAINER])),
     ]
 
 

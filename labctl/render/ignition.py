@@ -29,9 +29,11 @@ from collections.abc import Sequence
 from typing import Any
 from urllib.parse import quote, unquote
 
+from labctl.errors import RenderError
 from labctl.inventory.export import primary_address
 from labctl.inventory.model import Inventory, Network, Nic, Server
-from labctl.render.systemd import Unit, unit_text
+from labctl.render.quoting import absolute_path, one_line, plain_word
+from labctl.render.systemd import Unit, env_text, unit_text
 
 SPEC_VERSION = "3.3.0"
 IDENTITY_PATH = "/etc/labctl/installed.json"
@@ -51,6 +53,8 @@ def data_url_text(source: str) -> str:
 
 
 def _file(path: str, text: str, mode: int = 0o644) -> dict[str, Any]:
+    # A path made from inventory names (a NIC's) must stay the one file meant.
+    absolute_path("an Ignition file", path)
     # overwrite: an image may ship a default (/etc/hostname, update.conf) that ours replaces.
     return {"path": path, "mode": mode, "overwrite": True, "contents": {"source": data_url(text)}}
 
@@ -123,13 +127,17 @@ def nm_keyfile(inventory: Inventory, server: Server, nic: Nic) -> str:
     mtus = [n.mtu for n in networks if n.mtu is not None]
     if mtus:
         ethernet.append(("mtu", str(min(mtus))))
+    # GLib's key files unescape a backslash (\s, \n...): a value holding one is refused.
+    if "\\" in nic.name:
+        raise RenderError(f"NIC name {nic.name!r}: a NetworkManager key file would unescape it")
     return unit_text(
         {
             "connection": [("id", nic.name), ("type", "ethernet"), ("interface-name", nic.name)],
             "ethernet": ethernet,
             "ipv4": ipv4,
             "ipv6": [("method", "disabled")],
-        }
+        },
+        specifiers=False,
     )
 
 
@@ -141,15 +149,19 @@ def network_files(inventory: Inventory, server: Server) -> list[dict[str, Any]]:
             files.append(_file(f"{NM_DIR}/{nic.name}.nmconnection", keyfile, 0o600))
             continue
         stem = f"{NETWORKD_DIR}/10-labctl-{nic.name}"
-        files.append(_file(f"{stem}.link", unit_text(link_unit(nic))))
-        files.append(_file(f"{stem}.network", unit_text(network_unit(inventory, server, nic))))
+        # systemd-networkd takes '%' literally: no specifiers doubled.
+        link = unit_text(link_unit(nic), specifiers=False)
+        network = unit_text(network_unit(inventory, server, nic), specifiers=False)
+        files.append(_file(f"{stem}.link", link))
+        files.append(_file(f"{stem}.network", network))
     return files
 
 
 def timesyncd_conf(inventory: Inventory) -> str:
     servers = inventory.lab.time_servers
-    entries = [("NTP", " ".join(servers))] if servers else []
-    return unit_text({"Time": entries})
+    # A blank-separated list: each server one word.
+    entries = [("NTP", " ".join(plain_word("time server", s) for s in servers))] if servers else []
+    return unit_text({"Time": entries}, specifiers=False)
 
 
 def update_files(server: Server) -> list[dict[str, Any]]:
@@ -162,7 +174,8 @@ def update_files(server: Server) -> list[dict[str, Any]]:
             toml = "[updates]\nenabled = false\n"
         return [_file("/etc/zincati/config.d/55-labctl-updates.toml", toml)]
     reboot = "reboot" if strategy == "reboot" else "off"
-    conf = f"GROUP={server.os.channel}\nREBOOT_STRATEGY={reboot}\n"
+    # Plain KEY=value lines, a value with a blank or line break refused (env_text).
+    conf = env_text({"GROUP": server.os.channel, "REBOOT_STRATEGY": reboot})
     return [_file("/etc/flatcar/update.conf", conf)]
 
 
@@ -190,7 +203,7 @@ def identity(inventory: Inventory, server: Server, digest: str) -> str:
 
 def _body(inventory: Inventory, server: Server) -> dict[str, Any]:
     files = [
-        _file("/etc/hostname", server.name + "\n"),
+        _file("/etc/hostname", one_line("hostname", server.name) + "\n"),
         *network_files(inventory, server),
         _file("/etc/systemd/timesyncd.conf.d/10-labctl.conf", timesyncd_conf(inventory)),
         *update_files(server),

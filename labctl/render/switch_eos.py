@@ -11,8 +11,9 @@ from __future__ import annotations
 import ipaddress
 
 from labctl.calico import topology
-from labctl.inventory.model import Inventory, Switch
+from labctl.inventory.model import Inventory, SecretRef, Switch
 from labctl.render.bgp_common import SecretFn, announced, masked
+from labctl.render.quoting import config_lines, config_word, hostname
 from labctl.render.switch_ports import DEFAULT_VLAN, ports, vlans
 
 GROUP = "CALICO"
@@ -24,9 +25,15 @@ def _prefix(inventory: Inventory, network: str, address: str) -> str:
     return f"{address}/{net.prefixlen}"
 
 
+def _password(secret: SecretFn, ref: SecretRef) -> str:
+    """The password as one CLI word; the printed stand-in (``masked``) is shown as is."""
+    value = secret(ref)
+    return value if secret is masked else config_word("a BGP password", value, show=False)
+
+
 def config(inventory: Inventory, switch: Switch, secret: SecretFn = masked) -> str:
     calico = inventory.cluster.calico
-    lines = [f"hostname {switch.name}", "!"]
+    lines = [f"hostname {hostname('switch name', switch.name)}", "!"]
     for v in vlans(inventory):
         lines += [f"vlan {v.id}", f"   name {v.name}", "!"]
     for p in ports(inventory, switch):
@@ -85,7 +92,7 @@ def config(inventory: Inventory, switch: Switch, secret: SecretFn = masked) -> s
             (p.password for p in calico.peers if p.switch == switch.name and p.password), None
         )
         if password is not None:
-            lines.append(f"   neighbor {GROUP} password 0 {secret(password)}")
+            lines.append(f"   neighbor {GROUP} password 0 {_password(secret, password)}")
         seen = set()
         for s in sessions:
             if s.local_address not in seen:
@@ -93,4 +100,4 @@ def config(inventory: Inventory, switch: Switch, secret: SecretFn = masked) -> s
                 lines.append(f"   neighbor {s.local_address} peer group {GROUP}")
         lines += ["   !", "   address-family ipv4", f"      neighbor {GROUP} activate", "!"]
     lines.append("end")
-    return "\n".join(lines) + "\n"
+    return config_lines("EOS configuration", lines)

@@ -14,11 +14,18 @@ module attaches to the switch's snmpd.
 from __future__ import annotations
 
 from labctl.calico import topology
-from labctl.inventory.model import Inventory, Switch
+from labctl.inventory.model import Inventory, SecretRef, Switch
 from labctl.render.bgp_common import SecretFn, announced, masked
+from labctl.render.quoting import config_lines, config_word, hostname
 
 GROUP = "CALICO"
 IMPORT = "CALICO-IN"
+
+
+def _password(secret: SecretFn, ref: SecretRef) -> str:
+    """The password as one CLI word; the printed stand-in (``masked``) is shown as is."""
+    value = secret(ref)
+    return value if secret is masked else config_word("a BGP password", value, show=False)
 
 
 def config(inventory: Inventory, switch: Switch, secret: SecretFn = masked) -> str:
@@ -26,7 +33,7 @@ def config(inventory: Inventory, switch: Switch, secret: SecretFn = masked) -> s
     sessions = topology.switch_sessions(inventory, switch.name)
     lines = [
         "frr defaults datacenter",
-        f"hostname {switch.name}",
+        f"hostname {hostname('switch name', switch.name)}",
     ]
     if switch.bgp_status == "snmp":
         # bgpd serves BGP4-MIB to snmpd over AgentX (its -M snmp module); FRR prints it here.
@@ -47,7 +54,7 @@ def config(inventory: Inventory, switch: Switch, secret: SecretFn = masked) -> s
             (p.password for p in calico.peers if p.switch == switch.name and p.password), None
         )
         if password is not None:
-            lines.append(f" neighbor {GROUP} password {secret(password)}")
+            lines.append(f" neighbor {GROUP} password {_password(secret, password)}")
         lines += [
             f" neighbor {GROUP} timers {calico.keepalive_time} {calico.hold_time}",
             # A node that comes back is peered again within a second, not FRR's 10.
@@ -77,4 +84,4 @@ def config(inventory: Inventory, switch: Switch, secret: SecretFn = masked) -> s
             "!",
         ]
     lines.append("end")
-    return "\n".join(lines) + "\n"
+    return config_lines("FRR configuration", lines)

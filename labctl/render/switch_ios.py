@@ -11,12 +11,13 @@ import ipaddress
 
 from labctl.inventory.model import Inventory, Switch
 from labctl.render.bgp_common import SecretFn, masked
+from labctl.render.quoting import config_lines, hostname
 from labctl.render.switch_ports import DEFAULT_VLAN, ports, vlans
 
 
 def config(inventory: Inventory, switch: Switch, secret: SecretFn = masked) -> str:
     del secret  # no secrets on an access switch's ports
-    lines = [f"hostname {switch.name}", "!"]
+    lines = [f"hostname {hostname('switch name', switch.name)}", "!"]
     for v in vlans(inventory):
         lines += [f"vlan {v.id}", f" name {v.name}", "!"]
     for p in ports(inventory, switch):
@@ -47,4 +48,4 @@ def config(inventory: Inventory, switch: Switch, secret: SecretFn = masked) -> s
         if network.gateway:
             lines += [f"ip default-gateway {network.gateway}", "!"]
     lines.append("end")
-    return "\n".join(lines) + "\n"
+    return config_lines("IOS configuration", lines)

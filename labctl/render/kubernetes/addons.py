@@ -15,6 +15,7 @@ from typing import Any
 from labctl.inventory.model import Inventory
 from labctl.pki.placement import KUBE_DIR
 from labctl.render.kubernetes import common as c
+from labctl.render.quoting import dns_name
 
 COREDNS_IMAGE = "coredns/coredns:v1.14.2"  # what kubeadm 1.36 deploys
 SYSTEM = "kube-system"
@@ -174,6 +175,8 @@ def coredns_image(inventory: Inventory) -> str:
 def coredns(inventory: Inventory) -> list[Doc]:
     k = inventory.cluster.kubernetes
     labels = {"k8s-app": "kube-dns"}
+    # A Corefile has blocks and words: only a DNS name stays one word in it.
+    domain = dns_name("cluster_domain", k.cluster_domain)
     corefile = "\n".join(
         [
             ".:53 {",
@@ -182,7 +185,7 @@ def coredns(inventory: Inventory) -> list[Doc]:
             "       lameduck 5s",
             "    }",
             "    ready",
-            f"    kubernetes {k.cluster_domain} in-addr.arpa ip6.arpa {{",
+            f"    kubernetes {domain} in-addr.arpa ip6.arpa {{",
             "       pods insecure",
             "       fallthrough in-addr.arpa ip6.arpa",
             "       ttl 30",

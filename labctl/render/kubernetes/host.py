@@ -13,7 +13,7 @@ from __future__ import annotations
 from labctl.inventory.model import Inventory, Server
 from labctl.render.kubernetes import flags
 from labctl.render.kubernetes.kubelet import mount_cgroups
-from labctl.render.systemd import Unit
+from labctl.render.systemd import Unit, exec_command
 
 CONTAINERD_UNIT = "labctl-containerd.service"
 CONTAINERD_CONFIG = "/etc/containerd/labctl-config.toml"
@@ -41,7 +41,7 @@ def component_unit(inventory: Inventory, server: Server, component: str, bin_dir
             ("Wants", "network-online.target"),
             ("After", "network-online.target"),
         ],
-        "Service": [("ExecStart", " ".join(argv)), ("Restart", "always"), ("RestartSec", "5")],
+        "Service": [("ExecStart", exec_command(argv)), ("Restart", "always"), ("RestartSec", "5")],
         "Install": [("WantedBy", "multi-user.target")],
     }
 
@@ -89,15 +89,15 @@ def containerd_wrapper() -> str:
 
 
 def containerd_unit(runtime: str = "host") -> Unit:
-    argv = f"/usr/bin/containerd --config {CONTAINERD_CONFIG}"
+    argv = ["/usr/bin/containerd", "--config", CONTAINERD_CONFIG]
     if runtime == "pods":
-        argv = f"/bin/sh {CONTAINERD_WRAPPER} {argv}"
+        argv = ["/bin/sh", CONTAINERD_WRAPPER, *argv]
     return {
         "Unit": [
             ("Description", f"containerd for the kubelet (written by labctl, {runtime} runtime)")
         ],
         "Service": [
-            ("ExecStart", argv),
+            ("ExecStart", exec_command(argv)),
             ("Restart", "always"),
         ],
         "Install": [("WantedBy", "multi-user.target")],

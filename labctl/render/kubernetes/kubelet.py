@@ -18,7 +18,7 @@ from typing import Any
 from labctl.inventory.model import Inventory, Server
 from labctl.render.kubernetes import common as c
 from labctl.render.kubernetes import flags
-from labctl.render.systemd import Unit
+from labctl.render.systemd import Unit, exec_command
 
 UNIT_NAME = "kubelet.service"
 UNIT_PATH = f"/etc/systemd/system/{UNIT_NAME}"
@@ -142,7 +142,7 @@ def exec_start(inventory: Inventory, server: Server, runtime: str, bin_dir: str)
     argv = [f"{bin_dir}/kubelet", *flags.kubelet(inventory, server)]
     if c.shared_host(runtime):
         argv = ["/bin/sh", HOST_WRAPPER, *argv]
-    return " ".join(argv)
+    return exec_command(argv)
 
 
 def unit(inventory: Inventory, server: Server, runtime: str, bin_dir: str) -> Unit:
@@ -153,7 +153,7 @@ def unit(inventory: Inventory, server: Server, runtime: str, bin_dir: str) -> Un
             ("After", "network-online.target containerd.service"),
         ],
         "Service": [
-            ("ExecStartPre", f"/bin/mkdir -p {c.MANIFESTS_DIR} {c.KUBELET_DIR}"),
+            ("ExecStartPre", exec_command(["/bin/mkdir", "-p", c.MANIFESTS_DIR, c.KUBELET_DIR])),
             ("ExecStart", exec_start(inventory, server, runtime, bin_dir)),
             ("Restart", "always"),
             ("RestartSec", "5"),
