@@ -28,7 +28,8 @@ def _prefix(inventory: Inventory, network: str, address: str) -> str:
 def _password(secret: SecretFn, ref: SecretRef) -> str:
     """The password as one CLI word; the printed stand-in (``masked``) is shown as is."""
     value = secret(ref)
-    return value if secret is masked else config_word("a BGP password", value, show=False)
+    # The stand-in (a plan, a print) names the reference; only a real value is checked.
+    return value if value == masked(ref) else config_word("a BGP password", value, show=False)
 
 
 def config(inventory: Inventory, switch: Switch, secret: SecretFn = masked) -> str:
