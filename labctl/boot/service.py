@@ -7,7 +7,9 @@ verified (a changed file is refused) and the HTTP endpoint has rendered every
 answer; a daemon that dies at start is reported with its own words. Stopping
 kills only the pids this service wrote, and only when that pid still runs
 this state directory's program (a reused pid is left alone). ``netns`` runs
-both inside a network namespace (the simulated lab and the tests).
+both inside a network namespace (the simulated lab and the tests). Each
+served server's SSH host key is minted here, before the HTTP endpoint renders
+the Ignition that carries it.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from labctl.boot import assets
 from labctl.boot.state import BootDirs
 from labctl.errors import LabctlError
 from labctl.files import write_atomic
+from labctl.install import hostkeys
 from labctl.inventory.model import Inventory
 from labctl.programs import require
 from labctl.render import boot as render
@@ -142,6 +145,9 @@ def start(
     stop(state_dir)  # half a service (one daemon dead) is started afresh
     for release in assets.releases(inventory, inventory_path.parent):
         assets.verify(release)
+    # Each server's SSH host key, for its Ignition (minted once, kept in the state).
+    for server in render.servers_by_mac(inventory).values():
+        hostkeys.ensure(state_dir, server.name)
     dnsmasq = require("dnsmasq", "the boot service's DHCP and TFTP")
     prepare(inventory, dirs)
     write_atomic(dirs.serving, serving.encode())
