@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import shutil
 import subprocess
 import time
@@ -273,12 +274,23 @@ def fetch(release: Release, *, keyring: Path | None = None, timeout: float = 60.
     return results
 
 
+# What os.version may hold (the inventory schema's pattern): the version goes on the
+# installer's command line and into a URL, so a mirror's word is held to it too.
+VERSION_PATTERN = re.compile(r"[0-9][0-9A-Za-z.+_-]*")
+
+
 def flatcar_version(text: bytes, release: Release) -> str:
     """``FLATCAR_VERSION`` from a release directory's ``version.txt``."""
     for line in text.decode(errors="replace").splitlines():
         key, _, value = line.partition("=")
         if key.strip() == "FLATCAR_VERSION" and value.strip():
-            return value.strip()
+            version = value.strip()
+            if not VERSION_PATTERN.fullmatch(version):
+                raise AssetError(
+                    f"{release.mirror}/{VERSION_FILE}: FLATCAR_VERSION {version[:60]!r} is not "
+                    "a version (digits, letters, . + _ -); refusing the release"
+                )
+            return version
     raise AssetError(f"{release.mirror}/{VERSION_FILE} names no FLATCAR_VERSION")
 
 

@@ -303,6 +303,20 @@ def test_fetch_refuses_a_mirror_of_another_version_than_os_version(lab: Path) ->
     assert not release.path("image").exists()  # refused before the image was fetched
 
 
+@pytest.mark.parametrize(
+    "said", ["3975.2.0; reboot", "3975.2.0 -d /dev/sdb", "$(reboot)", "", "../../etc"]
+)
+def test_a_version_txt_that_is_no_version_is_refused(lab: Path, said: str) -> None:
+    """Without os.version the mirror's version goes on the installer's command line."""
+    (lab.parent / "mirror" / "version.txt").write_text(f"FLATCAR_VERSION={said}\n")
+    refused = fetch(lab)
+    assert refused.returncode != 0 and "Traceback" not in refused.stderr
+    assert ("is not a version" if said else "names no FLATCAR_VERSION") in refused.stderr
+    inventory = require_inventory(lab)
+    release = assets.release_of(inventory, lab.parent, inventory.server("fohn"))
+    assert not (release.cache / assets.MANIFEST).exists()
+
+
 def test_proxy_dhcp_configuration_is_accepted_by_dnsmasq(lab: Path, tmp_path: Path) -> None:
     lab.write_text(lab.read_text().replace("    dhcp: full\n", "    dhcp: proxy\n"))
     inventory = require_inventory(lab)
