@@ -93,11 +93,14 @@ def _in_netns(netns: str | None, argv: list[str]) -> list[str]:
     return ["ip", "netns", "exec", netns, *argv] if netns else argv
 
 
-def _fingerprint(inventory: Inventory, inventory_path: Path) -> str:
-    """Changes when the inventory or a cached asset does."""
+def _fingerprint(inventory: Inventory, inventory_path: Path, state_dir: Path) -> str:
+    """Changes when the inventory, a cached asset or a server's host key does."""
     digest = hashlib.sha256(inventory_path.read_bytes())
     for release in assets.releases(inventory, inventory_path.parent):
         digest.update(_read(release.cache / assets.MANIFEST).encode())
+    for server in render.servers_by_mac(inventory).values():
+        key = hostkeys.load(state_dir, server.name)
+        digest.update((key.public if key else "").encode())
     return digest.hexdigest()
 
 
@@ -136,18 +139,18 @@ def start(
     """
     state_dir, inventory_path = state_dir.resolve(), inventory_path.resolve()
     dirs = BootDirs.of(state_dir)
+    # Each server's SSH host key, for its Ignition (minted once, kept in the state).
+    for server in render.servers_by_mac(inventory).values():
+        hostkeys.ensure(state_dir, server.name)
     # What it serves is rendered at its start: a service started from another
-    # inventory (or other assets) is restarted, never reused.
-    serving = _fingerprint(inventory, inventory_path)
+    # inventory (or other assets, or host keys) is restarted, never reused.
+    serving = _fingerprint(inventory, inventory_path, state_dir)
     already = running(state_dir)
     if already is not None and _read(dirs.serving) == serving:
         return already
     stop(state_dir)  # half a service (one daemon dead) is started afresh
     for release in assets.releases(inventory, inventory_path.parent):
         assets.verify(release)
-    # Each server's SSH host key, for its Ignition (minted once, kept in the state).
-    for server in render.servers_by_mac(inventory).values():
-        hostkeys.ensure(state_dir, server.name)
     dnsmasq = require("dnsmasq", "the boot service's DHCP and TFTP")
     prepare(inventory, dirs)
     write_atomic(dirs.serving, serving.encode())

@@ -10,13 +10,18 @@ here as data; ``labctl.boot.service`` writes it and runs dnsmasq.
 
 Flatcar's PXE image is a live system: it reads the *installer* Ignition
 (``installer_config``), whose one unit runs ``flatcar-install`` onto the OS
-disk with the server's own Ignition and POSTs the result to labctl. Fedora
+disk with the server's own Ignition, told the version (``-V``) and to fetch
+that version's image and signature from the boot service (``-b``), which
+serves them from labctl's verified cache, and POSTs the result to labctl. Fedora
 CoreOS's live PXE system installs itself when told to on the kernel command
 line (``coreos.inst.install_dev``, ``coreos.inst.ignition_url``, as its
 documentation gives them; its root file system comes from
 ``coreos.live.rootfs_url``); its installer Ignition only adds the report:
 after ``coreos-installer.service`` (or on its failure) a unit POSTs the result
-and, on success, powers off. The stand-in installer of the simulated lab reads
+and, on success, powers off; a file in coreos-installer's config directory
+(``offline: true``) makes it install the live image labctl served rather than
+download one. Every report carries this install's token, from a 0600 file in
+the installer Ignition. The stand-in installer of the simulated lab reads
 the same kernel arguments (``labctl.*``) and does the same work with the real
 Ignition binary.
 """
