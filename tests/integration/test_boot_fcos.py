@@ -80,7 +80,7 @@ def lab(tmp_path: Path) -> tuple[Path, Path, Path]:
     flatcar = make_mirror(tmp_path / "mirror" / "flatcar", b"KERNEL" * 1000, b"INITRD" * 5000)
     for digests in flatcar.glob("*.DIGESTS"):  # one keyring holds every publisher's key here
         gpg(home, "--detach-sign", "--output", f"{digests}.sig", str(digests))
-    image = flatcar / assets.FLATCAR_IMAGE
+    image = flatcar / "flatcar_production_image.bin.bz2"
     gpg(home, "--detach-sign", "--yes", "--output", f"{image}.sig", str(image))
     publish(tmp_path / "mirror" / "fedora-coreos", home)
     text = REFERENCE.read_text().replace(

@@ -41,6 +41,14 @@ BOOT = "31.31.164.218"
 
 IMAGE = b"IMAGE" * 3000
 FLATCAR_VERSION = "3975.2.0"
+# Flatcar's names, as its release directories publish them.
+FLATCAR = {
+    "kernel": "flatcar_production_pxe.vmlinuz",
+    "initrd": "flatcar_production_pxe_image.cpio.gz",
+    "image": "flatcar_production_image.bin.bz2",
+}
+IMAGE_NAME = FLATCAR["image"]
+TOKEN_HEADER = "X-Labctl-Install-Token"
 
 
 def make_mirror(root: Path, kernel: bytes, initrd: bytes, version: str = FLATCAR_VERSION) -> Path:
@@ -49,13 +57,13 @@ def make_mirror(root: Path, kernel: bytes, initrd: bytes, version: str = FLATCAR
     ``version.txt``."""
     root.mkdir(parents=True, exist_ok=True)
     files = (kernel, initrd, IMAGE)
-    for (_, name), data in zip(assets.FLATCAR_FILES.items(), files, strict=True):
+    for name, data in zip(FLATCAR.values(), files, strict=True):
         (root / name).write_bytes(data)
         (root / f"{name}.DIGESTS").write_text(
             f"# MD5 HASH\n{hashlib.md5(data).hexdigest()}  {name}\n"
             f"# SHA512 HASH\n{hashlib.sha512(data).hexdigest()}  {name}\n"
         )
-    (root / f"{assets.FLATCAR_IMAGE}.sig").write_bytes(b"SIGNATURE")
+    (root / f"{IMAGE_NAME}.sig").write_bytes(b"SIGNATURE")
     (root / "version.txt").write_text(
         f"FLATCAR_VERSION={version}\nFLATCAR_VERSION_ID={version}\nFLATCAR_BUILD=3975\n"
     )
@@ -97,7 +105,7 @@ def test_fetch_caches_verified_assets_and_refuses_a_wrong_checksum(lab: Path) ->
     assert release.path("kernel").read_bytes() == b"KERNEL" * 1000
 
     # The mirror now serves a file that is not what its digests say: refused, not cached.
-    name = assets.FLATCAR_FILES["initrd"]
+    name = FLATCAR["initrd"]
     (lab.parent / "mirror" / name).write_bytes(b"TAMPERED")
     release.path("initrd").unlink()
     refused = fetch(lab)
@@ -196,7 +204,7 @@ def test_installer_report_lands_in_the_state_directory(
     net.set_address("31.31.164.220/28")
     url = f"http://{BOOT}:18080/report/{FOHN_MAC}"
     body = json.dumps({"result": "failed", "message": "CRITICAL: files: op(1): no space left"})
-    header = f"{render.TOKEN_HEADER}: {install_token(net)}"
+    header = f"{TOKEN_HEADER}: {install_token(net)}"
     post = net.client_run(
         BUSYBOX, "wget", "-q", "-O-", "--header", header, "--post-data", body, url
     )
@@ -212,9 +220,10 @@ def install_token(net: BootNet, mac: str = FOHN_MAC) -> str:
     """The report token the installer config served for ``mac`` carries (as an installer
     reads it)."""
     config = json.loads(net.client_run(BUSYBOX, "wget", "-q", "-O-", f"{URL}/install/{mac}").stdout)
-    (entry,) = [f for f in config["storage"]["files"] if f["path"] == render.TOKEN_PATH]
-    text = data_url_text(entry["contents"]["source"])
-    assert entry["mode"] == 0o600 and text.startswith(f"{render.TOKEN_VARIABLE}=")
+    found = [f for f in config["storage"]["files"] if f["path"] == "/etc/labctl/install-token"]
+    assert len(found) == 1, "the installer config carries no install token"
+    text = data_url_text(found[0]["contents"]["source"])
+    assert found[0]["mode"] == 0o600 and text.startswith("LABCTL_INSTALL_TOKEN=")
     return text.strip().split("=", 1)[1]
 
 
@@ -229,19 +238,20 @@ def test_a_report_without_this_install_s_token_is_refused_and_changes_nothing(
     _, net, state = served
     net.set_address("31.31.164.219/28")
     url = f"{URL}/report/{FOHN_MAC}"
-    token = install_token(net)
-    assert len(token) == 64 and token != install_token(net, "0c:c4:7a:5e:6f:02")
     ok = json.dumps({"result": "ok", "message": "flatcar-install wrote /dev/sda"})
     dirs = BootDirs.of(state)
-    for header in ([], ["--header", f"{render.TOKEN_HEADER}: {token[:-1]}0"],
-                   ["--header", f"{render.TOKEN_HEADER}: "]):  # fmt: skip
+    guess = "ab" * 32
+    for header in ([], ["--header", f"{TOKEN_HEADER}: {guess}"],
+                   ["--header", f"{TOKEN_HEADER}: "]):  # fmt: skip
         post = net.client_run(BUSYBOX, "wget", "-S", "-O-", *header, "--post-data", ok, url)
         assert post.returncode != 0 and "403" in post.stderr, post.stderr
         assert read_report(dirs, "fohn") is None
+    token = install_token(net)
+    assert len(token) == 64 and token != install_token(net, "0c:c4:7a:5e:6f:02")
     # Another server's token is not this one's either.
     other = install_token(net, "0c:c4:7a:5e:6f:02")
     post = net.client_run(
-        BUSYBOX, "wget", "-q", "-O-", "--header", f"{render.TOKEN_HEADER}: {other}",
+        BUSYBOX, "wget", "-q", "-O-", "--header", f"{TOKEN_HEADER}: {other}",
         "--post-data", ok, url,
     )  # fmt: skip
     assert post.returncode != 0 and read_report(dirs, "fohn") is None
@@ -251,7 +261,7 @@ def test_a_report_without_this_install_s_token_is_refused_and_changes_nothing(
     assert token not in dirs.requests.read_text()
     # With it, the report counts.
     post = net.client_run(
-        BUSYBOX, "wget", "-q", "-O-", "--header", f"{render.TOKEN_HEADER}: {token}",
+        BUSYBOX, "wget", "-q", "-O-", "--header", f"{TOKEN_HEADER}: {token}",
         "--post-data", ok, url,
     )  # fmt: skip
     assert post.returncode == 0, post.stderr
@@ -271,16 +281,17 @@ def test_flatcar_install_finds_the_version_s_image_where_its_b_option_looks(
     )
     unit = config["systemd"]["units"][0]["contents"]
     (exec_start,) = [line for line in unit.splitlines() if line.startswith("ExecStart=")]
+    assert len(exec_start.split()) == 4, f"no version and image source in {exec_start}"
     _, channel, version, base = exec_start.split()
     assert (channel, version) == ("beta", FLATCAR_VERSION)  # the cache's version.txt
-    image = f"{base}/{version}/{assets.FLATCAR_IMAGE}"
+    image = f"{base}/{version}/{IMAGE_NAME}"
     for url, data in ((image, IMAGE), (f"{image}.sig", b"SIGNATURE")):
         # GNU wget, as flatcar-install runs it: --spider sends HEAD.
         spider = net.client_run("wget", "--spider", "--quiet", url)
         assert spider.returncode == 0, spider.stderr
         got = net.client_run(BUSYBOX, "wget", "-q", "-O-", url)
         assert got.returncode == 0 and got.stdout.encode() == data
-    other = net.client_run("wget", "--spider", "-q", f"{base}/3815.2.5/{assets.FLATCAR_IMAGE}")
+    other = net.client_run("wget", "--spider", "-q", f"{base}/3815.2.5/{IMAGE_NAME}")
     assert other.returncode != 0  # no other release is served
     log = [json.loads(line) for line in BootDirs.of(state).requests.read_text().splitlines()]
     assert [r["status"] for r in log if r["method"] == "HEAD"] == [200, 200, 404]
@@ -355,16 +366,16 @@ def test_signed_digests_are_checked_with_the_keyring(lab: Path, tmp_path: Path) 
     publisher, keyring = signer(tmp_path, "publisher")
     stranger, _ = signer(tmp_path, "stranger")
     mirror = tmp_path / "mirror"
-    for name in assets.FLATCAR_FILES.values():
+    for name in FLATCAR.values():
         digests = mirror / f"{name}.DIGESTS"
         gpg(publisher, "--detach-sign", "--output", f"{digests}.sig", str(digests))
-    image = mirror / assets.FLATCAR_IMAGE
+    image = mirror / IMAGE_NAME
     gpg(publisher, "--detach-sign", "--yes", "--output", f"{image}.sig", str(image))
     signed = run_labctl("boot", "fetch", "-i", str(lab), "--keyring", str(keyring), cwd=lab.parent)
     assert signed.returncode == 0, signed.stderr
 
     # Digests signed by someone else: refused, whatever the hashes say.
-    name = assets.FLATCAR_FILES["kernel"]
+    name = FLATCAR["kernel"]
     digests = mirror / f"{name}.DIGESTS"
     gpg(stranger, "--detach-sign", "--output", f"{digests}.sig", str(digests))
     refused = run_labctl("boot", "fetch", "-i", str(lab), "--keyring", str(keyring), cwd=lab.parent)
