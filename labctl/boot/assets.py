@@ -3,7 +3,12 @@
 Each distribution publishes its own way, and each is followed as published:
 
 * Flatcar: next to each file a ``.DIGESTS`` file (``# SHA512 HASH`` followed by
-  ``<hex>  <name>`` lines), signed as a whole (``.DIGESTS.sig``).
+  ``<hex>  <name>`` lines), signed as a whole (``.DIGESTS.sig``). Besides the PXE
+  kernel and initrd, the disk image the installer writes
+  (``flatcar_production_image.bin.bz2``) and its own signature (``.sig``, which
+  ``flatcar-install`` checks with Flatcar's key on the node), and ``version.txt``,
+  whose ``FLATCAR_VERSION`` is the release: the installer is told to install
+  exactly that version from this cache, never what the release server says later.
 * Fedora CoreOS: stream metadata, ``<stream>.json``, whose
   ``architectures.x86_64.artifacts.metal.formats.pxe`` names the kernel, initramfs
   and rootfs, each with its ``location``, ``sha256`` and detached ``signature``
@@ -23,6 +28,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import shutil
 import subprocess
 import time
@@ -41,13 +47,23 @@ from labctl.inventory.model import Inventory, Server
 FLATCAR_FILES = {
     "kernel": "flatcar_production_pxe.vmlinuz",
     "initrd": "flatcar_production_pxe_image.cpio.gz",
+    "image": "flatcar_production_image.bin.bz2",
 }
+FLATCAR_IMAGE = FLATCAR_FILES["image"]
+# The image's detached signature, cached beside it (role "signature") for
+# flatcar-install to check on the node.
+FLATCAR_SIGNATURE = "signature"
+VERSION_FILE = "version.txt"
 # Cache role -> the stream metadata's name for it under formats.pxe.
 FCOS_ARTIFACTS = {"kernel": "kernel", "initrd": "initramfs", "rootfs": "rootfs"}
 FCOS_ARCH = "x86_64"
-ROLES = {"flatcar": tuple(FLATCAR_FILES), "fedora-coreos": tuple(FCOS_ARTIFACTS)}
+ROLES = {
+    "flatcar": (*FLATCAR_FILES, FLATCAR_SIGNATURE),
+    "fedora-coreos": tuple(FCOS_ARTIFACTS),
+}
 DEFAULT_MIRRORS = {
-    "flatcar": "https://{channel}.release.flatcar-linux.net/amd64-usr/current",
+    # {version}: os.version, or "current" when the inventory names none.
+    "flatcar": "https://{channel}.release.flatcar-linux.net/amd64-usr/{version}",
     # Where <stream>.json lives; the artifacts' own locations are absolute.
     "fedora-coreos": "https://builds.coreos.fedoraproject.org/streams",
 }
@@ -61,16 +77,18 @@ class AssetError(LabctlError):
 
 @dataclass(frozen=True)
 class Release:
-    """One distribution and channel: where it comes from and where it is cached."""
+    """One distribution, channel and version (``os.version``, or None for the channel's
+    current one): where it comes from and where it is cached."""
 
     distribution: str
     channel: str
     mirror: str
     cache: Path
+    version: str | None = None
 
     @property
     def label(self) -> str:
-        return f"{self.distribution} {self.channel}"
+        return f"{self.distribution} {self.channel}" + (f" {self.version}" if self.version else "")
 
     def path(self, role: str) -> Path:
         return self.cache / role
@@ -81,9 +99,9 @@ def releases(inventory: Inventory, base_dir: Path) -> list[Release]:
     boot = inventory.lab.boot
     root = Path(boot.assets if boot else ".labctl/boot-assets")
     root = root if root.is_absolute() else base_dir / root
-    found: dict[tuple[str, str], Release] = {}
+    found: dict[tuple[str, str, str | None], Release] = {}
     for server in inventory.servers:
-        key = (server.os.distribution, server.os.channel)
+        key = (server.os.distribution, server.os.channel, server.os.version)
         if key in found:
             continue
         template = (boot.mirror if boot else None) or DEFAULT_MIRRORS.get(server.os.distribution)
@@ -92,14 +110,19 @@ def releases(inventory: Inventory, base_dir: Path) -> list[Release]:
                 f"{server.os.distribution}: labctl knows no release server for it; "
                 "set lab.boot.mirror to a mirror in Flatcar's or Fedora CoreOS's layout"
             )
-        mirror = template.format(distribution=key[0], channel=key[1]).rstrip("/")
-        found[key] = Release(key[0], key[1], mirror, root / key[0] / key[1])
+        version = key[2]
+        mirror = template.format(
+            distribution=key[0], channel=key[1], version=version or "current"
+        ).rstrip("/")
+        cache = root / key[0] / (f"{key[1]}@{version}" if version else key[1])
+        found[key] = Release(key[0], key[1], mirror, cache, version)
     return list(found.values())
 
 
 def release_of(inventory: Inventory, base_dir: Path, server: Server) -> Release:
+    wanted = (server.os.distribution, server.os.channel, server.os.version)
     for release in releases(inventory, base_dir):
-        if (release.distribution, release.channel) == (server.os.distribution, server.os.channel):
+        if (release.distribution, release.channel, release.version) == wanted:
             return release
     raise AssertionError(server.name)  # releases() covers every server
 
@@ -201,6 +224,10 @@ def fetch(release: Release, *, keyring: Path | None = None, timeout: float = 60.
         raise AssetError(f"{release.label}: labctl knows no release layout for it")
     release.cache.mkdir(parents=True, exist_ok=True)
     manifest = load_manifest(release)
+    # The version first: a mirror that serves another release is refused before the
+    # image (hundreds of MB) is downloaded.
+    version = flatcar_version(_read(f"{release.mirror}/{VERSION_FILE}", timeout), release)
+    check_version(release, version, f"{release.mirror}/{VERSION_FILE}")
     results = []
     for role, name in FLATCAR_FILES.items():
         url = f"{release.mirror}/{name}"
@@ -227,8 +254,62 @@ def fetch(release: Release, *, keyring: Path | None = None, timeout: float = 60.
         partial.replace(dest)
         manifest[role] = {"name": name, "url": url, "sha512": want, "fetched": time.time()}
         results.append(Fetched(release.label, role, name, want, True))
+    # The image's own signature: flatcar-install checks it on the node with Flatcar's
+    # key; with a keyring it is checked here too.
+    url = f"{release.mirror}/{FLATCAR_IMAGE}.sig"
+    signature = _read(url, timeout)
+    if keyring is not None:
+        _gpgv(signature, release.path("image"), keyring, FLATCAR_IMAGE)
+    sig_path = release.path(FLATCAR_SIGNATURE)
+    changed = not sig_path.exists() or sig_path.read_bytes() != signature
+    if changed:
+        write_atomic(sig_path, signature)
+    sig_sha512 = hashlib.sha512(signature).hexdigest()
+    manifest[FLATCAR_SIGNATURE] = {"name": f"{FLATCAR_IMAGE}.sig", "url": url, "sha512": sig_sha512}
+    results.append(
+        Fetched(release.label, FLATCAR_SIGNATURE, f"{FLATCAR_IMAGE}.sig", sig_sha512, changed)
+    )
+    manifest["release"] = {"version": version}
     write_atomic(release.cache / MANIFEST, (json.dumps(manifest, indent=2) + "\n").encode())
     return results
+
+
+# What os.version may hold (the inventory schema's pattern): the version goes on the
+# installer's command line and into a URL, so a mirror's word is held to it too.
+VERSION_PATTERN = re.compile(r"[0-9][0-9A-Za-z.+_-]*")
+
+
+def flatcar_version(text: bytes, release: Release) -> str:
+    """``FLATCAR_VERSION`` from a release directory's ``version.txt``."""
+    for line in text.decode(errors="replace").splitlines():
+        key, _, value = line.partition("=")
+        if key.strip() == "FLATCAR_VERSION" and value.strip():
+            version = value.strip()
+            if not VERSION_PATTERN.fullmatch(version):
+                raise AssetError(
+                    f"{release.mirror}/{VERSION_FILE}: FLATCAR_VERSION {version[:60]!r} is not "
+                    "a version (digits, letters, . + _ -); refusing the release"
+                )
+            return version
+    raise AssetError(f"{release.mirror}/{VERSION_FILE} names no FLATCAR_VERSION")
+
+
+def check_version(release: Release, version: str, where: str) -> None:
+    """Refuse a release other than the inventory's ``os.version`` (when it names one)."""
+    if release.version is not None and version != release.version:
+        raise AssetError(
+            f"{where}: this is {release.distribution} {version}, not os.version "
+            f"{release.version}; point lab.boot.mirror at that release "
+            "({version} in it is filled in with os.version)"
+        )
+
+
+def cached_version(release: Release) -> str | None:
+    """The release the cache holds, as recorded when it was fetched."""
+    manifest = load_manifest(release)
+    entry = manifest.get("release") or manifest.get("kernel") or {}
+    found = entry.get("version") or entry.get("release")
+    return str(found) if found else None
 
 
 @dataclass(frozen=True)
@@ -299,6 +380,7 @@ def _fetch_fcos(release: Release, *, keyring: Path | None, timeout: float) -> li
     except ValueError as exc:
         raise AssetError(f"{stream_url}: not JSON stream metadata ({exc})") from None
     version, artifacts = stream_artifacts(stream, stream_url, release.channel)
+    check_version(release, version, f"{stream_url} (metal.release)")
     release.cache.mkdir(parents=True, exist_ok=True)
     manifest = load_manifest(release)
     results = []
@@ -375,4 +457,10 @@ def verify(release: Release) -> dict[str, Path]:
                 "recorded when it was fetched; refusing to serve it (labctl boot fetch again)"
             )
         found[role] = path
+    cached = cached_version(release)
+    if release.version is not None and cached != release.version:
+        raise AssetError(
+            f"{release.cache}: holds {release.distribution} {cached or 'an unknown release'}, "
+            f"not os.version {release.version}; run labctl boot fetch"
+        )
     return found

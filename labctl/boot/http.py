@@ -8,13 +8,26 @@ installer POSTs its result to ``/report/<mac>``; the report lands in the state
 directory for the os layer to read. Every answer is one JSON line in the
 request log, with how long it took.
 
+A report counts only with this install's token: minted here at start, per
+server (random, kept in memory only, never written), carried in that server's
+installer Ignition and sent back in the ``X-Labctl-Install-Token`` header. A
+report without it, or with another, is refused (403, compared in constant time)
+and changes nothing, so nobody on the boot network can end an install with a
+false "ok". Flatcar's installer fetches its image in the release layout
+``flatcar-install -b`` expects: ``/flatcar/<mac>/<version>/<image>`` and its
+``.sig``, from the verified cache (HEAD too: it checks both with
+``wget --spider`` first). Each server's Ignition carries its SSH host key
+(``labctl.install.hostkeys``), read from the state directory at start.
+
 Run as ``python -m labctl.boot.http INVENTORY STATE_DIR`` (``service.py`` does).
 """
 
 from __future__ import annotations
 
+import hmac
 import json
 import os
+import secrets
 import sys
 import threading
 import time
@@ -25,6 +38,7 @@ from urllib.parse import parse_qs, unquote
 
 from labctl.boot import assets
 from labctl.boot.state import BootDirs, Report, write_report
+from labctl.install import hostkeys
 from labctl.inventory import require_inventory
 from labctl.inventory.model import Inventory
 from labctl.render import boot as render
@@ -40,24 +54,37 @@ class Answers:
     texts: dict[str, bytes]
     files: dict[str, Path]
     macs: dict[str, str]  # MAC -> server name
+    tokens: dict[str, str]  # server name -> its install's report token
 
 
-def answers(inventory: Inventory, base_dir: Path) -> Answers:
+def answers(inventory: Inventory, base_dir: Path, state_dir: Path) -> Answers:
     texts: dict[str, bytes] = {}
     files: dict[str, Path] = {}
     macs: dict[str, str] = {}
+    tokens: dict[str, str] = {}
     verified: dict[str, dict[str, Path]] = {}
     for mac, server in render.servers_by_mac(inventory).items():
         macs[mac] = server.name
-        texts[f"/ipxe/{mac}"] = render.ipxe_script(inventory, server).encode()
-        texts[f"/ignition/{mac}"] = ignition.config_text(inventory, server).encode()
-        texts[f"/install/{mac}"] = render.installer_config_text(inventory, server).encode()
+        tokens[server.name] = secrets.token_hex(32)
+        key = hostkeys.load(state_dir, server.name)
+        planted = (key.private, key.public) if key is not None else None
         release = assets.release_of(inventory, base_dir, server)
         if release.label not in verified:
             verified[release.label] = assets.verify(release)
+        version = server.os.version or assets.cached_version(release) or "current"
+        texts[f"/ipxe/{mac}"] = render.ipxe_script(inventory, server).encode()
+        texts[f"/ignition/{mac}"] = ignition.config_text(inventory, server, planted).encode()
+        texts[f"/install/{mac}"] = render.installer_config_text(
+            inventory, server, version=version, token=tokens[server.name]
+        ).encode()
         for role, path in verified[release.label].items():
             files[f"/{role}/{mac}"] = path
-    return Answers(texts, files, macs)
+        if release.distribution == "flatcar":
+            # Where flatcar-install -b BASE -V VERSION looks: BASE/VERSION/<image>[.sig].
+            where = f"/flatcar/{mac}/{version}/{assets.FLATCAR_IMAGE}"
+            files[where] = verified[release.label]["image"]
+            files[f"{where}.sig"] = verified[release.label][assets.FLATCAR_SIGNATURE]
+    return Answers(texts, files, macs, tokens)
 
 
 class BootHandler(BaseHTTPRequestHandler):
@@ -81,17 +108,20 @@ class BootHandler(BaseHTTPRequestHandler):
         with self.log_lock, self.dirs.requests.open("a") as log:
             log.write(json.dumps(record) + "\n")
 
-    def do_GET(self) -> None:
+    def do_HEAD(self) -> None:
+        self.do_GET(body=False)
+
+    def do_GET(self, body: bool = True) -> None:
         started = time.monotonic()
         # iPXE percent-encodes what it expands into a URL: ${net0/mac} comes as 9c%3A8e...
         path = unquote(self.path.split("?", 1)[0])
         prefix, _, mac = path.rpartition("/")
         key = f"{prefix}/{render.normal_mac(mac)}"
         text = self.answers.texts.get(key)
-        file = self.answers.files.get(key)
+        file = self.answers.files.get(key) or self.answers.files.get(path)
         if text is None and file is None:
             self.send_error(404)
-            known = render.normal_mac(mac) in self.answers.macs
+            known = render.normal_mac(mac) in self.answers.macs or path.startswith("/flatcar/")
             self._log(404, started, 0, "" if known else "unknown MAC: nothing served")
             return
         body_size = len(text) if text is not None else file.stat().st_size  # type: ignore[union-attr]
@@ -99,6 +129,9 @@ class BootHandler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(body_size))
         self.send_header("Content-Type", "application/octet-stream")
         self.end_headers()
+        if not body:
+            self._log(200, started, 0, "HEAD")
+            return
         if text is not None:
             self.wfile.write(text)
         else:
@@ -115,8 +148,19 @@ class BootHandler(BaseHTTPRequestHandler):
             self.send_error(404)
             self._log(404, started, 0, "report from an unknown MAC ignored")
             return
-        length = min(int(self.headers.get("Content-Length") or 0), MAX_REPORT)
+        try:
+            length = min(max(0, int(self.headers.get("Content-Length") or 0)), MAX_REPORT)
+        except ValueError:
+            self.send_error(400)
+            self._log(400, started, 0, "a report with no usable Content-Length")
+            return
         body = self.rfile.read(length).decode(errors="replace")
+        given = self.headers.get(render.TOKEN_HEADER, "").strip().encode()
+        if not hmac.compare_digest(given, self.answers.tokens[server].encode()):
+            self.send_error(403)
+            why = "without its install token" if not given else "with a wrong install token"
+            self._log(403, started, length, f"report for {server} {why}: refused, nothing kept")
+            return
         result, message = parse_report(body)
         write_report(
             self.dirs, Report(server, result, message, time.time(), self.client_address[0])
@@ -161,7 +205,7 @@ def serve(inventory_path: Path, state_dir: Path, until: float = 0.0) -> None:
     handler = type(
         "Handler",
         (BootHandler,),
-        {"answers": answers(inventory, inventory_path.parent), "dirs": dirs},
+        {"answers": answers(inventory, inventory_path.parent, state_dir), "dirs": dirs},
     )
     httpd = ThreadingHTTPServer((boot.address, boot.http_port), handler)
     httpd.daemon_threads = True

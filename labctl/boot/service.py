@@ -7,7 +7,9 @@ verified (a changed file is refused) and the HTTP endpoint has rendered every
 answer; a daemon that dies at start is reported with its own words. Stopping
 kills only the pids this service wrote, and only when that pid still runs
 this state directory's program (a reused pid is left alone). ``netns`` runs
-both inside a network namespace (the simulated lab and the tests).
+both inside a network namespace (the simulated lab and the tests). Each
+served server's SSH host key is minted here, before the HTTP endpoint renders
+the Ignition that carries it.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from labctl.boot import assets
 from labctl.boot.state import BootDirs
 from labctl.errors import LabctlError
 from labctl.files import write_atomic
+from labctl.install import hostkeys
 from labctl.inventory.model import Inventory
 from labctl.programs import require
 from labctl.render import boot as render
@@ -90,11 +93,14 @@ def _in_netns(netns: str | None, argv: list[str]) -> list[str]:
     return ["ip", "netns", "exec", netns, *argv] if netns else argv
 
 
-def _fingerprint(inventory: Inventory, inventory_path: Path) -> str:
-    """Changes when the inventory or a cached asset does."""
+def _fingerprint(inventory: Inventory, inventory_path: Path, state_dir: Path) -> str:
+    """Changes when the inventory, a cached asset or a server's host key does."""
     digest = hashlib.sha256(inventory_path.read_bytes())
     for release in assets.releases(inventory, inventory_path.parent):
         digest.update(_read(release.cache / assets.MANIFEST).encode())
+    for server in render.servers_by_mac(inventory).values():
+        key = hostkeys.load(state_dir, server.name)
+        digest.update((key.public if key else "").encode())
     return digest.hexdigest()
 
 
@@ -133,9 +139,12 @@ def start(
     """
     state_dir, inventory_path = state_dir.resolve(), inventory_path.resolve()
     dirs = BootDirs.of(state_dir)
+    # Each server's SSH host key, for its Ignition (minted once, kept in the state).
+    for server in render.servers_by_mac(inventory).values():
+        hostkeys.ensure(state_dir, server.name)
     # What it serves is rendered at its start: a service started from another
-    # inventory (or other assets) is restarted, never reused.
-    serving = _fingerprint(inventory, inventory_path)
+    # inventory (or other assets, or host keys) is restarted, never reused.
+    serving = _fingerprint(inventory, inventory_path, state_dir)
     already = running(state_dir)
     if already is not None and _read(dirs.serving) == serving:
         return already

@@ -1,17 +1,22 @@
-"""The first SSH login to a server labctl has just installed, and its new host key.
+"""The first SSH login to a server labctl has just installed, against the host key it planted.
 
-An installed node makes its host key on first boot, and no private key may
-travel in the Ignition served over plain HTTP, so labctl cannot know the key
-beforehand. Right after the installer reported success for this server's MAC
-and the server was powered on from disk, labctl drops the server's old
-known_hosts lines (its old OS is gone), takes the key the new OS shows on the
-first connection, checks that the login works and the OS is the inventory's
-distribution, and only then writes the key into known_hosts (atomically).
-From then on every connection is checked strictly against it, as before.
+labctl mints each server's SSH host key before the install
+(``labctl.install.hostkeys``) and plants it through the server's Ignition, so
+the first connection has something to be checked against: right after the
+installer reported success for this server's MAC and the server was powered on
+from disk, labctl replaces the server's known_hosts lines with the planted
+key's (its old OS is gone, and so is its old key) and connects with strict
+checking. A node that shows any other key is refused with a sentence naming
+both fingerprints, never believed. The login must work and the OS must be the
+inventory's distribution and, when ``os.version`` names one, that version
+(``VERSION_ID``): an installer that wrote another release is a failed install,
+not a success.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import shlex
 import time
 from dataclasses import replace
@@ -20,40 +25,79 @@ from typing import TYPE_CHECKING
 
 from labctl.errors import LabctlError
 from labctl.files import write_atomic
-from labctl.install import survey
+from labctl.install import hostkeys, survey
 
 if TYPE_CHECKING:
+    import paramiko
+
+    from labctl.drivers.ssh import SshTarget
     from labctl.engine.layer import LayerContext
 
 POLL = 2.0
 
 
 def first_login(ctx: LayerContext, name: str, deadline: float | None = None) -> str:
-    """Log in to ``name``, check its OS, record its host key; the key's fingerprint."""
-    import paramiko
-
-    from labctl.drivers.ssh import known_name, log_in
+    """Pin the planted host key, log in to ``name``, check its OS; the key's fingerprint."""
     from labctl.engine.targets import ssh_target
 
     server = ctx.inventory.server(name)
     target = replace(ssh_target(ctx.inventory, ctx.base_dir, name), connect_timeout=5.0)
+    planted = hostkeys.load(ctx.state_dir, name)
+    if planted is None:
+        raise LabctlError(
+            f"{name}: labctl holds no host key for it ({hostkeys.key_dir(ctx.state_dir)}); "
+            "the key planted at its install is what its first SSH is checked against"
+        )
     wait = ctx.inventory.lab.ssh.boot_wait if deadline is None else deadline
-    end = time.monotonic() + wait
+    return pin_and_check(
+        target,
+        planted,
+        server.os.distribution,
+        server.os.version,
+        ctx.on_node(name, "/etc/os-release"),
+        wait,
+    )
+
+
+def fingerprint(key: paramiko.PKey) -> str:
+    digest = hashlib.sha256(base64.b64decode(key.get_base64())).digest()
+    return "SHA256:" + base64.b64encode(digest).decode().rstrip("=")
+
+
+def pin_and_check(
+    target: SshTarget,
+    planted: hostkeys.HostKey,
+    distribution: str,
+    version: str | None,
+    os_release_path: str = "/etc/os-release",
+    wait: float = 60.0,
+) -> str:
+    """known_hosts holds only ``planted`` for the target; log in strictly and check the OS."""
+    import paramiko
+
+    from labctl.drivers.ssh import known_name, log_in
+
+    name = target.name
     host = known_name(target)
+    _record(target.known_hosts, (host, name), f"{host} {hostkeys.KEY_TYPE} {planted.blob}")
+    end = time.monotonic() + wait
     last = "no answer yet"
     while True:
         client = paramiko.SSHClient()
-        # Any key is taken here: it is read from the transport and kept only once
-        # the login and the OS check below have passed.
-        client.set_missing_host_key_policy(paramiko.MissingHostKeyPolicy())
+        client.load_host_keys(str(target.known_hosts))
+        client.set_missing_host_key_policy(paramiko.RejectPolicy())
         try:
             log_in(client, target)
-            _, out, _ = client.exec_command(
-                shlex.join(["cat", ctx.on_node(name, "/etc/os-release")]), timeout=10
-            )
+            _, out, _ = client.exec_command(shlex.join(["cat", os_release_path]), timeout=10)
             release = survey.os_release(out.read().decode(errors="replace"))
-            transport = client.get_transport()
-            key = transport.get_remote_server_key() if transport else None
+        except paramiko.BadHostKeyException as exc:
+            client.close()
+            raise LabctlError(
+                f"{name}: answers SSH with host key {fingerprint(exc.key)}, not the key "
+                f"labctl planted through its Ignition ({planted.fingerprint}); refusing it "
+                "(another machine on its address, or an install that did not use labctl's "
+                "config)"
+            ) from None
         except paramiko.AuthenticationException:
             client.close()
             raise LabctlError(
@@ -71,15 +115,19 @@ def first_login(ctx: LayerContext, name: str, deadline: float | None = None) -> 
             continue
         client.close()
         break
-    if release.get("ID") != server.os.distribution:
+    found_id, found_version = release.get("ID"), release.get("VERSION_ID")
+    if found_id != distribution:
         raise LabctlError(
             f"{name}: answers SSH after the install but runs "
-            f"{release.get('ID') or 'an unknown OS'}, not {server.os.distribution}; "
-            "its host key was not recorded"
+            f"{found_id or 'an unknown OS'}, not {distribution}"
         )
-    assert key is not None
-    _record(target.known_hosts, (host, name), f"{host} {key.get_name()} {key.get_base64()}")
-    return key.fingerprint if hasattr(key, "fingerprint") else key.get_base64()[:16]
+    if version is not None and found_version != version:
+        raise LabctlError(
+            f"{name}: installed, but its /etc/os-release says {found_id} "
+            f"VERSION_ID={found_version or '(none)'}, not os.version {version}; "
+            "the installer wrote another release than the inventory's"
+        )
+    return planted.fingerprint
 
 
 def _record(path: Path, names: tuple[str, ...], line: str) -> None:

@@ -10,13 +10,18 @@ here as data; ``labctl.boot.service`` writes it and runs dnsmasq.
 
 Flatcar's PXE image is a live system: it reads the *installer* Ignition
 (``installer_config``), whose one unit runs ``flatcar-install`` onto the OS
-disk with the server's own Ignition and POSTs the result to labctl. Fedora
+disk with the server's own Ignition, told the version (``-V``) and to fetch
+that version's image and signature from the boot service (``-b``), which
+serves them from labctl's verified cache, and POSTs the result to labctl. Fedora
 CoreOS's live PXE system installs itself when told to on the kernel command
 line (``coreos.inst.install_dev``, ``coreos.inst.ignition_url``, as its
 documentation gives them; its root file system comes from
 ``coreos.live.rootfs_url``); its installer Ignition only adds the report:
 after ``coreos-installer.service`` (or on its failure) a unit POSTs the result
-and, on success, powers off. The stand-in installer of the simulated lab reads
+and, on success, powers off; a file in coreos-installer's config directory
+(``offline: true``) makes it install the live image labctl served rather than
+download one. Every report carries this install's token, from a 0600 file in
+the installer Ignition. The stand-in installer of the simulated lab reads
 the same kernel arguments (``labctl.*``) and does the same work with the real
 Ignition binary.
 """
@@ -219,19 +224,25 @@ def ipxe_script(inventory: Inventory, server: Server) -> str:
     )
 
 
+# The report carries this install's token (from the installer Ignition's token file,
+# through the unit's EnvironmentFile): the boot service refuses a report without it.
 INSTALL_SCRIPT = r"""#!/bin/bash
-# Written by labctl: install onto the OS disk, report, power off for labctl.
+# Written by labctl: install the inventory's version from labctl's verified cache onto
+# the OS disk, report, power off for labctl. Arguments: CHANNEL VERSION BASE_URL.
 set -o pipefail
 arg() { sed -n "s/.*\blabctl\.$1=\([^ ]*\).*/\1/p" /proc/cmdline; }
 report() {
   curl -fsS -m 30 --retry 5 -H 'Content-Type: application/json' \
+    -H "X-Labctl-Install-Token: ${LABCTL_INSTALL_TOKEN:?}" \
     --data "{\"result\": \"$1\", \"message\": $(printf '%s' "$2" | jq -Rs .)}" "$(arg report)"
 }
 if ! curl -fsS -m 60 --retry 5 -o /tmp/labctl.ign "$(arg config)"; then
   report failed "fetching the Ignition config failed"; exit 1
 fi
-if out=$(flatcar-install -d "$(arg disk)" -C "$1" -i /tmp/labctl.ign 2>&1); then
-  report ok "flatcar-install wrote $(arg disk)"
+# -V and -b: this version's image and signature from labctl's boot service (its cached,
+# checksum-verified copy), checked by flatcar-install against Flatcar's signing key.
+if out=$(flatcar-install -d "$(arg disk)" -C "$1" -V "$2" -b "$3" -i /tmp/labctl.ign 2>&1); then
+  report ok "flatcar-install wrote Flatcar $2 to $(arg disk)"
   systemctl poweroff
 else
   report failed "$(printf '%s' "$out" | tail -5)"
@@ -251,12 +262,32 @@ else
   message="coreos-installer.service: $result: $why"
 fi
 body="{\"result\": \"$status\", \"message\": $(printf '%s' "$message" | jq -Rs .)}"
-curl -fsS -m 30 --retry 5 -H 'Content-Type: application/json' --data "$body" "$(arg report)"
+curl -fsS -m 30 --retry 5 -H 'Content-Type: application/json' \
+  -H "X-Labctl-Install-Token: ${LABCTL_INSTALL_TOKEN:?}" --data "$body" "$(arg report)"
 [ "$status" = ok ] && systemctl poweroff
 """
 
+TOKEN_PATH = "/etc/labctl/install-token"
+TOKEN_HEADER = "X-Labctl-Install-Token"
+TOKEN_VARIABLE = "LABCTL_INSTALL_TOKEN"
+# coreos-installer reads every file here as a config file of its long options
+# (scripts/coreos-installer-service; src/cmdline/install.rs): ``offline`` makes it
+# install the image of the live system it runs in (its osmet, i.e. the rootfs labctl
+# served from its verified cache), and fail rather than download anything.
+FCOS_INSTALLER_CONFIG = "/etc/coreos/installer.d/50-labctl.yaml"
 
-def _fcos_installer_config() -> dict[str, Any]:
+
+def token_file(token: str) -> dict[str, Any]:
+    """This install's report token, for the report unit's EnvironmentFile (0600)."""
+    return {
+        "path": TOKEN_PATH,
+        "mode": 0o600,
+        "overwrite": True,
+        "contents": {"source": data_url(f"{TOKEN_VARIABLE}={token}\n")},
+    }
+
+
+def _fcos_installer_config(token: str) -> dict[str, Any]:
     """Fedora CoreOS installs itself (kernel arguments); this only reports how it went.
 
     On success a unit ordered after ``coreos-installer.service`` reports and powers off;
@@ -271,14 +302,22 @@ def _fcos_installer_config() -> dict[str, Any]:
                 ("Requires", "coreos-installer.service"),
                 ("After", "coreos-installer.service"),
             ],
-            "Service": [("Type", "oneshot"), ("ExecStart", report)],
+            "Service": [
+                ("Type", "oneshot"),
+                ("EnvironmentFile", TOKEN_PATH),
+                ("ExecStart", report),
+            ],
             "Install": [("WantedBy", "multi-user.target")],
         }
     )
     failed = unit_text(
         {
             "Unit": [("Description", "labctl: report the failed install to labctl")],
-            "Service": [("Type", "oneshot"), ("ExecStart", report)],
+            "Service": [
+                ("Type", "oneshot"),
+                ("EnvironmentFile", TOKEN_PATH),
+                ("ExecStart", report),
+            ],
         }
     )
     return {
@@ -290,7 +329,14 @@ def _fcos_installer_config() -> dict[str, Any]:
                     "mode": 0o755,
                     "overwrite": True,
                     "contents": {"source": data_url(FCOS_REPORT_SCRIPT)},
-                }
+                },
+                {
+                    "path": FCOS_INSTALLER_CONFIG,
+                    "mode": 0o644,
+                    "overwrite": True,
+                    "contents": {"source": data_url("offline: true\n")},
+                },
+                token_file(token),
             ]
         },
         "systemd": {
@@ -313,11 +359,17 @@ def _fcos_installer_config() -> dict[str, Any]:
     }
 
 
-def installer_config(inventory: Inventory, server: Server) -> dict[str, Any]:
-    """The Ignition config the live PXE system boots with: install (Flatcar) and report,
-    no secrets."""
+def installer_config(
+    inventory: Inventory, server: Server, *, version: str, token: str
+) -> dict[str, Any]:
+    """The Ignition config the live PXE system boots with: install (Flatcar) and report.
+
+    ``version`` is the release to install (``os.version``, else the one the asset
+    cache holds); ``token`` this install's report token (``labctl.boot.http`` mints
+    it; the boot service refuses a report without it).
+    """
     if server.os.distribution == "fedora-coreos":
-        return _fcos_installer_config()
+        return _fcos_installer_config(token)
     unit = unit_text(
         {
             "Unit": [
@@ -327,7 +379,18 @@ def installer_config(inventory: Inventory, server: Server) -> dict[str, Any]:
             ],
             "Service": [
                 ("Type", "oneshot"),
-                ("ExecStart", exec_command(["/opt/labctl-install", server.os.channel])),
+                ("EnvironmentFile", TOKEN_PATH),
+                (
+                    "ExecStart",
+                    exec_command(
+                        [
+                            "/opt/labctl-install",
+                            server.os.channel,
+                            version,
+                            mac_url(inventory, server, "flatcar"),
+                        ]
+                    ),
+                ),
             ],
             "Install": [("WantedBy", "multi-user.target")],
         }
@@ -341,7 +404,8 @@ def installer_config(inventory: Inventory, server: Server) -> dict[str, Any]:
                     "mode": 0o755,
                     "overwrite": True,
                     "contents": {"source": data_url(INSTALL_SCRIPT)},
-                }
+                },
+                token_file(token),
             ]
         },
         "systemd": {
@@ -350,5 +414,6 @@ def installer_config(inventory: Inventory, server: Server) -> dict[str, Any]:
     }
 
 
-def installer_config_text(inventory: Inventory, server: Server) -> str:
-    return json.dumps(installer_config(inventory, server), indent=2) + "\n"
+def installer_config_text(inventory: Inventory, server: Server, *, version: str, token: str) -> str:
+    config = installer_config(inventory, server, version=version, token=token)
+    return json.dumps(config, indent=2) + "\n"

@@ -7,8 +7,12 @@ static addresses from the IP plan (one systemd-networkd ``.link`` naming each
 NIC by its MAC and one ``.network`` per NIC, or NetworkManager keyfiles on
 Fedora CoreOS, which does not run networkd), time sync, the update strategy and
 a small identity file labctl reads back to know the node is the one it
-installed. It is served over plain HTTP while the node boots, so no secret ever
-goes in: keys and certificates follow over SSH (pki layer).
+installed. It is served over plain HTTP while the node boots, so keys and
+certificates follow over SSH (pki layer), with one exception: the node's SSH
+host key, minted by labctl per server (``labctl.install.hostkeys``), goes in
+so that the first SSH after the install can pin it instead of believing
+whatever key answers first. It is added after the digest is taken, so the
+identity file and the golden files name only what the inventory says.
 
 Update strategy: locksmithd's ``etcd-lock`` (what the reference lab ran) is
 deprecated in today's Flatcar. Coordinated reboots here go through labctl's
@@ -223,17 +227,35 @@ def config_digest(config: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()
 
 
-def config(inventory: Inventory, server: Server) -> dict[str, Any]:
-    """The server's Ignition config; its identity file names the digest of the rest."""
+HOST_KEY_PATH = "/etc/ssh/ssh_host_ed25519_key"
+
+
+def host_key_files(private: str, public: str) -> list[dict[str, Any]]:
+    """The server's ed25519 host key where sshd looks first; sshd refuses a private key
+    others can read, so 0600."""
+    return [_file(HOST_KEY_PATH, private, 0o600), _file(f"{HOST_KEY_PATH}.pub", public + "\n")]
+
+
+def config(
+    inventory: Inventory, server: Server, host_key: tuple[str, str] | None = None
+) -> dict[str, Any]:
+    """The server's Ignition config; its identity file names the digest of the rest.
+
+    ``host_key`` is ``(private OpenSSH file, public line)``, planted when given.
+    """
     body = _body(inventory, server)
     digest = config_digest(body)
+    if host_key is not None:
+        body["storage"]["files"] += host_key_files(*host_key)
     body["storage"]["files"].append(_file(IDENTITY_PATH, identity(inventory, server, digest)))
     return body
 
 
-def config_text(inventory: Inventory, server: Server) -> str:
+def config_text(
+    inventory: Inventory, server: Server, host_key: tuple[str, str] | None = None
+) -> str:
     """The config as served: stable JSON, so the same inventory serves the same bytes."""
-    return json.dumps(config(inventory, server), indent=2, sort_keys=False) + "\n"
+    return json.dumps(config(inventory, server, host_key), indent=2, sort_keys=False) + "\n"
 
 
 def install_digest(inventory: Inventory, server: Server) -> str:

@@ -6,12 +6,15 @@ real install gets from labctl's iPXE script (``labctl.config``, ``.disk``,
 ``.report``), DHCPs, lays an ext2 file system on the OS disk where an image
 would go, runs the real Ignition (Debian's 2.14: ``--stage=fetch``, then
 ``--stage=files`` onto the disk) against labctl's config for this server,
-POSTs the result (Ignition's own CRITICAL lines when it fails) and powers off.
+POSTs the result (Ignition's own CRITICAL lines when it fails) with this
+install's token, read from the live system's own Ignition (the installer
+config at ``ignition.config.url``), and powers off.
 
 It is built from the machine's own packages (linux-image, busybox-static,
 ignition, passwd) into a cache keyed by every input's hash, so it is built
 once per machine and again only when a package changes; the result is laid out
-as a Flatcar release mirror with ``.DIGESTS`` files and, in the same directory,
+as a Flatcar release mirror with ``.DIGESTS`` files (and ``version.txt``, and
+token disk image and signature files, which it never writes) and, in the same directory,
 as a Fedora CoreOS mirror (``stable.json``, ``testing.json``, ``next.json``
 stream metadata with SHA-256s, and a token rootfs), so ``labctl boot fetch``
 fetches and verifies it exactly as it would the real ones. Booted with Fedora
@@ -33,6 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from labctl.errors import LabctlError
+from labctl.sim.osrelease import SIM_VERSION
 
 CACHE = Path(os.environ.get("LABCTL_INSTALLER_CACHE", "/var/cache/labctl/installer"))
 IGNITION = Path("/usr/lib/dracut/modules.d/30ignition/ignition")
@@ -58,6 +62,15 @@ FCOS_NAMES = {
 }
 FCOS_ROOTFS = b"labctl stand-in rootfs: the stand-in installer runs from its initrd alone\n"
 FCOS_STREAMS = ("stable", "testing", "next")
+# Flatcar's disk image and its signature: tokens (the stand-in writes no image), there
+# so that `labctl boot fetch` caches and the boot service serves them as real ones.
+IMAGE_NAME = "flatcar_production_image.bin.bz2"
+IMAGE = b"labctl stand-in image: the stand-in installer writes no image\n"
+IMAGE_SIGNATURE = b"labctl stand-in signature: nothing checks it\n"
+# The release version.txt names (what the sim's nodes say in os-release without os.version).
+FLATCAR_RELEASE = SIM_VERSION
+# Bumped when the mirror's layout changes, so a cached mirror of the old one is rebuilt.
+LAYOUT = "2"
 
 INIT = r"""#!/bin/busybox sh
 /bin/busybox --install -s /bin
@@ -86,10 +99,18 @@ NIC=$(ls /sys/class/net | grep -v '^lo$' | head -n1)
 ip link set "$NIC" up
 udhcpc -i "$NIC" -s /etc/udhcpc.script -q -n -t 10 -T 2 || say "no DHCP lease"
 REPORT=$(arg report); CONFIG=$(arg config); DISK=$(arg disk)
+# The live system's own Ignition (the installer config) carries this install's report
+# token, as the token file's contents: without it the boot service refuses the report.
+INSTALL=$(for w in $(cat /proc/cmdline); do case $w in ignition.config.url=*) echo "${w#*=}";;
+  esac; done)
+TOKEN=$(wget -q -O- "$INSTALL" | grep -o 'LABCTL_INSTALL_TOKEN=[0-9a-f]*' | head -n1)
+TOKEN=${TOKEN#*=}
+[ -n "$TOKEN" ] || say "no install token in $INSTALL"
 json() { sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' | awk 'BEGIN{ORS="\\n"}{print}'; }
 report() {
   body="{\"result\": \"$1\", \"message\": \"$(printf '%s' "$2" | json)\"}"
-  wget -q -O- --header 'Content-Type: application/json' --post-data "$body" "$REPORT"
+  wget -q -O- --header 'Content-Type: application/json' \
+    --header "X-Labctl-Install-Token: $TOKEN" --post-data "$body" "$REPORT"
 }
 finish() { say "ignition=$1, powering off"; report "$1" "$2"; sync; poweroff -f; }
 # Fedora CoreOS's live initramfs fetches its root file system from here.
@@ -252,7 +273,7 @@ def build_initrd(inputs: Inputs) -> bytes:
 
 
 def cache_key(inputs: Inputs) -> str:
-    digest = hashlib.sha256(_init_text(inputs).encode() + UDHCPC_SCRIPT.encode())
+    digest = hashlib.sha256(_init_text(inputs).encode() + UDHCPC_SCRIPT.encode() + LAYOUT.encode())
     for path, source in sorted({**_files(inputs), "kernel": inputs.kernel}.items()):
         stat = source.stat()
         digest.update(f"{path} {source} {stat.st_size} {stat.st_mtime_ns}\n".encode())
@@ -288,9 +309,11 @@ def build(cache: Path = CACHE) -> Path:
     work.mkdir(parents=True)
     kernel = inputs.kernel.read_bytes()
     initrd = build_initrd(inputs)
-    for name, data in ((KERNEL_NAME, kernel), (INITRD_NAME, initrd)):
+    for name, data in ((KERNEL_NAME, kernel), (INITRD_NAME, initrd), (IMAGE_NAME, IMAGE)):
         (work / name).write_bytes(data)
         (work / f"{name}.DIGESTS").write_text(digests_text(name, data))
+    (work / f"{IMAGE_NAME}.sig").write_bytes(IMAGE_SIGNATURE)
+    (work / "version.txt").write_text(f"FLATCAR_VERSION={FLATCAR_RELEASE}\n")
     fcos = {"kernel": kernel, "initramfs": initrd, "rootfs": FCOS_ROOTFS}
     for kind, data in fcos.items():
         (work / FCOS_NAMES[kind]).write_bytes(data)

@@ -14,9 +14,10 @@ BMC reads power off.
 Powered on from ``disk`` after a finished install (the disk holds the identity
 file Ignition wrote), it boots the installed system, which here is the
 server's namespace node: the same addresses and sshd, standing in for Flatcar
-booting from that disk. With an empty disk it starts qemu from the disk, which
-finds nothing to boot, as a real machine would. The namespace node's links are
-down while qemu has the MAC, so the two never answer for the same address.
+booting from that disk, its sshd given the host key Ignition wrote there.
+With an empty disk it starts qemu from the disk, which finds nothing to boot,
+as a real machine would. The namespace node's links are down while qemu has
+the MAC, so the two never answer for the same address.
 
 qemu is attached to its BMC as a real server's board is: ``ipmi-bmc-extern``
 with an ``isa-ipmi-kcs`` interface, whose chardev connects to ipmi_sim's
@@ -53,6 +54,7 @@ from labctl.sim.plan import SimPlan
 DISK_SIZE = 1 << 30
 MEMORY_MB = 512
 IPMI_PORT_BASE = 9100
+HOST_KEY = ignition.HOST_KEY_PATH
 
 
 def ipmi_port(inventory: Inventory, name: str) -> int:
@@ -194,6 +196,29 @@ def installed(disk: Path) -> bool:
     return done.returncode == 0 and "Inode:" in done.stdout
 
 
+def _take_host_key(disk: Path, node: Path) -> None:
+    """The installed system's sshd uses the host key Ignition wrote on the disk, as
+    Flatcar's would: the namespace node standing in for it gets that key."""
+    key = node / "ssh_host_ed25519_key"
+    for source, dest, mode in (
+        (HOST_KEY, key, 0o600),
+        (f"{HOST_KEY}.pub", key.with_name(f"{key.name}.pub"), 0o644),
+    ):
+        fresh = dest.with_name(f".{dest.name}.disk")
+        fresh.unlink(missing_ok=True)
+        done = subprocess.run(
+            ["debugfs", "-R", f"dump {source} {fresh}", str(disk)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if done.returncode != 0 or not fresh.exists() or fresh.stat().st_size == 0:
+            fresh.unlink(missing_ok=True)
+            return  # no key on the disk: the node keeps its own
+        fresh.chmod(mode)
+        fresh.replace(dest)
+
+
 def _links(config: dict[str, Any], state: str) -> None:
     for peer in config["peers"]:
         subprocess.run(
@@ -263,6 +288,7 @@ def start(state: Path, name: str) -> None:
     with (d / "chassis.log").open("a") as log:
         log.write(f"{time.strftime('%H:%M:%S')} power on, boot device {device}\n")
     if not pxe and installed(Path(config["disk"])):
+        _take_host_key(Path(config["disk"]), sim_node.node_dir(state, name))
         _links(config, "up")
         pid = sim_node.start(state, name)
         power.write_text(f"{pid}\n")

@@ -24,6 +24,7 @@ from pathlib import Path
 import pytest
 
 from labctl.engine.journal import Journal
+from labctl.install import hostkeys
 from labctl.inventory import require_inventory
 from labctl.render import ignition
 from labctl.sim import installer
@@ -169,9 +170,15 @@ def test_a_vm_node_is_installed_through_its_bmc_and_the_boot_service(vm_lab: VmL
     assert "ipmi /dev/ipmi0: Found new BMC (man_id: 0x001291, prod_id: 0x0f02" in console
     assert "LABCTL-INSTALLER: ipmi in-band: Chassis Power is on" in console
 
-    # 3. The disk holds every file, unit, user and key the config named.
+    # 3. The disk holds every file, unit, user and key the config named, the host key
+    # labctl minted among them; the first SSH pinned that key, and the node showed it.
     inv = require_inventory(inventory)
-    config = ignition.config(inv, inv.server("fohn"))
+    planted = hostkeys.load(state, "fohn")
+    assert planted is not None
+    config = ignition.config(inv, inv.server("fohn"), (planted.private, planted.public))
+    assert "/etc/ssh/ssh_host_ed25519_key" in [f["path"] for f in config["storage"]["files"]]
+    known = (lab.state / "known_hosts").read_text().splitlines()
+    assert f"31.31.164.220 ssh-ed25519 {planted.blob}" in known, known
     for entry in config["storage"]["files"]:
         want = ignition.data_url_text(entry["contents"]["source"])
         assert debugfs(disk, f"cat {entry['path']}") == want, entry["path"]

@@ -80,6 +80,8 @@ def lab(tmp_path: Path) -> tuple[Path, Path, Path]:
     flatcar = make_mirror(tmp_path / "mirror" / "flatcar", b"KERNEL" * 1000, b"INITRD" * 5000)
     for digests in flatcar.glob("*.DIGESTS"):  # one keyring holds every publisher's key here
         gpg(home, "--detach-sign", "--output", f"{digests}.sig", str(digests))
+    image = flatcar / "flatcar_production_image.bin.bz2"
+    gpg(home, "--detach-sign", "--yes", "--output", f"{image}.sig", str(image))
     publish(tmp_path / "mirror" / "fedora-coreos", home)
     text = REFERENCE.read_text().replace(
         "    dhcp: full\n",
@@ -124,7 +126,7 @@ def test_fetch_verifies_the_stream_s_checksums_and_signatures(lab: tuple[Path, P
     assert {f["changed"] for f in json.loads(again.stdout)} == {False}
 
     # The boot service answers wind's MAC with all three, and its script says where.
-    answers = boot_http.answers(inventory, inventory_path.parent)
+    answers = boot_http.answers(inventory, inventory_path.parent, inventory_path.parent / "state")
     assert answers.files[f"/rootfs/{WIND_MAC}"] == release.path("rootfs")
     script = answers.texts[f"/ipxe/{WIND_MAC}"].decode()
     assert f"coreos.live.rootfs_url=http://31.31.164.218:8080/rootfs/{WIND_MAC}" in script
@@ -170,3 +172,25 @@ def test_a_mirror_serving_another_stream_is_refused(lab: tuple[Path, Path, Path]
     refused = fetch(inventory_path, None)
     assert refused.returncode != 0
     assert "this is the stream 'testing', not 'stable'" in refused.stderr
+
+
+def test_a_stream_of_another_release_than_os_version_is_refused(
+    lab: tuple[Path, Path, Path],
+) -> None:
+    """The stream's newest release is not the inventory's: nothing of it is cached."""
+    inventory_path, keyring, _ = lab
+    inventory_path.write_text(
+        inventory_path.read_text().replace(
+            "os: {distribution: fedora-coreos, channel: stable}",
+            "os: {distribution: fedora-coreos, channel: stable, version: 40.20240906.3.0}",
+        )
+    )
+    refused = fetch(inventory_path, keyring)
+    assert refused.returncode != 0
+    assert f"this is fedora-coreos {VERSION}, not os.version 40.20240906.3.0" in refused.stderr, (
+        refused.stderr
+    )
+    assert "Traceback" not in refused.stderr
+    inventory = require_inventory(inventory_path)
+    release = assets.release_of(inventory, inventory_path.parent, inventory.server("wind"))
+    assert not release.path("kernel").exists()

@@ -23,6 +23,7 @@ from labctl.boot.state import BootDirs, read_report
 from labctl.inventory import require_inventory
 from labctl.inventory.model import Inventory
 from labctl.render import boot as render
+from labctl.render.ignition import data_url_text
 from tests.conftest import REFERENCE
 from tests.labctl_process import run_labctl
 from tests.peers.bootnet import BUSYBOX, BootNet, boot_net
@@ -38,15 +39,34 @@ STRANGER_MAC = "52:54:00:12:34:99"
 BOOT = "31.31.164.218"
 
 
-def make_mirror(root: Path, kernel: bytes, initrd: bytes) -> Path:
-    """A release in Flatcar's layout: each file with its .DIGESTS (MD5 first, then SHA512)."""
+IMAGE = b"IMAGE" * 3000
+FLATCAR_VERSION = "3975.2.0"
+# Flatcar's names, as its release directories publish them.
+FLATCAR = {
+    "kernel": "flatcar_production_pxe.vmlinuz",
+    "initrd": "flatcar_production_pxe_image.cpio.gz",
+    "image": "flatcar_production_image.bin.bz2",
+}
+IMAGE_NAME = FLATCAR["image"]
+TOKEN_HEADER = "X-Labctl-Install-Token"
+
+
+def make_mirror(root: Path, kernel: bytes, initrd: bytes, version: str = FLATCAR_VERSION) -> Path:
+    """A release in Flatcar's layout: each file with its .DIGESTS (MD5 first, then SHA512),
+    the disk image's own signature (a stand-in: nothing here has Flatcar's key) and
+    ``version.txt``."""
     root.mkdir(parents=True, exist_ok=True)
-    for (_, name), data in zip(assets.FLATCAR_FILES.items(), (kernel, initrd), strict=True):
+    files = (kernel, initrd, IMAGE)
+    for name, data in zip(FLATCAR.values(), files, strict=True):
         (root / name).write_bytes(data)
         (root / f"{name}.DIGESTS").write_text(
             f"# MD5 HASH\n{hashlib.md5(data).hexdigest()}  {name}\n"
             f"# SHA512 HASH\n{hashlib.sha512(data).hexdigest()}  {name}\n"
         )
+    (root / f"{IMAGE_NAME}.sig").write_bytes(b"SIGNATURE")
+    (root / "version.txt").write_text(
+        f"FLATCAR_VERSION={version}\nFLATCAR_VERSION_ID={version}\nFLATCAR_BUILD=3975\n"
+    )
     return root
 
 
@@ -71,7 +91,12 @@ def test_fetch_caches_verified_assets_and_refuses_a_wrong_checksum(lab: Path) ->
     first = fetch(lab)
     assert first.returncode == 0, first.stderr
     fetched = json.loads(first.stdout)
-    assert {(f["role"], f["changed"]) for f in fetched} == {("kernel", True), ("initrd", True)}
+    assert {(f["role"], f["changed"]) for f in fetched} == {
+        ("kernel", True),
+        ("initrd", True),
+        ("image", True),
+        ("signature", True),
+    }
     again = json.loads(fetch(lab).stdout)
     assert {f["changed"] for f in again} == {False}
 
@@ -80,7 +105,7 @@ def test_fetch_caches_verified_assets_and_refuses_a_wrong_checksum(lab: Path) ->
     assert release.path("kernel").read_bytes() == b"KERNEL" * 1000
 
     # The mirror now serves a file that is not what its digests say: refused, not cached.
-    name = assets.FLATCAR_FILES["initrd"]
+    name = FLATCAR["initrd"]
     (lab.parent / "mirror" / name).write_bytes(b"TAMPERED")
     release.path("initrd").unlink()
     refused = fetch(lab)
@@ -179,13 +204,128 @@ def test_installer_report_lands_in_the_state_directory(
     net.set_address("31.31.164.220/28")
     url = f"http://{BOOT}:18080/report/{FOHN_MAC}"
     body = json.dumps({"result": "failed", "message": "CRITICAL: files: op(1): no space left"})
-    post = net.client_run(BUSYBOX, "wget", "-q", "-O-", "--post-data", body, url)
+    header = f"{TOKEN_HEADER}: {install_token(net)}"
+    post = net.client_run(
+        BUSYBOX, "wget", "-q", "-O-", "--header", header, "--post-data", body, url
+    )
     assert post.returncode == 0, post.stderr
     report = read_report(BootDirs.of(state), "fohn")
     assert report is not None and not report.ok
     assert report.message == "CRITICAL: files: op(1): no space left"
     stranger = f"http://{BOOT}:18080/report/{STRANGER_MAC}"
     assert net.client_run(BUSYBOX, "wget", "-q", "--post-data", "result=ok", stranger).returncode
+
+
+def install_token(net: BootNet, mac: str = FOHN_MAC) -> str:
+    """The report token the installer config served for ``mac`` carries (as an installer
+    reads it)."""
+    config = json.loads(net.client_run(BUSYBOX, "wget", "-q", "-O-", f"{URL}/install/{mac}").stdout)
+    found = [f for f in config["storage"]["files"] if f["path"] == "/etc/labctl/install-token"]
+    assert len(found) == 1, "the installer config carries no install token"
+    text = data_url_text(found[0]["contents"]["source"])
+    assert found[0]["mode"] == 0o600 and text.startswith("LABCTL_INSTALL_TOKEN=")
+    return text.strip().split("=", 1)[1]
+
+
+URL = f"http://{BOOT}:18080"
+
+
+def test_a_report_without_this_install_s_token_is_refused_and_changes_nothing(
+    served: tuple[Inventory, BootNet, Path],
+) -> None:
+    """Anyone on the boot network could POST "ok" for a server whose install is still
+    running (or failed): the os layer would then boot it from an empty disk."""
+    _, net, state = served
+    net.set_address("31.31.164.219/28")
+    url = f"{URL}/report/{FOHN_MAC}"
+    ok = json.dumps({"result": "ok", "message": "flatcar-install wrote /dev/sda"})
+    dirs = BootDirs.of(state)
+    guess = "ab" * 32
+    for header in ([], ["--header", f"{TOKEN_HEADER}: {guess}"],
+                   ["--header", f"{TOKEN_HEADER}: "]):  # fmt: skip
+        post = net.client_run(BUSYBOX, "wget", "-S", "-O-", *header, "--post-data", ok, url)
+        assert post.returncode != 0 and "403" in post.stderr, post.stderr
+        assert read_report(dirs, "fohn") is None
+    token = install_token(net)
+    assert len(token) == 64 and token != install_token(net, "0c:c4:7a:5e:6f:02")
+    # Another server's token is not this one's either.
+    other = install_token(net, "0c:c4:7a:5e:6f:02")
+    post = net.client_run(
+        BUSYBOX, "wget", "-q", "-O-", "--header", f"{TOKEN_HEADER}: {other}",
+        "--post-data", ok, url,
+    )  # fmt: skip
+    assert post.returncode != 0 and read_report(dirs, "fohn") is None
+    log = [json.loads(line) for line in dirs.requests.read_text().splitlines()]
+    refused = [r for r in log if r["status"] == 403]
+    assert len(refused) == 4 and all("nothing kept" in r["note"] for r in refused)
+    assert token not in dirs.requests.read_text()
+    # With it, the report counts.
+    post = net.client_run(
+        BUSYBOX, "wget", "-q", "-O-", "--header", f"{TOKEN_HEADER}: {token}",
+        "--post-data", ok, url,
+    )  # fmt: skip
+    assert post.returncode == 0, post.stderr
+    report = read_report(dirs, "fohn")
+    assert report is not None and report.ok
+
+
+def test_flatcar_install_finds_the_version_s_image_where_its_b_option_looks(
+    served: tuple[Inventory, BootNet, Path],
+) -> None:
+    """flatcar-install -b BASE -V VERSION checks BASE/VERSION/<image> and .sig with
+    ``wget --spider`` (HEAD), then fetches both: from labctl's verified cache."""
+    _, net, state = served
+    net.set_address("31.31.164.219/28")
+    config = json.loads(
+        net.client_run(BUSYBOX, "wget", "-q", "-O-", f"{URL}/install/{FOHN_MAC}").stdout
+    )
+    unit = config["systemd"]["units"][0]["contents"]
+    (exec_start,) = [line for line in unit.splitlines() if line.startswith("ExecStart=")]
+    assert len(exec_start.split()) == 4, f"no version and image source in {exec_start}"
+    _, channel, version, base = exec_start.split()
+    assert (channel, version) == ("beta", FLATCAR_VERSION)  # the cache's version.txt
+    image = f"{base}/{version}/{IMAGE_NAME}"
+    for url, data in ((image, IMAGE), (f"{image}.sig", b"SIGNATURE")):
+        # GNU wget, as flatcar-install runs it: --spider sends HEAD.
+        spider = net.client_run("wget", "--spider", "--quiet", url)
+        assert spider.returncode == 0, spider.stderr
+        got = net.client_run(BUSYBOX, "wget", "-q", "-O-", url)
+        assert got.returncode == 0 and got.stdout.encode() == data
+    other = net.client_run("wget", "--spider", "-q", f"{base}/3815.2.5/{IMAGE_NAME}")
+    assert other.returncode != 0  # no other release is served
+    log = [json.loads(line) for line in BootDirs.of(state).requests.read_text().splitlines()]
+    assert [r["status"] for r in log if r["method"] == "HEAD"] == [200, 200, 404]
+
+
+def test_fetch_refuses_a_mirror_of_another_version_than_os_version(lab: Path) -> None:
+    """With os.version set, the release server's "current" is not good enough."""
+    lab.write_text(
+        lab.read_text().replace(
+            "os: {distribution: flatcar, channel: beta}",
+            "os: {distribution: flatcar, channel: beta, version: 3815.2.5}",
+        )
+    )
+    refused = fetch(lab)
+    assert refused.returncode != 0
+    assert f"this is flatcar {FLATCAR_VERSION}, not os.version 3815.2.5" in refused.stderr
+    assert "Traceback" not in refused.stderr
+    inventory = require_inventory(lab)
+    release = assets.release_of(inventory, lab.parent, inventory.server("fohn"))
+    assert not release.path("image").exists()  # refused before the image was fetched
+
+
+@pytest.mark.parametrize(
+    "said", ["3975.2.0; reboot", "3975.2.0 -d /dev/sdb", "$(reboot)", "", "../../etc"]
+)
+def test_a_version_txt_that_is_no_version_is_refused(lab: Path, said: str) -> None:
+    """Without os.version the mirror's version goes on the installer's command line."""
+    (lab.parent / "mirror" / "version.txt").write_text(f"FLATCAR_VERSION={said}\n")
+    refused = fetch(lab)
+    assert refused.returncode != 0 and "Traceback" not in refused.stderr
+    assert ("is not a version" if said else "names no FLATCAR_VERSION") in refused.stderr
+    inventory = require_inventory(lab)
+    release = assets.release_of(inventory, lab.parent, inventory.server("fohn"))
+    assert not (release.cache / assets.MANIFEST).exists()
 
 
 def test_proxy_dhcp_configuration_is_accepted_by_dnsmasq(lab: Path, tmp_path: Path) -> None:
@@ -226,14 +366,16 @@ def test_signed_digests_are_checked_with_the_keyring(lab: Path, tmp_path: Path) 
     publisher, keyring = signer(tmp_path, "publisher")
     stranger, _ = signer(tmp_path, "stranger")
     mirror = tmp_path / "mirror"
-    for name in assets.FLATCAR_FILES.values():
+    for name in FLATCAR.values():
         digests = mirror / f"{name}.DIGESTS"
         gpg(publisher, "--detach-sign", "--output", f"{digests}.sig", str(digests))
+    image = mirror / IMAGE_NAME
+    gpg(publisher, "--detach-sign", "--yes", "--output", f"{image}.sig", str(image))
     signed = run_labctl("boot", "fetch", "-i", str(lab), "--keyring", str(keyring), cwd=lab.parent)
     assert signed.returncode == 0, signed.stderr
 
     # Digests signed by someone else: refused, whatever the hashes say.
-    name = assets.FLATCAR_FILES["kernel"]
+    name = FLATCAR["kernel"]
     digests = mirror / f"{name}.DIGESTS"
     gpg(stranger, "--detach-sign", "--output", f"{digests}.sig", str(digests))
     refused = run_labctl("boot", "fetch", "-i", str(lab), "--keyring", str(keyring), cwd=lab.parent)

@@ -28,6 +28,17 @@ def test_reference_configs_validate(tmp_path: Path, name: str) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+def test_a_config_with_its_host_key_validates(tmp_path: Path) -> None:
+    from labctl.install import hostkeys
+
+    inventory = require_inventory(REFERENCE)
+    private, public = hostkeys.mint()
+    path = tmp_path / "fohn.ign"
+    path.write_text(ignition.config_text(inventory, inventory.server("fohn"), (private, public)))
+    result = validate(path)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
 def test_fedora_coreos_config_validates(tmp_path: Path) -> None:
     source = tmp_path / "inventory.yaml"
     source.write_text(
@@ -59,7 +70,9 @@ def test_installer_configs_validate(tmp_path: Path) -> None:
     inventory = require_inventory(REFERENCE)
     for server in inventory.servers:
         path = tmp_path / f"install-{server.name}.ign"
-        path.write_text(boot.installer_config_text(inventory, server))
+        path.write_text(
+            boot.installer_config_text(inventory, server, version="3975.2.0", token="ab" * 32)
+        )
         result = validate(path)
         assert result.returncode == 0, result.stdout + result.stderr
 
@@ -77,7 +90,11 @@ def test_fedora_coreos_installer_config_validates(tmp_path: Path) -> None:
     )
     inventory = require_inventory(source)
     path = tmp_path / "install-wind.ign"
-    path.write_text(boot.installer_config_text(inventory, inventory.server("wind")))
+    path.write_text(
+        boot.installer_config_text(
+            inventory, inventory.server("wind"), version="40.1", token="ab" * 32
+        )
+    )
     result = validate(path)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "dropins" in path.read_text()

@@ -14,6 +14,8 @@ from labctl.render import boot
 from labctl.sim import installer
 from tests.conftest import REFERENCE, assert_golden
 
+# A token as the boot service mints it (random there; fixed here for the golden files).
+TOKEN = "0" * 63 + "1"
 PATHS = boot.DnsmasqPaths("/state/boot/tftp", "/state/boot/leases", "/state/boot/log", "/pid")
 
 
@@ -35,9 +37,10 @@ def test_dnsmasq_conf_matches_golden(inventory: Inventory) -> None:
 def test_ipxe_script_and_installer_config_match_golden(inventory: Inventory) -> None:
     fohn = inventory.server("fohn")
     assert_golden("ipxe-fohn.ipxe", boot.ipxe_script(inventory, fohn))
-    assert_golden("install-fohn.ign", boot.installer_config_text(inventory, fohn))
+    text = boot.installer_config_text(inventory, fohn, version="3975.2.0", token=TOKEN)
+    assert_golden("install-fohn.ign", text)
     assert "labctl.disk=/dev/sda" in boot.ipxe_script(inventory, fohn)
-    assert json.loads(boot.installer_config_text(inventory, fohn))["ignition"]["version"] == "3.3.0"
+    assert json.loads(text)["ignition"]["version"] == "3.3.0"
 
 
 def test_macs_are_compared_in_one_spelling(inventory: Inventory) -> None:
@@ -94,13 +97,14 @@ def test_fedora_coreos_script_and_installer_config_match_golden(tmp_path: Path) 
     wind = inventory.server("wind")
     script = boot.ipxe_script(inventory, wind)
     assert_golden("ipxe-wind-fcos.ipxe", script)
-    assert_golden("install-wind-fcos.ign", boot.installer_config_text(inventory, wind))
+    text = boot.installer_config_text(inventory, wind, version="40.1", token=TOKEN)
+    assert_golden("install-wind-fcos.ign", text)
     args = script.splitlines()[2].split()
     for arg in ("ignition.firstboot", "ignition.platform.id=metal", "coreos.inst.skip_reboot"):
         assert arg in args
     assert "coreos.inst.install_dev=/dev/sda" in args
     assert not any(a.startswith("flatcar.") for a in args)
-    units = json.loads(boot.installer_config_text(inventory, wind))["systemd"]["units"]
+    units = json.loads(text)["systemd"]["units"]
     dropin = next(u for u in units if u["name"] == "coreos-installer.service")
     assert "OnFailure=labctl-install-failed.service" in dropin["dropins"][0]["contents"]
 
@@ -154,3 +158,67 @@ def test_the_stand_in_s_fcos_stream_is_what_boot_fetch_reads() -> None:
     assert release == installer.FCOS_RELEASE
     assert found["rootfs"].url == f"file:///cache/abc/{installer.FCOS_NAMES['rootfs']}"
     assert found["initrd"].sha256 == hashlib.sha256(b"i").hexdigest()
+
+
+def _unit(config: dict[str, object], name: str) -> str:
+    units = config["systemd"]["units"]  # type: ignore[index]
+    found: str = next(u for u in units if u["name"] == name)["contents"]  # type: ignore[attr-defined]
+    return found
+
+
+def _file_text(config: dict[str, object], path: str) -> tuple[int, str]:
+    from labctl.render.ignition import data_url_text
+
+    files = config["storage"]["files"]  # type: ignore[index]
+    entry = next(f for f in files if f["path"] == path)  # type: ignore[attr-defined]
+    return entry["mode"], data_url_text(entry["contents"]["source"])
+
+
+def test_flatcar_install_is_told_the_version_and_labctl_s_verified_image(
+    inventory: Inventory,
+) -> None:
+    """flatcar-install with -C but no -V installs the channel's *current* release (its
+    prep_url: CHANNEL_SPECIFIED without VERSION_SPECIFIED means VERSION_ID=current) and
+    downloads it from the release server: -V and -b (the boot service's cache) say which
+    and from where."""
+    fohn = inventory.server("fohn")
+    config = boot.installer_config(inventory, fohn, version="3975.2.0", token=TOKEN)
+    exec_start = next(
+        line
+        for line in _unit(config, "labctl-install.service").splitlines()
+        if line.startswith("ExecStart=")
+    )
+    assert exec_start == (
+        "ExecStart=/opt/labctl-install beta 3975.2.0 "
+        "http://31.31.164.218:8080/flatcar/9c:8e:99:1a:2b:01"
+    )
+    _, script = _file_text(config, "/opt/labctl-install")
+    assert 'flatcar-install -d "$(arg disk)" -C "$1" -V "$2" -b "$3" -i /tmp/labctl.ign' in script
+
+
+def test_the_install_report_carries_the_install_s_token(inventory: Inventory) -> None:
+    config = boot.installer_config(inventory, inventory.server("fohn"), version="1", token=TOKEN)
+    mode, text = _file_text(config, boot.TOKEN_PATH)
+    assert (mode, text) == (0o600, f"LABCTL_INSTALL_TOKEN={TOKEN}\n")
+    assert "EnvironmentFile=/etc/labctl/install-token" in _unit(config, "labctl-install.service")
+    _, script = _file_text(config, "/opt/labctl-install")
+    assert '-H "X-Labctl-Install-Token: ${LABCTL_INSTALL_TOKEN:?}"' in script
+
+
+def test_coreos_installer_installs_the_live_image_offline(tmp_path: Path) -> None:
+    """Without an image source coreos-installer may download the stream's newest image;
+    its config directory's ``offline: true`` makes it install the live system's own
+    (the rootfs labctl served from its cache) or fail."""
+    path = tmp_path / "inventory.yaml"
+    path.write_text(
+        REFERENCE.read_text().replace(
+            "os: {distribution: flatcar, channel: alpha}",
+            "os: {distribution: fedora-coreos, channel: stable}",
+        )
+    )
+    inventory = require_inventory(path)
+    config = boot.installer_config(inventory, inventory.server("wind"), version="1", token=TOKEN)
+    assert _file_text(config, boot.FCOS_INSTALLER_CONFIG) == (0o644, "offline: true\n")
+    assert _file_text(config, boot.TOKEN_PATH)[1] == f"LABCTL_INSTALL_TOKEN={TOKEN}\n"
+    for unit in ("labctl-install-report.service", "labctl-install-failed.service"):
+        assert "EnvironmentFile=/etc/labctl/install-token" in _unit(config, unit)

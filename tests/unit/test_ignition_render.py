@@ -107,3 +107,26 @@ def test_the_install_digest_follows_the_inventory(tmp_path: Path, inventory: Inv
         inventory, fohn
     )
     assert ignition.install_digest(inventory, fohn) == ignition.install_digest(inventory, fohn)
+
+
+def test_the_minted_host_key_is_planted_0600_and_stays_out_of_the_digest(
+    inventory: Inventory, tmp_path: Path
+) -> None:
+    from labctl.install import hostkeys
+
+    key = hostkeys.ensure(tmp_path, "fohn")
+    private = tmp_path / "os" / "hostkeys" / "fohn"
+    assert private.stat().st_mode & 0o777 == 0o600
+    assert hostkeys.load(tmp_path, "fohn") == key  # minted once, then kept
+    assert "PRIVATE" not in repr(key) and key.fingerprint in repr(key)
+    fohn = inventory.server("fohn")
+    plain = ignition.config(inventory, fohn)
+    planted = ignition.config(inventory, fohn, (key.private, key.public))
+    files = {f["path"]: f for f in planted["storage"]["files"]}
+    secret = files["/etc/ssh/ssh_host_ed25519_key"]
+    assert secret["mode"] == 0o600
+    assert unquote(secret["contents"]["source"].removeprefix("data:,")) == key.private
+    public = unquote(files["/etc/ssh/ssh_host_ed25519_key.pub"]["contents"]["source"][6:])
+    assert public.split()[:2] == key.public.split()[:2]
+    # The identity file (and so the install digest) names only what the inventory says.
+    assert files[ignition.IDENTITY_PATH] == plain["storage"]["files"][-1]

@@ -306,12 +306,15 @@ def test_the_installer_unit_passes_the_channel_as_one_argument(channel: str) -> 
     server = INVENTORY.server("fohn")
     os_ = dataclasses.replace(server.os, channel=channel, distribution="flatcar")
     server = dataclasses.replace(server, os=os_)
-    config = rendered(lambda: boot.installer_config(INVENTORY, server))
+    config = rendered(
+        lambda: boot.installer_config(INVENTORY, server, version="3975.2.0", token="t")
+    )
     if config is None:
         return
     text = config["systemd"]["units"][0]["contents"]
     start = exec_argv(next(v for _, k, v in unit_entries(text) if k == "ExecStart"))
-    assert start == ["/opt/labctl-install", channel]
+    assert start[:3] == ["/opt/labctl-install", channel, "3975.2.0"]
+    assert len(start) == 4 and start[3].startswith("http://")
 
 
 def test_systemd_analyze_reads_hostile_exec_lines_without_complaint(tmp_path: Path) -> None:
