@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING
 from labctl.engine.actions import Action, LocalStep, PutFile, Run, WaitFor, ssh_answers
 from labctl.engine.layer import LayerContext
 from labctl.engine.plan import Plan
+from labctl.inventory.model import BY_ID
 from labctl.render import ceph as render
 
 if TYPE_CHECKING:
@@ -83,13 +84,44 @@ done
 # One bluestore OSD on a whole disk. Done already (our uuid in the data directory):
 # nothing. Our label on the disk but no data directory (a reinstalled node): the
 # directory is primed from the label. Anything else on the disk: refused unless wipe.
+# Before any of that, when the inventory gives the disk's wwn or serial, the node's
+# udev links (``byid``) must say that ``dev`` is that disk: a kernel name moves to
+# another disk after a reinstall, and that disk is refused with what the node says.
 OSD_PREPARE = r"""
 set -e
-ceph=$1 osd=$2 tool=$3 id=$4 uuid=$5 dev=$6 wipe=$7 d=$8
+ceph=$1 osd=$2 tool=$3 id=$4 uuid=$5 dev=$6 wipe=$7 d=$8 byid=$9 wwn=${10} serial=${11}
 if [ -f "$d/mkfs_done" ] && [ "$(cat "$d/fsid" 2>/dev/null)" = "$uuid" ]; then exit 0; fi
+disks() {
+  echo "this node's disks by id (ls -l $byid):" >&2
+  n=0
+  for l in "$byid"/*; do
+    [ -L "$l" ] || continue
+    echo "  ${l##*/} -> $(readlink -f "$l")" >&2; n=$((n + 1))
+  done
+  [ "$n" -gt 0 ] || echo "  none" >&2
+}
 if [ ! -e "$dev" ]; then
-  echo "$dev does not exist on this node, so OSD $id cannot be made on it" >&2
+  echo "$dev does not exist on this node, so OSD $id cannot be made on it;" \
+    "nothing was written" >&2
+  disks
   exit 3
+fi
+if [ -n "$wwn$serial" ]; then
+  target=$(readlink -f "$dev") names= has_wwn=no has_serial=no
+  for l in "$byid"/*; do
+    [ -L "$l" ] && [ "$(readlink -f "$l")" = "$target" ] || continue
+    n=${l##*/}; names="$names $n"
+    [ "$n" != "wwn-$wwn" ] || has_wwn=yes
+    case ${n#*-} in "$serial" | *_"$serial") has_serial=yes ;; esac
+  done
+  if { [ -n "$wwn" ] && [ $has_wwn = no ]; } || { [ -n "$serial" ] && [ $has_serial = no ]; }; then
+    echo "$dev is not the disk the inventory names for OSD $id" \
+      "(${wwn:+wwn $wwn}${wwn:+${serial:+, }}${serial:+serial $serial}): this node says $dev is" \
+      "$target, known by id as${names:- nothing}; refused, nothing was written" \
+      "(a reinstall or a new disk may have renamed it)" >&2
+    disks
+    exit 3
+  fi
 fi
 mkdir -p "$d"
 label=$($tool show-label --dev "$dev" 2>/dev/null || true)
@@ -483,10 +515,12 @@ class CephPlans:
                          self.tool(server, "ceph"), self.tool(server, "ceph-osd"),
                          self.tool(server, "ceph-bluestore-tool"), str(osd.id), osd.uuid,
                          osd.device, "yes" if osd.wipe else "no",
-                         self.path(name, osd.data_dir)),
+                         self.path(name, osd.data_dir), BY_ID.rstrip("/"), osd.wwn or "",
+                         osd.serial or ""),
                         timeout=300.0,
                         triggers=(osd.uuid,),
-                        what=f"make OSD {osd.id} on {osd.device} (a disk holding data is refused)",
+                        what=f"make OSD {osd.id} on {osd.device}{osd.identity} "
+                        "(a disk holding data is refused)",
                     ),
                 ]  # fmt: skip
             actions += self.start(server, files, [osd.id for osd in osds])
