@@ -101,25 +101,29 @@ disks() {
   [ "$n" -gt 0 ] || echo "  none" >&2
 }
 if [ ! -e "$dev" ]; then
+  disks
   echo "$dev does not exist on this node, so OSD $id cannot be made on it;" \
     "nothing was written" >&2
-  disks
   exit 3
 fi
 if [ -n "$wwn$serial" ]; then
-  target=$(readlink -f "$dev") names= has_wwn=no has_serial=no
+  target=$(readlink -f "$dev") names= wwn_at= serial_at=
   for l in "$byid"/*; do
-    [ -L "$l" ] && [ "$(readlink -f "$l")" = "$target" ] || continue
-    n=${l##*/}; names="$names $n"
-    [ "$n" != "wwn-$wwn" ] || has_wwn=yes
-    case ${n#*-} in "$serial" | *_"$serial") has_serial=yes ;; esac
+    [ -L "$l" ] || continue
+    n=${l##*/} at=$(readlink -f "$l")
+    [ "$at" != "$target" ] || names="$names $n"
+    [ "$n" != "wwn-$wwn" ] || wwn_at=$at
+    case ${n#*-} in "$serial" | *_"$serial") serial_at=$at ;; esac
   done
-  if { [ -n "$wwn" ] && [ $has_wwn = no ]; } || { [ -n "$serial" ] && [ $has_serial = no ]; }; then
-    echo "$dev is not the disk the inventory names for OSD $id" \
-      "(${wwn:+wwn $wwn}${wwn:+${serial:+, }}${serial:+serial $serial}): this node says $dev is" \
-      "$target, known by id as${names:- nothing}; refused, nothing was written" \
-      "(a reinstall or a new disk may have renamed it)" >&2
+  if { [ -n "$wwn" ] && [ "$wwn_at" != "$target" ]; } ||
+    { [ -n "$serial" ] && [ "$serial_at" != "$target" ]; }; then
     disks
+    said="${wwn:+wwn $wwn}${wwn:+${serial:+, }}${serial:+serial $serial}"
+    at=${wwn_at:-$serial_at}
+    echo "$dev is not the disk the inventory names for OSD $id ($said): this node says" \
+      "$dev is $target, known by id as${names:- nothing}, and the disk with that" \
+      "identity is ${at:-not on this node}${at:+ now}; refused, nothing was written" \
+      "(a reinstall or a new disk may have renamed it)" >&2
     exit 3
   fi
 fi

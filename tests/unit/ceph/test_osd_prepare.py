@@ -155,12 +155,14 @@ def test_a_renamed_disk_is_refused_with_the_nodes_answer(
     before = sdb.read_bytes()
     done = prepare(tools, tmp_path, sdb, wipe="yes", wwn="0x5000c50000000001")
     assert done.returncode == 3
-    assert (
+    # The sentence comes last: labctl reports the tail of a failed command's stderr.
+    assert done.stderr.splitlines()[-1] == (
         f"{sdb} is not the disk the inventory names for OSD 3 (wwn 0x5000c50000000001): "
         f"this node says {sdb} is {sdb}, known by id as ata-ST1000NM0033-9ZM173_Z1W0B "
-        "wwn-0x5000c50000000002; refused, nothing was written" in done.stderr
+        f"wwn-0x5000c50000000002, and the disk with that identity is {blank_sdc} now; "
+        "refused, nothing was written (a reinstall or a new disk may have renamed it)"
     ), done.stderr
-    assert f"  wwn-0x5000c50000000001 -> {blank_sdc}" in done.stderr  # where that disk is now
+    assert f"  wwn-0x5000c50000000001 -> {blank_sdc}" in done.stderr  # every by-id link
     assert sdb.read_bytes() == before
     assert calls(tmp_path) == []  # not even a label read
 
@@ -172,6 +174,7 @@ def test_a_serial_that_is_not_the_devices_is_refused(tools: dict[str, str], tmp_
     done = prepare(tools, tmp_path, sdb, wipe="yes", serial="Z1W0A")
     assert done.returncode == 3
     assert "(serial Z1W0A): this node says" in done.stderr, done.stderr
+    assert "the disk with that identity is not on this node; refused" in done.stderr
     assert sdb.read_bytes() == before and calls(tmp_path) == []
     # A serial that is only the end of another one is no match either.
     done = prepare(tools, tmp_path, sdb, wipe="yes", serial="W0B")
