@@ -44,6 +44,14 @@ def test_wipe_on_a_kernel_name_is_refused_with_where_and_how(tmp_path: Path) -> 
     assert "ls -l /dev/disk/by-id" in done.stdout and "wwn or serial" in done.stdout
 
 
+def test_bootstrap_refuses_it_before_writing_anything(tmp_path: Path) -> None:
+    _inventory(tmp_path, "{device: /dev/sdb, size: 900GB, type: hdd, role: osd, wipe: true}")
+    done = run_labctl("bootstrap", "--only", "ceph", cwd=tmp_path)
+    assert done.returncode == 1
+    assert "inventory.yaml:82:69: error LAB112" in done.stderr, done.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["inventory.yaml"]  # no .labctl
+
+
 @pytest.mark.parametrize(
     "disk",
     [
