@@ -528,6 +528,35 @@ def disk_once(inv: Inventory) -> Iterator[Finding]:
                 )
             else:
                 seen[d.device] = d.role
+        for field in ("wwn", "serial"):
+            owner: dict[str, str] = {}
+            for d in s.disks:
+                value = getattr(d, field)
+                if value is None:
+                    continue
+                if value in owner:
+                    yield (
+                        (*d.path, field),
+                        f"{s.name} gives {owner[value]} and {d.device} the one {field} "
+                        f"{value}: they are the same disk, or one of them is a copying slip",
+                    )
+                else:
+                    owner[value] = d.device
+
+
+@check("LAB112", E, "A disk labctl may wipe is named by a stable reference (by-id, wwn or serial).")
+def wipe_by_identity(inv: Inventory) -> Iterator[Finding]:
+    for s in inv.servers:
+        for d in s.disks:
+            if d.wipe and not d.stable:
+                yield (
+                    (*d.path, "wipe"),
+                    f"{s.name} {d.device} has wipe: true, but {d.device} is a kernel name, "
+                    "which can move to another disk when the node is reinstalled or a disk "
+                    f"is added, and labctl would then zero that disk: name it by its "
+                    f"/dev/disk/by-id/... path (`ls -l /dev/disk/by-id` on {s.name} shows "
+                    f"which names point at {d.device}), or give its wwn or serial",
+                )
 
 
 @check("LAB050", E, "At least one server has the control-plane role.")

@@ -75,6 +75,9 @@ class Nic:
     path: DocPath
 
 
+BY_ID = "/dev/disk/by-id/"
+
+
 @dataclass(frozen=True, slots=True)
 class Disk:
     device: str
@@ -83,6 +86,18 @@ class Disk:
     role: str
     path: DocPath
     wipe: bool = False  # an OSD disk holding data may be overwritten
+    wwn: str | None = None  # what udev reports: the node must agree before a write
+    serial: str | None = None
+
+    @property
+    def by_id(self) -> bool:
+        """Named by udev's stable link, which follows the disk whatever the kernel calls it."""
+        return self.device.startswith(BY_ID)
+
+    @property
+    def stable(self) -> bool:
+        """Named so that labctl can tell this disk from another one on the node."""
+        return self.by_id or self.wwn is not None or self.serial is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -432,7 +447,14 @@ def _server(d: dict[str, Any], path: DocPath) -> Server:
     )
     disks = tuple(
         Disk(
-            x["device"], x["size"], x["type"], x["role"], (*path, "disks", i), x.get("wipe", False)
+            x["device"],
+            x["size"],
+            x["type"],
+            x["role"],
+            (*path, "disks", i),
+            x.get("wipe", False),
+            x.get("wwn"),
+            x.get("serial"),
         )
         for i, x in enumerate(d["disks"])
     )

@@ -28,6 +28,7 @@ from labctl.engine.actions import Action, LocalStep, PutFile, Run, WaitFor, ssh_
 from labctl.engine.layer import LayerContext
 from labctl.engine.plan import Plan
 from labctl.errors import RenderError
+from labctl.inventory.model import BY_ID
 from labctl.render import ceph as render
 
 if TYPE_CHECKING:
@@ -84,13 +85,48 @@ done
 # One bluestore OSD on a whole disk. Done already (our uuid in the data directory):
 # nothing. Our label on the disk but no data directory (a reinstalled node): the
 # directory is primed from the label. Anything else on the disk: refused unless wipe.
+# Before any of that, when the inventory gives the disk's wwn or serial, the node's
+# udev links (``byid``) must say that ``dev`` is that disk: a kernel name moves to
+# another disk after a reinstall, and that disk is refused with what the node says.
 OSD_PREPARE = r"""
 set -e
-ceph=$1 osd=$2 tool=$3 id=$4 uuid=$5 dev=$6 wipe=$7 d=$8
+ceph=$1 osd=$2 tool=$3 id=$4 uuid=$5 dev=$6 wipe=$7 d=$8 byid=$9 wwn=${10} serial=${11}
 if [ -f "$d/mkfs_done" ] && [ "$(cat "$d/fsid" 2>/dev/null)" = "$uuid" ]; then exit 0; fi
+disks() {
+  echo "this node's disks by id (ls -l $byid):" >&2
+  n=0
+  for l in "$byid"/*; do
+    [ -L "$l" ] || continue
+    echo "  ${l##*/} -> $(readlink -f "$l")" >&2; n=$((n + 1))
+  done
+  [ "$n" -gt 0 ] || echo "  none" >&2
+}
 if [ ! -e "$dev" ]; then
-  echo "$dev does not exist on this node, so OSD $id cannot be made on it" >&2
+  disks
+  echo "$dev does not exist on this node, so OSD $id cannot be made on it;" \
+    "nothing was written" >&2
   exit 3
+fi
+if [ -n "$wwn$serial" ]; then
+  target=$(readlink -f "$dev") names= wwn_at= serial_at=
+  for l in "$byid"/*; do
+    [ -L "$l" ] || continue
+    n=${l##*/} at=$(readlink -f "$l")
+    [ "$at" != "$target" ] || names="$names $n"
+    [ "$n" != "wwn-$wwn" ] || wwn_at=$at
+    case ${n#*-} in "$serial" | *_"$serial") serial_at=$at ;; esac
+  done
+  if { [ -n "$wwn" ] && [ "$wwn_at" != "$target" ]; } ||
+    { [ -n "$serial" ] && [ "$serial_at" != "$target" ]; }; then
+    disks
+    said="${wwn:+wwn $wwn}${wwn:+${serial:+, }}${serial:+serial $serial}"
+    at=${wwn_at:-$serial_at}
+    echo "$dev is not the disk the inventory names for OSD $id ($said): this node says" \
+      "$dev is $target, known by id as${names:- nothing}, and the disk with that" \
+      "identity is ${at:-not on this node}${at:+ now}; refused, nothing was written" \
+      "(a reinstall or a new disk may have renamed it)" >&2
+    exit 3
+  fi
 fi
 mkdir -p "$d"
 label=$($tool show-label --dev "$dev" 2>/dev/null || true)
@@ -490,10 +526,12 @@ class CephPlans:
                          self.tool(server, "ceph"), self.tool(server, "ceph-osd"),
                          self.tool(server, "ceph-bluestore-tool"), str(osd.id), osd.uuid,
                          osd.device, "yes" if osd.wipe else "no",
-                         self.path(name, osd.data_dir)),
+                         self.path(name, osd.data_dir), BY_ID.rstrip("/"), osd.wwn or "",
+                         osd.serial or ""),
                         timeout=300.0,
                         triggers=(osd.uuid,),
-                        what=f"make OSD {osd.id} on {osd.device} (a disk holding data is refused)",
+                        what=f"make OSD {osd.id} on {osd.device}{osd.identity} "
+                        "(a disk holding data is refused)",
                     ),
                 ]  # fmt: skip
             actions += self.start(server, files, [osd.id for osd in osds])

@@ -61,6 +61,14 @@ class Osd:
     device: str
     uuid: str
     wipe: bool
+    wwn: str | None = None  # the node must agree the device is this disk before a write
+    serial: str | None = None
+
+    @property
+    def identity(self) -> str:
+        """`` (wwn 0x…, serial …)`` as the inventory gives it, or nothing."""
+        said = [f"{k} {v}" for k, v in (("wwn", self.wwn), ("serial", self.serial)) if v]
+        return f" ({', '.join(said)})" if said else ""
 
     @property
     def unit_name(self) -> str:
@@ -110,7 +118,10 @@ def osds(inventory: Inventory) -> list[Osd]:
                 # Handed to ceph-bluestore-tool and ceph-osd: never an option, one path.
                 absolute_path(f"{server.name}: OSD device", disk.device)
                 osd_uuid = str(uuid.uuid5(fsid, f"{server.name}:{disk.device}"))
-                found.append(Osd(len(found), server.name, disk.device, osd_uuid, disk.wipe))
+                found.append(
+                    Osd(len(found), server.name, disk.device, osd_uuid, disk.wipe,
+                        disk.wwn, disk.serial)
+                )  # fmt: skip
     return found
 
 

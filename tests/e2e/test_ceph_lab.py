@@ -22,6 +22,8 @@ from pathlib import Path
 
 import pytest
 
+from labctl.sim import disks as sim_disks
+from labctl.sim import node as sim_node
 from tests.e2e.conftest import NODES, Lab
 from tests.labctl_process import run_labctl
 
@@ -118,6 +120,87 @@ def bootstrap(lab: Lab) -> tuple[dict[str, object], float]:
     return report, took
 
 
+def by_id(lab: Lab, node: str) -> dict[str, str]:
+    """The node's own answer: each /dev/disk/by-id name and the disk it points at."""
+    out = on(lab, node, 'for l in /dev/disk/by-id/*; do echo "${l##*/} $(readlink -f $l)"; done')
+    return dict(line.split() for line in out.splitlines())
+
+
+def renamed_disk_is_refused_then_wiped_by_id(lab: Lab, inventory: Path) -> dict[Path, bytes]:
+    """A reinstall swaps wind's sdf and sdg: wipe: true must zero neither by its old name.
+
+    The operator recorded each disk's serial from the node (``ls -l /dev/disk/by-id``)
+    and let labctl wipe them (they hold an old cluster's data). The node then comes
+    back with the two kernel names swapped, as a reinstall can. labctl refuses with
+    the node's answer and both disks keep every byte; named by their by-id links,
+    the same disks are wiped and become OSDs.
+    """
+    names = by_id(lab, "wind")
+    serial = {
+        dev: name.removeprefix("ata-LABCTL_SIM_DISK_")
+        for name, dev in names.items()
+        if name.startswith("ata-")
+    }
+    assert sorted(serial) == [f"/dev/sd{c}" for c in "bcdefg"], names
+    blobs = sim_node.node_dir(lab.state, "wind") / "disks"
+    old_data = {}
+    for dev in ("/dev/sdf", "/dev/sdg"):
+        blob = blobs / dev.removeprefix("/dev/")
+        with blob.open("r+b") as handle:
+            handle.write(f"an old cluster's OSD on {serial[dev]}".encode())
+        with blob.open("rb") as handle:
+            old_data[blob] = handle.read(4096)
+    text = inventory.read_text()
+    for dev in ("/dev/sdf", "/dev/sdg"):
+        line = f"{{device: {dev}, size: 300GB, type: hdd, role: osd}}"
+        assert text.count(line) == 2  # fohn's and wind's: wind's is the second
+        at = text.rindex(line)
+        entry = f"{{device: {dev}, serial: {serial[dev]}, size: 300GB, type: hdd, role: osd, "
+        entry += "wipe: true}"
+        text = text[:at] + entry + text[at + len(line) :]
+    inventory.write_text(text)
+
+    off = labctl(lab, "power", "off", "wind", "--yes", "--force")
+    assert off.returncode == 0, off.stdout + off.stderr
+    sim_disks.rename(
+        sim_node.node_dir(lab.state, "wind"), {"/dev/sdf": "/dev/sdg", "/dev/sdg": "/dev/sdf"}
+    )
+    back = labctl(lab, "power", "on", "wind")
+    assert back.returncode == 0, back.stdout + back.stderr
+    end = time.monotonic() + 60
+    link = f"/dev/disk/by-id/ata-LABCTL_SIM_DISK_{serial['/dev/sdf']}"
+    while (answer := lab.ssh(NODES["wind"], f"readlink -f {link}")).stdout.strip() != "/dev/sdg":
+        assert time.monotonic() < end, answer  # the old sdf's serial is at sdg now
+        time.sleep(1)
+
+    refused = labctl(lab, "bootstrap", "--only", "ceph", timeout=900)
+    assert refused.returncode != 0, refused.stdout[-3000:]
+    said = refused.stdout + refused.stderr
+    assert (
+        f"/dev/sdf is not the disk the inventory names for OSD 14 (serial {serial['/dev/sdf']}): "
+        f"this node says /dev/sdf is /dev/sdf, known by id as ata-LABCTL_SIM_DISK_"
+        f"{serial['/dev/sdg']} wwn-0x" in " ".join(said.split())
+    ), said[-3000:]
+    assert (
+        "and the disk with that identity is /dev/sdg now; refused, nothing was written"
+        in " ".join(said.split())
+    ), said[-3000:]
+    assert "Traceback" not in said
+    for blob, data in old_data.items():  # not a byte written to either disk
+        with blob.open("rb") as handle:
+            assert handle.read(4096) == data
+
+    # Named by identity, the same two disks are the inventory's: wiped and made OSDs.
+    text = inventory.read_text()
+    for dev in ("/dev/sdf", "/dev/sdg"):
+        text = text.replace(
+            f"{{device: {dev}, serial: {serial[dev]},",
+            f"{{device: /dev/disk/by-id/ata-LABCTL_SIM_DISK_{serial[dev]},",
+        )
+    inventory.write_text(text)
+    return old_data
+
+
 def test_bootstrap_forms_ceph_with_rbd_and_cephfs_and_survives_a_node(
     disk_size: str, lab: Lab
 ) -> None:
@@ -135,8 +218,13 @@ def test_bootstrap_forms_ceph_with_rbd_and_cephfs_and_survives_a_node(
         or not Path("/dev/sdb").is_file()
     )
 
+    old_data = renamed_disk_is_refused_then_wiped_by_id(lab, inventory)
+
     report, took = bootstrap(lab)
     print(f"bootstrap --only ceph to HEALTH_OK: {took:.1f} s")
+    for blob in old_data:  # named by identity, the same disks were wiped and made OSDs
+        with blob.open("rb") as handle:
+            assert b"an old cluster's OSD" not in handle.read(4096)
     layers = {x["layer"]: x["status"] for x in report["layers"]}  # type: ignore[union-attr, index]
     assert layers == {"ceph": "applied"}, layers
 

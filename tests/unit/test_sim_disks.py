@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -27,11 +29,69 @@ def test_each_osd_disk_is_a_sparse_file_of_its_own_node(tmp_path: Path) -> None:
     inventory = require_inventory(REFERENCE)
     dirs = {s.name: tmp_path / s.name for s in inventory.servers}
     disks.make(inventory, dirs, 2**30)
-    wind = json.loads((dirs["wind"] / disks.INDEX).read_text())
+    wind = {e["kernel"]: e for e in json.loads((dirs["wind"] / disks.INDEX).read_text())}
     assert sorted(wind) == [f"/dev/sd{c}" for c in "bcdefg"]  # sdh is role none
-    blob = dirs["wind"] / "disks" / wind["/dev/sdb"]
+    blob = dirs["wind"] / "disks" / wind["/dev/sdb"]["file"]
     assert blob.stat().st_size == 2**30 and blob.stat().st_blocks == 0  # sparse
     lines = disks.boot_lines(dirs["wind"], "/mnt")
     assert "mount --bind /mnt/disks/sdb /dev/sdb" in lines
     assert lines[1].startswith("mount -t overlay overlay -o lowerdir=/dev,")
     assert disks.boot_lines(tmp_path / "nowhere", "/mnt") == []  # no disks: /dev untouched
+
+
+def _boot(lines: list[str], root: Path) -> None:
+    """The boot lines' by-id part, run by sh under ``root`` instead of the node's /dev."""
+    script = [
+        line.replace("/dev/", f"{root}/dev/")
+        for line in lines
+        if line.startswith(("mkdir -p $(dirname", "ln -sfn", "[ -f "))
+    ]
+    subprocess.run(
+        ["sh", "-c", f"mkdir -p {root}/dev/disk/by-id\n" + "\n".join(script)], check=True
+    )
+
+
+def test_simulated_disks_have_the_identities_udev_gives_real_ones(tmp_path: Path) -> None:
+    text = REFERENCE.read_text().replace(
+        "{device: /dev/sdc, size: 900GB, type: hdd, role: osd}",
+        "{device: /dev/sdc, serial: Z1W0A1B2, size: 900GB, type: hdd, role: osd}",
+        1,
+    )
+    text = text.replace(
+        "{device: /dev/sdd, size: 900GB, type: hdd, role: osd}",
+        "{device: /dev/disk/by-id/wwn-0x5000c500a1b2c3d4, size: 900GB, type: hdd, role: osd}",
+        1,
+    )
+    path = tmp_path / "inventory.yaml"
+    path.write_text(text)
+    inventory = require_inventory(path)
+    fohn = inventory.server("fohn")
+    dirs = {"fohn": tmp_path / "fohn"}
+    disks.make(inventory, dirs, 2**30)
+    lines = disks.boot_lines(dirs["fohn"], "/mnt")
+    assert "mount -t tmpfs -o mode=0755 tmpfs /dev/disk" in lines  # the host's links stay out
+    root = tmp_path / "root"
+    _boot(lines, root)
+    by_id = root / "dev" / "disk" / "by-id"
+    links = {p.name: os.readlink(p) for p in by_id.iterdir()}
+    # The inventory's serial and by-id name are the disks' own; the others are made up.
+    assert links["ata-LABCTL_SIM_DISK_Z1W0A1B2"] == "../../sdc"
+    assert links["wwn-0x5000c500a1b2c3d4"] == "../../sdd"  # the first kernel name not listed
+    wwn, serial = disks.identity("fohn", fohn.disks[1])
+    assert links[f"wwn-{wwn}"] == links[f"ata-LABCTL_SIM_DISK_{serial}"] == "../../sdb"
+    assert len(links) == 2 * len([d for d in fohn.disks if d.role == "osd"])  # wwn-, ata-
+
+
+def test_a_rename_moves_kernel_names_and_the_links_follow_the_disks(tmp_path: Path) -> None:
+    inventory = require_inventory(REFERENCE)
+    node = tmp_path / "wind"
+    disks.make(inventory, {"wind": node}, 2**30)
+    wind = inventory.server("wind")
+    b_wwn, _ = disks.identity("wind", wind.disks[1])  # /dev/sdb
+    disks.rename(node, {"/dev/sdb": "/dev/sdc", "/dev/sdc": "/dev/sdb"})
+    lines = disks.boot_lines(node, "/mnt")
+    assert "mount --bind /mnt/disks/sdb /dev/sdc" in lines
+    assert "mount --bind /mnt/disks/sdc /dev/sdb" in lines
+    assert f"ln -sfn ../../sdc /dev/disk/by-id/wwn-{b_wwn}" in lines
+    disks.make(inventory, {"wind": node}, 2**30)  # sim up again: the disks keep their names
+    assert "mount --bind /mnt/disks/sdb /dev/sdc" in disks.boot_lines(node, "/mnt")

@@ -45,13 +45,19 @@ def tools(tmp_path: Path) -> dict[str, str]:
 
 
 def prepare(
-    tools: dict[str, str], tmp_path: Path, disk: Path, wipe: str = "no"
+    tools: dict[str, str],
+    tmp_path: Path,
+    disk: Path,
+    wipe: str = "no",
+    wwn: str = "",
+    serial: str = "",
 ) -> subprocess.CompletedProcess[str]:
     data = tmp_path / "osd" / "ceph-3"
     data.mkdir(parents=True, exist_ok=True)
     (data / "keyring").write_text(f"[osd.3]\n\tkey = {KEY}\n")
     argv = ["sh", "-c", OSD_PREPARE, "prepare", tools["ceph"], tools["ceph-osd"],
-            tools["ceph-bluestore-tool"], "3", UUID, str(disk), wipe, str(data)]  # fmt: skip
+            tools["ceph-bluestore-tool"], "3", UUID, str(disk), wipe, str(data),
+            str(tmp_path / "by-id"), wwn, serial]  # fmt: skip
     return subprocess.run(argv, capture_output=True, text=True, timeout=30)
 
 
@@ -118,3 +124,80 @@ def test_a_missing_disk_is_named(tools: dict[str, str], tmp_path: Path) -> None:
     done = prepare(tools, tmp_path, tmp_path / "sdz")
     assert done.returncode == 3
     assert f"{tmp_path / 'sdz'} does not exist on this node, so OSD 3 cannot be made" in done.stderr
+
+
+def by_id(tmp_path: Path, links: dict[str, str]) -> None:
+    """udev's links as a node has them: name -> ../<disk file>."""
+    folder = tmp_path / "by-id"
+    folder.mkdir(exist_ok=True)
+    for name, target in links.items():
+        (folder / name).symlink_to(f"../{target}")
+
+
+def another_osds_disk(tmp_path: Path, name: str) -> Path:
+    disk = tmp_path / name
+    with disk.open("wb") as handle:
+        handle.truncate(64 * 2**20)
+        handle.write(b"bluestore block device: osd.7 of this cluster")
+    return disk
+
+
+# A reinstall swapped the kernel names: what the inventory calls sdb (wwn ...01) is
+# now sdc, and sdb is the disk of another OSD. wipe: true must not touch it.
+def test_a_renamed_disk_is_refused_with_the_nodes_answer(
+    tools: dict[str, str], tmp_path: Path
+) -> None:
+    sdb = another_osds_disk(tmp_path, "sdb")
+    blank_sdc = tmp_path / "sdc"
+    blank_sdc.write_bytes(b"")
+    by_id(tmp_path, {"wwn-0x5000c50000000001": "sdc", "wwn-0x5000c50000000002": "sdb",
+                     "ata-ST1000NM0033-9ZM173_Z1W0B": "sdb"})  # fmt: skip
+    before = sdb.read_bytes()
+    done = prepare(tools, tmp_path, sdb, wipe="yes", wwn="0x5000c50000000001")
+    assert done.returncode == 3
+    # The sentence comes last: labctl reports the tail of a failed command's stderr.
+    assert done.stderr.splitlines()[-1] == (
+        f"{sdb} is not the disk the inventory names for OSD 3 (wwn 0x5000c50000000001): "
+        f"this node says {sdb} is {sdb}, known by id as ata-ST1000NM0033-9ZM173_Z1W0B "
+        f"wwn-0x5000c50000000002, and the disk with that identity is {blank_sdc} now; "
+        "refused, nothing was written (a reinstall or a new disk may have renamed it)"
+    ), done.stderr
+    assert f"  wwn-0x5000c50000000001 -> {blank_sdc}" in done.stderr  # every by-id link
+    assert sdb.read_bytes() == before
+    assert calls(tmp_path) == []  # not even a label read
+
+
+def test_a_serial_that_is_not_the_devices_is_refused(tools: dict[str, str], tmp_path: Path) -> None:
+    sdb = another_osds_disk(tmp_path, "sdb")
+    by_id(tmp_path, {"ata-ST1000NM0033-9ZM173_Z1W0B": "sdb"})
+    before = sdb.read_bytes()
+    done = prepare(tools, tmp_path, sdb, wipe="yes", serial="Z1W0A")
+    assert done.returncode == 3
+    assert "(serial Z1W0A): this node says" in done.stderr, done.stderr
+    assert "the disk with that identity is not on this node; refused" in done.stderr
+    assert sdb.read_bytes() == before and calls(tmp_path) == []
+    # A serial that is only the end of another one is no match either.
+    done = prepare(tools, tmp_path, sdb, wipe="yes", serial="W0B")
+    assert done.returncode == 3 and sdb.read_bytes() == before
+
+
+def test_the_disk_the_node_agrees_on_is_wiped(tools: dict[str, str], tmp_path: Path) -> None:
+    sdb = another_osds_disk(tmp_path, "sdb")
+    by_id(tmp_path, {"wwn-0x5000c50000000001": "sdb", "ata-ST1000NM0033-9ZM173_Z1W0A": "sdb"})
+    done = prepare(tools, tmp_path, sdb, wipe="yes", wwn="0x5000c50000000001", serial="Z1W0A")
+    assert done.returncode == 0, done.stderr
+    assert b"osd.7" not in sdb.read_bytes()
+    assert any(c.startswith("ceph-osd --mkfs") for c in calls(tmp_path))
+
+
+def test_a_by_id_name_the_node_lacks_is_refused_with_its_disks(
+    tools: dict[str, str], tmp_path: Path
+) -> None:
+    sdb = another_osds_disk(tmp_path, "sdb")
+    by_id(tmp_path, {"wwn-0x5000c50000000002": "sdb"})
+    done = prepare(tools, tmp_path, tmp_path / "by-id" / "wwn-0x5000c50000000001", wipe="yes")
+    assert done.returncode == 3
+    assert "does not exist on this node" in done.stderr
+    assert f"this node's disks by id (ls -l {tmp_path / 'by-id'}):" in done.stderr
+    assert f"  wwn-0x5000c50000000002 -> {sdb}" in done.stderr
+    assert b"osd.7" in sdb.read_bytes()
