@@ -64,3 +64,50 @@ def test_inventory_change_is_noticed(tmp_path: Path) -> None:
     code, out = labctl(tmp_path, "pki", "mint", "--backend", "builtin", "-o", "json")
     names = {m["name"] for m in json.loads(out)["minted"]}
     assert "kubelet-wind" in names and "kubelet-fohn" not in names
+
+
+def test_a_passphrase_shorter_than_12_characters_is_refused_and_nothing_written(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "inventory.yaml").write_text(REFERENCE.read_text())
+    for command in (["mint", "--backend", "builtin"], ["check"]):
+        code, out = labctl(tmp_path, "pki", *command, passphrase="eleven-char")
+        assert code == 1, out
+        assert (
+            "cluster.pki.passphrase: the passphrase in environment variable "
+            "LABCTL_CA_PASSPHRASE is shorter than 12 characters" in out
+        ), out
+        assert "eleven-char" not in out
+        assert not (tmp_path / "ssl").exists()
+    code, out = labctl(tmp_path, "pki", "mint", "--backend", "builtin", passphrase="twelve-chars")
+    assert code == 0, out
+
+
+def test_pki_check_opens_the_ca_keys_with_the_passphrase(tmp_path: Path) -> None:
+    from cryptography.hazmat.primitives.serialization import (
+        BestAvailableEncryption,
+        Encoding,
+        PrivateFormat,
+        load_pem_private_key,
+    )
+
+    (tmp_path / "inventory.yaml").write_text(REFERENCE.read_text())
+    assert labctl(tmp_path, "pki", "mint", "--backend", "builtin")[0] == 0
+    ca_key = tmp_path / "ssl" / "ca-key.pem.encrypted"
+    code, out = labctl(tmp_path, "pki", "check", passphrase="another-long-passphrase")
+    assert code == 1, out
+    assert f"the passphrase does not open {ca_key}" in out
+    assert "all certificates valid" not in out and "another-long-passphrase" not in out
+    code, out = labctl(tmp_path, "pki", "check", passphrase=None)
+    assert code == 1 and "LABCTL_CA_PASSPHRASE is not set" in out
+    assert labctl(tmp_path, "pki", "check")[0] == 0
+
+    # A key sealed as labctl sealed it before (2,048 rounds): check says so, mint re-seals.
+    key = load_pem_private_key(ca_key.read_bytes(), PASSPHRASE.encode())
+    sealed = BestAvailableEncryption(PASSPHRASE.encode())
+    ca_key.write_bytes(key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, sealed))
+    code, out = labctl(tmp_path, "pki", "check")
+    assert code == 1 and "ca: its key is sealed with PBKDF2-HMAC-SHA256 at 2,048 rounds" in out
+    code, out = labctl(tmp_path, "pki", "mint", "--backend", "builtin")
+    assert code == 0 and "re-sealed ca-key.pem.encrypted" in out and "minted" not in out, out
+    assert labctl(tmp_path, "pki", "check")[0] == 0
