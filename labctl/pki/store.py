@@ -3,7 +3,8 @@
 <name>.pem and <name>.json (CSR) and ca-config.json are safe to commit; leaf keys are
 <name>-key.pem (0600, git-ignored), and so is the cluster signer's key, which goes to
 control-plane nodes; root CA keys exist on disk only encrypted (<ca>-key.pem.encrypted,
-PKCS#8 sealed by ``sealing``: PBKDF2-HMAC-SHA256 at 600,000 rounds).
+PKCS#8 sealed by ``sealing``: PBKDF2-HMAC-SHA256 at 600,000 rounds). The directory gets
+a ``.gitignore`` that keeps every private key, encrypted or not, out of the lab's git.
 """
 
 from __future__ import annotations
@@ -18,6 +19,16 @@ from labctl.pki import sealing
 from labctl.secrets import MIN_PASSPHRASE_CHARS
 
 SA = "service-account"
+GITIGNORE = """\
+# Written by labctl (docs/pki.md): private keys stay out of git, encrypted or not.
+# Certificates, CSR JSON, ca-config.json and public keys are meant to be committed.
+*-key.pem
+*-key.pem.encrypted
+*.key
+*.encrypted
+# a write labctl did not finish (it may hold a key)
+.*.tmp
+"""
 
 
 def require_strong(passphrase: bytes) -> None:
@@ -34,7 +45,11 @@ class PkiStore:
         self.root = Path(root)
 
     def ensure(self) -> None:
+        """The directory, with a ``.gitignore`` for the keys unless the lab wrote its own."""
         self.root.mkdir(parents=True, exist_ok=True)
+        ignore = self.path(".gitignore")
+        if not ignore.exists():
+            write_atomic(ignore, GITIGNORE.encode())
 
     def path(self, filename: str) -> Path:
         return self.root / filename
