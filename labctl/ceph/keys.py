@@ -23,7 +23,7 @@ from pathlib import Path
 from labctl.errors import LabctlError, SecretError
 from labctl.files import write_atomic
 from labctl.inventory.model import Inventory
-from labctl.secrets import resolve
+from labctl.secrets import resolve_passphrase
 
 FILENAME = "ceph-keys.json.encrypted"
 # Interactive-login strength: a stolen file costs scrypt per guess, a run costs ~50 ms.
@@ -102,8 +102,10 @@ class KeyStore:
             )
         root = Path(pki.directory)
         path = (root if root.is_absolute() else base_dir / root) / FILENAME
-        secret = resolve(pki.passphrase, used_at="cluster.pki.passphrase", base_dir=base_dir)
-        return cls(path, secret.encode())
+        secret = resolve_passphrase(
+            pki.passphrase, used_at="cluster.pki.passphrase", base_dir=base_dir
+        )
+        return cls(path, secret)
 
     def exists(self) -> bool:
         return self.path.exists()

@@ -41,12 +41,18 @@ def _session(path: Path, backend: BackendName = BackendName.inventory) -> PkiSes
 def _print_report(report: MintReport, output: OutputFormat, verb: str) -> None:
     if output is OutputFormat.json:
         minted = [{"name": f.name, "reason": f.reason} for f in report.minted]
-        typer.echo(json.dumps({verb: minted, "unchanged": report.unchanged}, indent=2))
+        resealed = [{"name": f.name, "reason": f.reason} for f in report.resealed]
+        document = {verb: minted, "unchanged": report.unchanged, "resealed": resealed}
+        typer.echo(json.dumps(document, indent=2))
         return
+    for finding in report.resealed:
+        typer.echo(f"re-sealed {finding.name} ({finding.reason})")
     for finding in report.minted:
         typer.echo(f"{verb} {finding.name} ({finding.reason})")
-    if not report.minted:
+    if not report.minted and not report.resealed:
         typer.echo(f"nothing to do: {len(report.unchanged)} item(s) already valid")
+    elif not report.minted:
+        typer.echo(f"{len(report.resealed)} key(s) re-sealed, nothing to mint")
     else:
         typer.echo(f"{len(report.minted)} {verb}, {len(report.unchanged)} unchanged")
 
@@ -74,9 +80,13 @@ def check(
 ) -> None:
     """List certificates that are missing, expiring or do not match the inventory (exit 1 if any).
 
-    Example: labctl pki check -o json
+    Also opens each CA key with cluster.pki.passphrase: a passphrase that does not open
+    one, or a key sealed more weakly than labctl seals today, is listed too.
+
+    Example: LABCTL_CA_PASSPHRASE=... labctl pki check -o json
     """
-    findings = _session(inventory).findings()
+    session = _session(inventory)
+    findings = session.findings() + session.key_findings()
     if output is OutputFormat.json:
         typer.echo(json.dumps([{"name": f.name, "reason": f.reason} for f in findings], indent=2))
     else:

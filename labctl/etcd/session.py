@@ -17,7 +17,7 @@ from types import TracebackType
 
 from labctl.drivers.etcd import EndpointStatus, EtcdClient, EtcdEndpoint, EtcdTls, Member
 from labctl.errors import DriverTimeout, LabctlError
-from labctl.etcd.snapshots import SnapshotEntry, SnapshotIndex
+from labctl.etcd.snapshots import SnapshotEntry, SnapshotIndex, keep_out_of_git
 from labctl.inventory.model import Inventory
 from labctl.pki.session import PkiSession
 from labctl.render import etcd as render
@@ -155,6 +155,8 @@ class EtcdSession:
         index = SnapshotIndex.load(self.snapshot_dir())
         now = dt.datetime.now(dt.UTC)
         path = out or index.new_path(now)
+        if out is None:
+            keep_out_of_git(index.directory)  # before the snapshot is written into it
         info = self.client().snapshot(path)
         entry = SnapshotEntry(
             path.name, info.size, info.sha256, info.member, reason, now.isoformat()

@@ -5,7 +5,9 @@ The directory holds the snapshots (``etcd-YYYYmmddTHHMMSSZ.db``) and
 from, why it was taken) and the digest of the cluster configuration the last
 bootstrap saw, which is how the etcd layer knows whether a run is about to
 change the cluster (and so whether to take a snapshot first). Older snapshots
-beyond ``keep`` are deleted once a new one is written.
+beyond ``keep`` are deleted once a new one is written. A snapshot holds every
+secret the cluster keeps, so the directory ignores itself in git (its own
+``.gitignore``: ``*``) before the first snapshot lands in it.
 """
 
 from __future__ import annotations
@@ -19,6 +21,15 @@ from typing import Any
 from labctl.files import write_atomic
 
 INDEX = "index.json"
+GITIGNORE = "# Written by labctl: etcd snapshots hold every secret in the cluster.\n*\n"
+
+
+def keep_out_of_git(directory: Path) -> None:
+    """Create ``directory`` with a ``.gitignore`` that ignores all of it (unless it has one)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    ignore = directory / ".gitignore"
+    if not ignore.exists():
+        write_atomic(ignore, GITIGNORE.encode())
 
 
 @dataclass(frozen=True)
@@ -47,7 +58,7 @@ class SnapshotIndex:
         return cls(directory, entries, raw.get("config_digest"))
 
     def save(self) -> None:
-        self.directory.mkdir(parents=True, exist_ok=True)
+        keep_out_of_git(self.directory)
         data = {
             "config_digest": self.config_digest,
             "snapshots": [asdict(entry) for entry in self.entries],

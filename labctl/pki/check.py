@@ -1,7 +1,10 @@
 """What needs minting: the wanted specs compared with the store, each finding with a reason.
 
-Pure reads (no key is decrypted): ``labctl pki check|list``, a dry run of the
-pki layer and minting itself all start from these findings.
+``check`` reads certificates only (no key is decrypted): ``labctl pki check|list``,
+a dry run of the pki layer and minting itself all start from its findings.
+``weak_seals`` reads how each CA key is sealed, still without the passphrase;
+``key_findings`` opens each CA key with it, so ``labctl pki check`` can tell a wrong
+passphrase (which would fail the next mint) from a valid PKI.
 """
 
 from __future__ import annotations
@@ -13,6 +16,8 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from labctl.errors import SecretError
+from labctl.pki.sealing import CURRENT
 from labctl.pki.specs import SERVICE_ACCOUNT, CertSpec, PkiInput, plan_certificates
 from labctl.pki.store import PkiStore
 
@@ -115,3 +120,32 @@ def check(
     if not store.has_sa_key():
         findings.append(Finding(SERVICE_ACCOUNT, "missing"))
     return findings
+
+
+def weak_seals(inp: PkiInput, store: PkiStore) -> list[Finding]:
+    """The CA keys sealed more weakly than labctl seals today; mint re-seals them."""
+    findings = []
+    for spec in plan_certificates(inp):
+        if spec.is_ca and store.has_ca_key(spec.name):
+            sealed = store.ca_key_envelope(spec.name)
+            if not sealed.current:
+                findings.append(
+                    Finding(
+                        spec.name,
+                        f"its key is sealed with {sealed.describe()}; "
+                        f"`labctl pki mint` re-seals it with {CURRENT.describe()}",
+                    )
+                )
+    return findings
+
+
+def key_findings(inp: PkiInput, store: PkiStore, passphrase: bytes) -> list[Finding]:
+    """Each CA key the passphrase does not open, then each sealed too weakly (decrypts)."""
+    findings = []
+    for spec in plan_certificates(inp):
+        if spec.is_ca and store.has_ca_key(spec.name):
+            try:
+                store.read_ca_key(spec.name, passphrase)
+            except SecretError as e:
+                findings.append(Finding(spec.name, str(e)))
+    return findings + weak_seals(inp, store)

@@ -18,8 +18,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from labctl.pki.backend import Backend, CaMaterial
 from labctl.pki.check import DEFAULT_THRESHOLD, Finding, check
+from labctl.pki.sealing import CURRENT
 from labctl.pki.specs import SERVICE_ACCOUNT, PkiInput, plan_certificates
-from labctl.pki.store import PkiStore
+from labctl.pki.store import PkiStore, require_strong
 from labctl.render.cfssl_json import ca_config, csr_json, dumps
 
 
@@ -27,6 +28,7 @@ from labctl.render.cfssl_json import ca_config, csr_json, dumps
 class MintReport:
     minted: list[Finding] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
+    resealed: list[Finding] = field(default_factory=list)  # CA keys sealed anew, same key
 
 
 def _new_sa_key() -> tuple[bytes, bytes]:
@@ -73,11 +75,26 @@ def _mint(
     names: list[Finding],
     now: dt.datetime,
 ) -> MintReport:
-    store.ensure()
-    store.write_text("ca-config.json", dumps(ca_config(inp)))
+    require_strong(passphrase)
     wanted = {f.name for f in names}
     report = MintReport()
+    # Every CA key that stays is opened first, before anything is written: a wrong
+    # passphrase fails here, whether or not a leaf needs signing, and leaves the
+    # store as it was. A key sealed the old way is sealed anew (the same key).
     ca_material: dict[str, CaMaterial] = {}
+    for spec in plan_certificates(inp):
+        if spec.is_ca and spec.name not in wanted and store.has_ca_key(spec.name):
+            ca_pem = store.read_cert(spec.name)
+            assert ca_pem is not None, "check() re-mints a CA whose certificate is missing"
+            ca_material[spec.name] = CaMaterial(ca_pem, store.read_ca_key(spec.name, passphrase))
+    seals = {name: store.ca_key_envelope(name) for name in ca_material}
+    store.ensure()
+    for name, sealed in seals.items():
+        if not sealed.current:
+            store.write_ca_key(name, ca_material[name].key_pem, passphrase)
+            reason = f"was {sealed.describe()}, now {CURRENT.describe()}"
+            report.resealed.append(Finding(store.ca_key_file(name).name, reason))
+    store.write_text("ca-config.json", dumps(ca_config(inp)))
     reminted_cas: set[str] = set()
     for spec in plan_certificates(inp):
         store.write_text(f"{spec.name}.json", dumps(csr_json(spec)))

@@ -20,11 +20,11 @@ from typing import TYPE_CHECKING
 from labctl.errors import LabctlError, UsageError
 from labctl.inventory.model import Inventory, PkiSettings
 from labctl.pki.backend import Backend
-from labctl.pki.check import Finding, check
+from labctl.pki.check import Finding, check, key_findings, weak_seals
 from labctl.pki.mint import MintReport, mint_all, rotate
 from labctl.pki.specs import PkiInput, PkiNode
 from labctl.pki.store import PkiStore
-from labctl.secrets import resolve
+from labctl.secrets import resolve_passphrase
 
 if TYPE_CHECKING:
     from labctl.engine.layer import LayerContext
@@ -113,7 +113,7 @@ class PkiSession:
 
     def _passphrase(self) -> bytes:
         ref = self.settings.passphrase
-        return resolve(ref, used_at="cluster.pki.passphrase", base_dir=self.base_dir).encode()
+        return resolve_passphrase(ref, used_at="cluster.pki.passphrase", base_dir=self.base_dir)
 
     def check_secrets(self) -> None:
         """Fail now, naming the field, if the CA passphrase cannot be resolved."""
@@ -125,6 +125,10 @@ class PkiSession:
     def findings(self, now: dt.datetime | None = None) -> list[Finding]:
         """What needs (re)minting and why; reads certificates only, decrypts nothing."""
         return check(self.input, self.store, now or _now(), self.threshold)
+
+    def key_findings(self) -> list[Finding]:
+        """Each CA key the passphrase does not open, or sealed too weakly; decrypts each."""
+        return key_findings(self.input, self.store, self._passphrase())
 
     def mint(self, now: dt.datetime | None = None) -> MintReport:
         """Mint what is missing, expiring or no longer matching; a second call mints nothing."""
@@ -149,12 +153,15 @@ class MintWork:
     """The pki layer's local step ``pki.mint``: mint what the inventory needs, here."""
 
     def apply(self, ctx: LayerContext) -> bool:
-        return bool(PkiSession(ctx.inventory, ctx.base_dir).mint().minted)
+        report = PkiSession(ctx.inventory, ctx.base_dir).mint()
+        return bool(report.minted or report.resealed)
 
     def observe(self, ctx: LayerContext) -> str | None:
         # What minting would do, read from the store (expiry, SANs, subject,
-        # signer); no key is decrypted, so a dry run needs no passphrase.
-        findings = PkiSession(ctx.inventory, ctx.base_dir).findings()
+        # signer, how CA keys are sealed); no key is decrypted, so a dry run needs no
+        # passphrase.
+        session = PkiSession(ctx.inventory, ctx.base_dir)
+        findings = session.findings() + weak_seals(session.input, session.store)
         if not findings:
             return None
         shown = "; ".join(f"{f.name}: {f.reason}" for f in findings[:4])

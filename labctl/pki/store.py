@@ -1,9 +1,10 @@
 """The committable ssl/ directory, laid out like the reference lab's.
 
 <name>.pem and <name>.json (CSR) and ca-config.json are safe to commit; leaf keys are
-<name>-key.pem (0600, meant to be git-ignored), and so is the cluster signer's key, which
-goes to control-plane nodes; root CA keys exist on disk only encrypted
-(<ca>-key.pem.encrypted, PKCS#8 + BestAvailableEncryption).
+<name>-key.pem (0600, git-ignored), and so is the cluster signer's key, which goes to
+control-plane nodes; root CA keys exist on disk only encrypted (<ca>-key.pem.encrypted,
+PKCS#8 sealed by ``sealing``: PBKDF2-HMAC-SHA256 at 600,000 rounds). The directory gets
+a ``.gitignore`` that keeps every private key, encrypted or not, out of the lab's git.
 """
 
 from __future__ import annotations
@@ -14,8 +15,29 @@ from cryptography.hazmat.primitives import serialization
 
 from labctl.errors import LabctlError, SecretError
 from labctl.files import write_atomic
+from labctl.pki import sealing
+from labctl.secrets import MIN_PASSPHRASE_CHARS
 
 SA = "service-account"
+GITIGNORE = """\
+# Written by labctl (docs/pki.md): private keys stay out of git, encrypted or not.
+# Certificates, CSR JSON, ca-config.json and public keys are meant to be committed.
+*-key.pem
+*-key.pem.encrypted
+*.key
+*.encrypted
+# a write labctl did not finish (it may hold a key)
+.*.tmp
+"""
+
+
+def require_strong(passphrase: bytes) -> None:
+    """Refuse a passphrase too short to seal a CA key (before anything is written)."""
+    if len(passphrase.decode("utf-8", "replace")) < MIN_PASSPHRASE_CHARS:
+        raise SecretError(
+            f"a passphrase shorter than {MIN_PASSPHRASE_CHARS} characters cannot protect "
+            "the CA keys; choose a longer one"
+        )
 
 
 class PkiStore:
@@ -23,7 +45,11 @@ class PkiStore:
         self.root = Path(root)
 
     def ensure(self) -> None:
+        """The directory, with a ``.gitignore`` for the keys unless the lab wrote its own."""
         self.root.mkdir(parents=True, exist_ok=True)
+        ignore = self.path(".gitignore")
+        if not ignore.exists():
+            write_atomic(ignore, GITIGNORE.encode())
 
     def path(self, filename: str) -> Path:
         return self.root / filename
@@ -61,27 +87,31 @@ class PkiStore:
 
     # CA keys: encrypted at rest only
     def has_ca_key(self, name: str) -> bool:
-        return self.path(f"{name}-key.pem.encrypted").exists()
+        return self.ca_key_file(name).exists()
+
+    def ca_key_file(self, name: str) -> Path:
+        return self.path(f"{name}-key.pem.encrypted")
+
+    def ca_key_envelope(self, name: str) -> sealing.Envelope:
+        """How the CA key is sealed (read without the passphrase)."""
+        path = self.ca_key_file(name)
+        try:
+            return sealing.envelope(path.read_bytes())
+        except ValueError as e:
+            raise SecretError(f"{path} is not an encrypted PKCS#8 key ({e})") from None
 
     def write_ca_key(self, name: str, key_pem: bytes, passphrase: bytes) -> None:
-        if not passphrase:
-            raise SecretError("an empty passphrase cannot protect the CA key")
-        key = serialization.load_pem_private_key(key_pem, None)
-        enc = key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.BestAvailableEncryption(passphrase),
-        )
-        write_atomic(self.path(f"{name}-key.pem.encrypted"), enc, 0o600)
+        require_strong(passphrase)
+        write_atomic(self.ca_key_file(name), sealing.seal(key_pem, passphrase), 0o600)
 
     def read_ca_key(self, name: str, passphrase: bytes) -> bytes:
         """Decrypt into memory; returns a PEM the backends can use."""
-        data = self.path(f"{name}-key.pem.encrypted").read_bytes()
+        path = self.ca_key_file(name)
         try:
-            key = serialization.load_pem_private_key(data, passphrase)
-        except (ValueError, TypeError) as e:
+            key = serialization.load_pem_private_key(path.read_bytes(), passphrase)
+        except (ValueError, TypeError):
             # The message names the file only, never the passphrase.
-            raise SecretError(f"cannot decrypt {name}-key.pem.encrypted (wrong passphrase?)") from e
+            raise SecretError(f"the passphrase does not open {path} (wrong passphrase?)") from None
         return key.private_bytes(
             serialization.Encoding.PEM,
             serialization.PrivateFormat.TraditionalOpenSSL,

@@ -150,7 +150,7 @@ def test_pki_mint_with_the_builtin_backend(installed: Installed) -> None:
 
 def test_pki_mint_with_cfssl_missing_names_the_package(installed: Installed) -> None:
     bare = str(installed.venv / "bin")  # no cfssl on this PATH
-    env = {"LABCTL_CA_PASSPHRASE": "x"}
+    env = {"LABCTL_CA_PASSPHRASE": "a passphrase for no CA"}
     # A lab of its own: the builtin test's certificates would leave nothing to mint.
     other = installed.lab.parent / "lab-cfssl"
     other.mkdir()
@@ -187,7 +187,11 @@ def test_an_unprivileged_user_validates_and_mints(installed: Installed) -> None:
     os.chown(lab, NOBODY, NOBODY)
     os.chown(lab / "inventory.yaml", NOBODY, NOBODY)
     as_nobody = ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups"]
-    env = {"PATH": "/usr/bin:/bin", "HOME": str(lab), "LABCTL_CA_PASSPHRASE": "nobody's CA"}
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "HOME": str(lab),
+        "LABCTL_CA_PASSPHRASE": "nobody's CA passphrase",
+    }
     for args in (["validate"], ["pki", "mint", "--backend", "builtin"], ["pki", "check"]):
         done = subprocess.run(
             [*as_nobody, str(installed.venv / "bin" / "labctl"), *args],

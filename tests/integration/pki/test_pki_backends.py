@@ -10,6 +10,13 @@ from pathlib import Path
 
 import pytest
 from cryptography import x509
+from cryptography.hazmat.primitives.serialization import (
+    BestAvailableEncryption,
+    Encoding,
+    PrivateFormat,
+    PublicFormat,
+    load_pem_private_key,
+)
 
 from labctl.errors import DriverError, SecretError
 from labctl.pki.backend import Backend
@@ -95,7 +102,7 @@ def test_layout_and_modes(minted: PkiStore) -> None:
     assert not (root / "ca-key.pem").exists()  # never a plaintext CA key on disk
     assert b"ENCRYPTED PRIVATE KEY" in (root / "ca-key.pem.encrypted").read_bytes()
     for p in root.iterdir():
-        assert not p.name.startswith("."), f"left-over temp file {p.name}"
+        assert p.name == ".gitignore" or not p.name.startswith("."), f"left-over {p.name}"
         if p.name.endswith(("-key.pem", ".encrypted", ".key")):
             assert stat.S_IMODE(p.stat().st_mode) == 0o600, p.name
     for spec in plan_certificates(sample_input()):
@@ -105,6 +112,78 @@ def test_layout_and_modes(minted: PkiStore) -> None:
     with pytest.raises(SecretError) as e:
         minted.read_ca_key("ca", b"wrong")
     assert "wrong" not in str(e.value).replace("wrong passphrase", "")
+
+
+def kdf_rounds(key_file: Path) -> int:
+    """The PBKDF2 iteration count of an encrypted PKCS#8 key, as openssl parses it."""
+    lines = openssl("asn1parse", "-in", str(key_file)).splitlines()
+    kdf = next(i for i, line in enumerate(lines) if line.endswith(":PBKDF2"))
+    assert ":hmacWithSHA256" in "\n".join(lines[kdf : kdf + 6])
+    assert any(line.endswith(":aes-256-cbc") for line in lines)
+    salt, rounds = lines[kdf + 2], lines[kdf + 3]  # SEQUENCE { salt, iterationCount, prf }
+    assert "OCTET STRING" in salt and "INTEGER" in rounds, lines
+    return int(rounds.rsplit(":", 1)[1], 16)
+
+
+def test_ca_keys_are_sealed_at_600000_rounds_and_openssl_opens_them(
+    minted: PkiStore, tmp_path: Path
+) -> None:
+    """Both backends' CA keys go through the store: PBKDF2-HMAC-SHA256, 600,000 rounds."""
+    passin = tmp_path / "passin"
+    passin.write_bytes(PASS)
+    for ca in ("ca", "front-proxy-ca"):
+        key_file = minted.path(f"{ca}-key.pem.encrypted")
+        assert kdf_rounds(key_file) == 600_000
+        out = openssl("pkey", "-in", str(key_file), "-passin", f"file:{passin}", "-pubout")
+        cert = x509.load_pem_x509_certificate(minted.path(f"{ca}.pem").read_bytes())
+        ours = cert.public_key().public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo)
+        assert out.encode() == ours  # openssl opened the very key the certificate names
+        passin.write_bytes(b"not-the-passphrase")
+        wrong = subprocess.run(
+            ["openssl", "pkey", "-in", str(key_file), "-passin", f"file:{passin}"],
+            capture_output=True, check=False,
+        )  # fmt: skip
+        assert wrong.returncode != 0
+        passin.write_bytes(PASS)
+
+
+def test_a_key_sealed_the_old_way_opens_and_is_resealed_on_the_next_mint(
+    minted: PkiStore, backend: Backend
+) -> None:
+    """A CA key written as labctl did before (BestAvailableEncryption: 2,048 rounds)."""
+    key_file = minted.path("ca-key.pem.encrypted")
+    plain = load_pem_private_key(key_file.read_bytes(), PASS)
+    key_file.write_bytes(
+        plain.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, BestAvailableEncryption(PASS))
+    )
+    assert kdf_rounds(key_file) == 2048
+    certs = {p.name: p.read_bytes() for p in minted.root.glob("*.pem")}
+    report = mint_all(sample_input(), minted, backend, PASS, now())
+    assert report.minted == []  # the same CA: nothing re-minted
+    assert [f.name for f in report.resealed] == ["ca-key.pem.encrypted"]
+    assert "2,048 rounds" in report.resealed[0].reason
+    assert kdf_rounds(key_file) == 600_000
+    assert kdf_rounds(minted.path("front-proxy-ca-key.pem.encrypted")) == 600_000
+    again = load_pem_private_key(key_file.read_bytes(), PASS)
+    assert again.public_key() == plain.public_key()
+    assert {p.name: p.read_bytes() for p in minted.root.glob("*.pem")} == certs
+    assert mint_all(sample_input(), minted, backend, PASS, now()).resealed == []
+
+
+def test_a_wrong_passphrase_fails_a_mint_with_nothing_to_mint_and_writes_nothing(
+    minted: PkiStore, backend: Backend
+) -> None:
+    before = {p.name: p.read_bytes() for p in minted.root.iterdir()}
+    with pytest.raises(SecretError, match=r"the passphrase does not open .*ca-key\.pem\.encrypted"):
+        mint_all(sample_input(), minted, backend, b"a-different-long-passphrase", now())
+    assert {p.name: p.read_bytes() for p in minted.root.iterdir()} == before
+
+
+def test_a_short_passphrase_never_seals_a_ca_key(tmp_path: Path, backend: Backend) -> None:
+    store = PkiStore(tmp_path / "ssl")
+    with pytest.raises(SecretError, match="shorter than 12 characters"):
+        mint_all(sample_input(), store, backend, b"eleven-char", now())
+    assert not store.root.exists()
 
 
 def test_second_run_mints_nothing(minted: PkiStore, backend: Backend) -> None:

@@ -109,7 +109,7 @@ def test_keys_are_sealed_and_never_replaced(
 ) -> None:
     from labctl.errors import SecretError
 
-    monkeypatch.setenv("LABCTL_CA_PASSPHRASE", "first")
+    monkeypatch.setenv("LABCTL_CA_PASSPHRASE", "first-passphrase")
     store = KeyStore.of(inventory, tmp_path)
     minted = store.ensure(render.entities(inventory))
     assert minted == render.entities(inventory)
@@ -119,7 +119,19 @@ def test_keys_are_sealed_and_never_replaced(
     assert all(key not in sealed for key in keys.values())  # encrypted at rest
     assert store.ensure(render.entities(inventory)) == []  # nothing new on a re-run
     assert store.load() == keys
-    monkeypatch.setenv("LABCTL_CA_PASSPHRASE", "wrong")
+    monkeypatch.setenv("LABCTL_CA_PASSPHRASE", "wrong-passphrase")
     with pytest.raises(SecretError, match="wrong passphrase") as raised:
         KeyStore.of(inventory, tmp_path).load()
     assert "wrong" not in str(raised.value).replace("wrong passphrase", "")
+
+
+def test_the_ceph_keys_refuse_a_passphrase_shorter_than_12_characters(
+    inventory: Inventory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from labctl.errors import SecretError
+
+    monkeypatch.setenv("LABCTL_CA_PASSPHRASE", "eleven-char")
+    with pytest.raises(SecretError, match="shorter than 12 characters") as raised:
+        KeyStore.of(inventory, tmp_path)
+    assert "eleven-char" not in str(raised.value)
+    assert list(tmp_path.iterdir()) == []
