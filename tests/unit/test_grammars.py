@@ -34,7 +34,7 @@ WORDS = {
     "name", "dns_name", "host", "ip_address", "ipv4_address", "cidr", "absolute_path",
     "image", "registry", "version", "linux_user", "bmc_user", "snmp_user", "env_name",
     "cert_name", "interface", "port_name", "pool_name", "mac", "oid_template",
-    "ceph_option",
+    "ceph_option", "disk_device", "wwn", "disk_serial",
 }  # fmt: skip
 # One line of anything printable: free text, files on the operator's machine.
 LINES = {"text", "operator_path"}
@@ -53,7 +53,7 @@ def _inert(grammar: str, value: str) -> list[str]:
             wrong.append(f"a metacharacter {META.search(word)!r}")
         if value.startswith("-"):
             wrong.append("a leading '-' (read as an option)")
-    if grammar == "absolute_path":
+    if grammar in ("absolute_path", "disk_device"):
         parts = value.split("/")
         if parts[0] != "" or any(p in ("", ".", "..") for p in parts[1:]):
             wrong.append("not absolute and normalised")
