@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Collection
 from dataclasses import dataclass, field
@@ -104,9 +105,12 @@ def require_for_lab(
 
     result = load_inventory(path, simulated)
     other = {c for c, check in REGISTRY.items() if check.lab_fn is not None} - set(lab_checks)
-    result.problems[:] = [p for p in result.problems if p.check_id not in other]
-    notes = [p for p in result.notes if p.check_id not in other]
-    return _required(path, result), notes
+    result = dataclasses.replace(
+        result,
+        problems=[p for p in result.problems if p.check_id not in other],
+        notes=[p for p in result.notes if p.check_id not in other],
+    )
+    return _required(path, result), result.notes
 
 
 def _required(path: Path, result: LoadResult) -> Inventory:
