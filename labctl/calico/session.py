@@ -111,10 +111,16 @@ class BgpSession:
         )
 
     def wait_established(self, timeout: float, interval: float = 0.5) -> parse.FabricStatus:
-        """Poll until every session is up and every block learned; raise naming what is not."""
+        """Poll until every session is up and every block learned; raise naming what is not.
+
+        A switch session read from neither end is not up: it fails at once, since no
+        wait makes it readable (a real lab reads only the switches' side).
+        """
         deadline = time.monotonic() + timeout
         while True:
             current = self.status()
+            if current.unread:
+                raise LabctlError(f"cannot prove the BGP fabric up: {'; '.join(current.unread)}")
             if current.ok:
                 return current
             if time.monotonic() >= deadline:

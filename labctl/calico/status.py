@@ -106,6 +106,18 @@ class FabricStatus:
         return out
 
     @property
+    def unread(self) -> list[str]:
+        """Switch sessions that no answer covered: neither the switch (its BGP side is not
+        read, LAB121) nor the node (calico-node's BIRD, on a real lab) said a state.
+        ``bgp status`` shows them as unknown; bootstrap cannot call them Established."""
+        return [
+            f"session {s.node} - {s.peer} ({s.peer_address}) was read from neither end "
+            f"({s.peer} gives labctl no BGP state: set its bgp_status)"
+            for s in self.sessions
+            if s.kind == "switch" and s.established is None and s.peer not in self.unreachable
+        ]
+
+    @property
     def ok(self) -> bool:
         return not self.problems
 

@@ -3,7 +3,9 @@
 ``calico.established`` asks the switches and nodes: every session Established
 from both ends and every node's pod block in every peering switch's routing
 table, within the hold time plus 30 s (a node that just started BIRD connects
-within seconds; one that cannot is named). ``calico.resources`` and
+within seconds; one that cannot is named). On a real lab only the switches are
+asked (calico-node's BIRD is inside its container), and a switch session no
+answer covers fails rather than passes. ``calico.resources`` and
 ``calico.nodes-ready`` ask the Kubernetes API (``calico/resources.py``).
 """
 
@@ -22,6 +24,19 @@ if TYPE_CHECKING:
 # A kubelet reports Ready on its next status update after the runtime found a CNI
 # configuration (every 10 s by default); two updates and a margin.
 NODES_READY_TIMEOUT = 60.0
+# On a real lab calico-node must first be pulled (three images, a few hundred MB) and
+# start on every node before it writes the CNI configuration.
+REAL_NODES_READY_TIMEOUT = 600.0
+
+
+def nodes_ready_timeout(stand_in: bool) -> float:
+    """How long ``calico.nodes-ready`` waits: BIRD standing in, or calico-node pulled."""
+    return NODES_READY_TIMEOUT if stand_in else REAL_NODES_READY_TIMEOUT
+
+
+def established_timeout(ctx: LayerContext) -> float:
+    """How long ``calico.established`` waits: the hold time and a margin."""
+    return ctx.inventory.cluster.calico.hold_time + 30.0
 
 
 def _session(ctx: LayerContext) -> BgpSession:
@@ -33,13 +48,14 @@ def _session(ctx: LayerContext) -> BgpSession:
 class EstablishedWork:
     def apply(self, ctx: LayerContext) -> bool:
         with _session(ctx) as session:
-            session.wait_established(ctx.inventory.cluster.calico.hold_time + 30.0)
+            session.wait_established(established_timeout(ctx))
         return False  # it changes nothing; it proves
 
     def observe(self, ctx: LayerContext) -> str | None:
         try:
             with _session(ctx) as session:
-                problems = session.status().problems
+                found = session.status()
+                problems = found.unread + found.problems
         except (LabctlError, OSError) as exc:  # a dry run reports; a dead peer is news
             return f"cannot read the fabric yet: {exc}"
         return f"not up yet: {problems[0]}" if problems else None
@@ -70,12 +86,13 @@ class NodesReadyWork:
     """``calico.nodes-ready``: with the pod network configured, every Node turns Ready."""
 
     def apply(self, ctx: LayerContext) -> bool:
-        KubeSession(ctx.inventory, ctx.base_dir).wait_nodes_ready(NODES_READY_TIMEOUT)
+        timeout = nodes_ready_timeout(ctx.standins.calico_bird is not None)
+        KubeSession(ctx.inventory, ctx.base_dir).wait_nodes_ready(timeout)
         return False  # a wait: it changes nothing
 
     def observe(self, ctx: LayerContext) -> str | None:
         try:
-            not_ready = KubeSession(ctx.inventory, ctx.base_dir).not_ready_nodes()
+            not_ready = KubeSession(ctx.inventory, ctx.base_dir).not_ready_reasons()
         except LabctlError as exc:
             return f"the API cannot be asked yet ({exc})"
         return f"not Ready yet: {', '.join(not_ready)}" if not_ready else None

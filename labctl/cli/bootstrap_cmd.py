@@ -20,16 +20,24 @@ StateDirOption = typer.Option(
 )
 
 
-def layer_context(inventory: Path, state_dir: Path, dry_run: bool) -> LayerContext:
+def layer_context(
+    inventory: Path, state_dir: Path, dry_run: bool, layers: Sequence[Layer] = ()
+) -> LayerContext:
+    """The context ``layers`` run in. Here the lab kind is known, so the lab checks those
+    layers name (``lab_checks``) run: on a real lab a finding refuses the run before
+    anything is written; on the simulated one it is a note on stderr."""
     from labctl.engine.layer import LayerContext
-    from labctl.inventory import require_inventory
+    from labctl.inventory import format_note, require_for_lab
     from labctl.standins import from_environ
 
-    # A simulated lab's stand-ins come from `labctl sim env`'s variables.
+    # A simulated lab's stand-ins come from `labctl sim env`'s variables; BIRD standing
+    # in for calico-node is what tells it from a real lab (until issue 22's platform).
     standins = from_environ(os.environ)
-    return LayerContext(
-        require_inventory(inventory), inventory, state_dir, dry_run, standins=standins
-    )
+    checks = [c for layer in layers for c in getattr(layer, "lab_checks", ())]
+    model, notes = require_for_lab(inventory, standins.calico_bird is not None, checks)
+    for note in notes:
+        typer.echo(format_note(note), err=True)
+    return LayerContext(model, inventory, state_dir, dry_run, standins=standins)
 
 
 def plan(
@@ -80,7 +88,7 @@ def _bootstrap(
         layers = select_layers(LAYERS, only, start)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
-    run_and_report(layers, layer_context(inventory, state_dir, dry_run), output)
+    run_and_report(layers, layer_context(inventory, state_dir, dry_run, layers), output)
 
 
 def run_and_report(layers: Sequence[Layer], ctx: LayerContext, output: OutputFormat) -> None:

@@ -27,6 +27,7 @@ _NOT_RUN = {
     Stage.YAML: "not run: the file is not valid YAML",
     Stage.SCHEMA: "not run: the file does not match the schema",
 }
+_LAB_NOT_KNOWN = "not run: the lab kind is not known (--lab real or --lab simulated)"
 
 
 @dataclass(frozen=True)
@@ -177,7 +178,8 @@ def junit_text(reports: list[FileReport], strict: bool) -> str:
     finding's text-format line. A check with only warnings passes, as the exit code
     does, and lists them in its `<system-out>` (`--strict`: failures). A check that
     did not run, because an earlier pass (YAML, then the schema) found problems, is
-    `<skipped>`: only checks that really did not run are skipped. A file that cannot
+    `<skipped>`: only checks that really did not run are skipped (a lab check, too,
+    when the lab kind is not known). A file that cannot
     be read is a suite with one testcase in `<error>`.
     """
     import xml.etree.ElementTree as ET  # here: only JUnit needs it
@@ -204,6 +206,10 @@ def junit_text(reports: list[FileReport], strict: bool) -> str:
                 counts["tests"] += 1
                 if _STAGES.index(check.stage) > reached:
                     ET.SubElement(case, "skipped", message=_NOT_RUN[report.result.reached])
+                    counts["skipped"] += 1
+                    continue
+                if check.lab_fn is not None and report.result.simulated is None:
+                    ET.SubElement(case, "skipped", message=_LAB_NOT_KNOWN)
                     counts["skipped"] += 1
                     continue
                 found = [p for p in report.result.problems if p.check_id == check.id]

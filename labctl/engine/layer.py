@@ -7,7 +7,9 @@ one plan, then read to make the next plan's file pushes). Every side effect is
 an action, carried out by the applier for its kind (``engine/appliers.py``).
 
 The engine owns this protocol; ``labctl/layers/`` implements it, one module per
-layer, and lists them in bootstrap order in ``LAYERS``.
+layer, and lists them in bootstrap order in ``LAYERS``. A layer may also name the
+lab checks it needs (``lab_checks``, ids of ``inventory/checks.lab_check``): ``labctl
+plan`` and ``bootstrap`` run those before any layer, where the lab kind is known.
 """
 
 from __future__ import annotations

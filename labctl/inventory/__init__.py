@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,6 +22,11 @@ class LoadResult:
     problems: list[Problem] = field(default_factory=list)
     # The last pass that ran: checks of later passes did not run (and found nothing).
     reached: Stage = Stage.CHECKS
+    # Lab checks' findings on the simulated lab: what a real lab would refuse, and
+    # what stands in for it there. Not problems: they fail nothing, even --strict.
+    notes: list[Problem] = field(default_factory=list)
+    # The lab kind the lab checks ran for (True: simulated); None: they did not run.
+    simulated: bool | None = None
 
     @property
     def errors(self) -> list[Problem]:
@@ -44,9 +51,15 @@ def read_text(path: Path) -> str:
         raise UsageError(f"{path}: cannot read ({exc.strerror})") from None
 
 
-def check_text(text: str, file: str, path: Path | None = None) -> LoadResult:
-    """Load, schema-check and semantically check an inventory given as text."""
-    from labctl.inventory.checks import run_checks
+def check_text(
+    text: str, file: str, path: Path | None = None, simulated: bool | None = None
+) -> LoadResult:
+    """Load, schema-check and semantically check an inventory given as text.
+
+    ``simulated`` is the lab kind, when known (None: the lab checks do not run; False:
+    a real lab, where their findings are problems; True: the simulated lab, notes).
+    """
+    from labctl.inventory.checks import run_checks, run_lab_checks
     from labctl.inventory.load import LoadFailed, load_yaml
     from labctl.inventory.model import build_inventory
     from labctl.inventory.schema import validate
@@ -60,19 +73,49 @@ def check_text(text: str, file: str, path: Path | None = None) -> LoadResult:
     if problems:
         return LoadResult(where, None, problems, Stage.SCHEMA)
     inventory = build_inventory(data)
-    return LoadResult(where, inventory, run_checks(inventory, source))
+    problems = run_checks(inventory, source)
+    lab = [] if simulated is None else run_lab_checks(inventory, source, simulated)
+    if simulated:
+        return LoadResult(where, inventory, problems, notes=lab, simulated=True)
+    problems = sorted(
+        problems + lab, key=lambda p: (p.position.line if p.position else 0, p.check_id)
+    )
+    return LoadResult(where, inventory, problems, simulated=simulated)
 
 
-def load_inventory(path: Path) -> LoadResult:
-    """Read and check ``path``; raises ``UsageError`` only when it cannot be read."""
-    return check_text(read_text(path), str(path), path)
+def load_inventory(path: Path, simulated: bool | None = None) -> LoadResult:
+    """Read and check ``path`` (with the lab checks when ``simulated`` says the lab
+    kind); raises ``UsageError`` only when it cannot be read."""
+    return check_text(read_text(path), str(path), path, simulated)
 
 
 def require_inventory(path: Path) -> Inventory:
     """The inventory at ``path``, or a ``LabctlError`` listing its errors."""
+    return _required(path, load_inventory(path))
+
+
+def require_for_lab(
+    path: Path, simulated: bool, lab_checks: Collection[str]
+) -> tuple[Inventory, list[Problem]]:
+    """``require_inventory`` where the lab kind is known (``labctl plan``/``bootstrap``):
+    the lab checks ``lab_checks`` (those the chosen layers need) run too. On a real lab
+    their findings are errors and refuse, before anything is written; on the simulated
+    lab they come back as notes, to be shown."""
+    from labctl.inventory.checks import REGISTRY
+
+    result = load_inventory(path, simulated)
+    other = {c for c, check in REGISTRY.items() if check.lab_fn is not None} - set(lab_checks)
+    result = dataclasses.replace(
+        result,
+        problems=[p for p in result.problems if p.check_id not in other],
+        notes=[p for p in result.notes if p.check_id not in other],
+    )
+    return _required(path, result), result.notes
+
+
+def _required(path: Path, result: LoadResult) -> Inventory:
     from labctl.errors import LabctlError
 
-    result = load_inventory(path)
     if result.inventory is None or result.errors:
         lines = [format_problem(p) for p in result.errors[:20]]
         more = len(result.errors) - 20
@@ -86,7 +129,12 @@ def require_inventory(path: Path) -> Inventory:
     return applied(result.inventory, from_environ(os.environ))
 
 
-def format_problem(p: Problem) -> str:
+def format_problem(p: Problem, severity: str | None = None) -> str:
     where = f"{p.file}:{p.position.line}:{p.position.column}" if p.position else p.file
     path = f" {p.path_text}:" if p.path else ""
-    return f"{where}: {p.severity} {p.check_id}{path} {p.message}"
+    return f"{where}: {severity or p.severity} {p.check_id}{path} {p.message}"
+
+
+def format_note(p: Problem) -> str:
+    """A lab check's finding on the simulated lab: ``file:line:col: note ID path: ...``."""
+    return format_problem(p, "note")

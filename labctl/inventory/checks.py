@@ -20,6 +20,10 @@ from labctl.inventory.problems import DocPath, Problem, Severity, Stage
 
 Finding = tuple[DocPath, str]
 CheckFn = Callable[[Inventory], Iterable[Finding]]
+# A lab check also needs the lab kind, which the inventory does not hold: the same
+# file drives a real lab and the simulated one (``labctl sim up`` boots it). True:
+# the simulated lab, where the finding is a note; False: a real lab, where it counts.
+LabCheckFn = Callable[[Inventory, bool], Iterable[Finding]]
 
 
 @dataclass(frozen=True)
@@ -27,8 +31,11 @@ class Check:
     id: str
     severity: Severity
     summary: str
-    fn: CheckFn | None  # None: reported by the loader or the schema, not here
+    fn: CheckFn | None  # None: reported by the loader, the schema or a lab check
     stage: Stage = Stage.CHECKS
+    # Set for a check that needs the lab kind (``lab_check``): it runs only where that
+    # is known (``labctl plan``/``bootstrap``, ``labctl validate --lab``).
+    lab_fn: LabCheckFn | None = None
 
 
 # Reported by the loader and the schema; listed so the docs and ids are complete.
@@ -62,6 +69,20 @@ def check(check_id: str, severity: Severity, summary: str) -> Callable[[CheckFn]
         if check_id in REGISTRY:
             raise RuntimeError(f"check id {check_id} registered twice")
         REGISTRY[check_id] = Check(check_id, severity, summary, fn)
+        return fn
+
+    return register
+
+
+def lab_check(
+    check_id: str, severity: Severity, summary: str
+) -> Callable[[LabCheckFn], LabCheckFn]:
+    """Register a check that needs the lab kind: ``fn(inventory, simulated)``."""
+
+    def register(fn: LabCheckFn) -> LabCheckFn:
+        if check_id in REGISTRY:
+            raise RuntimeError(f"check id {check_id} registered twice")
+        REGISTRY[check_id] = Check(check_id, severity, summary, None, lab_fn=fn)
         return fn
 
     return register
@@ -1022,6 +1043,21 @@ def run_checks(inv: Inventory, source: SourceMap) -> list[Problem]:
         if c.fn is None:
             continue
         for path, message in c.fn(inv):
+            problems.append(
+                Problem(c.id, c.severity, message, source.file, source.value_at(path), path)
+            )
+    problems.sort(key=lambda p: (p.position.line if p.position else 0, p.check_id))
+    return problems
+
+
+def run_lab_checks(inv: Inventory, source: SourceMap, simulated: bool) -> list[Problem]:
+    """The lab checks' findings for a real lab (``simulated`` False: they count) or the
+    simulated one (notes: what a real lab would refuse, and what stands in for it)."""
+    problems: list[Problem] = []
+    for c in REGISTRY.values():
+        if c.lab_fn is None:
+            continue
+        for path, message in c.lab_fn(inv, simulated):
             problems.append(
                 Problem(c.id, c.severity, message, source.file, source.value_at(path), path)
             )

@@ -3,6 +3,9 @@
 Kept apart from ``checks.py`` so the fabric's rules read together; they
 register into the same registry (ids LAB090-LAB099) and are imported by it.
 They read the fabric through ``labctl.calico.topology``, as the renders do.
+LAB120 and LAB121 are lab checks: what a real lab needs that the simulated one
+stands in for (calico-node from Calico's manifest, switches whose BGP side can
+be read), so they count only where the lab kind is known (``checks.lab_check``).
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from collections.abc import Iterator
 
 from labctl.calico import topology
 from labctl.inventory import ipam
-from labctl.inventory.checks import E, Finding, W, check
+from labctl.inventory.checks import E, Finding, W, check, lab_check
 from labctl.inventory.model import Inventory
 
 # 0 and 65535 are reserved (RFC 7607, RFC 7300), 23456 is AS_TRANS (RFC 6793),
@@ -196,4 +199,41 @@ def snmp_switch_reachable(inv: Inventory) -> Iterator[Finding]:
                 (*sw.path, "bgp_status"),
                 f"{sw.name}'s BGP status is read over SNMP (bgp_status: snmp), which goes to its "
                 "management address, and it has none (switches[].management)",
+            )
+
+
+@lab_check("LAB120", E, "A real lab names Calico's manifest (cluster.calico.manifest).")
+def real_lab_has_calico_manifest(inv: Inventory, simulated: bool) -> Iterator[Finding]:
+    calico = inv.cluster.calico
+    if calico.manifest is not None:
+        return
+    if simulated:
+        yield (
+            CALICO,
+            "no cluster.calico.manifest: the simulated lab applies labctl's stand-in "
+            "definitions of Calico's kinds and runs BIRD in place of calico-node; a real "
+            "lab's bootstrap refuses to go on without the manifest",
+        )
+        return
+    yield (
+        CALICO,
+        "no cluster.calico.manifest: on a real lab nothing would install calico-node, so "
+        "no node would configure its BGP sessions and every Node would stay NotReady; "
+        f"name Calico's manifest for version {calico.version} as "
+        "{url: ..., sha256: ...} (docs/calico.md)",
+    )
+
+
+@lab_check("LAB121", E, "On a real lab, labctl can read each peering switch's BGP sessions.")
+def real_lab_switch_sessions_readable(inv: Inventory, simulated: bool) -> Iterator[Finding]:
+    if simulated:
+        return  # every simulated switch runs FRR, read over SSH
+    for sw in topology.peering_switches(inv):
+        if sw.bgp_source is None:  # bgp_status, else FRR's JSON over SSH
+            runs = f"runs {sw.platform}" if sw.platform else "names no platform"
+            yield (
+                (*sw.path, "platform") if sw.platform else sw.path,
+                f"{sw.name} peers with the nodes but {runs}, whose BGP sessions labctl "
+                "reads only over SNMP: without bgp_status: snmp (and its snmp settings) "
+                "bootstrap could not prove its sessions Established",
             )

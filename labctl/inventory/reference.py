@@ -154,10 +154,15 @@ def checks_markdown() -> str:
         "Errors make it exit 1; warnings do not, unless `--strict`. Ids are stable and never",
         "reused. Each id has a broken example in `tests/fixtures/bad/`.",
         "",
+        "A *lab check* needs the lab kind, which the file does not say: it runs in `labctl",
+        "plan` and `bootstrap` (for the chosen layers) and in `labctl validate --lab",
+        "real|simulated`; on the simulated lab its findings are notes (docs/calico.md).",
+        "",
         "| id | severity | what it checks |",
         "|---|---|---|",
     ]
     for check in sorted(REGISTRY.values(), key=lambda c: c.id):
-        lines.append(f"| {check.id} | {check.severity} | {check.summary} |")
+        kind = " (lab check)" if check.lab_fn is not None else ""
+        lines.append(f"| {check.id} | {check.severity}{kind} | {check.summary} |")
     lines.append("")
     return "\n".join(lines)

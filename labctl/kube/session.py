@@ -105,6 +105,19 @@ def node_state(node: dict[str, Any]) -> NodeState:
     )
 
 
+def not_ready_reasons(inventory: Inventory, nodes: list[NodeState]) -> list[str]:
+    """``name (why)`` for each of the inventory's nodes that is not a Ready Node."""
+    seen = {n.name: n for n in nodes}
+    out = []
+    for server in common.nodes(inventory):
+        node = seen.get(server.name)
+        if node is None:
+            out.append(f"{server.name} (not registered)")
+        elif not node.ready:
+            out.append(f"{server.name} ({node.reason or 'Ready is not True'})")
+    return out
+
+
 def is_subset(want: Any, have: Any) -> bool:
     """Whether every field ``want`` sets is so in ``have`` (what the server adds is ignored)."""
     if isinstance(want, dict):
@@ -177,9 +190,13 @@ class KubeSession:
         ready = {n.name for n in self.nodes() if n.ready}
         return [s.name for s in common.nodes(self.inventory) if s.name not in ready]
 
+    def not_ready_reasons(self) -> list[str]:
+        """Each server that is not a Ready Node, with its kubelet's words for why."""
+        return not_ready_reasons(self.inventory, self.nodes())
+
     def wait_nodes_ready(self, timeout: float) -> float:
         return self._wait_servers(
-            self.not_ready_nodes, "not Ready", "not every Node is Ready", timeout
+            self.not_ready_reasons, "not Ready", "not every Node is Ready", timeout
         )
 
     def _wait_servers(

@@ -1,15 +1,21 @@
-"""The calico-resources layer: Calico on the Kubernetes API, and every Node Ready.
+"""The calico-resources layer: Calico on the Kubernetes API, every Node Ready, the fabric up.
 
 A layer of its own, after calico and kubernetes, because it needs the API server
 while the BGP fabric does not: ``bootstrap --only calico`` brings up the
 sessions on a lab with no Kubernetes (and the 30-node benchmark measures just
 that). It applies, by server-side apply, the CustomResourceDefinitions of
 Calico's manifest (``cluster.calico.manifest``, fetched and checked by SHA-256)
-or, without one, labctl's stand-in definitions; then the rest of the manifest
-(calico-node, on a real lab); then the IPPool, BGPConfiguration, BGPPeers and
-each Node's BGP annotations that ``render/calico.py`` renders. Last it waits
-for every Node to be Ready, which needs the pod network calico-node (or, on the
-simulated lab, the calico layer's stand-in) configures.
+or, on the simulated lab without one, labctl's stand-in definitions; then the
+rest of the manifest (calico-node, on a real lab); then the IPPool,
+BGPConfiguration, BGPPeers and each Node's BGP annotations that
+``render/calico.py`` renders. Then it waits for every Node to be Ready, which
+needs the pod network calico-node (or, on the simulated lab, the calico layer's
+stand-in) configures. On a real lab it last waits for every session with a
+switch to be Established, read from the switches: only now, with calico-node
+running, can they be (on the simulated lab the calico layer proves them, BIRD
+standing in). A real lab without a manifest is refused (LAB120, checked before
+the run by ``labctl bootstrap``; here again, for a context made another way): it
+would apply stand-ins, and no Node would ever turn Ready.
 """
 
 from __future__ import annotations
@@ -17,18 +23,29 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterator
 
+from labctl.calico.work import nodes_ready_timeout
 from labctl.engine.actions import Action, LocalStep
 from labctl.engine.layer import LayerContext
 from labctl.engine.plan import Plan
+from labctl.errors import LabctlError
+from labctl.layers.calico import fabric_digest
 from labctl.render import calico as calico_render
 
 
 class CalicoResourcesLayer:
     name = "calico-resources"
+    # The lab checks (inventory/checks_calico.py) a run of this layer needs: on a real
+    # lab, calico-node from Calico's manifest and switches whose sessions can be read.
+    lab_checks = ("LAB120", "LAB121")
 
     def plans(self, ctx: LayerContext) -> Iterator[Plan]:
         calico = ctx.inventory.cluster.calico
         stand_in = ctx.standins.calico_bird is not None
+        if calico.manifest is None and not stand_in:
+            raise LabctlError(
+                f"{ctx.inventory_path}: cluster.calico.manifest is not set: on a real lab "
+                "nothing would install calico-node and no Node would turn Ready (LAB120)"
+            )
         if calico.manifest is None:
             source = "labctl's stand-in definitions of Calico's kinds (no cluster.calico.manifest)"
         elif stand_in:
@@ -44,22 +61,31 @@ class CalicoResourcesLayer:
                 )
             ).encode()
         ).hexdigest()
+        ready = nodes_ready_timeout(stand_in)
         steps: list[Action] = [
             LocalStep(
                 "calico.resources",
                 f"apply {source}, then the IPPool, BGPConfiguration, BGPPeers and each "
                 "Node's BGP annotations",
                 digest,
-            )
+            ),
+            LocalStep(
+                "calico.nodes-ready",
+                f"wait up to {ready:g} s for every Node to be Ready (its pod network configured)",
+                "",
+            ),
         ]
-        # Without a manifest on a real lab nothing installs calico-node, so no Node
-        # would turn Ready: the wait is planned only where a pod network comes.
-        if stand_in or calico.manifest is not None:
+        if not stand_in:
+            # Not the simulated lab's fingerprint: there the calico layer proved the
+            # sessions from both ends; here only the switches' side says.
+            fabric = hashlib.sha256(f"{fabric_digest(ctx)}\0switches".encode()).hexdigest()
             steps.append(
                 LocalStep(
-                    "calico.nodes-ready",
-                    "wait up to 60 s for every Node to be Ready (its pod network configured)",
-                    "",
+                    "calico.established",
+                    f"wait up to {calico.hold_time + 30} s for every BGP session with a "
+                    "switch to be Established and every pod block learned, as the "
+                    "switches say",
+                    fabric,
                 )
             )
         yield Plan.of("calico-resources: objects", steps)

@@ -182,9 +182,26 @@ def test_calico_resources_on_the_api_and_every_node_ready(lab: Lab) -> None:
     # cached copy serves though the mirror is gone.
     source.unlink()
     env = {k: v for k, v in lab.env().items() if k != "LABCTL_CALICO_BIRD"}
+    # A real lab without the manifest is refused before anything runs (LAB120).
+    text = (lab.workdir / "inventory.yaml").read_text()
+    unnamed = "\n".join(x for x in text.splitlines() if "    manifest: {url:" not in x) + "\n"
+    (lab.workdir / "inventory.yaml").write_text(unnamed)
+    refused = run_labctl("bootstrap", "--only", "calico-resources", cwd=lab.workdir, env=env)
+    assert refused.returncode == 1 and "error LAB120 cluster.calico" in refused.stderr
+    (lab.workdir / "inventory.yaml").write_text(text)
     real = run_labctl(
-        "bootstrap", "--only", "calico-resources", cwd=lab.workdir, env=env, timeout=300
-    )
+        "bootstrap", "--only", "calico-resources", "-o", "json", cwd=lab.workdir, env=env,
+        timeout=300,
+    )  # fmt: skip
     assert real.returncode == 0, real.stdout[-3000:] + real.stderr[-3000:]
+    # ... and the real lab's last wait: every session with a switch Established, as the
+    # switches say (kek-core's FRR over SSH, astrid's snmpd over BGP4-MIB).
+    ran = {
+        s["step_id"]: s["outcome"]
+        for layer in json.loads(real.stdout)["layers"]
+        for plan in layer["plans"]
+        for s in plan["steps"]
+    }
+    assert ran.get("local:calico.established") == "unchanged", ran  # it ran, and passed
     present = kubectl(lab, "get", "configmap", "-n", "kube-system", "calico-config")
     assert present.returncode == 0, present.stderr

@@ -197,10 +197,17 @@ def test_junit_skips_only_checks_that_did_not_run() -> None:
     skipped = {
         c.get("name", "")[:6] for c in suite.iter("testcase") if c.find("skipped") is not None
     }
-    assert skipped == {c.id for c in REGISTRY.values() if c.fn is not None}
+    assert skipped == {c.id for c in REGISTRY.values() if c.fn or c.lab_fn}
     assert suite.get("skipped") == str(len(skipped))
+    # The lab checks run only where the lab kind is known (--lab, or `labctl sim env`).
+    lab_checks = {c.id for c in REGISTRY.values() if c.lab_fn is not None}
     clean = _junit(str(REFERENCE), code=0)
-    assert not list(clean.iter("skipped"))
+    skipped_clean = {
+        c.get("name", "")[:6] for c in clean.iter("testcase") if c.find("skipped") is not None
+    }
+    assert skipped_clean == lab_checks
+    simulated = _junit("--lab", "simulated", str(REFERENCE), code=0)
+    assert not list(simulated.iter("skipped"))
 
 
 def test_junit_warnings_pass_in_system_out_unless_strict() -> None:
@@ -232,12 +239,15 @@ def test_there_are_sixty_bad_fixtures_to_compare() -> None:
 
 @pytest.mark.parametrize("path", BAD_FIXTURES, ids=[p.stem for p in BAD_FIXTURES])
 def test_every_format_reports_what_the_text_format_reports(path: Path) -> None:
-    text = _from_text(_run(str(path)))
+    # A lab check's fixture says the lab kind it is checked as ("# lab: real").
+    lab = re.search(r"^# lab: (\w+)$", path.read_text(), re.MULTILINE)
+    args = ["--lab", lab[1], str(path)] if lab else [str(path)]
+    text = _from_text(_run(*args))
     assert text, f"{path.name}: the text format found nothing to compare"
-    assert _from_sarif(_sarif(str(path))) == text
-    assert _from_junit(_junit(str(path))) == text
+    assert _from_sarif(_sarif(*args)) == text
+    assert _from_junit(_junit(*args)) == text
     github = []
-    for line in _run("-f", "github", str(path)).splitlines():
+    for line in _run("-f", "github", *args).splitlines():
         m = re.match(
             r"::(error|warning) file=([^,]+)(?:,line=(\d+),col=(\d+))?,title=(LAB\d+)::", line
         )

@@ -120,15 +120,20 @@ def test_calico_resources_plans_the_api_work_and_the_ready_wait(
     )
     assert [name for name, _ in sim] == ["calico.resources", "calico.nodes-ready"]
     assert "stand-in definitions" in sim[0][1]
-    # A real lab with no manifest: nothing installs calico-node, so no Ready wait.
-    real = steps(LayerContext(inventory, REFERENCE, tmp_path / "r"))
-    assert [name for name, _ in real] == ["calico.resources"]
+    assert "wait up to 60 s" in sim[1][1]
     pinned = CalicoManifest("https://example.invalid/calico.yaml", "c" * 64)
     calico = replace(inventory.cluster.calico, manifest=pinned)
     with_manifest = replace(inventory, cluster=replace(inventory.cluster, calico=calico))
     real = steps(LayerContext(with_manifest, REFERENCE, tmp_path / "m"))
-    assert [name for name, _ in real] == ["calico.resources", "calico.nodes-ready"]
+    # A real lab: calico-node pulled and started, then the sessions, as the switches say.
+    assert [name for name, _ in real] == [
+        "calico.resources",
+        "calico.nodes-ready",
+        "calico.established",
+    ]
     assert real[0][1].startswith("apply https://example.invalid/calico.yaml, then")
+    assert "wait up to 600 s" in real[1][1]
+    assert "wait up to 39 s" in real[2][1] and "as the switches say" in real[2][1]
 
 
 def test_a_plan_names_its_bgp_passwords_by_reference_and_holds_no_value(
@@ -177,3 +182,37 @@ def test_a_plan_names_its_bgp_passwords_by_reference_and_holds_no_value(
     assert fohn == ["cluster.calico.mesh_password", "cluster.calico.peers[0].password"]
     assert not [a for a in actions if a.host == "astrid" and getattr(a, "secrets", ())]
     assert not (tmp_path / "state").exists()  # planning wrote nothing (no salt yet)
+
+
+def test_a_real_lab_without_a_manifest_is_refused_not_planned(
+    inventory: Inventory, tmp_path: Path
+) -> None:
+    """On main it planned stand-in definitions and no wait: bootstrap said ok while every
+    Node stayed NotReady."""
+    from labctl.errors import LabctlError
+    from labctl.layers.calico_resources import CalicoResourcesLayer
+
+    assert inventory.cluster.calico.manifest is None
+    with pytest.raises(LabctlError, match=r"cluster\.calico\.manifest is not set.*LAB120"):
+        list(CalicoResourcesLayer().plans(LayerContext(inventory, REFERENCE, tmp_path / "r")))
+
+
+def test_real_lab_plans_match_golden(inventory: Inventory, tmp_path: Path) -> None:
+    """The real lab's calico and calico-resources plans: the switches configured, then
+    Calico's manifest, every Node Ready and every switch session Established."""
+    from dataclasses import replace
+
+    from labctl.inventory.model import CalicoManifest
+
+    pinned = CalicoManifest("https://example.invalid/calico.yaml", "c" * 64)
+    calico = replace(inventory.cluster.calico, manifest=pinned)
+    real = replace(inventory, cluster=replace(inventory.cluster, calico=calico))
+    ctx = LayerContext(real, REFERENCE, tmp_path / "state")
+    plans = [
+        plan.as_dict()
+        for layer in LAYERS
+        if layer.name in ("calico", "calico-resources")
+        for plan in layer.plans(ctx)
+    ]
+    assert [p["layer"] for p in plans] == ["calico: switches", "calico-resources: objects"]
+    assert_golden("plan-calico-real.json", json.dumps(plans, indent=2) + "\n")
