@@ -95,3 +95,10 @@ def test_loading_applies_them(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("LABCTL_CEPH_RUNTIME", "host")
     ceph = require_inventory(REFERENCE).cluster.ceph
     assert ceph is not None and ceph.runtime == "host"
+
+
+def test_the_binaries_folder_may_name_the_version_it_holds() -> None:
+    """What `labctl sim env` exports: `{version}` is filled in from the inventory."""
+    exported = "/var/cache/labctl/kubernetes/{version}/bin"
+    got = from_environ({"LABCTL_KUBE_BIN_DIR": exported})
+    assert got.kube_bin_dir == exported
