@@ -34,6 +34,7 @@ from labctl.errors import AuthenticationError, DriverError
 from labctl.pki.builtin_backend import BuiltinBackend
 from labctl.pki.store import PkiStore
 from tests.peers.etcd import EtcdCluster, EtcdMember, mint_loopback_pki, running_etcd_cluster
+from tests.peers.tlsserver import refusal_before_request
 
 pytestmark = pytest.mark.integration
 T = TypeVar("T")
@@ -248,6 +249,42 @@ def test_a_client_certificate_from_another_ca_is_refused(
         with pytest.raises(AuthenticationError):
             c.put("/labctl/never", b"x")
     assert cluster.etcdctl(cluster.members[0], "get", "/labctl/never").stdout == ""
+
+
+def test_a_refused_certificate_is_told_when_the_refusal_cuts_the_request(
+    cluster: EtcdCluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Under TLS 1.3 a member looks at our certificate after our side of the handshake
+    # is done, then sends its alert and closes with a reset. When all that arrives
+    # before we write the request (made certain here), the write fails on the reset
+    # ("EOF occurred in violation of protocol"), with the alert waiting behind it.
+    refusal_before_request(monkeypatch)
+    rogue = mint_loopback_pki(tmp_path / "rogue", BuiltinBackend())
+    foreign = EtcdTls(
+        cluster.ca,
+        rogue.path("etcd-client-operator.pem"),
+        rogue.path("etcd-client-operator-key.pem"),
+    )
+    eps = [endpoint(m) for m in cluster.members]
+    refused = f"refused labctl's client certificate {foreign.cert} (issued by CN="
+    with EtcdClient(eps, foreign) as c:
+        with pytest.raises(AuthenticationError) as caught:
+            c.members()
+        said = str(caught.value)
+        assert said.startswith("no etcd member could list the members: ")
+        for m in cluster.members:
+            assert f"{m.name} ({m.client_url}) {refused}" in said
+        assert "sslv3 alert bad certificate" in said and "TLS failed" not in said
+        with pytest.raises(AuthenticationError, match=r"m1 \(https://.*\) refused labctl's"):
+            c.status(eps[1])
+        why = c.healthy(eps[2])
+        assert why is not None and why.startswith(f"m2 ({eps[2].url}) {refused}")
+        # Not sent, so a request that is not safe to repeat tries every member too.
+        with pytest.raises(AuthenticationError, match="no etcd member could delete"):
+            c.delete("/labctl/never")
+        with pytest.raises(AuthenticationError, match="no etcd member could take a snapshot"):
+            c.snapshot(tmp_path / "never.db")
+    assert not (tmp_path / "never.db").exists()
 
 
 def test_a_killed_member_is_named_and_the_others_answer(
