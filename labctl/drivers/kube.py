@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
 
+from labctl.drivers.tlsrefusal import issuer_of, refused_client_certificate, said_before_closing
 from labctl.errors import AuthenticationError, DriverError, DriverTimeout
 
 FIELD_MANAGER = "labctl"
@@ -86,6 +87,7 @@ class KubeClient:
         self.host = parts.hostname or ""
         self.port = parts.port or 443
         self.timeout = timeout
+        self.tls = tls
         context = ssl.create_default_context(cafile=str(tls.ca))
         context.load_cert_chain(str(tls.cert), str(tls.key))
         self._context = context
@@ -123,6 +125,15 @@ class KubeClient:
                 f"sign for it ({exc.verify_message})"
             ) from exc
         except (OSError, http.client.HTTPException) as exc:
+            # Every request has a new connection: an EOF or reset on it may hide the
+            # server's alert refusing our certificate (TLS 1.3 sends it after the handshake).
+            alert = refused_client_certificate(said_before_closing(connection.sock, exc))
+            if alert is not None:
+                raise AuthenticationError(
+                    f"the Kubernetes API at {self.url} refused labctl's client certificate "
+                    f"{self.tls.cert} (issued by {issuer_of(self.tls.cert)}; {alert}): it is "
+                    "not signed by a CA the API server trusts"
+                ) from exc
             raise DriverError(f"the Kubernetes API at {self.url} cannot be reached: {exc}") from exc
         finally:
             connection.close()

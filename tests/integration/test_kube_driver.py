@@ -1,0 +1,133 @@
+"""The Kubernetes API driver's client certificate against real TLS 1.3 servers that demand one.
+
+Two TLS stacks stand where the API server is, each requiring a client certificate
+signed by the lab CA (as a TLS-terminating front of the API does): ``openssl
+s_server`` with the lab's API certificate, and Go's (kube-apiserver's own stack), as
+an etcd member serves it. labctl's own admin certificate gets in; one from another
+lab's CA must be told as refused, whether the refusal arrives on our first read
+(OpenSSL closes with a FIN, so it always does) or cuts the request (Go closes with
+a reset before it has read our whole flight, so it often does).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from labctl.drivers.kube import KubeClient, KubeTls
+from labctl.errors import AuthenticationError
+from labctl.pki.builtin_backend import BuiltinBackend
+from labctl.pki.store import PkiStore
+from tests.peers.etcd import ADDRS, mint_loopback_pki, running_etcd_cluster
+from tests.peers.tlsserver import TlsServer, refusal_before_request, running_tls_server
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> PkiStore:
+    return mint_loopback_pki(tmp_path_factory.mktemp("pki") / "ssl", BuiltinBackend())
+
+
+@pytest.fixture(scope="module")
+def rogue(tmp_path_factory: pytest.TempPathFactory) -> PkiStore:
+    return mint_loopback_pki(tmp_path_factory.mktemp("rogue") / "ssl", BuiltinBackend())
+
+
+@pytest.fixture(scope="module")
+def server(pki: PkiStore, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TlsServer]:
+    # The API certificate carries the API address, ADDRS[0], as the lab's does.
+    log = tmp_path_factory.mktemp("s_server") / "s_server.log"
+    cert, key, ca = pki.path("apiserver.pem"), pki.path("apiserver-key.pem"), pki.path("ca.pem")
+    with running_tls_server(ADDRS[0], cert, key, ca, log) as s:
+        yield s
+
+
+def test_labctls_own_certificate_gets_in(pki: PkiStore, server: TlsServer) -> None:
+    tls = KubeTls(pki.path("ca.pem"), pki.path("admin.pem"), pki.path("admin-key.pem"))
+    # s_server -www answers any GET with 200 and its status page.
+    assert KubeClient(server.url, tls).readyz() == (True, "ok")
+
+
+def foreign(pki: PkiStore, rogue: PkiStore) -> KubeTls:
+    return KubeTls(pki.path("ca.pem"), rogue.path("admin.pem"), rogue.path("admin-key.pem"))
+
+
+def refused(pki: PkiStore, rogue: PkiStore, server: TlsServer) -> str:
+    tls = foreign(pki, rogue)
+    return (
+        f"the Kubernetes API at {server.url} refused labctl's client certificate {tls.cert} "
+        "(issued by CN="
+    )
+
+
+def test_a_client_certificate_from_another_ca_is_refused_every_time(
+    pki: PkiStore, rogue: PkiStore, server: TlsServer
+) -> None:
+    # Whether the alert or the reset reaches our request first is a race: many tries.
+    client = KubeClient(server.url, foreign(pki, rogue))
+    for _ in range(30):
+        with pytest.raises(AuthenticationError) as caught:
+            client.readyz()
+        assert str(caught.value).startswith(refused(pki, rogue, server))
+        assert "alert" in str(caught.value)
+
+
+def test_a_refusal_that_cuts_the_request_is_still_a_refused_certificate(
+    pki: PkiStore, rogue: PkiStore, server: TlsServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The request goes out only once the server has closed the connection after its alert.
+    refusal_before_request(monkeypatch)
+    client = KubeClient(server.url, foreign(pki, rogue))
+    for _ in range(5):
+        with pytest.raises(AuthenticationError) as caught:
+            client.get("/api/v1/nodes")
+        assert str(caught.value).startswith(refused(pki, rogue, server))
+
+
+def test_without_a_verifiable_server_certificate_labctl_refuses(
+    pki: PkiStore, rogue: PkiStore, server: TlsServer, tmp_path: Path
+) -> None:
+    # The other direction stays what it was: labctl checks the server against its CA.
+    tls = KubeTls(rogue.path("ca.pem"), pki.path("admin.pem"), pki.path("admin-key.pem"))
+    with pytest.raises(AuthenticationError, match="showed a certificate the lab CA did not sign"):
+        KubeClient(server.url, tls).readyz()
+
+
+@pytest.fixture(scope="module")
+def go_server(pki: PkiStore, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TlsServer]:
+    """Go's TLS server with client certificates required: a one-member etcd."""
+    with running_etcd_cluster(tmp_path_factory.mktemp("etcd"), pki, size=1) as c:
+        m = c.members[0]
+        yield TlsServer(m.addr, m.client)
+
+
+def test_go_lets_labctls_own_certificate_in(pki: PkiStore, go_server: TlsServer) -> None:
+    tls = KubeTls(pki.path("ca.pem"), pki.path("admin.pem"), pki.path("admin-key.pem"))
+    # etcd has no /readyz: the 404 is an answer, so the handshake and the request went through.
+    ready, why = KubeClient(go_server.url, tls).readyz()
+    assert not ready and why.startswith("HTTP 404")
+
+
+def test_go_refusing_the_certificate_is_told_every_time(
+    pki: PkiStore, rogue: PkiStore, go_server: TlsServer
+) -> None:
+    client = KubeClient(go_server.url, foreign(pki, rogue))
+    for _ in range(30):
+        with pytest.raises(AuthenticationError) as caught:
+            client.readyz()
+        assert str(caught.value).startswith(refused(pki, rogue, go_server))
+        assert "sslv3 alert bad certificate" in str(caught.value)
+
+
+def test_go_refusal_that_cuts_the_request_is_still_a_refused_certificate(
+    pki: PkiStore, rogue: PkiStore, go_server: TlsServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    refusal_before_request(monkeypatch)
+    client = KubeClient(go_server.url, foreign(pki, rogue))
+    for _ in range(5):
+        with pytest.raises(AuthenticationError) as caught:
+            client.get("/api/v1/nodes")
+        assert str(caught.value).startswith(refused(pki, rogue, go_server))
