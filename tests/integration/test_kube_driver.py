@@ -11,6 +11,7 @@ a reset before it has read our whole flight, so it often does).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,8 +19,11 @@ import pytest
 
 from labctl.drivers.kube import KubeClient, KubeTls
 from labctl.errors import AuthenticationError
+from labctl.inventory import require_inventory
+from labctl.kube.session import KubeSession
 from labctl.pki.builtin_backend import BuiltinBackend
 from labctl.pki.store import PkiStore
+from tests.conftest import REFERENCE
 from tests.peers.etcd import ADDRS, mint_loopback_pki, running_etcd_cluster
 from tests.peers.tlsserver import TlsServer, refusal_before_request, running_tls_server
 
@@ -131,3 +135,18 @@ def test_go_refusal_that_cuts_the_request_is_still_a_refused_certificate(
         with pytest.raises(AuthenticationError) as caught:
             client.get("/api/v1/nodes")
         assert str(caught.value).startswith(refused(pki, rogue, go_server))
+
+
+def test_waiting_for_the_api_ends_at_once_when_it_refuses_the_certificate(
+    pki: PkiStore, rogue: PkiStore, go_server: TlsServer, tmp_path: Path
+) -> None:
+    # The kubernetes layer waits up to ready_timeout (300 s) for /readyz and for the
+    # Nodes: a refused certificate will not be trusted by waiting, so it ends the wait.
+    session = KubeSession(require_inventory(REFERENCE), tmp_path)
+    session._client = KubeClient(go_server.url, foreign(pki, rogue))
+    for wait in (session.wait_ready, session.wait_nodes, session.wait_nodes_ready):
+        start = time.monotonic()
+        with pytest.raises(AuthenticationError) as caught:
+            wait(10)
+        assert str(caught.value).startswith(refused(pki, rogue, go_server))
+        assert time.monotonic() - start < 3
