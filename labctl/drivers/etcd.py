@@ -400,10 +400,17 @@ class EtcdClient:
     # -- one member ---------------------------------------------------------------
 
     def healthy(self, endpoint: EtcdEndpoint) -> str | None:
-        """None when the member says it is healthy; otherwise a sentence saying why not."""
+        """None when the member says it is healthy; otherwise a sentence saying why not.
+
+        A refused certificate, the member's of ours or ours of the member's, is raised
+        (``AuthenticationError``): the member answered, so no caller may take it for one
+        that is down or not formed yet, and waiting will not change it.
+        """
         try:
             status, body = self._exchange(endpoint, "GET", "/health", None, idempotent=True)
         except _Unanswered as failure:
+            if isinstance(failure.error, AuthenticationError):
+                raise failure.error from None
             return str(failure.error)
         problem = health_problem(status, body)
         return (
