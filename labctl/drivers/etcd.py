@@ -627,7 +627,7 @@ class EtcdClient:
                 "trusts"
             )
             return _Unanswered(error, sent=False)
-        if isinstance(exc, _STALE | http.client.IncompleteRead):
+        if isinstance(exc, (*_STALE, http.client.IncompleteRead)):
             error = DriverError(f"{label} closed the connection before it answered")
             return _Unanswered(error, sent=sent)
         if isinstance(exc, ssl.SSLError):

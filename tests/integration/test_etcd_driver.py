@@ -380,6 +380,16 @@ def test_a_killed_member_is_named_and_the_others_answer(
         monkeypatch.setattr(etcd_driver, "_closed_by_peer", lambda sock: False)
         assert client.status(m1).member_id != 0
 
+    # A request that is not safe to repeat is not sent again on a new connection: the
+    # dead kept connection is said as such (it was a TypeError, a traceback).
+    with EtcdClient([m1], tls_of(c)) as solo:
+        assert solo.get("/labctl/solo") is None  # a kept connection to m1
+        c.kill("m1", signal.SIGTERM)
+        c.start(c.member("m1"), c.members, "existing")
+        c.wait_healthy(c.members)
+        with pytest.raises(DriverError, match=r"m1 .* closed the connection before it answered"):
+            solo.delete("/labctl/solo")
+
 
 def test_a_learner_joins_catches_up_is_promoted_and_removed(own_cluster: EtcdCluster) -> None:
     c = own_cluster
