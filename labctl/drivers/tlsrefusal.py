@@ -6,12 +6,13 @@ client's side of the handshake is done before the server has looked at the
 certificate: the server's alert ("bad certificate", "unknown ca") comes after, and
 the server then closes the connection. Which of our calls sees it depends on
 timing. When the alert is read first, the read fails with it. But Go's TLS server
-(etcd, kube-apiserver) closes before it has read the rest of our flight, so its
-kernel answers with a reset, and our write of the request can fail on that reset
-first (Python reports it as ``SSLEOFError``, "EOF occurred in violation of
-protocol"). The alert is still in our socket's receive queue then: TCP delivers
-what the server sent before the reset. ``said_before_closing`` reads it, so a
-refused certificate is classified as one every time, not as a dropped connection.
+(etcd's, or a Go front of the API that requires a certificate) closes before it has
+read the rest of our flight, so its kernel answers with a reset, and our write of
+the request can fail on that reset first (Python reports it as ``SSLEOFError``,
+"EOF occurred in violation of protocol"). The alert is still in our socket's
+receive queue then: TCP delivers what the server sent before the reset.
+``said_before_closing`` reads it, so a refused certificate is classified as one
+every time, not as a dropped connection.
 """
 
 from __future__ import annotations
