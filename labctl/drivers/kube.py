@@ -116,7 +116,7 @@ class KubeClient:
         try:
             connection.request(method, path, body=data, headers=headers)
             response = connection.getresponse()
-            return response.status, response.read()
+            answer = response.status, response.read()
         except TimeoutError as exc:
             raise DriverTimeout(f"the Kubernetes API at {self.url} did not answer in time") from exc
         except ssl.SSLCertVerificationError as exc:
@@ -137,6 +137,16 @@ class KubeClient:
             raise DriverError(f"the Kubernetes API at {self.url} cannot be reached: {exc}") from exc
         finally:
             connection.close()
+        if answer[0] == 401:
+            # kube-apiserver only asks for a client certificate during the handshake and
+            # checks it per request: one its client CA did not sign (or an expired one)
+            # comes back as 401. labctl sends no other credential, so that is the cause.
+            raise AuthenticationError(
+                f"the Kubernetes API at {self.url} did not accept labctl's client certificate "
+                f"{self.tls.cert} (issued by {issuer_of(self.tls.cert)}): HTTP 401 Unauthorized "
+                f"on {method} {path.split('?')[0]}; its client CA did not sign it, or it expired"
+            )
+        return answer
 
     def json(self, method: str, path: str, body: dict[str, Any] | None = None,
              content_type: str = "application/json") -> dict[str, Any]:  # fmt: skip

@@ -20,14 +20,19 @@ import pytest
 from labctl.drivers.kube import KubeClient, KubeTls
 from labctl.errors import AuthenticationError
 from labctl.inventory import require_inventory
+from labctl.kube.binaries import bin_dir
 from labctl.kube.session import KubeSession
 from labctl.pki.builtin_backend import BuiltinBackend
 from labctl.pki.store import PkiStore
 from tests.conftest import REFERENCE
-from tests.peers.etcd import ADDRS, mint_loopback_pki, running_etcd_cluster
+from tests.peers.etcd import ADDRS, EtcdCluster, mint_loopback_pki, running_etcd_cluster
+from tests.peers.kubeapi import running_kube_apiserver
 from tests.peers.tlsserver import TlsServer, refusal_before_request, running_tls_server
 
 pytestmark = pytest.mark.integration
+VERSION = "v" + next(
+    line.split()[1] for line in REFERENCE.read_text().splitlines() if "version: 1." in line
+)
 
 
 @pytest.fixture(scope="module")
@@ -101,11 +106,16 @@ def test_without_a_verifiable_server_certificate_labctl_refuses(
 
 
 @pytest.fixture(scope="module")
-def go_server(pki: PkiStore, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TlsServer]:
-    """Go's TLS server with client certificates required: a one-member etcd."""
+def etcd(pki: PkiStore, tmp_path_factory: pytest.TempPathFactory) -> Iterator[EtcdCluster]:
     with running_etcd_cluster(tmp_path_factory.mktemp("etcd"), pki, size=1) as c:
-        m = c.members[0]
-        yield TlsServer(m.addr, m.client)
+        yield c
+
+
+@pytest.fixture(scope="module")
+def go_server(etcd: EtcdCluster) -> TlsServer:
+    """Go's TLS server with client certificates required: the etcd member's client port."""
+    m = etcd.members[0]
+    return TlsServer(m.addr, m.client)
 
 
 def test_go_lets_labctls_own_certificate_in(pki: PkiStore, go_server: TlsServer) -> None:
@@ -150,3 +160,51 @@ def test_waiting_for_the_api_ends_at_once_when_it_refuses_the_certificate(
             wait(10)
         assert str(caught.value).startswith(refused(pki, rogue, go_server))
         assert time.monotonic() - start < 3
+
+
+@pytest.fixture(scope="module")
+def apiserver(
+    pki: PkiStore, etcd: EtcdCluster, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[TlsServer]:
+    log = tmp_path_factory.mktemp("kube-apiserver") / "kube-apiserver.log"
+    binary = bin_dir(VERSION) / "kube-apiserver"
+    with running_kube_apiserver(binary, ADDRS[0], pki, etcd, log) as s:
+        yield s
+
+
+def test_the_api_server_accepts_labctls_own_certificate(
+    pki: PkiStore, apiserver: TlsServer
+) -> None:
+    tls = KubeTls(pki.path("ca.pem"), pki.path("admin.pem"), pki.path("admin-key.pem"))
+    client = KubeClient(apiserver.url, tls)
+    assert client.readyz() == (True, "ok")
+    assert client.get("/api/v1/namespaces/default") is not None
+
+
+def test_the_api_server_refusing_a_certificate_from_another_ca_is_an_authentication_error(
+    pki: PkiStore, rogue: PkiStore, apiserver: TlsServer, tmp_path: Path
+) -> None:
+    # The handshake succeeds (the API server asks for a certificate, requires none) and
+    # each request is answered 401, even /readyz, which anonymous clients may read: a
+    # certificate that does not verify is refused, not taken for anonymous.
+    client = KubeClient(apiserver.url, foreign(pki, rogue))
+    did_not = (
+        f"the Kubernetes API at {apiserver.url} did not accept labctl's client certificate "
+        f"{foreign(pki, rogue).cert} (issued by CN="
+    )
+    for call in (
+        client.readyz,
+        lambda: client.get("/api/v1/nodes"),
+        lambda: client.list("/api/v1/namespaces"),
+    ):
+        with pytest.raises(AuthenticationError) as caught:
+            call()
+        assert str(caught.value).startswith(did_not)
+        assert "HTTP 401 Unauthorized" in str(caught.value)
+    # And the kubernetes layer's wait for the API ends at once instead of after 300 s.
+    session = KubeSession(require_inventory(REFERENCE), tmp_path)
+    session._client = client
+    start = time.monotonic()
+    with pytest.raises(AuthenticationError):
+        session.wait_ready(10)
+    assert time.monotonic() - start < 3
