@@ -1,12 +1,15 @@
-"""The Kubernetes API driver's client certificate against real TLS 1.3 servers that demand one.
+"""The Kubernetes API driver's client certificate against the real servers that judge it.
 
-Two TLS stacks stand where the API server is, each requiring a client certificate
-signed by the lab CA (as a TLS-terminating front of the API does): ``openssl
-s_server`` with the lab's API certificate, and Go's (kube-apiserver's own stack), as
-an etcd member serves it. labctl's own admin certificate gets in; one from another
-lab's CA must be told as refused, whether the refusal arrives on our first read
-(OpenSSL closes with a FIN, so it always does) or cuts the request (Go closes with
-a reset before it has read our whole flight, so it often does).
+A real kube-apiserver on loopback (on a one-member etcd, with the lab's
+authentication flags) asks for a certificate without requiring one and answers an
+untrusted one with 401 on every request, /readyz included. A TLS front that requires
+one refuses it in the handshake, which TLS 1.3 may deliver late: two such stacks
+stand in, each requiring a certificate signed by the lab CA: ``openssl s_server``
+with the lab's API certificate (it closes with a FIN, so our read always meets its
+alert), and Go's, as the etcd member serves it (it closes with a reset before it
+has read our whole flight, so our write often fails first). labctl's own admin
+certificate gets in everywhere; one from another lab's CA must be told as refused,
+an AuthenticationError, every time.
 """
 
 from __future__ import annotations
