@@ -46,6 +46,7 @@ from types import TracebackType
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
+from labctl.drivers.tlsrefusal import issuer_of, refused_client_certificate, said_before_closing
 from labctl.errors import (
     AuthenticationError,
     DriverError,
@@ -66,21 +67,9 @@ _READ_SIZE = 256 * 1024
 # gRPC codes meaning "this member cannot serve that now, another one may":
 # DEADLINE_EXCEEDED (4) and UNAVAILABLE (14: no leader, request timed out, stopping).
 _TRY_ELSEWHERE_CODES = frozenset({4, 14})
-# Alerts a TLS server sends when it rejects the client's certificate; with TLS 1.3
-# they arrive after our side of the handshake is done, on the first read.
-_CLIENT_CERT_ALERTS = frozenset(
-    {
-        "SSLV3_ALERT_BAD_CERTIFICATE",
-        "SSLV3_ALERT_UNSUPPORTED_CERTIFICATE",
-        "SSLV3_ALERT_CERTIFICATE_REVOKED",
-        "SSLV3_ALERT_CERTIFICATE_EXPIRED",
-        "SSLV3_ALERT_CERTIFICATE_UNKNOWN",
-        "TLSV1_ALERT_UNKNOWN_CA",
-        "TLSV1_ALERT_ACCESS_DENIED",
-        "TLSV13_ALERT_CERTIFICATE_REQUIRED",
-    }
-)
-# A kept connection the member closed in the meantime fails with one of these.
+# A kept connection the member closed in the meantime fails with one of these. (On a
+# new connection the same errors can hide a refused client certificate: see
+# ``tlsrefusal``.)
 _STALE = (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError, ssl.SSLEOFError)
 
 
@@ -411,10 +400,17 @@ class EtcdClient:
     # -- one member ---------------------------------------------------------------
 
     def healthy(self, endpoint: EtcdEndpoint) -> str | None:
-        """None when the member says it is healthy; otherwise a sentence saying why not."""
+        """None when the member says it is healthy; otherwise a sentence saying why not.
+
+        A refused certificate, the member's of ours or ours of the member's, is raised
+        (``AuthenticationError``): the member answered, so no caller may take it for one
+        that is down or not formed yet, and waiting will not change it.
+        """
         try:
             status, body = self._exchange(endpoint, "GET", "/health", None, idempotent=True)
         except _Unanswered as failure:
+            if isinstance(failure.error, AuthenticationError):
+                raise failure.error from None
             return str(failure.error)
         problem = health_problem(status, body)
         return (
@@ -570,20 +566,22 @@ class EtcdClient:
         reused = self._ready(target)
         try:
             return self._send(target, method, path, payload)
-        except _STALE as exc:
-            _drop(target)
-            if not (reused and idempotent):
-                raise self._failure(target.endpoint, exc, sent=True) from None
         except (OSError, http.client.HTTPException) as exc:
+            # On a new connection an EOF or reset may be the member refusing our
+            # certificate (TLS 1.3 tells it after the handshake): look for its alert.
+            cause = exc if reused else _said_before_closing(target, exc)
             _drop(target)
-            raise self._failure(target.endpoint, exc, sent=True) from None
+            if not (reused and idempotent and isinstance(exc, _STALE)):
+                raise self._failure(target.endpoint, cause, sent=True) from None
         # The member closed the kept connection (it restarted, or dropped it) before
         # it read the request: once more on a new one.
+        self._ready(target)
         try:
             return self._send(target, method, path, payload)
         except (OSError, http.client.HTTPException) as exc:
+            cause = _said_before_closing(target, exc)
             _drop(target)
-            raise self._failure(target.endpoint, exc, sent=True) from None
+            raise self._failure(target.endpoint, cause, sent=True) from None
 
     def _ready(self, target: _Target) -> bool:
         """Connect if needed; True when an existing connection is reused."""
@@ -620,14 +618,18 @@ class EtcdClient:
                 f"against the CA in {self.tls.ca} ({exc.verify_message})"
             )
             return _Unanswered(error, sent=False)
-        if isinstance(exc, ssl.SSLError) and exc.reason in _CLIENT_CERT_ALERTS:
+        alert = refused_client_certificate(exc)
+        if alert is not None:
             # The member refused the handshake, so it never read the request.
-            alert = (exc.reason or "").lower().replace("_", " ")
             error = AuthenticationError(
-                f"{label} refused labctl's client certificate {self.tls.cert} ({alert}): "
-                f"it is not signed by a CA the member trusts"
+                f"{label} refused labctl's client certificate {self.tls.cert} (issued by "
+                f"{issuer_of(self.tls.cert)}; {alert}): it is not signed by a CA the member "
+                "trusts"
             )
             return _Unanswered(error, sent=False)
+        if isinstance(exc, (*_STALE, http.client.IncompleteRead)):
+            error = DriverError(f"{label} closed the connection before it answered")
+            return _Unanswered(error, sent=sent)
         if isinstance(exc, ssl.SSLError):
             return _Unanswered(DriverError(f"{label}: TLS failed: {exc.reason or exc}"), sent=sent)
         if isinstance(exc, ConnectionRefusedError):
@@ -635,9 +637,6 @@ class EtcdClient:
             return _Unanswered(error, sent=False)
         if isinstance(exc, TimeoutError):
             error = DriverTimeout(f"{label}: no answer within {self.timeout:g} s")
-            return _Unanswered(error, sent=sent)
-        if isinstance(exc, _STALE | http.client.IncompleteRead):
-            error = DriverError(f"{label} closed the connection before it answered")
             return _Unanswered(error, sent=sent)
         if isinstance(exc, http.client.HTTPException):
             error = DriverError(f"{label} did not answer in HTTP ({type(exc).__name__})")
@@ -756,6 +755,11 @@ def _closed_by_peer(sock: socket.socket) -> bool:
     """
     readable, _, _ = select.select([sock], [], [], 0)
     return bool(readable)
+
+
+def _said_before_closing(target: _Target, exc: BaseException) -> BaseException:
+    """``said_before_closing`` on the target's connection, before it is dropped."""
+    return said_before_closing(target.conn.sock if target.conn else None, exc)
 
 
 def _drop(target: _Target) -> None:

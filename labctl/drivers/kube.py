@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
 
+from labctl.drivers.tlsrefusal import issuer_of, refused_client_certificate, said_before_closing
 from labctl.errors import AuthenticationError, DriverError, DriverTimeout
 
 FIELD_MANAGER = "labctl"
@@ -86,6 +87,7 @@ class KubeClient:
         self.host = parts.hostname or ""
         self.port = parts.port or 443
         self.timeout = timeout
+        self.tls = tls
         context = ssl.create_default_context(cafile=str(tls.ca))
         context.load_cert_chain(str(tls.cert), str(tls.key))
         self._context = context
@@ -114,7 +116,7 @@ class KubeClient:
         try:
             connection.request(method, path, body=data, headers=headers)
             response = connection.getresponse()
-            return response.status, response.read()
+            answer = response.status, response.read()
         except TimeoutError as exc:
             raise DriverTimeout(f"the Kubernetes API at {self.url} did not answer in time") from exc
         except ssl.SSLCertVerificationError as exc:
@@ -123,9 +125,28 @@ class KubeClient:
                 f"sign for it ({exc.verify_message})"
             ) from exc
         except (OSError, http.client.HTTPException) as exc:
+            # Every request has a new connection: an EOF or reset on it may hide the
+            # server's alert refusing our certificate (TLS 1.3 sends it after the handshake).
+            alert = refused_client_certificate(said_before_closing(connection.sock, exc))
+            if alert is not None:
+                raise AuthenticationError(
+                    f"the Kubernetes API at {self.url} refused labctl's client certificate "
+                    f"{self.tls.cert} (issued by {issuer_of(self.tls.cert)}; {alert}): it is "
+                    "not signed by a CA the API server trusts"
+                ) from exc
             raise DriverError(f"the Kubernetes API at {self.url} cannot be reached: {exc}") from exc
         finally:
             connection.close()
+        if answer[0] == 401:
+            # kube-apiserver only asks for a client certificate during the handshake and
+            # checks it per request: one its client CA did not sign (or an expired one)
+            # comes back as 401. labctl sends no other credential, so that is the cause.
+            raise AuthenticationError(
+                f"the Kubernetes API at {self.url} did not accept labctl's client certificate "
+                f"{self.tls.cert} (issued by {issuer_of(self.tls.cert)}): HTTP 401 Unauthorized "
+                f"on {method} {path.split('?')[0]}; its client CA did not sign it, or it expired"
+            )
+        return answer
 
     def json(self, method: str, path: str, body: dict[str, Any] | None = None,
              content_type: str = "application/json") -> dict[str, Any]:  # fmt: skip

@@ -83,7 +83,9 @@ class EtcdSession:
         """``unhealthy()`` when a cluster answers here; None when none can be asked.
 
         None: labctl has no client certificate yet (no cluster was formed by it), or
-        no member answers (not formed yet, or not reachable from this machine).
+        no member answers (not formed yet, or not reachable from this machine). A member
+        that refuses labctl's certificate does answer: that is an ``AuthenticationError``,
+        never None, so a refused certificate cannot pass for a cluster still to form.
         """
         try:
             self.tls()
@@ -93,7 +95,8 @@ class EtcdSession:
         return sick if len(sick) < len(self.endpoints) else None
 
     def wait_healthy(self, deadline: float, poll: float = 1.0) -> None:
-        """Until every member answers healthy; a DriverTimeout naming those that do not."""
+        """Until every member answers healthy; a DriverTimeout naming those that do not
+        (a refused certificate at once, as the ``AuthenticationError`` it is)."""
         end = time.monotonic() + deadline
         while True:
             sick = self.unhealthy()

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from labctl.drivers.kube import KubeClient, KubeTls, UnservedKind
-from labctl.errors import DriverError, LabctlError
+from labctl.errors import AuthenticationError, DriverError, LabctlError
 from labctl.inventory.model import Inventory
 from labctl.pki.session import PkiSession
 from labctl.render.kubernetes import common
@@ -160,10 +160,18 @@ class KubeSession:
             return False, str(exc)
 
     def wait_ready(self, timeout: float) -> float:
-        """Seconds until /readyz said ok; LabctlError with the last reason after ``timeout``."""
+        """Seconds until /readyz said ok; LabctlError with the last reason after ``timeout``.
+
+        A refused client certificate is raised at once: waiting does not make it trusted.
+        """
         start = time.monotonic()
         while True:
-            ready, why = self.readyz()
+            try:
+                ready, why = self.client().readyz()
+            except AuthenticationError:
+                raise
+            except LabctlError as exc:
+                ready, why = False, str(exc)
             if ready:
                 return time.monotonic() - start
             if time.monotonic() - start > timeout:
@@ -202,11 +210,14 @@ class KubeSession:
     def _wait_servers(
         self, waiting_for: Callable[[], list[str]], state: str, failure: str, timeout: float
     ) -> float:
-        """Seconds until ``waiting_for`` names no server; LabctlError after ``timeout``."""
+        """Seconds until ``waiting_for`` names no server; LabctlError after ``timeout``
+        (a refused client certificate at once)."""
         start = time.monotonic()
         while True:
             try:
                 waiting = waiting_for()
+            except AuthenticationError:
+                raise
             except DriverError as exc:
                 waiting, why = ["?"], str(exc)
             else:

@@ -31,9 +31,13 @@ from labctl.drivers.etcd import (
     LearnerNotReadyError,
 )
 from labctl.errors import AuthenticationError, DriverError
+from labctl.etcd.session import EtcdSession
+from labctl.inventory import require_inventory
 from labctl.pki.builtin_backend import BuiltinBackend
 from labctl.pki.store import PkiStore
+from tests.conftest import REFERENCE
 from tests.peers.etcd import EtcdCluster, EtcdMember, mint_loopback_pki, running_etcd_cluster
+from tests.peers.tlsserver import refusal_before_request
 
 pytestmark = pytest.mark.integration
 T = TypeVar("T")
@@ -237,17 +241,88 @@ def test_a_client_certificate_from_another_ca_is_refused(
             )
         with pytest.raises(AuthenticationError, match=r"m1 \(https://.*\) refused labctl's"):
             c.status(eps[1])
-        why = c.healthy(eps[0])
-        assert why is not None and "m0" in why and "refused labctl's client certificate" in why
+        # Refused is not "unhealthy": the member answered, and waiting will not change it.
+        with pytest.raises(AuthenticationError, match=r"m0 \(https://.*\) refused labctl's"):
+            c.healthy(eps[0])
 
     # A member whose certificate does not chain to the CA labctl trusts: labctl refuses.
     wrong_ca = EtcdTls(rogue.path("ca.pem"), cluster.client_cert, cluster.client_key)
     with EtcdClient(eps, wrong_ca) as c:
         with pytest.raises(AuthenticationError, match="refused the server certificate of m0"):
             c.status(eps[0])
+        with pytest.raises(AuthenticationError, match="refused the server certificate of m1"):
+            c.healthy(eps[1])
         with pytest.raises(AuthenticationError):
             c.put("/labctl/never", b"x")
     assert cluster.etcdctl(cluster.members[0], "get", "/labctl/never").stdout == ""
+
+
+def test_a_refused_certificate_is_told_when_the_refusal_cuts_the_request(
+    cluster: EtcdCluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Under TLS 1.3 a member looks at our certificate after our side of the handshake
+    # is done, then sends its alert and closes with a reset. When all that arrives
+    # before we write the request (made certain here), the write fails on the reset
+    # ("EOF occurred in violation of protocol"), with the alert waiting behind it.
+    refusal_before_request(monkeypatch)
+    rogue = mint_loopback_pki(tmp_path / "rogue", BuiltinBackend())
+    foreign = EtcdTls(
+        cluster.ca,
+        rogue.path("etcd-client-operator.pem"),
+        rogue.path("etcd-client-operator-key.pem"),
+    )
+    eps = [endpoint(m) for m in cluster.members]
+    refused = f"refused labctl's client certificate {foreign.cert} (issued by CN="
+    with EtcdClient(eps, foreign) as c:
+        with pytest.raises(AuthenticationError) as caught:
+            c.members()
+        said = str(caught.value)
+        assert said.startswith("no etcd member could list the members: ")
+        for m in cluster.members:
+            assert f"{m.name} ({m.client_url}) {refused}" in said
+        assert "sslv3 alert bad certificate" in said and "TLS failed" not in said
+        with pytest.raises(AuthenticationError, match=r"m1 \(https://.*\) refused labctl's"):
+            c.status(eps[1])
+        with pytest.raises(AuthenticationError) as caught:
+            c.healthy(eps[2])
+        assert str(caught.value).startswith(f"m2 ({eps[2].url}) {refused}")
+        # Not sent, so a request that is not safe to repeat tries every member too.
+        with pytest.raises(AuthenticationError, match="no etcd member could delete"):
+            c.delete("/labctl/never")
+        with pytest.raises(AuthenticationError, match="no etcd member could take a snapshot"):
+            c.snapshot(tmp_path / "never.db")
+    assert not (tmp_path / "never.db").exists()
+
+
+def test_a_refused_certificate_is_not_a_cluster_still_to_form(
+    cluster: EtcdCluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Before it snapshots, records who joins, restores or guards quorum, labctl asks
+    # whether a cluster answers; "none" means a cluster still to form. Members that
+    # refuse labctl's certificate do answer: that must be said, not taken for "none".
+    rogue = mint_loopback_pki(tmp_path / "rogue", BuiltinBackend())
+    foreign = EtcdTls(
+        cluster.ca,
+        rogue.path("etcd-client-operator.pem"),
+        rogue.path("etcd-client-operator-key.pem"),
+    )
+    inventory = require_inventory(REFERENCE)
+
+    def session_with(tls: EtcdTls) -> EtcdSession:
+        session = EtcdSession(inventory, tmp_path, timeout=5)
+        session.endpoints = [endpoint(m) for m in cluster.members]
+        monkeypatch.setattr(session, "tls", lambda: tls)
+        return session
+
+    with session_with(tls_of(cluster)) as session:  # labctl's own certificate: all healthy
+        assert session.reachable_unhealthy() == {}
+    with session_with(foreign) as session:
+        with pytest.raises(AuthenticationError, match="refused labctl's client certificate"):
+            session.reachable_unhealthy()
+        start = time.monotonic()
+        with pytest.raises(AuthenticationError, match=r"m0 .* refused labctl's client"):
+            session.wait_healthy(10)
+        assert time.monotonic() - start < 3
 
 
 def test_a_killed_member_is_named_and_the_others_answer(
@@ -304,6 +379,16 @@ def test_a_killed_member_is_named_and_the_others_answer(
         c.wait_healthy(c.members)
         monkeypatch.setattr(etcd_driver, "_closed_by_peer", lambda sock: False)
         assert client.status(m1).member_id != 0
+
+    # A request that is not safe to repeat is not sent again on a new connection: the
+    # dead kept connection is said as such (it was a TypeError, a traceback).
+    with EtcdClient([m1], tls_of(c)) as solo:
+        assert solo.get("/labctl/solo") is None  # a kept connection to m1
+        c.kill("m1", signal.SIGTERM)
+        c.start(c.member("m1"), c.members, "existing")
+        c.wait_healthy(c.members)
+        with pytest.raises(DriverError, match=r"m1 .* closed the connection before it answered"):
+            solo.delete("/labctl/solo")
 
 
 def test_a_learner_joins_catches_up_is_promoted_and_removed(own_cluster: EtcdCluster) -> None:
