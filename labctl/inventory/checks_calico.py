@@ -15,8 +15,8 @@ from collections.abc import Iterator
 
 from labctl.calico import topology
 from labctl.inventory import ipam
-from labctl.inventory.checks import E, Finding, W, check, lab_check
 from labctl.inventory.model import Inventory
+from labctl.inventory.registry import E, Finding, W, check, lab_check
 
 # 0 and 65535 are reserved (RFC 7607, RFC 7300), 23456 is AS_TRANS (RFC 6793),
 # 4294967295 is reserved (RFC 7300): no BGP speaker may use them as its own.

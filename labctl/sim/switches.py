@@ -28,7 +28,7 @@ from labctl.inventory.problems import format_path
 from labctl.secrets import resolve
 from labctl.sim import bgp_agent
 from labctl.sim import node as sim_node
-from labctl.sim.plan import SimBridge, SimNic, SimNode
+from labctl.sim.records import SimBridge, SimNic, SimNode
 
 FRR = "/usr/lib/frr"
 UNIT = "frr.service"
