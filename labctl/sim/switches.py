@@ -22,7 +22,7 @@ import os
 import shlex
 from pathlib import Path
 
-from labctl.calico import topology
+from labctl.inventory import topology
 from labctl.inventory.model import Inventory
 from labctl.inventory.problems import format_path
 from labctl.secrets import resolve
