@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import ast
 import json
+import re
 import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -181,25 +182,51 @@ def engine_reach(imports: Iterable[Import]) -> list[Import]:
     ]
 
 
-def string_imports(path: Path) -> list[tuple[int, str]]:
-    """Where ``path`` imports by name at run time: importlib, ``__import__``, "labctl.x:Y"."""
+IMPORT_BY_NAME = ("import_module", "__import__", "spec_from_file_location", "find_spec")
+MODULE_ATTRIBUTE = re.compile(r"labctl(\.[A-Za-z_]\w*)+:[A-Za-z_]\w*")
+MODULE_PATH = re.compile(r"labctl(\.[A-Za-z_]\w*)+")
+
+
+def _docstrings(tree: ast.AST) -> set[int]:
+    """ids of the string constants that are docstrings (they name modules to explain them)."""
+    found: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
+            body = node.body
+            if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
+                found.add(id(body[0].value))
+    return found
+
+
+def string_imports(path: Path, *, any_module_name: bool = False) -> list[tuple[int, str]]:
+    """Where ``path`` imports a module by name at run time instead of with ``import``.
+
+    Flags importlib's ``import_module`` (and ``__import__``, ``find_spec``, loading
+    from a file) and "labctl.x:Class" strings; with ``any_module_name``, also any
+    string that is a labctl module's dotted name outside a docstring (the engine
+    has no reason to hold one).
+    """
+    tree = ast.parse(path.read_text(), str(path))
+    docstrings = _docstrings(tree)
     found: list[tuple[int, str]] = []
-    for node in ast.walk(ast.parse(path.read_text(), str(path))):
-        if isinstance(node, ast.Import | ast.ImportFrom):
-            names = [a.name for a in node.names]
-            module = node.module if isinstance(node, ast.ImportFrom) else None
-            if "importlib" in names or (module or "").startswith("importlib"):
-                found.append((node.lineno, "imports importlib"))
-        elif isinstance(node, ast.Name) and node.id == "__import__":
-            found.append((node.lineno, "calls __import__"))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("importlib"):
+            for alias in node.names:
+                if alias.name in IMPORT_BY_NAME:
+                    found.append((node.lineno, f"imports importlib's {alias.name}"))
+        elif isinstance(node, ast.Attribute) and node.attr in IMPORT_BY_NAME:
+            found.append((node.lineno, f"calls {node.attr}"))
+        elif isinstance(node, ast.Name) and node.id in IMPORT_BY_NAME:
+            found.append((node.lineno, f"calls {node.id}"))
         elif (
             isinstance(node, ast.Constant)
             and isinstance(node.value, str)
-            and node.value.startswith(PACKAGE + ".")
-            and ":" in node.value
-            and " " not in node.value
+            and id(node) not in docstrings
         ):
-            found.append((node.lineno, f"names {node.value!r}"))
+            if MODULE_ATTRIBUTE.fullmatch(node.value):
+                found.append((node.lineno, f"names {node.value!r}"))
+            elif any_module_name and MODULE_PATH.fullmatch(node.value):
+                found.append((node.lineno, f"names the module {node.value!r}"))
     return found
 
 
@@ -243,7 +270,7 @@ def report(root: Path = ROOT) -> dict[str, object]:
         "engine_string_imports": [
             f"{module_name(p, root)} line {line}: {what}"
             for p in engine_files
-            for line, what in string_imports(p)
+            for line, what in string_imports(p, any_module_name=True)
         ],
     }
 
