@@ -23,7 +23,7 @@ class PkiLayer:
 
     def local_work(self) -> Mapping[str, LocalWorkFactory]:
         """The work of the ``LocalStep``s this layer's plans hold, by step name."""
-        from labctl.pki.session import MintWork
+        from labctl.pki.work import MintWork
 
         return {"pki.mint": MintWork}
 
