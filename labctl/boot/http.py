@@ -17,7 +17,7 @@ false "ok". Flatcar's installer fetches its image in the release layout
 ``flatcar-install -b`` expects: ``/flatcar/<mac>/<version>/<image>`` and its
 ``.sig``, from the verified cache (HEAD too: it checks both with
 ``wget --spider`` first). Each server's Ignition carries its SSH host key
-(``labctl.install.hostkeys``), read from the state directory at start.
+(``labctl.boot.hostkeys``), read from the state directory at start.
 
 Run as ``python -m labctl.boot.http INVENTORY STATE_DIR`` (``service.py`` does).
 """
@@ -36,9 +36,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, unquote
 
-from labctl.boot import assets
+from labctl.boot import assets, hostkeys
 from labctl.boot.state import BootDirs, Report, write_report
-from labctl.install import hostkeys
 from labctl.inventory import require_inventory
 from labctl.inventory.model import Inventory
 from labctl.render import boot as render

@@ -26,11 +26,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from labctl.boot import assets
+from labctl.boot import assets, hostkeys
 from labctl.boot.state import BootDirs
 from labctl.errors import LabctlError
 from labctl.files import write_atomic
-from labctl.install import hostkeys
 from labctl.inventory.model import Inventory
 from labctl.programs import require
 from labctl.render import boot as render

@@ -2,7 +2,7 @@
 
 ``labctl bgp status`` and the calico layer's last step (``calico.established``)
 ask through here. Every device is asked in parallel, over one SSH session each
-(``engine/targets.py``: switches on their management address) or, for a switch
+(``labctl/targets.py``: switches on their management address) or, for a switch
 whose ``bgp_status`` is ``snmp``, over SNMP (``switch_snmp.py``); a device that
 does not answer is named with the reason, and its sessions count as down.
 Nodes are read only where BIRD stands in for calico-node (the simulated lab:
@@ -17,13 +17,14 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from labctl.calico import status as parse
-from labctl.calico import switch_snmp, topology
+from labctl.calico import switch_snmp
 from labctl.drivers.bgp_snmp import SwitchSnmpEndpoint
-from labctl.engine.targets import InventoryConnector
 from labctl.errors import LabctlError
+from labctl.inventory import topology
 from labctl.inventory.model import Inventory, Switch
 from labctl.render.bird import CONTROL_SOCKET
 from labctl.render.calico_node import birdc
+from labctl.targets import InventoryConnector
 
 FRR_SUMMARY = ("vtysh", "-c", "show bgp summary json")
 FRR_ROUTES = ("vtysh", "-c", "show ip route bgp json")

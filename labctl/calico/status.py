@@ -14,7 +14,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from labctl.calico import topology
+from labctl.inventory import topology
 from labctl.inventory.model import Inventory
 
 ESTABLISHED = "Established"

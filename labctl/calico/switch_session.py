@@ -11,8 +11,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from labctl.drivers.ssh import SshSession, SshTarget
-from labctl.engine.targets import switch_target
 from labctl.inventory.model import Inventory
+from labctl.targets import switch_target
 
 FRR_RUNNING = ("vtysh", "-c", "show running-config")
 CLI_RUNNING = ("show running-config",)

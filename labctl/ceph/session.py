@@ -14,10 +14,10 @@ from types import TracebackType
 from typing import Any
 
 from labctl.drivers.ceph import CephCli, CephMon
-from labctl.engine.targets import InventoryConnector
 from labctl.errors import DriverTimeout, LabctlError
 from labctl.inventory.model import Inventory
 from labctl.render import ceph as render
+from labctl.targets import InventoryConnector
 
 
 @dataclass(frozen=True)

@@ -94,7 +94,7 @@ def _bootstrap(
 def run_and_report(layers: Sequence[Layer], ctx: LayerContext, output: OutputFormat) -> None:
     """Run ``layers`` with progress on stderr (or one JSON report); exit 1 if one failed."""
     from labctl.engine.executor import Options
-    from labctl.engine.runner import run_layers
+    from labctl.run import run_layers
 
     options = Options(dry_run=ctx.dry_run)
     if output is OutputFormat.json:

@@ -22,7 +22,7 @@ from labctl.errors import DriverError, LabctlError
 
 
 class Connector(Protocol):
-    """One reusable SSH session per node (``engine/targets.py`` has the inventory's)."""
+    """One reusable SSH session per node (``labctl/targets.py`` has the inventory's)."""
 
     def ssh(self, host: str) -> SshSession: ...
 

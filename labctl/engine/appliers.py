@@ -2,53 +2,66 @@
 
 Layers only say what should be true; an applier makes it true through a
 driver, says in a dry run why it would change something (``observe``), and
-releases its device sessions at the end of the run (``close``). The run
-builds one set of appliers from the inventory and the executor looks each
-action's ``kind`` up in it, so any layer can emit any kind of action: the os
-layer's ``SetBootDevice`` goes to the same BMC applier as the power layer's
-``SetPower``.
+releases its device sessions at the end of the run (``close``). A run is handed
+one set of appliers and the executor looks each action's ``kind`` up in it, so
+any layer can emit any kind of action: the os layer's ``SetBootDevice`` goes to
+the same BMC applier as the power layer's ``SetPower``.
 
-* ``SshApplier``: ``PutFile``, ``Run``, ``WaitFor``, ``Check`` on nodes, over SSH;
-  a file that holds secrets is filled in from the run's ``SecretBox`` as it is
-  written (``labctl/secret_box.py``), and compared filled in.
-* ``BmcApplier``: ``SetPower``, ``SetBootDevice`` through servers' BMCs.
-* ``LocalApplier``: ``LocalStep`` on the operator's machine, looked up by
-  name in ``LOCAL_WORK`` (as ansible looks up an action plugin by name).
+This module is the engine's side: the ``Applier`` protocol, the set of a run
+(``Appliers``), and the two appliers that need nothing but the engine's own
+records and drivers:
 
+* ``SshApplier``: ``PutFile``, ``Run``, ``WaitFor``, ``Check`` on nodes, over SSH,
+  through a ``Connector`` (``labctl/targets.py`` has the inventory's); a file that
+  holds secrets is filled in from the run's ``Secrets`` as it is written, and
+  compared filled in.
+* ``LocalApplier``: ``LocalStep`` on the operator's machine: the work its name
+  names, from the table it is handed (as ansible looks up an action plugin by name).
+
+The engine imports no domain package: the BMC applier lives with power
+(``labctl/power/applier.py``), each layer declares its own local work
+(``local_work()``), and ``labctl/run.py`` assembles a run's appliers above the
+engine from ``LAYERS``, the inventory and the run's ``SecretBox``.
 A new kind of action gets its record in ``actions.py`` and its method in the
-applier whose driver it needs (or a new applier, added to ``standard_appliers``).
+applier whose driver it needs (or a new applier, added in ``labctl/run.py``).
 """
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
-import importlib
-import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Protocol
 
-from labctl.engine.actions import (
-    Action,
-    Check,
-    LocalStep,
-    PutFile,
-    Run,
-    SetBootDevice,
-    SetPower,
-    WaitFor,
-)
+from labctl.engine.actions import Action, Check, LocalStep, PutFile, Run, WaitFor
 from labctl.engine.layer import LayerContext
 from labctl.errors import AuthenticationError, DriverError, DriverTimeout, HostKeyError, LabctlError
 
 if TYPE_CHECKING:  # drivers are imported when an applier first needs them
-    from labctl.drivers.ssh import RemoteFile
-    from labctl.engine.targets import Connector
-    from labctl.inventory.model import Server
-    from labctl.power.session import PowerSession
-    from labctl.secret_box import SecretBox
+    from labctl.drivers.ssh import RemoteFile, SshSession
+    from labctl.engine.actions import SecretUse
+    from labctl.inventory.model import SecretRef
+
+
+class Connector(Protocol):
+    """Hands out one reusable SSH session per host (``labctl/targets.py``)."""
+
+    def ssh(self, host: str) -> SshSession: ...
+
+    def close(self) -> None: ...
+
+
+class Secrets(Protocol):
+    """The run's secrets (``labctl/secret_box.py``'s ``SecretBox``): values, and seals of them."""
+
+    def lookup(self, uses: Sequence[SecretUse]) -> dict[SecretRef, str]:
+        """The value of every secret ``uses`` names; raises a LabctlError naming one it lacks."""
+        ...
+
+    def seal(self, uses: Sequence[SecretUse]) -> str:
+        """A digest of the values ``uses`` names that cannot be guessed back from."""
+        ...
 
 
 class Applier(Protocol):
@@ -88,7 +101,7 @@ class Appliers:
     steps that depend on them (None: a step that names a secret fails).
     """
 
-    def __init__(self, appliers: Iterable[Applier], secrets: SecretBox | None = None) -> None:
+    def __init__(self, appliers: Iterable[Applier], secrets: Secrets | None = None) -> None:
         self.secrets = secrets
         self._all = list(appliers)
         self._by_kind: dict[str, Applier] = {}
@@ -132,7 +145,7 @@ class SshApplier:
 
     kinds = (PutFile.kind, Run.kind, WaitFor.kind, Check.kind)
 
-    def __init__(self, connector: Connector, secrets: SecretBox | None = None) -> None:
+    def __init__(self, connector: Connector, secrets: Secrets | None = None) -> None:
         self.connector = connector
         self.secrets = secrets
         self._apply: dict[str, Callable[[Action], bool]] = {
@@ -255,89 +268,6 @@ def _same_owner(actual: str, wanted: str) -> bool:
     return actual == wanted if ":" in wanted else actual.split(":")[0] == wanted
 
 
-# -- servers' BMCs -------------------------------------------------------------------
-
-
-class BmcApplier:
-    """Power and boot device through servers' BMCs (IPMI), for any layer's plans.
-
-    Each server's BMC password is resolved when that server is first reached,
-    so a missing one fails that server's step alone. Powering on is done at
-    once; ``off`` and ``cycle`` take a server down, so they run one at a time,
-    each after the quorum guard has read every etcd and Ceph monitor member.
-    """
-
-    kinds = (SetPower.kind, SetBootDevice.kind)
-
-    def __init__(self, ctx: LayerContext) -> None:
-        self._ctx = ctx
-        self._servers = {s.name: s for s in ctx.inventory.servers}
-        self._session: PowerSession | None = None
-        self._lock = threading.Lock()
-        self._disruptive = threading.Lock()
-
-    def _power(self) -> PowerSession:
-        from labctl.power.session import PowerSession
-
-        with self._lock:
-            if self._session is None:
-                self._session = PowerSession(self._ctx.inventory, self._ctx.base_dir)
-            return self._session
-
-    def _server(self, name: str) -> Server:
-        server = self._servers.get(name)
-        if server is None:
-            raise LabctlError(f"no server named {name} in the inventory")
-        return server
-
-    def apply(self, action: Action) -> bool:
-        if isinstance(action, SetBootDevice):
-            from labctl.drivers.ipmi import BootDevice
-
-            device = BootDevice(action.device)
-            server = self._server(action.host)
-            # Always sent: a next-boot setting is used up by the boot it chose, so
-            # reading the BMC cannot say whether this one is still to come.
-            asyncio.run(self._power().set_boot_device(server, device, action.persistent))
-            return True
-        assert isinstance(action, SetPower)
-        server = self._server(action.host)
-        if action.state == "on":
-            return asyncio.run(self._power().ensure_on(server))
-        if action.state not in ("off", "cycle"):
-            raise LabctlError(f"{action.host}: no power state {action.state!r} (on, off, cycle)")
-        return self._take_down(server, action.state)
-
-    def _take_down(self, server: Server, state: str) -> bool:
-        from labctl.power.requests import PowerVerb
-
-        with self._disruptive:
-            (result,) = asyncio.run(self._power().request([server], PowerVerb(state)))
-        if result.error:
-            raise LabctlError(f"{server.name}: power {state}: {result.error}")
-        return state == "cycle" or result.before != result.after
-
-    def observe(self, action: Action) -> str | None:
-        server = self._server(action.host)
-        if isinstance(action, SetBootDevice):
-            current = asyncio.run(self._power().boot_device(server))
-            return None if current == action.device else f"boots from {current}"
-        assert isinstance(action, SetPower)
-        state = asyncio.run(self._power().state(server))
-        if action.state == "cycle":
-            return f"power is {state}; a cycle always acts"
-        return None if state == action.state else f"power is {state}"
-
-    def survey(self, actions: Sequence[Action]) -> Mapping[str, str | None]:
-        return {}  # one status read per server is already one round trip
-
-    def close(self) -> None:
-        with self._lock:
-            if self._session is not None:
-                asyncio.run(self._session.close())
-                self._session = None
-
-
 # -- the operator's machine ------------------------------------------------------------
 
 
@@ -353,56 +283,31 @@ class LocalWork(Protocol):
         ...
 
 
-# Local work by the name its LocalStep carries, as "module:class": imported when a
-# step first asks for it, so a run that mints nothing never imports the minting code.
-LOCAL_WORK: dict[str, str] = {
-    "pki.mint": "labctl.pki.session:MintWork",
-    "etcd.snapshot": "labctl.etcd.work:SnapshotWork",
-    "etcd.healthy": "labctl.etcd.work:HealthyWork",
-    "etcd.membership": "labctl.etcd.work:MembershipWork",
-    "etcd.add": "labctl.etcd.work:AddWork",
-    "etcd.promote": "labctl.etcd.work:PromoteWork",
-    "etcd.remove": "labctl.etcd.work:RemoveWork",
-    "etcd.left": "labctl.etcd.work:LeftWork",
-    "ceph.keys": "labctl.ceph.work:KeysWork",
-    "ceph.healthy": "labctl.ceph.work:HealthyWork",
-    "calico.established": "labctl.calico.work:EstablishedWork",
-    "calico.resources": "labctl.calico.work:ResourcesWork",
-    "calico.nodes-ready": "labctl.calico.work:NodesReadyWork",
-    "os.survey": "labctl.install.work:SurveyWork",
-    "os.boot-start": "labctl.install.work:BootStartWork",
-    "os.boot-stop": "labctl.install.work:BootStopWork",
-    # Per server: os.arm with subject fohn is built as ArmWork("fohn").
-    "os.arm": "labctl.install.work:ArmWork",
-    "os.refuse": "labctl.install.work:RefuseWork",
-    "os.await-install": "labctl.install.work:AwaitInstallWork",
-    "os.await-ssh": "labctl.install.work:AwaitSshWork",
-    "kubernetes.binaries": "labctl.kube.work:BinariesWork",
-    "kubernetes.ready": "labctl.kube.work:ReadyWork",
-    "kubernetes.addons": "labctl.kube.work:AddonsWork",
-    "kubernetes.nodes": "labctl.kube.work:NodesWork",
-}
+# What makes the work a step names: called with the step's subject when it has one
+# (os.arm of fohn is ArmWork("fohn")), with nothing otherwise. A work class is one.
+LocalWorkFactory = Callable[..., LocalWork]
 
 
 class LocalApplier:
-    """``LocalStep``s, each carried out by the local work registered under its name."""
+    """``LocalStep``s, each carried out by the work ``works`` holds under its name.
+
+    ``works``: by step name; the run assembles it from what each layer declares
+    (``labctl/run.py``), and a test hands its own.
+    """
 
     kinds = (LocalStep.kind,)
 
-    def __init__(self, ctx: LayerContext, works: Mapping[str, str] | None = None) -> None:
+    def __init__(self, ctx: LayerContext, works: Mapping[str, LocalWorkFactory]) -> None:
         self._ctx = ctx
-        self._works = LOCAL_WORK if works is None else works
+        self._works = works
 
     def _work(self, action: Action) -> LocalWork:
         assert isinstance(action, LocalStep)
-        where = self._works.get(action.name)
-        args: tuple[str, ...] = (action.subject,) if action.subject else ()
-        if where is None:
+        make = self._works.get(action.name)
+        if make is None:
             raise LabctlError(f"no local work named {action.name!r} in this version of labctl")
-        module, _, attribute = where.partition(":")
         # Work done for one of several things in a run is made for that thing.
-        work: LocalWork = getattr(importlib.import_module(module), attribute)(*args)
-        return work
+        return make(action.subject) if action.subject else make()
 
     def apply(self, action: Action) -> bool:
         return self._work(action).apply(self._ctx)
@@ -415,19 +320,3 @@ class LocalApplier:
 
     def close(self) -> None:
         pass  # local work holds nothing open between steps
-
-
-def standard_appliers(ctx: LayerContext, connector: Connector | None = None) -> Appliers:
-    """The appliers of a bootstrap run; ``connector`` replaces the inventory's SSH targets."""
-    from labctl.engine.targets import InventoryConnector
-    from labctl.secret_box import SecretBox
-
-    secrets = SecretBox(ctx.base_dir, ctx.state_dir)
-    return Appliers(
-        (
-            SshApplier(connector or InventoryConnector(ctx.inventory, ctx.base_dir), secrets),
-            BmcApplier(ctx),
-            LocalApplier(ctx),
-        ),
-        secrets,
-    )

@@ -1,8 +1,9 @@
 """Runs layers in bootstrap order through one executor, under the state directory's lock.
 
-The run owns the appliers: it builds one set from the inventory (SSH to the
-nodes, the BMCs, local work), hands every layer's plans to the same executor,
-and closes them all at the end, whatever happened.
+The run owns the appliers: it is handed one set (``labctl/run.py`` assembles
+them above the engine: SSH to the nodes, the BMCs, every layer's local work),
+hands every layer's plans to the same executor, and closes them all at the end,
+whatever happened.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from labctl.engine.appliers import Appliers, standard_appliers
+from labctl.engine.appliers import Appliers
 from labctl.engine.executor import Executor, Options, ProgressSink, RunReport
 from labctl.engine.journal import Journal, RunLock
 from labctl.engine.layer import Layer, LayerContext, NotBuilt
@@ -36,17 +37,20 @@ def run_layers(
     ctx: LayerContext,
     options: Options,
     *,
-    appliers: Appliers | None = None,
+    appliers: Appliers | Callable[[], Appliers],
     progress: ProgressSink | None = None,
     announce: Callable[[str], None] = lambda _: None,
 ) -> list[LayerOutcome]:
     """Apply ``layers`` in order; stop after the first layer that fails.
 
-    ``appliers`` default to the inventory's own (``standard_appliers``); they
-    are closed when the run ends, whoever built them.
+    ``appliers``: the run's, or what builds them once the state directory is
+    locked; they are closed when the run ends, whoever built them.
     """
     outcomes: list[LayerOutcome] = []
-    with RunLock(ctx.state_dir), appliers or standard_appliers(ctx) as run_appliers:
+    with (
+        RunLock(ctx.state_dir),
+        appliers if isinstance(appliers, Appliers) else appliers() as run_appliers,
+    ):
         executor = Executor(run_appliers, Journal(ctx.state_dir), options, progress)
         for layer in layers:
             if isinstance(layer, NotBuilt):

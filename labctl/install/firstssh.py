@@ -1,7 +1,7 @@
 """The first SSH login to a server labctl has just installed, against the host key it planted.
 
 labctl mints each server's SSH host key before the install
-(``labctl.install.hostkeys``) and plants it through the server's Ignition, so
+(``labctl.boot.hostkeys``) and plants it through the server's Ignition, so
 the first connection has something to be checked against: right after the
 installer reported success for this server's MAC and the server was powered on
 from disk, labctl replaces the server's known_hosts lines with the planted
@@ -23,9 +23,10 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from labctl.boot import hostkeys
 from labctl.errors import LabctlError
 from labctl.files import write_atomic
-from labctl.install import hostkeys, survey
+from labctl.install import survey
 
 if TYPE_CHECKING:
     import paramiko
@@ -38,7 +39,7 @@ POLL = 2.0
 
 def first_login(ctx: LayerContext, name: str, deadline: float | None = None) -> str:
     """Pin the planted host key, log in to ``name``, check its OS; the key's fingerprint."""
-    from labctl.engine.targets import ssh_target
+    from labctl.targets import ssh_target
 
     server = ctx.inventory.server(name)
     target = replace(ssh_target(ctx.inventory, ctx.base_dir, name), connect_timeout=5.0)

@@ -1,7 +1,7 @@
 """The os layer's local work: survey, boot service start/stop, install reports, first SSH.
 
-Registered in ``LOCAL_WORK`` under ``os.*``; the per-server ones are named
-``os.<work>:<server>`` and built with the server's name. They run on the
+Declared by the os layer (``OsLayer.local_work``) under ``os.*``; the per-server
+ones are named ``os.<work>:<server>`` and built with the server's name. They run on the
 operator's machine and talk to the servers only through labctl's drivers
 (SSH, the BMC) and the boot service's files.
 """
@@ -36,7 +36,7 @@ NETNS_ENV = "LABCTL_BOOT_NETNS"
 
 def _ssh_look(ctx: LayerContext, server: Server) -> survey.Observation:
     from labctl.drivers.ssh import SshSession
-    from labctl.engine.targets import ssh_target
+    from labctl.targets import ssh_target
 
     name = server.name
     before = survey.installed_record(ctx.state_dir, name).exists()

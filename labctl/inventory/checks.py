@@ -10,85 +10,17 @@ from __future__ import annotations
 
 import re
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator
 
 from labctl.inventory import ipam
 from labctl.inventory.load import SourceMap
 from labctl.inventory.model import Inventory, SecretRef, Server
-from labctl.inventory.problems import DocPath, Problem, Severity, Stage
+from labctl.inventory.problems import DocPath, Problem
 
-Finding = tuple[DocPath, str]
-CheckFn = Callable[[Inventory], Iterable[Finding]]
-# A lab check also needs the lab kind, which the inventory does not hold: the same
-# file drives a real lab and the simulated one (``labctl sim up`` boots it). True:
-# the simulated lab, where the finding is a note; False: a real lab, where it counts.
-LabCheckFn = Callable[[Inventory, bool], Iterable[Finding]]
+# REGISTRY is read through this module: importing it registers every check.
+from labctl.inventory.registry import REGISTRY as REGISTRY
+from labctl.inventory.registry import E, Finding, W, check
 
-
-@dataclass(frozen=True)
-class Check:
-    id: str
-    severity: Severity
-    summary: str
-    fn: CheckFn | None  # None: reported by the loader, the schema or a lab check
-    stage: Stage = Stage.CHECKS
-    # Set for a check that needs the lab kind (``lab_check``): it runs only where that
-    # is known (``labctl plan``/``bootstrap``, ``labctl validate --lab``).
-    lab_fn: LabCheckFn | None = None
-
-
-# Reported by the loader and the schema; listed so the docs and ids are complete.
-LOAD_CHECKS = (
-    Check(
-        "LAB001",
-        Severity.ERROR,
-        "The file is not valid YAML (syntax, tags, merge keys).",
-        None,
-        Stage.YAML,
-    ),
-    Check("LAB002", Severity.ERROR, "A mapping has the same key twice.", None, Stage.YAML),
-    Check(
-        "LAB003",
-        Severity.ERROR,
-        "A field the schema does not know (often a typo).",
-        None,
-        Stage.SCHEMA,
-    ),
-    Check("LAB004", Severity.ERROR, "A required field is missing.", None, Stage.SCHEMA),
-    Check(
-        "LAB005", Severity.ERROR, "A value has the wrong type, form or range.", None, Stage.SCHEMA
-    ),
-)
-
-REGISTRY: dict[str, Check] = {c.id: c for c in LOAD_CHECKS}
-
-
-def check(check_id: str, severity: Severity, summary: str) -> Callable[[CheckFn], CheckFn]:
-    def register(fn: CheckFn) -> CheckFn:
-        if check_id in REGISTRY:
-            raise RuntimeError(f"check id {check_id} registered twice")
-        REGISTRY[check_id] = Check(check_id, severity, summary, fn)
-        return fn
-
-    return register
-
-
-def lab_check(
-    check_id: str, severity: Severity, summary: str
-) -> Callable[[LabCheckFn], LabCheckFn]:
-    """Register a check that needs the lab kind: ``fn(inventory, simulated)``."""
-
-    def register(fn: LabCheckFn) -> LabCheckFn:
-        if check_id in REGISTRY:
-            raise RuntimeError(f"check id {check_id} registered twice")
-        REGISTRY[check_id] = Check(check_id, severity, summary, None, lab_fn=fn)
-        return fn
-
-    return register
-
-
-E, W = Severity.ERROR, Severity.WARNING
 # \Z, not $: "$" also matches before a final newline, and a MAC reaches dnsmasq and
 # systemd-networkd files.
 MAC_RE = re.compile(r"^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}\Z")
@@ -960,7 +892,8 @@ def ceph_managers(inv: Inventory) -> Iterator[Finding]:
         )
 
 
-# The BGP fabric's checks (LAB090-LAB099) live in their own module and register here.
+# The BGP fabric's checks (LAB090-LAB099) live in their own module and register here,
+# in id order (docs/checks.md lists the registry as it fills).
 import labctl.inventory.checks_calico  # noqa: E402, F401
 
 # -- os layer: network install -------------------------------------------------

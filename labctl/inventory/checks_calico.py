@@ -2,7 +2,7 @@
 
 Kept apart from ``checks.py`` so the fabric's rules read together; they
 register into the same registry (ids LAB090-LAB099) and are imported by it.
-They read the fabric through ``labctl.calico.topology``, as the renders do.
+They read the fabric through ``labctl.inventory.topology``, as the renders do.
 LAB120 and LAB121 are lab checks: what a real lab needs that the simulated one
 stands in for (calico-node from Calico's manifest, switches whose BGP side can
 be read), so they count only where the lab kind is known (``checks.lab_check``).
@@ -13,10 +13,9 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterator
 
-from labctl.calico import topology
-from labctl.inventory import ipam
-from labctl.inventory.checks import E, Finding, W, check, lab_check
+from labctl.inventory import ipam, topology
 from labctl.inventory.model import Inventory
+from labctl.inventory.registry import E, Finding, W, check, lab_check
 
 # 0 and 65535 are reserved (RFC 7607, RFC 7300), 23456 is AS_TRANS (RFC 6793),
 # 4294967295 is reserved (RFC 7300): no BGP speaker may use them as its own.

@@ -56,7 +56,7 @@ class BinariesWork:
 
     def _ssh(self, ctx: LayerContext, server: str) -> SshSession:
         from labctl.drivers.ssh import SshSession
-        from labctl.engine.targets import ssh_target
+        from labctl.targets import ssh_target
 
         return SshSession(ssh_target(ctx.inventory, ctx.base_dir, server))
 

@@ -22,10 +22,9 @@ as it writes the file; the plan holds the masked text and the references
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from functools import partial
 
-from labctl.calico import topology
 from labctl.engine.actions import (
     Action,
     Fill,
@@ -36,8 +35,10 @@ from labctl.engine.actions import (
     WaitFor,
     ssh_answers,
 )
+from labctl.engine.appliers import LocalWorkFactory
 from labctl.engine.layer import LayerContext
 from labctl.engine.plan import Plan
+from labctl.inventory import topology
 from labctl.inventory.model import Inventory, SecretRef
 from labctl.inventory.problems import format_path
 from labctl.render import bird, calico_node, switches
@@ -101,6 +102,12 @@ def fabric_digest(ctx: LayerContext) -> str:
 
 class CalicoLayer:
     name = "calico"
+
+    def local_work(self) -> Mapping[str, LocalWorkFactory]:
+        """The work of the ``LocalStep``s this layer's plans hold, by step name."""
+        from labctl.calico.work import EstablishedWork
+
+        return {"calico.established": EstablishedWork}
 
     def plans(self, ctx: LayerContext) -> Iterator[Plan]:
         inventory = ctx.inventory

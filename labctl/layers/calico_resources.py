@@ -21,10 +21,11 @@ would apply stand-ins, and no Node would ever turn Ready.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 
 from labctl.calico.work import nodes_ready_timeout
 from labctl.engine.actions import Action, LocalStep
+from labctl.engine.appliers import LocalWorkFactory
 from labctl.engine.layer import LayerContext
 from labctl.engine.plan import Plan
 from labctl.errors import LabctlError
@@ -37,6 +38,16 @@ class CalicoResourcesLayer:
     # The lab checks (inventory/checks_calico.py) a run of this layer needs: on a real
     # lab, calico-node from Calico's manifest and switches whose sessions can be read.
     lab_checks = ("LAB120", "LAB121")
+
+    def local_work(self) -> Mapping[str, LocalWorkFactory]:
+        """The work of the ``LocalStep``s this layer's plans hold, by step name."""
+        from labctl.calico.work import EstablishedWork, NodesReadyWork, ResourcesWork
+
+        return {
+            "calico.established": EstablishedWork,
+            "calico.resources": ResourcesWork,
+            "calico.nodes-ready": NodesReadyWork,
+        }
 
     def plans(self, ctx: LayerContext) -> Iterator[Plan]:
         calico = ctx.inventory.cluster.calico

@@ -21,10 +21,11 @@ runtime-dependent lines start the daemon (``render/ceph.py``).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING
 
 from labctl.engine.actions import Action, LocalStep, PutFile, Run, WaitFor, ssh_answers
+from labctl.engine.appliers import LocalWorkFactory
 from labctl.engine.layer import LayerContext
 from labctl.engine.plan import Plan
 from labctl.errors import RenderError
@@ -265,6 +266,15 @@ def is_restart(action: Action) -> bool:
 
 class CephLayer:
     name = "ceph"
+
+    def local_work(self) -> Mapping[str, LocalWorkFactory]:
+        """The work of the ``LocalStep``s this layer's plans hold, by step name."""
+        from labctl.ceph.work import HealthyWork, KeysWork
+
+        return {
+            "ceph.keys": KeysWork,
+            "ceph.healthy": HealthyWork,
+        }
 
     def plans(self, ctx: LayerContext) -> Iterator[Plan]:
         from labctl.ceph.keys import KeyStore

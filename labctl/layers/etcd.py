@@ -27,10 +27,11 @@ their data moved aside. Every change step keeps quorum or refuses.
 from __future__ import annotations
 
 import shlex
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
 from labctl.engine.actions import Action, Check, LocalStep, PutFile, Run, WaitFor, ssh_answers
+from labctl.engine.appliers import LocalWorkFactory
 from labctl.engine.layer import LayerContext
 from labctl.engine.plan import Plan, Step
 from labctl.render import etcd as render
@@ -110,6 +111,28 @@ def runtime(ctx: LayerContext) -> str:
 
 class EtcdLayer:
     name = "etcd"
+
+    def local_work(self) -> Mapping[str, LocalWorkFactory]:
+        """The work of the ``LocalStep``s this layer's plans hold, by step name."""
+        from labctl.etcd.work import (
+            AddWork,
+            HealthyWork,
+            LeftWork,
+            MembershipWork,
+            PromoteWork,
+            RemoveWork,
+            SnapshotWork,
+        )
+
+        return {
+            "etcd.snapshot": SnapshotWork,
+            "etcd.healthy": HealthyWork,
+            "etcd.membership": MembershipWork,
+            "etcd.add": AddWork,
+            "etcd.promote": PromoteWork,
+            "etcd.remove": RemoveWork,
+            "etcd.left": LeftWork,
+        }
 
     def plans(self, ctx: LayerContext) -> Iterator[Plan]:
         from labctl.etcd.membership import MembershipRecord

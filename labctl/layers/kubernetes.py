@@ -16,9 +16,10 @@ every server is a Node (``kubernetes.nodes``). A re-run on a working cluster cha
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 
 from labctl.engine.actions import Action, LocalStep, PutFile, Run, WaitFor, ssh_answers
+from labctl.engine.appliers import LocalWorkFactory
 from labctl.engine.layer import LayerContext
 from labctl.engine.plan import Plan
 from labctl.errors import LabctlError
@@ -230,6 +231,17 @@ def node_actions(ctx: LayerContext, server: Server) -> list[Action]:
 
 class KubernetesLayer:
     name = "kubernetes"
+
+    def local_work(self) -> Mapping[str, LocalWorkFactory]:
+        """The work of the ``LocalStep``s this layer's plans hold, by step name."""
+        from labctl.kube.work import AddonsWork, BinariesWork, NodesWork, ReadyWork
+
+        return {
+            "kubernetes.binaries": BinariesWork,
+            "kubernetes.ready": ReadyWork,
+            "kubernetes.addons": AddonsWork,
+            "kubernetes.nodes": NodesWork,
+        }
 
     def plans(self, ctx: LayerContext) -> Iterator[Plan]:
         inventory = ctx.inventory

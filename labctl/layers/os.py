@@ -17,10 +17,11 @@ service stops.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
 from labctl.engine.actions import LocalStep, SetBootDevice, SetPower
+from labctl.engine.appliers import LocalWorkFactory
 from labctl.engine.layer import LayerContext
 from labctl.engine.plan import Plan, Step
 from labctl.install import survey
@@ -79,6 +80,28 @@ class OsLayer:
 
     reinstall: frozenset[str] = field(default_factory=frozenset)
     name: str = "os"
+
+    def local_work(self) -> Mapping[str, LocalWorkFactory]:
+        """The work of the ``LocalStep``s this layer's plans hold, by step name."""
+        from labctl.install.work import (
+            ArmWork,
+            AwaitInstallWork,
+            AwaitSshWork,
+            BootStartWork,
+            BootStopWork,
+            RefuseWork,
+            SurveyWork,
+        )
+
+        return {
+            "os.survey": SurveyWork,
+            "os.boot-start": BootStartWork,
+            "os.boot-stop": BootStopWork,
+            "os.arm": ArmWork,
+            "os.refuse": RefuseWork,
+            "os.await-install": AwaitInstallWork,
+            "os.await-ssh": AwaitSshWork,
+        }
 
     def plans(self, ctx: LayerContext) -> Iterator[Plan]:
         digest = inputs_digest(ctx)

@@ -10,15 +10,22 @@ says which and where).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 
 from labctl.engine.actions import Action, LocalStep, PutFile, ssh_answers
+from labctl.engine.appliers import LocalWorkFactory
 from labctl.engine.layer import LayerContext
 from labctl.engine.plan import Plan
 
 
 class PkiLayer:
     name = "pki"
+
+    def local_work(self) -> Mapping[str, LocalWorkFactory]:
+        """The work of the ``LocalStep``s this layer's plans hold, by step name."""
+        from labctl.pki.work import MintWork
+
+        return {"pki.mint": MintWork}
 
     def plans(self, ctx: LayerContext) -> Iterator[Plan]:
         from labctl.pki.placement import node_files

@@ -16,8 +16,8 @@ from pathlib import Path
 
 from labctl.errors import DriverError
 from labctl.pki.backend import CaMaterial
+from labctl.pki.cfssl_json import csr_json, dumps, go_duration, signing_profile
 from labctl.pki.specs import CertSpec
-from labctl.render.cfssl_json import csr_json, dumps, go_duration, signing_profile
 
 
 class CfsslBackend:

@@ -17,11 +17,11 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from labctl.pki.backend import Backend, CaMaterial
+from labctl.pki.cfssl_json import ca_config, csr_json, dumps
 from labctl.pki.check import DEFAULT_THRESHOLD, Finding, check
 from labctl.pki.sealing import CURRENT
 from labctl.pki.specs import SERVICE_ACCOUNT, PkiInput, plan_certificates
 from labctl.pki.store import PkiStore, require_strong
-from labctl.render.cfssl_json import ca_config, csr_json, dumps
 
 
 @dataclass

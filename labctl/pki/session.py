@@ -15,19 +15,15 @@ import json
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from labctl.errors import LabctlError, UsageError
 from labctl.inventory.model import Inventory, PkiSettings
 from labctl.pki.backend import Backend
-from labctl.pki.check import Finding, check, key_findings, weak_seals
+from labctl.pki.check import Finding, check, key_findings
 from labctl.pki.mint import MintReport, mint_all, rotate
 from labctl.pki.specs import PkiInput, PkiNode
 from labctl.pki.store import PkiStore
 from labctl.secrets import resolve_passphrase
-
-if TYPE_CHECKING:
-    from labctl.engine.layer import LayerContext
 
 BACKENDS = ("auto", "cfssl", "builtin")
 
@@ -147,23 +143,3 @@ class PkiSession:
 
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
-
-
-class MintWork:
-    """The pki layer's local step ``pki.mint``: mint what the inventory needs, here."""
-
-    def apply(self, ctx: LayerContext) -> bool:
-        report = PkiSession(ctx.inventory, ctx.base_dir).mint()
-        return bool(report.minted or report.resealed)
-
-    def observe(self, ctx: LayerContext) -> str | None:
-        # What minting would do, read from the store (expiry, SANs, subject,
-        # signer, how CA keys are sealed); no key is decrypted, so a dry run needs no
-        # passphrase.
-        session = PkiSession(ctx.inventory, ctx.base_dir)
-        findings = session.findings() + weak_seals(session.input, session.store)
-        if not findings:
-            return None
-        shown = "; ".join(f"{f.name}: {f.reason}" for f in findings[:4])
-        more = f"; and {len(findings) - 4} more" if len(findings) > 4 else ""
-        return f"would mint {len(findings)}: {shown}{more}"

@@ -18,8 +18,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from labctl.calico import topology
 from labctl.errors import RenderError
+from labctl.inventory import topology
 from labctl.inventory.model import Inventory, Server
 from labctl.render.bgp_common import SecretFn, announced, masked
 from labctl.render.quoting import bird_string

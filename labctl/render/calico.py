@@ -20,7 +20,7 @@ from typing import Any
 
 import yaml
 
-from labctl.calico import topology
+from labctl.inventory import topology
 from labctl.inventory.model import Inventory
 
 API = "projectcalico.org/v3"

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import shlex
 
-from labctl.calico import topology
+from labctl.inventory import topology
 from labctl.inventory.model import Inventory, Server
 from labctl.render.bird import CONFIG_PATH, CONTROL_SOCKET
 from labctl.render.kubernetes.host import CNI_CONF_DIR

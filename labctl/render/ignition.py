@@ -9,7 +9,7 @@ Fedora CoreOS, which does not run networkd), time sync, the update strategy and
 a small identity file labctl reads back to know the node is the one it
 installed. It is served over plain HTTP while the node boots, so keys and
 certificates follow over SSH (pki layer), with one exception: the node's SSH
-host key, minted by labctl per server (``labctl.install.hostkeys``), goes in
+host key, minted by labctl per server (``labctl.boot.hostkeys``), goes in
 so that the first SSH after the install can pin it instead of believing
 whatever key answers first. It is added after the digest is taken, so the
 identity file and the golden files name only what the inventory says.

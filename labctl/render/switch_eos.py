@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 
-from labctl.calico import topology
+from labctl.inventory import topology
 from labctl.inventory.model import Inventory, SecretRef, Switch
 from labctl.render.bgp_common import SecretFn, announced, masked
 from labctl.render.quoting import config_lines, config_word, hostname

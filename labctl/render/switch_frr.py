@@ -13,7 +13,7 @@ module attaches to the switch's snmpd.
 
 from __future__ import annotations
 
-from labctl.calico import topology
+from labctl.inventory import topology
 from labctl.inventory.model import Inventory, SecretRef, Switch
 from labctl.render.bgp_common import SecretFn, announced, masked
 from labctl.render.quoting import config_lines, config_word, hostname

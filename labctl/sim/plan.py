@@ -19,35 +19,10 @@ from dataclasses import dataclass
 
 from labctl.inventory.export import primary_address
 from labctl.inventory.model import Inventory
+from labctl.sim.records import SimBridge, SimNic, SimNode
+from labctl.sim.switches import build_switches
 
 TRANSIT = ipaddress.ip_network("169.254.77.0/30")  # host <-> fabric
-
-
-@dataclass(frozen=True)
-class SimBridge:
-    network: str
-    name: str  # bridge device in the fabric namespace
-    address: str  # fabric's address on it, CIDR form (the network's gateway)
-    extra: tuple[str, ...]  # BMC/PDU addresses living on this bridge, CIDR form
-
-
-@dataclass(frozen=True)
-class SimNic:
-    name: str
-    mac: str
-    bridge: str
-    peer: str  # the veth end in the fabric namespace
-    addresses: tuple[str, ...]  # CIDR form
-
-
-@dataclass(frozen=True)
-class SimNode:
-    name: str
-    netns: str
-    nics: tuple[SimNic, ...]
-    gateway: str | None
-    ssh_address: str
-    listen: tuple[str, ...]  # every address sshd listens on
 
 
 @dataclass(frozen=True)
@@ -137,7 +112,6 @@ def build_plan(inventory: Inventory) -> SimPlan:
             )
         )
     prefixes = tuple(str(ipaddress.ip_network(nets[b.network].cidr)) for b in bridges)
-    from labctl.sim.switches import build_switches  # it builds on this module's records
 
     return SimPlan(
         lab_id=lid,

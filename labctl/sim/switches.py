@@ -22,13 +22,13 @@ import os
 import shlex
 from pathlib import Path
 
-from labctl.calico import topology
+from labctl.inventory import topology
 from labctl.inventory.model import Inventory
 from labctl.inventory.problems import format_path
 from labctl.secrets import resolve
 from labctl.sim import bgp_agent
 from labctl.sim import node as sim_node
-from labctl.sim.plan import SimBridge, SimNic, SimNode
+from labctl.sim.records import SimBridge, SimNic, SimNode
 
 FRR = "/usr/lib/frr"
 UNIT = "frr.service"

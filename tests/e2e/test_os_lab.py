@@ -23,8 +23,8 @@ from pathlib import Path
 
 import pytest
 
+from labctl.boot import hostkeys
 from labctl.engine.journal import Journal
-from labctl.install import hostkeys
 from labctl.inventory import require_inventory
 from labctl.render import ignition
 from labctl.sim import installer

@@ -21,16 +21,16 @@ import pytest
 
 from labctl.drivers.ssh import SshTarget
 from labctl.engine.actions import PutFile, Run
-from labctl.engine.appliers import standard_appliers
 from labctl.engine.executor import Executor, Options, Outcome
 from labctl.engine.journal import Journal
 from labctl.engine.layer import LayerContext
 from labctl.engine.plan import Plan
-from labctl.engine.targets import SshConnector
 from labctl.inventory import require_inventory
 from labctl.inventory.model import Inventory, SecretRef
 from labctl.layers.calico import CalicoLayer
+from labctl.run import standard_appliers
 from labctl.standins import StandIns
+from labctl.targets import SshConnector
 from tests.conftest import REFERENCE
 from tests.peers.sshd import SshdPeer, running_sshd
 

@@ -19,7 +19,7 @@ from labctl.engine.appliers import Appliers, SshApplier
 from labctl.engine.executor import Executor, Options, Outcome
 from labctl.engine.journal import Journal
 from labctl.engine.plan import Plan
-from labctl.engine.targets import SshConnector
+from labctl.targets import SshConnector
 from tests.conftest import ROOT
 from tests.peers.sshd import SshdPeer, running_sshd
 
@@ -87,7 +87,7 @@ APPLY_SCRIPT = textwrap.dedent(
     from labctl.engine.actions import PutFile
     from labctl.engine.appliers import Appliers, SshApplier
     from labctl.engine.executor import Executor, Options
-    from labctl.engine.targets import SshConnector
+    from labctl.targets import SshConnector
     from labctl.engine.journal import Journal, RunLock
     from labctl.engine.plan import Plan
 

@@ -81,7 +81,7 @@ def context(
         user="root",
         connect_timeout=5,
     )
-    monkeypatch.setattr("labctl.engine.targets.ssh_target", lambda *_: target)
+    monkeypatch.setattr("labctl.targets.ssh_target", lambda *_: target)
     return SimpleNamespace(
         inventory=require_inventory(tmp_path / "inventory.yaml"),
         base_dir=tmp_path,
@@ -102,7 +102,7 @@ def test_the_planted_key_is_pinned_before_the_first_connection(
         f"[{sshd.host}]:{sshd.port} {planted}",
     ]
     # From then on the strict driver accepts it.
-    from labctl.engine import targets
+    from labctl import targets
 
     with SshSession(targets.ssh_target(ctx.inventory, tmp_path, "fohn")) as ssh:
         assert ssh.run(("true",)).ok

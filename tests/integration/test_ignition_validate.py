@@ -29,7 +29,7 @@ def test_reference_configs_validate(tmp_path: Path, name: str) -> None:
 
 
 def test_a_config_with_its_host_key_validates(tmp_path: Path) -> None:
-    from labctl.install import hostkeys
+    from labctl.boot import hostkeys
 
     inventory = require_inventory(REFERENCE)
     private, public = hostkeys.mint()

@@ -202,7 +202,7 @@ def _context(lab: Lab, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Layer
 def _run(layer: Layer, ctx: LayerContext, dry_run: bool = False) -> RunReport:
     """One layer through the real runner, executor and the run's own appliers."""
     from labctl.engine.executor import Options
-    from labctl.engine.runner import run_layers
+    from labctl.run import run_layers
 
     (outcome,) = run_layers([layer], ctx, Options(dry_run=dry_run))
     (report,) = outcome.reports

@@ -112,7 +112,7 @@ def test_the_install_digest_follows_the_inventory(tmp_path: Path, inventory: Inv
 def test_the_minted_host_key_is_planted_0600_and_stays_out_of_the_digest(
     inventory: Inventory, tmp_path: Path
 ) -> None:
-    from labctl.install import hostkeys
+    from labctl.boot import hostkeys
 
     key = hostkeys.ensure(tmp_path, "fohn")
     private = tmp_path / "os" / "hostkeys" / "fohn"

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import pytest
 
 from labctl.engine.actions import LocalStep
-from labctl.engine.appliers import LocalApplier
+from labctl.engine.appliers import LocalApplier, LocalWorkFactory
 from labctl.engine.layer import LayerContext
+from labctl.engine.plan import Plan
 from labctl.errors import LabctlError
 from labctl.inventory import require_inventory
 from tests.conftest import REFERENCE
@@ -30,7 +32,7 @@ class Recorded:
 
 def test_a_step_with_a_subject_builds_the_work_for_it(tmp_path: Path) -> None:
     ctx = LayerContext(require_inventory(REFERENCE), REFERENCE, tmp_path)
-    applier = LocalApplier(ctx, {"t.work": f"{__name__}:Recorded"})
+    applier = LocalApplier(ctx, {"t.work": Recorded})
     SEEN.clear()
     assert applier.apply(LocalStep("t.work", "all", "d"))
     assert applier.apply(LocalStep("t.work", "one", "d", "fohn", subject="fohn"))
@@ -41,9 +43,34 @@ def test_a_step_with_a_subject_builds_the_work_for_it(tmp_path: Path) -> None:
         applier.apply(LocalStep("t.other", "x", "d", subject="fohn"))
 
 
-def test_the_os_layer_work_is_registered() -> None:
-    from labctl.engine.appliers import LOCAL_WORK
+def test_every_local_step_a_layer_plans_has_its_work_declared() -> None:
+    """Each layer declares the work of the LocalSteps it emits; the run finds all 24."""
+    from labctl.run import DeclaredWork, run_layer_set
 
-    for name in ("os.survey", "os.boot-start", "os.boot-stop", "os.arm", "os.await-install"):
-        module, _, attribute = LOCAL_WORK[name].partition(":")
-        assert hasattr(__import__(module, fromlist=[attribute]), attribute)
+    works = DeclaredWork(run_layer_set([]))
+    assert {"os.survey", "os.arm", "os.await-install", "pki.mint", "etcd.promote"} <= set(works)
+    assert {"kubernetes.binaries", "calico.resources", "ceph.keys"} <= set(works)
+    assert len(works) == 24
+
+
+def test_two_layers_may_not_declare_one_step_name_for_different_work() -> None:
+    from labctl.run import DeclaredWork
+
+    class One:
+        name = "one"
+
+        def plans(self, ctx: LayerContext) -> Iterator[Plan]:
+            return iter(())
+
+        def local_work(self) -> Mapping[str, LocalWorkFactory]:
+            return {"t.work": Recorded}
+
+    class Other(One):
+        name = "other"
+
+        def local_work(self) -> Mapping[str, LocalWorkFactory]:
+            return {"t.work": lambda: Recorded("other")}
+
+    assert DeclaredWork([One(), One()])["t.work"] is Recorded  # the same work twice is fine
+    with pytest.raises(ValueError, match=r"one and other both declare t\.work"):
+        DeclaredWork([One(), Other()])["t.work"]

@@ -13,9 +13,9 @@ from labctl.engine.appliers import Appliers, LocalApplier, SshApplier
 from labctl.engine.executor import Options, Outcome
 from labctl.engine.layer import LayerContext
 from labctl.engine.runner import LayerOutcome, run_layers
-from labctl.engine.targets import SshConnector
 from labctl.inventory import load_inventory
 from labctl.layers.pki import PkiLayer
+from labctl.targets import SshConnector
 from tests.conftest import REFERENCE
 from tests.peers.sshd import SshdPeer, running_sshd
 
@@ -45,7 +45,12 @@ def test_pki_step_pushes_each_node_its_files_and_converges(
     def run(context: LayerContext, options: Options) -> LayerOutcome:
         # Every node is the one loopback sshd; the run closes its appliers, so each
         # run gets its own.
-        appliers = Appliers([SshApplier(SshConnector(lambda host: target)), LocalApplier(context)])
+        appliers = Appliers(
+            [
+                SshApplier(SshConnector(lambda host: target)),
+                LocalApplier(context, PkiLayer().local_work()),
+            ]
+        )
         (outcome,) = run_layers([PkiLayer()], context, options, appliers=appliers)
         return outcome
 

@@ -9,8 +9,7 @@ import json
 import pytest
 import yaml
 
-from labctl.calico import topology
-from labctl.inventory import check_text
+from labctl.inventory import check_text, topology
 from labctl.inventory.model import Inventory
 from labctl.render import bird, calico, calico_node, calico_standin, switches
 from labctl.render.bgp_common import masked

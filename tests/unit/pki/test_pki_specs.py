@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from labctl.pki.cfssl_json import ca_config, csr_json, dumps, go_duration
 from labctl.pki.specs import plan_certificates
-from labctl.render.cfssl_json import ca_config, csr_json, dumps, go_duration
 from tests.pki_sample import sample_input
 
 GOLDEN = Path(__file__).resolve().parents[2] / "fixtures" / "pki"

@@ -2,7 +2,9 @@
 
 A connector hands out one reusable SSH session per host; the SSH applier asks
 it for sessions and closes it at the end of the run. Tests hand the applier a
-connector of their own (every node on one loopback sshd).
+connector of their own (every node on one loopback sshd). It lives outside the
+engine so that domain packages (the etcd, Ceph and Calico sessions, the os
+layer's work) may reach a host without importing the engine.
 """
 
 from __future__ import annotations
@@ -11,7 +13,6 @@ import os
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Protocol
 
 from labctl.drivers.ssh import SshSession, SshTarget
 from labctl.errors import LabctlError
@@ -19,14 +20,6 @@ from labctl.inventory.export import primary_address
 from labctl.inventory.model import Inventory
 
 DEFAULT_KNOWN_HOSTS = Path(".labctl/known_hosts")
-
-
-class Connector(Protocol):
-    """Hands out one reusable SSH session per host."""
-
-    def ssh(self, host: str) -> SshSession: ...
-
-    def close(self) -> None: ...
 
 
 class SshConnector:

@@ -5,6 +5,8 @@ from here, so they cannot disagree on who peers with whom: each node's BGP
 address, its pod block (the block Calico's IPAM would hand it, in inventory
 order), the switch peers each node has, the node-to-node mesh or the route
 reflector sessions. Nothing here touches the network.
+It lives in the inventory package, beside ``ipam.py``, because it is a
+reading of the inventory that renders, checks and Calico's sessions all build on.
 """
 
 from __future__ import annotations

@@ -13,6 +13,9 @@ keeps its identity); deleting the file mints a new one at the next install.
 The private part travels in the Ignition served over plain HTTP on the boot
 network while the server installs (docs/os.md says what that protects and
 what it does not).
+
+It lives with the boot service, which serves the key; the os layer's work
+(``labctl/install/``) uses it from above.
 """
 
 from __future__ import annotations

@@ -1,4 +1,9 @@
-"""cfssl input documents (ca-config.json, CSR JSON) as plain, deterministic data."""
+"""cfssl input documents (ca-config.json, CSR JSON) as plain, deterministic data.
+
+It lives with the PKI code that runs cfssl rather than in ``render/`` (whose
+documents the lab's peers read): ``render/`` imports the PKI's specs and
+placement, so ``pki`` importing ``render`` would make the two a circle.
+"""
 
 from __future__ import annotations
 
