@@ -3,11 +3,12 @@
 The runner gathers what a layer names before its first plan and what a plan
 makes after it is applied, before the layer plans on; a pending fact ends a dry
 run's layer with one line (or is planned around, said once), and fails a real
-run with the same words.
+run with the same words. And no layer reads the operator's disk itself.
 """
 
 from __future__ import annotations
 
+import ast
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +25,7 @@ from labctl.engine.plan import Plan
 from labctl.engine.runner import run_layers
 from labctl.errors import LabctlError
 from labctl.inventory import require_inventory
-from tests.conftest import REFERENCE
+from tests.conftest import REFERENCE, ROOT
 from tests.unit.test_engine import FakeApplier
 
 
@@ -124,3 +125,21 @@ def test_a_fact_nobody_gathered_is_an_error_naming_it(tmp_path: Path) -> None:
     assert LayerContext(ctx.inventory, REFERENCE, tmp_path, facts=Facts.of(Count(3))).fact(
         Count
     ) == Count(3)
+
+
+# What reads the operator's machine: the state directory, the inventory's folder (the
+# PKI store, sealed keys), files, and the stores and records that read them.
+READS = {"state_dir", "base_dir", "read_text", "read_bytes", "open", "exists", "load",
+         "PkiSession", "KeyStore", "MembershipRecord", "read_cert", "read_key"}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "path", sorted((ROOT / "labctl" / "layers").glob("*.py")), ids=lambda p: p.name
+)
+def test_layers_read_facts_not_files(path: Path) -> None:
+    names = {
+        node.attr if isinstance(node, ast.Attribute) else node.id
+        for node in ast.walk(ast.parse(path.read_text(), str(path)))
+        if isinstance(node, ast.Attribute | ast.Name)
+    }
+    assert not names & READS, f"{path.name} reads {sorted(names & READS)}: read a fact instead"
