@@ -4,9 +4,9 @@ The pki layer pushes these files and the kubernetes layer restarts a service
 when its node's files change (their digest is in every restart trigger). Both
 read them as the fact ``PkiFiles`` (``engine/facts.py``), which the runner
 gathers after the plan ``pki: mint`` (and before any layer that names it), so
-neither layer opens the store inside ``plans()``. A store that lacks what a
-server needs (no CA, or a certificate minted for another set of nodes) is
-pending: ``pki: mint`` makes it.
+neither layer opens the store inside ``plans()``. A store without a CA is
+pending, and so are the files of a server it has no certificates for yet (one
+added since the last mint): ``pki: mint`` makes them.
 """
 
 from __future__ import annotations
@@ -27,11 +27,17 @@ MINT_PLAN = "pki: mint"
 
 @dataclass(frozen=True)
 class PkiFiles:
-    """A fact: what each server gets from the PKI store, by server, in inventory order."""
+    """A fact: what each server gets from the PKI store, by server, in inventory order;
+    ``missing``: servers whose files the store lacks yet, and why."""
 
     files: tuple[tuple[str, tuple[NodeFile, ...]], ...] = ()
+    missing: tuple[tuple[str, str], ...] = ()
 
     def of(self, node: str) -> tuple[NodeFile, ...]:
+        """``node``'s files; pending (``pki: mint`` makes them) when the store lacks them."""
+        why = dict(self.missing).get(node)
+        if why is not None:
+            raise FactPending(why, MINT_PLAN)
         return dict(self.files).get(node, ())
 
     def digest(self, node: str) -> str:
@@ -52,13 +58,15 @@ class PkiFiles:
 
         session = PkiSession(ctx.inventory, ctx.base_dir)
         inp, store = session.input, session.store
-        found = []
+        if store.read_cert("ca") is None:
+            raise FactPending("no CA in the PKI store yet; run `labctl pki mint`", MINT_PLAN)
+        found, missing = [], []
         for server in ctx.inventory.servers:
             try:
                 found.append((server.name, tuple(node_files(inp, store, server.name))))
-            except LabctlError as exc:
-                raise FactPending(str(exc), MINT_PLAN) from None
-        return cls(tuple(found))
+            except LabctlError as exc:  # a server added since the last mint
+                missing.append((server.name, f"{server.name}: {exc}"))
+        return cls(tuple(found), tuple(missing))
 
     def describe(self) -> str:
         if not self.files:

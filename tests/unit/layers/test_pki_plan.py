@@ -63,3 +63,22 @@ def test_pki_before_any_mint_plans_the_mint_and_says_the_push_waits_for_it(
         next(plans)
     assert pending.value.plan == "pki: mint"
     assert "no CA in the PKI store yet" in pending.value.why
+
+
+def test_a_server_added_since_the_mint_is_pending_and_the_others_are_not(tmp_path: Path) -> None:
+    inventory_path = tmp_path / "inventory.yaml"
+    shutil.copy(REFERENCE, inventory_path)
+    ctx = LayerContext(require_inventory(inventory_path), inventory_path, tmp_path / "state")
+    _placeholder_store(ctx)
+    (tmp_path / "ssl" / "kubelet-wind.pem").unlink()  # as if wind came after the mint
+    files = PkiFiles.gather(ctx)
+    assert files.digest("fohn") and files.of("chequita")
+    with pytest.raises(FactPending, match="wind: kubelet-wind is missing") as pending:
+        files.of("wind")
+    assert pending.value.plan == "pki: mint"
+    plans = PkiLayer().plans(
+        LayerContext(ctx.inventory, inventory_path, ctx.state_dir, facts=Facts.of(files))
+    )
+    assert next(plans).layer == "pki: mint"
+    with pytest.raises(FactPending):
+        next(plans)  # a dry run says the push waits for the mint; a real run fails so
