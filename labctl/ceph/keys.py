@@ -144,6 +144,8 @@ class CephKeys:
 
     @classmethod
     def gather(cls, ctx: LayerContext) -> Self:
+        if ctx.inventory.cluster.ceph is None:
+            return cls()  # no Ceph: no keys, and no passphrase asked for them
         store = KeyStore.of(ctx.inventory, ctx.base_dir)
         if not store.exists():
             raise FactPending(f"no Ceph keys in {store.path} yet", "ceph: keys")
