@@ -6,7 +6,9 @@ before the first monitor exists, so the monitors start with every key already
 in their database and no daemon's key is ever fetched from a running cluster.
 They live in one file, ``<pki directory>/ceph-keys.json.encrypted``: the JSON
 map of entity to key, sealed with AES-GCM under a key derived (scrypt) from the
-CA passphrase, as the CA key is sealed under it. Decrypted only in memory.
+CA passphrase, as the CA key is sealed under it. Decrypted only in memory:
+the ceph layer reads them as the fact ``CephKeys`` (``engine/facts.py``), which
+the runner gathers (decrypts) after the plan ``ceph: keys`` mints them.
 """
 
 from __future__ import annotations
@@ -17,13 +19,18 @@ import json
 import os
 import struct
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Self
 
+from labctl.engine.facts import FactPending
 from labctl.errors import LabctlError, SecretError
 from labctl.files import write_atomic
 from labctl.inventory.model import Inventory
 from labctl.secrets import resolve_passphrase
+
+if TYPE_CHECKING:
+    from labctl.engine.layer import LayerContext
 
 FILENAME = "ceph-keys.json.encrypted"
 # Interactive-login strength: a stolen file costs scrypt per guess, a run costs ~50 ms.
@@ -124,3 +131,25 @@ class KeyStore:
             keys.update({e: new_key() for e in minted})
             self.save(keys)
         return minted
+
+
+@dataclass(frozen=True)
+class CephKeys:
+    """A fact: every entity's cephx key, decrypted (never printed: ``repr`` hides them)."""
+
+    keys: tuple[tuple[str, str], ...] = field(default=(), repr=False)
+
+    def as_dict(self) -> dict[str, str]:
+        return dict(self.keys)
+
+    @classmethod
+    def gather(cls, ctx: LayerContext) -> Self:
+        if ctx.inventory.cluster.ceph is None:
+            return cls()  # no Ceph: no keys, and no passphrase asked for them
+        store = KeyStore.of(ctx.inventory, ctx.base_dir)
+        if not store.exists():
+            raise FactPending(f"no Ceph keys in {store.path} yet", "ceph: keys")
+        return cls(tuple(sorted(store.load().items())))
+
+    def describe(self) -> str:
+        return f"{len(self.keys)} Ceph key(s)"

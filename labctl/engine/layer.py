@@ -1,10 +1,12 @@
 """What a bootstrap layer is: a name and a pure function from the inventory to plans.
 
-A layer never talks to a device. It yields plans one at a time; the runner
-applies each before asking for the next, so a later plan can be built from
-what an earlier one left on the operator's machine (certificates are minted by
-one plan, then read to make the next plan's file pushes). Every side effect is
-an action, carried out by the applier for its kind (``engine/appliers.py``).
+A layer never talks to a device, nor reads a file. It yields plans one at a
+time; the runner applies each before asking for the next, so a later plan can
+be built from what an earlier one made (certificates are minted by one plan,
+then read to make the next plan's file pushes): the layer names the facts it
+reads (``facts``), a plan names those it makes (``Plan.makes``), and the runner
+gathers them between plans onto ``ctx.facts`` (``engine/facts.py``). Every side
+effect is an action, carried out by the applier for its kind (``engine/appliers.py``).
 
 The engine owns this protocol; ``labctl/layers/`` implements it, one module per
 layer, and lists them in bootstrap order in ``LAYERS``. A layer may also name the
@@ -19,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
+from labctl.engine.facts import F, Facts
 from labctl.inventory.model import Inventory
 from labctl.standins import StandIns
 
@@ -34,6 +37,8 @@ class LayerContext:
     inventory_path: Path
     state_dir: Path
     dry_run: bool = False
+    # What earlier plans learnt, as typed facts (engine/facts.py); the runner gathers them.
+    facts: Facts = field(default_factory=Facts)
     # Prefixed to every path a layer writes on a node; "{node}" becomes the server's
     # name. Empty on real labs; tests point every node at one loopback sshd and give
     # each node its own directory there.
@@ -50,6 +55,10 @@ class LayerContext:
     def on_node(self, node: str, path: str) -> str:
         """``path`` as written on ``node``, under ``node_root`` when one is set."""
         return self.node_root.replace("{node}", node) + path
+
+    def fact(self, kind: type[F], otherwise: F | None = None) -> F:
+        """The fact of class ``kind``; a pending one as ``engine/facts.py`` says."""
+        return self.facts.read(kind, self.dry_run, otherwise)
 
 
 class Layer(Protocol):

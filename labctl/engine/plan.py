@@ -34,6 +34,9 @@ class Plan:
     # Machines this plan installs afresh: what the journal remembers of them is
     # forgotten before it runs (docs/architecture.md, "Journal and lock").
     forgets: frozenset[str] = frozenset()
+    # The facts (engine/facts.py) applying this plan makes or changes: the runner
+    # gathers them again before the layer plans on. Not part of what the plan prints.
+    makes: tuple[type, ...] = ()
 
     def __post_init__(self) -> None:
         ids = [s.id for s in self.steps]
@@ -46,9 +49,9 @@ class Plan:
                 raise ValueError(f"plan {self.layer}: step {step.id} waits for unknown {missing}")
 
     @classmethod
-    def of(cls, layer: str, actions: Iterable[Action]) -> Plan:
+    def of(cls, layer: str, actions: Iterable[Action], makes: tuple[type, ...] = ()) -> Plan:
         """A plan with one step per action, ids derived from the action keys."""
-        return cls(layer, tuple(Step(a.key, a) for a in actions))
+        return cls(layer, tuple(Step(a.key, a) for a in actions), makes=makes)
 
     @classmethod
     def rolling(

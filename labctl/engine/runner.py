@@ -3,19 +3,23 @@
 The run owns the appliers: it is handed one set (``labctl/run.py`` assembles
 them above the engine: SSH to the nodes, the BMCs, every layer's local work),
 hands every layer's plans to the same executor, and closes them all at the end,
-whatever happened.
+whatever happened. Between plans it gathers the facts a layer reads
+(``engine/facts.py``): all it names before its first plan, and those each plan
+makes once it is applied.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from labctl.engine.appliers import Appliers
 from labctl.engine.executor import Executor, Options, ProgressSink, RunReport
+from labctl.engine.facts import FactPending
 from labctl.engine.journal import Journal, RunLock
 from labctl.engine.layer import Layer, LayerContext, NotBuilt
+from labctl.engine.plan import Plan
 
 
 @dataclass
@@ -23,13 +27,52 @@ class LayerOutcome:
     name: str
     status: str  # "applied", "not-built", "failed", "dry-run"
     reports: list[RunReport] = field(default_factory=list)
+    # What a dry run could not plan yet, or planned as if (engine/facts.py).
+    pending: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
-        return {
+        found: dict[str, Any] = {
             "layer": self.name,
             "status": self.status,
             "plans": [r.as_dict() for r in self.reports],
         }
+        if self.pending:
+            found["pending"] = list(self.pending)
+        return found
+
+
+def _plans(
+    layer: Layer,
+    ctx: LayerContext,
+    dry_run: bool,
+    outcome: LayerOutcome,
+    announce: Callable[[str], None],
+) -> Iterator[Plan]:
+    """The layer's plans, its facts gathered first; a dry run's pending facts said once.
+
+    In a dry run a pending fact ends the layer with one line; in a real run it is
+    the error it is (engine/facts.py)."""
+
+    def say(line: str) -> None:
+        outcome.pending.append(line)
+        announce(f"{layer.name}: {line}")
+
+    ctx.facts.gather(getattr(layer, "facts", ()), ctx)
+    plans = layer.plans(ctx)
+    while True:
+        try:
+            plan = next(plans)
+        except StopIteration:
+            break
+        except FactPending as exc:
+            if not dry_run:
+                raise
+            say(f"the rest is planned once {exc.plan} has run ({exc.why})")
+            break
+        finally:
+            for line in ctx.facts.take_assumed():
+                say(line)
+        yield plan
 
 
 def run_layers(
@@ -59,7 +102,7 @@ def run_layers(
                 continue
             outcome = LayerOutcome(layer.name, "dry-run" if options.dry_run else "applied")
             outcomes.append(outcome)
-            for plan in layer.plans(ctx):
+            for plan in _plans(layer, ctx, options.dry_run, outcome, announce):
                 if options.dry_run:
                     announce(plan.render_tree())
                 report = executor.apply(plan)
@@ -68,6 +111,7 @@ def run_layers(
                 if not report.ok:
                     outcome.status = "failed"
                     break
+                ctx.facts.gather(plan.makes, ctx)  # what it made, before the layer plans on
             if outcome.status == "failed":
                 announce(f"{layer.name} failed; later layers were not run")
                 break

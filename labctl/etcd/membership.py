@@ -12,7 +12,11 @@ plans from between its steps is a small record on the operator's machine
 (``etcd-membership.json`` in the state directory): who is joining and leaving
 this run, and with which initial cluster each joined member first started, so
 that its environment file renders the same on every later run. The record is
-written whole to a temporary name and renamed.
+written whole to a temporary name and renamed. The layer reads it as two facts
+(``engine/facts.py``), gathered by the runner: ``EtcdChanges`` (who joins and
+leaves: made for this run by the plan ``etcd: membership``, so pending in a
+dry run, which does not ask the cluster) and ``EtcdJoined`` (how joined
+members started: kept across runs, changed by each ``etcd: add`` plan).
 """
 
 from __future__ import annotations
@@ -21,14 +25,16 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Self
 
+from labctl.engine.facts import FactPending
 from labctl.files import write_atomic
 from labctl.inventory.model import Inventory
 from labctl.render import etcd as render
 
 if TYPE_CHECKING:  # the layer reads the record here: it must not import a driver
     from labctl.drivers.etcd import Member
+    from labctl.engine.layer import LayerContext
 
 RECORD_NAME = "etcd-membership.json"
 
@@ -76,6 +82,44 @@ class MembershipRecord:
     def joined_with(self, name: str) -> str | None:
         entry = self.joined.get(name)
         return entry[0] if entry else None
+
+
+@dataclass(frozen=True)
+class EtcdChanges:
+    """A fact: the members joining (inventory order) and leaving (name, hex id) this run."""
+
+    joining: tuple[str, ...] = ()
+    leaving: tuple[tuple[str, str], ...] = ()
+
+    @classmethod
+    def gather(cls, ctx: LayerContext) -> Self:
+        if ctx.dry_run:  # the record on disk is an earlier run's
+            raise FactPending("this run's member changes are not known", "etcd: membership")
+        record = MembershipRecord.load(ctx.state_dir)
+        return cls(tuple(record.joining), tuple(record.leaving.items()))
+
+    def describe(self) -> str:
+        if not self.joining and not self.leaving:
+            return "no member joins or leaves"
+        return Changes(self.joining, tuple(n for n, _ in self.leaving)).describe() or ""
+
+
+@dataclass(frozen=True)
+class EtcdJoined:
+    """A fact: how each member that joined a running cluster started (name, (initial
+    cluster, hex member id)), in name order."""
+
+    joined: tuple[tuple[str, tuple[str, str]], ...] = ()
+
+    def of(self, name: str) -> tuple[str, str] | None:
+        return dict(self.joined).get(name)
+
+    @classmethod
+    def gather(cls, ctx: LayerContext) -> Self:
+        return cls(tuple(sorted(MembershipRecord.load(ctx.state_dir).joined.items())))
+
+    def describe(self) -> str:
+        return f"{len(self.joined)} member(s) joined a running cluster"
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,9 @@ A server that answers nothing and that labctl never installed is a new
 machine: its disks hold nothing of the lab's yet.
 
 The observations are written by local work (``labctl.install.work``) to the
-state directory; the layer reads them back to build its next plan.
+state directory; the runner gathers them back as the fact ``OsSurvey``
+(``engine/facts.py``) for the layer's next plan. The survey's dry run looks
+as its run does, so a dry run plans from this run's survey too.
 """
 
 from __future__ import annotations
@@ -20,9 +22,13 @@ import json
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Self
 
 from labctl.files import write_atomic
 from labctl.inventory.model import Inventory, Server
+
+if TYPE_CHECKING:
+    from labctl.engine.layer import LayerContext
 
 DATA_ROLES = ("etcd", "ceph-osd")
 KEEP, INSTALL, REINSTALL, REFUSE = "keep", "install", "reinstall", "refuse"
@@ -129,3 +135,22 @@ def load(state_dir: Path) -> dict[str, Observation]:
     except (OSError, json.JSONDecodeError):
         return {}
     return {name: Observation(**fields) for name, fields in data.items()}
+
+
+@dataclass(frozen=True)
+class OsSurvey:
+    """A fact: what the survey (plan ``os: survey``) saw of each server, in its order."""
+
+    observations: tuple[Observation, ...] = ()
+
+    @property
+    def by_server(self) -> dict[str, Observation]:
+        return {o.server: o for o in self.observations}
+
+    @classmethod
+    def gather(cls, ctx: LayerContext) -> Self:
+        """The last survey written to the state directory (none: no server observed)."""
+        return cls(tuple(load(ctx.state_dir).values()))
+
+    def describe(self) -> str:
+        return f"a survey of {len(self.observations)} server(s)"

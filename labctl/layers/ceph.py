@@ -1,7 +1,8 @@
 """The ceph layer: a Ceph cluster from the inventory's servers and disks, up to HEALTH_OK.
 
 In the order Ceph needs: keys first (local work ``ceph.keys`` mints every
-cephx key the cluster will use, sealed beside the PKI), then the monitors on
+cephx key the cluster will use, sealed beside the PKI; the later plans read
+them as the fact ``CephKeys``), then the monitors on
 the ``ceph-mon`` servers, each made from a monitor map and a keyring holding
 every key, so the cluster is born knowing its managers, MDSs and the OSD
 bootstrap key; then a wait for all of them in quorum. Managers on the first
@@ -24,6 +25,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING
 
+from labctl.ceph.keys import CephKeys
 from labctl.engine.actions import Action, LocalStep, PutFile, Run, WaitFor, ssh_answers
 from labctl.engine.appliers import LocalWorkFactory
 from labctl.engine.layer import LayerContext
@@ -266,6 +268,7 @@ def is_restart(action: Action) -> bool:
 
 class CephLayer:
     name = "ceph"
+    facts = (CephKeys,)
 
     def local_work(self) -> Mapping[str, LocalWorkFactory]:
         """The work of the ``LocalStep``s this layer's plans hold, by step name."""
@@ -277,12 +280,9 @@ class CephLayer:
         }
 
     def plans(self, ctx: LayerContext) -> Iterator[Plan]:
-        from labctl.ceph.keys import KeyStore
-
         inventory = ctx.inventory
         if inventory.cluster.ceph is None:
             return
-        store = KeyStore.of(inventory, ctx.base_dir)
         entities = render.entities(inventory)
         yield Plan.of(
             "ceph: keys",
@@ -293,10 +293,10 @@ class CephLayer:
                     ",".join(entities),
                 )
             ],
+            makes=(CephKeys,),
         )
-        if ctx.dry_run and not store.exists():
-            return  # nothing minted yet: nothing to push to compare against
-        yield from CephPlans(ctx, store.load()).plans()
+        # Nothing minted yet (a dry run): nothing to push to compare against.
+        yield from CephPlans(ctx, ctx.fact(CephKeys).as_dict()).plans()
 
 
 class CephPlans:

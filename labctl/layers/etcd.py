@@ -13,7 +13,8 @@ answer healthy within ``health_timeout``, and the cluster is verified: every
 member listed, one leader (local work ``etcd.healthy``).
 
 Between the snapshot and the members, ``etcd.membership`` compares the live
-cluster with the inventory (``etcd/membership.py``). Members that join a
+cluster with the inventory (``etcd/membership.py``; the layer reads what it
+found as the facts ``EtcdChanges`` and ``EtcdJoined``). Members that join a
 running cluster are left out of the members plan and get three plans each,
 one member at a time: added as a learner, started with ``existing`` and the
 membership recorded when it was added, promoted once caught up. Members the
@@ -34,6 +35,7 @@ from labctl.engine.actions import Action, Check, LocalStep, PutFile, Run, WaitFo
 from labctl.engine.appliers import LocalWorkFactory
 from labctl.engine.layer import LayerContext
 from labctl.engine.plan import Plan, Step
+from labctl.etcd.membership import EtcdChanges, EtcdJoined
 from labctl.render import etcd as render
 
 # A data directory with etcd data is this cluster's only when it holds our marker
@@ -111,6 +113,7 @@ def runtime(ctx: LayerContext) -> str:
 
 class EtcdLayer:
     name = "etcd"
+    facts = (EtcdChanges, EtcdJoined)
 
     def local_work(self) -> Mapping[str, LocalWorkFactory]:
         """The work of the ``LocalStep``s this layer's plans hold, by step name."""
@@ -135,8 +138,6 @@ class EtcdLayer:
         }
 
     def plans(self, ctx: LayerContext) -> Iterator[Plan]:
-        from labctl.etcd.membership import MembershipRecord
-
         inventory = ctx.inventory
         etcd = inventory.cluster.etcd
         digest = render.config_digest(inventory, runtime(ctx))
@@ -147,25 +148,25 @@ class EtcdLayer:
         yield Plan.of(
             "etcd: membership",
             [LocalStep("etcd.membership", "compare the live members with the inventory", digest)],
+            makes=(EtcdChanges,),
         )
         # A dry run did not ask the cluster: it shows every member as a member.
-        record = MembershipRecord.load(ctx.state_dir)
-        joining = [] if ctx.dry_run else record.joining
-        leaving = {} if ctx.dry_run else dict(record.leaving)
+        changes = ctx.fact(EtcdChanges, otherwise=EtcdChanges())
+        joined = ctx.fact(EtcdJoined)
         actions = [
             action
             for server in render.members(inventory)
-            if server.name not in joining
-            for action in member_actions(ctx, server.name, record.joined.get(server.name))
+            if server.name not in changes.joining
+            for action in member_actions(ctx, server.name, joined.of(server.name))
         ]
         # One member restarts at a time: the next waits for this one's health.
         yield Plan.rolling("etcd: members", actions, is_restart)
-        for name in joining:  # one at a time: added, started, promoted
-            yield Plan.of("etcd: add " + name, [member_step("etcd.add", name)])
-            joined = MembershipRecord.load(ctx.state_dir).joined.get(name)
-            yield Plan.of("etcd: start " + name, member_actions(ctx, name, joined))
+        for name in changes.joining:  # one at a time: added, started, promoted
+            yield Plan.of("etcd: add " + name, [member_step("etcd.add", name)], makes=(EtcdJoined,))
+            started = ctx.fact(EtcdJoined).of(name)
+            yield Plan.of("etcd: start " + name, member_actions(ctx, name, started))
             yield Plan.of("etcd: promote " + name, [member_step("etcd.promote", name)])
-        for name, member_id in leaving.items():  # one at a time: removed, stopped
+        for name, member_id in changes.leaving:  # one at a time: removed, stopped
             yield Plan.of("etcd: remove " + name, [member_step("etcd.remove", name)])
             if any(s.name == name for s in inventory.servers):
                 yield Plan.of("etcd: stop " + name, leave_actions(ctx, name, member_id))

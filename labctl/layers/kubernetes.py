@@ -22,8 +22,8 @@ from labctl.engine.actions import Action, LocalStep, PutFile, Run, WaitFor, ssh_
 from labctl.engine.appliers import LocalWorkFactory
 from labctl.engine.layer import LayerContext
 from labctl.engine.plan import Plan
-from labctl.errors import LabctlError
 from labctl.inventory.model import Server
+from labctl.pki.facts import PkiFiles
 from labctl.render.kubernetes import common as c
 from labctl.render.kubernetes import host, kubelet
 from labctl.render.kubernetes.addons import coredns_image
@@ -133,20 +133,7 @@ def pki_digest(ctx: LayerContext, node: str) -> str:
     """The hash of the certificates and keys the pki layer put on ``node``: a rotation
     changes it, and with it every service's restart trigger. Empty in a dry run with no
     PKI yet (nothing runs that could hold an old certificate)."""
-    from labctl.pki.placement import node_files
-    from labctl.pki.session import PkiSession
-
-    session = PkiSession(ctx.inventory, ctx.base_dir)
-    try:
-        files = node_files(session.input, session.store, node)
-    except LabctlError:
-        if ctx.dry_run:
-            return ""
-        raise
-    h = hashlib.sha256()
-    for f in files:
-        h.update(f.path.encode() + b"\0" + f.content + b"\0")
-    return h.hexdigest()
+    return ctx.fact(PkiFiles, otherwise=PkiFiles()).digest(node)
 
 
 def binaries_step(ctx: LayerContext) -> LocalStep:
@@ -231,6 +218,7 @@ def node_actions(ctx: LayerContext, server: Server) -> list[Action]:
 
 class KubernetesLayer:
     name = "kubernetes"
+    facts = (PkiFiles,)
 
     def local_work(self) -> Mapping[str, LocalWorkFactory]:
         """The work of the ``LocalStep``s this layer's plans hold, by step name."""

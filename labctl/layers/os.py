@@ -1,7 +1,8 @@
 """The os layer: every server runs the inventory's OS, installed from the network if it does not.
 
 First a survey (local work ``os.survey``): every server is asked over SSH for
-its OS release, and its BMC for its power. From what it found, the layer
+its OS release, and its BMC for its power. From what it found (the fact
+``OsSurvey``, ``install/survey.py``), the layer
 decides per server (``install/survey.py``): installed servers are left alone,
 so a re-run on an installed lab changes nothing; a server that may hold data
 is reinstalled only when the operator named it. For the others, the boot
@@ -19,6 +20,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 from labctl.engine.actions import LocalStep, SetBootDevice, SetPower
 from labctl.engine.appliers import LocalWorkFactory
@@ -80,6 +82,7 @@ class OsLayer:
 
     reinstall: frozenset[str] = field(default_factory=frozenset)
     name: str = "os"
+    facts: ClassVar[tuple[type, ...]] = (survey.OsSurvey,)
 
     def local_work(self) -> Mapping[str, LocalWorkFactory]:
         """The work of the ``LocalStep``s this layer's plans hold, by step name."""
@@ -108,8 +111,10 @@ class OsLayer:
         yield Plan.of(
             "os: survey",
             [LocalStep("os.survey", "ask every server its OS over SSH, its BMC its power", digest)],
+            makes=(survey.OsSurvey,),
         )
-        decisions = survey.decide(ctx.inventory, survey.load(ctx.state_dir), self.reinstall)
+        observed = ctx.fact(survey.OsSurvey).by_server
+        decisions = survey.decide(ctx.inventory, observed, self.reinstall)
         installs = [d for d in decisions if d.installs]
         refused = [d for d in decisions if d.action == survey.REFUSE]
         if not installs and not refused:

@@ -2,7 +2,8 @@
 
 Two plans. The first is one local step, ``pki.mint`` (the local applier runs
 it through a ``PkiSession``; its dry run reads the store and says what would
-be re-minted). The second is built from the store the first left behind:
+be re-minted). The second is built from the store the first left behind (the
+fact ``PkiFiles``, ``pki/facts.py``, which the runner gathers between them):
 for every server, wait until it answers SSH (the power layer may have just
 switched it on), then write its certificates and keys (``pki/placement.py``
 says which and where).
@@ -16,10 +17,12 @@ from labctl.engine.actions import Action, LocalStep, PutFile, ssh_answers
 from labctl.engine.appliers import LocalWorkFactory
 from labctl.engine.layer import LayerContext
 from labctl.engine.plan import Plan
+from labctl.pki.facts import PkiFiles
 
 
 class PkiLayer:
     name = "pki"
+    facts = (PkiFiles,)
 
     def local_work(self) -> Mapping[str, LocalWorkFactory]:
         """The work of the ``LocalStep``s this layer's plans hold, by step name."""
@@ -28,16 +31,13 @@ class PkiLayer:
         return {"pki.mint": MintWork}
 
     def plans(self, ctx: LayerContext) -> Iterator[Plan]:
-        from labctl.pki.placement import node_files
-        from labctl.pki.session import PkiSession, input_digest
+        from labctl.pki.session import input_digest, pki_input
 
-        session = PkiSession(ctx.inventory, ctx.base_dir)
-        inp = session.input
-        mint = LocalStep("pki.mint", "mint what the inventory needs", input_digest(inp))
-        yield Plan.of("pki: mint", [mint])
-        store = session.store
-        if ctx.dry_run and store.read_cert("ca") is None:
-            return  # nothing minted yet: there is nothing to push to compare against
+        mint = LocalStep(
+            "pki.mint", "mint what the inventory needs", input_digest(pki_input(ctx.inventory))
+        )
+        yield Plan.of("pki: mint", [mint], makes=(PkiFiles,))
+        store = ctx.fact(PkiFiles)  # nothing minted yet: nothing to push to compare against
         actions: list[Action] = []
         for server in ctx.inventory.servers:
             # A server the power step just switched on may still be booting.
@@ -51,6 +51,6 @@ class PkiLayer:
                     "root:root",
                     secret=f.secret,
                 )
-                for f in node_files(inp, store, server.name)
+                for f in store.of(server.name)
             ]
         yield Plan.of("pki: push", actions)

@@ -26,7 +26,9 @@ import pytest
 import yaml
 
 from labctl.engine.actions import Run
+from labctl.engine.facts import Facts
 from labctl.engine.layer import LayerContext
+from labctl.etcd.membership import EtcdChanges, EtcdJoined
 from labctl.inventory import require_inventory
 from labctl.layers.etcd import EtcdLayer, is_restart
 from labctl.standins import StandIns
@@ -114,7 +116,10 @@ def etcd_status(lab: Lab) -> dict[str, object]:
 def restart_step(lab: Lab, node: str) -> str:
     """The members plan's restart of ``node``, as the shell line it sends over SSH."""
     inventory = require_inventory(lab.workdir / "inventory.yaml")
-    ctx = LayerContext(inventory, lab.workdir / "inventory.yaml", lab.workdir / "plan-only")
+    quiet = Facts.of(EtcdChanges(), EtcdJoined())  # the argv does not depend on them
+    ctx = LayerContext(
+        inventory, lab.workdir / "inventory.yaml", lab.workdir / "plan-only", facts=quiet
+    )
     plans = EtcdLayer().plans(replace(ctx, standins=StandIns(etcd_runtime="host")))
     members_plan = next(p for p in plans if p.layer == "etcd: members")
     step = next(s for s in members_plan.steps if s.target == node and is_restart(s.action))

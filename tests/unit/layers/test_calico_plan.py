@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 
 from labctl.engine.actions import PutFile
+from labctl.engine.facts import Facts
 from labctl.engine.layer import LayerContext
+from labctl.etcd.membership import EtcdChanges, EtcdJoined
 from labctl.inventory import require_inventory
 from labctl.inventory.model import Inventory
 from labctl.layers import LAYERS
@@ -88,6 +90,7 @@ def test_no_remembered_step_shares_a_key_with_another_layers(
         inventory,
         REFERENCE,
         tmp_path / "state",
+        facts=Facts.of(EtcdChanges(), EtcdJoined()),
         standins=StandIns(calico_bird=BIRD, switch_platform="frr"),
     )
 

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from labctl.ceph.keys import KeyStore, cephx_key
+from labctl.ceph.keys import CephKeys, KeyStore, cephx_key
+from labctl.engine.facts import Facts
 from labctl.engine.layer import LayerContext
 from labctl.inventory import require_inventory
 from labctl.inventory.model import Inventory
@@ -30,13 +31,10 @@ def fixed_keys(inventory: Inventory) -> dict[str, str]:
 
 
 @pytest.fixture
-def lab(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> LayerContext:
-    monkeypatch.setenv("LABCTL_CA_PASSPHRASE", "golden-passphrase")
-    path = tmp_path / "inventory.yaml"
-    path.write_text(REFERENCE.read_text())
-    inventory = require_inventory(path)
-    KeyStore.of(inventory, tmp_path).save(fixed_keys(inventory))
-    return LayerContext(inventory, path, tmp_path / "state")
+def lab(tmp_path: Path) -> LayerContext:
+    inventory = require_inventory(REFERENCE)
+    keys = CephKeys(tuple(sorted(fixed_keys(inventory).items())))
+    return LayerContext(inventory, REFERENCE, tmp_path / "state", facts=Facts.of(keys))
 
 
 def test_ceph_plans_match_golden(lab: LayerContext) -> None:
@@ -135,3 +133,26 @@ def test_the_ceph_keys_refuse_a_passphrase_shorter_than_12_characters(
         KeyStore.of(inventory, tmp_path)
     assert "eleven-char" not in str(raised.value)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_keys_fact_is_decrypted_from_the_sealed_file_once_minted(
+    inventory: Inventory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from labctl.engine.facts import FactPending
+
+    monkeypatch.setenv("LABCTL_CA_PASSPHRASE", "golden-passphrase")
+    path = tmp_path / "inventory.yaml"
+    path.write_text(REFERENCE.read_text())
+    ctx = LayerContext(require_inventory(path), path, tmp_path / "state", dry_run=True)
+    with pytest.raises(FactPending) as pending:
+        CephKeys.gather(ctx)  # nothing minted yet
+    assert pending.value.plan == "ceph: keys"
+    ctx.facts.gather([CephKeys], ctx)
+    plans = CephLayer().plans(ctx)
+    assert next(plans).layer == "ceph: keys"
+    with pytest.raises(FactPending):
+        next(plans)  # the runner says the rest waits for ceph: keys
+    KeyStore.of(ctx.inventory, tmp_path).save(fixed_keys(ctx.inventory))
+    gathered = CephKeys.gather(ctx)
+    assert gathered.as_dict() == fixed_keys(ctx.inventory)
+    assert not any(key in repr(gathered) for key in gathered.as_dict().values())  # never printed

@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 
 from labctl.engine.actions import PutFile, Run
+from labctl.engine.facts import Facts
 from labctl.engine.layer import LayerContext
+from labctl.etcd.membership import RECORD_NAME, EtcdChanges, EtcdJoined, MembershipRecord
 from labctl.inventory import require_inventory
 from labctl.inventory.model import Inventory
 from labctl.layers.etcd import EtcdLayer, EtcdRestore, is_restart
@@ -23,8 +25,12 @@ def inventory() -> Inventory:
     return require_inventory(REFERENCE)
 
 
+# A cluster where no member joins or leaves, and none joined a running cluster.
+QUIET = Facts.of(EtcdChanges(), EtcdJoined())
+
+
 def test_etcd_plans_match_golden(inventory: Inventory, tmp_path: Path) -> None:
-    ctx = LayerContext(inventory, REFERENCE, tmp_path / "state")
+    ctx = LayerContext(inventory, REFERENCE, tmp_path / "state", facts=QUIET)
     plans = [plan.as_dict() for plan in EtcdLayer().plans(ctx)]
     assert [p["layer"] for p in plans] == [
         "etcd: snapshot",
@@ -41,24 +47,25 @@ JOINED_WITH = (
 )
 
 
-def with_record(tmp_path: Path, **record: object) -> LayerContext:
-    state = tmp_path / "state"
-    state.mkdir()
-    data = {"joining": [], "leaving": {}, "joined": {}, **record}
-    (state / "etcd-membership.json").write_text(json.dumps(data))
+def with_facts(
+    joining: tuple[str, ...] = (),
+    leaving: tuple[tuple[str, str], ...] = (),
+    joined: tuple[tuple[str, tuple[str, str]], ...] = (),
+) -> LayerContext:
+    facts = Facts.of(EtcdChanges(joining, leaving), EtcdJoined(joined))
     return LayerContext(
-        require_inventory(REFERENCE), REFERENCE, state, standins=StandIns(etcd_runtime="host")
+        require_inventory(REFERENCE),
+        REFERENCE,
+        Path("/nonexistent/state"),  # plans read facts, never the state directory
+        facts=facts,
+        standins=StandIns(etcd_runtime="host"),
     )
 
 
 def test_a_joiner_is_added_started_and_promoted_on_its_own_after_the_members(
     tmp_path: Path,
 ) -> None:
-    ctx = with_record(
-        tmp_path,
-        joining=["wind"],
-        joined={"wind": {"initial_cluster": JOINED_WITH, "member_id": "beef"}},
-    )
+    ctx = with_facts(joining=("wind",), joined=(("wind", (JOINED_WITH, "beef")),))
     plans = list(EtcdLayer().plans(ctx))
     assert [p.layer for p in plans] == [
         "etcd: snapshot",
@@ -87,7 +94,7 @@ def test_a_joiner_is_added_started_and_promoted_on_its_own_after_the_members(
 def test_a_leaver_is_removed_then_stopped_with_its_data_kept_then_forgotten(
     tmp_path: Path,
 ) -> None:
-    ctx = with_record(tmp_path, leaving={"wind": "c0ffee", "gone.example": "abc"})
+    ctx = with_facts(leaving=(("wind", "c0ffee"), ("gone.example", "abc")))
     plans = list(EtcdLayer().plans(ctx))
     assert [p.layer for p in plans][3:] == [
         "etcd: remove wind",
@@ -103,9 +110,25 @@ def test_a_leaver_is_removed_then_stopped_with_its_data_kept_then_forgotten(
 
 
 def test_a_dry_run_does_not_plan_from_a_record_it_did_not_just_write(tmp_path: Path) -> None:
-    ctx = with_record(tmp_path, joining=["wind"], leaving={"x": "1"})
-    dry = LayerContext(ctx.inventory, REFERENCE, ctx.state_dir, dry_run=True)
-    assert [p.layer for p in EtcdLayer().plans(dry)][-2:] == ["etcd: members", "etcd: health"]
+    state = tmp_path / "state"
+    record = MembershipRecord(
+        state / RECORD_NAME, ["wind"], {"x": "1"}, {"wind": (JOINED_WITH, "beef")}
+    )
+    record.save()  # an earlier run's record, left behind
+    dry = LayerContext(require_inventory(REFERENCE), REFERENCE, state, dry_run=True)
+    dry.facts.gather([EtcdChanges, EtcdJoined], dry)
+    plans = list(EtcdLayer().plans(dry))
+    assert [p.layer for p in plans][-2:] == ["etcd: members", "etcd: health"]
+    assert {s.target for s in plans[2].steps} == {"fohn", "chequita", "wind"}
+    # ... and says what it assumed, once.
+    (said,) = dry.facts.take_assumed()
+    assert said.startswith("planned as if no member joins or leaves")
+    assert "etcd: membership makes it" in said
+    # A real run plans from the record the membership step wrote.
+    real = LayerContext(dry.inventory, REFERENCE, state)
+    real.facts.gather([EtcdChanges, EtcdJoined], real)
+    assert real.fact(EtcdChanges) == EtcdChanges(("wind",), (("x", "1"),))
+    assert real.fact(EtcdJoined).of("wind") == (JOINED_WITH, "beef")
 
 
 def test_a_changed_initial_cluster_rewrites_the_file_but_restarts_no_member(
@@ -194,7 +217,7 @@ def test_restore_stops_everyone_before_anyone_starts(inventory: Inventory, tmp_p
 
 
 def test_members_restart_one_at_a_time(inventory: Inventory, tmp_path: Path) -> None:
-    ctx = LayerContext(inventory, REFERENCE, tmp_path / "state")
+    ctx = LayerContext(inventory, REFERENCE, tmp_path / "state", facts=QUIET)
     members_plan = next(p for p in EtcdLayer().plans(ctx) if p.layer == "etcd: members")
     restarts = [s for s in members_plan.steps if is_restart(s.action)]
     assert [s.target for s in restarts] == ["fohn", "chequita", "wind"]

@@ -1,8 +1,8 @@
 """The kubernetes layer's plans for the reference inventory, against reviewed goldens.
 
-The store holds a placeholder for every PKI file (its own name), as in the pki
-layer's golden test, so the restart triggers (which follow the certificates) are
-the same on every run.
+The fact ``PkiFiles`` is gathered from a store holding a placeholder for every
+PKI file (its own name), as in the pki layer's golden test, so the restart
+triggers (which follow the certificates) are the same on every run.
 """
 
 from __future__ import annotations
@@ -15,14 +15,24 @@ from pathlib import Path
 import pytest
 
 from labctl.engine.actions import Action, PutFile, Run, WaitFor
+from labctl.engine.facts import FactPending, Facts
 from labctl.engine.layer import LayerContext
+from labctl.etcd.membership import EtcdChanges, EtcdJoined
 from labctl.inventory import require_inventory
 from labctl.layers import LAYERS
 from labctl.layers.kubernetes import KubernetesLayer
+from labctl.pki.facts import PkiFiles
+from labctl.pki.placement import NodeFile
 from labctl.render.kubernetes import addons
 from labctl.standins import StandIns
 from tests.conftest import REFERENCE, assert_golden
 from tests.unit.layers.test_pki_plan import _placeholder_store
+
+QUIET_ETCD = (EtcdChanges(), EtcdJoined())
+
+
+def rotate(f: NodeFile) -> NodeFile:
+    return dataclasses.replace(f, content=b"a new certificate\n")
 
 
 def _ctx(
@@ -36,8 +46,7 @@ def _ctx(
         tmp_path / "state",
         standins=StandIns(kube_runtime=kube_runtime, kube_bin_dir=kube_bin_dir),
     )
-    _placeholder_store(ctx)
-    return ctx
+    return dataclasses.replace(ctx, facts=Facts.of(_placeholder_store(ctx), *QUIET_ETCD))
 
 
 @pytest.mark.parametrize("runtime", ["static-pods", "host", "pods"])
@@ -71,9 +80,16 @@ def _actions(ctx: LayerContext) -> list[Action]:
 def test_a_rotation_restarts_every_service_on_the_node(tmp_path: Path) -> None:
     ctx = _ctx(tmp_path, kube_runtime="host")
     before = {a.key: a.fingerprint for a in _actions(ctx) if isinstance(a, Run)}
-    store = tmp_path / "ssl"
-    (store / "apiserver.pem").write_text("a new certificate\n")
-    after = {a.key: a.fingerprint for a in _actions(ctx) if isinstance(a, Run)}
+    pki = ctx.fact(PkiFiles)
+    rotated = PkiFiles(
+        tuple(
+            (node, tuple(rotate(f) if f.path.endswith("/apiserver.pem") else f for f in files))
+            for node, files in pki.files
+        )
+    )
+    assert rotated != pki
+    after_ctx = dataclasses.replace(ctx, facts=Facts.of(rotated))
+    after = {a.key: a.fingerprint for a in _actions(after_ctx) if isinstance(a, Run)}
     changed = sorted(k.split(":", 2)[2] for k in before if before[k] != after[k])
     # fohn holds the API certificate: its services restart; the other nodes' do not.
     assert "systemctl restart kube-apiserver.service" in changed
@@ -104,7 +120,14 @@ def test_dry_run_without_a_pki_plans_without_certificate_digests(tmp_path: Path)
     ctx = LayerContext(
         require_inventory(inventory_path), inventory_path, tmp_path / "state", dry_run=True
     )
+    ctx.facts.gather([PkiFiles], ctx)  # no store: pending
     assert len(list(KubernetesLayer().plans(ctx))) == 5
+    (said,) = ctx.facts.take_assumed()
+    assert said.startswith("planned as if there were no PKI yet")
+    # A real run does not plan without the certificates: it says which plan makes them.
+    real = dataclasses.replace(ctx, dry_run=False)
+    with pytest.raises(FactPending, match=r"no CA in the PKI store yet.*pki: mint makes it"):
+        list(KubernetesLayer().plans(real))
 
 
 def test_no_remembered_step_shares_its_key_with_the_etcd_layers(tmp_path: Path) -> None:
@@ -186,7 +209,7 @@ def test_control_plane_nodes_change_one_at_a_time(tmp_path: Path, runtime: str) 
         tmp_path / "state",
         standins=StandIns(kube_runtime=runtime, kube_bin_dir="/cache/{version}/bin"),
     )
-    _placeholder_store(ctx)
+    ctx = dataclasses.replace(ctx, facts=Facts.of(_placeholder_store(ctx)))
     assert [s.name for s in ctx.inventory.with_role("control-plane")] == ["fohn", "chequita"]
     plan = next(p for p in KubernetesLayer().plans(ctx) if p.layer == "kubernetes: nodes")
     by_host = plan.targets()

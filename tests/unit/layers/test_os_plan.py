@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from labctl.engine.facts import Facts
 from labctl.engine.layer import LayerContext
 from labctl.install import survey
 from labctl.install.survey import Observation
@@ -26,14 +27,13 @@ NEW = Observation("chequita", False, "connection refused", power="off")
 WRONG_OS = Observation("wind", True, None, "debian", "12", power="on")
 
 
-def plans(inventory: Inventory, state: Path, layer: OsLayer) -> list[dict]:
-    ctx = LayerContext(inventory, REFERENCE, state)
+def plans(inventory: Inventory, state: Path, layer: OsLayer, *seen: Observation) -> list[dict]:
+    ctx = LayerContext(inventory, REFERENCE, state, facts=Facts.of(survey.OsSurvey(seen)))
     return [p.as_dict() for p in layer.plans(ctx)]
 
 
 def test_plan_from_a_survey_matches_golden(inventory: Inventory, tmp_path: Path) -> None:
-    survey.save(tmp_path, [INSTALLED, NEW, WRONG_OS])
-    got = plans(inventory, tmp_path, OsLayer(frozenset({"wind"})))
+    got = plans(inventory, tmp_path, OsLayer(frozenset({"wind"})), INSTALLED, NEW, WRONG_OS)
     assert [p["layer"] for p in got] == [
         "os: survey",
         "os: boot service",
@@ -52,19 +52,15 @@ def test_plan_from_a_survey_matches_golden(inventory: Inventory, tmp_path: Path)
 
 
 def test_installed_lab_plans_nothing_after_the_survey(inventory: Inventory, tmp_path: Path) -> None:
-    survey.save(
-        tmp_path,
-        [Observation(s.name, True, None, "flatcar", "1") for s in inventory.servers],
-    )
-    got = plans(inventory, tmp_path, OsLayer())
+    seen = [Observation(s.name, True, None, "flatcar", "1") for s in inventory.servers]
+    got = plans(inventory, tmp_path, OsLayer(), *seen)
     assert [p["layer"] for p in got] == ["os: survey"]
 
 
 def test_a_data_node_that_was_installed_is_refused_without_the_flag(
     inventory: Inventory, tmp_path: Path
 ) -> None:
-    survey.save(tmp_path, [INSTALLED, NEW, WRONG_OS])
-    got = plans(inventory, tmp_path, OsLayer())
+    got = plans(inventory, tmp_path, OsLayer(), INSTALLED, NEW, WRONG_OS)
     install = got[2]["targets"]
     (refusal,) = install["wind"]
     assert (refusal["name"], refusal["subject"]) == ("os.refuse", "wind")
@@ -114,3 +110,14 @@ def test_os_release_parsing() -> None:
         "ID": "flatcar",
         "VERSION_ID": "3975.2.0",
     }
+
+
+def test_the_survey_fact_is_gathered_from_what_the_survey_wrote(
+    inventory: Inventory, tmp_path: Path
+) -> None:
+    survey.save(tmp_path, [INSTALLED, NEW, WRONG_OS])
+    ctx = LayerContext(inventory, REFERENCE, tmp_path)
+    assert survey.OsSurvey.gather(ctx) == survey.OsSurvey((INSTALLED, NEW, WRONG_OS))
+    assert survey.OsSurvey.gather(LayerContext(inventory, REFERENCE, tmp_path / "none")) == (
+        survey.OsSurvey()
+    )

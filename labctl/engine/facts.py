@@ -1,0 +1,118 @@
+"""Facts: what one plan learns and a later plan needs, carried on the run's context.
+
+A layer's ``plans()`` is pure: it reads the inventory and *facts*, never a
+file. A fact is a frozen dataclass, one class per thing known (etcd's
+membership, the os survey, the PKI store's node files, the Ceph keys), and
+its classmethod ``gather(ctx)`` is its gatherer: the one place that reads the
+operator's machine for it (the state directory, the PKI store, a sealed file).
+The classes live with their domain (``install/survey.py``, ``etcd/membership.py``,
+``pki/facts.py``, ``ceph/keys.py``); the engine knows only this protocol.
+
+When facts are gathered: the runner (``engine/runner.py``) gathers every fact a
+layer names in its ``facts`` before asking it for its first plan, and again,
+after applying a plan, each fact that plan names in ``Plan.makes`` (the
+certificates the mint left, the membership the add step recorded), before the
+layer's generator resumes. A test builds the same context with ``Facts.of(...)``
+and compares plans out; no state file is forged.
+
+The one dry-run rule, for every fact: a dry run applies nothing, so after a
+plan that would make or change a fact the fact is as it stood before that
+plan. A fact that is not there yet, or that only this run's plan can make (a
+record on disk from an earlier run would be stale), is *pending*: its gatherer
+raises ``FactPending`` naming the plan that makes it. A layer reads a fact with
+``ctx.fact(Kind)``; a pending fact then
+
+* stops the layer: in a dry run the runner says, once, ``<layer>: the rest is
+  planned once <plan> has run (<why>)`` and goes on with the next layer; in a
+  real run it is an error with the same words (that plan did not run: ``--only``
+  or ``--from`` left it out);
+* or, where the layer can plan on without it, read as
+  ``ctx.fact(Kind, otherwise=value)``: in a dry run the plans are built from
+  ``value`` and the runner says, once, ``<layer>: planned as if <value>: <why>``;
+  a real run fails as above.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any, Protocol, Self, TypeVar
+
+from labctl.errors import LabctlError
+
+# The context a gatherer reads is the run's LayerContext (engine/layer.py). It is
+# typed Any here: the context holds this board, so naming it would be an import circle.
+GatherContext = Any
+
+
+class FactPending(LabctlError):
+    """A fact that is not there yet: ``plan`` makes it; ``why`` says what is missing."""
+
+    def __init__(self, why: str, plan: str) -> None:
+        super().__init__(f"{why} ({plan} makes it)")
+        self.why = why
+        self.plan = plan
+
+
+class Fact(Protocol):
+    """A typed, immutable thing known, with its gatherer."""
+
+    @classmethod
+    def gather(cls, ctx: GatherContext) -> Self:
+        """Read it from the operator's machine; raise ``FactPending`` when it is not there."""
+        ...
+
+    def describe(self) -> str:
+        """What the fact says, in a few words (for ``planned as if ...``)."""
+        ...
+
+
+F = TypeVar("F", bound=Fact)
+
+
+@dataclass
+class Facts:
+    """The facts of one run, by class: the runner gathers them, layers read them.
+
+    The board is the runner's to update; what it holds are immutable facts, or
+    the error their gatherer raised (raised again where a layer reads the fact).
+    """
+
+    _known: dict[type, object | LabctlError] = field(default_factory=dict)
+    # What the dry run planned from instead of a pending fact, for the runner to say.
+    assumed: list[str] = field(default_factory=list)
+
+    @classmethod
+    def of(cls, *facts: object) -> Facts:
+        """A board holding ``facts`` (for tests and callers that know them already)."""
+        return cls({type(fact): fact for fact in facts})
+
+    def gather(self, kinds: Iterable[type[F]], ctx: GatherContext) -> None:
+        """(Re)gather each of ``kinds`` now; a gatherer's error is kept for the reader."""
+        for kind in kinds:
+            try:
+                self._known[kind] = kind.gather(ctx)
+            except LabctlError as exc:
+                self._known[kind] = exc
+
+    def read(self, kind: type[F], dry_run: bool, otherwise: F | None = None) -> F:
+        """The fact of class ``kind`` (the dry-run rule is in the module docstring)."""
+        if kind not in self._known:
+            raise LabctlError(
+                f"the fact {kind.__name__} was not gathered: the layer must name it in its "
+                "`facts` (or the test give it with Facts.of)"
+            )
+        found = self._known[kind]
+        if isinstance(found, FactPending) and dry_run and otherwise is not None:
+            self.assumed.append(f"planned as if {otherwise.describe()}: {found}")
+            return otherwise
+        if isinstance(found, LabctlError):
+            raise found
+        assert isinstance(found, kind)
+        return found
+
+    def take_assumed(self) -> list[str]:
+        """What was assumed since the last call, once each."""
+        said = list(dict.fromkeys(self.assumed))
+        self.assumed.clear()
+        return said
