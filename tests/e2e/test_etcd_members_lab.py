@@ -29,7 +29,7 @@ from labctl.engine.actions import Run
 from labctl.engine.layer import LayerContext
 from labctl.inventory import require_inventory
 from labctl.layers.etcd import EtcdLayer, is_restart
-from labctl.standins import StandIns
+from labctl.sim.platform import SimPlatform
 from tests.e2e.conftest import Lab, run, simulated_lab
 from tests.labctl_process import run_labctl
 
@@ -115,7 +115,7 @@ def restart_step(lab: Lab, node: str) -> str:
     """The members plan's restart of ``node``, as the shell line it sends over SSH."""
     inventory = require_inventory(lab.workdir / "inventory.yaml")
     ctx = LayerContext(inventory, lab.workdir / "inventory.yaml", lab.workdir / "plan-only")
-    plans = EtcdLayer().plans(replace(ctx, standins=StandIns(etcd_runtime="host")))
+    plans = EtcdLayer().plans(replace(ctx, platform=SimPlatform(etcd="host")))
     members_plan = next(p for p in plans if p.layer == "etcd: members")
     step = next(s for s in members_plan.steps if s.target == node and is_restart(s.action))
     assert isinstance(step.action, Run)

@@ -14,7 +14,7 @@ from labctl.inventory.model import Inventory
 from labctl.layers.etcd import EtcdLayer, EtcdRestore, is_restart
 from labctl.render import etcd as render
 from labctl.render.systemd import env_text
-from labctl.standins import StandIns
+from labctl.sim.platform import SimPlatform
 from tests.conftest import REFERENCE, assert_golden
 
 
@@ -47,7 +47,7 @@ def with_record(tmp_path: Path, **record: object) -> LayerContext:
     data = {"joining": [], "leaving": {}, "joined": {}, **record}
     (state / "etcd-membership.json").write_text(json.dumps(data))
     return LayerContext(
-        require_inventory(REFERENCE), REFERENCE, state, standins=StandIns(etcd_runtime="host")
+        require_inventory(REFERENCE), REFERENCE, state, platform=SimPlatform(etcd="host")
     )
 
 
@@ -177,9 +177,7 @@ def test_env_values_with_spaces_are_refused() -> None:
 
 
 def test_restore_stops_everyone_before_anyone_starts(inventory: Inventory, tmp_path: Path) -> None:
-    ctx = LayerContext(
-        inventory, REFERENCE, tmp_path / "state", standins=StandIns(etcd_runtime="host")
-    )
+    ctx = LayerContext(inventory, REFERENCE, tmp_path / "state", platform=SimPlatform(etcd="host"))
     members_plan, health = list(EtcdRestore(b"snapshot", "abc-1").plans(ctx))
     starts = [s for s in members_plan.steps if s.id.startswith("start:")]
     assert [s.target for s in starts] == ["fohn", "chequita", "wind"]
