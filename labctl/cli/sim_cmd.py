@@ -150,7 +150,7 @@ def env(state_dir: Path = StateOpt) -> None:
         # Simulated switches run FRR whatever their platform.
         sim_platform.SWITCH_PLATFORM: "frr",
         # ... nor a registry: the control plane's static pods run from images made of
-        # the Kubernetes binaries this machine built (labctl/kube/images.py), imported
+        # the Kubernetes binaries this machine built (labctl/sim/images.py), imported
         # into each node's containerd from the build cache beside LABCTL_KUBE_BIN_DIR.
         sim_platform.KUBE_RUNTIME: "pods",
         sim_platform.KUBE_BIN_DIR: str(bin_dir()),

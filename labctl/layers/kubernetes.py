@@ -60,7 +60,7 @@ def bin_dir(ctx: LayerContext) -> str:
 
 def image_imports(ctx: LayerContext, server: Server) -> list[Action]:
     """The pods runtime: the images its pods need, from the build cache beside binary_dir
-    (labctl/kube/images.py writes them), under the upstream names the manifests use."""
+    (labctl/sim/images.py writes them), under the upstream names the manifests use."""
     inventory = ctx.inventory
     if runtime(ctx) != "pods":
         return []

@@ -83,7 +83,7 @@ def bin_dir(inventory: Inventory, override: str | None = None) -> str:
 
 def image_dir(bin_dir: str) -> str:
     """Where the pods runtime finds its image archives: beside the build cache's bin
-    folder (``.../v1.36.3/bin`` -> ``.../v1.36.3/images``), as labctl/kube/images.py puts them."""
+    folder (``.../v1.36.3/bin`` -> ``.../v1.36.3/images``), as labctl/sim/images.py puts them."""
     return posixpath.join(posixpath.dirname(bin_dir.rstrip("/")), "images")
 
 

@@ -21,7 +21,7 @@ CNI_BIN_DIR = "/usr/lib/cni"
 CNI_CONF_DIR = "/etc/cni/net.d"
 CONTAINERD_WRAPPER = "/etc/containerd/labctl-containerd-wrapper.sh"
 # The sandbox image containerd's CRI starts every pod with; in the pods runtime it is
-# one of the images labctl builds and imports (labctl/kube/images.py).
+# one of the images labctl builds and imports (labctl/sim/images.py).
 SANDBOX_IMAGE = "registry.k8s.io/pause:3.10.2"
 
 

@@ -13,10 +13,10 @@ import yaml
 
 from labctl.inventory import require_inventory
 from labctl.inventory.model import Inventory
-from labctl.kube import images
 from labctl.render.kubernetes import addons, audit, common, flags, host, kubelet, node, pods
 from labctl.render.kubernetes.kubeconfig import embedded_kubeconfig, node_kubeconfig
 from labctl.render.systemd import unit_text
+from labctl.sim import images
 from tests.conftest import REFERENCE, assert_golden
 
 
