@@ -108,3 +108,10 @@ def test_the_cli_applies_them_and_the_loader_does_not(monkeypatch: pytest.Monkey
     plain = require_inventory(REFERENCE)
     assert plain.cluster.ceph is not None and plain.cluster.ceph.runtime == "container"
     assert plain.lab.ssh.user != "someone"
+
+
+def test_the_binaries_folder_may_name_the_version_it_holds() -> None:
+    """What `labctl sim env` exports: `{version}` is filled in from the inventory."""
+    exported = "/var/cache/labctl/kubernetes/{version}/bin"
+    got = from_environ({"LABCTL_KUBE_BIN_DIR": exported})
+    assert got.kube_binaries == exported
