@@ -37,13 +37,14 @@ def chosen(environ: Mapping[str, str] | None = None) -> Platform:
 
 
 def with_ssh_overrides(inventory: Inventory, environ: Mapping[str, str] | None = None) -> Inventory:
-    """``inventory`` with ``lab.ssh``'s user, known-hosts file and key replaced by the
-    ``LABCTL_SSH_*`` variables that are set."""
+    """``inventory`` with ``lab.ssh``'s known-hosts file and key replaced by the
+    ``LABCTL_SSH_*`` variables that are set, and the user labctl logs in as; the user
+    nodes are installed with (``lab.ssh.user``, in Ignition) stays the inventory's."""
     env = os.environ if environ is None else environ
     ssh = inventory.lab.ssh
     changed = dataclasses.replace(
         ssh,
-        user=env.get(SSH_USER) or ssh.user,
+        login_user=env.get(SSH_USER) or ssh.login_user,
         known_hosts=env.get(SSH_KNOWN_HOSTS) or ssh.known_hosts,
         identity_file=env.get(SSH_IDENTITY) or ssh.identity_file,
     )

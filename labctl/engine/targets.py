@@ -89,7 +89,7 @@ def _target(
         name=name,
         host=address,
         port=port,
-        user=user or ssh.user,
+        user=user or ssh.login_user or ssh.user,
         known_hosts=known_hosts if known_hosts.is_absolute() else base_dir / known_hosts,
         identity_file=(identity if identity.is_absolute() else base_dir / identity)
         if identity

@@ -103,11 +103,13 @@ def test_the_cli_applies_them_and_the_loader_does_not(monkeypatch: pytest.Monkey
     monkeypatch.setenv("LABCTL_SSH_USER", "someone")
     ceph = as_this_lab_loads(REFERENCE).cluster.ceph
     assert ceph is not None and ceph.runtime == "host"
-    assert as_this_lab_loads(REFERENCE).lab.ssh.user == "someone"
+    loaded = as_this_lab_loads(REFERENCE)
+    assert loaded.lab.ssh.login_user == "someone"
+    assert loaded.lab.ssh.user == require_inventory(REFERENCE).lab.ssh.user  # Ignition's
     # The inventory package reads no environment: its model is the file's.
     plain = require_inventory(REFERENCE)
     assert plain.cluster.ceph is not None and plain.cluster.ceph.runtime == "container"
-    assert plain.lab.ssh.user != "someone"
+    assert plain.lab.ssh.login_user is None
 
 
 def test_the_binaries_folder_may_name_the_version_it_holds() -> None:
@@ -115,3 +117,28 @@ def test_the_binaries_folder_may_name_the_version_it_holds() -> None:
     exported = "/var/cache/labctl/kubernetes/{version}/bin"
     got = from_environ({"LABCTL_KUBE_BIN_DIR": exported})
     assert got.kube_binaries == exported
+
+
+def test_the_ssh_overrides_reach_the_targets_and_not_the_nodes_accounts(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """LABCTL_SSH_* point labctl's logins elsewhere (read by the CLI, no longer by
+    engine/targets.py); the account Ignition creates on the nodes stays the inventory's."""
+    from labctl.engine.targets import ssh_target, switch_target
+
+    monkeypatch.setenv("LABCTL_SSH_USER", "someone")
+    monkeypatch.setenv("LABCTL_SSH_IDENTITY", "/keys/id")
+    monkeypatch.setenv("LABCTL_SSH_KNOWN_HOSTS", "/keys/known")
+    inventory = as_this_lab_loads(REFERENCE)
+    target = ssh_target(inventory, REFERENCE.parent, "fohn")
+    assert (target.user, str(target.identity_file), str(target.known_hosts)) == (
+        "someone",
+        "/keys/id",
+        "/keys/known",
+    )
+    # A switch's own ssh user wins over the override, as it always did.
+    switch = next(s for s in inventory.switches if s.management)
+    want = switch.ssh_user or "someone"
+    assert switch_target(inventory, REFERENCE.parent, switch.name).user == want
+    plain = ssh_target(require_inventory(REFERENCE), REFERENCE.parent, "fohn")
+    assert plain.user == inventory.lab.ssh.user != "someone"
