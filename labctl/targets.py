@@ -9,7 +9,6 @@ layer's work) may reach a host without importing the engine.
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -74,18 +73,16 @@ def switch_target(inventory: Inventory, base_dir: Path, name: str) -> SshTarget:
 def _target(
     inventory: Inventory, base_dir: Path, name: str, address: str, port: int, user: str | None
 ) -> SshTarget:
+    # lab.ssh as the CLI hands it over: the `LABCTL_SSH_*` variables (e.g. `labctl sim
+    # env`'s) are folded into it there (labctl/cli/platform_choice.py), not read here.
     ssh = inventory.lab.ssh
-    # The environment may point labctl elsewhere, e.g. at the simulated lab
-    # (`eval "$(labctl sim env)"`), without editing the inventory.
-    known = os.environ.get("LABCTL_SSH_KNOWN_HOSTS") or ssh.known_hosts
-    known_hosts = Path(known) if known else DEFAULT_KNOWN_HOSTS
-    key = os.environ.get("LABCTL_SSH_IDENTITY") or ssh.identity_file
-    identity = Path(key) if key else None
+    known_hosts = Path(ssh.known_hosts) if ssh.known_hosts else DEFAULT_KNOWN_HOSTS
+    identity = Path(ssh.identity_file) if ssh.identity_file else None
     return SshTarget(
         name=name,
         host=address,
         port=port,
-        user=user or os.environ.get("LABCTL_SSH_USER") or ssh.user,
+        user=user or ssh.login_user or ssh.user,
         known_hosts=known_hosts if known_hosts.is_absolute() else base_dir / known_hosts,
         identity_file=(identity if identity.is_absolute() else base_dir / identity)
         if identity

@@ -83,7 +83,7 @@ if [ "${#todo[@]}" -lt "${#COMMANDS[@]}" ]; then
   for c in "${todo[@]}"; do mv "$tmp/bin/$c" "$dest/bin/$c"; done
 else
   echo "$want" > "$tmp/.stamp"
-  # The images made from the binaries stay: labctl/kube/images.py keeps its own stamp of
+  # The images made from the binaries stay: labctl/sim/images.py keeps its own stamp of
   # the binaries' hashes and remakes them if they changed.
   [ -d "$dest/images" ] && mv "$dest/images" "$tmp/images"
   rm -rf "$dest"

@@ -12,8 +12,8 @@ VENV="$ROOT/.venv"
 # git for the pre-commit test (a lab repository, and pre-commit's clone of labctl);
 # containerd and runc for the kubelets of the simulated lab, and the reference CNI
 # plugins for the pod network that stands in for calico-node's; gcc and libc6-dev
-# build the pause image's static binary (labctl/kube/images.py); iptables (nft backend)
-# is copied into kube-proxy's image from this machine (labctl/kube/images.py); dig asks
+# build the pause image's static binary (labctl/sim/images.py); iptables (nft backend)
+# is copied into kube-proxy's image from this machine (labctl/sim/images.py); dig asks
 # the cluster's DNS in the end-to-end tests.
 DEBIAN_PACKAGES=(
   python3-venv openipmi ipmitool snmpd snmp openssh-server openssh-client
@@ -114,10 +114,10 @@ build_kubernetes() {
   fi
   [ "$rc" -eq 0 ] || return "$rc"
   # The control-plane and pause images the simulated lab's kubelets run the static
-  # pods from (labctl/kube/images.py), made from those binaries into the same cache.
+  # pods from (labctl/sim/images.py), made from those binaries into the same cache.
   local version
   version=$(basename "$("$ROOT/scripts/build-kubernetes.sh" --print-dir)")
-  "$VENV/bin/python" -m labctl.kube.images "$version" >/dev/null
+  "$VENV/bin/python" -m labctl.sim.images "$version" >/dev/null
 }
 
 install_debian_packages

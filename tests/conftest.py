@@ -7,14 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from labctl import standins
+from labctl.sim import platform as standins
 
 # What `labctl sim env` exports. A shell that has sourced it (the demo's
 # .labctl/demo.env does) would hand every test that lab's SSH settings and stand-ins,
 # and a test that runs labctl without one (a real lab's view) would not get it: each
 # test says its own lab's.
 SIM_ENV = (*standins.NAMES, "LABCTL_SSH_USER", "LABCTL_SSH_KNOWN_HOSTS",
-           "LABCTL_SSH_IDENTITY", "LABCTL_BOOT_NETNS")  # fmt: skip
+           "LABCTL_SSH_IDENTITY")  # fmt: skip
 for _name in SIM_ENV:
     os.environ.pop(_name, None)
 

@@ -41,7 +41,7 @@ def established_timeout(ctx: LayerContext) -> float:
 
 def _session(ctx: LayerContext) -> BgpSession:
     return BgpSession(
-        ctx.inventory, ctx.base_dir, ctx.standins.calico_bird, ctx.standins.switch_platform
+        ctx.inventory, ctx.base_dir, ctx.platform.bgp_stand_in(), ctx.platform.switch_platform()
     )
 
 
@@ -63,7 +63,7 @@ class EstablishedWork:
 
 def _wanted(ctx: LayerContext) -> resources.Wanted:
     return resources.wanted(
-        ctx.inventory, ctx.base_dir, stand_in_node=ctx.standins.calico_bird is not None
+        ctx.inventory, ctx.base_dir, stand_in_node=ctx.platform.bgp_stand_in() is not None
     )
 
 
@@ -86,7 +86,7 @@ class NodesReadyWork:
     """``calico.nodes-ready``: with the pod network configured, every Node turns Ready."""
 
     def apply(self, ctx: LayerContext) -> bool:
-        timeout = nodes_ready_timeout(ctx.standins.calico_bird is not None)
+        timeout = nodes_ready_timeout(ctx.platform.bgp_stand_in() is not None)
         KubeSession(ctx.inventory, ctx.base_dir).wait_nodes_ready(timeout)
         return False  # a wait: it changes nothing
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import typer
@@ -22,13 +21,12 @@ def status(inventory: Path = InventoryOption, output: OutputFormat = OutputOptio
     Example: labctl bgp status -o json
     """
     from labctl.calico.session import BgpSession
-    from labctl.inventory import require_inventory
-    from labctl.standins import from_environ
+    from labctl.cli.platform_choice import chosen, require_inventory
 
     inv = require_inventory(inventory)
-    standins = from_environ(os.environ)  # the simulated lab's BIRD and FRR switches
+    platform = chosen()  # the simulated lab's BIRD and FRR switches
     with BgpSession(
-        inv, inventory.parent, standins.calico_bird, standins.switch_platform
+        inv, inventory.parent, platform.bgp_stand_in(), platform.switch_platform()
     ) as session:
         fabric = session.status()
     if output is OutputFormat.json:
@@ -67,7 +65,7 @@ def resources(inventory: Path = InventoryOption, output: OutputFormat = OutputOp
 
     Example: labctl bgp resources > calico-resources.yaml
     """
-    from labctl.inventory import require_inventory
+    from labctl.cli.platform_choice import require_inventory
     from labctl.render import calico
 
     inv = require_inventory(inventory)

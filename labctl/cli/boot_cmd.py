@@ -42,7 +42,7 @@ def fetch(
     Example: labctl boot fetch -o json
     """
     from labctl.boot import assets
-    from labctl.inventory import require_inventory
+    from labctl.cli.platform_choice import require_inventory
 
     inv = require_inventory(inventory)
     results = []
@@ -75,7 +75,7 @@ def serve(
     """
     from labctl.boot import service
     from labctl.boot.state import BootDirs
-    from labctl.inventory import require_inventory
+    from labctl.cli.platform_choice import require_inventory
 
     inv = require_inventory(inventory)
     boot = inv.lab.boot
@@ -134,7 +134,7 @@ def status(
     """
     from labctl.boot import service
     from labctl.boot.state import BootDirs, read_report
-    from labctl.inventory import require_inventory
+    from labctl.cli.platform_choice import require_inventory
 
     inv = require_inventory(inventory)
     running = service.running(state_dir)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -26,18 +25,17 @@ def layer_context(
     """The context ``layers`` run in. Here the lab kind is known, so the lab checks those
     layers name (``lab_checks``) run: on a real lab a finding refuses the run before
     anything is written; on the simulated one it is a note on stderr."""
+    from labctl.cli.platform_choice import chosen, require_for_lab
     from labctl.engine.layer import LayerContext
-    from labctl.inventory import format_note, require_for_lab
-    from labctl.standins import from_environ
+    from labctl.inventory import format_note
 
-    # A simulated lab's stand-ins come from `labctl sim env`'s variables; BIRD standing
-    # in for calico-node is what tells it from a real lab (until issue 22's platform).
-    standins = from_environ(os.environ)
+    # The platform, chosen here once from `labctl sim env`'s variables (or none: a real lab).
+    platform = chosen()
     checks = [c for layer in layers for c in getattr(layer, "lab_checks", ())]
-    model, notes = require_for_lab(inventory, standins.calico_bird is not None, checks)
+    model, notes = require_for_lab(inventory, platform, checks)
     for note in notes:
         typer.echo(format_note(note), err=True)
-    return LayerContext(model, inventory, state_dir, dry_run, standins=standins)
+    return LayerContext(model, inventory, state_dir, dry_run, platform=platform)
 
 
 def plan(
@@ -88,28 +86,41 @@ def _bootstrap(
         layers = select_layers(LAYERS, only, start)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
-    run_and_report(layers, layer_context(inventory, state_dir, dry_run, layers), output)
+    ctx = layer_context(inventory, state_dir, dry_run, layers)
+    run_and_report(layers, ctx, output, stand_ins=True)
 
 
-def run_and_report(layers: Sequence[Layer], ctx: LayerContext, output: OutputFormat) -> None:
-    """Run ``layers`` with progress on stderr (or one JSON report); exit 1 if one failed."""
+STAND_IN = "stand-in: "
+
+
+def run_and_report(
+    layers: Sequence[Layer], ctx: LayerContext, output: OutputFormat, stand_ins: bool = False
+) -> None:
+    """Run ``layers`` with progress on stderr (or one JSON report); exit 1 if one failed.
+    With ``stand_ins`` (``plan``, ``bootstrap``), a simulated lab's differences are said
+    once first, one line each (``stand_ins`` in JSON); a real lab has none to say."""
     from labctl.engine.executor import Options
     from labctl.run import run_layers
 
     options = Options(dry_run=ctx.dry_run)
+    differences = ctx.platform.differences() if stand_ins else ()
     if output is OutputFormat.json:
         outcomes = run_layers(layers, ctx, options)
     else:
         from labctl.cli.progress import StepProgress
 
         with StepProgress() as progress:
+            for line in differences:
+                progress.announce(STAND_IN + line)
             outcomes = run_layers(
                 layers, ctx, options, progress=progress.update, announce=progress.announce
             )
     failed = any(o.status == "failed" for o in outcomes)
     if output is OutputFormat.json:
-        typer.echo(
-            json.dumps({"ok": not failed, "layers": [o.as_dict() for o in outcomes]}, indent=2)
-        )
+        report: dict[str, object] = {"ok": not failed}
+        if differences:
+            report["stand_ins"] = list(differences)
+        report["layers"] = [o.as_dict() for o in outcomes]
+        typer.echo(json.dumps(report, indent=2))
     if failed:
         raise typer.Exit(1)

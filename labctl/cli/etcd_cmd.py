@@ -21,9 +21,9 @@ def status(inventory: Path = InventoryOption, output: OutputFormat = OutputOptio
 
     Example: labctl etcd status -o json
     """
+    from labctl.cli.platform_choice import require_inventory
     from labctl.errors import LabctlError
     from labctl.etcd.session import EtcdSession
-    from labctl.inventory import require_inventory
 
     with EtcdSession(require_inventory(inventory), inventory.parent) as session:
         states = session.states()
@@ -80,8 +80,8 @@ def snapshot(
 
     Example: labctl etcd snapshot --out before-upgrade.db
     """
+    from labctl.cli.platform_choice import require_inventory
     from labctl.etcd.session import EtcdSession
-    from labctl.inventory import require_inventory
 
     with EtcdSession(require_inventory(inventory), inventory.parent) as session:
         entry = session.snapshot("labctl etcd snapshot", out)

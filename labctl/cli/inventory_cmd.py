@@ -24,7 +24,7 @@ def show(inventory: Path = InventoryOption, output: OutputFormat = OutputOption)
 
     Example: labctl inventory show -i inventory.yaml
     """
-    from labctl.inventory import require_inventory
+    from labctl.cli.platform_choice import require_inventory
 
     inv = require_inventory(inventory)
     if output is OutputFormat.json:
@@ -55,7 +55,7 @@ def export(
 
     Example: labctl inventory export ansible --out hosts.yaml
     """
-    from labctl.inventory import require_inventory
+    from labctl.cli.platform_choice import require_inventory
     from labctl.inventory.export import render
 
     text = render(require_inventory(inventory), fmt.value)

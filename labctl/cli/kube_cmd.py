@@ -29,8 +29,8 @@ def kubeconfig(
 
     Example: labctl kubeconfig --write ~/.kube/sthlm && kubectl --kubeconfig ~/.kube/sthlm get nodes
     """
+    from labctl.cli.platform_choice import require_inventory
     from labctl.files import write_atomic
-    from labctl.inventory import require_inventory
     from labctl.kube.session import KubeSession
     from labctl.render.kubernetes.common import to_yaml
 
@@ -54,7 +54,7 @@ def status(inventory: Path = InventoryOption, output: OutputFormat = OutputOptio
 
     Example: labctl kubernetes status -o json
     """
-    from labctl.inventory import require_inventory
+    from labctl.cli.platform_choice import require_inventory
     from labctl.kube.session import KubeSession
 
     found = KubeSession(require_inventory(inventory), inventory.parent).status()

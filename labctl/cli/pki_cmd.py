@@ -31,7 +31,7 @@ BackendOpt = typer.Option(
 
 
 def _session(path: Path, backend: BackendName = BackendName.inventory) -> PkiSession:
-    from labctl.inventory import require_inventory
+    from labctl.cli.platform_choice import require_inventory
     from labctl.pki.session import PkiSession
 
     chosen = None if backend is BackendName.inventory else backend.value

@@ -54,7 +54,7 @@ def _power(
     output: OutputFormat,
 ) -> None:
     from labctl.cli.confirm import confirm
-    from labctl.inventory import require_inventory
+    from labctl.cli.platform_choice import require_inventory
     from labctl.power.requests import DISRUPTIVE, PowerVerb, select_targets
 
     verb = PowerVerb(verb_name)
@@ -200,9 +200,9 @@ def bootdev(
     """
     import asyncio
 
+    from labctl.cli.platform_choice import require_inventory
     from labctl.drivers.ipmi import BootDevice
     from labctl.errors import LabctlError
-    from labctl.inventory import require_inventory
     from labctl.power.requests import select_targets
     from labctl.power.session import PowerSession
 

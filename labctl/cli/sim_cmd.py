@@ -44,8 +44,8 @@ def up(
     from rich.console import Console
 
     from labctl.cli.bootstrap_cmd import StateDirOption as StateDir
+    from labctl.cli.platform_choice import require_inventory
     from labctl.engine.journal import journal_path
-    from labctl.inventory import require_inventory
     from labctl.sim.lab import up as sim_up
 
     lab = require_inventory(inventory)
@@ -130,8 +130,8 @@ def env(state_dir: Path = StateOpt) -> None:
     """
     import shlex
 
-    from labctl import standins
     from labctl.kube.binaries import bin_dir
+    from labctl.sim import platform as sim_platform
     from labctl.sim.record import read_record
 
     state = state_dir.resolve()
@@ -142,28 +142,28 @@ def env(state_dir: Path = StateOpt) -> None:
         "LABCTL_SSH_KNOWN_HOSTS": str(state / "known_hosts"),
         "LABCTL_SSH_IDENTITY": str(state / "id_ed25519"),
         # Simulated nodes have the host's etcd binary and no container engine.
-        standins.ETCD_RUNTIME: "host",
-        standins.CEPH_RUNTIME: "host",
+        sim_platform.ETCD_RUNTIME: "host",
+        sim_platform.CEPH_RUNTIME: "host",
         # Its monitors' stores share this machine's disk, whose free space is not the
         # lab's: warn only when it is nearly full.
-        standins.CEPH_CONFIG: "mon_data_avail_warn=5",
+        sim_platform.CEPH_CONFIG: "mon_data_avail_warn=5",
         # Simulated switches run FRR whatever their platform.
-        standins.SWITCH_PLATFORM: "frr",
+        sim_platform.SWITCH_PLATFORM: "frr",
         # ... nor a registry: the control plane's static pods run from images made of
-        # the Kubernetes binaries this machine built (labctl/kube/images.py), imported
+        # the Kubernetes binaries this machine built (labctl/sim/images.py), imported
         # into each node's containerd from the build cache beside LABCTL_KUBE_BIN_DIR.
-        standins.KUBE_RUNTIME: "pods",
-        standins.KUBE_BIN_DIR: str(bin_dir()),
+        sim_platform.KUBE_RUNTIME: "pods",
+        sim_platform.KUBE_BIN_DIR: str(bin_dir()),
     }
     from labctl.programs import BIRD1
 
     # No calico-node here: nodes run BIRD 1.6 in its place, where setup.sh unpacks it.
-    bird = os.environ.get(standins.CALICO_BIRD) or BIRD1
+    bird = os.environ.get(sim_platform.CALICO_BIRD) or BIRD1
     if Path(bird).exists():
-        values[standins.CALICO_BIRD] = bird
+        values[sim_platform.CALICO_BIRD] = bird
     fabric = record.get("plan", {}).get("fabric")
     if fabric:  # the boot service runs where the lab's bridges are (VM nodes boot from it)
-        values["LABCTL_BOOT_NETNS"] = fabric
+        values[sim_platform.BOOT_NETNS] = fabric
     for key, value in values.items():
         typer.echo(f"export {key}={shlex.quote(value)}")
 

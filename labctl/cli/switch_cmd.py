@@ -30,8 +30,8 @@ PlatformOption = typer.Option(
 def _switch_and_platform(
     inventory: Path, name: str, platform: str | None
 ) -> tuple[Inventory, Switch, str | None]:
+    from labctl.cli.platform_choice import require_inventory
     from labctl.errors import UsageError
-    from labctl.inventory import require_inventory
 
     inv = require_inventory(inventory)
     switch = next((s for s in inv.switches if s.name == name), None)

@@ -108,15 +108,13 @@ def validate(
 
 def _simulated(lab: LabKind | None) -> bool | None:
     """The lab kind for the lab checks: --lab, else the simulated lab when `labctl sim
-    env`'s BIRD stand-in is set (what tells the simulated lab apart, until issue 22),
-    else unknown (None): they do not run."""
-    import os
-
-    from labctl.standins import from_environ
+    env`'s platform has BIRD standing in for calico-node (what the lab checks are
+    about), else unknown (None): they do not run."""
+    from labctl.cli.platform_choice import chosen
 
     if lab is not None:
         return lab is LabKind.simulated
-    return True if from_environ(os.environ).calico_bird else None
+    return True if chosen().bgp_stand_in() else None
 
 
 def _json(report: formats.FileReport, strict: bool) -> dict[str, object]:

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from labctl.engine.facts import F, Facts
 from labctl.inventory.model import Inventory
-from labctl.standins import StandIns
+from labctl.platform import Platform, RealPlatform
 
 if TYPE_CHECKING:
     from labctl.engine.plan import Plan
@@ -43,9 +43,9 @@ class LayerContext:
     # name. Empty on real labs; tests point every node at one loopback sshd and give
     # each node its own directory there.
     node_root: str = ""
-    # What a simulated lab runs in place of the real thing (labctl/standins.py, read
-    # from `labctl sim env`'s variables); empty on a real lab.
-    standins: StandIns = field(default_factory=StandIns)
+    # How the lab runs what the inventory describes (labctl/platform.py): the CLI
+    # chooses it; a simulated lab's says what stands in for what.
+    platform: Platform = field(default_factory=RealPlatform)
 
     @property
     def base_dir(self) -> Path:

@@ -48,7 +48,7 @@ if TYPE_CHECKING:
 
 def _digest(ctx: LayerContext) -> str:
     return render.config_digest(
-        ctx.inventory, render.runtime(ctx.inventory, ctx.standins.etcd_runtime)
+        ctx.inventory, render.runtime(ctx.inventory, ctx.platform.etcd_runtime(ctx.inventory))
     )
 
 

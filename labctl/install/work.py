@@ -9,7 +9,6 @@ operator's machine and talk to the servers only through labctl's drivers
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -30,8 +29,6 @@ if TYPE_CHECKING:
 
 SURVEY_SSH_TIMEOUT = 5.0
 POLL = 1.0
-# Where the simulated lab asks for the boot service to run (its lab network's namespace).
-NETNS_ENV = "LABCTL_BOOT_NETNS"
 
 
 def _ssh_look(ctx: LayerContext, server: Server) -> survey.Observation:
@@ -113,7 +110,7 @@ class BootStartWork:
             ctx.inventory,
             ctx.inventory_path,
             ctx.state_dir,
-            netns=os.environ.get(NETNS_ENV),
+            netns=ctx.platform.boot_netns(),
             lifetime=lifetime,
         )
         return after != before

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import os
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -122,11 +121,7 @@ def _required(path: Path, result: LoadResult) -> Inventory:
         if more > 0:
             lines.append(f"... and {more} more (run `labctl validate {path}`)")
         raise LabctlError(f"{path} has errors:\n" + "\n".join(lines))
-    # A simulated lab's Ceph stand-ins are inventory settings: applied here, once, for
-    # every command that reads the inventory (labctl/standins.py).
-    from labctl.standins import applied, from_environ
-
-    return applied(result.inventory, from_environ(os.environ))
+    return result.inventory
 
 
 def format_problem(p: Problem, severity: str | None = None) -> str:

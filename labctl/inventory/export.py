@@ -24,7 +24,8 @@ def primary_address(server: Server, inventory: Inventory) -> str | None:
 
 
 def _plain(value: Any) -> Any:
-    """Dataclasses to JSON-able data; document paths dropped, secrets as references only."""
+    """Dataclasses to JSON-able data; document paths and what no file holds (``not_in_file``)
+    dropped, secrets as references only."""
     if isinstance(value, SecretRef):
         if value.env is not None:
             return {"env": value.env}
@@ -35,7 +36,7 @@ def _plain(value: Any) -> Any:
         return {
             f.name: _plain(getattr(value, f.name))
             for f in dataclasses.fields(value)
-            if f.name != "path"
+            if f.name != "path" and not f.metadata.get("not_in_file")
         }
     if isinstance(value, tuple | list):
         return [_plain(v) for v in value]

@@ -350,6 +350,9 @@ class SshSettings:
     identity_file: str | None
     boot_wait: float
     authorized_keys: tuple[str, ...] = ()
+    # Who labctl logs in as when not ``user`` (never from the file: the CLI's
+    # LABCTL_SSH_USER). ``user`` stays the account nodes are installed with.
+    login_user: str | None = field(default=None, metadata={"not_in_file": True})
 
 
 @dataclass(frozen=True, slots=True)

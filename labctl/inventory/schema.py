@@ -97,7 +97,7 @@ def _ecma(pattern: str) -> re.Pattern[str]:
 def grammar_error(type_name: str, value: str) -> str | None:
     """The sentence of the schema's string type ``$defs/type_name`` when ``value`` breaks
     it, else None: the one grammar for values that reach a node without passing through
-    the inventory (the simulated lab's ``LABCTL_*`` stand-ins, labctl/standins.py)."""
+    the inventory (the simulated lab's ``LABCTL_*`` stand-ins, labctl/sim/platform.py)."""
     node: dict[str, Any] = schema()["$defs"][type_name]
     too_long = len(value) > int(node.get("maxLength", len(value)))
     if too_long or not _ecma(str(node["pattern"])).search(value):

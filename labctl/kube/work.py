@@ -49,9 +49,11 @@ class BinariesWork:
     def _wanted(self, ctx: LayerContext, server: str) -> tuple[str, list[str], str]:
         """The folder on the node, the binaries it must hold there, and their version."""
         inventory = ctx.inventory
-        runtime = common.runtime(inventory, ctx.standins.kube_runtime)
+        runtime = common.runtime(inventory, ctx.platform.kube_runtime(inventory))
         names = common.binaries_by_node(inventory, runtime)[server]
-        folder = ctx.on_node(server, common.bin_dir(inventory, ctx.standins.kube_bin_dir))
+        folder = ctx.on_node(
+            server, common.bin_dir(inventory, ctx.platform.kube_bin_dir(inventory))
+        )
         return folder, names, common.version(inventory)
 
     def _ssh(self, ctx: LayerContext, server: str) -> SshSession:
@@ -94,8 +96,8 @@ class BinariesWork:
 
 
 def _addons(ctx: LayerContext) -> list[Doc]:
-    """The addons for the runtime in effect (the simulated lab's kube-proxy differs)."""
-    return all_addons(ctx.inventory, common.runtime(ctx.inventory, ctx.standins.kube_runtime))
+    """The addons as the platform runs them (kube-proxy differs where nodes share a kernel)."""
+    return all_addons(ctx.inventory, ctx.platform.shares_kernel())
 
 
 def _session(ctx: LayerContext) -> KubeSession:

@@ -8,7 +8,7 @@ pushing over eAPI is not built). Then the nodes: on a real lab calico-node,
 installed from Calico's manifest by the next layer (``calico_resources.py``),
 configures their BGP; on the simulated lab, which has no calico-node, each node
 gets ``bird.cfg`` as calico-node would write it and runs BIRD 1.6 as a unit
-(``ctx.standins.calico_bird``), with a CNI configuration standing in for calico-node's.
+(``ctx.platform.bgp_stand_in()``), with a CNI configuration standing in for calico-node's.
 Last, from the operator's machine, every session must be Established and every
 node's pod block learned by every peering switch within the hold time plus a
 margin (local work ``calico.established``).
@@ -58,7 +58,7 @@ def frr_switches(ctx: LayerContext) -> list[str]:
     return [
         s.name
         for s in topology.peering_switches(ctx.inventory)
-        if (ctx.standins.switch_platform or s.platform) == "frr"
+        if (ctx.platform.switch_platform() or s.platform) == "frr"
     ]
 
 
@@ -146,15 +146,16 @@ class CalicoLayer:
             ]
         if actions:
             yield Plan.of("calico: switches", actions)
-        if ctx.standins.calico_bird is None:
+        if ctx.platform.bgp_stand_in() is None:
             return  # calico-node, from Calico's manifest (layer calico-resources), does the rest
         yield from self._stand_in(ctx)
 
     def _stand_in(self, ctx: LayerContext) -> Iterator[Plan]:
         inventory = ctx.inventory
         boot_wait = inventory.lab.ssh.boot_wait
-        assert ctx.standins.calico_bird is not None
-        unit = calico_node.unit(ctx.standins.calico_bird)
+        binary = ctx.platform.bgp_stand_in()
+        assert binary is not None
+        unit = calico_node.unit(binary)
         node_actions: list[Action] = []
         for server in topology.nodes(inventory):
             node = server.name

@@ -51,7 +51,7 @@ class CalicoResourcesLayer:
 
     def plans(self, ctx: LayerContext) -> Iterator[Plan]:
         calico = ctx.inventory.cluster.calico
-        stand_in = ctx.standins.calico_bird is not None
+        stand_in = ctx.platform.bgp_stand_in() is not None
         if calico.manifest is None and not stand_in:
             raise LabctlError(
                 f"{ctx.inventory_path}: cluster.calico.manifest is not set: on a real lab "

@@ -108,7 +108,7 @@ ENSURE_RUNNING = (
 
 
 def runtime(ctx: LayerContext) -> str:
-    return render.runtime(ctx.inventory, ctx.standins.etcd_runtime)
+    return render.runtime(ctx.inventory, ctx.platform.etcd_runtime(ctx.inventory))
 
 
 class EtcdLayer:

@@ -5,9 +5,10 @@ Kubernetes binaries it runs in ``binary_dir`` at the inventory's version, sent f
 this machine's build where the node lacks them (local work ``kubernetes.binaries``,
 ``kube/delivery.py``). Then on every server each service's files are written
 (``render/kubernetes``) and the service is enabled, restarted when its files or the
-node's certificates changed, and started if it is not running: containerd (host
-runtime only), the control-plane units (host runtime) or static pod manifests
-(static-pods runtime, run by the kubelet), and the kubelet. Then, from the
+node's certificates changed, and started if it is not running: labctl's own containerd
+(only where nodes share one kernel, ``Platform.shares_kernel``), the control-plane
+units (host runtime) or static pod manifests (static-pods runtime, run by the
+kubelet), and the kubelet. Then, from the
 operator's machine with the admin certificate: the API answers ``/readyz`` (local
 work ``kubernetes.ready``), the addons are applied (``kubernetes.addons``), and
 every server is a Node (``kubernetes.nodes``). A re-run on a working cluster changes nothing.
@@ -48,18 +49,28 @@ done
 """
 
 
+def runtime(ctx: LayerContext) -> str:
+    """How the control plane runs, as the platform says (``common.runtime`` checks it)."""
+    return c.runtime(ctx.inventory, ctx.platform.kube_runtime(ctx.inventory))
+
+
+def bin_dir(ctx: LayerContext) -> str:
+    """The nodes' folder for the Kubernetes binaries, as the platform says."""
+    return c.bin_dir(ctx.inventory, ctx.platform.kube_bin_dir(ctx.inventory))
+
+
 def image_imports(ctx: LayerContext, server: Server) -> list[Action]:
     """The pods runtime: the images its pods need, from the build cache beside binary_dir
-    (labctl/kube/images.py writes them), under the upstream names the manifests use."""
+    (labctl/sim/images.py writes them), under the upstream names the manifests use."""
     inventory = ctx.inventory
-    if c.runtime(inventory, ctx.standins.kube_runtime) != "pods":
+    if runtime(ctx) != "pods":
         return []
     # kube-proxy's DaemonSet runs on every node (its pods use host networking); CoreDNS's
     # Deployment may put its pods on any of them.
     wanted = [host.SANDBOX_IMAGE, c.image(inventory, "kube-proxy"), coredns_image(inventory)]
     if server in c.control_plane(inventory):
         wanted += [c.image(inventory, component) for component in c.CONTROL_PLANE]
-    folder = c.image_dir(c.bin_dir(inventory, ctx.standins.kube_bin_dir))
+    folder = c.image_dir(bin_dir(ctx))
     pairs = [f"{image.rsplit('/', 1)[-1].split(':', 1)[0]}.tar={image}" for image in wanted]
     return [
         Run(
@@ -95,10 +106,10 @@ def control_plane_ready(ctx: LayerContext, server: Server) -> list[Action]:
     inventory = ctx.inventory
     if server not in c.control_plane(inventory):
         return []
-    runtime = c.runtime(inventory, ctx.standins.kube_runtime)
     address = c.node_address(inventory, server)
     port = str(inventory.cluster.kubernetes.api_endpoint.port)
-    cert = ctx.on_node(server.name, c.ssl("apiserver.pem")) if c.static_pods(runtime) else "-"
+    static = c.static_pods(runtime(ctx))
+    cert = ctx.on_node(server.name, c.ssl("apiserver.pem")) if static else "-"
     return [
         WaitFor(
             server.name,
@@ -140,12 +151,11 @@ def binaries_step(ctx: LayerContext) -> LocalStep:
     """Every node gets the binaries it runs at the inventory's version, from this
     machine's build, unless it has them (local work ``kubernetes.binaries``)."""
     inventory = ctx.inventory
-    runtime = c.runtime(inventory, ctx.standins.kube_runtime)
-    folder = c.bin_dir(inventory, ctx.standins.kube_bin_dir)
+    folder = bin_dir(ctx)
     want = c.version(inventory)
     each = [
         f"{name} ({', '.join(names)})"
-        for name, names in c.binaries_by_node(inventory, runtime).items()
+        for name, names in c.binaries_by_node(inventory, runtime(ctx)).items()
     ]
     return LocalStep(
         "kubernetes.binaries",
@@ -155,10 +165,14 @@ def binaries_step(ctx: LayerContext) -> LocalStep:
 
 
 def node_services(ctx: LayerContext, server: Server) -> list[Service]:
-    inventory = ctx.inventory
-    runtime = c.runtime(inventory, ctx.standins.kube_runtime)
-    bin_dir = c.bin_dir(inventory, ctx.standins.kube_bin_dir)
-    return services(inventory, server, runtime, bin_dir, pki_digest(ctx, server.name))
+    return services(
+        ctx.inventory,
+        server,
+        runtime(ctx),
+        bin_dir(ctx),
+        pki_digest(ctx, server.name),
+        shares_kernel=ctx.platform.shares_kernel(),
+    )
 
 
 def node_actions(ctx: LayerContext, server: Server) -> list[Action]:

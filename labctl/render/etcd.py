@@ -56,7 +56,7 @@ class MemberFiles:
 
 
 def runtime(inventory: Inventory, override: str | None = None) -> str:
-    """How members run: ``override`` (LABCTL_ETCD_RUNTIME) or cluster.etcd.runtime."""
+    """How members run: ``override`` (the platform's answer) or cluster.etcd.runtime."""
     return override or inventory.cluster.etcd.runtime
 
 

@@ -31,7 +31,7 @@ from labctl.engine.layer import LayerContext
 from labctl.etcd.membership import EtcdChanges, EtcdJoined
 from labctl.inventory import require_inventory
 from labctl.layers.etcd import EtcdLayer, is_restart
-from labctl.standins import StandIns
+from labctl.sim.platform import SimPlatform
 from tests.e2e.conftest import Lab, run, simulated_lab
 from tests.labctl_process import run_labctl
 
@@ -120,7 +120,7 @@ def restart_step(lab: Lab, node: str) -> str:
     ctx = LayerContext(
         inventory, lab.workdir / "inventory.yaml", lab.workdir / "plan-only", facts=quiet
     )
-    plans = EtcdLayer().plans(replace(ctx, standins=StandIns(etcd_runtime="host")))
+    plans = EtcdLayer().plans(replace(ctx, platform=SimPlatform(etcd="host")))
     members_plan = next(p for p in plans if p.layer == "etcd: members")
     step = next(s for s in members_plan.steps if s.target == node and is_restart(s.action))
     assert isinstance(step.action, Run)

@@ -29,7 +29,7 @@ from labctl.inventory import require_inventory
 from labctl.inventory.model import Inventory, SecretRef
 from labctl.layers.calico import CalicoLayer
 from labctl.run import standard_appliers
-from labctl.standins import StandIns
+from labctl.sim.platform import SimPlatform
 from labctl.targets import SshConnector
 from tests.conftest import REFERENCE
 from tests.peers.sshd import SshdPeer, running_sshd
@@ -80,7 +80,7 @@ def context(tmp_path: Path) -> LayerContext:
         REFERENCE,
         tmp_path / "state",
         node_root=str(tmp_path / "machines" / "{node}"),
-        standins=StandIns(calico_bird=BIRD, switch_platform="frr"),
+        platform=SimPlatform(calico_bird=BIRD, switches="frr"),
     )
 
 

@@ -36,7 +36,7 @@ from labctl.layers.etcd import restore_command
 from labctl.render import bird, boot, ceph, etcd, ignition, switch_frr, systemd
 from labctl.render.kubernetes import addons, kubelet
 from labctl.render.systemd import env_text, unit_text
-from labctl.standins import StandIns
+from labctl.sim.platform import SimPlatform
 from tests.conftest import REFERENCE
 
 INVENTORY = require_inventory(REFERENCE)
@@ -385,7 +385,7 @@ def run_restore(tmp_path: Path, data_dir: str) -> list[list[str]]:
     inventory = patched(INVENTORY, "cluster.etcd", settings_)
     ctx = LayerContext(
         inventory, REFERENCE, tmp_path / "state", node_root=str(root),
-        standins=StandIns(etcd_runtime="host"),
+        platform=SimPlatform(etcd="host"),
     )  # fmt: skip
     node_dir = ctx.on_node("fohn", data_dir)
     command = restore_command(ctx, "fohn", ctx.on_node("fohn", "/snap.db"), node_dir)
@@ -485,7 +485,7 @@ def test_the_corefile_keeps_its_blocks_and_yaml_round_trips(domain: str) -> None
     assert corefile == normal["data"]["Corefile"].replace(" cluster.local ", f" {domain} ")
     assert len(corefile.split()) == len(normal["data"]["Corefile"].split())
     assert corefile.count("{") == corefile.count("}") == normal["data"]["Corefile"].count("{")
-    config = kubelet.configuration(inventory, inventory.server("fohn"), "host")
+    config = kubelet.configuration(inventory, inventory.server("fohn"), shares_kernel=True)
     assert yaml.safe_load(yaml.safe_dump(config)) == config
 
 

@@ -74,9 +74,9 @@ def apiserver_to_kubelet() -> list[Doc]:
     ]
 
 
-def kube_proxy(inventory: Inventory, runtime: str | None = None) -> list[Doc]:
+def kube_proxy(inventory: Inventory, shares_kernel: bool = False) -> list[Doc]:
     """kube-proxy in iptables mode (the nft-backed iptables its image holds on the
-    simulated lab); ``runtime`` is the effective one (``common.runtime``)."""
+    simulated lab); ``shares_kernel`` is the platform's answer (``Platform.shares_kernel``)."""
     k = inventory.cluster.kubernetes
     config: Doc = {
         "apiVersion": "kubeproxy.config.k8s.io/v1alpha1",
@@ -85,7 +85,7 @@ def kube_proxy(inventory: Inventory, runtime: str | None = None) -> list[Doc]:
         "clusterCIDR": k.pod_cidr,
         "mode": "iptables",
     }
-    if runtime is not None and c.shared_host(runtime):
+    if shares_kernel:
         # The simulated nodes are network namespaces of one kernel: nf_conntrack_max is
         # the kernel's, read-only outside the host's own namespace, and kube-proxy exits
         # on "permission denied" trying to raise it. 0 leaves it as the host set it.
@@ -294,6 +294,6 @@ def coredns(inventory: Inventory) -> list[Doc]:
     ]
 
 
-def all_addons(inventory: Inventory, runtime: str | None = None) -> list[Doc]:
+def all_addons(inventory: Inventory, shares_kernel: bool = False) -> list[Doc]:
     """Every object, in the order they are applied (RBAC first)."""
-    return [*apiserver_to_kubelet(), *kube_proxy(inventory, runtime), *coredns(inventory)]
+    return [*apiserver_to_kubelet(), *kube_proxy(inventory, shares_kernel), *coredns(inventory)]

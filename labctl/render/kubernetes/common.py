@@ -29,9 +29,10 @@ CONTAINERD_SOCKET = "/run/containerd/containerd.sock"
 
 CONTROL_PLANE = ("kube-apiserver", "kube-controller-manager", "kube-scheduler")
 RUNTIMES = ("static-pods", "host")
-# The simulated lab's runtimes (LABCTL_KUBE_RUNTIME, never the inventory): "host" runs the
+# The simulated lab's runtimes (its platform's, never the inventory's): "host" runs the
 # control plane as units, "pods" runs the static pods from images imported into each
-# node's containerd. Both are for nodes that share one host's root and kernel.
+# node's containerd. Whether nodes share a kernel is the platform's to say
+# (``Platform.shares_kernel``), not the runtime's.
 SIM_RUNTIMES = ("host", "pods")
 
 # The kubeconfig each client reads, by the name of its certificate in the store.
@@ -61,18 +62,12 @@ def version(inventory: Inventory) -> str:
 
 
 def runtime(inventory: Inventory, override: str | None = None) -> str:
-    """How the control plane runs: LABCTL_KUBE_RUNTIME, else cluster.kubernetes.runtime."""
+    """How the control plane runs: ``override`` (the platform's), else the inventory's."""
     chosen = override or inventory.cluster.kubernetes.runtime
     if chosen not in (*RUNTIMES, *SIM_RUNTIMES):
         known = ", ".join(dict.fromkeys((*RUNTIMES, *SIM_RUNTIMES)))
         raise ValueError(f"kubernetes runtime {chosen!r} is not one of {known}")
     return chosen
-
-
-def shared_host(runtime: str) -> bool:
-    """Whether nodes share one host (the simulated lab): labctl's own containerd, and a
-    kubelet told what a shared kernel and cgroup tree force (``kubelet.py``)."""
-    return runtime in SIM_RUNTIMES
 
 
 def static_pods(runtime: str) -> bool:
@@ -81,14 +76,14 @@ def static_pods(runtime: str) -> bool:
 
 
 def bin_dir(inventory: Inventory, override: str | None = None) -> str:
-    """binary_dir, or LABCTL_KUBE_BIN_DIR, where "{version}" stands for v1.36.3."""
+    """binary_dir, or ``override`` (the platform's), where "{version}" stands for v1.36.3."""
     chosen = (override or inventory.cluster.kubernetes.binary_dir).rstrip("/") or "/"
     return chosen.replace("{version}", version(inventory))
 
 
 def image_dir(bin_dir: str) -> str:
     """Where the pods runtime finds its image archives: beside the build cache's bin
-    folder (``.../v1.36.3/bin`` -> ``.../v1.36.3/images``), as labctl/kube/images.py puts them."""
+    folder (``.../v1.36.3/bin`` -> ``.../v1.36.3/images``), as labctl/sim/images.py puts them."""
     return posixpath.join(posixpath.dirname(bin_dir.rstrip("/")), "images")
 
 

@@ -1,11 +1,12 @@
 """The host runtime: the control plane as systemd units, and containerd to serve the kubelet.
 
 The same binaries with the same flags as the static pods (``flags.py``), run from
-``binary_dir`` instead of from images. The simulated lab uses it: its nodes share the
-host's root, which has the built binaries and no images. A node in the host runtime
-also gets a containerd unit of labctl's own (``labctl-containerd.service``, the
-native snapshotter, state under ``/run/containerd``), since the simulated nodes run
-no system containerd; the kubelet needs a CRI endpoint even with no pod to run.
+``binary_dir`` instead of from images. Nodes that share one kernel (the simulated
+lab's platform, ``Platform.shares_kernel``, whatever the runtime) also get a containerd
+unit of labctl's own (``labctl-containerd.service``, the native snapshotter, state
+under ``/run/containerd``), since the simulated nodes run no system containerd; the
+kubelet needs a CRI endpoint even with no pod to run. A real lab's kubelet uses the
+OS's containerd in either runtime.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ CNI_BIN_DIR = "/usr/lib/cni"
 CNI_CONF_DIR = "/etc/cni/net.d"
 CONTAINERD_WRAPPER = "/etc/containerd/labctl-containerd-wrapper.sh"
 # The sandbox image containerd's CRI starts every pod with; in the pods runtime it is
-# one of the images labctl builds and imports (labctl/kube/images.py).
+# one of the images labctl builds and imports (labctl/sim/images.py).
 SANDBOX_IMAGE = "registry.k8s.io/pause:3.10.2"
 
 

@@ -4,7 +4,8 @@ KubeletConfiguration: webhook authentication and authorization against the API,
 client certificates checked against the lab CA, the node's serving certificate
 from the pki layer (labctl rotates it, so the kubelet does not), cluster DNS on
 the service network, static pods from ``/etc/kubernetes/manifests``, containerd's
-socket. The host runtime (the simulated lab) differs in what a shared host forces:
+socket. Nodes that share one kernel (the simulated lab's, ``Platform.shares_kernel``;
+never a matter of the runtime) differ in what a shared host forces:
 cgroupfs without per-QoS cgroups (three kubelets share one cgroup tree), no swap or
 cgroup v1 refusal, cgroup hierarchies mounted again in the kubelet's own mount
 namespace (a node's /sys is the fresh sysfs of `ip netns exec`), and kernel tunables
@@ -36,7 +37,9 @@ KUBELET_SYSCTLS = {
 }
 
 
-def configuration(inventory: Inventory, server: Server, runtime: str) -> dict[str, Any]:
+def configuration(
+    inventory: Inventory, server: Server, shares_kernel: bool = False
+) -> dict[str, Any]:
     k = inventory.cluster.kubernetes
     config: dict[str, Any] = {
         "apiVersion": "kubelet.config.k8s.io/v1beta1",
@@ -58,7 +61,7 @@ def configuration(inventory: Inventory, server: Server, runtime: str) -> dict[st
         "cgroupDriver": "systemd",
         "readOnlyPort": 0,
     }
-    if c.shared_host(runtime):
+    if shares_kernel:
         config.update(
             {
                 "cgroupDriver": "cgroupfs",
@@ -138,14 +141,14 @@ def host_wrapper() -> str:
     return "\n".join(lines) + "\n"
 
 
-def exec_start(inventory: Inventory, server: Server, runtime: str, bin_dir: str) -> str:
+def exec_start(inventory: Inventory, server: Server, bin_dir: str, shares_kernel: bool) -> str:
     argv = [f"{bin_dir}/kubelet", *flags.kubelet(inventory, server)]
-    if c.shared_host(runtime):
+    if shares_kernel:
         argv = ["/bin/sh", HOST_WRAPPER, *argv]
     return exec_command(argv)
 
 
-def unit(inventory: Inventory, server: Server, runtime: str, bin_dir: str) -> Unit:
+def unit(inventory: Inventory, server: Server, bin_dir: str, shares_kernel: bool = False) -> Unit:
     return {
         "Unit": [
             ("Description", f"Kubernetes kubelet on {server.name} (written by labctl)"),
@@ -154,7 +157,7 @@ def unit(inventory: Inventory, server: Server, runtime: str, bin_dir: str) -> Un
         ],
         "Service": [
             ("ExecStartPre", exec_command(["/bin/mkdir", "-p", c.MANIFESTS_DIR, c.KUBELET_DIR])),
-            ("ExecStart", exec_start(inventory, server, runtime, bin_dir)),
+            ("ExecStart", exec_start(inventory, server, bin_dir, shares_kernel)),
             ("Restart", "always"),
             ("RestartSec", "5"),
         ],

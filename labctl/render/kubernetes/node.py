@@ -63,12 +63,20 @@ def static_pods(inventory: Inventory, server: Server, pki_digest: str = "") -> l
 
 
 def services(
-    inventory: Inventory, server: Server, runtime: str, bin_dir: str, pki_digest: str = ""
+    inventory: Inventory,
+    server: Server,
+    runtime: str,
+    bin_dir: str,
+    pki_digest: str = "",
+    *,
+    shares_kernel: bool = False,
 ) -> list[Service]:
-    """The node's services in start order (the kubelet last: it needs containerd)."""
+    """The node's services in start order (the kubelet last: it needs containerd).
+    ``shares_kernel`` (the platform's answer) adds labctl's own containerd and the
+    kubelet's wrapper."""
     found: list[Service] = []
     control_plane = server in c.control_plane(inventory)
-    if c.shared_host(runtime):
+    if shares_kernel:
         containerd = [
             File(host.CONTAINERD_CONFIG, host.containerd_config()),
             _unit_file(host.CONTAINERD_UNIT, unit_text(host.containerd_unit(runtime))),
@@ -95,14 +103,16 @@ def services(
             shared += [cm, sched, *static_pods(inventory, server, pki_digest)]
     kubelet_files = [
         *(shared if c.static_pods(runtime) else []),
-        File(c.KUBELET_CONFIG, c.to_yaml(kubelet.configuration(inventory, server, runtime))),
+        File(c.KUBELET_CONFIG, c.to_yaml(kubelet.configuration(inventory, server, shares_kernel))),
         _kubeconfig(
             inventory, "kubelet", f"system:node:{server.name}", f"kubelet-client-{server.name}"
         ),
         _kubeconfig(inventory, "kube-proxy", "system:kube-proxy", "kube-proxy"),
-        _unit_file(kubelet.UNIT_NAME, unit_text(kubelet.unit(inventory, server, runtime, bin_dir))),
+        _unit_file(
+            kubelet.UNIT_NAME, unit_text(kubelet.unit(inventory, server, bin_dir, shares_kernel))
+        ),
     ]
-    if c.shared_host(runtime):
+    if shares_kernel:
         kubelet_files.append(File(kubelet.HOST_WRAPPER, kubelet.host_wrapper(), 0o755))
     found.append(Service(kubelet.UNIT_NAME, tuple(kubelet_files), pki_digest))
     return found

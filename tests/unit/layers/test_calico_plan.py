@@ -16,7 +16,7 @@ from labctl.inventory.model import Inventory
 from labctl.layers import LAYERS
 from labctl.layers.calico import CalicoLayer
 from labctl.render import calico_node
-from labctl.standins import StandIns
+from labctl.sim.platform import SimPlatform
 from tests.conftest import REFERENCE, assert_golden
 
 BIRD = "/opt/labctl/bird-1.6.8/usr/sbin/bird"
@@ -32,7 +32,7 @@ def test_simulated_lab_plans_match_golden(inventory: Inventory, tmp_path: Path) 
         inventory,
         REFERENCE,
         tmp_path / "state",
-        standins=StandIns(calico_bird=BIRD, switch_platform="frr"),
+        platform=SimPlatform(calico_bird=BIRD, switches="frr"),
     )
     plans = [plan.as_dict() for plan in CalicoLayer().plans(ctx)]
     assert [p["layer"] for p in plans] == [
@@ -62,7 +62,7 @@ def test_bird_unit_runs_the_given_binary_with_calico_nodes_paths() -> None:
 
 def test_frr_config_is_pushed_readable_by_frr_only(inventory: Inventory, tmp_path: Path) -> None:
     ctx = LayerContext(
-        inventory, REFERENCE, tmp_path / "state", standins=StandIns(switch_platform="frr")
+        inventory, REFERENCE, tmp_path / "state", platform=SimPlatform(switches="frr")
     )
     puts = [
         s.action for p in CalicoLayer().plans(ctx) for s in p.steps if isinstance(s.action, PutFile)
@@ -91,7 +91,7 @@ def test_no_remembered_step_shares_a_key_with_another_layers(
         REFERENCE,
         tmp_path / "state",
         facts=Facts.of(EtcdChanges(), EtcdJoined()),
-        standins=StandIns(calico_bird=BIRD, switch_platform="frr"),
+        platform=SimPlatform(calico_bird=BIRD, switches="frr"),
     )
 
     def run_keys(layer_name: str) -> set[str]:
@@ -119,7 +119,7 @@ def test_calico_resources_plans_the_api_work_and_the_ready_wait(
         return [(s.action.name, s.action.detail) for s in plans[0].steps]  # type: ignore[attr-defined]
 
     sim = steps(
-        LayerContext(inventory, REFERENCE, tmp_path / "s", standins=StandIns(calico_bird=BIRD))
+        LayerContext(inventory, REFERENCE, tmp_path / "s", platform=SimPlatform(calico_bird=BIRD))
     )
     assert [name for name, _ in sim] == ["calico.resources", "calico.nodes-ready"]
     assert "stand-in definitions" in sim[0][1]
@@ -166,7 +166,7 @@ def test_a_plan_names_its_bgp_passwords_by_reference_and_holds_no_value(
     )
     ctx = LayerContext(
         keyed, REFERENCE, tmp_path / "state",
-        standins=StandIns(calico_bird=BIRD, switch_platform="frr"),
+        platform=SimPlatform(calico_bird=BIRD, switches="frr"),
     )  # fmt: skip
     plans = list(CalicoLayer().plans(ctx))
     printed = "".join(p.to_json() + p.render_tree() for p in plans)

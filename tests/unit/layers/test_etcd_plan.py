@@ -16,7 +16,7 @@ from labctl.inventory.model import Inventory
 from labctl.layers.etcd import EtcdLayer, EtcdRestore, is_restart
 from labctl.render import etcd as render
 from labctl.render.systemd import env_text
-from labctl.standins import StandIns
+from labctl.sim.platform import SimPlatform
 from tests.conftest import REFERENCE, assert_golden
 
 
@@ -58,7 +58,7 @@ def with_facts(
         REFERENCE,
         Path("/nonexistent/state"),  # plans read facts, never the state directory
         facts=facts,
-        standins=StandIns(etcd_runtime="host"),
+        platform=SimPlatform(etcd="host"),
     )
 
 
@@ -200,9 +200,7 @@ def test_env_values_with_spaces_are_refused() -> None:
 
 
 def test_restore_stops_everyone_before_anyone_starts(inventory: Inventory, tmp_path: Path) -> None:
-    ctx = LayerContext(
-        inventory, REFERENCE, tmp_path / "state", standins=StandIns(etcd_runtime="host")
-    )
+    ctx = LayerContext(inventory, REFERENCE, tmp_path / "state", platform=SimPlatform(etcd="host"))
     members_plan, health = list(EtcdRestore(b"snapshot", "abc-1").plans(ctx))
     starts = [s for s in members_plan.steps if s.id.startswith("start:")]
     assert [s.target for s in starts] == ["fohn", "chequita", "wind"]

@@ -23,8 +23,9 @@ from labctl.layers import LAYERS
 from labctl.layers.kubernetes import KubernetesLayer
 from labctl.pki.facts import PkiFiles
 from labctl.pki.placement import NodeFile
+from labctl.platform import Platform, RealPlatform
 from labctl.render.kubernetes import addons
-from labctl.standins import StandIns
+from labctl.sim.platform import SimPlatform
 from tests.conftest import REFERENCE, assert_golden
 from tests.unit.layers.test_pki_plan import _placeholder_store
 
@@ -36,24 +37,32 @@ def rotate(f: NodeFile) -> NodeFile:
 
 
 def _ctx(
-    tmp_path: Path, kube_runtime: str | None = None, kube_bin_dir: str | None = None
+    tmp_path: Path,
+    kube_runtime: str | None = None,
+    kube_bin_dir: str | None = None,
+    platform: Platform | None = None,
 ) -> LayerContext:
+    """A context on the simulated platform with those stand-ins (``platform`` instead
+    when given)."""
     inventory_path = tmp_path / "inventory.yaml"
     shutil.copy(REFERENCE, inventory_path)
     ctx = LayerContext(
         require_inventory(inventory_path),
         inventory_path,
         tmp_path / "state",
-        standins=StandIns(kube_runtime=kube_runtime, kube_bin_dir=kube_bin_dir),
+        platform=platform or SimPlatform(kube=kube_runtime, kube_binaries=kube_bin_dir),
     )
     return dataclasses.replace(ctx, facts=Facts.of(_placeholder_store(ctx), *QUIET_ETCD))
 
 
 @pytest.mark.parametrize("runtime", ["static-pods", "host", "pods"])
 def test_kubernetes_plans_match_golden(tmp_path: Path, runtime: str) -> None:
-    # The pods runtime takes its images from the build cache beside the binaries.
+    # The pods runtime takes its images from the build cache beside the binaries. The
+    # static-pods plan is a real lab's (the inventory's runtime); host and pods are the
+    # simulated lab's, whose nodes share one kernel.
     bin_dir = "/cache/{version}/bin" if runtime == "pods" else None
-    ctx = _ctx(tmp_path, kube_runtime=runtime, kube_bin_dir=bin_dir)
+    real = RealPlatform() if runtime == "static-pods" else None
+    ctx = _ctx(tmp_path, kube_runtime=runtime, kube_bin_dir=bin_dir, platform=real)
     plans = [plan.as_dict() for plan in KubernetesLayer().plans(ctx)]
     assert [p["layer"] for p in plans] == [
         "kubernetes: binaries",
@@ -207,7 +216,7 @@ def test_control_plane_nodes_change_one_at_a_time(tmp_path: Path, runtime: str) 
         require_inventory(inventory_path),
         inventory_path,
         tmp_path / "state",
-        standins=StandIns(kube_runtime=runtime, kube_bin_dir="/cache/{version}/bin"),
+        platform=SimPlatform(kube=runtime, kube_binaries="/cache/{version}/bin"),
     )
     ctx = dataclasses.replace(ctx, facts=Facts.of(_placeholder_store(ctx)))
     assert [s.name for s in ctx.inventory.with_role("control-plane")] == ["fohn", "chequita"]

@@ -13,10 +13,10 @@ import yaml
 
 from labctl.inventory import require_inventory
 from labctl.inventory.model import Inventory
-from labctl.kube import images
 from labctl.render.kubernetes import addons, audit, common, flags, host, kubelet, node, pods
 from labctl.render.kubernetes.kubeconfig import embedded_kubeconfig, node_kubeconfig
 from labctl.render.systemd import unit_text
+from labctl.sim import images
 from tests.conftest import REFERENCE, assert_golden
 
 
@@ -50,9 +50,9 @@ def test_addons_match_golden_and_validate_strictly(inventory: Inventory) -> None
 def test_the_simulated_labs_kube_proxy_leaves_the_shared_conntrack_table_alone(
     inventory: Inventory,
 ) -> None:
-    """Nodes that share one kernel (the sim runtimes) cannot raise nf_conntrack_max; a
-    real lab's kube-proxy sizes it as upstream does."""
-    docs = addons.all_addons(inventory, "pods")
+    """Nodes that share one kernel (the simulated platform's) cannot raise
+    nf_conntrack_max; a real lab's kube-proxy sizes it as upstream does."""
+    docs = addons.all_addons(inventory, shares_kernel=True)
     assert_golden("kubernetes/addons-shared-host.yaml", common.to_yaml(*docs))
     for doc in docs:
         kubernetes_validate.validate(doc, _version(inventory), strict=True)
@@ -63,8 +63,7 @@ def test_the_simulated_labs_kube_proxy_leaves_the_shared_conntrack_table_alone(
         return yaml.safe_load(config["data"]["config.conf"])  # type: ignore[index]
 
     assert proxy_config(docs)["conntrack"] == {"maxPerCore": 0}
-    assert proxy_config(addons.all_addons(inventory, "host"))["conntrack"] == {"maxPerCore": 0}
-    assert "conntrack" not in proxy_config(addons.all_addons(inventory, "static-pods"))
+    assert "conntrack" not in proxy_config(addons.all_addons(inventory, shares_kernel=False))
     assert "conntrack" not in proxy_config(addons.all_addons(inventory))
 
 
@@ -93,15 +92,19 @@ def test_the_cli_validates_the_written_manifests(inventory: Inventory, tmp_path:
     assert done.returncode == 0, done.stdout + done.stderr
 
 
-@pytest.mark.parametrize("runtime", common.RUNTIMES)
-def test_kubelet_configuration_and_unit_match_golden(inventory: Inventory, runtime: str) -> None:
+# The goldens keep their names: "-host" is the kubelet of nodes that share one kernel
+# (what the simulated lab's host runtime always had), "-static-pods" a real lab's.
+@pytest.mark.parametrize(("shares_kernel", "golden"), [(False, "static-pods"), (True, "host")])
+def test_kubelet_configuration_and_unit_match_golden(
+    inventory: Inventory, shares_kernel: bool, golden: str
+) -> None:
     wind = inventory.server("wind")
-    config = kubelet.configuration(inventory, wind, runtime)
+    config = kubelet.configuration(inventory, wind, shares_kernel)
     assert config["clusterDNS"] == ["10.189.0.10"]
     assert config["tlsCertFile"] == "/etc/kubernetes/ssl/kubelet-wind.pem"
-    assert_golden(f"kubernetes/kubelet-config-wind-{runtime}.yaml", common.to_yaml(config))
-    text = unit_text(kubelet.unit(inventory, wind, runtime, "/opt/bin"))
-    assert_golden(f"kubernetes/kubelet-wind-{runtime}.service", text)
+    assert_golden(f"kubernetes/kubelet-config-wind-{golden}.yaml", common.to_yaml(config))
+    text = unit_text(kubelet.unit(inventory, wind, "/opt/bin", shares_kernel))
+    assert_golden(f"kubernetes/kubelet-wind-{golden}.service", text)
 
 
 def test_kubeconfigs_match_golden(inventory: Inventory) -> None:
@@ -153,7 +156,8 @@ def test_containerd_config_matches_golden() -> None:
 
 def test_node_services(inventory: Inventory) -> None:
     fohn, wind = inventory.server("fohn"), inventory.server("wind")
-    on_fohn = [s.unit for s in node.services(inventory, fohn, "host", "/opt/bin")]
+    shared = node.services(inventory, fohn, "host", "/opt/bin", shares_kernel=True)
+    on_fohn = [s.unit for s in shared]
     assert on_fohn == [
         "labctl-containerd.service",
         "kube-apiserver.service",
@@ -183,8 +187,8 @@ def test_the_static_pods_kubelet_configuration_is_the_host_ones_minus_its_sim_se
     its configuration strictly (an unknown field is fatal) and accepts the host
     runtime's in the e2e test, so every field of the other runtime must be among them."""
     wind = inventory.server("wind")
-    real = kubelet.configuration(inventory, wind, "static-pods")
-    sim = kubelet.configuration(inventory, wind, "host")
+    real = kubelet.configuration(inventory, wind)
+    sim = kubelet.configuration(inventory, wind, shares_kernel=True)
     assert set(real) <= set(sim)
     differ = {k for k in real if real[k] != sim[k]}
     assert differ == {"cgroupDriver"}
@@ -194,10 +198,7 @@ def test_the_pods_runtime_is_static_pods_on_the_host_runtimes_nodes(inventory: I
     """The simulated lab's pods runtime: the kubelet, containerd and its settings as in
     the host runtime (nodes share one host), the control plane as static pods."""
     fohn = inventory.server("fohn")
-    assert kubelet.configuration(inventory, fohn, "pods") == kubelet.configuration(
-        inventory, fohn, "host"
-    )
-    found = node.services(inventory, fohn, "pods", "/opt/bin")
+    found = node.services(inventory, fohn, "pods", "/opt/bin", shares_kernel=True)
     assert [s.unit for s in found] == ["labctl-containerd.service", "kubelet.service"]
     containerd = {f.path: f for f in found[0].files}
     wrapper = containerd[host.CONTAINERD_WRAPPER]

@@ -1,18 +1,22 @@
-"""The simulated lab's stand-ins: read from the environment in one place, each checked."""
+"""The simulated lab's platform: `labctl sim env`'s variables, read in one place, each checked."""
 
 from __future__ import annotations
 
 import pytest
 
+from labctl.cli.platform_choice import chosen
+from labctl.cli.platform_choice import require_inventory as as_this_lab_loads
 from labctl.errors import UsageError
 from labctl.inventory import require_inventory
-from labctl.standins import StandIns, applied, from_environ
+from labctl.platform import RealPlatform, as_run
+from labctl.sim.platform import SimPlatform, from_environ
 from tests.conftest import REFERENCE
 
 
 def test_a_real_lab_sets_nothing() -> None:
-    assert from_environ({}) == StandIns()
-    assert from_environ({"LABCTL_ETCD_RUNTIME": ""}) == StandIns()  # empty is unset
+    assert chosen({}) == RealPlatform()
+    assert chosen({"LABCTL_ETCD_RUNTIME": ""}) == RealPlatform()  # empty is unset
+    assert RealPlatform().differences() == ()
 
 
 def test_every_variable_reaches_its_field() -> None:
@@ -27,15 +31,18 @@ def test_every_variable_reaches_its_field() -> None:
             "LABCTL_CEPH_CONFIG": "mon_data_avail_warn=5, osd_pool_default_size = 2",
         }
     )
-    assert got == StandIns(
-        etcd_runtime="host",
-        kube_runtime="pods",
-        kube_bin_dir="/cache/v1/bin",
+    assert got == SimPlatform(
+        etcd="host",
+        kube="pods",
+        kube_binaries="/cache/v1/bin",
         calico_bird="/opt/bird",
-        switch_platform="frr",
+        switches="frr",
         ceph_runtime="host",
         ceph_config=(("mon_data_avail_warn", "5"), ("osd_pool_default_size", "2")),
     )
+    # One line per difference, the shared kernel first.
+    assert len(got.differences()) == 8
+    assert got.differences()[0].startswith("nodes: network namespaces of one kernel")
 
 
 @pytest.mark.parametrize(
@@ -75,30 +82,63 @@ def test_a_bad_value_is_a_sentence_naming_the_variable(name: str, value: str, sa
 def test_cephs_stand_ins_change_only_cephs_settings() -> None:
     inventory = require_inventory(REFERENCE)
     assert inventory.cluster.ceph is not None and inventory.cluster.ceph.runtime == "container"
-    host = applied(inventory, StandIns(ceph_runtime="host"))
+    host = as_run(inventory, SimPlatform(ceph_runtime="host"))
     assert host.cluster.ceph is not None and host.cluster.ceph.runtime == "host"
     assert host.servers == inventory.servers and host.cluster.etcd == inventory.cluster.etcd
-    assert applied(inventory, StandIns(etcd_runtime="host")) is inventory  # not Ceph's
+    assert as_run(inventory, SimPlatform(etcd="host")) is inventory  # not Ceph's
 
 
 def test_extra_ceph_config_adds_and_wins_over_the_inventorys() -> None:
     inventory = require_inventory(REFERENCE)
     extra = (("mon_data_avail_warn", "5"), ("osd_pool_default_size", "2"))
-    changed = applied(inventory, StandIns(ceph_config=extra))
+    changed = as_run(inventory, SimPlatform(ceph_config=extra))
     assert changed.cluster.ceph is not None
     config = dict(changed.cluster.ceph.config)
     assert config["mon_data_avail_warn"] == "5" and config["osd_pool_default_size"] == "2"
     assert changed.cluster.ceph.runtime == "container"
 
 
-def test_loading_applies_them(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_cli_applies_them_and_the_loader_does_not(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("LABCTL_CEPH_RUNTIME", "host")
-    ceph = require_inventory(REFERENCE).cluster.ceph
+    monkeypatch.setenv("LABCTL_SSH_USER", "someone")
+    ceph = as_this_lab_loads(REFERENCE).cluster.ceph
     assert ceph is not None and ceph.runtime == "host"
+    loaded = as_this_lab_loads(REFERENCE)
+    assert loaded.lab.ssh.login_user == "someone"
+    assert loaded.lab.ssh.user == require_inventory(REFERENCE).lab.ssh.user  # Ignition's
+    # The inventory package reads no environment: its model is the file's.
+    plain = require_inventory(REFERENCE)
+    assert plain.cluster.ceph is not None and plain.cluster.ceph.runtime == "container"
+    assert plain.lab.ssh.login_user is None
 
 
 def test_the_binaries_folder_may_name_the_version_it_holds() -> None:
     """What `labctl sim env` exports: `{version}` is filled in from the inventory."""
     exported = "/var/cache/labctl/kubernetes/{version}/bin"
     got = from_environ({"LABCTL_KUBE_BIN_DIR": exported})
-    assert got.kube_bin_dir == exported
+    assert got.kube_binaries == exported
+
+
+def test_the_ssh_overrides_reach_the_targets_and_not_the_nodes_accounts(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """LABCTL_SSH_* point labctl's logins elsewhere (read by the CLI, no longer by
+    labctl/targets.py); the account Ignition creates on the nodes stays the inventory's."""
+    from labctl.targets import ssh_target, switch_target
+
+    monkeypatch.setenv("LABCTL_SSH_USER", "someone")
+    monkeypatch.setenv("LABCTL_SSH_IDENTITY", "/keys/id")
+    monkeypatch.setenv("LABCTL_SSH_KNOWN_HOSTS", "/keys/known")
+    inventory = as_this_lab_loads(REFERENCE)
+    target = ssh_target(inventory, REFERENCE.parent, "fohn")
+    assert (target.user, str(target.identity_file), str(target.known_hosts)) == (
+        "someone",
+        "/keys/id",
+        "/keys/known",
+    )
+    # A switch's own ssh user wins over the override, as it always did.
+    switch = next(s for s in inventory.switches if s.management)
+    want = switch.ssh_user or "someone"
+    assert switch_target(inventory, REFERENCE.parent, switch.name).user == want
+    plain = ssh_target(require_inventory(REFERENCE), REFERENCE.parent, "fohn")
+    assert plain.user == inventory.lab.ssh.user != "someone"

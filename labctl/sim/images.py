@@ -17,7 +17,9 @@ checked against the Go checksum database), static, once per version.
 
 Archives land beside the binaries in the version's cache folder (``.../v1.36.3/images``)
 with a stamp of their inputs' hashes, so a second run builds nothing. Writing an
-archive is pure apart from the file it writes: no Docker, no registry.
+archive is pure apart from the file it writes: no Docker, no registry. Only the
+simulated lab runs from these images (its platform's ``pods`` runtime; a real lab
+pulls upstream's), so this module lives with the simulation.
 """
 
 from __future__ import annotations
@@ -196,7 +198,7 @@ def oci_archive(image: Image, architecture: str = "amd64") -> bytes:
             "WorkingDir": "/",
         },
         "rootfs": {"type": "layers", "diff_ids": [layer_digest]},
-        "history": [{"created_by": "labctl.kube.images (from the binary built here)"}],
+        "history": [{"created_by": "labctl.sim.images (from the binary built here)"}],
     }
     config_bytes = json.dumps(config, sort_keys=True).encode()
     manifest = {
@@ -355,7 +357,7 @@ def build(version: str, modcache: Path) -> Path:
 
 def main(argv: list[str]) -> int:
     if len(argv) != 1:
-        print("usage: python -m labctl.kube.images VERSION  (e.g. v1.36.3)", file=sys.stderr)
+        print("usage: python -m labctl.sim.images VERSION  (e.g. v1.36.3)", file=sys.stderr)
         return 2
     modcache = Path(
         os.environ.get("GOMODCACHE")

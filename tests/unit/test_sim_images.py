@@ -11,9 +11,9 @@ import tarfile
 from pathlib import Path
 
 from labctl.inventory import require_inventory
-from labctl.kube import images
 from labctl.render.kubernetes import host
 from labctl.render.kubernetes.addons import coredns_image
+from labctl.sim import images
 from tests.conftest import REFERENCE
 
 

@@ -1,0 +1,184 @@
+"""The simulated lab's platform: what stands in for what, read from `labctl sim env`.
+
+The simulated lab runs the same layers against the same inventory, but some of its
+parts stand in for what a real lab has: its nodes are network namespaces of one kernel
+(no container engine: etcd and Ceph run from the host's binaries), no calico-node (BIRD
+1.6 runs in its place), no registry (the control plane runs from images built here),
+and its switches all run FRR. ``labctl sim env`` exports one ``LABCTL_*`` variable per
+difference; the CLI hands them to ``from_environ`` here, which checks every value
+(those that reach a node against the inventory schema's own grammars) and names the
+variable that is wrong. The result is a ``Platform`` (``labctl/platform.py``): it
+travels on ``LayerContext.platform`` to the layers and is handed to the commands that
+talk to the same parts (``bgp status``). Only the CLI imports this module.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from labctl.errors import UsageError
+from labctl.inventory.model import Ceph, Inventory
+from labctl.inventory.schema import grammar_error
+
+ETCD_RUNTIME = "LABCTL_ETCD_RUNTIME"
+KUBE_RUNTIME = "LABCTL_KUBE_RUNTIME"
+KUBE_BIN_DIR = "LABCTL_KUBE_BIN_DIR"
+CALICO_BIRD = "LABCTL_CALICO_BIRD"
+SWITCH_PLATFORM = "LABCTL_SWITCH_PLATFORM"
+CEPH_RUNTIME = "LABCTL_CEPH_RUNTIME"
+CEPH_CONFIG = "LABCTL_CEPH_CONFIG"
+BOOT_NETNS = "LABCTL_BOOT_NETNS"
+
+# The values each variable may take (None: any non-empty text).
+_CHOICES: dict[str, tuple[str, ...] | None] = {
+    ETCD_RUNTIME: ("container", "host"),
+    # "host" (units) and "pods" (static pods under the node's own containerd, images
+    # imported from the build cache) exist only on the simulated lab.
+    KUBE_RUNTIME: ("static-pods", "host", "pods"),
+    KUBE_BIN_DIR: None,
+    CALICO_BIRD: None,
+    SWITCH_PLATFORM: ("frr", "eos", "ios"),
+    CEPH_RUNTIME: ("container", "host"),
+    CEPH_CONFIG: None,
+    BOOT_NETNS: None,
+}
+NAMES = tuple(_CHOICES)
+# Values that reach the nodes' shells and files: held to the inventory's own grammars.
+_GRAMMARS = {KUBE_BIN_DIR: "absolute_path", CALICO_BIRD: "absolute_path"}
+
+
+def simulated(environ: Mapping[str, str]) -> bool:
+    """Whether ``environ`` is a simulated lab's (any stand-in variable set)."""
+    return any(environ.get(name) for name in NAMES)
+
+
+@dataclass(frozen=True)
+class SimPlatform:
+    """What the simulated lab runs in place of the real thing; a field left empty is as
+    the inventory says."""
+
+    etcd: str | None = None
+    kube: str | None = None
+    # Where the nodes find the Kubernetes binaries: the simulated nodes see the
+    # operator's build cache through the host's root.
+    kube_binaries: str | None = None
+    # The BIRD 1.6 binary the nodes run as a unit instead of calico-node.
+    calico_bird: str | None = None
+    switches: str | None = None
+    ceph_runtime: str | None = None
+    # key=value pairs added to cluster.ceph.config, winning over the same keys there.
+    ceph_config: tuple[tuple[str, str], ...] = ()
+    # The fabric's namespace, where the boot service must listen.
+    boot_namespace: str | None = None
+    # The nodes are network namespaces of this host: one kernel, one cgroup tree.
+    shared_kernel: bool = True
+
+    def etcd_runtime(self, inventory: Inventory) -> str:
+        return self.etcd or inventory.cluster.etcd.runtime
+
+    def kube_runtime(self, inventory: Inventory) -> str:
+        return self.kube or inventory.cluster.kubernetes.runtime
+
+    def kube_bin_dir(self, inventory: Inventory) -> str:
+        return self.kube_binaries or inventory.cluster.kubernetes.binary_dir
+
+    def shares_kernel(self) -> bool:
+        return self.shared_kernel
+
+    def bgp_stand_in(self) -> str | None:
+        return self.calico_bird
+
+    def switch_platform(self) -> str | None:
+        return self.switches
+
+    def ceph(self, settings: Ceph) -> Ceph:
+        if not (self.ceph_runtime or self.ceph_config):
+            return settings
+        config = dict(settings.config)
+        config.update(self.ceph_config)
+        return dataclasses.replace(
+            settings, runtime=self.ceph_runtime or settings.runtime, config=tuple(config.items())
+        )
+
+    def boot_netns(self) -> str | None:
+        return self.boot_namespace
+
+    def differences(self) -> tuple[str, ...]:
+        lines = []
+        if self.shared_kernel:
+            lines.append(
+                "nodes: network namespaces of one kernel (kubelet on cgroupfs in its own "
+                "mount namespace, labctl's containerd, kube-proxy leaves conntrack alone)"
+            )
+        if self.etcd:
+            lines.append(f"etcd: runtime {self.etcd}, whatever cluster.etcd.runtime says")
+        if self.kube == "pods":
+            lines.append(
+                "kubernetes: static pods from images built here and imported into each "
+                "node's containerd, not pulled from a registry"
+            )
+        elif self.kube:
+            lines.append(f"kubernetes: runtime {self.kube}, whatever the inventory says")
+        if self.kube_binaries:
+            lines.append(f"kubernetes: binaries from {self.kube_binaries}, not binary_dir")
+        if self.calico_bird:
+            lines.append(f"calico-node: BIRD 1.6 ({self.calico_bird}) as a unit on each node")
+        if self.switches:
+            lines.append(f"switches: every one runs {self.switches}")
+        if self.ceph_runtime:
+            lines.append(f"ceph: runtime {self.ceph_runtime}, whatever cluster.ceph.runtime says")
+        if self.ceph_config:
+            extra = ", ".join(f"{k}={v}" for k, v in self.ceph_config)
+            lines.append(f"ceph: extra settings {extra}")
+        if self.boot_namespace:
+            lines.append(f"boot service: serves in network namespace {self.boot_namespace}")
+        return tuple(lines)
+
+
+def _value(environ: Mapping[str, str], name: str) -> str | None:
+    value = environ.get(name) or None
+    choices = _CHOICES[name]
+    if value is not None and choices is not None and value not in choices:
+        raise UsageError(f"{name} is {value!r}; it must be {', '.join(choices)}")
+    grammar = _GRAMMARS.get(name)
+    # `{version}` in the binaries' folder is filled in with the inventory's version
+    # (itself held to the version grammar), so the path is checked with one in its place.
+    checked = value.replace("{version}", "v1.0.0") if value is not None else None
+    why = grammar_error(grammar, checked) if checked is not None and grammar else None
+    if why:
+        raise UsageError(f"{name} is {value!r}, which is not of the expected form: {why}")
+    return value
+
+
+def _pairs(text: str | None) -> tuple[tuple[str, str], ...]:
+    pairs = []
+    for item in (text or "").split(","):
+        if not item.strip():
+            continue
+        key, sep, value = item.strip().partition("=")
+        if not sep or not key.strip():
+            raise UsageError(f"{CEPH_CONFIG}: {item.strip()!r} is not key=value")
+        key, value = key.strip(), value.strip()
+        for what, text, grammar in (("key", key, "ceph_option"), ("value", value, "ceph_value")):
+            why = grammar_error(grammar, text)
+            if why:
+                raise UsageError(f"{CEPH_CONFIG}: the {what} {text!r} is not of the form: {why}")
+        pairs.append((key, value))
+    return tuple(pairs)
+
+
+def from_environ(environ: Mapping[str, str]) -> SimPlatform:
+    """The stand-ins ``environ`` names, each value checked (a sentence naming the variable
+    when one is wrong)."""
+    return SimPlatform(
+        etcd=_value(environ, ETCD_RUNTIME),
+        kube=_value(environ, KUBE_RUNTIME),
+        kube_binaries=_value(environ, KUBE_BIN_DIR),
+        calico_bird=_value(environ, CALICO_BIRD),
+        switches=_value(environ, SWITCH_PLATFORM),
+        ceph_runtime=_value(environ, CEPH_RUNTIME),
+        ceph_config=_pairs(_value(environ, CEPH_CONFIG)),
+        boot_namespace=_value(environ, BOOT_NETNS),
+    )
