@@ -19,7 +19,6 @@ from pathlib import Path
 
 import pytest
 
-from labctl.drivers.ssh import SshTarget
 from labctl.engine.actions import PutFile, Run
 from labctl.engine.executor import Executor, Options, Outcome
 from labctl.engine.journal import Journal
@@ -30,9 +29,8 @@ from labctl.inventory.model import Inventory, SecretRef
 from labctl.layers.calico import CalicoLayer
 from labctl.run import standard_appliers
 from labctl.sim.platform import SimPlatform
-from labctl.targets import SshConnector
 from tests.conftest import REFERENCE
-from tests.peers.sshd import SshdPeer, running_sshd
+from tests.peers.sshd import SshdPeer, connector, running_sshd
 
 pytestmark = pytest.mark.integration
 
@@ -60,18 +58,6 @@ def with_password(inventory: Inventory) -> Inventory:
 def sshd(tmp_path: Path) -> Iterator[SshdPeer]:
     with running_sshd(tmp_path / "sshd") as peer:
         yield peer
-
-
-def connector(peer: SshdPeer) -> SshConnector:
-    return SshConnector(
-        lambda host: SshTarget(
-            name=host,
-            host=peer.host,
-            port=peer.port,
-            known_hosts=peer.known_hosts,
-            identity_file=peer.client_key,
-        )
-    )
 
 
 def context(tmp_path: Path) -> LayerContext:

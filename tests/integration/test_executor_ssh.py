@@ -13,15 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from labctl.drivers.ssh import SshTarget
 from labctl.engine.actions import PutFile, Run
 from labctl.engine.appliers import Appliers, SshApplier
 from labctl.engine.executor import Executor, Options, Outcome
 from labctl.engine.journal import Journal
 from labctl.engine.plan import Plan
-from labctl.targets import SshConnector
 from tests.conftest import ROOT
-from tests.peers.sshd import SshdPeer, running_sshd
+from tests.peers.sshd import SshdPeer, connector, running_sshd
 
 pytestmark = pytest.mark.integration
 
@@ -30,18 +28,6 @@ pytestmark = pytest.mark.integration
 def sshd(tmp_path: Path) -> Iterator[SshdPeer]:
     with running_sshd(tmp_path / "sshd") as peer:
         yield peer
-
-
-def connector(peer: SshdPeer) -> SshConnector:
-    return SshConnector(
-        lambda host: SshTarget(
-            name=host,
-            host=peer.host,
-            port=peer.port,
-            known_hosts=peer.known_hosts,
-            identity_file=peer.client_key,
-        )
-    )
 
 
 def test_converges_then_nothing_to_do(sshd: SshdPeer, tmp_path: Path) -> None:

@@ -12,7 +12,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from labctl.drivers.ssh import SshTarget
 from labctl.sim.lab import sshd_config
+from labctl.targets import SshConnector
 
 SSHD = "/usr/sbin/sshd"
 
@@ -88,3 +90,16 @@ def running_sshd(workdir: Path, host: str = "127.0.0.1") -> Iterator[SshdPeer]:
         except subprocess.TimeoutExpired:
             os.kill(proc.pid, signal.SIGKILL)
             proc.wait()
+
+
+def connector(peer: SshdPeer) -> SshConnector:
+    """Every host name reaches ``peer`` (one sshd stands in for each node of a plan)."""
+    return SshConnector(
+        lambda host: SshTarget(
+            name=host,
+            host=peer.host,
+            port=peer.port,
+            known_hosts=peer.known_hosts,
+            identity_file=peer.client_key,
+        )
+    )
