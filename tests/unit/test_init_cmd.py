@@ -24,6 +24,7 @@ CASES = [(n, OSES[k % 2], PDUS[k], SWITCHES[(k + n) % 4]) for n in (1, 3, 5) for
 
 
 def _init(tmp_path: Path, *args: str) -> Path:
+    tmp_path.mkdir(exist_ok=True)
     key = tmp_path / "id.pub"
     key.write_text(KEY + "\n")
     out = tmp_path / "lab.yaml"
@@ -99,3 +100,17 @@ def test_stdout_and_refusals_write_nothing(tmp_path: Path) -> None:
         assert not out.exists(), args
     missing = run_labctl("init", "--output", str(tmp_path / "no" / "lab.yaml"), cwd=tmp_path)
     assert missing.returncode == 2 and not (tmp_path / "no").exists()
+
+
+def test_a_real_lab_is_told_to_name_calicos_manifest(tmp_path: Path) -> None:
+    """Without --calico-manifest a real lab is refused (LAB120) by a sentence that says what
+    to write, and names no version the file does not have."""
+    path = _init(tmp_path)
+    real = runner.invoke(app, ["validate", "--lab", "real", str(path)])
+    assert real.exit_code == 1
+    assert "LAB120" in real.output and "None" not in real.output, real.output
+    named = _init(
+        tmp_path / "named",
+        *("--calico-manifest", "https://example.net/calico.yaml", "--calico-sha256", "0" * 64),
+    )
+    assert runner.invoke(app, ["validate", "--lab", "real", str(named)]).exit_code == 0
