@@ -17,6 +17,7 @@ from labctl.cli import (
     ceph_cmd,
     completion_cmd,
     etcd_cmd,
+    init_cmd,
     inventory_cmd,
     kube_cmd,
     os_cmd,
@@ -37,6 +38,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
+app.command("init")(init_cmd.init)
 app.command("validate")(validate_cmd.validate)
 app.command("schema")(schema_cmd.schema)
 app.add_typer(inventory_cmd.app, name="inventory")

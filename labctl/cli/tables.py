@@ -18,9 +18,9 @@ def inventory_tables(inv: Inventory) -> list[Table]:
         hw = s.hardware
         servers.add_row(
             s.name,
-            hw.model,
-            f"{hw.cpu_count}x {hw.cpu_model}",
-            hw.memory,
+            hw.model if hw else "-",
+            f"{hw.cpu_count}x {hw.cpu_model}" if hw else "-",
+            hw.memory if hw else "-",
             f"{s.os.distribution} {s.os.channel}",
             ", ".join(sorted(s.roles)),
             primary_address(s, inv) or "-",

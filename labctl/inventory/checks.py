@@ -765,16 +765,6 @@ def etcd_network(inv: Inventory) -> Iterator[Finding]:
             yield where, f"etcd member {s.name} has no address on the network '{network}'"
 
 
-@check("LAB070", E, "etcd in a container names its image (cluster.etcd.version or image).")
-def etcd_image(inv: Inventory) -> Iterator[Finding]:
-    etcd = inv.cluster.etcd
-    if etcd.runtime == "container" and not (etcd.version or etcd.image) and _members(inv, "etcd"):
-        yield (
-            ("cluster", "etcd"),
-            "etcd runs as a container but neither cluster.etcd.version nor image says which",
-        )
-
-
 # -- ceph ------------------------------------------------------------------------
 
 
@@ -856,16 +846,6 @@ def osd_not_on_os_disk(inv: Inventory) -> Iterator[Finding]:
                     f"{s.name} {d.device} is an OSD disk on the OS disk "
                     f"{_whole_disk(d.device)}: the OSD would take the whole disk",
                 )
-
-
-@check("LAB084", E, "Ceph in a container names its image (cluster.ceph.version or image).")
-def ceph_image(inv: Inventory) -> Iterator[Finding]:
-    ceph = inv.cluster.ceph
-    if ceph is not None and ceph.runtime == "container" and not (ceph.version or ceph.image):
-        yield (
-            ("cluster", "ceph"),
-            "Ceph runs as containers but neither cluster.ceph.version nor image says which",
-        )
 
 
 @check("LAB085", E, "A CephFS keeps its metadata and its data in different pools.")

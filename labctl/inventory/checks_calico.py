@@ -218,8 +218,8 @@ def real_lab_has_calico_manifest(inv: Inventory, simulated: bool) -> Iterator[Fi
         CALICO,
         "no cluster.calico.manifest: on a real lab nothing would install calico-node, so "
         "no node would configure its BGP sessions and every Node would stay NotReady; "
-        f"name Calico's manifest for version {calico.version} as "
-        "{url: ..., sha256: ...} (docs/calico.md)",
+        f"name Calico's manifest{f' for version {calico.version}' if calico.version else ''} "
+        "as {url: ..., sha256: ...} (docs/calico.md)",
     )
 
 

@@ -1,16 +1,19 @@
 """The inventory as typed, immutable data.
 
 Built only from a document that passed the schema, so construction trusts the
-shape; defaults here mirror the schema's ``default`` keywords. Each record keeps
-its document ``path`` so semantic checks can point back at the source.
+shape. A field the file leaves out takes the schema's ``default`` keyword, read from
+the schema itself (one source of truth, the one docs/inventory.md prints). Each
+record keeps its document ``path`` so semantic checks can point back at the source.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cache
 from typing import Any
 
 from labctl.inventory.problems import DocPath
+from labctl.inventory.schema import schema
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,7 +122,7 @@ class Hardware:
 @dataclass(frozen=True, slots=True)
 class Server:
     name: str
-    hardware: Hardware
+    hardware: Hardware | None  # informational: shown, never relied on
     bmc: Bmc
     nics: tuple[Nic, ...]
     disks: tuple[Disk, ...]
@@ -408,6 +411,28 @@ class Inventory:
 # -- construction from schema-valid data ------------------------------------
 
 
+@cache
+def default(where: str, *fields: str) -> Any:
+    """The schema's ``default`` for a field: ``where`` names a ``$defs`` entry (or ``#``,
+    the top level), ``fields`` the properties down to it (through lists and ``$ref``s).
+    A field with no default is a KeyError: the model never invents one."""
+    root = schema()
+    node: Any = root if where == "#" else root["$defs"][where]
+    for name in fields:
+        while "properties" not in node:
+            node = (
+                root["$defs"][node["$ref"].rsplit("/", 1)[1]] if "$ref" in node else node["items"]
+            )
+        node = node["properties"][name]
+    value = node["default"]
+    return tuple(value) if isinstance(value, list) else value
+
+
+def _get(d: dict[str, Any], name: str, where: str, *fields: str) -> Any:
+    """``d[name]``, or the schema's default for it."""
+    return d[name] if name in d else default(where, *fields, name)
+
+
 def _secret(value: Any) -> SecretRef:
     if isinstance(value, dict):
         return SecretRef(env=value.get("env"), file=value.get("file"))
@@ -424,11 +449,11 @@ def _server(d: dict[str, Any], path: DocPath) -> Server:
         type=b["type"],
         network=b["network"],
         address=b["address"],
-        port=b.get("port", 623),
+        port=_get(b, "port", "bmc"),
         username=b["username"],
         password=_secret(b["password"]),
-        cipher_suites=tuple(b.get("cipher_suites", (17, 3))),
-        allow_insecure=b.get("allow_insecure", False),
+        cipher_suites=tuple(_get(b, "cipher_suites", "bmc")),
+        allow_insecure=_get(b, "allow_insecure", "bmc"),
         mac=b.get("mac"),
         path=(*path, "bmc"),
     )
@@ -439,7 +464,7 @@ def _server(d: dict[str, Any], path: DocPath) -> Server:
             speed=n["speed"],
             switch=n.get("switch"),
             port=n.get("port"),
-            pxe=n.get("pxe", False),
+            pxe=_get(n, "pxe", "nic"),
             addresses=tuple(
                 _address(a, (*path, "nics", i, "addresses", j))
                 for j, a in enumerate(n.get("addresses", ()))
@@ -455,24 +480,28 @@ def _server(d: dict[str, Any], path: DocPath) -> Server:
             x["type"],
             x["role"],
             (*path, "disks", i),
-            x.get("wipe", False),
+            _get(x, "wipe", "disk"),
             x.get("wwn"),
             x.get("serial"),
         )
         for i, x in enumerate(d["disks"])
     )
-    hw = d["hardware"]
+    hw = d.get("hardware")
     os_ = d["os"]
     return Server(
         name=d["name"],
-        hardware=Hardware(hw["model"], hw["cpus"]["model"], hw["cpus"]["count"], hw["memory"]),
+        hardware=(
+            Hardware(hw["model"], hw["cpus"]["model"], hw["cpus"]["count"], hw["memory"])
+            if hw is not None
+            else None
+        ),
         bmc=bmc,
         nics=nics,
         disks=disks,
         os=OperatingSystem(
             os_["distribution"],
-            os_["channel"],
-            os_.get("reboot_strategy", "etcd-lock"),
+            _get(os_, "channel", "os"),
+            _get(os_, "reboot_strategy", "os"),
             os_.get("version"),
         ),
         roles=frozenset(d["roles"]),
@@ -494,7 +523,7 @@ def _switch(d: dict[str, Any], path: DocPath) -> Switch:
                 p["name"],
                 p.get("speed"),
                 (*path, "ports", i),
-                uplink=p.get("uplink", False),
+                uplink=_get(p, "uplink", "switch_port"),
                 description=p.get("description"),
             )
             for i, p in enumerate(d.get("ports", ()))
@@ -505,7 +534,7 @@ def _switch(d: dict[str, Any], path: DocPath) -> Switch:
             _address(a, (*path, "interfaces", i)) for i, a in enumerate(d.get("interfaces", ()))
         ),
         ssh_user=ssh.get("user"),
-        ssh_port=ssh.get("port", 22),
+        ssh_port=_get(ssh, "port", "switch", "ssh"),
         bgp_status=d.get("bgp_status"),
         snmp=_snmp(d["snmp"]) if "snmp" in d else None,
     )
@@ -514,11 +543,11 @@ def _switch(d: dict[str, Any], path: DocPath) -> Switch:
 def _snmp(s: dict[str, Any]) -> Snmp:
     return Snmp(
         version=s["version"],
-        port=s.get("port", 161),
+        port=_get(s, "port", "snmp"),
         username=s.get("username"),
-        auth_protocol=s.get("auth_protocol", "sha"),
+        auth_protocol=_get(s, "auth_protocol", "snmp"),
         auth_key=_secret(s["auth_key"]) if "auth_key" in s else None,
-        priv_protocol=s.get("priv_protocol", "aes"),
+        priv_protocol=_get(s, "priv_protocol", "snmp"),
         priv_key=_secret(s["priv_key"]) if "priv_key" in s else None,
         community=_secret(s["community"]) if "community" in s else None,
     )
@@ -530,7 +559,7 @@ def _calico(calico: dict[str, Any]) -> Calico:
     mesh_password = calico.get("mesh_password")
     peers = []
     for i, p in enumerate(calico.get("peers", ())):
-        nodes = p.get("nodes", "all")
+        nodes = _get(p, "nodes", "cluster", "calico", "peers")
         peers.append(
             CalicoPeer(
                 switch=p["switch"],
@@ -541,23 +570,23 @@ def _calico(calico: dict[str, Any]) -> Calico:
             )
         )
     return Calico(
-        asn=calico["asn"],
-        node_to_node_mesh=calico.get("node_to_node_mesh", True),
+        asn=_get(calico, "asn", "cluster", "calico"),
+        node_to_node_mesh=_get(calico, "node_to_node_mesh", "cluster", "calico"),
         peers=tuple(peers),
-        nat_outgoing=calico.get("nat_outgoing", True),
+        nat_outgoing=_get(calico, "nat_outgoing", "cluster", "calico"),
         version=calico.get("version"),
         manifest=CalicoManifest(manifest["url"], manifest["sha256"]) if manifest else None,
         network=calico.get("network"),
-        block_size=calico.get("block_size", 26),
+        block_size=_get(calico, "block_size", "cluster", "calico"),
         advertise=CalicoAdvertise(
-            pod_blocks=advertise.get("pod_blocks", True),
-            service_cidr=advertise.get("service_cidr", False),
+            pod_blocks=_get(advertise, "pod_blocks", "cluster", "calico", "advertise"),
+            service_cidr=_get(advertise, "service_cidr", "cluster", "calico", "advertise"),
             external_network=advertise.get("external_network"),
         ),
-        route_reflector_cluster_id=calico.get("route_reflector_cluster_id", "244.0.0.1"),
+        route_reflector_cluster_id=_get(calico, "route_reflector_cluster_id", "cluster", "calico"),
         mesh_password=_secret(mesh_password) if mesh_password is not None else None,
-        keepalive_time=calico.get("keepalive_time", 30),
-        hold_time=calico.get("hold_time", 90),
+        keepalive_time=_get(calico, "keepalive_time", "cluster", "calico"),
+        hold_time=_get(calico, "hold_time", "cluster", "calico"),
     )
 
 
@@ -573,47 +602,56 @@ def _pdu(d: dict[str, Any], path: DocPath) -> Pdu:
         outlet_count=d["outlet_count"],
         snmp=_snmp(s),
         outlets=tuple(
-            Outlet(o["outlet"], o["device"], o.get("psu", 1), (*path, "outlets", i))
+            Outlet(o["outlet"], o["device"], _get(o, "psu", "outlet"), (*path, "outlets", i))
             for i, o in enumerate(d.get("outlets", ()))
         ),
         path=path,
     )
 
 
-def _cluster(d: dict[str, Any]) -> Cluster:
+_K8S = ("cluster", "kubernetes")
+_ETCD = ("cluster", "etcd")
+_CEPH = ("cluster", "ceph")
+_PKI = ("cluster", "pki")
+
+
+def _cluster(d: dict[str, Any], lab_name: str) -> Cluster:
     k = d["kubernetes"]
     api = k["api_endpoint"]
     etcd = d.get("etcd", {})
-    calico = d["calico"]
+    snapshots = etcd.get("snapshots", {})
+    calico = d.get("calico", {})
     ceph = d.get("ceph")
     pki = d.get("pki")
     return Cluster(
-        name=d["name"],
+        name=d.get("name", lab_name),
         kubernetes=Kubernetes(
-            version=k["version"],
-            api_endpoint=ApiEndpoint(api["name"], api["address"], api.get("port", 6443)),
+            version=_get(k, "version", *_K8S),
+            api_endpoint=ApiEndpoint(
+                api["name"], api["address"], _get(api, "port", *_K8S, "api_endpoint")
+            ),
             pod_cidr=k["pod_cidr"],
             service_cidr=k["service_cidr"],
-            cluster_domain=k.get("cluster_domain", "cluster.local"),
+            cluster_domain=_get(k, "cluster_domain", *_K8S),
             cluster_dns=k.get("cluster_dns"),
-            node_cidr_mask_size=k.get("node_cidr_mask_size", 24),
-            runtime=k.get("runtime", "static-pods"),
-            binary_dir=k.get("binary_dir", "/opt/bin"),
-            image_registry=k.get("image_registry", "registry.k8s.io"),
-            ready_timeout=float(k.get("ready_timeout", 300)),
+            node_cidr_mask_size=_get(k, "node_cidr_mask_size", *_K8S),
+            runtime=_get(k, "runtime", *_K8S),
+            binary_dir=_get(k, "binary_dir", *_K8S),
+            image_registry=_get(k, "image_registry", *_K8S),
+            ready_timeout=float(_get(k, "ready_timeout", *_K8S)),
         ),
         etcd=Etcd(
-            version=etcd.get("version"),
-            client_port=etcd.get("client_port", 2379),
-            peer_port=etcd.get("peer_port", 2380),
+            version=_get(etcd, "version", *_ETCD),
+            client_port=_get(etcd, "client_port", *_ETCD),
+            peer_port=_get(etcd, "peer_port", *_ETCD),
             network=etcd.get("network"),
-            runtime=etcd.get("runtime", "container"),
+            runtime=_get(etcd, "runtime", *_ETCD),
             image=etcd.get("image"),
-            data_dir=etcd.get("data_dir", "/var/lib/etcd"),
-            health_timeout=etcd.get("health_timeout", 120),
+            data_dir=_get(etcd, "data_dir", *_ETCD),
+            health_timeout=_get(etcd, "health_timeout", *_ETCD),
             snapshots=EtcdSnapshots(
-                etcd.get("snapshots", {}).get("directory", "etcd-snapshots"),
-                etcd.get("snapshots", {}).get("keep", 5),
+                _get(snapshots, "directory", *_ETCD, "snapshots"),
+                _get(snapshots, "keep", *_ETCD, "snapshots"),
             ),
         ),
         calico=_calico(calico),
@@ -625,7 +663,7 @@ def _cluster(d: dict[str, Any]) -> Cluster:
                 CephPool(
                     p["name"],
                     p["application"],
-                    p.get("size", 3),
+                    _get(p, "size", *_CEPH, "pools"),
                     p.get("pg_num"),
                     ("cluster", "ceph", "pools", i),
                 )
@@ -640,23 +678,23 @@ def _cluster(d: dict[str, Any]) -> Cluster:
                 )
                 for i, f in enumerate(ceph.get("filesystems", ()))
             ),
-            runtime=ceph.get("runtime", "container"),
-            version=ceph.get("version"),
+            runtime=_get(ceph, "runtime", *_CEPH),
+            version=_get(ceph, "version", *_CEPH),
             image=ceph.get("image"),
-            max_pg_per_osd=ceph.get("max_pg_per_osd", 250),
+            max_pg_per_osd=_get(ceph, "max_pg_per_osd", *_CEPH),
             managers=ceph.get("managers"),
-            health_timeout=ceph.get("health_timeout", 600),
+            health_timeout=_get(ceph, "health_timeout", *_CEPH),
             config=tuple(ceph.get("config", {}).items()),
         )
         if ceph
         else None,
         pki=PkiSettings(
             passphrase=_secret(pki["passphrase"]),
-            directory=pki.get("directory", "ssl"),
-            backend=pki.get("backend", "auto"),
-            operator=pki.get("operator", "admin"),
-            validity_days=pki.get("validity_days", 365),
-            renew_within_days=pki.get("renew_within_days", 30),
+            directory=_get(pki, "directory", *_PKI),
+            backend=_get(pki, "backend", *_PKI),
+            operator=_get(pki, "operator", *_PKI),
+            validity_days=_get(pki, "validity_days", *_PKI),
+            renew_within_days=_get(pki, "renew_within_days", *_PKI),
         )
         if pki
         else None,
@@ -668,11 +706,11 @@ def _boot(d: dict[str, Any]) -> BootService:
         network=d["network"],
         address=d["address"],
         interface=d.get("interface"),
-        dhcp=d.get("dhcp", "full"),
-        http_port=d.get("http_port", 8080),
-        assets=d.get("assets", ".labctl/boot-assets"),
+        dhcp=_get(d, "dhcp", "boot"),
+        http_port=_get(d, "http_port", "boot"),
+        assets=_get(d, "assets", "boot"),
         mirror=d.get("mirror"),
-        install_timeout=float(d.get("install_timeout", 1200)),
+        install_timeout=float(_get(d, "install_timeout", "boot")),
     )
 
 
@@ -685,16 +723,16 @@ def build_inventory(data: dict[str, Any]) -> Inventory:
             name=lab["name"],
             domain=lab["domain"],
             site=lab.get("site"),
-            allow_literal_secrets=lab.get("allow_literal_secrets", False),
+            allow_literal_secrets=_get(lab, "allow_literal_secrets", "#", "lab"),
             ssh=SshSettings(
-                user=ssh.get("user", "core"),
-                port=ssh.get("port", 22),
+                user=_get(ssh, "user", "ssh"),
+                port=_get(ssh, "port", "ssh"),
                 known_hosts=ssh.get("known_hosts"),
                 identity_file=ssh.get("identity_file"),
-                boot_wait=float(ssh.get("boot_wait", 600)),
-                authorized_keys=tuple(ssh.get("authorized_keys", ())),
+                boot_wait=float(_get(ssh, "boot_wait", "ssh")),
+                authorized_keys=tuple(_get(ssh, "authorized_keys", "ssh")),
             ),
-            time_servers=tuple(lab.get("time_servers", ())),
+            time_servers=tuple(_get(lab, "time_servers", "#", "lab")),
             boot=_boot(lab["boot"]) if "boot" in lab else None,
         ),
         networks=tuple(
@@ -714,5 +752,5 @@ def build_inventory(data: dict[str, Any]) -> Inventory:
         servers=tuple(_server(s, ("servers", i)) for i, s in enumerate(data["servers"])),
         switches=tuple(_switch(s, ("switches", i)) for i, s in enumerate(data.get("switches", ()))),
         pdus=tuple(_pdu(p, ("pdus", i)) for i, p in enumerate(data.get("pdus", ()))),
-        cluster=_cluster(data["cluster"]),
+        cluster=_cluster(data["cluster"], lab["name"]),
     )

@@ -9,91 +9,173 @@ from __future__ import annotations
 
 from typing import Any
 
+import yaml
+
 from labctl.inventory.checks import REGISTRY
+from labctl.inventory.registry import RETIRED
 
-_SECTIONS = [
-    ("(top level)", "#"),
-    ("lab", "#/properties/lab"),
-    ("lab.ssh", "#/$defs/ssh"),
-    ("networks[]", "#/$defs/network"),
-    ("servers[]", "#/$defs/server"),
-    ("servers[].hardware", "#/$defs/hardware"),
-    ("servers[].hardware.cpus", "#/$defs/hardware/properties/cpus"),
-    ("servers[].bmc", "#/$defs/bmc"),
-    ("servers[].nics[]", "#/$defs/nic"),
-    ("servers[].nics[].addresses[]", "#/$defs/address"),
-    ("servers[].disks[]", "#/$defs/disk"),
-    ("servers[].os", "#/$defs/os"),
-    ("switches[]", "#/$defs/switch"),
-    ("switches[].ports[]", "#/$defs/switch_port"),
-    ("pdus[]", "#/$defs/pdu"),
-    ("pdus[].custom_profile", "#/$defs/pdu/properties/custom_profile"),
-    ("pdus[].snmp", "#/$defs/snmp"),
-    ("pdus[].outlets[]", "#/$defs/outlet"),
-    ("cluster", "#/$defs/cluster"),
-    ("cluster.kubernetes", "#/$defs/cluster/properties/kubernetes"),
-    (
-        "cluster.kubernetes.api_endpoint",
-        "#/$defs/cluster/properties/kubernetes/properties/api_endpoint",
-    ),
-    ("cluster.pki", "#/$defs/cluster/properties/pki"),
-    ("cluster.etcd", "#/$defs/cluster/properties/etcd"),
-    ("cluster.calico", "#/$defs/cluster/properties/calico"),
-    ("cluster.ceph", "#/$defs/cluster/properties/ceph"),
-    ("cluster.ceph.pools[]", "#/$defs/cluster/properties/ceph/properties/pools/items"),
-    (
-        "cluster.ceph.filesystems[]",
-        "#/$defs/cluster/properties/ceph/properties/filesystems/items",
-    ),
-]
+# String grammars the opening paragraph explains by name rather than in the table.
+_NAMED = ("name", "size", "secret")
 
 
-def _at(schema: dict[str, Any], pointer: str) -> dict[str, Any]:
-    node: Any = schema
-    for part in pointer.lstrip("#/").split("/") if pointer != "#" else []:
-        node = node[part]
-    return dict(node)
+def _target(ref: str) -> str:
+    return ref.rsplit("/", 1)[1]
 
 
-def _type(schema: dict[str, Any], node: dict[str, Any]) -> str:
-    if "$ref" in node:
-        target = node["$ref"].split("/")[-1]
-        resolved = _at(schema, node["$ref"])
-        if target in ("name", "size", "speed", "secret", "role"):
-            return {
-                "name": "name",
-                "size": "size",
-                "speed": "speed",
-                "secret": "secret",
-                "role": "role",
-            }[target]
-        if resolved.get("type") == "string" and "pattern" in resolved:
-            return f"*{target}*"  # a grammar: listed under Types with its description
-        return _type(schema, resolved) if "type" in resolved else target
-    if "enum" in node:
-        return " \\| ".join(f"`{v}`" for v in node["enum"])
-    if "const" in node:
-        return f"`{node['const']}`"
-    kind = node.get("type", "any")
-    if kind == "array":
-        return f"list of {_type(schema, node.get('items', {}))}"
-    return str(kind)
+def _resolve(schema: dict[str, Any], node: dict[str, Any]) -> dict[str, Any]:
+    """``node`` with its ``$ref`` followed (the node's own description wins)."""
+    while "$ref" in node:
+        node = {
+            **schema["$defs"][_target(node["$ref"])],
+            **{k: v for k, v in node.items() if k != "$ref"},
+        }
+    return node
 
 
-def _description(schema: dict[str, Any], node: dict[str, Any]) -> str:
-    text = (
-        node.get("description") or _at(schema, node["$ref"]).get("description", "")
-        if "$ref" in node
-        else node.get("description", "")
-    )
+def yaml_value(value: Any) -> str:
+    """``value`` as YAML writes it in flow style: false, [17, 3], '3', []."""
+    text = yaml.safe_dump(value, default_flow_style=True, allow_unicode=True, width=1 << 16)
+    return text.removesuffix("\n").removesuffix("\n...").strip()
+
+
+def _enum(values: list[Any]) -> str:
+    return " \\| ".join(f"`{yaml_value(v)}`" for v in values)
+
+
+def _range(node: dict[str, Any]) -> str:
+    low = node.get("minimum", node.get("exclusiveMinimum"))
+    high = node.get("maximum")
+    above = "exclusiveMinimum" in node
+    if low is not None and high is not None:
+        return f" ({'over' if above else 'from'} {low} to {high})"
+    if low is not None:
+        return f" ({'over' if above else 'at least'} {low})"
+    if high is not None:
+        return f" (at most {high})"
+    return ""
+
+
+class _Page:
+    """Walks the schema from its root: one section per object, in document order."""
+
+    def __init__(self, schema: dict[str, Any]) -> None:
+        self.schema = schema
+        self.sections: list[str] = []
+        self.seen: dict[str, str] = {}  # $defs object -> the section that lists it
+        self.later: list[tuple[str, dict[str, Any]]] = []
+
+    def type_of(self, node: dict[str, Any], title: str) -> str:
+        """The type column; an object met here gets its own section, titled ``title``."""
+        if "$ref" in node:
+            name = _target(node["$ref"])
+            target = self.schema["$defs"][name]
+            if name in _NAMED or (target.get("type") == "string" and "pattern" in target):
+                return f"*{name}*"
+            if "enum" in target:
+                return _enum(target["enum"])
+            if target.get("type") == "object":
+                if name in self.seen:
+                    return f"object, as `{self.seen[name]}`"
+                self.seen[name] = title
+                self.later.append((title, node))
+                return f"object (`{title}`)"
+            return self.type_of(target, title)
+        if "enum" in node:
+            return _enum(node["enum"])
+        if "const" in node:
+            return f"`{yaml_value(node['const'])}`"
+        if "oneOf" in node or "anyOf" in node:
+            branches = node.get("oneOf") or node.get("anyOf") or []
+            return " or ".join(self.type_of(n, title) for n in branches)
+        kind = node.get("type", "any")
+        if isinstance(kind, list):
+            return " or ".join(kind)
+        if kind == "array":
+            items = self.type_of(node.get("items", {}), f"{title}[]")
+            unique = ", no repeats" if node.get("uniqueItems") else ""
+            least = f", at least {node['minItems']}" if node.get("minItems") else ""
+            return f"list of {items}{least}{unique}"
+        if kind == "object" and "properties" in node:
+            self.later.append((title, node))
+            return f"object (`{title}`)"
+        if kind == "object":
+            keys = self.type_of(node.get("propertyNames", {"type": "string"}), title)
+            values = self.type_of(node.get("additionalProperties", {}), title)
+            return f"mapping of {keys} to {values}"
+        if kind == "string" and "pattern" in node:
+            return f"string matching `{_cell(node['pattern'])}`"
+        return f"{kind}{_range(node)}"
+
+    def section(self, title: str, node: dict[str, Any], top: bool = False) -> None:
+        if "$ref" in node:  # a shared object: introduced by its own description
+            node = self.schema["$defs"][_target(node["$ref"])]
+        if "items" in node and "properties" not in node:
+            node = _resolve(self.schema, node["items"])
+        required = set(node.get("required", ()))
+        lines = [f"## `{title}`", ""]
+        if node.get("description") and not top:
+            lines += [_cell(node["description"]), ""]
+        lines += ["| field | type | required | default | description |", "|---|---|---|---|---|"]
+        pending = self.later
+        self.later = []
+        for name, prop in node["properties"].items():
+            child = f"{name}" if top else f"{title}.{name}"
+            default = f"`{yaml_value(prop['default'])}`" if "default" in prop else ""
+            lines.append(
+                f"| `{name}` | {self.type_of(prop, child)} | {'yes' if name in required else ''} "
+                f"| {default} | {_cell(_resolve(self.schema, prop).get('description', ''))} |"
+            )
+        lines += [""]
+        lines += _conditions(node)
+        self.sections += lines
+        mine, self.later = self.later, pending
+        for child_title, child_node in mine:
+            self.section(child_title, child_node)
+
+    def secret(self) -> None:
+        node = self.schema["$defs"]["secret"]
+        lines = ["## *secret*", "", _cell(node["description"]), ""]
+        lines += ["| field | form | type | description |", "|---|---|---|---|"]
+        for branch in node["oneOf"]:
+            for name, prop in branch.get("properties", {}).items():
+                lines.append(
+                    f"| `{name}` | `{{{name}: ...}}` | {self.type_of(prop, name)} | "
+                    f"{_cell(prop.get('description', ''))} |"
+                )
+            if branch.get("type") == "string":
+                lines.append("| | a plain string | string | A literal secret (see above). |")
+        self.sections += [*lines, ""]
+
+
+def _cell(text: Any) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def _conditions(node: dict[str, Any]) -> list[str]:
+    """Sentences for the schema's conditional requirements (if/then, dependentRequired)."""
+    out: list[str] = []
+    rules = [node, *node.get("allOf", ())]
+    for rule in rules:
+        when, then = rule.get("if"), rule.get("then")
+        if not (when and then and then.get("required")):
+            continue
+        conds = [
+            f"`{field}` is `{yaml_value(spec['const'])}`"
+            for field, spec in when.get("properties", {}).items()
+            if "const" in spec
+        ]
+        needed = ", ".join(f"`{f}`" for f in then["required"])
+        out.append(f"When {' and '.join(conds)}: {needed} required.")
+    for field, needs in node.get("dependentRequired", {}).items():
+        out.append(f"With `{field}`: {', '.join(f'`{n}`' for n in needs)} required.")
+    return [*out, ""] if out else []
 
 
 def _grammars(schema: dict[str, Any]) -> list[str]:
     """The string types every value reaching a node is held to; `labctl validate` quotes
     the first sentence of a type's description when a value breaks it."""
     rows = [
-        f"| *{name}* | {_description(schema, node)} |"
+        f"| *{name}* | {_cell(node.get('description', ''))} |"
         for name, node in sorted(schema.get("$defs", {}).items())
         if node.get("type") == "string" and "pattern" in node and name not in ("name", "size")
     ]
@@ -111,6 +193,11 @@ def _grammars(schema: dict[str, Any]) -> list[str]:
 
 
 def inventory_markdown(schema: dict[str, Any]) -> str:
+    """docs/inventory.md: every object, field, enum value and default of ``schema``, found
+    by walking it from its root through every ``$ref`` (no hand-kept list of sections)."""
+    page = _Page(schema)
+    page.section("(top level)", schema, top=True)
+    page.secret()
     lines = [
         "# Inventory reference",
         "",
@@ -120,28 +207,17 @@ def inventory_markdown(schema: dict[str, Any]) -> str:
         "",
         "Types: *name* is a lowercase DNS label; *size* is a number with a unit (`900GB`, "
         "`32GiB`); *speed* is a link speed (`1G`, `10G`, ...); *secret* is `{env: NAME}`, "
-        "`{file: PATH}` or (only with `lab.allow_literal_secrets`) a literal string.",
+        "`{file: PATH}` or (only with `lab.allow_literal_secrets`) a literal string "
+        "(its own section, below).",
+        "",
+        "A field left out takes its default (as YAML writes it); a field with neither a "
+        "default nor *yes* under required may be left out. `labctl init` writes a starter "
+        "file (docs/commands.md).",
         "",
         *_grammars(schema),
+        *page.sections,
     ]
-    for title, pointer in _SECTIONS:
-        node = _at(schema, pointer)
-        props = node.get("properties", {})
-        if not props:
-            continue
-        required = set(node.get("required", ()))
-        lines += [f"## `{title}`", ""]
-        if node.get("description") and title != "(top level)":
-            lines += [str(node["description"]), ""]
-        lines += ["| field | type | required | default | description |", "|---|---|---|---|---|"]
-        for name, prop in props.items():
-            default = prop.get("default")
-            lines.append(
-                f"| `{name}` | {_type(schema, prop)} | {'yes' if name in required else ''} | "
-                f"{'' if default is None else f'`{default}`'} | {_description(schema, prop)} |"
-            )
-        lines.append("")
-    return "\n".join(lines)
+    return "\n".join(lines).rstrip("\n") + "\n"
 
 
 def checks_markdown() -> str:
@@ -164,5 +240,7 @@ def checks_markdown() -> str:
     for check in sorted(REGISTRY.values(), key=lambda c: c.id):
         kind = " (lab check)" if check.lab_fn is not None else ""
         lines.append(f"| {check.id} | {check.severity}{kind} | {check.summary} |")
+    lines += ["", "Retired ids (never reused):", "", "| id | why |", "|---|---|"]
+    lines += [f"| {id_} | {why} |" for id_, why in sorted(RETIRED.items())]
     lines.append("")
     return "\n".join(lines)

@@ -74,6 +74,7 @@ def test_secrets_never_printed_by_any_format() -> None:
 @pytest.mark.parametrize(
     "command",
     [
+        ["init"],
         ["validate"],
         ["schema"],
         ["inventory", "show"],

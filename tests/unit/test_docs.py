@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
+
+import yaml
 
 from labctl.inventory.reference import checks_markdown, inventory_markdown
 from labctl.inventory.schema import schema
@@ -54,11 +57,9 @@ def test_objects_refuse_unknown_fields() -> None:
 
 def test_docs_point_only_inside_the_repository() -> None:
     """A user who clones the project has only the project: every relative link resolves in it."""
-    import re
-
     outside: list[str] = []
     for page in [ROOT / "README.md", ROOT / "CHANGELOG.md", *sorted((ROOT / "docs").glob("*.md"))]:
-        text = page.read_text()
+        text = re.sub(r"`[^`\n]*`", "", page.read_text())  # code is not a link
         if "../shared" in text:
             outside.append(f"{page.name}: ../shared")
         for target in re.findall(r"\]\(([^)#\s]+)", text):
@@ -68,3 +69,72 @@ def test_docs_point_only_inside_the_repository() -> None:
             if not resolved.is_relative_to(ROOT) or not resolved.exists():
                 outside.append(f"{page.name}: {target}")
     assert outside == []
+
+
+def _tables(page: str) -> list[dict[str, list[str]]]:
+    """Each table of the page: its first column's name (without backticks) -> the row."""
+    tables: list[dict[str, list[str]]] = []
+    current: dict[str, list[str]] | None = None
+    for line in page.splitlines():
+        if not line.startswith("|"):
+            current = None
+            continue
+        if current is None:
+            current = {}
+            tables.append(current)
+            continue  # the header
+        cells = [c.strip() for c in re.split(r"(?<!\\)\|", line)[1:-1]]
+        if cells and not cells[0].startswith("---"):
+            current[cells[0].strip("`")] = cells
+    return tables
+
+
+def _objects(node: Any, out: list[dict[str, Any]]) -> None:
+    """Every object the schema declares, at any depth (conditions declare none)."""
+    if isinstance(node, dict):
+        if isinstance(node.get("properties"), dict):
+            out.append(node)
+        for key, value in node.items():
+            if key != "if":
+                _objects(value, out)
+    elif isinstance(node, list):
+        for value in node:
+            _objects(value, out)
+
+
+def _flow(value: Any) -> str:
+    return yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("...").strip()
+
+
+def test_inventory_page_has_every_field_enum_value_and_default() -> None:
+    """docs/inventory.md is the schema whole: every object's fields in one table of the page,
+    each default as YAML writes it in that row, every enum value somewhere."""
+    page = (ROOT / "docs/inventory.md").read_text()
+    tables = _tables(page)
+    whole = schema()
+    objects: list[dict[str, Any]] = []
+    _objects(whole, objects)
+    missing: list[str] = []
+    for node in objects:
+        props = node["properties"]
+        table = next((t for t in tables if set(props) <= set(t)), None)
+        if table is None:
+            missing.append(f"no table with all of {sorted(props)}")
+            continue
+        for name, prop in props.items():
+            if "default" in prop and f"`{_flow(prop['default'])}`" != table[name][3]:
+                missing.append(f"{name}: default {table[name][3]!r}, schema {prop['default']!r}")
+
+    def enums(node: Any) -> None:
+        if isinstance(node, dict):
+            for value in node.get("enum", ()):
+                if f"`{_flow(value)}`" not in page:
+                    missing.append(f"enum value {value!r}")
+            for child in node.values():
+                enums(child)
+        elif isinstance(node, list):
+            for child in node:
+                enums(child)
+
+    enums(whole)
+    assert missing == []
