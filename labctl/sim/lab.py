@@ -465,6 +465,8 @@ def up(
     built from nothing has none of them done, so a fresh lab starts it empty, and
     ``down`` removes it with the lab.
     """
+    for pdu in inventory.pdus:  # a PDU model no device record answers for fails first
+        pdu_record.for_model(pdu.model, where=f"PDU {pdu.name}")
     require_root()
     choices = sim_vm.parse_choices(vms)  # a bad choice fails before anything is made
     vms = tuple(choices)

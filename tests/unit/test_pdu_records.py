@@ -199,3 +199,19 @@ def test_digipower_status_string_as_the_mib_states_it(tmp_path: Path) -> None:
     assert unit.set(oid, "string", "0,1") == "wrong-value"  # every position, always
     assert unit.set(oid, "string", "0,1,1,-1,-1,-1,-1,-1") == "wrong-value"  # no outlet 3
     assert unit.set(oid, "integer", "1") == "wrong-type"
+
+
+def test_sim_up_refuses_a_pdu_model_without_a_record_before_making_anything(
+    tmp_path: Path,
+) -> None:
+    from labctl.inventory import require_inventory
+    from labctl.sim import lab
+    from tests.conftest import REFERENCE
+
+    text = REFERENCE.read_text().replace("model: Digipower SWH-1023J-08N1", "model: Acme 3000", 1)
+    path = tmp_path / "inventory.yaml"
+    path.write_text(text)
+    state = tmp_path / "state"
+    with pytest.raises(LabctlError, match=r"PDU pdu1: no device record .* 'Acme 3000'"):
+        lab.up(require_inventory(path), path, state)
+    assert not state.exists()  # nothing was made
