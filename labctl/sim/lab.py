@@ -25,7 +25,7 @@ from labctl.programs import require
 from labctl.secrets import resolve
 from labctl.sim import bmc as sim_bmc
 from labctl.sim import disks as sim_disks
-from labctl.sim import feeds, netns_dir, pdu_agent
+from labctl.sim import feeds, netns_dir, pdu_agent, pdu_record
 from labctl.sim import node as sim_node
 from labctl.sim import switches as sim_switches
 from labctl.sim import vm as sim_vm
@@ -430,9 +430,10 @@ def _devices(
             address=pdu.address,
             port=snmp.port,
             state_dir=state / "pdus" / pdu.name,
-            profile=pdu.profile,
+            # The unit answers as its vendor's MIB says (the record), whatever
+            # profile or overrides the inventory gives labctl to talk to it.
+            record=pdu_record.for_model(pdu.model, where=where).path,
             outlet_count=pdu.outlet_count,
-            overrides=pdu.custom_profile,
             hooks=hooks,
             community=community,
             username=username,
@@ -464,6 +465,8 @@ def up(
     built from nothing has none of them done, so a fresh lab starts it empty, and
     ``down`` removes it with the lab.
     """
+    for pdu in inventory.pdus:  # a PDU model no device record answers for fails first
+        pdu_record.for_model(pdu.model, where=f"PDU {pdu.name}")
     require_root()
     choices = sim_vm.parse_choices(vms)  # a bad choice fails before anything is made
     vms = tuple(choices)

@@ -3,6 +3,9 @@
 Used by the simulated lab (one per PDU) and by the PDU driver's tests. snmpd
 runs in the foreground with only our config (``-C -c``) and its own persistent
 directory, so it never reads or writes the host's /etc/snmp or /var/lib/snmp.
+What the unit answers (sysDescr, sysObjectID, its vendor subtree) comes from a
+device record written from the vendor's MIB (``pdu_record.py``), never from
+labctl's PDU profiles: those are what the simulated PDU is there to check.
 """
 
 from __future__ import annotations
@@ -15,11 +18,10 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-from labctl.drivers.pdu_profiles import profile_for
 from labctl.errors import LabctlError
 from labctl.programs import require
+from labctl.sim.pdu_record import DeviceRecord, load
 from labctl.sim.process import ManagedProcess
 
 SNMPD = "/usr/sbin/snmpd"
@@ -30,40 +32,32 @@ class PduSpec:
     name: str
     address: str
     state_dir: Path
-    profile: str
+    record: Path  # the device record (tests/peers/pdu/*.yaml) this unit answers from
     outlet_count: int
     port: int = 161
     community: str = field(default="", repr=False)
     username: str = ""
     auth_key: str = field(default="", repr=False)
     priv_key: str = field(default="", repr=False)
-    overrides: Mapping[str, Any] | None = None
     hooks: Mapping[int, Mapping[str, Sequence[str]]] = field(default_factory=dict)
     reboot_delay: float = 2.0
 
 
-def _enterprise_root(oid: str) -> str:
-    """The pass_persist subtree: the vendor's enterprise branch (1.3.6.1.4.1.N)."""
-    parts = oid.split(".")
-    return "." + ".".join(parts[:7])
-
-
-def render_snmpd_conf(spec: PduSpec) -> str:
+def render_snmpd_conf(spec: PduSpec, record: DeviceRecord) -> str:
     """snmpd.conf for one PDU (holds credentials: write it 0600)."""
-    profile = profile_for(spec.profile, spec.overrides)
-    roots = sorted({_enterprise_root(profile.state_oid), _enterprise_root(profile.control_oid)})
     handler = f"{sys.executable} -m labctl.sim.pdu_outlets {spec.state_dir}"
     lines = [
         f"agentAddress udp:{spec.address}:{spec.port}",
         f"sysName {spec.name}",
-        "sysDescr labctl simulated PDU",
+        f"sysDescr {record.sys_descr}",
+        f"sysObjectID .{record.sys_object_id}",
     ]
     if spec.community:
         lines.append(f"rwcommunity {spec.community} default")
     if spec.username:
         lines.append(f'createUser {spec.username} SHA "{spec.auth_key}" AES "{spec.priv_key}"')
         lines.append(f"rwuser {spec.username} priv")
-    lines += [f"pass_persist {root} {handler}" for root in roots]
+    lines.append(f"pass_persist .{record.enterprise} {handler}")
     return "\n".join(lines) + "\n"
 
 
@@ -81,10 +75,16 @@ def prepare(spec: PduSpec) -> Path:
     spec.state_dir.mkdir(parents=True, exist_ok=True)
     os.chmod(spec.state_dir, 0o700)
     (spec.state_dir / "persist").mkdir(exist_ok=True)
+    record = load(spec.record)
+    for obj in record.objects:
+        if obj.status_string and spec.outlet_count > obj.status_string.positions:
+            raise LabctlError(
+                f"simulated PDU {spec.name}: {record.vendor} {record.model}'s {obj.name} holds "
+                f"{obj.status_string.positions} outlets, not {spec.outlet_count}"
+            )
     config = {
         "outlet_count": spec.outlet_count,
-        "profile": spec.profile,
-        "overrides": dict(spec.overrides or {}),
+        "record": str(spec.record),
         "hooks": {str(n): {k: list(v) for k, v in h.items()} for n, h in spec.hooks.items()},
         "reboot_delay": spec.reboot_delay,
     }
@@ -92,7 +92,7 @@ def prepare(spec: PduSpec) -> Path:
     conf = spec.state_dir / "snmpd.conf"
     fd = os.open(conf, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as handle:
-        handle.write(render_snmpd_conf(spec))
+        handle.write(render_snmpd_conf(spec, record))
     return conf
 
 
@@ -129,8 +129,7 @@ def start(spec: PduSpec, netns: str | None = None, wait: float = 10.0) -> PduHan
 
 
 def _wait_ready(handle: PduHandle, spec: PduSpec, wait: float) -> None:
-    profile = profile_for(spec.profile, spec.overrides)
-    oid = profile.oid(profile.state_oid, 1)
+    oid = load(spec.record).first_readable().instance(1)
     if spec.username:
         auth = ["-v3", "-l", "authPriv", "-u", spec.username, "-a", "SHA", "-A", spec.auth_key]
         auth += ["-x", "AES", "-X", spec.priv_key]

@@ -1,4 +1,9 @@
-"""The PDU driver against net-snmp's snmpd (our pass_persist outlet table), checked with snmpget."""
+"""The PDU driver against snmpd answering from vendor device records, checked with snmpget.
+
+Each profile is driven against the simulated unit whose answers come from the
+record written from that vendor's MIB (tests/peers/pdu/), not from the profile:
+a profile with a wrong OID or value fails here.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,7 @@ import socket
 import subprocess
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -22,23 +28,34 @@ from labctl.drivers.pdu import (
 )
 from labctl.drivers.pdu_profiles import profile_for
 from labctl.errors import AuthenticationError, DriverError, DriverTimeout
-from labctl.sim import pdu_agent
+from labctl.sim import pdu_agent, pdu_record
 from tests.peers.ports import free_udp_port
 
 pytestmark = pytest.mark.integration
 AUTH, PRIV, COMMUNITY = "auth-Key-123", "priv-Key-456", "lab-community"
 
 
-@pytest.fixture(params=["apc-rpdu", "digipower-swh"])
+# Each profile, and the model of a real unit it is meant for.
+MODELS = {
+    "apc-rpdu": "APC AP7920",
+    "apc-rpdu2": "APC AP8941",
+    "digipower-swh": "Digipower SWH-1023J-08N1",
+}
+PROFILE: dict[Path, str] = {}
+
+
+@pytest.fixture(params=sorted(MODELS))
 def pdu(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[pdu_agent.PduSpec]:
     marks = tmp_path / "marks"
     marks.mkdir()
+    record = pdu_record.for_model(MODELS[request.param], where="test").path
+    PROFILE[tmp_path / "pdu"] = request.param
     spec = pdu_agent.PduSpec(
         name="pdu1",
         address="127.0.0.1",
         port=free_udp_port(),
         state_dir=tmp_path / "pdu",
-        profile=request.param,
+        record=record,
         outlet_count=8,
         community=COMMUNITY,
         username="labctl",
@@ -62,7 +79,7 @@ def endpoint(spec: pdu_agent.PduSpec, **changes: object) -> PduEndpoint:
         "host": spec.address,
         "port": spec.port,
         "auth": SnmpV3Auth("labctl", AUTH, PRIV),
-        "profile": profile_for(spec.profile),
+        "profile": profile_for(PROFILE[spec.state_dir]),
         "outlet_count": spec.outlet_count,
         "timeout": 1.0,
         "retries": 1,
@@ -72,7 +89,7 @@ def endpoint(spec: pdu_agent.PduSpec, **changes: object) -> PduEndpoint:
 
 
 def snmpget(spec: pdu_agent.PduSpec, outlet: int) -> str:
-    profile = profile_for(spec.profile)
+    profile = profile_for(PROFILE[spec.state_dir])
     argv = ["snmpget", "-v3", "-l", "authPriv", "-u", "labctl", "-a", "SHA", "-A", AUTH]
     argv += ["-x", "AES", "-X", PRIV, "-Oqv", f"{spec.address}:{spec.port}"]
     argv.append(profile.oid(profile.state_oid, outlet))
@@ -199,3 +216,34 @@ def test_a_datagram_the_kernel_will_not_send_is_told_as_such() -> None:
         "a blackhole route covers it"
     )
     assert error.detail == "[Errno 22] Invalid argument"
+
+
+def snmpget_raw(spec: pdu_agent.PduSpec, oid: str) -> str:
+    argv = ["snmpget", "-v3", "-l", "authPriv", "-u", "labctl", "-a", "SHA", "-A", AUTH]
+    argv += ["-x", "AES", "-X", PRIV, "-Oqvn", f"{spec.address}:{spec.port}", oid]
+    done = subprocess.run(
+        argv, capture_output=True, text=True, check=True, env={**os.environ, "MIBS": ""}
+    )
+    return done.stdout.strip().strip('"')
+
+
+def test_the_unit_says_what_it_is_as_the_real_model_does(pdu: pdu_agent.PduSpec) -> None:
+    record = pdu_record.load(pdu.record)
+    assert snmpget_raw(pdu, "1.3.6.1.2.1.1.1.0") == record.sys_descr  # sysDescr.0
+    assert snmpget_raw(pdu, "1.3.6.1.2.1.1.2.0") == "." + record.sys_object_id  # sysObjectID.0
+
+
+def test_a_profile_the_mib_contradicts_fails_against_the_unit(pdu: pdu_agent.PduSpec) -> None:
+    # The unit answers from its MIB, so labctl reading the wrong thing is seen here.
+    right = profile_for(PROFILE[pdu.state_dir])
+    if right.kind == "status-string":
+        wrong = replace(right, off_value=2)  # not a token pdu01OutletStatus knows
+    else:
+        wrong = replace(right, control_oid=right.state_oid)  # the read-only status column
+
+    async def scenario() -> None:
+        async with PduClient(endpoint(pdu, profile=wrong)) as client:
+            await client.set_outlet(1, OutletAction.OFF)
+
+    with pytest.raises(DriverError, match="refused"):
+        asyncio.run(scenario())

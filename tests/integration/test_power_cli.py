@@ -20,7 +20,7 @@ from labctl.engine.executor import RunReport
 from labctl.engine.layer import Layer, LayerContext
 from labctl.engine.plan import Plan
 from labctl.sim import bmc as sim_bmc
-from labctl.sim import pdu_agent
+from labctl.sim import pdu_agent, pdu_record
 from labctl.sim.process import ManagedProcess
 from tests.conftest import REFERENCE
 from tests.labctl_process import run_labctl
@@ -84,7 +84,8 @@ def lab(tmp_path: Path) -> Iterator[Lab]:
                 name=pdu,
                 address=address,
                 state_dir=tmp_path / pdu,
-                profile="digipower-swh",
+                # The reference inventory's model, answered from its vendor record.
+                record=pdu_record.for_model("Digipower SWH-1023J-08N1", where=pdu).path,
                 outlet_count=8,
                 username="labctl",
                 auth_key=SECRETS["LABCTL_PDU_AUTH_KEY"],

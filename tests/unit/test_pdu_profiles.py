@@ -8,6 +8,7 @@ import pytest
 
 from labctl.drivers.pdu_profiles import PROFILES, profile_for
 from labctl.errors import LabctlError
+from labctl.sim import pdu_record
 from labctl.sim.pdu_agent import PduSpec, render_snmpd_conf
 
 
@@ -34,21 +35,23 @@ def test_profiles_and_overrides() -> None:
 
 
 def test_snmpd_conf(tmp_path: Path) -> None:
+    record = pdu_record.for_model("APC AP7920", where="test")
     spec = PduSpec(
         "pdu1",
         "10.31.0.5",
         tmp_path,
-        "apc-rpdu",
+        record.path,
         8,
         community="c0mm",
         username="labctl",
         auth_key="a" * 8,
         priv_key="p" * 8,
     )
-    conf = render_snmpd_conf(spec)
+    conf = render_snmpd_conf(spec, record)
     assert "agentAddress udp:10.31.0.5:161" in conf
     assert 'createUser labctl SHA "aaaaaaaa" AES "pppppppp"' in conf
     assert "pass_persist .1.3.6.1.4.1.318 " in conf
+    assert "sysObjectID .1.3.6.1.4.1.318.1.3.4.5" in conf  # masterSwitchrPDU
 
 
 def test_digipower_fault_states_are_named_not_unknown() -> None:
