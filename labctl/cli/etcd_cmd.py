@@ -36,8 +36,7 @@ def status(inventory: Path = InventoryOption, output: OutputFormat = OutputOptio
         rows = [s.as_dict() for s in states]
         typer.echo(json.dumps({"ok": not unwell, "members": rows, "alarms": alarms}, indent=2))
     else:
-        from rich.console import Console
-        from rich.table import Table
+        from labctl.cli.tables import Console, Table
 
         table = Table(title="etcd")
         for column in ("member", "url", "health", "leader", "raft index", "db size", "version"):
@@ -80,9 +79,12 @@ def snapshot(
 
     Example: labctl etcd snapshot --out before-upgrade.db
     """
+    from labctl.cli.outfile import check_destination
     from labctl.cli.platform_choice import require_inventory
     from labctl.etcd.session import EtcdSession
 
+    if out is not None:
+        check_destination(out, "--out")  # before asking the cluster for a snapshot
     with EtcdSession(require_inventory(inventory), inventory.parent) as session:
         entry = session.snapshot("labctl etcd snapshot", out)
         where = (out if out is not None else session.snapshot_dir() / entry.file).resolve()
