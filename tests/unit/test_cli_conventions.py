@@ -9,7 +9,9 @@ import contextlib
 import io
 import os
 import re
+import resource
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -158,10 +160,25 @@ def _bad_values(tmp: Path) -> st.SearchStrategy[str]:
     )
 
 
+@contextlib.contextmanager
+def _memory_bound(extra: int = 2 * 2**30) -> Iterator[None]:
+    """At most ``extra`` more bytes of address space: a command that would read or build
+    without bound (`validate` of a link to /dev/full, `init --servers 999999999` on
+    today's main) fails here with MemoryError instead of taking the shared machine's memory."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    with open("/proc/self/statm") as statm:
+        size = int(statm.read().split()[0]) * resource.getpagesize()
+    resource.setrlimit(resource.RLIMIT_AS, (size + extra, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
+
+
 def _invoke(args: list[str]) -> tuple[int, str]:
     """labctl's entry point in this process: what `run()` does, with the exit code."""
     out = io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
+    with _memory_bound(), contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
         try:
             app(args=args, prog_name="labctl", standalone_mode=True)
         except SystemExit as exc:
