@@ -121,6 +121,23 @@ def test_inventory_show_in_a_pipe_prints_every_value_whole() -> None:
     assert missing == []
 
 
+def test_a_cell_too_wide_for_the_terminal_wraps_and_is_never_cut() -> None:
+    from labctl.cli.tables import Console, Table
+
+    out = io.StringIO()
+    console = Console(file=out, force_terminal=True, width=30, color_system=None)
+    table = Table(title="t")
+    table.add_column("address")
+    table.add_column("model")
+    table.add_row("31.31.164.220", "Edge-Core AS5712-54X-Gröẞe-Ünïcödé-Wide")
+    console.print(table)
+    text = out.getvalue()
+    assert "…" not in text
+    rows = [line.split("│") for line in text.splitlines() if line.startswith("│")]
+    column = ["".join(row[i].strip() for row in rows) for i in (1, 2)]
+    assert column == ["31.31.164.220", "Edge-CoreAS5712-54X-Gröẞe-Ünïcödé-Wide"]
+
+
 # Every command that needs no lab, with an argument slot for a bad value.
 NO_LAB = [
     ["validate", "{}"],
@@ -135,6 +152,8 @@ NO_LAB = [
     ["kubeconfig", "-i", str(REFERENCE), "--write", "{}"],
     ["kubeconfig", "-i", str(REFERENCE), "--user", "{}"],
     ["pki", "list", "-i", "{}"],
+    ["plan", "-i", "{}"],
+    ["plan", "-i", str(REFERENCE), "--state-dir", "{}"],
     ["init", "--output", "{}"],
     ["init", "--output", "-", "--servers", "{}"],
     ["init", "--output", "-", "--public-cidr", "{}"],
