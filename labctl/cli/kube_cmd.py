@@ -31,9 +31,12 @@ def kubeconfig(
     """
     from labctl.cli.outfile import check_destination, write_output
     from labctl.cli.platform_choice import require_inventory
-    from labctl.kube.session import KubeSession
+    from labctl.errors import UsageError
+    from labctl.kube.session import USERS, KubeSession
     from labctl.render.kubernetes.common import to_yaml
 
+    if user not in USERS:  # a wrong argument: a usage error (exit 2), before any file is read
+        raise UsageError(f"no kubeconfig for {user!r}; users are: {', '.join(USERS)}")
     if write is not None:
         check_destination(write, "--write")  # before the PKI store is read
     session = KubeSession(require_inventory(inventory), inventory.parent)

@@ -91,6 +91,23 @@ def test_validate_takes_the_inventory_option_like_every_command() -> None:
     assert by_env.returncode == 1 and "LAB016" in by_env.stdout
 
 
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["validate", "--format", "nope", str(REFERENCE)],
+        ["inventory", "show", "-i", str(REFERENCE), "-o", "nope"],
+        ["inventory", "export", "nope", "-i", str(REFERENCE)],
+        ["kubeconfig", "-i", str(REFERENCE), "--user", "root"],
+        ["init", "--output", "-", "--servers", "0"],
+        ["inventory", "export", "hosts", "-i", str(REFERENCE), "--out", "/"],
+    ],
+    ids=["format", "output", "export-format", "kubeconfig-user", "init-servers", "out-dir"],
+)
+def test_a_usage_error_exits_2(args: list[str]) -> None:
+    done = run_labctl(*args)
+    assert done.returncode == 2, done.stderr
+
+
 @pytest.mark.parametrize("command", [["validate"], ["etcd", "restore"], ["init"], ["power", "on"]])
 def test_flags_show_no_value_in_help(command: list[str]) -> None:
     done = run_labctl(*command, "--help")
