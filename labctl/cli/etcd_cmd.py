@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 from pathlib import Path
 
@@ -67,6 +68,10 @@ def _size(n: int) -> str:
     return str(n)
 
 
+# A full disk, a quota, no permission, a read-only file system: the local write failed.
+_LOCAL_WRITE_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EROFS, errno.EISDIR)
+
+
 @app.command()
 def snapshot(
     out: Path | None = typer.Option(
@@ -85,9 +90,18 @@ def snapshot(
 
     if out is not None:
         check_destination(out, "--out")  # before asking the cluster for a snapshot
-    with EtcdSession(require_inventory(inventory), inventory.parent) as session:
-        entry = session.snapshot("labctl etcd snapshot", out)
-        where = (out if out is not None else session.snapshot_dir() / entry.file).resolve()
+    try:
+        with EtcdSession(require_inventory(inventory), inventory.parent) as session:
+            entry = session.snapshot("labctl etcd snapshot", out)
+            where = (out if out is not None else session.snapshot_dir() / entry.file).resolve()
+    except OSError as exc:
+        if exc.errno not in _LOCAL_WRITE_ERRORS:
+            raise
+        from labctl.errors import LabctlError
+
+        raise LabctlError(
+            f"etcd snapshot: could not write {exc.filename or out}: {exc.strerror}"
+        ) from None
     if output is OutputFormat.json:
         typer.echo(json.dumps({"path": str(where), **entry.__dict__}, indent=2))
     else:
