@@ -32,8 +32,7 @@ def status(inventory: Path = InventoryOption, output: OutputFormat = OutputOptio
     if output is OutputFormat.json:
         typer.echo(json.dumps(fabric.as_dict(), indent=2))
     else:
-        from rich.console import Console
-        from rich.table import Table
+        from labctl.cli.tables import Console, Table
 
         table = Table(title="BGP sessions")
         for column in ("node", "peer", "address", "kind", "node says", "peer says"):

@@ -29,8 +29,7 @@ def status(inventory: Path = InventoryOption, output: OutputFormat = OutputOptio
     if output is OutputFormat.json:
         typer.echo(json.dumps(report.as_dict(), indent=2))
     else:
-        from rich.console import Console
-        from rich.table import Table
+        from labctl.cli.tables import Console, Table
 
         console = Console()
         colour = "green" if report.health.status == "HEALTH_OK" else "red"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 from pathlib import Path
 
@@ -36,8 +37,7 @@ def status(inventory: Path = InventoryOption, output: OutputFormat = OutputOptio
         rows = [s.as_dict() for s in states]
         typer.echo(json.dumps({"ok": not unwell, "members": rows, "alarms": alarms}, indent=2))
     else:
-        from rich.console import Console
-        from rich.table import Table
+        from labctl.cli.tables import Console, Table
 
         table = Table(title="etcd")
         for column in ("member", "url", "health", "leader", "raft index", "db size", "version"):
@@ -68,6 +68,10 @@ def _size(n: int) -> str:
     return str(n)
 
 
+# A full disk, a quota, no permission, a read-only file system: the local write failed.
+_LOCAL_WRITE_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EROFS, errno.EISDIR)
+
+
 @app.command()
 def snapshot(
     out: Path | None = typer.Option(
@@ -80,12 +84,24 @@ def snapshot(
 
     Example: labctl etcd snapshot --out before-upgrade.db
     """
+    from labctl.cli.outfile import check_destination
     from labctl.cli.platform_choice import require_inventory
     from labctl.etcd.session import EtcdSession
 
-    with EtcdSession(require_inventory(inventory), inventory.parent) as session:
-        entry = session.snapshot("labctl etcd snapshot", out)
-        where = (out if out is not None else session.snapshot_dir() / entry.file).resolve()
+    if out is not None:
+        check_destination(out, "--out")  # before asking the cluster for a snapshot
+    try:
+        with EtcdSession(require_inventory(inventory), inventory.parent) as session:
+            entry = session.snapshot("labctl etcd snapshot", out)
+            where = (out if out is not None else session.snapshot_dir() / entry.file).resolve()
+    except OSError as exc:
+        if exc.errno not in _LOCAL_WRITE_ERRORS:
+            raise
+        from labctl.errors import LabctlError
+
+        raise LabctlError(
+            f"etcd snapshot: could not write {exc.filename or out}: {exc.strerror}"
+        ) from None
     if output is OutputFormat.json:
         typer.echo(json.dumps({"path": str(where), **entry.__dict__}, indent=2))
     else:

@@ -84,13 +84,21 @@ def init(
     """
     import uuid
 
+    from labctl.cli.outfile import check_destination, write_output
     from labctl.errors import UsageError
-    from labctl.files import write_atomic
     from labctl.inventory import check_text, format_problem
-    from labctl.inventory.starter import StarterOptions, default_names, render_starter
+    from labctl.inventory.starter import (
+        MAX_SERVERS,
+        StarterOptions,
+        default_names,
+        render_starter,
+    )
 
     if servers is not None and server:
         raise UsageError("give --servers N or --server NAME (repeated), not both")
+    if servers is not None and not 1 <= servers <= MAX_SERVERS:
+        # Before the names are made: --servers 999999999 must not fill the memory first.
+        raise UsageError(f"init: labctl init writes 1 to {MAX_SERVERS} servers, not {servers}")
     names = tuple(server) if server else default_names(3 if servers is None else servers)
     keys = []
     for key_file in ssh_key or ():
@@ -105,10 +113,9 @@ def init(
     manifest = (calico_manifest, calico_sha256) if calico_manifest and calico_sha256 else None
     target = None if output == "-" else Path(output)
     if target is not None:
+        target = check_destination(target, "--output")
         if target.exists() and not force:
             raise UsageError(f"{target} exists; labctl init leaves it alone (--force overwrites)")
-        if not target.parent.is_dir():
-            raise UsageError(f"{target}: {target.parent} is not a directory")
     options = StarterOptions(
         servers=names,
         fsid=str(uuid.uuid4()),
@@ -140,7 +147,7 @@ def init(
     if target is None:
         typer.echo(text, nl=False)
         return
-    write_atomic(target, text.encode())
+    write_output(target, text.encode(), "--output")
     typer.echo(
         f"wrote {target} ({len(names)} servers); edit it, then: labctl validate {target}",
         err=True,

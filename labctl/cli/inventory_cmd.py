@@ -32,9 +32,7 @@ def show(inventory: Path = InventoryOption, output: OutputFormat = OutputOption)
 
         typer.echo(to_json(inv), nl=False)
         return
-    from rich.console import Console
-
-    from labctl.cli.tables import inventory_tables
+    from labctl.cli.tables import Console, inventory_tables
 
     console = Console()
     for table in inventory_tables(inv):
@@ -62,7 +60,7 @@ def export(
     if out is None:
         typer.echo(text, nl=False)
     else:
-        from labctl.files import write_atomic
+        from labctl.cli.outfile import write_output
 
-        write_atomic(out, text.encode())
+        write_output(out, text.encode(), "--out")
         typer.echo(f"wrote {out}", err=True)

@@ -29,17 +29,22 @@ def kubeconfig(
 
     Example: labctl kubeconfig --write ~/.kube/sthlm && kubectl --kubeconfig ~/.kube/sthlm get nodes
     """
+    from labctl.cli.outfile import check_destination, write_output
     from labctl.cli.platform_choice import require_inventory
-    from labctl.files import write_atomic
-    from labctl.kube.session import KubeSession
+    from labctl.errors import UsageError
+    from labctl.kube.session import USERS, KubeSession
     from labctl.render.kubernetes.common import to_yaml
 
+    if user not in USERS:  # a wrong argument: a usage error (exit 2), before any file is read
+        raise UsageError(f"no kubeconfig for {user!r}; users are: {', '.join(USERS)}")
+    if write is not None:
+        check_destination(write, "--write")  # before the PKI store is read
     session = KubeSession(require_inventory(inventory), inventory.parent)
     text = to_yaml(session.kubeconfig(user))
     if write is None:
         typer.echo(text, nl=False)
         return
-    write_atomic(write.expanduser(), text.encode(), 0o600)
+    write_output(write, text.encode(), "--write", 0o600)
     typer.echo(f"wrote the {user} kubeconfig to {write}", err=True)
 
 
@@ -67,8 +72,7 @@ def status(inventory: Path = InventoryOption, output: OutputFormat = OutputOptio
     if output is OutputFormat.json:
         typer.echo(json.dumps({"ok": not unwell, **found}, indent=2))
     else:
-        from rich.console import Console
-        from rich.table import Table
+        from labctl.cli.tables import Console, Table
 
         console = Console()
         state = "ready" if api["ready"] else f"[red]not ready: {api['reason']}[/]"

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
+from typing import Any
 
 import typer
+import typer.core
 
 DEFAULT_INVENTORY = Path("inventory.yaml")
 
@@ -26,4 +29,22 @@ class OutputFormat(StrEnum):
 
 OutputOption = typer.Option(
     OutputFormat.text, "--output", "-o", help="text for people, json for programs."
+)
+
+
+def _flag_has_no_value(
+    display: Callable[[typer.core.TyperOption, Any], str | None],
+) -> Callable[[typer.core.TyperOption, Any], str | None]:
+    """Typer's help shows ``<bool>`` beside a flag such as ``--yes`` or ``--help``, as if it
+    took a value (``--yes true``, which is refused). A flag shows no type column."""
+
+    def shown(option: typer.core.TyperOption, ctx: Any) -> str | None:
+        return None if option.is_flag else display(option, ctx)
+
+    return shown
+
+
+# Every command module imports this one, so every command's help is formatted so.
+typer.core.TyperOption.display_type_rich = _flag_has_no_value(  # type: ignore[method-assign,assignment]
+    typer.core.TyperOption.display_type_rich
 )

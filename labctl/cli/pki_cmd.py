@@ -131,8 +131,7 @@ def list_certs(
     if output is OutputFormat.json:
         typer.echo(json.dumps(rows, indent=2))
         return
-    from rich.console import Console
-    from rich.table import Table
+    from labctl.cli.tables import Console, Table
 
     table = Table(title=f"certificates in {store.root}")
     for column in ("name", "subject", "issuer", "expires", "SANs", "status"):

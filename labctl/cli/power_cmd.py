@@ -73,8 +73,7 @@ def _power(
     import asyncio  # here, not at the top: validate and --help do not pay for it
     import contextlib
 
-    from rich.console import Console
-
+    from labctl.cli.tables import Console
     from labctl.power.session import PowerSession
 
     session = PowerSession(
@@ -109,8 +108,7 @@ def _report(results: Sequence[TargetResult], output: OutputFormat) -> None:
             json.dumps({"ok": not failed, "targets": [r.as_dict() for r in results]}, indent=2)
         )
     else:
-        from rich.console import Console
-        from rich.table import Table
+        from labctl.cli.tables import Console, Table
 
         table = Table()
         for column in ("server", "before", "action", "after", "time", "error"):

@@ -41,10 +41,9 @@ def up(
 
     Example: sudo -E labctl sim up && labctl sim status
     """
-    from rich.console import Console
-
     from labctl.cli.bootstrap_cmd import StateDirOption as StateDir
     from labctl.cli.platform_choice import require_inventory
+    from labctl.cli.tables import Console
     from labctl.engine.journal import journal_path
     from labctl.sim.lab import up as sim_up
 
@@ -89,8 +88,7 @@ def status(state_dir: Path = StateOpt, output: OutputFormat = OutputOption) -> N
     if output is OutputFormat.json:
         typer.echo(json.dumps(lab.as_dict(), indent=2))
     else:
-        from rich.console import Console
-        from rich.table import Table
+        from labctl.cli.tables import Console, Table
 
         table = Table(title="simulated lab")
         for column in ("node", "running", "BMC power", "BMC answers", "outlets", "SSH"):

@@ -1,12 +1,46 @@
-"""Rich tables for `labctl inventory show` (presentation only)."""
+"""Every table labctl prints, and the console it is printed on (presentation only).
+
+Rich cuts a cell that does not fit with an ellipsis (``31.31.…``) and sizes a
+console that is not a terminal at 80 columns, so a table piped to a file or to
+``grep`` lost the values it was printed for. Every command builds its tables
+with this module's ``Table`` and prints them on its ``Console``: on a terminal
+a cell too wide wraps (folds) onto more lines, never an ellipsis; in a pipe or
+a file the console is as wide as the widest row, so every value is whole on
+its line and no character is ever cut in half.
+"""
 
 from __future__ import annotations
 
-from rich.table import Table
+from typing import Any
+
+import rich.console
+import rich.table
 
 from labctl.inventory import ipam
 from labctl.inventory.export import primary_address
 from labctl.inventory.model import Inventory
+
+# A pipe or a file has no width: wide enough for any row labctl prints (tables are
+# not expanded, so a narrow table stays narrow).
+PIPE_WIDTH = 100_000
+
+
+class Table(rich.table.Table):
+    """A rich table whose cells wrap, character by character if they must, never cut."""
+
+    def add_column(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("overflow", "fold")
+        kwargs.setdefault("no_wrap", False)
+        super().add_column(*args, **kwargs)
+
+
+class Console(rich.console.Console):
+    """A rich console that prints whole lines when it is not writing to a terminal."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if not self.is_terminal and "width" not in kwargs:
+            self.width = PIPE_WIDTH
 
 
 def inventory_tables(inv: Inventory) -> list[Table]:

@@ -46,12 +46,21 @@ def validate(
         "simulated inside `labctl sim env`'s environment, else they do not run (the "
         "inventory does not say which lab it drives).",
     ),
+    inventory: Path | None = typer.Option(
+        None,
+        "--inventory",
+        "-i",
+        envvar="LABCTL_INVENTORY",
+        help="Inventory file, as for every other command (env LABCTL_INVENTORY); "
+        "checked with the files named as arguments.",
+        show_default=False,
+    ),
 ) -> None:
     """Check inventory files: YAML, schema and semantic checks (docs/checks.md).
 
     Exit 0 when clean, 1 when errors were found, 2 when a file cannot be read.
 
-    Example: labctl validate inventory.yaml --format github
+    Example: labctl validate inventory.yaml --format github (or: labctl validate -i inventory.yaml)
     """
     from labctl.cli import validate_formats as formats
     from labctl.errors import UsageError
@@ -59,7 +68,8 @@ def validate(
 
     simulated = _simulated(lab)
 
-    files = paths or [DEFAULT_INVENTORY]
+    files = [*(paths or []), *([inventory] if inventory is not None else [])]
+    files = files or [DEFAULT_INVENTORY]
     reports: list[formats.FileReport] = []
     unreadable = failed = False
     for path in files:

@@ -36,18 +36,61 @@ class LoadResult:
         return [p for p in self.problems if p.severity is Severity.WARNING]
 
 
-def read_text(path: Path) -> str:
-    """Read an inventory file, turning OS and encoding errors into usage errors."""
+# Far above any lab (64,000 servers are 50 MB): a bound for a pipe or a device, which
+# would otherwise be read until memory runs out (`labctl validate /dev/zero`).
+MAX_INVENTORY_BYTES = 256 * 1024 * 1024
+
+
+def read_bytes(path: Path) -> bytes:
+    """Read an inventory file's bytes, turning OS errors into usage errors."""
     try:
-        return path.read_text(encoding="utf-8")
+        if path.is_char_device() or path.is_block_device():
+            raise UsageError(f"{path}: is a device, not an inventory file")
+        with path.open("rb") as handle:
+            data = handle.read(MAX_INVENTORY_BYTES + 1)
     except FileNotFoundError:
         raise UsageError(f"{path}: no such file") from None
     except IsADirectoryError:
         raise UsageError(f"{path}: is a directory, not an inventory file") from None
-    except UnicodeDecodeError as exc:
-        raise UsageError(f"{path}: not UTF-8 text (byte {exc.start})") from None
     except OSError as exc:
         raise UsageError(f"{path}: cannot read ({exc.strerror})") from None
+    if len(data) > MAX_INVENTORY_BYTES:
+        raise UsageError(
+            f"{path}: larger than {MAX_INVENTORY_BYTES // 2**20} MiB; labctl reads "
+            "inventories up to that size"
+        )
+    return data
+
+
+def read_text(path: Path) -> str:
+    """Read an inventory file as text, turning OS and encoding errors into usage errors."""
+    data = read_bytes(path)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+
+
+def not_utf8(data: bytes, file: str) -> Problem | None:
+    """LAB001 at the line and column of the first byte that is not UTF-8, or None."""
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        from labctl.inventory.problems import Position
+
+        line_start = data.rfind(b"\n", 0, exc.start) + 1
+        line = data.count(b"\n", 0, exc.start) + 1
+        column = len(data[line_start : exc.start].decode("utf-8", errors="replace")) + 1
+        byte = data[exc.start]
+        return Problem(
+            "LAB001",
+            Severity.ERROR,
+            f"byte 0x{byte:02x} is not UTF-8: an inventory is UTF-8 text (a file saved as "
+            "Latin-1 or Windows-1252 does this); save it as UTF-8",
+            file,
+            Position(line, column),
+        )
+    return None
 
 
 def check_text(
@@ -85,7 +128,11 @@ def check_text(
 def load_inventory(path: Path, simulated: bool | None = None) -> LoadResult:
     """Read and check ``path`` (with the lab checks when ``simulated`` says the lab
     kind); raises ``UsageError`` only when it cannot be read."""
-    return check_text(read_text(path), str(path), path, simulated)
+    data = read_bytes(path)
+    problem = not_utf8(data, str(path))
+    if problem is not None:
+        return LoadResult(path, None, [problem], Stage.YAML)
+    return check_text(data.decode("utf-8"), str(path), path, simulated)
 
 
 def require_inventory(path: Path) -> Inventory:

@@ -139,6 +139,10 @@ def address_unique(inv: Inventory) -> Iterator[Finding]:
     for n in inv.networks:
         if n.gateway:
             seen[n.gateway] = f"the gateway of {n.name}"
+    boot = inv.lab.boot
+    boot_ip = ipam.parse_address(boot.address) if boot else None
+    if boot_ip is not None:  # the operator's machine answers there: the address is taken
+        seen.setdefault(str(boot_ip), "the boot service (lab.boot.address)")
     for a in ipam.assignments(inv):
         ip = ipam.parse_address(a.address)
         key = str(ip) if ip is not None else a.address
@@ -518,8 +522,10 @@ def control_plane_present(inv: Inventory) -> Iterator[Finding]:
         yield ("servers",), "no server has the control-plane role"
 
 
-@check("LAB051", W, "A Ceph pool's size is at most the number of OSD hosts.")
+@check("LAB051", E, "A Ceph pool's size is at most the number of OSD hosts.")
 def pool_size(inv: Inventory) -> Iterator[Finding]:
+    # Ceph's default rule (the only one labctl writes) puts each replica on another
+    # host: with fewer OSD hosts than replicas, the pool's PGs stay undersized forever.
     ceph = inv.cluster.ceph
     if not ceph:
         return
@@ -528,7 +534,9 @@ def pool_size(inv: Inventory) -> Iterator[Finding]:
         if p.size > hosts:
             yield (
                 (*p.path, "size"),
-                f"pool {p.name} wants {p.size} replicas but only {hosts} server(s) host OSDs",
+                f"pool {p.name} wants {p.size} replicas, each on a different host, but only "
+                f"{hosts} server(s) host OSDs: the pool could never be healthy; make its size "
+                f"at most {hosts} or give the ceph-osd role to more servers",
             )
 
 
@@ -551,8 +559,11 @@ def mds_match(inv: Inventory) -> Iterator[Finding]:
 @check("LAB053", E, "The API endpoint, if a node's address, belongs to a control-plane node.")
 def api_endpoint_owner(inv: Inventory) -> Iterator[Finding]:
     address = inv.cluster.kubernetes.api_endpoint.address
-    for s in inv.servers:
-        if any(a.address == address for a in s.addresses()) and "control-plane" not in s.roles:
+    owners = [s for s in inv.servers if any(a.address == address for a in s.addresses())]
+    if len(owners) > 1:
+        return  # two servers on one address: LAB014 says so; blaming either would mislead
+    for s in owners:
+        if "control-plane" not in s.roles:
             yield (
                 ("cluster", "kubernetes", "api_endpoint", "address"),
                 f"API endpoint {address} is {s.name}'s address, "

@@ -67,6 +67,9 @@ def utilisation(inventory: Inventory) -> dict[str, tuple[int, int]]:
     for a in assignments(inventory):
         if a.network in used:
             used[a.network].add(a.address)
+    boot = inventory.lab.boot
+    if boot is not None and boot.network in used:  # the boot service's address is taken
+        used[boot.network].add(boot.address)
     out: dict[str, tuple[int, int]] = {}
     for n in inventory.networks:
         net = parse_network(n.cidr)

@@ -40,6 +40,9 @@ class SourceMap:
     file: str
     values: dict[DocPath, Position] = field(default_factory=dict)
     keys: dict[DocPath, Position] = field(default_factory=dict)
+    # What the user typed for a scalar YAML did not read as a string (`off` read as
+    # false, `41:13:50:85:29:60` as a sexagesimal integer): hints quote this text.
+    texts: dict[DocPath, str] = field(default_factory=dict)
 
     def value_at(self, path: DocPath) -> Position | None:
         """Position of the value at ``path``, or of its nearest ancestor."""
@@ -172,6 +175,8 @@ class _Builder:
             position = _position(event)
             self.source.values[path] = position
             value = self.scalar(event)
+            if not isinstance(value, str):
+                self.source.texts[path] = event.value
             if event.anchor:
                 self.anchors[event.anchor] = value
             self.finish_value(value, position)

@@ -160,9 +160,10 @@ def _conditions(node: dict[str, Any]) -> list[str]:
         if not (when and then and then.get("required")):
             continue
         conds = [
-            f"`{field}` is `{yaml_value(spec['const'])}`"
+            f"`{field}` is "
+            + " or ".join(f"`{yaml_value(v)}`" for v in spec.get("enum", [spec.get("const")]))
             for field, spec in when.get("properties", {}).items()
-            if "const" in spec
+            if "const" in spec or "enum" in spec
         ]
         needed = ", ".join(f"`{f}`" for f in then["required"])
         out.append(f"When {' and '.join(conds)}: {needed} required.")

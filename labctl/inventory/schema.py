@@ -167,13 +167,27 @@ def _normalise(text: str) -> str:
     return "-".join(text.strip().lower().replace("_", " ").split())
 
 
-def _enum_hint(value: object, choices: list[Any]) -> str:
+def _read_as(value: object) -> str:
+    """What YAML made of an unquoted value, for a hint: ``false``, ``a number``."""
+    if isinstance(value, bool):
+        return json.dumps(value)
+    if value is None:
+        return "null"
+    return "a number"
+
+
+def _enum_hint(value: object, choices: list[Any], typed: str | None = None) -> str:
     """``; did you mean 'x'?`` for a near miss, an alias or a case slip; else nothing."""
     allowed = [c for c in choices if isinstance(c, str)]
     if not isinstance(value, str):
-        # `version: 3` for "3": the right value, unquoted.
-        text = json.dumps(value)
-        return f'; put it in quotes: "{text}"' if text in allowed else ""
+        # `reboot_strategy: off` for "off" (YAML reads a bare off as false): the right
+        # value, unquoted. Quote what the user typed, not what YAML made of it.
+        text = typed if typed is not None else json.dumps(value)
+        spelt = {_normalise(c): c for c in allowed}.get(_normalise(text))
+        if spelt is None:
+            return ""
+        return f'; put it in quotes: "{spelt}" (YAML reads {text} unquoted as {_read_as(value)})'
+
     by_form = {_normalise(c): c for c in allowed}
     wanted = _normalise(value)
     if wanted in by_form:
@@ -188,7 +202,23 @@ def _enum_hint(value: object, choices: list[Any]) -> str:
     return f"; did you mean '{near}'?"
 
 
-def _message(error: ValidationError, path: DocPath) -> str:
+def _quote_hint(error: ValidationError, typed: str) -> str:
+    """For a string field given an unquoted scalar: quote what the user typed when that
+    text would be valid, else say what the field wants (`memory: 96` needs a unit, so
+    quoting it is not the fix)."""
+    node = error.schema if isinstance(error.schema, dict) else {}
+    pattern = node.get("pattern")
+    choices = node.get("enum")
+    fits = (pattern is None or bool(_ecma(str(pattern)).search(typed))) and (
+        choices is None or typed in choices
+    )
+    if fits:
+        return f' (put it in quotes: "{typed}")'
+    why = _first_sentence(node)
+    return f": {why}" if why else ""
+
+
+def _message(error: ValidationError, path: DocPath, typed: str | None = None) -> str:
     # The problem's location already names the path; only the document root needs a subject.
     where = "" if path else "the document"
     validator = str(error.validator)
@@ -198,13 +228,18 @@ def _message(error: ValidationError, path: DocPath) -> str:
         types = [str(t) for t in (expected if isinstance(expected, list) else [expected])]
         want = " or ".join(_JSON_TYPES.get(t, t) for t in types)
         hint = ""
-        if "string" in types and isinstance(value, int | float) and not _is_secret(path):
-            hint = f' (put it in quotes: "{value}")'
-        return f"{where} must be {want}, not {_kind(value)}{hint}"
+        scalar = isinstance(value, int | float) or value is None
+        if "string" in types and scalar and not _is_secret(path):
+            hint = _quote_hint(error, typed if typed is not None else json.dumps(value))
+        kind = _kind(value)
+        if typed is not None and not isinstance(value, int | float):
+            kind += f" (YAML reads {typed} unquoted as {_read_as(value)})"
+        return f"{where} must be {want}, not {kind}{hint}"
     if validator == "enum":
         choices = ", ".join(str(c) for c in expected)
-        hint = "" if _is_secret(path) else _enum_hint(value, list(expected))
-        return f"{where} is {_show(value, path)}; expected one of: {choices}{hint}"
+        hint = "" if _is_secret(path) else _enum_hint(value, list(expected), typed)
+        shown = typed if typed is not None and not _is_secret(path) else _show(value, path)
+        return f"{where} is {shown}; expected one of: {choices}{hint}"
     if validator == "const":
         return f"{where} must be {json.dumps(expected)}, not {_show(value, path)}"
     if validator == "pattern":
@@ -296,7 +331,7 @@ def _problems_for(error: ValidationError, source: SourceMap) -> list[Problem]:
             )
         ]
     position = source.key_at(path) if error.validator in ("type", "enum") else source.value_at(path)
-    message = _message(error, path).strip()
+    message = _message(error, path, source.texts.get(path)).strip()
     return [Problem("LAB005", Severity.ERROR, message, file, position, path)]
 
 
@@ -318,6 +353,10 @@ def validate(data: Any, source: SourceMap) -> list[Problem]:
                 source.value_at(()),
             )
         )
+    # Each finding once: jsonschema reports a missing field once per `required` error,
+    # and an alternative of a oneOf can repeat what another branch said.
+    unique = {(p.check_id, p.path, p.message, p.position): p for p in problems}
+    problems = list(unique.values())
     # Stable order: by line, then check id.
     problems.sort(key=lambda p: (p.position.line if p.position else 0, p.check_id))
     return problems

@@ -12,6 +12,7 @@ the CLI picks the Ceph fsid and writes the file.
 from __future__ import annotations
 
 import ipaddress
+import itertools
 import re
 import textwrap
 from dataclasses import dataclass
@@ -60,10 +61,12 @@ def _hosts(cidr: str, wanted: int, what: str) -> list[str]:
     network = ipaddress.ip_network(cidr, strict=False)
     if network.version != 4:
         raise ValueError(f"{what} {cidr}: labctl init writes IPv4 networks only")
-    hosts = [str(network.network_address), *(str(h) for h in network.hosts())]
+    # Only the first addresses: a /8 (or 0.0.0.0/0) must not be listed whole.
+    first = itertools.islice(network.hosts(), wanted)
+    hosts = [str(network.network_address), *(str(h) for h in first)]
     if len(hosts) < wanted + 1:
         raise ValueError(f"{what} {cidr} has {len(hosts) - 1} host addresses; {wanted} are needed")
-    return hosts[: wanted + 1]
+    return hosts
 
 
 def _roles(index: int, count: int) -> list[str]:

@@ -131,6 +131,7 @@ def test_exports_match_golden_files(fmt: str) -> None:
 
 def test_export_to_file(tmp_path: Path) -> None:
     target = tmp_path / "sub" / "hosts"
+    target.parent.mkdir()  # --out never creates a missing directory (test_cli_conventions)
     out = runner.invoke(
         app, ["inventory", "export", "hosts", "-i", str(REFERENCE), "--out", str(target)]
     )

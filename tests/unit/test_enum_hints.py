@@ -55,11 +55,14 @@ def test_enum_mistake_names_the_allowed_values_and_the_fix(
         assert problem.message.endswith(f"; did you mean '{hint}'?"), problem.message
 
 
-def test_an_unquoted_number_for_a_quoted_one_says_to_quote_it() -> None:
-    text = REFERENCE.read_text().replace('version: "3"', "version: 3", 1)
+def test_an_unquoted_word_yaml_reads_as_a_boolean_says_to_quote_what_was_typed() -> None:
+    # (`snmp.version: 3` is accepted as a number since issue 27; `off` cannot be.)
+    text = REFERENCE.read_text().replace(
+        "channel: alpha}", "channel: alpha, reboot_strategy: Off}", 1
+    )
     (problem,) = check_text(text, "inventory.yaml").problems
     assert problem.check_id == "LAB005"
-    assert 'put it in quotes: "3"' in problem.message
+    assert 'put it in quotes: "off" (YAML reads Off unquoted as false)' in problem.message
 
 
 def test_every_alias_points_at_a_value_some_enum_allows() -> None:

@@ -34,5 +34,5 @@ def test_kubeconfig_written_private_with_the_admin_certificate(tmp_path: Path) -
     printed = run_labctl("kubeconfig", "--user", "kube-scheduler", cwd=tmp_path, env=ENV)
     assert yaml.safe_load(printed.stdout)["users"][0]["name"] == "system:kube-scheduler"
     unknown = run_labctl("kubeconfig", "--user", "root", cwd=tmp_path, env=ENV)
-    assert unknown.returncode == 1
+    assert unknown.returncode == 2  # a usage error, like every wrong argument
     assert "no kubeconfig for 'root'; users are: admin," in unknown.stderr
