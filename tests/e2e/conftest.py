@@ -208,7 +208,7 @@ def lab_problems(the_lab: Lab) -> list[str]:
     report = json.loads(status.stdout) if status.stdout.startswith("{") else {}
     problems += report.get("problems", [status.stdout + status.stderr])
     for node in report.get("nodes", []):
-        if node["power"] != "on" or not node["ssh"]:
+        if node["bmc_power"] != "on" or not node["ssh"]:
             problems.append(f"{node['name']} is not powered on and answering SSH")
     return problems
 
@@ -218,7 +218,7 @@ def _repair(the_lab: Lab) -> list[str]:
     (the_lab.workdir / "inventory.yaml").write_text(_SHARED.inventory)
     the_lab.labctl("sim", "up")
     report = json.loads(the_lab.labctl("sim", "status", "-o", "json").stdout)
-    off = [n["name"] for n in report["nodes"] if n["power"] != "on"]
+    off = [n["name"] for n in report["nodes"] if n["bmc_power"] != "on"]
     if off:
         the_lab.labctl("power", "on", *off)
     deadline = time.monotonic() + 30
