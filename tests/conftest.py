@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -38,3 +39,55 @@ def assert_golden(name: str, text: str) -> None:
 @pytest.fixture
 def reference_text() -> str:
     return REFERENCE.read_text()
+
+
+# Where the suite's time went, per file: `./scripts/test` prints pytest's slowest
+# phases (--durations) and, from here, the ten slowest files with every phase of every
+# test in them summed (set-up and teardown too, so a lab fixture's up and down count
+# against the file that asked for it). docs/performance.md keeps the figures.
+_FILE_SECONDS: dict[str, float] = {}
+_FILE_TESTS: dict[str, set[str]] = {}
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    path = report.nodeid.split("::", 1)[0]
+    _FILE_SECONDS[path] = _FILE_SECONDS.get(path, 0.0) + report.duration
+    _FILE_TESTS.setdefault(path, set()).add(report.nodeid)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if not _FILE_SECONDS:
+        return
+    total = sum(_FILE_SECONDS.values())
+    terminalreporter.write_sep("=", "slowest 10 files (set-up, call and teardown summed)")
+    slowest = sorted(_FILE_SECONDS.items(), key=lambda item: item[1], reverse=True)[:10]
+    for path, seconds in slowest:
+        count = len(_FILE_TESTS[path])
+        terminalreporter.write_line(f"{seconds:8.1f} s  {count:4d} tests  {path}")
+    terminalreporter.write_line(f"{total:8.1f} s  in all, over {len(_FILE_SECONDS)} files")
+    setup = os.environ.get("LABCTL_SETUP_SECONDS")
+    if setup:
+        terminalreporter.write_line(f"{float(setup):8.1f} s  scripts/setup.sh, before pytest")
+
+
+# Whether a test failed, for fixtures that must know at teardown (the shared lab is
+# taken down after a failed test rather than handed on: tests/e2e/conftest.py).
+FAILED = pytest.StashKey[bool]()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item) -> Iterator[None]:
+    report: pytest.TestReport = yield
+    if report.failed:
+        item.stash[FAILED] = True
+    return report
+
+
+@pytest.fixture(scope="session")
+def shared_labs() -> Iterator[None]:
+    """The session's end for the shared simulated lab (tests/e2e/conftest.py): here, in
+    the one conftest both tests/e2e and tests/faults see, so they share one lab."""
+    yield
+    from tests.e2e.conftest import release_shared_lab
+
+    release_shared_lab()

@@ -1,22 +1,59 @@
-"""The simulated reference lab as a fixture: up before a test, down (and checked gone) after.
+"""The simulated labs as fixtures: a lab of the test's own, or one shared by many tests.
 
 Needs root (CI runs as root). The lab's public addresses live only in namespaces
-this fixture makes; `down` must leave no namespace, route, link, mount or process.
+these fixtures make; `down` must leave no namespace, route, link, mount or process,
+and every lab's teardown checks that it did (``_lab``).
+
+Two kinds, because a lab costs its `sim up` and `down` and, above all, the bootstraps
+a test needs before it can prove anything:
+
+* ``lab`` (and ``simulated_lab(tmp_path, inventory)`` for another inventory): a lab
+  of the test's own, up before it and down after. For tests that destroy the lab,
+  build it again, or need a layer never run on it.
+* ``shared_lab``: the reference lab, up once for every test that asks for it, in one
+  working directory (the CA, the journal and what earlier tests bootstrapped stay).
+  ``new_shared_lab`` is the same lab but one no test has had yet (a new one if it was
+  used): for a test proving a layer's first run, ahead of the tests that then share.
+  A test that destroys the lab (a foreign data directory, a restore) ends with
+  ``release_shared_lab()``, which takes it down: the next test gets a new one.
+  A module joins by overriding ``lab`` with it (tests/e2e/test_sim_lab.py, and
+  tests/faults/conftest.py for the whole directory)::
+
+      @pytest.fixture
+      def lab(shared_lab: Lab) -> Lab:
+          return shared_lab
+
+  A test on it bootstraps the layers it needs itself (a converged re-run is cheap)
+  and puts back what it changed beyond that: a unit it enabled, a key it replaced, a
+  file system it mounted. After each test the fixture checks the lab is whole (every
+  node powered, running and answering SSH, every BMC and PDU answering, the inventory
+  file as it was) and repairs it with `labctl sim up` / `power on`; a test that failed,
+  or a lab that cannot be repaired, gets the lab taken down (and checked gone), and the
+  next test gets a new one. A test that wants a private lab takes the shared one down
+  first (``release_shared_lab``): two labs of one inventory would share names.
+
+Order: pytest runs files in the order collected (directories, then files, by name) and
+tests in a file top to bottom, so the shared lab's users run together (test_sim_lab.py,
+last of tests/e2e, then tests/faults) and it comes up once per session; run in
+another order they still pass (``new_shared_lab`` and a failed test's teardown recycle
+it), only slower. test_etcd_lab.py: its first test takes ``new_shared_lab``, its second
+``shared_lab`` and releases it; the private labs of the files between take it down.
 """
 
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import subprocess
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import REFERENCE
+from tests.conftest import FAILED, REFERENCE
 from tests.labctl_process import run_labctl
 
 SECRETS = {
@@ -98,6 +135,7 @@ def lab(tmp_path: Path) -> Iterator[Lab]:
 @contextmanager
 def simulated_lab(tmp_path: Path, inventory: str) -> Iterator[Lab]:
     """``inventory``'s lab up in ``tmp_path``, down (and checked gone) after."""
+    release_shared_lab()
     assert os.geteuid() == 0, "the simulated lab needs root (CI runs as root)"
     HOST_LOCK.parent.mkdir(parents=True, exist_ok=True)
     with HOST_LOCK.open("a") as lock:
@@ -125,3 +163,94 @@ def _lab(tmp_path: Path, inventory: str) -> Iterator[Lab]:
             if str(tmp_path) in line and not line.startswith("Z")
         ]
         assert leftovers == []
+
+
+class _Shared:
+    """The shared reference lab while it is up: its lab and what takes it down."""
+
+    def __init__(self) -> None:
+        self.lab: Lab | None = None
+        self.inventory = ""
+        self.used = False  # handed to a test since it came up
+        self.stack = ExitStack()
+
+
+_SHARED = _Shared()
+
+
+def release_shared_lab() -> None:
+    """Take the shared lab down (and check it gone), if it is up."""
+    if _SHARED.lab is None:
+        return
+    _SHARED.lab, _SHARED.used = None, False
+    stack, _SHARED.stack = _SHARED.stack, ExitStack()
+    stack.close()
+
+
+def _shared(tmp_path_factory: pytest.TempPathFactory, new: bool) -> Lab:
+    if new and _SHARED.used:
+        release_shared_lab()
+    _SHARED.used = True
+    if _SHARED.lab is None:
+        workdir = tmp_path_factory.mktemp("shared-lab")
+        _SHARED.inventory = REFERENCE.read_text()
+        _SHARED.lab = _SHARED.stack.enter_context(simulated_lab(workdir, _SHARED.inventory))
+    return _SHARED.lab
+
+
+def lab_problems(the_lab: Lab) -> list[str]:
+    """What keeps ``the_lab`` from being as `sim up` left it, as sentences (none: whole)."""
+    problems = []
+    inventory = the_lab.workdir / "inventory.yaml"
+    if inventory.read_text() != _SHARED.inventory:
+        problems.append("the inventory file was changed")
+    status = the_lab.labctl("sim", "status", "-o", "json")
+    report = json.loads(status.stdout) if status.stdout.startswith("{") else {}
+    problems += report.get("problems", [status.stdout + status.stderr])
+    for node in report.get("nodes", []):
+        if node["bmc_power"] != "on" or not node["ssh"]:
+            problems.append(f"{node['name']} is not powered on and answering SSH")
+    return problems
+
+
+def _repair(the_lab: Lab) -> list[str]:
+    """Put the shared lab back as `sim up` left it; returns what is still wrong."""
+    (the_lab.workdir / "inventory.yaml").write_text(_SHARED.inventory)
+    the_lab.labctl("sim", "up")
+    report = json.loads(the_lab.labctl("sim", "status", "-o", "json").stdout)
+    off = [n["name"] for n in report["nodes"] if n["bmc_power"] != "on"]
+    if off:
+        the_lab.labctl("power", "on", *off)
+    deadline = time.monotonic() + 30
+    while (problems := lab_problems(the_lab)) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    return problems
+
+
+@pytest.fixture
+def shared_lab(
+    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest, shared_labs: None
+) -> Iterator[Lab]:
+    """The reference lab shared by every test that asks for it (this module's paragraph)."""
+    yield from _hand_out(_shared(tmp_path_factory, new=False), request)
+
+
+@pytest.fixture
+def new_shared_lab(
+    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest, shared_labs: None
+) -> Iterator[Lab]:
+    """The shared lab as `sim up` made it, no test's before this one: a new one if the
+    shared lab was used (tests/e2e/test_etcd_lab.py proves etcd's first bootstrap on it)."""
+    yield from _hand_out(_shared(tmp_path_factory, new=True), request)
+
+
+def _hand_out(the_lab: Lab, request: pytest.FixtureRequest) -> Iterator[Lab]:
+    yield the_lab
+    if _SHARED.lab is not the_lab:
+        return  # the test took it down itself (release_shared_lab): it destroyed it
+    if request.node.stash.get(FAILED, False):
+        release_shared_lab()  # a failed test may have left anything: the next gets a new lab
+        return
+    if lab_problems(the_lab) and (left := _repair(the_lab)):
+        release_shared_lab()
+        raise AssertionError(f"the shared lab could not be repaired after the test: {left}")

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import NODES, Lab, run
+from tests.e2e.conftest import NODES, Lab, release_shared_lab, run
 from tests.labctl_process import run_labctl
 
 pytestmark = pytest.mark.e2e
@@ -63,7 +63,11 @@ def wait_healthy(lab: Lab, deadline: float = 60) -> dict[str, object]:
         time.sleep(1)
 
 
-def test_bootstrap_forms_a_tls_cluster_that_survives_a_member_power_cycle(lab: Lab) -> None:
+def test_bootstrap_forms_a_tls_cluster_that_survives_a_member_power_cycle(
+    new_shared_lab: Lab,
+) -> None:
+    """On a lab no test has bootstrapped: etcd's first run forms the cluster."""
+    lab = new_shared_lab
     report = bootstrap(lab)
     layers = {x["layer"]: x["status"] for x in report["layers"]}  # type: ignore[union-attr, index]
     assert layers["etcd"] == "applied", layers
@@ -122,7 +126,9 @@ def test_bootstrap_forms_a_tls_cluster_that_survives_a_member_power_cycle(lab: L
     wait_healthy(lab)
 
 
-def test_snapshot_restore_and_a_foreign_data_directory(lab: Lab) -> None:
+def test_snapshot_restore_and_a_foreign_data_directory(shared_lab: Lab) -> None:
+    """On the lab the test above formed (a converged run here), which it then destroys."""
+    lab = shared_lab
     bootstrap(lab)
     wait_healthy(lab)
     assert etcdctl(lab, "put", "/labctl/precious", "v1").returncode == 0
@@ -162,3 +168,4 @@ def test_snapshot_restore_and_a_foreign_data_directory(lab: Lab) -> None:
     assert "another cluster (other-lab-etcd, not sthlm-etcd)" in done.stdout + done.stderr
     kept = lab.ssh(NODES["wind"], f"cat {marker}; ls /var/lib/etcd/member")
     assert kept.returncode == 0 and kept.stdout.startswith("other-lab-etcd")
+    release_shared_lab()  # wind's data is another cluster's now: no test gets this lab

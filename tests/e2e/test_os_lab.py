@@ -29,7 +29,7 @@ from labctl.inventory import require_inventory
 from labctl.render import ignition
 from labctl.sim import installer
 from tests.conftest import REFERENCE
-from tests.e2e.conftest import HOST_LOCK, SECRETS, Lab, host_state, run
+from tests.e2e.conftest import HOST_LOCK, SECRETS, Lab, host_state, release_shared_lab, run
 from tests.labctl_process import run_labctl
 
 pytestmark = pytest.mark.e2e
@@ -48,6 +48,7 @@ def vm_lab(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[VmLab]:
     value and fohn's ``os`` (Flatcar beta otherwise)."""
     choice, fohn_os = getattr(request, "param", ("fohn", None))
     assert os.geteuid() == 0, "the simulated lab needs root (CI runs as root)"
+    release_shared_lab()  # the VM lab is the reference lab too: one at a time
     mirror = installer.build()
     text = REFERENCE.read_text().replace(
         "    dhcp: full\n",

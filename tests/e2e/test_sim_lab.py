@@ -2,6 +2,8 @@
 
 Needs root (CI runs as root). The lab's public addresses live only in namespaces
 this test makes; `down` must leave no namespace, route, link, mount or process.
+Every test here runs on the shared reference lab (tests/e2e/conftest.py) and puts
+back what it changed; the last test of the session to use it checks `down` left nothing.
 """
 
 from __future__ import annotations
@@ -20,6 +22,11 @@ from tests.labctl_process import run_labctl
 pytestmark = pytest.mark.e2e
 
 
+@pytest.fixture
+def lab(shared_lab: Lab) -> Lab:
+    return shared_lab
+
+
 def test_every_node_is_its_own_host(lab: Lab) -> None:
     second = lab.labctl("sim", "up")
     assert "nothing changed" in second.stdout
@@ -33,6 +40,7 @@ def test_every_node_is_its_own_host(lab: Lab) -> None:
     assert lab.ssh(NODES["fohn"], "echo fohn-only > /etc/labctl-e2e").returncode == 0
     assert lab.ssh(NODES["chequita"], "cat /etc/labctl-e2e").returncode != 0
     assert not Path("/etc/labctl-e2e").exists()
+    assert lab.ssh(NODES["fohn"], "rm /etc/labctl-e2e").returncode == 0
     assert (
         lab.ssh(NODES["fohn"], "touch /usr/labctl-e2e").returncode != 0
     )  # read-only outside overlays
@@ -121,6 +129,8 @@ def test_systemctl_stand_in_runs_units_and_starts_enabled_ones_at_boot(lab: Lab)
         time.sleep(0.3)
     log = lab.ssh(fohn, "cat /var/log/labctl-systemctl.log").stdout
     assert "start hello.service" in log and "enable hello.service" in log
+    gone = "systemctl disable hello && systemctl stop hello && rm /etc/systemd/system/hello.service"
+    assert lab.ssh(fohn, gone + " /etc/default/hello /tmp/hello.out").returncode == 0
 
 
 def test_labctl_power_on_the_simulated_lab(lab: Lab) -> None:
