@@ -23,7 +23,7 @@ def status(inventory: Path = InventoryOption, output: OutputFormat = OutputOptio
     """
     from labctl.cli.platform_choice import require_inventory
     from labctl.errors import LabctlError
-    from labctl.etcd.session import EtcdSession
+    from labctl.etcd.cluster import EtcdSession
 
     with EtcdSession(require_inventory(inventory), inventory.parent) as session:
         states = session.states()
@@ -81,7 +81,7 @@ def snapshot(
     Example: labctl etcd snapshot --out before-upgrade.db
     """
     from labctl.cli.platform_choice import require_inventory
-    from labctl.etcd.session import EtcdSession
+    from labctl.etcd.cluster import EtcdSession
 
     with EtcdSession(require_inventory(inventory), inventory.parent) as session:
         entry = session.snapshot("labctl etcd snapshot", out)
@@ -114,7 +114,7 @@ def restore(
     from labctl.cli.bootstrap_cmd import layer_context, run_and_report
     from labctl.cli.confirm import confirm
     from labctl.errors import LabctlError, UsageError
-    from labctl.etcd.session import EtcdSession
+    from labctl.etcd.cluster import EtcdSession
     from labctl.layers.etcd import EtcdRestore
 
     if not file.is_file():

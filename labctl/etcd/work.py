@@ -29,6 +29,7 @@ from labctl.drivers.etcd import (
     Member,
 )
 from labctl.errors import DriverTimeout, LabctlError
+from labctl.etcd.cluster import EtcdSession
 from labctl.etcd.membership import (
     MembershipRecord,
     changes,
@@ -38,7 +39,6 @@ from labctl.etcd.membership import (
     remove_refusal,
     wanted_peers,
 )
-from labctl.etcd.session import EtcdSession
 from labctl.etcd.snapshots import SnapshotIndex
 from labctl.render import etcd as render
 

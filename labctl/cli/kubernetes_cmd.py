@@ -31,7 +31,7 @@ def kubeconfig(
     """
     from labctl.cli.platform_choice import require_inventory
     from labctl.files import write_atomic
-    from labctl.kube.session import KubeSession
+    from labctl.kubernetes.api import KubeSession
     from labctl.render.kubernetes.common import to_yaml
 
     session = KubeSession(require_inventory(inventory), inventory.parent)
@@ -55,7 +55,7 @@ def status(inventory: Path = InventoryOption, output: OutputFormat = OutputOptio
     Example: labctl kubernetes status -o json
     """
     from labctl.cli.platform_choice import require_inventory
-    from labctl.kube.session import KubeSession
+    from labctl.kubernetes.api import KubeSession
 
     found = KubeSession(require_inventory(inventory), inventory.parent).status()
     api = found["api"]
