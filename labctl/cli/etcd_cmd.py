@@ -115,7 +115,7 @@ def restore(
     from labctl.cli.confirm import confirm
     from labctl.errors import LabctlError, UsageError
     from labctl.etcd.cluster import EtcdSession
-    from labctl.layers.etcd import EtcdRestore
+    from labctl.etcd.restore import EtcdRestore
 
     if not file.is_file():
         raise UsageError(f"{file}: no such snapshot file")

@@ -47,9 +47,7 @@ if TYPE_CHECKING:
 
 
 def _digest(ctx: LayerContext) -> str:
-    return render.config_digest(
-        ctx.inventory, render.runtime(ctx.inventory, ctx.platform.etcd_runtime(ctx.inventory))
-    )
+    return render.config_digest(ctx.inventory, render.platform_runtime(ctx.inventory, ctx.platform))
 
 
 class SnapshotWork:
