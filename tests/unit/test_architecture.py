@@ -274,3 +274,33 @@ def test_the_layout_block_names_each_package_module_that_exists_and_no_other() -
         if entry not in DESCRIBED:
             wrong += [f"{entry}{n} is not named" for n in sorted(present - named)]
     assert not wrong, "docs/architecture.md's layout block: " + "; ".join(wrong)
+
+
+def test_no_module_is_named_session() -> None:
+    """A module says what it holds (issue 22): ``etcd/cluster.py``, not ``etcd/session.py``."""
+    found = sorted(str(p.relative_to(ROOT)) for p in PACKAGE.rglob("session.py"))
+    assert not found, f"name these after what they hold: {found}"
+
+
+def test_every_plan_producer_in_layers_is_a_layer_in_LAYERS() -> None:
+    """``labctl/layers/`` holds layers only: a class there with ``plans(ctx)`` is in ``LAYERS``.
+
+    A one-off run (a restore) lives with its domain, e.g. ``etcd/restore.py``; a
+    layer's own helper that builds plans from what the layer gives it (``plans()``,
+    no context) is part of that layer.
+    """
+    from labctl.layers import LAYERS
+
+    in_layers = {type(layer).__name__ for layer in LAYERS}
+    producers = [
+        f"{path.relative_to(ROOT)}:{node.lineno} {node.name}"
+        for path in sorted((PACKAGE / "layers").glob("*.py"))
+        for node in ast.parse(path.read_text()).body
+        if isinstance(node, ast.ClassDef)
+        and any(
+            isinstance(f, ast.FunctionDef) and f.name == "plans" and len(f.args.args) == 2
+            for f in node.body
+        )
+        and node.name not in in_layers
+    ]
+    assert not producers, f"plan producers in labctl/layers/ that are not in LAYERS: {producers}"
