@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench_bootstrap_pki import converged_runs, labctl, reference_lab
 
 from labctl.inventory import require_inventory
-from labctl.kube.session import KubeSession
+from labctl.kubernetes.api import KubeSession
 
 HOST_LOCK = Path("/run/labctl/e2e-lab.lock")
 

@@ -85,7 +85,7 @@ def standard_appliers(
 ) -> Appliers:
     """The appliers of a bootstrap run; ``connector`` replaces the inventory's SSH targets."""
     from labctl.power.applier import BmcApplier
-    from labctl.secret_box import SecretBox
+    from labctl.secrets.box import SecretBox
     from labctl.targets import InventoryConnector
 
     secrets = SecretBox(ctx.base_dir, ctx.state_dir)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from labctl.drivers.snmp import SnmpV2cAuth, SnmpV3Auth
 from labctl.inventory.model import Snmp
-from labctl.secrets import resolve
+from labctl.secrets.references import resolve
 
 
 def credentials(snmp: Snmp, where: str, base_dir: Path) -> SnmpV3Auth | SnmpV2cAuth:

@@ -43,7 +43,7 @@ class Import:
     """One import statement's target, as a labctl module name, with where it was written."""
 
     source: str  # the importing module, e.g. labctl.engine.runner
-    target: str  # the imported module, e.g. labctl.power.session
+    target: str  # the imported module, e.g. labctl.power.controller
     line: int
 
 

@@ -15,7 +15,7 @@ network while the server installs (docs/os.md says what that protects and
 what it does not).
 
 It lives with the boot service, which serves the key; the os layer's work
-(``labctl/install/``) uses it from above.
+(``labctl/os/``) uses it from above.
 """
 
 from __future__ import annotations

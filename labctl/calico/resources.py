@@ -16,13 +16,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from labctl import secrets
 from labctl.calico import manifest as calico_manifest
-from labctl.drivers.kube import object_path
+from labctl.drivers.kubernetes import object_path
 from labctl.errors import LabctlError
 from labctl.inventory.model import Inventory, SecretRef
-from labctl.kube.session import KubeSession
+from labctl.kubernetes.api import KubeSession
 from labctl.render import calico, calico_standin
+from labctl.secrets import references as secrets
 
 ESTABLISHED_TIMEOUT = 60.0
 

@@ -14,9 +14,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from labctl.calico import resources
-from labctl.calico.session import BgpSession
+from labctl.calico.fabric import BgpSession
 from labctl.errors import LabctlError
-from labctl.kube.session import KubeSession
+from labctl.kubernetes.api import KubeSession
 
 if TYPE_CHECKING:
     from labctl.engine.layer import LayerContext

@@ -1,1 +1,1 @@
-"""Ceph from the operator's side: cephx keys, the session that asks the monitors, local work."""
+"""Ceph from the operator's side: cephx keys, the cluster as its monitors answer, local work."""

@@ -27,7 +27,7 @@ from labctl.engine.facts import FactPending
 from labctl.errors import LabctlError, SecretError
 from labctl.files import write_atomic
 from labctl.inventory.model import Inventory
-from labctl.secrets import resolve_passphrase
+from labctl.secrets.references import resolve_passphrase
 
 if TYPE_CHECKING:
     from labctl.engine.layer import LayerContext

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from labctl.ceph.cluster import CephSession
 from labctl.ceph.keys import KeyStore
-from labctl.ceph.session import CephSession
 from labctl.errors import LabctlError
 from labctl.render import ceph as render
 

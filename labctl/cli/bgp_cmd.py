@@ -20,7 +20,7 @@ def status(inventory: Path = InventoryOption, output: OutputFormat = OutputOptio
 
     Example: labctl bgp status -o json
     """
-    from labctl.calico.session import BgpSession
+    from labctl.calico.fabric import BgpSession
     from labctl.cli.platform_choice import chosen, require_inventory
 
     inv = require_inventory(inventory)

@@ -21,7 +21,7 @@ def status(inventory: Path = InventoryOption, output: OutputFormat = OutputOptio
 
     Example: labctl ceph status -o json
     """
-    from labctl.ceph.session import CephSession
+    from labctl.ceph.cluster import CephSession
     from labctl.cli.platform_choice import require_inventory
 
     with CephSession(require_inventory(inventory), inventory.parent) as session:

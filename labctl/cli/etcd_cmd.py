@@ -24,7 +24,7 @@ def status(inventory: Path = InventoryOption, output: OutputFormat = OutputOptio
     """
     from labctl.cli.platform_choice import require_inventory
     from labctl.errors import LabctlError
-    from labctl.etcd.session import EtcdSession
+    from labctl.etcd.cluster import EtcdSession
 
     with EtcdSession(require_inventory(inventory), inventory.parent) as session:
         states = session.states()
@@ -86,7 +86,7 @@ def snapshot(
     """
     from labctl.cli.outfile import check_destination
     from labctl.cli.platform_choice import require_inventory
-    from labctl.etcd.session import EtcdSession
+    from labctl.etcd.cluster import EtcdSession
 
     if out is not None:
         check_destination(out, "--out")  # before asking the cluster for a snapshot
@@ -130,8 +130,8 @@ def restore(
     from labctl.cli.bootstrap_cmd import layer_context, run_and_report
     from labctl.cli.confirm import confirm
     from labctl.errors import LabctlError, UsageError
-    from labctl.etcd.session import EtcdSession
-    from labctl.layers.etcd import EtcdRestore
+    from labctl.etcd.cluster import EtcdSession
+    from labctl.etcd.restore import EtcdRestore
 
     if not file.is_file():
         raise UsageError(f"{file}: no such snapshot file")

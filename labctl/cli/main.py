@@ -19,7 +19,7 @@ from labctl.cli import (
     etcd_cmd,
     init_cmd,
     inventory_cmd,
-    kube_cmd,
+    kubernetes_cmd,
     os_cmd,
     pki_cmd,
     power_cmd,
@@ -46,8 +46,8 @@ app.add_typer(power_cmd.app, name="power")
 app.add_typer(pki_cmd.app, name="pki")
 app.add_typer(etcd_cmd.app, name="etcd")
 app.add_typer(ceph_cmd.app, name="ceph")
-app.add_typer(kube_cmd.app, name="kubernetes")
-app.command("kubeconfig")(kube_cmd.kubeconfig)
+app.add_typer(kubernetes_cmd.app, name="kubernetes")
+app.command("kubeconfig")(kubernetes_cmd.kubeconfig)
 app.add_typer(sim_cmd.app, name="sim")
 app.add_typer(switch_cmd.app, name="switch")
 app.add_typer(bgp_cmd.app, name="bgp")

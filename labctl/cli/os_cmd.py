@@ -59,8 +59,8 @@ def survey(
 
     Example: labctl os survey -o json
     """
-    from labctl.install import survey as decide
-    from labctl.install.work import observe_all
+    from labctl.os import survey as decide
+    from labctl.os.work import observe_all
 
     ctx = layer_context(inventory, state_dir, True)
     observed = observe_all(ctx)

@@ -12,8 +12,8 @@ import typer
 from labctl.cli.options import InventoryOption, OutputFormat, OutputOption
 
 if TYPE_CHECKING:
+    from labctl.pki.lab_pki import PkiSession
     from labctl.pki.mint import MintReport
-    from labctl.pki.session import PkiSession
 
 app = typer.Typer(help="Mint, list, check and rotate the lab's certificates.", no_args_is_help=True)
 
@@ -32,7 +32,7 @@ BackendOpt = typer.Option(
 
 def _session(path: Path, backend: BackendName = BackendName.inventory) -> PkiSession:
     from labctl.cli.platform_choice import require_inventory
-    from labctl.pki.session import PkiSession
+    from labctl.pki.lab_pki import PkiSession
 
     chosen = None if backend is BackendName.inventory else backend.value
     return PkiSession(require_inventory(path), path.parent, chosen)

@@ -74,7 +74,7 @@ def _power(
     import contextlib
 
     from labctl.cli.tables import Console
-    from labctl.power.session import PowerSession
+    from labctl.power.controller import PowerSession
 
     session = PowerSession(
         inventory,
@@ -201,8 +201,8 @@ def bootdev(
     from labctl.cli.platform_choice import require_inventory
     from labctl.drivers.ipmi import BootDevice
     from labctl.errors import LabctlError
+    from labctl.power.controller import PowerSession
     from labctl.power.requests import select_targets
-    from labctl.power.session import PowerSession
 
     inv = require_inventory(inventory)
     servers = select_targets(inv, targets or [], everything, role)

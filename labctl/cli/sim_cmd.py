@@ -128,7 +128,7 @@ def env(state_dir: Path = StateOpt) -> None:
     """
     import shlex
 
-    from labctl.kube.binaries import bin_dir
+    from labctl.kubernetes.binaries import bin_dir
     from labctl.sim import platform as sim_platform
     from labctl.sim.record import read_record
 

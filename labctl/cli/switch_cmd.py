@@ -73,7 +73,7 @@ def with_secrets(
     from labctl.layers.calico import fill_for
     from labctl.render import switches
     from labctl.render.bgp_common import masked
-    from labctl.secrets import resolve
+    from labctl.secrets.references import resolve
 
     text, fill = fill_for(inventory, partial(switches.config, inventory, switch, platform=platform))
     if fill is None:
@@ -95,7 +95,7 @@ def diff(
     Example: labctl switch diff kek-core -o json
     """
     from labctl.calico.config_diff import diff as compare
-    from labctl.calico.switch_session import running_config
+    from labctl.calico.running_config import running_config
     from labctl.errors import UsageError
     from labctl.render import switches
 

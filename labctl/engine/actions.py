@@ -15,7 +15,7 @@ deadline instead).
 A file that holds secrets (a BGP password) carries its masked text as
 ``content`` and a ``Fill``: the secrets it holds, by reference, and how to
 write it with their values. The SSH applier writes it filled in; the plan, its
-JSON and the journal only ever see the references (``labctl/secret_box.py``).
+JSON and the journal only ever see the references (``labctl/secrets/box.py``).
 """
 
 from __future__ import annotations

@@ -53,7 +53,7 @@ class Connector(Protocol):
 
 
 class Secrets(Protocol):
-    """The run's secrets (``labctl/secret_box.py``'s ``SecretBox``): values, and seals of them."""
+    """The run's secrets (``labctl/secrets/box.py``'s ``SecretBox``): values, and seals of them."""
 
     def lookup(self, uses: Sequence[SecretUse]) -> dict[SecretRef, str]:
         """The value of every secret ``uses`` names; raises a LabctlError naming one it lacks."""

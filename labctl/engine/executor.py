@@ -9,7 +9,7 @@ driver errors are retried with exponential back-off; a failure stops its
 target (later steps are reported as blocked, never half-run) while other
 targets carry on. A step that depends on secrets (a restart following a file
 with a BGP password) is remembered by a fingerprint that includes their sealed
-digest (``labctl/secret_box.py``), never their values.
+digest (``labctl/secrets/box.py``), never their values.
 """
 
 from __future__ import annotations

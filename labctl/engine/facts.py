@@ -5,7 +5,7 @@ file. A fact is a frozen dataclass, one class per thing known (etcd's
 membership, the os survey, the PKI store's node files, the Ceph keys), and
 its classmethod ``gather(ctx)`` is its gatherer: the one place that reads the
 operator's machine for it (the state directory, the PKI store, a sealed file).
-The classes live with their domain (``install/survey.py``, ``etcd/membership.py``,
+The classes live with their domain (``os/survey.py``, ``etcd/membership.py``,
 ``pki/facts.py``, ``ceph/keys.py``); the engine knows only this protocol.
 
 When facts are gathered: the runner (``engine/runner.py``) gathers every fact a

@@ -29,6 +29,7 @@ from labctl.drivers.etcd import (
     Member,
 )
 from labctl.errors import DriverTimeout, LabctlError
+from labctl.etcd.cluster import EtcdSession
 from labctl.etcd.membership import (
     MembershipRecord,
     changes,
@@ -38,7 +39,6 @@ from labctl.etcd.membership import (
     remove_refusal,
     wanted_peers,
 )
-from labctl.etcd.session import EtcdSession
 from labctl.etcd.snapshots import SnapshotIndex
 from labctl.render import etcd as render
 
@@ -47,9 +47,7 @@ if TYPE_CHECKING:
 
 
 def _digest(ctx: LayerContext) -> str:
-    return render.config_digest(
-        ctx.inventory, render.runtime(ctx.inventory, ctx.platform.etcd_runtime(ctx.inventory))
-    )
+    return render.config_digest(ctx.inventory, render.platform_runtime(ctx.inventory, ctx.platform))
 
 
 class SnapshotWork:

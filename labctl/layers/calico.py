@@ -16,7 +16,7 @@ margin (local work ``calico.established``).
 A BGP password reaches FRR and BIRD as its value, filled in by the SSH applier
 as it writes the file; the plan holds the masked text and the references
 (``Fill``), and each restart re-runs when a password's sealed digest changes
-(``labctl/secret_box.py``).
+(``labctl/secrets/box.py``).
 """
 
 from __future__ import annotations

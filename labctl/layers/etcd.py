@@ -21,20 +21,18 @@ membership recorded when it was added, promoted once caught up. Members the
 inventory dropped are removed, one at a time, then stopped on their node with
 their data moved aside. Every change step keeps quorum or refuses.
 
-``EtcdRestore`` is the same cluster brought back from a snapshot, for
-``labctl etcd restore``.
+A restore from a snapshot (``labctl etcd restore``) is a one-off run, not a
+layer: ``etcd/restore.py``.
 """
 
 from __future__ import annotations
 
-import shlex
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
 
 from labctl.engine.actions import Action, Check, LocalStep, PutFile, Run, WaitFor, ssh_answers
 from labctl.engine.appliers import LocalWorkFactory
 from labctl.engine.layer import LayerContext
-from labctl.engine.plan import Plan, Step
+from labctl.engine.plan import Plan
 from labctl.etcd.membership import EtcdChanges, EtcdJoined
 from labctl.render import etcd as render
 
@@ -107,10 +105,6 @@ ENSURE_RUNNING = (
 )
 
 
-def runtime(ctx: LayerContext) -> str:
-    return render.runtime(ctx.inventory, ctx.platform.etcd_runtime(ctx.inventory))
-
-
 class EtcdLayer:
     name = "etcd"
     facts = (EtcdChanges, EtcdJoined)
@@ -140,7 +134,9 @@ class EtcdLayer:
     def plans(self, ctx: LayerContext) -> Iterator[Plan]:
         inventory = ctx.inventory
         etcd = inventory.cluster.etcd
-        digest = render.config_digest(inventory, runtime(ctx))
+        digest = render.config_digest(
+            inventory, render.platform_runtime(ctx.inventory, ctx.platform)
+        )
         yield Plan.of(
             "etcd: snapshot",
             [LocalStep("etcd.snapshot", "snapshot the cluster if this run changes it", digest)],
@@ -205,7 +201,12 @@ def member_actions(ctx: LayerContext, node: str, joined: tuple[str, str] | None)
     etcd = inventory.cluster.etcd
     token = render.cluster_token(inventory)
     server = inventory.server(node)
-    files = render.member_files(inventory, server, runtime(ctx), joined[0] if joined else None)
+    files = render.member_files(
+        inventory,
+        server,
+        render.platform_runtime(ctx.inventory, ctx.platform),
+        joined[0] if joined else None,
+    )
     data_dir = ctx.on_node(node, render.data_dir(inventory))
     started = (files.restart_digest, *((joined[1],) if joined else ()))
     return [
@@ -279,100 +280,3 @@ def leave_actions(ctx: LayerContext, node: str, member_id: str) -> list[Action]:
             what=f"stop {render.UNIT_NAME}, move {inventory.cluster.etcd.data_dir} aside",
         ),
     ]
-
-
-@dataclass(frozen=True)
-class EtcdRestore:
-    """Every member's data replaced by one snapshot's, the old data moved aside.
-
-    ``snapshot`` is the file's content and ``restore_id`` names this restore (its
-    hash and time): the steps are one-off commands, and the journal must not take
-    a second restore of the same file for one already done.
-    """
-
-    snapshot: bytes
-    restore_id: str
-    name: str = "etcd-restore"
-
-    def plans(self, ctx: LayerContext) -> Iterator[Plan]:
-        inventory = ctx.inventory
-        etcd = inventory.cluster.etcd
-        steps: list[Step] = []
-        restored: list[str] = []
-        for server in render.members(inventory):
-            node = server.name
-            data_dir = ctx.on_node(node, render.data_dir(inventory))
-            file = ctx.on_node(node, f"/var/lib/labctl/etcd-restore-{self.restore_id}.db")
-            command = restore_command(ctx, server.name, file, data_dir)
-            once = (self.restore_id,)
-            restore_step = f"restore:{node}"
-            restored.append(restore_step)
-            steps += [
-                Step(f"wait:{node}", ssh_answers(node, inventory.lab.ssh.boot_wait)),
-                Step(
-                    f"put:{node}",
-                    PutFile(node, file, self.snapshot, 0o600, "root:root", secret=True),
-                ),
-                Step(
-                    f"stop:{node}",
-                    Run(node, ("systemctl", "stop", render.UNIT_NAME), triggers=once),
-                ),
-                Step(
-                    restore_step,
-                    Run(
-                        node,
-                        ("sh", "-c", command),
-                        timeout=600.0,
-                        triggers=once,
-                        what=f"etcdctl snapshot restore into {etcd.data_dir}, old data aside",
-                    ),
-                ),
-            ]
-        # No member starts before every member holds the restored data.
-        for server in render.members(inventory):
-            node = server.name
-            start = Run(node, ("systemctl", "start", render.UNIT_NAME), triggers=(self.restore_id,))
-            steps.append(Step(f"start:{node}", start, after=tuple(restored)))
-        yield Plan("etcd restore: members", tuple(steps))
-        yield Plan.of(
-            "etcd restore: health",
-            [
-                LocalStep(
-                    "etcd.healthy",
-                    f"wait up to {etcd.health_timeout} s for every member to answer healthy",
-                    self.restore_id,
-                )
-            ],
-        )
-
-
-def restore_command(ctx: LayerContext, name: str, snapshot: str, data_dir: str) -> str:
-    """Move the member's data aside (never deleted), restore the snapshot in its place."""
-    inventory = ctx.inventory
-    server = inventory.server(name)
-    token = render.cluster_token(inventory)
-    restore = [
-        "etcdctl", "snapshot", "restore", snapshot,
-        "--name", name,
-        "--initial-cluster", render.initial_cluster(inventory),
-        "--initial-cluster-token", token,
-        "--initial-advertise-peer-urls", render.peer_url(inventory, server),
-        "--data-dir", data_dir,
-    ]  # fmt: skip
-    if runtime(ctx) == "container":
-        engine = render.container_engine(server)
-        parent = data_dir.rsplit("/", 1)[0] or "/"
-        restore = [
-            engine, "run", "--rm", "--network", "host",
-            "--volume", f"{parent}:{parent}", "--volume", f"{snapshot}:{snapshot}:ro",
-            "--env", "ETCDCTL_API=3", render.image(inventory),
-            "/usr/local/bin/etcdctl", *restore[1:],
-        ]  # fmt: skip
-    # Only the date is expanded by the shell; the data directory is one quoted word.
-    aside = f'{shlex.quote(data_dir + ".before-restore-")}"$(date -u +%Y%m%dT%H%M%SZ)"'
-    return (
-        f"set -e; if [ -e {shlex.quote(data_dir)} ]; then mv {shlex.quote(data_dir)} {aside}; fi; "
-        f"ETCDCTL_API=3 {shlex.join(restore)}; "
-        f"printf '%s\\n' {shlex.quote(token)} > {shlex.quote(data_dir)}/.labctl-cluster; "
-        f"chmod 0700 {shlex.quote(data_dir)}; rm -f {shlex.quote(snapshot)}"
-    )

@@ -3,7 +3,7 @@
 Five plans, in order. First, from the operator's machine, every server at once gets the
 Kubernetes binaries it runs in ``binary_dir`` at the inventory's version, sent from
 this machine's build where the node lacks them (local work ``kubernetes.binaries``,
-``kube/delivery.py``). Then on every server each service's files are written
+``kubernetes/delivery.py``). Then on every server each service's files are written
 (``render/kubernetes``) and the service is enabled, restarted when its files or the
 node's certificates changed, and started if it is not running: labctl's own containerd
 (only where nodes share one kernel, ``Platform.shares_kernel``), the control-plane
@@ -236,7 +236,7 @@ class KubernetesLayer:
 
     def local_work(self) -> Mapping[str, LocalWorkFactory]:
         """The work of the ``LocalStep``s this layer's plans hold, by step name."""
-        from labctl.kube.work import AddonsWork, BinariesWork, NodesWork, ReadyWork
+        from labctl.kubernetes.work import AddonsWork, BinariesWork, NodesWork, ReadyWork
 
         return {
             "kubernetes.binaries": BinariesWork,

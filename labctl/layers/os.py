@@ -2,8 +2,8 @@
 
 First a survey (local work ``os.survey``): every server is asked over SSH for
 its OS release, and its BMC for its power. From what it found (the fact
-``OsSurvey``, ``install/survey.py``), the layer
-decides per server (``install/survey.py``): installed servers are left alone,
+``OsSurvey``, ``os/survey.py``), the layer
+decides per server (``os/survey.py``): installed servers are left alone,
 so a re-run on an installed lab changes nothing; a server that may hold data
 is reinstalled only when the operator named it. For the others, the boot
 service is started (``os.boot-start``), and each server, in parallel:
@@ -26,7 +26,7 @@ from labctl.engine.actions import LocalStep, SetBootDevice, SetPower
 from labctl.engine.appliers import LocalWorkFactory
 from labctl.engine.layer import LayerContext
 from labctl.engine.plan import Plan, Step
-from labctl.install import survey
+from labctl.os import survey
 from labctl.render import ignition
 
 
@@ -86,7 +86,7 @@ class OsLayer:
 
     def local_work(self) -> Mapping[str, LocalWorkFactory]:
         """The work of the ``LocalStep``s this layer's plans hold, by step name."""
-        from labctl.install.work import (
+        from labctl.os.work import (
             ArmWork,
             AwaitInstallWork,
             AwaitSshWork,

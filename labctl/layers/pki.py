@@ -31,7 +31,7 @@ class PkiLayer:
         return {"pki.mint": MintWork}
 
     def plans(self, ctx: LayerContext) -> Iterator[Plan]:
-        from labctl.pki.session import input_digest, pki_input
+        from labctl.pki.lab_pki import input_digest, pki_input
 
         mint = LocalStep(
             "pki.mint", "mint what the inventory needs", input_digest(pki_input(ctx.inventory))

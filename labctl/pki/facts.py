@@ -53,8 +53,8 @@ class PkiFiles:
 
     @classmethod
     def gather(cls, ctx: LayerContext) -> Self:
+        from labctl.pki.lab_pki import PkiSession
         from labctl.pki.placement import node_files
-        from labctl.pki.session import PkiSession
 
         session = PkiSession(ctx.inventory, ctx.base_dir)
         inp, store = session.input, session.store

@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives import hashes, padding, serialization
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.kdf.pbkdf2 import PBKDF2HMAC
 
-from labctl.secrets import MIN_PASSPHRASE_CHARS
+from labctl.secrets.references import MIN_PASSPHRASE_CHARS
 
 # OWASP Password Storage Cheat Sheet (2023+): PBKDF2-HMAC-SHA256, 600,000 iterations.
 ROUNDS = 600_000

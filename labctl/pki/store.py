@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives import serialization
 from labctl.errors import LabctlError, SecretError
 from labctl.files import write_atomic
 from labctl.pki import sealing
-from labctl.secrets import MIN_PASSPHRASE_CHARS
+from labctl.secrets.references import MIN_PASSPHRASE_CHARS
 
 SA = "service-account"
 GITIGNORE = """\

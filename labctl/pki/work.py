@@ -1,7 +1,7 @@
 """The pki layer's local work: minting on the operator's machine, as a bootstrap step.
 
 Declared by the pki layer (``PkiLayer.local_work``) under ``pki.mint``. It is a
-thin step over ``PkiSession`` (``session.py``), which ``labctl pki`` uses too,
+thin step over ``PkiSession`` (``lab_pki.py``), which ``labctl pki`` uses too,
 so minting is written in one place; the work lives here, as every other
 layer's does in its package's ``work.py``.
 """
@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from labctl.pki.check import weak_seals
-from labctl.pki.session import PkiSession
+from labctl.pki.lab_pki import PkiSession
 
 if TYPE_CHECKING:
     from labctl.engine.layer import LayerContext

@@ -20,7 +20,7 @@ from labctl.errors import LabctlError
 
 if TYPE_CHECKING:
     from labctl.inventory.model import Server
-    from labctl.power.session import PowerSession
+    from labctl.power.controller import PowerSession
 
 
 class BmcApplier:
@@ -42,7 +42,7 @@ class BmcApplier:
         self._disruptive = threading.Lock()
 
     def _power(self) -> PowerSession:
-        from labctl.power.session import PowerSession
+        from labctl.power.controller import PowerSession
 
         with self._lock:
             if self._session is None:

@@ -22,7 +22,7 @@ from labctl.errors import LabctlError, UsageError
 from labctl.inventory.model import Inventory, Server
 from labctl.inventory.problems import format_path
 from labctl.power.requests import PowerVerb
-from labctl.secrets import resolve
+from labctl.secrets.references import resolve
 
 if TYPE_CHECKING:  # pysnmp takes a tenth of a second to import: only --via pdu pays for it
     from labctl.drivers.pdu import PduClient, PduEndpoint

@@ -20,12 +20,16 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from labctl.inventory.export import primary_address
 from labctl.inventory.model import Inventory, Server
 from labctl.pki.placement import ETCD_DIR
 from labctl.render.quoting import absolute_path
 from labctl.render.systemd import Unit, env_text, exec_command, unit_text
+
+if TYPE_CHECKING:
+    from labctl.platform import Platform
 
 UNIT_NAME = "etcd-member.service"
 UNIT_PATH = f"/etc/systemd/system/{UNIT_NAME}"
@@ -58,6 +62,14 @@ class MemberFiles:
 def runtime(inventory: Inventory, override: str | None = None) -> str:
     """How members run: ``override`` (the platform's answer) or cluster.etcd.runtime."""
     return override or inventory.cluster.etcd.runtime
+
+
+def platform_runtime(inventory: Inventory, platform: Platform) -> str:
+    """How members run on this platform: its answer, else cluster.etcd.runtime.
+
+    The etcd layer, its local work and a restore all ask this one question.
+    """
+    return runtime(inventory, platform.etcd_runtime(inventory))
 
 
 def members(inventory: Inventory) -> list[Server]:

@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from labctl.files import write_atomic
-from labctl.kube.binaries import bin_dir, cache_root
+from labctl.kubernetes.binaries import bin_dir, cache_root
 from labctl.render.kubernetes.addons import COREDNS_IMAGE
 
 REGISTRY = "registry.k8s.io"

@@ -22,7 +22,7 @@ from typing import Any
 from labctl.errors import LabctlError
 from labctl.inventory.model import Inventory
 from labctl.programs import require
-from labctl.secrets import resolve
+from labctl.secrets.references import resolve
 from labctl.sim import bmc as sim_bmc
 from labctl.sim import disks as sim_disks
 from labctl.sim import feeds, netns_dir, pdu_agent, pdu_record

@@ -25,7 +25,7 @@ from pathlib import Path
 from labctl.inventory import topology
 from labctl.inventory.model import Inventory
 from labctl.inventory.problems import format_path
-from labctl.secrets import resolve
+from labctl.secrets.references import resolve
 from labctl.sim import bgp_agent
 from labctl.sim import node as sim_node
 from labctl.sim.records import SimBridge, SimNic, SimNode

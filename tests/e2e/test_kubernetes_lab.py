@@ -34,7 +34,7 @@ import pytest
 import yaml
 from cryptography import x509
 
-from labctl.kube.binaries import bin_dir
+from labctl.kubernetes.binaries import bin_dir
 from tests.conftest import REFERENCE
 from tests.e2e.conftest import NODES, Lab, run, simulated_lab
 from tests.labctl_process import run_labctl

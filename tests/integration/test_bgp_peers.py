@@ -19,7 +19,7 @@ import pytest
 
 from labctl.calico import status
 from labctl.calico.config_diff import diff
-from labctl.calico.switch_session import fetch
+from labctl.calico.running_config import fetch
 from labctl.drivers.ssh import SshTarget
 from labctl.inventory import require_inventory
 from labctl.inventory.model import Inventory, SecretRef

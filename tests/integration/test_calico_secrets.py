@@ -125,7 +125,7 @@ def test_the_password_reaches_frr_and_bird_as_its_value_and_nothing_else_holds_i
     ):
         assert leak not in state
         assert leak.decode() not in printed
-    from labctl.secret_box import salt_path
+    from labctl.secrets.box import salt_path
 
     assert salt_path(ctx.state_dir).stat().st_mode & 0o777 == 0o600
 

@@ -31,7 +31,7 @@ from labctl.drivers.etcd import (
     LearnerNotReadyError,
 )
 from labctl.errors import AuthenticationError, DriverError
-from labctl.etcd.session import EtcdSession
+from labctl.etcd.cluster import EtcdSession
 from labctl.inventory import require_inventory
 from labctl.pki.builtin_backend import BuiltinBackend
 from labctl.pki.store import PkiStore

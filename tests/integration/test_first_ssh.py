@@ -20,8 +20,8 @@ import pytest
 
 from labctl.drivers.ssh import SshSession, SshTarget
 from labctl.errors import LabctlError
-from labctl.install.firstssh import first_login
 from labctl.inventory import require_inventory
+from labctl.os.firstssh import first_login
 from tests.conftest import REFERENCE
 from tests.peers.sshd import SshdPeer, running_sshd
 

@@ -12,8 +12,8 @@ import pytest
 
 from labctl.drivers.ssh import SshSession, SshTarget
 from labctl.errors import LabctlError
-from labctl.kube import delivery
-from labctl.kube.binaries import bin_dir
+from labctl.kubernetes import delivery
+from labctl.kubernetes.binaries import bin_dir
 from tests.conftest import REFERENCE
 from tests.peers.sshd import SshdPeer, running_sshd
 

@@ -20,11 +20,11 @@ from pathlib import Path
 
 import pytest
 
-from labctl.drivers.kube import KubeClient, KubeTls
+from labctl.drivers.kubernetes import KubeClient, KubeTls
 from labctl.errors import AuthenticationError
 from labctl.inventory import require_inventory
-from labctl.kube.binaries import bin_dir
-from labctl.kube.session import KubeSession
+from labctl.kubernetes.api import KubeSession
+from labctl.kubernetes.binaries import bin_dir
 from labctl.pki.builtin_backend import BuiltinBackend
 from labctl.pki.store import PkiStore
 from tests.conftest import REFERENCE

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from labctl.drivers.kube import KubeClient, KubeTls
+from labctl.drivers.kubernetes import KubeClient, KubeTls
 from labctl.errors import LabctlError
 from labctl.pki.store import PkiStore
 from tests.peers.etcd import EtcdCluster, free_port

@@ -38,31 +38,39 @@ MAY_IMPORT: dict[str, set[str]] = {
     "drivers": {"errors", "files", "platform"},
     "inventory": {"errors"},
     "platform": {"errors", "inventory"},
-    "secrets": {"errors", "inventory"},
+    "secrets": {"engine", "errors", "inventory"},
     "snmp_credentials": {"drivers", "inventory", "secrets"},
     "engine": {"drivers", "errors", "inventory", "platform"},
     "targets": {"drivers", "errors", "inventory", "platform"},
-    "secret_box": {"engine", "errors", "inventory", "secrets"},
     "pki": {"engine", "errors", "files", "inventory", "platform", "programs", "secrets", "targets"},
     "render": {"errors", "inventory", "pki", "platform"},
     "boot": {"errors", "files", "inventory", "platform", "programs", "render"},
     "etcd": {"drivers", "engine", "errors", "files", "inventory", "pki", "platform", "render"}
     | {"targets"},
-    "kube": {"drivers", "engine", "errors", "files", "inventory", "pki", "platform", "render"}
+    "kubernetes": {"drivers", "engine", "errors", "files", "inventory", "pki", "platform", "render"}
     | {"targets"},
     "ceph": {"drivers", "engine", "errors", "files", "inventory", "platform", "render", "secrets"}
     | {"targets"},
-    "calico": {"drivers", "engine", "errors", "files", "inventory", "kube", "platform", "render"}
+    "calico": {
+        "drivers",
+        "engine",
+        "errors",
+        "files",
+        "inventory",
+        "kubernetes",
+        "platform",
+        "render",
+    }
     | {"secrets", "snmp_credentials", "targets"},
     "power": {"ceph", "drivers", "engine", "errors", "etcd", "inventory", "platform", "secrets"}
     | {"snmp_credentials"},
-    "install": {"boot", "drivers", "engine", "errors", "files", "inventory", "platform", "power"}
+    "os": {"boot", "drivers", "engine", "errors", "files", "inventory", "platform", "power"}
     | {"render", "targets"},
-    "layers": {"calico", "ceph", "engine", "errors", "etcd", "install", "inventory", "kube"}
+    "layers": {"calico", "ceph", "engine", "errors", "etcd", "inventory", "kubernetes", "os"}
     | {"pki", "platform", "render"},
-    "run": {"engine", "layers", "platform", "power", "secret_box", "targets"},
+    "run": {"engine", "layers", "platform", "power", "secrets", "targets"},
     "sim": {"drivers", "engine", "errors", "files", "inventory", "platform", "programs", "render"}
-    | {"kube", "secrets"},
+    | {"kubernetes", "secrets"},
     "cli": {
         "boot",
         "calico",
@@ -72,10 +80,10 @@ MAY_IMPORT: dict[str, set[str]] = {
         "errors",
         "etcd",
         "files",
-        "install",
         "inventory",
-        "kube",
+        "kubernetes",
         "layers",
+        "os",
         "pki",
         "platform",
         "power",
@@ -171,7 +179,7 @@ def test_the_string_import_check_sees_what_the_engine_used_to_do(tmp_path: Path)
     sample.write_text(
         '"""labctl.engine."""\n'
         "import importlib\n"
-        'WORK = {"pki.mint": "labctl.pki.session:MintWork"}\n'
+        'WORK = {"pki.mint": "labctl.pki.lab_pki:MintWork"}\n'
         'MODULE = "labctl.etcd.work"\n'
         "def work(where: str) -> object:\n"
         '    module, _, name = where.partition(":")\n'
@@ -179,7 +187,7 @@ def test_the_string_import_check_sees_what_the_engine_used_to_do(tmp_path: Path)
     )
     found = {what for _, what in graph.string_imports(sample, any_module_name=True)}
     assert found == {
-        "names 'labctl.pki.session:MintWork'",
+        "names 'labctl.pki.lab_pki:MintWork'",
         "names the module 'labctl.etcd.work'",
         "calls import_module",
     }
@@ -266,3 +274,33 @@ def test_the_layout_block_names_each_package_module_that_exists_and_no_other() -
         if entry not in DESCRIBED:
             wrong += [f"{entry}{n} is not named" for n in sorted(present - named)]
     assert not wrong, "docs/architecture.md's layout block: " + "; ".join(wrong)
+
+
+def test_no_module_is_named_session() -> None:
+    """A module says what it holds (issue 22): ``etcd/cluster.py``, not ``etcd/session.py``."""
+    found = sorted(str(p.relative_to(ROOT)) for p in PACKAGE.rglob("session.py"))
+    assert not found, f"name these after what they hold: {found}"
+
+
+def test_every_plan_producer_in_layers_is_a_layer_in_LAYERS() -> None:
+    """``labctl/layers/`` holds layers only: a class there with ``plans(ctx)`` is in ``LAYERS``.
+
+    A one-off run (a restore) lives with its domain, e.g. ``etcd/restore.py``; a
+    layer's own helper that builds plans from what the layer gives it (``plans()``,
+    no context) is part of that layer.
+    """
+    from labctl.layers import LAYERS
+
+    in_layers = {type(layer).__name__ for layer in LAYERS}
+    producers = [
+        f"{path.relative_to(ROOT)}:{node.lineno} {node.name}"
+        for path in sorted((PACKAGE / "layers").glob("*.py"))
+        for node in ast.parse(path.read_text()).body
+        if isinstance(node, ast.ClassDef)
+        and any(
+            isinstance(f, ast.FunctionDef) and f.name == "plans" and len(f.args.args) == 2
+            for f in node.body
+        )
+        and node.name not in in_layers
+    ]
+    assert not producers, f"plan producers in labctl/layers/ that are not in LAYERS: {producers}"

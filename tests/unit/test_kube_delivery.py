@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from labctl.kube.delivery import Stale, stale_binaries
+from labctl.kubernetes.delivery import Stale, stale_binaries
 
 NAMES = ["kube-apiserver", "kubelet"]
 
@@ -39,7 +39,7 @@ def test_a_dry_run_before_the_node_answers_says_so(
     from labctl.drivers.ssh import SshSession, SshTarget
     from labctl.engine.layer import LayerContext
     from labctl.inventory import require_inventory
-    from labctl.kube.work import BinariesWork
+    from labctl.kubernetes.work import BinariesWork
     from tests.conftest import REFERENCE
     from tests.peers.sshd import free_port
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from labctl.drivers.kube import object_path
+from labctl.drivers.kubernetes import object_path
 from labctl.errors import DriverError
-from labctl.kube.session import addon_state, is_subset, node_state
+from labctl.kubernetes.api import addon_state, is_subset, node_state
 
 
 def test_object_paths_follow_the_api_groups_and_namespaces() -> None:

@@ -22,7 +22,7 @@ from labctl.engine.facts import Facts
 from labctl.engine.layer import LayerContext
 from labctl.etcd.membership import EtcdChanges, EtcdJoined
 from labctl.inventory import require_inventory
-from labctl.kube.work import _addons
+from labctl.kubernetes.work import _addons
 from labctl.layers.kubernetes import KubernetesLayer
 from labctl.platform import Platform, RealPlatform
 from labctl.sim.platform import SimPlatform

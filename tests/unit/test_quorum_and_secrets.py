@@ -10,7 +10,7 @@ from labctl.errors import SecretError
 from labctl.inventory import load_inventory
 from labctl.inventory.model import Inventory, SecretRef
 from labctl.power.quorum import quorum_refusals
-from labctl.secrets import resolve
+from labctl.secrets.references import resolve
 from tests.conftest import REFERENCE
 
 

@@ -30,9 +30,9 @@ from hypothesis import strategies as st
 from hypothesis.control import currently_in_test_context
 
 from labctl.engine.layer import LayerContext
+from labctl.etcd.restore import restore_command
 from labctl.inventory import require_inventory
 from labctl.inventory.model import Inventory, SecretRef
-from labctl.layers.etcd import restore_command
 from labctl.render import bird, boot, ceph, etcd, ignition, switch_frr, systemd
 from labctl.render.kubernetes import addons, kubelet
 from labctl.render.systemd import env_text, unit_text

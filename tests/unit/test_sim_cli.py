@@ -86,7 +86,7 @@ def test_ssh_to_an_unknown_node_names_the_nodes(state: Path, execs: list[list[st
 
 
 def test_env_comes_from_the_record(state: Path) -> None:
-    from labctl.kube.binaries import bin_dir
+    from labctl.kubernetes.binaries import bin_dir
 
     done = runner.invoke(app, ["sim", "env", "--state-dir", str(state)])
     assert done.exit_code == 0, done.output

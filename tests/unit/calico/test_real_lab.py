@@ -16,11 +16,11 @@ from pathlib import Path
 import pytest
 
 from labctl.calico import status
-from labctl.calico.session import BgpSession
+from labctl.calico.fabric import BgpSession
 from labctl.errors import LabctlError
 from labctl.inventory import require_for_lab, require_inventory
 from labctl.inventory.model import Inventory
-from labctl.kube.session import NodeState, not_ready_reasons
+from labctl.kubernetes.api import NodeState, not_ready_reasons
 from tests.conftest import FIXTURES, REFERENCE
 from tests.labctl_process import run_labctl
 

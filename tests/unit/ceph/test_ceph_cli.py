@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from labctl.ceph import session as ceph_session
+from labctl.ceph import cluster as ceph_session
 from labctl.cli.main import app
 from tests.conftest import REFERENCE
 from tests.unit.ceph.test_ceph_session import answer

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from labctl.ceph.session import Health, decode_status
+from labctl.ceph.cluster import Health, decode_status
 from tests.conftest import ROOT
 
 RECORDED = ROOT / "tests" / "fixtures" / "ceph"

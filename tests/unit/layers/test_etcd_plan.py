@@ -11,9 +11,10 @@ from labctl.engine.actions import PutFile, Run
 from labctl.engine.facts import Facts
 from labctl.engine.layer import LayerContext
 from labctl.etcd.membership import RECORD_NAME, EtcdChanges, EtcdJoined, MembershipRecord
+from labctl.etcd.restore import EtcdRestore
 from labctl.inventory import require_inventory
 from labctl.inventory.model import Inventory
-from labctl.layers.etcd import EtcdLayer, EtcdRestore, is_restart
+from labctl.layers.etcd import EtcdLayer, is_restart
 from labctl.render import etcd as render
 from labctl.render.systemd import env_text
 from labctl.sim.platform import SimPlatform

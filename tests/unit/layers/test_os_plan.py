@@ -9,11 +9,11 @@ import pytest
 
 from labctl.engine.facts import Facts
 from labctl.engine.layer import LayerContext
-from labctl.install import survey
-from labctl.install.survey import Observation
 from labctl.inventory import require_inventory
 from labctl.inventory.model import Inventory
 from labctl.layers.os import OsLayer
+from labctl.os import survey
+from labctl.os.survey import Observation
 from tests.conftest import REFERENCE, assert_golden
 
 

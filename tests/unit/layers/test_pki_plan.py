@@ -19,7 +19,7 @@ from labctl.engine.layer import LayerContext
 from labctl.inventory import require_inventory
 from labctl.layers.pki import PkiLayer
 from labctl.pki.facts import PkiFiles
-from labctl.pki.session import PkiSession
+from labctl.pki.lab_pki import PkiSession
 from labctl.pki.specs import SERVICE_ACCOUNT, plan_certificates
 from tests.conftest import REFERENCE, assert_golden
 

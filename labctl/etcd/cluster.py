@@ -1,4 +1,4 @@
-"""An etcd session: the inventory's members, reached with labctl's own client certificate.
+"""The etcd cluster: the inventory's members, reached with labctl's client cert (``EtcdSession``).
 
 The members are the servers with the etcd role, at the client URLs the etcd
 layer gave them (``render/etcd.py``); the certificate is the operator's etcd
@@ -19,7 +19,7 @@ from labctl.drivers.etcd import EndpointStatus, EtcdClient, EtcdEndpoint, EtcdTl
 from labctl.errors import DriverTimeout, LabctlError
 from labctl.etcd.snapshots import SnapshotEntry, SnapshotIndex, keep_out_of_git
 from labctl.inventory.model import Inventory
-from labctl.pki.session import PkiSession
+from labctl.pki.lab_pki import PkiSession
 from labctl.render import etcd as render
 
 

@@ -20,9 +20,9 @@ from labctl.boot import service
 from labctl.boot.state import BootDirs, clear_report, read_report
 from labctl.errors import LabctlError
 from labctl.files import write_atomic
-from labctl.install import survey
-from labctl.install.firstssh import first_login
 from labctl.inventory.model import Inventory, Server
+from labctl.os import survey
+from labctl.os.firstssh import first_login
 
 if TYPE_CHECKING:
     from labctl.engine.layer import LayerContext
@@ -53,7 +53,7 @@ def _ssh_look(ctx: LayerContext, server: Server) -> survey.Observation:
 
 def _powers(inventory: Inventory, base_dir: Path) -> dict[str, str | None]:
     """Each server's power as its BMC says; None where it did not say."""
-    from labctl.power.session import PowerSession
+    from labctl.power.controller import PowerSession
 
     async def read_all() -> dict[str, str | None]:
         try:
@@ -177,7 +177,7 @@ POWER_OFF_WAIT = 120.0
 
 def _wait_powered_off(ctx: LayerContext, name: str, wait: float) -> None:
     """The installer powers the server off after its report; boot from disk only after."""
-    from labctl.power.session import PowerSession
+    from labctl.power.controller import PowerSession
 
     server = ctx.inventory.server(name)
 

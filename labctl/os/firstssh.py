@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 from labctl.boot import hostkeys
 from labctl.errors import LabctlError
 from labctl.files import write_atomic
-from labctl.install import survey
+from labctl.os import survey
 
 if TYPE_CHECKING:
     import paramiko

@@ -1,7 +1,7 @@
 """The Kubernetes binaries onto a node: what it has, and the operator's build where it differs.
 
 No package a node's OS ships carries the kubelet, so labctl builds the binaries on the
-operator's machine (scripts/build-kubernetes.sh, labctl/kube/binaries.py) and this
+operator's machine (scripts/build-kubernetes.sh, labctl/kubernetes/binaries.py) and this
 module puts them into ``binary_dir`` on each node. A node is asked once what each
 binary says it is (``NAME --version``); only a binary that is missing or another
 version is sent, through the SSH driver's atomic write (a temp file beside the

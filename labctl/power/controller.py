@@ -1,7 +1,7 @@
-"""A power session: one channel, its bounds, the quorum guard and one close.
+"""Servers' power controlled: one channel, its bounds, the quorum guard and one close.
 
 ``labctl power`` and the BMC applier of a bootstrap run both reach servers'
-power through a session, so the choice of channel (``--via``), the bound on
+power through a ``PowerSession``, so the choice of channel (``--via``), the bound on
 each device call, the guard before anything disruptive and the closing of
 device sessions are decided here once, not by each caller.
 """
@@ -91,7 +91,7 @@ class PowerSession:
         Without labctl's client certificate, or when no member answers (the cluster
         not formed yet, or not reachable from here), the guard goes by power alone.
         """
-        from labctl.etcd.session import EtcdSession
+        from labctl.etcd.cluster import EtcdSession
 
         try:
             with EtcdSession(self.inventory, self.base_dir, timeout=ETCD_TIMEOUT) as etcd:
@@ -105,7 +105,7 @@ class PowerSession:
         Before the cluster exists, or when no monitor answers (from here), the guard
         goes by power alone, as for etcd.
         """
-        from labctl.ceph.session import CephSession
+        from labctl.ceph.cluster import CephSession
 
         if self.inventory.cluster.ceph is None:
             return {}

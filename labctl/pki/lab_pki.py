@@ -1,4 +1,4 @@
-"""A PKI session: the lab's PKI as the inventory asks for it, and the store that holds it.
+"""The lab's PKI as the inventory asks for it, and the store that holds it (``PkiSession``).
 
 ``labctl pki mint|check|list|rotate`` and the pki layer's mint step all need
 the same things from the inventory: what to mint (``PkiInput``), where the
@@ -23,7 +23,7 @@ from labctl.pki.check import Finding, check, key_findings
 from labctl.pki.mint import MintReport, mint_all, rotate
 from labctl.pki.specs import PkiInput, PkiNode
 from labctl.pki.store import PkiStore
-from labctl.secrets import resolve_passphrase
+from labctl.secrets.references import resolve_passphrase
 
 BACKENDS = ("auto", "cfssl", "builtin")
 

@@ -10,7 +10,7 @@ installed it) is *re*installed only when the operator named it
 A server that answers nothing and that labctl never installed is a new
 machine: its disks hold nothing of the lab's yet.
 
-The observations are written by local work (``labctl.install.work``) to the
+The observations are written by local work (``labctl.os.work``) to the
 state directory; the runner gathers them back as the fact ``OsSurvey``
 (``engine/facts.py``) for the layer's next plan. The survey's dry run looks
 as its run does, so a dry run plans from this run's survey too.

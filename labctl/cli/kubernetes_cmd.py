@@ -32,7 +32,7 @@ def kubeconfig(
     from labctl.cli.outfile import check_destination, write_output
     from labctl.cli.platform_choice import require_inventory
     from labctl.errors import UsageError
-    from labctl.kube.session import USERS, KubeSession
+    from labctl.kubernetes.api import USERS, KubeSession
     from labctl.render.kubernetes.common import to_yaml
 
     if user not in USERS:  # a wrong argument: a usage error (exit 2), before any file is read
@@ -60,7 +60,7 @@ def status(inventory: Path = InventoryOption, output: OutputFormat = OutputOptio
     Example: labctl kubernetes status -o json
     """
     from labctl.cli.platform_choice import require_inventory
-    from labctl.kube.session import KubeSession
+    from labctl.kubernetes.api import KubeSession
 
     found = KubeSession(require_inventory(inventory), inventory.parent).status()
     api = found["api"]

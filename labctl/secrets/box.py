@@ -20,8 +20,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from labctl import secrets
 from labctl.errors import SecretError
+from labctl.secrets import references as secrets
 
 if TYPE_CHECKING:
     from labctl.engine.actions import SecretUse

@@ -1,4 +1,4 @@
-"""A Kubernetes session: the lab's API, reached with the operator's admin certificate.
+"""The lab's Kubernetes API, reached with the operator's admin certificate (``KubeSession``).
 
 The endpoint is ``cluster.kubernetes.api_endpoint``; the certificate is the
 ``admin`` client certificate from the PKI store (its CN is the operator, in
@@ -17,10 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from labctl.drivers.kube import KubeClient, KubeTls, UnservedKind
+from labctl.drivers.kubernetes import KubeClient, KubeTls, UnservedKind
 from labctl.errors import AuthenticationError, DriverError, LabctlError
 from labctl.inventory.model import Inventory
-from labctl.pki.session import PkiSession
+from labctl.pki.lab_pki import PkiSession
 from labctl.render.kubernetes import common
 from labctl.render.kubernetes.kubeconfig import embedded_kubeconfig
 

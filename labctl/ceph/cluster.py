@@ -1,4 +1,4 @@
-"""A Ceph session: the inventory's cluster, asked through its monitors' own ``ceph`` CLI.
+"""The Ceph cluster, asked through its monitors' own ``ceph`` CLI (``CephSession``).
 
 Health, quorum and status are decided here once, for ``labctl ceph status``,
 the ceph layer's wait for HEALTH_OK and the power guard alike. Every answer

@@ -2,7 +2,7 @@
 applied, every server a Node.
 
 ``kubernetes.binaries`` sends every node, all at once, the binaries of the
-inventory's version it lacks, from this machine's build (``kube/delivery.py``);
+inventory's version it lacks, from this machine's build (``kubernetes/delivery.py``);
 ``kubernetes.ready`` waits for ``/readyz`` through the API endpoint with the admin
 certificate; ``kubernetes.addons`` server-side applies what the cluster needs
 (``render/kubernetes/addons.py``), changing nothing on a cluster that has it all;
@@ -16,8 +16,8 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, TypeVar
 
 from labctl.errors import LabctlError
-from labctl.kube import delivery
-from labctl.kube.session import KubeSession
+from labctl.kubernetes import delivery
+from labctl.kubernetes.api import KubeSession
 from labctl.render.kubernetes import common
 from labctl.render.kubernetes.addons import Doc, all_addons
 
@@ -68,7 +68,7 @@ class BinariesWork:
             return delivery.node_stale(ssh, folder, names, want)
 
     def _ensure(self, ctx: LayerContext, server: str) -> bool:
-        from labctl.kube.binaries import bin_dir
+        from labctl.kubernetes.binaries import bin_dir
 
         folder, names, want = self._wanted(ctx, server)
         with self._ssh(ctx, server) as ssh:
