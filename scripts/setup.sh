@@ -14,7 +14,8 @@ VENV="$ROOT/.venv"
 # plugins for the pod network that stands in for calico-node's; gcc and libc6-dev
 # build the pause image's static binary (labctl/sim/images.py); iptables (nft backend)
 # is copied into kube-proxy's image from this machine (labctl/sim/images.py); dig asks
-# the cluster's DNS in the end-to-end tests.
+# the cluster's DNS in the end-to-end tests; pkg-config, libssl-dev and libzstd-dev
+# are what coreos-installer's crate links against (scripts/build-coreos-installer.sh).
 DEBIAN_PACKAGES=(
   python3-venv openipmi ipmitool snmpd snmp openssh-server openssh-client
   golang-cfssl etcd-server etcd-client openssl iproute2 procps util-linux
@@ -24,6 +25,7 @@ DEBIAN_PACKAGES=(
   qemu-system-x86 qemu-utils ipxe ipxe-qemu dnsmasq-base ignition ovmf udev
   linux-image-amd64 busybox-static e2fsprogs cpio gpg gpgv
   gcc libc6-dev iptables bind9-dnsutils
+  pkg-config libssl-dev libzstd-dev
 )
 
 # BIRD 1.6.8, the BIRD calico-node embeds, stands in for calico-node on the
@@ -120,9 +122,26 @@ build_kubernetes() {
   "$VENV/bin/python" -m labctl.sim.images "$version" >/dev/null
 }
 
+# coreos-installer, the program Fedora CoreOS installs itself with, from its crate at a
+# pinned version, once per machine (scripts/build-coreos-installer.sh), and the stand-in
+# OS image it lays onto a disk (labctl/sim/osimage.py). Without cargo, the coreos-installer
+# integration test fails until it is built, and says so.
+build_coreos_installer() {
+  [ "$(id -u)" -eq 0 ] || return 0
+  local rc=0
+  "$ROOT/scripts/build-coreos-installer.sh" || rc=$?
+  if [ "$rc" -eq 3 ]; then
+    log "going on without coreos-installer: tests/integration/test_coreos_installer.py will fail until it is built"
+    return 0
+  fi
+  [ "$rc" -eq 0 ] || return "$rc"
+  "$VENV/bin/python" -m labctl.sim.osimage >/dev/null
+}
+
 install_debian_packages
 install_bird1
 install_python
 build_installer
 build_kubernetes
+build_coreos_installer
 export PATH="$VENV/bin:$PATH"
