@@ -13,7 +13,7 @@ plans from between its steps is a small record on the operator's machine
 this run, and with which initial cluster each joined member first started, so
 that its environment file renders the same on every later run. The record is
 written whole to a temporary name and renamed. The layer reads it as two facts
-(``engine/facts.py``), gathered by the runner: ``EtcdChanges`` (who joins and
+(``engine/facts.py``), gathered where the layer reads them: ``EtcdChanges`` (who joins and
 leaves: made for this run by the plan ``etcd: membership``, so pending in a
 dry run, which does not ask the cluster) and ``EtcdJoined`` (how joined
 members started: kept across runs, changed by each ``etcd: add`` plan).

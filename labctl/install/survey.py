@@ -11,7 +11,7 @@ A server that answers nothing and that labctl never installed is a new
 machine: its disks hold nothing of the lab's yet.
 
 The observations are written by local work (``labctl.install.work``) to the
-state directory; the runner gathers them back as the fact ``OsSurvey``
+state directory; they are gathered back as the fact ``OsSurvey``
 (``engine/facts.py``) for the layer's next plan. The survey's dry run looks
 as its run does, so a dry run plans from this run's survey too.
 """

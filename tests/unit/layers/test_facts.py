@@ -1,7 +1,8 @@
 """Facts between plans (engine/facts.py): gathered by the runner, read by layers, one dry-run rule.
 
-The runner gathers what a layer names before its first plan and what a plan
-makes after it is applied, before the layer plans on; a pending fact ends a dry
+A fact a layer names is gathered when first read, once per run, and again only
+after a plan that makes it is applied (a dry run: once); the counts are taken
+through the real runner and local applier; a pending fact ends a dry
 run's layer with one line (or is planned around, said once), and fails a real
 run with the same words. And no layer reads the operator's disk itself.
 """
@@ -16,8 +17,8 @@ from typing import Self
 
 import pytest
 
-from labctl.engine.actions import Run
-from labctl.engine.appliers import Appliers
+from labctl.engine.actions import LocalStep, Run
+from labctl.engine.appliers import Appliers, LocalApplier
 from labctl.engine.executor import Options
 from labctl.engine.facts import FactPending, Facts
 from labctl.engine.layer import LayerContext
@@ -125,6 +126,108 @@ def test_a_fact_nobody_gathered_is_an_error_naming_it(tmp_path: Path) -> None:
     assert LayerContext(ctx.inventory, REFERENCE, tmp_path, facts=Facts.of(Count(3))).fact(
         Count
     ) == Count(3)
+
+
+class Tally:
+    """A fact whose gatherer counts its calls: the state directory's ``tally`` file."""
+
+    gathered = 0
+
+    def __init__(self, value: int) -> None:
+        self.value = value
+
+    @classmethod
+    def gather(cls, ctx: LayerContext) -> Tally:
+        cls.gathered += 1
+        path = ctx.state_dir / "tally"
+        if not path.exists():
+            raise FactPending("no tally yet", "tally: bump")
+        return cls(int(path.read_text()))
+
+    def describe(self) -> str:
+        return f"the tally were {self.value}"
+
+
+class Bump:
+    """Local work: adds one to the tally file (the plan ``tally: bump``)."""
+
+    def apply(self, ctx: LayerContext) -> bool:
+        path = ctx.state_dir / "tally"
+        path.write_text(str(int(path.read_text()) + 1 if path.exists() else 1))
+        return True
+
+    def observe(self, ctx: LayerContext) -> str | None:
+        return "would add one to the tally"
+
+
+class TallyLayer:
+    """Reads the tally ``reads`` times, bumps it when ``bump``, then reads it ``reads``
+    times again; each read's value is kept in ``seen``."""
+
+    facts = (Tally,)
+
+    def __init__(self, name: str, reads: int, bump: bool = False) -> None:
+        self.name, self.reads, self.bump = name, reads, bump
+        self.seen: list[int] = []
+
+    def _read(self, ctx: LayerContext) -> Iterator[Plan]:
+        for n in range(self.reads):
+            self.seen.append(ctx.fact(Tally, otherwise=Tally(0)).value)
+            yield Plan.of(f"{self.name}: read {n}", [LocalStep("tally.read", "read", "")])
+
+    def plans(self, ctx: LayerContext) -> Iterator[Plan]:
+        yield from self._read(ctx)
+        if self.bump:
+            yield Plan.of("tally: bump", [LocalStep("tally.bump", "bump", "")], makes=(Tally,))
+            yield from self._read(ctx)
+
+
+class Nothing:
+    """Local work that changes nothing."""
+
+    def apply(self, ctx: LayerContext) -> bool:
+        return False
+
+    def observe(self, ctx: LayerContext) -> str | None:
+        return None
+
+
+def _tally_run(tmp_path: Path, layers: list[TallyLayer], dry_run: bool) -> int:
+    """How often the runner gathered the tally over ``layers``, applied by the local applier."""
+    (tmp_path / "tally").write_text("5")
+    Tally.gathered = 0
+    ctx = LayerContext(require_inventory(REFERENCE), REFERENCE, tmp_path, dry_run=dry_run)
+    works = {"tally.bump": Bump, "tally.read": Nothing}
+    outcomes = run_layers(
+        layers, ctx, Options(dry_run=dry_run), appliers=Appliers([LocalApplier(ctx, works)])
+    )
+    assert all(o.status == ("dry-run" if dry_run else "applied") for o in outcomes)
+    return Tally.gathered
+
+
+def test_a_fact_no_plan_changes_is_gathered_once_per_run_over_layers(tmp_path: Path) -> None:
+    layers = [TallyLayer("first", 3), TallyLayer("second", 2)]
+    assert _tally_run(tmp_path, layers, dry_run=False) == 1
+    assert [layer.seen for layer in layers] == [[5, 5, 5], [5, 5]]
+
+
+def test_a_fact_is_gathered_again_only_after_a_plan_that_makes_it_is_applied(
+    tmp_path: Path,
+) -> None:
+    layers = [TallyLayer("first", 2, bump=True), TallyLayer("second", 2)]
+    assert _tally_run(tmp_path, layers, dry_run=False) == 2
+    assert [layer.seen for layer in layers] == [[5, 5, 6, 6], [6, 6]]
+
+
+def test_a_dry_run_gathers_each_fact_once_whatever_its_plans_would_make(tmp_path: Path) -> None:
+    layers = [TallyLayer("first", 2, bump=True), TallyLayer("second", 2)]
+    assert _tally_run(tmp_path, layers, dry_run=True) == 1
+    assert [layer.seen for layer in layers] == [[5, 5, 5, 5], [5, 5]]
+    assert (tmp_path / "tally").read_text() == "5"
+
+
+def test_a_fact_no_layer_reads_is_not_gathered(tmp_path: Path) -> None:
+    assert _tally_run(tmp_path, [TallyLayer("idle", 0, bump=True)], dry_run=False) == 0
 
 
 # What reads the operator's machine: the state directory, the inventory's folder (the
