@@ -230,19 +230,111 @@ def test_a_fact_no_layer_reads_is_not_gathered(tmp_path: Path) -> None:
     assert _tally_run(tmp_path, [TallyLayer("idle", 0, bump=True)], dry_run=False) == 0
 
 
-# What reads the operator's machine: the state directory, the inventory's folder (the
-# PKI store, sealed keys), files, and the stores and records that read them.
-READS = {"state_dir", "base_dir", "read_text", "read_bytes", "open", "exists", "load",
-         "PkiSession", "KeyStore", "MembershipRecord", "read_cert", "read_key"}  # fmt: skip
+# Calls that read (or write) the operator's disk: a layer reads a fact instead.
+FILE_METHODS = {"open", "read_text", "read_bytes", "write_text", "write_bytes", "exists",
+                "is_file", "is_dir", "iterdir", "glob", "rglob", "stat", "lstat", "readlink",
+                "resolve", "unlink", "mkdir"}  # fmt: skip
+FILE_FUNCTIONS = {"open", "io.open", "Path.exists", "pathlib.Path.exists"}
+# The context's places on the operator's disk: a store or record opened through one
+# (``MembershipRecord.load(ctx.state_dir)``) is a file read too.
+DISK_PLACES = {"state_dir", "base_dir"}
+
+
+def _dotted(node: ast.expr) -> str | None:
+    """``a.b.c`` for a name or attribute chain, None for anything else."""
+    if isinstance(node, ast.Name):
+        return node.id
+    if isinstance(node, ast.Attribute):
+        base = _dotted(node.value)
+        return f"{base}.{node.attr}" if base else None
+    return None
+
+
+def file_reads(source: str, filename: str = "<layer>") -> list[str]:
+    """Where ``source`` touches files: ``line: call``. Calls to open and to a path's
+    read_text, read_bytes, exists (and the like), any use of ``os`` (``os.path``
+    included), imported or called, and any use of the context's disk places."""
+    found = []
+    for node in ast.walk(ast.parse(source, filename)):
+        if isinstance(node, ast.Import | ast.ImportFrom):
+            module = node.module if isinstance(node, ast.ImportFrom) else None
+            names = [module or ""] + [alias.name for alias in node.names]
+            if any(n == "os" or n.startswith("os.") for n in names if n):
+                found.append(f"{node.lineno}: import of os")
+        elif isinstance(node, ast.Call):
+            name = _dotted(node.func)
+            method = node.func.attr if isinstance(node.func, ast.Attribute) else None
+            if name in FILE_FUNCTIONS or method in FILE_METHODS:
+                found.append(f"{node.lineno}: {name or method}()")
+            elif name is not None and name.split(".")[0] == "os":
+                found.append(f"{node.lineno}: {name}()")
+        elif isinstance(node, ast.Attribute) and node.attr in DISK_PLACES:
+            found.append(f"{node.lineno}: .{node.attr}")
+    return found
 
 
 @pytest.mark.parametrize(
     "path", sorted((ROOT / "labctl" / "layers").glob("*.py")), ids=lambda p: p.name
 )
 def test_layers_read_facts_not_files(path: Path) -> None:
-    names = {
-        node.attr if isinstance(node, ast.Attribute) else node.id
-        for node in ast.walk(ast.parse(path.read_text(), str(path)))
-        if isinstance(node, ast.Attribute | ast.Name)
+    found = file_reads(path.read_text(), str(path))
+    assert not found, f"{path.name} touches files ({'; '.join(found)}): read a fact instead"
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "def plans(ctx):\n    return open(ctx.state_dir / 'x').read()",
+        "def plans(ctx):\n    return (ctx.state_dir / 'x').read_text()",
+        "def plans(ctx):\n    return ctx.base_dir.joinpath('k').read_bytes()",
+        "from pathlib import Path\ndef plans(ctx):\n    return Path.exists(ctx.state_dir)",
+        "def plans(ctx):\n    return (ctx.state_dir / 'survey.json').exists()",
+        "import os\ndef plans(ctx):\n    return os.listdir(ctx.state_dir)",
+        "import os.path\ndef plans(ctx):\n    return os.path.exists('x')",
+        "from os import stat\ndef plans(ctx):\n    return stat('x')",
+        "def plans(ctx):\n    return MembershipRecord.load(ctx.state_dir).joined",
+    ],
+)
+def test_the_file_check_finds_a_planted_read(source: str) -> None:
+    assert file_reads(source)
+
+
+def test_the_file_check_lets_a_fact_read_pass() -> None:
+    assert not file_reads("def plans(ctx):\n    return ctx.fact(Count).value + len('open')")
+
+
+# The state files that are a fact's cache, by the call that reads them: read by the
+# fact's gatherer (a method named ``gather``) and nowhere else in labctl.
+CACHE_READERS = {"MembershipRecord.load", "cls.load", "survey.load", "load"}
+CACHE_MODULES = {"etcd/membership.py", "install/survey.py"}
+
+
+def _cache_reads(path: Path) -> list[tuple[str, int, str]]:
+    """(function, line, call) for each call in ``path`` that reads a fact's cache file."""
+    own = path.relative_to(ROOT / "labctl").as_posix() in CACHE_MODULES
+    found = []
+
+    def visit(node: ast.AST, function: str) -> None:
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef):
+                visit(child, child.name)
+                continue
+            if isinstance(child, ast.Call):
+                name = _dotted(child.func)
+                ours = name in {"MembershipRecord.load", "survey.load"}
+                if ours or (own and name in CACHE_READERS):
+                    found.append((function, child.lineno, str(name)))
+            visit(child, function)
+
+    visit(ast.parse(path.read_text(), str(path)), "<module>")
+    return found
+
+
+def test_a_facts_cache_file_has_one_reader_its_gatherer() -> None:
+    reads = {
+        f"{path.relative_to(ROOT).as_posix()}:{line} {call} in {function}"
+        for path in sorted((ROOT / "labctl").rglob("*.py"))
+        for function, line, call in _cache_reads(path)
     }
-    assert not names & READS, f"{path.name} reads {sorted(names & READS)}: read a fact instead"
+    assert reads, "the check found no reader at all: it looks at nothing"
+    assert all(r.endswith(" in gather") for r in reads), sorted(reads)
