@@ -7,8 +7,8 @@ in their database and no daemon's key is ever fetched from a running cluster.
 They live in one file, ``<pki directory>/ceph-keys.json.encrypted``: the JSON
 map of entity to key, sealed with AES-GCM under a key derived (scrypt) from the
 CA passphrase, as the CA key is sealed under it. Decrypted only in memory:
-the ceph layer reads them as the fact ``CephKeys`` (``engine/facts.py``), which
-the runner gathers (decrypts) after the plan ``ceph: keys`` mints them.
+the ceph layer reads them as the fact ``CephKeys`` (``engine/facts.py``),
+gathered (decrypted) once, when the layer reads it after the plan ``ceph: keys``.
 """
 
 from __future__ import annotations
@@ -48,7 +48,8 @@ def new_key() -> str:
     return cephx_key(os.urandom(16), int(time.time()))
 
 
-@functools.lru_cache(maxsize=4)  # a run opens the file more than once (plan, mint step)
+# A run opens the file twice: the mint step (``ceph.keys``) and the fact's gatherer.
+@functools.lru_cache(maxsize=4)
 def _aead_key(passphrase: bytes, salt: bytes) -> bytes:
     from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 

@@ -26,7 +26,8 @@ class KeysWork:
 
     def observe(self, ctx: LayerContext) -> str | None:
         store = KeyStore.of(ctx.inventory, ctx.base_dir)
-        missing = [e for e in render.entities(ctx.inventory) if e not in store.load()]
+        minted = store.load()  # decrypted once, not once per entity
+        missing = [e for e in render.entities(ctx.inventory) if e not in minted]
         return f"no key yet for {', '.join(missing)}" if missing else None
 
 

@@ -13,9 +13,12 @@ with the same fingerprint is what makes a re-run skip it) and ``retried``
 deadline instead).
 
 A file that holds secrets (a BGP password) carries its masked text as
-``content`` and a ``Fill``: the secrets it holds, by reference, and how to
-write it with their values. The SSH applier writes it filled in; the plan, its
-JSON and the journal only ever see the references (``labctl/secrets/box.py``).
+``content`` and a ``Fill``: the secrets it holds, by reference, and its
+renderer with two secret functions, the masking one (the plan's text) and the
+resolving one (the file's, from the values). Both texts come from the same
+renderer, so no renderer tells a value from its stand-in. The SSH applier
+writes it filled in; the plan, its JSON and the journal only ever see the
+references (``labctl/secrets/box.py``).
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ import json
 import shlex
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 if TYPE_CHECKING:
     from labctl.inventory.model import SecretRef
@@ -43,17 +46,31 @@ class SecretUse:
     used_at: str  # e.g. cluster.calico.peers[0].password
 
 
+# A renderer's secret function (render/bgp_common.py's ``SecretFn``); the engine only
+# hands one to the renderer it came with.
+S = TypeVar("S")
+
+
 @dataclass(frozen=True)
-class Fill:
-    """How a file is written with its secrets' values, given them by reference."""
+class Fill(Generic[S]):
+    """How a file is written: masked for the plan, with its secrets' values for the device."""
 
     uses: tuple[SecretUse, ...]
-    # The renderer, given each secret's value by its reference: pure, called by the
-    # applier that writes the file, never while planning or printing.
-    render: Callable[[Callable[[SecretRef], str]], str] = field(compare=False)
+    # The renderer, given a secret function: pure.
+    render: Callable[[S], str] = field(compare=False)
+    # The secret function that writes each secret's stand-in (never its value).
+    masking: S = field(compare=False)
+    # What makes the secret function that writes each value, from the values by reference.
+    resolving: Callable[[Callable[[SecretRef], str]], S] = field(compare=False)
+
+    def masked(self) -> bytes:
+        """The text a plan holds and prints: the renderer with the masking function."""
+        return self.render(self.masking).encode()
 
     def text(self, values: dict[SecretRef, str]) -> bytes:
-        return self.render(values.__getitem__).encode()
+        """The text the device gets (called by the applier that writes the file, never
+        while planning or printing): the same renderer with the resolving function."""
+        return self.render(self.resolving(values.__getitem__)).encode()
 
 
 @dataclass(frozen=True)
@@ -67,7 +84,7 @@ class PutFile:
     owner: str | None = None
     secret: bool = False  # content never shown in plans or diffs
     # The file holds secrets: ``content`` is its masked text, this writes the real one.
-    fill: Fill | None = None
+    fill: Fill[Any] | None = None
 
     kind: ClassVar[str] = "put-file"
     remembered: ClassVar[bool] = False

@@ -8,18 +8,25 @@ operator's machine for it (the state directory, the PKI store, a sealed file).
 The classes live with their domain (``os/survey.py``, ``etcd/membership.py``,
 ``pki/facts.py``, ``ceph/keys.py``); the engine knows only this protocol.
 
-When facts are gathered: the runner (``engine/runner.py``) gathers every fact a
-layer names in its ``facts`` before asking it for its first plan, and again,
-after applying a plan, each fact that plan names in ``Plan.makes`` (the
-certificates the mint left, the membership the add step recorded), before the
-layer's generator resumes. A test builds the same context with ``Facts.of(...)``
-and compares plans out; no state file is forged.
+When facts are gathered, one rule for every fact: a fact is gathered once
+per run, when a layer that names it in its ``facts`` first reads it
+(``ctx.fact``), and the board keeps it for the rest of the run (a later layer
+that names it reads the same one); a real run forgets it when a plan that
+names it in ``Plan.makes`` is applied (the certificates the mint left, the
+membership the add step recorded), so the next read, in that layer or a later
+one, gathers it again. A fact no plan of the run changes is therefore gathered
+once, and one a plan changes once more after each such plan; nothing is
+gathered that no layer reads. So a plan that changes what a gatherer reads
+must name the fact in its ``makes``. A test builds the same context with
+``Facts.of(...)`` and compares plans out; no state file is forged.
 
 The one dry-run rule, for every fact: a dry run applies nothing, so after a
 plan that would make or change a fact the fact is as it stood before that
-plan. A fact that is not there yet, or that only this run's plan can make (a
-record on disk from an earlier run would be stale), is *pending*: its gatherer
-raises ``FactPending`` naming the plan that makes it. A layer reads a fact with
+plan, and nothing is forgotten: a dry run gathers each fact at most once. A
+fact that is not there yet, or that only this run's plan can make (a record
+on disk from an earlier run would be stale), is *pending*: its gatherer
+raises ``FactPending`` naming the plan that makes it (kept, and raised again
+at each read, as the fact would be). A layer reads a fact with
 ``ctx.fact(Kind)``; a pending fact then
 
 * stops the layer: in a dry run the runner says, once, ``<layer>: the rest is
@@ -72,20 +79,32 @@ F = TypeVar("F", bound=Fact)
 
 @dataclass
 class Facts:
-    """The facts of one run, by class: the runner gathers them, layers read them.
+    """The facts of one run, by class: gathered when first read, kept until a plan changes them.
 
-    The board is the runner's to update; what it holds are immutable facts, or
-    the error their gatherer raised (raised again where a layer reads the fact).
+    The board is the runner's to update (``expect``, ``changed``); what it holds
+    are immutable facts, or the error their gatherer raised (raised again where
+    a layer reads the fact).
     """
 
     _known: dict[type, object | LabctlError] = field(default_factory=dict)
     # What the dry run planned from instead of a pending fact, for the runner to say.
     assumed: list[str] = field(default_factory=list)
+    # The facts the layer being planned names: what a read may gather (engine/runner.py).
+    _named: frozenset[type] = frozenset()
 
     @classmethod
     def of(cls, *facts: object) -> Facts:
         """A board holding ``facts`` (for tests and callers that know them already)."""
         return cls({type(fact): fact for fact in facts})
+
+    def expect(self, kinds: Iterable[type]) -> None:
+        """The layer about to plan names ``kinds``: its reads may gather them."""
+        self._named = frozenset(kinds)
+
+    def changed(self, kinds: Iterable[type]) -> None:
+        """A plan that makes ``kinds`` was applied: the next read gathers them again."""
+        for kind in kinds:
+            self._known.pop(kind, None)
 
     def gather(self, kinds: Iterable[type[F]], ctx: GatherContext) -> None:
         """(Re)gather each of ``kinds`` now; a gatherer's error is kept for the reader."""
@@ -95,15 +114,18 @@ class Facts:
             except LabctlError as exc:
                 self._known[kind] = exc
 
-    def read(self, kind: type[F], dry_run: bool, otherwise: F | None = None) -> F:
-        """The fact of class ``kind`` (the dry-run rule is in the module docstring)."""
+    def read(self, kind: type[F], ctx: GatherContext, otherwise: F | None = None) -> F:
+        """The fact of class ``kind``, gathered now if it is named and not known (the
+        rules are in the module docstring)."""
         if kind not in self._known:
-            raise LabctlError(
-                f"the fact {kind.__name__} was not gathered: the layer must name it in its "
-                "`facts` (or the test give it with Facts.of)"
-            )
+            if kind not in self._named:
+                raise LabctlError(
+                    f"the fact {kind.__name__} was not gathered: the layer must name it in "
+                    "its `facts` (or the test give it with Facts.of)"
+                )
+            self.gather([kind], ctx)
         found = self._known[kind]
-        if isinstance(found, FactPending) and dry_run and otherwise is not None:
+        if isinstance(found, FactPending) and ctx.dry_run and otherwise is not None:
             self.assumed.append(f"planned as if {otherwise.describe()}: {found}")
             return otherwise
         if isinstance(found, LabctlError):

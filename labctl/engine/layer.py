@@ -4,8 +4,9 @@ A layer never talks to a device, nor reads a file. It yields plans one at a
 time; the runner applies each before asking for the next, so a later plan can
 be built from what an earlier one made (certificates are minted by one plan,
 then read to make the next plan's file pushes): the layer names the facts it
-reads (``facts``), a plan names those it makes (``Plan.makes``), and the runner
-gathers them between plans onto ``ctx.facts`` (``engine/facts.py``). Every side
+reads (``facts``), a plan names those it makes (``Plan.makes``), and
+``ctx.facts`` gathers each when the layer first reads it and again after a
+plan that makes it is applied (``engine/facts.py``). Every side
 effect is an action, carried out by the applier for its kind (``engine/appliers.py``).
 
 The engine owns this protocol; ``labctl/layers/`` implements it, one module per
@@ -37,7 +38,7 @@ class LayerContext:
     inventory_path: Path
     state_dir: Path
     dry_run: bool = False
-    # What earlier plans learnt, as typed facts (engine/facts.py); the runner gathers them.
+    # What earlier plans learnt, as typed facts (engine/facts.py), gathered when first read.
     facts: Facts = field(default_factory=Facts)
     # Prefixed to every path a layer writes on a node; "{node}" becomes the server's
     # name. Empty on real labs; tests point every node at one loopback sshd and give
@@ -58,7 +59,7 @@ class LayerContext:
 
     def fact(self, kind: type[F], otherwise: F | None = None) -> F:
         """The fact of class ``kind``; a pending one as ``engine/facts.py`` says."""
-        return self.facts.read(kind, self.dry_run, otherwise)
+        return self.facts.read(kind, self, otherwise)
 
 
 class Layer(Protocol):

@@ -34,8 +34,8 @@ class Plan:
     # Machines this plan installs afresh: what the journal remembers of them is
     # forgotten before it runs (docs/architecture.md, "Journal and lock").
     forgets: frozenset[str] = frozenset()
-    # The facts (engine/facts.py) applying this plan makes or changes: the runner
-    # gathers them again before the layer plans on. Not part of what the plan prints.
+    # The facts (engine/facts.py) applying this plan makes or changes: once it is
+    # applied, their next read gathers them again. Not part of what the plan prints.
     makes: tuple[type, ...] = ()
 
     def __post_init__(self) -> None:

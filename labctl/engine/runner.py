@@ -3,9 +3,10 @@
 The run owns the appliers: it is handed one set (``labctl/run.py`` assembles
 them above the engine: SSH to the nodes, the BMCs, every layer's local work),
 hands every layer's plans to the same executor, and closes them all at the end,
-whatever happened. Between plans it gathers the facts a layer reads
-(``engine/facts.py``): all it names before its first plan, and those each plan
-makes once it is applied.
+whatever happened. It tells the run's facts (``engine/facts.py``) which ones
+the layer being planned names, so its first read gathers them, and which ones
+each applied plan made, so the next read gathers those again; a dry run
+applies nothing and so changes no fact.
 """
 
 from __future__ import annotations
@@ -48,7 +49,8 @@ def _plans(
     outcome: LayerOutcome,
     announce: Callable[[str], None],
 ) -> Iterator[Plan]:
-    """The layer's plans, its facts gathered first; a dry run's pending facts said once.
+    """The layer's plans, its facts gathered as it reads them; a dry run's pending facts
+    said once.
 
     In a dry run a pending fact ends the layer with one line; in a real run it is
     the error it is (engine/facts.py)."""
@@ -57,7 +59,7 @@ def _plans(
         outcome.pending.append(line)
         announce(f"{layer.name}: {line}")
 
-    ctx.facts.gather(getattr(layer, "facts", ()), ctx)
+    ctx.facts.expect(getattr(layer, "facts", ()))
     plans = layer.plans(ctx)
     while True:
         try:
@@ -111,7 +113,8 @@ def run_layers(
                 if not report.ok:
                     outcome.status = "failed"
                     break
-                ctx.facts.gather(plan.makes, ctx)  # what it made, before the layer plans on
+                if not options.dry_run:  # what it made is read afresh, before the layer plans on
+                    ctx.facts.changed(plan.makes)
             if outcome.status == "failed":
                 announce(f"{layer.name} failed; later layers were not run")
                 break

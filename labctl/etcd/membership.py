@@ -11,10 +11,15 @@ The decisions here are pure (live members in, changes out). What the layer
 plans from between its steps is a small record on the operator's machine
 (``etcd-membership.json`` in the state directory): who is joining and leaving
 this run, and with which initial cluster each joined member first started, so
-that its environment file renders the same on every later run. The record is
-written whole to a temporary name and renamed. The layer reads it as two facts
-(``engine/facts.py``), gathered by the runner: ``EtcdChanges`` (who joins and
-leaves: made for this run by the plan ``etcd: membership``, so pending in a
+that its environment file renders the same on every later run. The journal
+cannot stand in for it: it keeps fingerprints, not the initial cluster and
+member ids a later run renders from, nor the leaver a run stopped after
+removing (its node is cleaned up by the next run). The record is the facts'
+cache: the gatherers below are its one reader (``load``); the work that
+changes it (``etcd/work.py``) starts from the facts, writes it whole to a
+temporary name and renames it, and its plan names the facts it changes.
+The layer reads it as two facts (``engine/facts.py``): ``EtcdChanges`` (who
+joins and leaves: made for this run by the plan ``etcd: membership``, so pending in a
 dry run, which does not ask the cluster) and ``EtcdJoined`` (how joined
 members started: kept across runs, changed by each ``etcd: add`` plan).
 """
@@ -56,6 +61,7 @@ class MembershipRecord:
 
     @classmethod
     def load(cls, state_dir: Path) -> MembershipRecord:
+        """The record on disk: for the facts' gatherers only (the module paragraph)."""
         path = state_dir / RECORD_NAME
         if not path.exists():
             return cls(path)
@@ -65,6 +71,17 @@ class MembershipRecord:
             list(data.get("joining", [])),
             dict(data.get("leaving", {})),
             {name: (v["initial_cluster"], v["member_id"]) for name, v in data["joined"].items()},
+        )
+
+    @classmethod
+    def known(cls, ctx: LayerContext) -> MembershipRecord:
+        """The record as the run's facts hold it, for the work that changes it."""
+        found, joined = ctx.fact(EtcdChanges), ctx.fact(EtcdJoined)
+        return cls(
+            ctx.state_dir / RECORD_NAME,
+            list(found.joining),
+            dict(found.leaving),
+            dict(joined.joined),
         )
 
     def save(self) -> None:

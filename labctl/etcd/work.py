@@ -136,7 +136,7 @@ class MembershipWork:
     """Record who joins and who leaves this run (a record only: the lab is not touched)."""
 
     def apply(self, ctx: LayerContext) -> bool:
-        record = MembershipRecord.load(ctx.state_dir)
+        record = MembershipRecord.known(ctx)
         with EtcdSession(ctx.inventory, ctx.base_dir) as session:
             if session.reachable_unhealthy() is None:
                 record.joining = []  # no cluster answers: the members form a new one
@@ -165,7 +165,7 @@ class AddWork:
 
     def apply(self, ctx: LayerContext) -> bool:
         url = wanted_peers(ctx.inventory)[self.name]
-        record = MembershipRecord.load(ctx.state_dir)
+        record = MembershipRecord.known(ctx)
         with EtcdSession(ctx.inventory, ctx.base_dir) as session:
             client = session.client()
             live = client.members()
@@ -268,7 +268,7 @@ class LeftWork:
         self.name = name
 
     def apply(self, ctx: LayerContext) -> bool:
-        record = MembershipRecord.load(ctx.state_dir)
+        record = MembershipRecord.known(ctx)
         record.leaving.pop(self.name, None)
         record.joined.pop(self.name, None)
         record.save()

@@ -42,7 +42,7 @@ from labctl.inventory import topology
 from labctl.inventory.model import Inventory, SecretRef
 from labctl.inventory.problems import format_path
 from labctl.render import bird, calico_node, switches
-from labctl.render.bgp_common import SecretFn, masked
+from labctl.render.bgp_common import SecretFn, Written, masking, resolving
 
 FRR_CONFIG = "/etc/frr/frr.conf"
 FRR_UNIT = "frr"
@@ -62,14 +62,17 @@ def frr_switches(ctx: LayerContext) -> list[str]:
     ]
 
 
-def fill_for(inventory: Inventory, render: Callable[[SecretFn], str]) -> tuple[str, Fill | None]:
+def fill_for(
+    inventory: Inventory, render: Callable[[SecretFn], str]
+) -> tuple[str, Fill[SecretFn] | None]:
     """A configuration's masked text, and how to write it with its passwords (None: it has
-    none). Which secrets it holds is what ``render`` asks for, so the two cannot disagree."""
+    none). Which secrets it holds is what ``render`` asks for, so the two cannot disagree;
+    both texts are ``render``'s, given the masking or the resolving secret function."""
     asked: list[SecretRef] = []
 
-    def record(ref: SecretRef) -> str:
+    def record(ref: SecretRef, written: Written) -> str:
         asked.append(ref)
-        return masked(ref)
+        return masking(ref, written)
 
     text = render(record)
     if not asked:
@@ -82,7 +85,8 @@ def fill_for(inventory: Inventory, render: Callable[[SecretFn], str]) -> tuple[s
     if calico.mesh_password is not None:
         places.setdefault(calico.mesh_password, "cluster.calico.mesh_password")
     uses = tuple(SecretUse(ref, places.get(ref, "cluster.calico")) for ref in dict.fromkeys(asked))
-    return text, Fill(uses, render)
+    fill: Fill[SecretFn] = Fill(uses, render, masking, resolving)
+    return fill.masked().decode(), fill
 
 
 def _digest(*texts: str) -> str:

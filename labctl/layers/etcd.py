@@ -166,7 +166,11 @@ class EtcdLayer:
             yield Plan.of("etcd: remove " + name, [member_step("etcd.remove", name)])
             if any(s.name == name for s in inventory.servers):
                 yield Plan.of("etcd: stop " + name, leave_actions(ctx, name, member_id))
-            yield Plan.of("etcd: forget " + name, [member_step("etcd.left", name)])
+            yield Plan.of(
+                "etcd: forget " + name,
+                [member_step("etcd.left", name)],
+                makes=(EtcdChanges, EtcdJoined),
+            )
         yield Plan.of(
             "etcd: health",
             [

@@ -3,7 +3,7 @@
 Two plans. The first is one local step, ``pki.mint`` (the local applier runs
 it through a ``PkiSession``; its dry run reads the store and says what would
 be re-minted). The second is built from the store the first left behind (the
-fact ``PkiFiles``, ``pki/facts.py``, which the runner gathers between them):
+fact ``PkiFiles``, ``pki/facts.py``, gathered afresh once the mint is applied):
 for every server, wait until it answers SSH (the power layer may have just
 switched it on), then write its certificates and keys (``pki/placement.py``
 says which and where).

@@ -11,9 +11,13 @@ A server that answers nothing and that labctl never installed is a new
 machine: its disks hold nothing of the lab's yet.
 
 The observations are written by local work (``labctl.os.work``) to the
-state directory; the runner gathers them back as the fact ``OsSurvey``
+state directory; they are gathered back as the fact ``OsSurvey``
 (``engine/facts.py``) for the layer's next plan. The survey's dry run looks
-as its run does, so a dry run plans from this run's survey too.
+as its run does, so a dry run plans from this run's survey too. Every run
+surveys afresh (the step is not remembered), so resume never reads an
+earlier run's survey: the file is only the hand-off from the survey step to
+the fact, and ``OsSurvey.gather`` is its one reader (``load``); the refusal
+step reads the fact.
 """
 
 from __future__ import annotations
@@ -129,7 +133,8 @@ def save(state_dir: Path, observed: Iterable[Observation]) -> None:
 
 
 def load(state_dir: Path) -> dict[str, Observation]:
-    """The last survey; empty when there is none (nothing is decided without one)."""
+    """The last survey; empty when there is none (nothing is decided without one). For
+    ``OsSurvey.gather`` only (the module paragraph)."""
     try:
         data = json.loads(survey_path(state_dir).read_text())
     except (OSError, json.JSONDecodeError):

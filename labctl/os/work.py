@@ -148,7 +148,7 @@ class ArmWork(ServerWork):
 
 class RefuseWork(ServerWork):
     def _reason(self, ctx: LayerContext) -> str:
-        observed = survey.load(ctx.state_dir)
+        observed = ctx.fact(survey.OsSurvey).by_server
         for decision in survey.decide(ctx.inventory, observed):
             if decision.server == self.server and decision.action == survey.REFUSE:
                 return decision.reason

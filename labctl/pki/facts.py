@@ -2,9 +2,9 @@
 
 The pki layer pushes these files and the kubernetes layer restarts a service
 when its node's files change (their digest is in every restart trigger). Both
-read them as the fact ``PkiFiles`` (``engine/facts.py``), which the runner
-gathers after the plan ``pki: mint`` (and before any layer that names it), so
-neither layer opens the store inside ``plans()``. A store without a CA is
+read them as the fact ``PkiFiles`` (``engine/facts.py``), gathered once per
+run where first read and again after the plan ``pki: mint``, so neither layer
+opens the store inside ``plans()``. A store without a CA is
 pending, and so are the files of a server it has no certificates for yet (one
 added since the last mint): ``pki: mint`` makes them.
 """

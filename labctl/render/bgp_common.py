@@ -13,9 +13,21 @@ from dataclasses import dataclass
 
 from labctl.inventory.model import Inventory, SecretRef
 
-# How a render gets a BGP password: the real value when pushing a configuration,
-# a stand-in naming the reference when printing one (secrets are never shown).
-SecretFn = Callable[[SecretRef], str]
+
+@dataclass(frozen=True)
+class Written:
+    """How one render writes a secret in its file's syntax: ``value`` checks and quotes a
+    real value (a refusal never shows it); ``stand_in`` writes the printed stand-in."""
+
+    value: Callable[[str], str]
+    stand_in: Callable[[str], str]
+
+
+# How a render gets a BGP password's text: it names the secret and how its syntax
+# writes one; the function decides what is written. ``masking`` (a plan, a print:
+# secrets are never shown) writes the stand-in, ``resolving(...)`` (the file pushed)
+# the value. The render never sees which one it was given.
+SecretFn = Callable[[SecretRef, Written], str]
 
 
 def masked(ref: SecretRef) -> str:
@@ -25,6 +37,17 @@ def masked(ref: SecretRef) -> str:
     if ref.file is not None:
         return f"<secret from file {ref.file}>"
     return "<secret written in the inventory>"
+
+
+def masking(ref: SecretRef, written: Written) -> str:
+    """The secret function of every printed or planned text: the stand-in, never the value."""
+    return written.stand_in(masked(ref))
+
+
+def resolving(value: Callable[[SecretRef], str]) -> SecretFn:
+    """The secret function of a file pushed: each secret's ``value(ref)``, checked and
+    written as the render's syntax requires."""
+    return lambda ref, written: written.value(value(ref))
 
 
 @dataclass(frozen=True)

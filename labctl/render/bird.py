@@ -17,11 +17,12 @@ text, so the golden files compare structure rather than a template's output.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 
 from labctl.errors import RenderError
 from labctl.inventory import topology
 from labctl.inventory.model import Inventory, Server
-from labctl.render.bgp_common import SecretFn, announced, masked
+from labctl.render.bgp_common import SecretFn, Written, announced, masking
 from labctl.render.quoting import bird_string
 
 CONFIG_PATH = "/etc/calico/confd/config/bird.cfg"
@@ -126,6 +127,12 @@ def _ip_key(address: str) -> tuple[int, ...]:
     return tuple(int(p) for p in address.split("."))
 
 
+# A password is a BIRD string; so is its printed stand-in.
+PASSWORD = Written(
+    value=partial(bird_string, "a BGP password"), stand_in=partial(bird_string, "a BGP password")
+)
+
+
 def _peers(inventory: Inventory, server: Server, secret: SecretFn) -> list[Statement]:
     calico = inventory.cluster.calico
     out: list[Statement] = []
@@ -148,12 +155,12 @@ def _peers(inventory: Inventory, server: Server, secret: SecretFn) -> list[State
         elif calico.mesh_password is not None:
             ref = calico.mesh_password
         if ref is not None:
-            body.append(f"password {bird_string('a BGP password', secret(ref))};")
+            body.append(f"password {secret(ref, PASSWORD)};")
         out.append(Block(f"protocol bgp {s.protocol} from bgp_template", tuple(body)))
     return out
 
 
-def config(inventory: Inventory, server: Server, secret: SecretFn = masked) -> str:
+def config(inventory: Inventory, server: Server, secret: SecretFn = masking) -> str:
     """``bird.cfg`` for ``server``; BGP passwords through ``secret`` (masked by default)."""
     address = topology.bgp_address(inventory, server)
     statements: list[Statement] = [

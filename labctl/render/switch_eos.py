@@ -9,10 +9,11 @@ here has run on EOS in this project: it is checked by golden files only
 from __future__ import annotations
 
 import ipaddress
+from functools import partial
 
 from labctl.inventory import topology
-from labctl.inventory.model import Inventory, SecretRef, Switch
-from labctl.render.bgp_common import SecretFn, announced, masked
+from labctl.inventory.model import Inventory, Switch
+from labctl.render.bgp_common import SecretFn, Written, announced, masking
 from labctl.render.quoting import config_lines, config_word, hostname
 from labctl.render.switch_ports import DEFAULT_VLAN, ports, vlans
 
@@ -25,14 +26,13 @@ def _prefix(inventory: Inventory, network: str, address: str) -> str:
     return f"{address}/{net.prefixlen}"
 
 
-def _password(secret: SecretFn, ref: SecretRef) -> str:
-    """The password as one CLI word; the printed stand-in (``masked``) is shown as is."""
-    value = secret(ref)
-    # The stand-in (a plan, a print) names the reference; only a real value is checked.
-    return value if value == masked(ref) else config_word("a BGP password", value, show=False)
+# A password is one CLI word; its printed stand-in (with blanks) is shown as is.
+PASSWORD = Written(
+    value=partial(config_word, "a BGP password", show=False), stand_in=lambda text: text
+)
 
 
-def config(inventory: Inventory, switch: Switch, secret: SecretFn = masked) -> str:
+def config(inventory: Inventory, switch: Switch, secret: SecretFn = masking) -> str:
     calico = inventory.cluster.calico
     lines = [f"hostname {hostname('switch name', switch.name)}", "!"]
     for v in vlans(inventory):
@@ -93,7 +93,7 @@ def config(inventory: Inventory, switch: Switch, secret: SecretFn = masked) -> s
             (p.password for p in calico.peers if p.switch == switch.name and p.password), None
         )
         if password is not None:
-            lines.append(f"   neighbor {GROUP} password 0 {_password(secret, password)}")
+            lines.append(f"   neighbor {GROUP} password 0 {secret(password, PASSWORD)}")
         seen = set()
         for s in sessions:
             if s.local_address not in seen:

@@ -13,23 +13,24 @@ module attaches to the switch's snmpd.
 
 from __future__ import annotations
 
+from functools import partial
+
 from labctl.inventory import topology
-from labctl.inventory.model import Inventory, SecretRef, Switch
-from labctl.render.bgp_common import SecretFn, announced, masked
+from labctl.inventory.model import Inventory, Switch
+from labctl.render.bgp_common import SecretFn, Written, announced, masking
 from labctl.render.quoting import config_lines, config_word, hostname
 
 GROUP = "CALICO"
 IMPORT = "CALICO-IN"
 
 
-def _password(secret: SecretFn, ref: SecretRef) -> str:
-    """The password as one CLI word; the printed stand-in (``masked``) is shown as is."""
-    value = secret(ref)
-    # The stand-in (a plan, a print) names the reference; only a real value is checked.
-    return value if value == masked(ref) else config_word("a BGP password", value, show=False)
+# A password is one CLI word; its printed stand-in (with blanks) is shown as is.
+PASSWORD = Written(
+    value=partial(config_word, "a BGP password", show=False), stand_in=lambda text: text
+)
 
 
-def config(inventory: Inventory, switch: Switch, secret: SecretFn = masked) -> str:
+def config(inventory: Inventory, switch: Switch, secret: SecretFn = masking) -> str:
     calico = inventory.cluster.calico
     sessions = topology.switch_sessions(inventory, switch.name)
     lines = [
@@ -55,7 +56,7 @@ def config(inventory: Inventory, switch: Switch, secret: SecretFn = masked) -> s
             (p.password for p in calico.peers if p.switch == switch.name and p.password), None
         )
         if password is not None:
-            lines.append(f" neighbor {GROUP} password {_password(secret, password)}")
+            lines.append(f" neighbor {GROUP} password {secret(password, PASSWORD)}")
         lines += [
             f" neighbor {GROUP} timers {calico.keepalive_time} {calico.hold_time}",
             # A node that comes back is peered again within a second, not FRR's 10.

@@ -10,12 +10,12 @@ from __future__ import annotations
 import ipaddress
 
 from labctl.inventory.model import Inventory, Switch
-from labctl.render.bgp_common import SecretFn, masked
+from labctl.render.bgp_common import SecretFn, masking
 from labctl.render.quoting import config_lines, hostname
 from labctl.render.switch_ports import DEFAULT_VLAN, ports, vlans
 
 
-def config(inventory: Inventory, switch: Switch, secret: SecretFn = masked) -> str:
+def config(inventory: Inventory, switch: Switch, secret: SecretFn = masking) -> str:
     del secret  # no secrets on an access switch's ports
     lines = [f"hostname {hostname('switch name', switch.name)}", "!"]
     for v in vlans(inventory):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from labctl.inventory.model import Inventory, Switch
 from labctl.render import switch_eos, switch_frr, switch_ios
-from labctl.render.bgp_common import SecretFn, masked
+from labctl.render.bgp_common import SecretFn, masking
 
 RENDERERS = {"frr": switch_frr.config, "eos": switch_eos.config, "ios": switch_ios.config}
 
@@ -20,7 +20,7 @@ class NoPlatform(ValueError):
 
 
 def config(
-    inventory: Inventory, switch: Switch, secret: SecretFn = masked, platform: str | None = None
+    inventory: Inventory, switch: Switch, secret: SecretFn = masking, platform: str | None = None
 ) -> str:
     dialect = platform or switch.platform
     if dialect is None:

@@ -80,7 +80,7 @@ class SecretBox:
         return self._values[use.ref]
 
     def lookup(self, uses: Sequence[SecretUse]) -> dict[SecretRef, str]:
-        """Every secret in ``uses`` by its reference, as a renderer's ``SecretFn`` reads them."""
+        """Every secret in ``uses`` by its reference, for ``Fill.text`` (engine/actions.py)."""
         return {use.ref: self.value(use) for use in uses}
 
     def seal(self, uses: Sequence[SecretUse]) -> str:

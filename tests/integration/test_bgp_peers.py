@@ -24,6 +24,7 @@ from labctl.drivers.ssh import SshTarget
 from labctl.inventory import require_inventory
 from labctl.inventory.model import Inventory, SecretRef
 from labctl.render import bird, switches
+from labctl.render.bgp_common import resolving
 from tests.conftest import REFERENCE
 from tests.peers import bgp
 from tests.peers.sshd import SshdPeer, running_sshd
@@ -147,9 +148,9 @@ def test_a_bgp_password_makes_the_session_only_when_both_sides_agree(
     gets past the TCP handshake."""
     guarded = _with_password(inventory)
     kek = next(s for s in guarded.switches if s.name == "kek-core")
-    switch_cfg = switches.config(guarded, kek, secret=lambda ref: switch_says)
+    switch_cfg = switches.config(guarded, kek, secret=resolving(lambda ref: switch_says))
     node_cfg = bird.config(
-        guarded, guarded.server("fohn"), secret=lambda ref: "same-password-both-sides"
+        guarded, guarded.server("fohn"), secret=resolving(lambda ref: "same-password-both-sides")
     )
     assert 'password "same-password-both-sides";' in node_cfg
     assert f"neighbor CALICO password {switch_says}" in switch_cfg
@@ -187,7 +188,7 @@ def test_switch_diff_compares_the_password_by_value_and_never_prints_it(
     kek = next(s for s in guarded.switches if s.name == "kek-core")
     rendered, hidden = with_secrets(guarded, kek, None, REFERENCE.parent)
     assert f" neighbor CALICO password {value}\n" in rendered
-    node_cfg = bird.config(guarded, guarded.server("fohn"), secret=lambda ref: value)
+    node_cfg = bird.config(guarded, guarded.server("fohn"), secret=resolving(lambda ref: value))
     with bgp.bgp_pair(tmp_path, "kek-core", rendered, node_cfg,
                       "31.31.164.210/28", "31.31.164.220/28") as pair:  # fmt: skip
         argv = ["nsenter", "--uts", f"--target={pair.zebra_pid}", *pair.vtysh_argv(), "-c",

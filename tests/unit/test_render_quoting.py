@@ -34,6 +34,7 @@ from labctl.etcd.restore import restore_command
 from labctl.inventory import require_inventory
 from labctl.inventory.model import Inventory, SecretRef
 from labctl.render import bird, boot, ceph, etcd, ignition, switch_frr, systemd
+from labctl.render.bgp_common import resolving
 from labctl.render.kubernetes import addons, kubelet
 from labctl.render.systemd import env_text, unit_text
 from labctl.sim.platform import SimPlatform
@@ -535,8 +536,8 @@ def test_bird_accepts_the_config_with_one_password_per_session(
     calico = dataclasses.replace(calico, mesh_password=SecretRef(literal="ref"))
     inventory = patched(INVENTORY, "cluster.calico", calico)
     server = inventory.server("fohn")
-    normal = bird.config(inventory, server, lambda ref: "secret")
-    text = rendered(lambda: bird.config(inventory, server, lambda ref: password))
+    normal = bird.config(inventory, server, resolving(lambda ref: "secret"))
+    text = rendered(lambda: bird.config(inventory, server, resolving(lambda ref: password)))
     if text is None:
         return
     assert text.count("password ") == normal.count("password ")
@@ -554,7 +555,7 @@ def test_line_based_configs_refuse_a_line_break_without_showing_it() -> None:
     calico = dataclasses.replace(INVENTORY.cluster.calico, mesh_password=SecretRef(literal="r"))
     inventory = patched(INVENTORY, "cluster.calico", calico)
     with pytest.raises(ValueError) as refused:
-        bird.config(inventory, server, lambda ref: 's3cr3t"\nprotocol x')
+        bird.config(inventory, server, resolving(lambda ref: 's3cr3t"\nprotocol x'))
     assert "s3cr3t" not in str(refused.value)
     boot_ = dataclasses.replace(INVENTORY.lab.boot, interface="eth0\ndhcp-script=/tmp/x")  # type: ignore[type-var]
     lab = dataclasses.replace(INVENTORY.lab, boot=boot_)
@@ -603,7 +604,7 @@ def test_vtysh_accepts_the_frr_config_with_the_values_in_their_place(
     inventory = patched(INVENTORY, "cluster.calico", calico)
     switches = tuple(switch if s is kek else s for s in INVENTORY.switches)
     inventory = dataclasses.replace(inventory, switches=switches)
-    text = rendered(lambda: switch_frr.config(inventory, switch, lambda ref: password))
+    text = rendered(lambda: switch_frr.config(inventory, switch, resolving(lambda ref: password)))
     if text is None:
         return
     lines = text.split("\n")

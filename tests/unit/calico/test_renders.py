@@ -12,7 +12,7 @@ import yaml
 from labctl.inventory import check_text, topology
 from labctl.inventory.model import Inventory
 from labctl.render import bird, calico, calico_node, calico_standin, switches
-from labctl.render.bgp_common import masked
+from labctl.render.bgp_common import masked, resolving
 from tests.conftest import REFERENCE, assert_golden
 
 REFERENCE_TEXT = REFERENCE.read_text()
@@ -135,13 +135,40 @@ def test_passwords_are_references_in_resources_and_masked_in_printed_configs() -
     assert kek is not None
     printed = switches.config(inv, kek)
     assert "neighbor CALICO password <secret from environment variable LABCTL_BGP_KEK>" in printed
-    pushed = switches.config(inv, kek, secret=lambda ref: "s3cret")
+    pushed = switches.config(inv, kek, secret=resolving(lambda ref: "s3cret"))
     assert "neighbor CALICO password s3cret" in pushed
-    fohn = bird.config(inv, inv.server("fohn"), secret=lambda ref: "s3cret")
+    fohn = bird.config(inv, inv.server("fohn"), secret=resolving(lambda ref: "s3cret"))
     assert fohn.count('password "s3cret";') == 1  # the kek-core session only
     assert masked(inv.cluster.calico.peers[0].password) not in bird.config(
-        inv, inv.server("fohn"), secret=lambda ref: "x"
+        inv, inv.server("fohn"), secret=resolving(lambda ref: "x")
     )
+
+
+@pytest.mark.parametrize("platform", ["frr", "eos"])
+def test_a_password_equal_to_its_stand_in_is_checked_like_any_value(platform: str) -> None:
+    """The file pushed is the render given the resolving secret function, whatever the
+    value: one that reads like its printed stand-in (blanks in it) is refused as a CLI
+    word, not pushed as if it were the stand-in."""
+    from functools import partial
+
+    from labctl.errors import RenderError
+    from labctl.layers.calico import fill_for
+
+    inv = _edit(
+        ("{switch: kek-core, address: 31.31.164.210, nodes: all}",
+         "{switch: kek-core, address: 31.31.164.210, nodes: all, "
+         "password: {env: LABCTL_BGP_KEK}}"),
+    )  # fmt: skip
+    kek = topology.switch(inv, "kek-core")
+    assert kek is not None
+    text, fill = fill_for(inv, partial(switches.config, inv, kek, platform=platform))
+    assert fill is not None and fill.masked().decode() == text
+    (ref,) = (use.ref for use in fill.uses)
+    assert masked(ref) in text  # the plan's text shows the stand-in
+    assert b" password" in fill.text({ref: "one-word-s3cret"})
+    with pytest.raises(RenderError, match="a BGP password must be one word") as refused:
+        fill.text({ref: masked(ref)})
+    assert masked(ref) not in str(refused.value)  # a refusal never shows the value
 
 
 def test_a_switch_without_platform_is_refused_with_a_sentence(inventory: Inventory) -> None:

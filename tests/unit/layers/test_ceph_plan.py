@@ -156,3 +156,51 @@ def test_the_keys_fact_is_decrypted_from_the_sealed_file_once_minted(
     gathered = CephKeys.gather(ctx)
     assert gathered.as_dict() == fixed_keys(ctx.inventory)
     assert not any(key in repr(gathered) for key in gathered.as_dict().values())  # never printed
+
+
+@pytest.mark.parametrize("dry_run", [False, True])
+def test_a_run_decrypts_the_ceph_keys_once_for_the_mint_step_and_once_for_the_fact(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, dry_run: bool
+) -> None:
+    """Through the real runner and the real ``ceph.keys`` work, keys minted already: the
+    step opens the sealed file once (it used to once per entity in a dry run) and the
+    layer's fact is gathered once (it used to be before the first plan and again after)."""
+    from collections.abc import Iterator
+
+    from labctl.ceph import keys as ceph_keys
+    from labctl.ceph.work import KeysWork
+    from labctl.engine.appliers import Appliers, LocalApplier
+    from labctl.engine.executor import Options
+    from labctl.engine.plan import Plan
+    from labctl.engine.runner import run_layers
+
+    class KeysThenFirstPlan:
+        """The ceph layer up to building the plan after the keys (which reads the fact);
+        that plan is not applied: it reaches the nodes."""
+
+        name = "ceph"
+        facts = CephLayer.facts
+
+        def plans(self, ctx: LayerContext) -> Iterator[Plan]:
+            plans = CephLayer().plans(ctx)
+            yield next(plans)
+            next(plans)
+
+    monkeypatch.setenv("LABCTL_CA_PASSPHRASE", "golden-passphrase")
+    path = tmp_path / "inventory.yaml"
+    path.write_text(REFERENCE.read_text())
+    inventory = require_inventory(path)
+    KeyStore.of(inventory, tmp_path).save(fixed_keys(inventory))
+    unsealed: list[int] = []
+    real_unseal = ceph_keys.unseal
+
+    def counting_unseal(data: bytes, passphrase: bytes) -> dict[str, str]:
+        unsealed.append(1)
+        return real_unseal(data, passphrase)
+
+    monkeypatch.setattr(ceph_keys, "unseal", counting_unseal)
+    ctx = LayerContext(inventory, path, tmp_path / "state", dry_run=dry_run)
+    appliers = Appliers([LocalApplier(ctx, {"ceph.keys": KeysWork})])
+    (outcome,) = run_layers([KeysThenFirstPlan()], ctx, Options(dry_run=dry_run), appliers=appliers)
+    assert [r.as_dict()["layer"] for r in outcome.reports] == ["ceph: keys"]
+    assert len(unsealed) == 2

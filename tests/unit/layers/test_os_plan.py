@@ -69,6 +69,21 @@ def test_a_data_node_that_was_installed_is_refused_without_the_flag(
     assert next(s["name"] for s in install["chequita"] if s["kind"] == "local") == "os.arm"
 
 
+def test_the_refusal_step_says_why_from_the_survey_fact_not_its_file(
+    inventory: Inventory, tmp_path: Path
+) -> None:
+    """The survey file's one reader is the fact's gatherer: the refusal reads the fact."""
+    from labctl.errors import LabctlError
+    from labctl.os.work import RefuseWork
+
+    ctx = LayerContext(
+        inventory, REFERENCE, tmp_path, facts=Facts.of(survey.OsSurvey((INSTALLED, WRONG_OS)))
+    )
+    assert not survey.survey_path(tmp_path).exists()
+    with pytest.raises(LabctlError, match="wind: answers SSH but runs debian, not flatcar"):
+        RefuseWork("wind").apply(ctx)
+
+
 def test_decisions(inventory: Inventory) -> None:
     decide = survey.decide_one
     fohn = inventory.server("fohn")
