@@ -10,7 +10,8 @@ iterative pass, reporting duplicate keys on the way.
 from __future__ import annotations
 
 import gc
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -76,6 +77,25 @@ class SourceMap:
         if path in self.keys:
             return _position(self.keys[path])
         return self.value_at(path)
+
+
+@contextmanager
+def paused_collector() -> Iterator[None]:
+    """Pause Python's cyclic garbage collector for a pure build of acyclic data.
+
+    Loading and checking make ~100 long-lived objects per server and no reference
+    cycles; the collector would walk the growing tree again and again for nothing
+    (0.25 s of 0.57 s when loading 1,000 servers). Nested pauses resume once, at the
+    outermost exit; reference counting frees memory as usual meanwhile.
+    """
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
 
 
 class LoadFailed(Exception):
@@ -331,13 +351,9 @@ def load_yaml(text: str, file: str) -> tuple[Any, SourceMap]:
     """Parse one YAML document; raise ``LoadFailed`` with positioned problems."""
     builder = _Builder(file)
     loader = _Loader(text)
-    # The loop makes ~100 long-lived objects per server and no reference cycles: the
-    # cyclic collector would walk the growing tree again and again for nothing
-    # (0.25 s of 0.57 s on 1,000 servers), so it pauses while the tree is built.
-    collecting = gc.isenabled()
-    gc.disable()
     try:
-        builder.run(loader.get_event)
+        with paused_collector():
+            builder.run(loader.get_event)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         position = Position(mark.line + 1, mark.column + 1) if mark else None
@@ -349,8 +365,6 @@ def load_yaml(text: str, file: str) -> tuple[Any, SourceMap]:
         raise LoadFailed([Problem("LAB001", Severity.ERROR, message, file, None)]) from None
     finally:
         loader.dispose()
-        if collecting:
-            gc.enable()
     if builder.problems:
         raise LoadFailed(builder.problems)
     if builder.documents == 0 or (builder.root is None and not builder.source.values):
