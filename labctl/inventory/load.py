@@ -139,6 +139,7 @@ _MISSING = object()
 _DUPLICATE = "\0duplicate"
 _COMPLEX = "\0complex"
 _MERGE = "<<\0merge"
+_SPECIAL_KEYS = frozenset((_DUPLICATE, _COMPLEX, _MERGE))
 
 
 class _Builder:
@@ -167,6 +168,7 @@ class _Builder:
     def run(self, get_event: Callable[[], ev.Event | None]) -> None:
         stack = self.stack
         values = self.source.values
+        keys = self.source.keys
         plain = self.plain
         scalar_event = ev.ScalarEvent
         mapping_start = ev.MappingStartEvent
@@ -181,8 +183,16 @@ class _Builder:
                     top = stack[-1]
                     if top.is_list:
                         path = (*top.path, len(top.container))
-                    elif top.key is None:
-                        self.on_key(event, top)  # type: ignore[arg-type]
+                    elif top.key is None:  # a key: inline for a plain new one
+                        key = event.value  # type: ignore[attr-defined]
+                        if key == "<<" or key in top.seen:
+                            self.on_key(event, top)  # type: ignore[arg-type]
+                            continue
+                        path = (*top.path, key)
+                        top.seen[key] = mark
+                        keys[path] = mark
+                        top.key = key
+                        top.key_path = path
                         continue
                     else:
                         path = top.key_path
@@ -210,7 +220,12 @@ class _Builder:
                 elif top.is_list:
                     top.container.append(value)
                 else:
-                    self.attach_to_mapping(top, value, mark)
+                    key = top.key
+                    top.key = None
+                    if key in _SPECIAL_KEYS:
+                        self.attach_to_mapping(top, value, mark, key)
+                    else:
+                        top.container[key] = value
             elif kind is mapping_start or kind is sequence_start:
                 self.open(event, {} if kind is mapping_start else [], values)
             elif kind is mapping_end or kind is sequence_end:
@@ -326,8 +341,11 @@ class _Builder:
         else:
             self.attach_to_mapping(top, value, mark)
 
-    def attach_to_mapping(self, top: _Frame, value: Any, mark: Mark | None) -> None:
-        key = top.key
+    def attach_to_mapping(
+        self, top: _Frame, value: Any, mark: Mark | None, key: str | None = None
+    ) -> None:
+        if key is None:
+            key = top.key
         top.key = None
         if key is None or key in (_DUPLICATE, _COMPLEX):
             return
