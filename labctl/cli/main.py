@@ -1,61 +1,185 @@
 """The `labctl` command: a thin face over the inventory, layers and drivers.
 
-Heavy modules are imported inside commands so `labctl --help` stays fast.
+Start-up is most of what a quick command costs (`labctl validate` on a whole lab,
+`--help`), so the command line is built for the command asked: `run()` imports that
+command's module alone and stands each other command in with its name and one-line
+help, which is all `labctl --help` and "No such command" need. Heavy modules are
+imported inside commands too. `app` (for tests and the docs) is the whole tree.
 """
 
 from __future__ import annotations
 
+import os
 import sys
+from collections.abc import Callable
+from typing import Any
 
 import typer
 
 from labctl import __version__
-from labctl.cli import (
-    bgp_cmd,
-    boot_cmd,
-    bootstrap_cmd,
-    ceph_cmd,
-    completion_cmd,
-    etcd_cmd,
-    init_cmd,
-    inventory_cmd,
-    kubernetes_cmd,
-    os_cmd,
-    pki_cmd,
-    power_cmd,
-    schema_cmd,
-    sim_cmd,
-    switch_cmd,
-    validate_cmd,
-)
+from labctl.cli import options as _flag_help  # noqa: F401  (flags show no <bool> in help)
 
-app = typer.Typer(
-    name="labctl",
-    help="Declarative bare-metal lab provisioning from one inventory.yaml.\n\n"
-    "Example: labctl validate inventory.yaml",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-    context_settings={"help_option_names": ["-h", "--help"]},
-)
-app.command("init")(init_cmd.init)
-app.command("validate")(validate_cmd.validate)
-app.command("schema")(schema_cmd.schema)
-app.add_typer(inventory_cmd.app, name="inventory")
-app.add_typer(power_cmd.app, name="power")
-app.add_typer(pki_cmd.app, name="pki")
-app.add_typer(etcd_cmd.app, name="etcd")
-app.add_typer(ceph_cmd.app, name="ceph")
-app.add_typer(kubernetes_cmd.app, name="kubernetes")
-app.command("kubeconfig")(kubernetes_cmd.kubeconfig)
-app.add_typer(sim_cmd.app, name="sim")
-app.add_typer(switch_cmd.app, name="switch")
-app.add_typer(bgp_cmd.app, name="bgp")
-app.add_typer(boot_cmd.app, name="boot")
-app.add_typer(os_cmd.app, name="os")
-app.command("plan")(bootstrap_cmd.plan)
-app.command("bootstrap")(bootstrap_cmd.bootstrap)
-app.command("completion")(completion_cmd.completion)
+
+def _init() -> Any:
+    from labctl.cli.init_cmd import init
+
+    return init
+
+
+def _validate() -> Any:
+    from labctl.cli.validate_cmd import validate
+
+    return validate
+
+
+def _schema() -> Any:
+    from labctl.cli.schema_cmd import schema
+
+    return schema
+
+
+def _inventory() -> Any:
+    from labctl.cli.inventory_cmd import app
+
+    return app
+
+
+def _power() -> Any:
+    from labctl.cli.power_cmd import app
+
+    return app
+
+
+def _pki() -> Any:
+    from labctl.cli.pki_cmd import app
+
+    return app
+
+
+def _etcd() -> Any:
+    from labctl.cli.etcd_cmd import app
+
+    return app
+
+
+def _ceph() -> Any:
+    from labctl.cli.ceph_cmd import app
+
+    return app
+
+
+def _kubernetes() -> Any:
+    from labctl.cli.kubernetes_cmd import app
+
+    return app
+
+
+def _kubeconfig() -> Any:
+    from labctl.cli.kubernetes_cmd import kubeconfig
+
+    return kubeconfig
+
+
+def _sim() -> Any:
+    from labctl.cli.sim_cmd import app
+
+    return app
+
+
+def _switch() -> Any:
+    from labctl.cli.switch_cmd import app
+
+    return app
+
+
+def _bgp() -> Any:
+    from labctl.cli.bgp_cmd import app
+
+    return app
+
+
+def _boot() -> Any:
+    from labctl.cli.boot_cmd import app
+
+    return app
+
+
+def _os() -> Any:
+    from labctl.cli.os_cmd import app
+
+    return app
+
+
+def _plan() -> Any:
+    from labctl.cli.bootstrap_cmd import plan
+
+    return plan
+
+
+def _bootstrap() -> Any:
+    from labctl.cli.bootstrap_cmd import bootstrap
+
+    return bootstrap
+
+
+def _completion() -> Any:
+    from labctl.cli.completion_cmd import completion
+
+    return completion
+
+
+# Every command in the order `--help` lists it: its loader, whether it is a group of
+# subcommands, and its one-line help as the command itself says it (a unit test holds
+# the two equal: tests/unit/test_cli_startup.py).
+COMMANDS: dict[str, tuple[Callable[[], Any], bool, str]] = {
+    "init": (_init, False, "Write a commented starter inventory that `labctl validate` accepts."),
+    "validate": (
+        _validate,
+        False,
+        "Check inventory files: YAML, schema and semantic checks (docs/checks.md).",
+    ),
+    "schema": (_schema, False, "Print the inventory JSON Schema (draft 2020-12)."),
+    "inventory": (_inventory, True, "Show or export the inventory."),
+    "power": (_power, True, "Power servers on, off or through a cycle, via their BMCs or PDUs."),
+    "pki": (_pki, True, "Mint, list, check and rotate the lab's certificates."),
+    "etcd": (_etcd, True, "The lab's etcd cluster: status, snapshots and restore."),
+    "ceph": (_ceph, True, "The lab's Ceph cluster: health, quorum, OSDs, pools."),
+    "kubernetes": (_kubernetes, True, "The lab's Kubernetes cluster: status."),
+    "kubeconfig": (
+        _kubeconfig,
+        False,
+        "A self-contained kubeconfig for the lab's API, with a certificate from the PKI store.",
+    ),
+    "sim": (_sim, True, "Build the inventory's lab on this machine from real daemons (root)."),
+    "switch": (
+        _switch,
+        True,
+        "Switch configurations rendered from the inventory, and their drift.",
+    ),
+    "bgp": (_bgp, True, "The lab's BGP fabric (Calico nodes and switches)."),
+    "boot": (
+        _boot,
+        True,
+        "The boot service: install assets, DHCP/TFTP (dnsmasq), iPXE and Ignition over HTTP.",
+    ),
+    "os": (_os, True, "Servers' operating system: what is installed, and network installs."),
+    "plan": (
+        _plan,
+        False,
+        "Print what bootstrap would do, layer by layer, without touching anything.",
+    ),
+    "bootstrap": (
+        _bootstrap,
+        False,
+        "Bring the lab up, in order: power, os, pki, etcd, kubernetes, calico, calico-resources, "
+        "ceph.",
+    ),
+    "completion": (
+        _completion,
+        False,
+        "Print the shell completion script for SHELL (commands, options, their values).",
+    ),
+}
 
 
 def _version(value: bool) -> None:
@@ -64,7 +188,6 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
-@app.callback()
 def main(
     version: bool = typer.Option(
         False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
@@ -73,11 +196,65 @@ def main(
     """Declarative bare-metal lab provisioning from one inventory.yaml."""
 
 
+def _standing_in() -> None:
+    """A command not asked for on this command line; never called."""
+
+
+def build_app(loaded: Callable[[str], bool] = lambda name: True) -> typer.Typer:
+    """The command line with the commands ``loaded`` names imported, the others stood in."""
+    app = typer.Typer(
+        name="labctl",
+        help="Declarative bare-metal lab provisioning from one inventory.yaml.\n\n"
+        "Example: labctl validate inventory.yaml",
+        no_args_is_help=True,
+        add_completion=False,
+        pretty_exceptions_enable=False,
+        context_settings={"help_option_names": ["-h", "--help"]},
+    )
+    app.callback()(main)
+    for name, (load, group, short_help) in COMMANDS.items():
+        if loaded(name):
+            if group:
+                app.add_typer(load(), name=name)
+            else:
+                app.command(name)(load())
+        elif group:
+            app.add_typer(typer.Typer(help=short_help), name=name)
+        else:
+            app.command(name, help=short_help)(_standing_in)
+    return app
+
+
+def asked(argv: list[str]) -> str | None:
+    """The command ``argv`` (without the program) names, if any: the first word that is
+    not an option (the top level's options take no value), or the word after ``--``."""
+    words = iter(argv)
+    for word in words:
+        if word == "--":  # what follows is no option, whatever it looks like
+            word = next(words, "")
+        elif word.startswith("-"):
+            continue
+        return word if word in COMMANDS else None
+    return None
+
+
+def __getattr__(name: str) -> Any:
+    if name == "app":  # the whole tree, every command imported
+        return build_app()
+    raise AttributeError(name)
+
+
 def run() -> None:
     """Console-script entry: user errors become a message and an exit code, never a traceback."""
+    from labctl.cli.completion_cmd import COMPLETE_VAR, answer_if_asked
     from labctl.errors import LabctlError
 
-    completion_cmd.answer_if_asked()
+    answer_if_asked()
+    if os.environ.get(COMPLETE_VAR):  # a shell completing needs every command's words
+        app = build_app()
+    else:
+        command = asked(sys.argv[1:])
+        app = build_app(lambda name: name == command)
     try:
         app(standalone_mode=True)
     except LabctlError as exc:

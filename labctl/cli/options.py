@@ -44,7 +44,8 @@ def _flag_has_no_value(
     return shown
 
 
-# Every command module imports this one, so every command's help is formatted so.
+# The command line (labctl/cli/main.py) imports this module before any command, so every
+# command's help is formatted so.
 typer.core.TyperOption.display_type_rich = _flag_has_no_value(  # type: ignore[method-assign,assignment]
     typer.core.TyperOption.display_type_rich
 )

@@ -101,6 +101,13 @@ def check_text(
     ``simulated`` is the lab kind, when known (None: the lab checks do not run; False:
     a real lab, where their findings are problems; True: the simulated lab, notes).
     """
+    from labctl.inventory.load import paused_collector
+
+    with paused_collector():  # pure, acyclic and short: see paused_collector
+        return _check_text(text, file, path, simulated)
+
+
+def _check_text(text: str, file: str, path: Path | None, simulated: bool | None) -> LoadResult:
     from labctl.inventory.checks import run_checks, run_lab_checks
     from labctl.inventory.load import LoadFailed, load_yaml
     from labctl.inventory.model import build_inventory

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -13,6 +14,9 @@ IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
+# Parsed once per text: the checks read each address several times (about 3,000
+# distinct addresses, 12,000 reads on 1,000 servers), and the results are immutable.
+@functools.cache
 def parse_network(text: str) -> IPNetwork | None:
     try:
         return ipaddress.ip_network(text, strict=True)
@@ -20,6 +24,7 @@ def parse_network(text: str) -> IPNetwork | None:
         return None
 
 
+@functools.cache
 def parse_address(text: str) -> IPAddress | None:
     try:
         return ipaddress.ip_address(text)

@@ -12,6 +12,7 @@ reading of the inventory that renders, checks and Calico's sessions all build on
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from labctl.inventory.export import primary_address
@@ -50,28 +51,47 @@ def bgp_address(inventory: Inventory, server: Server) -> str | None:
 
 def pod_block(inventory: Inventory, index: int) -> str | None:
     """The ``index``-th block of the pod CIDR, or None when the CIDR has no such block."""
+    return _pod_blocks(inventory)(index)
+
+
+def _pod_blocks(inventory: Inventory) -> Callable[[int], str | None]:
+    """``pod_block`` with the pod CIDR read once, for callers that want many blocks."""
     try:
         pod = ipaddress.ip_network(inventory.cluster.kubernetes.pod_cidr)
     except ValueError:
-        return None
+        return lambda index: None
     size = inventory.cluster.calico.block_size
     if size < pod.prefixlen or size > pod.max_prefixlen:
-        return None
+        return lambda index: None
     count = 1 << (size - pod.prefixlen)
-    if index >= count:
-        return None
-    start = int(pod.network_address) + index * (1 << (pod.max_prefixlen - size))
-    return str(ipaddress.ip_network((start, size)))
+    base = int(pod.network_address)
+    step = 1 << (pod.max_prefixlen - size)
+
+    def block(index: int) -> str | None:
+        if index >= count:
+            return None
+        return str(ipaddress.ip_network((base + index * step, size)))
+
+    return block
 
 
 def blocks(inventory: Inventory) -> dict[str, str]:
     """Each node's pod block, by node name (nodes beyond the CIDR's blocks get none)."""
+    block_of = _pod_blocks(inventory)
     out = {}
     for i, server in enumerate(nodes(inventory)):
-        block = pod_block(inventory, i)
+        block = block_of(i)
         if block is not None:
             out[server.name] = block
     return out
+
+
+def node_block(inventory: Inventory, server: Server) -> str | None:
+    """``blocks(inventory).get(server.name)`` without working out every other node's."""
+    for i, other in enumerate(nodes(inventory)):
+        if other.name == server.name:
+            return pod_block(inventory, i)
+    return None
 
 
 def switch(inventory: Inventory, name: str) -> Switch | None:
@@ -99,18 +119,31 @@ def protocol_name(prefix: str, address: str) -> str:
     return f"{prefix}_{address.replace('.', '_').replace(':', '_')}"
 
 
-def sessions(inventory: Inventory) -> list[Session]:
-    """Every session from every node's side, in a stable order (nodes, then peers)."""
+def sessions(inventory: Inventory, node: str | None = None, mesh: bool = True) -> list[Session]:
+    """Every session from every node's side, in a stable order (nodes, then peers).
+
+    ``node``: only that node's sessions; ``mesh=False``: only the switch sessions.
+    The node-to-node mesh has n*(n-1) sessions, so one node's BIRD configuration
+    asks for its own (n-1) rather than filtering all of them, and a switch's for the
+    switch sessions alone: rendering every node stays O(n^2), the mesh's own size.
+    """
     calico = inventory.cluster.calico
     addresses = {s.name: bgp_address(inventory, s) for s in nodes(inventory)}
-    rrs = {s.name for s in reflectors(inventory)}
+    rrs = {s.name for s in reflectors(inventory)} if mesh else set()
+    peers = [
+        (peer, sw, {s.name for s in peer_nodes(inventory, peer)})
+        for peer in calico.peers
+        if (sw := switch(inventory, peer.switch)) is not None and sw.asn is not None
+    ]
+    mesh_pw = calico.mesh_password is not None
     out: list[Session] = []
     for server in nodes(inventory):
+        if node is not None and server.name != node:
+            continue
         local = addresses[server.name]
         if local is None:
             continue
-        mesh_pw = calico.mesh_password is not None
-        for other in nodes(inventory):
+        for other in nodes(inventory) if mesh else ():
             theirs = addresses[other.name]
             if other.name == server.name or theirs is None:
                 continue
@@ -137,12 +170,10 @@ def sessions(inventory: Inventory) -> list[Session]:
                     mesh_pw,
                 )
             )
-        for peer in calico.peers:
-            sw = switch(inventory, peer.switch)
-            if sw is None or sw.asn is None:
+        for peer, sw, peering in peers:
+            if server.name not in peering:
                 continue
-            if server.name not in {s.name for s in peer_nodes(inventory, peer)}:
-                continue
+            assert sw.asn is not None
             out.append(
                 Session(
                     server.name,
@@ -169,10 +200,10 @@ def _source_for(server: Server, inventory: Inventory, sw: Switch, address: str) 
 
 def switch_sessions(inventory: Inventory, name: str) -> list[Session]:
     """The sessions a switch has, from the nodes' side (peer is the switch)."""
-    return [s for s in sessions(inventory) if s.kind == "switch" and s.peer == name]
+    return [s for s in sessions(inventory, mesh=False) if s.kind == "switch" and s.peer == name]
 
 
 def peering_switches(inventory: Inventory) -> list[Switch]:
     """Switches at least one node peers with, in inventory order."""
-    names = {s.peer for s in sessions(inventory) if s.kind == "switch"}
+    names = {s.peer for s in sessions(inventory, mesh=False) if s.kind == "switch"}
     return [s for s in inventory.switches if s.name in names]

@@ -75,7 +75,16 @@ class PkiStore:
         write_atomic(self.path(f"{name}.pem"), pem)
 
     def write_text(self, filename: str, text: str) -> None:
-        write_atomic(self.path(filename), text.encode())
+        """Write ``filename`` unless it already holds ``text``: a converged mint rewrites
+        none of the lab's CSR JSON files (two fsyncs each, 2,000 files at 1,000 servers)."""
+        path = self.path(filename)
+        data = text.encode()
+        try:
+            if path.read_bytes() == data:
+                return
+        except OSError:
+            pass  # missing or unreadable: write it
+        write_atomic(path, data)
 
     # leaf keys (0600, never committed)
     def read_key(self, name: str) -> bytes | None:

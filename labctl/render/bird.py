@@ -85,7 +85,7 @@ def _filters(inventory: Inventory) -> list[Statement]:
 
 def _statics(inventory: Inventory, server: Server) -> list[Statement]:
     routes: list[Statement] = []
-    block = topology.blocks(inventory).get(server.name)
+    block = topology.node_block(inventory, server)
     if block is not None and inventory.cluster.calico.advertise.pod_blocks:
         routes.append(f"route {block} blackhole;  # this node's pod block")
     calico = inventory.cluster.calico
@@ -136,9 +136,7 @@ PASSWORD = Written(
 def _peers(inventory: Inventory, server: Server, secret: SecretFn) -> list[Statement]:
     calico = inventory.cluster.calico
     out: list[Statement] = []
-    for s in topology.sessions(inventory):
-        if s.node != server.name:
-            continue
+    for s in topology.sessions(inventory, node=server.name):
         body: list[Statement] = [
             f"neighbor {s.peer_address} as {s.peer_asn};",
             f"source address {s.local_address};",
