@@ -90,7 +90,7 @@ install_python() {
   log "installing labctl and its locked dependencies into .venv"
   "$VENV/bin/python" -m pip install -q --disable-pip-version-check --upgrade pip
   "$VENV/bin/python" -m pip install -q --disable-pip-version-check \
-    -c "$ROOT/requirements.lock" -e "$ROOT[dev]"
+    -c "$ROOT/requirements.lock" -e "${ROOT}[dev]"
   echo "$want" > "$stamp"
 }
 

@@ -35,7 +35,7 @@ MAY_IMPORT: dict[str, set[str]] = {
     "data": set(),
     "files": set(),
     "programs": {"errors"},
-    "drivers": {"errors", "files", "platform"},
+    "drivers": {"data", "errors", "files", "platform"},
     "inventory": {"errors"},
     "platform": {"errors", "inventory"},
     "secrets": {"errors", "inventory"},
@@ -44,12 +44,12 @@ MAY_IMPORT: dict[str, set[str]] = {
     "targets": {"drivers", "errors", "inventory", "platform"},
     "secret_box": {"engine", "errors", "inventory", "secrets"},
     "pki": {"engine", "errors", "files", "inventory", "platform", "programs", "secrets", "targets"},
-    "render": {"errors", "inventory", "pki", "platform"},
+    "render": {"data", "errors", "inventory", "pki", "platform"},
     "boot": {"errors", "files", "inventory", "platform", "programs", "render"},
     "etcd": {"drivers", "engine", "errors", "files", "inventory", "pki", "platform", "render"}
     | {"targets"},
     "kube": {"drivers", "engine", "errors", "files", "inventory", "pki", "platform", "render"}
-    | {"targets"},
+    | {"data", "targets"},
     "ceph": {"drivers", "engine", "errors", "files", "inventory", "platform", "render", "secrets"}
     | {"targets"},
     "calico": {"drivers", "engine", "errors", "files", "inventory", "kube", "platform", "render"}
@@ -59,7 +59,7 @@ MAY_IMPORT: dict[str, set[str]] = {
     "install": {"boot", "drivers", "engine", "errors", "files", "inventory", "platform", "power"}
     | {"render", "targets"},
     "layers": {"calico", "ceph", "engine", "errors", "etcd", "install", "inventory", "kube"}
-    | {"pki", "platform", "render"},
+    | {"data", "pki", "platform", "render"},
     "run": {"engine", "layers", "platform", "power", "secret_box", "targets"},
     "sim": {"drivers", "engine", "errors", "files", "inventory", "platform", "programs", "render"}
     | {"kube", "secrets"},
