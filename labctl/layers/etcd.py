@@ -27,7 +27,6 @@ their data moved aside. Every change step keeps quorum or refuses.
 
 from __future__ import annotations
 
-import shlex
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
@@ -45,6 +44,7 @@ GUARD = shell.body("etcd-guard")
 MOVED_GUARD = shell.body("etcd-moved-guard")
 RESTART = shell.body("etcd-restart")
 LEAVE = shell.body("etcd-leave")
+RESTORE = shell.body("etcd-restore")
 
 # Started if it is not running; the wait ends once it runs (restarts come from the
 # journal, which cannot see a member that died since).
@@ -250,7 +250,7 @@ class EtcdRestore:
             node = server.name
             data_dir = ctx.on_node(node, render.data_dir(inventory))
             file = ctx.on_node(node, f"/var/lib/labctl/etcd-restore-{self.restore_id}.db")
-            command = restore_command(ctx, server.name, file, data_dir)
+            argv = restore_argv(ctx, server.name, file, data_dir)
             once = (self.restore_id,)
             restore_step = f"restore:{node}"
             restored.append(restore_step)
@@ -268,7 +268,7 @@ class EtcdRestore:
                     restore_step,
                     Run(
                         node,
-                        ("sh", "-c", command),
+                        argv,
                         timeout=600.0,
                         triggers=once,
                         what=f"etcdctl snapshot restore into {etcd.data_dir}, old data aside",
@@ -293,8 +293,9 @@ class EtcdRestore:
         )
 
 
-def restore_command(ctx: LayerContext, name: str, snapshot: str, data_dir: str) -> str:
-    """Move the member's data aside (never deleted), restore the snapshot in its place."""
+def restore_argv(ctx: LayerContext, name: str, snapshot: str, data_dir: str) -> tuple[str, ...]:
+    """Move the member's data aside (never deleted), restore the snapshot in its place
+    (etcd-restore.sh; every value one argument of it)."""
     inventory = ctx.inventory
     server = inventory.server(name)
     token = render.cluster_token(inventory)
@@ -315,11 +316,4 @@ def restore_command(ctx: LayerContext, name: str, snapshot: str, data_dir: str) 
             "--env", "ETCDCTL_API=3", render.image(inventory),
             "/usr/local/bin/etcdctl", *restore[1:],
         ]  # fmt: skip
-    # Only the date is expanded by the shell; the data directory is one quoted word.
-    aside = f'{shlex.quote(data_dir + ".before-restore-")}"$(date -u +%Y%m%dT%H%M%SZ)"'
-    return (
-        f"set -e; if [ -e {shlex.quote(data_dir)} ]; then mv {shlex.quote(data_dir)} {aside}; fi; "
-        f"ETCDCTL_API=3 {shlex.join(restore)}; "
-        f"printf '%s\\n' {shlex.quote(token)} > {shlex.quote(data_dir)}/.labctl-cluster; "
-        f"chmod 0700 {shlex.quote(data_dir)}; rm -f {shlex.quote(snapshot)}"
-    )
+    return ("sh", "-c", RESTORE, "labctl-etcd-restore", data_dir, token, snapshot, *restore)
