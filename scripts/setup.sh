@@ -26,6 +26,7 @@ DEBIAN_PACKAGES=(
   linux-image-amd64 busybox-static e2fsprogs cpio gpg gpgv
   gcc libc6-dev iptables bind9-dnsutils
   pkg-config libssl-dev libzstd-dev
+  shellcheck
 )
 
 # BIRD 1.6.8, the BIRD calico-node embeds, stands in for calico-node on the
@@ -92,7 +93,7 @@ install_python() {
   log "installing labctl and its locked dependencies into .venv"
   "$VENV/bin/python" -m pip install -q --disable-pip-version-check --upgrade pip
   "$VENV/bin/python" -m pip install -q --disable-pip-version-check \
-    -c "$ROOT/requirements.lock" -e "$ROOT[dev]"
+    -c "$ROOT/requirements.lock" -e "${ROOT}[dev]"
   echo "$want" > "$stamp"
 }
 

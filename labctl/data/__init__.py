@@ -1,1 +1,2 @@
-"""Data files shipped with labctl (the inventory schema)."""
+"""Data files shipped with labctl: the inventory schema, and the shell scripts it runs
+(``shell``)."""

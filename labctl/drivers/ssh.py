@@ -25,6 +25,7 @@ from types import TracebackType
 
 import paramiko
 
+from labctl.data import shell
 from labctl.drivers.neterrors import Peer, network_error
 from labctl.errors import AuthenticationError, DriverError, DriverTimeout, HostKeyError
 
@@ -117,57 +118,10 @@ def sha256(content: bytes) -> str:
     return hashlib.sha256(content).hexdigest()
 
 
-# Writes stdin to a temp file beside the target; when the target already has that
-# content, mode and owner, drops it and says "unchanged", else syncs, sets mode and
-# owner, renames it over the target and says "changed". One round trip per file.
-_PUT_SCRIPT = r"""
-set -eu
-target=$1 mode=$2 owner=$3
-dir=$(dirname -- "$target")
-mkdir -p -- "$dir"
-tmp=$(mktemp -- "$dir/.labctl.XXXXXXXX")
-trap 'rm -f -- "$tmp"' EXIT HUP INT TERM PIPE
-cat > "$tmp"
-if [ -f "$target" ] && cmp -s -- "$tmp" "$target" \
-    && [ "$(stat -c %a -- "$target")" = "$mode" ]; then
-  current=$(stat -c %U:%G -- "$target")
-  case "$owner" in
-    "") same=1 ;;
-    *:*) [ "$current" = "$owner" ] && same=1 || same=0 ;;
-    *) [ "${current%%:*}" = "$owner" ] && same=1 || same=0 ;;
-  esac
-  if [ "$same" = 1 ]; then echo unchanged; exit 0; fi
-fi
-chmod "$mode" -- "$tmp"
-if [ -n "$owner" ]; then chown -- "$owner" "$tmp"; fi
-sync -- "$tmp"
-mv -f -- "$tmp" "$target"
-trap - EXIT HUP INT TERM PIPE
-sync -- "$dir" 2>/dev/null || true
-echo changed
-"""
-
-# For each path: "sha256 mode owner:group" or "absent", one line each, in order.
-_STAT_MANY_SCRIPT = r"""
-for f in "$@"; do
-  if [ -f "$f" ]; then
-    printf '%s %s %s\n' "$(sha256sum -- "$f" | cut -d' ' -f1)" "$(stat -c %a -- "$f")" \
-      "$(stat -c %U:%G -- "$f")"
-  else
-    echo absent
-  fi
-done
-"""
-
-# Prints "sha256 mode owner:group" of a file, or "absent".
-_STAT_SCRIPT = r"""
-if [ -f "$1" ]; then
-  printf '%s %s %s\n' "$(sha256sum -- "$1" | cut -d' ' -f1)" "$(stat -c %a -- "$1")" \
-    "$(stat -c %U:%G -- "$1")"
-else
-  echo absent
-fi
-"""
+# File writes and stats on the host: labctl/data/scripts/ssh-*.sh (headers say what each does).
+_PUT_SCRIPT = shell.body("ssh-put")
+_STAT_MANY_SCRIPT = shell.body("ssh-stat-many")
+_STAT_SCRIPT = shell.body("ssh-stat")
 
 
 @dataclass(frozen=True)

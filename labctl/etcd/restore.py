@@ -10,14 +10,18 @@ own (``render/etcd.py``), so a restored cluster is the one the layer keeps.
 
 from __future__ import annotations
 
-import shlex
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from labctl.data import shell
 from labctl.engine.actions import LocalStep, PutFile, Run, ssh_answers
 from labctl.engine.layer import LayerContext
 from labctl.engine.plan import Plan, Step
 from labctl.render import etcd as render
+
+# The script each member runs: labctl/data/scripts/etcd-restore.sh (its header says
+# what its arguments are).
+RESTORE = shell.body("etcd-restore")
 
 
 @dataclass(frozen=True)
@@ -42,7 +46,7 @@ class EtcdRestore:
             node = server.name
             data_dir = ctx.on_node(node, render.data_dir(inventory))
             file = ctx.on_node(node, f"/var/lib/labctl/etcd-restore-{self.restore_id}.db")
-            command = restore_command(ctx, server.name, file, data_dir)
+            argv = restore_argv(ctx, server.name, file, data_dir)
             once = (self.restore_id,)
             restore_step = f"restore:{node}"
             restored.append(restore_step)
@@ -60,7 +64,7 @@ class EtcdRestore:
                     restore_step,
                     Run(
                         node,
-                        ("sh", "-c", command),
+                        argv,
                         timeout=600.0,
                         triggers=once,
                         what=f"etcdctl snapshot restore into {etcd.data_dir}, old data aside",
@@ -85,8 +89,9 @@ class EtcdRestore:
         )
 
 
-def restore_command(ctx: LayerContext, name: str, snapshot: str, data_dir: str) -> str:
-    """Move the member's data aside (never deleted), restore the snapshot in its place."""
+def restore_argv(ctx: LayerContext, name: str, snapshot: str, data_dir: str) -> tuple[str, ...]:
+    """Move the member's data aside (never deleted), restore the snapshot in its place
+    (etcd-restore.sh; every value one argument of it)."""
     inventory = ctx.inventory
     server = inventory.server(name)
     token = render.cluster_token(inventory)
@@ -107,11 +112,4 @@ def restore_command(ctx: LayerContext, name: str, snapshot: str, data_dir: str) 
             "--env", "ETCDCTL_API=3", render.image(inventory),
             "/usr/local/bin/etcdctl", *restore[1:],
         ]  # fmt: skip
-    # Only the date is expanded by the shell; the data directory is one quoted word.
-    aside = f'{shlex.quote(data_dir + ".before-restore-")}"$(date -u +%Y%m%dT%H%M%SZ)"'
-    return (
-        f"set -e; if [ -e {shlex.quote(data_dir)} ]; then mv {shlex.quote(data_dir)} {aside}; fi; "
-        f"ETCDCTL_API=3 {shlex.join(restore)}; "
-        f"printf '%s\\n' {shlex.quote(token)} > {shlex.quote(data_dir)}/.labctl-cluster; "
-        f"chmod 0700 {shlex.quote(data_dir)}; rm -f {shlex.quote(snapshot)}"
-    )
+    return ("sh", "-c", RESTORE, "labctl-etcd-restore", data_dir, token, snapshot, *restore)

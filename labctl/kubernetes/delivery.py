@@ -15,19 +15,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from labctl.data import shell
 from labctl.drivers.ssh import SshSession
 from labctl.errors import LabctlError
 
-# For each binary: "NAME VERSION" as `NAME --version` says it ("Kubernetes v1.36.3"),
-# "NAME -" when it is missing or not executable, "NAME ?" when it says nothing usable.
-VERSIONS = r"""
-dir=$1; shift
-for b in "$@"; do
-  if [ ! -x "$dir/$b" ]; then echo "$b -"; continue; fi
-  said=$("$dir/$b" --version 2>/dev/null | awk 'NR == 1 {print $2}')
-  echo "$b ${said:-?}"
-done
-"""
+# What each binary says it is: labctl/data/scripts/kubernetes-versions.sh.
+VERSIONS = shell.body("kubernetes-versions")
 
 
 @dataclass(frozen=True)

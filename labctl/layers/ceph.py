@@ -26,6 +26,7 @@ from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING
 
 from labctl.ceph.keys import CephKeys
+from labctl.data import shell
 from labctl.engine.actions import Action, LocalStep, PutFile, Run, WaitFor, ssh_answers
 from labctl.engine.appliers import LocalWorkFactory
 from labctl.engine.layer import LayerContext
@@ -37,229 +38,19 @@ from labctl.render import ceph as render
 if TYPE_CHECKING:
     from labctl.inventory.model import Inventory, Server
 
-# A monitor's store is made once, from the map of every monitor and the keyring
-# of every key. A store of another cluster, or one labctl did not make, is refused.
-MON_MKFS = r"""
-set -e
-mon=$1 monmaptool=$2 id=$3 fsid=$4 keyring=$5 d=$6; shift 6
-if [ -f "$d/labctl-fsid" ]; then
-  have=$(cat "$d/labctl-fsid")
-  [ "$have" = "$fsid" ] && exit 0
-  echo "$d holds a monitor of the Ceph cluster $have, not $fsid;" \
-    "labctl never wipes it: move it away by hand to let this monitor join" >&2
-  exit 3
-fi
-if [ -e "$d/store.db" ]; then
-  echo "$d holds monitor data labctl did not make; labctl never wipes it:" \
-    "move it away by hand to let this monitor join" >&2
-  exit 3
-fi
-mkdir -p "$d"
-map=$d.labctl-monmap
-$monmaptool --create --clobber --fsid "$fsid" "$@" "$map" >/dev/null
-$mon --mkfs -i "$id" --monmap "$map" --keyring "$keyring"
-rm -f "$map"
-echo "$fsid" > "$d/labctl-fsid"
-"""
-
-# Every monitor named in quorum_names (read without a JSON parser: Flatcar has none).
-# A command, not a wait, so the journal spares a converged run the question: it is
-# asked again whenever a monitor's unit or ceph.conf changed (its triggers), and the
-# health step's HEALTH_OK covers quorum on every run.
-QUORUM = r"""
-ceph=$1 deadline=$2; shift 2
-end=$(( $(date +%s) + deadline ))
-while :; do
-  out=$($ceph --connect-timeout 5 quorum_status -f json 2>/dev/null) || out=
-  names=$(printf '%s' "$out" | sed -n 's/.*"quorum_names":\[\([^]]*\)\].*/\1/p')
-  missing=
-  for m in "$@"; do
-    case ",$names," in *"\"$m\""*) ;; *) missing="$missing $m" ;; esac
-  done
-  [ -z "$missing" ] && exit 0
-  if [ "$(date +%s)" -ge "$end" ]; then
-    echo "after $deadline s, monitors not in quorum:$missing" >&2
-    exit 1
-  fi
-  sleep 2
-done
-"""
-
-# One bluestore OSD on a whole disk. Done already (our uuid in the data directory):
-# nothing. Our label on the disk but no data directory (a reinstalled node): the
-# directory is primed from the label. Anything else on the disk: refused unless wipe.
-# Before any of that, when the inventory gives the disk's wwn or serial, the node's
-# udev links (``byid``) must say that ``dev`` is that disk: a kernel name moves to
-# another disk after a reinstall, and that disk is refused with what the node says.
-OSD_PREPARE = r"""
-set -e
-ceph=$1 osd=$2 tool=$3 id=$4 uuid=$5 dev=$6 wipe=$7 d=$8 byid=$9 wwn=${10} serial=${11}
-if [ -f "$d/mkfs_done" ] && [ "$(cat "$d/fsid" 2>/dev/null)" = "$uuid" ]; then exit 0; fi
-disks() {
-  echo "this node's disks by id (ls -l $byid):" >&2
-  n=0
-  for l in "$byid"/*; do
-    [ -L "$l" ] || continue
-    echo "  ${l##*/} -> $(readlink -f "$l")" >&2; n=$((n + 1))
-  done
-  [ "$n" -gt 0 ] || echo "  none" >&2
-}
-if [ ! -e "$dev" ]; then
-  disks
-  echo "$dev does not exist on this node, so OSD $id cannot be made on it;" \
-    "nothing was written" >&2
-  exit 3
-fi
-if [ -n "$wwn$serial" ]; then
-  target=$(readlink -f "$dev") names= wwn_at= serial_at=
-  for l in "$byid"/*; do
-    [ -L "$l" ] || continue
-    n=${l##*/} at=$(readlink -f "$l")
-    [ "$at" != "$target" ] || names="$names $n"
-    [ "$n" != "wwn-$wwn" ] || wwn_at=$at
-    case ${n#*-} in "$serial" | *_"$serial") serial_at=$at ;; esac
-  done
-  if { [ -n "$wwn" ] && [ "$wwn_at" != "$target" ]; } ||
-    { [ -n "$serial" ] && [ "$serial_at" != "$target" ]; }; then
-    disks
-    said="${wwn:+wwn $wwn}${wwn:+${serial:+, }}${serial:+serial $serial}"
-    at=${wwn_at:-$serial_at}
-    echo "$dev is not the disk the inventory names for OSD $id ($said): this node says" \
-      "$dev is $target, known by id as${names:- nothing}, and the disk with that" \
-      "identity is ${at:-not on this node}${at:+ now}; refused, nothing was written" \
-      "(a reinstall or a new disk may have renamed it)" >&2
-    exit 3
-  fi
-fi
-mkdir -p "$d"
-label=$($tool show-label --dev "$dev" 2>/dev/null || true)
-case "$label" in
-  *"\"osd_uuid\": \"$uuid\""*)
-    $tool prime-osd-dir --dev "$dev" --path "$d" --no-mon-config
-    exit 0 ;;
-esac
-used=$(head -c 1048576 "$dev" | tr -d '\000' | head -c 1 | wc -c)
-if [ "$used" -ne 0 ]; then
-  if [ "$wipe" != yes ]; then
-    echo "$dev holds data (its first MiB is not blank): refused and left alone;" \
-      "set wipe: true on the disk in the inventory to let labctl overwrite it" >&2
-    exit 3
-  fi
-  dd if=/dev/zero of="$dev" bs=1M count=16 conv=notrunc,fsync status=none
-fi
-key=$(sed -n 's/^[[:space:]]*key = //p' "$d/keyring")
-printf '{"cephx_secret": "%s"}' "$key" | $ceph --name client.bootstrap-osd \
-  osd new "$uuid" "$id" -i - >/dev/null
-$osd --mkfs -i "$id" --osd-uuid "$uuid" --osd-data "$d" --bluestore_block_path "$dev"
-"""
-
-# Every OSD up and in before pools are made: Ceph sizes PG limits by the OSDs in.
-# A command, not a wait, so the journal spares a converged run the question (it is
-# asked again when the OSD count changes).
-OSDS_IN = r"""
-ceph=$1 want=$2 deadline=$3
-end=$(( $(date +%s) + deadline ))
-while :; do
-  out=$($ceph --connect-timeout 5 osd stat -f json 2>/dev/null) || out=
-  up=$(printf '%s' "$out" | sed -n 's/.*"num_up_osds":\([0-9]*\).*/\1/p')
-  in=$(printf '%s' "$out" | sed -n 's/.*"num_in_osds":\([0-9]*\).*/\1/p')
-  [ "$up" = "$want" ] && [ "$in" = "$want" ] && exit 0
-  if [ "$(date +%s)" -ge "$end" ]; then
-    echo "after $deadline s, ${up:-?} of $want OSDs are up and ${in:-?} in" >&2
-    exit 1
-  fi
-  sleep 2
-done
-"""
-
-POOL = r"""
-set -e
-ceph=$1 name=$2 pg=$3 size=$4 app=$5
-if ! $ceph osd pool ls | grep -qxF -- "$name"; then
-  if [ "$pg" = auto ]; then
-    $ceph osd pool create "$name" >/dev/null
-  else
-    $ceph osd pool create "$name" "$pg" "$pg" replicated >/dev/null
-  fi
-fi
-if [ "$pg" != auto ]; then $ceph osd pool set "$name" pg_autoscale_mode off >/dev/null; fi
-$ceph osd pool set "$name" size "$size" >/dev/null
-$ceph osd pool application enable "$name" "$app" >/dev/null
-"""
-
-FILESYSTEM = r"""
-set -e
-ceph=$1 fs=$2 meta=$3 data=$4
-$ceph fs ls -f json | grep -qF -- "\"name\":\"$fs\"" && exit 0
-$ceph fs new "$fs" "$meta" "$data" >/dev/null
-"""
-
-
-# Each unit started if it is not running; the wait ends once all of them run (one
-# round trip per node, however many OSDs it has).
-# Restarts go one node at a time, each waiting until what it restarted is back, so a
-# ceph.conf change never takes more than one node's daemons away at once. "Formed"
-# is asked of the daemons' own admin sockets before the restart (no network wait):
-# on a first bootstrap there is no quorum to wait for, and the restart ends at once.
-MON_RESTART = r"""
-ceph=$1 name=$2 unit=$3 wait=$4
-in_quorum() {
-  $ceph daemon "mon.$name" mon_status 2>/dev/null | grep -Eq '"state": *"(leader|peon)"'
-}
-formed=no; in_quorum && formed=yes
-systemctl restart "$unit"
-[ "$formed" = yes ] || exit 0
-i=0
-until in_quorum; do
-  i=$((i + 1))
-  if [ "$i" -ge "$wait" ]; then
-    echo "monitor $name is not back in quorum $wait s after its restart" >&2
-    exit 1
-  fi
-  sleep 1
-done
-"""
-
-# A node's OSDs restart together (the failure domain is the host: its PGs have
-# copies on other hosts); the next node's wait until these are active and every PG
-# is active again, so no PG ever loses two copies to a restart.
-OSD_RESTART = r"""
-ceph=$1 wait=$2; shift 2
-active() { $ceph daemon "osd.$1" status 2>/dev/null | grep -q '"state": *"active"'; }
-pgs_active() {
-  out=$($ceph --connect-timeout 5 pg stat -f json 2>/dev/null) || return 1
-  printf '%s' "$out" | grep -q '"num_pg_by_state"' || return 1
-  ! printf '%s' "$out" | grep -o '"name": *"[^"]*"' | grep -qv '"name": *"active'
-}
-formed=no
-for pair; do active "${pair#*:}" && formed=yes; done
-for pair; do systemctl restart "${pair%%:*}"; done
-[ "$formed" = yes ] || exit 0
-end=$(( $(date +%s) + wait ))
-for pair; do
-  until active "${pair#*:}"; do
-    [ "$(date +%s)" -lt "$end" ] || {
-      echo "osd.${pair#*:} is not active $wait s after its restart" >&2; exit 1; }
-    sleep 1
-  done
-done
-until pgs_active; do
-  [ "$(date +%s)" -lt "$end" ] || {
-    echo "PGs are not all active $wait s after this node's OSDs restarted" >&2; exit 1; }
-  sleep 1
-done
-"""
+# The scripts the plans run on nodes: labctl/data/scripts/NAME.sh (its header says
+# why it exists and what its arguments are).
+MON_MKFS = shell.body("ceph-mon-mkfs")
+QUORUM = shell.body("ceph-quorum")
+OSD_PREPARE = shell.body("ceph-osd-prepare")
+OSDS_IN = shell.body("ceph-osds-in")
+POOL = shell.body("ceph-pool")
+FILESYSTEM = shell.body("ceph-fs")
+MON_RESTART = shell.body("ceph-mon-restart")
+OSD_RESTART = shell.body("ceph-osd-restart")
+RUNNING = shell.body("ceph-running")
 RESTART_NAMES = ("labctl-ceph-mon-restart", "labctl-ceph-osd-restart", "labctl-ceph-restart")
 RESTART_WAIT = 300
-
-RUNNING = r"""
-ok=0
-for unit in "$@"; do
-  systemctl is-active -q "$unit" || systemctl start "$unit"
-  systemctl is-active -q "$unit" || ok=1
-done
-exit $ok
-"""
 
 
 def is_restart(action: Action) -> bool:

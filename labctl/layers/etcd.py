@@ -29,6 +29,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 
+from labctl.data import shell
 from labctl.engine.actions import Action, Check, LocalStep, PutFile, Run, WaitFor, ssh_answers
 from labctl.engine.appliers import LocalWorkFactory
 from labctl.engine.layer import LayerContext
@@ -36,66 +37,12 @@ from labctl.engine.plan import Plan
 from labctl.etcd.membership import EtcdChanges, EtcdJoined
 from labctl.render import etcd as render
 
-# A data directory with etcd data is this cluster's only when it holds our marker
-# with our token; anything else is refused and left as it is. Reads only.
-GUARD = r"""
-d=$1 token=$2
-[ -d "$d/member" ] || exit 0
-have=$(cat "$d/.labctl-cluster" 2>/dev/null || echo "no labctl marker")
-[ "$have" = "$token" ] && exit 0
-echo "$d holds etcd data of another cluster ($have, not $token);" \
-  "labctl never wipes it: move it away by hand to let this member join" >&2
-exit 3
-"""
-
-# Changing cluster.etcd.data_dir under a formed cluster would start the member on an
-# empty directory as a new cluster while its data sits in the old one: refuse, and
-# say how to move it. The env file still names the directory etcd last ran from.
-MOVED_GUARD = r"""
-env=$1 root=$2 new=$3
-[ -f "$env" ] || exit 0
-old=$(sed -n 's/^ETCD_DATA_DIR=//p' "$env" | tr -d "\"'")
-[ -n "$old" ] && [ "$old" != "$new" ] || exit 0
-[ -d "$root$old/member" ] || exit 0
-[ -d "$root$new/member" ] && exit 0
-echo "etcd's data is in $old but cluster.etcd.data_dir now says $new: a member started" \
-  "there would be empty. Stop etcd, move $old to $new on this node, then run again" \
-  "(or put data_dir back)" >&2
-exit 3
-"""
-
-# The marker goes in before etcd first writes there, so the data is known as ours.
-# A member that had data rejoins a formed cluster: the step ends only once it answers
-# healthy, and the next member's restart waits for this step (a rolling restart).
-# A first start has no cluster to answer yet, so it ends at once.
-RESTART = r"""
-d=$1 token=$2 unit=$3 url=$4 ca=$5 cert=$6 key=$7 wait=$8
-formed=no; [ -d "$d/member" ] && formed=yes
-mkdir -p "$d" && chmod 0700 "$d"
-[ -f "$d/.labctl-cluster" ] || printf '%s\n' "$token" > "$d/.labctl-cluster"
-systemctl restart "$unit"
-[ "$formed" = yes ] || exit 0
-i=0
-until curl -sf --max-time 2 --cacert "$ca" --cert "$cert" --key "$key" "$url/health" \
-    | grep -q '"health":"true"'; do
-  i=$((i + 1))
-  if [ "$i" -ge "$wait" ]; then
-    echo "$unit restarted, but its member did not answer healthy within $wait s;" \
-      "the other members were not restarted" >&2
-    exit 1
-  fi
-  sleep 1
-done
-"""
-
-# A member removed from the cluster would fail on every restart: it is stopped,
-# and its data kept under another name (labctl never deletes etcd data).
-LEAVE = r"""
-d=$1 unit=$2
-systemctl stop "$unit"
-systemctl disable "$unit"
-if [ -d "$d/member" ]; then mv "$d" "$d.removed-$(date -u +%Y%m%dT%H%M%SZ)"; fi
-"""
+# The scripts the plans run on nodes: labctl/data/scripts/NAME.sh (its header says
+# why it exists and what its arguments are).
+GUARD = shell.body("etcd-guard")
+MOVED_GUARD = shell.body("etcd-moved-guard")
+RESTART = shell.body("etcd-restart")
+LEAVE = shell.body("etcd-leave")
 
 # Started if it is not running; the wait ends once it runs (restarts come from the
 # journal, which cannot see a member that died since).

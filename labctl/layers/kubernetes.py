@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterator, Mapping
 
+from labctl.data import shell
 from labctl.engine.actions import Action, LocalStep, PutFile, Run, WaitFor, ssh_answers
 from labctl.engine.appliers import LocalWorkFactory
 from labctl.engine.layer import LayerContext
@@ -82,21 +83,8 @@ def image_imports(ctx: LayerContext, server: Server) -> list[Action]:
     ]
 
 
-# A control-plane node is back when its API server answers /readyz (anonymous access to
-# it is allowed) and, with static pods, serves the certificate on the node's disk: the
-# kubelet replaces the pod some seconds after its manifest changes (a rotation changes
-# the manifest's annotation), and until then the old one would still answer.
-# "$1" address, "$2" port, "$3" the certificate file, or "-" not to compare.
-CONTROL_PLANE_READY = r"""
-if [ "$3" != - ]; then
-  want=$(openssl x509 -noout -fingerprint -sha256 -in "$3") || exit 1
-  have=$(openssl s_client -connect "$1:$2" </dev/null 2>/dev/null \
-    | openssl x509 -noout -fingerprint -sha256 2>/dev/null)
-  [ "$have" = "$want" ] || exit 1
-fi
-printf 'GET /readyz HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n' "$1" \
-  | timeout 10 openssl s_client -quiet -connect "$1:$2" 2>/dev/null | tr -d '\r' | grep -qx ok
-"""
+# Whether a control-plane node is back: labctl/data/scripts/kubernetes-control-plane-ready.sh.
+CONTROL_PLANE_READY = shell.body("kubernetes-control-plane-ready")
 READY_NAME = "labctl-kube-control-plane-ready"
 
 

@@ -33,6 +33,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from labctl.data import shell
 from labctl.inventory.model import BootService, Inventory, Nic, Server
 from labctl.render.ignition import SPEC_VERSION, data_url, os_disk
 from labctl.render.quoting import config_lines, plain_word
@@ -224,48 +225,11 @@ def ipxe_script(inventory: Inventory, server: Server) -> str:
     )
 
 
-# The report carries this install's token (from the installer Ignition's token file,
-# through the unit's EnvironmentFile): the boot service refuses a report without it.
-INSTALL_SCRIPT = r"""#!/bin/bash
-# Written by labctl: install the inventory's version from labctl's verified cache onto
-# the OS disk, report, power off for labctl. Arguments: CHANNEL VERSION BASE_URL.
-set -o pipefail
-arg() { sed -n "s/.*\blabctl\.$1=\([^ ]*\).*/\1/p" /proc/cmdline; }
-report() {
-  curl -fsS -m 30 --retry 5 -H 'Content-Type: application/json' \
-    -H "X-Labctl-Install-Token: ${LABCTL_INSTALL_TOKEN:?}" \
-    --data "{\"result\": \"$1\", \"message\": $(printf '%s' "$2" | jq -Rs .)}" "$(arg report)"
-}
-if ! curl -fsS -m 60 --retry 5 -o /tmp/labctl.ign "$(arg config)"; then
-  report failed "fetching the Ignition config failed"; exit 1
-fi
-# -V and -b: this version's image and signature from labctl's boot service (its cached,
-# checksum-verified copy), checked by flatcar-install against Flatcar's signing key.
-if out=$(flatcar-install -d "$(arg disk)" -C "$1" -V "$2" -b "$3" -i /tmp/labctl.ign 2>&1); then
-  report ok "flatcar-install wrote Flatcar $2 to $(arg disk)"
-  systemctl poweroff
-else
-  report failed "$(printf '%s' "$out" | tail -5)"
-fi
-"""
-
-
-FCOS_REPORT_SCRIPT = r"""#!/bin/bash
-# Written by labctl: tell labctl how coreos-installer did; power off for labctl if it did.
-arg() { sed -n "s/.*\blabctl\.$1=\([^ ]*\).*/\1/p" /proc/cmdline; }
-result=$(systemctl show -p Result --value coreos-installer.service)
-if [ "$result" = success ]; then
-  status=ok message="coreos-installer wrote $(arg disk)"
-else
-  status=failed
-  why=$(journalctl -u coreos-installer.service -o cat -n 5 --no-pager)
-  message="coreos-installer.service: $result: $why"
-fi
-body="{\"result\": \"$status\", \"message\": $(printf '%s' "$message" | jq -Rs .)}"
-curl -fsS -m 30 --retry 5 -H 'Content-Type: application/json' \
-  -H "X-Labctl-Install-Token: ${LABCTL_INSTALL_TOKEN:?}" --data "$body" "$(arg report)"
-[ "$status" = ok ] && systemctl poweroff
-"""
+# The installers' scripts, written whole into their Ignition configs. The report carries
+# this install's token (from the installer Ignition's token file, through the unit's
+# EnvironmentFile): the boot service refuses a report without it.
+INSTALL_SCRIPT = shell.script("flatcar-install")
+FCOS_REPORT_SCRIPT = shell.script("fcos-report")
 
 TOKEN_PATH = "/etc/labctl/install-token"
 TOKEN_HEADER = "X-Labctl-Install-Token"

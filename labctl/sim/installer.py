@@ -33,6 +33,7 @@ import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 
 from labctl.errors import LabctlError
@@ -72,90 +73,12 @@ FLATCAR_RELEASE = SIM_VERSION
 # Bumped when the mirror's layout changes, so a cached mirror of the old one is rebuilt.
 LAYOUT = "2"
 
-INIT = r"""#!/bin/busybox sh
-/bin/busybox --install -s /bin
-export PATH=/bin:/sbin:/usr/bin:/usr/sbin
-mount -t proc proc /proc; mount -t sysfs sysfs /sys; mount -t devtmpfs dev /dev
-mount -t tmpfs tmpfs /run; mkdir -p /tmp /sysroot
-say() { echo "MARK: $*"; }
-arg() { for w in $(cat /proc/cmdline); do case $w in labctl.$1=*) echo "${w#*=}";; esac; done; }
-say "up at $(cut -d' ' -f1 /proc/uptime)s"
-MODULES_LOAD
-# The board's BMC on the system interface: the kernel asks it for its device id over
-# KCS at probe time and logs the answer; a VM without one says so and goes on.
-IPMI_DONE='Found new BMC|Unable to find any System Interface|detection failed'
-i=0; while ! dmesg | grep -Eq "$IPMI_DONE" && [ $i -lt 20 ]; do sleep 0.5; i=$((i+1)); done
-bmc=$(dmesg | grep -o 'Found new BMC.*' | tail -n1)
-if [ -c /dev/ipmi0 ] && [ -n "$bmc" ]; then
-  say "ipmi /dev/ipmi0: $bmc"
-  # (ipmitool warns first that it has no IANA enterprise-number list here.)
-  inband=$(ipmitool -I open chassis power status 2>&1 | grep -v 'IANA PEN' | head -n1)
-  say "ipmi in-band: $inband"
-else
-  say "ipmi: no BMC on the system interface"
-fi
-ip link set lo up
-NIC=$(ls /sys/class/net | grep -v '^lo$' | head -n1)
-ip link set "$NIC" up
-udhcpc -i "$NIC" -s /etc/udhcpc.script -q -n -t 10 -T 2 || say "no DHCP lease"
-REPORT=$(arg report); CONFIG=$(arg config); DISK=$(arg disk)
-# The live system's own Ignition (the installer config) carries this install's report
-# token, as the token file's contents: without it the boot service refuses the report.
-INSTALL=$(for w in $(cat /proc/cmdline); do case $w in ignition.config.url=*) echo "${w#*=}";;
-  esac; done)
-TOKEN=$(wget -q -O- "$INSTALL" | grep -o 'LABCTL_INSTALL_TOKEN=[0-9a-f]*' | head -n1)
-TOKEN=${TOKEN#*=}
-[ -n "$TOKEN" ] || say "no install token in $INSTALL"
-json() { sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' | awk 'BEGIN{ORS="\\n"}{print}'; }
-report() {
-  body="{\"result\": \"$1\", \"message\": \"$(printf '%s' "$2" | json)\"}"
-  wget -q -O- --header 'Content-Type: application/json' \
-    --header "X-Labctl-Install-Token: $TOKEN" --post-data "$body" "$REPORT"
-}
-finish() { say "ignition=$1, powering off"; report "$1" "$2"; sync; poweroff -f; }
-# Fedora CoreOS's live initramfs fetches its root file system from here.
-ROOTFS=$(for w in $(cat /proc/cmdline); do case $w in coreos.live.rootfs_url=*) echo "${w#*=}";;
-  esac; done)
-if [ -n "$ROOTFS" ]; then
-  wget -q -O /run/rootfs.img "$ROOTFS" || finish failed "cannot fetch the live rootfs $ROOTFS"
-  say "rootfs $(wc -c < /run/rootfs.img) bytes from $ROOTFS"
-fi
-i=0; while [ ! -b "$DISK" ] && [ $i -lt 20 ]; do sleep 0.5; i=$((i+1)); done
-[ -b "$DISK" ] || finish failed "the OS disk $DISK did not appear"
-mke2fs -q "$DISK" && mount -t ext2 "$DISK" /sysroot \
-  || finish failed "cannot lay a file system on $DISK"
-mkdir -p /sysroot/etc/selinux /sysroot/home/core /sysroot/root
-printf 'root:x:0:0:root:/root:/bin/sh\ncore:x:500:500:core:/home/core:/bin/sh\n' \
-  > /sysroot/etc/passwd
-printf 'root:x:0:\ncore:x:500:\n' > /sysroot/etc/group
-printf 'root:*:19000:0:99999:7:::\ncore:*:19000:0:99999:7:::\n' > /sysroot/etc/shadow
-printf 'root:*::\ncore:!::\n' > /sysroot/etc/gshadow
-chmod 600 /sysroot/etc/shadow /sysroot/etc/gshadow; chown 500:500 /sysroot/home/core
-printf 'SELINUX=disabled\nSELINUXTYPE=targeted\n' > /sysroot/etc/selinux/config
-# Ignition reads its config URL from the kernel command line: this install's own config.
-sed "s#ignition.config.url=[^ ]*#ignition.config.url=$CONFIG#" /proc/cmdline > /run/cmdline
-mount --bind /run/cmdline /proc/cmdline
-mkdir -p /run/ignition
-IGN="ignition --platform=metal --log-to-stdout"
-if $IGN --stage=fetch > /run/fetch.log 2>&1 \
-   && $IGN --stage=files --root=/sysroot > /run/files.log 2>&1; then
-  tail -n 3 /run/files.log
-  umount /sysroot
-  finish ok "ignition fetch and files stages finished; wrote $DISK"
-fi
-cat /run/fetch.log /run/files.log 2>/dev/null | tail -n 15
-why=$(cat /run/fetch.log /run/files.log 2>/dev/null | grep CRITICAL | tail -n 3)
-umount /sysroot
-finish failed "${why:-ignition failed without a CRITICAL line}"
-""".replace("MARK", MARK)
-
-UDHCPC_SCRIPT = r"""#!/bin/sh
-[ "$1" = bound ] || [ "$1" = renew ] || exit 0
-ip addr flush dev "$interface"
-ip addr add "$ip/$mask" dev "$interface"
-[ -n "$router" ] && ip route add default via "${router%% *}" dev "$interface"
-echo "LABCTL-INSTALLER: dhcp $ip/$mask"
-"""
+# The initrd's /init and the script udhcpc runs on a lease: shell files beside this
+# module (package data), shellcheck-checked. /init reads the modules to load from
+# MODULES_LIST, which the build writes (nothing is pasted into a script).
+INIT = resources.files(__package__).joinpath("installer-init.sh").read_text("utf-8")
+UDHCPC_SCRIPT = resources.files(__package__).joinpath("installer-udhcpc.sh").read_text("utf-8")
+MODULES_LIST = "etc/labctl-modules"
 
 
 @dataclass(frozen=True)
@@ -230,13 +153,10 @@ def _files(inputs: Inputs) -> dict[str, Path]:
     return files
 
 
-def _init_text(inputs: Inputs) -> str:
+def _modules_text(inputs: Inputs) -> str:
+    """What /init loads, in order: one module's path a line."""
     dep = (inputs.modules / "modules.dep").read_text()
-    loads = "\n".join(
-        f"insmod /lib/modules/{inputs.version}/{path} 2>/dev/null"
-        for path in module_order(dep, MODULES)
-    )
-    return INIT.replace("MODULES_LOAD", loads)
+    return "".join(f"/lib/modules/{inputs.version}/{path}\n" for path in module_order(dep, MODULES))
 
 
 def _cpio(entries: list[tuple[str, int, bytes]]) -> bytes:
@@ -263,7 +183,8 @@ def build_initrd(inputs: Inputs) -> bytes:
         dirs.update("/".join(parts[: i + 1]) for i in range(len(parts)))
     for d in sorted(dirs):
         entries.append((d, 0o040755, b""))
-    entries.append(("init", 0o100755, _init_text(inputs).encode()))
+    entries.append(("init", 0o100755, INIT.encode()))
+    entries.append((MODULES_LIST, 0o100644, _modules_text(inputs).encode()))
     entries.append(("etc/udhcpc.script", 0o100755, UDHCPC_SCRIPT.encode()))
     # Ignition relabels for SELinux; with SELinux off a no-op setfiles does.
     entries.append(("usr/sbin/setfiles", 0o100755, b"#!/bin/sh\nexit 0\n"))
@@ -273,7 +194,8 @@ def build_initrd(inputs: Inputs) -> bytes:
 
 
 def cache_key(inputs: Inputs) -> str:
-    digest = hashlib.sha256(_init_text(inputs).encode() + UDHCPC_SCRIPT.encode() + LAYOUT.encode())
+    scripts = INIT + _modules_text(inputs) + UDHCPC_SCRIPT
+    digest = hashlib.sha256(scripts.encode() + LAYOUT.encode())
     for path, source in sorted({**_files(inputs), "kernel": inputs.kernel}.items()):
         stat = source.stat()
         digest.update(f"{path} {source} {stat.st_size} {stat.st_mtime_ns}\n".encode())

@@ -35,7 +35,7 @@ MAY_IMPORT: dict[str, set[str]] = {
     "data": set(),
     "files": set(),
     "programs": {"errors"},
-    "drivers": {"errors", "files", "platform"},
+    "drivers": {"data", "errors", "files", "platform"},
     "inventory": {"errors"},
     "platform": {"errors", "inventory"},
     "secrets": {"engine", "errors", "inventory"},
@@ -43,12 +43,12 @@ MAY_IMPORT: dict[str, set[str]] = {
     "engine": {"drivers", "errors", "inventory", "platform"},
     "targets": {"drivers", "errors", "inventory", "platform"},
     "pki": {"engine", "errors", "files", "inventory", "platform", "programs", "secrets", "targets"},
-    "render": {"errors", "inventory", "pki", "platform"},
+    "render": {"data", "errors", "inventory", "pki", "platform"},
     "boot": {"errors", "files", "inventory", "platform", "programs", "render"},
     "etcd": {"drivers", "engine", "errors", "files", "inventory", "pki", "platform", "render"}
-    | {"targets"},
+    | {"data", "targets"},
     "kubernetes": {"drivers", "engine", "errors", "files", "inventory", "pki", "platform", "render"}
-    | {"targets"},
+    | {"data", "targets"},
     "ceph": {"drivers", "engine", "errors", "files", "inventory", "platform", "render", "secrets"}
     | {"targets"},
     "calico": {
@@ -67,7 +67,7 @@ MAY_IMPORT: dict[str, set[str]] = {
     "os": {"boot", "drivers", "engine", "errors", "files", "inventory", "platform", "power"}
     | {"render", "targets"},
     "layers": {"calico", "ceph", "engine", "errors", "etcd", "inventory", "kubernetes", "os"}
-    | {"pki", "platform", "render"},
+    | {"data", "pki", "platform", "render"},
     "run": {"engine", "layers", "platform", "power", "secrets", "targets"},
     "sim": {"drivers", "engine", "errors", "files", "inventory", "platform", "programs", "render"}
     | {"kubernetes", "secrets"},

@@ -30,7 +30,7 @@ from hypothesis import strategies as st
 from hypothesis.control import currently_in_test_context
 
 from labctl.engine.layer import LayerContext
-from labctl.etcd.restore import restore_command
+from labctl.etcd.restore import restore_argv
 from labctl.inventory import require_inventory
 from labctl.inventory.model import Inventory, SecretRef
 from labctl.render import bird, boot, ceph, etcd, ignition, switch_frr, systemd
@@ -372,7 +372,7 @@ esac
 
 
 def run_restore(tmp_path: Path, data_dir: str) -> list[list[str]]:
-    """The restore command as sh runs it on a node twice (the second time the data
+    """The restore script as sh runs it on a node twice (the second time the data
     directory exists and is moved aside), under a node root in tmp_path; the calls
     of every program, in order."""
     bin_dir = tmp_path / "bin"
@@ -389,13 +389,13 @@ def run_restore(tmp_path: Path, data_dir: str) -> list[list[str]]:
         platform=SimPlatform(etcd="host"),
     )  # fmt: skip
     node_dir = ctx.on_node("fohn", data_dir)
-    command = restore_command(ctx, "fohn", ctx.on_node("fohn", "/snap.db"), node_dir)
+    argv = restore_argv(ctx, "fohn", ctx.on_node("fohn", "/snap.db"), node_dir)
     calls = tmp_path / "calls"
     calls.write_bytes(b"")
     env = {"PATH": str(bin_dir), "LABCTL_CALLS": str(calls), "HOME": str(tmp_path)}
     for _ in range(2):
         done = subprocess.run(
-            ["/bin/sh", "-c", command], env=env, capture_output=True, text=True, timeout=30
+            ["/bin/sh", *argv[1:]], env=env, capture_output=True, text=True, timeout=30
         )
         assert done.returncode == 0, done.stderr
     return [line.rstrip("\0").split("\0") for line in calls.read_text().splitlines() if line]

@@ -11,9 +11,9 @@ OS's containerd in either runtime.
 
 from __future__ import annotations
 
+from labctl.data import shell
 from labctl.inventory.model import Inventory, Server
 from labctl.render.kubernetes import flags
-from labctl.render.kubernetes.kubelet import mount_cgroups
 from labctl.render.systemd import Unit, exec_command
 
 CONTAINERD_UNIT = "labctl-containerd.service"
@@ -79,14 +79,11 @@ def containerd_config() -> str:
 def containerd_wrapper() -> str:
     """The pods runtime's containerd start: runc needs the cgroup hierarchies, which a
     simulated node's fresh /sys lacks; they are mounted in the node's own mount
-    namespace, which the kubelet (and so every hostPath it creates) shares."""
-    lines = ["#!/bin/sh", "# Written by labctl (pods runtime): cgroups for runc.", "set -e"]
-    collect = [
-        # containerd puts every container's cgroup at /k8s.io/ID of the host's tree; a
-        # node's power-off leaves them behind, empty. rmdir removes only empty ones.
-        'for d in /sys/fs/cgroup/*/k8s.io/*/; do rmdir "$d" 2>/dev/null || true; done',
-    ]
-    return "\n".join([*lines, *mount_cgroups(), *collect, 'exec "$@"']) + "\n"
+    namespace, which the kubelet (and so every hostPath it creates) shares. It also
+    removes the empty container cgroups a node's power-off left behind (containerd
+    puts each at /k8s.io/ID of the host's tree). The script is
+    labctl/data/scripts/containerd-pods-wrapper.sh."""
+    return shell.script("containerd-pods-wrapper")
 
 
 def containerd_unit(runtime: str = "host") -> Unit:

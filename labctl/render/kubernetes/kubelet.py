@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from labctl.data import shell
 from labctl.inventory.model import Inventory, Server
 from labctl.render.kubernetes import common as c
 from labctl.render.kubernetes import flags
@@ -24,17 +25,6 @@ from labctl.render.systemd import Unit, exec_command
 UNIT_NAME = "kubelet.service"
 UNIT_PATH = f"/etc/systemd/system/{UNIT_NAME}"
 HOST_WRAPPER = f"{c.CONFIG_DIR}/kubelet-host-wrapper.sh"
-
-# What the kubelet's container manager wants these to be (pkg/kubelet/cm); on a host
-# shared by simulated nodes it finds them already so, in files bound over /proc/sys.
-KUBELET_SYSCTLS = {
-    "vm/overcommit_memory": "1",
-    "vm/panic_on_oom": "0",
-    "kernel/panic": "10",
-    "kernel/panic_on_oops": "1",
-    "kernel/keys/root_maxkeys": "1000000",
-    "kernel/keys/root_maxbytes": "25000000",
-}
 
 
 def configuration(
@@ -76,28 +66,6 @@ def configuration(
     return config
 
 
-def mount_cgroups() -> list[str]:
-    """Shell lines mounting the cgroup hierarchies, as /proc/self/cgroup lists them, when
-    none are mounted (a simulated node's /sys is the fresh sysfs `ip netns exec` mounts)."""
-    return [
-        "if ! grep -q ' cgroup' /proc/self/mounts; then",
-        "  mount -t tmpfs -o mode=755 cgroup /sys/fs/cgroup",
-        "  while IFS=: read -r _ controllers _; do",
-        '    if [ -z "$controllers" ]; then',
-        "      mkdir -p /sys/fs/cgroup/unified",
-        "      mount -t cgroup2 cgroup2 /sys/fs/cgroup/unified",
-        "    else",
-        "      dir=/sys/fs/cgroup/${controllers#name=}",
-        "      opts=$controllers",
-        "      case $controllers in name=*) opts=none,$controllers ;; esac",
-        '      mkdir -p "$dir"',
-        '      mount -t cgroup -o "$opts" cgroup "$dir"',
-        "    fi",
-        "  done < /proc/self/cgroup",
-        "fi",
-    ]
-
-
 def host_wrapper() -> str:
     """The simulated runtimes' kubelet wrapper: the kubelet in a mount namespace of its own.
 
@@ -108,37 +76,12 @@ def host_wrapper() -> str:
     ServiceAccount token, on tmpfs) must reach containerd, which runs in the node's
     namespace and bind-mounts them into the pod's containers: that directory is made a
     shared mount first, in the node's namespace, and the kubelet's copy stays its peer.
+    The tunables are the values the kubelet's container manager wants (pkg/kubelet/cm):
+    it finds them already so, in files bound over /proc/sys, and never sets the
+    host's. The script is labctl/data/scripts/kubelet-shared-kernel-wrapper.sh; its
+    cgroup mounts are containerd-pods-wrapper.sh's (a test keeps the two the same).
     """
-    kubelet_dir = c.KUBELET_DIR
-    lines = [
-        "#!/bin/sh",
-        "# Written by labctl (simulated runtimes): cgroups visible, kernel tunables as files.",
-        "set -e",
-        'if [ "${LABCTL_KUBELET_NS:-}" != 1 ]; then',
-        f"  mkdir -p {kubelet_dir}",
-        f"  mountpoint -q {kubelet_dir} || mount --bind {kubelet_dir} {kubelet_dir}",
-        f"  mount --make-shared {kubelet_dir}",
-        # The sim's systemctl starts enabled units at boot in name order, kubelet before
-        # labctl-containerd, and restarts none: the kubelet exits when it finds no CRI
-        # socket, so it waits for containerd's (up to 30 s) as After= would order it.
-        # Waiting here, before the namespace is copied, also keeps the copy from catching
-        # containerd's wrapper half-way through mounting the cgroup hierarchies.
-        "  i=0",
-        f"  while [ ! -S {c.CONTAINERD_SOCKET} ] && [ $i -lt 300 ]; do",
-        "    sleep 0.1; i=$((i + 1))",
-        "  done",
-        '  LABCTL_KUBELET_NS=1 exec unshare --mount --propagation unchanged /bin/sh "$0" "$@"',
-        "fi",
-        *mount_cgroups(),
-        "d=/run/labctl/kubelet-sysctl",
-        "mkdir -p $d",
-    ]
-    for name, value in KUBELET_SYSCTLS.items():
-        flat = name.replace("/", ".")
-        lines.append(f"echo {value} > $d/{flat}")
-        lines.append(f"mount --bind $d/{flat} /proc/sys/{name}")
-    lines.append('exec "$@"')
-    return "\n".join(lines) + "\n"
+    return shell.script("kubelet-shared-kernel-wrapper")
 
 
 def exec_start(inventory: Inventory, server: Server, bin_dir: str, shares_kernel: bool) -> str:

@@ -11,7 +11,7 @@ from labctl.engine.actions import PutFile, Run
 from labctl.engine.facts import Facts
 from labctl.engine.layer import LayerContext
 from labctl.etcd.membership import RECORD_NAME, EtcdChanges, EtcdJoined, MembershipRecord
-from labctl.etcd.restore import EtcdRestore
+from labctl.etcd.restore import RESTORE, EtcdRestore
 from labctl.inventory import require_inventory
 from labctl.inventory.model import Inventory
 from labctl.layers.etcd import EtcdLayer, is_restart
@@ -208,10 +208,13 @@ def test_restore_stops_everyone_before_anyone_starts(inventory: Inventory, tmp_p
     for start in starts:
         assert set(start.after) == {"restore:fohn", "restore:chequita", "restore:wind"}
     restore = next(s for s in members_plan.steps if s.id == "restore:wind")
-    command = restore.action.as_dict()["argv"][2]
-    assert "mv /var/lib/etcd /var/lib/etcd.before-restore-" in command
-    assert "--initial-cluster-token sthlm-etcd" in command
-    assert "rm -rf" not in command  # the old data is moved aside, never deleted
+    argv = restore.action.as_dict()["argv"]
+    # The shipped script, every value one argument of it (nothing pasted into it).
+    assert argv[:4] == ["sh", "-c", RESTORE, "labctl-etcd-restore"]
+    assert argv[4:7] == ["/var/lib/etcd", "sthlm-etcd", "/var/lib/labctl/etcd-restore-abc-1.db"]
+    assert argv[argv.index("--initial-cluster-token") + 1] == "sthlm-etcd"
+    assert 'mv "$d" "$d.before-restore-' in argv[2]
+    assert "rm -rf" not in argv[2]  # the old data is moved aside, never deleted
     assert health.steps[0].action.as_dict()["name"] == "etcd.healthy"
 
 
