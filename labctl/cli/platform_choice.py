@@ -16,11 +16,12 @@ import os
 from collections.abc import Collection, Mapping
 from pathlib import Path
 
+from labctl.engine.layer import Platform
 from labctl.inventory import require_for_lab as _require_for_lab
 from labctl.inventory import require_inventory as _require_inventory
 from labctl.inventory.model import Inventory
 from labctl.inventory.problems import Problem
-from labctl.platform import Platform, RealPlatform, as_run
+from labctl.platform import RealPlatform, as_run
 
 SSH_USER = "LABCTL_SSH_USER"
 SSH_KNOWN_HOSTS = "LABCTL_SSH_KNOWN_HOSTS"

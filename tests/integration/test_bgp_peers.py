@@ -23,7 +23,8 @@ from labctl.calico.switch_session import fetch
 from labctl.drivers.ssh import SshTarget
 from labctl.inventory import require_inventory
 from labctl.inventory.model import Inventory, SecretRef
-from labctl.render import bird, switches
+from labctl.render import switches
+from labctl.sim.render import bird
 from tests.conftest import REFERENCE
 from tests.peers import bgp
 from tests.peers.sshd import SshdPeer, running_sshd

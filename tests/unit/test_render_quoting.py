@@ -33,10 +33,12 @@ from labctl.engine.layer import LayerContext
 from labctl.inventory import require_inventory
 from labctl.inventory.model import Inventory, SecretRef
 from labctl.layers.etcd import restore_command
-from labctl.render import bird, boot, ceph, etcd, ignition, switch_frr, systemd
+from labctl.render import boot, ceph, etcd, ignition, switch_frr, systemd
 from labctl.render.kubernetes import addons, kubelet
 from labctl.render.systemd import env_text, unit_text
 from labctl.sim.platform import SimPlatform
+from labctl.sim.render import bird
+from labctl.sim.render.kubernetes import shared_kernel
 from tests.conftest import REFERENCE
 
 INVENTORY = require_inventory(REFERENCE)
@@ -485,7 +487,7 @@ def test_the_corefile_keeps_its_blocks_and_yaml_round_trips(domain: str) -> None
     assert corefile == normal["data"]["Corefile"].replace(" cluster.local ", f" {domain} ")
     assert len(corefile.split()) == len(normal["data"]["Corefile"].split())
     assert corefile.count("{") == corefile.count("}") == normal["data"]["Corefile"].count("{")
-    config = kubelet.configuration(inventory, inventory.server("fohn"), shares_kernel=True)
+    config = kubelet.configuration(inventory, inventory.server("fohn"), shared_kernel("host"))
     assert yaml.safe_load(yaml.safe_dump(config)) == config
 
 

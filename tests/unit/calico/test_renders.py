@@ -11,8 +11,9 @@ import yaml
 
 from labctl.inventory import check_text, topology
 from labctl.inventory.model import Inventory
-from labctl.render import bird, calico, calico_node, calico_standin, switches
+from labctl.render import calico, switches
 from labctl.render.bgp_common import masked
+from labctl.sim.render import bird, calico_node, calico_standin
 from tests.conftest import REFERENCE, assert_golden
 
 REFERENCE_TEXT = REFERENCE.read_text()
