@@ -114,7 +114,9 @@ class SimPlatform:
         return plan_pieces.node_bgp_query(self.calico_bird) if self.calico_bird else None
 
     def calico_kinds(self, inventory: Inventory) -> list[dict[str, Any]]:
-        if inventory.cluster.calico.manifest is not None:
+        # No manifest can be fetched here; with BIRD standing in for calico-node the API
+        # only has to store Calico's objects, which open definitions allow.
+        if inventory.cluster.calico.manifest is not None or self.calico_bird is None:
             return []
         return calico_standin.definitions()
 
