@@ -31,8 +31,9 @@ from labctl.calico import bgp4_mib
 from labctl.drivers.bgp_snmp import SwitchSnmpEndpoint, read_bgp
 from labctl.drivers.snmp import SnmpV2cAuth, SnmpV3Auth
 from labctl.inventory import require_inventory
-from labctl.render import bird, switches
+from labctl.render import switches
 from labctl.sim import bgp_agent
+from labctl.sim.render import bird
 from tests.conftest import REFERENCE
 from tests.peers import bgp
 from tests.peers.ports import free_udp_port

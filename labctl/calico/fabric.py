@@ -5,9 +5,10 @@ ask through here. Every device is asked in parallel, over one SSH session each
 (``labctl/targets.py``: switches on their management address) or, for a switch
 whose ``bgp_status`` is ``snmp``, over SNMP (``switch_snmp.py``); a device that
 does not answer is named with the reason, and its sessions count as down.
-Nodes are read only where BIRD stands in for calico-node (the simulated lab:
-``birdc`` beside the BIRD binary); on a real lab calico-node's BIRD is inside
-its container and only the switches' side is read.
+Nodes are read only where the platform names a command that prints their BIRD
+protocols (``Platform.node_bgp_query``: the simulated lab's ``birdc``, BIRD standing
+in for calico-node); on a real lab calico-node's BIRD is inside its container and
+only the switches' side is read.
 """
 
 from __future__ import annotations
@@ -22,8 +23,6 @@ from labctl.drivers.bgp_snmp import SwitchSnmpEndpoint
 from labctl.errors import LabctlError
 from labctl.inventory import topology
 from labctl.inventory.model import Inventory, Switch
-from labctl.render.bird import CONTROL_SOCKET
-from labctl.render.calico_node import birdc
 from labctl.targets import InventoryConnector
 
 FRR_SUMMARY = ("vtysh", "-c", "show bgp summary json")
@@ -35,11 +34,12 @@ class BgpSession:
         self,
         inventory: Inventory,
         base_dir: Path,
-        bird_binary: str | None = None,
+        node_query: tuple[str, ...] | None = None,
         switch_platform: str | None = None,
     ) -> None:
         self.inventory = inventory
-        self.bird_binary = bird_binary
+        # What prints a node's BIRD protocols, run on the node (None: nodes are not asked).
+        self.node_query = node_query
         self.switch_platform = switch_platform
         self.base_dir = base_dir
         self._connector = InventoryConnector(inventory, base_dir)
@@ -64,10 +64,9 @@ class BgpSession:
         return parse.frr_peers(summary), parse.frr_bgp_routes(routes)
 
     def _node(self, name: str) -> dict[str, str]:
-        assert self.bird_binary is not None
+        assert self.node_query is not None
         ssh = self._connector.ssh(name)
-        argv = (birdc(self.bird_binary), "-s", CONTROL_SOCKET, "show", "protocols")
-        result = ssh.run(argv, timeout=10.0, check=False)
+        result = ssh.run(self.node_query, timeout=10.0, check=False)
         if not result.ok:
             text = (result.stderr or result.stdout).decode(errors="replace").strip()
             raise LabctlError(f"birdc failed: {text or f'exit {result.exit_code}'}")
@@ -87,7 +86,7 @@ class BgpSession:
             for name, source in sources.items()
             if source == "snmp"
         }
-        nodes = [s.name for s in topology.nodes(inv)] if self.bird_binary else []
+        nodes = [s.name for s in topology.nodes(inv)] if self.node_query else []
         switch_peers: dict[str, dict[str, str]] = {}
         switch_routes: dict[str, dict[str, list[str]]] = {}
         node_protocols: dict[str, dict[str, str]] = {}

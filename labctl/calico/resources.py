@@ -1,8 +1,9 @@
 """The Calico objects the API server must hold, gathered from the inventory, and applied.
 
-In order: the CustomResourceDefinitions (Calico's manifest's, or labctl's stand-ins
-when the inventory names no manifest), the rest of the manifest unless calico-node
-is stood in for (the simulated lab cannot run its images), the BGP password
+In order: the CustomResourceDefinitions (Calico's manifest's, or the platform's
+stand-ins when the inventory names no manifest, ``Platform.calico_kinds``), the rest
+of the manifest unless calico-node is stood in for (the simulated lab cannot run its
+images), the BGP password
 Secret and the Role that lets calico-node read it, the IPPool, BGPConfiguration
 and BGPPeers, and last each Node's BGP address, AS and reflector settings as
 annotations on its Kubernetes Node. Definitions are applied first and waited
@@ -21,7 +22,7 @@ from labctl.drivers.kubernetes import object_path
 from labctl.errors import LabctlError
 from labctl.inventory.model import Inventory, SecretRef
 from labctl.kubernetes.api import KubeSession
-from labctl.render import calico, calico_standin
+from labctl.render import calico
 from labctl.secrets import references as secrets
 
 ESTABLISHED_TIMEOUT = 60.0
@@ -38,13 +39,20 @@ class Wanted:
     source: str  # where the definitions come from, for messages
 
 
-def wanted(inventory: Inventory, base_dir: Path, stand_in_node: bool) -> Wanted:
+def wanted(
+    inventory: Inventory,
+    base_dir: Path,
+    stand_in_node: bool,
+    stand_in_kinds: list[dict[str, Any]] | None = None,
+) -> Wanted:
     """What the API must hold. ``stand_in_node``: calico-node is stood in for (BIRD on
-    the simulated lab), so of the manifest only its definitions are applied."""
+    the simulated lab), so of the manifest only its definitions are applied.
+    ``stand_in_kinds``: the platform's definitions of Calico's kinds, applied when the
+    inventory names no manifest (``Platform.calico_kinds``)."""
     pinned = inventory.cluster.calico.manifest
     docs: list[dict[str, Any]] = []
     if pinned is None:
-        definitions, source = calico_standin.definitions(), "labctl's stand-in definitions"
+        definitions, source = list(stand_in_kinds or []), "labctl's stand-in definitions"
     else:
         data = calico_manifest.fetch(pinned, cache_dir(base_dir))
         docs = calico_manifest.documents(data, pinned.url)

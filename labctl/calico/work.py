@@ -41,7 +41,7 @@ def established_timeout(ctx: LayerContext) -> float:
 
 def _session(ctx: LayerContext) -> BgpSession:
     return BgpSession(
-        ctx.inventory, ctx.base_dir, ctx.platform.bgp_stand_in(), ctx.platform.switch_platform()
+        ctx.inventory, ctx.base_dir, ctx.platform.node_bgp_query(), ctx.platform.switch_platform()
     )
 
 
@@ -63,7 +63,10 @@ class EstablishedWork:
 
 def _wanted(ctx: LayerContext) -> resources.Wanted:
     return resources.wanted(
-        ctx.inventory, ctx.base_dir, stand_in_node=ctx.platform.bgp_stand_in() is not None
+        ctx.inventory,
+        ctx.base_dir,
+        stand_in_node=ctx.platform.bgp_stand_in() is not None,
+        stand_in_kinds=ctx.platform.calico_kinds(ctx.inventory),
     )
 
 

@@ -26,7 +26,7 @@ def status(inventory: Path = InventoryOption, output: OutputFormat = OutputOptio
     inv = require_inventory(inventory)
     platform = chosen()  # the simulated lab's BIRD and FRR switches
     with BgpSession(
-        inv, inventory.parent, platform.bgp_stand_in(), platform.switch_platform()
+        inv, inventory.parent, platform.node_bgp_query(), platform.switch_platform()
     ) as session:
         fabric = session.status()
     if output is OutputFormat.json:

@@ -15,12 +15,16 @@ import dataclasses
 import os
 from collections.abc import Collection, Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from labctl.inventory import require_for_lab as _require_for_lab
 from labctl.inventory import require_inventory as _require_inventory
 from labctl.inventory.model import Inventory
 from labctl.inventory.problems import Problem
-from labctl.platform import Platform, RealPlatform, as_run
+from labctl.platform import RealPlatform, as_run
+
+if TYPE_CHECKING:  # validate chooses a platform too, and needs no engine
+    from labctl.engine.layer import Platform
 
 SSH_USER = "LABCTL_SSH_USER"
 SSH_KNOWN_HOSTS = "LABCTL_SSH_KNOWN_HOSTS"

@@ -70,7 +70,7 @@ def with_secrets(
     run, so a wrong key differs), and the stand-in each value is printed as."""
     from functools import partial
 
-    from labctl.layers.calico import fill_for
+    from labctl.calico.fill import fill_for
     from labctl.render import switches
     from labctl.render.bgp_common import masked
     from labctl.secrets.references import resolve

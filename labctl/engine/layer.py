@@ -10,9 +10,18 @@ plan that makes it is applied (``engine/facts.py``). Every side
 effect is an action, carried out by the applier for its kind (``engine/appliers.py``).
 
 The engine owns this protocol; ``labctl/layers/`` implements it, one module per
-layer, and lists them in bootstrap order in ``LAYERS``. A layer may also name the
-lab checks it needs (``lab_checks``, ids of ``inventory/checks.lab_check``): ``labctl
-plan`` and ``bootstrap`` run those before any layer, where the lab kind is known.
+layer, and lists them in bootstrap order in ``LAYERS``. It also owns the one
+protocol for how the lab differs from what its inventory says (``Platform``): its
+methods both decide (how etcd runs) and hand a layer the plan pieces only the
+simulated lab has (BIRD on the nodes, stand-in definitions, imported images), so a
+layer adds what its platform returns and never branches to pick a stand-in. The
+protocol lives here because those pieces are actions planned in a context; the real
+answers are ``labctl/platform.py``'s (below the engine, naming no action: its plan
+pieces are empty), the simulated lab's ``labctl/sim/platform.py``'s (above it).
+
+A layer may also name the lab checks it needs (``lab_checks``, ids of
+``inventory/checks.lab_check``): ``labctl plan`` and ``bootstrap`` run those before
+any layer, where the lab kind is known.
 """
 
 from __future__ import annotations
@@ -20,14 +29,80 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
+from labctl.engine.actions import Action
 from labctl.engine.facts import F, Facts
-from labctl.inventory.model import Inventory
-from labctl.platform import Platform, RealPlatform
+from labctl.inventory.model import Ceph, Inventory, Server
+from labctl.platform import NodeRuntime, RealPlatform
 
 if TYPE_CHECKING:
     from labctl.engine.plan import Plan
+
+
+class Platform(Protocol):
+    """How the lab under labctl runs what the inventory describes (``labctl/platform.py``
+    says why; one method per way a simulated lab differs)."""
+
+    def etcd_runtime(self, inventory: Inventory) -> str:
+        """How etcd members run: ``container`` or ``host``."""
+        ...
+
+    def kube_runtime(self, inventory: Inventory) -> str:
+        """How the control plane runs: ``static-pods``, ``host`` (units), or ``pods``
+        (static pods from images labctl builds and imports; the simulated lab's)."""
+        ...
+
+    def kube_bin_dir(self, inventory: Inventory) -> str:
+        """The folder on every node for the Kubernetes binaries ("{version}" unexpanded)."""
+        ...
+
+    def node_runtime(self, inventory: Inventory, runtime: str) -> NodeRuntime:
+        """What every node runs around the kubelet beyond the inventory's: a
+        containerd of labctl's, the kubelet's wrapper and settings, kube-proxy's
+        (empty on a real lab; where nodes share one kernel, what that forces)."""
+        ...
+
+    def image_imports(self, ctx: LayerContext, server: Server) -> Sequence[Action]:
+        """What puts the control plane's images on ``server`` before its kubelet starts
+        (empty: the nodes pull them from their registry)."""
+        ...
+
+    def node_bgp(self, ctx: LayerContext, server: Server) -> Sequence[Action]:
+        """What configures BGP on ``server`` in the calico layer (empty: calico-node,
+        from Calico's manifest in the calico-resources layer, does it)."""
+        ...
+
+    def node_bgp_query(self) -> tuple[str, ...] | None:
+        """The command that prints a node's BIRD protocols on the node (None: calico-node's
+        BIRD is inside its container, and only the switches are asked)."""
+        ...
+
+    def calico_kinds(self, inventory: Inventory) -> list[dict[str, Any]]:
+        """The definitions of Calico's kinds applied when the inventory names no manifest
+        (empty: a real lab without one is refused, LAB120)."""
+        ...
+
+    def bgp_stand_in(self) -> str | None:
+        """What configures BGP on the nodes: None for calico-node (from Calico's
+        manifest), else the BIRD 1.6 binary the nodes run as a unit in its place."""
+        ...
+
+    def switch_platform(self) -> str | None:
+        """The platform every switch runs whatever the inventory says (None: as it says)."""
+        ...
+
+    def ceph(self, settings: Ceph) -> Ceph:
+        """Ceph's settings as this lab runs them (its runtime, extra config keys)."""
+        ...
+
+    def boot_netns(self) -> str | None:
+        """The network namespace the boot service serves from (None: the host's)."""
+        ...
+
+    def differences(self) -> tuple[str, ...]:
+        """One line per stand-in, saying what stands in for what (empty on a real lab)."""
+        ...
 
 
 @dataclass(frozen=True)

@@ -97,7 +97,11 @@ class BinariesWork:
 
 def _addons(ctx: LayerContext) -> list[Doc]:
     """The addons as the platform runs them (kube-proxy differs where nodes share a kernel)."""
-    return all_addons(ctx.inventory, ctx.platform.shares_kernel())
+    inventory = ctx.inventory
+    node = ctx.platform.node_runtime(
+        inventory, common.runtime(inventory, ctx.platform.kube_runtime(inventory))
+    )
+    return all_addons(inventory, node.kube_proxy_settings)
 
 
 def _session(ctx: LayerContext) -> KubeSession:

@@ -52,7 +52,8 @@ class CalicoResourcesLayer:
     def plans(self, ctx: LayerContext) -> Iterator[Plan]:
         calico = ctx.inventory.cluster.calico
         stand_in = ctx.platform.bgp_stand_in() is not None
-        if calico.manifest is None and not stand_in:
+        # Without a manifest only the platform's own definitions could be applied.
+        if calico.manifest is None and not ctx.platform.calico_kinds(ctx.inventory):
             raise LabctlError(
                 f"{ctx.inventory_path}: cluster.calico.manifest is not set: on a real lab "
                 "nothing would install calico-node and no Node would turn Ready (LAB120)"

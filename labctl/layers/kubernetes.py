@@ -5,10 +5,11 @@ Kubernetes binaries it runs in ``binary_dir`` at the inventory's version, sent f
 this machine's build where the node lacks them (local work ``kubernetes.binaries``,
 ``kubernetes/delivery.py``). Then on every server each service's files are written
 (``render/kubernetes``) and the service is enabled, restarted when its files or the
-node's certificates changed, and started if it is not running: labctl's own containerd
-(only where nodes share one kernel, ``Platform.shares_kernel``), the control-plane
-units (host runtime) or static pod manifests (static-pods runtime, run by the
-kubelet), and the kubelet. Then, from the
+node's certificates changed, and started if it is not running: whatever the platform
+runs before the kubelet (``Platform.node_runtime``: on the simulated lab, whose nodes
+share one kernel, a containerd of labctl's), the control-plane units (host runtime)
+or static pod manifests (static-pods runtime, run by the kubelet), and the kubelet,
+after the images the platform puts on the node (``Platform.image_imports``). Then, from the
 operator's machine with the admin certificate: the API answers ``/readyz`` (local
 work ``kubernetes.ready``), the addons are applied (``kubernetes.addons``), and
 every server is a Node (``kubernetes.nodes``). A re-run on a working cluster changes nothing.
@@ -28,26 +29,7 @@ from labctl.inventory.model import Server
 from labctl.pki.facts import PkiFiles
 from labctl.render.kubernetes import common as c
 from labctl.render.kubernetes import host, kubelet
-from labctl.render.kubernetes.addons import coredns_image
 from labctl.render.kubernetes.node import Service, services
-
-# The pods runtime's images, imported into the node's containerd unless it has them:
-# "$1" is the folder of archives, then ARCHIVE=IMAGE pairs. The native snapshotter is the
-# one CRI uses (a simulated node's /var is an overlay, which overlayfs cannot sit on).
-IMPORT_IMAGES = r"""
-dir=$1; shift
-i=0
-until ctr -n k8s.io version >/dev/null 2>&1; do
-  i=$((i + 1)); [ $i -lt 100 ] || { echo "containerd does not answer on its socket" >&2; exit 3; }
-  sleep 0.1
-done
-have=$(ctr -n k8s.io images ls -q)
-for pair in "$@"; do
-  file=${pair%%=*} image=${pair#*=}
-  printf '%s\n' "$have" | grep -qxF "$image" && continue
-  ctr -n k8s.io images import --snapshotter native "$dir/$file" >/dev/null
-done
-"""
 
 
 def runtime(ctx: LayerContext) -> str:
@@ -58,29 +40,6 @@ def runtime(ctx: LayerContext) -> str:
 def bin_dir(ctx: LayerContext) -> str:
     """The nodes' folder for the Kubernetes binaries, as the platform says."""
     return c.bin_dir(ctx.inventory, ctx.platform.kube_bin_dir(ctx.inventory))
-
-
-def image_imports(ctx: LayerContext, server: Server) -> list[Action]:
-    """The pods runtime: the images its pods need, from the build cache beside binary_dir
-    (labctl/sim/images.py writes them), under the upstream names the manifests use."""
-    inventory = ctx.inventory
-    if runtime(ctx) != "pods":
-        return []
-    # kube-proxy's DaemonSet runs on every node (its pods use host networking); CoreDNS's
-    # Deployment may put its pods on any of them.
-    wanted = [host.SANDBOX_IMAGE, c.image(inventory, "kube-proxy"), coredns_image(inventory)]
-    if server in c.control_plane(inventory):
-        wanted += [c.image(inventory, component) for component in c.CONTROL_PLANE]
-    folder = c.image_dir(bin_dir(ctx))
-    pairs = [f"{image.rsplit('/', 1)[-1].split(':', 1)[0]}.tar={image}" for image in wanted]
-    return [
-        Run(
-            server.name,
-            ("sh", "-c", IMPORT_IMAGES, "labctl-kube-images", folder, *pairs),
-            timeout=300.0,
-            what=f"import {', '.join(wanted)} into containerd from {folder}",
-        )
-    ]
 
 
 # Whether a control-plane node is back: labctl/data/scripts/kubernetes-control-plane-ready.sh.
@@ -159,7 +118,7 @@ def node_services(ctx: LayerContext, server: Server) -> list[Service]:
         runtime(ctx),
         bin_dir(ctx),
         pki_digest(ctx, server.name),
-        shares_kernel=ctx.platform.shares_kernel(),
+        node=ctx.platform.node_runtime(ctx.inventory, runtime(ctx)),
     )
 
 
@@ -199,7 +158,7 @@ def node_actions(ctx: LayerContext, server: Server) -> list[Action]:
     )
     for service in found:
         if service.unit == kubelet.UNIT_NAME:  # its static pods' images before it starts
-            actions += image_imports(ctx, server)
+            actions += ctx.platform.image_imports(ctx, server)
         actions += [
             Run(node, ("systemctl", "enable", service.unit)),
             Run(

@@ -10,10 +10,13 @@ plus every cluster signer still trusted). Reads the store; writes nothing.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from labctl.errors import LabctlError
 from labctl.pki.specs import CLUSTER_SIGNER, SERVICE_ACCOUNT, PkiInput, plan_certificates
-from labctl.pki.store import PkiStore
+
+if TYPE_CHECKING:  # paths are wanted by renders that never read the store (nor load its crypto)
+    from labctl.pki.store import PkiStore
 
 ETCD_DIR = "/etc/ssl/etcd"
 KUBE_DIR = "/etc/kubernetes/ssl"

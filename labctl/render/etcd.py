@@ -20,7 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from labctl.inventory.export import primary_address
 from labctl.inventory.model import Inventory, Server
@@ -28,8 +28,13 @@ from labctl.pki.placement import ETCD_DIR
 from labctl.render.quoting import absolute_path
 from labctl.render.systemd import Unit, env_text, exec_command, unit_text
 
-if TYPE_CHECKING:
-    from labctl.platform import Platform
+
+class EtcdRuntimeSource(Protocol):
+    """What says how etcd members run on a lab: its platform (``engine/layer.py``'s
+    ``Platform``; only this one question is asked here, so render needs no engine)."""
+
+    def etcd_runtime(self, inventory: Inventory) -> str: ...
+
 
 UNIT_NAME = "etcd-member.service"
 UNIT_PATH = f"/etc/systemd/system/{UNIT_NAME}"
@@ -64,7 +69,7 @@ def runtime(inventory: Inventory, override: str | None = None) -> str:
     return override or inventory.cluster.etcd.runtime
 
 
-def platform_runtime(inventory: Inventory, platform: Platform) -> str:
+def platform_runtime(inventory: Inventory, platform: EtcdRuntimeSource) -> str:
     """How members run on this platform: its answer, else cluster.etcd.runtime.
 
     The etcd layer, its local work and a restore all ask this one question.

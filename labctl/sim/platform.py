@@ -7,9 +7,12 @@ parts stand in for what a real lab has: its nodes are network namespaces of one 
 and its switches all run FRR. ``labctl sim env`` exports one ``LABCTL_*`` variable per
 difference; the CLI hands them to ``from_environ`` here, which checks every value
 (those that reach a node against the inventory schema's own grammars) and names the
-variable that is wrong. The result is a ``Platform`` (``labctl/platform.py``): it
+variable that is wrong. The result is a ``Platform`` (``engine/layer.py``): it
 travels on ``LayerContext.platform`` to the layers and is handed to the commands that
-talk to the same parts (``bgp status``). Only the CLI imports this module.
+talk to the same parts (``bgp status``). Where the simulated lab has something a real
+one lacks, its methods return those plan pieces and renders, from
+``labctl/sim/plan_pieces.py`` and ``labctl/sim/render/``. Only the CLI imports this
+module.
 """
 
 from __future__ import annotations
@@ -17,10 +20,19 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from labctl.errors import UsageError
-from labctl.inventory.model import Ceph, Inventory
+from labctl.inventory.model import Ceph, Inventory, Server
 from labctl.inventory.schema import grammar_error
+from labctl.platform import NodeRuntime
+from labctl.render.kubernetes import common
+from labctl.sim.render import calico_standin
+from labctl.sim.render.kubernetes import shared_kernel
+
+if TYPE_CHECKING:  # the plan pieces are imported when a layer asks: validate needs none
+    from labctl.engine.actions import Action
+    from labctl.engine.layer import LayerContext
 
 ETCD_RUNTIME = "LABCTL_ETCD_RUNTIME"
 KUBE_RUNTIME = "LABCTL_KUBE_RUNTIME"
@@ -84,8 +96,38 @@ class SimPlatform:
     def kube_bin_dir(self, inventory: Inventory) -> str:
         return self.kube_binaries or inventory.cluster.kubernetes.binary_dir
 
-    def shares_kernel(self) -> bool:
-        return self.shared_kernel
+    def node_runtime(self, inventory: Inventory, runtime: str) -> NodeRuntime:
+        return shared_kernel(runtime) if self.shared_kernel else NodeRuntime()
+
+    def image_imports(self, ctx: LayerContext, server: Server) -> list[Action]:
+        inventory = ctx.inventory
+        if common.runtime(inventory, self.kube_runtime(inventory)) != "pods":
+            return []
+        bin_dir = common.bin_dir(inventory, self.kube_bin_dir(inventory))
+        from labctl.sim import plan_pieces
+
+        return plan_pieces.image_imports(ctx, server, bin_dir)
+
+    def node_bgp(self, ctx: LayerContext, server: Server) -> list[Action]:
+        if self.calico_bird is None:
+            return []
+        from labctl.sim import plan_pieces
+
+        return plan_pieces.node_bgp(ctx, server, self.calico_bird)
+
+    def node_bgp_query(self) -> tuple[str, ...] | None:
+        if not self.calico_bird:
+            return None
+        from labctl.sim import plan_pieces
+
+        return plan_pieces.node_bgp_query(self.calico_bird)
+
+    def calico_kinds(self, inventory: Inventory) -> list[dict[str, Any]]:
+        # No manifest can be fetched here; with BIRD standing in for calico-node the API
+        # only has to store Calico's objects, which open definitions allow.
+        if inventory.cluster.calico.manifest is not None or self.calico_bird is None:
+            return []
+        return calico_standin.definitions()
 
     def bgp_stand_in(self) -> str | None:
         return self.calico_bird

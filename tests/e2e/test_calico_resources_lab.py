@@ -24,8 +24,8 @@ import yaml
 from labctl.inventory import require_inventory
 from labctl.inventory.model import Inventory
 from labctl.render import calico as calico_render
-from labctl.render import calico_standin
 from labctl.render.kubernetes import common as kube_common
+from labctl.sim.render import calico_standin
 from tests.conftest import REFERENCE
 from tests.e2e.conftest import NODES, Lab
 from tests.e2e.test_kubernetes_lab import (

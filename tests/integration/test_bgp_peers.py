@@ -23,8 +23,9 @@ from labctl.calico.running_config import fetch
 from labctl.drivers.ssh import SshTarget
 from labctl.inventory import require_inventory
 from labctl.inventory.model import Inventory, SecretRef
-from labctl.render import bird, switches
+from labctl.render import switches
 from labctl.render.bgp_common import resolving
+from labctl.sim.render import bird
 from tests.conftest import REFERENCE
 from tests.peers import bgp
 from tests.peers.sshd import SshdPeer, running_sshd

@@ -27,8 +27,9 @@ from labctl.drivers.snmp import SnmpV2cAuth, SnmpV3Auth
 from labctl.errors import AuthenticationError, DriverError
 from labctl.inventory import require_inventory
 from labctl.inventory.model import Address, Inventory, SecretRef, Snmp
-from labctl.render import bird, switches
+from labctl.render import switches
 from labctl.sim import bgp_agent
+from labctl.sim.render import bird
 from tests.conftest import REFERENCE
 from tests.peers import bgp
 from tests.peers.ports import free_udp_port

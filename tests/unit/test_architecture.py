@@ -5,6 +5,10 @@ row in ``MAY_IMPORT`` names, and the table itself has no circle, so a reader can
 draw the graph bottom to top. The engine is the floor the run stands on: it
 imports nothing but the inventory's model, drivers, errors and the platform
 seam, and never a domain module by name (importlib, "module:Class" strings).
+The seam's protocol (``Platform``, in ``engine/layer.py``) names actions, so it
+lives in the engine; ``labctl/platform.py`` (the real lab's answers) stays below
+the engine by naming none; the simulated lab's answers and every render only it
+needs live in ``labctl/sim/``, which only the CLI imports.
 No two files import each other, however indirectly. Layers plan and never
 reach a device, a process or the network. The graph is read with
 ``scripts/import_graph.py`` (ast, nothing imported), which prints the same
@@ -69,8 +73,10 @@ MAY_IMPORT: dict[str, set[str]] = {
     "layers": {"calico", "ceph", "engine", "errors", "etcd", "inventory", "kubernetes", "os"}
     | {"data", "pki", "platform", "render"},
     "run": {"engine", "layers", "platform", "power", "secrets", "targets"},
+    # The simulated platform hands layers plan pieces (engine actions; BIRD's passwords
+    # filled as calico/fill.py fills FRR's) and renders only it needs (sim/render/).
     "sim": {"drivers", "engine", "errors", "files", "inventory", "platform", "programs", "render"}
-    | {"kubernetes", "secrets"},
+    | {"calico", "data", "kubernetes", "secrets"},
     "cli": {
         "boot",
         "calico",
@@ -304,3 +310,71 @@ def test_every_plan_producer_in_layers_is_a_layer_in_LAYERS() -> None:
         and node.name not in in_layers
     ]
     assert not producers, f"plan producers in labctl/layers/ that are not in LAYERS: {producers}"
+
+
+# -- simulation-only renders live with the simulation (issue 22 item 1) -----------------
+
+# What only the simulated lab renders, by module name: BIRD standing in for calico-node,
+# definitions of Calico's kinds with no manifest, what nodes sharing one kernel need.
+SIM_ONLY_RENDERS = ("bird", "calico_node", "calico_standin", "kubernetes")
+# Text that only the simulated lab's nodes get (a shared kernel's kubelet, containerd
+# and kube-proxy; BIRD's unit and control socket; the stand-in definitions' note).
+SIM_ONLY_MARKS = (
+    '"cgroupfs"',
+    '"failSwapOn"',
+    '"maxPerCore"',
+    "unshare --mount",
+    "labctl-containerd",
+    "kubelet-host-wrapper",
+    "calico-bird.service",
+    "bird.ctl",
+    "ctr -n k8s.io images import",
+)
+MAY_IMPORT_SIM_RENDERS = ("labctl.sim", "labctl.cli")
+
+
+def _under(module: str, packages: tuple[str, ...]) -> bool:
+    return any(module == p or module.startswith(p + ".") for p in packages)
+
+
+def _sim_only(target: str) -> bool:
+    names = {f"labctl.render.{n}" for n in SIM_ONLY_RENDERS if n != "kubernetes"}
+    names |= {f"labctl.sim.render.{n}" for n in SIM_ONLY_RENDERS} | {"labctl.sim.render"}
+    return target in names or target.startswith("labctl.sim.render.")
+
+
+def test_the_simulation_only_renders_live_under_sim() -> None:
+    missing = [n for n in SIM_ONLY_RENDERS if not (PACKAGE / "sim/render" / f"{n}.py").is_file()]
+    left = [n for n in SIM_ONLY_RENDERS[:3] if (PACKAGE / "render" / f"{n}.py").exists()]
+    assert not missing and not left, f"not under labctl/sim/render: {missing + left}"
+
+
+def test_only_sim_and_cli_import_a_simulation_only_render() -> None:
+    wrong = [
+        f"{i.source} line {i.line} imports {i.target}"
+        for i in IMPORTS
+        if _sim_only(i.target) and not _under(i.source, MAY_IMPORT_SIM_RENDERS)
+    ]
+    assert not wrong, "simulation-only renders imported outside labctl/sim, labctl/cli:\n" + (
+        "\n".join(wrong)
+    )
+
+
+def test_what_only_a_simulated_node_gets_is_written_under_sim() -> None:
+    """The shared kernel's settings, BIRD's unit and the image import are the simulated
+    platform's to hand over; no other module of labctl spells them."""
+    wrong = [
+        f"{path.relative_to(ROOT)} holds {mark}"
+        for path in sorted(PACKAGE.rglob("*.py"))
+        if not path.is_relative_to(PACKAGE / "sim")
+        for mark in SIM_ONLY_MARKS
+        if mark in path.read_text()
+    ]
+    assert not wrong, "\n".join(wrong)
+
+
+def test_the_sim_only_import_check_is_not_vacuous() -> None:
+    assert _sim_only("labctl.render.bird") and _sim_only("labctl.sim.render.kubernetes")
+    assert not _sim_only("labctl.render.kubernetes") and not _sim_only("labctl.render.calico")
+    assert _under("labctl.sim.platform", MAY_IMPORT_SIM_RENDERS)
+    assert not _under("labctl.simulator", MAY_IMPORT_SIM_RENDERS)

@@ -19,12 +19,12 @@ import pytest
 
 from labctl.engine.actions import PutFile
 from labctl.engine.facts import Facts
-from labctl.engine.layer import LayerContext
+from labctl.engine.layer import LayerContext, Platform
 from labctl.etcd.membership import EtcdChanges, EtcdJoined
 from labctl.inventory import require_inventory
 from labctl.kubernetes.work import _addons
 from labctl.layers.kubernetes import KubernetesLayer
-from labctl.platform import Platform, RealPlatform
+from labctl.platform import NodeRuntime, RealPlatform
 from labctl.sim.platform import SimPlatform
 from tests.conftest import REFERENCE
 from tests.labctl_process import run_labctl
@@ -169,3 +169,38 @@ def test_a_simulated_plan_says_its_stand_ins_once_and_a_real_one_never(
         assert said == [f"stand-in: {line}" for line in want]
     for text in (real.stdout, real.stderr):
         assert "stand-in" not in text and "simulat" not in text.lower()
+
+
+def test_the_real_platform_hands_over_no_stand_in_for_the_reference_lab(tmp_path: Path) -> None:
+    """Where the simulated lab has what a real one lacks (BIRD, stand-in definitions,
+    imported images, a shared kernel's kubelet), the real platform returns nothing."""
+    ctx = _ctx(tmp_path, RealPlatform(), "static-pods")
+    inventory = ctx.inventory
+    for server in inventory.servers:
+        assert list(ctx.platform.node_bgp(ctx, server)) == []
+        assert list(ctx.platform.image_imports(ctx, server)) == []
+    assert ctx.platform.calico_kinds(inventory) == []
+    assert ctx.platform.node_bgp_query() is None
+    for runtime in ("static-pods", "host"):
+        assert ctx.platform.node_runtime(inventory, runtime) == NodeRuntime()
+
+
+def test_the_simulated_platform_hands_over_its_stand_ins(tmp_path: Path) -> None:
+    """The same calls on the simulated platform give BIRD's files and unit on every
+    node with a pod block, the stand-in definitions, and the images for the pods runtime."""
+    sim = SimPlatform(calico_bird="/usr/sbin/bird", kube="pods", kube_binaries="/c/{version}/bin")
+    ctx = _ctx(tmp_path, sim, "static-pods")
+    inventory = ctx.inventory
+    fohn = inventory.server("fohn")
+    paths = [a.path for a in sim.node_bgp(ctx, fohn) if isinstance(a, PutFile)]
+    assert paths == [
+        "/etc/calico/confd/config/bird.cfg",
+        "/etc/systemd/system/calico-bird.service",
+        "/etc/cni/net.d/10-labctl-stand-in.conflist",
+    ]
+    assert sim.node_bgp_query() == ("/usr/sbin/birdc", "-s", "/var/run/calico/bird.ctl",
+                                    "show", "protocols")  # fmt: skip
+    assert {d["spec"]["names"]["kind"] for d in sim.calico_kinds(inventory)} >= {"IPPool"}
+    (imports,) = sim.image_imports(ctx, fohn)
+    assert "/c/v1.36.3/images" in imports.argv
+    assert sim.node_runtime(inventory, "pods").kubelet_settings["failSwapOn"] is False

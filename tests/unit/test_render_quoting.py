@@ -33,11 +33,13 @@ from labctl.engine.layer import LayerContext
 from labctl.etcd.restore import restore_argv
 from labctl.inventory import require_inventory
 from labctl.inventory.model import Inventory, SecretRef
-from labctl.render import bird, boot, ceph, etcd, ignition, switch_frr, systemd
+from labctl.render import boot, ceph, etcd, ignition, switch_frr, systemd
 from labctl.render.bgp_common import resolving
 from labctl.render.kubernetes import addons, kubelet
 from labctl.render.systemd import env_text, unit_text
 from labctl.sim.platform import SimPlatform
+from labctl.sim.render import bird
+from labctl.sim.render.kubernetes import shared_kernel
 from tests.conftest import REFERENCE
 
 INVENTORY = require_inventory(REFERENCE)
@@ -486,7 +488,7 @@ def test_the_corefile_keeps_its_blocks_and_yaml_round_trips(domain: str) -> None
     assert corefile == normal["data"]["Corefile"].replace(" cluster.local ", f" {domain} ")
     assert len(corefile.split()) == len(normal["data"]["Corefile"].split())
     assert corefile.count("{") == corefile.count("}") == normal["data"]["Corefile"].count("{")
-    config = kubelet.configuration(inventory, inventory.server("fohn"), shares_kernel=True)
+    config = kubelet.configuration(inventory, inventory.server("fohn"), shared_kernel("host"))
     assert yaml.safe_load(yaml.safe_dump(config)) == config
 
 

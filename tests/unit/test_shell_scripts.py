@@ -8,7 +8,8 @@ import subprocess
 import pytest
 
 from labctl.data import shell
-from labctl.render.kubernetes import common, host, kubelet
+from labctl.render.kubernetes import common
+from labctl.sim.render import kubernetes as shared_kernel
 from tests.conftest import ROOT
 
 SCRIPTS = sorted(p.stem for p in (ROOT / "labctl" / "data" / "scripts").glob("*.sh"))
@@ -47,12 +48,14 @@ def _cgroup_lines(text: str) -> str:
 def test_both_wrappers_mount_the_cgroups_with_the_same_lines() -> None:
     """The kubelet's and containerd's wrappers each mount the cgroup hierarchies (each
     is one file on the node); the two copies stay the same."""
-    assert _cgroup_lines(kubelet.host_wrapper()) == _cgroup_lines(host.containerd_wrapper())
+    assert _cgroup_lines(shared_kernel.host_wrapper()) == _cgroup_lines(
+        shared_kernel.containerd_wrapper()
+    )
 
 
 def test_the_kubelet_wrapper_names_the_kubelets_directory_and_containerds_socket() -> None:
     """The wrapper is a file of its own, so the paths it shares with the renders are
     checked here rather than pasted in."""
-    wrapper = kubelet.host_wrapper()
+    wrapper = shared_kernel.host_wrapper()
     assert f"mount --make-shared {common.KUBELET_DIR}\n" in wrapper
     assert f"[ ! -S {common.CONTAINERD_SOCKET} ]" in wrapper

@@ -11,9 +11,9 @@ import tarfile
 from pathlib import Path
 
 from labctl.inventory import require_inventory
-from labctl.render.kubernetes import host
 from labctl.render.kubernetes.addons import coredns_image
 from labctl.sim import images
+from labctl.sim.render import kubernetes as host
 from tests.conftest import REFERENCE
 
 

@@ -10,6 +10,7 @@ and are authorised by the Node authorizer, so no bootstrap token exists.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from labctl.inventory.model import Inventory
@@ -74,9 +75,10 @@ def apiserver_to_kubelet() -> list[Doc]:
     ]
 
 
-def kube_proxy(inventory: Inventory, shares_kernel: bool = False) -> list[Doc]:
+def kube_proxy(inventory: Inventory, settings: Mapping[str, Any] | None = None) -> list[Doc]:
     """kube-proxy in iptables mode (the nft-backed iptables its image holds on the
-    simulated lab); ``shares_kernel`` is the platform's answer (``Platform.shares_kernel``)."""
+    simulated lab); ``settings`` are the platform's, over the inventory's
+    (``NodeRuntime.kube_proxy_settings``)."""
     k = inventory.cluster.kubernetes
     config: Doc = {
         "apiVersion": "kubeproxy.config.k8s.io/v1alpha1",
@@ -85,11 +87,7 @@ def kube_proxy(inventory: Inventory, shares_kernel: bool = False) -> list[Doc]:
         "clusterCIDR": k.pod_cidr,
         "mode": "iptables",
     }
-    if shares_kernel:
-        # The simulated nodes are network namespaces of one kernel: nf_conntrack_max is
-        # the kernel's, read-only outside the host's own namespace, and kube-proxy exits
-        # on "permission denied" trying to raise it. 0 leaves it as the host set it.
-        config["conntrack"] = {"maxPerCore": 0}
+    config.update(settings or {})
     labels = {"k8s-app": "kube-proxy"}
     return [
         {
@@ -294,6 +292,12 @@ def coredns(inventory: Inventory) -> list[Doc]:
     ]
 
 
-def all_addons(inventory: Inventory, shares_kernel: bool = False) -> list[Doc]:
+def all_addons(
+    inventory: Inventory, kube_proxy_settings: Mapping[str, Any] | None = None
+) -> list[Doc]:
     """Every object, in the order they are applied (RBAC first)."""
-    return [*apiserver_to_kubelet(), *kube_proxy(inventory, shares_kernel), *coredns(inventory)]
+    return [
+        *apiserver_to_kubelet(),
+        *kube_proxy(inventory, kube_proxy_settings),
+        *coredns(inventory),
+    ]

@@ -32,7 +32,7 @@ RUNTIMES = ("static-pods", "host")
 # The simulated lab's runtimes (its platform's, never the inventory's): "host" runs the
 # control plane as units, "pods" runs the static pods from images imported into each
 # node's containerd. Whether nodes share a kernel is the platform's to say
-# (``Platform.shares_kernel``), not the runtime's.
+# (``Platform.node_runtime``), not the runtime's.
 SIM_RUNTIMES = ("host", "pods")
 
 # The kubeconfig each client reads, by the name of its certificate in the store.

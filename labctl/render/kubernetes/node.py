@@ -13,6 +13,7 @@ import hashlib
 from dataclasses import dataclass, field
 
 from labctl.inventory.model import Inventory, Server
+from labctl.platform import NodeFile, NodeRuntime
 from labctl.render.kubernetes import audit, host, kubelet, pods
 from labctl.render.kubernetes import common as c
 from labctl.render.kubernetes.kubeconfig import node_kubeconfig
@@ -44,6 +45,10 @@ class Service:
         return h.hexdigest()
 
 
+def _file(f: NodeFile) -> File:
+    return File(f.path, f.content, f.mode)
+
+
 def _unit_file(name: str, text: str) -> File:
     return File(host.unit_path(name), text)
 
@@ -69,21 +74,13 @@ def services(
     bin_dir: str,
     pki_digest: str = "",
     *,
-    shares_kernel: bool = False,
+    node: NodeRuntime = NodeRuntime(),
 ) -> list[Service]:
     """The node's services in start order (the kubelet last: it needs containerd).
-    ``shares_kernel`` (the platform's answer) adds labctl's own containerd and the
-    kubelet's wrapper."""
-    found: list[Service] = []
+    ``node`` is the platform's (``Platform.node_runtime``): its services come first (the
+    simulated lab's own containerd), its settings and wrapper go to the kubelet."""
+    found = [Service(unit, tuple(_file(f) for f in files)) for unit, files in node.services]
     control_plane = server in c.control_plane(inventory)
-    if shares_kernel:
-        containerd = [
-            File(host.CONTAINERD_CONFIG, host.containerd_config()),
-            _unit_file(host.CONTAINERD_UNIT, unit_text(host.containerd_unit(runtime))),
-        ]
-        if runtime == "pods":
-            containerd.append(File(host.CONTAINERD_WRAPPER, host.containerd_wrapper(), 0o755))
-        found.append(Service(host.CONTAINERD_UNIT, tuple(containerd)))
     shared: list[File] = []
     if control_plane:
         shared.append(File(c.AUDIT_POLICY, c.to_yaml(audit.policy())))
@@ -103,16 +100,14 @@ def services(
             shared += [cm, sched, *static_pods(inventory, server, pki_digest)]
     kubelet_files = [
         *(shared if c.static_pods(runtime) else []),
-        File(c.KUBELET_CONFIG, c.to_yaml(kubelet.configuration(inventory, server, shares_kernel))),
+        File(c.KUBELET_CONFIG, c.to_yaml(kubelet.configuration(inventory, server, node))),
         _kubeconfig(
             inventory, "kubelet", f"system:node:{server.name}", f"kubelet-client-{server.name}"
         ),
         _kubeconfig(inventory, "kube-proxy", "system:kube-proxy", "kube-proxy"),
-        _unit_file(
-            kubelet.UNIT_NAME, unit_text(kubelet.unit(inventory, server, bin_dir, shares_kernel))
-        ),
+        _unit_file(kubelet.UNIT_NAME, unit_text(kubelet.unit(inventory, server, bin_dir, node))),
     ]
-    if shares_kernel:
-        kubelet_files.append(File(kubelet.HOST_WRAPPER, kubelet.host_wrapper(), 0o755))
+    if node.kubelet_wrapper is not None:
+        kubelet_files.append(_file(node.kubelet_wrapper))
     found.append(Service(kubelet.UNIT_NAME, tuple(kubelet_files), pki_digest))
     return found

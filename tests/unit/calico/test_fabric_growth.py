@@ -20,7 +20,7 @@ from labctl.engine.layer import LayerContext
 from labctl.inventory import check_text, topology
 from labctl.inventory.model import Inventory
 from labctl.layers.calico import fabric_digest
-from labctl.render import bird
+from labctl.sim.render import bird
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "benchmarks"))
 from gen_inventory import generate  # benchmarks/ holds scripts, not a package

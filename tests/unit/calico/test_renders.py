@@ -11,8 +11,9 @@ import yaml
 
 from labctl.inventory import check_text, topology
 from labctl.inventory.model import Inventory
-from labctl.render import bird, calico, calico_node, calico_standin, switches
+from labctl.render import calico, switches
 from labctl.render.bgp_common import masked, resolving
+from labctl.sim.render import bird, calico_node, calico_standin
 from tests.conftest import REFERENCE, assert_golden
 
 REFERENCE_TEXT = REFERENCE.read_text()
@@ -151,8 +152,8 @@ def test_a_password_equal_to_its_stand_in_is_checked_like_any_value(platform: st
     word, not pushed as if it were the stand-in."""
     from functools import partial
 
+    from labctl.calico.fill import fill_for
     from labctl.errors import RenderError
-    from labctl.layers.calico import fill_for
 
     inv = _edit(
         ("{switch: kek-core, address: 31.31.164.210, nodes: all}",

@@ -15,8 +15,8 @@ from labctl.inventory import require_inventory
 from labctl.inventory.model import Inventory
 from labctl.layers import LAYERS
 from labctl.layers.calico import CalicoLayer
-from labctl.render import calico_node
 from labctl.sim.platform import SimPlatform
+from labctl.sim.render import calico_node
 from tests.conftest import REFERENCE, assert_golden
 
 BIRD = "/opt/labctl/bird-1.6.8/usr/sbin/bird"

@@ -16,14 +16,14 @@ import pytest
 
 from labctl.engine.actions import Action, PutFile, Run, WaitFor
 from labctl.engine.facts import FactPending, Facts
-from labctl.engine.layer import LayerContext
+from labctl.engine.layer import LayerContext, Platform
 from labctl.etcd.membership import EtcdChanges, EtcdJoined
 from labctl.inventory import require_inventory
 from labctl.layers import LAYERS
 from labctl.layers.kubernetes import KubernetesLayer
 from labctl.pki.facts import PkiFiles
 from labctl.pki.placement import NodeFile
-from labctl.platform import Platform, RealPlatform
+from labctl.platform import RealPlatform
 from labctl.render.kubernetes import addons
 from labctl.sim.platform import SimPlatform
 from tests.conftest import REFERENCE, assert_golden

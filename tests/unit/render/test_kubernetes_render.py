@@ -13,10 +13,13 @@ import yaml
 
 from labctl.inventory import require_inventory
 from labctl.inventory.model import Inventory
+from labctl.platform import NodeRuntime
 from labctl.render.kubernetes import addons, audit, common, flags, host, kubelet, node, pods
 from labctl.render.kubernetes.kubeconfig import embedded_kubeconfig, node_kubeconfig
 from labctl.render.systemd import unit_text
 from labctl.sim import images
+from labctl.sim.render import kubernetes as sim_kubernetes
+from labctl.sim.render.kubernetes import shared_kernel
 from tests.conftest import REFERENCE, assert_golden
 
 
@@ -52,7 +55,7 @@ def test_the_simulated_labs_kube_proxy_leaves_the_shared_conntrack_table_alone(
 ) -> None:
     """Nodes that share one kernel (the simulated platform's) cannot raise
     nf_conntrack_max; a real lab's kube-proxy sizes it as upstream does."""
-    docs = addons.all_addons(inventory, shares_kernel=True)
+    docs = addons.all_addons(inventory, shared_kernel("host").kube_proxy_settings)
     assert_golden("kubernetes/addons-shared-host.yaml", common.to_yaml(*docs))
     for doc in docs:
         kubernetes_validate.validate(doc, _version(inventory), strict=True)
@@ -63,7 +66,9 @@ def test_the_simulated_labs_kube_proxy_leaves_the_shared_conntrack_table_alone(
         return yaml.safe_load(config["data"]["config.conf"])  # type: ignore[index]
 
     assert proxy_config(docs)["conntrack"] == {"maxPerCore": 0}
-    assert "conntrack" not in proxy_config(addons.all_addons(inventory, shares_kernel=False))
+    assert "conntrack" not in proxy_config(
+        addons.all_addons(inventory, NodeRuntime().kube_proxy_settings)
+    )
     assert "conntrack" not in proxy_config(addons.all_addons(inventory))
 
 
@@ -94,16 +99,18 @@ def test_the_cli_validates_the_written_manifests(inventory: Inventory, tmp_path:
 
 # The goldens keep their names: "-host" is the kubelet of nodes that share one kernel
 # (what the simulated lab's host runtime always had), "-static-pods" a real lab's.
-@pytest.mark.parametrize(("shares_kernel", "golden"), [(False, "static-pods"), (True, "host")])
+@pytest.mark.parametrize(
+    ("node_runtime", "golden"), [(NodeRuntime(), "static-pods"), (shared_kernel("host"), "host")]
+)
 def test_kubelet_configuration_and_unit_match_golden(
-    inventory: Inventory, shares_kernel: bool, golden: str
+    inventory: Inventory, node_runtime: NodeRuntime, golden: str
 ) -> None:
     wind = inventory.server("wind")
-    config = kubelet.configuration(inventory, wind, shares_kernel)
+    config = kubelet.configuration(inventory, wind, node_runtime)
     assert config["clusterDNS"] == ["10.189.0.10"]
     assert config["tlsCertFile"] == "/etc/kubernetes/ssl/kubelet-wind.pem"
     assert_golden(f"kubernetes/kubelet-config-wind-{golden}.yaml", common.to_yaml(config))
-    text = unit_text(kubelet.unit(inventory, wind, "/opt/bin", shares_kernel))
+    text = unit_text(kubelet.unit(inventory, wind, "/opt/bin", node_runtime))
     assert_golden(f"kubernetes/kubelet-wind-{golden}.service", text)
 
 
@@ -151,12 +158,12 @@ def test_host_units_run_the_static_pods_command_line(inventory: Inventory, compo
 
 
 def test_containerd_config_matches_golden() -> None:
-    assert_golden("kubernetes/containerd-host.toml", host.containerd_config())
+    assert_golden("kubernetes/containerd-host.toml", sim_kubernetes.containerd_config())
 
 
 def test_node_services(inventory: Inventory) -> None:
     fohn, wind = inventory.server("fohn"), inventory.server("wind")
-    shared = node.services(inventory, fohn, "host", "/opt/bin", shares_kernel=True)
+    shared = node.services(inventory, fohn, "host", "/opt/bin", node=shared_kernel("host"))
     on_fohn = [s.unit for s in shared]
     assert on_fohn == [
         "labctl-containerd.service",
@@ -188,7 +195,7 @@ def test_the_static_pods_kubelet_configuration_is_the_host_ones_minus_its_sim_se
     runtime's in the e2e test, so every field of the other runtime must be among them."""
     wind = inventory.server("wind")
     real = kubelet.configuration(inventory, wind)
-    sim = kubelet.configuration(inventory, wind, shares_kernel=True)
+    sim = kubelet.configuration(inventory, wind, shared_kernel("host"))
     assert set(real) <= set(sim)
     differ = {k for k in real if real[k] != sim[k]}
     assert differ == {"cgroupDriver"}
@@ -198,17 +205,17 @@ def test_the_pods_runtime_is_static_pods_on_the_host_runtimes_nodes(inventory: I
     """The simulated lab's pods runtime: the kubelet, containerd and its settings as in
     the host runtime (nodes share one host), the control plane as static pods."""
     fohn = inventory.server("fohn")
-    found = node.services(inventory, fohn, "pods", "/opt/bin", shares_kernel=True)
+    found = node.services(inventory, fohn, "pods", "/opt/bin", node=shared_kernel("pods"))
     assert [s.unit for s in found] == ["labctl-containerd.service", "kubelet.service"]
     containerd = {f.path: f for f in found[0].files}
-    wrapper = containerd[host.CONTAINERD_WRAPPER]
+    wrapper = containerd[sim_kubernetes.CONTAINERD_WRAPPER]
     assert wrapper.mode == 0o755 and "mount -t cgroup" in wrapper.content
     assert (
-        f"/bin/sh {host.CONTAINERD_WRAPPER} /usr/bin/containerd"
+        f"/bin/sh {sim_kubernetes.CONTAINERD_WRAPPER} /usr/bin/containerd"
         in containerd["/etc/systemd/system/labctl-containerd.service"].content
     )
     paths = [f.path for f in found[1].files]
     assert "/etc/kubernetes/manifests/kube-apiserver.yaml" in paths
     # The sandbox image containerd is told to use is the one labctl builds.
-    assert f'sandbox_image = "{images.PAUSE_IMAGE}"' in host.containerd_config()
+    assert f'sandbox_image = "{images.PAUSE_IMAGE}"' in sim_kubernetes.containerd_config()
     assert common.image_dir("/cache/v1.36.3/bin/") == "/cache/v1.36.3/images"

@@ -2,7 +2,7 @@
 
 Only the simulated lab uses it (docs/calico.md): there is no calico-node here,
 so each node runs the stock BIRD 1.6 binary it is given, with the ``bird.cfg``
-that ``render/bird.py`` writes as calico-node's confd would, at the path and
+that ``bird.py`` here writes as calico-node's confd would, at the path and
 control socket calico-node uses; and gets a CNI configuration from the reference
 plugins in place of the one calico-node installs, so its kubelet turns Ready.
 """
@@ -14,9 +14,9 @@ import shlex
 
 from labctl.inventory import topology
 from labctl.inventory.model import Inventory, Server
-from labctl.render.bird import CONFIG_PATH, CONTROL_SOCKET
-from labctl.render.kubernetes.host import CNI_CONF_DIR
 from labctl.render.systemd import Unit, exec_command, unit_text
+from labctl.sim.render.bird import CONFIG_PATH, CONTROL_SOCKET
+from labctl.sim.render.kubernetes import CNI_CONF_DIR
 
 UNIT_NAME = "calico-bird.service"
 UNIT_PATH = f"/etc/systemd/system/{UNIT_NAME}"
