@@ -232,6 +232,14 @@ def test_certificate_not_trusted_without_ca_file(lab: Lab) -> None:
     assert "the BMC's TLS certificate is not trusted" in error and "bmc.ca_file" in error
 
 
+def test_verify_false_accepts_the_certificate_and_says_nothing_more(lab: Lab) -> None:
+    lab.set_bmc(network="mgmt", address=ADDRESS, port=lab.port, username="labctl",
+                password="{env: LABCTL_BMC_PASSWORD_WIND}", verify="false")  # fmt: skip
+    code, out = lab.labctl("power", "status", "wind", "-o", "json")
+    assert code == 0, out
+    assert json.loads(out)["targets"][0]["after"] == "off"  # stdout and stderr: JSON only
+
+
 def test_unknown_system_names_the_ones_there_are(lab: Lab) -> None:
     lab.set_bmc(network="mgmt", address=ADDRESS, port=lab.port, username="labctl",
                 password="{env: LABCTL_BMC_PASSWORD_WIND}", ca_file=lab.ca_file.name,
