@@ -186,6 +186,13 @@ def test_power_on_off_and_cycle_through_labctl_power(lab: Lab) -> None:
     assert _status(lab)["after"] == "off"
 
 
+def test_soft_is_a_graceful_shutdown(lab: Lab) -> None:
+    assert lab.labctl("power", "on", "wind")[0] == 0
+    code, out = lab.labctl("power", "soft", "wind", "--force")
+    assert code == 0, out
+    assert _status(lab)["after"] == "off"
+
+
 def test_boot_device_once_and_identity(lab: Lab) -> None:
     code, out = lab.labctl("power", "bootdev", "pxe", "wind")
     assert code == 0, out
