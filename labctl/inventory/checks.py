@@ -645,6 +645,50 @@ def _secrets(inv: Inventory) -> Iterator[tuple[SecretRef, DocPath]]:
             yield peer.password, (*peer.path, "password")
 
 
+_REDFISH_ONLY = ("scheme", "verify", "ca_file", "system")
+_IPMI_ONLY = ("cipher_suites", "allow_insecure")
+
+
+@check("LAB057", E, "A BMC's settings fit its type (Redfish's or IPMI's, not the other's).")
+def bmc_fields_fit_type(inv: Inventory) -> Iterator[Finding]:
+    for s in inv.servers:
+        b = s.bmc
+        foreign = _IPMI_ONLY if b.redfish else _REDFISH_ONLY
+        for name in foreign:
+            if name in b.given:
+                yield (
+                    (*b.path, name),
+                    f"{s.name}'s BMC is type {b.type}: {name} is a setting of "
+                    f"{'IPMI' if b.redfish else 'Redfish'} BMCs only; remove it",
+                )
+        if b.redfish and b.ca_file is not None and (b.scheme == "http" or not b.verify):
+            why = "scheme is http" if b.scheme == "http" else "verify is false"
+            yield (
+                (*b.path, "ca_file"),
+                f"{s.name}'s BMC has a ca_file but its {why}: the CA would never be used",
+            )
+
+
+@check("LAB058", W, "A Redfish BMC whose password could be read on the way is reported.")
+def redfish_in_clear(inv: Inventory) -> Iterator[Finding]:
+    for s in inv.servers:
+        b = s.bmc
+        if not b.redfish:
+            continue
+        if b.scheme == "http":
+            yield (
+                (*b.path, "scheme"),
+                f"{s.name}'s BMC speaks Redfish over plain http: its password travels in "
+                "clear text",
+            )
+        elif not b.verify:
+            yield (
+                (*b.path, "verify"),
+                f"{s.name}'s BMC certificate is not checked (verify: false): anyone on the "
+                "path can pose as the BMC and read its password; give ca_file instead",
+            )
+
+
 @check("LAB060", E, "Secrets are references ({env: ...} / {file: ...}), not literals.")
 def no_literal_secrets(inv: Inventory) -> Iterator[Finding]:
     if inv.lab.allow_literal_secrets:

@@ -64,6 +64,18 @@ class Bmc:
     allow_insecure: bool
     mac: str | None
     path: DocPath
+    # Redfish only (type redfish): how the service is reached and which system it drives.
+    scheme: str = "https"
+    verify: bool = True
+    ca_file: str | None = None
+    system: str | None = None
+    # The fields the inventory wrote (not defaulted), so a check can refuse a field
+    # that means nothing for the BMC's type (cipher_suites on a Redfish BMC).
+    given: frozenset[str] = frozenset()
+
+    @property
+    def redfish(self) -> bool:
+        return self.type == "redfish"
 
 
 @dataclass(frozen=True, slots=True)
@@ -445,17 +457,26 @@ def _address(d: dict[str, Any], path: DocPath) -> Address:
 
 def _server(d: dict[str, Any], path: DocPath) -> Server:
     b = d["bmc"]
+    scheme = _get(b, "scheme", "bmc")
+    port = _get(b, "port", "bmc")
+    if b["type"] == "redfish" and "port" not in b:
+        port = 443 if scheme == "https" else 80
     bmc = Bmc(
         type=b["type"],
         network=b["network"],
         address=b["address"],
-        port=_get(b, "port", "bmc"),
+        port=port,
         username=b["username"],
         password=_secret(b["password"]),
         cipher_suites=tuple(_get(b, "cipher_suites", "bmc")),
         allow_insecure=_get(b, "allow_insecure", "bmc"),
         mac=b.get("mac"),
         path=(*path, "bmc"),
+        scheme=scheme,
+        verify=_get(b, "verify", "bmc"),
+        ca_file=b.get("ca_file"),
+        system=b.get("system"),
+        given=frozenset(b),
     )
     nics = tuple(
         Nic(

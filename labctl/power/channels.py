@@ -1,7 +1,8 @@
-"""Power channels built from the inventory: servers' BMCs (IPMI) or their PDU outlets (SNMP).
+"""Power channels built from the inventory: servers' BMCs (IPMI or Redfish) or PDU outlets (SNMP).
 
 A channel is one way of reaching servers' power (``labctl power --via``). The
-PDU channel resolves its secrets when it is built; the IPMI channel resolves a
+PDU channel resolves its secrets when it is built; the BMC channel (``--via ipmi``,
+which drives each BMC in the protocol its ``bmc.type`` says) resolves a
 server's BMC password when that server is first reached, so a bootstrap run
 with one password missing fails that server alone, while ``labctl power``
 calls ``check_secrets`` first and fails cleanly before any packet is sent.
@@ -18,6 +19,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 from labctl.drivers.ipmi import BmcEndpoint, BootDevice, IpmiClient, PowerAction
 from labctl.drivers.pdu_profiles import profile_for
+from labctl.drivers.redfish import RedfishClient, RedfishEndpoint
 from labctl.errors import LabctlError, UsageError
 from labctl.inventory.model import Inventory, Server
 from labctl.inventory.problems import format_path
@@ -28,13 +30,29 @@ if TYPE_CHECKING:  # pysnmp takes a tenth of a second to import: only --via pdu 
     from labctl.drivers.pdu import PduClient, PduEndpoint
 
 T = TypeVar("T")
+BmcClient = IpmiClient | RedfishClient
 
 
-def bmc_endpoint(server: Server, base_dir: Path, timeout: float) -> BmcEndpoint:
+def bmc_endpoint(server: Server, base_dir: Path, timeout: float) -> BmcEndpoint | RedfishEndpoint:
     bmc = server.bmc
     password = resolve(
         bmc.password, used_at=format_path((*bmc.path, "password")), base_dir=base_dir
     )
+    if bmc.redfish:
+        verify: bool | str = bmc.verify
+        if bmc.verify and bmc.ca_file is not None:
+            verify = str(base_dir / bmc.ca_file)
+        return RedfishEndpoint(
+            host=bmc.address,
+            port=bmc.port,
+            scheme=bmc.scheme,
+            username=bmc.username,
+            password=password,
+            verify=verify,
+            system=bmc.system,
+            timeout=timeout,
+            name=server.name,
+        )
     return BmcEndpoint(
         host=bmc.address,
         port=bmc.port,
@@ -48,7 +66,10 @@ def bmc_endpoint(server: Server, base_dir: Path, timeout: float) -> BmcEndpoint:
 
 
 class IpmiChannel:
-    """Servers' power through their BMCs; one cached session per BMC, in a thread pool."""
+    """Servers' power through their BMCs; one cached session per BMC, in a thread pool.
+
+    Each BMC is driven in its own protocol: IPMI (types ipmi, ilo) or Redfish.
+    """
 
     name = "ipmi"
 
@@ -56,13 +77,13 @@ class IpmiChannel:
         self._servers = {s.name: s for s in servers}
         self._base_dir = base_dir
         self._timeout = timeout
-        self._endpoints: dict[str, BmcEndpoint] = {}
-        self._clients: dict[str, IpmiClient] = {}
+        self._endpoints: dict[str, BmcEndpoint | RedfishEndpoint] = {}
+        self._clients: dict[str, BmcClient] = {}
         self._locks = {name: threading.Lock() for name in self._servers}
         # One thread per BMC: the calls block on the network, not the CPU.
         self._pool = ThreadPoolExecutor(max_workers=max(1, min(64, len(self._servers))))
 
-    def endpoint(self, name: str) -> BmcEndpoint:
+    def endpoint(self, name: str) -> BmcEndpoint | RedfishEndpoint:
         """The server's BMC, its password resolved (SecretError, naming the field, if not)."""
         if name not in self._endpoints:
             self._endpoints[name] = bmc_endpoint(self._servers[name], self._base_dir, self._timeout)
@@ -73,12 +94,17 @@ class IpmiChannel:
         for name in [s.name for s in servers] if servers is not None else self._servers:
             self.endpoint(name)
 
-    async def _call(self, server: Server, fn: Callable[[IpmiClient], T]) -> T:
+    async def _call(self, server: Server, fn: Callable[[BmcClient], T]) -> T:
         def work() -> T:
             with self._locks[server.name]:
                 client = self._clients.get(server.name)
                 if client is None:
-                    client = IpmiClient(self.endpoint(server.name))
+                    endpoint = self.endpoint(server.name)
+                    client = (
+                        RedfishClient(endpoint)
+                        if isinstance(endpoint, RedfishEndpoint)
+                        else IpmiClient(endpoint)
+                    )
                     self._clients[server.name] = client
                 try:
                     return fn(client)
