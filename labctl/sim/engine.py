@@ -150,6 +150,9 @@ def boot_lines(node_dir: Path, node_mount: str) -> list[str]:
         "mkdir -p /etc/containers",
         f"cp {inside}/storage.conf {inside}/containers.conf /etc/containers/",
         f"mount -t overlay overlay -o lowerdir={inside}/bin:/usr/bin /usr/bin",
+        # A docker in this machine's /usr/local/bin (another program on this host)
+        # would come first on PATH: the node's own /usr/local overlay hides it.
+        "rm -f /usr/local/bin/docker",
     ]
     for item in json.loads((d / "archives.json").read_text()):
         image, path = q(item["image"]), q(item["path"])

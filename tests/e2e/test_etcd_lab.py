@@ -70,9 +70,11 @@ def running_in_containers(lab: Lab) -> None:
     image quay.io/coreos/etcd:v3.4.23 under the node's own engine (Flatcar's
     /usr/bin/docker), and the process serving :2379 is that container's."""
     for name, address in NODES.items():
-        listed = lab.ssh(address, "docker ps --format '{{.Names}} {{.Image}}'")
+        listed = lab.ssh(address, "command -v docker && docker ps --format '{{.Names}} {{.Image}}'")
         assert listed.returncode == 0, listed.stdout + listed.stderr
-        rows = [line.split() for line in listed.stdout.splitlines()]
+        which, *lines = listed.stdout.splitlines()
+        assert which == "/usr/bin/docker", (name, which)  # Flatcar's, podman's CLI here
+        rows = [line.split() for line in lines]
         assert rows == [["etcd-member", "quay.io/coreos/etcd:v3.4.23"]], (name, rows)
         # The member's process runs the image's /usr/local/bin/etcd (the node has none).
         exe = lab.ssh(
