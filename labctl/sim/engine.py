@@ -33,6 +33,7 @@ from pathlib import Path
 
 from labctl.files import write_atomic
 from labctl.kube.binaries import cache_root
+from labctl.render.kubernetes.kubelet import mount_cgroups
 from labctl.sim import images as sim_images
 
 PODMAN = "/usr/bin/podman"
@@ -50,6 +51,8 @@ RUNROOT = "/run/containers/storage"
 DOCKER_SHIM = '#!/bin/sh\nexec /usr/bin/podman "$@"\n'
 # cgroupfs: the nodes run no systemd. runc: crun 1.8.1 answers "cgroups in hybrid mode not
 # supported, drop all controllers from cgroupv2" on this host's cgroup tree.
+# The events log is the node's own, kept across its boots: every container it ever made
+# is named there, also those whose record a later `docker rm -f` removed.
 CONTAINERS_CONF = """\
 [containers]
 log_driver = "k8s-file"
@@ -57,8 +60,10 @@ log_driver = "k8s-file"
 [engine]
 cgroup_manager = "cgroupfs"
 events_logger = "file"
+events_logfile_path = "{events}"
 runtime = "runc"
 """
+EVENTS = "events.log"
 # With cgroupfs, each container's cgroup is libpod_parent/libpod-ID in the host's tree.
 CGROUP_PARENT = "libpod_parent"
 
@@ -131,22 +136,29 @@ def prepare(node_dir: Path, node_mount: str, archives: list[Archive]) -> None:
     shim = d / "bin" / "docker"
     shim.write_text(DOCKER_SHIM)
     shim.chmod(0o755)
-    (d / "containers.conf").write_text(CONTAINERS_CONF)
+    (d / "containers.conf").write_text(
+        CONTAINERS_CONF.format(events=f"{node_mount}/{NODE_FOLDER}/{EVENTS}")
+    )
     (d / "archives.json").write_text(
         json.dumps([{"image": a.image, "path": str(a.path)} for a in archives])
     )
 
 
 def boot_lines(node_dir: Path, node_mount: str) -> list[str]:
-    """Shell lines of the node's boot (after its /etc and /run are its own): podman's
-    settings in /etc/containers, docker in /usr/bin, the archives loaded unless the node's
-    storage has them. A failed load is said in the node's log; the boot goes on."""
+    """Shell lines of the node's boot (after its /etc and /run are its own): the cgroup
+    hierarchies, podman's settings in /etc/containers, docker in /usr/bin, the archives
+    loaded unless the node's storage has them. A failed load is said in the node's log;
+    the boot goes on."""
     d = node_dir / NODE_FOLDER
     if not (d / "archives.json").exists():
         return []
     q = shlex.quote
     inside = f"{node_mount}/{NODE_FOLDER}"
     lines = [
+        # runc needs the cgroup hierarchies, and a node's /sys is the fresh sysfs of
+        # `ip netns exec`, with none under it ("runc create failed: no cgroup mount found
+        # in mountinfo"): mounted as /proc/self/cgroup lists them, as containerd's are.
+        *mount_cgroups(),
         "mkdir -p /etc/containers",
         f"cp {inside}/storage.conf {inside}/containers.conf /etc/containers/",
         f"mount -t overlay overlay -o lowerdir={inside}/bin:/usr/bin /usr/bin",
@@ -163,19 +175,28 @@ def boot_lines(node_dir: Path, node_mount: str) -> list[str]:
     return lines
 
 
-def container_ids(node_dir: Path) -> list[str]:
-    """The containers the node's storage holds (their cgroups are named after them)."""
-    path = node_dir / NODE_FOLDER / "storage" / "overlay-containers" / "containers.json"
+def container_ids(node_dir: Path) -> set[str]:
+    """Every container the node's podman made (their cgroups are named after them): the
+    ones its storage holds and the ones its events log names."""
+    d = node_dir / NODE_FOLDER
+    found: set[str] = set()
     with contextlib.suppress(OSError, ValueError):
-        return [str(c["id"]) for c in json.loads(path.read_text())]
-    return []
+        records = json.loads((d / "storage" / "overlay-containers" / "containers.json").read_text())
+        found |= {str(c["id"]) for c in records}
+    with contextlib.suppress(OSError):
+        for line in (d / EVENTS).read_text().splitlines():
+            with contextlib.suppress(ValueError):
+                event = json.loads(line)
+                if isinstance(event, dict) and event.get("Type") == "container" and event.get("ID"):
+                    found.add(str(event["ID"]))
+    return found
 
 
 def release_cgroups(node_dir: Path, root: Path) -> list[Path]:
     """Remove the cgroups of the node's containers (power-off kills their processes but
     leaves the directories in the host's tree); the ones removed."""
     removed = []
-    for container in container_ids(node_dir):
+    for container in sorted(container_ids(node_dir)):
         for path in root.glob(f"*/{CGROUP_PARENT}/*{container}*"):
             for _ in range(20):  # the kernel lets go a moment after the last task died
                 try:

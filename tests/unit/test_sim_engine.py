@@ -76,6 +76,7 @@ def test_a_node_gets_podman_files_in_its_own_folder_and_loads_at_boot(tmp_path: 
     assert 'runroot = "/run/containers/storage"' in storage  # the node's /run, new each boot
     conf = (node / "podman" / "containers.conf").read_text()
     assert 'cgroup_manager = "cgroupfs"' in conf and 'runtime = "runc"' in conf
+    assert 'events_logfile_path = "/mnt/podman/events.log"' in conf  # kept across boots
     assert (node / "podman" / "bin" / "docker").read_text() == engine.DOCKER_SHIM
     lines = engine.boot_lines(node, "/mnt")
     assert "mount -t overlay overlay -o lowerdir=/mnt/podman/bin:/usr/bin /usr/bin" in lines
@@ -93,14 +94,24 @@ def test_power_off_releases_only_this_nodes_podman_cgroups(tmp_path: Path) -> No
     containers = node / "podman" / "storage" / "overlay-containers"
     containers.mkdir(parents=True)
     (containers / "containers.json").write_text(json.dumps([{"id": "aaa1"}]))
+    # ccc3 was removed from storage (`docker rm -f` at the next boot); its events remain.
+    events = [
+        {"ID": "ccc3", "Status": "create", "Type": "container"},
+        {"Name": "quay.io/coreos/etcd:v3.4.23", "Status": "pull", "Type": "image"},
+    ]
+    (node / "podman" / "events.log").write_text(
+        "\n".join(json.dumps(e) for e in events) + "\n{torn"
+    )
     root = tmp_path / "cgroup"
     for hierarchy in ("memory", "pids"):
-        for name in ("libpod-aaa1", "libpod-bbb2", "conmon"):
+        for name in ("libpod-aaa1", "libpod-bbb2", "libpod-ccc3", "conmon"):
             (root / hierarchy / engine.CGROUP_PARENT / name).mkdir(parents=True)
     removed = engine.release_cgroups(node, root)
     assert sorted(str(p.relative_to(root)) for p in removed) == [
         "memory/libpod_parent/libpod-aaa1",
+        "memory/libpod_parent/libpod-ccc3",
         "pids/libpod_parent/libpod-aaa1",
+        "pids/libpod_parent/libpod-ccc3",
     ]
     assert sorted(p.name for p in (root / "memory" / engine.CGROUP_PARENT).iterdir()) == [
         "conmon",
