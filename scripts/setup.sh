@@ -24,7 +24,7 @@ DEBIAN_PACKAGES=(
   ceph-mon ceph-mgr ceph-osd ceph-mds ceph-fuse ceph-common ceph-base
   qemu-system-x86 qemu-utils ipxe ipxe-qemu dnsmasq-base ignition ovmf udev
   linux-image-amd64 busybox-static e2fsprogs cpio gpg gpgv
-  gcc libc6-dev iptables bind9-dnsutils
+  gcc libc6-dev iptables bind9-dnsutils podman
   pkg-config libssl-dev libzstd-dev
   shellcheck
 )

@@ -139,8 +139,7 @@ def env(state_dir: Path = StateOpt) -> None:
         "LABCTL_SSH_USER": record.get("login_user", "root"),
         "LABCTL_SSH_KNOWN_HOSTS": str(state / "known_hosts"),
         "LABCTL_SSH_IDENTITY": str(state / "id_ed25519"),
-        # Simulated nodes have the host's etcd binary and no container engine.
-        sim_platform.ETCD_RUNTIME: "host",
+        # Ceph's image is not made here yet: its daemons run from the host's binaries.
         sim_platform.CEPH_RUNTIME: "host",
         # Its monitors' stores share this machine's disk, whose free space is not the
         # lab's: warn only when it is nearly full.
@@ -162,6 +161,17 @@ def env(state_dir: Path = StateOpt) -> None:
     fabric = record.get("plan", {}).get("fabric")
     if fabric:  # the boot service runs where the lab's bridges are (VM nodes boot from it)
         values[sim_platform.BOOT_NETNS] = fabric
+    engine = record.get("engine") or {}
+    if engine:
+        values[sim_platform.CONTAINER_ENGINE] = "podman"
+    if "etcd" not in engine.get("runtimes", []):
+        # sim up found no podman (scripts/setup.sh installs it): the nodes have no engine.
+        values[sim_platform.ETCD_RUNTIME] = "host"
+        typer.echo(
+            "podman was missing at sim up: etcd runs from the host's binary, not as the "
+            "inventory's container",
+            err=True,
+        )
     for key, value in values.items():
         typer.echo(f"export {key}={shlex.quote(value)}")
 

@@ -22,9 +22,11 @@ from typing import Any
 from labctl.errors import LabctlError
 from labctl.inventory.model import Inventory
 from labctl.programs import require
+from labctl.render import etcd as render_etcd
 from labctl.secrets.references import resolve
 from labctl.sim import bmc as sim_bmc
 from labctl.sim import disks as sim_disks
+from labctl.sim import engine as sim_engine
 from labctl.sim import feeds, netns_dir, pdu_agent, pdu_record
 from labctl.sim import node as sim_node
 from labctl.sim import switches as sim_switches
@@ -370,6 +372,21 @@ def _nodes(plan: SimPlan, state: Path, login_user: str) -> None:
     (state / "known_hosts").write_text("\n".join(known) + "\n")
 
 
+def _engine(
+    inventory: Inventory, state: Path, plan: SimPlan, progress: Callable[[str], None]
+) -> dict[str, list[str]]:
+    """Podman on every node with the etcd image the inventory names, loaded at boot, when
+    this machine has podman (``sim env`` then overrides no runtime): what the nodes got."""
+    if not sim_engine.available():
+        return {}
+    image = render_etcd.image(inventory)
+    progress(f"container engine: podman on every node, image {image} made here")
+    archive = sim_engine.build(sim_engine.etcd_image(image))
+    for node in plan.nodes:
+        sim_engine.prepare(sim_node.node_dir(state, node.name), NODE_MOUNT, [archive])
+    return {"images": [image], "runtimes": ["etcd"]}
+
+
 def _hooks(state: Path, name: str) -> dict[str, tuple[str, ...]]:
     base = (sys.executable, "-m", "labctl.sim.node")
     return {verb: (*base, verb, name, str(state)) for verb in ("start", "stop")}
@@ -514,6 +531,8 @@ def up(
         _network(plan, record)
         progress(f"nodes: host keys, overlays and sshd for {len(plan.nodes)}")
         _nodes(plan, state, login_user)
+        record.data["engine"] = _engine(inventory, state, plan, progress)
+        record.save()
         sim_switches.prepare_snmp(inventory, state, inventory_path.parent)
         dirs = {n.name: sim_node.node_dir(state, n.name) for n in plan.nodes}
         sim_disks.make(inventory, dirs, sim_disks.disk_size())

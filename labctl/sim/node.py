@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 from labctl.sim import disks as sim_disks
+from labctl.sim import engine as sim_engine
 from labctl.sim.process import ManagedProcess
 
 WRITABLE = ("etc", "root", "var", "home", "tmp", "opt", "srv", "usr/local")
@@ -93,6 +94,7 @@ def _boot_script(state: Path, name: str) -> str:
         "mount -t tmpfs -o mode=755 tmpfs /run",  # a fresh /run every boot
         "mkdir -p /run/sshd /run/labctl",
         f"cp {NODE_MOUNT}/bootdev /run/labctl/bootdev",
+        *sim_engine.boot_lines(d, NODE_MOUNT),  # podman and its images, when the lab has them
         *_login_user(str(_config(state, name).get("login_user", "root")), name),
         # Units enabled on the node start at boot, as systemd would start them.
         "/usr/local/bin/systemctl start-enabled || true",
@@ -162,7 +164,7 @@ def release_cgroups(state: Path, name: str, root: Path = CGROUP_ROOT) -> list[Pa
                     continue
                 removed.append(path)
                 break
-    return removed
+    return removed + sim_engine.release_cgroups(node_dir(state, name), root)
 
 
 def wait_ssh(address: str, port: int = 22, timeout: float = 10.0) -> bool:

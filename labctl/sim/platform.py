@@ -2,7 +2,8 @@
 
 The simulated lab runs the same layers against the same inventory, but some of its
 parts stand in for what a real lab has: its nodes are network namespaces of one kernel
-(no container engine: etcd and Ceph run from the host's binaries), no calico-node (BIRD
+(their container engine is podman with images made here; Ceph still runs from the
+host's binaries), no calico-node (BIRD
 1.6 runs in its place), no registry (the control plane runs from images built here),
 and its switches all run FRR. ``labctl sim env`` exports one ``LABCTL_*`` variable per
 difference; the CLI hands them to ``from_environ`` here, which checks every value
@@ -42,6 +43,7 @@ SWITCH_PLATFORM = "LABCTL_SWITCH_PLATFORM"
 CEPH_RUNTIME = "LABCTL_CEPH_RUNTIME"
 CEPH_CONFIG = "LABCTL_CEPH_CONFIG"
 BOOT_NETNS = "LABCTL_BOOT_NETNS"
+CONTAINER_ENGINE = "LABCTL_CONTAINER_ENGINE"
 
 # The values each variable may take (None: any non-empty text).
 _CHOICES: dict[str, tuple[str, ...] | None] = {
@@ -55,6 +57,8 @@ _CHOICES: dict[str, tuple[str, ...] | None] = {
     CEPH_RUNTIME: ("container", "host"),
     CEPH_CONFIG: None,
     BOOT_NETNS: None,
+    # The engine the nodes run containers with whatever their distribution ships.
+    CONTAINER_ENGINE: ("podman",),
 }
 NAMES = tuple(_CHOICES)
 # Values that reach the nodes' shells and files: held to the inventory's own grammars.
@@ -86,6 +90,8 @@ class SimPlatform:
     boot_namespace: str | None = None
     # The nodes are network namespaces of this host: one kernel, one cgroup tree.
     shared_kernel: bool = True
+    # Podman in each node's namespaces, images made here and loaded (labctl/sim/engine.py).
+    engine: str | None = None
 
     def etcd_runtime(self, inventory: Inventory) -> str:
         return self.etcd or inventory.cluster.etcd.runtime
@@ -153,6 +159,12 @@ class SimPlatform:
             lines.append(
                 "nodes: network namespaces of one kernel (kubelet on cgroupfs in its own "
                 "mount namespace, labctl's containerd, kube-proxy leaves conntrack alone)"
+            )
+        if self.engine:
+            lines.append(
+                f"containers: {self.engine} in each node's namespaces (cgroupfs, runc; "
+                "Flatcar's /usr/bin/docker is its CLI), images made here from Debian's "
+                "binaries and loaded from archives, no registry"
             )
         if self.etcd:
             lines.append(f"etcd: runtime {self.etcd}, whatever cluster.etcd.runtime says")
@@ -223,4 +235,5 @@ def from_environ(environ: Mapping[str, str]) -> SimPlatform:
         ceph_runtime=_value(environ, CEPH_RUNTIME),
         ceph_config=_pairs(_value(environ, CEPH_CONFIG)),
         boot_namespace=_value(environ, BOOT_NETNS),
+        engine=_value(environ, CONTAINER_ENGINE),
     )

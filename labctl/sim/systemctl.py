@@ -2,9 +2,9 @@
 
 Installed as /usr/local/bin/systemctl inside every node (run by the node's own
 python3, standard library only). It really starts, stops and reports units from
-/etc/systemd/system/*.service (ExecStart, Environment, EnvironmentFile), keeps
-pids under /run/labctl/units, enables units the way systemd does (a link in
-multi-user.target.wants), and logs every action to
+/etc/systemd/system/*.service (ExecStartPre, ExecStart, ExecStop, Environment,
+EnvironmentFile), keeps pids under /run/labctl/units, enables units the way systemd
+does (a link in multi-user.target.wants), and logs every action to
 /var/log/labctl-systemctl.log. The node's boot runs `systemctl start-enabled`.
 Restart= and dependencies between units are not supported.
 """
@@ -95,6 +95,9 @@ def start(name: str) -> int:
     RUN.mkdir(parents=True, exist_ok=True)
     out = UNIT_LOGS / f"{name}.log"
     out.parent.mkdir(parents=True, exist_ok=True)
+    for command in keys.get("ExecStartPre", []):
+        if run_step(name, "ExecStartPre", command, environment(keys), out) != 0:
+            return 1
     with out.open("ab") as handle:
         process = subprocess.Popen(
             argv, env=environment(keys), stdin=subprocess.DEVNULL, stdout=handle,
@@ -103,6 +106,18 @@ def start(name: str) -> int:
     (RUN / f"{name}.pid").write_text(str(process.pid))
     log(f"start {name}: pid {process.pid}: {shlex.join(argv)}")
     return 0
+
+
+def run_step(name: str, key: str, command: str, env: dict[str, str], out: Path) -> int:
+    """One ExecStartPre= or ExecStop= line, to its end (its output in the unit's log); a
+    failure counts unless the line starts with "-", as systemd has it."""
+    argv = shlex.split(command.lstrip("-@+!:"))
+    with out.open("ab") as handle:
+        code = subprocess.run(
+            argv, env=env, stdin=subprocess.DEVNULL, stdout=handle, stderr=handle, check=False
+        ).returncode
+    log(f"{key} {name}: exit {code}: {shlex.join(argv)}")
+    return 0 if command.startswith("-") else code
 
 
 def group_alive(pgid: int) -> bool:
@@ -129,6 +144,10 @@ def stop(name: str) -> int:
     if pid is None:
         log(f"stop {name}: not running")
         return 0
+    # ExecStop= first (a container engine stops its container), then the group's signal.
+    keys = parse(name) if (UNITS / name).exists() else {}
+    for command in keys.get("ExecStop", []):
+        run_step(name, "ExecStop", command, environment(keys), UNIT_LOGS / f"{name}.log")
     with contextlib.suppress(ProcessLookupError):  # exited since pid_of looked
         os.killpg(pid, signal.SIGTERM)
     deadline = time.monotonic() + 5

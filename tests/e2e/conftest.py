@@ -77,7 +77,8 @@ def run(*argv: str, check: bool = False, timeout: float = 60) -> subprocess.Comp
 def host_state() -> tuple[set[str], set[str], set[str], set[str]]:
     """What a simulated lab adds to the host: its namespaces (``lab-*``), its routes
     (through the transit link, and the blackholes behind them), its mounts and its
-    pods' cgroups (containerd's ``k8s.io/ID`` in the host's tree).
+    containers' cgroups (containerd's ``k8s.io/ID`` and podman's
+    ``libpod_parent/libpod-ID`` in the host's tree).
 
     Only those: other tests on the same machine (another clone's integration tests)
     may make namespaces of their own meanwhile, which are not this lab's to answer for.
@@ -94,6 +95,8 @@ def host_state() -> tuple[set[str], set[str], set[str], set[str]]:
         if "/lab-" in line or "labctl" in line
     }
     cgroups = {str(p) for p in Path("/sys/fs/cgroup").glob("*/k8s.io/*") if p.is_dir()}
+    # The nodes' podman containers (cgroupfs: libpod_parent/libpod-ID).
+    cgroups |= {str(p) for p in Path("/sys/fs/cgroup").glob("*/libpod_parent/libpod-*")}
     return netns, routes, mounts, cgroups
 
 

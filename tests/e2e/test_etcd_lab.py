@@ -1,11 +1,13 @@
 """The etcd layer end to end: a real TLS etcd cluster on the simulated reference lab.
 
-Bootstrap forms it from the inventory (the nodes run the host's etcd, as
-`labctl sim env` says); the real `etcdctl` talks to it with labctl's operator
-certificate and is refused with a certificate from another CA; a member's power
-cycle keeps the data; the quorum guard counts a member whose etcd is stopped as down;
-a snapshot brings back a deleted key through `labctl etcd restore`; a data directory
-of another cluster is refused, untouched.
+Bootstrap forms it from the inventory, in its default runtime: each member is the
+container of the inventory's image under the node's podman (Flatcar's `docker`), made
+here from Debian's etcd and loaded from an archive; the real `etcdctl` talks to it
+with labctl's operator certificate and is refused with a certificate from another
+CA; a member's power cycle keeps the data (and runs a new container); the quorum guard
+counts a member whose etcd is stopped as down; a snapshot brings back a deleted key
+through `labctl etcd restore` (etcdctl from the image); a data directory of another
+cluster is refused, untouched.
 """
 
 from __future__ import annotations
@@ -63,6 +65,26 @@ def wait_healthy(lab: Lab, deadline: float = 60) -> dict[str, object]:
         time.sleep(1)
 
 
+def running_in_containers(lab: Lab) -> None:
+    """Each member is the inventory's default runtime: the container ``etcd-member`` of
+    image quay.io/coreos/etcd:v3.4.23 under the node's own engine (Flatcar's
+    /usr/bin/docker), and the process serving :2379 is that container's."""
+    for name, address in NODES.items():
+        listed = lab.ssh(address, "command -v docker && docker ps --format '{{.Names}} {{.Image}}'")
+        assert listed.returncode == 0, listed.stdout + listed.stderr
+        which, *lines = listed.stdout.splitlines()
+        assert which == "/usr/bin/docker", (name, which)  # Flatcar's, podman's CLI here
+        rows = [line.split() for line in lines]
+        assert rows == [["etcd-member", "quay.io/coreos/etcd:v3.4.23"]], (name, rows)
+        # The member's process runs the image's /usr/local/bin/etcd (the node has none).
+        exe = lab.ssh(
+            address,
+            "readlink /proc/$(docker inspect --format '{{.State.Pid}}' etcd-member)/exe"
+            " && test ! -e /usr/local/bin/etcd",
+        )
+        assert exe.returncode == 0 and exe.stdout.strip() == "/usr/local/bin/etcd", (name, exe)
+
+
 def test_bootstrap_forms_a_tls_cluster_that_survives_a_member_power_cycle(
     new_shared_lab: Lab,
 ) -> None:
@@ -76,6 +98,7 @@ def test_bootstrap_forms_a_tls_cluster_that_survives_a_member_power_cycle(
     members = status["members"]
     assert [m["name"] for m in members] == ["fohn", "chequita", "wind"]  # type: ignore[union-attr]
     assert sum(m["leader"] for m in members) == 1  # type: ignore[union-attr]
+    running_in_containers(lab)
 
     # The real etcdctl, with the operator's certificate that labctl minted.
     assert etcdctl(lab, "put", "/labctl/e2e", "kept").returncode == 0
@@ -112,6 +135,7 @@ def test_bootstrap_forms_a_tls_cluster_that_survives_a_member_power_cycle(
     cycled = labctl(lab, "power", "cycle", "wind")
     assert cycled.returncode == 0, cycled.stdout + cycled.stderr
     wait_healthy(lab)
+    running_in_containers(lab)  # the boot's unit removed the dead container, ran a new one
     got = etcdctl(lab, "get", "/labctl/e2e", "--print-value-only")
     assert got.returncode == 0 and got.stdout.strip() == "kept"
 

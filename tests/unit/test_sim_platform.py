@@ -29,6 +29,7 @@ def test_every_variable_reaches_its_field() -> None:
             "LABCTL_SWITCH_PLATFORM": "frr",
             "LABCTL_CEPH_RUNTIME": "host",
             "LABCTL_CEPH_CONFIG": "mon_data_avail_warn=5, osd_pool_default_size = 2",
+            "LABCTL_CONTAINER_ENGINE": "podman",
         }
     )
     assert got == SimPlatform(
@@ -39,9 +40,11 @@ def test_every_variable_reaches_its_field() -> None:
         switches="frr",
         ceph_runtime="host",
         ceph_config=(("mon_data_avail_warn", "5"), ("osd_pool_default_size", "2")),
+        engine="podman",
     )
     # One line per difference, the shared kernel first.
-    assert len(got.differences()) == 8
+    assert len(got.differences()) == 9
+    assert "containers: podman in each node's namespaces" in got.differences()[1]
     assert got.differences()[0].startswith("nodes: network namespaces of one kernel")
 
 
@@ -57,6 +60,7 @@ def test_every_variable_reaches_its_field() -> None:
         ("LABCTL_SWITCH_PLATFORM", "junos", "it must be frr, eos, ios"),
         ("LABCTL_CEPH_RUNTIME", "docker", "LABCTL_CEPH_RUNTIME is 'docker'"),
         ("LABCTL_CEPH_CONFIG", "oops", "LABCTL_CEPH_CONFIG: 'oops' is not key=value"),
+        ("LABCTL_CONTAINER_ENGINE", "docker", "LABCTL_CONTAINER_ENGINE is 'docker'"),
         # Stand-ins reach the nodes as inventory values do: the same grammars hold them.
         (
             "LABCTL_KUBE_BIN_DIR",

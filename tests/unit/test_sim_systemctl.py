@@ -83,3 +83,38 @@ def test_restart_waits_for_every_process_of_the_unit(units: Path) -> None:
     finally:
         systemctl.main(["stop", "slow"])
     assert systemctl.pid_of("slow.service") is None
+
+
+def test_exec_start_pre_and_exec_stop_run_as_systemd_runs_them(units: Path) -> None:
+    """A container unit: ``-docker rm -f NAME`` before (its failure ignored), ``docker
+    stop NAME`` at stop, before the unit's process group is signalled."""
+    marks = units / "marks"
+    (units / "units" / "box.service").write_text(
+        "[Service]\n"
+        f"ExecStartPre=-/bin/sh -c 'echo pre-ignored >> {marks}; exit 1'\n"
+        f"ExecStartPre=/bin/sh -c 'echo pre >> {marks}'\n"
+        f"ExecStart=/bin/sh -c 'echo start >> {marks}; exec sleep 30'\n"
+        # Still running when ExecStop runs: it is what stops the container.
+        f"ExecStop=/bin/sh -c 'kill -0 $(cat {units}/run/box.service.pid) && "
+        f"echo stop-while-running >> {marks}'\n"
+    )
+    try:
+        assert systemctl.main(["start", "box"]) == 0
+        deadline = time.monotonic() + 10
+        while "start" not in marks.read_text() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert systemctl.main(["stop", "box"]) == 0
+        assert marks.read_text().splitlines() == [
+            "pre-ignored", "pre", "start", "stop-while-running",
+        ]  # fmt: skip
+    finally:
+        systemctl.main(["stop", "box"])
+    assert systemctl.pid_of("box.service") is None
+
+
+def test_a_failing_exec_start_pre_keeps_the_unit_from_starting(units: Path) -> None:
+    (units / "units" / "no.service").write_text(
+        "[Service]\nExecStartPre=/bin/false\nExecStart=/bin/sleep 30\n"
+    )
+    assert systemctl.main(["start", "no"]) == 1
+    assert systemctl.pid_of("no.service") is None

@@ -102,6 +102,15 @@ def containerd_config() -> str:
     return "\n".join(lines) + "\n"
 
 
+def mount_cgroups() -> list[str]:
+    """The shell lines that mount the cgroup hierarchies as /proc/self/cgroup lists them,
+    when none are mounted: the block the shipped wrappers share (containerd-pods-wrapper.sh),
+    for a node's boot, which must give runc the same hierarchies before any container."""
+    lines = shell.script("containerd-pods-wrapper").splitlines()
+    start = lines.index("if ! grep -q ' cgroup' /proc/self/mounts; then")
+    return lines[start : lines.index("fi", start) + 1]
+
+
 def containerd_wrapper() -> str:
     """The pods runtime's containerd start: runc needs the cgroup hierarchies, which a
     simulated node's fresh /sys lacks; they are mounted in the node's own mount

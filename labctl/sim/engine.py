@@ -1,0 +1,211 @@
+"""A container engine on every simulated node, so etcd runs as the container a real lab runs.
+
+A real lab's default is ``cluster.etcd.runtime: container``: the member's unit runs
+``/usr/bin/docker run ... quay.io/coreos/etcd:v3.4.23`` on Flatcar (``/usr/bin/podman``
+on Fedora CoreOS). The simulated nodes get the real engine for it: Debian's podman
+(daemonless, so each node's unit runs it inside the node's own namespaces), with the
+node's storage in the node's state directory (``NODE/podman``, removed with the lab)
+and its run state on the node's own ``/run``. Flatcar's ``/usr/bin/docker`` is podman's
+CLI in the node's mount namespace, the shape of Debian's podman-docker package.
+
+No registry is reached: the image the inventory names is made here from Debian's own
+binaries (etcd-server's ``/usr/bin/etcd``, etcd-client's ``/usr/bin/etcdctl`` at
+``/usr/local/bin`` as upstream's image has them, and the C library they load), written
+as an OCI archive by ``labctl/sim/images.py``'s writer, cached under the build cache in
+a folder named by the hash of its inputs (a second lab builds nothing), and loaded into
+each node's storage at boot with ``podman load``, as an air-gapped lab loads a mirror's
+archive. What differs from a real node, and why, is one line of the simulated
+platform's ``differences()`` and a row of docs/sim.md: the cgroup manager is cgroupfs
+(the nodes have no systemd) and the OCI runtime is runc (crun 1.8 refuses this host's
+hybrid cgroup tree).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import shlex
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from labctl.files import write_atomic
+from labctl.kubernetes.binaries import cache_root
+from labctl.sim import images as sim_images
+from labctl.sim.render.kubernetes import mount_cgroups
+
+PODMAN = "/usr/bin/podman"
+ETCD_BINARIES = (
+    ("/usr/bin/etcd", "/usr/local/bin/etcd"),
+    ("/usr/bin/etcdctl", "/usr/local/bin/etcdctl"),
+)
+# What Debian's etcd binaries load (ldd: the C library and its loader).
+ETCD_LIBRARIES = ("/lib/x86_64-linux-gnu/libc.so.6", "/lib64/ld-linux-x86-64.so.2")
+# Inside a node: its own state directory (labctl/sim/node.py's NODE_MOUNT) and where
+# podman keeps what it needs per boot (the node's /run is a fresh tmpfs every boot).
+NODE_FOLDER = "podman"
+RUNROOT = "/run/containers/storage"
+# Podman-docker's /usr/bin/docker, without its notice on stderr.
+DOCKER_SHIM = '#!/bin/sh\nexec /usr/bin/podman "$@"\n'
+# cgroupfs: the nodes run no systemd. runc: crun 1.8.1 answers "cgroups in hybrid mode not
+# supported, drop all controllers from cgroupv2" on this host's cgroup tree.
+# The events log is the node's own, kept across its boots: every container it ever made
+# is named there, also those whose record a later `docker rm -f` removed.
+CONTAINERS_CONF = """\
+[containers]
+log_driver = "k8s-file"
+
+[engine]
+cgroup_manager = "cgroupfs"
+events_logger = "file"
+events_logfile_path = "{events}"
+runtime = "runc"
+"""
+EVENTS = "events.log"
+# With cgroupfs, each container's cgroup is libpod_parent/libpod-ID in the host's tree.
+CGROUP_PARENT = "libpod_parent"
+
+
+def available() -> bool:
+    """Whether this machine has the engine the nodes run (Debian's podman)."""
+    return Path(PODMAN).exists() and shutil.which("runc") is not None
+
+
+def storage_conf(node_mount: str) -> str:
+    return (
+        "[storage]\n"
+        'driver = "overlay"\n'
+        f'graphroot = "{node_mount}/{NODE_FOLDER}/storage"\n'
+        f'runroot = "{RUNROOT}"\n'
+    )
+
+
+def etcd_image(name: str) -> sim_images.Image:
+    """``name`` (cluster.etcd.image) as upstream's image is laid out: etcd and etcdctl in
+    /usr/local/bin, no entrypoint (the unit names the program)."""
+    (binary, path), *others = ETCD_BINARIES
+    extra = [(inside, "file", host) for host, inside in others]
+    extra += [
+        (p, kind, value) for p, (kind, value) in sim_images.host_closure(ETCD_LIBRARIES).items()
+    ]
+    extra += [(f"/{link}", "link", target) for link, target in sim_images.MERGED_USR]
+    return sim_images.Image(name, Path(binary), path, (), tuple(extra))
+
+
+@dataclass(frozen=True)
+class Archive:
+    image: str
+    path: Path
+
+
+def _stamp(image: sim_images.Image) -> str:
+    h = hashlib.sha256(Path(sim_images.__file__).read_bytes())
+    h.update(Path(__file__).read_bytes())
+    h.update(image.name.encode())
+    files = [image.binary, *(Path(v) for _, kind, v in image.extra if kind == "file")]
+    for path, kind, value in image.extra:
+        h.update(f"{path}\0{kind}\0{value}\0".encode())
+    for file in files:
+        h.update(hashlib.sha256(file.read_bytes()).digest())
+    return h.hexdigest()
+
+
+def image_dir() -> Path:
+    """Beside the Kubernetes build cache: /var/cache/labctl/container-images as root."""
+    return cache_root().parent / "container-images"
+
+
+def build(image: sim_images.Image) -> Archive:
+    """The archive of ``image`` in the cache, written unless one of the same inputs is there."""
+    folder = image_dir() / _stamp(image)[:24]
+    path = folder / sim_images.archive_name(image.name)
+    if not path.exists():
+        write_atomic(path, sim_images.oci_archive(image), 0o644)
+    return Archive(image.name, path)
+
+
+def prepare(node_dir: Path, node_mount: str, archives: list[Archive]) -> None:
+    """The node's engine files: podman's settings, the docker shim, the archives to load
+    (``node_mount``: where the node sees ``node_dir``)."""
+    d = node_dir / NODE_FOLDER
+    (d / "storage").mkdir(parents=True, exist_ok=True)
+    (d / "storage.conf").write_text(storage_conf(node_mount))
+    (d / "bin").mkdir(parents=True, exist_ok=True)
+    shim = d / "bin" / "docker"
+    shim.write_text(DOCKER_SHIM)
+    shim.chmod(0o755)
+    (d / "containers.conf").write_text(
+        CONTAINERS_CONF.format(events=f"{node_mount}/{NODE_FOLDER}/{EVENTS}")
+    )
+    (d / "archives.json").write_text(
+        json.dumps([{"image": a.image, "path": str(a.path)} for a in archives])
+    )
+
+
+def boot_lines(node_dir: Path, node_mount: str) -> list[str]:
+    """Shell lines of the node's boot (after its /etc and /run are its own): the cgroup
+    hierarchies, podman's settings in /etc/containers, docker in /usr/bin, the archives
+    loaded unless the node's storage has them. A failed load is said in the node's log;
+    the boot goes on."""
+    d = node_dir / NODE_FOLDER
+    if not (d / "archives.json").exists():
+        return []
+    q = shlex.quote
+    inside = f"{node_mount}/{NODE_FOLDER}"
+    lines = [
+        # runc needs the cgroup hierarchies, and a node's /sys is the fresh sysfs of
+        # `ip netns exec`, with none under it ("runc create failed: no cgroup mount found
+        # in mountinfo"): mounted as /proc/self/cgroup lists them, as containerd's are.
+        *mount_cgroups(),
+        "mkdir -p /etc/containers",
+        f"cp {inside}/storage.conf {inside}/containers.conf /etc/containers/",
+        f"mount -t overlay overlay -o lowerdir={inside}/bin:/usr/bin /usr/bin",
+        # A docker in this machine's /usr/local/bin (another program on this host)
+        # would come first on PATH: the node's own /usr/local overlay hides it.
+        "rm -f /usr/local/bin/docker",
+    ]
+    for item in json.loads((d / "archives.json").read_text()):
+        image, path = q(item["image"]), q(item["path"])
+        lines.append(
+            f"podman image exists {image} || podman load -q -i {path} >/dev/null "
+            f"|| echo {q('labctl sim: podman load -i ' + item['path'] + ' failed')} >&2"
+        )
+    return lines
+
+
+def container_ids(node_dir: Path) -> set[str]:
+    """Every container the node's podman made (their cgroups are named after them): the
+    ones its storage holds and the ones its events log names."""
+    d = node_dir / NODE_FOLDER
+    found: set[str] = set()
+    with contextlib.suppress(OSError, ValueError):
+        records = json.loads((d / "storage" / "overlay-containers" / "containers.json").read_text())
+        found |= {str(c["id"]) for c in records}
+    with contextlib.suppress(OSError):
+        for line in (d / EVENTS).read_text().splitlines():
+            with contextlib.suppress(ValueError):
+                event = json.loads(line)
+                if isinstance(event, dict) and event.get("Type") == "container" and event.get("ID"):
+                    found.add(str(event["ID"]))
+    return found
+
+
+def release_cgroups(node_dir: Path, root: Path) -> list[Path]:
+    """Remove the cgroups of the node's containers (power-off kills their processes but
+    leaves the directories in the host's tree); the ones removed."""
+    removed = []
+    for container in sorted(container_ids(node_dir)):
+        for path in root.glob(f"*/{CGROUP_PARENT}/*{container}*"):
+            for _ in range(20):  # the kernel lets go a moment after the last task died
+                try:
+                    path.rmdir()
+                except FileNotFoundError:
+                    break
+                except OSError:
+                    time.sleep(0.05)
+                    continue
+                removed.append(path)
+                break
+    return removed

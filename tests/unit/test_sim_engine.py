@@ -1,0 +1,119 @@
+"""The simulated nodes' container engine: the etcd image made here, the node's podman
+files, the boot's load, and power-off's release of the containers' cgroups.
+
+The image is read back from the archive the layer would load (its layer's files and its
+config), not from the function's inputs; ``tests/integration/test_sim_engine_podman.py``
+runs it under the real podman.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from labctl.sim import engine
+
+IMAGE = "quay.io/coreos/etcd:v3.4.23"
+
+
+def archive_parts(data: bytes) -> tuple[dict[str, object], dict[str, object], set[str]]:
+    """index.json, the image config and the layer's paths of an OCI archive."""
+    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+
+        def blob(digest: str) -> bytes:
+            found = tar.extractfile(f"blobs/sha256/{digest.split(':', 1)[1]}")
+            assert found is not None
+            return found.read()
+
+        index = json.loads(tar.extractfile("index.json").read())  # type: ignore[union-attr]
+        manifest = json.loads(blob(index["manifests"][0]["digest"]))
+        config = json.loads(blob(manifest["config"]["digest"]))
+        layer = blob(manifest["layers"][0]["digest"])
+    with tarfile.open(fileobj=io.BytesIO(layer)) as tar:
+        paths = {m.name for m in tar.getmembers()}
+    return index, config, paths
+
+
+@pytest.fixture
+def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("LABCTL_KUBE_CACHE", str(tmp_path / "cache" / "kubernetes"))
+    return tmp_path / "cache"
+
+
+def test_the_etcd_image_is_upstreams_layout_under_the_inventorys_name(cache: Path) -> None:
+    archive = engine.build(engine.etcd_image(IMAGE))
+    assert archive.image == IMAGE
+    assert archive.path.parent.parent == cache / "container-images"
+    index, config, paths = archive_parts(archive.path.read_bytes())
+    annotations = index["manifests"][0]["annotations"]  # type: ignore[index]
+    assert annotations["io.containerd.image.name"] == IMAGE
+    assert annotations["org.opencontainers.image.ref.name"] == "v3.4.23"
+    # No entrypoint: the unit names the program (`... IMAGE /usr/local/bin/etcd`).
+    assert config["config"]["Entrypoint"] == []  # type: ignore[index]
+    assert {"usr/local/bin/etcd", "usr/local/bin/etcdctl"} <= paths
+    assert "usr/lib/x86_64-linux-gnu/libc.so.6" in paths
+
+
+def test_the_archive_is_built_once_per_inputs(cache: Path) -> None:
+    first = engine.build(engine.etcd_image(IMAGE))
+    written = first.path.stat().st_mtime_ns
+    again = engine.build(engine.etcd_image(IMAGE))
+    assert again.path == first.path and again.path.stat().st_mtime_ns == written
+    other = engine.build(engine.etcd_image("mirror.example/etcd:v3.4.23"))
+    assert other.path.parent != first.path.parent
+
+
+def test_a_node_gets_podman_files_in_its_own_folder_and_loads_at_boot(tmp_path: Path) -> None:
+    node = tmp_path / "nodes" / "fohn"
+    archive = engine.Archive(IMAGE, Path("/var/cache/labctl/container-images/x/etcd.tar"))
+    engine.prepare(node, "/mnt", [archive])
+    storage = (node / "podman" / "storage.conf").read_text()
+    assert 'graphroot = "/mnt/podman/storage"' in storage  # the node's state, gone at sim down
+    assert 'runroot = "/run/containers/storage"' in storage  # the node's /run, new each boot
+    conf = (node / "podman" / "containers.conf").read_text()
+    assert 'cgroup_manager = "cgroupfs"' in conf and 'runtime = "runc"' in conf
+    assert 'events_logfile_path = "/mnt/podman/events.log"' in conf  # kept across boots
+    assert (node / "podman" / "bin" / "docker").read_text() == engine.DOCKER_SHIM
+    lines = engine.boot_lines(node, "/mnt")
+    assert "mount -t overlay overlay -o lowerdir=/mnt/podman/bin:/usr/bin /usr/bin" in lines
+    assert lines[-1].startswith(
+        f"podman image exists {IMAGE} || podman load -q -i {archive.path} >/dev/null ||"
+    )
+
+
+def test_a_node_of_a_lab_without_podman_boots_as_before(tmp_path: Path) -> None:
+    assert engine.boot_lines(tmp_path / "nodes" / "fohn", "/mnt") == []
+
+
+def test_power_off_releases_only_this_nodes_podman_cgroups(tmp_path: Path) -> None:
+    node = tmp_path / "nodes" / "fohn"
+    containers = node / "podman" / "storage" / "overlay-containers"
+    containers.mkdir(parents=True)
+    (containers / "containers.json").write_text(json.dumps([{"id": "aaa1"}]))
+    # ccc3 was removed from storage (`docker rm -f` at the next boot); its events remain.
+    events = [
+        {"ID": "ccc3", "Status": "create", "Type": "container"},
+        {"Name": "quay.io/coreos/etcd:v3.4.23", "Status": "pull", "Type": "image"},
+    ]
+    (node / "podman" / "events.log").write_text(
+        "\n".join(json.dumps(e) for e in events) + "\n{torn"
+    )
+    root = tmp_path / "cgroup"
+    for hierarchy in ("memory", "pids"):
+        for name in ("libpod-aaa1", "libpod-bbb2", "libpod-ccc3", "conmon"):
+            (root / hierarchy / engine.CGROUP_PARENT / name).mkdir(parents=True)
+    removed = engine.release_cgroups(node, root)
+    assert sorted(str(p.relative_to(root)) for p in removed) == [
+        "memory/libpod_parent/libpod-aaa1",
+        "memory/libpod_parent/libpod-ccc3",
+        "pids/libpod_parent/libpod-aaa1",
+        "pids/libpod_parent/libpod-ccc3",
+    ]
+    assert sorted(p.name for p in (root / "memory" / engine.CGROUP_PARENT).iterdir()) == [
+        "conmon",
+        "libpod-bbb2",
+    ]
