@@ -22,6 +22,7 @@ from pathlib import Path
 from labctl.sim import disks as sim_disks
 from labctl.sim import engine as sim_engine
 from labctl.sim.process import ManagedProcess
+from labctl.sim.render.kubernetes import CNI_CONF_DIR
 
 WRITABLE = ("etc", "root", "var", "home", "tmp", "opt", "srv", "usr/local")
 
@@ -38,6 +39,8 @@ def _config(state: Path, name: str) -> dict[str, object]:
 # Inside a node its own directory is seen here, so the overlays below can never
 # hide it (a state dir under /tmp or /root would otherwise vanish under them).
 NODE_MOUNT = "/mnt"
+# Where a node's own CNI configuration lives in its directory, seen at CNI_CONF_DIR.
+CNI_FOLDER = "cni-net.d"
 
 
 def host_root_view(d: Path) -> list[str]:
@@ -54,6 +57,13 @@ def host_root_view(d: Path) -> list[str]:
         lines.append(
             f"mount -t overlay overlay -o lowerdir=/{sub},upperdir={upper},workdir={work} /{sub}"
         )
+    # The pod network's configuration is the node's alone: /etc is an overlay on the
+    # host's, and a host package's CNI file (podman's 87-podman-bridge.conflist) would
+    # otherwise give the kubelet's containerd a pod network the calico layer never made.
+    lines += [
+        f"mkdir -p {NODE_MOUNT}/{CNI_FOLDER} {CNI_CONF_DIR}",
+        f"mount --bind {NODE_MOUNT}/{CNI_FOLDER} {CNI_CONF_DIR}",
+    ]
     return lines
 
 
