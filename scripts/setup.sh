@@ -24,6 +24,7 @@ DEBIAN_PACKAGES=(
   qemu-system-x86 qemu-utils ipxe ipxe-qemu dnsmasq-base ignition ovmf udev
   linux-image-amd64 busybox-static e2fsprogs cpio gpg gpgv
   gcc libc6-dev iptables bind9-dnsutils
+  prometheus prometheus-alertmanager prometheus-snmp-exporter
 )
 
 # BIRD 1.6.8, the BIRD calico-node embeds, stands in for calico-node on the
