@@ -7,6 +7,7 @@ reference inventory's text here, as an operator would.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import yaml
@@ -137,3 +138,20 @@ def test_rules_count_what_the_inventory_has() -> None:
     # 3 etcd members: quorum 2, so 2 up is one failure from lost.
     assert rules["EtcdQuorumAtRisk"]["expr"] == '(sum(up{job="etcd"}) or vector(0)) <= 2'
     assert rules["CephOsdDown"]["expr"] == "(sum(ceph_osd_up) or vector(0)) < 16"
+
+
+def test_dashboards_golden() -> None:
+    found = m.dashboards(reference())
+    assert list(found) == ["power", "bgp", "etcd", "ceph", "nodes"]
+    for area, doc in found.items():
+        assert_golden(f"monitoring/dashboard-{area}.json", json.dumps(doc, indent=2) + "\n")
+
+
+def test_dashboards_draw_the_inventory() -> None:
+    found = m.dashboards(reference())
+    power = {p["title"]: p for p in found["power"]["panels"]}
+    assert "outlet 1: fohn PSU 1" in power["pdu1 (Digipower SWH-1023J-08N1)"]["description"]
+    etcd = {p["title"]: p for p in found["etcd"]["panels"]}
+    assert etcd["Members up"]["description"] == "3 members; quorum needs 2."
+    (bgp,) = found["bgp"]["panels"]
+    assert bgp["title"] == "astrid BGP sessions" and "wind 31.31.164.222" in bgp["description"]

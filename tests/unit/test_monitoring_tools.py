@@ -16,6 +16,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import pytest
 import yaml
 
@@ -374,3 +375,90 @@ def test_promtool_test_rules(alert: str, tmp_path: Path) -> None:
     (tmp_path / "test.yml").write_text(yaml.safe_dump(doc, sort_keys=False))
     done = run(program("promtool"), "test", "rules", str(tmp_path / "test.yml"))
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+# -- dashboards ------------------------------------------------------------------
+
+# The fields Grafana's dashboard kind documents as required, and the constraints it
+# states (docs/sources/developers/kinds/core/dashboard/schema-reference.md in
+# grafana/grafana): Grafana publishes the kind as CUE, not JSON Schema, so this is
+# written from that page, not copied.
+_TARGET = {
+    "type": "object",
+    "required": ["refId"],
+    "properties": {"refId": {"type": "string"}, "expr": {"type": "string", "minLength": 1}},
+}
+_PANEL = {
+    "type": "object",
+    "required": ["type", "title", "gridPos", "datasource", "targets", "id"],
+    "properties": {
+        "type": {"type": "string", "minLength": 1},
+        "id": {"type": "integer", "minimum": 1},
+        "gridPos": {
+            "type": "object",
+            "required": ["h", "w", "x", "y"],
+            "properties": {
+                "h": {"type": "integer", "minimum": 1},
+                "w": {"type": "integer", "minimum": 1, "maximum": 24},
+                "x": {"type": "integer", "minimum": 0, "maximum": 23},
+                "y": {"type": "integer", "minimum": 0},
+            },
+        },
+        "datasource": {
+            "type": "object",
+            "properties": {"type": {"type": "string"}, "uid": {"type": "string"}},
+        },
+        "targets": {"type": "array", "minItems": 1, "items": _TARGET},
+    },
+}
+DASHBOARD_KIND = {
+    "type": "object",
+    "required": ["schemaVersion", "title", "uid", "panels"],
+    "properties": {
+        "schemaVersion": {"type": "integer", "minimum": 36, "maximum": 65535},
+        "uid": {"type": "string", "minLength": 8, "maxLength": 40},
+        "graphTooltip": {"enum": [0, 1, 2]},
+        "editable": {"type": "boolean"},
+        "timezone": {"type": "string"},
+        "tags": {"type": "array", "items": {"type": "string"}},
+        "time": {
+            "type": "object",
+            "required": ["from", "to"],
+            "properties": {"from": {"type": "string"}, "to": {"type": "string"}},
+        },
+        "panels": {"type": "array", "minItems": 1, "items": _PANEL},
+    },
+}
+
+
+def test_dashboards_have_what_grafanas_dashboard_kind_requires() -> None:
+    found = m.dashboards(reference())
+    for doc in found.values():
+        jsonschema.validate(doc, DASHBOARD_KIND)
+        ids = [p["id"] for p in doc["panels"]]
+        assert len(ids) == len(set(ids))
+    uids = [doc["uid"] for doc in found.values()]
+    assert len(uids) == len(set(uids))
+
+
+def test_the_kind_check_refuses_a_panel_without_a_position() -> None:
+    doc = m.dashboards(reference())["etcd"]
+    del doc["panels"][0]["gridPos"]["w"]
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(doc, DASHBOARD_KIND)
+
+
+def test_promtool_parses_every_dashboard_query(tmp_path: Path) -> None:
+    # promtool checks PromQL only inside rule files: each query becomes a recording rule.
+    exprs = [
+        target["expr"]
+        for doc in m.dashboards(reference()).values()
+        for panel in doc["panels"]
+        for target in panel["targets"]
+    ]
+    rules = [{"record": f"labctl:dashboard_query_{i}", "expr": e} for i, e in enumerate(exprs)]
+    path = tmp_path / "queries.yml"
+    path.write_text(yaml.safe_dump({"groups": [{"name": "dashboards", "rules": rules}]}))
+    done = run(program("promtool"), "check", "rules", str(path))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"SUCCESS: {len(exprs)} rules found" in done.stdout

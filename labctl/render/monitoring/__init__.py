@@ -1,8 +1,8 @@
 """What the monitoring layer will install, rendered from the inventory (pure).
 
 Prometheus's ``prometheus.yml`` and alerting rules, Alertmanager's
-``alertmanager.yml``, the SNMP exporter's ``snmp.yml`` and the RBAC that lets
-Prometheus read metrics and nothing else: each a function of the inventory
+``alertmanager.yml``, the SNMP exporter's ``snmp.yml``, the RBAC that lets
+Prometheus read metrics and nothing else, and Grafana dashboards: each a function of the inventory
 returning Python data the caller dumps to YAML. Nothing here reads a secret:
 Alertmanager gets ``*_file`` paths, and the SNMP modules take a resolver the
 caller supplies. The layer that writes and runs these on the lab is not built yet
@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 
 from labctl.render.monitoring.alertmanager import alertmanager_config
+from labctl.render.monitoring.dashboards import dashboards
 from labctl.render.monitoring.paths import OPERATOR_PATHS, SERVER_PATHS, Paths
 from labctl.render.monitoring.prometheus import prometheus_config, rbac
 from labctl.render.monitoring.rules import alert_rules
@@ -28,6 +29,7 @@ __all__ = [
     "Paths",
     "alert_rules",
     "alertmanager_config",
+    "dashboards",
     "dump",
     "prometheus_config",
     "rbac",
