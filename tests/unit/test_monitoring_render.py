@@ -155,3 +155,28 @@ def test_dashboards_draw_the_inventory() -> None:
     assert etcd["Members up"]["description"] == "3 members; quorum needs 2."
     (bgp,) = found["bgp"]["panels"]
     assert bgp["title"] == "astrid BGP sessions" and "wind 31.31.164.222" in bgp["description"]
+
+
+def test_operator_runs_prometheus_and_alertmanager_locally(tmp_path: Path) -> None:
+    path = tmp_path / "inventory.yaml"
+    path.write_text(REFERENCE.read_text() + "  monitoring:\n    operator: true\n")
+    doc = m.prometheus_config(require_inventory(path), m.OPERATOR_PATHS)
+    assert doc["alerting"]["alertmanagers"] == [
+        {"static_configs": [{"targets": ["127.0.0.1:9093"]}]}
+    ]
+    jobs = {j["job_name"]: j for j in doc["scrape_configs"]}
+    assert jobs["prometheus"]["static_configs"] == [
+        {"targets": ["127.0.0.1:9090"], "labels": {"instance": "operator"}}
+    ]
+    assert (
+        jobs["etcd"]["tls_config"]["cert_file"] == ".labctl/monitoring/etcd-client-prometheus.pem"
+    )
+
+
+def test_operator_and_servers_together_are_refused(tmp_path: Path) -> None:
+    path = tmp_path / "inventory.yaml"
+    path.write_text(
+        REFERENCE.read_text() + "  monitoring:\n    operator: true\n    servers: [fohn]\n"
+    )
+    found = [(p.check_id, p.path_text) for p in load_inventory(path).problems]
+    assert ("LAB130", "cluster.monitoring.operator") in found
