@@ -180,3 +180,10 @@ def test_operator_and_servers_together_are_refused(tmp_path: Path) -> None:
     )
     found = [(p.check_id, p.path_text) for p in load_inventory(path).problems]
     assert ("LAB130", "cluster.monitoring.operator") in found
+
+
+def test_retention_is_a_flag() -> None:
+    assert m.prometheus_flags(reference()) == [
+        "--config.file=/etc/prometheus/prometheus.yml",
+        "--storage.tsdb.retention.time=15d",
+    ]

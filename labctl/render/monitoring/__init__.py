@@ -19,7 +19,7 @@ import yaml
 from labctl.render.monitoring.alertmanager import alertmanager_config
 from labctl.render.monitoring.dashboards import dashboards
 from labctl.render.monitoring.paths import OPERATOR_PATHS, SERVER_PATHS, Paths
-from labctl.render.monitoring.prometheus import prometheus_config, rbac
+from labctl.render.monitoring.prometheus import prometheus_config, prometheus_flags, rbac
 from labctl.render.monitoring.rules import alert_rules
 from labctl.render.monitoring.snmp import snmp_config
 
@@ -32,6 +32,7 @@ __all__ = [
     "dashboards",
     "dump",
     "prometheus_config",
+    "prometheus_flags",
     "rbac",
     "snmp_config",
 ]

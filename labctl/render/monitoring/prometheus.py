@@ -113,3 +113,11 @@ def rbac() -> list[dict[str, Any]]:
             ],
         },
     ]
+
+
+def prometheus_flags(inv: Inventory, config: str = "/etc/prometheus/prometheus.yml") -> list[str]:
+    """Prometheus's command line: retention is a flag, not part of prometheus.yml."""
+    return [
+        f"--config.file={config}",
+        f"--storage.tsdb.retention.time={inv.cluster.monitoring.retention}",
+    ]
