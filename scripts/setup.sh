@@ -27,6 +27,7 @@ DEBIAN_PACKAGES=(
   gcc libc6-dev iptables bind9-dnsutils podman
   pkg-config libssl-dev libzstd-dev
   shellcheck
+  prometheus prometheus-alertmanager prometheus-snmp-exporter
 )
 
 # BIRD 1.6.8, the BIRD calico-node embeds, stands in for calico-node on the

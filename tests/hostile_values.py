@@ -8,6 +8,7 @@ it, and docs/reliability.md carries the table rendered here from the same file
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import re
 from dataclasses import dataclass
@@ -75,7 +76,9 @@ def inventory_with(case: Case) -> str:
     """The reference inventory with the case's value (and what it needs) put in."""
     data = yaml.safe_load(REFERENCE.read_text())
     for where, value in case.also.items():
-        _put(data, parse_path(where), value)
+        # A copy: the case's own value would be changed by the _put below, for every
+        # later test that reads the case (and for cases sharing it through a YAML alias).
+        _put(data, parse_path(where), copy.deepcopy(value))
     _put(data, case.path, case.value)
     return yaml.safe_dump(data, sort_keys=False, allow_unicode=False)
 

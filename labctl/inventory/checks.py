@@ -643,6 +643,9 @@ def _secrets(inv: Inventory) -> Iterator[tuple[SecretRef, DocPath]]:
     for peer in calico.peers:
         if peer.password is not None:
             yield peer.password, (*peer.path, "password")
+    for r in inv.cluster.monitoring.receivers:
+        if r.secret is not None:
+            yield r.secret, (*r.path, r.secret_field)
 
 
 _REDFISH_ONLY = ("scheme", "verify", "ca_file", "system")
@@ -1000,6 +1003,67 @@ def os_channel(inv: Inventory) -> Iterator[Finding]:
 def has_boot_service(inv: Inventory) -> Iterator[Finding]:
     if inv.lab.boot is None and inv.servers:
         yield ("lab",), "no lab.boot: the os layer can check installed servers but install none"
+
+
+# -- monitoring ------------------------------------------------------------------
+
+_MON = ("cluster", "monitoring")
+_DURATION_UNITS = {"y": 31536000, "w": 604800, "d": 86400, "h": 3600, "m": 60, "s": 1, "ms": 0.001}
+
+
+def duration_seconds(text: str) -> float:
+    """Seconds in a schema-valid duration (30s, 1h30m, 250ms)."""
+    return sum(
+        int(n) * _DURATION_UNITS[unit] for n, unit in re.findall(r"([0-9]+)(ms|[ywdhms])", text)
+    )
+
+
+@check("LAB130", E, "Monitoring servers are servers of the inventory, or the operator alone.")
+def monitoring_servers(inv: Inventory) -> Iterator[Finding]:
+    mon = inv.cluster.monitoring
+    names = {s.name for s in inv.servers}
+    for i, name in enumerate(mon.servers):
+        if name not in names:
+            yield (
+                (*_MON, "servers", i),
+                f"monitoring server {name!r} is not a server of this inventory "
+                f"(servers: {', '.join(sorted(names))})",
+            )
+    if mon.operator and mon.servers:
+        yield (
+            (*_MON, "operator"),
+            "monitoring runs on the operator's machine or on servers, not both: "
+            "drop servers or operator",
+        )
+
+
+@check(
+    "LAB131", E, "Each alert receiver names its secret (a webhook's token, an email's password)."
+)
+def receiver_secret(inv: Inventory) -> Iterator[Finding]:
+    for r in inv.cluster.monitoring.receivers:
+        if r.secret is None:
+            yield (
+                r.path,
+                f"receiver {r.name!r} ({r.type}) has no {r.secret_field}: give it as "
+                f"{r.secret_field}: {{env: NAME}} or {{file: PATH}}",
+            )
+
+
+@check("LAB132", E, "The scrape interval is more than zero.")
+def scrape_interval_positive(inv: Inventory) -> Iterator[Finding]:
+    mon = inv.cluster.monitoring
+    if duration_seconds(mon.scrape_interval) <= 0:
+        yield (
+            (*_MON, "scrape_interval"),
+            f"scrape_interval {mon.scrape_interval} is zero: Prometheus would never scrape; "
+            "use a duration such as 30s",
+        )
+
+
+@check("LAB133", E, "Alert receiver names are unique.")
+def receiver_names(inv: Inventory) -> Iterator[Finding]:
+    yield from _duplicates(((r.name, r.path) for r in inv.cluster.monitoring.receivers), "receiver")
 
 
 # -- running -------------------------------------------------------------------

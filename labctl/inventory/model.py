@@ -348,6 +348,36 @@ class PkiSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class Receiver:
+    """Where Alertmanager sends alerts: ``secret`` is the webhook's token or the SMTP password."""
+
+    name: str
+    type: str  # webhook, email
+    path: DocPath
+    url: str | None = None
+    address: str | None = None
+    sender: str | None = None
+    smarthost: str | None = None
+    username: str | None = None
+    secret: SecretRef | None = None
+
+    @property
+    def secret_field(self) -> str:
+        return "token" if self.type == "webhook" else "password"
+
+
+@dataclass(frozen=True, slots=True)
+class Monitoring:
+    """cluster.monitoring; ``servers`` empty (and not ``operator``) means the control plane."""
+
+    servers: tuple[str, ...] = ()
+    operator: bool = False
+    retention: str = "15d"
+    scrape_interval: str = "30s"
+    receivers: tuple[Receiver, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class Cluster:
     name: str
     kubernetes: Kubernetes
@@ -355,6 +385,7 @@ class Cluster:
     calico: Calico
     ceph: Ceph | None
     pki: PkiSettings | None = None
+    monitoring: Monitoring = Monitoring()
 
 
 @dataclass(frozen=True, slots=True)
@@ -634,6 +665,33 @@ _K8S = ("cluster", "kubernetes")
 _ETCD = ("cluster", "etcd")
 _CEPH = ("cluster", "ceph")
 _PKI = ("cluster", "pki")
+_MON = ("cluster", "monitoring")
+
+
+def _monitoring(m: dict[str, Any]) -> Monitoring:
+    receivers = []
+    for i, r in enumerate(_get(m, "receivers", *_MON)):
+        secret = r.get("token" if r["type"] == "webhook" else "password")
+        receivers.append(
+            Receiver(
+                name=r["name"],
+                type=r["type"],
+                path=(*_MON, "receivers", i),
+                url=r.get("url"),
+                address=r.get("address"),
+                sender=r.get("from"),
+                smarthost=r.get("smarthost"),
+                username=r.get("username"),
+                secret=_secret(secret) if secret is not None else None,
+            )
+        )
+    return Monitoring(
+        servers=tuple(_get(m, "servers", *_MON)),
+        operator=_get(m, "operator", *_MON),
+        retention=_get(m, "retention", *_MON),
+        scrape_interval=_get(m, "scrape_interval", *_MON),
+        receivers=tuple(receivers),
+    )
 
 
 def _cluster(d: dict[str, Any], lab_name: str) -> Cluster:
@@ -719,6 +777,7 @@ def _cluster(d: dict[str, Any], lab_name: str) -> Cluster:
         )
         if pki
         else None,
+        monitoring=_monitoring(d.get("monitoring", {})),
     )
 
 

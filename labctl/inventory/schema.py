@@ -26,7 +26,7 @@ if TYPE_CHECKING:  # imported only to explain an invalid document (25 ms saved o
 
 SCHEMA_RESOURCE = "inventory.schema.json"
 # Fields whose values are secrets: their values never appear in a message.
-SECRET_FIELDS = frozenset({"password", "auth_key", "priv_key", "community", "passphrase"})
+SECRET_FIELDS = frozenset({"password", "auth_key", "priv_key", "community", "passphrase", "token"})
 
 # Names people type for a value the schema spells otherwise: other products' or older
 # names, abbreviations. Only a hint: the value is still refused, the message says what

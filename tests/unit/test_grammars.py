@@ -34,7 +34,7 @@ WORDS = {
     "name", "dns_name", "host", "ip_address", "ipv4_address", "cidr", "absolute_path",
     "image", "registry", "version", "linux_user", "bmc_user", "snmp_user", "env_name",
     "cert_name", "interface", "port_name", "pool_name", "mac", "oid_template",
-    "ceph_option", "disk_device", "wwn", "disk_serial",
+    "ceph_option", "disk_device", "wwn", "disk_serial", "duration", "email", "host_port",
 }  # fmt: skip
 # One line of anything printable: free text, files on the operator's machine.
 LINES = {"text", "operator_path"}

@@ -52,6 +52,8 @@ NO_CASE_NEEDED = {
     "switches[].snmp.auth_key",
     "switches[].snmp.priv_key",
     "switches[].snmp.community",
+    "cluster.monitoring.receivers[].token",
+    "cluster.monitoring.receivers[].password",
     # 64 hex digits, a fixed-form pattern since the field was added
     "cluster.calico.manifest.sha256",
 }
