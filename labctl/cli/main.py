@@ -23,6 +23,7 @@ from labctl.cli import (
     os_cmd,
     pki_cmd,
     power_cmd,
+    render_cmd,
     schema_cmd,
     sim_cmd,
     switch_cmd,
@@ -55,6 +56,7 @@ app.add_typer(boot_cmd.app, name="boot")
 app.add_typer(os_cmd.app, name="os")
 app.command("plan")(bootstrap_cmd.plan)
 app.command("bootstrap")(bootstrap_cmd.bootstrap)
+app.command("render")(render_cmd.render)
 app.command("completion")(completion_cmd.completion)
 
 

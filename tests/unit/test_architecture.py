@@ -61,9 +61,11 @@ MAY_IMPORT: dict[str, set[str]] = {
     "layers": {"calico", "ceph", "engine", "errors", "etcd", "install", "inventory", "kube"}
     | {"pki", "platform", "render"},
     "run": {"engine", "layers", "platform", "power", "secret_box", "targets"},
+    "artefacts": {"ceph", "engine", "errors", "inventory", "layers", "render"},
     "sim": {"drivers", "engine", "errors", "files", "inventory", "platform", "programs", "render"}
     | {"kube", "secrets"},
     "cli": {
+        "artefacts",
         "boot",
         "calico",
         "ceph",
