@@ -49,7 +49,10 @@ def init(
     domain: str = typer.Option("lab.example.net", "--domain", help="The lab's DNS domain."),
     os: OsChoice = typer.Option(OsChoice.flatcar, "--os", help="flatcar or fcos."),
     pdu_profile: PduChoice = typer.Option(
-        PduChoice.apc_rpdu, "--pdu-profile", help="The PDU's profile, or none for no PDU."
+        PduChoice.apc_rpdu,
+        "--pdu-profile",
+        help="The PDU's profile (APC AP7920/AP7921: apc-rpdu; APC AP8xxx such as AP8941: "
+        "apc-rpdu2; docs/power.md), or none for no PDU.",
     ),
     switch_platform: SwitchChoice = typer.Option(
         SwitchChoice.frr, "--switch-platform", help="The switch's platform, or none for none."
