@@ -9,6 +9,7 @@ existing file unless told to.
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
 from pathlib import Path
 
@@ -155,3 +156,13 @@ def init(
         f"wrote {target} ({len(names)} servers); edit it, then: labctl validate {target}",
         err=True,
     )
+    # The secrets are references: a newcomer learns here which variables to export
+    # before `labctl sim up` or `bootstrap` read them, not from the first refusal.
+    variables = list(dict.fromkeys(re.findall(r"\{env: ([A-Za-z_][A-Za-z0-9_]*)\}", text)))
+    if variables:
+        typer.echo(
+            "before `labctl sim up` or `labctl bootstrap`, export the secrets it names: "
+            + ", ".join(variables)
+            + " (the CA passphrase: 12 characters or more)",
+            err=True,
+        )

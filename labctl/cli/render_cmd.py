@@ -20,9 +20,11 @@ from labctl.cli.options import InventoryOption, OutputFormat, OutputOption
 
 
 def render(
-    node: str = typer.Argument(..., help="A server or switch of the inventory."),
+    node: str = typer.Argument(..., metavar="NODE", help="A server or switch of the inventory."),
     what: str | None = typer.Argument(
-        None, help="Only this layer (boot, ignition, pki, etcd, ...) or path glob (*.service)."
+        None,
+        metavar="[WHAT]",
+        help="Only this layer (boot, ignition, pki, etcd, ...) or path glob (*.service).",
     ),
     out: Path | None = typer.Option(
         None,
