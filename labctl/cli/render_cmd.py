@@ -23,7 +23,7 @@ def render(
     node: str = typer.Argument(..., metavar="NODE", help="A server or switch of the inventory."),
     what: str | None = typer.Argument(
         None,
-        metavar="[WHAT]",
+        metavar="WHAT",
         help="Only this layer (boot, ignition, pki, etcd, ...) or path glob (*.service).",
     ),
     out: Path | None = typer.Option(
