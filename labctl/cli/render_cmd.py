@@ -74,8 +74,9 @@ def render(
         )
     if not found and node in [s.name for s in model.switches]:
         notes.append(
-            f"bootstrap pushes nothing to {node} (only FRR switches get their configuration); "
-            f"`labctl switch config {node}` prints what to paste into it"
+            f"bootstrap pushes nothing to {node}: only a switch the nodes peer with "
+            "(cluster.calico) that runs FRR gets its configuration; "
+            f"`labctl switch config {node}` prints what it would be"
         )
     for note in notes:
         typer.echo(f"note: {note}", err=True)
