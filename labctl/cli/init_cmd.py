@@ -9,6 +9,7 @@ existing file unless told to.
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
 from pathlib import Path
 
@@ -49,7 +50,10 @@ def init(
     domain: str = typer.Option("lab.example.net", "--domain", help="The lab's DNS domain."),
     os: OsChoice = typer.Option(OsChoice.flatcar, "--os", help="flatcar or fcos."),
     pdu_profile: PduChoice = typer.Option(
-        PduChoice.apc_rpdu, "--pdu-profile", help="The PDU's profile, or none for no PDU."
+        PduChoice.apc_rpdu,
+        "--pdu-profile",
+        help="The PDU's profile (APC AP7920/AP7921: apc-rpdu; APC AP8xxx such as AP8941: "
+        "apc-rpdu2; docs/power.md), or none for no PDU.",
     ),
     switch_platform: SwitchChoice = typer.Option(
         SwitchChoice.frr, "--switch-platform", help="The switch's platform, or none for none."
@@ -152,3 +156,13 @@ def init(
         f"wrote {target} ({len(names)} servers); edit it, then: labctl validate {target}",
         err=True,
     )
+    # The secrets are references: a newcomer learns here which variables to export
+    # before `labctl sim up` or `bootstrap` read them, not from the first refusal.
+    variables = list(dict.fromkeys(re.findall(r"\{env: ([A-Za-z_][A-Za-z0-9_]*)\}", text)))
+    if variables:
+        typer.echo(
+            "before `labctl sim up` or `labctl bootstrap`, export the secrets it names: "
+            + ", ".join(variables)
+            + " (the CA passphrase: 12 characters or more)",
+            err=True,
+        )

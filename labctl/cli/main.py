@@ -26,6 +26,12 @@ def _init() -> Any:
     return init
 
 
+def _render() -> Any:
+    from labctl.cli.render_cmd import render
+
+    return render
+
+
 def _validate() -> Any:
     from labctl.cli.validate_cmd import validate
 
@@ -173,6 +179,11 @@ COMMANDS: dict[str, tuple[Callable[[], Any], bool, str]] = {
         False,
         "Bring the lab up, in order: power, os, pki, etcd, kubernetes, calico, calico-resources, "
         "ceph.",
+    ),
+    "render": (
+        _render,
+        False,
+        "Print every file labctl would send NODE: boot answers, units, configs, certificates.",
     ),
     "completion": (
         _completion,

@@ -133,6 +133,16 @@ class Facts:
         assert isinstance(found, kind)
         return found
 
+    def stand_in(self, kind: type[F], value: F) -> LabctlError | None:
+        """Put ``value`` where ``kind`` could not be gathered, and say why it could not
+        (``labctl render`` shows masked Ceph keys where a first run would mint them, or
+        where their passphrase is not given); else nothing."""
+        found = self._known.get(kind)
+        if not isinstance(found, LabctlError):
+            return None
+        self._known[kind] = value
+        return found
+
     def take_assumed(self) -> list[str]:
         """What was assumed since the last call, once each."""
         said = list(dict.fromkeys(self.assumed))

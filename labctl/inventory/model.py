@@ -594,7 +594,7 @@ def _switch(d: dict[str, Any], path: DocPath) -> Switch:
 
 def _snmp(s: dict[str, Any]) -> Snmp:
     return Snmp(
-        version=str(s["version"]),  # `version: 3` is the number 3 to YAML
+        version=str(_get(s, "version", "snmp")),  # `version: 3` is the number 3 to YAML
         port=_get(s, "port", "snmp"),
         username=s.get("username"),
         auth_protocol=_get(s, "auth_protocol", "snmp"),

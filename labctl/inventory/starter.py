@@ -172,7 +172,6 @@ def starter_document(opts: StarterOptions) -> dict[str, Any]:
                 "address": mgmt[5],
                 "outlet_count": max(8, len(devices)),
                 "snmp": {
-                    "version": "3",
                     "username": "labctl",
                     "auth_key": {"env": "LABCTL_PDU_AUTH_KEY"},
                     "priv_key": {"env": "LABCTL_PDU_PRIV_KEY"},

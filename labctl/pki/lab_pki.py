@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from labctl.errors import LabctlError, UsageError
+from labctl.inventory import naming
 from labctl.inventory.model import Inventory, PkiSettings
 from labctl.pki.backend import Backend
 from labctl.pki.check import Finding, check, key_findings
@@ -48,7 +49,12 @@ def pki_input(inventory: Inventory) -> PkiInput:
         api_endpoint_name=k.api_endpoint.name,
         api_endpoint_address=k.api_endpoint.address,
         nodes=tuple(
-            PkiNode(s.name, tuple(a.address for a in s.addresses()), s.roles)
+            PkiNode(
+                s.name,
+                tuple(a.address for a in s.addresses()),
+                s.roles,
+                naming.server_names(inventory, s.name),
+            )
             for s in inventory.servers
         ),
         operator=pki.operator,

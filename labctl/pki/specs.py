@@ -30,6 +30,9 @@ class PkiNode:
     name: str
     addresses: tuple[str, ...]
     roles: frozenset[str]
+    # The names the lab publishes for the node (its FQDN in lab.domain,
+    # inventory/naming.py): what `inventory export hosts` writes, so clients dial them.
+    dns_names: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -95,8 +98,9 @@ def _uniq(items: list[str]) -> tuple[str, ...]:
 
 
 def node_hosts(inp: PkiInput, node: PkiNode) -> list[str]:
-    """A node's names (short and in the cluster domain) and all its addresses."""
-    return [node.name, f"{node.name}.{inp.cluster_name}", *node.addresses]
+    """A node's names (short, as the lab publishes it, and under the cluster name) and
+    all its addresses."""
+    return [node.name, *node.dns_names, f"{node.name}.{inp.cluster_name}", *node.addresses]
 
 
 def plan_certificates(inp: PkiInput) -> list[CertSpec]:

@@ -73,11 +73,13 @@ MAY_IMPORT: dict[str, set[str]] = {
     "layers": {"calico", "ceph", "engine", "errors", "etcd", "inventory", "kubernetes", "os"}
     | {"data", "pki", "platform", "render"},
     "run": {"engine", "layers", "platform", "power", "secrets", "targets"},
+    "artefacts": {"ceph", "engine", "errors", "inventory", "layers", "render"},
     # The simulated platform hands layers plan pieces (engine actions; BIRD's passwords
     # filled as calico/fill.py fills FRR's) and renders only it needs (sim/render/).
     "sim": {"drivers", "engine", "errors", "files", "inventory", "platform", "programs", "render"}
     | {"calico", "data", "kubernetes", "secrets"},
     "cli": {
+        "artefacts",
         "boot",
         "calico",
         "ceph",

@@ -114,3 +114,15 @@ def test_a_real_lab_is_told_to_name_calicos_manifest(tmp_path: Path) -> None:
         *("--calico-manifest", "https://example.net/calico.yaml", "--calico-sha256", "0" * 64),
     )
     assert runner.invoke(app, ["validate", "--lab", "real", str(named)]).exit_code == 0
+
+
+def test_the_closing_words_name_every_secret_variable_the_file_reads(tmp_path: Path) -> None:
+    """A newcomer learns which variables to export before `sim up` from init itself."""
+    out = tmp_path / "lab.yaml"
+    done = run_labctl("init", "--output", str(out), "--os", "fcos", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    named = set(re.findall(r"\{env: ([A-Z0-9_]+)\}", out.read_text()))
+    assert named >= {"LABCTL_BMC_PASSWORD", "LABCTL_CA_PASSPHRASE", "LABCTL_PDU_AUTH_KEY"}
+    said = done.stderr.split("export the secrets it names:", 1)[1]
+    for name in named:
+        assert name in said, (name, done.stderr)

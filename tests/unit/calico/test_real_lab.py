@@ -25,8 +25,9 @@ from tests.conftest import FIXTURES, REFERENCE
 from tests.labctl_process import run_labctl
 
 BGP = FIXTURES / "bgp"
-# The position of cluster.calico in the reference inventory (its first key, version).
-CALICO_AT = "inventory.yaml:271:5"
+# The position of cluster.calico in the reference inventory (its first key, version),
+# read from the file so an edit above it does not move the test's target.
+CALICO_AT = f"inventory.yaml:{REFERENCE.read_text().splitlines().index('  calico:') + 2}:5"
 NOT_SIMULATED = {"LABCTL_CALICO_BIRD": None}
 
 
