@@ -380,3 +380,29 @@ def test_the_sim_only_import_check_is_not_vacuous() -> None:
     assert not _sim_only("labctl.render.kubernetes") and not _sim_only("labctl.render.calico")
     assert _under("labctl.sim.platform", MAY_IMPORT_SIM_RENDERS)
     assert not _under("labctl.simulator", MAY_IMPORT_SIM_RENDERS)
+
+
+def _floors_of_the_table() -> dict[int, set[str]]:
+    """The floors ``MAY_IMPORT`` makes: a package sits one above the highest it may import."""
+    floor: dict[str, int] = {}
+
+    def place(package: str) -> int:
+        if package not in floor:
+            allowed = MAY_IMPORT.get(package, set())
+            floor[package] = 1 + max(map(place, allowed)) if allowed else 0
+        return floor[package]
+
+    by_floor: dict[int, set[str]] = {}
+    for package in MAY_IMPORT:
+        by_floor.setdefault(place(package), set()).add(package)
+    return by_floor
+
+
+def test_the_floors_docs_architecture_states_are_the_tables() -> None:
+    """docs/architecture.md's floor table names the floors and packages this test's table
+    makes, so the page states the rules as they are enforced."""
+    text = (ROOT / "docs" / "architecture.md").read_text()
+    stated: dict[int, set[str]] = {}
+    for match in re.finditer(r"^  \| (\d+) \| ([^|]+) \|", text, re.M):
+        stated[int(match.group(1))] = set(re.findall(r"`([a-z_]+)`", match.group(2)))
+    assert stated == _floors_of_the_table()
