@@ -195,17 +195,24 @@ def container_ids(node_dir: Path) -> set[str]:
 def release_cgroups(node_dir: Path, root: Path) -> list[Path]:
     """Remove the cgroups of the node's containers (power-off kills their processes but
     leaves the directories in the host's tree); the ones removed."""
-    removed = []
-    for container in sorted(container_ids(node_dir)):
-        for path in root.glob(f"*/{CGROUP_PARENT}/*{container}*"):
-            for _ in range(20):  # the kernel lets go a moment after the last task died
-                try:
-                    path.rmdir()
-                except FileNotFoundError:
-                    break
-                except OSError:
-                    time.sleep(0.05)
-                    continue
-                removed.append(path)
-                break
-    return removed
+    paths = [
+        path
+        for container in sorted(container_ids(node_dir))
+        for path in root.glob(f"*/{CGROUP_PARENT}/*{container}*")
+    ]
+    return [path for path in paths if remove_cgroup(path)]
+
+
+def remove_cgroup(path: Path) -> bool:
+    """Remove one empty cgroup directory; whether it was there to remove. The kernel lets
+    go of a cgroup a moment after its last task died, so a busy one is tried again."""
+    for _ in range(20):
+        try:
+            path.rmdir()
+        except FileNotFoundError:
+            return False
+        except OSError:
+            time.sleep(0.05)
+            continue
+        return True
+    return False

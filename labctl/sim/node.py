@@ -160,20 +160,8 @@ def release_cgroups(state: Path, name: str, root: Path = CGROUP_ROOT) -> list[Pa
     cri = node_dir(state, name).joinpath(*CRI_STATE)
     ids = [p.name for kind in ("containers", "sandboxes") if (cri / kind).is_dir()
            for p in (cri / kind).iterdir()]  # fmt: skip
-    removed = []
-    for container in ids:
-        for path in root.glob(f"*/k8s.io/{container}"):
-            # The kernel lets go of a cgroup a moment after its last task died.
-            for _ in range(20):
-                try:
-                    path.rmdir()
-                except FileNotFoundError:
-                    break
-                except OSError:
-                    time.sleep(0.05)
-                    continue
-                removed.append(path)
-                break
+    paths = [path for container in ids for path in root.glob(f"*/k8s.io/{container}")]
+    removed = [path for path in paths if sim_engine.remove_cgroup(path)]
     return removed + sim_engine.release_cgroups(node_dir(state, name), root)
 
 
