@@ -16,6 +16,7 @@ import hashlib
 from functools import partial
 
 from labctl.calico.fill import fill_for
+from labctl.data import shell
 from labctl.engine.actions import Action, PutFile, Run, WaitFor, ssh_answers
 from labctl.engine.layer import LayerContext
 from labctl.inventory.model import Server
@@ -82,23 +83,9 @@ def node_bgp_query(bird_binary: str) -> tuple[str, ...]:
     return (calico_node.birdc(bird_binary), "-s", bird.CONTROL_SOCKET, "show", "protocols")
 
 
-# The pods runtime's images, imported into the node's containerd unless it has them:
-# "$1" is the folder of archives, then ARCHIVE=IMAGE pairs. The native snapshotter is the
-# one CRI uses (a simulated node's /var is an overlay, which overlayfs cannot sit on).
-IMPORT_IMAGES = r"""
-dir=$1; shift
-i=0
-until ctr -n k8s.io version >/dev/null 2>&1; do
-  i=$((i + 1)); [ $i -lt 100 ] || { echo "containerd does not answer on its socket" >&2; exit 3; }
-  sleep 0.1
-done
-have=$(ctr -n k8s.io images ls -q)
-for pair in "$@"; do
-  file=${pair%%=*} image=${pair#*=}
-  printf '%s\n' "$have" | grep -qxF "$image" && continue
-  ctr -n k8s.io images import --snapshotter native "$dir/$file" >/dev/null
-done
-"""
+# The pods runtime's images, imported into the node's containerd unless it has them
+# (labctl/data/scripts/kubernetes-images-import.sh says its arguments).
+IMPORT_IMAGES = shell.body("kubernetes-images-import")
 
 
 def image_imports(ctx: LayerContext, server: Server, bin_dir: str) -> list[Action]:

@@ -39,12 +39,7 @@ CONTROL = re.compile(
 
 # Inline scripts left where they are, each by a line only it holds, with why. An entry
 # that no longer matches a script fails, so the table only shrinks.
-PENDING: dict[str, str] = {
-    'ctr -n k8s.io images import --snapshotter native "$dir/$file" >/dev/null': (
-        "layers/kubernetes.py's image import: another change of issue 22 moves it under "
-        "labctl/sim, where it becomes a file"
-    ),
-}
+PENDING: dict[str, str] = {}
 
 
 def _flat(node: ast.expr) -> str | None:
