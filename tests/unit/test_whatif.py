@@ -203,3 +203,25 @@ def test_json_shape() -> None:
     assert data["control_plane"]["kept"] is False
     assert any("etcd quorum lost" in b for b in data["breaks"])
     assert {"down", "dark_ports", "sessions", "blocks", "ceph_monitors", "notes"} <= set(data)
+
+
+def test_a_pool_of_size_two_rides_out_what_breaks_size_three(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    # rbd made size 2 (min_size 2 - 2//2 = 1); the other pools stay size 3 (min_size 2).
+    # fohn down leaves 2 OSD hosts: rbd ok (2 >= size 2), the others degraded.
+    # fohn and chequita down leave 1: rbd degraded (1 >= min_size 1), the others inactive.
+    # An implementation with min_size or size fixed at 2/3 fails one of these.
+    text = REFERENCE.read_text().replace(
+        "{name: rbd, application: rbd, size: 3,", "{name: rbd, application: rbd, size: 2,"
+    )
+    path = tmp_path / "inventory.yaml"
+    path.write_text(text)
+    two = require_inventory(path)
+    one = _predict(two, "fohn")
+    assert [(x.name, x.min_size, x.after) for x in one.pools] == [
+        ("rbd", 1, "ok"),
+        ("cephfs_data", 2, "degraded"),
+        ("cephfs_metadata", 2, "degraded"),
+    ]
+    assert not any("pool rbd" in b for b in one.breaks())
+    both = _predict(two, "fohn", "chequita")
+    assert [x.after for x in both.pools] == ["degraded", "inactive", "inactive"]
