@@ -128,6 +128,12 @@ def _bootstrap() -> Any:
     return bootstrap
 
 
+def _whatif() -> Any:
+    from labctl.cli.whatif_cmd import whatif
+
+    return whatif
+
+
 def _completion() -> Any:
     from labctl.cli.completion_cmd import completion
 
@@ -184,6 +190,11 @@ COMMANDS: dict[str, tuple[Callable[[], Any], bool, str]] = {
         _render,
         False,
         "Print every file labctl would send NODE: boot answers, units, configs, certificates.",
+    ),
+    "whatif": (
+        _whatif,
+        False,
+        "Say what losing DEVICEs (PDUs, outlets, switches, servers) would break, before any is.",
     ),
     "completion": (
         _completion,

@@ -1,0 +1,103 @@
+"""`labctl whatif --fail DEVICE ...`: what losing devices would break, before anything is touched.
+
+The prediction itself is pure (``labctl/inventory/failure.py``); this module only
+reads the inventory, prints the prediction as a table for people or JSON for
+programs, and turns it into the exit code: 0 nothing lost, 1 something breaks.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+from labctl.cli.options import InventoryOption, OutputFormat, OutputOption
+
+
+def whatif(
+    fail: list[str] = typer.Option(
+        ...,
+        "--fail",
+        metavar="DEVICE",
+        help="A PDU (pdu1), a PDU outlet (pdu1:3), a switch or a server; repeat for more.",
+    ),
+    inventory: Path = InventoryOption,
+    output: OutputFormat = OutputOption,
+) -> None:
+    """Say what losing DEVICEs (PDUs, outlets, switches, servers) would break, before any is.
+
+    From the inventory alone: servers without power or network, dark switch ports,
+    BGP sessions and pod blocks, etcd and Ceph monitor quorum, each pool's placement,
+    the Kubernetes control plane. Exit 0 nothing lost, 1 something breaks, 2 bad input.
+
+    Example: labctl whatif --fail pdu1 --fail kek-core
+    """
+    from labctl.cli.platform_choice import require_inventory
+    from labctl.inventory.failure import parse, predict
+
+    inv = require_inventory(inventory)
+    prediction = predict(inv, parse(inv, fail))
+    breaks = prediction.breaks()
+    if output is OutputFormat.json:
+        typer.echo(json.dumps(prediction.as_dict(), indent=2))
+    else:
+        _print(prediction)
+    if breaks:
+        raise typer.Exit(1)
+
+
+def _print(p: object) -> None:
+    from labctl.cli.tables import Console, Table
+    from labctl.inventory.failure import Prediction
+
+    assert isinstance(p, Prediction)
+    console = Console()
+    names = ", ".join(f.name for f in p.failed)
+    table = Table(title=f"If {names} fail")
+    for column in ("what", "name", "outcome"):
+        table.add_column(column)
+    for d in p.down:
+        table.add_row(d.kind, d.name, f"[red]down: {d.why}")
+    for port in p.dark_ports:
+        table.add_row("port", f"{port.switch} {port.port}", f"dark: {port.why}")
+    for s in p.sessions:
+        table.add_row("bgp", f"{s.a} - {s.b}", f"[red]lost ({s.kind}): {s.why}")
+    for b in p.blocks:
+        table.add_row("pod block", b.block, f"[red]unreachable: {b.why}")
+    for q in (p.etcd, p.ceph_monitors):
+        if q is None or not q.members:
+            continue
+        mark = "" if q.kept else "[red]"
+        verdict = "kept" if q.kept else "LOST"
+        table.add_row(
+            "quorum",
+            q.name,
+            f"{mark}{verdict}: {len(q.left)} of {len(q.members)} left, {q.needed} needed",
+        )
+    for pool in p.pools:
+        mark = "" if pool.after == "ok" else "[red]"
+        table.add_row(
+            "pool",
+            pool.name,
+            f"{mark}{pool.after}: {pool.hosts_after} of {pool.hosts_before} OSD hosts, "
+            f"size {pool.size}, min_size {pool.min_size}",
+        )
+    cp = p.control_plane
+    mark = "" if cp.kept else "[red]"
+    table.add_row(
+        "kubernetes",
+        "control plane",
+        f"{mark}{'kept' if cp.kept else 'LOST'}: {len(cp.left)} of {len(cp.members)} left; "
+        f"API endpoint {cp.endpoint} ({cp.endpoint_holder or 'no server'}) "
+        f"{'up' if cp.endpoint_up else 'down'}",
+    )
+    console.print(table)
+    for note in p.notes:
+        typer.echo(f"note: {note}", err=True)
+    breaks = p.breaks()
+    if breaks:
+        typer.echo("breaks: " + "; ".join(breaks))
+    else:
+        typer.echo("nothing lost: every server, session, quorum and pool stays as it is")
+    typer.echo("(predicted from the inventory alone; live health is not read)")
