@@ -29,7 +29,6 @@ import hashlib
 import json
 import os
 import re
-import shlex
 import string
 from pathlib import Path
 from typing import Any
@@ -132,36 +131,18 @@ def rename(node_dir: Path, moves: dict[str, str]) -> None:
     index_path.write_text(json.dumps(entries, indent=2))
 
 
-def boot_lines(node_dir: Path, mount: str) -> list[str]:
-    """Shell lines for the node's boot: its own /dev with its disks at their names.
+def boot_tables(node_dir: Path, mount: str) -> tuple[str, str]:
+    """What the node's boot (labctl/sim/node-boot.sh) reads to give the node its own
+    /dev: ``KERNEL-NAME BLOB`` per disk, and udev's ``LINK TARGET`` per by-id name.
 
-    ``mount`` is where the node's directory is seen inside the node. Nothing
-    when the node has no disks (its /dev stays the host's, as before).
+    ``mount`` is where the node's directory is seen inside the node. Both empty when
+    the node has no disks (its /dev stays the host's, as before).
     """
-    entries = _read(node_dir / INDEX)
-    if not entries:
-        return []
-    upper, work = f"{mount}/upper/dev", f"{mount}/work/dev"
+    disks, links = [], []
     by_id = BY_ID.rstrip("/")
-    lines = [
-        f"mkdir -p {upper} {work}",
-        f"mount -t overlay overlay -o lowerdir=/dev,upperdir={upper},workdir={work} /dev",
-        "mount -t devpts -o newinstance,ptmxmode=0666,mode=0620 devpts /dev/pts",
-        "ln -sf pts/ptmx /dev/ptmx",
-        "mount -t tmpfs -o mode=1777 tmpfs /dev/shm",
-        # udev's links are the node's own, made afresh each boot as udev makes them.
-        "mkdir -p /dev/disk",
-        "mount -t tmpfs -o mode=0755 tmpfs /dev/disk",
-        f"mkdir -p {by_id}",
-    ]
-    q = shlex.quote
-    for entry in entries:
-        kernel, blob = entry["kernel"], f"{mount}/disks/{entry['file']}"
+    for entry in _read(node_dir / INDEX):
+        kernel = entry["kernel"]
+        disks.append(f"{kernel} {mount}/disks/{entry['file']}\n")
         target = os.path.relpath(kernel, by_id)
-        lines += [
-            f"mkdir -p $(dirname {q(kernel)})",
-            f"[ -f {q(kernel)} ] || : > {q(kernel)}",
-            f"mount --bind {q(blob)} {q(kernel)}",
-            *(f"ln -sfn {q(target)} {q(f'{by_id}/{link}')}" for link in entry["links"]),
-        ]
-    return lines
+        links += [f"{by_id}/{link} {target}\n" for link in entry["links"]]
+    return "".join(disks), "".join(links)

@@ -25,7 +25,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import shlex
 import shutil
 import time
 from dataclasses import dataclass
@@ -34,7 +33,6 @@ from pathlib import Path
 from labctl.files import write_atomic
 from labctl.kubernetes.binaries import cache_root
 from labctl.sim import images as sim_images
-from labctl.sim.render.kubernetes import mount_cgroups
 
 PODMAN = "/usr/bin/podman"
 ETCD_BINARIES = (
@@ -144,35 +142,21 @@ def prepare(node_dir: Path, node_mount: str, archives: list[Archive]) -> None:
     )
 
 
-def boot_lines(node_dir: Path, node_mount: str) -> list[str]:
-    """Shell lines of the node's boot (after its /etc and /run are its own): the cgroup
-    hierarchies, podman's settings in /etc/containers, docker in /usr/bin, the archives
-    loaded unless the node's storage has them. A failed load is said in the node's log;
-    the boot goes on."""
-    d = node_dir / NODE_FOLDER
-    if not (d / "archives.json").exists():
-        return []
-    q = shlex.quote
-    inside = f"{node_mount}/{NODE_FOLDER}"
-    lines = [
-        # runc needs the cgroup hierarchies, and a node's /sys is the fresh sysfs of
-        # `ip netns exec`, with none under it ("runc create failed: no cgroup mount found
-        # in mountinfo"): mounted as /proc/self/cgroup lists them, as containerd's are.
-        *mount_cgroups(),
-        "mkdir -p /etc/containers",
-        f"cp {inside}/storage.conf {inside}/containers.conf /etc/containers/",
-        f"mount -t overlay overlay -o lowerdir={inside}/bin:/usr/bin /usr/bin",
-        # A docker in this machine's /usr/local/bin (another program on this host)
-        # would come first on PATH: the node's own /usr/local overlay hides it.
-        "rm -f /usr/local/bin/docker",
-    ]
-    for item in json.loads((d / "archives.json").read_text()):
-        image, path = q(item["image"]), q(item["path"])
-        lines.append(
-            f"podman image exists {image} || podman load -q -i {path} >/dev/null "
-            f"|| echo {q('labctl sim: podman load -i ' + item['path'] + ' failed')} >&2"
-        )
-    return lines
+def boot_folder(node_dir: Path, node_mount: str) -> str | None:
+    """Where the node sees its podman's files, for its boot (labctl/sim/node-boot.sh:
+    the cgroup hierarchies, podman's settings in /etc/containers, docker in /usr/bin);
+    None when the lab has no container engine."""
+    if not (node_dir / NODE_FOLDER / "archives.json").exists():
+        return None
+    return f"{node_mount}/{NODE_FOLDER}"
+
+
+def boot_images(node_dir: Path) -> str:
+    """``IMAGE ARCHIVE`` per image the node's boot loads unless its storage has it."""
+    path = node_dir / NODE_FOLDER / "archives.json"
+    if not path.exists():
+        return ""
+    return "".join(f"{item['image']} {item['path']}\n" for item in json.loads(path.read_text()))
 
 
 def container_ids(node_dir: Path) -> set[str]:

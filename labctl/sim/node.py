@@ -13,7 +13,6 @@ upper layers live in the node's state directory, so writes stay on the node
 from __future__ import annotations
 
 import json
-import shlex
 import subprocess
 import sys
 import time
@@ -22,7 +21,7 @@ from pathlib import Path
 from labctl.sim import disks as sim_disks
 from labctl.sim import engine as sim_engine
 from labctl.sim.process import ManagedProcess
-from labctl.sim.render.kubernetes import CNI_CONF_DIR
+from labctl.sim.render.kubernetes import mount_cgroups
 
 WRITABLE = ("etc", "root", "var", "home", "tmp", "opt", "srv", "usr/local")
 
@@ -39,78 +38,39 @@ def _config(state: Path, name: str) -> dict[str, object]:
 # Inside a node its own directory is seen here, so the overlays below can never
 # hide it (a state dir under /tmp or /root would otherwise vanish under them).
 NODE_MOUNT = "/mnt"
-# Where a node's own CNI configuration lives in its directory, seen at CNI_CONF_DIR.
-CNI_FOLDER = "cni-net.d"
 
 
-def host_root_view(d: Path) -> list[str]:
-    """Shell lines giving a node the host's root read-only, with its own writable overlays."""
-    lines = [
-        "mount --make-rprivate /",
-        f"mount --bind {shlex.quote(str(d))} {NODE_MOUNT}",  # stays writable when / goes ro
-        "mount -o remount,bind,ro /",
-    ]
-    for sub in WRITABLE:
-        flat = sub.replace("/", "-")
-        upper, work = f"{NODE_MOUNT}/upper/{flat}", f"{NODE_MOUNT}/work/{flat}"
-        lines.append(f"mkdir -p {upper} {work}")
-        lines.append(
-            f"mount -t overlay overlay -o lowerdir=/{sub},upperdir={upper},workdir={work} /{sub}"
-        )
-    # The pod network's configuration is the node's alone: /etc is an overlay on the
-    # host's, and a host package's CNI file (podman's 87-podman-bridge.conflist) would
-    # otherwise give the kubelet's containerd a pod network the calico layer never made.
-    lines += [
-        f"mkdir -p {NODE_MOUNT}/{CNI_FOLDER} {CNI_CONF_DIR}",
-        f"mount --bind {NODE_MOUNT}/{CNI_FOLDER} {CNI_CONF_DIR}",
-    ]
-    return lines
+# The node's boot: a shipped script (its header says what it does and reads), with the
+# node's values as its arguments and its disks and images as tables in its folder.
+BOOT_SCRIPT = Path(__file__).with_name("node-boot.sh")
+BOOT_FOLDER = "boot"
 
 
-def _login_user(user: str, hostname: str) -> list[str]:
-    """Shell lines making ``user`` as CoreOS has core: key login, passwordless sudo.
-
-    Made once, in the node's own /etc and /home overlays (the host never sees it).
-    The password field is '*', not the locked '!' useradd leaves: sshd without PAM
-    refuses key logins to locked accounts.
-    """
-    if user == "root":
-        return []
-    q = shlex.quote
-    sudoers = q(f"/etc/sudoers.d/labctl-{user}")
-    return [
-        f"id {q(user)} >/dev/null 2>&1 || useradd -m -s /bin/bash -p '*' {q(user)}",
-        f"[ -f {sudoers} ] || {{ echo {q(user + ' ALL=(ALL) NOPASSWD: ALL')} > {sudoers}; "
-        f"chmod 0440 {sudoers}; }}",
-        # sudo looks its host name up; without this line it warns on every call.
-        f"grep -q ' {hostname}$' /etc/hosts || echo '127.0.1.1 {hostname}' >> /etc/hosts",
-    ]
+def write_boot_tables(d: Path) -> None:
+    """The tables the boot reads from the node's folder, made afresh for each boot."""
+    folder = d / BOOT_FOLDER
+    folder.mkdir(exist_ok=True)
+    disks, links = sim_disks.boot_tables(d, NODE_MOUNT)
+    (folder / "disks").write_text(disks)
+    (folder / "links").write_text(links)
+    (folder / "images").write_text(sim_engine.boot_images(d))
+    (folder / "mount-cgroups.sh").write_text("\n".join(mount_cgroups()) + "\n")
 
 
-def _boot_script(state: Path, name: str) -> str:
+def boot_argv(state: Path, name: str) -> list[str]:
+    """The boot script and its arguments (node-boot.sh's header names them)."""
     d = node_dir(state, name)
-    q = shlex.quote
-    bootdev = state / "bmcs" / name / "bootdev"
-    lines = [
-        "set -e",
-        f"hostname {q(name)}",
-        # How this boot happened, as the BMC was told (pxe, disk, bios).
-        f"if [ -f {q(str(bootdev))} ]; then cp {q(str(bootdev))} {q(str(d / 'bootdev'))}; "
-        f"else echo disk > {q(str(d / 'bootdev'))}; fi",
-        *host_root_view(d),
-        *sim_disks.boot_lines(d, NODE_MOUNT),  # the node's own /dev/sdX, when it has disks
+    return [
+        "sh",
+        str(BOOT_SCRIPT),
+        name,
+        str(d),
+        NODE_MOUNT,
+        str(state / "bmcs" / name / "bootdev"),
+        str(_config(state, name).get("login_user", "root")),
+        sim_engine.boot_folder(d, NODE_MOUNT) or "-",
+        *WRITABLE,
     ]
-    lines += [
-        "mount -t tmpfs -o mode=755 tmpfs /run",  # a fresh /run every boot
-        "mkdir -p /run/sshd /run/labctl",
-        f"cp {NODE_MOUNT}/bootdev /run/labctl/bootdev",
-        *sim_engine.boot_lines(d, NODE_MOUNT),  # podman and its images, when the lab has them
-        *_login_user(str(_config(state, name).get("login_user", "root")), name),
-        # Units enabled on the node start at boot, as systemd would start them.
-        "/usr/local/bin/systemctl start-enabled || true",
-        f"exec /usr/sbin/sshd -D -e -f {NODE_MOUNT}/sshd_config",
-    ]
-    return "\n".join(lines)
 
 
 def pid(state: Path, name: str) -> int | None:
@@ -127,11 +87,12 @@ def start(state: Path, name: str) -> int:
         return running
     config = _config(state, name)
     d = node_dir(state, name)
+    write_boot_tables(d)
     log = (d / "node.log").open("ab")
     argv = [
         "ip", "netns", "exec", str(config["netns"]),
         "unshare", "--mount", "--uts", "--pid", "--fork", "--kill-child", "--mount-proc",
-        "sh", "-c", _boot_script(state, name),
+        *boot_argv(state, name),
     ]  # fmt: skip
     process = subprocess.Popen(
         argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True

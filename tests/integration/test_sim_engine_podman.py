@@ -50,8 +50,10 @@ def in_node(d: Path, script: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_the_archive_loads_and_runs_etcd_under_the_inventorys_image_name(node: Path) -> None:
-    # The boot's loads (not its /etc and /usr/bin mounts, which are the node's to make).
-    load = "\n".join(x for x in engine.boot_lines(node, str(node)) if x.startswith("podman"))
+    # The boot's load (labctl/sim/node-boot.sh's loop over the images table; not its /etc
+    # and /usr/bin mounts, which are the node's to make).
+    images = engine.boot_images(node).strip().split()
+    load = f"podman image exists {images[0]} || podman load -q -i {images[1]} >/dev/null"
     done = in_node(
         node,
         f"""

@@ -123,12 +123,7 @@ def pasted_scripts(source: str) -> list[int]:
 
 
 # f-strings left pasting values into shell, each by the file and a piece of its text.
-PASTED_PENDING: dict[tuple[str, str], str] = {
-    ("labctl/sim/node.py", "]; then cp X X; else echo disk > X; fi"): (
-        "the simulated node's boot script is command lines joined from node.py, disks.py "
-        "and the login user's; it is sim-only and moves as one change of its own"
-    ),
-}
+PASTED_PENDING: dict[tuple[str, str], str] = {}
 
 
 def test_no_value_is_pasted_into_a_script_with_control_flow() -> None:

@@ -33,22 +33,21 @@ def test_each_osd_disk_is_a_sparse_file_of_its_own_node(tmp_path: Path) -> None:
     assert sorted(wind) == [f"/dev/sd{c}" for c in "bcdefg"]  # sdh is role none
     blob = dirs["wind"] / "disks" / wind["/dev/sdb"]["file"]
     assert blob.stat().st_size == 2**30 and blob.stat().st_blocks == 0  # sparse
-    lines = disks.boot_lines(dirs["wind"], "/mnt")
-    assert "mount --bind /mnt/disks/sdb /dev/sdb" in lines
-    assert lines[1].startswith("mount -t overlay overlay -o lowerdir=/dev,")
-    assert disks.boot_lines(tmp_path / "nowhere", "/mnt") == []  # no disks: /dev untouched
+    table, _ = disks.boot_tables(dirs["wind"], "/mnt")
+    assert "/dev/sdb /mnt/disks/sdb" in table.splitlines()  # the boot binds it there
+    assert disks.boot_tables(tmp_path / "nowhere", "/mnt") == ("", "")  # /dev untouched
 
 
-def _boot(lines: list[str], root: Path) -> None:
-    """The boot lines' by-id part, run by sh under ``root`` instead of the node's /dev."""
-    script = [
-        line.replace("/dev/", f"{root}/dev/")
-        for line in lines
-        if line.startswith(("mkdir -p $(dirname", "ln -sfn", "[ -f "))
-    ]
+def _boot(links: str, root: Path) -> None:
+    """The links table, made as the node's boot (labctl/sim/node-boot.sh) makes it, under
+    ``root`` instead of the node's /dev."""
     subprocess.run(
-        ["sh", "-c", f"mkdir -p {root}/dev/disk/by-id\n" + "\n".join(script)], check=True
+        ["sh", "-c", 'while read -r link target; do ln -sfn "$target" "$0$link"; done', root],
+        input=links,
+        text=True,
+        check=True,
     )
+    assert links  # a node with disks has links to make
 
 
 def test_simulated_disks_have_the_identities_udev_gives_real_ones(tmp_path: Path) -> None:
@@ -68,10 +67,10 @@ def test_simulated_disks_have_the_identities_udev_gives_real_ones(tmp_path: Path
     fohn = inventory.server("fohn")
     dirs = {"fohn": tmp_path / "fohn"}
     disks.make(inventory, dirs, 2**30)
-    lines = disks.boot_lines(dirs["fohn"], "/mnt")
-    assert "mount -t tmpfs -o mode=0755 tmpfs /dev/disk" in lines  # the host's links stay out
+    _, links_table = disks.boot_tables(dirs["fohn"], "/mnt")
     root = tmp_path / "root"
-    _boot(lines, root)
+    (root / "dev" / "disk" / "by-id").mkdir(parents=True)
+    _boot(links_table, root)
     by_id = root / "dev" / "disk" / "by-id"
     links = {p.name: os.readlink(p) for p in by_id.iterdir()}
     # The inventory's serial and by-id name are the disks' own; the others are made up.
@@ -89,9 +88,9 @@ def test_a_rename_moves_kernel_names_and_the_links_follow_the_disks(tmp_path: Pa
     wind = inventory.server("wind")
     b_wwn, _ = disks.identity("wind", wind.disks[1])  # /dev/sdb
     disks.rename(node, {"/dev/sdb": "/dev/sdc", "/dev/sdc": "/dev/sdb"})
-    lines = disks.boot_lines(node, "/mnt")
-    assert "mount --bind /mnt/disks/sdb /dev/sdc" in lines
-    assert "mount --bind /mnt/disks/sdc /dev/sdb" in lines
-    assert f"ln -sfn ../../sdc /dev/disk/by-id/wwn-{b_wwn}" in lines
+    table, links = disks.boot_tables(node, "/mnt")
+    assert "/dev/sdc /mnt/disks/sdb" in table.splitlines()
+    assert "/dev/sdb /mnt/disks/sdc" in table.splitlines()
+    assert f"/dev/disk/by-id/wwn-{b_wwn} ../../sdc" in links.splitlines()
     disks.make(inventory, {"wind": node}, 2**30)  # sim up again: the disks keep their names
-    assert "mount --bind /mnt/disks/sdb /dev/sdc" in disks.boot_lines(node, "/mnt")
+    assert "/dev/sdc /mnt/disks/sdb" in disks.boot_tables(node, "/mnt")[0].splitlines()

@@ -78,15 +78,13 @@ def test_a_node_gets_podman_files_in_its_own_folder_and_loads_at_boot(tmp_path: 
     assert 'cgroup_manager = "cgroupfs"' in conf and 'runtime = "runc"' in conf
     assert 'events_logfile_path = "/mnt/podman/events.log"' in conf  # kept across boots
     assert (node / "podman" / "bin" / "docker").read_text() == engine.DOCKER_SHIM
-    lines = engine.boot_lines(node, "/mnt")
-    assert "mount -t overlay overlay -o lowerdir=/mnt/podman/bin:/usr/bin /usr/bin" in lines
-    assert lines[-1].startswith(
-        f"podman image exists {IMAGE} || podman load -q -i {archive.path} >/dev/null ||"
-    )
+    assert engine.boot_folder(node, "/mnt") == "/mnt/podman"  # the boot's settings and bin
+    assert engine.boot_images(node) == f"{IMAGE} {archive.path}\n"  # loaded at boot
 
 
 def test_a_node_of_a_lab_without_podman_boots_as_before(tmp_path: Path) -> None:
-    assert engine.boot_lines(tmp_path / "nodes" / "fohn", "/mnt") == []
+    assert engine.boot_folder(tmp_path / "nodes" / "fohn", "/mnt") is None
+    assert engine.boot_images(tmp_path / "nodes" / "fohn") == ""
 
 
 def test_power_off_releases_only_this_nodes_podman_cgroups(tmp_path: Path) -> None:
@@ -117,3 +115,21 @@ def test_power_off_releases_only_this_nodes_podman_cgroups(tmp_path: Path) -> No
         "conmon",
         "libpod-bbb2",
     ]
+
+
+def test_a_node_boots_the_shipped_script_with_its_values_as_arguments(tmp_path: Path) -> None:
+    """The boot is labctl/sim/node-boot.sh (shellcheck reads it), never a script built in
+    Python: the node's values are its arguments, its disks and images tables beside it."""
+    from labctl.sim import node as sim_node
+
+    state = tmp_path / "state"
+    d = sim_node.node_dir(state, "fohn")
+    d.mkdir(parents=True)
+    (d / "node.json").write_text('{"netns": "x", "login_user": "core"}')
+    argv = sim_node.boot_argv(state, "fohn")
+    assert argv[:2] == ["sh", str(sim_node.BOOT_SCRIPT)] and sim_node.BOOT_SCRIPT.is_file()
+    assert argv[2:8] == ["fohn", str(d), "/mnt", str(state / "bmcs/fohn/bootdev"), "core", "-"]
+    assert argv[8:] == list(sim_node.WRITABLE)
+    sim_node.write_boot_tables(d)
+    tables = {p.name for p in (d / "boot").iterdir()}
+    assert tables == {"disks", "links", "images", "mount-cgroups.sh"}
