@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -81,6 +82,19 @@ def pytest_runtest_makereport(item: pytest.Item) -> Iterator[None]:
     if report.failed:
         item.stash[FAILED] = True
     return report
+
+
+SHARED_LAB_FIXTURES = {"shared_lab", "new_shared_lab"}
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """The shared lab holds the machine's lab lock (tests/e2e/conftest.py's HOST_LOCK)
+    while it is up: a test that does not use it takes it down first, so one that takes
+    the lock itself (the boot service's peers in tests/integration) never waits on a lab
+    the session would keep until its end."""
+    e2e = sys.modules.get("tests.e2e.conftest")
+    if e2e is not None and not SHARED_LAB_FIXTURES & set(getattr(item, "fixturenames", ())):
+        e2e.release_shared_lab()
 
 
 @pytest.fixture(scope="session")
