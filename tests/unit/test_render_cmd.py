@@ -38,7 +38,13 @@ def _passphrase(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def _render(*args: str) -> tuple[int, str, str]:
-    out = runner.invoke(app, ["render", "-i", str(REFERENCE), *args])
+    """``labctl render`` of a copy of the reference lab in a folder of its own: what it
+    shows depends on the lab's state beside the inventory (a PKI store, Ceph keys), and
+    the checkout's may hold the demo's."""
+    with tempfile.TemporaryDirectory() as lab:
+        inventory = Path(lab) / "inventory.yaml"
+        shutil.copy(REFERENCE, inventory)
+        out = runner.invoke(app, ["render", "-i", str(inventory), *args])
     return out.exit_code, out.stdout, out.stderr
 
 
@@ -56,10 +62,12 @@ def test_render_lists_the_files_of_a_server_and_a_switch(node: str) -> None:
 
 def _dry_plan_paths(node: str) -> set[str]:
     """Every PutFile path of every layer's dry plan for ``node``, as the runner plans."""
-    inventory = require_inventory(REFERENCE)
     found: set[str] = set()
     with tempfile.TemporaryDirectory() as state:
-        ctx = LayerContext(inventory, REFERENCE, Path(state), dry_run=True)
+        copy = Path(state) / "inventory.yaml"  # the lab's state beside it is this test's
+        shutil.copy(REFERENCE, copy)
+        inventory = require_inventory(copy)
+        ctx = LayerContext(inventory, copy, Path(state) / ".labctl", dry_run=True)
         for layer in LAYERS:
             ctx.facts.gather(getattr(layer, "facts", ()), ctx)
             try:
