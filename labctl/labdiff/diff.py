@@ -110,7 +110,7 @@ class StepChange:
 @dataclass(frozen=True)
 class LayerChange:
     layer: str
-    status: str  # changes, nothing-to-do, not-built, could-not-ask
+    status: str  # changes, nothing-to-do, planned-in-part, not-built, could-not-ask
     nodes: dict[str, list[StepChange]] = field(default_factory=dict)
     already_true: int = 0
     could_not_ask: tuple[str, ...] = ()
@@ -192,6 +192,7 @@ class LabDiff:
             head = {
                 "changes": f"{steps} step(s) on {len(layer.nodes)} node(s) would change",
                 "nothing-to-do": "nothing to change",
+                "planned-in-part": "nothing to change of what could be planned",
                 "not-built": "not built in this version of labctl",
                 "could-not-ask": f"{steps} step(s) would change; could not ask the rest",
             }[layer.status]
@@ -301,8 +302,10 @@ def layer_change(outcome: LayerOutcome) -> LayerChange:
                 failed.append(f"{r.target}: {r.description}: {r.error}")
     if failed:
         status = "could-not-ask"
-    elif nodes or outcome.pending:
+    elif nodes:
         status = "changes"
+    elif outcome.pending:
+        status = "planned-in-part"  # nothing would change of what could be planned
     else:
         status = "nothing-to-do"
     return LayerChange(outcome.name, status, nodes, already, tuple(failed), tuple(outcome.pending))

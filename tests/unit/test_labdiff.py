@@ -155,6 +155,8 @@ def test_a_layers_dry_run_becomes_its_steps_by_node_with_the_reason() -> None:
     quiet = layer_change(LayerOutcome("pki", "dry-run", [RunReport("pki", [])]))
     assert quiet.status == "nothing-to-do"
     assert layer_change(LayerOutcome("later", "not-built")).status == "not-built"
+    waiting = layer_change(LayerOutcome("etcd", "dry-run", [], ["the rest is planned once ..."]))
+    assert waiting.status == "planned-in-part"
 
 
 def test_the_diffs_json_shape_is_stable() -> None:
