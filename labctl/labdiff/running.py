@@ -116,7 +116,10 @@ def _etcd(inventory: Inventory, base_dir: Path, seen: Observed) -> Running:
         for state in states:
             if state.status is None:
                 seen.not_asked.append(f"etcd member {state.name}: {state.error}")
-        seen.live["etcd"] = frozenset(m.name for m in session.members() if m.name)
+        try:
+            seen.live["etcd"] = frozenset(m.name for m in session.members() if m.name)
+        except LabctlError as exc:  # the versions were read; the member list was not
+            seen.not_asked.append(f"etcd members: {exc}")
     return Running(etcd=answered)
 
 
