@@ -16,11 +16,15 @@ import re
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from labctl.engine.journal import Journal, journal_path, owner, target_of
 from labctl.errors import LabctlError
 from labctl.inventory.model import Inventory
 from labctl.labdiff.skew import Running
+
+if TYPE_CHECKING:
+    from labctl.kubernetes.api import KubeSession
 
 # How long one question to a live API may take: a plan must not hang on a lab that is down.
 TIMEOUT = 3.0
@@ -89,18 +93,22 @@ def ceph_hosts(tree: object) -> frozenset[str]:
     )
 
 
-def _kubernetes(inventory: Inventory, base_dir: Path, seen: Observed) -> Running:
-    from labctl.kubernetes.api import KubeSession
-    from labctl.render.kubernetes.common import api_url
-
-    session = KubeSession(inventory, base_dir, TIMEOUT)
+def kubernetes_running(session: KubeSession, seen: Observed) -> Running:
+    """The API server's version (``/version``, from whichever answers at the lab's
+    endpoint) and each Node's kubelet's, as the API reports them."""
     answer = session.client().get("/version") or {}
     nodes = session.nodes()
     seen.live["kubernetes"] = frozenset(n.name for n in nodes)
     return Running(
-        api_servers={api_url(inventory): str(answer.get("gitVersion", ""))},
+        api_servers={session.client().url: str(answer.get("gitVersion", ""))},
         kubelets={n.name: n.kubelet_version for n in nodes if n.kubelet_version},
     )
+
+
+def _kubernetes(inventory: Inventory, base_dir: Path, seen: Observed) -> Running:
+    from labctl.kubernetes.api import KubeSession
+
+    return kubernetes_running(KubeSession(inventory, base_dir, TIMEOUT), seen)
 
 
 def _etcd(inventory: Inventory, base_dir: Path, seen: Observed) -> Running:
