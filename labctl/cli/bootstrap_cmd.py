@@ -1,4 +1,4 @@
-"""`labctl plan` and `labctl bootstrap`: layers in order, planned or applied."""
+"""`labctl bootstrap`: layers in order, applied (or dry-run); what `labctl plan --layers` prints."""
 
 from __future__ import annotations
 
@@ -38,19 +38,6 @@ def layer_context(
     return LayerContext(model, inventory, state_dir, dry_run, platform=platform)
 
 
-def plan(
-    layers: list[str] = typer.Argument(None, help="Layers to plan (default: all, in order)."),
-    inventory: Path = InventoryOption,
-    state_dir: Path = StateDirOption,
-    output: OutputFormat = OutputOption,
-) -> None:
-    """Print what bootstrap would do, layer by layer, without touching anything.
-
-    Example: labctl plan pki -o json
-    """
-    _bootstrap(layers or None, None, True, inventory, state_dir, output)
-
-
 def bootstrap(
     only: list[str] = typer.Option(None, "--only", help="Run only this layer (repeatable)."),
     start: str | None = typer.Option(None, "--from", help="Start at this layer."),
@@ -87,6 +74,9 @@ def _bootstrap(
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     ctx = layer_context(inventory, state_dir, dry_run, layers)
+    from labctl.cli.preflight import skew_preflight
+
+    skew_preflight(layers, ctx, inventory)
     run_and_report(layers, ctx, output, stand_ins=True)
 
 

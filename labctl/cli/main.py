@@ -117,7 +117,7 @@ def _os() -> Any:
 
 
 def _plan() -> Any:
-    from labctl.cli.bootstrap_cmd import plan
+    from labctl.cli.plan_cmd import plan
 
     return plan
 
@@ -178,7 +178,8 @@ COMMANDS: dict[str, tuple[Callable[[], Any], bool, str]] = {
     "plan": (
         _plan,
         False,
-        "Print what bootstrap would do, layer by layer, without touching anything.",
+        "Print what bootstrap would change: servers joining or leaving, versions, each node's "
+        "steps.",
     ),
     "bootstrap": (
         _bootstrap,

@@ -77,6 +77,10 @@ class Journal:
         self._append(json.dumps({"forget": target, "at": time.time()}) + "\n")
         self._drop(target)
 
+    def entries(self) -> list[Entry]:
+        """What is remembered now (after forgets), one entry per layer and key."""
+        return list(self._applied.values())
+
     def done(self, key: str, fingerprint: str, layer: str) -> bool:
         entry = self._applied.get((owner(layer), key))
         return entry is not None and entry.fingerprint == fingerprint

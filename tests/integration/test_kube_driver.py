@@ -211,3 +211,24 @@ def test_the_api_server_refusing_a_certificate_from_another_ca_is_an_authenticat
     with pytest.raises(AuthenticationError):
         session.wait_ready(10)
     assert time.monotonic() - start < 3
+
+
+def test_plan_reads_the_api_servers_own_version_and_the_skew_rules_judge_it(
+    pki: PkiStore, apiserver: TlsServer, tmp_path: Path
+) -> None:
+    """`labctl plan` and bootstrap's preflight read what the API server says it runs
+    (issue 24): a skipped minor from it is refused, the next minor is not."""
+    from labctl.labdiff.running import Observed, kubernetes_running
+    from labctl.labdiff.skew import kubernetes_problems
+
+    tls = KubeTls(pki.path("ca.pem"), pki.path("admin.pem"), pki.path("admin-key.pem"))
+    session = KubeSession(require_inventory(REFERENCE), tmp_path)
+    session._client = KubeClient(apiserver.url, tls)
+    seen = Observed()
+    running = kubernetes_running(session, seen)
+    assert running.api_servers == {apiserver.url: VERSION}
+    assert running.kubelets == {} and seen.live["kubernetes"] == frozenset()  # no Node yet
+    major, minor, _ = VERSION.removeprefix("v").split(".")
+    (skip,) = kubernetes_problems(f"{major}.{int(minor) + 2}.0", running)
+    assert skip.rule == "minor-skip" and skip.running == VERSION.removeprefix("v")
+    assert kubernetes_problems(f"{major}.{int(minor) + 1}.0", running) == []

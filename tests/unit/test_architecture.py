@@ -74,6 +74,8 @@ MAY_IMPORT: dict[str, set[str]] = {
     | {"data", "pki", "platform", "render"},
     "run": {"engine", "layers", "platform", "power", "secrets", "targets"},
     "artefacts": {"ceph", "engine", "errors", "inventory", "layers", "render"},
+    # The whole-lab diff: what runs, read through the domains' sessions, against the plans.
+    "labdiff": {"ceph", "engine", "errors", "etcd", "inventory", "kubernetes", "render"},
     # The simulated platform hands layers plan pieces (engine actions; BIRD's passwords
     # filled as calico/fill.py fills FRR's) and renders only it needs (sim/render/).
     "sim": {"drivers", "engine", "errors", "files", "inventory", "platform", "programs", "render"}
@@ -90,6 +92,7 @@ MAY_IMPORT: dict[str, set[str]] = {
         "files",
         "inventory",
         "kubernetes",
+        "labdiff",
         "layers",
         "os",
         "pki",
