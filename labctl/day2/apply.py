@@ -218,6 +218,7 @@ class Reset:
 
         async def off() -> list[Any]:
             async with PowerSession(self.inventory, self.base_dir, servers=[server]) as power:
+                power.check_secrets([server])
                 return await power.request([server], PowerVerb.OFF, force=self.whole_lab)
 
         for result in asyncio.run(off()):
