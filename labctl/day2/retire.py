@@ -13,7 +13,8 @@ ordered steps out, or the sentences saying why not. Every guard is decided here,
 before anything changes: etcd keeps quorum among the voters that stay and are
 healthy; Ceph keeps a monitor quorum among the monitors that stay; no pool is left
 on fewer hosts holding OSDs than its ``size`` (failure domain host: each copy on
-another host), or ``min_size`` (its I/O would stop). A reset of the whole lab
+another host), or ``min_size`` (its I/O would stop); Kubernetes keeps a control-plane
+node. A reset of the whole lab
 (``--all``) has no guard: nothing is left to keep quorum, and its confirmation
 names everything destroyed.
 
@@ -172,6 +173,18 @@ def pool_refusals(ceph: CephFacts, leaving: set[str]) -> list[str]:
     return found
 
 
+def control_plane_refusal(inventory: Inventory, leaving: set[str]) -> str | None:
+    """Why resetting ``leaving`` would take the Kubernetes API down with it."""
+    planes = [s.name for s in inventory.with_role("control-plane")]
+    if not planes or any(name not in leaving for name in planes):
+        return None
+    return (
+        f"Kubernetes: the control plane runs only on {_names(planes)}; resetting "
+        f"{'it' if len(planes) == 1 else 'them'} would take the API down for good (reset the "
+        "whole lab with --all instead)"
+    )
+
+
 def _server_steps(inventory: Inventory, server: Server, live: LiveLab) -> list[Step]:
     name = server.name
     steps: list[Step] = []
@@ -239,6 +252,8 @@ def plan_reset(
         ]
         return Retirement(tuple(names), tuple(steps))
     refusals: list[str] = []
+    if live.nodes is not None:
+        refusals += [r for r in [control_plane_refusal(inventory, leaving)] if r]
     if live.etcd is not None:
         refusals += [r for r in [etcd_refusal(live.etcd, leaving)] if r]
     if live.ceph is not None:

@@ -127,6 +127,16 @@ def test_a_pool_left_on_fewer_hosts_than_its_size_is_refused_by_name(
     assert any("pool cephfs_data" in r for r in two.refusals)
 
 
+def test_resetting_the_last_control_plane_node_is_refused(inventory: Inventory) -> None:
+    live = LiveLab(nodes=("fohn", "chequita", "wind"))
+    assert plan_reset(inventory, ["fohn"], live).refusals == (
+        "Kubernetes: the control plane runs only on fohn; resetting it would take the API "
+        "down for good (reset the whole lab with --all instead)",
+    )
+    # Before the kubernetes layer ran there is no API to lose.
+    assert plan_reset(inventory, ["fohn"], LiveLab()).refusals == ()
+
+
 def test_an_unknown_server_is_refused_naming_the_known_ones(inventory: Inventory) -> None:
     plan = plan_reset(inventory, ["gust"], LiveLab())
     assert plan.refusals == (
