@@ -61,6 +61,8 @@ class Reset:
     state_dir: Path
     whole_lab: bool = False
     say: Callable[[str], None] = lambda line: None
+    drain_wait: float = DRAIN_WAIT
+    kube: Any = None  # the API's client (a KubeClient): made from the PKI store when None
     _connector: Any = None
 
     def do(self, step: Step) -> None:
@@ -70,7 +72,9 @@ class Reset:
     def _kube(self) -> Any:
         from labctl.kubernetes.api import KubeSession
 
-        return KubeSession(self.inventory, self.base_dir).client()
+        if self.kube is None:
+            self.kube = KubeSession(self.inventory, self.base_dir).client()
+        return self.kube
 
     def _cordon(self, step: Step) -> None:
         client = self._kube()
@@ -78,7 +82,7 @@ class Reset:
         client.json("PATCH", f"/api/v1/nodes/{node}", {"spec": {"unschedulable": True}},
                     "application/merge-patch+json")  # fmt: skip
         selector = urllib.parse.quote(f"spec.nodeName={step.target}")
-        end = time.monotonic() + DRAIN_WAIT
+        end = time.monotonic() + self.drain_wait
         while True:
             pods = [p for p in client.list(f"/api/v1/pods?fieldSelector={selector}") if _evicted(p)]
             if not pods:
@@ -101,7 +105,7 @@ class Reset:
             if time.monotonic() > end:
                 what = (f"a PodDisruptionBudget blocks {', '.join(blocked)}" if blocked
                         else f"{len(pods)} pod(s) still there")  # fmt: skip
-                raise DriverTimeout(f"draining {step.target}: after {DRAIN_WAIT:g} s, {what}")
+                raise DriverTimeout(f"draining {step.target}: after {self.drain_wait:g} s, {what}")
             self.say(f"  {step.target}: {len(pods)} pod(s) to go")
             time.sleep(2.0)
 
@@ -115,9 +119,15 @@ class Reset:
     # etcd -----------------------------------------------------------------------
     def _etcd_remove(self, step: Step) -> None:
         from labctl.etcd.cluster import EtcdSession
+        from labctl.etcd.work import _once_settled  # the layer's wait for a settled cluster
 
         with EtcdSession(self.inventory, self.base_dir) as session:
-            session.client().remove_member(int(step.target, 16))
+            client = session.client()
+            _once_settled(
+                lambda: client.remove_member(int(step.target, 16)),
+                f"removing {step.server}",
+                self.inventory.cluster.etcd.health_timeout,
+            )
         self._forget_member(step.server)
 
     def _forget_member(self, name: str) -> None:

@@ -211,3 +211,16 @@ def test_a_component_that_ran_but_does_not_answer_refuses_the_reset(tmp_path: Pa
     assert done.returncode == 1 and "Traceback" not in done.stderr
     assert "cannot read what etcd runs" in done.stderr
     assert "refusing to remove anything from a lab whose quorum cannot be seen" in done.stderr
+
+
+def test_a_drain_evicts_neither_daemonsets_nor_static_pods_nor_finished_ones() -> None:
+    from labctl.day2.apply import _evicted
+
+    def pod(phase: str = "Running", **meta: object) -> dict[str, object]:
+        return {"metadata": {"name": "p", "namespace": "n", **meta}, "status": {"phase": phase}}
+
+    assert _evicted(pod())
+    assert not _evicted(pod(ownerReferences=[{"kind": "DaemonSet", "name": "calico"}]))
+    assert _evicted(pod(ownerReferences=[{"kind": "ReplicaSet", "name": "web"}]))
+    assert not _evicted(pod(annotations={"kubernetes.io/config.mirror": "x"}))
+    assert not _evicted(pod("Succeeded"))
