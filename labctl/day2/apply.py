@@ -87,10 +87,13 @@ class Reset:
             pods = [p for p in client.list(f"/api/v1/pods?fieldSelector={selector}") if _evicted(p)]
             if not pods:
                 return
-            blocked = []
+            blocked, going = [], []
             for pod in pods:
                 meta = pod["metadata"]
                 ns, name = meta["namespace"], meta["name"]
+                if "deletionTimestamp" in meta:  # evicted: its kubelet is stopping it
+                    going.append(f"{ns}/{name}")
+                    continue
                 status, body = client.request(
                     "POST",
                     f"/api/v1/namespaces/{ns}/pods/{name}/eviction",
@@ -98,14 +101,19 @@ class Reset:
                      "metadata": {"name": name, "namespace": ns}},
                 )  # fmt: skip
                 if status == 429:  # a PodDisruptionBudget says not now
-                    blocked.append(f"{ns}/{name}")
+                    blocked.append(f"{ns}/{name} ({_said(body)})")
                 elif status >= 400 and status != 404:
                     raise LabctlError(f"evicting {ns}/{name} from {step.target}: HTTP {status} "
-                                      f"{body.decode(errors='replace')[:200]}")  # fmt: skip
+                                      f"{_said(body)}")  # fmt: skip
             if time.monotonic() > end:
-                what = (f"a PodDisruptionBudget blocks {', '.join(blocked)}" if blocked
-                        else f"{len(pods)} pod(s) still there")  # fmt: skip
-                raise DriverTimeout(f"draining {step.target}: after {self.drain_wait:g} s, {what}")
+                what = []
+                if blocked:
+                    what.append(f"a PodDisruptionBudget blocks {', '.join(blocked)}")
+                if going:
+                    what.append(f"still stopping: {', '.join(going)}")
+                raise DriverTimeout(
+                    f"draining {step.target}: after {self.drain_wait:g} s, {'; '.join(what)}"
+                )
             self.say(f"  {step.target}: {len(pods)} pod(s) to go")
             time.sleep(2.0)
 
@@ -234,6 +242,16 @@ class Reset:
         for result in asyncio.run(off()):
             if not result.ok:
                 raise LabctlError(f"powering {step.server} off: {result.error}")
+
+
+def _said(body: bytes) -> str:
+    """The API's own sentence in an error answer (its cause's, when it gives one)."""
+    try:
+        status = json.loads(body)
+    except ValueError:
+        return body.decode(errors="replace")[:200]
+    causes = status.get("details", {}).get("causes", [])
+    return str(causes[0].get("message") if causes else status.get("message", ""))
 
 
 def _evicted(pod: dict[str, Any]) -> bool:
