@@ -224,3 +224,25 @@ def test_a_drain_evicts_neither_daemonsets_nor_static_pods_nor_finished_ones() -
     assert _evicted(pod(ownerReferences=[{"kind": "ReplicaSet", "name": "web"}]))
     assert not _evicted(pod(annotations={"kubernetes.io/config.mirror": "x"}))
     assert not _evicted(pod("Succeeded"))
+
+
+def test_the_reference_labs_ceph_as_it_answered_refuses_any_one_server_removal(
+    inventory: Inventory,
+) -> None:
+    """Ceph's own answers on the simulated reference lab (tests/fixtures/ceph: 16 OSDs
+    on 3 hosts) and its pools as the inventory makes them (size 3, min_size 2)."""
+    fixtures = Path(__file__).parents[1] / "fixtures" / "ceph"
+    quorum = json.loads((fixtures / "quorum_status.json").read_text())
+    tree = json.loads((fixtures / "osd-tree.json").read_text())
+    assert inventory.cluster.ceph is not None
+    pools = [{"pool_name": p.name, "size": p.size, "min_size": 2}
+             for p in inventory.cluster.ceph.pools]  # fmt: skip
+    facts = decode_ceph(quorum, tree, pools)
+    assert facts.osds["wind"] == (10, 11, 12, 13, 14, 15)
+    plan = plan_reset(inventory, ["wind"], LiveLab(etcd=etcd(), ceph=facts))
+    assert plan.steps == ()
+    assert [r.split(" keeps")[0] for r in plan.refusals] == [
+        "Ceph: pool rbd",
+        "Ceph: pool cephfs_data",
+        "Ceph: pool cephfs_metadata",
+    ]
