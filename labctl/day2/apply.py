@@ -178,6 +178,8 @@ class Reset:
         ssh = self._ssh(step.server)
         for ident in step.target.split():
             ssh.run(("systemctl", "stop", f"ceph-osd-{ident}.service"), check=False, timeout=60)
+            # Ceph purges only an OSD its map says is down; stopped, it stays down.
+            self._ceph("osd", "down", ident)
             self._ceph("osd", "purge", ident, "--yes-i-really-mean-it")
 
     def _mon_remove(self, step: Step) -> None:
