@@ -128,6 +128,12 @@ def _bootstrap() -> Any:
     return bootstrap
 
 
+def _reset() -> Any:
+    from labctl.cli.reset_cmd import reset
+
+    return reset
+
+
 def _whatif() -> Any:
     from labctl.cli.whatif_cmd import whatif
 
@@ -186,6 +192,11 @@ COMMANDS: dict[str, tuple[Callable[[], Any], bool, str]] = {
         False,
         "Bring the lab up, in order: power, os, pki, etcd, kubernetes, calico, calico-resources, "
         "ceph.",
+    ),
+    "reset": (
+        _reset,
+        False,
+        "Take servers out of the running lab and wipe what labctl put on them.",
     ),
     "render": (
         _render,

@@ -85,6 +85,10 @@ class Journal:
         entry = self._applied.get((owner(layer), key))
         return entry is not None and entry.fingerprint == fingerprint
 
+    def layers(self) -> set[str]:
+        """The layers that have applied steps remembered here."""
+        return {layer for layer, _ in self._applied}
+
     def record(self, key: str, fingerprint: str, layer: str) -> None:
         entry = Entry(key, fingerprint, layer, time.time())
         self._append(json.dumps(entry.__dict__) + "\n")

@@ -1,0 +1,130 @@
+"""`labctl reset`: servers taken out of the running lab and wiped, or the whole lab.
+
+The command reads what runs (``day2/live.py``), plans the steps or the refusals
+(``day2/retire.py``, pure), asks for confirmation naming everything destroyed, and
+carries the steps out (``day2/apply.py``) under the state directory's run lock, so no
+bootstrap runs meanwhile.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import typer
+
+from labctl.cli.bootstrap_cmd import StateDirOption
+from labctl.cli.options import InventoryOption, OutputFormat, OutputOption
+
+if TYPE_CHECKING:
+    from labctl.day2.retire import Retirement
+    from labctl.inventory.model import Inventory
+
+
+def reset(
+    servers: list[str] = typer.Argument(None, help="Servers to reset (or --all)."),
+    everything: bool = typer.Option(False, "--all", help="Reset every server of the lab."),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask first."),
+    dry_run: bool = typer.Option(
+        False, "--dry-run", help="Say what would be removed and wiped; change nothing."
+    ),
+    inventory: Path = InventoryOption,
+    state_dir: Path = StateDirOption,
+    output: OutputFormat = OutputOption,
+) -> None:
+    """Take servers out of the running lab and wipe what labctl put on them.
+
+    For each server, in order: its Node drained and deleted, its etcd member removed,
+    its OSDs out, safe to destroy and purged, its monitor removed, its BGP neighbours
+    removed from the switches, labctl's units, data and certificates wiped, and the
+    server powered off. Refused, before anything changes, when etcd or the Ceph
+    monitors would lose quorum or a pool its copies. `labctl bootstrap` builds a
+    reset server again; to remove it for good, delete it from the inventory after.
+
+    Example: labctl reset wind --dry-run
+    """
+    from labctl.cli.confirm import confirm
+    from labctl.cli.platform_choice import chosen, require_inventory
+    from labctl.day2.live import read_live
+    from labctl.day2.retire import LiveLab, plan_reset
+    from labctl.errors import LabctlError, UsageError
+
+    names = list(servers or [])
+    if everything == bool(names):
+        raise UsageError("name the servers to reset, or --all (not both)")
+    inv = require_inventory(inventory)
+    base_dir = inventory.parent
+    if everything:
+        live = LiveLab()  # nothing stays: no quorum to keep, nothing to ask
+    else:
+        live = read_live(inv, base_dir, state_dir, chosen().switch_platform())
+    retirement = plan_reset(inv, names, live, whole_lab=everything)
+    if output is OutputFormat.json and (dry_run or retirement.refusals):
+        typer.echo(json.dumps({"ok": not retirement.refusals, "dry_run": dry_run,
+                               **retirement.as_dict()}, indent=2))  # fmt: skip
+        if retirement.refusals:
+            raise typer.Exit(1)
+        return
+    if retirement.refusals:
+        raise LabctlError("reset refused, nothing changed:\n  " + "\n  ".join(retirement.refusals))
+    if output is not OutputFormat.json:
+        for note in retirement.notes:
+            typer.echo(note, err=True)
+    if dry_run:
+        for step in retirement.steps:
+            typer.echo(step.sentence)
+        return
+    who = (
+        "the whole lab (" + ", ".join(retirement.servers) + ")"
+        if everything
+        else ", ".join(retirement.servers)
+    )
+    if not yes:  # the confirmation names everything destroyed
+        listing = "".join(f"\n  {line}" for line in retirement.destroyed())
+        typer.echo(f"`labctl reset` will:{listing}", err=True)
+    confirm(f"reset {who}?", yes)
+    _apply(retirement, inv, base_dir, state_dir, everything, output)
+
+
+def _apply(
+    retirement: Retirement,
+    inv: Inventory,
+    base_dir: Path,
+    state_dir: Path,
+    everything: bool,
+    output: OutputFormat,
+) -> None:
+    from labctl.day2.apply import Reset
+    from labctl.engine.journal import RunLock
+    from labctl.errors import LabctlError
+
+    quiet = output is OutputFormat.json
+
+    def say(line: str) -> None:
+        if not quiet:
+            typer.echo(line, err=True)
+
+    done: list[dict[str, str]] = []
+    failure = None
+    applier = Reset(inv, base_dir, state_dir, everything, say)
+    with RunLock(state_dir):
+        try:
+            for step in retirement.steps:
+                say(step.sentence)
+                try:
+                    applier.do(step)
+                except LabctlError as exc:
+                    failure = f"{step.sentence}: {exc}"
+                    break
+                done.append(step.as_dict())
+        finally:
+            applier.close()
+    if quiet:
+        report = {"ok": failure is None, "dry_run": False, **retirement.as_dict(),
+                  "done": done, "failed": failure}  # fmt: skip
+        typer.echo(json.dumps(report, indent=2))
+    if failure is not None:
+        if not quiet:
+            typer.echo(f"labctl: reset stopped: {failure}\n(run it again to resume)", err=True)
+        raise typer.Exit(1)

@@ -1,0 +1,122 @@
+"""`labctl reset` end to end on the shared reference lab: refused below quorum, then a
+server taken out of etcd, wiped and powered off, then built again by a bootstrap.
+
+The lab is the shared one up to etcd (power, pki, etcd: the ceph layer forms Ceph on
+the simulated lab only with settings for one machine, and the reference lab's pools
+keep 3 copies on its 3 hosts, so any removal there is refused by the pool guard,
+tests/unit/test_retire.py). It ends as it started: wind a voting member again, every
+member healthy, the key written first still there.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+
+import pytest
+
+from tests.e2e.conftest import NODES, Lab, run
+from tests.labctl_process import run_labctl
+
+pytestmark = pytest.mark.e2e
+ALL = ",".join(f"https://{address}:2379" for address in NODES.values())
+UP_TO_ETCD = ("--only", "power", "--only", "pki", "--only", "etcd")
+
+
+@pytest.fixture
+def lab(shared_lab: Lab) -> Lab:
+    return shared_lab
+
+
+def labctl(lab: Lab, *args: str) -> subprocess.CompletedProcess[str]:
+    return run_labctl(*args, cwd=lab.workdir, env=lab.env(), timeout=300)
+
+
+def etcdctl(lab: Lab, *args: str) -> subprocess.CompletedProcess[str]:
+    ssl = lab.workdir / "ssl"
+    return run(
+        "etcdctl", "--endpoints", ALL, "--cacert", str(ssl / "ca.pem"),
+        "--cert", str(ssl / "etcd-client-bluecmd.pem"),
+        "--key", str(ssl / "etcd-client-bluecmd-key.pem"),
+        "--dial-timeout", "3s", "--command-timeout", "5s", *args,
+    )  # fmt: skip
+
+
+def members(lab: Lab) -> dict[str, bool]:
+    """Member name -> is a learner, from etcd's own member list."""
+    listed = etcdctl(lab, "member", "list", "-w", "json")
+    assert listed.returncode == 0, listed.stderr
+    return {
+        m.get("name", ""): bool(m.get("isLearner")) for m in json.loads(listed.stdout)["members"]
+    }
+
+
+def wait_healthy(lab: Lab, deadline: float = 60) -> None:
+    end = time.monotonic() + deadline
+    while (done := labctl(lab, "etcd", "status", "-o", "json")).returncode != 0:
+        assert time.monotonic() < end, done.stdout + done.stderr
+        time.sleep(1)
+
+
+def test_reset_refuses_below_quorum_then_removes_wipes_and_a_bootstrap_builds_it_again(
+    lab: Lab,
+) -> None:
+    started = time.monotonic()
+    done = labctl(lab, "bootstrap", "-o", "json", *UP_TO_ETCD)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    wait_healthy(lab)
+    assert members(lab) == {"fohn": False, "chequita": False, "wind": False}
+    assert etcdctl(lab, "put", "/labctl/e2e-reset", "kept").returncode == 0
+    ready = time.monotonic()
+
+    # chequita's etcd down: removing wind would leave 2 voters with 1 healthy.
+    chequita, wind = NODES["chequita"], NODES["wind"]
+    assert lab.ssh(chequita, "systemctl stop etcd-member.service").returncode == 0
+    try:
+        refused = labctl(lab, "reset", "wind", "--yes", "-o", "json")
+        assert refused.returncode == 1, refused.stdout + refused.stderr
+        report = json.loads(refused.stdout)
+        assert report["refused"] == [
+            "etcd: after removing wind, 2 voting members need 2 healthy and only 1 are "
+            "(not healthy: chequita)"
+        ]
+        assert report["steps"] == []
+        # Nothing changed: wind's files are still there.
+        assert lab.ssh(wind, "test -s /etc/ssl/etcd/ca.pem").returncode == 0
+    finally:
+        assert lab.ssh(chequita, "systemctl start etcd-member.service").returncode == 0
+    wait_healthy(lab)
+    assert set(members(lab)) == {"fohn", "chequita", "wind"}
+
+    # Every member healthy: wind leaves etcd, is wiped and powered off.
+    before = time.monotonic()
+    done = labctl(lab, "reset", "wind", "--yes", "-o", "json")
+    reset_seconds = time.monotonic() - before
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    report = json.loads(done.stdout)
+    assert [s["kind"] for s in report["done"]] == ["etcd-remove", "wipe", "power-off"]
+    assert members(lab) == {"fohn": False, "chequita": False}
+    power = json.loads(labctl(lab, "power", "status", "wind", "-o", "json").stdout)
+    assert [(t["server"], t["after"] or t["before"]) for t in power["targets"]] == [
+        ("wind", "off")
+    ], power
+
+    # Built again from nothing: wind rejoins as a learner, promoted; the key is there.
+    before = time.monotonic()
+    done = labctl(lab, "bootstrap", "-o", "json", *UP_TO_ETCD)
+    rebuild_seconds = time.monotonic() - before
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    wait_healthy(lab)
+    assert members(lab) == {"fohn": False, "chequita": False, "wind": False}
+    # wind's data directory is a new one; the old one kept aside by the reset.
+    aside = lab.ssh(wind, "ls -d /var/lib/etcd.reset-* && test -d /var/lib/etcd/member")
+    assert aside.returncode == 0, aside.stdout + aside.stderr
+    got = etcdctl(lab, "get", "/labctl/e2e-reset", "--print-value-only")
+    assert got.stdout.strip() == "kept"
+    assert etcdctl(lab, "del", "/labctl/e2e-reset").returncode == 0
+    print(
+        f"reset e2e: lab up to etcd {ready - started:.1f} s, `labctl reset wind` "
+        f"{reset_seconds:.1f} s, bootstrap back {rebuild_seconds:.1f} s, "
+        f"whole test {time.monotonic() - started:.1f} s"
+    )
