@@ -73,6 +73,9 @@ MAY_IMPORT: dict[str, set[str]] = {
     "layers": {"calico", "ceph", "engine", "errors", "etcd", "inventory", "kubernetes", "os"}
     | {"data", "pki", "platform", "render"},
     "run": {"engine", "layers", "platform", "power", "secrets", "targets"},
+    # doctor asks what the status commands ask, through their sessions and the drivers.
+    "doctor": {"calico", "ceph", "drivers", "engine", "errors", "etcd", "inventory"}
+    | {"kubernetes", "pki", "platform", "power", "targets"},
     "artefacts": {"ceph", "engine", "errors", "inventory", "layers", "render"},
     # The simulated platform hands layers plan pieces (engine actions; BIRD's passwords
     # filled as calico/fill.py fills FRR's) and renders only it needs (sim/render/).
@@ -83,6 +86,7 @@ MAY_IMPORT: dict[str, set[str]] = {
         "boot",
         "calico",
         "ceph",
+        "doctor",
         "drivers",
         "engine",
         "errors",
