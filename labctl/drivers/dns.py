@@ -84,7 +84,13 @@ def ask(name: str, server: str, port: int, timeout: float) -> list[str]:
         for qtype in (_A, _AAAA):
             ident = int.from_bytes(os.urandom(2), "big")
             sock.send(question(name, qtype, ident))
-            found += addresses(sock.recv(4096), ident)
+            try:
+                found += addresses(sock.recv(4096), ident)
+            except DriverError:
+                if not found:  # no IPv4 address either: the name's error is the answer
+                    raise
+                # Some resolvers answer AAAA for a name they hold only an A record of
+                # with NXDOMAIN (dnsmasq's --local): the name still resolves.
     return found
 
 
