@@ -73,6 +73,8 @@ def test_doctor_finds_the_lab_fit_then_names_a_dead_bmc_a_wrong_key_etcd_and_bgp
         ("DOC002", "warning", name) for name in NODES
     }, findings
     assert all("refuses cipher suite(s) 17 but takes 3" in f["message"] for f in findings)
+    # One kernel's clock: every node within the bound (a skewed one cannot be made here).
+    assert set(fit["clocks"]) == set(NODES) and all(abs(o) < 1 for o in fit["clocks"].values())
     speaks = {b["server"]: (b["speaks"], b["cipher_suites"]["3"]) for b in fit["bmcs"]}
     assert speaks == {name: ("ipmi", "accepted") for name in NODES}, speaks
     # Kubernetes and Ceph never ran on this lab: said, not counted as fit or unfit.
