@@ -153,6 +153,7 @@ class BmcAnswer:
     error: str | None = None  # why the configured protocol did not answer
     suites: dict[int, str | None] = field(default_factory=dict)
     identity: str | None = None  # what Redfish says the system is
+    unasked: bool = False  # not asked at all: its password's secret did not resolve
 
 
 @dataclass(frozen=True)
@@ -160,6 +161,7 @@ class PduAnswer:
     pdu: str
     error: str | None = None
     refused: bool = False  # the agent answered and refused the credentials
+    unasked: bool = False  # not asked at all: a secret of its SNMP security did not resolve
 
 
 @dataclass(frozen=True)
@@ -220,12 +222,10 @@ def bmc_findings(answers: Sequence[BmcAnswer], wanted: dict[str, tuple[int, ...]
     found = []
     for a in answers:
         if a.speaks is None:
+            what = "cannot be asked" if a.unasked else "does not answer"
             found.append(
                 Finding(
-                    BMC_ANSWERS,
-                    Severity.ERROR,
-                    a.server,
-                    f"{a.server}'s BMC does not answer: {a.error}",
+                    BMC_ANSWERS, Severity.ERROR, a.server, f"{a.server}'s BMC {what}: {a.error}"
                 )
             )
             continue
@@ -282,7 +282,12 @@ def pdu_findings(answers: Sequence[PduAnswer]) -> list[Finding]:
     for a in answers:
         if a.error is None:
             continue
-        what = "refuses the configured SNMP security" if a.refused else "does not answer over SNMP"
+        if a.unasked:
+            what = "cannot be asked"
+        elif a.refused:
+            what = "refuses the configured SNMP security"
+        else:
+            what = "does not answer over SNMP"
         found.append(Finding(PDU_ANSWERS, Severity.ERROR, a.pdu, f"{a.pdu} {what}: {a.error}"))
     return found
 

@@ -36,7 +36,7 @@ from labctl.doctor.checks import (
     PduAnswer,
     ServiceAnswer,
 )
-from labctl.errors import AuthenticationError, HostKeyError, LabctlError
+from labctl.errors import AuthenticationError, HostKeyError, LabctlError, SecretError
 from labctl.inventory.model import Inventory, Server
 
 if TYPE_CHECKING:
@@ -177,11 +177,19 @@ def bmc_answers(inventory: Inventory, results: dict[str, Any]) -> tuple[BmcAnswe
             if not isinstance(got, BaseException):
                 answers.append(BmcAnswer(s.name, "redfish", "redfish", identity=str(got)))
                 continue
+            if isinstance(got, SecretError):
+                answers.append(BmcAnswer(s.name, "redfish", None, error=str(got), unasked=True))
+                continue
             speaks = "ipmi" if other is True else None
             answers.append(BmcAnswer(s.name, "redfish", speaks, error=str(got)))
             continue
         suites: dict[int, str | None] = {}
         silent: list[str] = []
+        probes = [results.get(f"bmc:{s.name}:{suite}") for suite in _suites(s)]
+        unasked = next((p for p in probes if isinstance(p, SecretError)), None)
+        if unasked is not None:
+            answers.append(BmcAnswer(s.name, "ipmi", None, error=str(unasked), unasked=True))
+            continue
         for suite in _suites(s):
             got = results.get(f"bmc:{s.name}:{suite}")
             if not isinstance(got, BaseException):
@@ -234,7 +242,8 @@ def pdu_answers(inventory: Inventory, results: dict[str, Any]) -> tuple[PduAnswe
     answers = []
     for pdu in inventory.pdus:
         got = results.get(f"pdu:{pdu.name}")
-        answers.append(PduAnswer(pdu.name, _why(got), refused=isinstance(got, AuthenticationError)))
+        refused, unasked = isinstance(got, AuthenticationError), isinstance(got, SecretError)
+        answers.append(PduAnswer(pdu.name, _why(got), refused=refused, unasked=unasked))
     return tuple(answers)
 
 

@@ -45,9 +45,15 @@ from labctl.doctor.gather import (
     dns_names,
     layers_run,
     parse_df,
+    pdu_answers,
     service_jobs,
 )
-from labctl.errors import AuthenticationError, DriverTimeout, InsecureProtocolError
+from labctl.errors import (
+    AuthenticationError,
+    DriverTimeout,
+    InsecureProtocolError,
+    SecretError,
+)
 from labctl.inventory import require_inventory
 from labctl.platform import RealPlatform
 from tests.conftest import REFERENCE
@@ -123,6 +129,18 @@ def test_probe_results_become_answers_refusals_apart_from_silence() -> None:
     assert by_name["chequita"].speaks == "ipmi" and None not in by_name["chequita"].suites.values()
     # Silent in IPMI, a Redfish service root on its address: it speaks Redfish.
     assert by_name["wind"].speaks == "redfish" and by_name["wind"].error == "wind BMC: no answer"
+
+
+def test_a_bmc_or_pdu_whose_secret_is_missing_is_not_asked_and_says_so() -> None:
+    inv = require_inventory(REFERENCE)
+    missing = SecretError("servers[0].bmc.password: environment variable X is not set")
+    results: dict[str, object] = {"bmc:fohn:17": missing, "bmc:fohn:3": missing}
+    fohn = next(a for a in bmc_answers(inv, results) if a.server == "fohn")
+    assert fohn.unasked and fohn.speaks is None
+    found = checks.bmc_findings([fohn], {})
+    assert found[0].sentence == f"fohn's BMC cannot be asked: {missing}"
+    pdus = pdu_answers(inv, {"pdu:pdu1": missing, "pdu:pdu2": "on"})
+    assert [f.sentence for f in checks.pdu_findings(pdus)] == [f"pdu1 cannot be asked: {missing}"]
 
 
 # -- PDUs, nodes ----------------------------------------------------------------------
