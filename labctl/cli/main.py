@@ -140,6 +140,12 @@ def _whatif() -> Any:
     return whatif
 
 
+def _doctor() -> Any:
+    from labctl.cli.doctor_cmd import doctor
+
+    return doctor
+
+
 def _completion() -> Any:
     from labctl.cli.completion_cmd import completion
 
@@ -207,6 +213,11 @@ COMMANDS: dict[str, tuple[Callable[[], Any], bool, str]] = {
         _whatif,
         False,
         "Say what losing DEVICEs (PDUs, outlets, switches, servers) would break, before any is.",
+    ),
+    "doctor": (
+        _doctor,
+        False,
+        "Say whether the lab is fit: BMCs, PDUs, SSH, clocks, disks, certificates, services.",
     ),
     "completion": (
         _completion,

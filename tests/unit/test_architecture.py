@@ -76,6 +76,9 @@ MAY_IMPORT: dict[str, set[str]] = {
     "day2": {"calico", "ceph", "data", "engine", "errors", "etcd", "files", "inventory"}
     | {"kubernetes", "power", "render", "targets"},
     "run": {"engine", "layers", "platform", "power", "secrets", "targets"},
+    # doctor asks what the status commands ask, through their sessions and the drivers.
+    "doctor": {"calico", "ceph", "drivers", "engine", "errors", "etcd", "inventory"}
+    | {"kubernetes", "pki", "platform", "power", "targets"},
     "artefacts": {"ceph", "engine", "errors", "inventory", "layers", "render"},
     # The whole-lab diff: what runs, read through the domains' sessions, against the plans.
     "labdiff": {"ceph", "engine", "errors", "etcd", "inventory", "kubernetes", "render"},
@@ -89,6 +92,7 @@ MAY_IMPORT: dict[str, set[str]] = {
         "calico",
         "ceph",
         "day2",
+        "doctor",
         "drivers",
         "engine",
         "errors",
