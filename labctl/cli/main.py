@@ -156,7 +156,11 @@ COMMANDS: dict[str, tuple[Callable[[], Any], bool, str]] = {
     "pki": (_pki, True, "Mint, list, check and rotate the lab's certificates."),
     "etcd": (_etcd, True, "The lab's etcd cluster: status, snapshots and restore."),
     "ceph": (_ceph, True, "The lab's Ceph cluster: health, quorum, OSDs, pools."),
-    "kubernetes": (_kubernetes, True, "The lab's Kubernetes cluster: status."),
+    "kubernetes": (
+        _kubernetes,
+        True,
+        "The lab's Kubernetes cluster: status, and the binaries of any version.",
+    ),
     "kubeconfig": (
         _kubeconfig,
         False,

@@ -1,0 +1,204 @@
+"""Builds the Kubernetes binaries of any version into the cache, on demand, with progress.
+
+``labctl kubernetes build`` calls this for the version it is given (or the one an
+inventory names). It asks the module proxy whether it serves the version (a sentence
+naming the ones it does if not), generates the module in a work folder under the cache
+(``<cache>/.work/v1.35.4``: go.mod, tools.go, go.sum from ``go mod tidy``), compiles
+the commands there with go's output in ``build.log`` beside them, moves the result to
+``<cache>/v1.35.4`` whole, and records the time in ``<cache>/builds.json``. No tracked
+file is read or written: the pinned version of ``tools/kubernetes`` stays the set-up's.
+This is one of the places labctl runs processes and reaches the network, as a driver
+does; what it runs is decided by ``labctl/kubernetes/build.py``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from labctl.errors import LabctlError
+from labctl.files import write_atomic
+from labctl.kubernetes import build as b
+from labctl.kubernetes.binaries import cache_root
+
+Say = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What ``build`` would do for one version, before it does anything."""
+
+    release: str
+    dest: Path
+    work: Path
+    log: Path
+    missing: tuple[str, ...]  # the commands the cache lacks; empty when built
+    expectation: str
+
+    def describe(self) -> str:
+        if not self.missing:
+            return f"Kubernetes {self.release} is built in {self.dest}"
+        return (
+            f"will build Kubernetes {self.release} ({', '.join(self.missing)}) into {self.dest}; "
+            f"{self.expectation}; go's output goes to {self.log}"
+        )
+
+
+def record_path(root: Path | None = None) -> Path:
+    return (root or cache_root()) / b.RECORD_NAME
+
+
+def read_record(root: Path | None = None) -> dict[str, b.Built]:
+    try:
+        return b.parse_record(record_path(root).read_text())
+    except OSError:
+        return {}
+
+
+def plan(release: str) -> Plan:
+    root = cache_root()
+    dest = root / release
+    work = root / ".work" / release
+    missing = tuple(c for c in b.COMMANDS if not (dest / "bin" / c).is_file())
+    if not (dest / ".stamp").is_file():
+        missing = b.COMMANDS
+    return Plan(
+        release,
+        dest,
+        work,
+        work / "build.log",
+        missing,
+        b.expectation(read_record(root), release),
+    )
+
+
+def goproxy() -> str:
+    """The proxy go itself would ask (GOPROXY, else ``go env GOPROXY``)."""
+    chosen = os.environ.get("GOPROXY")
+    if chosen is None:
+        chosen = _go(["env", "GOPROXY"], None).strip()
+    proxy = b.proxy_url(chosen)
+    if proxy is None:
+        raise LabctlError(
+            f"GOPROXY is {chosen!r}: labctl builds Kubernetes from a Go module proxy "
+            "(https://proxy.golang.org by default)"
+        )
+    return proxy
+
+
+def served(proxy: str) -> list[str]:
+    """The k8s.io/kubernetes versions ``proxy`` serves (its ``@v/list``)."""
+    url = b.list_url(proxy)
+    try:
+        with urllib.request.urlopen(url, timeout=30) as answer:
+            return b.parse_version_list(answer.read().decode("utf-8", "replace"))
+    except (urllib.error.URLError, OSError) as exc:
+        raise LabctlError(
+            f"could not ask the Go module proxy which versions it serves ({url}): {exc}"
+        ) from exc
+
+
+def check_served(release: str, proxy: str) -> None:
+    versions = served(proxy)
+    if release not in versions:
+        raise LabctlError(b.not_served(release, versions, proxy))
+
+
+def _go(args: list[str], log: Path | None, cwd: Path | None = None) -> str:
+    """Run go; its output goes to ``log`` (appended) when given, else is returned."""
+    if shutil.which("go") is None:
+        raise LabctlError(
+            "Go is not installed: labctl builds Kubernetes with go (Debian's golang-go)"
+        )
+    env = {**os.environ, "CGO_ENABLED": "0", "GOFLAGS": "-mod=mod"}
+    if log is None:
+        done = subprocess.run(["go", *args], cwd=cwd, env=env, capture_output=True, text=True)
+        if done.returncode != 0:
+            raise LabctlError(f"go {' '.join(args)} failed: {done.stderr.strip()}")
+        return done.stdout
+    with log.open("a") as out:
+        out.write(f"$ go {' '.join(args)}\n")
+        out.flush()
+        ran = subprocess.run(["go", *args], cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT)
+    if ran.returncode != 0:
+        raise LabctlError(f"go {' '.join(args[:2])} failed (exit {ran.returncode}); see {log}")
+    return ""
+
+
+def resolve(p: Plan, say: Say) -> Path:
+    """Generate the work module for ``p.release`` and let go resolve its graph (go.sum);
+    the work folder."""
+    p.work.mkdir(parents=True, exist_ok=True)
+    p.log.write_text("")
+    say(f"[1/3] resolving the module graph of k8s.io/kubernetes {p.release} in {p.work}")
+    answer = _go(["mod", "download", "-json", f"{b.MODULE}@{p.release}"], None, p.work)
+    upstream = Path(json.loads(answer)["GoMod"]).read_text()
+    write_atomic(p.work / "go.mod", b.go_mod(p.release, upstream).encode())
+    write_atomic(p.work / "tools.go", b.tools_go().encode())
+    _go(["mod", "tidy"], p.log, p.work)
+    return p.work
+
+
+def compile_into(p: Plan, say: Say) -> None:
+    """Compile the missing commands and put them into the cache whole."""
+    root = p.dest.parent
+    tmp = root / f".{p.release}.tmp.{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    (tmp / "bin").mkdir(parents=True)
+    try:
+        say(f"[2/3] compiling {', '.join(p.missing)} (go's output: {p.log})")
+        pkgs = [f"{b.MODULE}/cmd/{c}" for c in p.missing]
+        args = ["build", "-trimpath", "-ldflags", b.ldflags(p.release), "-o", f"{tmp}/bin/"]
+        _go([*args, *pkgs], p.log, p.work)
+        say(f"[3/3] installing into {p.dest}")
+        stamp = b.stamp((p.work / "go.mod").read_text(), (p.work / "go.sum").read_text())
+        (tmp / ".stamp").write_text(stamp + "\n")
+        if p.dest.exists():
+            # Keep what is there (the images made from the binaries, commands not rebuilt).
+            for c in b.COMMANDS:
+                if c not in p.missing and (p.dest / "bin" / c).exists():
+                    os.replace(p.dest / "bin" / c, tmp / "bin" / c)
+            if (p.dest / "images").exists():
+                os.replace(p.dest / "images", tmp / "images")
+            shutil.rmtree(p.dest)
+        os.replace(tmp, p.dest)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def size(folder: Path) -> int:
+    return sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
+
+
+def build(release: str, say: Say, *, resolve_only: bool = False) -> Plan:
+    """Build ``release`` unless the cache has it; ``resolve_only`` stops once go has
+    resolved the module graph (nothing compiled, nothing installed)."""
+    p = plan(release)
+    say(p.describe())
+    if not p.missing and not resolve_only:
+        return p
+    proxy = goproxy()
+    check_served(release, proxy)
+    start = time.monotonic()
+    resolve(p, say)
+    if resolve_only:
+        say(f"resolved: {p.work / 'go.mod'} and go.sum; nothing compiled")
+        return p
+    compile_into(p, say)
+    seconds = round(time.monotonic() - start)
+    built = b.Built(seconds, size(p.dest), datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
+    root = p.dest.parent
+    write_atomic(
+        record_path(root), b.record_text(b.with_build(read_record(root), release, built)).encode()
+    )
+    say(f"built Kubernetes {release} in {seconds} s: {built.size_bytes // 2**20} MiB in {p.dest}")
+    return plan(release)
