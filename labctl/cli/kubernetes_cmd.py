@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import typer
@@ -146,4 +147,20 @@ def build(
         release = b.tag(require_inventory(inventory).cluster.kubernetes.version)
     else:
         release = b.tag(version)
-    builder.build(release, lambda line: typer.echo(line, err=True), resolve_only=dry_run)
+
+    def say(line: str) -> None:
+        typer.echo(line, err=True)
+
+    builder.build(release, say, resolve_only=dry_run)
+    if dry_run or os.geteuid() != 0:
+        return
+    # The simulated lab (root only) runs the control plane from images made of these
+    # binaries; made here too, so a lab at this version needs nothing else.
+    import time
+
+    from labctl.sim import images
+
+    start = time.monotonic()
+    say(f"images for the simulated lab: {images.image_dir(release)}")
+    images.build(release, images.modcache())
+    say(f"images ready in {round(time.monotonic() - start)} s")

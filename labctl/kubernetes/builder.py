@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import time
@@ -126,7 +127,7 @@ def _go(args: list[str], log: Path | None, cwd: Path | None = None) -> str:
             raise LabctlError(f"go {' '.join(args)} failed: {done.stderr.strip()}")
         return done.stdout
     with log.open("a") as out:
-        out.write(f"$ go {' '.join(args)}\n")
+        out.write(f"$ go {shlex.join(args)}\n")
         out.flush()
         ran = subprocess.run(["go", *args], cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT)
     if ran.returncode != 0:

@@ -1,0 +1,48 @@
+"""A Go module proxy on loopback that serves one answer: k8s.io/kubernetes' ``@v/list``.
+
+labctl asks the module proxy which Kubernetes versions it serves before it builds one
+(``labctl/kubernetes/builder.py``). The proxy protocol is a public spec (GOPROXY,
+``<module>/@v/list``: one version a line); this server answers that one request with
+the versions a test chooses and 404 for everything else, as a proxy does for what it
+lacks, so a test can run offline and go itself, pointed here, can only use what this
+machine's module cache already holds. A fake *proxy*, not a fake labctl peer.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+@contextmanager
+def serving(versions: str) -> Iterator[tuple[str, list[str]]]:
+    """The proxy's URL and the paths it was asked, while it serves ``versions``."""
+    asked: list[str] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            asked.append(self.path)
+            if self.path != "/k8s.io/kubernetes/@v/list":
+                self.send_error(404)
+                return
+            body = versions.encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", asked
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
