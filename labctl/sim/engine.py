@@ -14,10 +14,12 @@ binaries (etcd-server's ``/usr/bin/etcd``, etcd-client's ``/usr/bin/etcdctl`` at
 as an OCI archive by ``labctl/sim/images.py``'s writer, cached under the build cache in
 a folder named by the hash of its inputs (a second lab builds nothing), and loaded into
 each node's storage at boot with ``podman load``, as an air-gapped lab loads a mirror's
-archive. What differs from a real node, and why, is one line of the simulated
-platform's ``differences()`` and a row of docs/sim.md: the cgroup manager is cgroupfs
-(the nodes have no systemd) and the OCI runtime is runc (crun 1.8 refuses this host's
-hybrid cgroup tree).
+archive. So only the version those binaries are can be made: an image whose tag names
+another version is refused before the lab is made, naming what can be had
+(``etcd_refusal``), rather than run as what its tag says it is not. What differs from
+a real node, and why, is one line of the simulated platform's ``differences()`` and a
+row of docs/sim.md: the cgroup manager is cgroupfs (the nodes have no systemd) and the
+OCI runtime is runc (crun 1.8 refuses this host's hybrid cgroup tree).
 """
 
 from __future__ import annotations
@@ -25,11 +27,14 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import re
 import shutil
+import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from labctl.errors import LabctlError
 from labctl.files import write_atomic
 from labctl.kubernetes.binaries import cache_root
 from labctl.sim import images as sim_images
@@ -64,6 +69,62 @@ runtime = "runc"
 EVENTS = "events.log"
 # With cgroupfs, each container's cgroup is libpod_parent/libpod-ID in the host's tree.
 CGROUP_PARENT = "libpod_parent"
+
+
+# What the refusal of another etcd version says was tried (docs/sim.md has the figures).
+ETCD_ELSEWHERE = (
+    "the module proxy serves go.etcd.io/etcd/server/v3 3.5 and 3.6 releases, but their "
+    "go.mod replaces the sibling modules with ../ paths, which `go install` refuses "
+    "(tried v3.5.21), and labctl builds no etcd of its own"
+)
+_VERSION_TAG = re.compile(r"^v?([0-9]+(\.[0-9]+)+([-+][0-9A-Za-z.-]+)?)$")
+
+
+def image_tag_version(image: str) -> str | None:
+    """The version an image reference's tag claims (``quay.io/coreos/etcd:v3.5.21`` ->
+    3.5.21); None for no tag or a tag that is no version (``latest``)."""
+    name = image.split("@", 1)[0]
+    last = name.rsplit("/", 1)[-1]
+    if ":" not in last:
+        return None
+    found = _VERSION_TAG.match(last.rsplit(":", 1)[1])
+    return found.group(1) if found else None
+
+
+def etcd_refusal(image: str, have: str) -> str | None:
+    """Why the etcd image ``image`` cannot be made from this machine's etcd ``have``, or
+    None when its tag is that version (or claims none). Pure."""
+    want = image_tag_version(image)
+    if want is None or want == have:
+        return None
+    return (
+        f"the simulated lab makes the etcd image {image} from this machine's etcd, which is "
+        f"{have} (Debian's etcd-server), not {want}: set cluster.etcd.version to {have}, "
+        f"the only etcd that can be had here ({ETCD_ELSEWHERE})"
+    )
+
+
+def host_etcd_version() -> str:
+    """What this machine's etcd says it is (``etcd Version: 3.4.23``)."""
+    try:
+        done = subprocess.run(
+            [ETCD_BINARIES[0][0], "--version"], capture_output=True, text=True, check=False
+        )
+    except OSError as exc:
+        raise LabctlError(f"{ETCD_BINARIES[0][0]} cannot run ({exc}): install etcd-server") from exc
+    for line in done.stdout.splitlines():
+        if line.startswith("etcd Version:"):
+            return line.split(":", 1)[1].strip()
+    raise LabctlError(f"{ETCD_BINARIES[0][0]} --version names no version: {done.stdout!r}")
+
+
+def check_etcd_image(image: str) -> None:
+    """Refuse, before a lab is made, an etcd image this machine cannot honestly make."""
+    if not available():
+        return
+    why = etcd_refusal(image, host_etcd_version())
+    if why:
+        raise LabctlError(why)
 
 
 def available() -> bool:

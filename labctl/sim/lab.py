@@ -496,6 +496,9 @@ def up(
         if not repaired:
             return f"the simulated lab {plan.lab_id} is already up; nothing changed"
         return f"the simulated lab {plan.lab_id} is up again: repaired {'; '.join(repaired)}"
+    # An etcd image whose tag says another version than this machine's etcd is refused
+    # before anything is made (the image is made from that etcd).
+    sim_engine.check_etcd_image(render_etcd.image(inventory))
     _refuse_if_taken(plan, state)
     sim_disks.disk_size()  # a bad LABCTL_SIM_DISK_SIZE fails before anything is made
     login_user = inventory.lab.ssh.user

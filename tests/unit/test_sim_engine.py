@@ -133,3 +133,50 @@ def test_a_node_boots_the_shipped_script_with_its_values_as_arguments(tmp_path: 
     sim_node.write_boot_tables(d)
     tables = {p.name for p in (d / "boot").iterdir()}
     assert tables == {"disks", "links", "images", "mount-cgroups.sh"}
+
+
+def test_the_etcd_image_tag_is_honest() -> None:
+    """The image is made from this machine's etcd: a tag naming another version is
+    refused with what can be had, before a lab is made; one naming it is made."""
+    assert engine.image_tag_version("quay.io/coreos/etcd:v3.5.21") == "3.5.21"
+    assert engine.image_tag_version("registry:5000/etcd:3.4.23@sha256:" + "a" * 64) == "3.4.23"
+    assert engine.image_tag_version("registry:5000/etcd") is None
+    assert engine.image_tag_version("quay.io/coreos/etcd:latest") is None
+    assert engine.etcd_refusal(IMAGE, "3.4.23") is None
+    said = engine.etcd_refusal("quay.io/coreos/etcd:v3.5.21", "3.4.23")
+    assert said is not None
+    assert said.startswith(
+        "the simulated lab makes the etcd image quay.io/coreos/etcd:v3.5.21 from this "
+        "machine's etcd, which is 3.4.23 (Debian's etcd-server), not 3.5.21: "
+        "set cluster.etcd.version to 3.4.23"
+    )
+    assert "go install" in said
+
+
+def test_a_lab_with_another_etcd_version_is_refused_before_anything_is_made(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`labctl sim up` at etcd 3.5.21 stops before its state folder exists. A tripwire
+    on the next step (looking for a lab already up) makes sure no lab is ever brought
+    up here, also by a labctl that lacks the check."""
+    from labctl.errors import LabctlError
+    from labctl.inventory import require_inventory
+    from labctl.sim import lab
+    from tests.conftest import REFERENCE
+
+    assert engine.available(), "podman and runc are part of the set-up"
+    text = REFERENCE.read_text()
+    assert "  etcd:\n    version: 3.4.23" in text
+    path = tmp_path / "inventory.yaml"
+    path.write_text(text.replace("  etcd:\n    version: 3.4.23", "  etcd:\n    version: 3.5.21"))
+    state = tmp_path / "state"
+
+    def tripwire(*_: object) -> None:
+        raise AssertionError("sim up went past the etcd image check")
+
+    monkeypatch.setattr(lab, "_refuse_if_taken", tripwire)
+    with pytest.raises(
+        LabctlError, match=r"which is 3\.4\.23 \(Debian's etcd-server\), not 3\.5\.21"
+    ):
+        lab.up(require_inventory(path), path, state)
+    assert not state.exists()
