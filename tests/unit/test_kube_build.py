@@ -8,6 +8,7 @@ spec): a fake *proxy*, so the refusal is tested offline; labctl's code runs unch
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,7 +17,7 @@ import pytest
 from labctl.errors import LabctlError, UsageError
 from labctl.kubernetes import build as b
 from labctl.kubernetes import builder
-from tests.conftest import ROOT
+from tests.conftest import REFERENCE, ROOT
 from tests.labctl_process import run_labctl
 from tests.peers import goproxy
 
@@ -164,6 +165,22 @@ def test_the_cli_names_the_versions_served(proxy: str, tmp_path: Path) -> None:
     assert done.returncode == 1, done.stderr
     assert "of v1.36 it serves v1.36.1, v1.36.3; the newest it serves is v1.37.2" in done.stderr
     assert "Traceback" not in done.stderr
+    # -i: the version the inventory names.
+    inventory = tmp_path / "inventory.yaml"
+    text = REFERENCE.read_text()
+    assert "  kubernetes:\n    version: " in text
+    inventory.write_text(
+        re.sub(r"(  kubernetes:\n    version: )\S+", r"\g<1>1.35.9", text, count=1)
+    )
+    done = run_labctl(
+        "kubernetes",
+        "build",
+        "-i",
+        str(inventory),
+        env={"LABCTL_KUBE_CACHE": str(tmp_path / "cache"), "GOPROXY": proxy},
+    )
+    assert done.returncode == 1, done.stderr
+    assert "does not serve k8s.io/kubernetes v1.35.9; of v1.35 it serves" in done.stderr
     bad = run_labctl("kubernetes", "build", "--version", "latest")
     assert bad.returncode == 2
     assert "'latest' is not a Kubernetes release" in bad.stderr
