@@ -8,9 +8,11 @@ its staging modules (k8s.io/api, k8s.io/client-go, ...) at v0.0.0 and replaces t
 with ``./staging`` paths a module download lacks; the generated go.mod pins each to
 v0.MINOR.PATCH, the release cut with it (what ``tools/kubernetes/pin.sh`` does to the
 tracked module). A small record in the cache (``builds.json``) says how long each
-version took, so the next build can say what to expect. Which versions the module
-proxy serves comes from its ``@v/list`` (the GOPROXY protocol), so a version it does
-not serve is refused with the ones it does.
+version took, so the next build can say what to expect. Whether the module proxy
+serves a version is its answer to ``@v/VERSION.info`` (the GOPROXY protocol; its
+``@v/list`` need not name every version it serves: proxy.golang.org's omits v1.35.0,
+which it serves), and a version it does not serve is refused naming the ones its list
+names.
 
 Everything here is pure: text in, text or data out. ``labctl/kubernetes/builder.py``
 runs go and reads and writes the cache.
@@ -245,22 +247,24 @@ def suggestions(served: list[str], release: str) -> list[str]:
     return picked
 
 
-def not_served(release: str, served: list[str], proxy: str) -> str:
-    """The sentence for a version the proxy does not serve, naming what it does."""
+def not_served(release: str, served: list[str], proxy: str, answer: str) -> str:
+    """The sentence for a version the proxy does not serve (``answer``: what it said when
+    asked for that version), naming the ones its version list names."""
     offer = suggestions(served, release)
     minor = ".".join(release.split(".")[:2])
     same = [v for v in offer if v.startswith(minor + ".")]
-    parts = [f"the Go module proxy {proxy} does not serve {MODULE} {release}"]
+    parts = [f"the Go module proxy {proxy} does not serve {MODULE} {release} ({answer})"]
     if same:
-        parts.append(f"of {minor} it serves {', '.join(same)}")
+        parts.append(f"of {minor} its version list names {', '.join(same)}")
     else:
-        parts.append(f"it serves no {minor} release")
-    others = [v for v in offer if v not in same]
-    if others:
-        parts.append(f"the newest it serves is {others[-1]}")
-    elif offer:
-        parts.append(f"the newest it serves is {offer[-1]}")
+        parts.append(f"its version list names no {minor} release")
+    if offer:
+        parts.append(f"the newest it lists is {offer[-1]}")
     return "; ".join(parts) + " (set cluster.kubernetes.version to one of these)"
+
+
+def info_url(proxy: str, release: str) -> str:
+    return f"{proxy}/{MODULE}/@v/{release}.info"
 
 
 def build_command(release: str) -> str:

@@ -96,22 +96,26 @@ def goproxy() -> str:
     return proxy
 
 
-def served(proxy: str) -> list[str]:
-    """The k8s.io/kubernetes versions ``proxy`` serves (its ``@v/list``)."""
-    url = b.list_url(proxy)
+def _get(url: str) -> tuple[int, str]:
+    """The status and body of a GET; 0 and the reason when nothing answered."""
     try:
         with urllib.request.urlopen(url, timeout=30) as answer:
-            return b.parse_version_list(answer.read().decode("utf-8", "replace"))
+            return answer.status, answer.read().decode("utf-8", "replace")
+    except urllib.error.HTTPError as exc:
+        return exc.code, ""
     except (urllib.error.URLError, OSError) as exc:
-        raise LabctlError(
-            f"could not ask the Go module proxy which versions it serves ({url}): {exc}"
-        ) from exc
+        raise LabctlError(f"could not reach the Go module proxy ({url}): {exc}") from exc
 
 
 def check_served(release: str, proxy: str) -> None:
-    versions = served(proxy)
-    if release not in versions:
-        raise LabctlError(b.not_served(release, versions, proxy))
+    """Refuse ``release`` unless ``proxy`` serves it, naming what its list names."""
+    url = b.info_url(proxy, release)
+    status, _ = _get(url)
+    if status == 200:
+        return
+    listed_status, listed = _get(b.list_url(proxy))
+    versions = b.parse_version_list(listed) if listed_status == 200 else []
+    raise LabctlError(b.not_served(release, versions, proxy, f"HTTP {status} for {url}"))
 
 
 def _go(args: list[str], log: Path | None, cwd: Path | None = None) -> str:

@@ -1,11 +1,12 @@
-"""A Go module proxy on loopback that serves one answer: k8s.io/kubernetes' ``@v/list``.
+"""A Go module proxy on loopback that answers for k8s.io/kubernetes' versions only.
 
 labctl asks the module proxy which Kubernetes versions it serves before it builds one
-(``labctl/kubernetes/builder.py``). The proxy protocol is a public spec (GOPROXY,
-``<module>/@v/list``: one version a line); this server answers that one request with
-the versions a test chooses and 404 for everything else, as a proxy does for what it
-lacks, so a test can run offline and go itself, pointed here, can only use what this
-machine's module cache already holds. A fake *proxy*, not a fake labctl peer.
+(``labctl/kubernetes/builder.py``). The proxy protocol is a public spec (GOPROXY:
+``<module>/@v/list``, one version a line; ``<module>/@v/VERSION.info``, JSON); this
+server answers those two with the versions a test chooses and 404 for everything
+else, as a proxy does for what it lacks, so a test can run offline and go itself,
+pointed here, can only use what this machine's module cache already holds. A fake
+*proxy*, not a fake labctl peer.
 """
 
 from __future__ import annotations
@@ -17,17 +18,25 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
 @contextmanager
-def serving(versions: str) -> Iterator[tuple[str, list[str]]]:
-    """The proxy's URL and the paths it was asked, while it serves ``versions``."""
+def serving(versions: str, unlisted: tuple[str, ...] = ()) -> Iterator[tuple[str, list[str]]]:
+    """The proxy's URL and the paths it was asked, while it serves ``versions`` (its
+    list) and ``unlisted`` (served, as their ``.info`` says, but not in the list)."""
+    served = {*versions.split(), *unlisted}
     asked: list[str] = []
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
             asked.append(self.path)
-            if self.path != "/k8s.io/kubernetes/@v/list":
+            prefix = "/k8s.io/kubernetes/@v/"
+            name = self.path.removeprefix(prefix) if self.path.startswith(prefix) else ""
+            if name == "list":
+                body = versions.encode()
+            elif name.endswith(".info") and name.removesuffix(".info") in served:
+                version = name.removesuffix(".info")
+                body = f'{{"Version":"{version}","Time":"2026-01-01T00:00:00Z"}}'.encode()
+            else:
                 self.send_error(404)
                 return
-            body = versions.encode()
             self.send_response(200)
             self.send_header("Content-Type", "text/plain")
             self.send_header("Content-Length", str(len(body)))

@@ -125,19 +125,19 @@ def test_the_versions_served_and_what_is_offered_instead() -> None:
     assert b.parse_version_list("v1.37.0\nv1.37.0-rc.1\n") == ["v1.37.0-rc.1", "v1.37.0"]
     assert b.suggestions(served, "v1.35.9") == ["v1.35.0", "v1.35.4", "v1.37.2"]
     assert b.suggestions(served, "v1.33.1") == ["v1.37.2"]
-    said = b.not_served("v1.35.9", served, "https://proxy.example")
+    said = b.not_served("v1.35.9", served, "https://proxy.example", "HTTP 404")
     assert said == (
-        "the Go module proxy https://proxy.example does not serve k8s.io/kubernetes v1.35.9; "
-        "of v1.35 it serves v1.35.0, v1.35.4; the newest it serves is v1.37.2 "
-        "(set cluster.kubernetes.version to one of these)"
+        "the Go module proxy https://proxy.example does not serve k8s.io/kubernetes v1.35.9 "
+        "(HTTP 404); of v1.35 its version list names v1.35.0, v1.35.4; the newest it lists "
+        "is v1.37.2 (set cluster.kubernetes.version to one of these)"
     )
-    said = b.not_served("v1.33.1", served, "https://proxy.example")
-    assert "it serves no v1.33 release; the newest it serves is v1.37.2" in said
+    said = b.not_served("v1.33.1", served, "https://proxy.example", "HTTP 404")
+    assert "its version list names no v1.33 release; the newest it lists is v1.37.2" in said
 
 
 @pytest.fixture
 def proxy() -> Iterator[str]:
-    with goproxy.serving(SERVED) as (url, _):
+    with goproxy.serving(SERVED, unlisted=("v1.35.3",)) as (url, _):
         yield url
 
 
@@ -147,7 +147,7 @@ def test_a_version_the_proxy_does_not_serve_is_refused_before_anything_is_writte
     monkeypatch.setenv("LABCTL_KUBE_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("GOPROXY", f"{proxy},direct")
     said: list[str] = []
-    with pytest.raises(LabctlError, match=r"of v1\.35 it serves v1\.35\.0, v1\.35\.4") as err:
+    with pytest.raises(LabctlError, match=r"of v1\.35 its version list names v1\.35\.0, v1") as err:
         builder.build("v1.35.9", said.append)
     assert proxy in str(err.value)
     assert said[0].startswith("will build Kubernetes v1.35.9")
@@ -163,7 +163,10 @@ def test_the_cli_names_the_versions_served(proxy: str, tmp_path: Path) -> None:
         env={"LABCTL_KUBE_CACHE": str(tmp_path), "GOPROXY": proxy},
     )
     assert done.returncode == 1, done.stderr
-    assert "of v1.36 it serves v1.36.1, v1.36.3; the newest it serves is v1.37.2" in done.stderr
+    assert "v1.36.9 (HTTP 404 for " in done.stderr
+    assert "of v1.36 its version list names v1.36.1, v1.36.3; the newest it lists is v1.37.2" in (
+        done.stderr
+    )
     assert "Traceback" not in done.stderr
     # -i: the version the inventory names.
     inventory = tmp_path / "inventory.yaml"
@@ -180,7 +183,7 @@ def test_the_cli_names_the_versions_served(proxy: str, tmp_path: Path) -> None:
         env={"LABCTL_KUBE_CACHE": str(tmp_path / "cache"), "GOPROXY": proxy},
     )
     assert done.returncode == 1, done.stderr
-    assert "does not serve k8s.io/kubernetes v1.35.9; of v1.35 it serves" in done.stderr
+    assert "does not serve k8s.io/kubernetes v1.35.9 (HTTP 404" in done.stderr
     bad = run_labctl("kubernetes", "build", "--version", "latest")
     assert bad.returncode == 2
     assert "'latest' is not a Kubernetes release" in bad.stderr
@@ -213,3 +216,11 @@ def test_the_record_in_the_cache_is_what_the_next_build_quotes(
     record = b.with_build({}, "v1.36.3", b.Built(566, 1, "2026-12-01T10:00:00Z"))
     (tmp_path / b.RECORD_NAME).write_text(b.record_text(record))
     assert "v1.36.3 took 566 s" in builder.plan("v1.35.4").describe()
+
+
+def test_a_version_the_list_leaves_out_but_the_proxy_serves_is_built(proxy: str) -> None:
+    """proxy.golang.org's list of k8s.io/kubernetes omits releases it serves (v1.35.0):
+    the version's own .info is the answer, the list only feeds the refusal."""
+    builder.check_served("v1.35.3", proxy)
+    with pytest.raises(LabctlError, match=r"v1\.35\.9 \(HTTP 404 for .*/@v/v1\.35\.9\.info\)"):
+        builder.check_served("v1.35.9", proxy)
