@@ -13,6 +13,8 @@ does; what it runs is decided by ``labctl/kubernetes/build.py``.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import shlex
@@ -21,7 +23,7 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -184,6 +186,21 @@ def size(folder: Path) -> int:
     return sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
 
 
+@contextlib.contextmanager
+def _locked(path: Path, say: Say | None = None, what: str = "") -> Iterator[None]:
+    """Hold an exclusive lock on ``path`` (two builds of one version, or two writes of
+    the record, would trip over each other); says so when it has to wait."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if say is not None:
+                say(f"waiting for {what} (lock {path})")
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+
+
 def build(release: str, say: Say, *, resolve_only: bool = False) -> Plan:
     """Build ``release`` unless the cache has it; ``resolve_only`` stops once go has
     resolved the module graph (nothing compiled, nothing installed)."""
@@ -193,17 +210,23 @@ def build(release: str, say: Say, *, resolve_only: bool = False) -> Plan:
         return p
     proxy = goproxy()
     check_served(release, proxy)
-    start = time.monotonic()
-    resolve(p, say)
-    if resolve_only:
-        say(f"resolved: {p.work / 'go.mod'} and go.sum; nothing compiled")
-        return p
-    compile_into(p, say)
-    seconds = round(time.monotonic() - start)
-    built = b.Built(seconds, size(p.dest), datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
     root = p.dest.parent
-    write_atomic(
-        record_path(root), b.record_text(b.with_build(read_record(root), release, built)).encode()
-    )
+    with _locked(root / ".work" / f"{release}.lock", say, f"another build of {release}"):
+        p = plan(release)  # another build may have finished it while this one waited
+        if not p.missing and not resolve_only:
+            say(p.describe())
+            return p
+        start = time.monotonic()
+        resolve(p, say)
+        if resolve_only:
+            say(f"resolved: {p.work / 'go.mod'} and go.sum; nothing compiled")
+            return p
+        compile_into(p, say)
+        seconds = round(time.monotonic() - start)
+    stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    built = b.Built(seconds, size(p.dest), stamp)
+    with _locked(root / ".work" / "record.lock"):
+        record = b.with_build(read_record(root), release, built)
+        write_atomic(record_path(root), b.record_text(record).encode())
     say(f"built Kubernetes {release} in {seconds} s: {built.size_bytes // 2**20} MiB in {p.dest}")
     return plan(release)

@@ -224,3 +224,36 @@ def test_a_version_the_list_leaves_out_but_the_proxy_serves_is_built(proxy: str)
     builder.check_served("v1.35.3", proxy)
     with pytest.raises(LabctlError, match=r"v1\.35\.9 \(HTTP 404 for .*/@v/v1\.35\.9\.info\)"):
         builder.check_served("v1.35.9", proxy)
+
+
+def test_a_second_build_of_a_version_waits_for_the_first_and_then_builds_nothing(
+    proxy: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two engineers asking for v1.35.4 at once: the second waits on the version's lock,
+    says so, and finds it built when the first is done (no second compile)."""
+    import fcntl
+    import threading
+
+    monkeypatch.setenv("LABCTL_KUBE_CACHE", str(tmp_path))
+    monkeypatch.setenv("GOPROXY", proxy)
+    lock = tmp_path / ".work" / "v1.35.4.lock"
+    lock.parent.mkdir(parents=True)
+    said: list[str] = []
+    with lock.open("a") as first:
+        fcntl.flock(first, fcntl.LOCK_EX)
+        second = threading.Thread(target=builder.build, args=("v1.35.4", said.append))
+        second.start()
+        for _ in range(200):
+            if any(line.startswith("waiting for another build of v1.35.4") for line in said):
+                break
+            second.join(0.05)
+        assert any(line.startswith("waiting for another build") for line in said), said
+        dest = tmp_path / "v1.35.4"  # what the first build leaves
+        (dest / "bin").mkdir(parents=True)
+        for name in b.COMMANDS:
+            (dest / "bin" / name).write_text("")
+        (dest / ".stamp").write_text("x\n")
+    second.join(10)
+    assert not second.is_alive()
+    assert said[-1] == f"Kubernetes v1.35.4 is built in {dest}"
+    assert not (tmp_path / ".work" / "v1.35.4").exists()  # nothing resolved, nothing compiled
