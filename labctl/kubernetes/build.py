@@ -7,12 +7,11 @@ folder under the build cache, so no tracked file changes. k8s.io/kubernetes requ
 its staging modules (k8s.io/api, k8s.io/client-go, ...) at v0.0.0 and replaces them
 with ``./staging`` paths a module download lacks; the generated go.mod pins each to
 v0.MINOR.PATCH, the release cut with it (what ``tools/kubernetes/pin.sh`` does to the
-tracked module). A small record in the cache (``builds.json``) says how long each
-version took, so the next build can say what to expect. Whether the module proxy
-serves a version is its answer to ``@v/VERSION.info`` (the GOPROXY protocol; its
-``@v/list`` need not name every version it serves: proxy.golang.org's omits v1.35.0,
-which it serves), and a version it does not serve is refused naming the ones its list
-names.
+tracked module). Whether the module proxy serves a version is its answer to
+``@v/VERSION.info`` (the GOPROXY protocol; its ``@v/list`` need not name every version
+it serves: proxy.golang.org's omits v1.35.0, which it serves), and a version it does
+not serve is refused naming the ones its list names. The record of how long each
+build took is labctl/gobuild.py's.
 
 Everything here is pure: text in, text or data out. ``labctl/kubernetes/builder.py``
 runs go and reads and writes the cache.
@@ -21,9 +20,7 @@ runs go and reads and writes the cache.
 from __future__ import annotations
 
 import hashlib
-import json
 import re
-from dataclasses import dataclass
 
 from labctl.errors import UsageError
 
@@ -38,7 +35,6 @@ COMMANDS = (
     "kube-proxy",
     "kubectl",
 )
-RECORD_NAME = "builds.json"
 _TAG = re.compile(r"^v?([0-9]+)\.([0-9]+)\.([0-9]+)$")
 _RELEASE = re.compile(r"^v([0-9]+)\.([0-9]+)\.([0-9]+)(-[0-9A-Za-z.-]+)?$")
 
@@ -145,75 +141,7 @@ def stamp(go_mod_text: str, go_sum_text: str) -> str:
     return hashlib.sha256((go_mod_text + go_sum_text).encode()).hexdigest()
 
 
-# The record of past builds ------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Built:
-    """One finished build: how long it took, what it left in the cache, and when."""
-
-    seconds: int
-    size_bytes: int
-    finished: str  # ISO 8601, UTC
-
-
-def parse_record(text: str) -> dict[str, Built]:
-    """The record file's builds by tag; an unreadable record counts as empty (it is a
-    hint, never a reason to refuse a build)."""
-    try:
-        raw = json.loads(text)
-    except ValueError:
-        return {}
-    if not isinstance(raw, dict):
-        return {}
-    found: dict[str, Built] = {}
-    for key, value in raw.items():
-        try:
-            found[str(key)] = Built(
-                int(value["seconds"]), int(value["size_bytes"]), str(value["finished"])
-            )
-        except (TypeError, KeyError, ValueError):
-            continue
-    return found
-
-
-def record_text(record: dict[str, Built]) -> str:
-    body = {
-        name: {"seconds": b.seconds, "size_bytes": b.size_bytes, "finished": b.finished}
-        for name, b in sorted(record.items())
-    }
-    return json.dumps(body, indent=2) + "\n"
-
-
-def with_build(record: dict[str, Built], release: str, built: Built) -> dict[str, Built]:
-    return {**record, release: built}
-
-
-def expectation(record: dict[str, Built], release: str) -> str:
-    """What to expect, from the record: this version's last build, else the latest of any."""
-    if release in record:
-        b = record[release]
-        return f"{release} took {b.seconds} s when last built ({b.finished})"
-    if record:
-        name, b = max(record.items(), key=lambda item: item[1].finished)
-        return f"{release} was never built here; {name} took {b.seconds} s ({b.finished})"
-    return (
-        f"{release} was never built here and no build is recorded yet "
-        "(docs/performance.md has the figures of a 2-core machine)"
-    )
-
-
 # What the module proxy serves ---------------------------------------------------------
-
-
-def proxy_url(goproxy: str) -> str | None:
-    """The first proxy of a GOPROXY setting (``https://proxy.golang.org,direct``) that
-    speaks the proxy protocol over HTTP; None for ``off``/``direct`` only."""
-    for entry in re.split(r"[,|]", goproxy):
-        entry = entry.strip()
-        if entry.startswith(("http://", "https://")):
-            return entry.rstrip("/")
-    return None
 
 
 def list_url(proxy: str) -> str:

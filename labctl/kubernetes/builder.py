@@ -13,27 +13,21 @@ does; what it runs is decided by ``labctl/kubernetes/build.py``.
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import json
 import os
-import shlex
 import shutil
-import subprocess
 import time
-import urllib.error
-import urllib.request
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from labctl import gobuild
 from labctl.errors import LabctlError
 from labctl.files import write_atomic
 from labctl.kubernetes import build as b
 from labctl.kubernetes.binaries import cache_root
 
-Say = Callable[[str], None]
+Say = gobuild.Say
 
 
 @dataclass(frozen=True)
@@ -56,17 +50,6 @@ class Plan:
         )
 
 
-def record_path(root: Path | None = None) -> Path:
-    return (root or cache_root()) / b.RECORD_NAME
-
-
-def read_record(root: Path | None = None) -> dict[str, b.Built]:
-    try:
-        return b.parse_record(record_path(root).read_text())
-    except OSError:
-        return {}
-
-
 def plan(release: str) -> Plan:
     root = cache_root()
     dest = root / release
@@ -80,65 +63,19 @@ def plan(release: str) -> Plan:
         work,
         work / "build.log",
         missing,
-        b.expectation(read_record(root), release),
+        gobuild.expectation(gobuild.read_record(root), release),
     )
-
-
-def goproxy() -> str:
-    """The proxy go itself would ask (GOPROXY, else ``go env GOPROXY``)."""
-    chosen = os.environ.get("GOPROXY")
-    if chosen is None:
-        chosen = _go(["env", "GOPROXY"], None).strip()
-    proxy = b.proxy_url(chosen)
-    if proxy is None:
-        raise LabctlError(
-            f"GOPROXY is {chosen!r}: labctl builds Kubernetes from a Go module proxy "
-            "(https://proxy.golang.org by default)"
-        )
-    return proxy
-
-
-def _get(url: str) -> tuple[int, str]:
-    """The status and body of a GET; 0 and the reason when nothing answered."""
-    try:
-        with urllib.request.urlopen(url, timeout=30) as answer:
-            return answer.status, answer.read().decode("utf-8", "replace")
-    except urllib.error.HTTPError as exc:
-        return exc.code, ""
-    except (urllib.error.URLError, OSError) as exc:
-        raise LabctlError(f"could not reach the Go module proxy ({url}): {exc}") from exc
 
 
 def check_served(release: str, proxy: str) -> None:
     """Refuse ``release`` unless ``proxy`` serves it, naming what its list names."""
     url = b.info_url(proxy, release)
-    status, _ = _get(url)
+    status, _ = gobuild.get(url)
     if status == 200:
         return
-    listed_status, listed = _get(b.list_url(proxy))
+    listed_status, listed = gobuild.get(b.list_url(proxy))
     versions = b.parse_version_list(listed) if listed_status == 200 else []
     raise LabctlError(b.not_served(release, versions, proxy, f"HTTP {status} for {url}"))
-
-
-def _go(args: list[str], log: Path | None, cwd: Path | None = None) -> str:
-    """Run go; its output goes to ``log`` (appended) when given, else is returned."""
-    if shutil.which("go") is None:
-        raise LabctlError(
-            "Go is not installed: labctl builds Kubernetes with go (Debian's golang-go)"
-        )
-    env = {**os.environ, "CGO_ENABLED": "0", "GOFLAGS": "-mod=mod"}
-    if log is None:
-        done = subprocess.run(["go", *args], cwd=cwd, env=env, capture_output=True, text=True)
-        if done.returncode != 0:
-            raise LabctlError(f"go {' '.join(args)} failed: {done.stderr.strip()}")
-        return done.stdout
-    with log.open("a") as out:
-        out.write(f"$ go {shlex.join(args)}\n")
-        out.flush()
-        ran = subprocess.run(["go", *args], cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT)
-    if ran.returncode != 0:
-        raise LabctlError(f"go {' '.join(args[:2])} failed (exit {ran.returncode}); see {log}")
-    return ""
 
 
 def resolve(p: Plan, say: Say) -> Path:
@@ -147,11 +84,11 @@ def resolve(p: Plan, say: Say) -> Path:
     p.work.mkdir(parents=True, exist_ok=True)
     p.log.write_text("")
     say(f"[1/3] resolving the module graph of k8s.io/kubernetes {p.release} in {p.work}")
-    answer = _go(["mod", "download", "-json", f"{b.MODULE}@{p.release}"], None, p.work)
+    answer = gobuild.go(["mod", "download", "-json", f"{b.MODULE}@{p.release}"], None, p.work)
     upstream = Path(json.loads(answer)["GoMod"]).read_text()
     write_atomic(p.work / "go.mod", b.go_mod(p.release, upstream).encode())
     write_atomic(p.work / "tools.go", b.tools_go().encode())
-    _go(["mod", "tidy"], p.log, p.work)
+    gobuild.go(["mod", "tidy"], p.log, p.work)
     return p.work
 
 
@@ -165,7 +102,7 @@ def compile_into(p: Plan, say: Say) -> None:
         say(f"[2/3] compiling {', '.join(p.missing)} (go's output: {p.log})")
         pkgs = [f"{b.MODULE}/cmd/{c}" for c in p.missing]
         args = ["build", "-trimpath", "-ldflags", b.ldflags(p.release), "-o", f"{tmp}/bin/"]
-        _go([*args, *pkgs], p.log, p.work)
+        gobuild.go([*args, *pkgs], p.log, p.work)
         say(f"[3/3] installing into {p.dest}")
         stamp = b.stamp((p.work / "go.mod").read_text(), (p.work / "go.sum").read_text())
         (tmp / ".stamp").write_text(stamp + "\n")
@@ -182,25 +119,6 @@ def compile_into(p: Plan, say: Say) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def size(folder: Path) -> int:
-    return sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
-
-
-@contextlib.contextmanager
-def _locked(path: Path, say: Say | None = None, what: str = "") -> Iterator[None]:
-    """Hold an exclusive lock on ``path`` (two builds of one version, or two writes of
-    the record, would trip over each other); says so when it has to wait."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            if say is not None:
-                say(f"waiting for {what} (lock {path})")
-            fcntl.flock(handle, fcntl.LOCK_EX)
-        yield
-
-
 def build(release: str, say: Say, *, resolve_only: bool = False) -> Plan:
     """Build ``release`` unless the cache has it; ``resolve_only`` stops once go has
     resolved the module graph (nothing compiled, nothing installed)."""
@@ -208,10 +126,10 @@ def build(release: str, say: Say, *, resolve_only: bool = False) -> Plan:
     say(p.describe())
     if not p.missing and not resolve_only:
         return p
-    proxy = goproxy()
+    proxy = gobuild.goproxy()
     check_served(release, proxy)
     root = p.dest.parent
-    with _locked(root / ".work" / f"{release}.lock", say, f"another build of {release}"):
+    with gobuild.locked(root / ".work" / f"{release}.lock", say, f"another build of {release}"):
         p = plan(release)  # another build may have finished it while this one waited
         if not p.missing and not resolve_only:
             say(p.describe())
@@ -224,9 +142,7 @@ def build(release: str, say: Say, *, resolve_only: bool = False) -> Plan:
         compile_into(p, say)
         seconds = round(time.monotonic() - start)
     stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    built = b.Built(seconds, size(p.dest), stamp)
-    with _locked(root / ".work" / "record.lock"):
-        record = b.with_build(read_record(root), release, built)
-        write_atomic(record_path(root), b.record_text(record).encode())
+    built = gobuild.Built(seconds, gobuild.tree_size(p.dest), stamp)
+    gobuild.add_to_record(root, release, built)
     say(f"built Kubernetes {release} in {seconds} s: {built.size_bytes // 2**20} MiB in {p.dest}")
     return plan(release)

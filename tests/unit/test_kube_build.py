@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from labctl import gobuild
 from labctl.errors import LabctlError, UsageError
 from labctl.kubernetes import build as b
 from labctl.kubernetes import builder
@@ -99,24 +100,24 @@ def test_tools_go_imports_every_command_and_ldflags_carry_the_version() -> None:
 
 
 def test_the_record_round_trips_and_says_what_to_expect() -> None:
-    assert b.parse_record("not json") == {}
-    assert b.parse_record('{"v1.36.3": {"seconds": "x"}}') == {}
-    assert "never built here and no build is recorded" in b.expectation({}, "v1.35.4")
-    one = b.with_build({}, "v1.36.3", b.Built(566, 300 << 20, "2026-12-01T10:00:00Z"))
-    two = b.with_build(one, "v1.35.4", b.Built(700, 290 << 20, "2026-12-06T20:40:00Z"))
-    assert b.parse_record(b.record_text(two)) == two
-    assert b.expectation(two, "v1.35.4") == (
+    assert gobuild.parse_record("not json") == {}
+    assert gobuild.parse_record('{"v1.36.3": {"seconds": "x"}}') == {}
+    assert "never built here and no build is recorded" in gobuild.expectation({}, "v1.35.4")
+    one = gobuild.with_build({}, "v1.36.3", gobuild.Built(566, 300 << 20, "2026-12-01T10:00:00Z"))
+    two = gobuild.with_build(one, "v1.35.4", gobuild.Built(700, 290 << 20, "2026-12-06T20:40:00Z"))
+    assert gobuild.parse_record(gobuild.record_text(two)) == two
+    assert gobuild.expectation(two, "v1.35.4") == (
         "v1.35.4 took 700 s when last built (2026-12-06T20:40:00Z)"
     )
-    assert b.expectation(two, "v1.34.2") == (
+    assert gobuild.expectation(two, "v1.34.2") == (
         "v1.34.2 was never built here; v1.35.4 took 700 s (2026-12-06T20:40:00Z)"
     )
 
 
 def test_proxy_settings() -> None:
-    assert b.proxy_url("https://proxy.golang.org,direct") == "https://proxy.golang.org"
-    assert b.proxy_url("direct|http://127.0.0.1:9/") == "http://127.0.0.1:9"
-    assert b.proxy_url("off") is None
+    assert gobuild.proxy_url("https://proxy.golang.org,direct") == "https://proxy.golang.org"
+    assert gobuild.proxy_url("direct|http://127.0.0.1:9/") == "http://127.0.0.1:9"
+    assert gobuild.proxy_url("off") is None
 
 
 def test_the_versions_served_and_what_is_offered_instead() -> None:
@@ -213,8 +214,8 @@ def test_the_record_in_the_cache_is_what_the_next_build_quotes(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("LABCTL_KUBE_CACHE", str(tmp_path))
-    record = b.with_build({}, "v1.36.3", b.Built(566, 1, "2026-12-01T10:00:00Z"))
-    (tmp_path / b.RECORD_NAME).write_text(b.record_text(record))
+    record = gobuild.with_build({}, "v1.36.3", gobuild.Built(566, 1, "2026-12-01T10:00:00Z"))
+    (tmp_path / gobuild.RECORD_NAME).write_text(gobuild.record_text(record))
     assert "v1.36.3 took 566 s" in builder.plan("v1.35.4").describe()
 
 
