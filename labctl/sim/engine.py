@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from labctl.errors import LabctlError
+from labctl.etcd import build as etcd_build
 from labctl.files import write_atomic
 from labctl.kubernetes.binaries import cache_root
 from labctl.sim import images as sim_images
@@ -71,12 +72,6 @@ EVENTS = "events.log"
 CGROUP_PARENT = "libpod_parent"
 
 
-# What the refusal of another etcd version says was tried (docs/sim.md has the figures).
-ETCD_ELSEWHERE = (
-    "the module proxy serves go.etcd.io/etcd/server/v3 3.5 and 3.6 releases, but their "
-    "go.mod replaces the sibling modules with ../ paths, which `go install` refuses "
-    "(tried v3.5.21), and labctl builds no etcd of its own"
-)
 _VERSION_TAG = re.compile(r"^v?([0-9]+(\.[0-9]+)+([-+][0-9A-Za-z.-]+)?)$")
 
 
@@ -91,16 +86,26 @@ def image_tag_version(image: str) -> str | None:
     return found.group(1) if found else None
 
 
-def etcd_refusal(image: str, have: str) -> str | None:
-    """Why the etcd image ``image`` cannot be made from this machine's etcd ``have``, or
-    None when its tag is that version (or claims none). Pure."""
+def etcd_refusal(image: str, have: str, built: bool, engine: bool) -> str | None:
+    """Why the etcd image ``image`` cannot be made here, or None when it can: its tag is
+    this machine's etcd ``have`` (or claims no version), or that version is ``built``
+    (``labctl etcd build``) and the nodes run images (``engine``: podman). Pure."""
     want = image_tag_version(image)
     if want is None or want == have:
         return None
+    if not engine:
+        return (
+            f"the simulated nodes run this machine's etcd {have} as a unit (no podman "
+            f"here, or cluster.etcd.runtime host), not {want}: set cluster.etcd.version to "
+            f"{have}, or run etcd in a container (podman and runc) after "
+            f"`{etcd_build.build_command(want)}`"
+        )
+    if built:
+        return None
     return (
         f"the simulated lab makes the etcd image {image} from this machine's etcd, which is "
-        f"{have} (Debian's etcd-server), not {want}: set cluster.etcd.version to {have}, "
-        f"the only etcd that can be had here ({ETCD_ELSEWHERE})"
+        f"{have} (Debian's etcd-server), not {want}, and etcd {want} is not built here: run "
+        f"`{etcd_build.build_command(want)}` (or set cluster.etcd.version to {have})"
     )
 
 
@@ -118,12 +123,23 @@ def host_etcd_version() -> str:
     raise LabctlError(f"{ETCD_BINARIES[0][0]} --version names no version: {done.stdout!r}")
 
 
-def check_etcd_image(image: str) -> None:
-    """Refuse, before a lab is made, an etcd image this machine cannot honestly make
-    (also without podman: the nodes then run this etcd as a unit, the same version)."""
-    why = etcd_refusal(image, host_etcd_version())
+def etcd_source(image: str, in_container: bool = True) -> Path | None:
+    """Where the binaries of the etcd image ``image`` come from: None for this machine's
+    (Debian's), else the folder of that version's build; a sentence when neither is it.
+    ``in_container``: the members run the image (cluster.etcd.runtime container), not
+    this machine's etcd as a unit. Called before a lab is made, so a refusal leaves
+    nothing behind."""
+    have = host_etcd_version()
+    want = image_tag_version(image)
+    release = None
+    if want and etcd_build.is_release(want) and etcd_build.is_built(etcd_build.tag(want)):
+        release = etcd_build.tag(want)
+    why = etcd_refusal(image, have, release is not None, in_container and available())
     if why:
         raise LabctlError(why)
+    if want is None or want == have or release is None:
+        return None
+    return etcd_build.bin_dir(release)
 
 
 def available() -> bool:
@@ -140,14 +156,21 @@ def storage_conf(node_mount: str) -> str:
     )
 
 
-def etcd_image(name: str) -> sim_images.Image:
+def etcd_image(name: str, built: Path | None = None) -> sim_images.Image:
     """``name`` (cluster.etcd.image) as upstream's image is laid out: etcd and etcdctl in
-    /usr/local/bin, no entrypoint (the unit names the program)."""
-    (binary, path), *others = ETCD_BINARIES
-    extra = [(inside, "file", host) for host, inside in others]
-    extra += [
-        (p, kind, value) for p, (kind, value) in sim_images.host_closure(ETCD_LIBRARIES).items()
-    ]
+    /usr/local/bin, no entrypoint (the unit names the program). From Debian's binaries
+    and the C library they load, or from ``built`` (``labctl etcd build``: static)."""
+    if built is not None:
+        inside = dict(ETCD_BINARIES)
+        sources = [(str(built / Path(host).name), inside[host]) for host, _ in ETCD_BINARIES]
+    else:
+        sources = list(ETCD_BINARIES)
+    (binary, path), *others = sources
+    extra = [(inside_path, "file", host) for host, inside_path in others]
+    if built is None:
+        extra += [
+            (p, kind, value) for p, (kind, value) in sim_images.host_closure(ETCD_LIBRARIES).items()
+        ]
     extra += [(f"/{link}", "link", target) for link, target in sim_images.MERGED_USR]
     return sim_images.Image(name, Path(binary), path, (), tuple(extra))
 

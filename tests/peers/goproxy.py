@@ -1,4 +1,4 @@
-"""A Go module proxy on loopback that answers for k8s.io/kubernetes' versions only.
+"""A Go module proxy on loopback that answers for a few modules' versions only.
 
 labctl asks the module proxy which Kubernetes versions it serves before it builds one
 (``labctl/kubernetes/builder.py``). The proxy protocol is a public spec (GOPROXY:
@@ -18,17 +18,21 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
 @contextmanager
-def serving(versions: str, unlisted: tuple[str, ...] = ()) -> Iterator[tuple[str, list[str]]]:
+def serving(
+    versions: str, unlisted: tuple[str, ...] = (), modules: tuple[str, ...] = ("k8s.io/kubernetes",)
+) -> Iterator[tuple[str, list[str]]]:
     """The proxy's URL and the paths it was asked, while it serves ``versions`` (its
-    list) and ``unlisted`` (served, as their ``.info`` says, but not in the list)."""
+    list) and ``unlisted`` (served, as their ``.info`` says, but not in the list), of
+    each of ``modules``."""
     served = {*versions.split(), *unlisted}
     asked: list[str] = []
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
             asked.append(self.path)
-            prefix = "/k8s.io/kubernetes/@v/"
-            name = self.path.removeprefix(prefix) if self.path.startswith(prefix) else ""
+            module, _, name = self.path.lstrip("/").partition("/@v/")
+            if module not in modules:
+                name = ""
             if name == "list":
                 body = versions.encode()
             elif name.endswith(".info") and name.removesuffix(".info") in served:

@@ -78,7 +78,7 @@ MAY_IMPORT: dict[str, set[str]] = {
     # The simulated platform hands layers plan pieces (engine actions; BIRD's passwords
     # filled as calico/fill.py fills FRR's) and renders only it needs (sim/render/).
     "sim": {"drivers", "engine", "errors", "files", "inventory", "platform", "programs", "render"}
-    | {"calico", "data", "kubernetes", "secrets"},
+    | {"calico", "data", "etcd", "kubernetes", "secrets"},
     "cli": {
         "artefacts",
         "boot",

@@ -136,21 +136,52 @@ def test_a_node_boots_the_shipped_script_with_its_values_as_arguments(tmp_path: 
 
 
 def test_the_etcd_image_tag_is_honest() -> None:
-    """The image is made from this machine's etcd: a tag naming another version is
-    refused with what can be had, before a lab is made; one naming it is made."""
+    """The image is made from this machine's etcd or from a build of the version its tag
+    names; a tag naming a version that is neither is refused with what can be had."""
     assert engine.image_tag_version("quay.io/coreos/etcd:v3.5.21") == "3.5.21"
     assert engine.image_tag_version("registry:5000/etcd:3.4.23@sha256:" + "a" * 64) == "3.4.23"
     assert engine.image_tag_version("registry:5000/etcd") is None
     assert engine.image_tag_version("quay.io/coreos/etcd:latest") is None
-    assert engine.etcd_refusal(IMAGE, "3.4.23") is None
-    said = engine.etcd_refusal("quay.io/coreos/etcd:v3.5.21", "3.4.23")
-    assert said is not None
-    assert said.startswith(
+    assert engine.etcd_refusal(IMAGE, "3.4.23", built=False, engine=True) is None
+    other = "quay.io/coreos/etcd:v3.5.21"
+    assert engine.etcd_refusal(other, "3.4.23", built=True, engine=True) is None
+    said = engine.etcd_refusal(other, "3.4.23", built=False, engine=True)
+    assert said == (
         "the simulated lab makes the etcd image quay.io/coreos/etcd:v3.5.21 from this "
-        "machine's etcd, which is 3.4.23 (Debian's etcd-server), not 3.5.21: "
-        "set cluster.etcd.version to 3.4.23"
+        "machine's etcd, which is 3.4.23 (Debian's etcd-server), not 3.5.21, and etcd "
+        "3.5.21 is not built here: run `labctl etcd build --version 3.5.21` (or set "
+        "cluster.etcd.version to 3.4.23)"
     )
-    assert "go install" in said
+    # Members that run this machine's etcd as a unit cannot run a build at all.
+    said = engine.etcd_refusal(other, "3.4.23", built=True, engine=False)
+    assert said is not None
+    assert said.startswith("the simulated nodes run this machine's etcd 3.4.23 as a unit")
+
+
+def test_an_image_of_a_built_version_carries_that_build(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With etcd 3.5.21 in the etcd build cache, the image of quay.io/coreos/etcd:v3.5.21
+    holds those two files (static: no C library beside them)."""
+    monkeypatch.setenv("LABCTL_ETCD_CACHE", str(tmp_path / "etcd"))
+    monkeypatch.setenv("LABCTL_KUBE_CACHE", str(tmp_path / "kubernetes"))
+    built = tmp_path / "etcd" / "v3.5.21" / "bin"
+    built.mkdir(parents=True)
+    (built / "etcd").write_bytes(b"etcd 3.5.21 build")
+    (built / "etcdctl").write_bytes(b"etcdctl 3.5.21 build")
+    image = "quay.io/coreos/etcd:v3.5.21"
+    assert engine.etcd_source(image) == built
+    assert engine.etcd_source(IMAGE) is None  # this machine's own version
+    archive = engine.build(engine.etcd_image(image, built))
+    _, _, paths = archive_parts(archive.path.read_bytes())
+    assert {"usr/local/bin/etcd", "usr/local/bin/etcdctl"} <= paths
+    assert not any("libc.so" in p for p in paths)
+    with tarfile.open(archive.path) as outer:
+        assert b"etcd 3.5.21 build" in b"".join(
+            outer.extractfile(m).read()  # type: ignore[union-attr]
+            for m in outer.getmembers()
+            if m.isfile()
+        )
 
 
 def test_a_lab_with_another_etcd_version_is_refused_before_anything_is_made(
@@ -169,13 +200,16 @@ def test_a_lab_with_another_etcd_version_is_refused_before_anything_is_made(
     path = tmp_path / "inventory.yaml"
     path.write_text(text.replace("  etcd:\n    version: 3.4.23", "  etcd:\n    version: 3.5.21"))
     state = tmp_path / "state"
+    monkeypatch.setenv("LABCTL_ETCD_CACHE", str(tmp_path / "no-etcd-build"))
 
     def tripwire(*_: object) -> None:
         raise AssertionError("sim up went past the etcd image check")
 
     monkeypatch.setattr(lab, "_refuse_if_taken", tripwire)
     with pytest.raises(
-        LabctlError, match=r"which is 3\.4\.23 \(Debian's etcd-server\), not 3\.5\.21"
+        LabctlError,
+        match=r"which is 3\.4\.23 \(Debian's etcd-server\), not 3\.5\.21, and etcd 3\.5\.21 is "
+        r"not built here: run `labctl etcd build --version 3\.5\.21`",
     ):
         lab.up(require_inventory(path), path, state)
     assert not state.exists()
