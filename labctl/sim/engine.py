@@ -123,6 +123,31 @@ def host_etcd_version() -> str:
     raise LabctlError(f"{ETCD_BINARIES[0][0]} --version names no version: {done.stdout!r}")
 
 
+CEPH = "/usr/bin/ceph"
+
+
+def ceph_refusal(want: str, have: str) -> str | None:
+    """Why a lab at Ceph ``want`` cannot be simulated with this machine's Ceph ``have``
+    (the nodes run Debian's daemons; no image is made), or None. Pure."""
+    if want == have:
+        return None
+    return (
+        f"the simulated nodes run this machine's Ceph {have} (Debian's ceph packages), not "
+        f"cluster.ceph.version {want}: set it to {have}; no other Ceph can be had here "
+        "(Ceph is C++ with no module proxy to build from, and no image is pulled)"
+    )
+
+
+def host_ceph_version() -> str | None:
+    """What this machine's ceph says it is (``ceph version 16.2.15 (...)``); None without it."""
+    try:
+        done = subprocess.run([CEPH, "--version"], capture_output=True, text=True, check=False)
+    except OSError:
+        return None
+    words = done.stdout.split()
+    return words[2] if len(words) > 2 and words[:2] == ["ceph", "version"] else None
+
+
 def etcd_source(image: str, in_container: bool = True) -> Path | None:
     """Where the binaries of the etcd image ``image`` come from: None for this machine's
     (Debian's), else the folder of that version's build; a sentence when neither is it.

@@ -502,6 +502,13 @@ def up(
     # before anything is made (the image is made from that etcd).
     in_container = render_etcd.runtime(inventory) == "container"
     sim_engine.etcd_source(render_etcd.image(inventory), in_container)
+    # So is a Ceph version other than this machine's (its daemons are what the nodes run).
+    settings = inventory.cluster.ceph
+    have = sim_engine.host_ceph_version()
+    if settings is not None and settings.version and have:
+        why = sim_engine.ceph_refusal(settings.version, have)
+        if why:
+            raise LabctlError(why)
     _refuse_if_taken(plan, state)
     sim_disks.disk_size()  # a bad LABCTL_SIM_DISK_SIZE fails before anything is made
     login_user = inventory.lab.ssh.user

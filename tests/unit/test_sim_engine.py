@@ -213,3 +213,36 @@ def test_a_lab_with_another_etcd_version_is_refused_before_anything_is_made(
     ):
         lab.up(require_inventory(path), path, state)
     assert not state.exists()
+
+
+def test_a_lab_with_another_ceph_version_is_refused_before_anything_is_made(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The nodes run this machine's Ceph daemons: a lab at another Ceph version is refused
+    by `sim up` with the one that can be had (the same tripwire as etcd's test)."""
+    from labctl.errors import LabctlError
+    from labctl.inventory import require_inventory
+    from labctl.sim import lab
+    from tests.conftest import REFERENCE
+
+    have = engine.host_ceph_version()
+    assert have == "16.2.15", "Debian 12's ceph packages are part of the set-up"
+    assert engine.ceph_refusal("16.2.15", have) is None
+    text = REFERENCE.read_text()
+    line = "    version: 16.2.15                 # invented: Pacific, what Debian 12 packages\n"
+    assert line in text
+    path = tmp_path / "inventory.yaml"
+    path.write_text(text.replace(line, "    version: 17.2.7\n"))
+    state = tmp_path / "state"
+
+    def tripwire(*_: object) -> None:
+        raise AssertionError("sim up went past the Ceph version check")
+
+    monkeypatch.setattr(lab, "_refuse_if_taken", tripwire)
+    with pytest.raises(
+        LabctlError,
+        match=r"run this machine's Ceph 16\.2\.15 \(Debian's ceph packages\), not "
+        r"cluster\.ceph\.version 17\.2\.7: set it to 16\.2\.15",
+    ):
+        lab.up(require_inventory(path), path, state)
+    assert not state.exists()
