@@ -12,7 +12,7 @@ from labctl.cli.bootstrap_cmd import StateDirOption
 from labctl.cli.options import InventoryOption, OutputFormat, OutputOption
 
 app = typer.Typer(
-    help="The lab's etcd cluster: status, snapshots and restore.", no_args_is_help=True
+    help="The lab's etcd cluster: status, snapshots, restore; etcd builds.", no_args_is_help=True
 )
 
 
@@ -151,3 +151,36 @@ def restore(
     now = dt.datetime.now(dt.UTC)
     restore_id = f"{hashlib.sha256(content).hexdigest()[:12]}-{now:%Y%m%dT%H%M%SZ}"
     run_and_report([EtcdRestore(content, restore_id)], ctx, output)
+
+
+@app.command()
+def build(
+    version: str | None = typer.Option(
+        None, "--version", help="The etcd release to build (3.5.21); else the inventory's."
+    ),
+    inventory: Path = InventoryOption,
+) -> None:
+    """Build etcd and etcdctl of a version into this machine's cache, once.
+
+    The simulated lab makes its etcd image from them when the inventory names a
+    version other than this machine's etcd. The module is generated in a work folder
+    under the cache (no tracked file changes); go's output goes to a log file named in
+    the progress; the time is recorded so the next build says what to expect.
+
+    Example: labctl etcd build --version 3.5.21
+    """
+    from labctl.etcd import build as b
+    from labctl.etcd import builder
+
+    if version is None:
+        from labctl.cli.platform_choice import require_inventory
+
+        named = require_inventory(inventory).cluster.etcd.version
+        if named is None:
+            from labctl.errors import UsageError
+
+            raise UsageError(f"{inventory} names no cluster.etcd.version; give --version")
+        release = b.tag(named)
+    else:
+        release = b.tag(version)
+    builder.build(release, lambda line: typer.echo(line, err=True))

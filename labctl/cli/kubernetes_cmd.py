@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import typer
 
 from labctl.cli.options import InventoryOption, OutputFormat, OutputOption
 
-app = typer.Typer(help="The lab's Kubernetes cluster: status.", no_args_is_help=True)
+app = typer.Typer(
+    help="The lab's Kubernetes cluster: status, and the binaries of any version.",
+    no_args_is_help=True,
+)
 
 
 def kubeconfig(
@@ -111,3 +115,52 @@ def status(inventory: Path = InventoryOption, output: OutputFormat = OutputOptio
             console.print(addons)
     if unwell:
         raise typer.Exit(1)
+
+
+@app.command()
+def build(
+    version: str | None = typer.Option(
+        None, "--version", help="The Kubernetes release to build (1.35.4); else the inventory's."
+    ),
+    inventory: Path = InventoryOption,
+    dry_run: bool = typer.Option(
+        False,
+        "--dry-run",
+        help="Ask the proxy and resolve the module graph (go.mod, go.sum), compile nothing.",
+    ),
+) -> None:
+    """Build the Kubernetes binaries of a version into this machine's cache, once.
+
+    Any release the Go module proxy serves: the module is generated in a work folder
+    under the cache (no tracked file changes), go's output goes to a log file named in
+    the progress, and the time is recorded so the next build says what to expect. A
+    version already built costs nothing.
+
+    Example: labctl kubernetes build --version 1.35.4
+    """
+    from labctl.kubernetes import build as b
+    from labctl.kubernetes import builder
+
+    if version is None:
+        from labctl.cli.platform_choice import require_inventory
+
+        release = b.tag(require_inventory(inventory).cluster.kubernetes.version)
+    else:
+        release = b.tag(version)
+
+    def say(line: str) -> None:
+        typer.echo(line, err=True)
+
+    builder.build(release, say, resolve_only=dry_run)
+    if dry_run or os.geteuid() != 0:
+        return
+    # The simulated lab (root only) runs the control plane from images made of these
+    # binaries; made here too, so a lab at this version needs nothing else.
+    import time
+
+    from labctl.sim import images
+
+    start = time.monotonic()
+    say(f"images for the simulated lab: {images.image_dir(release)}")
+    images.build(release, images.modcache())
+    say(f"images ready in {round(time.monotonic() - start)} s")

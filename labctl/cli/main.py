@@ -166,9 +166,13 @@ COMMANDS: dict[str, tuple[Callable[[], Any], bool, str]] = {
     "inventory": (_inventory, True, "Show or export the inventory."),
     "power": (_power, True, "Power servers on, off or through a cycle, via their BMCs or PDUs."),
     "pki": (_pki, True, "Mint, list, check and rotate the lab's certificates."),
-    "etcd": (_etcd, True, "The lab's etcd cluster: status, snapshots and restore."),
+    "etcd": (_etcd, True, "The lab's etcd cluster: status, snapshots, restore; etcd builds."),
     "ceph": (_ceph, True, "The lab's Ceph cluster: health, quorum, OSDs, pools."),
-    "kubernetes": (_kubernetes, True, "The lab's Kubernetes cluster: status."),
+    "kubernetes": (
+        _kubernetes,
+        True,
+        "The lab's Kubernetes cluster: status, and the binaries of any version.",
+    ),
     "kubeconfig": (
         _kubeconfig,
         False,

@@ -1,7 +1,7 @@
 """The Kubernetes binaries onto a node: what it has, and the operator's build where it differs.
 
 No package a node's OS ships carries the kubelet, so labctl builds the binaries on the
-operator's machine (scripts/build-kubernetes.sh, labctl/kubernetes/binaries.py) and this
+operator's machine (``labctl kubernetes build``, labctl/kubernetes/builder.py) and this
 module puts them into ``binary_dir`` on each node. A node is asked once what each
 binary says it is (``NAME --version``); only a binary that is missing or another
 version is sent, through the SSH driver's atomic write (a temp file beside the
@@ -18,6 +18,7 @@ from pathlib import Path
 from labctl.data import shell
 from labctl.drivers.ssh import SshSession
 from labctl.errors import LabctlError
+from labctl.kubernetes.build import build_command
 
 # What each binary says it is: labctl/data/scripts/kubernetes-versions.sh.
 VERSIONS = shell.body("kubernetes-versions")
@@ -68,7 +69,7 @@ def source_binary(source: Path, name: str, want: str) -> bytes:
     if not path.is_file():
         raise LabctlError(
             f"{path} is missing: the node needs Kubernetes {want}'s {name} and labctl sends "
-            "it from this machine's build; run scripts/build-kubernetes.sh"
+            f"it from this machine's build; run `{build_command(want)}`"
         )
     return path.read_bytes()
 

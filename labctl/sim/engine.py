@@ -14,10 +14,12 @@ binaries (etcd-server's ``/usr/bin/etcd``, etcd-client's ``/usr/bin/etcdctl`` at
 as an OCI archive by ``labctl/sim/images.py``'s writer, cached under the build cache in
 a folder named by the hash of its inputs (a second lab builds nothing), and loaded into
 each node's storage at boot with ``podman load``, as an air-gapped lab loads a mirror's
-archive. What differs from a real node, and why, is one line of the simulated
-platform's ``differences()`` and a row of docs/sim.md: the cgroup manager is cgroupfs
-(the nodes have no systemd) and the OCI runtime is runc (crun 1.8 refuses this host's
-hybrid cgroup tree).
+archive. So only the version those binaries are can be made: an image whose tag names
+another version is refused before the lab is made, naming what can be had
+(``etcd_refusal``), rather than run as what its tag says it is not. What differs from
+a real node, and why, is one line of the simulated platform's ``differences()`` and a
+row of docs/sim.md: the cgroup manager is cgroupfs (the nodes have no systemd) and the
+OCI runtime is runc (crun 1.8 refuses this host's hybrid cgroup tree).
 """
 
 from __future__ import annotations
@@ -25,11 +27,15 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import re
 import shutil
+import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from labctl.errors import LabctlError
+from labctl.etcd import build as etcd_build
 from labctl.files import write_atomic
 from labctl.kubernetes.binaries import cache_root
 from labctl.sim import images as sim_images
@@ -66,6 +72,101 @@ EVENTS = "events.log"
 CGROUP_PARENT = "libpod_parent"
 
 
+_VERSION_TAG = re.compile(r"^v?([0-9]+(\.[0-9]+)+([-+][0-9A-Za-z.-]+)?)$")
+
+
+def image_tag_version(image: str) -> str | None:
+    """The version an image reference's tag claims (``quay.io/coreos/etcd:v3.5.21`` ->
+    3.5.21); None for no tag or a tag that is no version (``latest``)."""
+    name = image.split("@", 1)[0]
+    last = name.rsplit("/", 1)[-1]
+    if ":" not in last:
+        return None
+    found = _VERSION_TAG.match(last.rsplit(":", 1)[1])
+    return found.group(1) if found else None
+
+
+def etcd_refusal(image: str, have: str, built: bool, engine: bool) -> str | None:
+    """Why the etcd image ``image`` cannot be made here, or None when it can: its tag is
+    this machine's etcd ``have`` (or claims no version), or that version is ``built``
+    (``labctl etcd build``) and the nodes run images (``engine``: podman). Pure."""
+    want = image_tag_version(image)
+    if want is None or want == have:
+        return None
+    if not engine:
+        return (
+            f"the simulated nodes run this machine's etcd {have} as a unit (no podman "
+            f"here, or cluster.etcd.runtime host), not {want}: set cluster.etcd.version to "
+            f"{have}, or run etcd in a container (podman and runc) after "
+            f"`{etcd_build.build_command(want)}`"
+        )
+    if built:
+        return None
+    return (
+        f"the simulated lab makes the etcd image {image} from this machine's etcd, which is "
+        f"{have} (Debian's etcd-server), not {want}, and etcd {want} is not built here: run "
+        f"`{etcd_build.build_command(want)}` (or set cluster.etcd.version to {have})"
+    )
+
+
+def host_etcd_version() -> str:
+    """What this machine's etcd says it is (``etcd Version: 3.4.23``)."""
+    try:
+        done = subprocess.run(
+            [ETCD_BINARIES[0][0], "--version"], capture_output=True, text=True, check=False
+        )
+    except OSError as exc:
+        raise LabctlError(f"{ETCD_BINARIES[0][0]} cannot run ({exc}): install etcd-server") from exc
+    for line in done.stdout.splitlines():
+        if line.startswith("etcd Version:"):
+            return line.split(":", 1)[1].strip()
+    raise LabctlError(f"{ETCD_BINARIES[0][0]} --version names no version: {done.stdout!r}")
+
+
+CEPH = "/usr/bin/ceph"
+
+
+def ceph_refusal(want: str, have: str) -> str | None:
+    """Why a lab at Ceph ``want`` cannot be simulated with this machine's Ceph ``have``
+    (the nodes run Debian's daemons; no image is made), or None. Pure."""
+    if want == have:
+        return None
+    return (
+        f"the simulated nodes run this machine's Ceph {have} (Debian's ceph packages), not "
+        f"cluster.ceph.version {want}: set it to {have}; no other Ceph can be had here "
+        "(Ceph is C++ with no module proxy to build from, and no image is pulled)"
+    )
+
+
+def host_ceph_version() -> str | None:
+    """What this machine's ceph says it is (``ceph version 16.2.15 (...)``); None without it."""
+    try:
+        done = subprocess.run([CEPH, "--version"], capture_output=True, text=True, check=False)
+    except OSError:
+        return None
+    words = done.stdout.split()
+    return words[2] if len(words) > 2 and words[:2] == ["ceph", "version"] else None
+
+
+def etcd_source(image: str, in_container: bool = True) -> Path | None:
+    """Where the binaries of the etcd image ``image`` come from: None for this machine's
+    (Debian's), else the folder of that version's build; a sentence when neither is it.
+    ``in_container``: the members run the image (cluster.etcd.runtime container), not
+    this machine's etcd as a unit. Called before a lab is made, so a refusal leaves
+    nothing behind."""
+    have = host_etcd_version()
+    want = image_tag_version(image)
+    release = None
+    if want and etcd_build.is_release(want) and etcd_build.is_built(etcd_build.tag(want)):
+        release = etcd_build.tag(want)
+    why = etcd_refusal(image, have, release is not None, in_container and available())
+    if why:
+        raise LabctlError(why)
+    if want is None or want == have or release is None:
+        return None
+    return etcd_build.bin_dir(release)
+
+
 def available() -> bool:
     """Whether this machine has the engine the nodes run (Debian's podman)."""
     return Path(PODMAN).exists() and shutil.which("runc") is not None
@@ -80,14 +181,21 @@ def storage_conf(node_mount: str) -> str:
     )
 
 
-def etcd_image(name: str) -> sim_images.Image:
+def etcd_image(name: str, built: Path | None = None) -> sim_images.Image:
     """``name`` (cluster.etcd.image) as upstream's image is laid out: etcd and etcdctl in
-    /usr/local/bin, no entrypoint (the unit names the program)."""
-    (binary, path), *others = ETCD_BINARIES
-    extra = [(inside, "file", host) for host, inside in others]
-    extra += [
-        (p, kind, value) for p, (kind, value) in sim_images.host_closure(ETCD_LIBRARIES).items()
-    ]
+    /usr/local/bin, no entrypoint (the unit names the program). From Debian's binaries
+    and the C library they load, or from ``built`` (``labctl etcd build``: static)."""
+    if built is not None:
+        inside = dict(ETCD_BINARIES)
+        sources = [(str(built / Path(host).name), inside[host]) for host, _ in ETCD_BINARIES]
+    else:
+        sources = list(ETCD_BINARIES)
+    (binary, path), *others = sources
+    extra = [(inside_path, "file", host) for host, inside_path in others]
+    if built is None:
+        extra += [
+            (p, kind, value) for p, (kind, value) in sim_images.host_closure(ETCD_LIBRARIES).items()
+        ]
     extra += [(f"/{link}", "link", target) for link, target in sim_images.MERGED_USR]
     return sim_images.Image(name, Path(binary), path, (), tuple(extra))
 

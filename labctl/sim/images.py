@@ -39,6 +39,7 @@ from pathlib import Path
 
 from labctl.files import write_atomic
 from labctl.kubernetes.binaries import bin_dir, cache_root
+from labctl.kubernetes.build import build_command
 from labctl.render.kubernetes.addons import COREDNS_IMAGE
 
 REGISTRY = "registry.k8s.io"
@@ -336,14 +337,16 @@ def build(version: str, modcache: Path) -> Path:
     dest = image_dir(version)
     source = pause_source(modcache, version)
     if not source.exists():
-        raise SystemExit(f"{source} is missing: scripts/build-kubernetes.sh downloads the module")
+        raise SystemExit(f"{source} is missing: `{build_command(version)}` downloads the module")
     pause = dest / "pause" / "pause"
     build_pause(source, pause)
     build_coredns(coredns_binary())
     items = images(version, pause)
     missing = [i.binary for i in items if not i.binary.exists()]
     if missing:
-        raise SystemExit(f"not built yet: {', '.join(map(str, missing))}")
+        raise SystemExit(
+            f"not built yet: {', '.join(map(str, missing))}; run `{build_command(version)}`"
+        )
     want = _stamp(items)
     stamp = dest / ".stamp"
     built = all((dest / archive_name(i.name)).exists() for i in items)
@@ -359,14 +362,18 @@ def main(argv: list[str]) -> int:
     if len(argv) != 1:
         print("usage: python -m labctl.sim.images VERSION  (e.g. v1.36.3)", file=sys.stderr)
         return 2
-    modcache = Path(
+    print(build(argv[0], modcache()))
+    return 0
+
+
+def modcache() -> Path:
+    """Where go keeps downloaded modules (the pause source is read from there)."""
+    return Path(
         os.environ.get("GOMODCACHE")
         or subprocess.run(
             ["go", "env", "GOMODCACHE"], check=True, capture_output=True, text=True
         ).stdout.strip()
     )
-    print(build(argv[0], modcache))
-    return 0
 
 
 if __name__ == "__main__":

@@ -380,8 +380,10 @@ def _engine(
     if not sim_engine.available():
         return {}
     image = render_etcd.image(inventory)
-    progress(f"container engine: podman on every node, image {image} made here")
-    archive = sim_engine.build(sim_engine.etcd_image(image))
+    built = sim_engine.etcd_source(image)
+    source = f"from {built}" if built else "from this machine's etcd"
+    progress(f"container engine: podman on every node, image {image} made here {source}")
+    archive = sim_engine.build(sim_engine.etcd_image(image, built))
     for node in plan.nodes:
         sim_engine.prepare(sim_node.node_dir(state, node.name), NODE_MOUNT, [archive])
     return {"images": [image], "runtimes": ["etcd"]}
@@ -496,6 +498,17 @@ def up(
         if not repaired:
             return f"the simulated lab {plan.lab_id} is already up; nothing changed"
         return f"the simulated lab {plan.lab_id} is up again: repaired {'; '.join(repaired)}"
+    # An etcd image whose tag says another version than this machine's etcd is refused
+    # before anything is made (the image is made from that etcd).
+    in_container = render_etcd.runtime(inventory) == "container"
+    sim_engine.etcd_source(render_etcd.image(inventory), in_container)
+    # So is a Ceph version other than this machine's (its daemons are what the nodes run).
+    settings = inventory.cluster.ceph
+    have = sim_engine.host_ceph_version()
+    if settings is not None and settings.version and have:
+        why = sim_engine.ceph_refusal(settings.version, have)
+        if why:
+            raise LabctlError(why)
     _refuse_if_taken(plan, state)
     sim_disks.disk_size()  # a bad LABCTL_SIM_DISK_SIZE fails before anything is made
     login_user = inventory.lab.ssh.user

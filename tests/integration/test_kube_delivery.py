@@ -4,6 +4,7 @@ version, left alone when right, checked by running them there."""
 from __future__ import annotations
 
 import os
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -73,7 +74,9 @@ def test_no_build_here_is_a_sentence_and_nothing_is_written(
     empty = tmp_path / "no-build"
     empty.mkdir()
     stale = delivery.node_stale(node, str(folder), ["kubelet"], VERSION)
-    with pytest.raises(LabctlError, match=r"run scripts/build-kubernetes\.sh"):
+    # The command that builds exactly the version the node needs, not the pinned one.
+    want = rf"run `labctl kubernetes build --version {re.escape(VERSION.lstrip('v'))}`"
+    with pytest.raises(LabctlError, match=want):
         delivery.deliver(node, str(folder), stale, empty, VERSION)
     assert not folder.exists() or not os.listdir(folder)
 

@@ -39,6 +39,7 @@ MAY_IMPORT: dict[str, set[str]] = {
     "data": set(),
     "files": set(),
     "programs": {"errors"},
+    "gobuild": {"errors", "files"},
     "drivers": {"data", "errors", "files", "platform"},
     "inventory": {"errors"},
     "platform": {"errors", "inventory"},
@@ -50,9 +51,9 @@ MAY_IMPORT: dict[str, set[str]] = {
     "render": {"data", "errors", "inventory", "pki", "platform"},
     "boot": {"errors", "files", "inventory", "platform", "programs", "render"},
     "etcd": {"drivers", "engine", "errors", "files", "inventory", "pki", "platform", "render"}
-    | {"data", "targets"},
+    | {"data", "gobuild", "targets"},
     "kubernetes": {"drivers", "engine", "errors", "files", "inventory", "pki", "platform", "render"}
-    | {"data", "targets"},
+    | {"data", "gobuild", "targets"},
     "ceph": {"drivers", "engine", "errors", "files", "inventory", "platform", "render", "secrets"}
     | {"targets"},
     "calico": {
@@ -85,7 +86,7 @@ MAY_IMPORT: dict[str, set[str]] = {
     # The simulated platform hands layers plan pieces (engine actions; BIRD's passwords
     # filled as calico/fill.py fills FRR's) and renders only it needs (sim/render/).
     "sim": {"drivers", "engine", "errors", "files", "inventory", "platform", "programs", "render"}
-    | {"calico", "data", "kubernetes", "secrets"},
+    | {"calico", "data", "etcd", "kubernetes", "secrets"},
     "cli": {
         "artefacts",
         "boot",

@@ -133,3 +133,116 @@ def test_a_node_boots_the_shipped_script_with_its_values_as_arguments(tmp_path: 
     sim_node.write_boot_tables(d)
     tables = {p.name for p in (d / "boot").iterdir()}
     assert tables == {"disks", "links", "images", "mount-cgroups.sh"}
+
+
+def test_the_etcd_image_tag_is_honest() -> None:
+    """The image is made from this machine's etcd or from a build of the version its tag
+    names; a tag naming a version that is neither is refused with what can be had."""
+    assert engine.image_tag_version("quay.io/coreos/etcd:v3.5.21") == "3.5.21"
+    assert engine.image_tag_version("registry:5000/etcd:3.4.23@sha256:" + "a" * 64) == "3.4.23"
+    assert engine.image_tag_version("registry:5000/etcd") is None
+    assert engine.image_tag_version("quay.io/coreos/etcd:latest") is None
+    assert engine.etcd_refusal(IMAGE, "3.4.23", built=False, engine=True) is None
+    other = "quay.io/coreos/etcd:v3.5.21"
+    assert engine.etcd_refusal(other, "3.4.23", built=True, engine=True) is None
+    said = engine.etcd_refusal(other, "3.4.23", built=False, engine=True)
+    assert said == (
+        "the simulated lab makes the etcd image quay.io/coreos/etcd:v3.5.21 from this "
+        "machine's etcd, which is 3.4.23 (Debian's etcd-server), not 3.5.21, and etcd "
+        "3.5.21 is not built here: run `labctl etcd build --version 3.5.21` (or set "
+        "cluster.etcd.version to 3.4.23)"
+    )
+    # Members that run this machine's etcd as a unit cannot run a build at all.
+    said = engine.etcd_refusal(other, "3.4.23", built=True, engine=False)
+    assert said is not None
+    assert said.startswith("the simulated nodes run this machine's etcd 3.4.23 as a unit")
+
+
+def test_an_image_of_a_built_version_carries_that_build(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With etcd 3.5.21 in the etcd build cache, the image of quay.io/coreos/etcd:v3.5.21
+    holds those two files (static: no C library beside them)."""
+    monkeypatch.setenv("LABCTL_ETCD_CACHE", str(tmp_path / "etcd"))
+    monkeypatch.setenv("LABCTL_KUBE_CACHE", str(tmp_path / "kubernetes"))
+    built = tmp_path / "etcd" / "v3.5.21" / "bin"
+    built.mkdir(parents=True)
+    (built / "etcd").write_bytes(b"etcd 3.5.21 build")
+    (built / "etcdctl").write_bytes(b"etcdctl 3.5.21 build")
+    image = "quay.io/coreos/etcd:v3.5.21"
+    assert engine.etcd_source(image) == built
+    assert engine.etcd_source(IMAGE) is None  # this machine's own version
+    archive = engine.build(engine.etcd_image(image, built))
+    _, _, paths = archive_parts(archive.path.read_bytes())
+    assert {"usr/local/bin/etcd", "usr/local/bin/etcdctl"} <= paths
+    assert not any("libc.so" in p for p in paths)
+    with tarfile.open(archive.path) as outer:
+        assert b"etcd 3.5.21 build" in b"".join(
+            outer.extractfile(m).read()  # type: ignore[union-attr]
+            for m in outer.getmembers()
+            if m.isfile()
+        )
+
+
+def test_a_lab_with_another_etcd_version_is_refused_before_anything_is_made(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`labctl sim up` at etcd 3.5.21 stops before its state folder exists. A tripwire
+    on the next step (looking for a lab already up) makes sure no lab is ever brought
+    up here, also by a labctl that lacks the check."""
+    from labctl.errors import LabctlError
+    from labctl.inventory import require_inventory
+    from labctl.sim import lab
+    from tests.conftest import REFERENCE
+
+    text = REFERENCE.read_text()
+    assert "  etcd:\n    version: 3.4.23" in text
+    path = tmp_path / "inventory.yaml"
+    path.write_text(text.replace("  etcd:\n    version: 3.4.23", "  etcd:\n    version: 3.5.21"))
+    state = tmp_path / "state"
+    monkeypatch.setenv("LABCTL_ETCD_CACHE", str(tmp_path / "no-etcd-build"))
+
+    def tripwire(*_: object) -> None:
+        raise AssertionError("sim up went past the etcd image check")
+
+    monkeypatch.setattr(lab, "_refuse_if_taken", tripwire)
+    with pytest.raises(
+        LabctlError,
+        match=r"which is 3\.4\.23 \(Debian's etcd-server\), not 3\.5\.21, and etcd 3\.5\.21 is "
+        r"not built here: run `labctl etcd build --version 3\.5\.21`",
+    ):
+        lab.up(require_inventory(path), path, state)
+    assert not state.exists()
+
+
+def test_a_lab_with_another_ceph_version_is_refused_before_anything_is_made(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The nodes run this machine's Ceph daemons: a lab at another Ceph version is refused
+    by `sim up` with the one that can be had (the same tripwire as etcd's test)."""
+    from labctl.errors import LabctlError
+    from labctl.inventory import require_inventory
+    from labctl.sim import lab
+    from tests.conftest import REFERENCE
+
+    have = engine.host_ceph_version()
+    assert have == "16.2.15", "Debian 12's ceph packages are part of the set-up"
+    assert engine.ceph_refusal("16.2.15", have) is None
+    text = REFERENCE.read_text()
+    line = "    version: 16.2.15                 # invented: Pacific, what Debian 12 packages\n"
+    assert line in text
+    path = tmp_path / "inventory.yaml"
+    path.write_text(text.replace(line, "    version: 17.2.7\n"))
+    state = tmp_path / "state"
+
+    def tripwire(*_: object) -> None:
+        raise AssertionError("sim up went past the Ceph version check")
+
+    monkeypatch.setattr(lab, "_refuse_if_taken", tripwire)
+    with pytest.raises(
+        LabctlError,
+        match=r"run this machine's Ceph 16\.2\.15 \(Debian's ceph packages\), not "
+        r"cluster\.ceph\.version 17\.2\.7: set it to 16\.2\.15",
+    ):
+        lab.up(require_inventory(path), path, state)
+    assert not state.exists()
