@@ -114,3 +114,20 @@ def apply(session: KubeSession, want: Wanted) -> list[str]:
 
 def differing(session: KubeSession, want: Wanted) -> list[str]:
     return session.differing(want.definitions + want.objects)
+
+
+BLOCK_AFFINITIES = "/apis/projectcalico.org/v3/blockaffinities"
+
+
+def pod_blocks(session: KubeSession) -> dict[str, list[str]]:
+    """Each node's pod blocks as Calico's IPAM claimed them (confirmed BlockAffinities),
+    the blocks calico-node's BIRD announces. Calico picks a node's block itself (a
+    pseudo-random start seeded by the node's name), when its first pod gets an
+    address: a node with no pod yet has none."""
+    out: dict[str, list[str]] = {}
+    for item in session.client().list(BLOCK_AFFINITIES):
+        spec = item.get("spec", {})
+        if spec.get("state") != "confirmed" or spec.get("deleted") in (True, "true"):
+            continue
+        out.setdefault(str(spec["node"]), []).append(str(spec["cidr"]))
+    return {node: sorted(blocks) for node, blocks in sorted(out.items())}

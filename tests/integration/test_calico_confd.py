@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import ipaddress
+import re
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -32,7 +34,7 @@ from pathlib import Path
 import pytest
 
 from labctl.calico import manifest as calico_manifest
-from labctl.calico import resources
+from labctl.calico import resources, status
 from labctl.drivers.kubernetes import KubeClient, KubeTls
 from labctl.inventory import require_inventory, topology
 from labctl.inventory.model import CalicoManifest, Inventory, SecretRef
@@ -48,6 +50,7 @@ from tests.conftest import REFERENCE
 from tests.peers.calico import (
     BirdPeer,
     bgp_protocols,
+    ipam_add,
     require_build,
     run_confd_once,
     token_kubeconfig,
@@ -238,3 +241,83 @@ def test_without_labctls_role_confd_cannot_read_the_passwords(api: Api, applied:
         assert "forbidden" in run.output.lower(), run.output[-3000:]
     finally:
         session.apply([role])
+
+
+def test_calicos_ipam_picks_the_block_confd_announces_and_labctl_expects(
+    api: Api, applied: Applied
+) -> None:
+    """Calico's IPAM, as the kubelet's CNI call runs it for a pod on fohn (with the
+    cni-plugin identity Calico's manifest gives it), takes an address from labctl's
+    IPPool, in a block of its own choosing; confd announces that block, and it is the
+    block labctl's real-lab check (``calico.established``, ``bgp status``) expects.
+    On main the check expected topology's block for fohn (10.188.0.0/26), which
+    calico-node never announces: a real lab's bootstrap would wait for it and fail."""
+    docs = calico_manifest.documents(
+        (applied.built / "manifests" / "calico-v3-crds.yaml").read_bytes(), "manifest"
+    )
+    session = KubeSession(applied.inventory, applied.workdir)
+    session._client = api.admin
+    session.apply(
+        [
+            d
+            for d in docs
+            if d["metadata"]["name"] == "calico-cni-plugin"
+            and d["kind"] in ("ServiceAccount", "ClusterRole", "ClusterRoleBinding")
+        ]
+    )
+    # The pod the kubelet would be starting (the API's ServiceAccount admission wants
+    # the namespace's default account, which a controller manager would have made).
+    session.apply(
+        [
+            {
+                "apiVersion": "v1",
+                "kind": "ServiceAccount",
+                "metadata": {"name": "default", "namespace": "default"},
+            },
+            {
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "metadata": {"name": "web-0", "namespace": "default"},
+                "spec": {
+                    "nodeName": "fohn",
+                    "containers": [{"name": "web", "image": "example/web:1"}],
+                },
+            },
+        ]
+    )
+    token = api.admin.service_account_token("kube-system", "calico-cni-plugin", seconds=3600)
+    kubeconfig = token_kubeconfig(applied.workdir / "cni-kubeconfig", api.server.url, api.ca, token)
+    result = ipam_add(
+        applied.built, applied.workdir / "cni", kubeconfig, "fohn", "default", "web-0"
+    )
+    ips = result["ips"]
+    assert isinstance(ips, list) and len(ips) == 1, result
+    address = ipaddress.ip_interface(ips[0]["address"])
+    assert address.ip in ipaddress.ip_network(applied.inventory.cluster.kubernetes.pod_cidr)
+    block = str(
+        ipaddress.ip_network(
+            f"{address.ip}/{applied.inventory.cluster.calico.block_size}", strict=False
+        )
+    )
+    run = run_confd_once(applied.built, applied.workdir / "ipam", applied.kubeconfig, "fohn")
+    assert run.returncode == 0, run.output[-4000:]
+    assert re.findall(r"route (\S+) blackhole;", run.file("bird_aggr.cfg")) == [
+        block,
+        "10.189.0.0/16",
+        "31.31.164.208/28",
+    ]
+    # labctl reads the blocks where Calico keeps them: fohn's, and no other node has one.
+    assert resources.pod_blocks(session) == {"fohn": [block]}
+    # A switch that learned exactly what confd announces is complete by that reading.
+    fohn = "31.31.164.220"
+    learned = {"kek-core": {block: [fohn], "10.189.0.0/16": [fohn], "31.31.164.208/28": [fohn]}}
+    fabric = status.assemble(
+        applied.inventory, {}, learned, {}, {}, pod_blocks=resources.pod_blocks(session)
+    )
+    assert fabric.switches[0].missing == []
+    # Calico seeds its choice with the node's name: not topology's block (the
+    # stand-in's). Judged by topology, the same switch misses fohn's block forever,
+    # which is what main's real-lab check did.
+    assert block != topology.blocks(applied.inventory)["fohn"] == "10.188.0.0/26"
+    by_topology = status.assemble(applied.inventory, {}, learned, {}, {})
+    assert "fohn's block 10.188.0.0/26" in by_topology.switches[0].missing

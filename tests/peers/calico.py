@@ -156,3 +156,49 @@ def bgp_protocols(config: str) -> dict[str, BirdPeer]:
             re.search(r"passive on;", body) is not None,
         )
     return out
+
+
+def ipam_add(
+    built: Path, workdir: Path, kubeconfig: Path, node: str, namespace: str, pod: str
+) -> dict[str, object]:
+    """``calico-ipam`` ADD for ``pod`` on ``node``, as the CNI plugin calls it (the IPAM
+    plugin alone: it allocates an address, it touches no interface). Its CNI result."""
+    import json
+
+    workdir.mkdir(parents=True, exist_ok=True)
+    container = f"labctl-test-{pod}"
+    netconf = {
+        "cniVersion": "0.3.1",
+        "name": "k8s-pod-network",
+        "type": "calico",
+        "log_level": "info",
+        "log_file_path": str(workdir / "cni.log"),
+        "datastore_type": "kubernetes",
+        "nodename": node,
+        "ipam": {"type": "calico-ipam"},
+        "policy": {"type": "k8s"},
+        "kubernetes": {"kubeconfig": str(kubeconfig)},
+    }
+    env = {
+        "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
+        "CNI_COMMAND": "ADD",
+        "CNI_CONTAINERID": container,
+        "CNI_NETNS": f"/var/run/netns/{container}",  # read by the interface plugin only
+        "CNI_IFNAME": "eth0",
+        "CNI_PATH": str(built / "bin"),
+        "CNI_ARGS": (
+            f"IgnoreUnknown=1;K8S_POD_NAMESPACE={namespace};K8S_POD_NAME={pod};"
+            f"K8S_POD_INFRA_CONTAINER_ID={container}"
+        ),
+    }
+    done = subprocess.run(
+        [str(built / "bin" / "calico-ipam")],
+        input=json.dumps(netconf),
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert done.returncode == 0, f"calico-ipam: {done.stdout}\n{done.stderr}"
+    result: dict[str, object] = json.loads(done.stdout)
+    return result
