@@ -17,7 +17,10 @@ What it proves: Calico's CRD schemas accept every object labctl applies; the
 Role labctl adds lets calico-node read the Secret (without it confd writes no
 password); and the BGP sessions confd configures (names, neighbours, ASNs,
 passive ends, passwords) are the ones labctl's own renderer writes for the
-simulated lab. Nothing here is simulated but the node's name.
+simulated lab. Then Calico's IPAM (``calico-ipam``) gives a pod on fohn an address
+from labctl's IPPool: confd announces the block Calico chose, and labctl's real-lab
+check reads that block as the one fohn must announce. Nothing here is simulated
+but the kubelets (the Nodes and the pod are API objects only).
 """
 
 from __future__ import annotations
