@@ -8,12 +8,15 @@ does not answer is named with the reason, and its sessions count as down.
 Nodes are read only where the platform names a command that prints their BIRD
 protocols (``Platform.node_bgp_query``: the simulated lab's ``birdc``, BIRD standing
 in for calico-node); on a real lab calico-node's BIRD is inside its container and
-only the switches' side is read.
+only the switches' side is read, and the pod blocks each node must announce are the
+ones Calico's IPAM gave it (its BlockAffinities on the Kubernetes API), not the
+blocks ``topology`` assigns the stand-in.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -36,8 +39,11 @@ class BgpSession:
         base_dir: Path,
         node_query: tuple[str, ...] | None = None,
         switch_platform: str | None = None,
+        pod_blocks: Callable[[], dict[str, list[str]]] | None = None,
     ) -> None:
         self.inventory = inventory
+        # Where the nodes' pod blocks are read (None: topology's, the stand-in's).
+        self.pod_blocks = pod_blocks
         # What prints a node's BIRD protocols, run on the node (None: nodes are not asked).
         self.node_query = node_query
         self.switch_platform = switch_platform
@@ -106,8 +112,15 @@ class BgpSession:
                     node_protocols[name] = node_job.result()
                 except (LabctlError, OSError) as exc:
                     unreachable[name] = str(exc)
+        blocks = None
+        if self.pod_blocks is not None:
+            try:
+                blocks = self.pod_blocks()
+            except (LabctlError, OSError) as exc:
+                unreachable["the Kubernetes API"] = f"cannot read Calico's block affinities: {exc}"
+                blocks = {}
         return parse.assemble(
-            inv, switch_peers, switch_routes, node_protocols, unreachable, sources
+            inv, switch_peers, switch_routes, node_protocols, unreachable, sources, blocks
         )
 
     def wait_established(self, timeout: float, interval: float = 0.5) -> parse.FabricStatus:

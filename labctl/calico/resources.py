@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from labctl.calico import manifest as calico_manifest
-from labctl.drivers.kubernetes import object_path
+from labctl.drivers.kubernetes import KubeRequestError, object_path
 from labctl.errors import LabctlError
 from labctl.inventory.model import Inventory, SecretRef
 from labctl.kubernetes.api import KubeSession
@@ -114,3 +114,27 @@ def apply(session: KubeSession, want: Wanted) -> list[str]:
 
 def differing(session: KubeSession, want: Wanted) -> list[str]:
     return session.differing(want.definitions + want.objects)
+
+
+BLOCK_AFFINITIES = "/apis/projectcalico.org/v3/blockaffinities"
+
+
+def pod_blocks(session: KubeSession) -> dict[str, list[str]]:
+    """Each node's pod blocks as Calico's IPAM claimed them (confirmed BlockAffinities),
+    the blocks calico-node's BIRD announces. Calico picks a node's block itself (a
+    pseudo-random start seeded by the node's name), when its first pod gets an
+    address: a node with no pod yet has none. An API that serves no BlockAffinity
+    (a manifest without Calico's IPAM kinds) holds no claimed block either."""
+    out: dict[str, list[str]] = {}
+    try:
+        items = session.client().list(BLOCK_AFFINITIES)
+    except KubeRequestError as exc:
+        if exc.status != 404:
+            raise
+        items = []
+    for item in items:
+        spec = item.get("spec", {})
+        if spec.get("state") != "confirmed" or spec.get("deleted") in (True, "true"):
+            continue
+        out.setdefault(str(spec["node"]), []).append(str(spec["cidr"]))
+    return {node: sorted(blocks) for node, blocks in sorted(out.items())}

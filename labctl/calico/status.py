@@ -138,8 +138,13 @@ def assemble(
     node_protocols: dict[str, dict[str, str]],  # node -> protocol -> state
     unreachable: dict[str, str],
     switch_sources: dict[str, str] | None = None,  # switch -> how it was read
+    pod_blocks: dict[str, list[str]] | None = None,  # node -> blocks it must announce
 ) -> FabricStatus:
-    """Every expected session and block, with what each end said (absent: not read)."""
+    """Every expected session and block, with what each end said (absent: not read).
+
+    ``pod_blocks``: the blocks each node announces, where Calico's IPAM chose them
+    (``resources.pod_blocks``, on a real lab); None: the ones ``topology`` assigns,
+    which the simulated lab's stand-in announces."""
     sessions = []
     for s in topology.sessions(inventory):
         node_side = (
@@ -151,7 +156,10 @@ def assemble(
         if s.kind == "switch" and s.peer in switch_peers:
             peer_side = switch_peers[s.peer].get(s.local_address, "not configured")
         sessions.append(SessionState(s.node, s.peer, s.peer_address, s.kind, node_side, peer_side))
-    blocks = topology.blocks(inventory) if inventory.cluster.calico.advertise.pod_blocks else {}
+    if not inventory.cluster.calico.advertise.pod_blocks:
+        pod_blocks = {}
+    elif pod_blocks is None:
+        pod_blocks = {node: [block] for node, block in topology.blocks(inventory).items()}
     routes = []
     for sw in topology.peering_switches(inventory):
         if sw.name not in switch_routes:
@@ -160,7 +168,8 @@ def assemble(
         peers = {s.node for s in topology.switch_sessions(inventory, sw.name)}
         missing = [
             f"{node}'s block {block}"
-            for node, block in blocks.items()
+            for node, blocks in pod_blocks.items()
+            for block in blocks
             if node in peers and block not in learned
         ]
         how = (switch_sources or {}).get(sw.name, "ssh-frr")

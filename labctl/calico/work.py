@@ -19,7 +19,10 @@ from labctl.errors import LabctlError
 from labctl.kubernetes.api import KubeSession
 
 if TYPE_CHECKING:
-    from labctl.engine.layer import LayerContext
+    from pathlib import Path
+
+    from labctl.engine.layer import LayerContext, Platform
+    from labctl.inventory.model import Inventory
 
 # A kubelet reports Ready on its next status update after the runtime found a CNI
 # configuration (every 10 s by default); two updates and a margin.
@@ -40,8 +43,24 @@ def established_timeout(ctx: LayerContext) -> float:
 
 
 def _session(ctx: LayerContext) -> BgpSession:
+    return session_for(ctx.inventory, ctx.base_dir, ctx.platform)
+
+
+def session_for(inventory: Inventory, base_dir: Path, platform: Platform) -> BgpSession:
+    """The fabric as ``platform`` runs it: where calico-node runs (no BGP stand-in), the
+    blocks each node must announce are the ones Calico's IPAM gave it, read from the API."""
+    blocks = None
+    if platform.bgp_stand_in() is None:
+
+        def blocks() -> dict[str, list[str]]:
+            return resources.pod_blocks(KubeSession(inventory, base_dir))
+
     return BgpSession(
-        ctx.inventory, ctx.base_dir, ctx.platform.node_bgp_query(), ctx.platform.switch_platform()
+        inventory,
+        base_dir,
+        platform.node_bgp_query(),
+        platform.switch_platform(),
+        blocks,
     )
 
 

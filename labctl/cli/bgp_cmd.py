@@ -20,14 +20,12 @@ def status(inventory: Path = InventoryOption, output: OutputFormat = OutputOptio
 
     Example: labctl bgp status -o json
     """
-    from labctl.calico.fabric import BgpSession
+    from labctl.calico.work import session_for
     from labctl.cli.platform_choice import chosen, require_inventory
 
     inv = require_inventory(inventory)
     platform = chosen()  # the simulated lab's BIRD and FRR switches
-    with BgpSession(
-        inv, inventory.parent, platform.node_bgp_query(), platform.switch_platform()
-    ) as session:
+    with session_for(inv, inventory.parent, platform) as session:
         fabric = session.status()
     if output is OutputFormat.json:
         typer.echo(json.dumps(fabric.as_dict(), indent=2))

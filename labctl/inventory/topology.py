@@ -177,7 +177,9 @@ def sessions(inventory: Inventory, node: str | None = None, mesh: bool = True) -
             out.append(
                 Session(
                     server.name,
-                    protocol_name("Global", peer.address),
+                    # confd's names: a BGPPeer with no node selector (nodes: all)
+                    # is global, any other is the node's own (render/calico.py).
+                    protocol_name("Global" if peer.nodes == "all" else "Node", peer.address),
                     _source_for(server, inventory, sw, peer.address) or local,
                     peer.address,
                     sw.asn,

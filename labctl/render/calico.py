@@ -90,8 +90,6 @@ def bgp_configuration(inventory: Inventory) -> Resource:
 
 
 def _selector(inventory: Inventory, nodes: str | tuple[str, ...], switch: str) -> str:
-    if nodes == "all":
-        return "all()"
     if nodes == "attached":
         names = [
             s.name for s in topology.nodes(inventory) if any(n.switch == switch for n in s.nics)
@@ -112,13 +110,14 @@ def bgp_peers(inventory: Inventory) -> list[Resource]:
         sw = topology.switch(inventory, peer.switch)
         if sw is None or sw.asn is None:
             continue
-        spec: dict[str, Any] = {
-            "peerIP": peer.address,
-            "asNumber": sw.asn,
-            "nodeSelector": _selector(inventory, peer.nodes, peer.switch),
-            "keepaliveTime": _duration(calico.keepalive_time),
-            "maxRestartTime": _duration(calico.hold_time),
-        }
+        spec: dict[str, Any] = {"peerIP": peer.address, "asNumber": sw.asn}
+        if peer.nodes != "all":
+            # With no selector the peer is global, as calico-node's confd tells them
+            # apart: its protocol is Global_<ip> (Node_<ip> with any selector, all()
+            # included), which is what topology.sessions names it.
+            spec["nodeSelector"] = _selector(inventory, peer.nodes, peer.switch)
+        spec["keepaliveTime"] = _duration(calico.keepalive_time)
+        spec["maxRestartTime"] = _duration(calico.hold_time)
         if peer.password is not None:
             spec["password"] = _secret_key(peer_name(peer.switch, peer.address))
         out.append(

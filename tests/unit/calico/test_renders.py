@@ -116,6 +116,14 @@ def test_attached_peers_select_the_cabled_nodes() -> None:
     assert [s.node for s in topology.switch_sessions(inv, "astrid")] == ["chequita", "wind"]
     peer = next(d for d in calico.bgp_peers(inv) if d["spec"]["peerIP"] == "31.31.164.211")
     assert peer["spec"]["nodeSelector"] == "kubernetes.io/hostname in {'chequita', 'wind'}"
+    # A BGPPeer with a selector is the node's own to calico-node's confd (Node_<ip>);
+    # one for every node has none and is global (Global_<ip>): the names confd writes
+    # (tests/integration/test_calico_confd.py runs it).
+    kek = next(d for d in calico.bgp_peers(inv) if d["spec"]["peerIP"] == "31.31.164.210")
+    assert "nodeSelector" not in kek["spec"]
+    wind = bird.config(inv, inv.server("wind"))
+    assert "protocol bgp Node_31_31_164_211 from bgp_template {" in wind
+    assert "protocol bgp Global_31_31_164_210 from bgp_template {" in wind
     astrid = topology.switch(inv, "astrid")
     assert astrid is not None
     frr = switches.config(inv, astrid, platform="frr")
