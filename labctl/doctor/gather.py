@@ -395,11 +395,11 @@ def _ceph(inventory: Inventory, base_dir: Path, timeout: float) -> tuple[str, ..
 
 
 def _bgp(inventory: Inventory, base_dir: Path, platform: Platform) -> tuple[str, ...]:
-    from labctl.calico.fabric import BgpSession
+    # The fabric as the platform runs it: where calico-node runs, the blocks each node must
+    # announce are the ones Calico's IPAM gave it (calico/work.py), not labctl's own.
+    from labctl.calico.work import session_for
 
-    with BgpSession(
-        inventory, base_dir, platform.node_bgp_query(), platform.switch_platform()
-    ) as session:
+    with session_for(inventory, base_dir, platform) as session:
         return tuple(session.status().problems)
 
 
