@@ -25,6 +25,7 @@ from typing import Any
 from labctl.drivers.ssh import RemoteCommandError
 from labctl.engine.actions import Action
 from labctl.engine.appliers import Appliers
+from labctl.engine.graph import DEFAULT_WORKERS
 from labctl.engine.journal import Journal
 from labctl.engine.plan import Plan, Step
 from labctl.errors import (
@@ -100,7 +101,8 @@ ProgressSink = Callable[[StepResult], None]
 
 @dataclass(frozen=True)
 class Options:
-    concurrency: int = 8
+    concurrency: int = 8  # targets at once, within one plan
+    layers_at_once: int = DEFAULT_WORKERS  # independent layers at once (engine/graph.py)
     retries: int = 2
     backoff: float = 0.5
     dry_run: bool = False
@@ -131,8 +133,9 @@ class Executor:
     def apply(self, plan: Plan) -> RunReport:
         start = time.monotonic()
         if not self.options.dry_run:
-            for target in sorted(plan.forgets):
-                self.journal.forget(target)
+            with self._journal_lock:  # layers beside this one record as it forgets
+                for target in sorted(plan.forgets):
+                    self.journal.forget(target)
         done = {step.id: threading.Event() for step in plan.steps}
         failed: set[str] = set()
         results: list[StepResult] = []

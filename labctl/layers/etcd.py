@@ -54,6 +54,7 @@ ENSURE_RUNNING = (
 
 class EtcdLayer:
     name = "etcd"
+    needs = ("pki",)  # the members' certificates
     facts = (EtcdChanges, EtcdJoined)
 
     def local_work(self) -> Mapping[str, LocalWorkFactory]:
