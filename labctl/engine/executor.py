@@ -23,7 +23,7 @@ from enum import StrEnum
 from typing import Any
 
 from labctl.drivers.ssh import RemoteCommandError
-from labctl.engine.actions import Action
+from labctl.engine.actions import Action, Check, WaitFor
 from labctl.engine.appliers import Appliers
 from labctl.engine.graph import DEFAULT_WORKERS
 from labctl.engine.journal import Journal
@@ -108,6 +108,16 @@ class Options:
     dry_run: bool = False
 
 
+# The kinds that are conditions (they change nothing): a survey may find them already
+# true, in one round trip per target, while nothing in the plan has changed.
+CONDITIONS = (WaitFor.kind, Check.kind)
+
+
+def _waits_for_ssh(action: Action) -> bool:
+    """A wait for the node to answer at all: it surveys nothing (the node may be booting)."""
+    return isinstance(action, WaitFor) and not action.argv
+
+
 def _retryable(action: Action, exc: Exception) -> bool:
     # A refused key or a command that failed will fail the same way again, and a wait
     # that ran out has had its own deadline.
@@ -137,6 +147,7 @@ class Executor:
                 for target in sorted(plan.forgets):
                     self.journal.forget(target)
         done = {step.id: threading.Event() for step in plan.steps}
+        changed_anywhere = threading.Event()
         failed: set[str] = set()
         results: list[StepResult] = []
         results_lock = threading.Lock()
@@ -177,13 +188,22 @@ class Executor:
                         )
                     )
                 kind = step.action.kind
-                if kind not in surveyed:
+                if kind not in surveyed and not _waits_for_ssh(step.action):
                     surveyed.add(kind)
-                    known.update(self._survey([s.action for s in steps if s.action.kind == kind]))
-                result = self._apply_step(plan.layer, step, known)
+                    # (conditions once something changed: their answers would not be used)
+                    if kind not in CONDITIONS or not changed_anywhere.is_set():
+                        actions = [s.action for s in steps if s.action.kind == kind]
+                        known.update(self._survey(actions))
+                # A wait or a check read by the survey is answered by it only while
+                # nothing in the plan changed: its condition may hang on another target.
+                trusted = known
+                if kind in CONDITIONS and changed_anywhere.is_set():
+                    trusted = {k: v for k, v in known.items() if not k.startswith(kind + ":")}
+                result = self._apply_step(plan.layer, step, trusted)
                 emit(result)
                 if result.outcome is Outcome.CHANGED:
                     known.clear()
+                    changed_anywhere.set()
                 stopped = result.outcome is Outcome.FAILED
 
         targets = plan.targets()
