@@ -208,3 +208,18 @@ def raise_error() -> None:
     from labctl.errors import LabctlError
 
     raise LabctlError("layer broke")
+
+
+def test_plan_shows_what_each_chosen_layer_waits_for(tmp_path: Path) -> None:
+    import json
+
+    from tests.labctl_process import run_labctl
+
+    (tmp_path / "inventory.yaml").write_text(REFERENCE.read_text())
+    args = ("plan", "pki", "etcd", "ceph", "--state-dir", str(tmp_path / "state"))
+    env = {"LABCTL_CA_PASSPHRASE": "graph-test-passphrase"}
+    # No lab answers here: the layers' plans may fail; the graph is said first.
+    said = run_labctl(*args, "-o", "json", cwd=tmp_path, env=env, timeout=120)
+    assert json.loads(said.stdout)["graph"] == {"pki": [], "etcd": ["pki"], "ceph": ["pki"]}
+    text = run_labctl(*args, cwd=tmp_path, env=env, timeout=120).stderr.splitlines()
+    assert text[:3] == ["graph: pki: first", "graph: etcd: after pki", "graph: ceph: after pki"]
