@@ -44,8 +44,10 @@ def plan(
     state_dir: Path = StateDirOption,
     output: OutputFormat = OutputOption,
 ) -> None:
-    """Print what bootstrap would do, layer by layer, without touching anything, and
-    which layers wait for which (independent ones run at once).
+    """Print what bootstrap would do, layer by layer, without touching anything.
+
+    First, which layers wait for which: those that wait for nothing of each other run
+    at once.
 
     Example: labctl plan pki -o json
     """
