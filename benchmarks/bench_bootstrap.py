@@ -11,8 +11,10 @@ must have nothing to do), and takes the lab down whatever happened. Prints the w
 process's wall time and, from the run's JSON report, each layer's and each plan's
 seconds (the executor's own clock: from the plan's first step to its last). With
 ``--profile`` the last converged re-run runs under cProfile and its stats are written
-there (`python -m pstats FILE`). Issue 28's targets: bootstrap <= 60 s on the reference
-lab, a converged re-run <= 2 s.
+there (`python -m pstats FILE`). With ``--compare DIR`` (another source tree, e.g.
+``git archive main | tar -x -C DIR``) it then runs converged re-runs of that tree's labctl
+and this one's turn about on the same lab, so both meet the same machine load. Issue 28's
+targets: bootstrap <= 60 s on the reference lab, a converged re-run <= 2 s.
 """
 
 from __future__ import annotations
@@ -93,6 +95,12 @@ def main() -> None:
     parser.add_argument("--reruns", type=int, default=5)
     parser.add_argument("--profile", type=Path, help="cProfile the last converged re-run")
     parser.add_argument("--save", type=Path, help="write each run's JSON report here")
+    parser.add_argument(
+        "--compare",
+        type=Path,
+        help="another labctl source tree (e.g. main's, from git archive): each converged "
+        "re-run is paired with one of its, on the same lab, turn about",
+    )
     args = parser.parse_args()
     if os.geteuid() != 0:
         raise SystemExit("run as root: the simulated lab makes namespaces")
@@ -132,6 +140,23 @@ def main() -> None:
                     raise SystemExit("a converged re-run changed something:\n" + "\n".join(changed))
                 if not prefix:
                     walls.append(wall)
+            if args.compare:
+                theirs: list[float] = []
+                ours: list[float] = []
+                other = {**env, "PYTHONPATH": str(args.compare.resolve())}
+                for _ in range(args.reruns):
+                    for runs, environ in ((theirs, other), (ours, env)):
+                        wall, done = labctl(workdir, environ, "bootstrap", "-o", "json")
+                        must(done, "converged labctl bootstrap")
+                        runs.append(wall)
+                print(
+                    f"\nturn about, {args.compare}: {', '.join(f'{w:.2f}' for w in theirs)} s; "
+                    f"median {statistics.median(theirs):.2f} s"
+                )
+                print(
+                    f"turn about, this tree: {', '.join(f'{w:.2f}' for w in ours)} s; "
+                    f"median {statistics.median(ours):.2f} s"
+                )
             if walls:
                 print(
                     f"\nconverged re-runs: {', '.join(f'{w:.2f}' for w in walls)} s; "
