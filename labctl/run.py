@@ -119,4 +119,24 @@ def run_layers(
         appliers=appliers or (lambda: standard_appliers(ctx, layers=layers)),
         progress=progress,
         announce=announce,
+        graph=layer_graph(),
     )
+
+
+def layer_graph() -> dict[str, tuple[str, ...]]:
+    """What each of ``LAYERS`` needs (``engine/graph.py``), checked: a need that is no
+    layer, a cycle, or a need later in the order is a programming error, raised here."""
+    from labctl.engine.graph import check, declared_needs
+    from labctl.layers import LAYERS
+
+    needs = declared_needs(LAYERS)
+    check([layer.name for layer in LAYERS], needs)
+    return needs
+
+
+def layer_waits(layers: Sequence[Layer]) -> dict[str, tuple[str, ...]]:
+    """What each of ``layers`` (a run's, chosen from ``LAYERS``) waits for among them."""
+    from labctl.engine.graph import declared_needs, waits_for
+
+    every = {**layer_graph(), **declared_needs(layers)}
+    return waits_for(list(every), every, [layer.name for layer in layers])

@@ -64,6 +64,7 @@ def _bootstrap(
     inventory: Path,
     state_dir: Path,
     output: OutputFormat,
+    show_graph: bool = False,
 ) -> None:
     from labctl.engine.layer import select_layers
     from labctl.errors import UsageError
@@ -77,23 +78,31 @@ def _bootstrap(
     from labctl.cli.preflight import skew_preflight
 
     skew_preflight(layers, ctx, inventory)
-    run_and_report(layers, ctx, output, stand_ins=True)
+    run_and_report(layers, ctx, output, stand_ins=True, graph=show_graph)
 
 
 STAND_IN = "stand-in: "
+GRAPH = "graph: "
 
 
 def run_and_report(
-    layers: Sequence[Layer], ctx: LayerContext, output: OutputFormat, stand_ins: bool = False
+    layers: Sequence[Layer],
+    ctx: LayerContext,
+    output: OutputFormat,
+    stand_ins: bool = False,
+    graph: bool = False,
 ) -> None:
     """Run ``layers`` with progress on stderr (or one JSON report); exit 1 if one failed.
     With ``stand_ins`` (``plan``, ``bootstrap``), a simulated lab's differences are said
-    once first, one line each (``stand_ins`` in JSON); a real lab has none to say."""
+    once first, one line each (``stand_ins`` in JSON); a real lab has none to say. With
+    ``graph`` (``plan``), what each layer waits for, one ``graph: `` line each (``graph``
+    in JSON: each layer's list)."""
     from labctl.engine.executor import Options
-    from labctl.run import run_layers
+    from labctl.run import layer_waits, run_layers
 
     options = Options(dry_run=ctx.dry_run)
     differences = ctx.platform.differences() if stand_ins else ()
+    waits = layer_waits(layers) if graph else {}
     if output is OutputFormat.json:
         outcomes = run_layers(layers, ctx, options)
     else:
@@ -102,6 +111,11 @@ def run_and_report(
         with StepProgress() as progress:
             for line in differences:
                 progress.announce(STAND_IN + line)
+            if waits:
+                from labctl.engine.graph import describe
+
+                for line in describe(waits):
+                    progress.announce(GRAPH + line)
             outcomes = run_layers(
                 layers, ctx, options, progress=progress.update, announce=progress.announce
             )
@@ -110,6 +124,10 @@ def run_and_report(
         report: dict[str, object] = {"ok": not failed}
         if differences:
             report["stand_ins"] = list(differences)
+        if waits:
+            from labctl.engine.graph import direct
+
+            report["graph"] = {name: list(needs) for name, needs in direct(waits).items()}
         report["layers"] = [o.as_dict() for o in outcomes]
         typer.echo(json.dumps(report, indent=2))
     if failed:

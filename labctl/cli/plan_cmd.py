@@ -10,6 +10,7 @@ the command printed before (the same as ``bootstrap --dry-run``).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -49,7 +50,7 @@ def plan(
     from labctl.layers import LAYERS
 
     if by_layer:
-        _bootstrap(layers or None, None, True, inventory, state_dir, output)
+        _bootstrap(layers or None, None, True, inventory, state_dir, output, show_graph=True)
         return
     try:
         chosen = select_layers(LAYERS, layers or None, None)
@@ -58,7 +59,12 @@ def plan(
     ctx = layer_context(inventory, state_dir, True, chosen)
     diff = lab_diff_of(chosen, ctx, inventory, state_dir, output)
     if output is OutputFormat.json:
-        typer.echo(diff.to_json())
+        from labctl.engine.graph import direct
+        from labctl.run import layer_waits
+
+        report = diff.as_dict()
+        report["graph"] = {n: list(needs) for n, needs in direct(layer_waits(chosen)).items()}
+        typer.echo(json.dumps(report, indent=2))
     else:
         typer.echo(diff.render_text())
     if diff.skew:
@@ -91,6 +97,13 @@ def lab_diff_of(
         with StepProgress() as progress:
             for line in differences:
                 progress.announce(STAND_IN + line)
+            # Which chosen layer waits for which (bootstrap runs the others at once).
+            from labctl.cli.bootstrap_cmd import GRAPH
+            from labctl.engine.graph import describe
+            from labctl.run import layer_waits
+
+            for line in describe(layer_waits(layers)):
+                progress.announce(GRAPH + line)
             changes = _dry_runs(layers, ctx, progress.update)
     diff = lab_diff(ctx.inventory, str(inventory), observed, changes, differences)
     text = inventory.read_text(encoding="utf-8")

@@ -121,6 +121,7 @@ def sha256(content: bytes) -> str:
 # File writes and stats on the host: labctl/data/scripts/ssh-*.sh (headers say what each does).
 _PUT_SCRIPT = shell.body("ssh-put")
 _STAT_MANY_SCRIPT = shell.body("ssh-stat-many")
+_CHECKS_SCRIPT = shell.body("ssh-checks")
 _STAT_SCRIPT = shell.body("ssh-stat")
 
 
@@ -319,6 +320,21 @@ class SshSession:
                 digest, mode, owner = line.split()
                 out[path] = RemoteFile(digest, int(mode, 8), owner)
         return out
+
+    def check_many(self, commands: Sequence[Sequence[str]], timeout: float) -> list[bool]:
+        """Whether each command exits 0 now, in one round trip (their output unread)."""
+        if not commands:
+            return []
+        lines = [shlex.join(argv) for argv in commands]
+        result = self.run(
+            ["sh", "-c", _CHECKS_SCRIPT, "checks", *lines], timeout=timeout, label="checks"
+        )
+        said = result.text().split()
+        if len(said) != len(commands) or set(said) - {"0", "1"}:
+            raise DriverError(
+                f"{self.target.name}: {len(commands)} checks gave {len(said)} answers"
+            )
+        return [word == "0" for word in said]
 
     def put_file(
         self, path: str, content: bytes, *, mode: int = 0o644, owner: str | None = None

@@ -215,6 +215,10 @@ class SshApplier:
         return None  # a wait or a check changes nothing
 
     def survey(self, actions: Sequence[Action]) -> Mapping[str, str | None]:
+        # One wait or check on its own costs its step the same one round trip.
+        conditions = [a for a in actions if isinstance(a, WaitFor | Check) and a.argv]
+        if len(conditions) >= 2:
+            return self._survey_conditions(conditions)
         # One round trip reads every file a target's plan writes; one file is read
         # on its own just as cheaply.
         files = [a for a in actions if isinstance(a, PutFile)]
@@ -234,6 +238,20 @@ class SshApplier:
                 continue  # a secret it cannot fill in: its own step reports that
             found[f.key] = file_differs(f, current[f.path], _sha256(content))
         return found
+
+    def _survey_conditions(self, actions: Sequence[WaitFor | Check]) -> dict[str, str | None]:
+        """A target's waits (or checks) run once each, in one round trip: those that pass
+        are already true (None); one that does not is left to its step (to wait, or to
+        fail with its own words). The executor trusts this only while nothing in the
+        plan has changed (``engine/executor.py``)."""
+        limit = min(a.deadline if isinstance(a, WaitFor) else a.timeout for a in actions)
+        try:
+            passed = self.connector.ssh(actions[0].host).check_many(
+                [a.argv for a in actions], timeout=max(limit, 1.0)
+            )
+        except LabctlError:
+            return {}  # each step will wait or check for itself
+        return {a.key: None for a, ok in zip(actions, passed, strict=True) if ok}
 
     def close(self) -> None:
         self.connector.close()

@@ -23,8 +23,9 @@ from enum import StrEnum
 from typing import Any
 
 from labctl.drivers.ssh import RemoteCommandError
-from labctl.engine.actions import Action
+from labctl.engine.actions import Action, Check, WaitFor
 from labctl.engine.appliers import Appliers
+from labctl.engine.graph import DEFAULT_WORKERS
 from labctl.engine.journal import Journal
 from labctl.engine.plan import Plan, Step
 from labctl.errors import (
@@ -100,10 +101,21 @@ ProgressSink = Callable[[StepResult], None]
 
 @dataclass(frozen=True)
 class Options:
-    concurrency: int = 8
+    concurrency: int = 8  # targets at once, within one plan
+    layers_at_once: int = DEFAULT_WORKERS  # independent layers at once (engine/graph.py)
     retries: int = 2
     backoff: float = 0.5
     dry_run: bool = False
+
+
+# The kinds that are conditions (they change nothing): a survey may find them already
+# true, in one round trip per target, while nothing in the plan has changed.
+CONDITIONS = (WaitFor.kind, Check.kind)
+
+
+def _waits_for_ssh(action: Action) -> bool:
+    """A wait for the node to answer at all: it surveys nothing (the node may be booting)."""
+    return isinstance(action, WaitFor) and not action.argv
 
 
 def _retryable(action: Action, exc: Exception) -> bool:
@@ -131,9 +143,11 @@ class Executor:
     def apply(self, plan: Plan) -> RunReport:
         start = time.monotonic()
         if not self.options.dry_run:
-            for target in sorted(plan.forgets):
-                self.journal.forget(target)
+            with self._journal_lock:  # layers beside this one record as it forgets
+                for target in sorted(plan.forgets):
+                    self.journal.forget(target)
         done = {step.id: threading.Event() for step in plan.steps}
+        changed_anywhere = threading.Event()
         failed: set[str] = set()
         results: list[StepResult] = []
         results_lock = threading.Lock()
@@ -174,13 +188,22 @@ class Executor:
                         )
                     )
                 kind = step.action.kind
-                if kind not in surveyed:
+                if kind not in surveyed and not _waits_for_ssh(step.action):
                     surveyed.add(kind)
-                    known.update(self._survey([s.action for s in steps if s.action.kind == kind]))
-                result = self._apply_step(plan.layer, step, known)
+                    # (conditions once something changed: their answers would not be used)
+                    if kind not in CONDITIONS or not changed_anywhere.is_set():
+                        actions = [s.action for s in steps if s.action.kind == kind]
+                        known.update(self._survey(actions))
+                # A wait or a check read by the survey is answered by it only while
+                # nothing in the plan changed: its condition may hang on another target.
+                trusted = known
+                if kind in CONDITIONS and changed_anywhere.is_set():
+                    trusted = {k: v for k, v in known.items() if not k.startswith(kind + ":")}
+                result = self._apply_step(plan.layer, step, trusted)
                 emit(result)
                 if result.outcome is Outcome.CHANGED:
                     known.clear()
+                    changed_anywhere.set()
                 stopped = result.outcome is Outcome.FAILED
 
         targets = plan.targets()

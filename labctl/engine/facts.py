@@ -41,6 +41,7 @@ at each read, as the fact would be). A layer reads a fact with
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol, Self, TypeVar
@@ -87,44 +88,68 @@ class Facts:
     """
 
     _known: dict[type, object | LabctlError] = field(default_factory=dict)
-    # What the dry run planned from instead of a pending fact, for the runner to say.
-    assumed: list[str] = field(default_factory=list)
-    # The facts the layer being planned names: what a read may gather (engine/runner.py).
-    _named: frozenset[type] = frozenset()
+    # The facts each layer being run names, by layer: what a read may gather
+    # (engine/runner.py). Independent layers run at once (engine/graph.py), and a read
+    # may come from a thread of the executor's (a LocalStep's work), so a read may gather
+    # what any running layer names; in a run of one layer at a time, what that one names.
+    _running: dict[str, frozenset[type]] = field(default_factory=dict)
+    # What a dry run planned from instead of a pending fact is the planning thread's
+    # (each layer plans in its own); the board itself is one, and reads and gathers hold
+    # its lock (a fact two layers read at once is gathered once).
+    _mine: threading.local = field(default_factory=threading.local, repr=False)
+    _lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
+
+    @property
+    def assumed(self) -> list[str]:
+        """What the dry run planned from instead of a pending fact, for the runner to say."""
+        if not hasattr(self._mine, "assumed"):
+            self._mine.assumed = []
+        found: list[str] = self._mine.assumed
+        return found
+
+    @property
+    def _named(self) -> frozenset[type]:
+        with self._lock:
+            return frozenset().union(*self._running.values())
 
     @classmethod
     def of(cls, *facts: object) -> Facts:
         """A board holding ``facts`` (for tests and callers that know them already)."""
         return cls({type(fact): fact for fact in facts})
 
-    def expect(self, kinds: Iterable[type]) -> None:
-        """The layer about to plan names ``kinds``: its reads may gather them."""
-        self._named = frozenset(kinds)
+    def expect(self, kinds: Iterable[type], layer: str = "") -> None:
+        """``layer``, about to plan, names ``kinds``: reads may gather them until it ends
+        (``expect((), layer)``), or until the same layer names others."""
+        with self._lock:
+            self._running[layer] = frozenset(kinds)
 
     def changed(self, kinds: Iterable[type]) -> None:
         """A plan that makes ``kinds`` was applied: the next read gathers them again."""
-        for kind in kinds:
-            self._known.pop(kind, None)
+        with self._lock:
+            for kind in kinds:
+                self._known.pop(kind, None)
 
     def gather(self, kinds: Iterable[type[F]], ctx: GatherContext) -> None:
         """(Re)gather each of ``kinds`` now; a gatherer's error is kept for the reader."""
-        for kind in kinds:
-            try:
-                self._known[kind] = kind.gather(ctx)
-            except LabctlError as exc:
-                self._known[kind] = exc
+        with self._lock:
+            for kind in kinds:
+                try:
+                    self._known[kind] = kind.gather(ctx)
+                except LabctlError as exc:
+                    self._known[kind] = exc
 
     def read(self, kind: type[F], ctx: GatherContext, otherwise: F | None = None) -> F:
         """The fact of class ``kind``, gathered now if it is named and not known (the
         rules are in the module docstring)."""
-        if kind not in self._known:
-            if kind not in self._named:
-                raise LabctlError(
-                    f"the fact {kind.__name__} was not gathered: the layer must name it in "
-                    "its `facts` (or the test give it with Facts.of)"
-                )
-            self.gather([kind], ctx)
-        found = self._known[kind]
+        with self._lock:
+            if kind not in self._known:
+                if kind not in self._named:
+                    raise LabctlError(
+                        f"the fact {kind.__name__} was not gathered: the layer must name it "
+                        "in its `facts` (or the test give it with Facts.of)"
+                    )
+                self.gather([kind], ctx)
+            found = self._known[kind]
         if isinstance(found, FactPending) and ctx.dry_run and otherwise is not None:
             self.assumed.append(f"planned as if {otherwise.describe()}: {found}")
             return otherwise

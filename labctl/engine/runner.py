@@ -1,4 +1,5 @@
-"""Runs layers in bootstrap order through one executor, under the state directory's lock.
+"""Runs layers through one executor, under the state directory's lock: each as soon as
+the layers it needs are done (``engine/graph.py``), independent ones at once.
 
 The run owns the appliers: it is handed one set (``labctl/run.py`` assembles
 them above the engine: SSH to the nodes, the BMCs, every layer's local work),
@@ -11,13 +12,15 @@ applies nothing and so changes no fact.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from labctl.engine.appliers import Appliers
 from labctl.engine.executor import Executor, Options, ProgressSink, RunReport
 from labctl.engine.facts import FactPending
+from labctl.engine.graph import check, declared_needs, run_graph, waits_for
 from labctl.engine.journal import Journal, RunLock
 from labctl.engine.layer import Layer, LayerContext, NotBuilt
 from labctl.engine.plan import Plan
@@ -26,7 +29,9 @@ from labctl.engine.plan import Plan
 @dataclass
 class LayerOutcome:
     name: str
-    status: str  # "applied", "not-built", "failed", "dry-run"
+    # "applied", "not-built", "failed", "dry-run"; "stopped": it ran beside a layer that
+    # failed, and stopped before its next plan (what it applied is in the journal).
+    status: str
     reports: list[RunReport] = field(default_factory=list)
     # What a dry run could not plan yet, or planned as if (engine/facts.py).
     pending: list[str] = field(default_factory=list)
@@ -59,7 +64,7 @@ def _plans(
         outcome.pending.append(line)
         announce(f"{layer.name}: {line}")
 
-    ctx.facts.expect(getattr(layer, "facts", ()))
+    ctx.facts.expect(getattr(layer, "facts", ()), layer.name)
     plans = layer.plans(ctx)
     while True:
         try:
@@ -77,6 +82,45 @@ def _plans(
         yield plan
 
 
+class _InOrder:
+    """The layers' messages, each said whole, in bootstrap order: the first layer not yet
+    ended says its own as they come; a later one's are kept until every layer before it
+    has ended (independent layers run at once, and their lines must not interleave)."""
+
+    def __init__(self, order: Sequence[str], say: Callable[[str], None]) -> None:
+        self.order = list(order)
+        self.say = say
+        self.kept: dict[str, list[str]] = {name: [] for name in order}
+        self.ended: set[str] = set()
+        self.head = 0
+        self.lock = threading.Lock()
+
+    def __call__(self, layer: str, message: str) -> None:
+        with self.lock:
+            if self.head < len(self.order) and self.order[self.head] == layer:
+                self.say(message)
+            else:
+                self.kept[layer].append(message)
+
+    def end(self, layer: str) -> None:
+        with self.lock:
+            self.ended.add(layer)
+            while self.head < len(self.order) and self.order[self.head] in self.ended:
+                self.head += 1
+                if self.head < len(self.order):
+                    self._flush(self.order[self.head])
+
+    def close(self) -> None:
+        with self.lock:
+            for name in self.order:
+                self._flush(name)
+
+    def _flush(self, layer: str) -> None:
+        for message in self.kept[layer]:
+            self.say(message)
+        self.kept[layer].clear()
+
+
 def run_layers(
     layers: Sequence[Layer],
     ctx: LayerContext,
@@ -85,37 +129,88 @@ def run_layers(
     appliers: Appliers | Callable[[], Appliers],
     progress: ProgressSink | None = None,
     announce: Callable[[str], None] = lambda _: None,
+    graph: Mapping[str, Sequence[str]] | None = None,
 ) -> list[LayerOutcome]:
-    """Apply ``layers`` in order; stop after the first layer that fails.
+    """Apply ``layers``, each once what it needs is done (``engine/graph.py``), at most
+    ``options.layers_at_once`` at a time; once one fails none is started, and the
+    others stop after the plan they are applying.
 
     ``appliers``: the run's, or what builds them once the state directory is
-    locked; they are closed when the run ends, whoever built them.
+    locked; they are closed when the run ends, whoever built them. ``graph``: every
+    layer's needs the run knows (``LAYERS``'), for what the chosen ones wait for through
+    layers left out; each of ``layers`` that declares ``needs`` says its own.
+    Outcomes are in bootstrap order, of the layers that started.
     """
-    outcomes: list[LayerOutcome] = []
+    own = declared_needs(layers)
+    # A need the run knows nothing of is a layer left out (``labctl/run.py`` checks
+    # ``LAYERS`` for needs that are no layer); a cycle is refused before anything runs.
+    every = {**(graph or {}), **own}
+    for needs in list(every.values()):
+        for need in needs:
+            every.setdefault(need, ())
+    check(list(every), every, ordered=False)
+    order = [layer.name for layer in layers]
+    waits = waits_for(list(every), every, order)
+    by_name = {layer.name: layer for layer in layers}
+    outcomes: dict[str, LayerOutcome] = {}
+    stop = threading.Event()
+    said = _InOrder(order, announce)
     with (
         RunLock(ctx.state_dir),
         appliers if isinstance(appliers, Appliers) else appliers() as run_appliers,
     ):
         executor = Executor(run_appliers, Journal(ctx.state_dir), options, progress)
-        for layer in layers:
-            if isinstance(layer, NotBuilt):
-                announce(f"{layer.name}: not built yet in this version of labctl; skipped")
-                outcomes.append(LayerOutcome(layer.name, "not-built"))
-                continue
-            outcome = LayerOutcome(layer.name, "dry-run" if options.dry_run else "applied")
-            outcomes.append(outcome)
-            for plan in _plans(layer, ctx, options.dry_run, outcome, announce):
-                if options.dry_run:
-                    announce(plan.render_tree())
-                report = executor.apply(plan)
-                outcome.reports.append(report)
-                announce(report.summary())
-                if not report.ok:
-                    outcome.status = "failed"
-                    break
-                if not options.dry_run:  # what it made is read afresh, before the layer plans on
-                    ctx.facts.changed(plan.makes)
-            if outcome.status == "failed":
-                announce(f"{layer.name} failed; later layers were not run")
-                break
-    return outcomes
+
+        def run_one(name: str) -> bool:
+            try:
+                return _run_layer(by_name[name], ctx, options, executor, outcomes, stop, said)
+            finally:
+                ctx.facts.expect((), name)  # its facts are no longer read for it
+                said.end(name)
+
+        try:
+            run_graph(order, waits, run_one, options.layers_at_once, stop)
+        finally:
+            said.close()
+    return [outcomes[name] for name in order if name in outcomes]
+
+
+def _run_layer(
+    layer: Layer,
+    ctx: LayerContext,
+    options: Options,
+    executor: Executor,
+    outcomes: dict[str, LayerOutcome],
+    stop: threading.Event,
+    said: _InOrder,
+) -> bool:
+    """One layer's plans through ``executor``, until one fails or ``stop`` is set."""
+
+    def announce(message: str) -> None:
+        said(layer.name, message)
+
+    if isinstance(layer, NotBuilt):
+        announce(f"{layer.name}: not built yet in this version of labctl; skipped")
+        outcomes[layer.name] = LayerOutcome(layer.name, "not-built")
+        return True
+    outcome = LayerOutcome(layer.name, "dry-run" if options.dry_run else "applied")
+    outcomes[layer.name] = outcome
+    for plan in _plans(layer, ctx, options.dry_run, outcome, announce):
+        if stop.is_set():
+            outcome.status = "stopped"
+            announce(f"{layer.name} stopped before {plan.layer}: another layer failed")
+            return False
+        if options.dry_run:
+            announce(plan.render_tree())
+        report = executor.apply(plan)
+        outcome.reports.append(report)
+        announce(report.summary())
+        if not report.ok:
+            outcome.status = "failed"
+            break
+        if not options.dry_run:  # what it made is read afresh, before the layer plans on
+            ctx.facts.changed(plan.makes)
+    if outcome.status == "failed":
+        announce(f"{layer.name} failed; later layers were not run")
+        return False
+    return True

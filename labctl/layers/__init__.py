@@ -1,5 +1,9 @@
 """The bootstrap layers, one module each, in the order ``labctl bootstrap`` runs them.
 
+Each says what it ``needs`` (layer names, each earlier in ``LAYERS``): a run starts a
+layer once those are done, independent ones at once (``engine/graph.py``), so the order
+here is one order that respects the needs, the one ``--from`` and ``plan`` read.
+
 A layer is a name and a pure ``plans(ctx)`` (``engine/layer.py``): the
 inventory in, plans out. Adding a layer is writing ``layers/<name>.py``,
 putting it in its place in ``LAYERS`` (a place not yet built holds a ``NotBuilt``),

@@ -77,6 +77,9 @@ def node_bgp(ctx: LayerContext, server: Server) -> list[Action]:
 
 class CalicoLayer:
     name = "calico"
+    # The switches' FRR needs nothing of Kubernetes; the nodes' side (BIRD and its CNI
+    # file on the simulated lab) needs the nodes up. Its pod blocks are the inventory's.
+    needs = ("os",)
 
     def local_work(self) -> Mapping[str, LocalWorkFactory]:
         """The work of the ``LocalStep``s this layer's plans hold, by step name."""

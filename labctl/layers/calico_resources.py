@@ -35,6 +35,9 @@ from labctl.render import calico as calico_render
 
 class CalicoResourcesLayer:
     name = "calico-resources"
+    # Calico's objects go to the API; the Nodes turn Ready once the nodes' BGP (calico
+    # layer) gives them their pod network; the sessions it waits for are the switches'.
+    needs = ("kubernetes", "calico")
     # The lab checks (inventory/checks_calico.py) a run of this layer needs: on a real
     # lab, calico-node from Calico's manifest and switches whose sessions can be read.
     lab_checks = ("LAB120", "LAB121")

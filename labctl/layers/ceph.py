@@ -59,6 +59,10 @@ def is_restart(action: Action) -> bool:
 
 class CephLayer:
     name = "ceph"
+    # Ceph on the hosts, on the storage network: the nodes up, and its keys sealed in the
+    # PKI's directory under the CA passphrase the pki layer proves. Nothing of etcd,
+    # Kubernetes or Calico.
+    needs = ("os", "pki")
     facts = (CephKeys,)
 
     def local_work(self) -> Mapping[str, LocalWorkFactory]:

@@ -47,13 +47,14 @@ LEAVE = shell.body("etcd-leave")
 # Started if it is not running; the wait ends once it runs (restarts come from the
 # journal, which cannot see a member that died since).
 ENSURE_RUNNING = (
-    f"systemctl is-active -q {render.UNIT_NAME} || systemctl start {render.UNIT_NAME}; "
-    f"systemctl is-active -q {render.UNIT_NAME}"
+    f"systemctl is-active -q {render.UNIT_NAME} || "
+    f"{{ systemctl start {render.UNIT_NAME}; systemctl is-active -q {render.UNIT_NAME}; }}"
 )
 
 
 class EtcdLayer:
     name = "etcd"
+    needs = ("pki",)  # the members' certificates
     facts = (EtcdChanges, EtcdJoined)
 
     def local_work(self) -> Mapping[str, LocalWorkFactory]:

@@ -179,6 +179,8 @@ def node_actions(ctx: LayerContext, server: Server) -> list[Action]:
 
 class KubernetesLayer:
     name = "kubernetes"
+    # The API server stores in etcd; every component's certificate is the pki layer's.
+    needs = ("etcd", "pki")
     facts = (PkiFiles,)
 
     def local_work(self) -> Mapping[str, LocalWorkFactory]:

@@ -83,6 +83,7 @@ class OsLayer:
     reinstall: frozenset[str] = field(default_factory=frozenset)
     name: str = "os"
     facts: ClassVar[tuple[type, ...]] = (survey.OsSurvey,)
+    needs: ClassVar[tuple[str, ...]] = ("power",)  # the BMCs power the servers it installs
 
     def local_work(self) -> Mapping[str, LocalWorkFactory]:
         """The work of the ``LocalStep``s this layer's plans hold, by step name."""

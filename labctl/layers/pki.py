@@ -22,6 +22,7 @@ from labctl.pki.facts import PkiFiles
 
 class PkiLayer:
     name = "pki"
+    needs = ("os",)  # it pushes each node its certificates: the node must be up
     facts = (PkiFiles,)
 
     def local_work(self) -> Mapping[str, LocalWorkFactory]:

@@ -18,6 +18,7 @@ from labctl.engine.plan import Plan
 
 class PowerLayer:
     name = "power"
+    needs: tuple[str, ...] = ()  # the BMCs answer whatever else is up
 
     def plans(self, ctx: LayerContext) -> Iterator[Plan]:
         yield Plan.of("power", [SetPower(s.name, "on") for s in ctx.inventory.servers])

@@ -27,8 +27,9 @@ from labctl.sim.render.kubernetes import SANDBOX_IMAGE
 
 RESTART_BIRD = f"systemctl restart {calico_node.UNIT_NAME}"
 ENSURE_BIRD = (
-    f"systemctl is-active -q {calico_node.UNIT_NAME} || systemctl start {calico_node.UNIT_NAME}; "
-    f"systemctl is-active -q {calico_node.UNIT_NAME}"
+    f"systemctl is-active -q {calico_node.UNIT_NAME} || "
+    f"{{ systemctl start {calico_node.UNIT_NAME}; "
+    f"systemctl is-active -q {calico_node.UNIT_NAME}; }}"
 )
 
 

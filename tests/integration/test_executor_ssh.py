@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -152,3 +153,60 @@ def test_file_snapshot_is_not_trusted_after_a_change(sshd: SshdPeer, tmp_path: P
         conn.close()
     assert [r.outcome for r in report.results] == [Outcome.CHANGED] * 3
     assert (remote / "b").read_text() == "wanted\n"
+
+
+def test_a_converged_plans_waits_and_checks_cost_one_round_trip_per_kind(
+    sshd: SshdPeer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 28: a re-run with nothing to do reads a node's waits (and its checks) in one
+    round trip each, not one per step; one that does not pass yet is waited for by its own
+    step, and after a change in the plan every wait is polled by its own step again."""
+    from labctl.drivers.ssh import SshSession
+    from labctl.engine.actions import Check, WaitFor
+
+    remote = tmp_path / "node"
+    remote.mkdir()
+    flag = remote / "flag"
+    trips: list[str] = []
+    real_run = SshSession.run
+
+    def counted(self: SshSession, argv: object, **kwargs: object) -> object:
+        trips.append(str(argv))
+        return real_run(self, argv, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(SshSession, "run", counted)
+
+    def plan(trigger: str) -> Plan:
+        return Plan.of(
+            "demo",
+            [
+                Run("n1", ("touch", str(flag)), triggers=(trigger,)),
+                WaitFor("n1", ("test", "-d", str(remote)), deadline=5),
+                WaitFor("n1", ("test", "-e", str(flag)), deadline=5),
+                WaitFor("n1", ("true",), deadline=5),
+                Check("n1", ("test", "-d", str(remote)), what="the node's directory"),
+                Check("n1", ("true",), what="true"),
+            ],
+        )
+
+    state = tmp_path / "state"
+    conn = connector(sshd)
+    try:
+        first = Executor(Appliers([SshApplier(conn)]), Journal(state)).apply(plan("v1"))
+        assert first.ok and first.count(Outcome.CHANGED) == 1
+        assert len(trips) == 6  # the run changed the node: each wait and check on its own
+        trips.clear()
+        again = Executor(Appliers([SshApplier(conn)]), Journal(state)).apply(plan("v1"))
+        assert again.nothing_to_do, again.as_dict()
+        assert len(trips) == 2, trips  # three waits in one trip, two checks in another
+        # A wait that does not pass at the survey is its own step's to wait for.
+        flag.unlink()
+        trips.clear()
+        late = threading.Timer(0.3, flag.touch)
+        late.start()
+        waited = Executor(Appliers([SshApplier(conn)]), Journal(state)).apply(plan("v1"))
+        late.join()
+        assert waited.ok and waited.nothing_to_do
+        assert len(trips) >= 3  # the survey, the check survey, the wait polled at least once
+    finally:
+        conn.close()

@@ -152,3 +152,12 @@ def test_a_connection_that_breaks_under_a_command_is_a_driver_error(sshd: SshdPe
 def test_non_root_user_goes_through_sudo(sshd: SshdPeer) -> None:
     ssh = SshSession(target(sshd, user="core"))
     assert ssh._wrap(["cat", "/etc/x y"]) == "sudo -n -- cat '/etc/x y'"
+
+
+def test_check_many_says_which_commands_pass_in_one_round_trip(sshd: SshdPeer) -> None:
+    with SshSession(target(sshd)) as ssh:
+        commands = [["true"], ["false"], ["sh", "-c", "exit 0"], ["test", "-e", "/nonexistent"]]
+        assert ssh.check_many(commands, timeout=10) == [True, False, True, False]
+        # a word that would be shell to the node is one argument of the command
+        assert ssh.check_many([["test", "a b; true", "=", "a b; true"]], timeout=10) == [True]
+        assert ssh.check_many([], timeout=10) == []
