@@ -36,6 +36,17 @@ ForceOpt = typer.Option(False, "--force", help="Override the quorum guard.")
 TimeoutOpt = typer.Option(5.0, "--timeout", help="Seconds per device call (retried twice).")
 SettleOpt = typer.Option(60.0, "--settle", help="Seconds a server may take to reach the state.")
 DelayOpt = typer.Option(5.0, "--cycle-delay", help="Seconds outlets stay off in a PDU cycle.")
+StateDirOpt = typer.Option(
+    Path(".labctl"), "--state-dir", envvar="LABCTL_STATE_DIR", help="Where the journal is."
+)
+GracefulOpt = typer.Option(
+    True,
+    "--graceful/--no-graceful",
+    help="Ask the switches to stop preferring a node's routes before it goes down.",
+)
+SoftWaitOpt = typer.Option(
+    60.0, "--soft-wait", help="Seconds a soft stop may take before a hard off (then the PDU)."
+)
 
 
 def _power(
@@ -52,6 +63,9 @@ def _power(
     cycle_delay: float,
     inventory_path: Path,
     output: OutputFormat,
+    graceful: bool = True,
+    soft_wait: float = 60.0,
+    state_dir: Path = Path(".labctl"),
 ) -> None:
     from labctl.cli.confirm import confirm
     from labctl.cli.platform_choice import require_inventory
@@ -74,8 +88,16 @@ def _power(
     import contextlib
 
     from labctl.cli.tables import Console
+    from labctl.engine.journal import applied_layers
     from labctl.power.controller import PowerSession
 
+    fabric = None
+    if graceful and verb is not PowerVerb.STATUS and "calico" in applied_layers(state_dir):
+        from labctl.calico.graceful import Fabric
+        from labctl.cli.platform_choice import chosen
+
+        # The switches hold the nodes' sessions once the calico layer has run (its journal).
+        fabric = Fabric(inventory, inventory_path.parent, chosen().switch_platform())
     session = PowerSession(
         inventory,
         inventory_path.parent,
@@ -83,6 +105,9 @@ def _power(
         servers=servers,
         timeout=timeout,
         cycle_delay=cycle_delay,
+        graceful=fabric,
+        soft_wait=soft_wait,
+        say=lambda text: typer.echo(text, err=True),
     )
 
     async def work() -> list[TargetResult]:
@@ -98,15 +123,16 @@ def _power(
     )
     with waiting:
         results = asyncio.run(work())
-    _report(results, output)  # after the spinner is gone, so the table prints cleanly
+    _report(results, output, session.said)  # after the spinner, so the table prints cleanly
 
 
-def _report(results: Sequence[TargetResult], output: OutputFormat) -> None:
+def _report(
+    results: Sequence[TargetResult], output: OutputFormat, said: Sequence[str] = ()
+) -> None:
     failed = [r for r in results if not r.ok]
     if output is OutputFormat.json:
-        typer.echo(
-            json.dumps({"ok": not failed, "targets": [r.as_dict() for r in results]}, indent=2)
-        )
+        report = {"ok": not failed, "targets": [r.as_dict() for r in results], "said": list(said)}
+        typer.echo(json.dumps(report, indent=2))
     else:
         from labctl.cli.tables import Console, Table
 
@@ -141,6 +167,9 @@ def _command(action: str, help_text: str, example: str) -> None:
         timeout: float = TimeoutOpt,
         settle: float = SettleOpt,
         cycle_delay: float = DelayOpt,
+        graceful: bool = GracefulOpt,
+        soft_wait: float = SoftWaitOpt,
+        state_dir: Path = StateDirOpt,
         inventory: Path = InventoryOption,
         output: OutputFormat = OutputOption,
     ) -> None:
@@ -158,6 +187,9 @@ def _command(action: str, help_text: str, example: str) -> None:
             cycle_delay,
             inventory,
             output,
+            graceful,
+            soft_wait,
+            state_dir,
         )
 
     command.__doc__ = f"{help_text}\n\nExample: {example}"
@@ -270,9 +302,7 @@ def restore(
         300.0, "--tier-timeout", help="Seconds each tier may take to come back healthy."
     ),
     timeout: float = TimeoutOpt,
-    state_dir: Path = typer.Option(
-        Path(".labctl"), "--state-dir", envvar="LABCTL_STATE_DIR", help="Where the journal is."
-    ),
+    state_dir: Path = StateDirOpt,
     inventory: Path = InventoryOption,
     output: OutputFormat = OutputOption,
 ) -> None:
