@@ -23,6 +23,7 @@ run) is left alone: nothing there prefers the node, and nothing is configured.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -213,8 +214,15 @@ class Fabric:
                 found.append(n)
         return found
 
-    def call_back(self, server: Server, timeout: float, poll: float = 0.5) -> list[str]:
-        """After power-on: wait until the drained sessions are Established, then undrain."""
+    def call_back(
+        self, server: Server, timeout: float, since: float | None = None, poll: float = 0.5
+    ) -> list[str]:
+        """After power-on: wait until the drained sessions are Established, then undrain.
+
+        ``since`` (a ``time.monotonic()``): the power went down then, so a session up for
+        longer is the old one, which the switch has not yet seen die (its hold time):
+        it does not count.
+        """
         pending = self.drained(server)
         if not pending:
             return []
@@ -226,7 +234,7 @@ class Fabric:
                 states = dict(
                     zip(
                         [n.switch for n in pending],
-                        pool.map(lambda n: self._state(n), pending),
+                        pool.map(lambda n: self._state(n, since), pending),
                         strict=True,
                     )
                 )
@@ -253,8 +261,17 @@ class Fabric:
                 self._configure(n.switch, [f"no route-map {DRAIN}"])
         return said
 
-    def _state(self, n: Neighbor) -> str:
+    def _state(self, n: Neighbor, since: float | None) -> str:
         try:
-            return self._peers(n.switch).get(n.address, "no session")
+            summary = json.loads(self._vtysh(n.switch, "-c", "show bgp summary json") or "{}")
         except (LabctlError, OSError, ValueError) as exc:
             return f"not read ({exc})"
+        family = summary.get("ipv4Unicast", summary)
+        peer = family.get("peers", {}).get(n.address) if isinstance(family, dict) else None
+        if not isinstance(peer, dict):
+            return "no session"
+        state = str(peer.get("state", "?"))
+        up_for = float(peer.get("peerUptimeMsec", 0)) / 1000
+        if state == ESTABLISHED and since is not None and up_for > time.monotonic() - since:
+            return "the old session (not yet timed out)"
+        return state

@@ -9,6 +9,7 @@ device sessions are decided here once, not by each caller.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import TracebackType
@@ -150,15 +151,18 @@ class PowerSession:
                     + "\n  ".join(refusals)
                     + "\n(--force overrides)"
                 )
+        went_down = time.monotonic()
         if verb in DISRUPTIVE:
             await self._drain(servers)
+            went_down = time.monotonic()
         if verb is PowerVerb.SOFT and isinstance(self.channel, IpmiChannel):
             results = await self._soft(servers, settle)
         else:
             results = await run_power(servers, verb, self.channel, bound=self.bound, settle=settle)
         if verb in (PowerVerb.ON, PowerVerb.CYCLE, PowerVerb.RESET):
             back = {r.server for r in results if r.ok}
-            await self._call_back([s for s in servers if s.name in back])
+            since = went_down if verb in DISRUPTIVE else None
+            await self._call_back([s for s in servers if s.name in back], since)
         return results
 
     def _note(self, lines: Sequence[str]) -> None:
@@ -173,13 +177,14 @@ class PowerSession:
         for server in servers:
             self._note(await asyncio.to_thread(self.graceful.drain, server, DRAIN_TIMEOUT))
 
-    async def _call_back(self, servers: Sequence[Server]) -> None:
-        """Servers back on: once their sessions are Established, the switches prefer them again."""
+    async def _call_back(self, servers: Sequence[Server], since: float | None = None) -> None:
+        """Servers back on: once their sessions are Established (new ones, when the power
+        went down at ``since``), the switches prefer them again."""
         if self.graceful is None or not servers:
             return
         fabric = self.graceful
         notes = await asyncio.gather(
-            *(asyncio.to_thread(fabric.call_back, s, ESTABLISH_TIMEOUT) for s in servers)
+            *(asyncio.to_thread(fabric.call_back, s, ESTABLISH_TIMEOUT, since) for s in servers)
         )
         for lines in notes:
             self._note(lines)
