@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import threading
 import time
 
@@ -77,8 +78,13 @@ def test_a_drill_cuts_every_outlet_and_restore_brings_the_whole_lab_back(lab: La
 
 
 def _routes(lab: Lab) -> dict[str, list[str]]:
-    done = lab.ssh(KEK_CORE, "vtysh -c 'show ip route bgp json'")
-    assert done.returncode == 0, done.stderr
+    """kek-core's installed BGP routes (none while its FRR does not answer: just restarted)."""
+    try:
+        done = lab.ssh(KEK_CORE, "vtysh -c 'show ip route bgp json'")
+    except subprocess.TimeoutExpired:
+        return {}
+    if done.returncode != 0:
+        return {}
     out = {}
     for prefix, entries in json.loads(done.stdout).items():
         for e in entries:
@@ -116,7 +122,8 @@ def test_a_power_cycle_moves_routes_off_the_node_first_and_calls_it_back(lab: La
     def watch() -> None:
         while not stop.is_set():
             now = time.monotonic()
-            if wind not in _routes(lab).get(CHEQUITA_BLOCK, [wind]):
+            hops = _routes(lab).get(CHEQUITA_BLOCK)
+            if hops and wind not in hops:
                 seen.setdefault("moved", now)
             if not _alive(lab, "wind"):
                 seen.setdefault("dark", now)
