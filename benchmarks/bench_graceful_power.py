@@ -220,7 +220,7 @@ def main() -> None:
         labctl(work, env, "bootstrap", *(a for layer in layers for a in ("--only", layer)))
         record = json.loads((work / ".labctl" / "sim" / "sim.json").read_text())
         nodes = {name: n["netns"] for name, n in record["nodes"].items()}
-        switch_ns = f"lab-{record['lab_id']}-kek-core"
+        switch_ns = f"lab-{record['plan']['lab_id']}-kek-core"
         ns = nodes["chequita"]
         run(
             "ip",

@@ -58,7 +58,8 @@ def test_a_drill_cuts_every_outlet_and_restore_brings_the_whole_lab_back(lab: La
     took = time.monotonic() - start
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     report = json.loads(done.stdout)
-    print(f"power restore --drill on the sim: {took:.1f} s, lab healthy at {report['seconds']} s")
+    tiers = ", ".join(f"{t['name']} healthy at {t['healthy']} s" for t in report["tiers"])
+    print(f"power restore --drill on the sim: {took:.1f} s; {tiers}; all at {report['seconds']} s")
     assert report["ok"] and report["drill"]
     assert [t["name"] for t in report["tiers"]] == ["switches", "storage and etcd members"]
     events = [str(e["event"]) for e in report["timeline"]]
