@@ -176,15 +176,20 @@ class Fabric:
     def drain(self, server: Server, timeout: float, poll: float = 0.5) -> list[str]:
         """Drain ``server`` on every switch and wait until routes left it; what was done."""
         start = time.monotonic()
-        usable, said = self._live(server)
-        for n in usable:
-            self._configure(n.switch, drain_lines("frr", n))
+        found, said = self._live(server)
+        usable = []
+        for n in found:
+            try:
+                self._configure(n.switch, drain_lines("frr", n))
+                usable.append(n)
+            except (LabctlError, OSError) as exc:
+                said.append(f"{n.switch}: graceful shutdown of {server.name} not set: {exc}")
         if not usable:
             return said
         names = ", ".join(sorted({n.switch for n in usable}))
         deadline = time.monotonic() + timeout
         while True:
-            left = {n.switch: still_via(self._routes(n.switch), n.address) for n in usable}
+            left = {n.switch: self._still_via(n) for n in usable}
             if not any(left.values()):
                 said.append(
                     f"{server.name}: routes moved off it on {names} in "
@@ -199,6 +204,12 @@ class Fabric:
                 )
                 return said
             time.sleep(poll)
+
+    def _still_via(self, n: Neighbor) -> list[str]:
+        try:
+            return still_via(self._routes(n.switch), n.address)
+        except (LabctlError, OSError, ValueError) as exc:
+            return [f"routes not read ({exc})"]
 
     def drained(self, server: Server) -> list[Neighbor]:
         """The node's sessions that carry labctl's drain now (read from the running config)."""
@@ -253,12 +264,19 @@ class Fabric:
                 return said
             time.sleep(poll)
         for n in pending:
-            self._configure(n.switch, undrain_lines("frr", n))
-            # The route map goes too once no neighbor uses it (FRR reads a missing route
-            # map as deny-all, so never while another node is drained), so the switch
-            # runs what labctl renders again (`labctl switch diff`).
-            if f"route-map {DRAIN} in" not in self._vtysh(n.switch, "-c", "show running-config"):
-                self._configure(n.switch, [f"no route-map {DRAIN}"])
+            try:
+                self._configure(n.switch, undrain_lines("frr", n))
+                # The route map goes too once no neighbor uses it (FRR reads a missing
+                # route map as deny-all, so never while another node is drained), so the
+                # switch runs what labctl renders again (`labctl switch diff`).
+                running = self._vtysh(n.switch, "-c", "show running-config")
+                if f"route-map {DRAIN} in" not in running:
+                    self._configure(n.switch, [f"no route-map {DRAIN}"])
+            except (LabctlError, OSError) as exc:
+                said.append(
+                    f"{n.switch}: {server.name} not called back ({exc}); "
+                    "`labctl power on` tries again"
+                )
         return said
 
     def _state(self, n: Neighbor, since: float | None) -> str:
