@@ -45,6 +45,7 @@ SECRETS = {
 POD = "10.188.0.65"  # in chequita's block (10.188.0.64/26)
 BLOCK = "10.188.0.64/26"
 WIND = "31.31.164.222"
+KEK_CORE = "10.31.0.2"
 PORT = 9999
 
 
@@ -103,17 +104,26 @@ def labctl(work: Path, env: dict[str, str], *args: str) -> subprocess.CompletedP
     return done
 
 
-def kek_routes(switch_ns: str) -> list[str]:
-    done = run("ip", "netns", "exec", switch_ns, "vtysh", "-c", "show ip route bgp json")
+def kek_routes(state: Path) -> list[str]:
+    """kek-core's installed next hops to chequita's block, read over SSH as labctl does
+    (its FRR's sockets are in the switch's own /run; none while FRR does not answer)."""
+    done = subprocess.run(
+        ["ssh", "-i", str(state / "id_ed25519"), "-o", "StrictHostKeyChecking=yes",
+         "-o", f"UserKnownHostsFile={state / 'known_hosts'}", "-o", "BatchMode=yes",
+         "-o", "ConnectTimeout=2", f"root@{KEK_CORE}", "vtysh -c 'show ip route bgp json'"],
+        capture_output=True, text=True, timeout=20,
+    )  # fmt: skip
+    if done.returncode != 0:
+        return []
     for entry in json.loads(done.stdout).get(BLOCK, []):
         if entry.get("selected") and entry.get("installed"):
             return [h["ip"] for h in entry["nexthops"] if h.get("active")]
     return []
 
 
-def wait_for_wind(switch_ns: str, within: float = 60) -> None:
+def wait_for_wind(state: Path, within: float = 60) -> None:
     end = time.monotonic() + within
-    while WIND not in kek_routes(switch_ns):
+    while WIND not in kek_routes(state):
         if time.monotonic() > end:
             raise SystemExit(f"kek-core has no route to {BLOCK} through wind after {within:g} s")
         time.sleep(0.5)
@@ -127,7 +137,7 @@ def one_cycle(
     graceful: bool,
     args: argparse.Namespace,
 ) -> dict[str, object]:
-    wait_for_wind(switch_ns)
+    wait_for_wind(work / ".labctl" / "sim")
     time.sleep(3)  # let the fabric settle after the last change
     seconds = args.seconds
     out = work / f"received-{graceful}.json"
