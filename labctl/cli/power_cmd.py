@@ -36,6 +36,17 @@ ForceOpt = typer.Option(False, "--force", help="Override the quorum guard.")
 TimeoutOpt = typer.Option(5.0, "--timeout", help="Seconds per device call (retried twice).")
 SettleOpt = typer.Option(60.0, "--settle", help="Seconds a server may take to reach the state.")
 DelayOpt = typer.Option(5.0, "--cycle-delay", help="Seconds outlets stay off in a PDU cycle.")
+StateDirOpt = typer.Option(
+    Path(".labctl"), "--state-dir", envvar="LABCTL_STATE_DIR", help="Where the journal is."
+)
+GracefulOpt = typer.Option(
+    True,
+    "--graceful/--no-graceful",
+    help="Ask the switches to stop preferring a node's routes before it goes down.",
+)
+SoftWaitOpt = typer.Option(
+    60.0, "--soft-wait", help="Seconds a soft stop may take before a hard off (then the PDU)."
+)
 
 
 def _power(
@@ -52,6 +63,9 @@ def _power(
     cycle_delay: float,
     inventory_path: Path,
     output: OutputFormat,
+    graceful: bool = True,
+    soft_wait: float = 60.0,
+    state_dir: Path = Path(".labctl"),
 ) -> None:
     from labctl.cli.confirm import confirm
     from labctl.cli.platform_choice import require_inventory
@@ -74,8 +88,16 @@ def _power(
     import contextlib
 
     from labctl.cli.tables import Console
+    from labctl.engine.journal import applied_layers
     from labctl.power.controller import PowerSession
 
+    fabric = None
+    if graceful and verb is not PowerVerb.STATUS and "calico" in applied_layers(state_dir):
+        from labctl.calico.graceful import Fabric
+        from labctl.cli.platform_choice import chosen
+
+        # The switches hold the nodes' sessions once the calico layer has run (its journal).
+        fabric = Fabric(inventory, inventory_path.parent, chosen().switch_platform())
     session = PowerSession(
         inventory,
         inventory_path.parent,
@@ -83,6 +105,9 @@ def _power(
         servers=servers,
         timeout=timeout,
         cycle_delay=cycle_delay,
+        graceful=fabric,
+        soft_wait=soft_wait,
+        say=lambda text: typer.echo(text, err=True),
     )
 
     async def work() -> list[TargetResult]:
@@ -98,15 +123,16 @@ def _power(
     )
     with waiting:
         results = asyncio.run(work())
-    _report(results, output)  # after the spinner is gone, so the table prints cleanly
+    _report(results, output, session.said)  # after the spinner, so the table prints cleanly
 
 
-def _report(results: Sequence[TargetResult], output: OutputFormat) -> None:
+def _report(
+    results: Sequence[TargetResult], output: OutputFormat, said: Sequence[str] = ()
+) -> None:
     failed = [r for r in results if not r.ok]
     if output is OutputFormat.json:
-        typer.echo(
-            json.dumps({"ok": not failed, "targets": [r.as_dict() for r in results]}, indent=2)
-        )
+        report = {"ok": not failed, "targets": [r.as_dict() for r in results], "said": list(said)}
+        typer.echo(json.dumps(report, indent=2))
     else:
         from labctl.cli.tables import Console, Table
 
@@ -141,6 +167,9 @@ def _command(action: str, help_text: str, example: str) -> None:
         timeout: float = TimeoutOpt,
         settle: float = SettleOpt,
         cycle_delay: float = DelayOpt,
+        graceful: bool = GracefulOpt,
+        soft_wait: float = SoftWaitOpt,
+        state_dir: Path = StateDirOpt,
         inventory: Path = InventoryOption,
         output: OutputFormat = OutputOption,
     ) -> None:
@@ -158,6 +187,9 @@ def _command(action: str, help_text: str, example: str) -> None:
             cycle_delay,
             inventory,
             output,
+            graceful,
+            soft_wait,
+            state_dir,
         )
 
     command.__doc__ = f"{help_text}\n\nExample: {example}"
@@ -253,4 +285,114 @@ def bootdev(
                 f"{name}: {'boot from ' + device.value if not error else 'FAILED: ' + error}"
             )
     if failed:
+        raise typer.Exit(1)
+
+
+TIMELINE = "restore-timeline.json"  # beside the journal, in --state-dir
+
+
+@app.command("restore")
+def restore(
+    drill: bool = typer.Option(
+        False, "--drill", help="Cut every outlet first (an outage on purpose); asks first."
+    ),
+    yes: bool = YesOpt,
+    dry_run: bool = DryRunOpt,
+    tier_timeout: float = typer.Option(
+        300.0, "--tier-timeout", help="Seconds each tier may take to come back healthy."
+    ),
+    timeout: float = TimeoutOpt,
+    state_dir: Path = StateDirOpt,
+    inventory: Path = InventoryOption,
+    output: OutputFormat = OutputOption,
+) -> None:
+    """Bring the lab back after a site-wide outage: outlets in dependency order, tier by tier.
+
+    Switches first, then the servers holding etcd and Ceph, then the rest; each
+    PDU's outlets `stagger` apart; each tier healthy before the next. The timeline
+    is printed and kept in the state directory (restore-timeline.json).
+
+    Example: labctl power restore --drill --yes
+    """
+    import asyncio
+
+    from labctl.cli.confirm import confirm
+    from labctl.cli.platform_choice import chosen, require_inventory
+    from labctl.engine.journal import applied_layers
+    from labctl.errors import LabctlError, UsageError
+    from labctl.files import write_atomic
+    from labctl.power.channels import IpmiChannel, PduChannel
+    from labctl.power.health import LabProbes
+    from labctl.power.restore import RestoreReport, Timeline, final_probes, plan_tiers
+    from labctl.power.restore import restore as run_restore
+
+    try:
+        inv = require_inventory(inventory)
+    except UsageError:
+        raise
+    except LabctlError as exc:  # a bad inventory is bad input here: nothing was touched
+        raise UsageError(str(exc)) from None
+    layers = applied_layers(state_dir)
+    tiers = plan_tiers(inv, layers)
+    final = final_probes(layers)
+    if dry_run:
+        if output is OutputFormat.json:
+            plan = {"drill": drill, "tiers": [t.as_dict() for t in tiers], "final": list(final)}
+            typer.echo(json.dumps(plan, indent=2))
+            return
+        if drill:
+            typer.echo("would cut every outlet first (a drill)")
+        for t in tiers:
+            steps = ", ".join(str(o) for o in t.outlets) or "no outlet"
+            typer.echo(f"would switch on {t.name}: {steps}; then wait for {', '.join(t.probes)}")
+        typer.echo(f"then wait for every layer: {', '.join(final) or 'none bootstrapped'}")
+        return
+    if drill:
+        confirm(f"cut every outlet of {', '.join(p.name for p in inv.pdus)} (a drill)?", yes)
+    platform = chosen()
+    pdus = PduChannel(inv, [], inventory.parent, timeout, 0.0)
+    bmcs = IpmiChannel(list(inv.servers), inventory.parent, timeout)
+    bmcs.check_secrets()
+    probes = LabProbes(
+        inv,
+        inventory.parent,
+        node_query=platform.node_bgp_query(),
+        switch_platform=platform.switch_platform(),
+    )
+    timeline = Timeline(say=lambda text: typer.echo(text, err=True))
+
+    async def work() -> RestoreReport:
+        try:
+            return await run_restore(
+                inv,
+                tiers,
+                pdus,
+                bmcs,
+                probes.as_mapping(),
+                final=final,
+                drill=drill,
+                tier_timeout=tier_timeout,
+                timeline=timeline,
+            )
+        finally:
+            await pdus.close()
+            await bmcs.close()
+
+    report = asyncio.run(work())
+    state_dir.mkdir(parents=True, exist_ok=True)
+    kept = state_dir / TIMELINE
+    write_atomic(kept, (json.dumps(report.as_dict(), indent=2) + "\n").encode())
+    if output is OutputFormat.json:
+        typer.echo(json.dumps({**report.as_dict(), "kept": str(kept)}, indent=2))
+    else:
+        for done in report.tiers:
+            when = f"healthy at {done.healthy:.1f}s" if done.healthy is not None else "NOT healthy"
+            typer.echo(f"{done.name}: started {done.started:.1f}s, {when}")
+            for problem in done.problems:
+                typer.echo(f"  {problem}")
+        for problem in report.final:
+            typer.echo(f"not healthy: {problem}")
+        verdict = "every layer healthy" if report.ok else "NOT every layer healthy"
+        typer.echo(f"{verdict} after {report.seconds:.1f}s; timeline kept in {kept}")
+    if not report.ok:
         raise typer.Exit(1)

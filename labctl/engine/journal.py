@@ -95,6 +95,13 @@ class Journal:
         self._applied[(owner(layer), key)] = entry
 
 
+def applied_layers(state_dir: Path) -> frozenset[str]:
+    """The layers the journal in ``state_dir`` holds applied steps of (none: no journal)."""
+    if not journal_path(state_dir).exists():
+        return frozenset()
+    return frozenset(owner(layer) for layer, _key in Journal(state_dir)._applied)
+
+
 def target_of(key: str) -> str:
     """The machine a step's key names: every action's key is ``kind:target:...``."""
     return key.split(":", 2)[1] if key.count(":") >= 1 else ""

@@ -1066,6 +1066,18 @@ def receiver_names(inv: Inventory) -> Iterator[Finding]:
     yield from _duplicates(((r.name, r.path) for r in inv.cluster.monitoring.receivers), "receiver")
 
 
+@check("LAB140", E, "A PDU's stagger between outlets is more than zero.")
+def pdu_stagger_positive(inv: Inventory) -> Iterator[Finding]:
+    for pdu in inv.pdus:
+        if duration_seconds(pdu.stagger) <= 0:
+            yield (
+                (*pdu.path, "stagger"),
+                f"PDU {pdu.name}: stagger {pdu.stagger} is zero: `labctl power restore` would "
+                "switch every outlet at once and their inrush currents add up; use a duration "
+                "such as 2s",
+            )
+
+
 # -- running -------------------------------------------------------------------
 
 

@@ -219,6 +219,7 @@ class Pdu:
     snmp: Snmp
     outlets: tuple[Outlet, ...]
     path: DocPath
+    stagger: str = "2s"  # between two outlets switched on by `labctl power restore`
 
 
 @dataclass(frozen=True, slots=True)
@@ -658,6 +659,7 @@ def _pdu(d: dict[str, Any], path: DocPath) -> Pdu:
             for i, o in enumerate(d.get("outlets", ()))
         ),
         path=path,
+        stagger=_get(d, "stagger", "pdu"),
     )
 
 

@@ -46,7 +46,18 @@ class BmcApplier:
 
         with self._lock:
             if self._session is None:
-                self._session = PowerSession(self._ctx.inventory, self._ctx.base_dir)
+                from labctl.calico.graceful import Fabric
+                from labctl.engine.journal import applied_layers
+
+                # Before a layer takes a node down, the switches stop preferring it (once
+                # the calico layer has run, they hold the node's sessions).
+                fabric = None
+                if "calico" in applied_layers(self._ctx.state_dir):
+                    platform = self._ctx.platform.switch_platform()
+                    fabric = Fabric(self._ctx.inventory, self._ctx.base_dir, platform)
+                self._session = PowerSession(
+                    self._ctx.inventory, self._ctx.base_dir, graceful=fabric
+                )
             return self._session
 
     def _server(self, name: str) -> Server:

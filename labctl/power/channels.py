@@ -121,6 +121,9 @@ class IpmiChannel:
     async def act(self, server: Server, verb: PowerVerb) -> None:
         await self._call(server, lambda c: c.power(PowerAction(verb.value)))
 
+    async def power_on(self, server: Server) -> None:
+        await self.act(server, PowerVerb.ON)
+
     async def set_boot_device(self, server: Server, device: BootDevice, persistent: bool) -> None:
         await self._call(server, lambda c: c.set_boot_device(device, persistent))
 
@@ -218,6 +221,18 @@ class PduChannel:
                 for pdu, outlet in self.feeds[server.name]
             )
         )
+
+    async def outlet_state(self, pdu: str, outlet: int) -> str:
+        """One outlet's state, ``on`` or ``off`` (a cold start reads each before it acts)."""
+        from labctl.drivers.pdu import OutletState
+
+        state = await self._client(pdu).outlet_state(outlet)
+        return "on" if state is OutletState.ON else "off"
+
+    async def set_outlet(self, pdu: str, outlet: int, on: bool) -> None:
+        from labctl.drivers.pdu import OutletAction
+
+        await self._client(pdu).set_outlet(outlet, OutletAction.ON if on else OutletAction.OFF)
 
     async def act(self, server: Server, verb: PowerVerb) -> None:
         if verb is PowerVerb.ON:

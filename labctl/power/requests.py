@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import difflib
 import time
-from collections.abc import Awaitable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol, TypeVar
@@ -69,13 +69,14 @@ class TargetResult:
     seconds: float
     error: str | None = None
     error_detail: str | None = None  # the raw fault under ``error`` (an errno's text), if any
+    steps: tuple[str, ...] = ()  # a soft stop's escalation: soft, then off, then the PDU
 
     @property
     def ok(self) -> bool:
         return self.error is None
 
     def as_dict(self) -> dict[str, object]:
-        return dict(self.__dict__, ok=self.ok)
+        return dict(self.__dict__, steps=list(self.steps), ok=self.ok)
 
 
 def select_targets(
@@ -213,3 +214,66 @@ async def _wait_for(
         if state == wanted or time.monotonic() >= deadline:
             return state
         await asyncio.sleep(poll)
+
+
+async def soft_escalating(
+    server: Server,
+    bmc: PowerChannel,
+    pdu: Callable[[], PowerChannel | None],
+    *,
+    bound: float,
+    soft_wait: float,
+    settle: float,
+    poll: float = 0.5,
+    say: Callable[[str], None] = lambda _text: None,
+) -> TargetResult:
+    """Stop ``server``: ask the OS (ACPI) first; still on after ``soft_wait`` seconds, a
+    hard off through the BMC; still on (or the BMC failing), its PDU outlets cut.
+
+    ``pdu`` builds the PDU channel when it is needed (None: no outlet feeds the
+    server, or its PDUs cannot be reached); every step taken is said and kept.
+    """
+    start = time.monotonic()
+    steps: list[str] = []
+
+    def result(after: str | None, error: str | None = None) -> TargetResult:
+        action = ", then ".join(steps) or str(PowerVerb.SOFT)
+        took = time.monotonic() - start
+        return TargetResult(server.name, action, before, after, took, error, steps=tuple(steps))
+
+    before: str | None = None
+    try:
+        before = await read_state(server, bmc, bound)
+    except LabctlError as exc:
+        say(f"{server.name}: the BMC does not answer ({exc}); cutting its PDU outlets")
+    else:
+        if before == "off":
+            return result("off")
+        steps.append("soft")
+        after = await _try(server, bmc, PowerVerb.SOFT, bound, soft_wait, poll)
+        if after == "off":
+            return result("off")
+        say(f"{server.name}: still {after} {soft_wait:g} s after a soft stop; hard off (BMC)")
+        steps.append("off")
+        after = await _try(server, bmc, PowerVerb.OFF, bound, settle, poll)
+        if after == "off":
+            return result("off")
+        say(f"{server.name}: still {after} after a hard off; cutting its PDU outlets")
+    outlets = pdu()
+    if outlets is None:
+        return result(None, "not off, and no PDU outlet in the inventory feeds it to cut")
+    steps.append("pdu off")
+    after = await _try(server, outlets, PowerVerb.OFF, bound, settle, poll)
+    return result(after, None if after == "off" else f"still {after} after its outlets were cut")
+
+
+async def _try(
+    server: Server, channel: PowerChannel, verb: PowerVerb, bound: float, settle: float, poll: float
+) -> str:
+    """``verb`` through ``channel`` and the state reached within ``settle`` (``unknown``
+    when the device fails: the next step of an escalation is taken then)."""
+    try:
+        await _bounded(bound, server.name, channel.act(server, verb))
+        return await _wait_for(server, channel, TARGET_STATE[verb], bound, settle, poll)
+    except LabctlError as exc:
+        return f"unknown ({exc})"

@@ -68,7 +68,7 @@ MAY_IMPORT: dict[str, set[str]] = {
     }
     | {"secrets", "snmp_credentials", "targets"},
     "power": {"ceph", "drivers", "engine", "errors", "etcd", "inventory", "platform", "secrets"}
-    | {"snmp_credentials"},
+    | {"calico", "kubernetes", "snmp_credentials", "targets"},
     "os": {"boot", "drivers", "engine", "errors", "files", "inventory", "platform", "power"}
     | {"render", "targets"},
     "layers": {"calico", "ceph", "engine", "errors", "etcd", "inventory", "kubernetes", "os"}

@@ -1,0 +1,295 @@
+"""Graceful power for the BGP fabric: the switches stop preferring a node before it goes dark.
+
+When a node dies, each switch keeps sending it traffic until the BGP hold time runs
+out (calico#4607, #7144): every pod block the switch reaches over several nodes
+(the node-to-node mesh re-announces each block through every node) loses the share
+that went through the dead one. So before labctl powers a server off, cycles,
+resets or soft-stops it, it asks every switch holding a session with it to stop
+preferring what it learns there (RFC 8326's graceful shutdown: the GRACEFUL_SHUTDOWN
+community 65535:0 and local preference 0 on the routes from that neighbor), waits
+until the switches' installed routes have moved off the node (bounded), and only
+then cuts the power. After power-on it waits until those sessions are Established
+again and then calls the node back (the preference removed).
+
+The lines are rendered per switch platform (pure: ``drain_lines``, ``undrain_lines``);
+the route map keeps the import filter of the calico layer's configuration (the same
+prefix list), so a drained neighbor is never let announce more. FRR (SONiC's, and the
+simulated lab's switches) is configured here over SSH through ``vtysh``; EOS and IOS
+lines are rendered for the operator (docs/power.md), not sent: labctl has no
+configuration session for them yet, and says so instead of pretending.
+A switch on which the node is not a BGP neighbor (a lab whose calico layer has not
+run) is left alone: nothing there prefers the node, and nothing is configured.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from labctl.calico import status as parse
+from labctl.drivers.ssh import SshSession
+from labctl.errors import LabctlError
+from labctl.inventory import topology
+from labctl.inventory.model import Inventory, Server, Switch
+from labctl.render.switch_frr import IMPORT
+from labctl.targets import switch_target
+
+DRAIN = "LABCTL-DRAIN"
+GSHUT = "65535:0"  # RFC 8326 GRACEFUL_SHUTDOWN
+ESTABLISHED = "Established"
+APPLIED = ("frr",)  # platforms labctl configures itself
+
+
+@dataclass(frozen=True)
+class Neighbor:
+    """One switch session of a node: the switch, its ASN, the node's address on it."""
+
+    switch: str
+    asn: int
+    address: str
+
+
+def neighbors(inventory: Inventory, server: Server) -> list[Neighbor]:
+    """The switch sessions ``server`` holds, in inventory order."""
+    switches = {s.name: s for s in inventory.switches}
+    out = []
+    for s in topology.sessions(inventory, server.name, mesh=False):
+        switch = switches.get(s.peer)
+        if s.kind == "switch" and switch is not None and switch.asn is not None:
+            out.append(Neighbor(switch.name, switch.asn, s.local_address))
+    return out
+
+
+def _route_map(platform: str) -> list[str]:
+    pad = "   " if platform == "eos" else " "
+    return [
+        f"route-map {DRAIN} permit 10",
+        f"{pad}match ip address prefix-list {IMPORT}",
+        f"{pad}set local-preference 0",
+        f"{pad}set community {GSHUT} additive",
+    ]
+
+
+def drain_lines(platform: str, neighbor: Neighbor) -> list[str]:
+    """Configuration lines (in configure mode) that make the switch stop preferring routes
+    learned from ``neighbor``: a route map on its inbound side, the import filter kept."""
+    if platform not in ("frr", "eos", "ios"):
+        raise LabctlError(f"no graceful shutdown rendered for switch platform {platform!r}")
+    family = ["address-family ipv4 unicast"] if platform in ("frr", "ios") else []
+    lines = [
+        *_route_map(platform),
+        "exit",
+        f"router bgp {neighbor.asn}",
+        *family,
+        f"neighbor {neighbor.address} route-map {DRAIN} in",
+    ]
+    if platform == "ios":
+        # IOS applies a changed inbound policy only after a soft refresh.
+        lines += ["end", f"clear ip bgp {neighbor.address} soft in"]
+    return lines
+
+
+def undrain_lines(platform: str, neighbor: Neighbor) -> list[str]:
+    """The node called back: its inbound route map removed (the peer group's applies)."""
+    family = ["address-family ipv4 unicast"] if platform in ("frr", "ios") else []
+    lines = [
+        f"router bgp {neighbor.asn}",
+        *family,
+        f"no neighbor {neighbor.address} route-map {DRAIN} in",
+    ]
+    if platform == "ios":
+        lines += ["end", f"clear ip bgp {neighbor.address} soft in"]
+    return lines
+
+
+def still_via(routes: Mapping[str, Sequence[str]], address: str) -> list[str]:
+    """Prefixes whose installed next hops still include ``address`` beside another one.
+
+    A prefix reached only through the node has nowhere to move (its only path is
+    kept, at a low preference); every other prefix must have left the node.
+    """
+    return sorted(p for p, hops in routes.items() if address in hops and set(hops) != {address})
+
+
+class Fabric:
+    """The switches' side of graceful power, over SSH (FRR's ``vtysh``)."""
+
+    def __init__(
+        self,
+        inventory: Inventory,
+        base_dir: Path,
+        switch_platform: str | None = None,
+        say: Callable[[str], None] = lambda _text: None,
+    ) -> None:
+        self.inventory = inventory
+        self.base_dir = base_dir
+        self.switch_platform = switch_platform
+        self.say = say
+        self._switches = {s.name: s for s in inventory.switches}
+
+    def platform(self, switch: Switch) -> str:
+        return self.switch_platform or switch.platform or "frr"
+
+    def _vtysh(self, switch: str, *args: str) -> str:
+        target = replace(switch_target(self.inventory, self.base_dir, switch), connect_timeout=5.0)
+        with SshSession(target) as ssh:
+            return ssh.run(("vtysh", *args), timeout=20.0).text()
+
+    def _configure(self, switch: str, lines: Sequence[str]) -> None:
+        argv = ["-c", "configure terminal"]
+        for line in lines:
+            argv += ["-c", line]
+        self._vtysh(switch, *argv)
+
+    def _peers(self, switch: str) -> dict[str, str]:
+        return parse.frr_peers(self._vtysh(switch, "-c", "show bgp summary json"))
+
+    def _routes(self, switch: str) -> dict[str, list[str]]:
+        return parse.frr_bgp_routes(self._vtysh(switch, "-c", "show ip route bgp json"))
+
+    def _live(self, server: Server) -> tuple[list[Neighbor], list[str]]:
+        """The node's sessions labctl can act on, and sentences for those it cannot."""
+        usable, notes = [], []
+        for n in neighbors(self.inventory, server):
+            platform = self.platform(self._switches[n.switch])
+            if platform not in APPLIED:
+                lines = "; ".join(drain_lines(platform, n))
+                notes.append(
+                    f"{n.switch} ({platform}): graceful shutdown not sent (labctl configures "
+                    f"only FRR switches); on the switch: {lines}"
+                )
+                continue
+            try:
+                peers = self._peers(n.switch)
+            except (LabctlError, OSError, ValueError) as exc:
+                notes.append(f"{n.switch}: not reached, {server.name} not drained there: {exc}")
+                continue
+            if n.address not in peers:
+                continue  # no session there (the calico layer has not run): nothing to drain
+            usable.append(n)
+        return usable, notes
+
+    def drain(self, server: Server, timeout: float, poll: float = 0.5) -> list[str]:
+        """Drain ``server`` on every switch and wait until routes left it; what was done."""
+        start = time.monotonic()
+        found, said = self._live(server)
+        usable = []
+        for n in found:
+            try:
+                self._configure(n.switch, drain_lines("frr", n))
+                usable.append(n)
+            except (LabctlError, OSError) as exc:
+                said.append(f"{n.switch}: graceful shutdown of {server.name} not set: {exc}")
+        if not usable:
+            return said
+        names = ", ".join(sorted({n.switch for n in usable}))
+        deadline = time.monotonic() + timeout
+        while True:
+            left = {n.switch: self._still_via(n) for n in usable}
+            if not any(left.values()):
+                said.append(
+                    f"{server.name}: routes moved off it on {names} in "
+                    f"{time.monotonic() - start:.1f} s (graceful shutdown)"
+                )
+                return said
+            if time.monotonic() >= deadline:
+                stuck = "; ".join(f"{s}: {', '.join(p)}" for s, p in left.items() if p)
+                said.append(
+                    f"{server.name}: routes still through it after {timeout:g} s ({stuck}); "
+                    "going on"
+                )
+                return said
+            time.sleep(poll)
+
+    def _still_via(self, n: Neighbor) -> list[str]:
+        try:
+            return still_via(self._routes(n.switch), n.address)
+        except (LabctlError, OSError, ValueError) as exc:
+            return [f"routes not read ({exc})"]
+
+    def drained(self, server: Server) -> list[Neighbor]:
+        """The node's sessions that carry labctl's drain now (read from the running config)."""
+        found = []
+        for n in neighbors(self.inventory, server):
+            if self.platform(self._switches[n.switch]) not in APPLIED:
+                continue
+            try:
+                running = self._vtysh(n.switch, "-c", "show running-config")
+            except (LabctlError, OSError):
+                continue
+            if f"neighbor {n.address} route-map {DRAIN} in" in running:
+                found.append(n)
+        return found
+
+    def call_back(
+        self, server: Server, timeout: float, since: float | None = None, poll: float = 0.5
+    ) -> list[str]:
+        """After power-on: wait until the drained sessions are Established, then undrain.
+
+        ``since`` (a ``time.monotonic()``): the power went down then, so a session up for
+        longer is the old one, which the switch has not yet seen die (its hold time):
+        it does not count.
+        """
+        pending = self.drained(server)
+        if not pending:
+            return []
+        start = time.monotonic()
+        deadline = start + timeout
+        said = []
+        while True:
+            with ThreadPoolExecutor(max_workers=4) as pool:
+                states = dict(
+                    zip(
+                        [n.switch for n in pending],
+                        pool.map(lambda n: self._state(n, since), pending),
+                        strict=True,
+                    )
+                )
+            if all(s == ESTABLISHED for s in states.values()):
+                said.append(
+                    f"{server.name}: sessions Established on "
+                    f"{', '.join(states)} after {time.monotonic() - start:.1f} s; called back"
+                )
+                break
+            if time.monotonic() >= deadline:
+                down = ", ".join(f"{k} {v}" for k, v in states.items() if v != ESTABLISHED)
+                said.append(
+                    f"{server.name}: sessions not Established after {timeout:g} s ({down}); "
+                    "left drained: `labctl power on` calls it back once they are"
+                )
+                return said
+            time.sleep(poll)
+        for n in pending:
+            try:
+                self._configure(n.switch, undrain_lines("frr", n))
+                # The route map goes too once no neighbor uses it (FRR reads a missing
+                # route map as deny-all, so never while another node is drained), so the
+                # switch runs what labctl renders again (`labctl switch diff`).
+                running = self._vtysh(n.switch, "-c", "show running-config")
+                if f"route-map {DRAIN} in" not in running:
+                    self._configure(n.switch, [f"no route-map {DRAIN}"])
+            except (LabctlError, OSError) as exc:
+                said.append(
+                    f"{n.switch}: {server.name} not called back ({exc}); "
+                    "`labctl power on` tries again"
+                )
+        return said
+
+    def _state(self, n: Neighbor, since: float | None) -> str:
+        try:
+            summary = json.loads(self._vtysh(n.switch, "-c", "show bgp summary json") or "{}")
+        except (LabctlError, OSError, ValueError) as exc:
+            return f"not read ({exc})"
+        family = summary.get("ipv4Unicast", summary)
+        peer = family.get("peers", {}).get(n.address) if isinstance(family, dict) else None
+        if not isinstance(peer, dict):
+            return "no session"
+        state = str(peer.get("state", "?"))
+        up_for = float(peer.get("peerUptimeMsec", 0)) / 1000
+        if state == ESTABLISHED and since is not None and up_for > time.monotonic() - since:
+            return "the old session (not yet timed out)"
+        return state
