@@ -6,7 +6,8 @@ made on the lab, and what broke is read and compared with the prediction item by
 which servers stopped (the simulation's own record: a node whose every feeding outlet is
 off stops, its BMC with it), whether etcd keeps its quorum (every member's /health, as
 `whatif --live` reads it) and which BGP sessions are down (BIRD on the nodes, FRR or
-SNMP on the switches, as `whatif --live` reads them).
+SNMP on the switches, as `whatif --live` reads them; a session between two stopped
+servers has no end left to read, and is down).
 
 The failures, one after the other, each adding to the last, then put back:
   * pdu1 outlet 1: fohn loses one of its two supplies: nothing stops.
@@ -130,8 +131,12 @@ def differences(prediction: dict[str, Any], seen: dict[str, Any]) -> list[str]:
     elif etcd["kept"] and healthy != set(etcd["left"]):
         out.append(f"etcd: predicted left {etcd['left']}, healthy now {sorted(healthy)}")
     lost = {frozenset((s["a"], s["b"])) for s in prediction["sessions"]}
-    if lost != seen["sessions_down"]:
-        named = sorted("-".join(sorted(p)) for p in lost ^ seen["sessions_down"])
+    # A session between two stopped servers has no end left to say so: it is down.
+    down_now = seen["sessions_down"] | {
+        frozenset((a, b)) for a in seen["stopped"] for b in seen["stopped"] if a != b
+    }
+    if lost != down_now:
+        named = sorted("-".join(sorted(p)) for p in lost ^ down_now)
         out.append(f"BGP: predicted and seen differ on {named}")
     return out
 
