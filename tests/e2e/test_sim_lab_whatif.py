@@ -12,6 +12,8 @@ servers has no end left to read, and is down).
 The failures, one after the other, each adding to the last, then put back:
   * pdu1 outlet 1: fohn loses one of its two supplies: nothing stops.
   * all of pdu1: chequita (one supply, pdu1:3) stops; etcd keeps 2 of 3; 4 sessions.
+    Here `whatif --live --fail wind` is refined by it: etcd quorum lost, where the
+    inventory alone says kept.
   * pdu1 and wind (its other supply, pdu2:2, cut too): etcd quorum lost; 7 sessions.
   * kek-core, alone: its links taken down in the fabric (its management and public NICs,
     and fohn's storage NIC cabled to it): its 3 sessions, nothing else.
@@ -92,8 +94,9 @@ class Whatif:
     def labctl(self, *args: str) -> subprocess.CompletedProcess[str]:
         return run_labctl(*args, cwd=self.lab.workdir, env=self.env)
 
-    def predict(self, *fail: str) -> dict[str, Any]:
-        done = self.labctl("whatif", "-o", "json", *(f"--fail={f}" for f in fail))
+    def predict(self, *fail: str, live: bool = False) -> dict[str, Any]:
+        extra = ("--live", "--bound", "14") if live else ()
+        done = self.labctl("whatif", "-o", "json", *extra, *(f"--fail={f}" for f in fail))
         assert done.stdout.startswith("{"), done.stdout + done.stderr
         return dict(json.loads(done.stdout))
 
@@ -177,6 +180,10 @@ def test_whatif_predicts_what_cutting_outlets_a_server_and_a_switch_breaks(
         timings["pdu1:1"] = holds(w, nothing, 1)
         outlets("pdu1", {1, 2, 3, 4, 5})
         timings["pdu1"] = holds(w, whole, SETTLE)
+        # Refined by what is down now: with chequita already gone, wind costs etcd quorum.
+        assert w.predict("wind")["etcd"]["kept"]
+        refined = w.predict("wind", live=True)
+        assert refined["etcd"]["left"] == ["fohn"] and not refined["etcd"]["kept"], refined
         outlets("pdu2", {2})
         timings["pdu1 + wind"] = holds(w, double, SETTLE)
     finally:
