@@ -17,8 +17,9 @@ The failures, one after the other, each adding to the last, then put back:
   * pdu1 and wind (its other supply, pdu2:2, cut too): etcd quorum lost; 7 sessions.
   * kek-core, alone: its links taken down in the fabric (its management and public NICs,
     and fohn's storage NIC cabled to it): its 3 sessions, nothing else.
-Sessions go down on the far side when the hold time (9 s in the reference inventory)
-runs out, so each observation waits for it; the cuts are as short as that allows.
+A session can take the hold time (9 s in the reference inventory) to go down on the far
+side, so each observation is repeated until it matches, for at most that and a read;
+the cuts last no longer than that.
 
 Not proven here: Ceph (the layer is costly on the shared lab; the pool and monitor
 predictions are unit-tested) and a switch's outlets: the simulation's PDU outlets feed
