@@ -1,8 +1,11 @@
 """`labctl whatif --fail DEVICE ...`: what losing devices would break, before anything is touched.
 
 The prediction itself is pure (``labctl/inventory/failure.py``); this module only
-reads the inventory, prints the prediction as a table for people or JSON for
-programs, and turns it into the exit code: 0 nothing lost, 1 something breaks.
+reads the inventory, with ``--live`` asks the lab what is already down
+(``labctl/doctor/live.py``) and folds it in, prints the prediction as a table for
+people or JSON for programs, and turns it into the exit code: 0 nothing lost, 1
+something breaks. Live reading is asked for, never implied: whatif's first promise
+is to answer before anything is touched, without a network.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from pathlib import Path
 
 import typer
 
+from labctl.cli.bootstrap_cmd import StateDirOption
 from labctl.cli.options import InventoryOption, OutputFormat, OutputOption
 
 
@@ -22,22 +26,40 @@ def whatif(
         metavar="DEVICE",
         help="A PDU (pdu1), a PDU outlet (pdu1:3), a switch or a server; repeat for more.",
     ),
+    live: bool = typer.Option(
+        False,
+        "--live",
+        help="Also ask the lab what is already down (BMC power, etcd health, Ceph monitor "
+        "quorum, BGP sessions, where their layer ran) and count it.",
+    ),
+    bound: float = typer.Option(
+        10.0, "--bound", min=1.0, help="With --live: seconds the live asks may take in all."
+    ),
     inventory: Path = InventoryOption,
+    state_dir: Path = StateDirOption,
     output: OutputFormat = OutputOption,
 ) -> None:
     """Say what losing DEVICEs (PDUs, outlets, switches, servers) would break, before any is.
 
     From the inventory alone: servers without power or network, dark switch ports,
     BGP sessions and pod blocks, etcd and Ceph monitor quorum, each pool's placement,
-    the Kubernetes control plane. Exit 0 nothing lost, 1 something breaks, 2 bad input.
+    the Kubernetes control plane. With --live, what the lab says now is folded in: a
+    server already off, an etcd member not healthy, a monitor outside the quorum or a
+    BGP session not Established counts as lost already. Exit 0 nothing lost, 1
+    something breaks, 2 bad input.
 
-    Example: labctl whatif --fail pdu1 --fail kek-core
+    Example: labctl whatif --fail pdu1 --fail kek-core --live
     """
-    from labctl.cli.platform_choice import require_inventory
-    from labctl.inventory.failure import parse, predict
+    from labctl.cli.platform_choice import chosen, require_inventory
+    from labctl.inventory.failure import parse, predict, refine
 
     inv = require_inventory(inventory)
     prediction = predict(inv, parse(inv, fail))
+    if live:
+        from labctl.doctor.live import read_live
+
+        facts = read_live(inv, inventory.parent, state_dir, chosen(), bound)
+        prediction = refine(inv, prediction, facts)
     breaks = prediction.breaks()
     if output is OutputFormat.json:
         typer.echo(json.dumps(prediction.as_dict(), indent=2))
@@ -100,4 +122,10 @@ def _print(p: object) -> None:
         typer.echo("breaks: " + "; ".join(breaks))
     else:
         typer.echo("nothing lost: every server, session, quorum and pool stays as it is")
-    typer.echo("(predicted from the inventory alone; live health is not read)")
+    if p.live is None:
+        typer.echo("(predicted from the inventory alone; --live also reads the lab's health)")
+        return
+    said = p.live.sentences()
+    typer.echo(
+        "(refined by live health: " + ("; ".join(said) if said else "nothing already down") + ")"
+    )

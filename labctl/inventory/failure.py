@@ -6,8 +6,9 @@ plane and BGP: so before anyone pulls a plug, `labctl whatif` can say what the
 plug takes with it. This module takes the inventory and the failed devices (PDUs,
 PDU outlets, switches, servers) and returns data: servers without power or
 network, ports gone dark, BGP sessions and pod blocks lost, etcd and Ceph monitor
-quorum, each pool's placement and the Kubernetes control plane. It asks no device
-(no live health): a member already down in the lab is not seen here.
+quorum, each pool's placement and the Kubernetes control plane. It asks no device:
+what the lab says now (``LiveFacts``, read by ``labctl/doctor/live.py`` for
+``whatif --live``) is folded in by ``refine``, so a member already down counts.
 """
 
 from __future__ import annotations
@@ -107,6 +108,25 @@ class ControlPlane:
 
 
 @dataclass(frozen=True)
+class LiveFacts:
+    """What the lab said when asked. None: that part was not asked (its layer has not
+    run) or did not answer; ``unread`` says which and why."""
+
+    powered_off: tuple[str, ...] = ()  # servers whose BMC says off
+    etcd_down: tuple[str, ...] | None = None  # members that do not answer healthy
+    mons_out: tuple[str, ...] | None = None  # Ceph monitors outside the quorum
+    sessions_down: tuple[tuple[str, str], ...] | None = None  # (node, peer) not Established
+    unread: tuple[str, ...] = ()
+
+    def sentences(self) -> list[str]:
+        out = [f"{s} is powered off (its BMC says so)" for s in self.powered_off]
+        out += [f"etcd member {m} does not answer healthy" for m in self.etcd_down or ()]
+        out += [f"Ceph monitor {m} is outside the quorum" for m in self.mons_out or ()]
+        out += [f"BGP session {n} - {p} is not Established" for n, p in self.sessions_down or ()]
+        return out
+
+
+@dataclass(frozen=True)
 class Prediction:
     failed: tuple[Failed, ...]
     down: tuple[Down, ...]
@@ -118,6 +138,7 @@ class Prediction:
     pools: tuple[PoolPlacement, ...]
     control_plane: ControlPlane
     notes: tuple[str, ...] = field(default=())
+    live: LiveFacts | None = None  # None: from the inventory alone
 
     def breaks(self) -> list[str]:
         """Sentences for what stops or loses redundancy; empty: nothing lost that matters."""
@@ -209,9 +230,15 @@ def parse(inventory: Inventory, names: Sequence[str]) -> tuple[Failed, ...]:
     return tuple(out)
 
 
-def predict(inventory: Inventory, failed: Iterable[Failed]) -> Prediction:
-    """What losing ``failed`` breaks, from the inventory's wiring and roles."""
+def predict(
+    inventory: Inventory, failed: Iterable[Failed], already_off: Iterable[str] = ()
+) -> Prediction:
+    """What losing ``failed`` breaks, from the inventory's wiring and roles.
+
+    ``already_off``: servers the lab says are powered off now (``refine``'s way in).
+    """
     failed = tuple(failed)
+    off_now = set(already_off)
     notes: list[str] = []
     dead_pdus = {f.name for f in failed if f.kind == "pdu"}
     dead_outlets = {(f.pdu, f.outlet) for f in failed if f.kind == "outlet"}
@@ -241,6 +268,8 @@ def predict(inventory: Inventory, failed: Iterable[Failed]) -> Prediction:
     powered: dict[str, bool] = {}
     for server in inventory.servers:
         why = "failed" if server.name in direct else unpowered(server.name)
+        if why is None and server.name in off_now:
+            why = "already powered off (live)"
         powered[server.name] = why is None
         if why is None:
             cabled = [n for n in server.nics if n.switch is not None]
@@ -378,6 +407,59 @@ def predict(inventory: Inventory, failed: Iterable[Failed]) -> Prediction:
         control,
         tuple(notes),
     )
+
+
+def refine(inventory: Inventory, prediction: Prediction, live: LiveFacts) -> Prediction:
+    """``prediction`` with what the lab says now folded in: a member already down counts.
+
+    Servers already powered off are down with the failed devices (their sessions, blocks
+    and roles go with them); etcd members not healthy and monitors outside the quorum are
+    not left; sessions not Established are lost, and a node left with none loses its
+    block. Pools are refined only through powered-off hosts (OSD states are not read).
+    """
+    base = predict(inventory, prediction.failed, live.powered_off)
+
+    def less(q: Quorum | None, gone: tuple[str, ...] | None) -> Quorum | None:
+        if q is None or not gone:
+            return q
+        return Quorum(q.name, q.members, tuple(m for m in q.left if m not in gone), q.needed)
+
+    etcd = less(base.etcd, live.etcd_down)
+    assert etcd is not None
+    lost = {_key(s.a, s.b, s.kind): s for s in base.sessions}
+    down_servers = {d.name for d in base.down if d.kind == "server"}
+    per_node: dict[str, list[tuple[str, str, str]]] = {}
+    not_up = set(live.sessions_down or ())
+    for s in sessions(inventory):
+        kind = "switch" if s.kind == "switch" else "mesh" if s.kind == "mesh" else "reflector"
+        key = _key(s.node, s.peer, kind)
+        per_node.setdefault(s.node, []).append(key)
+        if (s.node, s.peer) in not_up and key not in lost:
+            lost[key] = LostSession(key[0], key[1], kind, "already down (not Established now)")
+    lost_blocks = list(base.blocks)
+    have = {b.node for b in lost_blocks}
+    for node, block in blocks(inventory).items():
+        keys = per_node.get(node, [])
+        if node not in have and node not in down_servers and keys and all(k in lost for k in keys):
+            lost_blocks.append(LostBlock(block, node, f"{node} has no BGP session left"))
+    return Prediction(
+        base.failed,
+        base.down,
+        base.dark_ports,
+        tuple(lost.values()),
+        tuple(lost_blocks),
+        etcd,
+        less(base.ceph_monitors, live.mons_out),
+        base.pools,
+        base.control_plane,
+        (*base.notes, *live.unread),
+        live,
+    )
+
+
+def _key(a: str, b: str, kind: str) -> tuple[str, str, str]:
+    x, y = sorted((a, b)) if kind != "switch" else (a, b)
+    return (x, y, kind)
 
 
 def _pool_state(hosts: int, size: int, need: int) -> str:
