@@ -37,7 +37,6 @@ EDITS = (
     (
         "    version: 16.2.15                 # invented: Pacific, what Debian 12 packages\n",
         "    version: 16.2.15\n"
-        "    runtime: host\n"
         "    health_timeout: 300\n"
         "    config:\n"
         "      osd_memory_target: 939524096\n"
