@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import tarfile
 import tempfile
@@ -60,6 +61,7 @@ DPKG_FIELDS = (
     "${Package}\t${Version}\t${db:Status-Abbrev}\t${Depends}\t${Pre-Depends}\t${Provides}\n"
 )
 EPOCH = sim_images.EPOCH
+PODMAN = "/usr/bin/podman"
 
 
 @dataclass(frozen=True)
@@ -341,3 +343,35 @@ def build(name: str, image_root: Path) -> Path:
         )
     write_archive(name, found, path)
     return path
+
+
+def store(name: str, archive: Path) -> Path:
+    """A read-only podman image store holding ``archive`` (the image ``name``), beside it:
+    loaded once with this machine's podman, then listed in each Ceph node's
+    storage.conf (``additionalimagestores``), so the nodes share its layer rather than
+    each unpacking a copy at its first boot."""
+    folder = archive.parent / "store"
+    done = folder / ".loaded"
+    if done.exists():
+        return folder
+    shutil.rmtree(folder, ignore_errors=True)
+    with tempfile.TemporaryDirectory() as run:
+        said = subprocess.run(
+            [PODMAN, "--root", str(folder), "--runroot", run, "--storage-driver", "overlay",
+             "--events-backend", "none", "load", "-q", "-i", str(archive)],
+            capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        if said.returncode != 0:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise LabctlError(f"podman load -i {archive} failed: {said.stderr.strip()}")
+        # Each node's podman opens the store read-only; without this check it would find
+        # out at its first `docker run`.
+        listed = subprocess.run(
+            [PODMAN, "--root", str(folder), "--runroot", run, "--storage-driver", "overlay",
+             "--events-backend", "none", "image", "exists", name],
+            check=False,
+        )  # fmt: skip
+        if listed.returncode != 0:
+            raise LabctlError(f"podman load -i {archive} did not give {name}")
+    done.write_text(name + "\n")
+    return folder

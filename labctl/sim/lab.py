@@ -388,19 +388,20 @@ def _engine(
     got: dict[str, list[str]] = {"images": [image], "runtimes": ["etcd"]}
     # The Ceph image (cluster.ceph.image or its default), made from Debian's Ceph, on the
     # nodes that run Ceph daemons, when the inventory runs them in containers.
-    ceph = None
+    # It is a few hundred MiB: loaded once into a read-only image store every Ceph node's
+    # podman reads, not once per node at each first boot.
+    stores: tuple[str, ...] = ()
     ceph_nodes: set[str] = set()
     if inventory.cluster.ceph is not None and render_ceph.runtime(inventory) == "container":
         name = render_ceph.image(inventory)
         progress(f"container engine: image {name} made here from this machine's Ceph packages")
-        path = ceph_image.build(name, sim_engine.image_dir())
-        ceph = sim_engine.Archive(name, path)
+        stores = (str(ceph_image.store(name, ceph_image.build(name, sim_engine.image_dir()))),)
         ceph_nodes = {s.name for s in render_ceph.ceph_servers(inventory)}
         got["images"].append(name)
         got["runtimes"].append("ceph")
     for node in plan.nodes:
-        archives = [archive, *([ceph] if ceph and node.name in ceph_nodes else [])]
-        sim_engine.prepare(sim_node.node_dir(state, node.name), NODE_MOUNT, archives)
+        d = sim_node.node_dir(state, node.name)
+        sim_engine.prepare(d, NODE_MOUNT, [archive], stores if node.name in ceph_nodes else ())
     return got
 
 

@@ -139,3 +139,17 @@ def test_the_stamp_changes_with_a_package_version() -> None:
     assert ceph_image.stamp(name, packages) == ceph_image.stamp(name, list(packages))
     assert ceph_image.stamp(name, packages) != ceph_image.stamp(name, newer)
     assert ceph_image.stamp(name, packages) != ceph_image.stamp("ceph:other", packages)
+
+
+def test_a_ceph_node_reads_the_shared_store_and_loads_nothing_itself(tmp_path: Path) -> None:
+    from labctl.sim import engine
+
+    engine.prepare(tmp_path / "node", "/node", [], ("/cache/ceph/store",))
+    conf = (tmp_path / "node" / "podman" / "storage.conf").read_text()
+    assert conf.endswith('[storage.options]\nadditionalimagestores = ["/cache/ceph/store"]\n')
+    assert 'graphroot = "/node/podman/storage"' in conf
+    assert engine.boot_images(tmp_path / "node") == ""
+    engine.prepare(tmp_path / "other", "/node", [])
+    assert (
+        "additionalimagestores" not in (tmp_path / "other" / "podman" / "storage.conf").read_text()
+    )
