@@ -4,7 +4,8 @@
 OSD disks (sparse files, each at its inventory path on its own node) to HEALTH_OK,
 in the inventory's default `runtime: container`: every daemon is its unit's
 `docker run` of the Ceph image (made by `sim up` from Debian's Ceph packages) under the
-node's podman, and the layer's tools run through the same image. Then: an RBD image written and read back with the `rbd` CLI;
+node's podman, and the layer's tools run through the same image. Then: an RBD image
+written and read back with the `rbd` CLI;
 a file written through ceph-fuse on one node and read through ceph-fuse on
 another; a converged re-run that changes nothing; a monitor's node powered off
 (the guard allows it) with quorum holding and data still readable while Ceph
