@@ -15,13 +15,16 @@ ceph-mgr import be there; ``ldd`` of the programs is checked against the list
 
 The archive is written streaming (the layer is a few hundred MiB) to the cache folder
 named by the hash of its inputs (this file, the writer, and the name and version of
-every package it holds), so a second lab builds nothing. Only the simulated lab runs
+every package it holds), so a second lab builds nothing, and loaded once into a
+read-only podman image store beside it (``store``) that every Ceph node's podman lists,
+rather than unpacked into each node at its first boot. Only the simulated lab runs
 this image; a real lab pulls upstream's.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import shutil
@@ -233,8 +236,6 @@ def write_layer(found: Mapping[str, tuple[str, str]], out: IO[bytes]) -> tuple[s
 
 
 def _bytes(data: bytes) -> IO[bytes]:
-    import io
-
     return io.BytesIO(data)
 
 
