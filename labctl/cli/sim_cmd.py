@@ -134,13 +134,15 @@ def env(state_dir: Path = StateOpt) -> None:
 
     state = state_dir.resolve()
     record = read_record(state)
+    engine = record.get("engine") or {}
     values = {
         # The inventory's login user, which sim up made on every node with sudo.
         "LABCTL_SSH_USER": record.get("login_user", "root"),
         "LABCTL_SSH_KNOWN_HOSTS": str(state / "known_hosts"),
         "LABCTL_SSH_IDENTITY": str(state / "id_ed25519"),
-        # Ceph's image is not made here yet: its daemons run from the host's binaries.
-        sim_platform.CEPH_RUNTIME: "host",
+        # Ceph runs as the inventory says when sim up loaded its image into the nodes'
+        # podman; else (no podman, no Ceph, or runtime host) from the host's binaries.
+        **({} if "ceph" in engine.get("runtimes", []) else {sim_platform.CEPH_RUNTIME: "host"}),
         # Its monitors' stores share this machine's disk, whose free space is not the
         # lab's: warn only when it is nearly full.
         sim_platform.CEPH_CONFIG: "mon_data_avail_warn=5",
@@ -161,7 +163,6 @@ def env(state_dir: Path = StateOpt) -> None:
     fabric = record.get("plan", {}).get("fabric")
     if fabric:  # the boot service runs where the lab's bridges are (VM nodes boot from it)
         values[sim_platform.BOOT_NETNS] = fabric
-    engine = record.get("engine") or {}
     if engine:
         values[sim_platform.CONTAINER_ENGINE] = "podman"
     if "etcd" not in engine.get("runtimes", []):

@@ -172,13 +172,19 @@ def available() -> bool:
     return Path(PODMAN).exists() and shutil.which("runc") is not None
 
 
-def storage_conf(node_mount: str) -> str:
-    return (
+def storage_conf(node_mount: str, stores: tuple[str, ...] = ()) -> str:
+    """Podman's storage on a node; ``stores``: read-only image stores its podman also
+    reads images from (the Ceph image, loaded once for every node: ceph_image.store)."""
+    text = (
         "[storage]\n"
         'driver = "overlay"\n'
         f'graphroot = "{node_mount}/{NODE_FOLDER}/storage"\n'
         f'runroot = "{RUNROOT}"\n'
     )
+    if stores:
+        listed = ", ".join(f'"{store}"' for store in stores)
+        text += f"\n[storage.options]\nadditionalimagestores = [{listed}]\n"
+    return text
 
 
 def etcd_image(name: str, built: Path | None = None) -> sim_images.Image:
@@ -232,12 +238,14 @@ def build(image: sim_images.Image) -> Archive:
     return Archive(image.name, path)
 
 
-def prepare(node_dir: Path, node_mount: str, archives: list[Archive]) -> None:
+def prepare(
+    node_dir: Path, node_mount: str, archives: list[Archive], stores: tuple[str, ...] = ()
+) -> None:
     """The node's engine files: podman's settings, the docker shim, the archives to load
-    (``node_mount``: where the node sees ``node_dir``)."""
+    (``node_mount``: where the node sees ``node_dir``), the read-only image stores."""
     d = node_dir / NODE_FOLDER
     (d / "storage").mkdir(parents=True, exist_ok=True)
-    (d / "storage.conf").write_text(storage_conf(node_mount))
+    (d / "storage.conf").write_text(storage_conf(node_mount, stores))
     (d / "bin").mkdir(parents=True, exist_ok=True)
     shim = d / "bin" / "docker"
     shim.write_text(DOCKER_SHIM)

@@ -22,12 +22,13 @@ from typing import Any
 from labctl.errors import LabctlError
 from labctl.inventory.model import Inventory
 from labctl.programs import require
+from labctl.render import ceph as render_ceph
 from labctl.render import etcd as render_etcd
 from labctl.secrets.references import resolve
 from labctl.sim import bmc as sim_bmc
+from labctl.sim import ceph_image, feeds, netns_dir, pdu_agent, pdu_record
 from labctl.sim import disks as sim_disks
 from labctl.sim import engine as sim_engine
-from labctl.sim import feeds, netns_dir, pdu_agent, pdu_record
 from labctl.sim import node as sim_node
 from labctl.sim import switches as sim_switches
 from labctl.sim import vm as sim_vm
@@ -384,9 +385,24 @@ def _engine(
     source = f"from {built}" if built else "from this machine's etcd"
     progress(f"container engine: podman on every node, image {image} made here {source}")
     archive = sim_engine.build(sim_engine.etcd_image(image, built))
+    got: dict[str, list[str]] = {"images": [image], "runtimes": ["etcd"]}
+    # The Ceph image (cluster.ceph.image or its default), made from Debian's Ceph, on the
+    # nodes that run Ceph daemons, when the inventory runs them in containers.
+    # It is a few hundred MiB: loaded once into a read-only image store every Ceph node's
+    # podman reads, not once per node at each first boot.
+    stores: tuple[str, ...] = ()
+    ceph_nodes: set[str] = set()
+    if inventory.cluster.ceph is not None and render_ceph.runtime(inventory) == "container":
+        name = render_ceph.image(inventory)
+        progress(f"container engine: image {name} made here from this machine's Ceph packages")
+        stores = (str(ceph_image.store(name, ceph_image.build(name, sim_engine.image_dir()))),)
+        ceph_nodes = {s.name for s in render_ceph.ceph_servers(inventory)}
+        got["images"].append(name)
+        got["runtimes"].append("ceph")
     for node in plan.nodes:
-        sim_engine.prepare(sim_node.node_dir(state, node.name), NODE_MOUNT, [archive])
-    return {"images": [image], "runtimes": ["etcd"]}
+        d = sim_node.node_dir(state, node.name)
+        sim_engine.prepare(d, NODE_MOUNT, [archive], stores if node.name in ceph_nodes else ())
+    return got
 
 
 def _hooks(state: Path, name: str) -> dict[str, tuple[str, ...]]:

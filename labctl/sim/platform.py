@@ -164,7 +164,8 @@ class SimPlatform:
             lines.append(
                 f"containers: {self.engine} in each node's namespaces (cgroupfs, runc; "
                 "Flatcar's /usr/bin/docker is its CLI), images made here from Debian's "
-                "binaries and loaded from archives, no registry"
+                "binaries and packages, loaded from archives (Ceph's into one read-only "
+                "store the nodes share), no registry"
             )
         if self.etcd:
             lines.append(f"etcd: runtime {self.etcd}, whatever cluster.etcd.runtime says")

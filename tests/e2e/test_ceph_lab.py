@@ -2,8 +2,10 @@
 
 `labctl bootstrap --only ceph` forms the cluster from the inventory's servers and
 OSD disks (sparse files, each at its inventory path on its own node) to HEALTH_OK,
-with the nodes running Debian's Ceph (`runtime: host`, the one setting that differs
-from a real lab). Then: an RBD image written and read back with the `rbd` CLI;
+in the inventory's default `runtime: container`: every daemon is its unit's
+`docker run` of the Ceph image (made by `sim up` from Debian's Ceph packages) under the
+node's podman, and the layer's tools run through the same image. Then: an RBD image
+written and read back with the `rbd` CLI;
 a file written through ceph-fuse on one node and read through ceph-fuse on
 another; a converged re-run that changes nothing; a monitor's node powered off
 (the guard allows it) with quorum holding and data still readable while Ceph
@@ -29,7 +31,7 @@ from tests.labctl_process import run_labctl
 
 pytestmark = pytest.mark.e2e
 
-# What the test changes in the reference inventory: the host's Ceph binaries, PG
+# What the test changes in the reference inventory: PG
 # counts sized for 16 OSDs of a few GiB, and memory and disk settings for a machine
 # that hosts the whole lab (the reference's 1,024-PG rbd pool is planned and checked
 # by the unit tests; peering it here would only cost minutes).
@@ -37,7 +39,6 @@ EDITS = (
     (
         "    version: 16.2.15                 # invented: Pacific, what Debian 12 packages\n",
         "    version: 16.2.15\n"
-        "    runtime: host\n"
         "    health_timeout: 300\n"
         "    config:\n"
         "      osd_memory_target: 939524096\n"
@@ -237,6 +238,13 @@ def test_bootstrap_forms_ceph_with_rbd_and_cephfs_and_survives_a_node(
         "wind": {"osds": 6, "up": 6, "in": 6},
     }
     assert {p["name"] for p in healthy["pools"]} >= {"rbd", "cephfs_data", "cephfs_metadata"}  # type: ignore[union-attr]
+    # Every daemon is its unit's container of the Ceph image, under the node's podman
+    # (Flatcar's docker), with no runtime override from `sim env`.
+    assert "LABCTL_CEPH_RUNTIME" not in lab.env()
+    running = on(lab, "wind", "docker ps --format '{{.Names}} {{.Image}}'").splitlines()
+    image = "quay.io/ceph/ceph:v16.2.15"
+    assert f"ceph-mon-wind {image}" in running, running
+    assert sum(1 for r in running if r.startswith("ceph-osd-") and r.endswith(image)) == 6
     memory = ceph_memory(lab)
     split = ", ".join(f"{p} {n / 2**20:.0f} MiB" for p, n in sorted(memory.items()))
     print(f"Ceph daemons' RSS: {sum(memory.values()) / 2**20:.0f} MiB ({split})")

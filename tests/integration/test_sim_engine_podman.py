@@ -10,6 +10,7 @@ etcdctl under the inventory's image name, through the docker shim Flatcar's unit
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -17,7 +18,10 @@ from pathlib import Path
 
 import pytest
 
-from labctl.sim import engine
+from labctl.inventory import require_inventory
+from labctl.render import ceph as render_ceph
+from labctl.sim import ceph_image, engine
+from tests.conftest import REFERENCE
 
 pytestmark = pytest.mark.integration
 IMAGE = "quay.io/coreos/etcd:v3.4.23"
@@ -69,3 +73,48 @@ def test_the_archive_loads_and_runs_etcd_under_the_inventorys_image_name(node: P
     assert lines[0] == IMAGE
     assert "etcd Version: 3.4.23" in lines
     assert "etcdctl version: 3.4.23" in lines
+
+
+CEPH_IMAGE = "quay.io/ceph/ceph:v16.2.15"
+
+
+def test_the_ceph_image_runs_every_program_the_units_start_from_the_shared_store(
+    tmp_path: Path,
+) -> None:
+    # Made (or found) in the build cache as `sim up` makes it, loaded once into the
+    # read-only store; the node's podman lists that store and loads nothing itself.
+    assert os.geteuid() == 0, "podman's storage here needs root (CI runs as root)"
+    archive = ceph_image.build(CEPH_IMAGE, engine.image_dir())
+    store = ceph_image.store(CEPH_IMAGE, archive)
+    d = tmp_path / "node"
+    engine.prepare(d, str(d), [], (str(store),))
+    assert engine.boot_images(d) == ""
+    # The units' own command line (render/ceph.py's container argv), --version for the
+    # daemon's arguments; the ceph CLI is Python, so its interpreter and modules are proven.
+    daemons = ("ceph", "ceph-mon", "ceph-mgr", "ceph-osd", "ceph-mds")
+    runs = "\n".join(shlex.join([*ceph_argv(program), "--version"]) for program in daemons)
+    try:
+        done = in_node(
+            d,
+            f"""
+            mount -t tmpfs tmpfs /run
+            # Flatcar's /usr/bin/docker, as a node's boot mounts it.
+            mount -t overlay overlay -o "lowerdir={d / "podman" / "bin"}:/usr/bin" /usr/bin
+            podman images --format '{{{{.Repository}}}}:{{{{.Tag}}}}'
+            {runs}
+            """,
+        )
+    finally:
+        engine.release_cgroups(d, Path("/sys/fs/cgroup"))
+        shutil.rmtree(d / "podman" / "storage", ignore_errors=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0] == CEPH_IMAGE
+    versions = [line for line in lines if line.startswith("ceph version 16.2.15 ")]
+    assert len(versions) == 5, done.stdout  # ceph and the four daemons
+
+
+def ceph_argv(program: str) -> list[str]:
+    """The container argv the ceph layer renders for ``program`` on a Flatcar node."""
+    inventory = require_inventory(REFERENCE)
+    return render_ceph.tool(inventory, render_ceph.mons(inventory)[0], program, "container")

@@ -88,9 +88,13 @@ def test_ssh_to_an_unknown_node_names_the_nodes(state: Path, execs: list[list[st
 def test_env_comes_from_the_record(state: Path) -> None:
     from labctl.kubernetes.binaries import bin_dir
 
-    # sim up gave the nodes podman and the etcd image: etcd's runtime is the inventory's.
+    # sim up gave the nodes podman and the etcd and Ceph images: both runtimes are the
+    # inventory's (no override).
     record = json.loads((state / "sim.json").read_text())
-    record["engine"] = {"images": ["quay.io/coreos/etcd:v3.4.23"], "runtimes": ["etcd"]}
+    record["engine"] = {
+        "images": ["quay.io/coreos/etcd:v3.4.23", "quay.io/ceph/ceph:v16.2.15"],
+        "runtimes": ["etcd", "ceph"],
+    }
     (state / "sim.json").write_text(json.dumps(record))
     done = runner.invoke(app, ["sim", "env", "--state-dir", str(state)])
     assert done.exit_code == 0, done.output
@@ -98,7 +102,6 @@ def test_env_comes_from_the_record(state: Path) -> None:
         "export LABCTL_SSH_USER=core",
         f"export LABCTL_SSH_KNOWN_HOSTS={state / 'known_hosts'}",
         f"export LABCTL_SSH_IDENTITY={state / 'id_ed25519'}",
-        "export LABCTL_CEPH_RUNTIME=host",
         "export LABCTL_CEPH_CONFIG=mon_data_avail_warn=5",
         "export LABCTL_SWITCH_PLATFORM=frr",
         "export LABCTL_KUBE_RUNTIME=pods",
@@ -114,6 +117,7 @@ def test_a_lab_brought_up_without_podman_runs_etcd_from_the_host_and_says_so(
     done = runner.invoke(app, ["sim", "env", "--state-dir", str(state)])
     assert done.exit_code == 0, done.output
     assert "export LABCTL_ETCD_RUNTIME=host" in done.stdout.splitlines()
+    assert "export LABCTL_CEPH_RUNTIME=host" in done.stdout.splitlines()
     assert "LABCTL_CONTAINER_ENGINE" not in done.stdout
     assert "podman was missing at sim up" in done.stderr
 
