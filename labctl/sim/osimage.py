@@ -365,6 +365,29 @@ def build_image(path: Path) -> None:
                     shutil.copyfileobj(src, out, MIB)
 
 
+def partition_offset(name: str) -> int:
+    """Where partition ``name`` starts in the image, in bytes."""
+    part = next(p for p in PARTITIONS if p.name == name)
+    return (FIRST_MIB + sum(p.size_mib for p in PARTITIONS if p.number < part.number)) * MIB
+
+
+def plant(disk: Path, files: dict[str, tuple[Path, int]], folders: tuple[str, ...] = ()) -> None:
+    """Write ``files`` (path on root: (source, mode)) and ``folders`` into the root file
+    system of the image (or disk) at ``disk``, with debugfs at its offset: no mount."""
+    target = f"{disk}?offset={partition_offset('root')}"
+    commands = [f"mkdir {folder}" for folder in folders]
+    for path, (source, mode) in files.items():
+        commands += [f"write {source} {path}", f"set_inode_field {path} mode 0{0o100000 | mode:o}"]
+    for command in commands:
+        done = subprocess.run(
+            ["debugfs", "-w", "-R", command, target], capture_output=True, text=True, check=False
+        )
+        # debugfs exits 0 on a failed request; anything past its banner line is the error.
+        said = [line for line in done.stderr.splitlines() if not line.startswith("debugfs 1.")]
+        if done.returncode != 0 or said:
+            raise LabctlError(f"debugfs {command!r} on {disk}: {' '.join(said)}")
+
+
 def build(cache: Path = CACHE) -> Path:
     """The stand-in image's path (built unless cached)."""
     folder = cache / cache_key()
