@@ -15,7 +15,8 @@ VENV="$ROOT/.venv"
 # build the pause image's static binary (labctl/sim/images.py); iptables (nft backend)
 # is copied into kube-proxy's image from this machine (labctl/sim/images.py); dig asks
 # the cluster's DNS in the end-to-end tests; pkg-config, libssl-dev and libzstd-dev
-# are what coreos-installer's crate links against (scripts/build-coreos-installer.sh).
+# are what coreos-installer's crate links against (scripts/build-coreos-installer.sh);
+# grub-pc-bin is GRUB's BIOS images, the stand-in OS image's boot loader (labctl/sim/osimage.py).
 DEBIAN_PACKAGES=(
   python3-venv openipmi ipmitool snmpd snmp openssh-server openssh-client
   golang-cfssl etcd-server etcd-client openssl iproute2 procps util-linux
@@ -23,7 +24,7 @@ DEBIAN_PACKAGES=(
   iputils-ping
   ceph-mon ceph-mgr ceph-osd ceph-mds ceph-fuse ceph-common ceph-base
   qemu-system-x86 qemu-utils ipxe ipxe-qemu dnsmasq-base ignition ovmf udev
-  linux-image-amd64 busybox-static e2fsprogs cpio gpg gpgv
+  linux-image-amd64 busybox-static e2fsprogs cpio gpg gpgv grub-pc-bin
   gcc libc6-dev iptables bind9-dnsutils podman
   pkg-config libssl-dev libzstd-dev
   shellcheck

@@ -214,7 +214,7 @@ def test_coreos_installer_lays_the_cached_stand_in_image_onto_a_disk(tmp_path: P
     unsigned (no key here is one coreos-installer trusts)."""
     folder = installer_dir()
     image = osimage.build(tmp_path / "cache")
-    with loop_device(tmp_path / "disk.img", 64 * MIB) as disk:
+    with loop_device(tmp_path / "disk.img", 128 * MIB) as disk:
         run = subprocess.run(
             ["unshare", "--mount", "--propagation", "private", str(WITH_UDEVD),
              str(folder / "bin" / "coreos-installer"), "install", "--image-file", str(image),
@@ -230,6 +230,9 @@ def test_coreos_installer_lays_the_cached_stand_in_image_onto_a_disk(tmp_path: P
         # coreos-installer writes the image's first MiB last and rewrites the backup GPT
         # at the disk's end: the partitions (everything after the first MiB) are the image's.
         assert on_disk[MIB:-MIB] == expected[MIB:-MIB]
+        # GRUB's boot code in the MBR (its partition table after byte 440 is the disk's):
+        # the installed disk boots as the image does (tests/integration/test_osimage_boot.py).
+        assert on_disk[: osimage.MBR_CODE] == expected[: osimage.MBR_CODE]
         table = subprocess.run(["sgdisk", "-p", disk], capture_output=True, text=True)
         names = [
             line.split()[-1] for line in table.stdout.splitlines() if line[:4].strip().isdigit()
