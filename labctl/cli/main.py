@@ -128,6 +128,12 @@ def _bootstrap() -> Any:
     return bootstrap
 
 
+def _monitoring() -> Any:
+    from labctl.cli.monitoring_cmd import app
+
+    return app
+
+
 def _whatif() -> Any:
     from labctl.cli.whatif_cmd import whatif
 
@@ -157,6 +163,11 @@ COMMANDS: dict[str, tuple[Callable[[], Any], bool, str]] = {
     "etcd": (_etcd, True, "The lab's etcd cluster: status, snapshots and restore."),
     "ceph": (_ceph, True, "The lab's Ceph cluster: health, quorum, OSDs, pools."),
     "kubernetes": (_kubernetes, True, "The lab's Kubernetes cluster: status."),
+    "monitoring": (
+        _monitoring,
+        True,
+        "The lab's monitoring (Prometheus, Alertmanager): targets and alerts.",
+    ),
     "kubeconfig": (
         _kubeconfig,
         False,
@@ -183,8 +194,7 @@ COMMANDS: dict[str, tuple[Callable[[], Any], bool, str]] = {
     "bootstrap": (
         _bootstrap,
         False,
-        "Bring the lab up, in order: power, os, pki, etcd, kubernetes, calico, calico-resources, "
-        "ceph.",
+        "Bring the lab up in layer order, power first, monitoring last (`labctl plan` lists them).",
     ),
     "render": (
         _render,

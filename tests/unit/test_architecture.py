@@ -71,7 +71,8 @@ MAY_IMPORT: dict[str, set[str]] = {
     "os": {"boot", "drivers", "engine", "errors", "files", "inventory", "platform", "power"}
     | {"render", "targets"},
     "layers": {"calico", "ceph", "engine", "errors", "etcd", "inventory", "kubernetes", "os"}
-    | {"data", "pki", "platform", "render"},
+    | {"data", "monitoring", "pki", "platform", "render"},
+    "monitoring": {"drivers", "engine", "errors", "inventory", "kubernetes", "render"},
     "run": {"engine", "layers", "platform", "power", "secrets", "targets"},
     "artefacts": {"ceph", "engine", "errors", "inventory", "layers", "render"},
     # The simulated platform hands layers plan pieces (engine actions; BIRD's passwords
@@ -91,6 +92,7 @@ MAY_IMPORT: dict[str, set[str]] = {
         "inventory",
         "kubernetes",
         "layers",
+        "monitoring",
         "os",
         "pki",
         "platform",
