@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import subprocess
 import time
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -95,6 +96,23 @@ def test_every_target_the_inventory_implies_is_up(shared_lab: Lab) -> None:
         assert {"node", "ipmi", "snmp-pdu", "snmp-bgp", "etcd", "apiserver", "kubelet",
                 "controller-manager", "scheduler"} <= jobs  # fmt: skip
 
+        # The exporters answer for their devices, not only for themselves: every BMC
+        # read over IPMI (its chassis power on), every PDU's outlets over SNMPv3.
+        def query(expr: str) -> dict[str, float]:
+            q = urllib.parse.urlencode({"query": expr})
+            api = f"http://{NODES['fohn']}:9090/api/v1/query?{q}"
+            with urllib.request.urlopen(api, timeout=5) as answer:
+                found = json.load(answer)["data"]["result"]
+            return {r["metric"].get("instance", ""): float(r["value"][1]) for r in found}
+
+        servers = {s.name for s in inventory.servers}
+        assert query('ipmi_up{collector="ipmi"}') == dict.fromkeys(servers, 1.0)
+        assert query("ipmi_chassis_power_state") == dict.fromkeys(servers, 1.0)
+        pdus = {p.name for p in inventory.pdus}
+        assert (
+            set(query('count by (instance) ({job="snmp-pdu", __name__=~"pdu_outlet_.*"})')) == pdus
+        )
+
         status = labctl(lab, "monitoring", "status", "-o", "json")
         assert status.returncode == 0, status.stdout + status.stderr
         report = json.loads(status.stdout)
@@ -124,4 +142,6 @@ def test_every_target_the_inventory_implies_is_up(shared_lab: Lab) -> None:
         layer = next(x for x in json.loads(again.stdout)["layers"] if x["layer"] == "monitoring")
         assert all(plan["nothing_to_do"] for plan in layer["plans"]), again.stdout
     finally:
+        logs = lab.ssh(NODES["fohn"], "tail -n 5 /var/log/labctl-units/labctl-*.log")
+        print(logs.stdout)  # shown when the test fails: what each program said last
         release_shared_lab()  # a control plane and the monitoring units are left enabled
