@@ -132,9 +132,10 @@ class MonitoringLayer:
             return snmp_yml(inv, secret)
 
         def ipmi(secret: SecretFn) -> str:
-            return render.dump(units.ipmi_config(inv, secret))
+            return render.dump(units.ipmi_config(inv, secret, workarounds))
 
         unit_files = units.server_units(inv)
+        workarounds = ctx.platform.ipmi_exporter_workarounds()
         plain = [
             (units.PROMETHEUS_YML, render.dump(render.prometheus_config(inv))),
             (units.RULES_YML, render.dump(render.alert_rules(inv))),

@@ -148,12 +148,15 @@ def server_units(inv: Inventory) -> list[UnitFile]:
     ]
 
 
-def ipmi_config(inv: Inventory, resolve: Resolve) -> dict[str, Any]:
-    """The IPMI exporter's modules, one per server's BMC (the module Prometheus names)."""
+def ipmi_config(
+    inv: Inventory, resolve: Resolve, workarounds: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    """The IPMI exporter's modules, one per server's BMC (the module Prometheus names);
+    ``workarounds`` are FreeIPMI's flags the platform says its BMCs need."""
     modules: dict[str, Any] = {}
     for server in inv.servers:
         bmc = server.bmc
-        modules[server.name] = {
+        module: dict[str, Any] = {
             "user": bmc.username,
             "pass": resolve(bmc.password),
             "driver": "LAN_2_0",
@@ -161,4 +164,7 @@ def ipmi_config(inv: Inventory, resolve: Resolve) -> dict[str, Any]:
             "timeout": 10000,
             "collectors": ["bmc", "ipmi", "chassis", "sel"],
         }
+        if workarounds:
+            module["workaround_flags"] = list(workarounds)
+        modules[server.name] = module
     return {"modules": modules}

@@ -97,3 +97,22 @@ def test_running_on_the_operators_machine_is_refused_with_a_sentence(tmp_path: P
     ctx = _ctx(tmp_path, text)
     with pytest.raises(LabctlError, match="operator's machine is not built"):
         list(MonitoringLayer().plans(ctx))
+
+
+def test_the_simulated_bmcs_get_freeipmis_workaround_and_real_ones_do_not(
+    tmp_path: Path,
+) -> None:
+    from dataclasses import replace
+
+    from labctl.platform import RealPlatform
+    from labctl.sim.platform import SimPlatform
+
+    def ipmi_yml(ctx: LayerContext) -> bytes:
+        plans = MonitoringLayer().plans(ctx)
+        files = [s.action for p in plans for s in p.steps if isinstance(s.action, PutFile)]
+        return next(f.content for f in files if f.path.endswith("labctl-ipmi.yml"))
+
+    ctx = _ctx(tmp_path)
+    assert b"workaround_flags" not in ipmi_yml(replace(ctx, platform=RealPlatform()))
+    simulated = ipmi_yml(replace(ctx, platform=SimPlatform()))
+    assert simulated.count(b"workaround_flags:\n    - opensesspriv") == 3
