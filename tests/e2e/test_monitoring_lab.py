@@ -141,7 +141,8 @@ def test_every_target_the_inventory_implies_is_up(shared_lab: Lab) -> None:
         assert again.returncode == 0, again.stdout + again.stderr
         layer = next(x for x in json.loads(again.stdout)["layers"] if x["layer"] == "monitoring")
         assert all(plan["nothing_to_do"] for plan in layer["plans"]), again.stdout
-    finally:
+    except BaseException:
         logs = lab.ssh(NODES["fohn"], "tail -n 5 /var/log/labctl-units/labctl-*.log")
-        print(logs.stdout)  # shown when the test fails: what each program said last
-        release_shared_lab()  # a control plane and the monitoring units are left enabled
+        print(logs.stdout)  # what each program said last (the fixture then takes the lab down)
+        raise
+    release_shared_lab()  # a control plane and the monitoring units are left enabled
