@@ -123,7 +123,7 @@ class MonitoringLayer:
                 node,
                 ("mkdir", "-p", ctx.on_node(node, units.TEXTFILE_DIR)),
             )
-            yield from start(ctx, server, [unit], (unit.digest,), ())
+            yield from start(ctx, server, [unit], (unit.digest,), (), "node-exporter")
 
     def servers(self, ctx: LayerContext) -> Iterator[Action]:
         inv = ctx.inventory
@@ -170,7 +170,7 @@ class MonitoringLayer:
             yield from files
             triggers = tuple(f.fingerprint for f in files)
             uses = tuple(u for f in files for u in f.secrets)
-            yield from start(ctx, server, unit_files, triggers, uses)
+            yield from start(ctx, server, unit_files, triggers, uses, "monitoring")
 
     def ceph_module(self, inv: Inventory) -> Run:
         mon = ceph_render.mons(inv)[0]
@@ -195,6 +195,7 @@ def start(
     unit_files: list[units.UnitFile],
     triggers: tuple[str, ...],
     uses: tuple[SecretUse, ...],
+    tag: str,
 ) -> Iterator[Action]:
     """The units reloaded, enabled, restarted when they or their files changed, and
     waited for until each answers on the node."""
@@ -203,7 +204,9 @@ def start(
     digests = tuple(u.digest for u in unit_files)
     yield Run(
         node,
-        ("sh", "-c", "systemctl daemon-reload", "labctl-monitoring-units"),
+        # Its own name per call site: the journal keeps one fingerprint per command and
+        # node, and fohn reloads for node-exporter and again for the server units.
+        ("sh", "-c", "systemctl daemon-reload", f"labctl-{tag}-units"),
         triggers=digests,
         what="systemctl daemon-reload (the monitoring units changed)",
     )

@@ -116,3 +116,16 @@ def test_the_simulated_bmcs_get_freeipmis_workaround_and_real_ones_do_not(
     assert b"workaround_flags" not in ipmi_yml(replace(ctx, platform=RealPlatform()))
     simulated = ipmi_yml(replace(ctx, platform=SimPlatform()))
     assert simulated.count(b"workaround_flags:\n    - opensesspriv") == 3
+
+
+def test_no_two_remembered_commands_on_a_node_share_an_argv(tmp_path: Path) -> None:
+    """The journal keeps one fingerprint per command and node: two Runs with one argv
+    and different triggers would each undo the other's, and no re-run would converge."""
+    runs = [
+        s.action
+        for p in MonitoringLayer().plans(_ctx(tmp_path))
+        for s in p.steps
+        if isinstance(s.action, Run)
+    ]
+    keys = [r.key for r in runs]
+    assert len(keys) == len(set(keys)), sorted(k for k in keys if keys.count(k) > 1)
