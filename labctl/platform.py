@@ -96,6 +96,9 @@ class RealPlatform:
     def switch_platform(self) -> str | None:
         return None
 
+    def ipmi_exporter_workarounds(self) -> tuple[str, ...]:
+        return ()  # FreeIPMI's default handshake, which conforming BMCs accept
+
     def ceph(self, settings: Ceph) -> Ceph:
         return settings
 

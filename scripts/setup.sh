@@ -28,7 +28,8 @@ DEBIAN_PACKAGES=(
   gcc libc6-dev iptables bind9-dnsutils podman
   pkg-config libssl-dev libzstd-dev
   shellcheck
-  prometheus prometheus-alertmanager prometheus-snmp-exporter
+  prometheus prometheus-alertmanager prometheus-snmp-exporter prometheus-node-exporter
+  prometheus-ipmi-exporter
 )
 
 # BIRD 1.6.8, the BIRD calico-node embeds, stands in for calico-node on the

@@ -48,7 +48,7 @@ def bootstrap(
     state_dir: Path = StateDirOption,
     output: OutputFormat = OutputOption,
 ) -> None:
-    """Bring the lab up, in order: power, os, pki, etcd, kubernetes, calico, calico-resources, ceph.
+    """Bring the lab up in layer order, power first, monitoring last (`labctl plan` lists them).
 
     Re-running on a converged lab changes nothing; a run that was killed resumes.
 

@@ -134,6 +134,12 @@ def _reset() -> Any:
     return reset
 
 
+def _monitoring() -> Any:
+    from labctl.cli.monitoring_cmd import app
+
+    return app
+
+
 def _whatif() -> Any:
     from labctl.cli.whatif_cmd import whatif
 
@@ -173,6 +179,11 @@ COMMANDS: dict[str, tuple[Callable[[], Any], bool, str]] = {
         True,
         "The lab's Kubernetes cluster: status, and the binaries of any version.",
     ),
+    "monitoring": (
+        _monitoring,
+        True,
+        "The lab's monitoring (Prometheus, Alertmanager): targets and alerts.",
+    ),
     "kubeconfig": (
         _kubeconfig,
         False,
@@ -200,8 +211,7 @@ COMMANDS: dict[str, tuple[Callable[[], Any], bool, str]] = {
     "bootstrap": (
         _bootstrap,
         False,
-        "Bring the lab up, in order: power, os, pki, etcd, kubernetes, calico, calico-resources, "
-        "ceph.",
+        "Bring the lab up in layer order, power first, monitoring last (`labctl plan` lists them).",
     ),
     "reset": (
         _reset,

@@ -92,6 +92,10 @@ class Platform(Protocol):
         """The platform every switch runs whatever the inventory says (None: as it says)."""
         ...
 
+    def ipmi_exporter_workarounds(self) -> tuple[str, ...]:
+        """FreeIPMI workaround flags the IPMI exporter needs for every BMC (empty: none)."""
+        ...
+
     def ceph(self, settings: Ceph) -> Ceph:
         """Ceph's settings as this lab runs them (its runtime, extra config keys)."""
         ...

@@ -18,6 +18,7 @@ from labctl.layers.calico_resources import CalicoResourcesLayer
 from labctl.layers.ceph import CephLayer
 from labctl.layers.etcd import EtcdLayer
 from labctl.layers.kubernetes import KubernetesLayer
+from labctl.layers.monitoring import MonitoringLayer
 from labctl.layers.os import OsLayer
 from labctl.layers.pki import PkiLayer
 from labctl.layers.power import PowerLayer
@@ -31,4 +32,5 @@ LAYERS: tuple[Layer, ...] = (
     CalicoLayer(),
     CalicoResourcesLayer(),
     CephLayer(),
+    MonitoringLayer(),
 )

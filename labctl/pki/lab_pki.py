@@ -59,7 +59,20 @@ def pki_input(inventory: Inventory) -> PkiInput:
         ),
         operator=pki.operator,
         validity_days=pki.validity_days,
+        monitoring=monitoring_servers(inventory),
     )
+
+
+def monitoring_servers(inventory: Inventory) -> tuple[str, ...]:
+    """Where Prometheus runs, as render/monitoring/targets.py's ``monitoring_servers``
+    says (the pki package sits below render): cluster.monitoring.servers, else the
+    control plane; none when it runs on the operator's machine."""
+    mon = inventory.cluster.monitoring
+    if mon.operator:
+        return ()
+    if mon.servers:
+        return mon.servers
+    return tuple(s.name for s in inventory.with_role("control-plane"))
 
 
 def input_digest(inp: PkiInput) -> str:

@@ -48,6 +48,9 @@ class PkiInput:
     ca_validity_days: int = 3650
     key_algo: str = "ecdsa"
     key_size: int = 256
+    # Where Prometheus runs (cluster.monitoring): the servers that get its client
+    # certificates; empty when it runs on the operator's machine.
+    monitoring: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -158,6 +161,9 @@ def plan_certificates(inp: PkiInput) -> list[CertSpec]:
         mk("etcd-client-apiserver", "ca", "kube-apiserver-etcd-client", (), (), "client", cp)
     )
     specs.append(mk(f"etcd-client-{inp.operator}", "ca", inp.operator, (), (), "client", ()))
+    # Prometheus reads etcd's /metrics with a client certificate of its own (any
+    # certificate the CA signed may; etcd has no finer rights for /metrics).
+    specs.append(mk("etcd-client-prometheus", "ca", "prometheus", (), (), "client", inp.monitoring))
 
     svc_ip = str(next(ipaddress.ip_network(inp.service_cidr, strict=False).hosts()))
     api_hosts = [
@@ -213,6 +219,9 @@ def plan_certificates(inp: PkiInput) -> list[CertSpec]:
         mk("kube-scheduler", "ca", "system:kube-scheduler", (), (), "client", cp),
         mk("kube-proxy", "ca", "system:kube-proxy", (), (), "client", everyone),
         mk("front-proxy-client", "front-proxy-ca", "front-proxy-client", (), (), "client", cp),
+        # No group: the user "prometheus" gets only what the labctl:prometheus ClusterRole
+        # grants (render/monitoring/prometheus.py's rbac: /metrics and nodes/metrics).
+        mk("prometheus", "ca", "prometheus", (), (), "client", inp.monitoring),
         # Leaf validity, not a CA's: its key sits on nodes, so it rotates with the leaves.
         mk(
             CLUSTER_SIGNER,

@@ -92,6 +92,10 @@ class SimPlatform:
     shared_kernel: bool = True
     # Podman in each node's namespaces, images made here and loaded (labctl/sim/engine.py).
     engine: str | None = None
+    # Every BMC is OpenIPMI's ipmi_sim, which grants no session privilege to FreeIPMI's
+    # IPMI 2.0 handshake (the IPMI exporter's) unless it sends the privilege the
+    # open-session stage named ("privilege level cannot be obtained for this user").
+    ipmi_workarounds: tuple[str, ...] = ("opensesspriv",)
 
     def etcd_runtime(self, inventory: Inventory) -> str:
         return self.etcd or inventory.cluster.etcd.runtime
@@ -141,6 +145,9 @@ class SimPlatform:
     def switch_platform(self) -> str | None:
         return self.switches
 
+    def ipmi_exporter_workarounds(self) -> tuple[str, ...]:
+        return self.ipmi_workarounds
+
     def ceph(self, settings: Ceph) -> Ceph:
         if not (self.ceph_runtime or self.ceph_config):
             return settings
@@ -189,6 +196,9 @@ class SimPlatform:
             lines.append(f"ceph: extra settings {extra}")
         if self.boot_namespace:
             lines.append(f"boot service: serves in network namespace {self.boot_namespace}")
+        if self.ipmi_workarounds:
+            flags = ", ".join(self.ipmi_workarounds)
+            lines.append(f"BMCs: ipmi_sim, read by the IPMI exporter with FreeIPMI's {flags}")
         return tuple(lines)
 
 

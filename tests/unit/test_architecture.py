@@ -72,7 +72,8 @@ MAY_IMPORT: dict[str, set[str]] = {
     "os": {"boot", "drivers", "engine", "errors", "files", "inventory", "platform", "power"}
     | {"render", "targets"},
     "layers": {"calico", "ceph", "engine", "errors", "etcd", "inventory", "kubernetes", "os"}
-    | {"data", "pki", "platform", "render"},
+    | {"data", "monitoring", "pki", "platform", "render"},
+    "monitoring": {"drivers", "engine", "errors", "inventory", "kubernetes", "render"},
     # Day two: what runs read live, a reset planned (pure) and carried out.
     "day2": {"calico", "ceph", "data", "engine", "errors", "etcd", "files", "inventory"}
     | {"kubernetes", "power", "render", "targets"},
@@ -103,6 +104,7 @@ MAY_IMPORT: dict[str, set[str]] = {
         "kubernetes",
         "labdiff",
         "layers",
+        "monitoring",
         "os",
         "pki",
         "platform",

@@ -100,6 +100,8 @@ def test_the_labs_layers_need_what_they_read_and_not_more() -> None:
         "calico": ("os",),
         "calico-resources": ("kubernetes", "calico"),
         "ceph": ("pki",),  # and os, through pki
+        # the rest through these: it watches all of them, its RBAC through the API
+        "monitoring": ("calico-resources", "ceph"),
     }
 
 

@@ -224,6 +224,8 @@ CASES: dict[str, tuple[list[dict[str, str]], list[dict[str, Any]], list[dict[str
         [
             *up("ipmi", dict.fromkeys(SERVERS, "1x30")),
             series("ipmi_up", {"job": "ipmi", "instance": "fohn", "collector": "bmc"}, "1x30"),
+            # A BMC without sensor records (the simulated lab's) answers all the same.
+            series("ipmi_up", {"job": "ipmi", "instance": "fohn", "collector": "ipmi"}, "0x30"),
         ],
     ),
     "PduNotAnswering": (

@@ -160,7 +160,7 @@ def test_a_simulated_plan_says_its_stand_ins_once_and_a_real_one_never(
     real = run_labctl(*args, cwd=work, timeout=60)
     assert sim.returncode == real.returncode == 0, sim.stderr + real.stderr
     want = list(SimPlatform(etcd="host", switches="frr").differences())
-    assert len(want) == 3  # the shared kernel, etcd, the switches
+    assert len(want) == 4  # the shared kernel, etcd, the switches, the BMCs
     if output == "json":
         assert json.loads(sim.stdout)["stand_ins"] == want
         assert "stand_ins" not in json.loads(real.stdout)

@@ -43,7 +43,7 @@ def test_every_variable_reaches_its_field() -> None:
         engine="podman",
     )
     # One line per difference, the shared kernel first.
-    assert len(got.differences()) == 9
+    assert len(got.differences()) == 10
     assert "containers: podman in each node's namespaces" in got.differences()[1]
     assert got.differences()[0].startswith("nodes: network namespaces of one kernel")
 

@@ -72,7 +72,9 @@ def controller_manager(inventory: Inventory) -> list[str]:
             ("kubeconfig", conf),
             ("authentication-kubeconfig", conf),
             ("authorization-kubeconfig", conf),
-            ("bind-address", "127.0.0.1"),
+            # Every address: the monitoring layer's Prometheus scrapes /metrics from its
+            # server, with a client certificate the delegated authorization checks.
+            ("bind-address", "0.0.0.0"),
             ("leader-elect", "true"),
             ("cluster-name", inventory.cluster.name),
             ("allocate-node-cidrs", "true"),
@@ -99,7 +101,9 @@ def scheduler(inventory: Inventory) -> list[str]:
             ("kubeconfig", conf),
             ("authentication-kubeconfig", conf),
             ("authorization-kubeconfig", conf),
-            ("bind-address", "127.0.0.1"),
+            # Every address: the monitoring layer's Prometheus scrapes /metrics from its
+            # server, with a client certificate the delegated authorization checks.
+            ("bind-address", "0.0.0.0"),
             ("leader-elect", "true"),
         ]
     )

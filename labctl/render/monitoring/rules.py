@@ -112,7 +112,9 @@ def lab_rules(inv: Inventory) -> list[dict[str, Any]]:
     rules.append(
         _rule(
             "BmcNotAnswering",
-            'up{job="ipmi"} == 0 or ipmi_up{job="ipmi"} == 0',
+            # The BMC answering is bmc-info's read (the bmc collector); a BMC with no
+            # sensor records (the sensors collector's ipmi_up 0) still answers.
+            'up{job="ipmi"} == 0 or ipmi_up{job="ipmi", collector="bmc"} == 0',
             "2m",
             "warning",
             "{{ $labels.instance }}'s BMC does not answer IPMI",

@@ -82,7 +82,9 @@ def _table(template: str) -> str | None:
 def _metric(name: str, oid: str, help_: str, index: str | None, kind: str = "gauge") -> Any:
     metric: dict[str, Any] = {"name": name, "oid": oid, "type": kind, "help": help_}
     if index is not None:
-        index_type = "IpAddr" if index == "peer" else "gauge"
+        # snmp_exporter 0.21 reads a 4-octet index as InetAddressIPv4 (its generator's
+        # name for an IpAddress); "IpAddr" passes its config check, then panics at scrape.
+        index_type = "InetAddressIPv4" if index == "peer" else "gauge"
         metric["indexes"] = [{"labelname": index, "type": index_type}]
     return metric
 
