@@ -44,13 +44,13 @@ def test_a_step_with_a_subject_builds_the_work_for_it(tmp_path: Path) -> None:
 
 
 def test_every_local_step_a_layer_plans_has_its_work_declared() -> None:
-    """Each layer declares the work of the LocalSteps it emits; the run finds all 24."""
+    """Each layer declares the work of the LocalSteps it emits; the run finds all 26."""
     from labctl.run import DeclaredWork, run_layer_set
 
     works = DeclaredWork(run_layer_set([]))
     assert {"os.survey", "os.arm", "os.await-install", "pki.mint", "etcd.promote"} <= set(works)
     assert {"kubernetes.binaries", "calico.resources", "ceph.keys"} <= set(works)
-    assert len(works) == 24
+    assert len(works) == 26
 
 
 def test_two_layers_may_not_declare_one_step_name_for_different_work() -> None:
