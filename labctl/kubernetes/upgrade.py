@@ -225,16 +225,19 @@ def _state(node: Mapping[str, Any]) -> tuple[str, str | None, bool, bool]:
     )
 
 
-class DrainWork:
-    """Cordon and drain one Node before its kubelet is replaced (``kubernetes.drain``)."""
-
+class _NodeWork:
     def __init__(self, node: str) -> None:
         self.node = node
 
     def _client(self, ctx: LayerContext) -> Any:
+        """The API's client (a ``KubeClient``) with the admin certificate."""
         from labctl.kubernetes.api import KubeSession
 
         return KubeSession(ctx.inventory, ctx.base_dir).client()
+
+
+class DrainWork(_NodeWork):
+    """Cordon and drain one Node before its kubelet is replaced (``kubernetes.drain``)."""
 
     def _why(self, ctx: LayerContext, client: Any) -> str | None:
         found = _node(client, self.node)
@@ -272,20 +275,16 @@ class DrainWork:
             return f"the API cannot be asked ({exc}); {self.node} would be drained"
 
 
-class UncordonWork:
+class UncordonWork(_NodeWork):
     """Wait until one Node is Ready at the inventory's version, then uncordon it, if an
     upgrade cordoned it (``kubernetes.uncordon``)."""
-
-    def __init__(self, node: str) -> None:
-        self.node = node
 
     def apply(self, ctx: LayerContext) -> bool:
         import time
 
-        from labctl.kubernetes.api import KubeSession
         from labctl.kubernetes.drain import cordon
 
-        client = KubeSession(ctx.inventory, ctx.base_dir).client()
+        client = self._client(ctx)
         want = common.version(ctx.inventory)
         timeout = ctx.inventory.cluster.kubernetes.ready_timeout
         end = time.monotonic() + timeout
@@ -311,11 +310,9 @@ class UncordonWork:
         return True
 
     def observe(self, ctx: LayerContext) -> str | None:
-        from labctl.kubernetes.api import KubeSession
-
         want = common.version(ctx.inventory)
         try:
-            found = _node(KubeSession(ctx.inventory, ctx.base_dir).client(), self.node)
+            found = _node(self._client(ctx), self.node)
         except LabctlError as exc:
             return f"the API cannot be asked ({exc}); {self.node} would be uncordoned"
         if found is None:
