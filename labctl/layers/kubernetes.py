@@ -128,6 +128,16 @@ def node_services(ctx: LayerContext, server: Server) -> list[Service]:
     )
 
 
+def version_trigger(ctx: LayerContext, unit: str) -> tuple[str, ...]:
+    """The version, for a unit that execs a Kubernetes binary from a ``binary_dir`` whose
+    path does not name the version (``/opt/bin``): its files do not change with the
+    version, but the binary under them does, and only a restart runs the new one."""
+    execs = {kubelet.UNIT_NAME} | {host.unit_name(x) for x in c.CONTROL_PLANE}
+    if unit not in execs or "{version}" in ctx.platform.kube_bin_dir(ctx.inventory):
+        return ()
+    return (c.version(ctx.inventory),)
+
+
 def node_actions(ctx: LayerContext, server: Server) -> list[Action]:
     inventory = ctx.inventory
     node = server.name
@@ -170,7 +180,7 @@ def node_actions(ctx: LayerContext, server: Server) -> list[Action]:
             Run(
                 node,
                 ("systemctl", "restart", service.unit),
-                triggers=(service.digest,),
+                triggers=(service.digest, *version_trigger(ctx, service.unit)),
                 what=f"systemctl restart {service.unit} (its files or certificates changed)",
             ),
             WaitFor(

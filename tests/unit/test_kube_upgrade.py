@@ -179,3 +179,30 @@ def test_plan_says_the_node_order_of_an_upgrade(tmp_path: Path) -> None:
     assert kube.order == (("fohn",), ("chequita",), ("wind",))
     assert kube.line().endswith("upgrade, node by node: fohn, then chequita, then wind")
     assert kube.as_dict()["order"] == [["fohn"], ["chequita"], ["wind"]]
+
+
+def test_a_new_version_restarts_the_kubelet_where_binary_dir_does_not_name_it(
+    tmp_path: Path,
+) -> None:
+    """A real lab's binary_dir is /opt/bin: the kubelet's files are the same at every
+    version, and on main its restart did not follow the binary swapped under it."""
+    from labctl.platform import RealPlatform
+
+    def restarts(version: str) -> dict[str, str]:
+        path = _inventory(tmp_path)
+        path.write_text(path.read_text().replace("version: 1.36.3 ", f"version: {version} ", 1))
+        ctx = LayerContext(require_inventory(path), path, tmp_path / "state",
+                           platform=RealPlatform())  # fmt: skip
+        facts = Facts.of(_placeholder_store(ctx), EtcdChanges(), EtcdJoined(), RunningNodes())
+        ctx = dataclasses.replace(ctx, facts=facts)
+        plan = next(p for p in KubernetesLayer().plans(ctx) if p.layer == "kubernetes: nodes")
+        return {
+            s.id: s.action.fingerprint
+            for s in plan.steps
+            if isinstance(s.action, Run) and s.action.argv[:2] == ("systemctl", "restart")
+        }
+
+    old, new = restarts("1.35.4"), restarts("1.36.3")
+    changed = sorted(k for k in new if old[k] != new[k])
+    assert changed == [f"run:{n}:systemctl restart kubelet.service" for n in
+                       ("chequita", "fohn", "wind")]  # fmt: skip
