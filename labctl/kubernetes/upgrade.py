@@ -42,7 +42,9 @@ if TYPE_CHECKING:
     from labctl.engine.layer import LayerContext
 
 # On a Node labctl cordoned for an upgrade: "cordoned" (uncordon it afterwards) or
-# "already" (the operator had cordoned it: leave it so).
+# "already" (the operator had cordoned it: leave it so), then "/ready" or "/not-ready":
+# whether it was Ready when drained (a Node waits to be Ready again only if it was; a
+# lab without its pod network yet has none Ready).
 ANNOTATION = "labctl.io/upgrade-cordon"
 DRAIN = "kubernetes.drain"
 UNCORDON = "kubernetes.uncordon"
@@ -225,6 +227,11 @@ def _state(node: Mapping[str, Any]) -> tuple[str, str | None, bool, bool]:
     )
 
 
+def _was_ready(mark: str | None) -> bool:
+    """Whether an upgrade drained the Node while it was Ready (then it waits to be again)."""
+    return mark is not None and not mark.endswith("/not-ready")
+
+
 class _NodeWork:
     def __init__(self, node: str) -> None:
         self.node = node
@@ -258,9 +265,9 @@ class DrainWork(_NodeWork):
         if self._why(ctx, client) is None:
             return False
         found = _node(client, self.node) or {}
-        _, mark, cordoned, _ = _state(found)
+        _, mark, cordoned, ready = _state(found)
         if mark is None:
-            mark = "already" if cordoned else "cordoned"
+            mark = ("already" if cordoned else "cordoned") + ("/ready" if ready else "/not-ready")
         try:
             drain(client, self.node, ctx.inventory.cluster.kubernetes.upgrade.drain_timeout,
                   annotations={ANNOTATION: mark})  # fmt: skip
@@ -276,8 +283,8 @@ class DrainWork(_NodeWork):
 
 
 class UncordonWork(_NodeWork):
-    """Wait until one Node is Ready at the inventory's version, then uncordon it, if an
-    upgrade cordoned it (``kubernetes.uncordon``)."""
+    """Wait until one Node reports the inventory's version (and is Ready, if it was when
+    drained), then uncordon it, if an upgrade cordoned it (``kubernetes.uncordon``)."""
 
     def apply(self, ctx: LayerContext) -> bool:
         import time
@@ -292,7 +299,7 @@ class UncordonWork(_NodeWork):
             found = _node(client, self.node)
             if found is not None:
                 kubelet, mark, _, ready = _state(found)
-                if kubelet == want and ready:
+                if kubelet == want and (ready or not _was_ready(mark)):
                     break
                 why = f"kubelet {kubelet or 'not reporting'}, {'Ready' if ready else 'not Ready'}"
             else:
@@ -305,7 +312,7 @@ class UncordonWork(_NodeWork):
             time.sleep(1.0)
         if mark is None:
             return False
-        cordon(client, self.node, unschedulable=mark == "already",
+        cordon(client, self.node, unschedulable=mark.startswith("already"),
                annotations={ANNOTATION: None})  # fmt: skip
         return True
 
@@ -317,7 +324,7 @@ class UncordonWork(_NodeWork):
             return f"the API cannot be asked ({exc}); {self.node} would be uncordoned"
         if found is None:
             return None
-        kubelet, mark, _, ready = _state(found)
-        if kubelet == want and ready and mark is None:
+        kubelet, mark, _, _ = _state(found)
+        if kubelet == want and mark is None:
             return None
         return f"once Ready at {want} (now {kubelet}), {self.node} would be uncordoned"

@@ -88,7 +88,7 @@ def test_drain_then_uncordon_once_ready_at_the_new_version(
     assert drain.apply(ctx) is True
     node = client.json("GET", "/api/v1/nodes/chequita")
     assert node["spec"]["unschedulable"] is True
-    assert node["metadata"]["annotations"][upgrade.ANNOTATION] == "cordoned"
+    assert node["metadata"]["annotations"][upgrade.ANNOTATION] == "cordoned/ready"
     assert names_on(client, "chequita") == {"agent"}  # the DaemonSet's pod stays
 
     # The kubelet restarted at the new version but is not Ready yet: still cordoned.
@@ -119,7 +119,7 @@ def test_a_node_the_operator_cordoned_stays_cordoned(
     drain, uncordon = _works(client, "wind")
     assert drain.apply(ctx) is True
     node = client.json("GET", "/api/v1/nodes/wind")
-    assert node["metadata"]["annotations"][upgrade.ANNOTATION] == "already"
+    assert node["metadata"]["annotations"][upgrade.ANNOTATION] == "already/ready"
     _report(client, "wind", NEW, True)
     assert uncordon.apply(ctx) is True
     node = client.json("GET", "/api/v1/nodes/wind")
