@@ -2,7 +2,7 @@
 
 ``day2/retire.py`` decided the steps and their guards; here each is carried out
 with the client labctl already has for that component: the Kubernetes API
-(cordon, evictions that respect PodDisruptionBudgets, Node deletion), etcd's
+(the drain of ``kubernetes/drain.py``, Node deletion), etcd's
 (member removal), Ceph's CLI on a monitor's node (out, safe-to-destroy, purge,
 monitor removal), SSH to FRR switches (the neighbour), SSH to the node (the wipe,
 ``data/scripts/reset-node.sh``) and the BMC (power off). Every wait is bounded
@@ -31,6 +31,7 @@ from labctl.engine.journal import Journal
 from labctl.errors import DriverTimeout, LabctlError
 from labctl.etcd.membership import RECORD_NAME
 from labctl.inventory.model import Inventory
+from labctl.kubernetes.drain import drain
 from labctl.render import ceph as ceph_render
 from labctl.render import etcd as etcd_render
 from labctl.render.kubernetes import host as kube_host
@@ -77,45 +78,7 @@ class Reset:
         return self.kube
 
     def _cordon(self, step: Step) -> None:
-        client = self._kube()
-        node = urllib.parse.quote(step.target)
-        client.json("PATCH", f"/api/v1/nodes/{node}", {"spec": {"unschedulable": True}},
-                    "application/merge-patch+json")  # fmt: skip
-        selector = urllib.parse.quote(f"spec.nodeName={step.target}")
-        end = time.monotonic() + self.drain_wait
-        while True:
-            pods = [p for p in client.list(f"/api/v1/pods?fieldSelector={selector}") if _evicted(p)]
-            if not pods:
-                return
-            blocked, going = [], []
-            for pod in pods:
-                meta = pod["metadata"]
-                ns, name = meta["namespace"], meta["name"]
-                if "deletionTimestamp" in meta:  # evicted: its kubelet is stopping it
-                    going.append(f"{ns}/{name}")
-                    continue
-                status, body = client.request(
-                    "POST",
-                    f"/api/v1/namespaces/{ns}/pods/{name}/eviction",
-                    {"apiVersion": "policy/v1", "kind": "Eviction",
-                     "metadata": {"name": name, "namespace": ns}},
-                )  # fmt: skip
-                if status == 429:  # a PodDisruptionBudget says not now
-                    blocked.append(f"{ns}/{name} ({_said(body)})")
-                elif status >= 400 and status != 404:
-                    raise LabctlError(f"evicting {ns}/{name} from {step.target}: HTTP {status} "
-                                      f"{_said(body)}")  # fmt: skip
-            if time.monotonic() > end:
-                what = []
-                if blocked:
-                    what.append(f"a PodDisruptionBudget blocks {', '.join(blocked)}")
-                if going:
-                    what.append(f"still stopping: {', '.join(going)}")
-                raise DriverTimeout(
-                    f"draining {step.target}: after {self.drain_wait:g} s, {'; '.join(what)}"
-                )
-            self.say(f"  {step.target}: {len(pods)} pod(s) to go")
-            time.sleep(2.0)
+        drain(self._kube(), step.target, self.drain_wait, self.say)
 
     def _delete_node(self, step: Step) -> None:
         status, _ = self._kube().request(
@@ -244,23 +207,3 @@ class Reset:
         for result in asyncio.run(off()):
             if not result.ok:
                 raise LabctlError(f"powering {step.server} off: {result.error}")
-
-
-def _said(body: bytes) -> str:
-    """The API's own sentence in an error answer (its cause's, when it gives one)."""
-    try:
-        status = json.loads(body)
-    except ValueError:
-        return body.decode(errors="replace")[:200]
-    causes = status.get("details", {}).get("causes", [])
-    return str(causes[0].get("message") if causes else status.get("message", ""))
-
-
-def _evicted(pod: dict[str, Any]) -> bool:
-    """A pod a drain evicts: not a DaemonSet's, not a static (mirror) pod, not finished."""
-    meta = pod.get("metadata", {})
-    if "kubernetes.io/config.mirror" in meta.get("annotations", {}):
-        return False
-    if any(o.get("kind") == "DaemonSet" for o in meta.get("ownerReferences", [])):
-        return False
-    return pod.get("status", {}).get("phase") not in ("Succeeded", "Failed")

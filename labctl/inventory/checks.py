@@ -598,6 +598,20 @@ def node_mask_inside_pod_cidr(inv: Inventory) -> Iterator[Finding]:
         )
 
 
+@check("LAB113", W, "An upgrade's kubelet batch leaves a node to move the drained pods to.")
+def kubelet_batch_leaves_a_node(inv: Inventory) -> Iterator[Finding]:
+    batch = inv.cluster.kubernetes.upgrade.kubelet_batch
+    planes = {s.name for s in inv.with_role("control-plane")}
+    others = [s.name for s in inv.servers if s.name not in planes]
+    if len(others) > 1 and batch >= len(others):
+        yield (
+            ("cluster", "kubernetes", "upgrade", "kubelet_batch"),
+            f"kubelet_batch {batch} drains all {len(others)} nodes that are not control-plane "
+            f"nodes ({', '.join(others)}) at once: their pods would have nowhere to go but the "
+            f"control-plane nodes; use at most {len(others) - 1}",
+        )
+
+
 @check("LAB054", E, "A server PXE boots from at most one NIC.")
 def one_pxe_nic(inv: Inventory) -> Iterator[Finding]:
     for s in inv.servers:

@@ -230,6 +230,14 @@ class ApiEndpoint:
 
 
 @dataclass(frozen=True, slots=True)
+class KubernetesUpgrade:
+    """How a version change rolls through the running cluster (layers/kubernetes.py)."""
+
+    kubelet_batch: int = 1
+    drain_timeout: float = 120.0
+
+
+@dataclass(frozen=True, slots=True)
 class Kubernetes:
     version: str
     api_endpoint: ApiEndpoint
@@ -242,6 +250,7 @@ class Kubernetes:
     binary_dir: str = "/opt/bin"
     image_registry: str = "registry.k8s.io"
     ready_timeout: float = 300.0
+    upgrade: KubernetesUpgrade = KubernetesUpgrade()
 
 
 @dataclass(frozen=True, slots=True)
@@ -699,6 +708,7 @@ def _monitoring(m: dict[str, Any]) -> Monitoring:
 def _cluster(d: dict[str, Any], lab_name: str) -> Cluster:
     k = d["kubernetes"]
     api = k["api_endpoint"]
+    upgrade = k.get("upgrade", {})
     etcd = d.get("etcd", {})
     snapshots = etcd.get("snapshots", {})
     calico = d.get("calico", {})
@@ -720,6 +730,10 @@ def _cluster(d: dict[str, Any], lab_name: str) -> Cluster:
             binary_dir=_get(k, "binary_dir", *_K8S),
             image_registry=_get(k, "image_registry", *_K8S),
             ready_timeout=float(_get(k, "ready_timeout", *_K8S)),
+            upgrade=KubernetesUpgrade(
+                _get(upgrade, "kubelet_batch", *_K8S, "upgrade"),
+                float(_get(upgrade, "drain_timeout", *_K8S, "upgrade")),
+            ),
         ),
         etcd=Etcd(
             version=_get(etcd, "version", *_ETCD),

@@ -29,6 +29,7 @@ from typing import Any
 from labctl.engine.executor import Outcome
 from labctl.engine.runner import LayerOutcome
 from labctl.inventory.model import Inventory
+from labctl.kubernetes import upgrade
 from labctl.labdiff.running import Observed
 from labctl.labdiff.skew import (
     CEPH_FIELD,
@@ -76,15 +77,20 @@ class VersionChange:
     wanted: str
     running: dict[str, str]  # who -> version, as each reported it
     change: str  # none, upgrade, downgrade, unknown
+    # An upgrade's order: the nodes taken together, batch after batch (Kubernetes).
+    order: tuple[tuple[str, ...], ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
-        return {
+        found: dict[str, Any] = {
             "component": self.component,
             "field": self.field,
             "wanted": self.wanted,
             "running": dict(self.running),
             "change": self.change,
         }
+        if self.order:
+            found["order"] = [list(batch) for batch in self.order]
+        return found
 
     def line(self) -> str:
         if not self.running:
@@ -94,6 +100,8 @@ class VersionChange:
             seen.setdefault(version, []).append(who)
         runs = "; ".join(f"{v} on {', '.join(sorted(w))}" for v, w in sorted(seen.items()))
         said = {"none": "no change", "upgrade": "upgrade", "downgrade": "DOWNGRADE"}[self.change]
+        if self.order:
+            said += ", node by node: " + ", then ".join(" + ".join(b) for b in self.order)
         return f"{self.component}: {self.wanted} wanted, running {runs}: {said}"
 
 
@@ -248,8 +256,11 @@ def _change(wanted: str, running: dict[str, str]) -> str:
     return "none"
 
 
-def version_changes(wanted: Wanted, observed: Observed) -> tuple[VersionChange, ...]:
-    """Each component's wanted version against what each of its daemons reports."""
+def version_changes(
+    wanted: Wanted, observed: Observed, inventory: Inventory | None = None
+) -> tuple[VersionChange, ...]:
+    """Each component's wanted version against what each of its daemons reports (with
+    ``inventory``, a Kubernetes upgrade's node order, as the kubernetes layer takes it)."""
     run = observed.running
     found = []
     if wanted.etcd:
@@ -260,14 +271,12 @@ def version_changes(wanted: Wanted, observed: Observed) -> tuple[VersionChange, 
     if wanted.kubernetes:
         running = {f"api-server {k}": v.lstrip("v") for k, v in sorted(run.api_servers.items())}
         running |= {f"kubelet {k}": v.lstrip("v") for k, v in sorted(run.kubelets.items())}
+        change = _change(wanted.kubernetes, running)
+        order: tuple[tuple[str, ...], ...] = ()
+        if inventory is not None and change == "upgrade":
+            order = tuple(upgrade.batches(inventory, run.kubelets))
         found.append(
-            VersionChange(
-                "kubernetes",
-                KUBERNETES_FIELD,
-                wanted.kubernetes,
-                running,
-                _change(wanted.kubernetes, running),
-            )
+            VersionChange("kubernetes", KUBERNETES_FIELD, wanted.kubernetes, running, change, order)
         )
     if wanted.ceph:
         running = {f"ceph-{kind}": ", ".join(vs) for kind, vs in sorted(run.ceph.items())}
@@ -323,7 +332,7 @@ def lab_diff(
     return LabDiff(
         inventory=inventory_name,
         servers=server_changes(inventory, observed),
-        versions=version_changes(wanted, observed),
+        versions=version_changes(wanted, observed, inventory),
         skew=tuple(problems(wanted, observed.running)),
         layers=tuple(layers),
         not_asked=tuple(observed.not_asked),

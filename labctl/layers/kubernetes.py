@@ -13,6 +13,11 @@ after the images the platform puts on the node (``Platform.image_imports``). The
 operator's machine with the admin certificate: the API answers ``/readyz`` (local
 work ``kubernetes.ready``), the addons are applied (``kubernetes.addons``), and
 every server is a Node (``kubernetes.nodes``). A re-run on a working cluster changes nothing.
+
+When a registered Node's kubelet runs another version than the inventory's, the nodes
+plan is the rolling upgrade of ``kubernetes/upgrade.py``: control-plane nodes one at a
+time, then the others in batches, each drained first and uncordoned once Ready at the
+new version. (Before it, a version change restarted every kubelet at once, undrained.)
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from labctl.engine.appliers import LocalWorkFactory
 from labctl.engine.layer import LayerContext
 from labctl.engine.plan import Plan
 from labctl.inventory.model import Server
+from labctl.kubernetes import upgrade
 from labctl.pki.facts import PkiFiles
 from labctl.render.kubernetes import common as c
 from labctl.render.kubernetes import host, kubelet
@@ -122,6 +128,16 @@ def node_services(ctx: LayerContext, server: Server) -> list[Service]:
     )
 
 
+def version_trigger(ctx: LayerContext, unit: str) -> tuple[str, ...]:
+    """The version, for a unit that execs a Kubernetes binary from a ``binary_dir`` whose
+    path does not name the version (``/opt/bin``): its files do not change with the
+    version, but the binary under them does, and only a restart runs the new one."""
+    execs = {kubelet.UNIT_NAME} | {host.unit_name(x) for x in c.CONTROL_PLANE}
+    if unit not in execs or "{version}" in ctx.platform.kube_bin_dir(ctx.inventory):
+        return ()
+    return (c.version(ctx.inventory),)
+
+
 def node_actions(ctx: LayerContext, server: Server) -> list[Action]:
     inventory = ctx.inventory
     node = server.name
@@ -164,7 +180,7 @@ def node_actions(ctx: LayerContext, server: Server) -> list[Action]:
             Run(
                 node,
                 ("systemctl", "restart", service.unit),
-                triggers=(service.digest,),
+                triggers=(service.digest, *version_trigger(ctx, service.unit)),
                 what=f"systemctl restart {service.unit} (its files or certificates changed)",
             ),
             WaitFor(
@@ -177,11 +193,15 @@ def node_actions(ctx: LayerContext, server: Server) -> list[Action]:
     return actions + control_plane_ready(ctx, server)
 
 
+# What a dry run plans from when the API cannot be asked: no Node to upgrade.
+RUNNING = upgrade.RunningNodes()
+
+
 class KubernetesLayer:
     name = "kubernetes"
     # The API server stores in etcd; every component's certificate is the pki layer's.
     needs = ("etcd", "pki")
-    facts = (PkiFiles,)
+    facts = (PkiFiles, upgrade.RunningNodes)
 
     def local_work(self) -> Mapping[str, LocalWorkFactory]:
         """The work of the ``LocalStep``s this layer's plans hold, by step name."""
@@ -189,6 +209,8 @@ class KubernetesLayer:
 
         return {
             "kubernetes.binaries": BinariesWork,
+            upgrade.DRAIN: upgrade.DrainWork,
+            upgrade.UNCORDON: upgrade.UncordonWork,
             "kubernetes.ready": ReadyWork,
             "kubernetes.addons": AddonsWork,
             "kubernetes.nodes": NodesWork,
@@ -200,13 +222,22 @@ class KubernetesLayer:
         yield Plan.of("kubernetes: binaries", [binaries_step(ctx)])
         actions: list[Action] = []
         digests = []
+        by_node: dict[str, list[Action]] = {}
         for server in c.nodes(inventory):
             node_plan = node_actions(ctx, server)
+            by_node[server.name] = node_plan
             actions += node_plan
             digests += [a.fingerprint for a in node_plan]
-        # Nodes in parallel, but control-plane restarts one node at a time, each waiting
-        # for the one before to be ready again.
-        yield Plan.rolling("kubernetes: nodes", actions, disrupts_control_plane)
+        # A Node at another version: drained and upgraded batch by batch (kubernetes/upgrade.py).
+        order = upgrade.order(inventory, ctx.fact(upgrade.RunningNodes, otherwise=RUNNING))
+        if order:
+            yield upgrade.rolling_upgrade(
+                "kubernetes: nodes", inventory, by_node, order, disrupts_control_plane
+            )
+        else:
+            # Nodes in parallel, but control-plane restarts one node at a time, each
+            # waiting for the one before to be ready again.
+            yield Plan.rolling("kubernetes: nodes", actions, disrupts_control_plane)
         digest = hashlib.sha256("".join(digests).encode()).hexdigest()
         api = c.api_url(inventory)
         yield Plan.of(

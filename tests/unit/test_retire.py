@@ -214,7 +214,7 @@ def test_a_component_that_ran_but_does_not_answer_refuses_the_reset(tmp_path: Pa
 
 
 def test_a_drain_evicts_neither_daemonsets_nor_static_pods_nor_finished_ones() -> None:
-    from labctl.day2.apply import _evicted
+    from labctl.kubernetes.drain import evicted as _evicted
 
     def pod(phase: str = "Running", **meta: object) -> dict[str, object]:
         return {"metadata": {"name": "p", "namespace": "n", **meta}, "status": {"phase": phase}}

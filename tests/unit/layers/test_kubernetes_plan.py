@@ -19,6 +19,7 @@ from labctl.engine.facts import FactPending, Facts
 from labctl.engine.layer import LayerContext, Platform
 from labctl.etcd.membership import EtcdChanges, EtcdJoined
 from labctl.inventory import require_inventory
+from labctl.kubernetes.upgrade import RunningNodes
 from labctl.layers import LAYERS
 from labctl.layers.kubernetes import KubernetesLayer
 from labctl.pki.facts import PkiFiles
@@ -29,7 +30,7 @@ from labctl.sim.platform import SimPlatform
 from tests.conftest import REFERENCE, assert_golden
 from tests.unit.layers.test_pki_plan import _placeholder_store
 
-QUIET_ETCD = (EtcdChanges(), EtcdJoined())
+QUIET_ETCD = (EtcdChanges(), EtcdJoined(), RunningNodes())
 
 
 def rotate(f: NodeFile) -> NodeFile:
@@ -97,7 +98,7 @@ def test_a_rotation_restarts_every_service_on_the_node(tmp_path: Path) -> None:
         )
     )
     assert rotated != pki
-    after_ctx = dataclasses.replace(ctx, facts=Facts.of(rotated))
+    after_ctx = dataclasses.replace(ctx, facts=Facts.of(rotated, RunningNodes()))
     after = {a.key: a.fingerprint for a in _actions(after_ctx) if isinstance(a, Run)}
     changed = sorted(k.split(":", 2)[2] for k in before if before[k] != after[k])
     # fohn holds the API certificate: its services restart; the other nodes' do not.
@@ -129,7 +130,7 @@ def test_dry_run_without_a_pki_plans_without_certificate_digests(tmp_path: Path)
     ctx = LayerContext(
         require_inventory(inventory_path), inventory_path, tmp_path / "state", dry_run=True
     )
-    ctx.facts.gather([PkiFiles], ctx)  # no store: pending
+    ctx.facts.gather([PkiFiles, RunningNodes], ctx)  # no store: pending; no Node yet
     assert len(list(KubernetesLayer().plans(ctx))) == 5
     (said,) = ctx.facts.take_assumed()
     assert said.startswith("planned as if there were no PKI yet")
@@ -218,7 +219,7 @@ def test_control_plane_nodes_change_one_at_a_time(tmp_path: Path, runtime: str) 
         tmp_path / "state",
         platform=SimPlatform(kube=runtime, kube_binaries="/cache/{version}/bin"),
     )
-    ctx = dataclasses.replace(ctx, facts=Facts.of(_placeholder_store(ctx)))
+    ctx = dataclasses.replace(ctx, facts=Facts.of(_placeholder_store(ctx), RunningNodes()))
     assert [s.name for s in ctx.inventory.with_role("control-plane")] == ["fohn", "chequita"]
     plan = next(p for p in KubernetesLayer().plans(ctx) if p.layer == "kubernetes: nodes")
     by_host = plan.targets()
