@@ -58,18 +58,7 @@ def one(work: Path) -> dict[str, float]:
     known = work / "known_hosts"
     known.write_text(f"[127.0.0.1]:{port} {(work / 'host.pub').read_text()}")
     start = time.monotonic()
-    subprocess.run(
-        ["qemu-system-x86_64", "-accel", "tcg", "-machine", "q35", "-m", "512", "-smp", "1",
-         "-display", "none", "-vga", "none", "-no-reboot", "-monitor", "none",
-         "-serial", f"file:{console}", "-boot", "strict=on",
-         "-netdev", f"user,id=n0,hostfwd=tcp:127.0.0.1:{port}-:22",
-         "-device", f"virtio-net-pci,netdev=n0,mac={MAC}",
-         "-device", "virtio-scsi-pci,id=scsi0",
-         "-drive", f"file={disk},if=none,id=d0,format=raw",
-         "-device", "scsi-hd,drive=d0,bus=scsi0.0,bootindex=1",
-         "-pidfile", str(pidfile), "-daemonize"],
-        check=True,
-    )  # fmt: skip
+    subprocess.run(osimage.boot_argv(disk, port, MAC, console, pidfile), check=True)
     pid = int(pidfile.read_text())
     try:
         sshd = None

@@ -388,6 +388,22 @@ def plant(disk: Path, files: dict[str, tuple[Path, int]], folders: tuple[str, ..
             raise LabctlError(f"debugfs {command!r} on {disk}: {' '.join(said)}")
 
 
+def boot_argv(disk: Path, port: int, mac: str, console: Path, pidfile: Path) -> list[str]:
+    """qemu booting ``disk`` alone (SeaBIOS, tcg), its sshd forwarded to loopback ``port``:
+    how the image is booted on its own, by its test and its benchmark."""
+    return [
+        "qemu-system-x86_64", "-accel", "tcg", "-machine", "q35", "-m", "512", "-smp", "1",
+        "-display", "none", "-vga", "none", "-no-reboot", "-monitor", "none",
+        "-serial", f"file:{console}", "-boot", "strict=on",
+        "-netdev", f"user,id=n0,hostfwd=tcp:127.0.0.1:{port}-:22",
+        "-device", f"virtio-net-pci,netdev=n0,mac={mac}",
+        "-device", "virtio-scsi-pci,id=scsi0",
+        "-drive", f"file={disk},if=none,id=d0,format=raw",
+        "-device", "scsi-hd,drive=d0,bus=scsi0.0,bootindex=1",
+        "-pidfile", str(pidfile), "-daemonize",
+    ]  # fmt: skip
+
+
 def build(cache: Path = CACHE) -> Path:
     """The stand-in image's path (built unless cached)."""
     folder = cache / cache_key()

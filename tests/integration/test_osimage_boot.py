@@ -62,18 +62,7 @@ def booted(tmp_path: Path) -> Iterator[tuple[Path, int]]:
     port = free_port()
     console = tmp_path / "console.log"
     pidfile = tmp_path / "qemu.pid"
-    subprocess.run(
-        ["qemu-system-x86_64", "-accel", "tcg", "-machine", "q35", "-m", "512", "-smp", "1",
-         "-display", "none", "-vga", "none", "-no-reboot", "-monitor", "none",
-         "-serial", f"file:{console}", "-boot", "strict=on",
-         "-netdev", f"user,id=n0,hostfwd=tcp:127.0.0.1:{port}-:22",
-         "-device", f"virtio-net-pci,netdev=n0,mac={MAC}",
-         "-device", "virtio-scsi-pci,id=scsi0",
-         "-drive", f"file={disk},if=none,id=d0,format=raw",
-         "-device", "scsi-hd,drive=d0,bus=scsi0.0,bootindex=1",
-         "-pidfile", str(pidfile), "-daemonize"],
-        check=True,
-    )  # fmt: skip
+    subprocess.run(osimage.boot_argv(disk, port, MAC, console, pidfile), check=True)
     pid = int(pidfile.read_text())
     try:
         yield tmp_path, port
