@@ -166,7 +166,15 @@ def test_pki_mint_with_cfssl_missing_names_the_package(installed: Installed) -> 
 def test_plan_power_that_cannot_reach_the_bmcs_fails_with_a_sentence(
     installed: Installed,
 ) -> None:
+    # The whole-lab diff dry-runs each layer on its own: power is named as not asked.
     done = installed.labctl("plan", "power", env=SECRETS)
+    assert done.returncode == 1
+    said = done.stdout + done.stderr
+    for server, address in (("fohn", "127.59.0.11"), ("wind", "127.59.0.13")):
+        assert f"{server} BMC ({address}:623): power status: connection refused" in said
+    assert "1. power: 0 step(s) would change; could not ask the rest" in done.stdout, said
+    # The layer-by-layer dry run (bootstrap's) still stops at the first failed layer.
+    done = installed.labctl("plan", "power", "--layers", env=SECRETS)
     assert done.returncode == 1
     said = done.stdout + done.stderr
     for server, address in (("fohn", "127.59.0.11"), ("wind", "127.59.0.13")):
