@@ -20,7 +20,6 @@ server's power back, as ipmi_sim is (``feeds.py``).
 from __future__ import annotations
 
 import datetime as dt
-import importlib.util
 import ipaddress
 import json
 import os
@@ -62,12 +61,14 @@ class RedfishBmcSpec:
 
 def require() -> None:
     """sushy-tools importable, or a sentence saying how to get it."""
-    if importlib.util.find_spec("sushy_tools") is None:
+    try:
+        import sushy_tools  # noqa: F401  (a dev dependency: only whether it is there)
+    except ImportError:
         raise LabctlError(
             "a server's BMC is type redfish: the simulated lab serves it with the sushy-tools "
             "Redfish emulator, which is not installed (pip install 'sushy-tools>=2.0'; "
             "scripts/setup.sh installs it); nothing was made"
-        )
+        ) from None
 
 
 def _write_private(path: Path, data: bytes) -> None:
