@@ -29,6 +29,7 @@ from pathlib import Path
 
 from labctl.errors import LabctlError
 from labctl.programs import require
+from labctl.sim import chassis
 from labctl.sim.process import ManagedProcess
 
 IPMI_SIM = "ipmi_sim"
@@ -121,16 +122,9 @@ def prepare(spec: BmcSpec) -> tuple[Path, Path]:
         handle.write(render_lan_conf(spec))
     emu = spec.state_dir / "bmc.emu"
     emu.write_text(render_emu())
-    hooks = {"on": list(spec.power_on), "off": list(spec.power_off)}
-    (spec.state_dir / "hooks.json").write_text(json.dumps(hooks))
-    status = spec.state_dir / "status_pidfile"
-    if spec.status_pidfile is None:
-        status.unlink(missing_ok=True)
-    else:
-        status.write_text(f"{spec.status_pidfile}\n")
-    power = spec.state_dir / "power"
-    if not power.exists():
-        power.write_text("on\n" if spec.initially_on else "off\n")
+    chassis.prepare(
+        spec.state_dir, spec.power_on, spec.power_off, spec.status_pidfile, spec.initially_on
+    )
     (spec.state_dir / "ipmi_sim").mkdir(exist_ok=True)
     return conf, emu
 

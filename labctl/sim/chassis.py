@@ -1,6 +1,7 @@
-"""The simulated server's chassis: what ipmi_sim's ``chassis_control`` sets.
+"""The simulated server's chassis: what its BMC (ipmi_sim's ``chassis_control``, or the
+Redfish emulator's systems driver, ``redfish_system.py``) sets and reads.
 
-``chassis.sh`` answers reads itself and hands every change here:
+For ipmi_sim, ``chassis.sh`` answers reads itself and hands every change here:
 ``python -m labctl.sim.chassis STATE_DIR set PARM VALUE ...``. Power changes run
 the hooks in ``STATE_DIR/hooks.json`` (``{"on": argv, "off": argv}``), which
 really start and stop the simulated node; the boot device is kept in
@@ -15,6 +16,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 # ipmi_sim's boot values -> ours (chassis.sh maps them back for reads).
@@ -47,6 +49,52 @@ def _write(path: Path, value: str) -> None:
     tmp = path.with_suffix(".tmp")
     tmp.write_text(value + "\n")
     os.replace(tmp, path)
+
+
+def prepare(
+    state: Path,
+    power_on: Sequence[str],
+    power_off: Sequence[str],
+    status_pidfile: Path | None,
+    initially_on: bool,
+) -> None:
+    """Write the chassis's hooks, where its power is read from, and its first power state."""
+    (state / "hooks.json").write_text(json.dumps({"on": list(power_on), "off": list(power_off)}))
+    status = state / "status_pidfile"
+    if status_pidfile is None:
+        status.unlink(missing_ok=True)
+    else:
+        status.write_text(f"{status_pidfile}\n")
+    power = state / "power"
+    if not power.exists():
+        power.write_text("on\n" if initially_on else "off\n")
+
+
+def powered(state: Path) -> bool:
+    """On when the node's pid (the file named in ``status_pidfile``) is a live process;
+    without that file, the power state last set (``chassis.sh``'s ``powered``)."""
+    status = state / "status_pidfile"
+    if status.exists():
+        pidfile = Path(status.read_text().strip())
+        try:
+            pid = pidfile.read_text().strip()
+            stat = Path(f"/proc/{int(pid)}/stat").read_text()
+        except (OSError, ValueError):
+            return False
+        return stat.rsplit(") ", 1)[-1][:1] not in ("Z", "")
+    power = state / "power"
+    return power.exists() and power.read_text().strip() == "on"
+
+
+def boot_device(state: Path) -> str:
+    """The boot device last set (pxe, disk, bios or none); disk when none was."""
+    path = state / "bootdev"
+    value = path.read_text().strip() if path.exists() else ""
+    return value or "disk"
+
+
+def set_boot_device(state: Path, name: str) -> None:
+    _write(state / "bootdev", name)
 
 
 def set_power(state: Path, on: bool) -> bool:

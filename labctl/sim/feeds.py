@@ -48,7 +48,7 @@ def apply(state: Path, server: str) -> None:
         return
     if not bmc_up:
         argv = json.loads((bmc_dir / "argv.json").read_text())
-        log = (bmc_dir / "ipmi_sim.log").open("ab")
+        log = (bmc_dir / argv.get("log", "ipmi_sim.log")).open("ab")
         process = subprocess.Popen(
             argv["argv"], env=argv["env"], stdin=subprocess.DEVNULL, stdout=log, stderr=log,
             start_new_session=True,

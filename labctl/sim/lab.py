@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from labctl.errors import LabctlError
-from labctl.inventory.model import Inventory
+from labctl.inventory.model import Inventory, Server
 from labctl.programs import require
 from labctl.render import ceph as render_ceph
 from labctl.render import etcd as render_etcd
@@ -30,6 +30,7 @@ from labctl.sim import ceph_image, feeds, netns_dir, pdu_agent, pdu_record
 from labctl.sim import disks as sim_disks
 from labctl.sim import engine as sim_engine
 from labctl.sim import node as sim_node
+from labctl.sim import redfish_bmc as sim_redfish
 from labctl.sim import switches as sim_switches
 from labctl.sim import vm as sim_vm
 from labctl.sim.node import NODE_MOUNT
@@ -410,6 +411,35 @@ def _hooks(state: Path, name: str) -> dict[str, tuple[str, ...]]:
     return {verb: (*base, verb, name, str(state)) for verb in ("start", "stop")}
 
 
+def _redfish_bmc(
+    server: Server,
+    password: str,
+    power_hooks: dict[str, tuple[str, ...]],
+    plan: SimPlan,
+    state: Path,
+    record: Record,
+) -> None:
+    """The sushy-tools Redfish emulator as the server's BMC (``redfish_bmc.py``)."""
+    spec = sim_redfish.RedfishBmcSpec(
+        name=server.name,
+        address=server.bmc.address,
+        port=server.bmc.port,
+        scheme=server.bmc.scheme,
+        username=server.bmc.username,
+        password=password,
+        state_dir=state / "bmcs" / server.name,
+        power_on=power_hooks["start"],
+        power_off=power_hooks["stop"],
+        status_pidfile=sim_node.node_dir(state, server.name) / "pid",
+        initially_on=True,
+    )
+    handle = sim_redfish.start(state, spec, netns=plan.fabric)
+    record.pid(f"bmc:{server.name}", handle.pid)
+    where = [spec.address, spec.port, spec.scheme]
+    record.data.setdefault("answers", {})[f"bmc:{server.name}"] = where
+    sim_redfish.wait_answering(handle, spec)
+
+
 def _devices(
     inventory: Inventory,
     plan: SimPlan,
@@ -423,6 +453,9 @@ def _devices(
             server.bmc.password, used_at=f"{server.name} BMC password", base_dir=base_dir
         )
         power_hooks = _hooks(state, server.name)
+        if server.bmc.redfish:
+            _redfish_bmc(server, password, power_hooks, plan, state, record)
+            continue
         spec = sim_bmc.BmcSpec(
             name=server.name,
             address=server.bmc.address,
@@ -505,6 +538,15 @@ def up(
     require_root()
     choices = sim_vm.parse_choices(vms)  # a bad choice fails before anything is made
     vms = tuple(choices)
+    redfish = [s.name for s in inventory.servers if s.bmc.redfish]
+    if redfish:
+        sim_redfish.require()
+    if set(redfish) & set(choices):
+        raise LabctlError(
+            f"{', '.join(sorted(set(redfish) & set(choices)))}: a VM node's board reaches its "
+            "BMC over IPMI's KCS interface (ipmi_sim), so its bmc.type cannot be redfish "
+            "in the simulated lab; nothing was made"
+        )
     plan = build_plan(inventory)
     if (state / STATE_FILE).exists():
         repaired, cannot = repair(plan, state)
@@ -571,6 +613,11 @@ def up(
         for n in plan.switches:  # not in record["nodes"]: no BMC, no power
             record.pid(f"switch:{n.name}", sim_node.start(state, n.name))
         progress(f"devices: {len(inventory.servers)} BMCs, {len(inventory.pdus)} PDUs")
+        if redfish:
+            progress(
+                f"Redfish BMCs ({', '.join(redfish)}): certificates from the lab's BMC CA, "
+                f"{state / sim_redfish.CA_CERT} (name it in bmc.ca_file)"
+            )
         _devices(inventory, plan, state, inventory_path.parent, record, vms)
         progress("waiting for every node's sshd")
         for n in (*plan.nodes, *plan.switches):
@@ -709,9 +756,14 @@ def status(state: Path) -> LabStatus:
             outlets.append(f"{pdu}/{outlet} {'on' if on else 'off'}")
         bmc: bool | None = None
         if (where := answers.get(f"bmc:{name}")) is not None:
-            bmc = _bmc_answers(where[0], where[1])
+            if len(where) > 2:  # a Redfish BMC: [address, port, scheme]
+                bmc = sim_redfish.answers(where[0], where[1], where[2])
+                asked = f"Redfish at {where[2]}://{where[0]}:{where[1]}"
+            else:
+                bmc = _bmc_answers(where[0], where[1])
+                asked = f"RMCP at {where[0]}:{where[1]}"
             if not bmc and fed:  # a BMC with its outlets cut is dark, as it should be
-                problems.append(f"{name}'s BMC does not answer RMCP at {where[0]}:{where[1]}")
+                problems.append(f"{name}'s BMC does not answer {asked}")
         if power == "on" and not running:
             problems.append(f"{name} is powered on but its node is not running")
         elif running and not ssh:
