@@ -9,6 +9,16 @@ the inventory's credentials, etcd and the Kubernetes components over TLS with th
 ``prometheus`` identity the pki layer minted, under the metrics-only ClusterRole.
 `labctl monitoring status -o json` says the same.
 
+Then the alerts meet the real Prometheus: wind is powered off through its BMC
+(ipmitool, a hard off) until NodeDown (wind) and EtcdQuorumAtRisk (2 of 3 members up)
+fire, and on again until both resolve, each time measured; then pdu1's outlet 1 (fohn's
+first supply: fohn, where Prometheus runs, keeps its second) is cut over SNMPv3 until
+the PDU's status string as Prometheus reads it from the SNMP exporter says so, and
+switched back. The test's inventory sets those two alerts' ``for:`` to 10 s
+(``alert_for``; their own is 1m), so the bound is that, a scrape interval and a
+scrape timeout (5 s each) and an evaluation (5 s), and the lab ends as it started:
+every target up, nothing firing.
+
 The inventory is the reference one without its Ceph section (written beside it as
 monitoring.yaml): the shared lab never runs the ceph layer (its PGs would cost
 minutes, tests/e2e/test_ceph_lab.py has its own lab), and a scrape interval of 5 s
@@ -24,26 +34,41 @@ import subprocess
 import time
 import urllib.parse
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from labctl.inventory import require_inventory
 from labctl.render.monitoring.targets import targets
 from tests.conftest import REFERENCE
-from tests.e2e.conftest import NODES, Lab, release_shared_lab
+from tests.e2e.conftest import DIGIPOWER_STATUS, NODES, SECRETS, Lab, release_shared_lab, run
 from tests.labctl_process import run_labctl
 
 pytestmark = pytest.mark.e2e
 
+ALERT_FOR = "10s"  # the test inventory's for: of NodeDown and EtcdQuorumAtRisk
+# A condition is seen within a scrape interval and a scrape timeout (5 s each), held for
+# ALERT_FOR, then seen firing at the next evaluation (5 s): 25 s, and 15 s to spare.
+FIRE_BOUND = 40.0
+RESOLVE_BOUND = 90.0  # wind boots, its units start, the next scrape and evaluation
+PROMETHEUS = f"http://{NODES['fohn']}:9090"
+
 
 def monitoring_inventory() -> str:
-    """The reference inventory without Ceph, scraped every 5 s."""
+    """The reference inventory without Ceph, scraped every 5 s, NodeDown and
+    EtcdQuorumAtRisk firing after 10 s (not their own 1m)."""
     text = REFERENCE.read_text()
     text = text[: text.index("\n  ceph:\n") + 1]
     for role in (", ceph-mon", ", ceph-osd", ", ceph-mds"):
         text = text.replace(role, "")
-    return text.replace("\ncluster:\n", "\ncluster:\n  monitoring: {scrape_interval: 5s}\n", 1)
+    return text.replace(
+        "\ncluster:\n",
+        "\ncluster:\n  monitoring:\n    scrape_interval: 5s\n"
+        f"    alert_for: {{NodeDown: {ALERT_FOR}, EtcdQuorumAtRisk: {ALERT_FOR}}}\n",
+        1,
+    )
 
 
 def labctl(lab: Lab, *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
@@ -66,6 +91,54 @@ def pss_mib(prefix: str) -> float:
             int(line.split()[1]) for line in rollup.splitlines() if line.startswith("Pss:")
         )
     return total / 1024
+
+
+def prometheus(path: str, **params: str) -> Any:
+    """Prometheus's answer on fohn (its ``data``)."""
+    query = f"?{urllib.parse.urlencode(params)}" if params else ""
+    with urllib.request.urlopen(f"{PROMETHEUS}{path}{query}", timeout=5) as answer:
+        return json.load(answer)["data"]
+
+
+def firing() -> set[tuple[str, str]]:
+    """(alert, instance) of every alert Prometheus has firing now."""
+    return {
+        (a["labels"]["alertname"], a["labels"].get("instance", ""))
+        for a in prometheus("/api/v1/alerts")["alerts"]
+        if a["state"] == "firing"
+    }
+
+
+def wait(what: str, bound: float, done: Callable[[], bool]) -> float:
+    """Seconds until ``done()``, polled every half second; fails after ``bound``."""
+    start = time.monotonic()
+    while not done():
+        assert time.monotonic() - start < bound, f"{what}: not within {bound:g} s"
+        time.sleep(0.5)
+    return time.monotonic() - start
+
+
+def chassis(bmc: str, password: str, verb: str) -> None:
+    """`ipmitool chassis power VERB` to a BMC, as an operator would (a hard off)."""
+    argv = ["ipmitool", "-I", "lanplus", "-C", "3", "-H", bmc, "-U", "labctl", "-P", password]
+    done = run(*argv, "chassis", "power", verb)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def pdu_outlets(address: str, states: str) -> None:
+    """Set a DigiPower PDU's outlets from its status string (``0,1,1,...``) over SNMPv3."""
+    snmp = ["-v3", "-l", "authPriv", "-u", "labctl", "-a", "SHA", "-A"]
+    snmp += [SECRETS["LABCTL_PDU_AUTH_KEY"], "-x", "AES", "-X", SECRETS["LABCTL_PDU_PRIV_KEY"]]
+    done = run("snmpset", *snmp, address, DIGIPOWER_STATUS, "s", states)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def outlet_status(pdu: str) -> str:
+    """The PDU's status string as Prometheus last read it through the SNMP exporter
+    (``pdu_outlet_status`` carries it as a label of the same name)."""
+    found = prometheus("/api/v1/query", query=f'pdu_outlet_status{{instance="{pdu}"}}')["result"]
+    assert len(found) == 1, found
+    return str(found[0]["metric"]["pdu_outlet_status"])
 
 
 def test_every_target_the_inventory_implies_is_up(shared_lab: Lab) -> None:
@@ -144,6 +217,57 @@ def test_every_target_the_inventory_implies_is_up(shared_lab: Lab) -> None:
         assert again.returncode == 0, again.stdout + again.stderr
         layer = next(x for x in json.loads(again.stdout)["layers"] if x["layer"] == "monitoring")
         assert all(plan["nothing_to_do"] for plan in layer["plans"]), again.stdout
+
+        # wind powered off through its BMC: NodeDown and EtcdQuorumAtRisk fire.
+        bmc = next(s.bmc for s in inventory.servers if s.name == "wind")
+        pdu1 = next(p for p in inventory.pdus if p.name == "pdu1")
+        wind_alerts = {("NodeDown", "wind"), ("EtcdQuorumAtRisk", "")}
+        chassis(bmc.address, SECRETS["LABCTL_BMC_PASSWORD_WIND"], "off")
+        fired = wait("NodeDown and EtcdQuorumAtRisk firing", FIRE_BOUND,
+                     lambda: wind_alerts <= firing())  # fmt: skip
+        assert (
+            prometheus("/api/v1/query", query='ipmi_chassis_power_state{instance="wind"}')[
+                "result"
+            ][0]["value"][1]
+            == "0"
+        )  # the BMC still answers, and says the chassis is off
+        status = labctl(lab, "monitoring", "status", "-o", "json")
+        report = json.loads(status.stdout)
+        assert status.returncode == 1 and not report["ok"], status.stdout + status.stderr
+        shown = {(a["alert"], a["instance"]) for a in report["firing"]}
+        assert wind_alerts <= shown, report["firing"]
+        assert {("node", "wind"), ("etcd", "wind")} <= {
+            (t["job"], t["instance"]) for t in report["targets"] if t["health"] == "down"
+        }
+
+        # ... and on again: both resolve.
+        chassis(bmc.address, SECRETS["LABCTL_BMC_PASSWORD_WIND"], "on")
+        resolved = wait("NodeDown and EtcdQuorumAtRisk resolved", RESOLVE_BOUND,
+                        lambda: not wind_alerts & firing())  # fmt: skip
+
+        # pdu1's outlet 1 cut over SNMP: the PDU's metrics say so, then switched back.
+        normal = outlet_status("pdu1")
+        assert normal.split(",")[0] == "1", normal
+        cut_states = ",".join(["0", *normal.split(",")[1:]])
+        pdu_outlets(pdu1.address, cut_states)
+        try:
+            seen_cut = wait("pdu1:1 off in Prometheus", 20,
+                            lambda: outlet_status("pdu1") == cut_states)  # fmt: skip
+        finally:
+            pdu_outlets(pdu1.address, normal)
+        seen_back = wait("pdu1:1 on in Prometheus", 20, lambda: outlet_status("pdu1") == normal)
+
+        # Put back: every target up (wind's units started at boot), nothing firing.
+        def whole() -> bool:
+            done = labctl(lab, "monitoring", "status", "-o", "json")
+            return done.returncode == 0 and json.loads(done.stdout)["ok"]
+
+        settled = wait("every target up, nothing firing", 120, whole)
+        print(
+            f"wind off by its BMC: NodeDown and EtcdQuorumAtRisk firing in {fired:.1f} s "
+            f"(for: {ALERT_FOR}); on: resolved in {resolved:.1f} s; pdu1:1 cut seen in "
+            f"{seen_cut:.1f} s, back in {seen_back:.1f} s; whole again {settled:.1f} s later"
+        )
     except BaseException:
         logs = lab.ssh(NODES["fohn"], "tail -n 5 /var/log/labctl-units/labctl-*.log")
         print(logs.stdout)  # what each program said last (the fixture then takes the lab down)
