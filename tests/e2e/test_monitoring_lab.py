@@ -133,12 +133,17 @@ def pdu_outlets(address: str, states: str) -> None:
     assert done.returncode == 0, done.stdout + done.stderr
 
 
+def sample(expr: str) -> dict[str, Any]:
+    """The one series ``expr`` gives now (its ``metric`` labels and ``value``)."""
+    found = prometheus("/api/v1/query", query=expr)["result"]
+    assert len(found) == 1, (expr, found)
+    return dict(found[0])
+
+
 def outlet_status(pdu: str) -> str:
     """The PDU's status string as Prometheus last read it through the SNMP exporter
     (``pdu_outlet_status`` carries it as a label of the same name)."""
-    found = prometheus("/api/v1/query", query=f'pdu_outlet_status{{instance="{pdu}"}}')["result"]
-    assert len(found) == 1, found
-    return str(found[0]["metric"]["pdu_outlet_status"])
+    return str(sample(f'pdu_outlet_status{{instance="{pdu}"}}')["metric"]["pdu_outlet_status"])
 
 
 def test_every_target_the_inventory_implies_is_up(shared_lab: Lab) -> None:
@@ -225,12 +230,8 @@ def test_every_target_the_inventory_implies_is_up(shared_lab: Lab) -> None:
         chassis(bmc.address, SECRETS["LABCTL_BMC_PASSWORD_WIND"], "off")
         fired = wait("NodeDown and EtcdQuorumAtRisk firing", FIRE_BOUND,
                      lambda: wind_alerts <= firing())  # fmt: skip
-        assert (
-            prometheus("/api/v1/query", query='ipmi_chassis_power_state{instance="wind"}')[
-                "result"
-            ][0]["value"][1]
-            == "0"
-        )  # the BMC still answers, and says the chassis is off
+        # The BMC still answers, and says the chassis is off.
+        assert sample('ipmi_chassis_power_state{instance="wind"}')["value"][1] == "0"
         status = labctl(lab, "monitoring", "status", "-o", "json")
         report = json.loads(status.stdout)
         assert status.returncode == 1 and not report["ok"], status.stdout + status.stderr
