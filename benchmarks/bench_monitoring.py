@@ -11,6 +11,11 @@ inventory is the reference one without Ceph and scraped every 5 s, as in
 tests/e2e/test_monitoring_lab.py (the sim's Ceph is its own, slower, lab). Power, pki,
 etcd, kubernetes and calico come first, not timed. Holds the host-wide lock the e2e
 fixture takes.
+
+Then ``--alerts`` rounds of the e2e test's ``alerts_round`` (its inventory gives
+NodeDown and EtcdQuorumAtRisk a for: of 10 s): wind powered off through its BMC until
+both fire, on until both resolve, pdu1's outlet 1 cut until Prometheus reads it off
+and switched back, then until every target is up and nothing fires.
 """
 
 from __future__ import annotations
@@ -24,15 +29,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench_bootstrap_pki import converged_runs, labctl, reference_lab
+from bench_sim import SECRETS
+
+from labctl.inventory import require_inventory
+from tests.e2e.test_monitoring_lab import alerts_round, monitoring_inventory
+from tests.labctl_process import run_labctl
 
 HOST_LOCK = Path("/run/labctl/e2e-lab.lock")
-
-
-def without_ceph(text: str) -> str:
-    text = text[: text.index("\n  ceph:\n") + 1]
-    for role in (", ceph-mon", ", ceph-osd", ", ceph-mds"):
-        text = text.replace(role, "")
-    return text.replace("\ncluster:\n", "\ncluster:\n  monitoring: {scrape_interval: 5s}\n", 1)
 
 
 def pss_mib(prefix: str = "/usr/bin/prometheus") -> float:
@@ -53,23 +56,35 @@ def pss_mib(prefix: str = "/usr/bin/prometheus") -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--alerts", type=int, default=3, help="rounds of alerts_round")
     args = parser.parse_args()
     HOST_LOCK.parent.mkdir(parents=True, exist_ok=True)
     with HOST_LOCK.open("a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        with reference_lab(without_ceph) as (workdir, env):
+        with reference_lab(lambda _: monitoring_inventory()) as (workdir, env):
             labctl(workdir, env, "bootstrap", "--only", "power", "--only", "pki",
                    "--only", "etcd", "--only", "kubernetes", "--only", "calico")  # fmt: skip
             before = pss_mib()
             first, _ = labctl(workdir, env, "bootstrap", "--only", "monitoring", "-o", "json")
             memory = pss_mib() - before
             times = converged_runs(workdir, env, "monitoring", args.runs)
+            inventory = require_inventory(workdir / "inventory.yaml")
+            rounds = [
+                alerts_round(
+                    inventory,
+                    SECRETS,
+                    lambda: run_labctl("monitoring", "status", "-o", "json", cwd=workdir, env=env),
+                )
+                for _ in range(args.alerts)
+            ]
     print("| run | wall (s) |")
     print("|---|---|")
     print(f"| `bootstrap --only monitoring` to every target up | {first:.2f} |")
     print(f"| converged `bootstrap --only monitoring`, median of {args.runs} | "
           f"{statistics.median(times):.2f} |")  # fmt: skip
     print(f"Pss of the monitoring programs right after: {memory:.0f} MiB")
+    for n, measured in enumerate(rounds, 1):
+        print(f"alerts round {n}: {measured.line()}")
 
 
 if __name__ == "__main__":

@@ -385,6 +385,8 @@ class Monitoring:
     retention: str = "15d"
     scrape_interval: str = "30s"
     receivers: tuple[Receiver, ...] = ()
+    # Each named alert's own ``for:`` duration, replacing its rule's (alert name, duration).
+    alert_for: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -702,6 +704,7 @@ def _monitoring(m: dict[str, Any]) -> Monitoring:
         retention=_get(m, "retention", *_MON),
         scrape_interval=_get(m, "scrape_interval", *_MON),
         receivers=tuple(receivers),
+        alert_for=tuple(sorted(_get(m, "alert_for", *_MON).items())),
     )
 
 

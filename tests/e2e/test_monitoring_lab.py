@@ -9,6 +9,16 @@ the inventory's credentials, etcd and the Kubernetes components over TLS with th
 ``prometheus`` identity the pki layer minted, under the metrics-only ClusterRole.
 `labctl monitoring status -o json` says the same.
 
+Then the alerts meet the real Prometheus: wind is powered off through its BMC
+(ipmitool, a hard off) until NodeDown (wind) and EtcdQuorumAtRisk (2 of 3 members up)
+fire, and on again until both resolve, each time measured; then pdu1's outlet 1 (fohn's
+first supply: fohn, where Prometheus runs, keeps its second) is cut over SNMPv3 until
+the PDU's status string as Prometheus reads it from the SNMP exporter says so, and
+switched back. The test's inventory sets those two alerts' ``for:`` to 10 s
+(``alert_for``; their own is 1m), so the bound is that, a scrape interval and a
+scrape timeout (5 s each) and an evaluation (5 s), and the lab ends as it started:
+every target up, nothing firing.
+
 The inventory is the reference one without its Ceph section (written beside it as
 monitoring.yaml): the shared lab never runs the ceph layer (its PGs would cost
 minutes, tests/e2e/test_ceph_lab.py has its own lab), and a scrape interval of 5 s
@@ -24,26 +34,43 @@ import subprocess
 import time
 import urllib.parse
 import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from labctl.inventory import require_inventory
+from labctl.inventory.model import Inventory
 from labctl.render.monitoring.targets import targets
 from tests.conftest import REFERENCE
-from tests.e2e.conftest import NODES, Lab, release_shared_lab
+from tests.e2e.conftest import DIGIPOWER_STATUS, NODES, SECRETS, Lab, release_shared_lab, run
 from tests.labctl_process import run_labctl
 
 pytestmark = pytest.mark.e2e
 
+ALERT_FOR = "10s"  # the test inventory's for: of NodeDown and EtcdQuorumAtRisk
+# A condition is seen within a scrape interval and a scrape timeout (5 s each), held for
+# ALERT_FOR, then seen firing at the next evaluation (5 s): 25 s, and 20 s to spare.
+FIRE_BOUND = 45.0
+RESOLVE_BOUND = 90.0  # wind boots, its units start, the next scrape and evaluation
+PROMETHEUS = f"http://{NODES['fohn']}:9090"
+
 
 def monitoring_inventory() -> str:
-    """The reference inventory without Ceph, scraped every 5 s."""
+    """The reference inventory without Ceph, scraped every 5 s, NodeDown and
+    EtcdQuorumAtRisk firing after 10 s (not their own 1m)."""
     text = REFERENCE.read_text()
     text = text[: text.index("\n  ceph:\n") + 1]
     for role in (", ceph-mon", ", ceph-osd", ", ceph-mds"):
         text = text.replace(role, "")
-    return text.replace("\ncluster:\n", "\ncluster:\n  monitoring: {scrape_interval: 5s}\n", 1)
+    return text.replace(
+        "\ncluster:\n",
+        "\ncluster:\n  monitoring:\n    scrape_interval: 5s\n"
+        f"    alert_for: {{NodeDown: {ALERT_FOR}, EtcdQuorumAtRisk: {ALERT_FOR}}}\n",
+        1,
+    )
 
 
 def labctl(lab: Lab, *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
@@ -66,6 +93,126 @@ def pss_mib(prefix: str) -> float:
             int(line.split()[1]) for line in rollup.splitlines() if line.startswith("Pss:")
         )
     return total / 1024
+
+
+def prometheus(path: str, **params: str) -> Any:
+    """Prometheus's answer on fohn (its ``data``)."""
+    query = f"?{urllib.parse.urlencode(params)}" if params else ""
+    with urllib.request.urlopen(f"{PROMETHEUS}{path}{query}", timeout=5) as answer:
+        return json.load(answer)["data"]
+
+
+def firing() -> set[tuple[str, str]]:
+    """(alert, instance) of every alert Prometheus has firing now."""
+    return {
+        (a["labels"]["alertname"], a["labels"].get("instance", ""))
+        for a in prometheus("/api/v1/alerts")["alerts"]
+        if a["state"] == "firing"
+    }
+
+
+def wait(what: str, bound: float, done: Callable[[], bool]) -> float:
+    """Seconds until ``done()``, polled every half second; fails after ``bound``."""
+    start = time.monotonic()
+    while not done():
+        assert time.monotonic() - start < bound, f"{what}: not within {bound:g} s"
+        time.sleep(0.5)
+    return time.monotonic() - start
+
+
+def chassis(bmc: str, password: str, verb: str) -> None:
+    """`ipmitool chassis power VERB` to a BMC, as an operator would (a hard off)."""
+    argv = ["ipmitool", "-I", "lanplus", "-C", "3", "-H", bmc, "-U", "labctl", "-P", password]
+    done = run(*argv, "chassis", "power", verb)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def pdu_outlets(address: str, states: str, secrets: dict[str, str]) -> None:
+    """Set a DigiPower PDU's outlets from its status string (``0,1,1,...``) over SNMPv3."""
+    snmp = ["-v3", "-l", "authPriv", "-u", "labctl", "-a", "SHA", "-A"]
+    snmp += [secrets["LABCTL_PDU_AUTH_KEY"], "-x", "AES", "-X", secrets["LABCTL_PDU_PRIV_KEY"]]
+    done = run("snmpset", *snmp, address, DIGIPOWER_STATUS, "s", states)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def sample(expr: str) -> dict[str, Any]:
+    """The one series ``expr`` gives now (its ``metric`` labels and ``value``)."""
+    found = prometheus("/api/v1/query", query=expr)["result"]
+    assert len(found) == 1, (expr, found)
+    return dict(found[0])
+
+
+def outlet_status(pdu: str) -> str:
+    """The PDU's status string as Prometheus last read it through the SNMP exporter
+    (``pdu_outlet_status`` carries it as a label of the same name)."""
+    return str(sample(f'pdu_outlet_status{{instance="{pdu}"}}')["metric"]["pdu_outlet_status"])
+
+
+@dataclass(frozen=True)
+class AlertTimes:
+    """Seconds measured by one ``alerts_round``."""
+
+    fired: float  # wind off by its BMC until NodeDown and EtcdQuorumAtRisk fire
+    resolved: float  # wind on until neither fires
+    cut_seen: float  # pdu1:1 cut until Prometheus reads it off
+    back_seen: float  # pdu1:1 on again until Prometheus reads it on
+    settled: float  # then until every target is up and nothing fires
+
+    def line(self) -> str:
+        return (
+            f"wind off by its BMC: NodeDown and EtcdQuorumAtRisk firing in {self.fired:.1f} s "
+            f"(for: {ALERT_FOR}); on: resolved in {self.resolved:.1f} s; pdu1:1 cut seen in "
+            f"{self.cut_seen:.1f} s, back in {self.back_seen:.1f} s; every target up and "
+            f"nothing firing {self.settled:.1f} s later"
+        )
+
+
+def alerts_round(
+    inventory: Inventory,
+    secrets: dict[str, str],
+    status: Callable[[], subprocess.CompletedProcess[str]],
+) -> AlertTimes:
+    """Power wind off through its BMC until NodeDown and EtcdQuorumAtRisk fire, on until
+    they resolve; cut pdu1:1 until Prometheus reads it, switch it back; then wait until
+    the lab is whole again. ``status`` runs `labctl monitoring status -o json` on the
+    lab (benchmarks/bench_monitoring.py times rounds of the same)."""
+    bmc = next(s.bmc for s in inventory.servers if s.name == "wind")
+    pdu1 = next(p for p in inventory.pdus if p.name == "pdu1")
+    password = secrets["LABCTL_BMC_PASSWORD_WIND"]
+    wind_alerts = {("NodeDown", "wind"), ("EtcdQuorumAtRisk", "")}
+
+    chassis(bmc.address, password, "off")
+    fired = wait("NodeDown and EtcdQuorumAtRisk firing", FIRE_BOUND,
+                 lambda: wind_alerts <= firing())  # fmt: skip
+    # The BMC still answers, and says the chassis is off.
+    assert sample('ipmi_chassis_power_state{instance="wind"}')["value"][1] == "0"
+    done = status()
+    report = json.loads(done.stdout)
+    assert done.returncode == 1 and not report["ok"], done.stdout + done.stderr
+    assert wind_alerts <= {(a["alert"], a["instance"]) for a in report["firing"]}, report
+    down = {(t["job"], t["instance"]) for t in report["targets"] if t["health"] == "down"}
+    assert {("node", "wind"), ("etcd", "wind")} <= down, report["targets"]
+
+    chassis(bmc.address, password, "on")
+    resolved = wait("NodeDown and EtcdQuorumAtRisk resolved", RESOLVE_BOUND,
+                    lambda: not wind_alerts & firing())  # fmt: skip
+
+    normal = outlet_status("pdu1")
+    assert normal.split(",")[0] == "1", normal  # outlet 1 (fohn's first supply) is on
+    cut = ",".join(["0", *normal.split(",")[1:]])
+    pdu_outlets(pdu1.address, cut, secrets)
+    try:
+        cut_seen = wait("pdu1:1 off in Prometheus", 20, lambda: outlet_status("pdu1") == cut)
+    finally:
+        pdu_outlets(pdu1.address, normal, secrets)
+    back_seen = wait("pdu1:1 on in Prometheus", 20, lambda: outlet_status("pdu1") == normal)
+
+    def whole() -> bool:
+        done = status()
+        return done.returncode == 0 and bool(json.loads(done.stdout)["ok"])
+
+    settled = wait("every target up, nothing firing", 120, whole)
+    return AlertTimes(fired, resolved, cut_seen, back_seen, settled)
 
 
 def test_every_target_the_inventory_implies_is_up(shared_lab: Lab) -> None:
@@ -144,6 +291,12 @@ def test_every_target_the_inventory_implies_is_up(shared_lab: Lab) -> None:
         assert again.returncode == 0, again.stdout + again.stderr
         layer = next(x for x in json.loads(again.stdout)["layers"] if x["layer"] == "monitoring")
         assert all(plan["nothing_to_do"] for plan in layer["plans"]), again.stdout
+
+        # The alerts meet the real Prometheus: wind off and on, pdu1:1 cut and back.
+        times = alerts_round(
+            inventory, SECRETS, lambda: labctl(lab, "monitoring", "status", "-o", "json")
+        )
+        print(times.line())
     except BaseException:
         logs = lab.ssh(NODES["fohn"], "tail -n 5 /var/log/labctl-units/labctl-*.log")
         print(logs.stdout)  # what each program said last (the fixture then takes the lab down)

@@ -140,6 +140,7 @@ def _string_fields(node: Any, path: str, out: set[str]) -> None:
 def _schematic(case: Case) -> str:
     text = re.sub(r"\[\d+\]", "[]", case.field)
     text = re.sub(r"^cluster\.ceph\.config\..*$", "cluster.ceph.config.*", text)
+    text = re.sub(r"^cluster\.monitoring\.alert_for\..*$", "cluster.monitoring.alert_for.*", text)
     return "cluster.ceph.config.*" if case.key else text
 
 

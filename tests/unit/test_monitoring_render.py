@@ -15,6 +15,7 @@ import yaml
 from labctl.drivers.pdu_profiles import profile_for
 from labctl.inventory import load_inventory, require_inventory
 from labctl.inventory.model import Inventory, Pdu, SecretRef
+from labctl.inventory.schema import schema
 from labctl.render import monitoring as m
 from labctl.render.monitoring.targets import targets
 from tests.conftest import REFERENCE, assert_golden
@@ -138,6 +139,37 @@ def test_rules_count_what_the_inventory_has() -> None:
     # 3 etcd members: quorum 2, so 2 up is one failure from lost.
     assert rules["EtcdQuorumAtRisk"]["expr"] == '(sum(up{job="etcd"}) or vector(0)) <= 2'
     assert rules["CephOsdDown"]["expr"] == "(sum(ceph_osd_up) or vector(0)) < 16"
+
+
+ALERT_FOR = """  monitoring:
+    alert_for: {NodeDown: 10s, EtcdQuorumAtRisk: 0s}
+"""
+
+
+def with_alert_for(tmp_path: Path) -> Inventory:
+    path = tmp_path / "inventory.yaml"
+    path.write_text(REFERENCE.read_text() + ALERT_FOR)
+    return require_inventory(path)
+
+
+def test_alert_for_replaces_the_named_rules_for(tmp_path: Path) -> None:
+    inv = with_alert_for(tmp_path)
+    assert inv.cluster.monitoring.alert_for == (("EtcdQuorumAtRisk", "0s"), ("NodeDown", "10s"))
+    rules = {r["alert"]: r["for"] for r in m.alert_rules(inv)["groups"][0]["rules"]}
+    assert (rules["NodeDown"], rules["EtcdQuorumAtRisk"]) == ("10s", "0s")
+    own = {r["alert"]: r["for"] for r in m.alert_rules(reference())["groups"][0]["rules"]}
+    assert {k: v for k, v in rules.items() if k not in ("NodeDown", "EtcdQuorumAtRisk")} == {
+        k: v for k, v in own.items() if k not in ("NodeDown", "EtcdQuorumAtRisk")
+    }
+
+
+def test_alert_for_names_exactly_the_rendered_alerts() -> None:
+    """The schema's closed set of alert names is the set the reference lab (which has
+    every kind: Ceph, PDUs, a BGP-reading switch) renders: a rule added or renamed
+    without the schema fails here."""
+    node = schema()["$defs"]["cluster"]["properties"]["monitoring"]["properties"]["alert_for"]
+    rendered = {r["alert"] for r in m.alert_rules(reference())["groups"][0]["rules"]}
+    assert set(node["propertyNames"]["enum"]) == rendered
 
 
 def test_dashboards_golden() -> None:

@@ -22,7 +22,13 @@ import yaml
 
 from labctl.render import monitoring as m
 from labctl.render.monitoring.paths import under
-from tests.unit.test_monitoring_render import profile, reference, stand_in, with_receivers
+from tests.unit.test_monitoring_render import (
+    profile,
+    reference,
+    stand_in,
+    with_alert_for,
+    with_receivers,
+)
 
 DAY = 86400
 
@@ -464,3 +470,34 @@ def test_promtool_parses_every_dashboard_query(tmp_path: Path) -> None:
     done = run(program("promtool"), "check", "rules", str(path))
     assert done.returncode == 0, done.stdout + done.stderr
     assert f"SUCCESS: {len(exprs)} rules found" in done.stdout
+
+
+def test_alert_for_from_the_inventory_is_what_prometheus_waits(tmp_path: Path) -> None:
+    """``alert_for: {NodeDown: 10s}`` (the e2e test's inventory): evaluated every 5 s by
+    promtool, wind's node-exporter down from 5 s on is pending at 10 s and firing at
+    15 s, where the rule's own 1m would still be pending."""
+    inv = with_alert_for(tmp_path)
+    (tmp_path / "rules.yml").write_text(m.dump(m.alert_rules(inv)))
+    wind = up("node", {"fohn": "1x12", "wind": "1 0x11"})
+    node_down = fires(
+        "NodeDown",
+        {"severity": "critical", "job": "node", "instance": "wind"},
+        "wind does not answer (node-exporter down)",
+    )
+    quorum = fires(
+        "EtcdQuorumAtRisk",
+        {"severity": "critical"},
+        "etcd: 2 of 3 members in quorum; quorum needs 2, one more failure loses it",
+    )
+    etcd = up("etcd", {"fohn": "1x12", "chequita": "1x12", "wind": "1 0x11"})
+    checks = [
+        {"eval_time": "10s", "alertname": "NodeDown", "exp_alerts": []},
+        {"eval_time": "15s", "alertname": "NodeDown", "exp_alerts": [node_down]},
+        {"eval_time": "0s", "alertname": "EtcdQuorumAtRisk", "exp_alerts": []},
+        {"eval_time": "5s", "alertname": "EtcdQuorumAtRisk", "exp_alerts": [quorum]},
+    ]
+    test = {"interval": "5s", "input_series": wind + etcd, "alert_rule_test": checks}
+    doc = {"rule_files": ["rules.yml"], "evaluation_interval": "5s", "tests": [test]}
+    (tmp_path / "test.yml").write_text(yaml.safe_dump(doc, sort_keys=False))
+    done = run(program("promtool"), "test", "rules", str(tmp_path / "test.yml"))
+    assert done.returncode == 0, done.stdout + done.stderr

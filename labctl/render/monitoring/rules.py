@@ -198,4 +198,8 @@ def lab_rules(inv: Inventory) -> list[dict[str, Any]]:
 
 
 def alert_rules(inv: Inventory) -> dict[str, Any]:
-    return {"groups": [{"name": f"labctl-{inv.lab.name}", "rules": lab_rules(inv)}]}
+    """The rules file: ``lab_rules``, each alert's ``for:`` replaced where the inventory's
+    ``cluster.monitoring.alert_for`` names it (an operator's, or a test's short one)."""
+    wanted = dict(inv.cluster.monitoring.alert_for)
+    rules = [{**r, "for": wanted.get(r["alert"], r["for"])} for r in lab_rules(inv)]
+    return {"groups": [{"name": f"labctl-{inv.lab.name}", "rules": rules}]}
