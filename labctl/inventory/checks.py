@@ -85,6 +85,9 @@ def parsable_addresses(inv: Inventory) -> Iterator[Finding]:
             ("cluster", "kubernetes", "api_endpoint", "address"),
             f"'{k.api_endpoint.address}' is not an IP address",
         )
+    for i, cidr in enumerate(inv.cluster.calico.advertise.external_cidrs):
+        if ipam.parse_network(cidr) is None:
+            yield ("cluster", "calico", "advertise", "external_cidrs", i), _bad_cidr(cidr)
 
 
 def _bad_cidr(text: str) -> str:

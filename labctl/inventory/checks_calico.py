@@ -3,6 +3,8 @@
 Kept apart from ``checks.py`` so the fabric's rules read together; they
 register into the same registry (ids LAB090-LAB099) and are imported by it.
 They read the fabric through ``labctl.inventory.topology``, as the renders do.
+LAB150 (Calico's serviceExternalIPs hold nothing the inventory gives an address)
+is theirs too, numbered apart because LAB090-LAB099 were taken.
 LAB120 and LAB121 are lab checks: what a real lab needs that the simulated one
 stands in for (calico-node from Calico's manifest, switches whose BGP side can
 be read), so they count only where the lab kind is known (``checks.lab_check``).
@@ -210,8 +212,9 @@ def real_lab_has_calico_manifest(inv: Inventory, simulated: bool) -> Iterator[Fi
         yield (
             CALICO,
             "no cluster.calico.manifest: the simulated lab applies labctl's stand-in "
-            "definitions of Calico's kinds and runs BIRD in place of calico-node; a real "
-            "lab's bootstrap refuses to go on without the manifest",
+            "definitions of Calico's kinds, which calico-node's confd and CNI plugin read "
+            "on its nodes (no Felix); a real lab's bootstrap refuses to go on without the "
+            "manifest",
         )
         return
     yield (
@@ -236,3 +239,75 @@ def real_lab_switch_sessions_readable(inv: Inventory, simulated: bool) -> Iterat
                 "reads only over SNMP: without bgp_status: snmp (and its snmp settings) "
                 "bootstrap could not prove its sessions Established",
             )
+
+
+def _holders(inv: Inventory) -> list[tuple[ipam.IPAddress, str]]:
+    """Every address the inventory gives to something, with who holds it."""
+    out: list[tuple[ipam.IPAddress, str]] = []
+
+    def add(text: str | None, who: str, unless_held: bool = False) -> None:
+        ip = ipam.parse_address(text) if text else None
+        if ip is not None and not (unless_held and any(ip == held for held, _ in out)):
+            out.append((ip, who))
+
+    for a in ipam.assignments(inv):
+        add(a.address, a.owner)
+    for n in inv.networks:
+        add(n.gateway, f"the gateway of {n.name}")
+        for dns in n.dns:
+            add(dns, f"a DNS server of {n.name}")
+    for sw in inv.switches:
+        add(sw.router_id, f"switch {sw.name}'s router id", unless_held=True)
+    for peer in inv.cluster.calico.peers:  # a switch's interface (LAB090)
+        add(peer.address, f"BGP peer {peer.switch}", unless_held=True)
+    api = inv.cluster.kubernetes.api_endpoint
+    add(api.address, f"the API endpoint {api.name}")
+    if inv.lab.boot is not None:
+        add(inv.lab.boot.address, "the boot service, lab.boot.address")
+    return out
+
+
+@check(
+    "LAB150",
+    E,
+    "Ingress ranges (serviceExternalIPs) hold no inventory address, nor pod or service CIDRs.",
+)
+def external_ips_hold_nothing(inv: Inventory) -> Iterator[Finding]:
+    # Felix drops forwarded traffic to a serviceExternalIPs address that no Service
+    # claims (its cali-cidr-block chain, before kube-proxy's rules): a node or switch
+    # address in such a range would be cut off from every pod (docs/calico.md).
+    own_range = "give ingress a range of its own in cluster.calico.advertise.external_cidrs"
+    fix = (
+        "Felix (calico-node) drops traffic pods send to these ranges unless a Service "
+        f"claims the address, so pods could not reach it; {own_range}"
+    )
+    ranges = topology.external_ranges(inv)
+    holders = _holders(inv) if ranges else []
+    k8s = inv.cluster.kubernetes
+    for cidr, where in ranges:
+        net = ipam.parse_network(cidr)
+        if net is None:
+            continue  # LAB011
+        held: dict[ipam.IPAddress, list[str]] = {}
+        for ip, who in holders:
+            if ip in net:
+                names = held.setdefault(ip, [])
+                if who not in names:
+                    names.append(who)
+        if held:
+            listed = [f"{ip} ({', '.join(held[ip])})" for ip in sorted(held)]
+            shown = listed if len(listed) <= 8 else listed[:6]
+            more = f" and {len(listed) - len(shown)} more" if len(listed) > len(shown) else ""
+            yield (
+                where,
+                f"serviceExternalIPs range {net} holds {', '.join(shown)}{more}: {fix}",
+            )
+        for field, what in (("pod_cidr", "pod CIDR"), ("service_cidr", "service CIDR")):
+            other = ipam.parse_network(getattr(k8s, field))
+            if other is not None and other.version == net.version and net.overlaps(other):
+                yield (
+                    where,
+                    f"serviceExternalIPs range {net} overlaps the {what} "
+                    f"{other} (cluster.kubernetes.{field}): Calico would announce those "
+                    f"addresses as ingress and Felix drop pods' traffic to them; {own_range}",
+                )

@@ -64,6 +64,8 @@ class Bmc:
     allow_insecure: bool
     mac: str | None
     path: DocPath
+    # legacy or uefi: the firmware the boot flags labctl sends name (drivers/ipmi.py).
+    boot_mode: str = "legacy"
     # Redfish only (type redfish): how the service is reached and which system it drives.
     scheme: str = "https"
     verify: bool = True
@@ -285,9 +287,13 @@ class CalicoPeer:
 
 @dataclass(frozen=True, slots=True)
 class CalicoAdvertise:
+    """What the nodes announce. ``external_network`` and ``external_cidrs`` together are
+    Calico's serviceExternalIPs (``topology.external_ranges`` reads them as one list)."""
+
     pod_blocks: bool = True
     service_cidr: bool = False
     external_network: str | None = None
+    external_cidrs: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -377,6 +383,18 @@ class Receiver:
 
 
 @dataclass(frozen=True, slots=True)
+class MonitoringImages:
+    """cluster.monitoring.images: the image each program runs from (runtime container)."""
+
+    prometheus: str = "quay.io/prometheus/prometheus:v2.42.0"
+    alertmanager: str = "quay.io/prometheus/alertmanager:v0.25.0"
+    node_exporter: str = "quay.io/prometheus/node-exporter:v1.5.0"
+    snmp_exporter: str = "quay.io/prometheus/snmp-exporter:v0.21.0"
+    ipmi_exporter: str = "quay.io/prometheus-community/ipmi-exporter:v1.6.1"
+    bird_exporter: str = "docker.io/czerwonk/bird_exporter:1.4.1"
+
+
+@dataclass(frozen=True, slots=True)
 class Monitoring:
     """cluster.monitoring; ``servers`` empty (and not ``operator``) means the control plane."""
 
@@ -387,6 +405,8 @@ class Monitoring:
     receivers: tuple[Receiver, ...] = ()
     # Each named alert's own ``for:`` duration, replacing its rule's (alert name, duration).
     alert_for: tuple[tuple[str, str], ...] = ()
+    runtime: str = "container"
+    images: MonitoringImages = MonitoringImages()
 
 
 @dataclass(frozen=True, slots=True)
@@ -515,6 +535,7 @@ def _server(d: dict[str, Any], path: DocPath) -> Server:
         allow_insecure=_get(b, "allow_insecure", "bmc"),
         mac=b.get("mac"),
         path=(*path, "bmc"),
+        boot_mode=_get(b, "boot_mode", "bmc"),
         scheme=scheme,
         verify=_get(b, "verify", "bmc"),
         ca_file=b.get("ca_file"),
@@ -646,6 +667,7 @@ def _calico(calico: dict[str, Any]) -> Calico:
             pod_blocks=_get(advertise, "pod_blocks", "cluster", "calico", "advertise"),
             service_cidr=_get(advertise, "service_cidr", "cluster", "calico", "advertise"),
             external_network=advertise.get("external_network"),
+            external_cidrs=tuple(advertise.get("external_cidrs", ())),
         ),
         route_reflector_cluster_id=_get(calico, "route_reflector_cluster_id", "cluster", "calico"),
         mesh_password=_secret(mesh_password) if mesh_password is not None else None,
@@ -705,6 +727,13 @@ def _monitoring(m: dict[str, Any]) -> Monitoring:
         scrape_interval=_get(m, "scrape_interval", *_MON),
         receivers=tuple(receivers),
         alert_for=tuple(sorted(_get(m, "alert_for", *_MON).items())),
+        runtime=_get(m, "runtime", *_MON),
+        images=MonitoringImages(
+            **{
+                name: _get(m.get("images", {}), name, *_MON, "images")
+                for name in MonitoringImages.__dataclass_fields__
+            }
+        ),
     )
 
 

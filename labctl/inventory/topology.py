@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from labctl.inventory.export import primary_address
 from labctl.inventory.model import CalicoPeer, Inventory, Server, Switch
+from labctl.inventory.problems import DocPath
 
 ROUTE_REFLECTOR = "route-reflector"
 
@@ -47,6 +48,24 @@ def bgp_address(inventory: Inventory, server: Server) -> str | None:
         found = server.addresses(network)
         return found[0].address if found else None
     return primary_address(server, inventory)
+
+
+def external_ranges(inventory: Inventory) -> list[tuple[str, DocPath]]:
+    """Calico's serviceExternalIPs, each with the field that gives it: the CIDR of
+    advertise.external_network (a network dedicated to ingress), then each of
+    advertise.external_cidrs, once each. An unknown network (LAB095) gives none."""
+    advertise = inventory.cluster.calico.advertise
+    where = ("cluster", "calico", "advertise")
+    out: list[tuple[str, DocPath]] = []
+    if advertise.external_network is not None:
+        for network in inventory.networks:
+            if network.name == advertise.external_network:
+                out.append((network.cidr, (*where, "external_network")))
+                break
+    for i, cidr in enumerate(advertise.external_cidrs):
+        if cidr not in (c for c, _ in out):
+            out.append((cidr, (*where, "external_cidrs", i)))
+    return out
 
 
 def pod_block(inventory: Inventory, index: int) -> str | None:
