@@ -282,6 +282,23 @@ def health_problem(status: int, body: bytes) -> str | None:
     return f"HTTP {status}, {reason or 'no leader, or no quorum behind it'}"
 
 
+@dataclass(frozen=True)
+class Versions:
+    """What ``/version`` says: the member's own etcd, and the cluster's (the lowest
+    minor every member runs, as ``X.Y.0``; empty while it is not decided yet)."""
+
+    server: str
+    cluster: str
+
+
+def decode_versions(answer: Any) -> Versions:
+    a = _object(answer, "answer")
+    server, cluster = a.get("etcdserver", ""), a.get("etcdcluster", "")
+    if not isinstance(server, str) or not isinstance(cluster, str):
+        raise MalformedAnswer(f"versions are {server!r} and {cluster!r}, not text")
+    return Versions(server, "" if cluster == "not_decided" else cluster)
+
+
 def decode_added_member(answer: Any) -> Member:
     return decode_member(_object(answer, "answer").get("member"))
 
@@ -423,6 +440,31 @@ class EtcdClient:
             "/v3/maintenance/status",
             {},
             lambda a: decode_status(endpoint, a),
+        )
+
+    def versions(self, endpoint: EtcdEndpoint) -> Versions:
+        """The member's etcd version and the cluster version it knows (``/version``)."""
+        try:
+            status, body = self._exchange(endpoint, "GET", "/version", None, idempotent=True)
+        except _Unanswered as failure:
+            raise failure.error from None
+        if status != 200:
+            raise _refusal(endpoint, "/version", status, body).error
+        try:
+            return decode_versions(json.loads(body))
+        except (ValueError, MalformedAnswer) as exc:
+            raise DriverError(
+                f"{endpoint.label} answered /version with something else: {exc}"
+            ) from None
+
+    def move_leader(self, leader: EtcdEndpoint, member_id: int) -> None:
+        """Hand leadership from ``leader`` (it must be the leader: only it can) to the
+        voting member ``member_id``; etcd answers once the new leader has taken over."""
+        self._one(
+            leader,
+            "/v3/maintenance/transfer-leadership",
+            {"targetID": str(member_id)},
+            lambda a: None,
         )
 
     # -- any member -----------------------------------------------------------------

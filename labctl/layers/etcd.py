@@ -21,6 +21,16 @@ membership recorded when it was added, promoted once caught up. Members the
 inventory dropped are removed, one at a time, then stopped on their node with
 their data moved aside. Every change step keeps quorum or refuses.
 
+On the host runtime at another version than the default, a plan before the members
+puts that version's etcd and etcdctl on every member from this machine's build
+(``etcd/binaries.py``), so a restart runs the new binary. When a member that answers
+runs another etcd version than the inventory's, the members plan is the rolling
+upgrade of ``etcd/upgrade.py``: one member at a time, followers first and the leader
+last (leadership handed over first), each only while every other member is healthy,
+and checked back at the new version and caught up before the next; then the cluster
+version. (Before it, a version change restarted the members in inventory order, each
+checked only for its own health.)
+
 A restore from a snapshot (``labctl etcd restore``) is a one-off run, not a
 layer: ``etcd/restore.py``.
 """
@@ -34,6 +44,7 @@ from labctl.engine.actions import Action, Check, LocalStep, PutFile, Run, WaitFo
 from labctl.engine.appliers import LocalWorkFactory
 from labctl.engine.layer import LayerContext
 from labctl.engine.plan import Plan
+from labctl.etcd import binaries, upgrade
 from labctl.etcd.membership import EtcdChanges, EtcdJoined
 from labctl.render import etcd as render
 
@@ -55,7 +66,7 @@ ENSURE_RUNNING = (
 class EtcdLayer:
     name = "etcd"
     needs = ("pki",)  # the members' certificates
-    facts = (EtcdChanges, EtcdJoined)
+    facts = (EtcdChanges, EtcdJoined, upgrade.EtcdVersions)
 
     def local_work(self) -> Mapping[str, LocalWorkFactory]:
         """The work of the ``LocalStep``s this layer's plans hold, by step name."""
@@ -71,12 +82,16 @@ class EtcdLayer:
 
         return {
             "etcd.snapshot": SnapshotWork,
+            binaries.BINARIES: binaries.BinariesWork,
             "etcd.healthy": HealthyWork,
             "etcd.membership": MembershipWork,
             "etcd.add": AddWork,
             "etcd.promote": PromoteWork,
             "etcd.remove": RemoveWork,
             "etcd.left": LeftWork,
+            upgrade.UPGRADE: upgrade.GuardWork,
+            upgrade.UPGRADED: upgrade.UpgradedWork,
+            upgrade.CLUSTER_VERSION: upgrade.ClusterVersionWork,
         }
 
     def plans(self, ctx: LayerContext) -> Iterator[Plan]:
@@ -94,17 +109,29 @@ class EtcdLayer:
             [LocalStep("etcd.membership", "compare the live members with the inventory", digest)],
             makes=(EtcdChanges,),
         )
+        # The host runtime at another version: its etcd on every member before any restart.
+        binaries_step = binaries.step(ctx)
+        if binaries_step is not None:
+            yield Plan.of("etcd: binaries", [binaries_step])
         # A dry run did not ask the cluster: it shows every member as a member.
         changes = ctx.fact(EtcdChanges, otherwise=EtcdChanges())
         joined = ctx.fact(EtcdJoined)
-        actions = [
-            action
+        per_member = {
+            server.name: member_actions(ctx, server.name, joined.of(server.name))
             for server in render.members(inventory)
             if server.name not in changes.joining
-            for action in member_actions(ctx, server.name, joined.of(server.name))
+        }
+        running = ctx.fact(upgrade.EtcdVersions)
+        order = [
+            name
+            for name in upgrade.chain(inventory, running.of(), running.leader)
+            if name in per_member
         ]
-        # One member restarts at a time: the next waits for this one's health.
-        yield Plan.rolling("etcd: members", actions, is_restart)
+        if order:  # a version change: member by member, behind the guard
+            yield upgrade.upgrade_plan("etcd: members", inventory, per_member, order, is_restart)
+        else:  # one member restarts at a time: the next waits for this one's health
+            actions = [action for found in per_member.values() for action in found]
+            yield Plan.rolling("etcd: members", actions, is_restart)
         for name in changes.joining:  # one at a time: added, started, promoted
             yield Plan.of("etcd: add " + name, [member_step("etcd.add", name)], makes=(EtcdJoined,))
             started = ctx.fact(EtcdJoined).of(name)
@@ -160,7 +187,12 @@ def member_actions(ctx: LayerContext, node: str, joined: tuple[str, str] | None)
         joined[0] if joined else None,
     )
     data_dir = ctx.on_node(node, render.data_dir(inventory))
-    started = (files.restart_digest, *((joined[1],) if joined else ()))
+    runtime = render.platform_runtime(ctx.inventory, ctx.platform)
+    want = upgrade.wanted_version(inventory) or ""
+    # The host runtime's files name no version: the version itself triggers its restart.
+    version = (want,) if runtime == "host" and want else ()
+    started = (files.restart_digest, *version, *((joined[1],) if joined else ()))
+    written = (ctx.on_node(node, render.ENV_PATH), ctx.on_node(node, render.UNIT_PATH))
     return [
         ssh_answers(node, inventory.lab.ssh.boot_wait),
         Check(
@@ -184,7 +216,8 @@ def member_actions(ctx: LayerContext, node: str, joined: tuple[str, str] | None)
         PutFile(node, ctx.on_node(node, render.ENV_PATH), files.env.encode(), 0o644),
         PutFile(node, ctx.on_node(node, render.UNIT_PATH), files.unit.encode(), 0o644),
         Run(node, ("systemctl", "daemon-reload"), triggers=(files.restart_digest,)),
-        Run(node, ("systemctl", "enable", render.UNIT_NAME), triggers=started[1:]),
+        Run(node, ("systemctl", "enable", render.UNIT_NAME), triggers=started[1 + len(version) :]),
+        *(ctx.platform.etcd_images(ctx, server) if runtime == "container" else ()),
         Run(
             node,
             (
@@ -198,6 +231,8 @@ def member_actions(ctx: LayerContext, node: str, joined: tuple[str, str] | None)
                 f"https://127.0.0.1:{etcd.client_port}",
                 *(ctx.on_node(node, path) for path in render.tls_files(server)),
                 str(int(etcd.health_timeout)),
+                want,
+                *written,
             ),
             triggers=started,
             timeout=etcd.health_timeout + 30.0,

@@ -6,7 +6,10 @@ and peer URLs on the member's address, mutual TLS with the certificates the pki
 layer pushed, the initial cluster and a token from the lab's name) and
 ``/etc/systemd/system/etcd-member.service``, whose one runtime-dependent line is
 ``ExecStart``: the host's ``/usr/bin/etcd``, or the etcd image under docker
-(Flatcar) or podman (Fedora CoreOS), which ship no etcd binary.
+(Flatcar) or podman (Fedora CoreOS), which ship no etcd binary. On the host runtime
+at another version than the default (the one the OS's package is taken to be), the
+unit runs labctl's build of that version from ``/opt/labctl/etcd/vX.Y.Z/``, which the
+layer puts there before any member restarts (``etcd/binaries.py``).
 
 The ``ETCD_INITIAL_*`` settings are read only when a member first starts on an
 empty data directory, so they take no part in deciding a restart: adding a
@@ -23,7 +26,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from labctl.inventory.export import primary_address
-from labctl.inventory.model import Inventory, Server
+from labctl.inventory.model import Inventory, Server, default
 from labctl.pki.placement import ETCD_DIR
 from labctl.render.quoting import absolute_path
 from labctl.render.systemd import Unit, env_text, exec_command, unit_text
@@ -42,6 +45,10 @@ ENV_PATH = "/etc/etcd/etcd.env"
 IMAGE = "quay.io/coreos/etcd"
 CONTAINER = "etcd-member"
 RUNTIMES = ("container", "host")
+# The host runtime: the OS's etcd at the default version, else labctl's build of the
+# inventory's version in a folder of its own (a package owns /usr/bin/etcd).
+HOST_ETCD = "/usr/bin/etcd"
+HOST_BUILDS = "/opt/labctl/etcd"
 INITIAL_PREFIX = "ETCD_INITIAL_"  # read by etcd only on an empty data directory
 
 
@@ -171,10 +178,25 @@ def container_engine(server: Server) -> str:
     return "/usr/bin/podman" if server.os.distribution == "fedora-coreos" else "/usr/bin/docker"
 
 
+def host_folder(inventory: Inventory) -> str | None:
+    """Where the host runtime's etcd and etcdctl of the inventory's version live on a
+    node: None for the default version (the OS's ``/usr/bin/etcd``), else labctl's
+    folder for that version, which the layer fills from this machine's build."""
+    version = inventory.cluster.etcd.version
+    if not version or version == default("cluster", "etcd", "version"):
+        return None
+    return f"{HOST_BUILDS}/v{version}"
+
+
+def host_binary(inventory: Inventory) -> str:
+    folder = host_folder(inventory)
+    return HOST_ETCD if folder is None else f"{folder}/etcd"
+
+
 def exec_start(inventory: Inventory, server: Server, runtime: str) -> list[tuple[str, str]]:
     """The unit's runtime-dependent lines: the only difference between the two runtimes."""
     if runtime == "host":
-        return [("ExecStart", exec_command(["/usr/bin/etcd"]))]
+        return [("ExecStart", exec_command([host_binary(inventory)]))]
     engine = container_engine(server)
     data = data_dir(inventory)
     run = [

@@ -113,9 +113,15 @@ class EtcdCluster:
         return EtcdMember(f"m{index}", addr, free_port(addr), free_port(addr))
 
     def start(
-        self, m: EtcdMember, initial: Sequence[EtcdMember], state: str, extra: Sequence[str] = ()
+        self,
+        m: EtcdMember,
+        initial: Sequence[EtcdMember],
+        state: str,
+        extra: Sequence[str] = (),
+        binary: str | None = None,
     ) -> None:
-        """Start ``m`` with ``initial`` as its initial cluster (``new`` or ``existing``)."""
+        """Start ``m`` with ``initial`` as its initial cluster (``new`` or ``existing``);
+        ``binary``: another etcd than Debian's (an upgrade's)."""
         running = self._procs.get(m.name)
         if running is not None and running.poll() is None:
             raise RuntimeError(f"{m.name} is already running (pid {running.pid})")
@@ -123,7 +129,7 @@ class EtcdCluster:
         log = open(self.workdir / f"{m.name}.log", "ab")  # noqa: SIM115 - closed in stop_all
         self._logs.append(log)
         argv = [
-            require("etcd", "etcd-server"),
+            binary or require("etcd", "etcd-server"),
             "--name",
             m.name,
             "--data-dir",

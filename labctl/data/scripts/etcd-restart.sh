@@ -3,16 +3,28 @@
 # A member that had data rejoins a formed cluster: the step ends only once it answers
 # healthy, and the next member's restart waits for this step (a rolling restart).
 # A first start has no cluster to answer yet, so it ends at once.
+# Not restarted at all when the member already answers at etcd $9 and its process
+# started after its files ($10...) were last written: a run killed after this restart
+# (before the journal kept it) resumes without restarting the member again.
 
-d=$1 token=$2 unit=$3 url=$4 ca=$5 cert=$6 key=$7 wait=$8
+d=$1 token=$2 unit=$3 url=$4 ca=$5 cert=$6 key=$7 wait=$8 want=$9
+shift 9
+ask() { curl -sf --max-time 2 --cacert "$ca" --cert "$cert" --key "$key" "$url/$1"; }
+if [ -n "$want" ] && ask version | grep -qF "\"etcdserver\":\"$want\""; then
+  started=$(ask metrics | awk '$1 == "process_start_time_seconds" { printf "%d", $2 }')
+  written=$(stat -c %Y "$@" | sort -n | tail -n 1)
+  if [ -n "$started" ] && [ -n "$written" ] && [ "$started" -gt "$written" ]; then
+    echo "$unit already runs etcd $want with its current files: not restarted"
+    exit 0
+  fi
+fi
 formed=no; [ -d "$d/member" ] && formed=yes
 mkdir -p "$d" && chmod 0700 "$d"
 [ -f "$d/.labctl-cluster" ] || printf '%s\n' "$token" > "$d/.labctl-cluster"
 systemctl restart "$unit"
 [ "$formed" = yes ] || exit 0
 i=0
-until curl -sf --max-time 2 --cacert "$ca" --cert "$cert" --key "$key" "$url/health" \
-    | grep -q '"health":"true"'; do
+until ask health | grep -q '"health":"true"'; do
   i=$((i + 1))
   if [ "$i" -ge "$wait" ]; then
     echo "$unit restarted, but its member did not answer healthy within $wait s;" \

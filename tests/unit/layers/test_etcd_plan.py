@@ -12,6 +12,7 @@ from labctl.engine.facts import Facts
 from labctl.engine.layer import LayerContext
 from labctl.etcd.membership import RECORD_NAME, EtcdChanges, EtcdJoined, MembershipRecord
 from labctl.etcd.restore import RESTORE, EtcdRestore
+from labctl.etcd.upgrade import EtcdVersions
 from labctl.inventory import require_inventory
 from labctl.inventory.model import Inventory
 from labctl.layers.etcd import EtcdLayer, is_restart
@@ -27,7 +28,7 @@ def inventory() -> Inventory:
 
 
 # A cluster where no member joins or leaves, and none joined a running cluster.
-QUIET = Facts.of(EtcdChanges(), EtcdJoined())
+QUIET = Facts.of(EtcdChanges(), EtcdJoined(), EtcdVersions())
 
 
 def test_etcd_plans_match_golden(inventory: Inventory, tmp_path: Path) -> None:
@@ -53,7 +54,7 @@ def with_facts(
     leaving: tuple[tuple[str, str], ...] = (),
     joined: tuple[tuple[str, tuple[str, str]], ...] = (),
 ) -> LayerContext:
-    facts = Facts.of(EtcdChanges(joining, leaving), EtcdJoined(joined))
+    facts = Facts.of(EtcdChanges(joining, leaving), EtcdJoined(joined), EtcdVersions())
     return LayerContext(
         require_inventory(REFERENCE),
         REFERENCE,
@@ -117,7 +118,7 @@ def test_a_dry_run_does_not_plan_from_a_record_it_did_not_just_write(tmp_path: P
     )
     record.save()  # an earlier run's record, left behind
     dry = LayerContext(require_inventory(REFERENCE), REFERENCE, state, dry_run=True)
-    dry.facts.gather([EtcdChanges, EtcdJoined], dry)
+    dry.facts.gather([EtcdChanges, EtcdJoined, EtcdVersions], dry)  # no journal: none asked
     plans = list(EtcdLayer().plans(dry))
     assert [p.layer for p in plans][-2:] == ["etcd: members", "etcd: health"]
     assert {s.target for s in plans[2].steps} == {"fohn", "chequita", "wind"}
