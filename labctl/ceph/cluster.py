@@ -121,7 +121,7 @@ class CephSession:
         self.inventory = inventory
         run = render.runtime(inventory)
         mons = [
-            CephMon(s.name, tuple(render.tool(inventory, s, "ceph", run)))
+            CephMon(s.name, tuple(render.reader(inventory, s, "ceph", run)))
             for s in render.mons(inventory)
         ]
         self.cli = CephCli(InventoryConnector(inventory, base_dir), mons, timeout)

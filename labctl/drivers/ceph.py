@@ -47,9 +47,22 @@ class CephCli:
 
     def json(self, *args: str) -> Any:
         """``ceph ARGS -f json`` from the first monitor node that answers, decoded."""
+        return self._ask(args, decode=True)
+
+    def command(self, *args: str) -> str:
+        """``ceph ARGS`` from the first monitor node that answers it with exit 0: for the
+        commands that change the cluster and print a sentence, not JSON, even with ``-f
+        json`` (``osd out``, ``osd purge``, ``mon remove``...), or answer by exit code
+        alone (``osd safe-to-destroy``). Returns what it printed."""
+        said: str = self._ask(args, decode=False)
+        return said
+
+    def _ask(self, args: Sequence[str], decode: bool) -> Any:
         errors = []
         for mon in self.mons:
-            argv = [*mon.ceph, "--connect-timeout", f"{self.timeout:g}", *args, "-f", "json"]
+            argv = [*mon.ceph, "--connect-timeout", f"{self.timeout:g}", *args]
+            if decode:
+                argv += ["-f", "json"]
             try:
                 ssh = self.connector.ssh(mon.name)
                 done = ssh.run(argv, check=False, timeout=self.timeout + 5)
@@ -63,6 +76,8 @@ class CephCli:
                     + (f" ({why[-1]})" if why else "")
                 )
                 continue
+            if not decode:
+                return (done.stdout or b"").decode(errors="replace")
             try:
                 return json.loads(done.stdout or b"null")
             except ValueError:

@@ -46,11 +46,18 @@ OSD_PREPARE = shell.body("ceph-osd-prepare")
 OSDS_IN = shell.body("ceph-osds-in")
 POOL = shell.body("ceph-pool")
 FILESYSTEM = shell.body("ceph-fs")
-MON_RESTART = shell.body("ceph-mon-restart")
-OSD_RESTART = shell.body("ceph-osd-restart")
+# What the restart scripts share: whether a daemon already runs its unit's image
+# since the unit's last change (an interrupted roll resumes, restarting nothing twice).
+CURRENT = shell.body("ceph-current")
+MON_RESTART = CURRENT + shell.body("ceph-mon-restart")
+OSD_RESTART = CURRENT + shell.body("ceph-osd-restart")
+RESTART = CURRENT + shell.body("ceph-restart")
 RUNNING = shell.body("ceph-running")
 RESTART_NAMES = ("labctl-ceph-mon-restart", "labctl-ceph-osd-restart", "labctl-ceph-restart")
 RESTART_WAIT = 300
+# On a node whose OSDs are restarting: labctl set ``noout`` (unset by the step's next
+# run if it was killed before it could unset it itself).
+NOOUT_MARK = "/var/lib/ceph/labctl/noout-set-by-labctl"
 
 
 def is_restart(action: Action) -> bool:
@@ -178,19 +185,29 @@ class CephPlans:
         cli = self.tool(server, "ceph")
         names = [f.name for f in units]
         triggers = tuple(f.digest for f in units)
+        # Where a daemon's running container is read from (``current`` in the scripts):
+        # the node's engine and the image its units name; none for the host runtime.
+        live = (
+            (render.container_engine(server), render.image(self.inventory))
+            if self.run == "container"
+            else ("", "")
+        )
+        files = (self.path(node, "/etc/systemd/system"), self.path(node, render.CONF_PATH))
         if osd_ids is not None:
             pairs = [f"{f.name}:{i}" for f, i in zip(units, osd_ids, strict=True)]
-            argv = ("sh", "-c", OSD_RESTART, RESTART_NAMES[1], cli, str(RESTART_WAIT), *pairs)
+            mark = self.path(node, NOOUT_MARK)
+            argv = ("sh", "-c", OSD_RESTART, RESTART_NAMES[1], cli, str(RESTART_WAIT), *live,
+                    *files, mark, *pairs)  # fmt: skip
             what = (
-                f"systemctl restart {', '.join(names)}, then wait until they and every PG "
-                "are active"
+                f"`ceph osd ok-to-stop`, noout, systemctl restart {', '.join(names)}, "
+                "then wait until they are active and every PG is active+clean"
             )
         elif len(units) == 1 and units[0].name.startswith("ceph-mon-"):
             argv = ("sh", "-c", MON_RESTART, RESTART_NAMES[0], cli, node, names[0],
-                    str(RESTART_WAIT))  # fmt: skip
+                    str(RESTART_WAIT), *live, *files)  # fmt: skip
             what = f"systemctl restart {names[0]}, then wait until it is back in quorum"
         else:
-            argv = ("sh", "-c", 'systemctl restart "$@"', RESTART_NAMES[2], *names)
+            argv = ("sh", "-c", RESTART, RESTART_NAMES[2], *live, *files, *names)
             what = f"systemctl restart {', '.join(names)}"
         actions += [
             Run(node, argv, triggers=triggers, timeout=RESTART_WAIT + 30.0, what=what),

@@ -19,6 +19,7 @@ import re
 import uuid
 from dataclasses import dataclass
 
+from labctl.data import shell
 from labctl.errors import RenderError
 from labctl.inventory.model import Ceph, Inventory, Server
 from labctl.render.quoting import absolute_path
@@ -303,13 +304,38 @@ def tool(inventory: Inventory, server: Server, program: str, run: str) -> list[s
     ]
 
 
+def reader(inventory: Inventory, server: Server, program: str, run: str) -> list[str]:
+    """The argv that runs a Ceph CLI (``ceph``) on ``server`` to ask the cluster something.
+
+    Under a container runtime it is ``data/scripts/ceph-reader.sh``: an ``exec`` into the
+    node's running monitor container (same ``/etc/ceph``, same CLI, a few tens of ms)
+    when there is one, else ``tool``'s ``run --rm`` of the image (0.6-0.9 s before the
+    CLI starts). The plans' own steps keep ``tool``: their argv is in the journal, and a
+    step that writes (``osd new``, ``mon mkfs``) wants the image's own container.
+    """
+    argv = tool(inventory, server, program, run)
+    if run == "host":
+        return argv
+    container = daemon_name("mon", server.name)  # the monitor's container on this node
+    return [
+        "sh", "-c", shell.body("ceph-reader"), "ceph-reader",
+        container_engine(server), container, program, str(len(argv)), *argv,
+    ]  # fmt: skip
+
+
+def daemon_name(daemon: str, ident: str) -> str:
+    """A Ceph daemon's name on its node: its unit's stem and, in a container runtime,
+    its container's name (a monitor's ident is its server's name)."""
+    return f"ceph-{daemon}-{ident}"
+
+
 def daemon_unit(
     inventory: Inventory, server: Server, daemon: str, ident: str, description: str, run: str
 ) -> Unit:
     if run not in RUNTIMES:
         raise ValueError(f"ceph runtime {run!r} is not one of {', '.join(RUNTIMES)}")
     args = ["-f", "--cluster", "ceph", "--id", ident]
-    name = f"ceph-{daemon}-{ident}"
+    name = daemon_name(daemon, ident)
     if run == "host":
         start = [("ExecStart", exec_command([f"/usr/bin/ceph-{daemon}", *args]))]
     else:
@@ -353,7 +379,7 @@ def daemon_files(
     inventory: Inventory, server: Server, daemon: str, ident: str, description: str, run: str
 ) -> DaemonFiles:
     unit = unit_text(daemon_unit(inventory, server, daemon, ident, description, run))
-    return DaemonFiles(f"ceph-{daemon}-{ident}.service", unit, conf_text(inventory))
+    return DaemonFiles(f"{daemon_name(daemon, ident)}.service", unit, conf_text(inventory))
 
 
 def mon_files(inventory: Inventory, server: Server, run: str) -> DaemonFiles:

@@ -24,7 +24,10 @@ from pathlib import Path
 
 import pytest
 
+from labctl.inventory import load_inventory
+from labctl.render import ceph as ceph_render
 from labctl.sim import disks as sim_disks
+from labctl.sim import engine as sim_engine
 from labctl.sim import node as sim_node
 from tests.e2e.conftest import NODES, Lab
 from tests.labctl_process import run_labctl
@@ -229,7 +232,11 @@ def test_bootstrap_forms_ceph_with_rbd_and_cephfs_and_survives_a_node(
     layers = {x["layer"]: x["status"] for x in report["layers"]}  # type: ignore[union-attr, index]
     assert layers == {"ceph": "applied"}, layers
 
+    # Reading the cluster makes no container: `ceph status` asks through fohn's running
+    # monitor container (`docker exec`), not a `docker run --rm` of the Ceph image.
+    made = sim_engine.container_ids(sim_node.node_dir(lab.state, "fohn"))
     healthy = status(lab)
+    assert sim_engine.container_ids(sim_node.node_dir(lab.state, "fohn")) == made
     assert healthy["health"] == "HEALTH_OK", healthy
     assert healthy["quorum"] == ["fohn", "chequita", "wind"]
     assert healthy["osds_by_host"] == {
@@ -351,6 +358,16 @@ def test_bootstrap_forms_ceph_with_rbd_and_cephfs_and_survives_a_node(
     # The guard reads the live quorum: wind is on, but its monitor is stopped.
     on(lab, "wind", "systemctl stop ceph-mon-wind.service")
     wait_for(lab, lambda r: r["out_of_quorum"] == ["wind"], 60)
+    # With no monitor container running on wind, its reader runs the image's own
+    # `docker run --rm` and still answers (from the two monitors in quorum).
+    loaded = load_inventory(inventory).inventory
+    assert loaded is not None
+    wind = next(s for s in loaded.servers if s.name == "wind")
+    reader = ceph_render.reader(loaded, wind, "ceph", "container")
+    made = sim_engine.container_ids(sim_node.node_dir(lab.state, "wind"))
+    answer = json.loads(on(lab, "wind", shlex.join([*reader, "quorum_status", "-f", "json"])))
+    assert answer["quorum_names"] == ["fohn", "chequita"], answer
+    assert len(sim_engine.container_ids(sim_node.node_dir(lab.state, "wind")) - made) == 1
     refused = labctl(lab, "power", "off", "chequita")
     assert refused.returncode == 1
     assert "wind is on but its Ceph monitors member is unhealthy" in refused.stderr, refused.stderr

@@ -1,29 +1,65 @@
 #!/bin/sh
+# shellcheck disable=SC2034  # engine, units, conf: read by current (ceph-current.sh)
 # A node's OSDs restart together (the failure domain is the host: its PGs have
-# copies on other hosts); the next node's wait until these are active and every PG
-# is active again, so no PG ever loses two copies to a restart.
+# copies on other hosts), as Ceph's own upgrade does it: on a formed cluster, first
+# `ceph osd ok-to-stop` for them (waited for: the previous host's PGs may still be
+# peering), then `noout` set so Ceph does not start moving their data while they
+# restart, the restart, a wait until each is active again, `noout` unset, and a wait
+# until every PG is active+clean before the next node's step starts. OSDs already
+# running the unit's image since its last change are left alone (`current`,
+# ceph-current.sh: an interrupted roll resumes where it stopped). A `noout` this
+# script set and could not unset (it was killed) is unset by its next run.
+# Arguments: CEPH WAIT_SECONDS ENGINE IMAGE (both empty for the host runtime)
+# UNIT_DIR CONF MARK (the file that says labctl set noout) then UNIT:ID per OSD.
 
-ceph=$1 wait=$2; shift 2
+ceph=$1 wait=$2 engine=$3 image=$4 units=$5 conf=$6 mark=$7; shift 7
 active() { $ceph daemon "osd.$1" status 2>/dev/null | grep -q '"state": *"active"'; }
-pgs_active() {
+pgs_clean() {
   out=$($ceph --connect-timeout 5 pg stat -f json 2>/dev/null) || return 1
   printf '%s' "$out" | grep -q '"num_pg_by_state"' || return 1
-  ! printf '%s' "$out" | grep -o '"name": *"[^"]*"' | grep -qv '"name": *"active'
+  ! printf '%s' "$out" | grep -o '"name": *"[^"]*"' | grep -qv '"name": *"active+clean"'
 }
+unset_noout() {
+  [ -f "$mark" ] || return 0
+  $ceph --connect-timeout 5 osd unset noout >/dev/null 2>&1 && rm -f "$mark"
+}
+late() { [ "$(date +%s)" -ge "$end" ]; }
 formed=no
 for pair; do active "${pair#*:}" && formed=yes; done
-for pair; do systemctl restart "${pair%%:*}"; done
-[ "$formed" = yes ] || exit 0
 end=$(( $(date +%s) + wait ))
+if [ "$formed" = no ]; then
+  for pair; do systemctl restart "${pair%%:*}"; done
+  exit 0
+fi
+todo='' ids=''
 for pair; do
+  if current "${pair%%:*}"; then
+    echo "${pair%%:*} already runs $image: not restarted"
+  else
+    todo="$todo $pair" ids="$ids ${pair#*:}"
+  fi
+done
+if [ -z "$todo" ]; then
+  unset_noout
+  exit 0
+fi
+# shellcheck disable=SC2086
+until said=$($ceph --connect-timeout 5 osd ok-to-stop $ids 2>&1); do
+  late && { echo "OSDs$ids are not ok to stop after $wait s: $said" >&2; exit 1; }
+  sleep 2
+done
+mkdir -p "${mark%/*}" && : > "$mark"
+$ceph --connect-timeout 5 osd set noout >/dev/null || exit 1
+for pair in $todo; do systemctl restart "${pair%%:*}"; done
+for pair in $todo; do
   until active "${pair#*:}"; do
-    [ "$(date +%s)" -lt "$end" ] || {
-      echo "osd.${pair#*:} is not active $wait s after its restart" >&2; exit 1; }
+    late && { echo "osd.${pair#*:} is not active $wait s after its restart" >&2; exit 1; }
     sleep 1
   done
 done
-until pgs_active; do
-  [ "$(date +%s)" -lt "$end" ] || {
-    echo "PGs are not all active $wait s after this node's OSDs restarted" >&2; exit 1; }
+unset_noout
+until pgs_clean; do
+  late && {
+    echo "PGs are not all active+clean $wait s after this node's OSDs restarted" >&2; exit 1; }
   sleep 1
 done
