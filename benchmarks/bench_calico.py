@@ -33,7 +33,7 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_bootstrap_pki import converged_runs, labctl
 from bench_sim import SECRETS
-from gen_inventory import generate
+from gen_inventory import generate, peer_with_frr_core
 
 ROOT = Path(__file__).resolve().parents[1]
 HOST_LOCK = Path("/run/labctl/e2e-lab.lock")
@@ -41,20 +41,7 @@ HOST_LOCK = Path("/run/labctl/e2e-lab.lock")
 
 def generated(count: int) -> str:
     """A generated lab whose first switch is an FRR core switch every node peers with."""
-    data: dict[str, Any] = generate(count)
-    public = data["networks"][0]
-    core = data["switches"][0]
-    address = public["cidr"].split("/")[0].rsplit(".", 1)[0] + ".2"
-    core.update(
-        {"platform": "frr", "asn": 64513, "router_id": address,
-         "interfaces": [{"network": "public", "address": address}]}
-    )  # fmt: skip
-    data["cluster"]["calico"] = {
-        "asn": 64512,
-        "keepalive_time": 3,
-        "hold_time": 9,
-        "peers": [{"switch": core["name"], "address": address, "nodes": "all"}],
-    }
+    data: dict[str, Any] = peer_with_frr_core(generate(count))
     return yaml.safe_dump(data, sort_keys=False, width=120)
 
 

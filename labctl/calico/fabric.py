@@ -19,14 +19,17 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from labctl.calico import status as parse
 from labctl.calico import switch_snmp
-from labctl.drivers.bgp_snmp import SwitchSnmpEndpoint
 from labctl.errors import LabctlError
 from labctl.inventory import topology
 from labctl.inventory.model import Inventory, Switch
 from labctl.targets import InventoryConnector
+
+if TYPE_CHECKING:
+    from labctl.drivers.bgp_snmp import SwitchSnmpEndpoint
 
 FRR_SUMMARY = ("vtysh", "-c", "show bgp summary json")
 FRR_ROUTES = ("vtysh", "-c", "show ip route bgp json")
@@ -39,10 +42,11 @@ class BgpSession:
         base_dir: Path,
         node_query: tuple[str, ...] | None = None,
         switch_platform: str | None = None,
-        pod_blocks: Callable[[], dict[str, list[str]]] | None = None,
+        pod_blocks: Callable[[], dict[str, list[str]] | None] | None = None,
     ) -> None:
         self.inventory = inventory
-        # Where the nodes' pod blocks are read (None: topology's, the stand-in's).
+        # Where the nodes' pod blocks are read (None, or None from it: topology's, the
+        # stand-in's).
         self.pod_blocks = pod_blocks
         # What prints a node's BIRD protocols, run on the node (None: nodes are not asked).
         self.node_query = node_query
@@ -123,15 +127,20 @@ class BgpSession:
             inv, switch_peers, switch_routes, node_protocols, unreachable, sources, blocks
         )
 
-    def wait_established(self, timeout: float, interval: float = 0.5) -> parse.FabricStatus:
+    def wait_established(
+        self, timeout: float, interval: float = 0.5, mesh: bool = True
+    ) -> parse.FabricStatus:
         """Poll until every session is up and every block learned; raise naming what is not.
 
         A switch session read from neither end is not up: it fails at once, since no
-        wait makes it readable (a real lab reads only the switches' side).
+        wait makes it readable (a real lab reads only the switches' side). ``mesh``
+        False: the sessions between nodes are not waited for (``switch_side``).
         """
         deadline = time.monotonic() + timeout
         while True:
             current = self.status()
+            if not mesh:
+                current = current.switch_side()
             if current.unread:
                 raise LabctlError(f"cannot prove the BGP fabric up: {'; '.join(current.unread)}")
             if current.ok:

@@ -13,25 +13,24 @@ again and then calls the node back (the preference removed).
 
 The lines are rendered per switch platform (pure: ``drain_lines``, ``undrain_lines``);
 the route map keeps the import filter of the calico layer's configuration (the same
-prefix list), so a drained neighbor is never let announce more. FRR (SONiC's, and the
-simulated lab's switches) is configured here over SSH through ``vtysh``; EOS and IOS
-lines are rendered for the operator (docs/power.md), not sent: labctl has no
-configuration session for them yet, and says so instead of pretending.
+prefix list), so a drained neighbor is never let announce more. Every platform is sent
+its lines over SSH in its own CLI (``switch_cli``): FRR (SONiC's, and the simulated
+lab's switches) through ``vtysh``, EOS in a configuration session committed only when
+no line was refused, IOS in configure mode; the routes and sessions waited on are read
+there too (``vendor_bgp`` parses EOS's JSON and IOS's text).
 A switch on which the node is not a BGP neighbor (a lab whose calico layer has not
 run) is left alone: nothing there prefers the node, and nothing is configured.
 """
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from labctl.calico import status as parse
-from labctl.drivers.ssh import SshSession
+from labctl.calico.switch_cli import SwitchCli, cli_for
 from labctl.errors import LabctlError
 from labctl.inventory import topology
 from labctl.inventory.model import Inventory, Server, Switch
@@ -41,7 +40,7 @@ from labctl.targets import switch_target
 DRAIN = "LABCTL-DRAIN"
 GSHUT = "65535:0"  # RFC 8326 GRACEFUL_SHUTDOWN
 ESTABLISHED = "Established"
-APPLIED = ("frr",)  # platforms labctl configures itself
+APPLIED = ("frr", "eos", "ios")  # platforms labctl configures itself
 
 
 @dataclass(frozen=True)
@@ -116,7 +115,8 @@ def still_via(routes: Mapping[str, Sequence[str]], address: str) -> list[str]:
 
 
 class Fabric:
-    """The switches' side of graceful power, over SSH (FRR's ``vtysh``)."""
+    """The switches' side of graceful power, over SSH in each switch's own CLI
+    (``switch_cli``: FRR's ``vtysh``, an EOS configuration session, IOS's configure mode)."""
 
     def __init__(
         self,
@@ -124,32 +124,31 @@ class Fabric:
         base_dir: Path,
         switch_platform: str | None = None,
         say: Callable[[str], None] = lambda _text: None,
+        connect: Callable[[Switch, str], SwitchCli] | None = None,
     ) -> None:
         self.inventory = inventory
         self.base_dir = base_dir
         self.switch_platform = switch_platform
         self.say = say
         self._switches = {s.name: s for s in inventory.switches}
+        # How a switch's CLI is reached (tests hand in their own peer's address).
+        self._connect = connect or self._ssh
 
     def platform(self, switch: Switch) -> str:
         return self.switch_platform or switch.platform or "frr"
 
-    def _vtysh(self, switch: str, *args: str) -> str:
-        target = replace(switch_target(self.inventory, self.base_dir, switch), connect_timeout=5.0)
-        with SshSession(target) as ssh:
-            return ssh.run(("vtysh", *args), timeout=20.0).text()
+    def _ssh(self, switch: Switch, platform: str) -> SwitchCli:
+        target = replace(
+            switch_target(self.inventory, self.base_dir, switch.name), connect_timeout=5.0
+        )
+        return cli_for(platform, target)
 
-    def _configure(self, switch: str, lines: Sequence[str]) -> None:
-        argv = ["-c", "configure terminal"]
-        for line in lines:
-            argv += ["-c", line]
-        self._vtysh(switch, *argv)
+    def cli(self, name: str) -> SwitchCli:
+        switch = self._switches[name]
+        return self._connect(switch, self.platform(switch))
 
-    def _peers(self, switch: str) -> dict[str, str]:
-        return parse.frr_peers(self._vtysh(switch, "-c", "show bgp summary json"))
-
-    def _routes(self, switch: str) -> dict[str, list[str]]:
-        return parse.frr_bgp_routes(self._vtysh(switch, "-c", "show ip route bgp json"))
+    def _configure(self, switch: str, lines: Sequence[str], label: str) -> None:
+        self.cli(switch).apply(lines, label)
 
     def _live(self, server: Server) -> tuple[list[Neighbor], list[str]]:
         """The node's sessions labctl can act on, and sentences for those it cannot."""
@@ -157,14 +156,10 @@ class Fabric:
         for n in neighbors(self.inventory, server):
             platform = self.platform(self._switches[n.switch])
             if platform not in APPLIED:
-                lines = "; ".join(drain_lines(platform, n))
-                notes.append(
-                    f"{n.switch} ({platform}): graceful shutdown not sent (labctl configures "
-                    f"only FRR switches); on the switch: {lines}"
-                )
+                notes.append(f"{n.switch}: no graceful shutdown for switch platform {platform}")
                 continue
             try:
-                peers = self._peers(n.switch)
+                peers = self.cli(n.switch).sessions()
             except (LabctlError, OSError, ValueError) as exc:
                 notes.append(f"{n.switch}: not reached, {server.name} not drained there: {exc}")
                 continue
@@ -179,8 +174,9 @@ class Fabric:
         found, said = self._live(server)
         usable = []
         for n in found:
+            platform = self.platform(self._switches[n.switch])
             try:
-                self._configure(n.switch, drain_lines("frr", n))
+                self._configure(n.switch, drain_lines(platform, n), f"drain-{server.name}")
                 usable.append(n)
             except (LabctlError, OSError) as exc:
                 said.append(f"{n.switch}: graceful shutdown of {server.name} not set: {exc}")
@@ -207,7 +203,7 @@ class Fabric:
 
     def _still_via(self, n: Neighbor) -> list[str]:
         try:
-            return still_via(self._routes(n.switch), n.address)
+            return still_via(self.cli(n.switch).routes(), n.address)
         except (LabctlError, OSError, ValueError) as exc:
             return [f"routes not read ({exc})"]
 
@@ -218,7 +214,7 @@ class Fabric:
             if self.platform(self._switches[n.switch]) not in APPLIED:
                 continue
             try:
-                running = self._vtysh(n.switch, "-c", "show running-config")
+                running = self.cli(n.switch).running()
             except (LabctlError, OSError):
                 continue
             if f"neighbor {n.address} route-map {DRAIN} in" in running:
@@ -264,14 +260,15 @@ class Fabric:
                 return said
             time.sleep(poll)
         for n in pending:
+            platform = self.platform(self._switches[n.switch])
             try:
-                self._configure(n.switch, undrain_lines("frr", n))
+                cli = self.cli(n.switch)
+                cli.apply(undrain_lines(platform, n), f"undrain-{server.name}")
                 # The route map goes too once no neighbor uses it (FRR reads a missing
                 # route map as deny-all, so never while another node is drained), so the
                 # switch runs what labctl renders again (`labctl switch diff`).
-                running = self._vtysh(n.switch, "-c", "show running-config")
-                if f"route-map {DRAIN} in" not in running:
-                    self._configure(n.switch, [f"no route-map {DRAIN}"])
+                if f"route-map {DRAIN} in" not in cli.running():
+                    cli.apply([f"no route-map {DRAIN}"], f"undrain-{server.name}-route-map")
             except (LabctlError, OSError) as exc:
                 said.append(
                     f"{n.switch}: {server.name} not called back ({exc}); "
@@ -281,15 +278,12 @@ class Fabric:
 
     def _state(self, n: Neighbor, since: float | None) -> str:
         try:
-            summary = json.loads(self._vtysh(n.switch, "-c", "show bgp summary json") or "{}")
+            session = self.cli(n.switch).sessions().get(n.address)
         except (LabctlError, OSError, ValueError) as exc:
             return f"not read ({exc})"
-        family = summary.get("ipv4Unicast", summary)
-        peer = family.get("peers", {}).get(n.address) if isinstance(family, dict) else None
-        if not isinstance(peer, dict):
+        if session is None:
             return "no session"
-        state = str(peer.get("state", "?"))
-        up_for = float(peer.get("peerUptimeMsec", 0)) / 1000
-        if state == ESTABLISHED and since is not None and up_for > time.monotonic() - since:
+        up_for = session.up_for or 0.0
+        if session.state == ESTABLISHED and since is not None and up_for > time.monotonic() - since:
             return "the old session (not yet timed out)"
-        return state
+        return session.state

@@ -102,4 +102,17 @@ def documents(data: bytes, source: str) -> list[dict[str, Any]]:
 def definitions(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The CustomResourceDefinitions among ``docs``: applied first, and alone on a lab
     whose calico-node is a stand-in (its workloads' images cannot run there)."""
-    return [d for d in docs if d["kind"] == CRD_KIND]
+    # Without any status a manifest carries (Calico's v3.32.1 one has an empty one on
+    # clusternetworkpolicies): the server owns it, so an applied status never matches
+    # and every converged run would find the definition changed.
+    # Likewise ``spec.preserveUnknownFields: false`` (all of that manifest's): the default,
+    # which the server leaves out of what it returns.
+    return [_as_served(d) for d in docs if d["kind"] == CRD_KIND]
+
+
+def _as_served(crd: dict[str, Any]) -> dict[str, Any]:
+    out = {k: v for k, v in crd.items() if k != "status"}
+    spec = out.get("spec")
+    if isinstance(spec, dict) and spec.get("preserveUnknownFields") is False:
+        out["spec"] = {k: v for k, v in spec.items() if k != "preserveUnknownFields"}
+    return out

@@ -48,16 +48,22 @@ def wanted(
     """What the API must hold. ``stand_in_node``: calico-node is stood in for (BIRD on
     the simulated lab), so of the manifest only its definitions are applied.
     ``stand_in_kinds``: the platform's definitions of Calico's kinds, applied when the
-    inventory names no manifest (``Platform.calico_kinds``)."""
+    inventory names no manifest, and any other object it gives, applied in any case
+    (``Platform.calico_kinds``)."""
     pinned = inventory.cluster.calico.manifest
-    docs: list[dict[str, Any]] = []
+    given = list(stand_in_kinds or [])
+    # What else the platform gives beside definitions: the identity of calico-node's
+    # programs where it runs them outside calico-node's pods.
+    docs = [d for d in given if d["kind"] != "CustomResourceDefinition"]
     if pinned is None:
-        definitions, source = list(stand_in_kinds or []), "labctl's stand-in definitions"
+        definitions = [d for d in given if d["kind"] == "CustomResourceDefinition"]
+        source = "labctl's stand-in definitions"
     else:
         data = calico_manifest.fetch(pinned, cache_dir(base_dir))
-        docs = calico_manifest.documents(data, pinned.url)
-        definitions, source = calico_manifest.definitions(docs), pinned.url
-        docs = [] if stand_in_node else [d for d in docs if d not in definitions]
+        manifest = calico_manifest.documents(data, pinned.url)
+        definitions, source = calico_manifest.definitions(manifest), pinned.url
+        if not stand_in_node:
+            docs = [d for d in manifest if d not in definitions]
     values = {
         key: secrets.resolve(ref, used_at=where, base_dir=base_dir)
         for key, where in calico.password_keys(inventory)
@@ -80,7 +86,9 @@ def _ref(inventory: Inventory, key: str) -> SecretRef | None:
 
 
 def _established(crd: dict[str, Any] | None) -> bool:
-    conditions = (crd or {}).get("status", {}).get("conditions", [])
+    # A definition just created can come back with ``status`` or its ``conditions``
+    # null (the API server has not filled them yet): not established, not a crash.
+    conditions = ((crd or {}).get("status") or {}).get("conditions") or []
     return any(c.get("type") == "Established" and c.get("status") == "True" for c in conditions)
 
 

@@ -121,6 +121,14 @@ class FabricStatus:
     def ok(self) -> bool:
         return not self.problems
 
+    def switch_side(self) -> FabricStatus:
+        """The sessions with a switch and the switches' routes only, without the node
+        mesh: what can be proven before calico-node's confd has the Node objects (a
+        node that just joined is in the others' BIRD configuration only once their
+        confd reads its Node's BGP address from the API)."""
+        switch = [s for s in self.sessions if s.kind == "switch"]
+        return FabricStatus(switch, self.switches, self.unreachable)
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "ok": self.ok,

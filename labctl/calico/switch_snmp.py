@@ -9,13 +9,15 @@ the same peer -> state and prefix -> next hops that ``status.assemble`` judges.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from labctl.calico import bgp4_mib
-from labctl.drivers.bgp_snmp import SwitchSnmpEndpoint, read_bgp
 from labctl.errors import LabctlError
 from labctl.inventory.model import Switch
 from labctl.inventory.problems import format_path
-from labctl.snmp_credentials import credentials
+
+if TYPE_CHECKING:  # pysnmp is imported when a switch is read over SNMP, not by every bootstrap
+    from labctl.drivers.bgp_snmp import SwitchSnmpEndpoint
 
 SOURCES = ("ssh-frr", "snmp")
 
@@ -33,6 +35,9 @@ def source(switch: Switch, platform_override: str | None = None) -> str | None:
 
 def endpoint(switch: Switch, base_dir: Path, timeout: float = 3.0) -> SwitchSnmpEndpoint:
     """Where and how to ask; its secrets resolved (SecretError naming the field, if not)."""
+    from labctl.drivers.bgp_snmp import SwitchSnmpEndpoint
+    from labctl.snmp_credentials import credentials
+
     if switch.snmp is None or switch.management is None:
         # The schema requires snmp with bgp_status snmp; LAB099 the management address.
         raise LabctlError(
@@ -51,5 +56,7 @@ def endpoint(switch: Switch, base_dir: Path, timeout: float = 3.0) -> SwitchSnmp
 
 def read(target: SwitchSnmpEndpoint) -> tuple[dict[str, str], dict[str, list[str]]]:
     """Peer address -> state, prefix -> next hops, as the switch's BGP4-MIB says."""
+    from labctl.drivers.bgp_snmp import read_bgp
+
     rows = read_bgp(target)
     return bgp4_mib.peer_states(rows), bgp4_mib.routes(rows)

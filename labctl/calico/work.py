@@ -19,6 +19,7 @@ from labctl.errors import LabctlError
 from labctl.kubernetes.api import KubeSession
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from pathlib import Path
 
     from labctl.engine.layer import LayerContext, Platform
@@ -42,18 +43,42 @@ def established_timeout(ctx: LayerContext) -> float:
     return ctx.inventory.cluster.calico.hold_time + 30.0
 
 
-def _session(ctx: LayerContext) -> BgpSession:
-    return session_for(ctx.inventory, ctx.base_dir, ctx.platform)
+# The subject of the calico-resources layer's ``calico.established``: the nodes run
+# calico-node's BGP configuration by then, so the blocks are Calico's IPAM's.
+BLOCKS_FROM_API = "calico-node"
+# The subject of the calico layer's ``calico.established`` where calico-node's confd
+# takes the nodes' BGP over: only the sessions with a switch are waited for there. A
+# node's mesh peers are the Nodes whose BGP address confd read from the API, so a
+# server joining a running lab (or rebuilt after a reset) is in the other nodes'
+# mesh only after the calico-resources layer, which waits for the mesh (docs/calico.md).
+SWITCHES_ONLY = "switches"
 
 
-def session_for(inventory: Inventory, base_dir: Path, platform: Platform) -> BgpSession:
-    """The fabric as ``platform`` runs it: where calico-node runs (no BGP stand-in), the
-    blocks each node must announce are the ones Calico's IPAM gave it, read from the API."""
-    blocks = None
-    if platform.bgp_stand_in() is None:
+def _session(ctx: LayerContext, from_api: bool = False) -> BgpSession:
+    return session_for(ctx.inventory, ctx.base_dir, ctx.platform, from_api)
 
-        def blocks() -> dict[str, list[str]]:
+
+def session_for(
+    inventory: Inventory, base_dir: Path, platform: Platform, from_api: bool = False
+) -> BgpSession:
+    """The fabric as ``platform`` runs it: where calico-node runs (no BGP stand-in, or
+    ``from_api``: its confd took over from the stand-in), the blocks each node must
+    announce are the ones Calico's IPAM gave it, read from the API."""
+    blocks: Callable[[], dict[str, list[str]] | None] | None = None
+    if platform.bgp_stand_in() is None or from_api:
+
+        def blocks() -> dict[str, list[str]] | None:
             return resources.pod_blocks(KubeSession(inventory, base_dir))
+
+    elif platform.confd_takes_over():
+
+        def blocks() -> dict[str, list[str]] | None:
+            # Calico's blocks once confd runs (the calico-resources layer started it);
+            # before, with no API or no block claimed yet, the stand-in's (topology's).
+            try:
+                return resources.pod_blocks(KubeSession(inventory, base_dir)) or None
+            except (LabctlError, OSError):
+                return None
 
     return BgpSession(
         inventory,
@@ -65,15 +90,21 @@ def session_for(inventory: Inventory, base_dir: Path, platform: Platform) -> Bgp
 
 
 class EstablishedWork:
+    def __init__(self, subject: str = "") -> None:
+        self.from_api = subject == BLOCKS_FROM_API
+        self.mesh = subject != SWITCHES_ONLY
+
     def apply(self, ctx: LayerContext) -> bool:
-        with _session(ctx) as session:
-            session.wait_established(established_timeout(ctx))
+        with _session(ctx, self.from_api) as session:
+            session.wait_established(established_timeout(ctx), mesh=self.mesh)
         return False  # it changes nothing; it proves
 
     def observe(self, ctx: LayerContext) -> str | None:
         try:
-            with _session(ctx) as session:
+            with _session(ctx, self.from_api) as session:
                 found = session.status()
+                if not self.mesh:
+                    found = found.switch_side()
                 problems = found.unread + found.problems
         except (LabctlError, OSError) as exc:  # a dry run reports; a dead peer is news
             return f"cannot read the fabric yet: {exc}"

@@ -13,7 +13,11 @@ calico-node would write and a CNI configuration standing in for calico-node's
 (``labctl/sim/plan_pieces.py``). When the nodes got something here, last, from the
 operator's machine, every session must be Established and every node's pod block
 learned by every peering switch within the hold time plus a margin (local work
-``calico.established``).
+``calico.established``): every session with a switch, and the node mesh too unless
+calico-node's confd takes the nodes' BGP over in the next layer
+(``Platform.confd_takes_over``), whose mesh is the Nodes it read from the API, so
+that a joining server is in it only after calico-resources, which waits for it
+(docs/calico.md, "Which sessions are waited for").
 
 A BGP password reaches FRR (and BIRD) as its value, filled in by the SSH applier
 as it writes the file; the plan holds the masked text and the references
@@ -28,6 +32,7 @@ from collections.abc import Iterator, Mapping
 from functools import partial
 
 from labctl.calico.fill import fill_for
+from labctl.calico.work import SWITCHES_ONLY
 from labctl.engine.actions import Action, LocalStep, PutFile, Run, WaitFor, ssh_answers
 from labctl.engine.appliers import LocalWorkFactory
 from labctl.engine.layer import LayerContext
@@ -129,14 +134,22 @@ class CalicoLayer:
             return  # calico-node, from Calico's manifest (layer calico-resources), does the rest
         yield Plan.of(NODES_PLAN, nodes)
         calico = inventory.cluster.calico
+        # Where calico-node's confd takes the nodes' BGP over (in the next layer), the
+        # nodes' mesh is the Nodes confd reads from the API: a server joining a running
+        # lab is in the others' configuration only then, so the mesh is that layer's to
+        # wait for, as on a real lab; here only the sessions with a switch.
+        switches_only = ctx.platform.confd_takes_over()
+        which = " with a switch" if switches_only else ""
         yield Plan.of(
             "calico: sessions",
             [
                 LocalStep(
                     "calico.established",
-                    f"wait up to {calico.hold_time + 30} s for every BGP session to be "
-                    "Established and every pod block learned by every peering switch",
+                    f"wait up to {calico.hold_time + 30} s for every BGP session{which} "
+                    "to be Established and every pod block learned by every peering switch"
+                    + (" (the node mesh: after calico-resources)" if switches_only else ""),
                     fabric_digest(ctx),
+                    subject=SWITCHES_ONLY if switches_only else "",
                 )
             ],
         )

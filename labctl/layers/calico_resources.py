@@ -12,10 +12,13 @@ BGPConfiguration, BGPPeers and each Node's BGP annotations that
 needs the pod network calico-node (or, on the simulated lab, the calico layer's
 stand-in) configures. On a real lab it last waits for every session with a
 switch to be Established, read from the switches: only now, with calico-node
-running, can they be (on the simulated lab the calico layer proves them, BIRD
-standing in). A real lab without a manifest is refused (LAB120, checked before
-the run by ``labctl bootstrap``; here again, for a context made another way): it
-would apply stand-ins, and no Node would ever turn Ready.
+running, can they be. On the simulated lab the calico layer proved them with BIRD
+standing in; where the platform runs calico-node's confd here (``node_bgp_agent``),
+this layer waits again, from both ends, for the switch sessions and the node mesh,
+which confd builds from the Nodes it reads (a joining server's too). A real lab
+without a manifest is refused (LAB120, checked before the run by ``labctl
+bootstrap``; here again, for a context made another way): it would apply stand-ins,
+and no Node would ever turn Ready.
 """
 
 from __future__ import annotations
@@ -23,14 +26,24 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterator, Mapping
 
-from labctl.calico.work import nodes_ready_timeout
+from labctl.calico.work import BLOCKS_FROM_API, nodes_ready_timeout
 from labctl.engine.actions import Action, LocalStep
 from labctl.engine.appliers import LocalWorkFactory
 from labctl.engine.layer import LayerContext
 from labctl.engine.plan import Plan
 from labctl.errors import LabctlError
+from labctl.inventory import topology
+from labctl.inventory.model import Server
 from labctl.layers.calico import fabric_digest
 from labctl.render import calico as calico_render
+
+# What the platform runs of calico-node on the nodes (only the simulated lab has any).
+AGENTS_PLAN = "calico-resources: calico-node's confd and CNI plugin on the nodes"
+
+
+def node_bgp_agent(ctx: LayerContext, server: Server) -> list[Action]:
+    """What the platform runs of calico-node on ``server`` (nothing on a real lab)."""
+    return list(ctx.platform.node_bgp_agent(ctx, server))
 
 
 class CalicoResourcesLayer:
@@ -90,17 +103,36 @@ class CalicoResourcesLayer:
                 "",
             ),
         ]
-        if not stand_in:
-            # Not the simulated lab's fingerprint: there the calico layer proved the
-            # sessions from both ends; here only the switches' side says.
-            fabric = hashlib.sha256(f"{fabric_digest(ctx)}\0switches".encode()).hexdigest()
-            steps.append(
+        agents = [a for s in topology.nodes(ctx.inventory) for a in node_bgp_agent(ctx, s)]
+        established: list[Action] = []
+        if not stand_in or agents:
+            # Not the calico layer's fingerprint: there the nodes ran labctl's own BIRD
+            # configuration (on the simulated lab); here calico-node's, whose blocks are
+            # the ones Calico's IPAM gave the nodes (read from the API).
+            fabric = hashlib.sha256(
+                "\0".join(
+                    (fabric_digest(ctx), "switches", *(a.fingerprint for a in agents))
+                ).encode()
+            ).hexdigest()
+            # Where the platform runs confd (the nodes' BIRD read too), the node mesh
+            # is proven here: confd has every Node's BGP address now, a joining one's too.
+            which = "session (the node mesh too)" if agents else "session with a switch"
+            asked = "as the switches and nodes say" if agents else "as the switches say"
+            established.append(
                 LocalStep(
                     "calico.established",
-                    f"wait up to {calico.hold_time + 30} s for every BGP session with a "
-                    "switch to be Established and every pod block learned, as the "
-                    "switches say",
+                    f"wait up to {calico.hold_time + 30} s for every BGP {which} "
+                    "to be Established and every pod block learned, " + asked,
                     fabric,
+                    # calico-node's confd took over from the platform's BIRD configuration
+                    subject=BLOCKS_FROM_API if agents else "",
                 )
             )
-        yield Plan.of("calico-resources: objects", steps)
+        if not agents:
+            yield Plan.of("calico-resources: objects", steps + established)
+            return
+        # The platform runs calico-node's programs itself (the simulated lab): once the
+        # API holds what they read, before the Nodes can turn Ready on their CNI plugin.
+        yield Plan.of("calico-resources: objects", steps[:1])
+        yield Plan.of(AGENTS_PLAN, agents)
+        yield Plan.of("calico-resources: nodes", steps[1:] + established)

@@ -11,6 +11,7 @@ import ipaddress
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from labctl.inventory import topology
 from labctl.inventory.model import Inventory, SecretRef
 
 
@@ -62,7 +63,7 @@ class Announced:
 
 def announced(inventory: Inventory) -> list[Announced]:
     """Pod blocks (up to /32: Calico sends single addresses borrowed from other blocks),
-    the service CIDR and the ingress network, as cluster.calico.advertise says."""
+    the service CIDR and the ingress ranges, as cluster.calico.advertise says."""
     calico = inventory.cluster.calico
     k8s = inventory.cluster.kubernetes
     out = []
@@ -72,7 +73,7 @@ def announced(inventory: Inventory) -> list[Announced]:
     if calico.advertise.service_cidr:
         svc = ipaddress.ip_network(k8s.service_cidr)
         out.append(Announced(str(svc), svc.prefixlen, svc.prefixlen, "service CIDR"))
-    if calico.advertise.external_network is not None:
-        net = ipaddress.ip_network(inventory.network(calico.advertise.external_network).cidr)
+    for cidr, _ in topology.external_ranges(inventory):
+        net = ipaddress.ip_network(cidr)
         out.append(Announced(str(net), net.prefixlen, net.max_prefixlen, "ingress addresses"))
     return out

@@ -73,9 +73,9 @@ def bgp_configuration(inventory: Inventory) -> Resource:
     }
     if calico.advertise.service_cidr:
         spec["serviceClusterIPs"] = [{"cidr": inventory.cluster.kubernetes.service_cidr}]
-    if calico.advertise.external_network is not None:
-        net = inventory.network(calico.advertise.external_network)
-        spec["serviceExternalIPs"] = [{"cidr": net.cidr}]
+    external = topology.external_ranges(inventory)
+    if external:
+        spec["serviceExternalIPs"] = [{"cidr": cidr} for cidr, _ in external]
     if calico.node_to_node_mesh:
         # A mesh peer that vanished keeps its routes for this long (graceful restart).
         spec["nodeMeshMaxRestartTime"] = _duration(calico.hold_time)

@@ -27,6 +27,8 @@ from pathlib import Path
 
 import pytest
 
+from labctl.inventory import require_inventory
+from labctl.render.bgp_common import announced
 from tests.conftest import REFERENCE
 from tests.e2e.conftest import NODES, Lab, run, simulated_lab
 from tests.labctl_process import run_labctl
@@ -151,6 +153,17 @@ def test_bgp_fabric_comes_up_routes_pods_and_survives_failures(lab: Lab) -> None
     assert all(s["established"] for s in sessions)  # type: ignore[attr-defined, union-attr]
     for switch in SWITCHES:
         assert set(BLOCKS.values()) <= learned(status, switch)
+    # The ingress range every node announces (advertise.external_cidrs): a /30 of the
+    # public /28, so both switches route it to the nodes over their connected /28 (the
+    # whole /28 once announced there was held, never installed, and held the nodes).
+    ingress = {
+        a.cidr for a in announced(require_inventory(REFERENCE)) if a.what == "ingress addresses"
+    }
+    deadline = time.monotonic() + 10
+    while not all(ingress <= learned(status, switch) for switch in SWITCHES):
+        assert time.monotonic() < deadline, (ingress, status["switches"])
+        time.sleep(1)
+        _, status = fabric(lab)
 
     # The switches run what labctl renders (read over SSH on their management address).
     for switch in SWITCHES:

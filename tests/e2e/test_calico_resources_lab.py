@@ -16,13 +16,17 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import re
 import time
+from ipaddress import ip_address, ip_network
 
 import pytest
 import yaml
 
 from labctl.inventory import require_inventory
 from labctl.inventory.model import Inventory
+from labctl.programs import calico_build_dir
 from labctl.render import calico as calico_render
 from labctl.render.kubernetes import common as kube_common
 from labctl.sim.render import calico_standin
@@ -41,6 +45,16 @@ from tests.labctl_process import run_labctl
 pytestmark = pytest.mark.e2e
 
 
+@pytest.fixture(autouse=True)
+def calico_node(monkeypatch: pytest.MonkeyPatch) -> None:
+    """This lab runs calico-node's confd and CNI plugin (`labctl sim env` passes the build
+    on by default; named here so that an operator's LABCTL_CALICO_NODE=0 cannot turn this
+    test into one of labctl's own bird.cfg; scripts/setup.sh builds it)."""
+    built = calico_build_dir(os.environ, os.getuid())
+    assert (built / "bin" / "calico-node").exists(), f"no calico-node in {built}: run setup"
+    monkeypatch.setenv("LABCTL_CALICO_NODE", str(built))
+
+
 def _items(lab: Lab, *what: str) -> list[dict[str, object]]:
     got = kubectl(lab, "get", *what, "-o", "json")
     assert got.returncode == 0, got.stderr
@@ -51,7 +65,7 @@ def _items(lab: Lab, *what: str) -> list[dict[str, object]]:
 def _manifest(lab: Lab) -> bytes:
     """A manifest of the test's own: the stand-in kinds, one more definition (so its
     use shows), and a ConfigMap standing for the workloads a real manifest has."""
-    extra = calico_standin.definition("BGPFilter", "bgpfilters")
+    extra = calico_standin.definition("LabctlMarker", "labctlmarkers")
     config = {
         "apiVersion": "v1",
         "kind": "ConfigMap",
@@ -69,6 +83,31 @@ def _name_manifest(lab: Lab, url: str, sha256: str) -> None:
     assert marker in text
     text = text.replace(marker, f"{marker}    manifest: {{url: '{url}', sha256: '{sha256}'}}\n", 1)
     path.write_text(text)
+
+
+def _changing(report: dict[str, object]) -> list[object]:
+    """The steps of a run's report that changed or would change, with their reasons."""
+    return [
+        (s["step_id"], s["outcome"], s.get("reason"))
+        for layer in report["layers"]  # type: ignore[attr-defined]
+        for plan in layer["plans"]
+        for s in plan["steps"]
+        if s["outcome"] not in ("unchanged", "skipped")
+    ]
+
+
+def _pod_network_said(lab: Lab) -> str:
+    """What Calico's CNI plugin, confd and the kubelets said of the pod network."""
+    said = []
+    for name, address in NODES.items():
+        log = lab.ssh(
+            address,
+            "tail -n 12 /var/log/calico/cni/cni.log; "
+            "tail -n 8 /var/log/labctl-units/calico-confd.service.log; "
+            "grep -i 'sandbox' /var/log/labctl-units/kubelet.service.log | tail -n 4",
+        )
+        said.append(f"--- {name}\n{log.stdout}{log.stderr}")
+    return "\n".join(said)[-9000:]
 
 
 def _cluster_dns_answers_on_every_node(lab: Lab, inventory: Inventory) -> None:
@@ -89,7 +128,7 @@ def _cluster_dns_answers_on_every_node(lab: Lab, inventory: Inventory) -> None:
         }
         if len(ready) == 2:
             break
-        assert time.monotonic() < end, f"{json.dumps(pods)[-3000:]}\n{diagnose(lab)}"
+        assert time.monotonic() < end, f"{json.dumps(pods)[-2000:]}\n{_pod_network_said(lab)}"
         time.sleep(1)
     hosts = {node for node, _ in ready.values()}
     assert all(ip.startswith("10.188.") for _, ip in ready.values()), ready  # the pod network
@@ -110,7 +149,70 @@ def _cluster_dns_answers_on_every_node(lab: Lab, inventory: Inventory) -> None:
           f" after every Node was Ready (its pods on {', '.join(sorted(hosts))})")  # fmt: skip
 
 
+MESH_KEY = "mesh-e2e-confd-4Rw"  # the mesh's BGP password, in a file the inventory names
+CONFD_BIRD = "/etc/calico/confd/config/bird.cfg"
+CONFD_AGGR = "/etc/calico/confd/config/bird_aggr.cfg"
+INGRESS = [
+    c["cidr"]
+    for c in calico_render.bgp_configuration(require_inventory(REFERENCE))["spec"].get(
+        "serviceExternalIPs", []
+    )
+]
+
+
+def _mesh_password(lab: Lab) -> None:
+    """A password on the node-to-node mesh: only the ``labctl-bgp`` Secret carries it to
+    calico-node's confd, which must write it into both ends of every mesh session."""
+    (lab.workdir / "bgp-mesh.key").write_text(MESH_KEY + "\n")
+    path = lab.workdir / "inventory.yaml"
+    marker = "  calico:\n"
+    text = path.read_text()
+    assert marker in text and "mesh_password" not in text
+    path.write_text(text.replace(marker, f"{marker}    mesh_password: {{file: bgp-mesh.key}}\n", 1))
+
+
+def _nodes_run_confds_bird_cfg(lab: Lab) -> None:
+    """Every node's BIRD runs the bird.cfg calico-node's confd wrote from Calico's objects
+    (its own marker, the mesh password from the Secret), every mesh session Established,
+    and each node announces the blocks Calico's IPAM gave it (none is topology's)."""
+    for name, address in NODES.items():
+        cfg = lab.ssh(address, f"cat {CONFD_BIRD}")
+        assert cfg.returncode == 0, f"{name}: {cfg.stderr}\n{diagnose(lab)}"
+        assert "# Generated by confd" in cfg.stdout.splitlines(), f"{name}: {cfg.stdout[:2000]}"
+        meshes = re.findall(r"^protocol bgp (Mesh_\S+) ", cfg.stdout, re.M)
+        assert len(meshes) == len(NODES) - 1, f"{name}: {cfg.stdout}"
+        assert cfg.stdout.count(f'password "{MESH_KEY}";') == len(meshes), cfg.stdout
+        # confd's aggregate: a static route for each service range, the ingress range
+        # among them, and none holds a node's address (LAB150: Felix would drop it).
+        aggr = lab.ssh(address, f"cat {CONFD_AGGR}").stdout
+        statics = re.findall(r"^\s*route (\S+) blackhole;", aggr, re.M)
+        assert INGRESS and set(INGRESS) <= set(statics), f"{name}: {aggr}"
+        held = [(n, r) for n in NODES.values() for r in statics if ip_address(n) in ip_network(r)]
+        assert held == [], f"{name}: {aggr}"
+        unit = lab.ssh(address, "systemctl is-active calico-confd")
+        assert unit.stdout.strip() == "active", f"{name}: {unit.stdout}{unit.stderr}"
+    status = labctl(lab, "bgp", "status", "-o", "json")
+    assert status.returncode == 0, status.stdout[-3000:] + status.stderr[-3000:]
+    fabric = json.loads(status.stdout)
+    assert all(s["established"] for s in fabric["sessions"]), fabric["sessions"]
+    assert len(fabric["sessions"]) == 12, fabric["sessions"]  # 6 mesh, 3 nodes x 2 switches
+    learned = set().union(*(set(sw["learned"]) for sw in fabric["switches"]))
+    claimed = {b for blocks in _claimed_blocks(lab).values() for b in blocks}
+    assert claimed and claimed <= learned, (claimed, learned)
+
+
+def _claimed_blocks(lab: Lab) -> dict[str, list[str]]:
+    affinities = _items(lab, "blockaffinities.projectcalico.org")
+    out: dict[str, list[str]] = {}
+    for a in affinities:
+        spec = a["spec"]
+        if spec.get("state") == "confirmed":  # type: ignore[union-attr]
+            out.setdefault(spec["node"], []).append(spec["cidr"])  # type: ignore[index]
+    return out
+
+
 def test_calico_resources_on_the_api_and_every_node_ready(lab: Lab) -> None:
+    _mesh_password(lab)
     bootstrap(lab, "--only", "power", "--only", "pki")
     start = time.monotonic()
     bootstrap(
@@ -130,9 +232,14 @@ def test_calico_resources_on_the_api_and_every_node_ready(lab: Lab) -> None:
 
     inventory = require_inventory(REFERENCE)
     _cluster_dns_answers_on_every_node(lab, inventory)
+    _nodes_run_confds_bird_cfg(lab)
+    assert MESH_KEY not in (lab.workdir / ".labctl" / "journal.jsonl").read_text()
 
     pools = _items(lab, "ippools.projectcalico.org")
-    assert [p["spec"] for p in pools] == [calico_render.ip_pool(inventory)["spec"]]  # type: ignore[index]
+    # What labctl set, as it set it (Calico's definitions default the fields it leaves out,
+    # as assignmentMode).
+    want_pool = calico_render.ip_pool(inventory)["spec"]
+    assert [{k: p["spec"].get(k) for k in want_pool} for p in pools] == [want_pool]  # type: ignore[index, union-attr]
     config = _items(lab, "bgpconfigurations.projectcalico.org")
     assert [c["metadata"]["name"] for c in config] == ["default"]  # type: ignore[index]
     assert config[0]["spec"]["asNumber"] == inventory.cluster.calico.asn  # type: ignore[index]
@@ -148,7 +255,7 @@ def test_calico_resources_on_the_api_and_every_node_ready(lab: Lab) -> None:
 
     # Converged: a dry run and a re-run change nothing.
     dry = bootstrap(lab, "--only", "calico-resources", "--dry-run")
-    assert outcomes(dry) <= {"unchanged", "skipped"}, json.dumps(dry)[-3000:]
+    assert outcomes(dry) <= {"unchanged", "skipped"}, _changing(dry)
     again = bootstrap(lab, "--only", "calico-resources")
     assert outcomes(again) <= {"unchanged", "skipped"}, json.dumps(again)[-3000:]
 
@@ -163,7 +270,7 @@ def test_calico_resources_on_the_api_and_every_node_ready(lab: Lab) -> None:
     assert "SHA-256" in refused.stdout + refused.stderr, refused.stdout + refused.stderr
     assert "Traceback" not in refused.stderr
     crds = {c["metadata"]["name"] for c in _items(lab, "crd")}  # type: ignore[index]
-    assert "bgpfilters.projectcalico.org" not in crds
+    assert "labctlmarkers.projectcalico.org" not in crds
 
     # The right digest: fetched into the cache, only its definitions applied while
     # BIRD stands in for calico-node.
@@ -174,7 +281,7 @@ def test_calico_resources_on_the_api_and_every_node_ready(lab: Lab) -> None:
     bootstrap(lab, "--only", "calico-resources")
     assert (lab.workdir / ".labctl" / "cache" / "calico" / f"{digest}.yaml").read_bytes() == data
     crds = {c["metadata"]["name"] for c in _items(lab, "crd")}  # type: ignore[index]
-    assert "bgpfilters.projectcalico.org" in crds
+    assert "labctlmarkers.projectcalico.org" in crds
     absent = kubectl(lab, "get", "configmap", "-n", "kube-system", "calico-config")
     assert absent.returncode != 0
 

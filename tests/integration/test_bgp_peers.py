@@ -80,8 +80,8 @@ def test_session_comes_up_and_the_switch_installs_the_block(pair: bgp.BgpPair) -
     )
     routes = status.frr_bgp_routes(pair.vtysh("show ip route bgp json"))
     assert routes["10.188.0.0/26"] == ["31.31.164.220"]
-    # The service CIDR and the public /28 are announced too, and nothing else.
-    assert set(routes) <= {"10.188.0.0/26", "10.189.0.0/16", "31.31.164.208/28"}
+    # The service CIDR and the ingress range are announced too, and nothing else.
+    assert set(routes) <= {"10.188.0.0/26", "10.189.0.0/16", "31.31.164.212/30"}
     protocols = status.bird_protocols(pair.birdc_show("protocols"))
     assert protocols["Global_31_31_164_210"] == "Established"
     # The mesh peers do not exist here: BIRD says why, and the parser keeps its words.

@@ -132,8 +132,12 @@ def test_snmp_says_what_frrs_json_says(switch: Switch, inventory: Inventory) -> 
     routes = bgp4_mib.routes(rows)
     installed = status.frr_bgp_routes(switch.pair.vtysh("show ip route bgp json"))
     assert {p: routes[p] for p in installed} == installed
-    # Held, not installed (the switch's connected route wins): the MIB cannot tell.
-    assert set(routes) - set(installed) == {"31.31.164.208/28"}
+    # Every prefix held is installed: the ingress range (a /30 of the public /28) is
+    # more specific than the switch's connected route. (A prefix the connected route
+    # wins is held, not installed, and the MIB cannot tell: tests/unit/calico/
+    # test_bgp4_mib.py keeps that case, recorded when the reference lab announced
+    # its whole /28.)
+    assert set(routes) == set(installed)
     assert routes["10.188.0.0/26"] == [NODE]
     assert isinstance(mib_peers[NODE].established_for, int)
     # v2c reads the same table.

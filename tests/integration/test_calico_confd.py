@@ -307,13 +307,13 @@ def test_calicos_ipam_picks_the_block_confd_announces_and_labctl_expects(
     assert re.findall(r"route (\S+) blackhole;", run.file("bird_aggr.cfg")) == [
         block,
         "10.189.0.0/16",
-        "31.31.164.208/28",
+        "31.31.164.212/30",
     ]
     # labctl reads the blocks where Calico keeps them: fohn's, and no other node has one.
     assert resources.pod_blocks(session) == {"fohn": [block]}
     # A switch that learned exactly what confd announces is complete by that reading.
     fohn = "31.31.164.220"
-    learned = {"kek-core": {block: [fohn], "10.189.0.0/16": [fohn], "31.31.164.208/28": [fohn]}}
+    learned = {"kek-core": {block: [fohn], "10.189.0.0/16": [fohn], "31.31.164.212/30": [fohn]}}
     fabric = status.assemble(
         applied.inventory, {}, learned, {}, {}, pod_blocks=resources.pod_blocks(session)
     )

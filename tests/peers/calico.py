@@ -158,16 +158,10 @@ def bgp_protocols(config: str) -> dict[str, BirdPeer]:
     return out
 
 
-def ipam_add(
-    built: Path, workdir: Path, kubeconfig: Path, node: str, namespace: str, pod: str
-) -> dict[str, object]:
-    """``calico-ipam`` ADD for ``pod`` on ``node``, as the CNI plugin calls it (the IPAM
-    plugin alone: it allocates an address, it touches no interface). Its CNI result."""
-    import json
-
-    workdir.mkdir(parents=True, exist_ok=True)
-    container = f"labctl-test-{pod}"
-    netconf = {
+def cni_netconf(workdir: Path, node: str, kubeconfig: Path) -> dict[str, object]:
+    """Calico's CNI network configuration for a pod on ``node`` (as calico-node's
+    installer writes it, Kubernetes datastore), logging into ``workdir``."""
+    return {
         "cniVersion": "0.3.1",
         "name": "k8s-pod-network",
         "type": "calico",
@@ -179,11 +173,17 @@ def ipam_add(
         "policy": {"type": "k8s"},
         "kubernetes": {"kubeconfig": str(kubeconfig)},
     }
-    env = {
+
+
+def cni_add_env(
+    built: Path, container: str, netns: str, namespace: str, pod: str
+) -> dict[str, str]:
+    """The environment a container runtime gives a CNI plugin for an ADD of ``pod``."""
+    return {
         "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
         "CNI_COMMAND": "ADD",
         "CNI_CONTAINERID": container,
-        "CNI_NETNS": f"/var/run/netns/{container}",  # read by the interface plugin only
+        "CNI_NETNS": netns,
         "CNI_IFNAME": "eth0",
         "CNI_PATH": str(built / "bin"),
         "CNI_ARGS": (
@@ -191,6 +191,20 @@ def ipam_add(
             f"K8S_POD_INFRA_CONTAINER_ID={container}"
         ),
     }
+
+
+def ipam_add(
+    built: Path, workdir: Path, kubeconfig: Path, node: str, namespace: str, pod: str
+) -> dict[str, object]:
+    """``calico-ipam`` ADD for ``pod`` on ``node``, as the CNI plugin calls it (the IPAM
+    plugin alone: it allocates an address, it touches no interface). Its CNI result."""
+    import json
+
+    workdir.mkdir(parents=True, exist_ok=True)
+    container = f"labctl-test-{pod}"
+    netconf = cni_netconf(workdir, node, kubeconfig)
+    # CNI_NETNS is read by the interface plugin only
+    env = cni_add_env(built, container, f"/var/run/netns/{container}", namespace, pod)
     done = subprocess.run(
         [str(built / "bin" / "calico-ipam")],
         input=json.dumps(netconf),

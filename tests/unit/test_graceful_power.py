@@ -68,9 +68,12 @@ class Board:
 
     name = "fake"
 
-    def __init__(self, os_stops: bool, bmc_works: bool, bmc_answers: bool = True) -> None:
+    def __init__(
+        self, os_stops: bool, bmc_works: bool, bmc_answers: bool = True, dies: bool = False
+    ) -> None:
         self.power = "on"
         self.os_stops, self.bmc_works, self.bmc_answers = os_stops, bmc_works, bmc_answers
+        self.dies = dies  # the BMC stops answering once it has taken the soft request
         self.asked: list[str] = []
 
     async def state(self, server: Server) -> str:
@@ -79,7 +82,11 @@ class Board:
         return self.power
 
     async def act(self, server: Server, verb: PowerVerb) -> None:
+        if not self.bmc_answers:
+            raise DriverTimeout(f"{server.name} BMC: no answer")
         self.asked.append(f"bmc {verb}")
+        if self.dies:
+            self.bmc_answers = False
         if verb is PowerVerb.SOFT and self.os_stops:
             self.power = "off"
         if verb is PowerVerb.OFF and self.bmc_works:
@@ -133,9 +140,26 @@ def test_a_soft_stop_escalates_to_hard_then_to_the_pdu_each_step_said(
     assert result.ok and result.after == "off"
     assert board.asked == asked
     assert result.steps == steps
-    assert len(said) == len(steps) - 1  # each escalation said
+    assert said[0] == "wind: soft stop asked (ACPI, through the BMC); up to 0.2 s"
+    # Each escalation said, and where the outlets were cut, how to switch them back.
+    assert len(said) == len(steps) + (1 if "pdu off" in steps else 0)
     if len(steps) > 1:
-        assert "still on 0.2 s after a soft stop; hard off (BMC)" in said[0]
+        assert "still on 0.2 s after a soft stop; hard off (BMC)" in said[1]
+    if "pdu off" in steps:
+        assert "still on after a hard off; cutting its PDU outlets" in said[2]
+        assert "`labctl power on wind --via pdu` switches them back on" in said[3]
+
+
+def test_a_bmc_that_dies_after_the_soft_request_is_not_waited_on_and_the_pdu_cuts(
+    inv: Inventory,
+) -> None:
+    board = Board(os_stops=False, bmc_works=True, dies=True)
+    result, said = _stop(inv, board)
+    assert result.ok and result.after == "off"
+    assert result.steps == ("soft", "off", "pdu off")
+    assert board.asked == ["bmc soft", "pdu off"]  # the hard off never reached the BMC
+    assert "not seen off after a soft stop, wind BMC: no answer; hard off (BMC)" in said[1]
+    assert "the hard off failed" in said[2] and "cutting its PDU outlets" in said[2]
 
 
 def test_a_dead_bmc_goes_straight_to_the_pdu_and_no_pdu_is_an_error(inv: Inventory) -> None:

@@ -91,9 +91,8 @@ def _statics(inventory: Inventory, server: Server) -> list[Statement]:
     calico = inventory.cluster.calico
     if calico.advertise.service_cidr:
         routes.append(f"route {inventory.cluster.kubernetes.service_cidr} blackhole;  # services")
-    if calico.advertise.external_network is not None:
-        net = inventory.network(calico.advertise.external_network).cidr
-        routes.append(f"route {net} blackhole;  # ingress addresses")
+    for cidr, _ in topology.external_ranges(inventory):
+        routes.append(f"route {cidr} blackhole;  # ingress addresses")
     return [Block("protocol static", tuple(routes))] if routes else []
 
 

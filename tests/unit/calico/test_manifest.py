@@ -107,3 +107,16 @@ def test_documents_and_definitions() -> None:
 def test_what_is_not_a_manifest_is_named(text: bytes, said: str) -> None:
     with pytest.raises(manifest.ManifestError, match=said):
         manifest.documents(text, "calico.yaml")
+
+
+def test_a_definition_whose_status_is_still_null_is_not_established() -> None:
+    """The API server answers a just-created CustomResourceDefinition with ``status``
+    or its ``conditions`` null: the wait reads that as not yet, where it raised a
+    TypeError and failed a bootstrap."""
+    from labctl.calico.resources import _established
+
+    assert not _established({"status": {"conditions": None}})
+    assert not _established({"status": None})
+    assert not _established(None)
+    established = {"status": {"conditions": [{"type": "Established", "status": "True"}]}}
+    assert _established(established)
