@@ -5,8 +5,10 @@ Usage (root, after scripts/setup.sh): python benchmarks/bench_monitoring.py [--r
 What the monitoring layer adds to a bootstrap (issue 26): the wall time of
 `bootstrap --only monitoring` from nothing to every target the inventory implies up
 in Prometheus (its one wait for a scrape), the median of converged re-runs, and the
-memory of what it runs (the Pss of every `/usr/bin/prometheus*` process: three
-node-exporters, Prometheus, Alertmanager, the IPMI and SNMP exporters). The
+memory of what it runs (the Pss of every monitoring program's process, by its path
+in the container (`/bin/prometheus`, ...) or as Debian's binary (`/usr/bin/prometheus*`):
+three node-exporters, Prometheus, Alertmanager, the IPMI and SNMP exporters; the
+engine's own conmon processes are not counted). The
 inventory is the reference one without Ceph and scraped every 5 s, as in
 tests/e2e/test_monitoring_lab.py (the sim's Ceph is its own, slower, lab). Power, pki,
 etcd, kubernetes and calico come first, not timed. Holds the host-wide lock the e2e
@@ -32,13 +34,19 @@ from bench_bootstrap_pki import converged_runs, labctl, reference_lab
 from bench_sim import SECRETS
 
 from labctl.inventory import require_inventory
+from labctl.render.monitoring.units import PROGRAMS
 from tests.e2e.test_monitoring_lab import alerts_round, monitoring_inventory
 from tests.labctl_process import run_labctl
 
 HOST_LOCK = Path("/run/labctl/e2e-lab.lock")
 
 
-def pss_mib(prefix: str = "/usr/bin/prometheus") -> float:
+PROGRAM_PATHS = tuple(
+    p for prog in PROGRAMS.values() for p in (prog.image_binary, prog.host_binary)
+)
+
+
+def pss_mib(prefix: str | tuple[str, ...] = PROGRAM_PATHS) -> float:
     total = 0
     for proc in Path("/proc").iterdir():
         try:

@@ -3,16 +3,20 @@
 Last in the bootstrap order, because it watches what the layers before it made.
 Plans, in order:
 
-* **node-exporter** on every server: its unit (``render/monitoring/units.py``), enabled,
-  restarted when it changed, then a wait until it serves ``/metrics`` on the node.
+* **node-exporter and the BGP exporter** on every server: their users, their units
+  (``render/monitoring/units.py``) and the tmpfiles entry that lets the BGP exporter's
+  user talk to calico-node's BIRD, enabled, restarted when they changed, then a wait
+  until each serves ``/metrics`` on the node.
 * **Prometheus** on the monitoring servers (``cluster.monitoring``; the control plane by
   default): prometheus.yml, the inventory's alerting rules, alertmanager.yml with each
   receiver's secret in a file of its own, the SNMP exporter's snmp.yml and the IPMI
   exporter's modules (the device credentials: filled in from their references as the
-  file is written, root's and 0600, never in the plan), then the four units, each
+  file is written, 0600 and owned by the exporter's own user, never in the plan), then
+  the programs' users and the four units, each
   restarted when it or a file it reads changed, and a wait until each answers. etcd and
   the Kubernetes components are scraped with the ``prometheus`` client certificates
-  the pki layer placed on these servers.
+  the pki layer placed on these servers; a re-mint of them (their hash, from the fact
+  ``PkiFiles``) restarts the units too, since Prometheus's unit copies the keys at start.
 * **Ceph**: the manager's ``prometheus`` module turned on (it serves ``:9283``).
 * **RBAC** (local work ``monitoring.rbac``): the ``labctl:prometheus`` ClusterRole
   (metrics and nothing else) and its binding to the user ``prometheus``, by
@@ -20,6 +24,10 @@ Plans, in order:
 * **targets** (local work ``monitoring.targets``): a bounded wait until Prometheus
   reports every target the inventory implies up (``render/monitoring/targets.py``):
   the one time the layer waits for a scrape.
+
+Each program runs as its own user, never root, in a container of its image or as
+Debian's binary (``platform.monitoring_runtime``: ``cluster.monitoring.runtime`` as the
+lab runs it); the units say how (``render/monitoring/units.py``).
 
 Running Prometheus on the operator's machine (``operator: true``) is not built: the
 layer refuses it with a sentence rather than leave the lab half watched.
@@ -31,6 +39,7 @@ import hashlib
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
+from labctl.data import shell
 from labctl.engine.actions import (
     Action,
     Fill,
@@ -49,6 +58,8 @@ from labctl.inventory.model import Inventory, SecretRef, Server
 from labctl.inventory.problems import format_path
 from labctl.monitoring.profiles import snmp_yml
 from labctl.monitoring.status import wait_seconds
+from labctl.pki.facts import PkiFiles
+from labctl.pki.placement import TEXTFILE_DIR
 from labctl.render import ceph as ceph_render
 from labctl.render import monitoring as render
 from labctl.render.monitoring import units
@@ -59,6 +70,7 @@ SecretFn = Callable[[SecretRef], str]
 READY = 'for url; do curl -fsS -o /dev/null --max-time 2 "$url" || exit 1; done'
 RESTART = 'systemctl restart "$@"'
 MGR_MODULE = 'exec "$@" mgr module enable prometheus --force'
+USERS = shell.body("monitoring-users")
 
 
 def masking(ref: SecretRef) -> str:
@@ -76,6 +88,9 @@ class MonitoringLayer:
     # the API (kubernetes), the Ceph manager's module (ceph), and it waits until every
     # target the inventory implies is up, the pod network's among them (calico-resources).
     needs = ("pki", "kubernetes", "calico-resources", "ceph")
+    # The prometheus identity's files the pki layer placed: Prometheus's unit copies its
+    # keys at start, so a re-minted one reaches Prometheus only through a restart.
+    facts = (PkiFiles,)
 
     def local_work(self) -> Mapping[str, LocalWorkFactory]:
         """The work of the ``LocalStep``s this layer's plans hold, by step name."""
@@ -116,18 +131,30 @@ class MonitoringLayer:
         )
 
     def node_exporters(self, ctx: LayerContext) -> Iterator[Action]:
-        unit = units.node_exporter()
+        runtime = ctx.platform.monitoring_runtime(ctx.inventory)
+        tmpfiles = units.bird_tmpfiles().encode()
         for server in ctx.inventory.servers:
             node = server.name
+            node_units = [
+                units.node_exporter(ctx.inventory, server, runtime),
+                units.bird_exporter(ctx.inventory, server, runtime),
+            ]
             yield ssh_answers(node, ctx.inventory.lab.ssh.boot_wait)
-            yield PutFile(
-                node, ctx.on_node(node, f"/etc/systemd/system/{unit.name}"), unit.text.encode()
-            )
+            programs = [units.PROGRAMS[name] for name in units.NODE_UNITS]
+            yield users(node, programs, "node-exporter")
+            files = [
+                PutFile(node, ctx.on_node(node, f"/etc/systemd/system/{u.name}"), u.text.encode())
+                for u in node_units
+            ]
+            # Read by the BGP exporter's unit (as root) and by systemd-tmpfiles at boot.
+            files.append(PutFile(node, ctx.on_node(node, units.BIRD_TMPFILES), tmpfiles))
+            yield from files
             yield Run(
                 node,
-                ("mkdir", "-p", ctx.on_node(node, units.TEXTFILE_DIR)),
+                ("mkdir", "-p", ctx.on_node(node, TEXTFILE_DIR)),
             )
-            yield from start(ctx, server, [unit], (unit.digest,), (), "node-exporter")
+            triggers = tuple(f.fingerprint for f in files)
+            yield from start(ctx, server, node_units, triggers, (), "node-exporter")
 
     def servers(self, ctx: LayerContext) -> Iterator[Action]:
         inv = ctx.inventory
@@ -138,7 +165,8 @@ class MonitoringLayer:
         def ipmi(secret: SecretFn) -> str:
             return render.dump(units.ipmi_config(inv, secret, workarounds))
 
-        unit_files = units.server_units(inv)
+        runtime = ctx.platform.monitoring_runtime(inv)
+        programs = units.PROGRAMS
         workarounds = ctx.platform.ipmi_exporter_workarounds()
         plain = [
             (units.PROMETHEUS_YML, render.dump(render.prometheus_config(inv))),
@@ -147,32 +175,44 @@ class MonitoringLayer:
         ]
         for server in monitoring_servers(inv):
             node = server.name
+            unit_files = units.server_units(inv, server, runtime)
             files: list[PutFile] = [
                 PutFile(node, ctx.on_node(node, path), text.encode(), 0o644, "root:root")
                 for path, text in plain
             ]
+            snmp_owner = programs[units.SNMP_EXPORTER].owner
+            ipmi_owner = programs[units.IPMI_EXPORTER].owner
             files += [
-                secret_file(ctx, node, units.SNMP_YML, snmp, snmp_uses(inv)),
-                secret_file(ctx, node, units.IPMI_YML, ipmi, bmc_uses(inv)),
-                *receiver_files(ctx, node),
+                secret_file(ctx, node, units.SNMP_YML, snmp, snmp_uses(inv), snmp_owner),
+                secret_file(ctx, node, units.IPMI_YML, ipmi, bmc_uses(inv), ipmi_owner),
+                *receiver_files(ctx, node, programs[units.ALERTMANAGER].owner),
             ]
             files += [
                 PutFile(node, ctx.on_node(node, f"/etc/systemd/system/{u.name}"), u.text.encode())
                 for u in unit_files
             ]
             yield ssh_answers(node, inv.lab.ssh.boot_wait)
+            yield users(node, [programs[name] for name in units.SERVER_UNITS], "monitoring")
+            owned = (
+                (units.PROMETHEUS_DATA, programs[units.PROMETHEUS].owner),
+                (units.ALERTMANAGER_DATA, programs[units.ALERTMANAGER].owner),
+                (units.IPMI_HOME, ipmi_owner),
+            )
             yield Run(
                 node,
                 (
                     "mkdir",
                     "-p",
-                    ctx.on_node(node, units.PROMETHEUS_DATA),
-                    ctx.on_node(node, units.ALERTMANAGER_DATA),
+                    *(ctx.on_node(node, path) for path, _ in owned),
                     ctx.on_node(node, render.SERVER_PATHS.secrets),
                 ),
             )
+            # What each program writes is its own user's (-R: a lab monitored before
+            # the programs had users of their own has root's files there).
+            for path, owner in owned:
+                yield Run(node, ("chown", "-R", owner, ctx.on_node(node, path)))
             yield from files
-            triggers = tuple(f.fingerprint for f in files)
+            triggers = (*(f.fingerprint for f in files), identity_digest(ctx, node))
             uses = tuple(u for f in files for u in f.secrets)
             yield from start(ctx, server, unit_files, triggers, uses, "monitoring")
 
@@ -231,17 +271,44 @@ def start(
     )
 
 
+def identity_digest(ctx: LayerContext, node: str) -> str:
+    """The hash of the ``prometheus`` identity's certificates and keys (and the CAs) the
+    pki layer placed on ``node``: Prometheus reads the certificates where they are but
+    copies the keys at each start (``units.key_copies``), so a re-mint must restart it,
+    or it would pair a new certificate with its old key's copy. Empty in a dry run with
+    no PKI yet."""
+    wanted = set(units.IDENTITY_FILES)
+    placed = ctx.fact(PkiFiles, otherwise=PkiFiles()).of(node)
+    h = hashlib.sha256()
+    for f in placed:
+        if f.path in wanted:
+            h.update(f.path.encode() + b"\0" + f.content + b"\0")
+    return h.hexdigest() if placed else ""
+
+
+def users(node: str, programs: list[units.Program], tag: str) -> Run:
+    """The programs' own system users on ``node``, made unless it has them."""
+    pairs = [word for p in programs for word in (p.user, str(p.uid))]
+    return Run(
+        node,
+        ("sh", "-c", USERS, f"labctl-{tag}-users", *pairs),
+        what=f"the users {', '.join(p.user for p in programs)} (made unless there)",
+    )
+
+
 def secret_file(
     ctx: LayerContext,
     node: str,
     path: str,
     text: Callable[[SecretFn], str],
     uses: tuple[SecretUse, ...],
+    owner: str,
 ) -> PutFile:
-    """A file holding device credentials: root's, 0600, its values filled in as written."""
+    """A file holding credentials: its program's user's (``owner``), 0600, its values
+    filled in as written."""
     fill: Fill[SecretFn] = Fill(uses, text, masking, resolving)
     return PutFile(
-        node, ctx.on_node(node, path), fill.masked(), 0o600, "root:root", secret=True, fill=fill
+        node, ctx.on_node(node, path), fill.masked(), 0o600, owner, secret=True, fill=fill
     )
 
 
@@ -264,7 +331,7 @@ def bmc_uses(inv: Inventory) -> tuple[SecretUse, ...]:
     return tuple(SecretUse(ref, where) for ref, where in found.items())
 
 
-def receiver_files(ctx: LayerContext, node: str) -> list[PutFile]:
+def receiver_files(ctx: LayerContext, node: str, owner: str) -> list[PutFile]:
     """Each receiver's secret in its own file, where alertmanager.yml names it."""
     out = []
     for r in ctx.inventory.cluster.monitoring.receivers:
@@ -277,5 +344,5 @@ def receiver_files(ctx: LayerContext, node: str) -> list[PutFile]:
             return secret(ref)
 
         path = render.SERVER_PATHS.secret_file(r.name, r.secret_field)
-        out.append(secret_file(ctx, node, path, value, (use,)))
+        out.append(secret_file(ctx, node, path, value, (use,), owner))
     return out

@@ -20,7 +20,7 @@ from typing import Any
 
 from labctl.errors import LabctlError
 from labctl.inventory.model import Inventory
-from labctl.render.monitoring.targets import targets
+from labctl.render.monitoring.targets import targets, unwatched_bgp
 
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31536000}
 _DURATION = re.compile(r"(\d+)(ms|s|m|h|d|w|y)")
@@ -78,6 +78,9 @@ class Status:
     url: str
     targets: list[Target] = field(default_factory=list)
     alerts: list[Alert] = field(default_factory=list)
+    # (switch, why): sessions the inventory implies that no target reads (not a failure:
+    # how the inventory reads that switch; said so a green status does not overclaim)
+    unwatched: list[tuple[str, str]] = field(default_factory=list)
 
     @property
     def not_up(self) -> list[Target]:
@@ -96,6 +99,7 @@ class Status:
             "targets": [t.as_dict() for t in self.targets],
             "firing": [a.as_dict() for a in self.alerts],
             "ok": not self.not_up and not self.alerts,
+            "unwatched_bgp": [{"switch": sw, "why": why} for sw, why in self.unwatched],
         }
 
     def text(self) -> str:
@@ -120,6 +124,8 @@ class Status:
                 )
         else:
             lines.append("Firing: none")
+        for switch, why in self.unwatched:
+            lines.append(f"Not watched: {switch}'s BGP sessions, {why}")
         return "\n".join(lines)
 
 
@@ -156,7 +162,7 @@ def lab_status(
         for a in alerts_doc.get("data", {}).get("alerts", [])
         if a.get("state") == "firing"
     ]
-    return Status(url, out, alerts)
+    return Status(url, out, alerts, unwatched_bgp(inv))
 
 
 def _get(url: str, timeout: float) -> dict[str, Any]:

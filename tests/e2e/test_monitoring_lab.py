@@ -7,7 +7,16 @@ inventory by ``render/monitoring/targets.py``) must be up in Prometheus's own
 ``/api/v1/targets``: the BMCs read over IPMI and the PDUs and astrid over SNMPv3 with
 the inventory's credentials, etcd and the Kubernetes components over TLS with the
 ``prometheus`` identity the pki layer minted, under the metrics-only ClusterRole.
-`labctl monitoring status -o json` says the same.
+Every BGP session the inventory implies (the node-to-node mesh and each node's side of
+its switch sessions) is Established as Prometheus reads it from each node's BGP
+exporter (Debian's prometheus-bird-exporter on calico-node's BIRD socket).
+Every certificate the pki layer placed has its notAfter in Prometheus, read by each
+node's node-exporter from the textfile the pki layer wrote beside them, equal to the
+store's. `labctl monitoring status -o json` says the same. Every program runs as the container
+of its image the inventory names (``docker ps`` on the node; the images are made by
+`sim up` from Debian's binaries, no override from `sim env`), and none as root: each
+process's uid, read from this machine's /proc (the nodes share its kernel), is its
+program's own.
 
 Then the alerts meet the real Prometheus: wind is powered off through its BMC
 (ipmitool, a hard off) until NodeDown (wind) and EtcdQuorumAtRisk (2 of 3 members up)
@@ -43,6 +52,11 @@ import pytest
 
 from labctl.inventory import require_inventory
 from labctl.inventory.model import Inventory
+from labctl.inventory.topology import sessions
+from labctl.pki import expiry
+from labctl.pki.lab_pki import PkiSession
+from labctl.pki.placement import node_files
+from labctl.render.monitoring import units
 from labctl.render.monitoring.targets import targets
 from tests.conftest import REFERENCE
 from tests.e2e.conftest import DIGIPOWER_STATUS, NODES, SECRETS, Lab, release_shared_lab, run
@@ -93,6 +107,21 @@ def pss_mib(prefix: str) -> float:
             int(line.split()[1]) for line in rollup.splitlines() if line.startswith("Pss:")
         )
     return total / 1024
+
+
+def processes(program: str) -> list[tuple[int, int]]:
+    """(pid, real uid) of every process on this machine whose argv[0] is ``program``."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            if (proc / "cmdline").read_bytes().split(b"\0", 1)[0].decode() != program:
+                continue
+            status = (proc / "status").read_text()
+        except (OSError, ValueError):
+            continue
+        uid = next(line.split()[1] for line in status.splitlines() if line.startswith("Uid:"))
+        found.append((int(proc.name), int(uid)))
+    return found
 
 
 def prometheus(path: str, **params: str) -> Any:
@@ -226,7 +255,7 @@ def test_every_target_the_inventory_implies_is_up(shared_lab: Lab) -> None:
         done = labctl(lab, "bootstrap", "--only", "monitoring", "-o", "json")
         elapsed = time.monotonic() - start
         assert done.returncode == 0, done.stdout + done.stderr
-        pss = pss_mib("/usr/bin/prometheus")
+        pss = sum(pss_mib(p.image_binary) for p in units.PROGRAMS.values())
         print(f"bootstrap --only monitoring: {elapsed:.1f} s; their Pss: {pss:.0f} MiB")
 
         # Prometheus's own word, against the list the inventory implies.
@@ -263,16 +292,78 @@ def test_every_target_the_inventory_implies_is_up(shared_lab: Lab) -> None:
             set(query('count by (instance) ({job="snmp-pdu", __name__=~"pdu_outlet_.*"})')) == pdus
         )
 
+        # Every BGP session the inventory implies, from each node's side (the node-to-node
+        # mesh and the nodes' switch sessions), is Established as Prometheus reads it from
+        # that node's BGP exporter (calico-node's BIRD through its control socket), named
+        # as calico-node names it; and no other BGP protocol is.
+        implied = {(s.node, s.protocol) for s in sessions(inventory)}
+        established = 'bird_protocol_up{job="bird", proto="BGP", state="Established"} == 1'
+
+        def bgp_seen() -> set[tuple[str, str]]:
+            q = urllib.parse.urlencode({"query": established})
+            with urllib.request.urlopen(f"{PROMETHEUS}/api/v1/query?{q}", timeout=5) as answer:
+                found = json.load(answer)["data"]["result"]
+            return {(r["metric"]["instance"], r["metric"]["name"]) for r in found}
+
+        assert any(s.kind == "mesh" for s in sessions(inventory))
+        took = wait("every implied BGP session Established in Prometheus", 30,
+                    lambda: bgp_seen() == implied)  # fmt: skip
+        print(f"{len(implied)} BGP sessions seen Established {took:.1f} s after the layer")
+
+        # Every certificate the pki layer placed has its notAfter in Prometheus, read by
+        # each node's node-exporter from the textfile the pki layer wrote (issue 26's
+        # LabctlCertificateExpiring reads it), equal to the store's own.
+        session = PkiSession(inventory, lab.workdir)
+        placed = {
+            (server, s.certificate, s.path): float(s.not_after)
+            for server in servers
+            for s in expiry.samples(node_files(session.input, session.store, server))
+        }
+        q = urllib.parse.urlencode({"query": expiry.METRIC})
+        with urllib.request.urlopen(f"{PROMETHEUS}/api/v1/query?{q}", timeout=5) as answer:
+            found = json.load(answer)["data"]["result"]
+        read = {
+            (r["metric"]["instance"], r["metric"]["certificate"], r["metric"]["path"]):
+            float(r["value"][1]) for r in found
+        }  # fmt: skip
+        assert read == placed and {i for i, _, _ in read} == servers, (read, placed)
+        assert {r["metric"]["job"] for r in found} == {"node"}
+
         status = labctl(lab, "monitoring", "status", "-o", "json")
         assert status.returncode == 0, status.stdout + status.stderr
         report = json.loads(status.stdout)
         assert report["ok"] and report["firing"] == []
         assert {t["health"] for t in report["targets"]} == {"up"}
 
-        # The device credentials are on fohn in root-only files, and only there.
+        # Each program is its unit's container of the inventory's image: the four on
+        # fohn, node-exporter and the BGP exporter on every node; and runs as its own
+        # user, never root (the BGP exporter reads BIRD's socket through an ACL).
+        assert "LABCTL_MONITORING_RUNTIME" not in lab.env()
+        mon = inventory.cluster.monitoring.images
+        for node in ("fohn", "chequita", "wind"):
+            said = lab.ssh(NODES[node], "docker ps --format '{{.Names}} {{.Image}}'")
+            assert said.returncode == 0, said.stdout + said.stderr
+            running = set(said.stdout.splitlines())
+            assert f"labctl-node-exporter {mon.node_exporter}" in running, running
+            assert f"labctl-bird-exporter {mon.bird_exporter}" in running, running
+            if node == "fohn":
+                assert {
+                    f"labctl-prometheus {mon.prometheus}",
+                    f"labctl-alertmanager {mon.alertmanager}",
+                    f"labctl-snmp-exporter {mon.snmp_exporter}",
+                    f"labctl-ipmi-exporter {mon.ipmi_exporter}",
+                } <= running, running
+        for program in units.PROGRAMS.values():
+            found = processes(program.image_binary)
+            count = len(inventory.servers) if program.unit in units.NODE_UNITS else 1
+            assert [uid for _, uid in found] == [program.uid] * count, (program, found)
+            assert processes(program.host_binary) == []  # not Debian's, as a unit
+
+        # The device credentials are on fohn in files only their exporter's user reads,
+        # and only there.
         modes = lab.ssh(NODES["fohn"], "stat -c '%a %U' /etc/prometheus/labctl-ipmi.yml "
                         "/etc/prometheus/labctl-snmp.yml").stdout.split("\n")  # fmt: skip
-        assert modes[:2] == ["600 root", "600 root"]
+        assert modes[:2] == ["600 labctl-ipmi-exporter", "600 labctl-snmp-exporter"]
         assert lab.ssh(NODES["wind"], "test -e /etc/prometheus/labctl-ipmi.yml").returncode != 0
 
         # The prometheus identity reads metrics and nothing else.

@@ -185,8 +185,17 @@ def test_dashboards_draw_the_inventory() -> None:
     assert "outlet 1: fohn PSU 1" in power["pdu1 (Digipower SWH-1023J-08N1)"]["description"]
     etcd = {p["title"]: p for p in found["etcd"]["panels"]}
     assert etcd["Members up"]["description"] == "3 members; quorum needs 2."
-    (bgp,) = found["bgp"]["panels"]
+    bgp, *nodes = found["bgp"]["panels"]
     assert bgp["title"] == "astrid BGP sessions" and "wind 31.31.164.222" in bgp["description"]
+    # Then each node's side, from its BGP exporter, naming the sessions as calico-node does.
+    assert [p["title"] for p in nodes] == [
+        f"{s} BGP sessions (calico-node's BIRD)" for s in ("fohn", "chequita", "wind")
+    ]
+    assert "Mesh_31_31_164_222 (wind)" in nodes[0]["description"]
+    assert (
+        nodes[0]["targets"][0]["expr"]
+        == 'bird_protocol_up{job="bird", instance="fohn", proto="BGP"}'
+    )
 
 
 def test_operator_runs_prometheus_and_alertmanager_locally(tmp_path: Path) -> None:

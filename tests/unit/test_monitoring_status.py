@@ -75,3 +75,16 @@ def test_not_a_duration_is_refused(duration: str) -> None:
 
 def test_the_layer_waits_two_scrape_intervals_and_a_minute() -> None:
     assert wait_seconds(require_inventory(REFERENCE)) == 120.0  # 30 s by default
+
+
+def test_a_switch_whose_bgp_no_target_reads_is_said_not_watched() -> None:
+    # kek-core (FRR, read over SSH) holds three sessions the inventory implies and no
+    # target reads them; astrid is read over SNMP; tor holds none.
+    inv = require_inventory(REFERENCE)
+    doc = _targets_doc({(t.job, t.instance): "up" for t in targets(inv)})
+    found = lab_status(inv, "http://x", doc, {"data": {"alerts": []}})
+    said = found.as_dict()
+    assert said["ok"] and [u["switch"] for u in said["unwatched_bgp"]] == ["kek-core"]
+    assert said["unwatched_bgp"][0]["why"].startswith("read over SSH (ssh-frr), not SNMP")
+    assert "Not watched: kek-core's BGP sessions, read over SSH (ssh-frr)" in found.text()
+    assert {t.instance for t in targets(inv) if t.job == "snmp-bgp"} == {"astrid"}

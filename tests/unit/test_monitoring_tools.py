@@ -20,6 +20,7 @@ import jsonschema
 import pytest
 import yaml
 
+from labctl.inventory import topology
 from labctl.render import monitoring as m
 from labctl.render.monitoring.paths import under
 from tests.unit.test_monitoring_render import (
@@ -31,6 +32,9 @@ from tests.unit.test_monitoring_render import (
 )
 
 DAY = 86400
+# The labels a sample of the pki layer's textfile has in Prometheus (pki/expiry.py writes
+# certificate and path; node-exporter's scrape adds job and instance).
+CERT = {"job": "node", "instance": "fohn"}
 
 
 def program(name: str) -> str:
@@ -166,7 +170,57 @@ def bgp(states: dict[str, int]) -> list[dict[str, str]]:
     ]
 
 
+def bird(states: dict[tuple[str, str], str]) -> list[dict[str, str]]:
+    """The BGP exporter's ``bird_protocol_up`` on each node (``instance``) for each of its
+    protocols, with the labels bird_exporter 1.4.1 gives (``-format.new``): ``state`` is
+    BIRD's info column, the value 1 when BIRD says the protocol is up."""
+    out = []
+    for (node, name), state in states.items():
+        labels = {"job": "bird", "instance": node, "name": name, "proto": "BGP"}
+        labels |= {"ip_version": "4", "import_filter": "ACCEPT"}
+        labels |= {"export_filter": "calico_export_to_bgp_peers", "state": state}
+        out.append(series("bird_protocol_up", labels, "1x30" if state == "Established" else "0x30"))
+    # Not a BGP session: never matched.
+    kernel = {"job": "bird", "instance": "fohn", "name": "kernel1", "proto": "Kernel", "state": ""}
+    return [*out, series("bird_protocol_up", kernel, "1x30")]
+
+
+# Every session the reference inventory implies, from each node's side.
+SESSIONS = {(s.node, s.protocol): s for s in topology.sessions(reference())}
+ESTABLISHED = dict.fromkeys(SESSIONS, "Established")
+# fohn's mesh session with chequita is Active; wind's BIRD has no kek-core session at all.
+ACTIVE = ("fohn", "Mesh_31_31_164_221")
+GONE = ("wind", "Global_31_31_164_210")
+
+
+def bird_fires(key: tuple[str, str]) -> dict[str, Any]:
+    s = SESSIONS[key]
+    alert = "CalicoBgpSessionNotEstablished"
+    said = next(
+        r["annotations"]["runbook"]
+        for r in m.alert_rules(reference())["groups"][0]["rules"]
+        if r["alert"] == alert and r["labels"].get("protocol") == s.protocol
+        and r["labels"]["instance"] == s.node
+    )  # fmt: skip
+    assert s.node in said and s.protocol in said
+    return {
+        "exp_labels": {
+            "severity": "warning", "instance": s.node, "protocol": s.protocol, "peer": s.peer,
+        },
+        "exp_annotations": {
+            "summary": f"{s.node}'s BGP session {s.protocol} with {s.peer} ({s.peer_address}) "
+            "is not Established",
+            "runbook": said,
+        },
+    }  # fmt: skip
+
+
 CASES: dict[str, tuple[list[dict[str, str]], list[dict[str, Any]], list[dict[str, str]]]] = {
+    "CalicoBgpSessionNotEstablished": (
+        bird({k: v for k, v in ESTABLISHED.items() if k != GONE} | {ACTIVE: "Active"}),
+        [bird_fires(ACTIVE), bird_fires(GONE)],
+        bird(ESTABLISHED),
+    ),
     # alert: (series that make it fire, the alerts expected, series that keep it quiet)
     "EtcdQuorumAtRisk": (
         up("etcd", {"fohn": "1x30", "chequita": "1x30", "wind": "0x30"}),
@@ -331,26 +385,36 @@ CASES: dict[str, tuple[list[dict[str, str]], list[dict[str, Any]], list[dict[str
         [
             series(
                 "labctl_certificate_not_after_seconds",
-                {"instance": "fohn", "certificate": "apiserver"},
+                {**CERT, "certificate": "apiserver", "path": "/etc/kubernetes/ssl/apiserver.pem"},
                 f"{20 * DAY}x30",
             ),
             series(
                 "labctl_certificate_not_after_seconds",
-                {"instance": "fohn", "certificate": "kubelet-fohn"},
+                {
+                    **CERT,
+                    "certificate": "kubelet-fohn",
+                    "path": "/etc/kubernetes/ssl/kubelet-fohn.pem",
+                },
                 f"{60 * DAY}x30",
             ),
         ],
         [
             fires(
                 "LabctlCertificateExpiring",
-                {"severity": "warning", "instance": "fohn", "certificate": "apiserver"},
-                "certificate apiserver on fohn expires within 30 days",
+                {
+                    "severity": "warning",
+                    **CERT,
+                    "certificate": "apiserver",
+                    "path": "/etc/kubernetes/ssl/apiserver.pem",
+                },
+                "certificate apiserver (/etc/kubernetes/ssl/apiserver.pem) on fohn expires "
+                "within 30 days",
             )
         ],
         [
             series(
                 "labctl_certificate_not_after_seconds",
-                {"instance": "fohn", "certificate": "apiserver"},
+                {**CERT, "certificate": "apiserver", "path": "/etc/kubernetes/ssl/apiserver.pem"},
                 f"{60 * DAY}x30",
             )
         ],

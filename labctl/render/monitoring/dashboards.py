@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 from labctl.inventory.model import Inventory
-from labctl.inventory.topology import switch_sessions
+from labctl.inventory.topology import sessions, switch_sessions
 from labctl.render import ceph as ceph_render
 from labctl.render import etcd as etcd_render
 from labctl.render.monitoring.rules import quorum
@@ -135,6 +135,22 @@ def _bgp(inv: Inventory) -> list[dict[str, Any]]:
                 f"6 is Established. Sessions the inventory implies: {implied}.",
             )
         )
+    for server in inv.servers:  # each node's side, from its BGP exporter
+        implied = ", ".join(f"{s.protocol} ({s.peer})" for s in sessions(inv, node=server.name))
+        if not implied:
+            continue
+        panels.append(
+            _panel(
+                f"{server.name} BGP sessions (calico-node's BIRD)",
+                [
+                    (
+                        f'bird_protocol_up{{job="bird", instance="{server.name}", proto="BGP"}}',
+                        "{{name}} {{state}}",
+                    )
+                ],
+                f"1 is up (Established). Sessions the inventory implies: {implied}.",
+            )
+        )
     return panels
 
 
@@ -201,7 +217,7 @@ def dashboards(inv: Inventory) -> dict[str, dict[str, Any]]:
     """Area name to dashboard JSON; an area with nothing to show is left out."""
     areas = {
         "power": ("Power: BMCs and PDUs", _power(inv)),
-        "bgp": ("BGP sessions on the switches", _bgp(inv)),
+        "bgp": ("BGP sessions on the switches and the nodes", _bgp(inv)),
         "etcd": ("etcd", _etcd(inv)),
         "ceph": ("Ceph", _ceph(inv) if inv.cluster.ceph is not None else []),
         "nodes": ("Nodes", _nodes(inv)),

@@ -13,9 +13,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from labctl.pki.placement import ETCD_DIR, KUBE_DIR
+from labctl.pki.placement import ETCD_DIR, KUBE_DIR, TEXTFILE
 
 IDENTITY = "prometheus"  # the certificate's CN: the RBAC subject that may read metrics
+# What labctl writes into node-exporter's textfile folder on every node (the pki layer's
+# certificate expiry): `labctl reset` removes them with the rest of what labctl put there.
+NODE_TEXTFILES = (TEXTFILE,)
+# calico-node's BIRD control socket, in the folder calico-node's pod mounts from the host
+# (hostPath /var/run/calico; BIRD 1.6's socket bird.ctl), where the BGP exporter reads it.
+BIRD_RUN_DIR = "/var/run/calico"
+BIRD_SOCKET = f"{BIRD_RUN_DIR}/bird.ctl"
 
 
 @dataclass(frozen=True)
@@ -49,13 +56,20 @@ def under(root: str) -> Paths:
     )
 
 
+# The pki layer places the prometheus identity's keys root's and 0600, as every key;
+# Prometheus runs as its own user, so its unit copies them (as root, at each start) into
+# a folder only that user reads, and Prometheus reads the copies (render/monitoring/units.py).
+PLACED_ETCD_KEY = f"{ETCD_DIR}/etcd-client-{IDENTITY}-key.pem"
+PLACED_KUBE_KEY = f"{KUBE_DIR}/{IDENTITY}-key.pem"
+KEYS_DIR = "/var/lib/prometheus/labctl-keys"
+
 SERVER_PATHS = Paths(
     etcd_ca=f"{ETCD_DIR}/ca.pem",
     etcd_cert=f"{ETCD_DIR}/etcd-client-{IDENTITY}.pem",
-    etcd_key=f"{ETCD_DIR}/etcd-client-{IDENTITY}-key.pem",
+    etcd_key=f"{KEYS_DIR}/etcd-client-{IDENTITY}-key.pem",
     kube_ca=f"{KUBE_DIR}/ca.pem",
     kube_cert=f"{KUBE_DIR}/{IDENTITY}.pem",
-    kube_key=f"{KUBE_DIR}/{IDENTITY}-key.pem",
+    kube_key=f"{KEYS_DIR}/{IDENTITY}-key.pem",
     rules="/etc/prometheus/labctl-rules.yml",
     secrets="/etc/prometheus/alertmanager-secrets",
 )

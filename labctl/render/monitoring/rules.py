@@ -1,16 +1,20 @@
 """Alerting rules written from the inventory, not generic ones.
 
 Counts come from the model: etcd's member count and quorum, Ceph's monitors, OSDs
-and each pool's size and min_size, the BGP sessions each switch should hold
-(``labctl.inventory.topology``). Each rule carries a ``runbook`` annotation, the
+and each pool's size and min_size, the BGP sessions each switch and each node should
+hold (``labctl.inventory.topology``). Each rule carries a ``runbook`` annotation, the
 same line docs/monitoring.md gives; each is proven by a ``promtool test rules``
 case that makes it fire and one that keeps it quiet (tests/unit/test_monitoring_tools.py).
 
 Metric contracts: ``up`` (Prometheus), ``ipmi_up`` (the IPMI exporter),
 ``ceph_mon_quorum_status``/``ceph_osd_up``/``ceph_pg_*``/``ceph_pool_metadata``
 (Ceph mgr's prometheus module), ``bgp_peer_state`` and ``pdu_*`` (our snmp.yml),
-``labctl_certificate_not_after_seconds`` (a node-exporter textfile the pki layer is
-to write: not written yet).
+``bird_protocol_up{name, proto, state}`` (the BGP exporter on every node, reading
+calico-node's BIRD: one series per protocol, 1 and ``state="Established"`` for a BGP
+session that is; protocol names as calico-node's confd writes them, ``Mesh_10_0_0_2``,
+``Node_...``, ``Global_...``, ``inventory/topology.py``),
+``labctl_certificate_not_after_seconds`` (the node-exporter textfile the pki layer
+writes on each node, ``pki/expiry.py``).
 """
 
 from __future__ import annotations
@@ -18,9 +22,10 @@ from __future__ import annotations
 from typing import Any
 
 from labctl.inventory.model import Inventory
-from labctl.inventory.topology import switch_sessions
+from labctl.inventory.topology import sessions, switch_sessions
 from labctl.render import ceph as ceph_render
 from labctl.render import etcd as etcd_render
+from labctl.render.monitoring.paths import BIRD_SOCKET
 from labctl.render.monitoring.targets import bgp_switches
 
 CERT_DAYS = 30
@@ -162,6 +167,29 @@ def lab_rules(inv: Inventory) -> list[dict[str, Any]]:
                     node=s.node,
                 )
             )
+    for session in sessions(inv):
+        match = (
+            f'job="bird", instance="{session.node}", name="{session.protocol}", '
+            'proto="BGP", state="Established"'
+        )
+        rules.append(
+            _rule(
+                "CalicoBgpSessionNotEstablished",
+                f"absent(bird_protocol_up{{{match}}} == 1)",
+                "3m",
+                "warning",
+                f"{session.node}'s BGP session {session.protocol} with {session.peer} "
+                f"({session.peer_address}) is not Established",
+                f"On {session.node}: `birdcl -s {BIRD_SOCKET} show protocols all "
+                f"{session.protocol}` (in calico-node), `labctl bgp status`; a peer down, "
+                "its calico-node stopped, or a wrong ASN/password keeps it idle.",
+                # absent() keeps no label of its selector, so neither the labels nor the
+                # annotations can name the session through $labels: each rule says it.
+                instance=session.node,
+                protocol=session.protocol,
+                peer=session.peer,
+            )
+        )
     rules.append(
         _rule(
             "NodeDown",
@@ -188,7 +216,8 @@ def lab_rules(inv: Inventory) -> list[dict[str, Any]]:
             f"labctl_certificate_not_after_seconds - time() < {CERT_DAYS} * 86400",
             "10m",
             "warning",
-            "certificate {{ $labels.certificate }} on {{ $labels.instance }} expires within "
+            "certificate {{ $labels.certificate }} ({{ $labels.path }}) on "
+            "{{ $labels.instance }} expires within "
             f"{CERT_DAYS} days",
             "Run `labctl pki mint` (it re-mints what expires within renew_within_days) and "
             "bootstrap the pki layer.",

@@ -17,6 +17,7 @@ from labctl.render import ceph as ceph_render
 from labctl.render import etcd as etcd_render
 
 NODE_EXPORTER_PORT = 9100
+BIRD_EXPORTER_PORT = 9324  # bird_exporter's default (Prometheus's port allocations)
 CEPH_MGR_PORT = 9283  # the mgr prometheus module's default
 PROMETHEUS_PORT = 9090
 ALERTMANAGER_PORT = 9093
@@ -60,6 +61,30 @@ def bgp_switches(inv: Inventory) -> list[Switch]:
     ]
 
 
+def unwatched_bgp(inv: Inventory) -> list[tuple[str, str]]:
+    """Switches holding sessions the inventory implies whose BGP no target reads, each
+    with why: Prometheus reads BGP only through the SNMP exporter (BGP4-MIB), and a
+    switch read over SSH (``ssh-frr``) has no metrics source, so its own view of its
+    sessions is watched by ``labctl bgp status`` alone, not by BgpSessionNotEstablished
+    (each node's side of them is, by the BGP exporter: CalicoBgpSessionNotEstablished)."""
+    read = {sw.name for sw in bgp_switches(inv)}
+    out = []
+    for sw in inv.switches:
+        if sw.name in read or not switch_sessions(inv, sw.name):
+            continue
+        how = f"read over SSH ({sw.bgp_source})" if sw.bgp_source else "not read by labctl"
+        out.append(
+            (
+                sw.name,
+                f"{how}, not SNMP: no alert watches its side of its BGP sessions (the "
+                "nodes' side is, CalicoBgpSessionNotEstablished); `bgp_status: snmp` "
+                "with its snmp settings makes the SNMP exporter read it (FRR: frr-snmp's "
+                "AgentX, docs/calico.md)",
+            )
+        )
+    return out
+
+
 def targets(inv: Inventory) -> list[Target]:
     """Every target the inventory implies, in job order then inventory order."""
     out: list[Target] = []
@@ -73,6 +98,8 @@ def targets(inv: Inventory) -> list[Target]:
         out.append(Target("alertmanager", "operator", f"127.0.0.1:{ALERTMANAGER_PORT}"))
     for s in inv.servers:
         out.append(Target("node", s.name, f"{_reached(inv, s)}:{NODE_EXPORTER_PORT}"))
+    for s in inv.servers:  # every server runs calico-node, so BIRD (topology.nodes)
+        out.append(Target("bird", s.name, f"{_reached(inv, s)}:{BIRD_EXPORTER_PORT}"))
     for s in inv.servers:
         out.append(Target("ipmi", s.name, f"{s.bmc.address}:{s.bmc.port}"))
     for p in inv.pdus:

@@ -1,9 +1,10 @@
 """The monitoring layer's plans for the reference inventory, against their golden file,
 and what the plans must never hold: a device credential, or a file with one readable
-by anyone but root."""
+by anyone but the exporter's own user."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 from pathlib import Path
@@ -11,12 +12,17 @@ from pathlib import Path
 import pytest
 
 from labctl.engine.actions import PutFile, Run
+from labctl.engine.facts import Facts
 from labctl.engine.layer import LayerContext
 from labctl.errors import LabctlError
 from labctl.inventory import require_inventory
 from labctl.layers import LAYERS
 from labctl.layers.monitoring import MonitoringLayer
+from labctl.pki.facts import PkiFiles
+from labctl.render.monitoring import units
+from labctl.render.monitoring.paths import PLACED_ETCD_KEY, PLACED_KUBE_KEY
 from tests.conftest import REFERENCE, assert_golden
+from tests.unit.layers.test_pki_plan import _placeholder_store
 
 
 def _ctx(tmp_path: Path, text: str | None = None) -> LayerContext:
@@ -25,7 +31,8 @@ def _ctx(tmp_path: Path, text: str | None = None) -> LayerContext:
         shutil.copy(REFERENCE, inventory_path)
     else:
         inventory_path.write_text(text)
-    return LayerContext(require_inventory(inventory_path), inventory_path, tmp_path / "state")
+    ctx = LayerContext(require_inventory(inventory_path), inventory_path, tmp_path / "state")
+    return dataclasses.replace(ctx, facts=Facts.of(_placeholder_store(ctx)))
 
 
 def test_monitoring_is_the_last_layer() -> None:
@@ -58,7 +65,7 @@ def test_node_exporter_on_every_server_and_prometheus_on_the_control_plane(
     assert ("wind", "labctl-prometheus.service") not in units
 
 
-def test_device_credentials_only_in_root_only_files_and_never_in_the_plan(
+def test_device_credentials_only_in_their_exporters_own_files_and_never_in_the_plan(
     tmp_path: Path,
 ) -> None:
     ctx = _ctx(tmp_path)
@@ -70,8 +77,14 @@ def test_device_credentials_only_in_root_only_files_and_never_in_the_plan(
         "/etc/prometheus/labctl-snmp.yml",
         "/etc/prometheus/labctl-ipmi.yml",
     }
+    # Each file is its exporter's own user's, 0600: not root's (the exporter runs as its
+    # user, never root), and not readable by the other programs' users.
+    owners = {
+        "/etc/prometheus/labctl-snmp.yml": "labctl-snmp-exporter:labctl-snmp-exporter",
+        "/etc/prometheus/labctl-ipmi.yml": "labctl-ipmi-exporter:labctl-ipmi-exporter",
+    }
     for f in with_secrets.values():
-        assert (f.mode, f.owner, f.secret) == (0o600, "root:root", True)
+        assert (f.mode, f.owner, f.secret) == (0o600, owners[f.path], True)
         assert b"<secret: environment variable LABCTL_" in f.content
     values = {
         ref: f"value-of-{ref.env}" for f in with_secrets.values() for ref in
@@ -129,3 +142,43 @@ def test_no_two_remembered_commands_on_a_node_share_an_argv(tmp_path: Path) -> N
     ]
     keys = [r.key for r in runs]
     assert len(keys) == len(set(keys)), sorted(k for k in keys if keys.count(k) > 1)
+
+
+def test_a_re_minted_prometheus_key_restarts_prometheus_and_nothing_else(
+    tmp_path: Path,
+) -> None:
+    """Prometheus copies its identity's keys at start (``units.key_copies``): the pki
+    layer re-minting them must restart it, or it pairs the new certificate with the old
+    key's copy. Another node's certificate changing restarts nothing here."""
+    ctx = _ctx(tmp_path)
+    placed = ctx.fact(PkiFiles)
+
+    def runs(facts: PkiFiles) -> dict[str, str]:
+        c = dataclasses.replace(ctx, facts=Facts.of(facts))
+        return {
+            a.key: a.fingerprint
+            for plan in MonitoringLayer().plans(c)
+            for a in (s.action for s in plan.steps)
+            if isinstance(a, Run)
+        }
+
+    def rotated(path: str) -> PkiFiles:
+        return PkiFiles(
+            tuple(
+                (node, tuple(
+                    dataclasses.replace(f, content=b"re-minted\n") if f.path == path else f
+                    for f in files
+                ))
+                for node, files in placed.files
+            )
+        )  # fmt: skip
+
+    before = runs(placed)
+    for path in (PLACED_KUBE_KEY, PLACED_ETCD_KEY):
+        after = runs(rotated(path))
+        changed = [k for k in before if before[k] != after[k]]
+        assert changed == [
+            "run:fohn:sh -c 'systemctl restart \"$@\"' labctl-monitoring-restart "
+            + " ".join(units.SERVER_UNITS)
+        ], path
+    assert runs(rotated("/etc/kubernetes/ssl/kubelet-wind.pem")) == before
