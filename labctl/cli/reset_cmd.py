@@ -58,7 +58,7 @@ def reset(
     if everything:
         live = LiveLab()  # nothing stays: no quorum to keep, nothing to ask
     else:
-        live = read_live(inv, base_dir, state_dir, chosen().switch_platform())
+        live = read_live(inv, base_dir, state_dir, chosen().switch_platform(), names)
     retirement = plan_reset(inv, names, live, whole_lab=everything)
     if output is OutputFormat.json and (dry_run or retirement.refusals):
         typer.echo(json.dumps({"ok": not retirement.refusals, "dry_run": dry_run,

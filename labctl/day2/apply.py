@@ -9,9 +9,13 @@ monitor removal), SSH to FRR switches (the neighbour), SSH to the node (the wipe
 and says what it waits for. The first step that fails stops the reset with its
 sentence; running the reset again plans from what then runs, so it resumes.
 
-After the wipe the journal forgets the node (and a switch whose neighbour was
-removed), and the etcd membership record forgets the member, so the next
-bootstrap builds them again rather than trusting what was done before.
+After the wipe (or the fence of a server that does not answer) the journal forgets
+the node (and a switch whose neighbour was removed), and the etcd membership record
+forgets the member, so the next bootstrap builds them again rather than trusting
+what was done before. The wipe
+keeps the server's OS, and says so in the state (``os/survey.py``'s
+``reset_record``): the next bootstrap's os layer waits for it to boot once the power
+layer turned it on, rather than taking it for a new machine to install.
 """
 
 from __future__ import annotations
@@ -30,16 +34,20 @@ from labctl.day2.retire import Step
 from labctl.engine.journal import Journal
 from labctl.errors import DriverTimeout, LabctlError
 from labctl.etcd.membership import RECORD_NAME
+from labctl.files import write_atomic
 from labctl.inventory.model import Inventory
 from labctl.kubernetes.drain import drain
+from labctl.os import survey
 from labctl.render import ceph as ceph_render
 from labctl.render import etcd as etcd_render
 from labctl.render.kubernetes import host as kube_host
 from labctl.render.kubernetes import kubelet as kube_kubelet
+from labctl.render.monitoring.paths import NODE_TEXTFILES
 
 RESET = shell.body("reset-node")
 KUBE_COMPONENTS = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kube-proxy")
-# Directories labctl fills on a node: certificates, configuration, components' state.
+# Directories labctl fills on a node (certificates, configuration, components' state),
+# then files it writes into folders it does not own.
 NODE_DIRS = (
     "/etc/ssl/etcd",
     "/etc/etcd",
@@ -48,9 +56,12 @@ NODE_DIRS = (
     "/var/lib/kube-proxy",
     "/etc/ceph",
     "/var/lib/ceph",
+    # Files, not folders: node-exporter's folder may hold an operator's own textfiles.
+    *NODE_TEXTFILES,
 )
 DRAIN_WAIT = 120.0  # seconds for a node's pods to be evicted and gone
 SAFE_WAIT = 600.0  # seconds for Ceph to call a host's OSDs safe to destroy
+MON_GONE_WAIT = 60.0  # seconds for a stopped monitor to be gone from its node, the quorum, the map
 
 
 @dataclass
@@ -63,6 +74,8 @@ class Reset:
     whole_lab: bool = False
     say: Callable[[str], None] = lambda line: None
     drain_wait: float = DRAIN_WAIT
+    mon_gone_wait: float = MON_GONE_WAIT
+    mon_poll: float = 1.0  # seconds between two looks at the monitor or the monmap
     kube: Any = None  # the API's client (a KubeClient): made from the PKI store when None
     _connector: Any = None
 
@@ -105,7 +118,6 @@ class Reset:
         path = self.state_dir / RECORD_NAME
         if not path.exists():
             return
-        from labctl.files import write_atomic
 
         data = json.loads(path.read_text())
         for key in ("leaving", "joined"):
@@ -113,11 +125,14 @@ class Reset:
         write_atomic(path, (json.dumps(data, indent=2) + "\n").encode())
 
     # Ceph -----------------------------------------------------------------------
-    def _ceph(self, *args: str) -> Any:
+    def _ceph(self, *args: str) -> str:
+        """A ``ceph`` command that changes the cluster: it answers with a sentence (or by
+        its exit code alone), never JSON, so it is not asked for JSON (found on the
+        second lab: ``ceph osd out 2 -f json`` prints ``marked out osd.2.``)."""
         from labctl.ceph.cluster import CephSession
 
         with CephSession(self.inventory, self.base_dir) as session:
-            return session.cli.json(*args)
+            return session.cli.command(*args)
 
     def _osd_out(self, step: Step) -> None:
         self._ceph("osd", "out", *step.target.split())
@@ -138,17 +153,124 @@ class Reset:
             time.sleep(5.0)
 
     def _osd_purge(self, step: Step) -> None:
-        ssh = self._ssh(step.server)
         for ident in step.target.split():
-            ssh.run(("systemctl", "stop", f"ceph-osd-{ident}.service"), check=False, timeout=60)
+            self._stop_unit(step.server, f"ceph-osd-{ident}.service")
             # Ceph purges only an OSD its map says is down; stopped, it stays down.
             self._ceph("osd", "down", ident)
             self._ceph("osd", "purge", ident, "--yes-i-really-mean-it")
+        # Its host's CRUSH bucket, empty now, goes too (`ceph osd tree` no longer lists
+        # the server; Ceph refuses to remove a bucket that still holds an OSD). A
+        # bootstrap that makes the OSDs again makes the bucket again (crush_location).
+        self._ceph("osd", "crush", "rm", step.server)
+
+    def _stop_unit(self, server: str, unit: str) -> None:
+        """Stop a daemon on its node; a node that does not answer runs none of them."""
+        try:
+            self._ssh(server).run(("systemctl", "stop", unit), check=False, timeout=60)
+        except LabctlError as exc:
+            self.say(f"  {server}: {unit} not stopped, the node does not answer ({exc})")
 
     def _mon_remove(self, step: Step) -> None:
-        unit = f"ceph-mon-{step.target}.service"
-        self._ssh(step.server).run(("systemctl", "stop", unit), check=False, timeout=60)
-        self._ceph("mon", "remove", step.target)
+        """The monitor stopped, and known gone, before the monmap drops it; then checked out.
+
+        A monitor still running when ``mon remove`` takes it out of the map asks to join
+        again (MMonJoin: its own ceph.conf names it), and is back in the map and the
+        quorum at once; the step would report done with the monitor still there. So
+        its daemon must be gone first (its container, or its process on the host
+        runtime), and out of the quorum (a removal sent before the others noticed was
+        lost on the second lab), and the monmap is read after the removal.
+        """
+        self._stop_unit(step.server, f"ceph-mon-{step.target}.service")
+        self._wait_mon_gone(step.server, step.target)
+        self._wait_out_of_quorum(step.target)
+        self._remove_from_monmap(step.target)
+
+    def _mon_running(self, server: str, mon: str) -> bool | None:
+        """Whether ``mon``'s daemon still runs on its node; None: the node does not answer."""
+        node = self.inventory.server(server)
+        if ceph_render.runtime(self.inventory) == "host":
+            argv: tuple[str, ...] = ("pgrep", "-x", "ceph-mon")
+        else:
+            engine = ceph_render.container_engine(node)
+            argv = (engine, "inspect", "--format", "{{.State.Running}}", f"ceph-mon-{mon}")
+        try:
+            done = self._ssh(server).run(argv, check=False, timeout=30)
+        except LabctlError:
+            return None
+        if ceph_render.runtime(self.inventory) == "host":
+            return bool(done.ok)
+        # No such container (exit 1): gone; ``--rm`` removes it once it has stopped.
+        return bool(done.ok) and done.text().strip() == "true"
+
+    def _wait_mon_gone(self, server: str, mon: str) -> None:
+        end = time.monotonic() + self.mon_gone_wait
+        stopped_directly = False
+        while True:
+            running = self._mon_running(server, mon)
+            if running is None:
+                self.say(f"  {server}: not asked whether mon.{mon} still runs: no answer")
+                return
+            if not running:
+                return
+            if not stopped_directly and ceph_render.runtime(self.inventory) != "host":
+                # The unit's manager did not stop it (it no longer tracked the daemon):
+                # the container is stopped by name, as the unit's ExecStop= does.
+                engine = ceph_render.container_engine(self.inventory.server(server))
+                self.say(f"  {server}: mon.{mon}'s container outlived its unit's stop; "
+                         "stopping the container")  # fmt: skip
+                self._ssh(server).run((engine, "stop", f"ceph-mon-{mon}"), check=False,
+                                      timeout=60)  # fmt: skip
+                stopped_directly = True
+                continue
+            if time.monotonic() > end:
+                raise DriverTimeout(
+                    f"mon.{mon} still runs on {server} {self.mon_gone_wait:g} s after it was "
+                    "stopped; it is not removed from the monmap while it runs (it would "
+                    "join again)"
+                )
+            time.sleep(self.mon_poll)
+
+    def _monmap(self) -> tuple[list[str], list[str]]:
+        """(monitors in the monmap, monitors in quorum), as the monitors answer."""
+        from labctl.ceph.cluster import CephSession
+
+        with CephSession(self.inventory, self.base_dir) as session:
+            return session.quorum()
+
+    def _wait_out_of_quorum(self, mon: str) -> None:
+        """Until the other monitors have noticed ``mon`` gone and formed a quorum
+        without it. Found on the second lab: `ceph mon remove` sent while a monitor
+        stopped a second before was still counted in the quorum exited 0, and the
+        monmap stayed at its epoch with the monitor in it (the change was lost in the
+        election that followed)."""
+        end = time.monotonic() + self.mon_gone_wait
+        while mon in (quorum := self._monmap()[1]):
+            if time.monotonic() > end:
+                raise DriverTimeout(
+                    f"mon.{mon} is stopped but still in the quorum ({', '.join(quorum)}) "
+                    f"{self.mon_gone_wait:g} s later; it is not removed from the monmap "
+                    "until the other monitors form a quorum without it"
+                )
+            time.sleep(self.mon_poll)
+
+    def _remove_from_monmap(self, mon: str) -> None:
+        """``ceph mon remove``, then the monmap read until it no longer lists ``mon``;
+        the removal is sent again (Ceph answers 0 for a monitor already removed) while
+        it does, up to the bound."""
+        end = time.monotonic() + self.mon_gone_wait
+        while True:
+            self._ceph("mon", "remove", mon)
+            listed, quorum = self._monmap()
+            if mon not in listed and mon not in quorum:
+                return
+            if time.monotonic() > end:
+                raise LabctlError(
+                    f"mon.{mon} is still in the monmap {self.mon_gone_wait:g} s after "
+                    f"`ceph mon remove {mon}` (monmap: {', '.join(listed)}; quorum: "
+                    f"{', '.join(quorum)})"
+                )
+            self.say(f"  mon.{mon} still in the monmap after its removal; removing it again")
+            time.sleep(self.mon_poll)
 
     # BGP ------------------------------------------------------------------------
     def _bgp_remove(self, step: Step) -> None:
@@ -190,6 +312,8 @@ class Reset:
         argv = ("sh", "-c", RESET, "labctl-reset", etcd_render.data_dir(self.inventory),
                 *units, "--", *NODE_DIRS, "--zap", *devices)  # fmt: skip
         self._ssh(step.server).run(argv, timeout=300, label="reset-node.sh")
+        # Its OS stays: the next bootstrap's os survey waits for it to boot, not installs it.
+        write_atomic(survey.reset_record(self.state_dir, step.server), b'{"os": "kept"}\n')
         Journal(self.state_dir).forget(step.server)
         self._forget_member(step.server)
 
@@ -207,3 +331,17 @@ class Reset:
         for result in asyncio.run(off()):
             if not result.ok:
                 raise LabctlError(f"powering {step.server} off: {result.error}")
+
+    def _fence(self, step: Step) -> None:
+        """A server that does not answer SSH: off through its BMC, or its BMC dark too.
+        What was done on it is forgotten, as after a wipe: whatever comes back under its
+        name (the machine repaired, or another one in its place) is built again, not
+        trusted to hold what the journal remembers (a replacement got its files back,
+        but not the commands run after them: calico-node's confd never started)."""
+        try:
+            self._power_off(step)
+        except LabctlError as exc:
+            self.say(
+                f"  {step.server}: its BMC does not power it off either ({exc}); taken as dark"
+            )
+        Journal(self.state_dir).forget(step.server)

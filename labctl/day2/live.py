@@ -10,12 +10,14 @@ keep does not guess.
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 from typing import Any
 
 from labctl.day2.retire import CephFacts, EtcdMember, LiveLab, Pool
 from labctl.engine.journal import Journal
 from labctl.errors import LabctlError
+from labctl.inventory.export import primary_address
 from labctl.inventory.model import Inventory
 
 
@@ -94,8 +96,28 @@ def read_bgp(
     return found
 
 
+def silent(inventory: Inventory, names: list[str], wait: float = 3.0) -> tuple[str, ...]:
+    """The servers named whose SSH port does not accept a connection within ``wait``."""
+    found = []
+    for name in names:
+        server = next((s for s in inventory.servers if s.name == name), None)
+        address = primary_address(server, inventory) if server is not None else None
+        if address is None:
+            continue
+        try:
+            with socket.create_connection((address, inventory.lab.ssh.port), timeout=wait):
+                pass
+        except OSError:
+            found.append(name)
+    return tuple(found)
+
+
 def read_live(
-    inventory: Inventory, base_dir: Path, state_dir: Path, switch_platform: str | None
+    inventory: Inventory,
+    base_dir: Path,
+    state_dir: Path,
+    switch_platform: str | None,
+    resetting: list[str] | None = None,
 ) -> LiveLab:
     """Every component whose layer ran here, asked; ``Unreadable`` naming one that
     did not answer."""
@@ -123,4 +145,5 @@ def read_live(
             "calico",
             lambda: read_bgp(inventory, base_dir, switch_platform),
         ),
+        silent=silent(inventory, resetting or []),
     )

@@ -22,8 +22,12 @@ Steps are taken in this order, server after server: drain and delete its Node;
 remove its etcd member; mark its OSDs out, wait until Ceph says they are safe to
 destroy, stop and purge them; stop and remove its monitor; remove its BGP
 neighbours from the switches; wipe labctl's units, data and certificates from it;
-power it off. An interrupted reset is resumed by running it again: the steps are
-planned from the live facts, so what was done is no longer there to do.
+power it off. A server that does not answer SSH (dead, or cut off at its PDU) is
+taken out of its peers all the same, but the steps that need the node are
+skipped with a note: no drain (its Node is deleted), no wipe, and its power-off
+("fence") accepts a BMC that is dark too. An interrupted reset is resumed by
+running it again: the steps are planned from the live facts, so what was done is
+no longer there to do.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from labctl.inventory.export import primary_address
 from labctl.inventory.model import Inventory, Server
 
 
@@ -70,6 +75,8 @@ class LiveLab:
     nodes: tuple[str, ...] | None = None  # Kubernetes Node names
     # switch -> neighbour addresses in its BGP summary (FRR switches labctl configured)
     bgp: dict[str, tuple[str, ...]] | None = None
+    # servers being reset whose SSH does not answer (dead, or cut off at the PDU)
+    silent: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -192,8 +199,10 @@ def _server_steps(inventory: Inventory, server: Server, live: LiveLab) -> list[S
     def add(kind: str, target: str, sentence: str) -> None:
         steps.append(Step(name, kind, target, sentence))
 
+    silent = name in live.silent
     if live.nodes is not None and name in live.nodes:
-        add("cordon", name, f"cordon Node {name} and evict its pods (DaemonSets' stay)")
+        if not silent:  # a dead node's pods cannot be evicted: they go with its Node
+            add("cordon", name, f"cordon Node {name} and evict its pods (DaemonSets' stay)")
         add("delete-node", name, f"delete Node {name} from Kubernetes")
     for member in live.etcd or ():
         if member.name == name:
@@ -214,9 +223,21 @@ def _server_steps(inventory: Inventory, server: Server, live: LiveLab) -> list[S
             if address in addresses:
                 add("bgp-remove", f"{switch} {address}", f"remove BGP neighbour {address} "
                     f"({name}) from switch {switch}")  # fmt: skip
+    if silent:  # nothing to wipe through SSH; power off if its BMC still answers
+        add("fence", name, f"power {name} off, or find its BMC dark too")
+        return steps
     add("wipe", name, f"wipe {name}: labctl's units, data directories and certificates")
     add("power-off", name, f"power {name} off")
     return steps
+
+
+def silent_note(name: str, address: str) -> str:
+    """What a reset of a server that does not answer leaves undone, as a sentence."""
+    return (
+        f"{name} does not answer SSH at {address}: its Node is deleted without a drain and "
+        "its disks are not wiped (steps that need the node are skipped); a replacement "
+        "comes with new disks, a server brought back is wiped by `labctl reset` again"
+    )
 
 
 def plan_reset(
@@ -270,5 +291,9 @@ def plan_reset(
     ):
         if fact is None:
             notes.append(f"{what}: its layer has not run here (the journal), nothing to remove")
+    for server in servers:
+        if server.name in live.silent:
+            address = primary_address(server, inventory) or "its address"
+            notes.append(silent_note(server.name, address))
     steps = [step for s in servers for step in _server_steps(inventory, s, live)]
     return Retirement(tuple(names), tuple(steps), notes=tuple(notes))

@@ -28,6 +28,7 @@ from typing import Any
 
 from labctl.engine.executor import Outcome
 from labctl.engine.runner import LayerOutcome
+from labctl.etcd import upgrade as etcd_upgrade
 from labctl.inventory.model import Inventory
 from labctl.kubernetes import upgrade
 from labctl.labdiff.running import Observed
@@ -67,7 +68,17 @@ class ServerChange:
             found["roles"] = list(self.roles)
         if self.seen_in:
             found["seen_in"] = list(self.seen_in)
+        if self.change == "leave":
+            found["then"] = leave_sentence(self.name)
         return found
+
+
+def leave_sentence(name: str) -> str:
+    """What the operator does about a server gone from the inventory that still runs."""
+    return (
+        f"{name} leaves: bootstrap does not take a server out of the lab; run "
+        f"`labctl reset {name}` while the inventory still names it, then delete it"
+    )
 
 
 @dataclass(frozen=True)
@@ -77,7 +88,8 @@ class VersionChange:
     wanted: str
     running: dict[str, str]  # who -> version, as each reported it
     change: str  # none, upgrade, downgrade, unknown
-    # An upgrade's order: the nodes taken together, batch after batch (Kubernetes).
+    # An upgrade's order: the nodes taken together, batch after batch (Kubernetes), or
+    # the members one at a time, the leader last (etcd).
     order: tuple[tuple[str, ...], ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
@@ -101,7 +113,8 @@ class VersionChange:
         runs = "; ".join(f"{v} on {', '.join(sorted(w))}" for v, w in sorted(seen.items()))
         said = {"none": "no change", "upgrade": "upgrade", "downgrade": "DOWNGRADE"}[self.change]
         if self.order:
-            said += ", node by node: " + ", then ".join(" + ".join(b) for b in self.order)
+            by = "member by member" if self.component == "etcd" else "node by node"
+            said += f", {by}: " + ", then ".join(" + ".join(b) for b in self.order)
         return f"{self.component}: {self.wanted} wanted, running {runs}: {said}"
 
 
@@ -185,6 +198,7 @@ class LabDiff:
             lines.append(f"  + {s.name} ({', '.join(s.roles) or 'no roles'})")
         for s in leave:
             lines.append(f"  - {s.name} (seen in {', '.join(s.seen_in)})")
+            lines.append(f"    {leave_sentence(s.name)}")
         if stay:
             lines.append(f"  = {', '.join(s.name for s in stay)}")
         lines.append("versions:")
@@ -260,14 +274,17 @@ def version_changes(
     wanted: Wanted, observed: Observed, inventory: Inventory | None = None
 ) -> tuple[VersionChange, ...]:
     """Each component's wanted version against what each of its daemons reports (with
-    ``inventory``, a Kubernetes upgrade's node order, as the kubernetes layer takes it)."""
+    ``inventory``, an upgrade's order as its layer takes it: Kubernetes' nodes, etcd's
+    members)."""
     run = observed.running
     found = []
     if wanted.etcd:
         running = dict(sorted(run.etcd.items()))
-        found.append(
-            VersionChange("etcd", ETCD_FIELD, wanted.etcd, running, _change(wanted.etcd, running))
-        )
+        change = _change(wanted.etcd, running)
+        members: tuple[tuple[str, ...], ...] = ()
+        if inventory is not None and change == "upgrade":
+            members = tuple((n,) for n in etcd_upgrade.order(inventory, run.etcd, run.etcd_leader))
+        found.append(VersionChange("etcd", ETCD_FIELD, wanted.etcd, running, change, members))
     if wanted.kubernetes:
         running = {f"api-server {k}": v.lstrip("v") for k, v in sorted(run.api_servers.items())}
         running |= {f"kubelet {k}": v.lstrip("v") for k, v in sorted(run.kubelets.items())}

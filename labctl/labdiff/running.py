@@ -8,12 +8,17 @@ only when the journal says its layer has run from this state directory: a lab th
 was never bootstrapped has nothing to ask, and a machine that does not answer is
 not waited for. Whatever could not be read is said, one sentence each, never
 guessed: the diff and the skew rules work from what was read.
+
+The components are asked at once, each in its own thread (a containerised ``ceph``
+call alone takes most of a second), and bootstrap's preflight, which needs only the
+versions, asks no more than that (``live=False``: no member list, no OSD tree).
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable, Collection
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -105,18 +110,19 @@ def kubernetes_running(session: KubeSession, seen: Observed) -> Running:
     )
 
 
-def _kubernetes(inventory: Inventory, base_dir: Path, seen: Observed) -> Running:
+def _kubernetes(inventory: Inventory, base_dir: Path, seen: Observed, live: bool) -> Running:
     from labctl.kubernetes.api import KubeSession
 
     return kubernetes_running(KubeSession(inventory, base_dir, TIMEOUT), seen)
 
 
-def _etcd(inventory: Inventory, base_dir: Path, seen: Observed) -> Running:
+def _etcd(inventory: Inventory, base_dir: Path, seen: Observed, live: bool) -> Running:
     from labctl.etcd.cluster import EtcdSession
 
     with EtcdSession(inventory, base_dir, TIMEOUT) as session:
         states = session.states()
         answered = {s.name: s.status.version for s in states if s.status is not None}
+        leader = next((s.name for s in states if s.status and s.status.is_leader), "")
         if not answered:
             raise LabctlError(
                 "no member answered: " + "; ".join(f"{s.name}: {s.error}" for s in states)
@@ -124,23 +130,28 @@ def _etcd(inventory: Inventory, base_dir: Path, seen: Observed) -> Running:
         for state in states:
             if state.status is None:
                 seen.not_asked.append(f"etcd member {state.name}: {state.error}")
+        if not live:
+            return Running(etcd=answered)
         try:
             seen.live["etcd"] = frozenset(m.name for m in session.members() if m.name)
         except LabctlError as exc:  # the versions were read; the member list was not
             seen.not_asked.append(f"etcd members: {exc}")
-    return Running(etcd=answered)
+    return Running(etcd=answered, etcd_leader=leader)
 
 
-def _ceph(inventory: Inventory, base_dir: Path, seen: Observed) -> Running:
+def _ceph(inventory: Inventory, base_dir: Path, seen: Observed, live: bool) -> Running:
     from labctl.ceph.cluster import CephSession
 
     with CephSession(inventory, base_dir, TIMEOUT) as session:
         versions = ceph_versions(session.cli.json("versions"))
-        seen.live["ceph"] = ceph_hosts(session.cli.json("osd", "tree"))
+        if live:
+            seen.live["ceph"] = ceph_hosts(session.cli.json("osd", "tree"))
     return Running(ceph=versions)
 
 
-READERS: dict[str, Callable[[Inventory, Path, Observed], Running]] = {
+# Each reader: (inventory, base_dir, what it saw besides versions, live) -> versions.
+# ``live``: also which machines are live (the diff's); the preflight asks versions only.
+READERS: dict[str, Callable[[Inventory, Path, Observed, bool], Running]] = {
     "etcd": _etcd,
     "kubernetes": _kubernetes,
     "ceph": _ceph,
@@ -152,10 +163,13 @@ def observe(
     base_dir: Path,
     state_dir: Path,
     components: Collection[str] = tuple(READERS),
+    live: bool = True,
 ) -> Observed:
-    """Read what runs: the journal, then each of ``components`` whose layer has run."""
+    """Read what runs: the journal, then each of ``components`` whose layer has run, all
+    at once; ``live``: also which machines each sees (``plan``'s diff; the preflight
+    needs the versions only). What each says comes out in ``components``' order."""
     seen = Observed(journal=read_journal(state_dir))
-    found = Running()
+    asked: list[str] = []
     for component in components:
         layer = COMPONENT_LAYERS[component]
         if layer not in seen.journal.layers:
@@ -164,10 +178,25 @@ def observe(
                 "(nothing of it to upgrade yet)"
             )
             continue
+        asked.append(component)
+
+    def read(component: str) -> tuple[Observed, Running | LabctlError]:
+        own = Observed()
         try:
-            part = READERS[component](inventory, base_dir, seen)
+            return own, READERS[component](inventory, base_dir, own, live)
         except LabctlError as exc:
-            seen.not_asked.append(f"{component}: could not ask: {exc}")
+            return own, exc
+
+    found = Running()
+    if not asked:
+        return seen
+    with ThreadPoolExecutor(max_workers=len(asked), thread_name_prefix="observe") as pool:
+        answers = list(pool.map(read, asked))
+    for component, (own, part) in zip(asked, answers, strict=True):
+        seen.not_asked.extend(own.not_asked)
+        seen.live.update(own.live)
+        if isinstance(part, LabctlError):
+            seen.not_asked.append(f"{component}: could not ask: {part}")
             continue
         seen.asked.append(component)
         found = Running(
@@ -175,6 +204,7 @@ def observe(
             kubelets={**found.kubelets, **part.kubelets},
             etcd={**found.etcd, **part.etcd},
             ceph={**found.ceph, **part.ceph},
+            etcd_leader=part.etcd_leader or found.etcd_leader,
         )
     seen.running = found
     return seen

@@ -80,6 +80,7 @@ class Running:
     kubelets: Mapping[str, str] = field(default_factory=dict)
     etcd: Mapping[str, str] = field(default_factory=dict)
     ceph: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    etcd_leader: str = ""  # the member that leads (an etcd upgrade takes it last)
 
 
 @dataclass(frozen=True)

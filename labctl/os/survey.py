@@ -10,6 +10,16 @@ installed it) is *re*installed only when the operator named it
 A server that answers nothing and that labctl never installed is a new
 machine: its disks hold nothing of the lab's yet.
 
+A server that is powered on but does not answer SSH *yet*, and that showed an OS
+before (labctl installed it, or ``labctl reset`` wiped labctl's files from it and
+kept its OS: ``reset_record``), is booting: the power layer may have turned it on a
+moment ago. The survey waits for it (``booting``; up to ``lab.ssh.boot_wait``, as
+every later layer waits for its nodes) before anything is decided. Before, such a
+server was decided at once: a reset server was taken for a new machine to install
+(and the run stopped for want of boot assets), one labctl had installed was refused
+as a reinstall. A reset server still powered off is kept, not installed: a plan, which
+powers nothing on, says what the run will do (the power layer turns it on first).
+
 The observations are written by local work (``labctl.os.work``) to the
 state directory; they are gathered back as the fact ``OsSurvey``
 (``engine/facts.py``) for the layer's next plan. The survey's dry run looks
@@ -49,6 +59,7 @@ class Observation:
     version_id: str | None = None
     installed_before: bool = False  # labctl's own record of a finished install
     power: str | None = None  # on / off / None when the BMC did not say
+    kept_by_reset: bool = False  # `labctl reset` wiped labctl's files and kept its OS
 
 
 @dataclass(frozen=True)
@@ -81,9 +92,26 @@ def _mismatch(server: Server, seen: Observation) -> str | None:
     return None
 
 
+def booting(seen: Observation) -> bool:
+    """Whether the survey waits for ``seen`` to answer before deciding: powered on, not
+    answering yet, and it showed an OS before (labctl installed it, or reset it)."""
+    return not seen.answers and seen.power == "on" and (seen.installed_before or seen.kept_by_reset)
+
+
 def decide_one(
     inventory: Inventory, server: Server, seen: Observation, reinstall: Iterable[str] = ()
 ) -> Decision:
+    powered_off_after_reset = not seen.answers and seen.power == "off" and seen.kept_by_reset
+    if powered_off_after_reset and server.name not in set(reinstall):
+        # A run's power layer turns it on before this survey, which then waits for it
+        # (``booting``): a plan that said "install" here was not what a run does.
+        return Decision(
+            server.name,
+            KEEP,
+            "powered off; labctl reset kept its OS, which boots from its disk once "
+            "powered on (the power layer does, and the survey waits for it)",
+            seen.power,
+        )
     if seen.answers:
         wrong = _mismatch(server, seen)
         if wrong is None:
@@ -125,6 +153,12 @@ def survey_path(state_dir: Path) -> Path:
 
 def installed_record(state_dir: Path, server: str) -> Path:
     return state_dir / "os" / "installed" / f"{server}.json"
+
+
+def reset_record(state_dir: Path, server: str) -> Path:
+    """Written by ``labctl reset`` once it wiped labctl's files from ``server`` and kept
+    its OS; gone once the survey sees it answer again, or it is installed."""
+    return state_dir / "os" / "reset" / f"{server}.json"
 
 
 def save(state_dir: Path, observed: Iterable[Observation]) -> None:

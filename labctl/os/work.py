@@ -16,7 +16,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from labctl.boot import service
+from labctl.boot import assets, service
 from labctl.boot.state import BootDirs, clear_report, read_report
 from labctl.errors import LabctlError
 from labctl.files import write_atomic
@@ -29,25 +29,32 @@ if TYPE_CHECKING:
 
 SURVEY_SSH_TIMEOUT = 5.0
 POLL = 1.0
+BOOT_POLL = 2.0  # how often a booting server is looked at again
 
 
 def _ssh_look(ctx: LayerContext, server: Server) -> survey.Observation:
-    from labctl.drivers.ssh import SshSession
+    from labctl.drivers.ssh import session
     from labctl.targets import ssh_target
 
     name = server.name
     before = survey.installed_record(ctx.state_dir, name).exists()
+    kept = survey.reset_record(ctx.state_dir, name).exists()
     try:
         target = replace(
             ssh_target(ctx.inventory, ctx.base_dir, name), connect_timeout=SURVEY_SSH_TIMEOUT
         )
-        with SshSession(target) as ssh:
+        # The run's shared connection when bootstrap opened one (the later layers reuse
+        # it); a command that times out closes it, so a server that went down while
+        # booting is asked again over a new one.
+        with session(target) as ssh:
             text = ssh.run(("cat", ctx.on_node(name, "/etc/os-release")), timeout=10).text()
     except LabctlError as exc:
-        return survey.Observation(name, False, str(exc), installed_before=before)
+        return survey.Observation(
+            name, False, str(exc), installed_before=before, kept_by_reset=kept
+        )
     release = survey.os_release(text)
     return survey.Observation(
-        name, True, None, release.get("ID"), release.get("VERSION_ID"), before
+        name, True, None, release.get("ID"), release.get("VERSION_ID"), before, None, kept
     )
 
 
@@ -74,22 +81,44 @@ def _powers(inventory: Inventory, base_dir: Path) -> dict[str, str | None]:
     return asyncio.run(read_all())
 
 
-def observe_all(ctx: LayerContext) -> list[survey.Observation]:
+def observe_all(ctx: LayerContext, wait: bool = False) -> list[survey.Observation]:
+    """Every server as it is now. With ``wait``, a server that is booting
+    (``survey.booting``) is looked at again until it answers, up to
+    ``lab.ssh.boot_wait`` (a dry run does not wait)."""
     servers = list(ctx.inventory.servers)
     with ThreadPoolExecutor(max_workers=max(1, min(8, len(servers)))) as pool:
         looks = list(pool.map(lambda s: _ssh_look(ctx, s), servers))
-    # Power matters only for a server to install: on means a cycle, off a power on.
-    if all(o.answers for o in looks):
-        return looks
-    powers = _powers(ctx.inventory, ctx.base_dir)
-    return [replace(o, power=powers.get(o.server)) for o in looks]
+        # Power matters only for a server to install: on means a cycle, off a power on.
+        if all(o.answers for o in looks):
+            return looks
+        powers = _powers(ctx.inventory, ctx.base_dir)
+        looks = [replace(o, power=powers.get(o.server)) for o in looks]
+        end = time.monotonic() + float(ctx.inventory.lab.ssh.boot_wait)
+        while wait and (booting := [o for o in looks if survey.booting(o)]):
+            if time.monotonic() > end:
+                break
+            time.sleep(BOOT_POLL)
+            again = dict(
+                zip(
+                    [o.server for o in booting],
+                    pool.map(lambda o: _ssh_look(ctx, ctx.inventory.server(o.server)), booting),
+                    strict=True,
+                )
+            )
+            looks = [replace(again[o.server], power=o.power) if o.server in again else o
+                     for o in looks]  # fmt: skip
+    return looks
 
 
 class SurveyWork:
     """Looks at every server and writes what it saw for the layer's next plan."""
 
     def apply(self, ctx: LayerContext) -> bool:
-        survey.save(ctx.state_dir, observe_all(ctx))
+        observed = observe_all(ctx, wait=True)
+        survey.save(ctx.state_dir, observed)
+        for seen in observed:  # back with its OS: a reset server is a server like any other
+            if seen.answers:
+                survey.reset_record(ctx.state_dir, seen.server).unlink(missing_ok=True)
         return False  # looking changes nothing
 
     def observe(self, ctx: LayerContext) -> str | None:
@@ -116,7 +145,20 @@ class BootStartWork:
         return after != before
 
     def observe(self, ctx: LayerContext) -> str | None:
-        return None if service.running(ctx.state_dir) else "the boot service is not running"
+        """Why it would start, and what would stop it from starting: `labctl plan` says
+        so before a run powers anything on (before, only the run found the assets
+        missing, after the power layer)."""
+        if service.running(ctx.state_dir):
+            return None
+        missing = []
+        for release in assets.releases(ctx.inventory, ctx.inventory_path.parent):
+            try:
+                assets.verify(release)
+            except assets.AssetError as exc:
+                missing.append(str(exc))
+        if missing:
+            return "the boot service is not running and cannot start: " + "; ".join(missing)
+        return "the boot service is not running"
 
 
 class BootStopWork:
@@ -140,6 +182,7 @@ class ArmWork(ServerWork):
     def apply(self, ctx: LayerContext) -> bool:
         clear_report(BootDirs.of(ctx.state_dir), self.server)
         survey.installed_record(ctx.state_dir, self.server).unlink(missing_ok=True)
+        survey.reset_record(ctx.state_dir, self.server).unlink(missing_ok=True)
         return True
 
     def observe(self, ctx: LayerContext) -> str | None:

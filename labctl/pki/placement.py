@@ -21,6 +21,10 @@ if TYPE_CHECKING:  # paths are wanted by renders that never read the store (nor 
 ETCD_DIR = "/etc/ssl/etcd"
 KUBE_DIR = "/etc/kubernetes/ssl"
 CLIENT_CA_BUNDLE = "client-ca.pem"
+# node-exporter's textfile collector reads every *.prom here (the monitoring layer's unit
+# names this directory); the pki layer writes its certificates' expiry into TEXTFILE.
+TEXTFILE_DIR = "/var/lib/prometheus/node-exporter"
+TEXTFILE = f"{TEXTFILE_DIR}/labctl_pki.prom"
 
 
 @dataclass(frozen=True)

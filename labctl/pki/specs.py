@@ -218,6 +218,19 @@ def plan_certificates(inp: PkiInput) -> list[CertSpec]:
         mk("kube-controller-manager", "ca", "system:kube-controller-manager", (), (), "client", cp),
         mk("kube-scheduler", "ca", "system:kube-scheduler", (), (), "client", cp),
         mk("kube-proxy", "ca", "system:kube-proxy", (), (), "client", everyone),
+        # calico-node's ServiceAccount as a client certificate (its user name and groups),
+        # for calico-node's programs where they run outside its pod (the simulated
+        # lab's confd and CNI plugin): RBAC grants a ServiceAccount subject to that user
+        # name, so they get exactly the rights Calico's manifest gives the account.
+        mk(
+            "calico-node",
+            "ca",
+            "system:serviceaccount:kube-system:calico-node",
+            ("system:serviceaccounts", "system:serviceaccounts:kube-system"),
+            (),
+            "client",
+            everyone,
+        ),
         mk("front-proxy-client", "front-proxy-ca", "front-proxy-client", (), (), "client", cp),
         # No group: the user "prometheus" gets only what the labctl:prometheus ClusterRole
         # grants (render/monitoring/prometheus.py's rbac: /metrics and nodes/metrics).

@@ -5,10 +5,13 @@ stay namespace nodes, which say they run the inventory's OS. ``labctl bootstrap
 --only power --only os`` must: find fohn not installed, set its boot device to
 pxe over RMCP+, power it through its BMC, answer its DHCP, TFTP, iPXE and HTTP
 requests from the boot service, take the stand-in installer's report (the real
-Ignition's result), set the boot device to disk and see the installed system
-answer SSH. The disk is then read with debugfs for everything the Ignition
-config said. An Ignition that fails is reported with the installer's own words,
-and a run on the installed lab changes nothing. About 30 s per install here.
+coreos-installer laying the stand-in OS image, then the real Ignition applying the
+config coreos-installer wrote into ``boot``), set the boot device to disk and see
+the installed system answer SSH: under SeaBIOS, qemu booting fohn's own disk
+(GRUB, the image's init), not its namespace node. The disk is then read with
+debugfs for everything the Ignition config said. An Ignition that fails is
+reported with the installer's own words, and a run on the installed lab changes
+nothing.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import fcntl
 import json
 import os
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,7 +31,8 @@ from labctl.boot import hostkeys
 from labctl.engine.journal import Journal
 from labctl.inventory import require_inventory
 from labctl.render import ignition
-from labctl.sim import installer
+from labctl.sim import installer, osimage, vm
+from labctl.sim import node as sim_node
 from tests.conftest import REFERENCE
 from tests.e2e.conftest import HOST_LOCK, SECRETS, Lab, host_state, release_shared_lab, run
 from tests.labctl_process import run_labctl
@@ -65,6 +70,14 @@ def vm_lab(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[VmLab]:
         try:
             up = run_labctl("sim", "up", "--vm", choice, cwd=tmp_path, env=SECRETS)
             assert up.returncode == 0, up.stdout + up.stderr
+            # The installed disk lets in the keys the inventory lists (Ignition writes
+            # them), so the operator lists the simulated lab's own login key there.
+            operator = (lab.state / "id_ed25519.pub").read_text().strip()
+            listed = "    authorized_keys:"
+            inventory = tmp_path / "inventory.yaml"
+            edited = inventory.read_text()
+            at = edited.index("\n", edited.index(listed)) + 1
+            inventory.write_text(f"{edited[:at]}      - {operator}\n{edited[at:]}")
             yield lab
         finally:
             down = run_labctl("sim", "down", cwd=tmp_path, env=SECRETS)
@@ -97,10 +110,48 @@ def steps(report: dict, layer: str = "os") -> list[dict]:
     return [r for plan in outcome["plans"] for r in plan["steps"]]
 
 
-def debugfs(disk: Path, request: str) -> str:
-    done = run("debugfs", "-R", request, str(disk))
-    assert done.returncode == 0, done.stderr
+def debugfs(disk: Path, request: str, partition: str = "root") -> str:
+    """``request`` on the installed disk's ``partition`` (the image's GPT layout), as the
+    next boot would find it. The disk may be in use by the running VM, whose kernel keeps
+    changes in its ext4 journal (atime included) and writes them home later: debugfs reads
+    no journal, and a read in the middle of that write-back can meet a directory entry
+    whose inode is not home yet. So the partition is copied and the copy's journal
+    replayed (what a kernel does at mount after a crash) before debugfs reads it."""
+    (part,) = [p for p in osimage.PARTITIONS if p.label == partition]
+    with open(disk, "rb") as source, tempfile.NamedTemporaryFile(suffix=".ext4") as copy:
+        source.seek(osimage.partition_offset(partition))
+        for _ in range(part.size_mib):
+            copy.write(source.read(osimage.MIB))
+        copy.flush()
+        replay = run("e2fsck", "-y", "-E", "journal_only", copy.name)
+        assert replay.returncode in (0, 1), replay.stdout + replay.stderr  # 1: replayed
+        done = run("debugfs", "-R", request, copy.name)
+    # debugfs says a missing path on stderr and exits 0; its banner is the only line wanted.
+    said = [line for line in done.stderr.splitlines() if not line.startswith("debugfs ")]
+    assert done.returncode == 0 and not said, f"debugfs -R {request!r}: {done.stderr}"
     return done.stdout
+
+
+def booted_own_disk(lab: VmLab, distribution: str) -> str:
+    """fohn's qemu booted its installed disk (the image's init mounted root, brought
+    eth0's address up from Ignition's network file, started sshd with the planted key),
+    its namespace node does not run, and SSH pinned to that key reads the stand-in's
+    os-release for ``distribution``. Returns the disk boot's console."""
+    booted = (lab.state / "vms" / "fohn" / "console.log").read_text(errors="replace")
+    assert "LABCTL-OS: root LABEL=root is /dev/sda4" in booted, booted[-3000:]
+    assert "LABCTL-OS: eth0 31.31.164.220/" in booted, booted[-3000:]
+    assert "LABCTL-OS: sshd up with the host key on the disk" in booted
+    assert vm.processes(lab.state), "fohn's qemu is not running"
+    assert sim_node.pid(lab.state, "fohn") is None, "fohn's namespace node runs"
+    release = run(
+        "ssh", "-i", str(lab.state / "id_ed25519"), "-o", "StrictHostKeyChecking=yes",
+        "-o", f"UserKnownHostsFile={lab.state / 'known_hosts'}", "-o", "BatchMode=yes",
+        "-o", "ConnectTimeout=5", "core@31.31.164.220", "cat /etc/os-release", timeout=30,
+    )  # fmt: skip
+    assert release.returncode == 0, release.stderr
+    assert release.stdout == osimage.distribution_os_release(distribution), release.stdout
+    assert "VARIANT_ID=labctl-stand-in" in release.stdout
+    return booted
 
 
 def test_a_vm_node_is_installed_through_its_bmc_and_the_boot_service(vm_lab: VmLab) -> None:
@@ -165,8 +216,21 @@ def test_a_vm_node_is_installed_through_its_bmc_and_the_boot_service(vm_lab: VmL
     assert report["result"] == "ok", report
     assert (lab.state / "bmcs" / "fohn" / "bootdev").read_text().strip() == "disk"
     assert lab.run("boot", "status").stdout.startswith("not running")
-    console = (lab.state / "vms" / "fohn" / "console.log").read_text(errors="replace")
+    # The installer's console is the boot before the disk's (vm.start keeps it).
+    console = (lab.state / "vms" / "fohn" / "console.log.1").read_text(errors="replace")
     assert "LABCTL-INSTALLER: ignition=ok" in console
+    # The real coreos-installer laid the stand-in image with labctl's disk and config,
+    # and wrote that config into the image's boot partition, which Ignition applied.
+    boot_service = require_inventory(inventory).lab.boot
+    assert boot_service is not None
+    port = boot_service.http_port
+    assert (
+        f"LABCTL-INSTALLER: coreos-installer install /dev/sda --ignition-url "
+        f"http://31.31.164.218:{port}/ignition/{FOHN_MAC} --insecure-ignition "
+        f"--fetch-retries 5 --image-file {installer.IMAGE_DISK} --insecure"
+    ) in console, console[-3000:]
+    assert "LABCTL-INSTALLER: coreos-installer: Install complete." in console
+    assert "ignition/config.ign: " in console
     # The guest found its BMC on the KCS interface: ipmi_sim's emulated device id.
     assert "ipmi /dev/ipmi0: Found new BMC (man_id: 0x001291, prod_id: 0x0f02" in console
     assert "LABCTL-INSTALLER: ipmi in-band: Chassis Power is on" in console
@@ -192,6 +256,17 @@ def test_a_vm_node_is_installed_through_its_bmc_and_the_boot_service(vm_lab: VmL
     assert "enable systemd-networkd.service" in preset
     assert "enable systemd-timesyncd.service" in preset
 
+    # The disk is the stand-in image's GPT, its boot partition holds the config
+    # coreos-installer wrote (labctl's, as served), and that disk is what booted: qemu
+    # runs from it, fohn's namespace node does not, and SSH on fohn's address (the
+    # address Ignition's network file gave the VM's NIC) reads the stand-in's os-release.
+    table = run("sgdisk", "-p", str(disk)).stdout
+    names = [line.split()[-1] for line in table.splitlines() if line[:4].strip().isdigit()]
+    assert names == ["BIOS-BOOT", "EFI-SYSTEM", "boot", "root"], table
+    written = json.loads(debugfs(disk, "cat /ignition/config.ign", "boot"))
+    assert written == config
+    booted_own_disk(lab, "flatcar")
+
     # 4. A run on the installed lab changes nothing.
     again = lab.run("bootstrap", "--only", "power", "--only", "os", "-o", "json")
     assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
@@ -208,7 +283,9 @@ def test_a_uefi_fedora_coreos_vm_node_is_installed_from_power_off(vm_lab: VmLab)
     """The same install with the VM node's firmware UEFI (OVMF) and fohn on Fedora CoreOS:
     the firmware's DHCP says it is EFI, iPXE inside it loads the EFI kernel with FCOS's
     arguments, the live system fetches its rootfs from ``coreos.live.rootfs_url``, and
-    its BMC is on its KCS as before. The assets come from the stand-in's FCOS stream."""
+    its BMC is on its KCS as before. The assets come from the stand-in's FCOS stream.
+    Then OVMF boots the installed disk (GRUB's EFI image on its EFI system partition)
+    and the first SSH meets that system, not fohn's namespace node."""
     lab = vm_lab
     fetched = lab.run("boot", "fetch", "-o", "json")
     assert fetched.returncode == 0, fetched.stderr
@@ -224,6 +301,12 @@ def test_a_uefi_fedora_coreos_vm_node_is_installed_from_power_off(vm_lab: VmLab)
     results = {r["step_id"]: r for r in steps(json.loads(done.stdout))}
     for step in ("pxe:fohn", "power:fohn", "report:fohn", "disk:fohn", "on:fohn", "ssh:fohn"):
         assert results[step]["outcome"] == "changed", results[step]
+    # OVMF booted the installed disk: GRUB's EFI image from its EFI system partition, the
+    # kernel through EFI, the image's init bringing eno1's address up from the
+    # NetworkManager file Ignition wrote; qemu runs from the disk, fohn's namespace node
+    # does not, and the first SSH (pinned to the planted key) reads the FCOS stand-in.
+    booted = booted_own_disk(lab, "fedora-coreos")
+    assert "efi: EFI v" in booted, booted[-3000:]
     boot = lab.workdir / ".labctl" / "boot"
     assert "tags: known, ipxe, efi" in (boot / "dnsmasq.log").read_text()  # UEFI, then iPXE
     paths = [
@@ -231,9 +314,13 @@ def test_a_uefi_fedora_coreos_vm_node_is_installed_from_power_off(vm_lab: VmLab)
     ]
     assert f"/rootfs/{FOHN_MAC}" in paths, paths
     assert (vm_dir / "OVMF_VARS.fd").exists()  # this VM's own variable store
-    console = (vm_dir / "console.log").read_text(errors="replace")
+    # The installer's console is the boot before the disk's (vm.start keeps it).
+    console = (vm_dir / "console.log.1").read_text(errors="replace")
     assert f"LABCTL-INSTALLER: rootfs {len(installer.FCOS_ROOTFS)} bytes from" in console
     assert "coreos.inst.install_dev=/dev/sda" in console  # the kernel logs its command line
+    # Its coreos.inst.* arguments, as coreos-installer-service turns them into options.
+    assert "LABCTL-INSTALLER: coreos-installer install /dev/sda --ignition-url" in console
+    assert "LABCTL-INSTALLER: coreos-installer: Install complete." in console
     assert "LABCTL-INSTALLER: ignition=ok" in console
     assert "ipmi /dev/ipmi0: Found new BMC (man_id: 0x001291, prod_id: 0x0f02" in console
     assert "LABCTL-INSTALLER: ipmi in-band: Chassis Power is on" in console

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import json
+import threading
+from collections.abc import Callable
 from pathlib import Path
+
+import pytest
 
 from labctl.engine.executor import Outcome, RunReport, StepResult
 from labctl.engine.journal import Journal
 from labctl.engine.runner import LayerOutcome
+from labctl.errors import LabctlError
 from labctl.inventory import require_inventory
 from labctl.labdiff.diff import (
     LayerChange,
@@ -83,6 +88,14 @@ def test_servers_join_stay_or_leave_by_the_journal_and_what_runs() -> None:
     assert found["typhoon"].seen_in == ("kubernetes",)
     assert found["fohn"].seen_in == ("journal", "kubernetes")
     assert found["wind"].roles == ("ceph-mds", "ceph-mon", "ceph-osd", "etcd", "worker")
+    # A server that leaves: bootstrap does not take it out; the plan says what does.
+    then = (
+        "ghost leaves: bootstrap does not take a server out of the lab; run "
+        "`labctl reset ghost` while the inventory still names it, then delete it"
+    )
+    assert found["ghost"].as_dict()["then"] == then
+    text = lab_diff(INVENTORY, "inventory.yaml", observed, [], []).render_text()
+    assert f"  - ghost (seen in journal, etcd)\n    {then}" in text
 
 
 def test_version_changes_say_upgrade_none_downgrade_or_unknown() -> None:
@@ -266,3 +279,88 @@ def test_plan_layers_keeps_the_layer_by_layer_dry_run(tmp_path: Path) -> None:
     assert found["ok"] is True
     assert [layer["layer"] for layer in found["layers"]] == ["pki"]
     assert "plans" in found["layers"][0]
+
+
+def test_the_components_are_asked_at_once_and_said_in_order(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 28: bootstrap's preflight asked etcd, Kubernetes and Ceph one after another
+    (2.2 s of a 8.6 s converged run, most of it two containerised `ceph` calls): they
+    are asked at once now. Each reader here waits until all three are asking; one after
+    another, the first would wait alone until the barrier gives up."""
+    from labctl.labdiff import running
+
+    journal = Journal(tmp_path)
+    for layer in ("etcd", "kubernetes", "ceph"):
+        journal.record(f"run:fohn:{layer}", "f", layer)
+    together = threading.Barrier(3, timeout=5)
+    lives: list[bool] = []
+
+    def reader(part: Running, fails: bool = False) -> Callable[..., Running]:
+        def read(inventory: object, base_dir: Path, seen: Observed, live: bool) -> Running:
+            together.wait()
+            lives.append(live)
+            seen.not_asked.append(f"a note from {sorted(part.etcd or part.ceph or {'k': 1})}")
+            if fails:
+                raise LabctlError("no answer")
+            return part
+
+        return read
+
+    monkeypatch.setattr(
+        running,
+        "READERS",
+        {
+            "etcd": reader(Running(etcd={"fohn": "3.5.21"})),
+            "kubernetes": reader(Running(kubelets={"fohn": "v1.36.3"}), fails=True),
+            "ceph": reader(Running(ceph={"mon": ("16.2.15",)})),
+        },
+    )
+    seen = running.observe(
+        INVENTORY, tmp_path, tmp_path, ("etcd", "kubernetes", "ceph"), live=False
+    )
+    assert seen.asked == ["etcd", "ceph"]
+    assert seen.running.etcd == {"fohn": "3.5.21"} and seen.running.ceph == {"mon": ("16.2.15",)}
+    assert seen.not_asked == [
+        "a note from ['fohn']",
+        "a note from ['k']",
+        "kubernetes: could not ask: no answer",
+        "a note from ['mon']",
+    ]
+    assert lives == [False] * 3
+
+
+def test_the_preflight_asks_ceph_its_versions_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The preflight needs versions, not which hosts hold OSDs: one `ceph` call (each
+    is a container run on a containerised lab), where `plan`'s diff makes two."""
+    from labctl.ceph import cluster
+    from labctl.labdiff import running
+
+    asked: list[tuple[str, ...]] = []
+
+    class Cli:
+        def json(self, *args: str) -> object:
+            asked.append(args)
+            return CEPH_VERSIONS if args == ("versions",) else {"nodes": []}
+
+    class Session:
+        cli = Cli()
+
+        def __init__(self, *args: object) -> None:
+            pass
+
+        def __enter__(self) -> Session:
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            pass
+
+    monkeypatch.setattr(cluster, "CephSession", Session)
+    Journal(tmp_path).record("run:fohn:ceph", "f", "ceph")
+    running.observe(INVENTORY, tmp_path, tmp_path, ("ceph",), live=False)
+    assert asked == [("versions",)]
+    asked.clear()
+    seen = running.observe(INVENTORY, tmp_path, tmp_path, ("ceph",))
+    assert asked == [("versions",), ("osd", "tree")] and seen.live == {"ceph": frozenset()}

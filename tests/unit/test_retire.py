@@ -7,9 +7,11 @@ from pathlib import Path
 
 import pytest
 
+from labctl.day2.apply import Reset
 from labctl.day2.live import decode_ceph, layers_run
-from labctl.day2.retire import CephFacts, EtcdMember, LiveLab, Pool, plan_reset
+from labctl.day2.retire import CephFacts, EtcdMember, LiveLab, Pool, Step, plan_reset
 from labctl.engine.journal import Journal
+from labctl.errors import LabctlError
 from labctl.inventory import require_inventory
 from labctl.inventory.model import Inventory
 from tests.conftest import REFERENCE
@@ -246,3 +248,49 @@ def test_the_reference_labs_ceph_as_it_answered_refuses_any_one_server_removal(
         "Ceph: pool cephfs_data",
         "Ceph: pool cephfs_metadata",
     ]
+
+
+def test_a_server_that_does_not_answer_leaves_its_peers_without_a_drain_or_a_wipe(
+    inventory: Inventory,
+) -> None:
+    live = LiveLab(
+        etcd=etcd(sick=("wind",)),
+        nodes=("fohn", "chequita", "wind"),
+        bgp={"astrid": ("31.31.164.222",), "kek-core": ("31.31.164.222",)},
+        silent=("wind",),
+    )
+    plan = plan_reset(inventory, ["wind"], live)
+    assert plan.refusals == ()
+    assert [(s.kind, s.target) for s in plan.steps] == [
+        ("delete-node", "wind"),
+        ("etcd-remove", "3"),
+        ("bgp-remove", "astrid 31.31.164.222"),
+        ("bgp-remove", "kek-core 31.31.164.222"),
+        ("fence", "wind"),
+    ]
+    assert (
+        "wind does not answer SSH at 31.31.164.222: its Node is deleted without a drain and "
+        "its disks are not wiped (steps that need the node are skipped); a replacement comes "
+        "with new disks, a server brought back is wiped by `labctl reset` again"
+    ) in plan.notes
+
+
+def test_a_fenced_server_is_forgotten_so_what_comes_back_under_its_name_is_built_again(
+    inventory: Inventory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On main only a wiped server was forgotten: a dead one replaced under its name got its
+    files back from the next bootstrap but none of the commands the journal remembered
+    (tests/e2e/test_servers_lab.py's replaced storm: calico-node's confd never started)."""
+    journal = Journal(tmp_path)
+    key = "run:wind:systemctl enable calico-confd.service"
+    journal.record(key, "f", "calico-resources: calico-node's confd and CNI plugin on the nodes")
+    journal.record("run:fohn:true", "f", "calico-resources: objects")
+    reset = Reset(inventory, tmp_path, tmp_path)
+
+    def dark(step: Step) -> None:  # the BMC does not answer either (nothing to reach here)
+        raise LabctlError("no answer")
+
+    monkeypatch.setattr(reset, "_power_off", dark)
+    reset.do(Step("wind", "fence", "wind", "fence wind"))
+    remembered = {e.key for e in Journal(tmp_path).entries()}
+    assert remembered == {"run:fohn:true"}

@@ -17,6 +17,10 @@ done
 [ $# -gt 0 ] && shift
 if [ -d "$data" ]; then mv "$data" "$data.reset-$(date -u +%Y%m%dT%H%M%SZ)"; fi
 while [ $# -gt 0 ] && [ "$1" != --zap ]; do
+  # What is still mounted under it (a kubelet's pod volumes: tmpfs and projected
+  # mounts outlive the kubelet) is unmounted first, the deepest first.
+  awk -v d="$1/" 'index($2, d) == 1 { print $2 }' /proc/self/mounts | sort -r |
+    while read -r m; do umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true; done
   if [ -d "$1" ]; then
     find "$1" -mindepth 1 -delete || left="$left $1"
   else

@@ -136,3 +136,54 @@ def test_the_survey_fact_is_gathered_from_what_the_survey_wrote(
     assert survey.OsSurvey.gather(LayerContext(inventory, REFERENCE, tmp_path / "none")) == (
         survey.OsSurvey()
     )
+
+
+def test_a_powered_on_server_that_showed_an_os_before_is_waited_for_not_decided() -> None:
+    """Before, a server the power layer had just turned on was decided at once: a reset
+    server (its OS kept) was taken for a new machine to install, and one labctl had
+    installed was refused as a reinstall. Now the survey waits for it to boot."""
+    off_air = Observation("cyd", False, "timed out", power="on")
+    assert not survey.booting(off_air)  # a new machine: decided at once, as before
+    assert survey.booting(Observation("cyd", False, "timed out", power="on", kept_by_reset=True))
+    assert survey.booting(Observation("cyd", False, "timed out", power="on", installed_before=True))
+    # Off (nothing turned it on), or answering: nothing to wait for.
+    assert not survey.booting(
+        Observation("cyd", False, "timed out", power="off", kept_by_reset=True)
+    )
+    assert not survey.booting(
+        Observation("cyd", True, None, "fedora-coreos", "1", power="on", kept_by_reset=True)
+    )
+
+
+def test_a_reset_server_still_powered_off_is_kept_not_installed(inventory: Inventory) -> None:
+    """``labctl plan`` powers nothing on: it saw cyd off and said "install", while the
+    run's power layer turns it on and the survey waits for the OS reset kept."""
+    fohn = inventory.server("fohn")
+    off = Observation("fohn", False, "timed out", power="off", kept_by_reset=True)
+    decided = survey.decide_one(inventory, fohn, off)
+    assert (decided.action, decided.installs) == (survey.KEEP, False)
+    assert "reset kept its OS" in decided.reason
+    # Named for a reinstall, it is reinstalled as before; never reset, it is new.
+    assert survey.decide_one(inventory, fohn, off, {"fohn"}).installs
+    new = Observation("fohn", False, "timed out", power="off")
+    assert survey.decide_one(inventory, fohn, new).action == survey.INSTALL
+
+
+def test_the_reset_record_is_beside_the_install_record(tmp_path: Path) -> None:
+    assert survey.reset_record(tmp_path, "cyd") == tmp_path / "os" / "reset" / "cyd.json"
+    assert (
+        survey.reset_record(tmp_path, "cyd").parent
+        != survey.installed_record(tmp_path, "cyd").parent
+    )
+
+
+def test_plan_says_the_boot_assets_are_missing_before_a_run_would_need_them(
+    inventory: Inventory, tmp_path: Path
+) -> None:
+    """Before, a dry run said only "the boot service is not running"; the run found the
+    assets missing after the power layer had powered servers on."""
+    from labctl.os.work import BootStartWork
+
+    ctx = LayerContext(inventory, tmp_path / "inventory.yaml", tmp_path / "state")
+    said = BootStartWork().observe(ctx) or ""
+    assert "cannot start" in said and "run labctl boot fetch" in said, said
