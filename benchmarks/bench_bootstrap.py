@@ -11,9 +11,14 @@ must have nothing to do), and takes the lab down whatever happened. Prints the w
 process's wall time and, from the run's JSON report, each layer's and each plan's
 seconds (the executor's own clock: from the plan's first step to its last). With
 ``--profile`` the last converged re-run runs under cProfile and its stats are written
-there (`python -m pstats FILE`). With ``--compare DIR`` (another source tree, e.g.
+there (`python -m pstats FILE`). Each tree's labctl is byte-compiled first, as pip
+installs it. With ``--compare DIR`` (another source tree, e.g.
 ``git archive main | tar -x -C DIR``) it then runs converged re-runs of that tree's labctl
-and this one's turn about on the same lab, so both meet the same machine load. Issue 28's
+and this one's turn about on the same lab, so both meet the same machine load. With
+``--drift`` (the reference lab) it last makes three changes behind labctl's back, a file
+edited (chequita's ceph.conf), a wrong key (wind's admin keyring) and a stopped unit
+(chequita's kubelet), and checks that the next run puts each back and the one after
+changes nothing: a faster converged run must still notice drift. Issue 28's
 targets: bootstrap <= 60 s on the reference lab, a converged re-run <= 2 s.
 """
 
@@ -72,6 +77,65 @@ def sim_env(workdir: Path) -> dict[str, str]:
     return {key: value.strip("'") for key, value in pairs}
 
 
+# What --drift changes behind labctl's back (node, shell command), and what the next
+# run must say it changed (node, path) for the two files.
+DRIFT = (
+    ("chequita", "echo '# edited by hand' >> /etc/ceph/ceph.conf"),
+    (
+        "wind",
+        "sed -i 's|key = .*|key = AQBdriftAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA==|' "
+        "/etc/ceph/ceph.client.admin.keyring",
+    ),
+    ("chequita", "systemctl stop kubelet.service"),
+)
+DRIFTED_FILES = {
+    ("chequita", "/etc/ceph/ceph.conf"),
+    ("wind", "/etc/ceph/ceph.client.admin.keyring"),
+}
+
+
+def drift(workdir: Path, env: dict[str, str]) -> None:
+    """Make DRIFT's changes, then: the next run changes exactly the two files back (and
+    the kubelet runs again), the one after changes nothing."""
+    for node, command in DRIFT:
+        # One word: ssh hands it to the node's shell as it is.
+        _, done = labctl(workdir, env, "sim", "ssh", node, "--", command)
+        must(done, f"{node}: {command}")
+    _, done = labctl(workdir, env, "sim", "ssh", "chequita", "systemctl", "is-active", "kubelet")
+    if done.returncode == 0:
+        raise SystemExit("chequita's kubelet still runs after `systemctl stop`")
+    wall, done = labctl(workdir, env, "bootstrap", "-o", "json")
+    must(done, "bootstrap after the drift")
+    changed = {
+        (s["target"], s["description"])
+        for layer in json.loads(done.stdout)["layers"]
+        for p in layer["plans"]
+        for s in p["steps"]
+        if s["outcome"] == "changed"
+    }
+    for node, path in DRIFTED_FILES:
+        if not any(target == node and path in what for target, what in changed):
+            raise SystemExit(f"the run after the drift did not put back {node}:{path}: {changed}")
+    _, done = labctl(workdir, env, "sim", "ssh", "chequita", "systemctl", "is-active", "kubelet")
+    if done.returncode != 0:
+        raise SystemExit("the run after the drift left chequita's kubelet stopped")
+    again, done = labctl(workdir, env, "bootstrap", "-o", "json")
+    must(done, "bootstrap after the repair")
+    still = [
+        s["description"]
+        for layer in json.loads(done.stdout)["layers"]
+        for p in layer["plans"]
+        for s in p["steps"]
+        if s["outcome"] not in ("unchanged", "skipped")
+    ]
+    if still:
+        raise SystemExit("the run after the repair changed something: " + "; ".join(still))
+    print(
+        f"\ndrift (a file, a key, a unit) put back in {wall:.2f} s "
+        f"({len(changed)} step(s) changed); the next run {again:.2f} s, nothing to do"
+    )
+
+
 def per_layer(report: dict[str, Any]) -> list[tuple[str, float, list[tuple[str, float, int]]]]:
     rows = []
     for layer in report["layers"]:
@@ -96,6 +160,12 @@ def main() -> None:
     parser.add_argument("--profile", type=Path, help="cProfile the last converged re-run")
     parser.add_argument("--save", type=Path, help="write each run's JSON report here")
     parser.add_argument(
+        "--drift",
+        action="store_true",
+        help="last, change a file, a key and a unit behind labctl's back; the next run "
+        "must put each back (reference lab)",
+    )
+    parser.add_argument(
         "--compare",
         type=Path,
         help="another labctl source tree (e.g. main's, from git archive): each converged "
@@ -104,6 +174,17 @@ def main() -> None:
     args = parser.parse_args()
     if os.geteuid() != 0:
         raise SystemExit("run as root: the simulated lab makes namespaces")
+    # labctl as pip installs it: its modules byte-compiled. Without this, a shell with
+    # PYTHONDONTWRITEBYTECODE=1 (this project's machines have it) compiles every labctl
+    # module from source in every run, about 0.2 s of each converged re-run.
+    for tree in (ROOT, *([args.compare] if args.compare else [])):
+        compiled = subprocess.run(
+            [sys.executable, "-m", "compileall", "-q", str(tree.resolve() / "labctl")],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        must(compiled, f"byte-compiling {tree}")
     with tempfile.TemporaryDirectory(prefix="bench-bootstrap-") as tmp:
         workdir = Path(tmp)
         (workdir / "inventory.yaml").write_text(args.inventory.read_text())
@@ -163,6 +244,8 @@ def main() -> None:
                     f"median {statistics.median(walls):.2f} s"
                 )
                 show("last converged re-run", walls[-1] if not args.profile else wall, last, True)
+            if args.drift:
+                drift(workdir, env)
         finally:
             down, done = labctl(workdir, {}, "sim", "down")
             print(f"\nsim down: {down:.2f} s" + ("" if done.returncode == 0 else " (FAILED)"))

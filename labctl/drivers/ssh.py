@@ -9,6 +9,11 @@ directory, fsync, chmod/chown, then rename over the target, so a run killed
 half-way never leaves a truncated file on a node. When the login user is not
 root, commands run under ``sudo -n`` (no password prompt: a node that wants one
 is a configuration error, reported as such).
+
+Within ``shared_sessions()`` (bootstrap opens it for the whole run) every SSH user
+in the process gets one connection per node from one pool (``session``,
+``targets.py``'s connectors): the run's survey, the Ceph and BGP reads, the
+binaries' checks. Outside it each user opens and closes its own, as before.
 """
 
 from __future__ import annotations
@@ -17,9 +22,11 @@ import errno
 import hashlib
 import select
 import shlex
+import threading
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import TracebackType
 
@@ -120,9 +127,8 @@ def sha256(content: bytes) -> str:
 
 # File writes and stats on the host: labctl/data/scripts/ssh-*.sh (headers say what each does).
 _PUT_SCRIPT = shell.body("ssh-put")
-_STAT_MANY_SCRIPT = shell.body("ssh-stat-many")
-_CHECKS_SCRIPT = shell.body("ssh-checks")
 _STAT_SCRIPT = shell.body("ssh-stat")
+_SURVEY_SCRIPT = shell.body("ssh-survey")
 
 
 @dataclass(frozen=True)
@@ -132,12 +138,25 @@ class RemoteFile:
     owner: str  # user:group
 
 
+@dataclass(frozen=True)
+class WantedFile:
+    """What a survey compares a node's file with: its content's hash, mode and owner
+    (``user`` or ``user:group`` as chown takes it; None: any)."""
+
+    path: str
+    sha256: str
+    mode: int
+    owner: str | None = None
+
+
 class SshSession:
     """One authenticated connection to one node; use as a context manager."""
 
     def __init__(self, target: SshTarget) -> None:
         self.target = target
         self._client: paramiko.SSHClient | None = None
+        # Threads sharing this session (a pooled one: several layers at once) connect it once.
+        self._connecting = threading.Lock()
 
     # -- connection ------------------------------------------------------------
 
@@ -154,6 +173,10 @@ class SshSession:
         self.close()
 
     def connect(self) -> None:
+        with self._connecting:
+            self._connect()
+
+    def _connect(self) -> None:
         if self._client is not None:
             return
         t = self.target
@@ -225,21 +248,35 @@ class SshSession:
     ) -> RunResult:
         """Run ``argv`` (quoted, never interpreted by a shell on our side).
 
+        An empty ``argv`` opens the login's shell with no terminal and feeds it ``stdin``
+        (a switch's CLI reading configuration lines, as ``ssh switch < file`` does).
+
         ``label`` names the command in errors instead of its argv (for scripts).
         """
         self.connect()
-        assert self._client is not None
         limit = self.target.command_timeout if timeout is None else timeout
-        transport = self._client.get_transport()
+        client = self._client
+        transport = client.get_transport() if client is not None else None
         if transport is None or not transport.is_active():
             self.close()
             self.connect()
-            assert self._client is not None
-            transport = self._client.get_transport()
-            assert transport is not None
+            client = self._client
+            transport = client.get_transport() if client is not None else None
+            if transport is None:
+                raise network_error(
+                    ConnectionResetError(errno.ECONNRESET, "the connection closed"),
+                    self.target.peer,
+                    label or f"`{shlex.join(argv)}`",
+                    f"{limit:g} s",
+                )
         what = label or f"`{shlex.join(argv)}`"
         try:
             return self._exchange(transport, argv, stdin, limit, what, check, label)
+        except DriverTimeout:
+            # The connection may be what hangs (a node that lost power sends no reset):
+            # the next command, maybe another thread's on a shared session, starts anew.
+            self.close()
+            raise
         except OSError as exc:  # the connection broke under the command
             self.close()
             raise network_error(exc, self.target.peer, what, f"{limit:g} s") from None
@@ -262,7 +299,10 @@ class SshSession:
     ) -> RunResult:
         channel = transport.open_session(timeout=self.target.connect_timeout)
         try:
-            channel.exec_command(self._wrap(argv))
+            if argv:
+                channel.exec_command(self._wrap(argv))
+            else:  # the login's own shell (a switch's CLI), fed stdin as `ssh host < file`
+                channel.invoke_shell()
             # In slices: paramiko's sendall re-slices what is left after every packet,
             # which copies it each time (quadratic: 81 MiB took 65 s on loopback, now 0.6 s).
             for start in range(0, len(stdin or b""), _SEND_CHUNK):
@@ -302,39 +342,42 @@ class SshSession:
         digest, mode, owner = line.split()
         return RemoteFile(digest, int(mode, 8), owner)
 
-    def stat_files(self, paths: Sequence[str]) -> dict[str, RemoteFile | None]:
-        """Every path's hash, mode and owner in one round trip."""
-        if not paths:
-            return {}
-        result = self.run(["sh", "-c", _STAT_MANY_SCRIPT, "stat", *paths], label="stat files")
+    def survey(
+        self,
+        files: Sequence[WantedFile],
+        commands: Sequence[Sequence[str]],
+        timeout: float | None = None,
+    ) -> tuple[dict[str, RemoteFile | None], list[bool] | None]:
+        """Every file's hash, mode and owner, and whether each command exits 0 now, in
+        one round trip. The commands are run only when every file is as wanted (None
+        otherwise): one that has an effect (a wait that starts a unit) never runs on
+        files about to change."""
+        args = [str(len(files))]
+        for f in files:
+            args += [f.path, f.sha256, f"{f.mode:o}", f.owner or "-"]
+        args += [shlex.join(argv) for argv in commands]
+        result = self.run(
+            ["sh", "-c", _SURVEY_SCRIPT, "survey", *args], timeout=timeout, label="survey"
+        )
         lines = result.text().splitlines()
-        if len(lines) != len(paths):
+        if len(lines) != len(files) + len(commands):
             raise DriverError(
-                f"{self.target.name}: stat of {len(paths)} files gave {len(lines)} lines"
+                f"{self.target.name}: a survey of {len(files)} files and {len(commands)} "
+                f"checks gave {len(lines)} lines"
             )
-        out: dict[str, RemoteFile | None] = {}
-        for path, line in zip(paths, lines, strict=True):
+        stats: dict[str, RemoteFile | None] = {}
+        for f, line in zip(files, lines, strict=False):
             if line.strip() == "absent":
-                out[path] = None
+                stats[f.path] = None
             else:
                 digest, mode, owner = line.split()
-                out[path] = RemoteFile(digest, int(mode, 8), owner)
-        return out
-
-    def check_many(self, commands: Sequence[Sequence[str]], timeout: float) -> list[bool]:
-        """Whether each command exits 0 now, in one round trip (their output unread)."""
-        if not commands:
-            return []
-        lines = [shlex.join(argv) for argv in commands]
-        result = self.run(
-            ["sh", "-c", _CHECKS_SCRIPT, "checks", *lines], timeout=timeout, label="checks"
-        )
-        said = result.text().split()
-        if len(said) != len(commands) or set(said) - {"0", "1"}:
-            raise DriverError(
-                f"{self.target.name}: {len(commands)} checks gave {len(said)} answers"
-            )
-        return [word == "0" for word in said]
+                stats[f.path] = RemoteFile(digest, int(mode, 8), owner)
+        said = [line.strip() for line in lines[len(files) :]]
+        if not commands or "-" in said:
+            return stats, None
+        if set(said) - {"0", "1"}:
+            raise DriverError(f"{self.target.name}: a survey's checks gave {said!r}")
+        return stats, [word == "0" for word in said]
 
     def put_file(
         self, path: str, content: bytes, *, mode: int = 0o644, owner: str | None = None
@@ -349,3 +392,72 @@ class SshSession:
 
     def read_file(self, path: str) -> bytes:
         return self.run(["cat", "--", path]).stdout
+
+
+class SessionPool:
+    """One connected SshSession per node for everyone in the process, closed together.
+
+    Keyed by the target without its connect timeout (a survey's shorter one reaches
+    the same login); a session's own reconnect, after its connection broke or a
+    command timed out, happens inside it, so every holder sees the new one.
+    """
+
+    def __init__(self) -> None:
+        self._sessions: dict[SshTarget, SshSession] = {}
+        self._lock = threading.Lock()
+
+    def session(self, target: SshTarget) -> SshSession:
+        key = replace(target, connect_timeout=0.0)
+        with self._lock:
+            session = self._sessions.get(key)
+            if session is None:
+                session = SshSession(target)
+                self._sessions[key] = session
+        session.connect()
+        return session
+
+    def close(self) -> None:
+        with self._lock:
+            sessions = list(self._sessions.values())
+            self._sessions.clear()
+        for session in sessions:
+            session.close()
+
+
+_pool: SessionPool | None = None
+_pool_lock = threading.Lock()
+
+
+def current_pool() -> SessionPool | None:
+    """The pool of ``shared_sessions()`` when one is open, else None."""
+    return _pool
+
+
+@contextmanager
+def shared_sessions() -> Iterator[SessionPool]:
+    """One SSH connection per node for the whole block, whoever in the process asks
+    (threads included); all closed at its end. Nested, the outer block's pool serves."""
+    global _pool
+    with _pool_lock:
+        outer = _pool
+        pool = outer or SessionPool()
+        _pool = pool
+    try:
+        yield pool
+    finally:
+        if outer is None:
+            with _pool_lock:
+                _pool = None
+            pool.close()
+
+
+@contextmanager
+def session(target: SshTarget) -> Iterator[SshSession]:
+    """A connected session to ``target``: the shared pool's when one is open (left
+    open for the next user), else one of its own, closed at the end of the block."""
+    pool = _pool
+    if pool is not None:
+        yield pool.session(target)
+        return
+    with SshSession(target) as own:
+        yield own

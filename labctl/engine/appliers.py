@@ -81,7 +81,8 @@ class Applier(Protocol):
         ...
 
     def survey(self, actions: Sequence[Action]) -> Mapping[str, str | None]:
-        """``observe`` for many actions of one target and kind at once, by action key.
+        """``observe`` for many actions of one target at once (of the kinds it carries
+        out: a node's files, waits and checks together), by action key.
 
         Best effort: actions it could not read are left out (each is then
         observed or applied on its own), and an applier with no cheaper way
@@ -215,43 +216,45 @@ class SshApplier:
         return None  # a wait or a check changes nothing
 
     def survey(self, actions: Sequence[Action]) -> Mapping[str, str | None]:
-        # One wait or check on its own costs its step the same one round trip.
-        conditions = [a for a in actions if isinstance(a, WaitFor | Check) and a.argv]
-        if len(conditions) >= 2:
-            return self._survey_conditions(conditions)
-        # One round trip reads every file a target's plan writes; one file is read
-        # on its own just as cheaply.
+        """A target's files and conditions (waits and checks) in one round trip: each
+        file's state, and the conditions that pass now (None), tried only where every
+        file is as wanted (``ssh-survey.sh``). One action on its own costs its step the
+        same round trip, so it is left to it. The executor passes conditions only while
+        nothing in the plan has changed and every command before them is one the journal
+        says ran (``engine/executor.py``)."""
         files = [a for a in actions if isinstance(a, PutFile)]
-        if len(files) < 2:
+        conditions = [a for a in actions if isinstance(a, WaitFor | Check) and a.argv]
+        if len(files) + len(conditions) < 2:
             return {}
-        try:
-            current = self.connector.ssh(files[0].host).stat_files([f.path for f in files])
-        except LabctlError:
-            return {}  # each step will look for itself, and report its own error
-        found: dict[str, str | None] = {}
-        for f in files:
-            if f.path not in current:
-                continue
-            try:
-                content = self._content(f)
-            except LabctlError:
-                continue  # a secret it cannot fill in: its own step reports that
-            found[f.key] = file_differs(f, current[f.path], _sha256(content))
-        return found
+        from labctl.drivers.ssh import WantedFile
 
-    def _survey_conditions(self, actions: Sequence[WaitFor | Check]) -> dict[str, str | None]:
-        """A target's waits (or checks) run once each, in one round trip: those that pass
-        are already true (None); one that does not is left to its step (to wait, or to
-        fail with its own words). The executor trusts this only while nothing in the
-        plan has changed (``engine/executor.py``)."""
-        limit = min(a.deadline if isinstance(a, WaitFor) else a.timeout for a in actions)
+        wanted: list[WantedFile] = []
+        shas: dict[str, str] = {}
+        for f in files:
+            try:
+                shas[f.key] = _sha256(self._content(f))
+            except LabctlError:
+                shas[f.key] = "-"  # a secret it cannot fill in: its own step reports that
+            wanted.append(WantedFile(f.path, shas[f.key], f.mode, f.owner))
+        limit = min(
+            (a.deadline if isinstance(a, WaitFor) else a.timeout for a in conditions),
+            default=None,
+        )
+        host = (files or conditions)[0].host
         try:
-            passed = self.connector.ssh(actions[0].host).check_many(
-                [a.argv for a in actions], timeout=max(limit, 1.0)
+            current, passed = self.connector.ssh(host).survey(
+                wanted, [a.argv for a in conditions], None if limit is None else max(limit, 1.0)
             )
         except LabctlError:
-            return {}  # each step will wait or check for itself
-        return {a.key: None for a, ok in zip(actions, passed, strict=True) if ok}
+            return {}  # each step will look, wait or check for itself
+        found: dict[str, str | None] = {}
+        for f in files:
+            if f.path in current and shas[f.key] != "-":
+                found[f.key] = file_differs(f, current[f.path], shas[f.key])
+        for a, ok in zip(conditions, passed or (), strict=False):
+            if ok:
+                found[a.key] = None
+        return found
 
     def close(self) -> None:
         self.connector.close()

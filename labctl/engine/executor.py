@@ -23,7 +23,7 @@ from enum import StrEnum
 from typing import Any
 
 from labctl.drivers.ssh import RemoteCommandError
-from labctl.engine.actions import Action, Check, WaitFor
+from labctl.engine.actions import Action, Check, PutFile, WaitFor
 from labctl.engine.appliers import Appliers
 from labctl.engine.graph import DEFAULT_WORKERS
 from labctl.engine.journal import Journal
@@ -108,8 +108,9 @@ class Options:
     dry_run: bool = False
 
 
-# The kinds that are conditions (they change nothing): a survey may find them already
-# true, in one round trip per target, while nothing in the plan has changed.
+# The kinds that are conditions (they change nothing of labctl's): a survey may find them
+# already true, with the target's files in one round trip, while nothing in the plan has
+# changed.
 CONDITIONS = (WaitFor.kind, Check.kind)
 
 
@@ -162,14 +163,16 @@ class Executor:
                 self.progress(result)
 
         def run_target(steps: list[Step]) -> None:
-            # At the first step of each kind (after any wait for the node to boot), its
-            # applier may read every such step's target state at once (all the files
-            # of a node in one round trip); that reading is trusted only until this
-            # target's first change.
+            # At the first step for an applier (after any wait for the node to boot), it
+            # may read the target state of every later step it carries out here at once:
+            # a node's files, and its waits and checks, in one round trip. That reading is
+            # trusted only until this target's first change; then a kind none of whose
+            # steps was reached yet is read again at its first step.
             known: dict[str, str | None] = {}
-            surveyed: set[str] = set()
+            surveyed: set[str] = set()  # kinds read since the target's last change
+            reached: set[str] = set()  # kinds with a step carried out
             stopped = False
-            for step in steps:
+            for index, step in enumerate(steps):
                 for dependency in step.after:
                     done[dependency].wait()
                 blocked = stopped or any(d in failed for d in step.after)
@@ -189,11 +192,9 @@ class Executor:
                     )
                 kind = step.action.kind
                 if kind not in surveyed and not _waits_for_ssh(step.action):
-                    surveyed.add(kind)
-                    # (conditions once something changed: their answers would not be used)
-                    if kind not in CONDITIONS or not changed_anywhere.is_set():
-                        actions = [s.action for s in steps if s.action.kind == kind]
-                        known.update(self._survey(actions))
+                    read, kinds = self._survey(plan.layer, steps, index, surveyed, changed_anywhere)
+                    known.update(read)
+                    surveyed |= kinds
                 # A wait or a check read by the survey is answered by it only while
                 # nothing in the plan changed: its condition may hang on another target.
                 trusted = known
@@ -201,8 +202,10 @@ class Executor:
                     trusted = {k: v for k, v in known.items() if not k.startswith(kind + ":")}
                 result = self._apply_step(plan.layer, step, trusted)
                 emit(result)
+                reached.add(kind)
                 if result.outcome is Outcome.CHANGED:
                     known.clear()
+                    surveyed &= reached
                     changed_anywhere.set()
                 stopped = result.outcome is Outcome.FAILED
 
@@ -216,11 +219,61 @@ class Executor:
         results.sort(key=lambda r: order[r.step_id])
         return RunReport(plan.layer, results, time.monotonic() - start)
 
-    def _survey(self, actions: list[Action]) -> Mapping[str, str | None]:
-        applier = self.appliers.for_kind(actions[0].kind)
+    def _survey(
+        self,
+        layer: str,
+        steps: list[Step],
+        index: int,
+        surveyed: set[str],
+        changed: threading.Event,
+    ) -> tuple[Mapping[str, str | None], set[str]]:
+        """What the applier of ``steps[index]`` reads at once (``Applier.survey``) of the
+        target's steps from there on that it carries out, of kinds not read yet; and the
+        kinds it was handed.
+
+        Its waits and checks are handed too only while nothing in the plan has changed
+        and every command on the target is one the journal says already ran with the
+        same fingerprint: a survey runs them before the steps before them, so they must
+        find what they would find in their turn."""
+        applier = self.appliers.for_kind(steps[index].action.kind)
         if applier is None:
-            return {}
-        return applier.survey(actions)
+            return {}, set()
+        mine = [
+            s.action
+            for s in steps[index:]
+            if s.action.kind not in surveyed
+            and self.appliers.for_kind(s.action.kind) is applier
+            and not _waits_for_ssh(s.action)
+        ]
+        if changed.is_set() or not self._journaled(layer, steps[index:]):
+            # As one kind at a time read them: a kind of condition at its own turn, and
+            # only while nothing in the plan has changed.
+            current = steps[index].action.kind
+            mine = [
+                a
+                for a in mine
+                if a.kind not in CONDITIONS or (a.kind == current and not changed.is_set())
+            ]
+        kinds = {a.kind for a in mine} | {steps[index].action.kind}
+        return (applier.survey(mine) if mine else {}), kinds
+
+    def _journaled(self, layer: str, steps: list[Step]) -> bool:
+        """Whether each of ``steps`` other than files, waits and checks (and the wait for
+        the node to answer) is a command the journal says ran with the same fingerprint:
+        one the run will skip."""
+        for step in steps:
+            action = step.action
+            if action.kind in (*CONDITIONS, PutFile.kind):
+                continue
+            if not action.remembered:
+                return False
+            try:
+                fingerprint = self._fingerprint(action)
+            except LabctlError:
+                return False
+            if not self.journal.done(action.key, fingerprint, layer):
+                return False
+        return True
 
     def _fingerprint(self, action: Action) -> str:
         """``action.fingerprint``, sealed with the secrets it depends on, if any."""

@@ -48,6 +48,10 @@ class Platform(Protocol):
         """How etcd members run: ``container`` or ``host``."""
         ...
 
+    def monitoring_runtime(self, inventory: Inventory) -> str:
+        """How the monitoring programs run: ``container`` or ``host``."""
+        ...
+
     def kube_runtime(self, inventory: Inventory) -> str:
         """How the control plane runs: ``static-pods``, ``host`` (units), or ``pods``
         (static pods from images labctl builds and imports; the simulated lab's)."""
@@ -68,9 +72,26 @@ class Platform(Protocol):
         (empty: the nodes pull them from their registry)."""
         ...
 
+    def etcd_images(self, ctx: LayerContext, server: Server) -> Sequence[Action]:
+        """What puts the etcd image the inventory names on ``server`` before its member
+        restarts (empty: the node pulls it from its registry when the unit starts)."""
+        ...
+
     def node_bgp(self, ctx: LayerContext, server: Server) -> Sequence[Action]:
         """What configures BGP on ``server`` in the calico layer (empty: calico-node,
         from Calico's manifest in the calico-resources layer, does it)."""
+        ...
+
+    def node_bgp_agent(self, ctx: LayerContext, server: Server) -> Sequence[Action]:
+        """What runs calico-node's programs on ``server`` once Calico's objects are on
+        the API, in the calico-resources layer (empty: calico-node's pods, from Calico's
+        manifest; the simulated lab: its confd and CNI plugin as the node's own)."""
+        ...
+
+    def confd_takes_over(self) -> bool:
+        """Whether the BIRD configuration ``node_bgp`` writes gives way to calico-node's
+        confd once ``node_bgp_agent`` runs it (then the blocks the nodes announce are the
+        ones Calico's IPAM gave them, wherever the API has some)."""
         ...
 
     def node_bgp_query(self) -> tuple[str, ...] | None:
@@ -80,7 +101,8 @@ class Platform(Protocol):
 
     def calico_kinds(self, inventory: Inventory) -> list[dict[str, Any]]:
         """The definitions of Calico's kinds applied when the inventory names no manifest
-        (empty: a real lab without one is refused, LAB120)."""
+        (empty: a real lab without one is refused, LAB120), and any other object the
+        platform's own calico-node programs need on the API (their identity)."""
         ...
 
     def bgp_stand_in(self) -> str | None:

@@ -22,6 +22,8 @@ from labctl.render.kubernetes import common
 from labctl.render.kubernetes.addons import Doc, all_addons
 
 if TYPE_CHECKING:
+    from contextlib import AbstractContextManager
+
     from labctl.drivers.ssh import SshSession
     from labctl.engine.layer import LayerContext
 
@@ -56,11 +58,11 @@ class BinariesWork:
         )
         return folder, names, common.version(inventory)
 
-    def _ssh(self, ctx: LayerContext, server: str) -> SshSession:
-        from labctl.drivers.ssh import SshSession
+    def _ssh(self, ctx: LayerContext, server: str) -> AbstractContextManager[SshSession]:
+        from labctl.drivers.ssh import session
         from labctl.targets import ssh_target
 
-        return SshSession(ssh_target(ctx.inventory, ctx.base_dir, server))
+        return session(ssh_target(ctx.inventory, ctx.base_dir, server))
 
     def _stale(self, ctx: LayerContext, server: str) -> list[delivery.Stale]:
         folder, names, want = self._wanted(ctx, server)

@@ -321,14 +321,12 @@ def test_control_plane_and_kubelets_on_the_simulated_lab(lab: Lab) -> None:
     dry = bootstrap(lab, "--only", "kubernetes", "--dry-run")
     assert outcomes(dry) <= {"unchanged", "skipped"}, json.dumps(dry)[-3000:]
 
-    # A converged re-run changes nothing (three of them, timed).
-    times = []
-    for _ in range(3):
-        start = time.monotonic()
-        again = bootstrap(lab, "--only", "kubernetes")
-        times.append(time.monotonic() - start)
-        assert outcomes(again) <= {"unchanged", "skipped"}, outcomes(again)
-    print(f"converged `bootstrap --only kubernetes` on the sim: {sorted(times)} s")
+    # A converged re-run changes nothing. (Once: three were run here to time them, which
+    # is benchmarks/bench_kubernetes.py's job, a median of as many as asked.)
+    start = time.monotonic()
+    again = bootstrap(lab, "--only", "kubernetes")
+    assert outcomes(again) <= {"unchanged", "skipped"}, outcomes(again)
+    print(f"converged `bootstrap --only kubernetes` on the sim: {time.monotonic() - start:.1f} s")
 
     # Rotation: every leaf and the service-account key re-minted; bootstrap from pki
     # pushes them and restarts what holds the old ones; the API answers with the new

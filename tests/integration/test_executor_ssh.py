@@ -9,7 +9,7 @@ import sys
 import textwrap
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -155,12 +155,13 @@ def test_file_snapshot_is_not_trusted_after_a_change(sshd: SshdPeer, tmp_path: P
     assert (remote / "b").read_text() == "wanted\n"
 
 
-def test_a_converged_plans_waits_and_checks_cost_one_round_trip_per_kind(
+def test_a_converged_plans_files_waits_and_checks_cost_one_round_trip(
     sshd: SshdPeer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Issue 28: a re-run with nothing to do reads a node's waits (and its checks) in one
-    round trip each, not one per step; one that does not pass yet is waited for by its own
-    step, and after a change in the plan every wait is polled by its own step again."""
+    """Issue 28: a re-run with nothing to do reads a node's files, waits and checks in one
+    round trip, not one per step (nor one per kind, as before); one that does not pass
+    yet is waited for by its own step, and after a change in the plan every wait is
+    polled by its own step again."""
     from labctl.drivers.ssh import SshSession
     from labctl.engine.actions import Check, WaitFor
 
@@ -170,9 +171,14 @@ def test_a_converged_plans_waits_and_checks_cost_one_round_trip_per_kind(
     trips: list[str] = []
     real_run = SshSession.run
 
+    after_trip: list[Callable[[], None]] = []  # run once, after the next trip
+
     def counted(self: SshSession, argv: object, **kwargs: object) -> object:
         trips.append(str(argv))
-        return real_run(self, argv, **kwargs)  # type: ignore[arg-type]
+        result = real_run(self, argv, **kwargs)  # type: ignore[arg-type]
+        while after_trip:
+            after_trip.pop()()
+        return result
 
     monkeypatch.setattr(SshSession, "run", counted)
 
@@ -180,6 +186,8 @@ def test_a_converged_plans_waits_and_checks_cost_one_round_trip_per_kind(
         return Plan.of(
             "demo",
             [
+                PutFile("n1", str(remote / "a.conf"), b"a=1\n"),
+                PutFile("n1", str(remote / "b.conf"), b"b=1\n", 0o600),
                 Run("n1", ("touch", str(flag)), triggers=(trigger,)),
                 WaitFor("n1", ("test", "-d", str(remote)), deadline=5),
                 WaitFor("n1", ("test", "-e", str(flag)), deadline=5),
@@ -193,20 +201,70 @@ def test_a_converged_plans_waits_and_checks_cost_one_round_trip_per_kind(
     conn = connector(sshd)
     try:
         first = Executor(Appliers([SshApplier(conn)]), Journal(state)).apply(plan("v1"))
-        assert first.ok and first.count(Outcome.CHANGED) == 1
-        assert len(trips) == 6  # the run changed the node: each wait and check on its own
+        assert first.ok and first.count(Outcome.CHANGED) == 3
+        # the files read at once, then written; the run changed the node: each wait and
+        # check on its own
+        assert len(trips) == 9, trips
         trips.clear()
         again = Executor(Appliers([SshApplier(conn)]), Journal(state)).apply(plan("v1"))
         assert again.nothing_to_do, again.as_dict()
-        assert len(trips) == 2, trips  # three waits in one trip, two checks in another
+        assert len(trips) == 1, trips  # two files, three waits, two checks: one trip
         # A wait that does not pass at the survey is its own step's to wait for.
         flag.unlink()
         trips.clear()
         late = threading.Timer(0.3, flag.touch)
-        late.start()
+        after_trip.append(late.start)  # the flag comes once the survey has found it missing
         waited = Executor(Appliers([SshApplier(conn)]), Journal(state)).apply(plan("v1"))
         late.join()
         assert waited.ok and waited.nothing_to_do
-        assert len(trips) >= 3  # the survey, the check survey, the wait polled at least once
+        assert len(trips) >= 2  # the survey, the wait polled at least once
+    finally:
+        conn.close()
+
+
+def test_a_file_changed_on_the_node_is_found_and_its_wait_runs_after_it_is_put_back(
+    sshd: SshdPeer, tmp_path: Path
+) -> None:
+    """The one-trip survey skips nothing a converged run must find: a file edited on the
+    node is rewritten, and the plan's wait (which here records the file as it finds it,
+    as a wait that starts a unit would start it on that file) runs only once the file is
+    right again, never on the edited one."""
+    from labctl.engine.actions import Check, WaitFor
+
+    remote = tmp_path / "node"
+    remote.mkdir()
+    conf, seen = remote / "unit.conf", remote / "seen"
+    plan = Plan.of(
+        "demo",
+        [
+            Check("n1", ("test", "-d", str(remote)), what="the node's directory"),
+            PutFile("n1", str(conf), b"wanted\n"),
+            PutFile("n1", str(remote / "other.conf"), b"other\n"),
+            Run("n1", ("true",), triggers=("v1",)),
+            WaitFor("n1", ("sh", "-c", f"cat {conf} >> {seen}"), deadline=5),
+        ],
+    )
+    state = tmp_path / "state"
+    conn = connector(sshd)
+    try:
+        assert Executor(Appliers([SshApplier(conn)]), Journal(state)).apply(plan).ok
+        assert Executor(Appliers([SshApplier(conn)]), Journal(state)).apply(plan).nothing_to_do
+        assert seen.read_text() == "wanted\n" * 2
+        conf.write_text("edited by hand\n")
+        fixed = Executor(Appliers([SshApplier(conn)]), Journal(state)).apply(plan)
+        assert fixed.ok
+        assert [r.outcome for r in fixed.results] == [
+            Outcome.UNCHANGED,
+            Outcome.CHANGED,
+            Outcome.UNCHANGED,
+            Outcome.SKIPPED,
+            Outcome.UNCHANGED,
+        ]
+        assert conf.read_text() == "wanted\n"
+        assert seen.read_text() == "wanted\n" * 3  # never "edited by hand"
+        conf.chmod(0o600)  # the mode alone differs
+        again = Executor(Appliers([SshApplier(conn)]), Journal(state)).apply(plan)
+        assert again.count(Outcome.CHANGED) == 1 and conf.stat().st_mode & 0o777 == 0o644
+        assert seen.read_text() == "wanted\n" * 4
     finally:
         conn.close()

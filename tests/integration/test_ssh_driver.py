@@ -14,7 +14,7 @@ import pytest
 
 from labctl.drivers.ssh import RemoteCommandError, SshSession, SshTarget
 from labctl.errors import AuthenticationError, DriverError, DriverTimeout, HostKeyError
-from tests.peers.sshd import SshdPeer, free_port, running_sshd
+from tests.peers.sshd import SshdPeer, free_port, running_sshd, ssh_target
 
 pytestmark = pytest.mark.integration
 
@@ -26,16 +26,7 @@ def sshd(tmp_path: Path) -> Iterator[SshdPeer]:
 
 
 def target(peer: SshdPeer, **changes: object) -> SshTarget:
-    base = SshTarget(
-        name="node1",
-        host=peer.host,
-        port=peer.port,
-        known_hosts=peer.known_hosts,
-        identity_file=peer.client_key,
-        user="root",
-        connect_timeout=5,
-    )
-    return SshTarget(**{**base.__dict__, **changes})  # type: ignore[arg-type]
+    return ssh_target(peer, "node1", **{"user": "root", "connect_timeout": 5, **changes})
 
 
 def test_run_captures_output_and_exit_code(sshd: SshdPeer) -> None:
@@ -154,10 +145,92 @@ def test_non_root_user_goes_through_sudo(sshd: SshdPeer) -> None:
     assert ssh._wrap(["cat", "/etc/x y"]) == "sudo -n -- cat '/etc/x y'"
 
 
-def test_check_many_says_which_commands_pass_in_one_round_trip(sshd: SshdPeer) -> None:
+def test_a_survey_reads_files_and_tries_conditions_only_where_the_files_hold(
+    sshd: SshdPeer, tmp_path: Path
+) -> None:
+    """One round trip: every file's hash, mode and owner, then which commands pass now;
+    the commands are not run at all when a file is not as wanted (a wait that starts a
+    unit must not start it on a file about to change)."""
+    import hashlib
+
+    from labctl.drivers.ssh import WantedFile
+
+    node = tmp_path / "node"
+    node.mkdir()
+    conf = node / "a b.conf"  # a space in a path is the path's
+    conf.write_text("a=1\n")
+    conf.chmod(0o640)
+    other = node / "other"
+    other.write_text("a=1\n")
+    other.chmod(0o640)
+    ran = node / "ran"
+    sha = hashlib.sha256(b"a=1\n").hexdigest()
+    commands = [
+        ["true"],
+        ["false"],
+        ["test", "a b; true", "=", "a b; true"],  # one argument, not shell, to the node
+        ["sh", "-c", f"echo ran >> {ran}"],
+    ]
     with SshSession(target(sshd)) as ssh:
-        commands = [["true"], ["false"], ["sh", "-c", "exit 0"], ["test", "-e", "/nonexistent"]]
-        assert ssh.check_many(commands, timeout=10) == [True, False, True, False]
-        # a word that would be shell to the node is one argument of the command
-        assert ssh.check_many([["test", "a b; true", "=", "a b; true"]], timeout=10) == [True]
-        assert ssh.check_many([], timeout=10) == []
+        files, passed = ssh.survey(
+            [
+                WantedFile(str(conf), sha, 0o640, "root"),
+                WantedFile(str(other), sha, 0o640, "root:root"),
+                WantedFile(str(conf), sha, 0o640),
+            ],
+            commands,
+            timeout=10,
+        )
+        assert files[str(conf)] is not None and files[str(conf)].mode == 0o640  # type: ignore[union-attr]
+        assert passed == [True, False, True, True] and ran.read_text() == "ran\n"
+        for unlike in (
+            WantedFile(str(conf), "0" * 64, 0o640),
+            WantedFile(str(conf), sha, 0o644),
+            WantedFile(str(conf), sha, 0o640, "nobody"),
+            WantedFile(str(node / "missing"), sha, 0o640),
+        ):
+            files, passed = ssh.survey([unlike], commands, timeout=10)
+            assert passed is None, unlike
+        assert ran.read_text() == "ran\n"  # not run again while a file differed
+        assert ssh.survey([], [], timeout=10) == ({}, None)
+        assert ssh.survey([], [["true"]], timeout=10) == ({}, [True])
+
+
+def connection(ssh: SshSession) -> str:
+    """The node's view of the TCP connection a command came in on (client port included)."""
+    return ssh.run(["sh", "-c", 'echo "$SSH_CONNECTION"']).text().strip()
+
+
+def test_shared_sessions_give_every_user_one_connection_per_node(sshd: SshdPeer) -> None:
+    """Within ``shared_sessions()`` a connector's, a local work's (``session``) and a
+    survey's (a shorter connect timeout) sessions to a node are one connection, which a
+    connector's close leaves open for the others and the block's end closes."""
+    from labctl.drivers.ssh import session, shared_sessions
+    from labctl.targets import SshConnector
+
+    node = target(sshd)
+    with shared_sessions():
+        first = SshConnector(lambda _: node)
+        seen = connection(first.ssh("node1"))
+        first.close()  # a CephSession's close: the run's connection stays
+        with session(node) as ssh:
+            assert connection(ssh) == seen
+            kept = ssh
+        with shared_sessions(), session(target(sshd, connect_timeout=1.5)) as nested:
+            assert nested is kept and connection(nested) == seen
+        assert connection(SshConnector(lambda _: node).ssh("node1")) == seen
+    assert kept._client is None  # closed with the block
+    # Outside a block every user has a connection of its own, as before.
+    with session(node) as one, session(node) as two:
+        assert one is not two and connection(one) != connection(two)
+    assert one._client is None
+
+
+def test_a_timed_out_command_leaves_the_next_one_a_new_connection(sshd: SshdPeer) -> None:
+    """A shared connection that hung a command (a node that lost power sends no reset)
+    is not handed to the next command, another thread's maybe: it reconnects."""
+    with SshSession(target(sshd)) as ssh:
+        before = connection(ssh)
+        with pytest.raises(DriverTimeout):
+            ssh.run(["sleep", "30"], timeout=0.5)
+        assert connection(ssh) != before

@@ -466,3 +466,46 @@ def test_a_failed_step_keeps_the_raw_error_under_its_sentence(tmp_path: Path) ->
     assert result.as_dict()["error_detail"] == "[Errno 111] Connection refused"
     quiet = _executor(tmp_path, lambda a: (_ for _ in ()).throw(LabctlError("plain")))
     assert quiet.apply(Plan.of("x", [SetPower("n2", "on")])).results[0].error_detail is None
+
+
+class SurveyingApplier(FakeApplier):
+    """Says every file and condition it is asked about is already true; records each survey."""
+
+    def __init__(self) -> None:
+        super().__init__(lambda a: a.kind == "run", kinds=("put-file", "run", "wait-for", "check"))
+        self.surveys: list[list[str]] = []
+
+    def survey(self, actions: Sequence[Action]) -> Mapping[str, str | None]:
+        self.surveys.append([a.kind for a in actions])
+        return {a.key: None for a in actions if a.kind != "run"}
+
+
+def test_one_survey_per_target_reads_its_files_waits_and_checks_together(tmp_path: Path) -> None:
+    """Issue 28: a converged plan's target is read once (files, waits and checks), where it
+    was read once per kind; its waits and checks are handed over only when every command on
+    it is one the journal says ran (else one kind at its turn, as before)."""
+    from labctl.engine.actions import Check
+
+    def plan(trigger: str) -> Plan:
+        return Plan.of(
+            "demo",
+            [
+                WaitFor("n1", (), what="SSH to answer"),
+                Check("n1", ("test", "-d", "/x"), what="a directory"),
+                PutFile("n1", "/etc/a", b"a"),
+                Run("n1", ("systemctl", "restart", "a"), triggers=(trigger,)),
+                WaitFor("n1", ("systemctl", "is-active", "a")),
+            ],
+        )
+
+    applier = SurveyingApplier()
+    journal = Journal(tmp_path)
+    first = Executor(Appliers([applier]), journal).apply(plan("v1"))
+    assert first.count(Outcome.CHANGED) == 1  # the restart, unknown to the journal
+    # the restart will run: the check and the file read first; the wait is not read
+    # ahead of it, and once it ran the wait polls for itself
+    assert applier.surveys == [["check", "put-file", "run"]]
+    applier.surveys.clear()
+    again = Executor(Appliers([applier]), journal).apply(plan("v1"))
+    assert again.nothing_to_do
+    assert applier.surveys == [["check", "put-file", "run", "wait-for"]]
