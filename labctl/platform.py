@@ -67,6 +67,9 @@ class RealPlatform:
     def etcd_runtime(self, inventory: Inventory) -> str:
         return inventory.cluster.etcd.runtime
 
+    def monitoring_runtime(self, inventory: Inventory) -> str:
+        return inventory.cluster.monitoring.runtime
+
     def kube_runtime(self, inventory: Inventory) -> str:
         return inventory.cluster.kubernetes.runtime
 
@@ -81,8 +84,17 @@ class RealPlatform:
     def image_imports(self, ctx: object, server: Server) -> tuple[Never, ...]:
         return ()  # the nodes pull the control plane's images from the registry
 
+    def etcd_images(self, ctx: object, server: Server) -> tuple[Never, ...]:
+        return ()  # the node pulls the etcd image from the registry as the unit starts
+
     def node_bgp(self, ctx: object, server: Server) -> tuple[Never, ...]:
         return ()  # calico-node, from Calico's manifest
+
+    def node_bgp_agent(self, ctx: object, server: Server) -> tuple[Never, ...]:
+        return ()  # calico-node's DaemonSet, from Calico's manifest
+
+    def confd_takes_over(self) -> bool:
+        return False  # calico-node's confd configures the nodes' BGP from the start
 
     def node_bgp_query(self) -> tuple[str, ...] | None:
         return None

@@ -154,17 +154,35 @@ def env(state_dir: Path = StateOpt) -> None:
         sim_platform.KUBE_RUNTIME: "pods",
         sim_platform.KUBE_BIN_DIR: str(bin_dir()),
     }
-    from labctl.programs import BIRD1
+    from labctl.programs import BIRD1, calico_build_dir
 
     # No calico-node here: nodes run BIRD 1.6 in its place, where setup.sh unpacks it.
     bird = os.environ.get(sim_platform.CALICO_BIRD) or BIRD1
     if Path(bird).exists():
         values[sim_platform.CALICO_BIRD] = bird
+        # ... and calico-node's own confd and CNI plugin once Calico's objects are on the
+        # API (docs/calico.md), from scripts/build-calico.sh's build (LABCTL_CALICO_NODE
+        # names another; 0: labctl's own bird.cfg stays on the nodes, for debugging).
+        asked = os.environ.get(sim_platform.CALICO_NODE, "")
+        if asked != sim_platform.OPT_OUT:
+            built = asked or str(calico_build_dir(os.environ, os.getuid()))
+            if (Path(built) / "bin" / "calico-node").exists():
+                values[sim_platform.CALICO_NODE] = built
+            else:
+                typer.echo(
+                    f"calico-node is not built in {built} (scripts/build-calico.sh): the "
+                    "nodes run labctl's own bird.cfg, not calico-node's confd",
+                    err=True,
+                )
     fabric = record.get("plan", {}).get("fabric")
     if fabric:  # the boot service runs where the lab's bridges are (VM nodes boot from it)
         values[sim_platform.BOOT_NETNS] = fabric
     if engine:
         values[sim_platform.CONTAINER_ENGINE] = "podman"
+    if "monitoring" not in engine.get("runtimes", []):
+        # No podman at sim up (or a lab made before the monitoring images): Debian's
+        # monitoring programs run as units, each as its own user, not as containers.
+        values[sim_platform.MONITORING_RUNTIME] = "host"
     if "etcd" not in engine.get("runtimes", []):
         # sim up found no podman (scripts/setup.sh installs it): the nodes have no engine.
         values[sim_platform.ETCD_RUNTIME] = "host"

@@ -7,6 +7,11 @@ the hooks in ``STATE_DIR/hooks.json`` (``{"on": argv, "off": argv}``), which
 really start and stop the simulated node; the boot device is kept in
 ``STATE_DIR/bootdev`` (pxe, disk, bios or none), where the node can read how it
 was booted. Standard library only: this runs once per IPMI change.
+
+A fault can be set on a chassis (``ignore``): the requests named in ``STATE_DIR/ignore``
+are accepted by the BMC and then come to nothing, as on a server whose OS does not act on
+ACPI (``soft``: a hung OS, or one with no ACPI daemon). ``labctl power soft`` must then
+escalate (tests/e2e/test_power_restore_lab.py).
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 # ipmi_sim's boot values -> ours (chassis.sh maps them back for reads).
@@ -43,6 +48,22 @@ def _run(state: Path, name: str) -> bool:
     done = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
     _log(state, f"hook {name}: exit {done.returncode} {done.stderr.strip()[-200:]}")
     return done.returncode == 0
+
+
+def ignore(state: Path, requests: Iterable[str]) -> None:
+    """Make the chassis ignore ``requests`` (``soft``: ACPI soft-off); none clears it."""
+    wanted = sorted(set(requests))
+    path = state / "ignore"
+    if wanted:
+        _write(path, " ".join(wanted))
+    else:
+        path.unlink(missing_ok=True)
+
+
+def ignored(state: Path) -> set[str]:
+    """The requests this chassis ignores (a fault set by ``ignore``)."""
+    path = state / "ignore"
+    return set(path.read_text().split()) if path.exists() else set()
 
 
 def _write(path: Path, value: str) -> None:
@@ -121,6 +142,8 @@ def main(argv: list[str]) -> int:
                 if value == "1" and not (set_power(state, False) and set_power(state, True)):
                     print("reset hook failed")
                     return 1
+            elif parm == "shutdown" and value == "1" and "soft" in ignored(state):
+                _log(state, "soft shutdown ignored (fault: the OS does not act on ACPI)")
             elif parm == "shutdown":
                 if value == "1" and not set_power(state, False):
                     print("shutdown hook failed")

@@ -258,6 +258,20 @@ def prepare(
     )
 
 
+def add_store(node_dir: Path, node_mount: str, store: str) -> bool:
+    """``store`` listed in the node's podman settings beside those it has (a Ceph image
+    made under another name on a lab that is up); False when it was listed already.
+    The node copies the file at boot; a running node is given it by the caller."""
+    path = node_dir / NODE_FOLDER / "storage.conf"
+    text = path.read_text()
+    listed = re.search(r"additionalimagestores = \[(.*)\]", text)
+    stores = tuple(re.findall(r'"([^"]*)"', listed.group(1))) if listed else ()
+    if store in stores:
+        return False
+    path.write_text(storage_conf(node_mount, (*stores, store)))
+    return True
+
+
 def boot_folder(node_dir: Path, node_mount: str) -> str | None:
     """Where the node sees its podman's files, for its boot (labctl/sim/node-boot.sh:
     the cgroup hierarchies, podman's settings in /etc/containers, docker in /usr/bin);

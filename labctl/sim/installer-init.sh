@@ -45,7 +45,8 @@ report() {
   wget -q -O- --header 'Content-Type: application/json' \
     --header "X-Labctl-Install-Token: $TOKEN" --post-data "$body" "$REPORT"
 }
-finish() { say "ignition=$1, powering off"; report "$1" "$2"; sync; poweroff -f; }
+# Written data is on the disk before the report: on it, labctl may power the VM off.
+finish() { say "ignition=$1, powering off"; sync; report "$1" "$2"; poweroff -f; }
 # Fedora CoreOS's live initramfs fetches its root file system from here.
 ROOTFS=$(arg coreos.live.rootfs_url)
 if [ -n "$ROOTFS" ]; then
@@ -54,27 +55,53 @@ if [ -n "$ROOTFS" ]; then
 fi
 i=0; while [ ! -b "$DISK" ] && [ $i -lt 20 ]; do sleep 0.5; i=$((i+1)); done
 [ -b "$DISK" ] || finish failed "the OS disk $DISK did not appear"
-if ! { mke2fs -q "$DISK" && mount -t ext2 "$DISK" /sysroot; }; then
-  finish failed "cannot lay a file system on $DISK"
+# The OS image (labctl/sim/osimage.py) on the VM's second disk, read-only.
+IMAGE=$(cat /etc/labctl-image-disk)
+[ -b "$IMAGE" ] || finish failed "no OS image disk $IMAGE"
+# coreos-installer refuses to run without udevd's socket (it waits on udevadm settle).
+mkdir -p /run/udev
+/lib/systemd/systemd-udevd > /run/udevd.log 2>&1 &
+i=0; while [ ! -e /run/udev/control ] && [ $i -lt 50 ]; do sleep 0.2; i=$((i+1)); done
+# Fedora CoreOS's own kernel arguments, as coreos-installer-service turns them into
+# options; a Flatcar server (whose installer, flatcar-install, cannot run here) gets
+# labctl's disk and config. --image-file and --insecure: the stand-in image, unsigned.
+DEV=$(arg coreos.inst.install_dev); DEV=${DEV:-$DISK}
+URL=$(arg coreos.inst.ignition_url); URL=${URL:-$CONFIG}
+set -- install "$DEV" --ignition-url "$URL" --insecure-ignition --fetch-retries 5 \
+  --image-file "$IMAGE" --insecure
+say "coreos-installer $*"
+if ! coreos-installer "$@" > /run/install.log 2>&1; then
+  tail -n 15 /run/install.log
+  finish failed "coreos-installer failed: $(tail -n 3 /run/install.log)"
 fi
-mkdir -p /sysroot/etc/selinux /sysroot/home/core /sysroot/root
-printf 'root:x:0:0:root:/root:/bin/sh\ncore:x:500:500:core:/home/core:/bin/sh\n' \
-  > /sysroot/etc/passwd
-printf 'root:x:0:\ncore:x:500:\n' > /sysroot/etc/group
-printf 'root:*:19000:0:99999:7:::\ncore:*:19000:0:99999:7:::\n' > /sysroot/etc/shadow
-printf 'root:*::\ncore:!::\n' > /sysroot/etc/gshadow
-chmod 600 /sysroot/etc/shadow /sysroot/etc/gshadow; chown 500:500 /sysroot/home/core
+say "coreos-installer: $(tail -n 1 /run/install.log)"
+# The partitions it wrote, by their file system labels, on the OS disk alone.
+part() { lsblk -nrpo NAME,LABEL "$DEV" | awk -v l="$1" '$2 == l { print $1 }' | head -n1; }
+BOOT=$(part boot); ROOT=$(part root)
+if [ -z "$BOOT" ] || [ -z "$ROOT" ]; then finish failed "no boot and root partitions on $DEV"; fi
+# What the installed system's first boot reads: the Ignition config coreos-installer
+# wrote into boot (ignition/config.ign). Ignition reads it from /usr/lib/ignition/user.ign,
+# as Fedora CoreOS's initramfs hands it over.
+mkdir -p /boot /usr/lib/ignition
+mount -t ext4 -o ro "$BOOT" /boot || finish failed "cannot mount $BOOT"
+[ -s /boot/ignition/config.ign ] || { umount /boot; finish failed "no ignition/config.ign on $BOOT"; }
+cp /boot/ignition/config.ign /usr/lib/ignition/user.ign
+say "$BOOT ignition/config.ign: $(wc -c < /boot/ignition/config.ign) bytes"
+umount /boot
+mount -t ext4 "$ROOT" /sysroot || finish failed "cannot mount $ROOT"
+mkdir -p /sysroot/etc/selinux
 printf 'SELINUX=disabled\nSELINUXTYPE=targeted\n' > /sysroot/etc/selinux/config
-# Ignition reads its config URL from the kernel command line: this install's own config.
-sed "s#ignition.config.url=[^ ]*#ignition.config.url=$CONFIG#" /proc/cmdline > /run/cmdline
+# Ignition takes no config URL now: the config on the disk is the one it applies.
+sed 's#ignition.config.url=[^ ]*##' /proc/cmdline > /run/cmdline
 mount --bind /run/cmdline /proc/cmdline
 mkdir -p /run/ignition
 IGN="ignition --platform=metal --log-to-stdout"
 if $IGN --stage=fetch > /run/fetch.log 2>&1 \
    && $IGN --stage=files --root=/sysroot > /run/files.log 2>&1; then
   tail -n 3 /run/files.log
-  umount /sysroot
-  finish ok "ignition fetch and files stages finished; wrote $DISK"
+  # An unmount that fails would leave Ignition's files in the journal alone.
+  umount /sysroot || finish failed "cannot unmount $ROOT from /sysroot"
+  finish ok "coreos-installer laid the image on $DEV; ignition fetch and files stages wrote $ROOT"
 fi
 cat /run/fetch.log /run/files.log 2>/dev/null | tail -n 15
 why=$(cat /run/fetch.log /run/files.log 2>/dev/null | grep CRITICAL | tail -n 3)

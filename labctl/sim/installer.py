@@ -1,17 +1,26 @@
-"""The stand-in installer VM nodes boot: a Debian kernel, busybox and the real Ignition.
+"""The stand-in installer VM nodes boot: a Debian kernel, busybox, coreos-installer, Ignition.
 
-No Flatcar or Fedora CoreOS image can be had on this machine, so the simulated
+No Flatcar or Fedora CoreOS live image can be had on this machine, so the simulated
 lab's VM nodes network-boot this instead. It reads the same kernel arguments a
 real install gets from labctl's iPXE script (``labctl.config``, ``.disk``,
-``.report``), DHCPs, lays an ext2 file system on the OS disk where an image
-would go, runs the real Ignition (Debian's 2.14: ``--stage=fetch``, then
-``--stage=files`` onto the disk) against labctl's config for this server,
-POSTs the result (Ignition's own CRITICAL lines when it fails) with this
-install's token, read from the live system's own Ignition (the installer
-config at ``ignition.config.url``), and powers off.
+``.report``, and Fedora CoreOS's ``coreos.inst.install_dev`` and
+``coreos.inst.ignition_url``), DHCPs, starts a real systemd-udevd (coreos-installer
+refuses to run without its socket) and runs the real coreos-installer (built from its
+crate by scripts/build-coreos-installer.sh) onto the OS disk: ``install DISK
+--ignition-url URL --insecure-ignition`` as coreos-installer-service makes them from
+the kernel arguments, plus ``--image-file`` the stand-in OS image (``osimage.py``) on
+the VM's second disk (``IMAGE_DISK``) and ``--insecure``, because the stand-in is
+unsigned. coreos-installer lays the image's GPT and writes the Ignition config into its
+``boot`` partition; the installer hands that config to the real Ignition (Debian's
+2.14, as ``/usr/lib/ignition/user.ign``: ``--stage=fetch``, then ``--stage=files``
+onto the ``root`` partition), POSTs the result (Ignition's own CRITICAL lines when it
+fails) with this install's token, read from the live system's own Ignition (the
+installer config at ``ignition.config.url``), and powers off. A Flatcar server gets
+the same: flatcar-install, which its real install runs, cannot run here.
 
 It is built from the machine's own packages (linux-image, busybox-static,
-ignition, passwd) into a cache keyed by every input's hash, so it is built
+ignition, passwd, udev, util-linux, ipmitool; coreos-installer from its cache) into a
+cache keyed by every input's hash, so it is built
 once per machine and again only when a package changes; the result is laid out
 as a Flatcar release mirror with ``.DIGESTS`` files (and ``version.txt``, and
 token disk image and signature files, which it never writes) and, in the same directory,
@@ -42,9 +51,36 @@ from labctl.sim.osrelease import SIM_VERSION
 CACHE = Path(os.environ.get("LABCTL_INSTALLER_CACHE", "/var/cache/labctl/installer"))
 IGNITION = Path("/usr/lib/dracut/modules.d/30ignition/ignition")
 BUSYBOX = Path("/bin/busybox")
-# Dynamically linked programs: what Ignition runs for the passwd section, and
-# ipmitool, which asks the board's BMC over /dev/ipmi0 (in-band, as an OS would).
-PROGRAMS = (Path("/usr/sbin/usermod"), Path("/usr/bin/ipmitool"))
+# coreos-installer, built from its crate by scripts/build-coreos-installer.sh into this
+# cache (the script's default as root; LABCTL_COREOS_INSTALLER_CACHE as the script reads it).
+COREOS_INSTALLER_VERSION = "0.27.0"
+COREOS_INSTALLER = (
+    Path(os.environ.get("LABCTL_COREOS_INSTALLER_CACHE", "/var/cache/labctl/coreos-installer"))
+    / COREOS_INSTALLER_VERSION
+    / "bin"
+    / "coreos-installer"
+)
+UDEVADM = Path("/usr/bin/udevadm")
+# systemd-udevd is udevadm under another name (Debian links one to the other).
+UDEVD = "lib/systemd/systemd-udevd"
+# Dynamically linked programs: what Ignition runs for the passwd section; ipmitool,
+# which asks the board's BMC over /dev/ipmi0 (in-band, as an OS would); and what
+# coreos-installer runs: udevadm (settle, and as systemd-udevd: coreos-installer
+# refuses to run without udevd's socket), lsblk and blkid (util-linux) to find the
+# partitions it wrote.
+PROGRAMS = (
+    Path("/usr/sbin/usermod"),
+    Path("/usr/bin/ipmitool"),
+    UDEVADM,
+    Path("/usr/bin/lsblk"),
+    Path("/usr/sbin/blkid"),
+)
+# udev's rule that probes block devices (its blkid builtin) for their file systems'
+# labels: coreos-installer, with udevd running, trusts lsblk, which reads the labels from
+# udev's database, to find the partition labelled boot that it writes Ignition into.
+UDEV_RULES = (Path("/usr/lib/udev/rules.d/60-persistent-storage.rules"),)
+# The second disk the VM's installer reads the OS image from (virtio-blk, read-only).
+IMAGE_DISK = "/dev/vda"
 MODULES = (
     "virtio_pci", "virtio_net", "virtio_scsi", "sd_mod", "virtio_blk",
     "crc32c_generic", "crct10dif_generic", "ext4",
@@ -71,7 +107,7 @@ IMAGE_SIGNATURE = b"labctl stand-in signature: nothing checks it\n"
 # The release version.txt names (what the sim's nodes say in os-release without os.version).
 FLATCAR_RELEASE = SIM_VERSION
 # Bumped when the mirror's layout changes, so a cached mirror of the old one is rebuilt.
-LAYOUT = "2"
+LAYOUT = "3"
 
 # The initrd's /init and the script udhcpc runs on a lease: shell files beside this
 # module (package data), shellcheck-checked. /init reads the modules to load from
@@ -79,6 +115,7 @@ LAYOUT = "2"
 INIT = resources.files(__package__).joinpath("installer-init.sh").read_text("utf-8")
 UDHCPC_SCRIPT = resources.files(__package__).joinpath("installer-udhcpc.sh").read_text("utf-8")
 MODULES_LIST = "etc/labctl-modules"
+IMAGE_DISK_FILE = "etc/labctl-image-disk"
 
 
 @dataclass(frozen=True)
@@ -137,14 +174,29 @@ def _libraries(program: Path) -> list[Path]:
 
 def _files(inputs: Inputs) -> dict[str, Path]:
     """Every file in the initrd by its path there, from the machine."""
-    needs = ((BUSYBOX, "busybox-static"), (IGNITION, "ignition"), (PROGRAMS[1], "ipmitool"))
+    needs = (
+        (BUSYBOX, "busybox-static"),
+        (IGNITION, "ignition"),
+        (PROGRAMS[1], "ipmitool"),
+        (UDEVADM, "udev"),
+        (PROGRAMS[3], "util-linux"),
+        (UDEV_RULES[0], "udev"),
+    )
     for needed, package in needs:
         if not needed.exists():
             raise LabctlError(f"{needed} is missing; it is in the Debian package {package}")
-    files: dict[str, Path] = {"bin/busybox": BUSYBOX, "usr/bin/ignition": IGNITION}
-    for program in PROGRAMS:
+    if not COREOS_INSTALLER.exists():
+        raise LabctlError(
+            f"{COREOS_INSTALLER} is missing; scripts/build-coreos-installer.sh builds it"
+        )
+    files: dict[str, Path] = {
+        "bin/busybox": BUSYBOX,
+        "usr/bin/ignition": IGNITION,
+        "usr/bin/coreos-installer": COREOS_INSTALLER,
+    }
+    for program in (*PROGRAMS, *UDEV_RULES):
         files[str(program).lstrip("/")] = program
-    for program in (IGNITION, *PROGRAMS):
+    for program in (IGNITION, COREOS_INSTALLER, *PROGRAMS):
         for lib in _libraries(program):
             files[str(lib).lstrip("/")] = lib.resolve()
     dep = (inputs.modules / "modules.dep").read_text()
@@ -174,20 +226,31 @@ def _cpio(entries: list[tuple[str, int, bytes]]) -> bytes:
     return out.getvalue()
 
 
+def made_entries(inputs: Inputs) -> list[tuple[str, int, bytes]]:
+    """The initrd's entries made here rather than copied from the machine: /init, what it
+    reads, and systemd-udevd as a symbolic link to udevadm."""
+    return [
+        ("init", 0o100755, INIT.encode()),
+        (MODULES_LIST, 0o100644, _modules_text(inputs).encode()),
+        (IMAGE_DISK_FILE, 0o100644, f"{IMAGE_DISK}\n".encode()),
+        ("etc/udhcpc.script", 0o100755, UDHCPC_SCRIPT.encode()),
+        # Ignition relabels for SELinux; with SELinux off a no-op setfiles does.
+        ("usr/sbin/setfiles", 0o100755, b"#!/bin/sh\nexit 0\n"),
+        (UDEVD, 0o120777, str(UDEVADM).encode()),
+    ]
+
+
 def build_initrd(inputs: Inputs) -> bytes:
     files = _files(inputs)
     entries: list[tuple[str, int, bytes]] = []
     dirs = {"proc", "sys", "dev", "run", "tmp", "sysroot", "etc", "usr/sbin", "sbin", "lib64"}
+    dirs.update({"lib/systemd", "etc/udev/rules.d"})
     for path in files:
         parts = path.split("/")[:-1]
         dirs.update("/".join(parts[: i + 1]) for i in range(len(parts)))
     for d in sorted(dirs):
         entries.append((d, 0o040755, b""))
-    entries.append(("init", 0o100755, INIT.encode()))
-    entries.append((MODULES_LIST, 0o100644, _modules_text(inputs).encode()))
-    entries.append(("etc/udhcpc.script", 0o100755, UDHCPC_SCRIPT.encode()))
-    # Ignition relabels for SELinux; with SELinux off a no-op setfiles does.
-    entries.append(("usr/sbin/setfiles", 0o100755, b"#!/bin/sh\nexit 0\n"))
+    entries += made_entries(inputs)
     for path, source in sorted(files.items()):
         entries.append((path, 0o100755, source.read_bytes()))
     return gzip.compress(_cpio(entries), compresslevel=6, mtime=0)

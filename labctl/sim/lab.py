@@ -17,16 +17,17 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 from labctl.errors import LabctlError
-from labctl.inventory.model import Inventory, Server
+from labctl.inventory.model import Inventory, Pdu, Server
 from labctl.programs import require
 from labctl.render import ceph as render_ceph
 from labctl.render import etcd as render_etcd
+from labctl.render.monitoring import units
 from labctl.secrets.references import resolve
 from labctl.sim import bmc as sim_bmc
-from labctl.sim import ceph_image, feeds, netns_dir, pdu_agent, pdu_record
+from labctl.sim import ceph_image, feeds, monitoring_images, netns_dir, pdu_agent, pdu_record
 from labctl.sim import disks as sim_disks
 from labctl.sim import engine as sim_engine
 from labctl.sim import node as sim_node
@@ -35,9 +36,10 @@ from labctl.sim import switches as sim_switches
 from labctl.sim import vm as sim_vm
 from labctl.sim.node import NODE_MOUNT
 from labctl.sim.osrelease import write_os_release
-from labctl.sim.plan import TRANSIT, SimPlan, build_plan
+from labctl.sim.plan import TRANSIT, SimPlan, build_plan, resize
 from labctl.sim.process import ManagedProcess, stop_all
 from labctl.sim.record import STATE_FILE, read_record
+from labctl.sim.records import SimNode
 
 SYSTEMCTL_SOURCE = Path(__file__).with_name("systemctl.py")
 
@@ -208,36 +210,46 @@ def _network(plan: SimPlan, record: Record) -> None:
         _ip("-n", f, "link", "set", bridge.name, "up")
     _host_link(plan, record)
     for node in (*plan.nodes, *plan.switches):
-        _ip("netns", "add", node.netns)
-        record.add("netns", node.netns)
-        _ip("-n", node.netns, "link", "set", "lo", "up")
-        for nic in node.nics:
-            _ip(
-                "link",
-                "add",
-                nic.peer,
-                "netns",
-                f,
-                "type",
-                "veth",
-                "peer",
-                "name",
-                nic.name,
-                "netns",
-                node.netns,
-            )
-            _ip("-n", node.netns, "link", "set", nic.name, "address", nic.mac)
-            for address in nic.addresses:
-                _ip("-n", node.netns, "addr", "add", address, "dev", nic.name)
-            _ip("-n", node.netns, "link", "set", nic.name, "up")
-            _ip("-n", f, "link", "set", nic.peer, "master", nic.bridge, "up")
-        if node.gateway:
-            _ip("-n", node.netns, "route", "add", "default", "via", node.gateway)
+        _node_network(plan, node, record)
     for switch in plan.switches:  # a switch routes (FRR's config assumes it)
         for key in ("net.ipv4.ip_forward", "net.ipv6.conf.all.forwarding"):
             subprocess.run(
                 ["ip", "netns", "exec", switch.netns, "sysctl", "-qw", f"{key}=1"], check=True
             )
+
+
+def _node_network(
+    plan: SimPlan, node: SimNode, record: Record, taken: frozenset[str] = frozenset()
+) -> None:
+    """The node's namespace and its NICs, veths into the fabric's bridges.
+
+    ``taken``: link names the fabric already has (a lab that grew after a server left
+    may hold the name the plan gives a newcomer's veth); another free one is used.
+    """
+    f = plan.fabric
+    _ip("netns", "add", node.netns)
+    record.add("netns", node.netns)
+    _ip("-n", node.netns, "link", "set", "lo", "up")
+    for nic in node.nics:
+        peer = _free_name(nic.peer, taken)
+        taken = taken | {peer}
+        _ip("link", "add", peer, "netns", f, "type", "veth", "peer", "name", nic.name,
+            "netns", node.netns)  # fmt: skip
+        _ip("-n", node.netns, "link", "set", nic.name, "address", nic.mac)
+        for address in nic.addresses:
+            _ip("-n", node.netns, "addr", "add", address, "dev", nic.name)
+        _ip("-n", node.netns, "link", "set", nic.name, "up")
+        _ip("-n", f, "link", "set", peer, "master", nic.bridge, "up")
+    if node.gateway:
+        _ip("-n", node.netns, "route", "add", "default", "via", node.gateway)
+
+
+def _free_name(name: str, taken: frozenset[str]) -> str:
+    """``name``, or the first of ``name`` with a letter after it no link holds (15 max)."""
+    if name not in taken:
+        return name
+    stem = name[:14]
+    return next(f"{stem}{c}" for c in "abcdefghijklmnopqrstuvwxyz" if f"{stem}{c}" not in taken)
 
 
 def _host_link(plan: SimPlan, record: Record) -> None:
@@ -277,6 +289,13 @@ def _relaunch(state_dir: Path) -> int:
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
     )  # fmt: skip
     return process.pid
+
+
+def _dark(state: Path, name: str) -> bool:
+    """Whether the server has outlets in the lab and every one of them is off."""
+    table = state / "feeds.json"
+    wired = json.loads(table.read_text()).get(name) if table.exists() else None
+    return bool(wired) and not feeds.fed(state, name)
 
 
 def repair(plan: SimPlan, state: Path) -> tuple[list[str], list[str]]:
@@ -328,6 +347,8 @@ def repair(plan: SimPlan, state: Path) -> tuple[list[str], list[str]]:
             continue  # its power is the VM's (sim/vm.py), not a node to restart here
         power = state / "bmcs" / node.name / "power"
         powered = not power.exists() or power.read_text().strip() == "on"
+        if powered and _dark(state, node.name):
+            continue  # every outlet feeding it is off: dark, as it should be
         running = sim_node.pid(state, node.name) is not None
         if powered and not running:
             sim_node.start(state, node.name)
@@ -344,38 +365,247 @@ def repair(plan: SimPlan, state: Path) -> tuple[list[str], list[str]]:
     return done, cannot
 
 
+def _running_macs(record: Record) -> dict[str, dict[str, str]]:
+    """Each node the lab has: its NICs' MACs as its namespace shows them (empty: unread)."""
+    found: dict[str, dict[str, str]] = {}
+    for name, info in record.data.get("nodes", {}).items():
+        shown = subprocess.run(
+            ["ip", "-n", info["netns"], "-j", "link", "show"], capture_output=True, text=True
+        )
+        try:
+            links = json.loads(shown.stdout) if shown.returncode == 0 else []
+        except ValueError:
+            links = []
+        found[name] = {
+            link["ifname"]: link.get("address", "").lower()
+            for link in links
+            if link.get("ifname") != "lo"
+        }
+    return found
+
+
+def _fabric_links(plan: SimPlan) -> frozenset[str]:
+    shown = subprocess.run(
+        ["ip", "-n", plan.fabric, "-j", "link", "show"], capture_output=True, text=True
+    )
+    try:
+        return frozenset(link["ifname"] for link in json.loads(shown.stdout or "[]"))
+    except ValueError:
+        return frozenset()
+
+
+def _bridge_address(plan: SimPlan, address: str) -> tuple[str, str] | None:
+    """The fabric bridge and CIDR a BMC's address sits on, as the plan places it."""
+    for bridge in plan.bridges:
+        for extra in bridge.extra:
+            if extra.split("/")[0] == address:
+                return bridge.name, extra
+    return None
+
+
+def _remove_node(name: str, state: Path, record: Record) -> None:
+    """A server gone from the lab: its node, BMC, namespace, BMC address, outlets' hooks."""
+    sim_node.stop(state, name)
+    daemon = state / "bmcs" / name / "daemon.pid"
+    bmc_pid = int(daemon.read_text()) if daemon.exists() else record.data["pids"].get(f"bmc:{name}")
+    if bmc_pid is not None and _alive(bmc_pid):
+        ManagedProcess(bmc_pid).stop(timeout=3.0)
+    answer = record.data.get("answers", {}).pop(f"bmc:{name}", None)
+    fabric = record.data["plan"]["fabric"]
+    if answer is not None:  # its BMC's address off the management bridge
+        shown = subprocess.run(
+            ["ip", "-n", fabric, "-j", "addr", "show"], capture_output=True, text=True
+        )
+        for link in json.loads(shown.stdout or "[]"):
+            for info in link.get("addr_info", []):
+                if info.get("local") == answer[0]:
+                    cidr = f"{answer[0]}/{info['prefixlen']}"
+                    _ip("-n", fabric, "addr", "del", cidr, "dev", link["ifname"])
+    netns = record.data["nodes"].pop(name)["netns"]
+    subprocess.run(["ip", "netns", "del", netns], capture_output=True, check=False)
+    if netns in record.data["netns"]:
+        record.data["netns"].remove(netns)
+    record.data["pids"].pop(f"node:{name}", None)
+    record.data["pids"].pop(f"bmc:{name}", None)
+    record.save()
+    feeds_file = state / "feeds.json"
+    if feeds_file.exists():
+        table = json.loads(feeds_file.read_text())
+        table.pop(name, None)
+        feeds_file.write_text(json.dumps(table))
+    for config_file in (state / "pdus").glob("*/pdu.json"):
+        config = json.loads(config_file.read_text())
+        hooks = config.get("hooks", {})
+        config["hooks"] = {n: h for n, h in hooks.items() if name not in h.get("on", [])}
+        config_file.write_text(json.dumps(config))
+    shutil.rmtree(sim_node.node_dir(state, name), ignore_errors=True)
+    shutil.rmtree(state / "bmcs" / name, ignore_errors=True)
+
+
+def _add_node(
+    inventory: Inventory,
+    plan: SimPlan,
+    node: SimNode,
+    state: Path,
+    base_dir: Path,
+    record: Record,
+    progress: Callable[[str], None],
+) -> str | None:
+    """A server new to an up lab, made as ``up`` makes each: a sentence if it stays dark."""
+    server = inventory.server(node.name)
+    fabric_links = _fabric_links(plan)
+    missing = sorted({nic.bridge for nic in node.nics} - fabric_links)
+    if missing:
+        raise LabctlError(
+            f"{node.name} is cabled to networks the lab was not built with (bridges "
+            f"{', '.join(missing)}); take the lab down and up again (labctl sim down; "
+            "labctl sim up)"
+        )
+    _node_network(plan, node, record, fabric_links)
+    where = _bridge_address(plan, server.bmc.address)
+    if where is not None:  # replace: an address a removed server left is taken over
+        _ip("-n", plan.fabric, "addr", "replace", where[1], "dev", where[0])
+    _node_files(plan, node, state, record.data.get("login_user", "root"))
+    _known_hosts(plan, state)
+    if record.data.get("engine"):
+        _engine(inventory, state, plan, progress, only=frozenset({node.name}))
+    sim_disks.make(
+        inventory, {node.name: sim_node.node_dir(state, node.name)}, sim_disks.disk_size()
+    )
+    write_os_release(inventory, state, [node.name])
+    record.data["nodes"][node.name] = {"netns": node.netns, "ssh": node.ssh_address}
+    record.pid(f"node:{node.name}", sim_node.start(state, node.name))
+    _bmc(inventory, server, plan, state, base_dir, record)
+    record.save()  # where its BMC answers: status asks it, a later removal finds its address
+    feeds_file = state / "feeds.json"
+    table = json.loads(feeds_file.read_text()) if feeds_file.exists() else {}
+    table[node.name] = _feeds(inventory).get(node.name, [])
+    feeds_file.write_text(json.dumps(table))
+    for pdu in inventory.pdus:
+        config_file = state / "pdus" / pdu.name / "pdu.json"
+        if not config_file.exists():
+            continue
+        config = json.loads(config_file.read_text())
+        for outlet, hooks in _outlet_hooks(inventory, pdu, state).items():
+            if node.name in hooks["on"]:
+                config["hooks"][str(outlet)] = {k: list(v) for k, v in hooks.items()}
+        config_file.write_text(json.dumps(config))
+    if table[node.name] and not feeds.fed(state, node.name):
+        feeds.apply(state, node.name)  # plugged into outlets that are off: it stays dark
+        outlets = ", ".join(f"{pdu}/{outlet}" for pdu, outlet in table[node.name])
+        return (
+            f"{node.name}'s outlets ({outlets}) are off: it stays dark until one is "
+            f"switched on (labctl power on {node.name} --via pdu)"
+        )
+    return None
+
+
+def _resize(
+    inventory: Inventory,
+    plan: SimPlan,
+    state: Path,
+    base_dir: Path,
+    progress: Callable[[str], None],
+) -> list[str]:
+    """Make an up lab's servers the inventory's: new ones added, ones gone (or replaced
+    by another machine under the same name) removed when they no longer run.
+
+    The servers that stay are not touched: their nodes, BMCs and links keep running.
+    Returns what was done and what was kept, as sentences.
+    """
+    record = Record(state, read_record(state))
+    change = resize(plan, _running_macs(record))
+    if not change:
+        return []
+    vms = set(record.data.get("vms", []))
+    said: list[str] = []
+    wanted = {n.name: n for n in plan.nodes}
+    for name in (*change.leave, *change.replace):
+        if name in vms:
+            said.append(f"kept {name}: a VM node is not removed from an up lab")
+            continue
+        if sim_node.pid(state, name) is not None:
+            why = "is no longer in the inventory" if name in change.leave else "has other MACs"
+            said.append(
+                f"kept {name}: it {why} but its node still runs; run labctl reset {name} "
+                "(it powers the server off), then labctl sim up"
+            )
+            continue
+        progress(f"removing {name}'s node, BMC and links")
+        _remove_node(name, state, record)
+        said.append(
+            f"removed {name} (node, BMC, links{', disks' if name in change.replace else ''})"
+        )
+    started = []
+    for name in (*change.join, *change.replace):
+        if name in record.data["nodes"]:
+            continue  # kept above
+        progress(f"adding {name}: namespace, links, BMC, outlets")
+        dark = _add_node(inventory, plan, wanted[name], state, base_dir, record, progress)
+        said.append(
+            f"added {name}"
+            + (" (a new machine: new MACs, disks and host key)" if name in change.replace else "")
+        )
+        if dark:
+            said.append(dark)
+        else:
+            started.append(wanted[name])
+    for node in started:
+        if not sim_node.wait_ssh(node.ssh_address):
+            raise LabctlError(f"{node.name}: sshd did not answer on {node.ssh_address}:22")
+    return said
+
+
 def _nodes(plan: SimPlan, state: Path, login_user: str) -> None:
     operator = state / "id_ed25519"
     _keygen(operator, "labctl-sim-operator")
-    known = []
     Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
     for node in (*plan.nodes, *plan.switches):
-        d = sim_node.node_dir(state, node.name)
-        d.mkdir(parents=True, exist_ok=True)
-        _keygen(d / "ssh_host_ed25519_key", node.name)
-        (d / "authorized_keys").write_text(operator.with_suffix(".pub").read_text())
-        config = sshd_config(
-            [f"{a}:22" for a in node.listen],
-            f"{NODE_MOUNT}/ssh_host_ed25519_key",
-            f"{NODE_MOUNT}/authorized_keys",
-            "/run/sshd.pid",
-        )
-        (d / "sshd_config").write_text(config)
-        (d / "node.json").write_text(json.dumps({"netns": node.netns, "login_user": login_user}))
-        # The systemctl stand-in, in the node's own /usr/local (an overlay layer).
-        tool = d / "upper" / "usr-local" / "bin" / "systemctl"
-        tool.parent.mkdir(parents=True, exist_ok=True)
-        tool.write_text("#!/usr/bin/python3\n" + SYSTEMCTL_SOURCE.read_text())
-        tool.chmod(0o755)
-        if node in plan.switches:
-            sim_switches.prepare(d)
-        key = (d / "ssh_host_ed25519_key.pub").read_text().split()
-        known.append(f"{','.join((node.name, *node.listen))} {key[0]} {key[1]}")
+        _node_files(plan, node, state, login_user)
+    _known_hosts(plan, state)
+
+
+def _node_files(plan: SimPlan, node: SimNode, state: Path, login_user: str) -> None:
+    """The node's host key, sshd config, the operator's key and its systemctl stand-in."""
+    operator = state / "id_ed25519"
+    d = sim_node.node_dir(state, node.name)
+    d.mkdir(parents=True, exist_ok=True)
+    _keygen(d / "ssh_host_ed25519_key", node.name)
+    (d / "authorized_keys").write_text(operator.with_suffix(".pub").read_text())
+    config = sshd_config(
+        [f"{a}:22" for a in node.listen],
+        f"{NODE_MOUNT}/ssh_host_ed25519_key",
+        f"{NODE_MOUNT}/authorized_keys",
+        "/run/sshd.pid",
+    )
+    (d / "sshd_config").write_text(config)
+    (d / "node.json").write_text(json.dumps({"netns": node.netns, "login_user": login_user}))
+    # The systemctl stand-in, in the node's own /usr/local (an overlay layer).
+    tool = d / "upper" / "usr-local" / "bin" / "systemctl"
+    tool.parent.mkdir(parents=True, exist_ok=True)
+    tool.write_text("#!/usr/bin/python3\n" + SYSTEMCTL_SOURCE.read_text())
+    tool.chmod(0o755)
+    if node in plan.switches:
+        sim_switches.prepare(d)
+
+
+def _known_hosts(plan: SimPlan, state: Path) -> None:
+    """Every node's and switch's host key, as the operator's known_hosts names them."""
+    known = []
+    for node in (*plan.nodes, *plan.switches):
+        key_file = sim_node.node_dir(state, node.name) / "ssh_host_ed25519_key.pub"
+        if key_file.exists():
+            key = key_file.read_text().split()
+            known.append(f"{','.join((node.name, *node.listen))} {key[0]} {key[1]}")
     (state / "known_hosts").write_text("\n".join(known) + "\n")
 
 
 def _engine(
-    inventory: Inventory, state: Path, plan: SimPlan, progress: Callable[[str], None]
+    inventory: Inventory,
+    state: Path,
+    plan: SimPlan,
+    progress: Callable[[str], None],
+    only: frozenset[str] | None = None,
 ) -> dict[str, list[str]]:
     """Podman on every node with the etcd image the inventory names, loaded at boot, when
     this machine has podman (``sim env`` then overrides no runtime): what the nodes got."""
@@ -393,22 +623,107 @@ def _engine(
     # podman reads, not once per node at each first boot.
     stores: tuple[str, ...] = ()
     ceph_nodes: set[str] = set()
-    if inventory.cluster.ceph is not None and render_ceph.runtime(inventory) == "container":
+    ceph_servers = (
+        {s.name for s in render_ceph.ceph_servers(inventory)}
+        if inventory.cluster.ceph is not None
+        else set()
+    )
+    if (
+        inventory.cluster.ceph is not None
+        and (only is None or ceph_servers & only)  # a lab that grows: only if it needs it
+        and render_ceph.runtime(inventory) == "container"
+    ):
         name = render_ceph.image(inventory)
         progress(f"container engine: image {name} made here from this machine's Ceph packages")
         stores = (str(ceph_image.store(name, ceph_image.build(name, sim_engine.image_dir()))),)
         ceph_nodes = {s.name for s in render_ceph.ceph_servers(inventory)}
         got["images"].append(name)
         got["runtimes"].append("ceph")
+    # The monitoring programs' images (cluster.monitoring.images), made from Debian's
+    # binaries: node-exporter runs on every node, so their one store is every node's.
+    progress("container engine: the monitoring images made here from Debian's programs")
+    monitoring = monitoring_images.store(monitoring_images.build(inventory))
+    got["images"] += [units.image(inventory, p) for p in units.PROGRAMS.values()]
+    got["runtimes"].append("monitoring")
     for node in plan.nodes:
+        if only is not None and node.name not in only:
+            continue  # a lab that grows: the nodes it had keep theirs
         d = sim_node.node_dir(state, node.name)
-        sim_engine.prepare(d, NODE_MOUNT, [archive], stores if node.name in ceph_nodes else ())
+        node_stores = (*(stores if node.name in ceph_nodes else ()), str(monitoring))
+        sim_engine.prepare(d, NODE_MOUNT, [archive], node_stores)
     return got
+
+
+def _ceph_image_again(
+    inventory: Inventory, state: Path, progress: Callable[[str], None]
+) -> list[str]:
+    """On a lab that is up, the Ceph image the inventory names now (``cluster.ceph.image``
+    changed to a mirror's name, as an air-gapped lab retags): made here as at `sim up`
+    and its store added to every running Ceph node's podman, as a mirror would be
+    synced before the roll. What was done (nothing when the nodes have it)."""
+    if not sim_engine.available() or inventory.cluster.ceph is None:
+        return []
+    if render_ceph.runtime(inventory) != "container":
+        return []
+    name = render_ceph.image(inventory)
+    store = str(ceph_image.store(name, ceph_image.build(name, sim_engine.image_dir())))
+    given = []
+    for server in render_ceph.ceph_servers(inventory):
+        d = sim_node.node_dir(state, server.name)
+        if not (d / sim_engine.NODE_FOLDER / "storage.conf").exists():
+            continue
+        if not sim_engine.add_store(d, NODE_MOUNT, store):
+            continue
+        pid = sim_node.pid(state, server.name)
+        if pid is not None:  # a node that is off copies it at its next boot
+            folder = f"{NODE_MOUNT}/{sim_engine.NODE_FOLDER}"
+            subprocess.run(
+                ["nsenter", "-t", str(pid), "-m", "cp", f"{folder}/storage.conf",
+                 "/etc/containers/storage.conf"],
+                check=True, capture_output=True,
+            )  # fmt: skip
+        given.append(server.name)
+    if not given:
+        return []
+    progress(f"container engine: image {name} made here, given to {', '.join(given)}")
+    return [f"the Ceph image {name} on {', '.join(given)}"]
 
 
 def _hooks(state: Path, name: str) -> dict[str, tuple[str, ...]]:
     base = (sys.executable, "-m", "labctl.sim.node")
     return {verb: (*base, verb, name, str(state)) for verb in ("start", "stop")}
+
+
+class _BmcBasics(TypedDict):
+    name: str
+    address: str
+    port: int
+    username: str
+    password: str
+    state_dir: Path
+    power_on: tuple[str, ...]
+    power_off: tuple[str, ...]
+    status_pidfile: Path
+    initially_on: bool
+
+
+def _bmc_basics(
+    server: Server, password: str, power_hooks: dict[str, tuple[str, ...]], state: Path
+) -> _BmcBasics:
+    """What every simulated BMC is given, whichever protocol it speaks: the server's BMC
+    fields, its state folder, the chassis hooks it switches and the node it reports on."""
+    return {
+        "name": server.name,
+        "address": server.bmc.address,
+        "port": server.bmc.port,
+        "username": server.bmc.username,
+        "password": password,
+        "state_dir": state / "bmcs" / server.name,
+        "power_on": power_hooks["start"],
+        "power_off": power_hooks["stop"],
+        "status_pidfile": sim_node.node_dir(state, server.name) / "pid",
+        "initially_on": True,
+    }
 
 
 def _redfish_bmc(
@@ -421,17 +736,7 @@ def _redfish_bmc(
 ) -> None:
     """The sushy-tools Redfish emulator as the server's BMC (``redfish_bmc.py``)."""
     spec = sim_redfish.RedfishBmcSpec(
-        name=server.name,
-        address=server.bmc.address,
-        port=server.bmc.port,
-        scheme=server.bmc.scheme,
-        username=server.bmc.username,
-        password=password,
-        state_dir=state / "bmcs" / server.name,
-        power_on=power_hooks["start"],
-        power_off=power_hooks["stop"],
-        status_pidfile=sim_node.node_dir(state, server.name) / "pid",
-        initially_on=True,
+        **_bmc_basics(server, password, power_hooks, state), scheme=server.bmc.scheme
     )
     handle = sim_redfish.start(state, spec, netns=plan.fabric)
     record.pid(f"bmc:{server.name}", handle.pid)
@@ -449,35 +754,61 @@ def _devices(
     vms: tuple[str, ...] = (),
 ) -> None:
     for server in inventory.servers:
-        password = resolve(
-            server.bmc.password, used_at=f"{server.name} BMC password", base_dir=base_dir
-        )
-        power_hooks = _hooks(state, server.name)
-        if server.bmc.redfish:
-            _redfish_bmc(server, password, power_hooks, plan, state, record)
-            continue
-        spec = sim_bmc.BmcSpec(
-            name=server.name,
-            address=server.bmc.address,
-            port=server.bmc.port,
-            username=server.bmc.username,
-            password=password,
-            state_dir=state / "bmcs" / server.name,
-            power_on=power_hooks["start"],
-            power_off=power_hooks["stop"],
-            status_pidfile=sim_node.node_dir(state, server.name) / "pid",
-            initially_on=True,
-            # A VM node's board reaches its BMC here (sim/vm.py says why loopback).
-            vm_port=sim_vm.ipmi_port(inventory, server.name) if server.name in vms else None,
-        )
-        handle = sim_bmc.start(spec, netns=plan.fabric)
-        record.pid(f"bmc:{server.name}", handle.pid)
-        record.data.setdefault("answers", {})[f"bmc:{server.name}"] = [spec.address, spec.port]
-        sim_bmc._wait_listening(handle, spec, 10.0)
-    feeds: dict[str, list[tuple[str, int]]] = {}
+        _bmc(inventory, server, plan, state, base_dir, record, vms)
+    _pdus(inventory, plan, state, base_dir, record)
+
+
+def _bmc(
+    inventory: Inventory,
+    server: Server,
+    plan: SimPlan,
+    state: Path,
+    base_dir: Path,
+    record: Record,
+    vms: tuple[str, ...] = (),
+) -> None:
+    """The server's BMC (ipmi_sim, or the Redfish emulator) in the fabric, answering."""
+    password = resolve(
+        server.bmc.password, used_at=f"{server.name} BMC password", base_dir=base_dir
+    )
+    power_hooks = _hooks(state, server.name)
+    if server.bmc.redfish:
+        _redfish_bmc(server, password, power_hooks, plan, state, record)
+        return
+    spec = sim_bmc.BmcSpec(
+        **_bmc_basics(server, password, power_hooks, state),
+        # A VM node's board reaches its BMC here (sim/vm.py says why loopback).
+        vm_port=sim_vm.ipmi_port(inventory, server.name) if server.name in vms else None,
+    )
+    handle = sim_bmc.start(spec, netns=plan.fabric)
+    record.pid(f"bmc:{server.name}", handle.pid)
+    record.data.setdefault("answers", {})[f"bmc:{server.name}"] = [spec.address, spec.port]
+    sim_bmc._wait_listening(handle, spec, 10.0)
+
+
+def _feeds(inventory: Inventory) -> dict[str, list[tuple[str, int]]]:
+    """Device -> the (PDU, outlet) pairs feeding it."""
+    found: dict[str, list[tuple[str, int]]] = {}
     for pdu in inventory.pdus:
         for outlet in pdu.outlets:
-            feeds.setdefault(outlet.device, []).append((pdu.name, outlet.outlet))
+            found.setdefault(outlet.device, []).append((pdu.name, outlet.outlet))
+    return found
+
+
+def _outlet_hooks(
+    inventory: Inventory, pdu: Pdu, state: Path
+) -> dict[int, dict[str, tuple[str, ...]]]:
+    """What each of the PDU's outlets runs when switched: the feed of the server behind it."""
+    hooks: dict[int, dict[str, tuple[str, ...]]] = {}
+    for outlet in pdu.outlets:
+        if outlet.device in {s.name for s in inventory.servers}:
+            feed = (sys.executable, "-m", "labctl.sim.feeds", outlet.device, str(state))
+            hooks[outlet.outlet] = {"on": feed, "off": feed}
+    return hooks
+
+
+def _pdus(inventory: Inventory, plan: SimPlan, state: Path, base_dir: Path, record: Record) -> None:
+    feeds = _feeds(inventory)
     for pdu in inventory.pdus:
         snmp = pdu.snmp
         where = f"PDU {pdu.name}"
@@ -488,11 +819,7 @@ def _devices(
             username = snmp.username
             auth_key = resolve(snmp.auth_key, used_at=where, base_dir=base_dir)
             priv_key = resolve(snmp.priv_key, used_at=where, base_dir=base_dir)
-        hooks: dict[int, dict[str, tuple[str, ...]]] = {}
-        for outlet in pdu.outlets:
-            if outlet.device in {s.name for s in inventory.servers}:
-                feed = (sys.executable, "-m", "labctl.sim.feeds", outlet.device, str(state))
-                hooks[outlet.outlet] = {"on": feed, "off": feed}
+        hooks = _outlet_hooks(inventory, pdu, state)
         spec_pdu = pdu_agent.PduSpec(
             name=pdu.name,
             address=pdu.address,
@@ -549,10 +876,15 @@ def up(
         )
     plan = build_plan(inventory)
     if (state / STATE_FILE).exists():
+        resized = _resize(inventory, plan, state, inventory_path.parent, progress)
         repaired, cannot = repair(plan, state)
+        repaired += _ceph_image_again(inventory, state, progress)
         if cannot:
             fixed = f"repaired {'; '.join(repaired)}; but " if repaired else ""
             raise LabctlError(f"the simulated lab {plan.lab_id}: {fixed}{'; '.join(cannot)}")
+        if resized:
+            also = f"; repaired {'; '.join(repaired)}" if repaired else ""
+            return f"the simulated lab {plan.lab_id}: {'; '.join(resized)}{also}"
         if not repaired:
             return f"the simulated lab {plan.lab_id} is already up; nothing changed"
         return f"the simulated lab {plan.lab_id} is up again: repaired {'; '.join(repaired)}"
@@ -567,6 +899,9 @@ def up(
         why = sim_engine.ceph_refusal(settings.version, have)
         if why:
             raise LabctlError(why)
+    # And a monitoring image whose tag is not the version of Debian's program.
+    if sim_engine.available():
+        monitoring_images.check(inventory)
     _refuse_if_taken(plan, state)
     sim_disks.disk_size()  # a bad LABCTL_SIM_DISK_SIZE fails before anything is made
     login_user = inventory.lab.ssh.user

@@ -10,17 +10,22 @@ layout and names: ``BIOS-BOOT`` (BIOS GRUB), ``EFI-SYSTEM`` (EFI system partitio
 ``boot`` (ext4, file system label ``boot``: a Boot Loader Specification entry and the
 kernel) and ``root`` (file system label ``root``: an ``/etc/os-release`` naming the
 stand-in). It is built from this machine's packages (sgdisk, mke2fs, the Debian kernel,
-GRUB's BIOS images from grub-pc-bin, busybox-static, OpenSSH's sshd) into a cache keyed
-by its inputs. It boots under BIOS firmware (SeaBIOS) as Fedora CoreOS's does: GRUB's
-boot.img in the protective MBR, its core.img in ``BIOS-BOOT`` (both written into the
-image file, as ``grub-bios-setup`` would, without mounting anything), GRUB's config in
-``boot/grub2/grub.cfg`` starting the kernel with ``root=LABEL=root`` and a small
-initramfs that mounts ``root`` and hands over to the installed system: busybox, sshd and
-an init (``osimage-init.sh``) that brings the NICs up from the networkd or
-NetworkManager files Ignition wrote and starts sshd with the host key Ignition planted.
-It is a stand-in, and docs/os.md says so: the EFI system partition is left unformatted
-(no dosfstools here), so it does not boot under UEFI, and Ignition's files are applied
-by the installer, not by a first-boot Ignition in this initramfs.
+GRUB's BIOS images from grub-pc-bin and its EFI images from grub-efi-amd64-bin, mtools
+and dosfstools, busybox-static, OpenSSH's sshd) into a cache keyed by its inputs. It
+boots under BIOS firmware (SeaBIOS) as Fedora CoreOS's does: GRUB's boot.img in the
+protective MBR, its core.img in ``BIOS-BOOT`` (both written into the image file, as
+``grub-bios-setup`` would, without mounting anything). It boots under UEFI firmware
+(OVMF) too: ``EFI-SYSTEM`` is a FAT file system (``mkfs.fat``, filled with mtools,
+no mount) holding GRUB's x86_64-efi image at the removable-media path
+``EFI/BOOT/BOOTX64.EFI``, which firmware with no boot entry of its own for the disk
+starts. Both GRUBs carry the same embedded config: find the file system labelled
+``boot`` and read its ``grub2/grub.cfg``, which starts the kernel with
+``root=LABEL=root`` and a small initramfs that mounts ``root`` and hands over to the
+installed system: busybox, sshd and an init (``osimage-init.sh``) that brings the NICs
+up from the networkd or NetworkManager files Ignition wrote and starts sshd with the
+host key Ignition planted. It is a stand-in, and docs/os.md says so: its EFI GRUB is
+Debian's, unsigned (no shim, no Secure Boot), and Ignition's files are applied by the
+installer, not by a first-boot Ignition in this initramfs.
 """
 
 from __future__ import annotations
@@ -46,7 +51,7 @@ RELEASE = "0.labctl.stand-in"
 MIB = 1024 * 1024
 SECTOR = 512
 # Bumped when the layout or contents change, so a cached image of the old one is rebuilt.
-LAYOUT = "2"
+LAYOUT = "5"
 MARK = "LABCTL-OS"
 # GRUB for BIOS (Debian's grub-pc-bin): boot.img goes in the MBR, core.img in BIOS-BOOT.
 GRUB_DIR = Path("/usr/lib/grub/i386-pc")
@@ -62,6 +67,16 @@ BOOT_DRIVE_CHECK = 0x66
 MBR_CODE = 440  # boot code before the disk signature and the partition table
 BLOCKLIST = SECTOR - 12
 CORE_SEGMENT = 0x820
+# GRUB for UEFI (Debian's grub-efi-amd64-bin): one PE image on the EFI system partition.
+GRUB_EFI_DIR = Path("/usr/lib/grub/x86_64-efi")
+GRUB_EFI_MODULES = (
+    "part_gpt", "ext2", "fat", "search", "configfile", "normal", "linux",
+    "serial", "terminal", "echo", "test",
+)  # fmt: skip
+EFI_LOADER = "EFI/BOOT/BOOTX64.EFI"  # the removable-media path of UEFI's section 3.5.1
+# FAT keeps local times with no zone; mtools takes them from SOURCE_DATE_EPOCH, mkfs.fat
+# --invariant fixes its own: 2020-01-01, so the same inputs give the same bytes.
+FAT_EPOCH = "1577836800"
 # The installed system: busybox and sshd with its libraries, and the modules the
 # initramfs loads to find the root disk and the NIC.
 BUSYBOX = Path("/bin/busybox")
@@ -87,6 +102,15 @@ SSHD_CONFIG = "\n".join(
         "",
     ]
 )
+# sudo, as on Flatcar and Fedora CoreOS, where core runs commands as root without a
+# password (labctl's SSH sessions run `sudo -n -- COMMAND` for a login user not root):
+# Debian's sudo (setuid root), its sudoers plugin, and PAM with pam_permit alone
+# (the stand-in has no passwords to check; sudoers decides).
+SUDO = Path("/usr/bin/sudo")
+SUDO_PLUGIN = Path("/usr/libexec/sudo/sudoers.so")
+PAM_PERMIT = Path("/lib/x86_64-linux-gnu/security/pam_permit.so")
+SUDOERS = "root ALL=(ALL:ALL) ALL\ncore ALL=(ALL:ALL) NOPASSWD: ALL\n"
+PAM_SUDO = "".join(f"{kind} required pam_permit.so\n" for kind in ("auth", "account", "session"))
 # The base accounts Ignition's passwd section modifies (usermod), and sshd's own.
 ACCOUNTS = {
     "etc/passwd": "root:x:0:0:root:/root:/bin/sh\ncore:x:500:500:core:/home/core:/bin/sh\n"
@@ -97,6 +121,12 @@ ACCOUNTS = {
 }
 
 
+# Files not root's on a file system (mke2fs -d copies the build tree's owners): core's
+# home is core's, as on Flatcar, so Ignition (which writes a user's keys as that user)
+# can make its .ssh there.
+OWNERS = {"root": {"/home/core": (500, 500)}}
+
+
 @dataclass(frozen=True)
 class Partition:
     """One GPT partition: its number, GPT name, sgdisk type code and size in MiB."""
@@ -105,14 +135,15 @@ class Partition:
     name: str
     type_code: str
     size_mib: int
-    label: str | None  # the ext4 file system's label; None: left unformatted
+    label: str | None  # the file system's label; None: left unformatted
+    fs: str = "ext4"  # or "vfat": the EFI system partition
 
 
 # Fedora CoreOS's metal image: the same partition numbers, GPT names and types
 # (smaller sizes: nothing here needs 384 MiB of /boot).
 PARTITIONS = (
     Partition(1, "BIOS-BOOT", "EF02", 1, None),
-    Partition(2, "EFI-SYSTEM", "EF00", 2, None),
+    Partition(2, "EFI-SYSTEM", "EF00", 2, "EFI-SYSTEM", "vfat"),
     Partition(3, "boot", "8300", 40, "boot"),
     Partition(4, "root", "8300", 48, "root"),
 )
@@ -179,12 +210,21 @@ def _kernel() -> tuple[Path, str]:
 
 def _root_programs() -> dict[str, Path]:
     """The installed system's programs and the libraries they load, by path on the image."""
-    for needed, package in ((BUSYBOX, "busybox-static"), (SSHD, "openssh-server")):
+    needs = (
+        (BUSYBOX, "busybox-static"),
+        (SSHD, "openssh-server"),
+        (SUDO, "sudo"),
+        (PAM_PERMIT, "libpam-modules"),
+    )
+    for needed, package in needs:
         if not needed.exists():
             raise LabctlError(f"{needed} is missing; it is in the Debian package {package}")
     files = {"bin/busybox": BUSYBOX, "usr/sbin/sshd": SSHD}
-    for lib in installer._libraries(SSHD):
-        files[str(lib).lstrip("/")] = lib.resolve()
+    for program in (SUDO, SUDO_PLUGIN, PAM_PERMIT):
+        files[str(program).lstrip("/")] = program.resolve()
+    for program in (SSHD, SUDO, SUDO_PLUGIN):
+        for lib in installer._libraries(program):
+            files[str(lib).lstrip("/")] = lib.resolve()
     return files
 
 
@@ -201,10 +241,13 @@ def _inputs() -> dict[str, Path]:
         files[f"grub/{name}"] = GRUB_DIR / name
     for path in _module_paths(version):
         files[f"modules/{path}"] = Path("/lib/modules") / version / path
-    if not (GRUB_DIR / "boot.img").exists():
-        raise LabctlError(
-            f"{GRUB_DIR}/boot.img is missing; it is in the Debian package grub-pc-bin"
-        )
+    for name in ("kernel.img", *(f"{m}.mod" for m in GRUB_EFI_MODULES)):
+        files[f"grub-efi/{name}"] = GRUB_EFI_DIR / name
+    for folder, package in ((GRUB_DIR, "grub-pc-bin"), (GRUB_EFI_DIR, "grub-efi-amd64-bin")):
+        if not (folder / "kernel.img").exists():
+            raise LabctlError(
+                f"{folder}/kernel.img is missing; it is in the Debian package {package}"
+            )
     return files
 
 
@@ -214,6 +257,7 @@ def cache_key() -> str:
         f"{LAYOUT}\n{PARTITIONS}\n".encode()
         + "".join((os_release(), bls_entry(version), grub_cfg(), GRUB_EMBEDDED)).encode()
         + "".join((INITRAMFS_INIT, SYSTEM_INIT, SSHD_CONFIG, *ACCOUNTS.values())).encode()
+        + (SUDOERS + PAM_SUDO).encode()
     )
     for name, source in sorted(_inputs().items()):
         stat = source.stat()
@@ -292,19 +336,31 @@ def root_tree() -> Tree:
         tree[path] = (text.encode(), 0o600 if "shadow" in path else 0o644)
     for path, source in _root_programs().items():
         tree[path] = (source.read_bytes(), 0o755)
+    tree[str(SUDO).lstrip("/")] = (SUDO.read_bytes(), 0o4755)  # setuid root, as installed
+    tree["etc/sudoers"] = (SUDOERS.encode(), 0o440)
+    tree["etc/pam.d/sudo"] = (PAM_SUDO.encode(), 0o644)
     return tree
+
+
+def grub_image(
+    work: Path, target: str, modules_dir: Path, modules: tuple[str, ...], name: str
+) -> Path:
+    """GRUB's image for ``target`` in ``work``, with labctl's embedded config (find the
+    ``boot`` partition, read its grub2/grub.cfg) and ``modules`` built in."""
+    embedded = work / "grub-embedded.cfg"
+    embedded.write_text(GRUB_EMBEDDED)
+    image = work / name
+    _run(
+        ["grub-mkimage", "-O", target, "-d", str(modules_dir), "-c", str(embedded),
+         "-p", "/grub2", "-o", str(image), *modules]
+    )  # fmt: skip
+    return image
 
 
 def grub_images(work: Path, core_sector: int) -> tuple[bytes, bytes]:
     """GRUB's MBR code (boot.img's first 440 bytes) and core.img, set up as
     ``grub-bios-setup`` sets them up for a core.img embedded at ``core_sector``."""
-    embedded = work / "grub-embedded.cfg"
-    embedded.write_text(GRUB_EMBEDDED)
-    core_path = work / "core.img"
-    _run(
-        ["grub-mkimage", "-O", "i386-pc", "-d", str(GRUB_DIR), "-c", str(embedded),
-         "-p", "/grub2", "-o", str(core_path), *GRUB_MODULES]
-    )  # fmt: skip
+    core_path = grub_image(work, "i386-pc", GRUB_DIR, GRUB_MODULES, "core.img")
     core = bytearray(core_path.read_bytes())
     core += b"\0" * (-len(core) % SECTOR)
     sectors = len(core) // SECTOR
@@ -317,6 +373,30 @@ def grub_images(work: Path, core_sector: int) -> tuple[bytes, bytes]:
     struct.pack_into("<Q", boot, BOOT_KERNEL_SECTOR, core_sector)
     boot[BOOT_DRIVE_CHECK : BOOT_DRIVE_CHECK + 2] = b"\x90\x90"  # a hard disk: no check
     return bytes(boot[:MBR_CODE]), bytes(core)
+
+
+def efi_system_partition(work: Path, part: Partition) -> Path:
+    """A FAT image of ``part``'s size holding GRUB's x86_64-efi image at ``EFI_LOADER``,
+    with the same embedded config as core.img: mkfs.fat, then mtools (no mount)."""
+    for program, package in (("mkfs.fat", "dosfstools"), ("mcopy", "mtools")):
+        if shutil.which(program) is None:
+            raise LabctlError(f"{program} is missing; it is in the Debian package {package}")
+    loader = grub_image(work, "x86_64-efi", GRUB_EFI_DIR, GRUB_EFI_MODULES, "BOOTX64.EFI")
+    os.utime(loader, (int(FAT_EPOCH), int(FAT_EPOCH)))
+    image = work / f"{part.name}.vfat"
+    image.unlink(missing_ok=True)
+    volume = hashlib.sha256(f"{RELEASE} {part.name}".encode()).hexdigest()[:8]
+    assert part.label is not None
+    _run(["mkfs.fat", "-C", "--invariant", "-i", volume, "-n", part.label, str(image),
+          str(part.size_mib * 1024)])  # fmt: skip
+    env = {**os.environ, "SOURCE_DATE_EPOCH": FAT_EPOCH, "MTOOLS_SKIP_CHECK": "1"}
+    folders = [f"::{EFI_LOADER.rsplit('/', i)[0]}" for i in (2, 1)]  # ::EFI, ::EFI/BOOT
+    for args in (["mmd", "-i", str(image), *folders],
+                 ["mcopy", "-m", "-i", str(image), str(loader), f"::{EFI_LOADER}"]):  # fmt: skip
+        done = subprocess.run(args, capture_output=True, text=True, check=False, env=env)
+        if done.returncode != 0:
+            raise LabctlError(f"{args[0]} failed building the stand-in OS image: {done.stderr}")
+    return image
 
 
 def build_image(path: Path) -> None:
@@ -358,11 +438,19 @@ def build_image(path: Path) -> None:
             out.seek(offsets["BIOS-BOOT"])
             out.write(core)
         for part in PARTITIONS:
-            if part.label is not None:
+            if part.label is None:
+                continue
+            if part.fs == "vfat":
+                fs = efi_system_partition(Path(tmp), part)
+            else:
                 fs = _file_system(Path(tmp), part, contents[part.name])
-                with fs.open("rb") as src, path.open("r+b") as out:
-                    out.seek(offsets[part.name])
-                    shutil.copyfileobj(src, out, MIB)
+            for owned, (uid, gid) in OWNERS.get(part.name, {}).items():
+                for field, value in (("uid", uid), ("gid", gid)):
+                    _run(["debugfs", "-w", "-R", f"set_inode_field {owned} {field} {value}",
+                          str(fs)])  # fmt: skip
+            with fs.open("rb") as src, path.open("r+b") as out:
+                out.seek(offsets[part.name])
+                shutil.copyfileobj(src, out, MIB)
 
 
 def partition_offset(name: str) -> int:
@@ -388,9 +476,85 @@ def plant(disk: Path, files: dict[str, tuple[Path, int]], folders: tuple[str, ..
             raise LabctlError(f"debugfs {command!r} on {disk}: {' '.join(said)}")
 
 
-def boot_argv(disk: Path, port: int, mac: str, console: Path, pidfile: Path) -> list[str]:
-    """qemu booting ``disk`` alone (SeaBIOS, tcg), its sshd forwarded to loopback ``port``:
-    how the image is booted on its own, by its test and its benchmark."""
+# What each distribution's stand-in says it is: the release its stand-in mirror names
+# (installer.FLATCAR_RELEASE in version.txt, installer.FCOS_RELEASE in the stream).
+DISTRIBUTIONS = {
+    "flatcar": ("Flatcar Container Linux", installer.FLATCAR_RELEASE),
+    "fedora-coreos": ("Fedora CoreOS", installer.FCOS_RELEASE),
+}
+
+
+def distribution_os_release(distribution: str) -> str:
+    """``/etc/os-release`` of the image standing in for ``distribution``: its ``ID`` is
+    the distribution's (what the os survey checks), its name says it is a stand-in."""
+    if distribution not in DISTRIBUTIONS:
+        raise LabctlError(
+            f"no stand-in OS image for {distribution!r}; there is one for "
+            f"{', '.join(DISTRIBUTIONS)}"
+        )
+    name, release = DISTRIBUTIONS[distribution]
+    return "\n".join(
+        [
+            f'NAME="labctl stand-in for {name}"',
+            f"ID={distribution}",
+            "VARIANT_ID=labctl-stand-in",
+            f"VERSION_ID={release}",
+            f'PRETTY_NAME="labctl stand-in for {name} {release} (laid out as Fedora CoreOS)"',
+            "",
+        ]
+    )
+
+
+def build_for(distribution: str, cache: Path = CACHE) -> Path:
+    """The stand-in image for ``distribution`` (built unless cached): the image of
+    ``build`` with its root's ``/etc/os-release`` naming that distribution."""
+    text = distribution_os_release(distribution)
+    base = build(cache)
+    folder = base.parent / distribution
+    image = folder / IMAGE_NAME
+    if image.exists():
+        return image
+    work = base.parent / f".{distribution}-{os.getpid()}"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir()
+    shutil.copyfile(base, work / IMAGE_NAME)
+    (work / "os-release").write_text(text)
+    remove = subprocess.run(
+        ["debugfs", "-w", "-R", "rm /etc/os-release",
+         f"{work / IMAGE_NAME}?offset={partition_offset('root')}"],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    if remove.returncode != 0:
+        raise LabctlError(f"debugfs rm /etc/os-release on {work / IMAGE_NAME}: {remove.stderr}")
+    plant(work / IMAGE_NAME, {"/etc/os-release": (work / "os-release", 0o644)})
+    (work / "os-release").unlink()
+    shutil.rmtree(folder, ignore_errors=True)
+    work.rename(folder)
+    return image
+
+
+# UEFI firmware (Debian's ovmf): its code, and the variable store each VM gets a copy of.
+OVMF_CODE = Path("/usr/share/OVMF/OVMF_CODE_4M.fd")
+OVMF_VARS = Path("/usr/share/OVMF/OVMF_VARS_4M.fd")
+
+
+def uefi_args(variables: Path) -> list[str]:
+    """OVMF with the variable store at ``variables`` (copied from OVMF's empty one when
+    missing): a machine whose firmware has no boot entry for the disk yet."""
+    if not variables.exists():
+        shutil.copyfile(OVMF_VARS, variables)
+    return [
+        "-drive", f"if=pflash,format=raw,readonly=on,file={OVMF_CODE}",
+        "-drive", f"if=pflash,format=raw,file={variables}",
+    ]  # fmt: skip
+
+
+def boot_argv(
+    disk: Path, port: int, mac: str, console: Path, pidfile: Path, uefi: Path | None = None
+) -> list[str]:
+    """qemu booting ``disk`` alone (tcg), its sshd forwarded to loopback ``port``: how
+    the image is booted on its own, by its test and its benchmark. SeaBIOS, or OVMF
+    with ``uefi`` its variable store."""
     return [
         "qemu-system-x86_64", "-accel", "tcg", "-machine", "q35", "-m", "512", "-smp", "1",
         "-display", "none", "-vga", "none", "-no-reboot", "-monitor", "none",
@@ -400,7 +564,7 @@ def boot_argv(disk: Path, port: int, mac: str, console: Path, pidfile: Path) -> 
         "-device", "virtio-scsi-pci,id=scsi0",
         "-drive", f"file={disk},if=none,id=d0,format=raw",
         "-device", "scsi-hd,drive=d0,bus=scsi0.0,bootindex=1",
-        "-pidfile", str(pidfile), "-daemonize",
+        *(uefi_args(uefi) if uefi else []), "-pidfile", str(pidfile), "-daemonize",
     ]  # fmt: skip
 
 

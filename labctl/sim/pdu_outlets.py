@@ -13,6 +13,7 @@ stops what the inventory says is plugged into it.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -65,6 +66,11 @@ class Outlets:
         os.replace(tmp, path)
 
     def _hook(self, outlet: int, which: str) -> None:
+        # Read again at each switch: a lab that grows (sim up) wires new servers to
+        # outlets of a PDU whose agent keeps running.
+        with contextlib.suppress(OSError, ValueError):
+            config = json.loads((self.state_dir / "pdu.json").read_text())
+            self.hooks = config.get("hooks", self.hooks)
         argv = self.hooks.get(str(outlet), {}).get(which)
         if argv:
             subprocess.run(argv, capture_output=True, timeout=60, check=False)

@@ -124,3 +124,37 @@ def build_plan(inventory: Inventory) -> SimPlan:
         prefixes=prefixes,
         switches=build_switches(inventory, tuple(bridges), lid),
     )
+
+
+@dataclass(frozen=True)
+class Resize:
+    """How an up lab's servers differ from the inventory's (``sim up`` on an up lab)."""
+
+    join: tuple[str, ...]  # in the inventory, not in the lab
+    leave: tuple[str, ...]  # in the lab, gone from the inventory
+    replace: tuple[str, ...]  # in both, but the inventory's NICs have other MACs
+
+    def __bool__(self) -> bool:
+        return bool(self.join or self.leave or self.replace)
+
+
+def resize(plan: SimPlan, running: dict[str, dict[str, str]]) -> Resize:
+    """What to add, remove and make again: ``running`` is each node the lab has, with the
+    MAC of each of its NICs (empty when they could not be read: then it is not replaced).
+
+    A server whose MACs changed is another machine under the same name (a replacement):
+    the lab drops the old one and makes a new one, disks and host key included.
+    """
+    wanted = {n.name: n for n in plan.nodes}
+    replace = []
+    for name, macs in running.items():
+        node = wanted.get(name)
+        if node is None or not macs:
+            continue
+        if any(macs.get(nic.name, nic.mac) != nic.mac for nic in node.nics):
+            replace.append(name)
+    return Resize(
+        join=tuple(n.name for n in plan.nodes if n.name not in running),
+        leave=tuple(name for name in running if name not in wanted),
+        replace=tuple(replace),
+    )

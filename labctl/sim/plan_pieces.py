@@ -5,13 +5,15 @@ the nodes, a registry the nodes pull the control plane's images from), the simul
 lab stands in for it with actions of its own: BIRD 1.6 as a unit on each node, with
 the ``bird.cfg`` calico-node would write and a CNI configuration in place of
 calico-node's (``node_bgp``), and the pods runtime's images imported into each node's
-containerd from the build cache (``image_imports``). ``labctl/sim/platform.py``'s
-methods return these; the layer that calls them adds what it gets, the same call
-on a real lab returning nothing (``labctl/platform.py``).
+containerd from the build cache (``image_imports``), and the etcd image a new
+``cluster.etcd.version`` names loaded into each node's podman (``etcd_images``).
+``labctl/sim/platform.py``'s methods return these; the layer that calls them adds what
+it gets, the same call on a real lab returning nothing (``labctl/platform.py``).
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from functools import partial
 
@@ -20,9 +22,10 @@ from labctl.data import shell
 from labctl.engine.actions import Action, PutFile, Run, WaitFor, ssh_answers
 from labctl.engine.layer import LayerContext
 from labctl.inventory.model import Server
+from labctl.render import etcd as render_etcd
 from labctl.render.kubernetes import common as c
 from labctl.render.kubernetes.addons import coredns_image
-from labctl.sim.render import bird, calico_node
+from labctl.sim.render import bird, calico_confd, calico_node
 from labctl.sim.render.kubernetes import SANDBOX_IMAGE
 
 RESTART_BIRD = f"systemctl restart {calico_node.UNIT_NAME}"
@@ -33,20 +36,25 @@ ENSURE_BIRD = (
 )
 
 
-def node_bgp(ctx: LayerContext, server: Server, bird_binary: str) -> list[Action]:
-    """BIRD 1.6 (``bird_binary``) standing in for calico-node on ``server``: its
-    configuration (passwords filled in as it is written), its unit, the CNI
-    configuration, and BIRD (re)started when any of them changed."""
+def node_bgp(
+    ctx: LayerContext, server: Server, bird_binary: str, confd: bool = False
+) -> list[Action]:
+    """BIRD 1.6 (``bird_binary``) on ``server`` with labctl's configuration (passwords
+    filled in as it is written), its unit, and BIRD (re)started when either changed.
+    ``confd``: calico-node's confd takes BIRD over once Calico's objects are on the API
+    (``node_bgp_agent``): labctl's file goes beside confd's, and Calico's CNI
+    configuration comes with confd; else the stand-in CNI configuration too."""
     inventory = ctx.inventory
     node = server.name
-    unit = calico_node.unit(bird_binary)
+    path = calico_node.STAND_IN_CONFIG if confd else bird.CONFIG_PATH
+    unit = calico_node.unit(bird_binary, path)
     config, fill = fill_for(inventory, partial(bird.config, inventory, server))
     digest = hashlib.sha256("\0".join((config, unit)).encode()).hexdigest()
     actions: list[Action] = [
         ssh_answers(node, inventory.lab.ssh.boot_wait),
         PutFile(
             node,
-            ctx.on_node(node, bird.CONFIG_PATH),
+            ctx.on_node(node, path),
             config.encode(),
             0o600,
             secret=fill is not None,
@@ -54,11 +62,12 @@ def node_bgp(ctx: LayerContext, server: Server, bird_binary: str) -> list[Action
         ),
         PutFile(node, ctx.on_node(node, calico_node.UNIT_PATH), unit.encode(), 0o644),
     ]
-    cni = calico_node.cni_conflist(inventory, server)
+    cni = None if confd else calico_node.cni_conflist(inventory, server)
     if cni is not None:
         actions.append(PutFile(node, ctx.on_node(node, calico_node.CNI_PATH), cni.encode(), 0o644))
     return [
         *actions,
+        Run(node, calico_node.LINK_DEBIAN_PLUGINS, what="link Debian's CNI plugins"),
         Run(node, ("systemctl", "enable", calico_node.UNIT_NAME)),
         # One step, not a daemon-reload step of its own: the journal knows a Run
         # by its argv, and a bare `systemctl daemon-reload` is also the etcd
@@ -75,6 +84,50 @@ def node_bgp(ctx: LayerContext, server: Server, bird_binary: str) -> list[Action
             ("sh", "-c", ENSURE_BIRD),
             deadline=30.0,
             what=f"{calico_node.UNIT_NAME} to be running",
+        ),
+    ]
+
+
+def node_bgp_agent(
+    ctx: LayerContext, server: Server, bird_binary: str, built: str, confd_files: dict[str, str]
+) -> list[Action]:
+    """calico-node's confd on ``server`` (``calico-node -confd`` from the build ``built``,
+    with confd's own files ``confd_files``, relative path to text), writing the
+    ``bird.cfg`` BIRD then runs, and Calico's CNI plugin and IPAM in place of the
+    stand-in's; confd restarted when any of its files changed, and waited for until
+    BIRD runs what it wrote."""
+    inventory = ctx.inventory
+    node = server.name
+    files = {
+        f"{calico_confd.CONFD_DIR}/{rel}": (
+            calico_confd.conf_d(text, bird_binary) if rel.startswith("conf.d/") else text
+        )
+        for rel, text in sorted(confd_files.items())
+    }
+    files[calico_confd.KUBECONFIG] = calico_confd.kubeconfig(inventory)
+    files[calico_confd.UNIT_PATH] = calico_confd.unit(
+        f"{built}/bin/calico-node", bird_binary, server
+    )
+    files[calico_confd.CNI_PATH] = calico_confd.cni_conflist(inventory, server)
+    files[calico_confd.NODENAME_FILE] = server.name
+    digest = hashlib.sha256(
+        "\0".join(f"{path}\0{text}" for path, text in files.items()).encode()
+    ).hexdigest()
+    restart = f"systemctl daemon-reload && systemctl restart {calico_confd.UNIT_NAME}"
+    return [
+        ssh_answers(node, inventory.lab.ssh.boot_wait),
+        *(
+            PutFile(node, ctx.on_node(node, path), text.encode(), 0o644)
+            for path, text in files.items()
+        ),
+        Run(node, calico_confd.link_plugins(built), what="link Calico's CNI plugins"),
+        Run(node, ("systemctl", "enable", calico_confd.UNIT_NAME)),
+        Run(node, ("sh", "-c", restart), triggers=(digest,), what=restart.replace("&&", ";")),
+        WaitFor(
+            node,
+            ("sh", "-c", calico_confd.waits_for(bird_binary)),
+            deadline=60.0,
+            what="BIRD to run the bird.cfg calico-node's confd wrote",
         ),
     ]
 
@@ -107,5 +160,35 @@ def image_imports(ctx: LayerContext, server: Server, bin_dir: str) -> list[Actio
             ("sh", "-c", IMPORT_IMAGES, "labctl-kube-images", folder, *pairs),
             timeout=300.0,
             what=f"import {', '.join(wanted)} into containerd from {folder}",
+        )
+    ]
+
+
+# The etcd image, loaded into the node's podman unless it has it (one line: no script).
+LOAD_ETCD_IMAGE = 'podman image exists "$1" || podman load -q -i "$2" >/dev/null'
+
+
+@functools.cache
+def _etcd_archive(image: str) -> str:
+    """The archive of the etcd image ``image``, made here once (``labctl/sim/engine.py``:
+    from this machine's etcd or ``labctl etcd build``'s; a sentence naming the build to
+    run when that version is neither)."""
+    from labctl.sim import engine
+
+    return str(engine.build(engine.etcd_image(image, engine.etcd_source(image))).path)
+
+
+def etcd_images(ctx: LayerContext, server: Server) -> list[Action]:
+    """The etcd image the inventory names on ``server``, as a registry pull would put it
+    there: loaded from the archive made here (the boot loaded the image the lab was made
+    with; a new ``cluster.etcd.version`` needs its image before the member restarts)."""
+    image = render_etcd.image(ctx.inventory)
+    archive = _etcd_archive(image)
+    return [
+        Run(
+            server.name,
+            ("sh", "-c", LOAD_ETCD_IMAGE, "labctl-etcd-image", image, archive),
+            timeout=120.0,
+            what=f"load {image} into the node's podman unless it has it",
         )
     ]

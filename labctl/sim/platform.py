@@ -19,16 +19,21 @@ module.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import yaml
+
+from labctl.calico import manifest as calico_manifest
 from labctl.errors import UsageError
 from labctl.inventory.model import Ceph, Inventory, Server
 from labctl.inventory.schema import grammar_error
 from labctl.platform import NodeRuntime
 from labctl.render.kubernetes import common
-from labctl.sim.render import calico_standin
+from labctl.sim.render import calico_confd, calico_standin
 from labctl.sim.render.kubernetes import shared_kernel
 
 if TYPE_CHECKING:  # the plan pieces are imported when a layer asks: validate needs none
@@ -39,11 +44,13 @@ ETCD_RUNTIME = "LABCTL_ETCD_RUNTIME"
 KUBE_RUNTIME = "LABCTL_KUBE_RUNTIME"
 KUBE_BIN_DIR = "LABCTL_KUBE_BIN_DIR"
 CALICO_BIRD = "LABCTL_CALICO_BIRD"
+CALICO_NODE = "LABCTL_CALICO_NODE"
 SWITCH_PLATFORM = "LABCTL_SWITCH_PLATFORM"
 CEPH_RUNTIME = "LABCTL_CEPH_RUNTIME"
 CEPH_CONFIG = "LABCTL_CEPH_CONFIG"
 BOOT_NETNS = "LABCTL_BOOT_NETNS"
 CONTAINER_ENGINE = "LABCTL_CONTAINER_ENGINE"
+MONITORING_RUNTIME = "LABCTL_MONITORING_RUNTIME"
 
 # The values each variable may take (None: any non-empty text).
 _CHOICES: dict[str, tuple[str, ...] | None] = {
@@ -53,16 +60,24 @@ _CHOICES: dict[str, tuple[str, ...] | None] = {
     KUBE_RUNTIME: ("static-pods", "host", "pods"),
     KUBE_BIN_DIR: None,
     CALICO_BIRD: None,
+    CALICO_NODE: None,
     SWITCH_PLATFORM: ("frr", "eos", "ios"),
     CEPH_RUNTIME: ("container", "host"),
     CEPH_CONFIG: None,
     BOOT_NETNS: None,
     # The engine the nodes run containers with whatever their distribution ships.
     CONTAINER_ENGINE: ("podman",),
+    MONITORING_RUNTIME: ("container", "host"),
 }
 NAMES = tuple(_CHOICES)
+# LABCTL_CALICO_NODE=0: no calico-node on the nodes (labctl's own bird.cfg), for debugging.
+OPT_OUT = "0"
 # Values that reach the nodes' shells and files: held to the inventory's own grammars.
-_GRAMMARS = {KUBE_BIN_DIR: "absolute_path", CALICO_BIRD: "absolute_path"}
+_GRAMMARS = {
+    KUBE_BIN_DIR: "absolute_path",
+    CALICO_BIRD: "absolute_path",
+    CALICO_NODE: "absolute_path",
+}
 
 
 def simulated(environ: Mapping[str, str]) -> bool:
@@ -82,6 +97,10 @@ class SimPlatform:
     kube_binaries: str | None = None
     # The BIRD 1.6 binary the nodes run as a unit instead of calico-node.
     calico_bird: str | None = None
+    # scripts/build-calico.sh's build (calico-node, the CNI plugins, confd's files, Calico's
+    # manifest): with BIRD, the nodes run its confd and CNI plugin once Calico's objects
+    # are on the API (labctl/sim/render/calico_confd.py).
+    calico_node: str | None = None
     switches: str | None = None
     ceph_runtime: str | None = None
     # key=value pairs added to cluster.ceph.config, winning over the same keys there.
@@ -96,9 +115,15 @@ class SimPlatform:
     # IPMI 2.0 handshake (the IPMI exporter's) unless it sends the privilege the
     # open-session stage named ("privilege level cannot be obtained for this user").
     ipmi_workarounds: tuple[str, ...] = ("opensesspriv",)
+    # How the monitoring programs run, whatever cluster.monitoring.runtime says (host:
+    # the lab was made without podman, so Debian's binaries as units).
+    monitoring: str | None = None
 
     def etcd_runtime(self, inventory: Inventory) -> str:
         return self.etcd or inventory.cluster.etcd.runtime
+
+    def monitoring_runtime(self, inventory: Inventory) -> str:
+        return self.monitoring or inventory.cluster.monitoring.runtime
 
     def kube_runtime(self, inventory: Inventory) -> str:
         return self.kube or inventory.cluster.kubernetes.runtime
@@ -118,12 +143,31 @@ class SimPlatform:
 
         return plan_pieces.image_imports(ctx, server, bin_dir)
 
+    def etcd_images(self, ctx: LayerContext, server: Server) -> list[Action]:
+        if self.engine is None:
+            return []
+        from labctl.sim import plan_pieces
+
+        return plan_pieces.etcd_images(ctx, server)
+
     def node_bgp(self, ctx: LayerContext, server: Server) -> list[Action]:
         if self.calico_bird is None:
             return []
         from labctl.sim import plan_pieces
 
-        return plan_pieces.node_bgp(ctx, server, self.calico_bird)
+        return plan_pieces.node_bgp(ctx, server, self.calico_bird, self.calico_node is not None)
+
+    def node_bgp_agent(self, ctx: LayerContext, server: Server) -> list[Action]:
+        if self.calico_bird is None or self.calico_node is None:
+            return []
+        from labctl.sim import plan_pieces
+
+        return plan_pieces.node_bgp_agent(
+            ctx, server, self.calico_bird, self.calico_node, _confd_files(self.calico_node)
+        )
+
+    def confd_takes_over(self) -> bool:
+        return self.calico_bird is not None and self.calico_node is not None
 
     def node_bgp_query(self) -> tuple[str, ...] | None:
         if not self.calico_bird:
@@ -133,9 +177,28 @@ class SimPlatform:
         return plan_pieces.node_bgp_query(self.calico_bird)
 
     def calico_kinds(self, inventory: Inventory) -> list[dict[str, Any]]:
+        if self.calico_bird is None:
+            return []
+        if self.calico_node is not None:
+            # calico-node's confd and CNI plugin read and write Calico's kinds (IPAM's
+            # too) as calico-node's ServiceAccount: the build's manifest's definitions,
+            # unless the inventory names its own, and that account's identity and rights.
+            docs = _calico_manifest(self.calico_node)
+            kinds = (
+                calico_manifest.definitions(docs)
+                if inventory.cluster.calico.manifest is None
+                else []
+            )
+            identity = [
+                d
+                for d in docs
+                if d["metadata"].get("name") == "calico-node"
+                and d["kind"] in ("ServiceAccount", "ClusterRole", "ClusterRoleBinding")
+            ]
+            return [*kinds, *identity, calico_confd.CLUSTER_INFORMATION]
         # No manifest can be fetched here; with BIRD standing in for calico-node the API
         # only has to store Calico's objects, which open definitions allow.
-        if inventory.cluster.calico.manifest is not None or self.calico_bird is None:
+        if inventory.cluster.calico.manifest is not None:
             return []
         return calico_standin.definitions()
 
@@ -176,6 +239,10 @@ class SimPlatform:
             )
         if self.etcd:
             lines.append(f"etcd: runtime {self.etcd}, whatever cluster.etcd.runtime says")
+        if self.monitoring:
+            lines.append(
+                f"monitoring: runtime {self.monitoring}, whatever cluster.monitoring.runtime says"
+            )
         if self.kube == "pods":
             lines.append(
                 "kubernetes: static pods from images built here and imported into each "
@@ -187,6 +254,11 @@ class SimPlatform:
             lines.append(f"kubernetes: binaries from {self.kube_binaries}, not binary_dir")
         if self.calico_bird:
             lines.append(f"calico-node: BIRD 1.6 ({self.calico_bird}) as a unit on each node")
+        if self.calico_bird and self.calico_node:
+            lines.append(
+                f"calico-node: its confd and CNI plugin ({self.calico_node}) as the nodes' "
+                "own, once Calico's objects are on the API; no Felix"
+            )
         if self.switches:
             lines.append(f"switches: every one runs {self.switches}")
         if self.ceph_runtime:
@@ -242,9 +314,30 @@ def from_environ(environ: Mapping[str, str]) -> SimPlatform:
         kube=_value(environ, KUBE_RUNTIME),
         kube_binaries=_value(environ, KUBE_BIN_DIR),
         calico_bird=_value(environ, CALICO_BIRD),
+        calico_node=None if environ.get(CALICO_NODE) == OPT_OUT else _value(environ, CALICO_NODE),
         switches=_value(environ, SWITCH_PLATFORM),
         ceph_runtime=_value(environ, CEPH_RUNTIME),
         ceph_config=_pairs(_value(environ, CEPH_CONFIG)),
         boot_namespace=_value(environ, BOOT_NETNS),
         engine=_value(environ, CONTAINER_ENGINE),
+        monitoring=_value(environ, MONITORING_RUNTIME),
     )
+
+
+@functools.cache
+def _confd_files(built: str) -> dict[str, str]:
+    """confd's conf.d and templates in the build, by path under its folder."""
+    root = Path(built) / "confd"
+    return {
+        str(p.relative_to(root)): p.read_text()
+        for sub in ("conf.d", "templates")
+        for p in sorted((root / sub).iterdir())
+        if p.is_file() and p.suffix in (".toml", ".template")
+    }
+
+
+@functools.cache
+def _calico_manifest(built: str) -> list[dict[str, Any]]:
+    """Calico's manifest in the build (native v3 definitions), its documents."""
+    path = Path(built) / "manifests" / "calico-v3-crds.yaml"
+    return [d for d in yaml.safe_load_all(path.read_text()) if d]

@@ -77,6 +77,21 @@ def _write_private(path: Path, data: bytes) -> None:
         handle.write(data)
 
 
+def _write_pair(
+    cert_path: Path, key_path: Path, cert: x509.Certificate, key: ec.EllipticCurvePrivateKey
+) -> None:
+    """The key (private to root, as _write_private makes it), then its certificate."""
+    _write_private(
+        key_path,
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        ),
+    )
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+
+
 def _ca_usage() -> x509.KeyUsage:
     return x509.KeyUsage(
         digital_signature=False,
@@ -112,15 +127,7 @@ def lab_ca(state: Path) -> Path:
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
         .sign(key, hashes.SHA256())
     )
-    _write_private(
-        key_path,
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        ),
-    )
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    _write_pair(cert_path, key_path, cert, key)
     return cert_path
 
 
@@ -153,15 +160,7 @@ def certificate(state: Path, spec: RedfishBmcSpec) -> tuple[Path, Path]:
         .sign(ca_key, hashes.SHA256())
     )
     cert_path, key_path = spec.state_dir / "tls.crt", spec.state_dir / "tls.key"
-    _write_private(
-        key_path,
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        ),
-    )
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    _write_pair(cert_path, key_path, cert, key)
     return cert_path, key_path
 
 

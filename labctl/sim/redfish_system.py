@@ -71,6 +71,8 @@ class ChassisDriver(fakedriver.FakeDriver):  # type: ignore[misc]  # sushy-tools
 
     def set_power_state(self, identity: str, state: str) -> None:
         self._get(identity)
+        if state == "GracefulShutdown" and "soft" in chassis.ignored(self._chassis):
+            return  # the OS does not act on it (a fault: chassis.ignore)
         with self._lock:
             for on in power_steps(state, chassis.powered(self._chassis)):
                 if not chassis.set_power(self._chassis, on):

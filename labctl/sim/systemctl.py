@@ -3,8 +3,9 @@
 Installed as /usr/local/bin/systemctl inside every node (run by the node's own
 python3, standard library only). It really starts, stops and reports units from
 /etc/systemd/system/*.service (ExecStartPre, ExecStart, ExecStop, Environment,
-EnvironmentFile), keeps pids under /run/labctl/units, enables units the way systemd
-does (a link in multi-user.target.wants), and logs every action to
+EnvironmentFile, User and Group: a step prefixed "+" runs as root), keeps pids under
+/run/labctl/units, enables units the way systemd does (a link in
+multi-user.target.wants), and logs every action to
 /var/log/labctl-systemctl.log. The node's boot runs `systemctl start-enabled`.
 Restart= and dependencies between units are not supported.
 """
@@ -19,6 +20,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 UNITS = Path("/etc/systemd/system")
 WANTS = UNITS / "multi-user.target.wants"
@@ -84,6 +86,19 @@ def pid_of(name: str) -> int | None:
     return None if state == "Z" else pid
 
 
+def identity(keys: dict[str, list[str]], command: str = "") -> dict[str, Any]:
+    """Popen's user and group for a unit's ``User=``/``Group=`` (none: root), as systemd
+    runs them; a line prefixed "+" runs as root whatever they say."""
+    if command.lstrip("-@:!").startswith("+"):
+        return {}
+    found: dict[str, Any] = {}
+    if keys.get("User"):
+        found["user"], found["extra_groups"] = keys["User"][-1], []
+    if keys.get("Group"):
+        found["group"] = keys["Group"][-1]
+    return found
+
+
 def start(name: str) -> int:
     if pid_of(name):
         return 0
@@ -96,26 +111,34 @@ def start(name: str) -> int:
     out = UNIT_LOGS / f"{name}.log"
     out.parent.mkdir(parents=True, exist_ok=True)
     for command in keys.get("ExecStartPre", []):
-        if run_step(name, "ExecStartPre", command, environment(keys), out) != 0:
+        if run_step(name, "ExecStartPre", command, environment(keys), out, keys) != 0:
             return 1
     with out.open("ab") as handle:
         process = subprocess.Popen(
             argv, env=environment(keys), stdin=subprocess.DEVNULL, stdout=handle,
-            stderr=handle, start_new_session=True,
+            stderr=handle, start_new_session=True, **identity(keys),
         )  # fmt: skip
     (RUN / f"{name}.pid").write_text(str(process.pid))
     log(f"start {name}: pid {process.pid}: {shlex.join(argv)}")
     return 0
 
 
-def run_step(name: str, key: str, command: str, env: dict[str, str], out: Path) -> int:
+def run_step(
+    name: str,
+    key: str,
+    command: str,
+    env: dict[str, str],
+    out: Path,
+    keys: dict[str, list[str]] | None = None,
+) -> int:
     """One ExecStartPre= or ExecStop= line, to its end (its output in the unit's log); a
     failure counts unless the line starts with "-", as systemd has it."""
     argv = shlex.split(command.lstrip("-@+!:"))
     with out.open("ab") as handle:
         code = subprocess.run(
-            argv, env=env, stdin=subprocess.DEVNULL, stdout=handle, stderr=handle, check=False
-        ).returncode
+            argv, env=env, stdin=subprocess.DEVNULL, stdout=handle, stderr=handle, check=False,
+            **identity(keys or {}, command),
+        ).returncode  # fmt: skip
     log(f"{key} {name}: exit {code}: {shlex.join(argv)}")
     return 0 if command.startswith("-") else code
 
@@ -147,7 +170,7 @@ def stop(name: str) -> int:
     # ExecStop= first (a container engine stops its container), then the group's signal.
     keys = parse(name) if (UNITS / name).exists() else {}
     for command in keys.get("ExecStop", []):
-        run_step(name, "ExecStop", command, environment(keys), UNIT_LOGS / f"{name}.log")
+        run_step(name, "ExecStop", command, environment(keys), UNIT_LOGS / f"{name}.log", keys)
     with contextlib.suppress(ProcessLookupError):  # exited since pid_of looked
         os.killpg(pid, signal.SIGTERM)
     deadline = time.monotonic() + 5

@@ -5,19 +5,30 @@ UEFI firmware, OVMF, where SeaBIOS is the default); every other server stays a
 namespace node. The server's BMC keeps answering RMCP+ as before, but its power
 hooks come here: powered on with boot device ``pxe`` it starts qemu (software
 emulation; KVM does not work on this machine kind) with the PXE NIC on a tap in
-the server's lab bridge, with the inventory's MAC, first in the boot order, and
-a virtio-scsi disk (``/dev/sda``, as the inventory's OS disk). The firmware's
-iPXE asks DHCP, TFTP and HTTP, the stand-in installer (``installer.py``) runs
-the real Ignition onto the disk, reports and powers off, which ends qemu: the
-BMC reads power off.
+the server's lab bridge, with the inventory's MAC, first in the boot order, a
+virtio-scsi disk (``/dev/sda``, as the inventory's OS disk) and, read-only on
+virtio-blk (``/dev/vda``), the stand-in OS image for the server's distribution
+(``osimage.build_for``). The firmware's iPXE asks DHCP, TFTP and HTTP, the
+stand-in installer (``installer.py``) lays the image on the disk with the real
+coreos-installer, applies the Ignition config coreos-installer wrote into the
+``boot`` partition to ``root`` with the real Ignition, reports and powers off,
+which ends qemu: the BMC reads power off. The image is a second disk rather than
+a download from the boot service: under tcg the guest's virtio-net moves ~100 MB
+far slower than its block device reads it, and the boot service's HTTP path is
+already proven by the kernel, initrd and Ignition it serves.
 
-Powered on from ``disk`` after a finished install (the disk holds the identity
-file Ignition wrote), it boots the installed system, which here is the
-server's namespace node: the same addresses and sshd, standing in for Flatcar
-booting from that disk, its sshd given the host key Ignition wrote there.
-With an empty disk it starts qemu from the disk, which finds nothing to boot,
-as a real machine would. The namespace node's links are down while qemu has
-the MAC, so the two never answer for the same address.
+Powered on from ``disk`` after a finished install (the disk's ``root`` holds the
+identity file Ignition wrote), qemu boots the disk alone: SeaBIOS, GRUB, the
+image's initramfs and its init, which brings the NIC up from the networkd or
+NetworkManager file Ignition wrote and runs sshd with the host key Ignition
+planted, so the os layer's first SSH and survey meet the installed disk. Under
+UEFI firmware (OVMF) the same: OVMF finds no boot entry of its own for the disk
+in the VM's variable store and starts the removable-media path of its EFI system
+partition, ``EFI/BOOT/BOOTX64.EFI``, GRUB's EFI image (``osimage.py``), which
+reads the same ``grub.cfg``. Only the PXE NIC is in the VM; the server's other
+NICs stay down while qemu runs. With an empty disk it starts qemu from the disk,
+which finds nothing to boot, as a real machine would. The namespace node's links
+are down while qemu has the MAC, so the two never answer for the same address.
 
 qemu is attached to its BMC as a real server's board is: ``ipmi-bmc-extern``
 with an ``isa-ipmi-kcs`` interface, whose chardev connects to ipmi_sim's
@@ -47,14 +58,13 @@ from typing import Any
 from labctl.errors import LabctlError
 from labctl.inventory.model import Inventory
 from labctl.programs import require
-from labctl.render import ignition
 from labctl.sim import node as sim_node
+from labctl.sim import osimage
 from labctl.sim.plan import SimPlan
 
 DISK_SIZE = 1 << 30
 MEMORY_MB = 512
 IPMI_PORT_BASE = 9100
-HOST_KEY = ignition.HOST_KEY_PATH
 
 
 def ipmi_port(inventory: Inventory, name: str) -> int:
@@ -140,6 +150,7 @@ def setup(
         "bootdev": str(state / "bmcs" / name / "bootdev"),
         "ipmi_port": ipmi_port(inventory, name),
         "firmware": firmware,
+        "image": str(osimage.build_for(server.os.distribution)),
     }
     (d / "vm.json").write_text(json.dumps(config, indent=2))
     # Off, as a new machine is: the namespace node stops, and power now comes here.
@@ -185,40 +196,6 @@ def _pid(path: Path) -> int | None:
         return None
 
 
-def installed(disk: Path) -> bool:
-    """The disk holds what Ignition writes last: labctl's identity file."""
-    done = subprocess.run(
-        ["debugfs", "-R", f"stat {ignition.IDENTITY_PATH}", str(disk)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    return done.returncode == 0 and "Inode:" in done.stdout
-
-
-def _take_host_key(disk: Path, node: Path) -> None:
-    """The installed system's sshd uses the host key Ignition wrote on the disk, as
-    Flatcar's would: the namespace node standing in for it gets that key."""
-    key = node / "ssh_host_ed25519_key"
-    for source, dest, mode in (
-        (HOST_KEY, key, 0o600),
-        (f"{HOST_KEY}.pub", key.with_name(f"{key.name}.pub"), 0o644),
-    ):
-        fresh = dest.with_name(f".{dest.name}.disk")
-        fresh.unlink(missing_ok=True)
-        done = subprocess.run(
-            ["debugfs", "-R", f"dump {source} {fresh}", str(disk)],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if done.returncode != 0 or not fresh.exists() or fresh.stat().st_size == 0:
-            fresh.unlink(missing_ok=True)
-            return  # no key on the disk: the node keeps its own
-        fresh.chmod(mode)
-        fresh.replace(dest)
-
-
 def _links(config: dict[str, Any], state: str) -> None:
     for peer in config["peers"]:
         subprocess.run(
@@ -228,21 +205,15 @@ def _links(config: dict[str, Any], state: str) -> None:
         )
 
 
-OVMF_CODE = Path("/usr/share/OVMF/OVMF_CODE_4M.fd")
-OVMF_VARS = Path("/usr/share/OVMF/OVMF_VARS_4M.fd")
+OVMF_CODE = osimage.OVMF_CODE
+OVMF_VARS = osimage.OVMF_VARS
 
 
 def firmware_args(config: dict[str, Any], d: Path) -> list[str]:
     """SeaBIOS (qemu's default) or UEFI (OVMF, with this VM's own variable store)."""
     if config.get("firmware", "bios") != "uefi":
         return []
-    variables = d / "OVMF_VARS.fd"
-    if not variables.exists():
-        shutil.copyfile(OVMF_VARS, variables)
-    return [
-        "-drive", f"if=pflash,format=raw,readonly=on,file={OVMF_CODE}",
-        "-drive", f"if=pflash,format=raw,file={variables}",
-    ]  # fmt: skip
+    return osimage.uefi_args(d / "OVMF_VARS.fd")
 
 
 def bmc_args(config: dict[str, Any]) -> list[str]:
@@ -255,6 +226,14 @@ def bmc_args(config: dict[str, Any]) -> list[str]:
         "-device", "ipmi-bmc-extern,id=bmc0,chardev=ipmi0",
         "-device", "isa-ipmi-kcs,bmc=bmc0",
     ]  # fmt: skip
+
+
+def image_args(config: dict[str, Any], pxe: bool) -> list[str]:
+    """The OS image the installer lays (``installer.IMAGE_DISK``): a read-only virtio-blk
+    disk, on the network install only, never in the boot order."""
+    if not pxe or not config.get("image"):
+        return []
+    return ["-drive", f"file={config['image']},if=virtio,format=raw,readonly=on"]
 
 
 def qemu_argv(config: dict[str, Any], d: Path, pxe: bool) -> list[str]:
@@ -270,9 +249,19 @@ def qemu_argv(config: dict[str, Any], d: Path, pxe: bool) -> list[str]:
         "-device", "virtio-scsi-pci,id=scsi0",
         "-drive", f"file={config['disk']},if=none,id=d0,format=raw",
         "-device", f"scsi-hd,drive=d0,bus=scsi0.0,bootindex={2 if pxe else 1}",
-        *bmc_args(config),
+        *image_args(config, pxe), *bmc_args(config),
         "-pidfile", str(d / "qemu.pid"), "-daemonize",
     ]  # fmt: skip
+
+
+INSTALLER, DISK = "installer", "disk"
+
+
+def boots(device: str) -> str:
+    """What a power-on starts in qemu: the network ``installer`` (boot device pxe) or the
+    VM's own ``disk`` (any other), under either firmware: the stand-in image boots under
+    SeaBIOS and OVMF alike, and an empty disk boots nothing, as on a real machine."""
+    return INSTALLER if device == "pxe" else DISK
 
 
 def start(state: Path, name: str) -> None:
@@ -284,17 +273,14 @@ def start(state: Path, name: str) -> None:
         return
     bootdev = Path(config["bootdev"])
     device = bootdev.read_text().strip() if bootdev.exists() else "disk"
-    pxe = device == "pxe"
     with (d / "chassis.log").open("a") as log:
         log.write(f"{time.strftime('%H:%M:%S')} power on, boot device {device}\n")
-    if not pxe and installed(Path(config["disk"])):
-        _take_host_key(Path(config["disk"]), sim_node.node_dir(state, name))
-        _links(config, "up")
-        pid = sim_node.start(state, name)
-        power.write_text(f"{pid}\n")
-        return
+    pxe = boots(device) == INSTALLER
     _links(config, "down")
-    (d / "console.log").unlink(missing_ok=True)
+    # The previous boot's console (the installer's, once the disk boots) is kept beside.
+    console = d / "console.log"
+    if console.exists():
+        console.replace(d / "console.log.1")
     argv = ["ip", "netns", "exec", config["fabric"], *qemu_argv(config, d, pxe)]
     done = subprocess.run(argv, capture_output=True, text=True, check=False, timeout=60)
     if done.returncode != 0:

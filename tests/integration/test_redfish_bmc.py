@@ -1,17 +1,15 @@
 """A Redfish BMC driven through `labctl power`, against the real sushy-tools emulator.
 
 sushy-emulator (OpenStack's Redfish emulator) runs on loopback with its fake
-systems driver (no libvirt), over HTTPS with a certificate made here, behind
+systems driver (no libvirt), over HTTPS with a certificate from the simulated lab's BMC CA, behind
 basic auth from an htpasswd (bcrypt) file. The reference inventory's wind gets a
-``type: redfish`` BMC pointing at it, with the certificate as its ``ca_file``.
+``type: redfish`` BMC pointing at it, with that CA as its ``ca_file``.
 The emulator's fake driver applies a power change 1 to 11 seconds after it is
 asked, as hardware does, so labctl's wait for the state is exercised too.
 """
 
 from __future__ import annotations
 
-import datetime
-import ipaddress
 import json
 import signal
 import socket
@@ -25,13 +23,10 @@ from pathlib import Path
 
 import bcrypt
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from labctl.drivers.redfish import RedfishClient, RedfishEndpoint
 from labctl.errors import DriverError
+from labctl.sim import redfish_bmc
 from tests.conftest import REFERENCE
 from tests.labctl_process import run_labctl
 
@@ -52,35 +47,15 @@ def _free_port(address: str) -> int:
         return int(s.getsockname()[1])
 
 
-def _certificate(tmp: Path) -> tuple[Path, Path]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "wind-bmc")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=1))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(ADDRESS))]),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = tmp / "bmc.crt", tmp / "bmc.key"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return cert_path, key_path
+def _certificate(tmp: Path) -> tuple[Path, Path, Path]:
+    """wind's BMC certificate from the simulated lab's BMC CA (the code `sim up` runs):
+    (certificate, key, CA certificate for the inventory's ``ca_file``)."""
+    spec = redfish_bmc.RedfishBmcSpec(
+        name="wind", address=ADDRESS, port=0, scheme="https", username="labctl",
+        password=PASSWORD, state_dir=tmp,
+    )  # fmt: skip
+    cert, key = redfish_bmc.certificate(tmp, spec)
+    return cert, key, redfish_bmc.lab_ca(tmp)
 
 
 @dataclass
@@ -120,7 +95,7 @@ def _redfish_inventory(text: str, port: int, ca_file: Path) -> str:
 
 @pytest.fixture
 def lab(tmp_path: Path) -> Iterator[Lab]:
-    cert, key = _certificate(tmp_path)
+    cert, key, ca = _certificate(tmp_path)
     htpasswd = tmp_path / "htpasswd"
     digest = bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(rounds=4)).decode()
     htpasswd.write_text(f"labctl:{digest}\n")
@@ -153,8 +128,8 @@ def lab(tmp_path: Path) -> Iterator[Lab]:
             time.sleep(0.1)
         inventory = tmp_path / "inventory.yaml"
         text = REFERENCE.read_text().replace("10.31.0.", "127.31.0.")
-        inventory.write_text(_redfish_inventory(text, port, cert))
-        yield Lab(inventory, port, cert)
+        inventory.write_text(_redfish_inventory(text, port, ca))
+        yield Lab(inventory, port, ca)
     finally:
         emulator.send_signal(signal.SIGTERM)
         try:

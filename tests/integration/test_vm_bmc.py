@@ -28,7 +28,7 @@ import pytest
 from labctl.boot import service
 from labctl.boot.state import BootDirs, read_report
 from labctl.sim import bmc as sim_bmc
-from labctl.sim import vm
+from labctl.sim import osimage, vm
 from tests.peers.bootnet import bridge_with_tap, standin_inventory
 
 pytestmark = [
@@ -80,6 +80,7 @@ def test_a_vm_powered_through_rmcp_finds_the_same_bmc_on_its_kcs(tmp_path: Path)
         config = {
             "fabric": ns, "tap": "tap0", "mac": FOHN_MAC, "disk": str(disk), "peers": [],
             "bootdev": str(bmc_dir / "bootdev"), "ipmi_port": port,
+            "image": str(osimage.build_for("flatcar")),  # what the installer lays
         }  # fmt: skip
         (vm_dir / "vm.json").write_text(json.dumps(config))
         hook = [sys.executable, "-m", "labctl.sim.vm"]

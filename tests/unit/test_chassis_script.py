@@ -87,3 +87,35 @@ def test_every_read_is_logged_and_unknown_parameters_fail(tmp_path: Path) -> Non
     assert bad.returncode == 1 and "Invalid parameter: fan" in bad.stdout
     log = (tmp_path / "chassis.log").read_text().splitlines()
     assert [line.split(" ", 1)[1] for line in log] == ["get power boot", "get fan"]
+
+
+def set_(state: Path, *parms: str) -> subprocess.CompletedProcess[str]:
+    """A change, as ipmi_sim hands it to chassis.sh (which passes it to labctl.sim.chassis)."""
+    return subprocess.run(
+        ["/bin/sh", str(CHASSIS_SCRIPT), str(state), sys.executable, "set", *parms],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=30,
+    )
+
+
+def test_a_chassis_told_to_ignore_soft_off_stays_on_and_a_hard_off_still_works(
+    tmp_path: Path,
+) -> None:
+    from labctl.sim import chassis
+
+    offs = tmp_path / "offs"
+    chassis.prepare(tmp_path, ("true",), ("sh", "-c", f"echo off >> {offs}"), None, True)
+    chassis.ignore(tmp_path, {"soft"})  # the fault: the OS does not act on ACPI
+    assert set_(tmp_path, "shutdown", "1").returncode == 0  # the BMC took the request
+    assert get(tmp_path, "power").stdout == "power:1\n" and not offs.exists()
+    assert "soft shutdown ignored" in (tmp_path / "chassis.log").read_text()
+    assert set_(tmp_path, "power", "0").returncode == 0  # a hard off is not the OS's to ignore
+    assert get(tmp_path, "power").stdout == "power:0\n" and offs.read_text() == "off\n"
+
+    chassis.ignore(tmp_path, ())  # cleared: soft-off stops the server again
+    assert chassis.ignored(tmp_path) == set()
+    assert set_(tmp_path, "power", "1").returncode == 0
+    assert set_(tmp_path, "shutdown", "1").returncode == 0
+    assert get(tmp_path, "power").stdout == "power:0\n" and offs.read_text() == "off\noff\n"

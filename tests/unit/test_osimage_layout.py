@@ -1,10 +1,12 @@
-"""The stand-in OS image is laid out to boot: GRUB in the MBR and BIOS-BOOT, a kernel,
-an initramfs and GRUB's config on ``boot``, an init and sshd on ``root``.
+"""The stand-in OS image is laid out to boot: GRUB in the MBR and BIOS-BOOT, GRUB's EFI
+image on a FAT ``EFI-SYSTEM``, a kernel, an initramfs and GRUB's config on ``boot``, an
+init and sshd on ``root``.
 
 Built once into (or read from) the image cache, as the VM nodes use it; the GPT is read
 here from its bytes (UEFI's layout), the file systems with debugfs at each partition's
-offset, never by mounting. That the image really boots under SeaBIOS and serves SSH with
-a planted host key is tests/integration/test_osimage_boot.py.
+offset (mtools for the FAT one), never by mounting. That the image really boots under
+SeaBIOS and OVMF and serves SSH with a planted host key is
+tests/integration/test_osimage_boot.py.
 """
 
 from __future__ import annotations
@@ -75,6 +77,27 @@ def test_grub_boot_code_in_the_mbr_reads_core_img_from_bios_boot(image: bytes) -
     assert (start, segment) == (first + 1, 0x820)
     assert 0 < count < last - first
     assert core[(count + 1) * SECTOR :].strip(b"\0") == b""  # nothing cut off after it
+
+
+def test_efi_system_is_fat_with_grub_s_efi_image_at_the_removable_media_path(
+    image: bytes, tmp_path: Path
+) -> None:
+    first, _ = gpt(image)["EFI-SYSTEM"]
+    boot_sector = image[first * SECTOR : (first + 1) * SECTOR]
+    assert boot_sector[0x2B:0x36] == b"EFI-SYSTEM " and boot_sector[0x36:0x3E] == b"FAT12   "
+    assert boot_sector[510:] == b"\x55\xaa"
+    loader = tmp_path / "BOOTX64.EFI"
+    subprocess.run(
+        ["mcopy", "-i", f"{osimage.build()}@@{first * SECTOR}", "::EFI/BOOT/BOOTX64.EFI",
+         str(loader)],
+        check=True, env={"MTOOLS_SKIP_CHECK": "1", "PATH": "/usr/bin:/bin"},
+    )  # fmt: skip
+    pe = loader.read_bytes()
+    assert pe[:2] == b"MZ"  # a PE image, as firmware starts
+    (at,) = struct.unpack_from("<I", pe, 0x3C)
+    assert pe[at : at + 6] == b"PE\0\0\x64\x86"  # for x86-64
+    # GRUB's, with the embedded config that finds ``boot`` as core.img's does.
+    assert osimage.GRUB_EMBEDDED.encode() in pe
 
 
 def test_boot_holds_grub_cfg_the_kernel_and_the_initramfs() -> None:

@@ -21,6 +21,7 @@ from labctl.engine.actions import PutFile
 from labctl.engine.facts import Facts
 from labctl.engine.layer import LayerContext, Platform
 from labctl.etcd.membership import EtcdChanges, EtcdJoined
+from labctl.etcd.upgrade import EtcdVersions
 from labctl.inventory import require_inventory
 from labctl.kubernetes.upgrade import RunningNodes
 from labctl.kubernetes.work import _addons
@@ -98,7 +99,10 @@ def _ctx(tmp_path: Path, platform: Platform, runtime: str) -> LayerContext:
     ctx = LayerContext(require_inventory(path), path, tmp_path / "state", platform=platform)
     # The layer plans from facts (engine/facts.py): a store with every file it places.
     return dataclasses.replace(
-        ctx, facts=Facts.of(_placeholder_store(ctx), EtcdChanges(), EtcdJoined(), RunningNodes())
+        ctx,
+        facts=Facts.of(
+            _placeholder_store(ctx), EtcdChanges(), EtcdJoined(), EtcdVersions(), RunningNodes()
+        ),
     )
 
 

@@ -15,8 +15,9 @@ from typer.testing import CliRunner
 
 from labctl.cli.main import app
 from labctl.errors import LabctlError
-from labctl.programs import BIRD1
+from labctl.programs import BIRD1, calico_build_dir
 from labctl.sim import feeds
+from labctl.sim import platform as sim_platform
 from labctl.sim.record import read_record
 
 runner = CliRunner()
@@ -88,16 +89,23 @@ def test_ssh_to_an_unknown_node_names_the_nodes(state: Path, execs: list[list[st
 def test_env_comes_from_the_record(state: Path) -> None:
     from labctl.kubernetes.binaries import bin_dir
 
-    # sim up gave the nodes podman and the etcd and Ceph images: both runtimes are the
-    # inventory's (no override).
+    # sim up gave the nodes podman and the etcd, Ceph and monitoring images: every
+    # runtime is the inventory's (no override).
     record = json.loads((state / "sim.json").read_text())
     record["engine"] = {
         "images": ["quay.io/coreos/etcd:v3.4.23", "quay.io/ceph/ceph:v16.2.15"],
-        "runtimes": ["etcd", "ceph"],
+        "runtimes": ["etcd", "ceph", "monitoring"],
     }
     (state / "sim.json").write_text(json.dumps(record))
     done = runner.invoke(app, ["sim", "env", "--state-dir", str(state)])
     assert done.exit_code == 0, done.output
+    # calico-node's confd and CNI plugin where scripts/build-calico.sh built them.
+    built = Path(os.environ.get("LABCTL_CALICO_NODE") or calico_build_dir(os.environ, os.getuid()))
+    with_calico_node = (
+        Path(BIRD1).exists()
+        and os.environ.get("LABCTL_CALICO_NODE") != "0"
+        and (built / "bin" / "calico-node").exists()
+    )
     assert done.output.splitlines() == [
         "export LABCTL_SSH_USER=core",
         f"export LABCTL_SSH_KNOWN_HOSTS={state / 'known_hosts'}",
@@ -107,8 +115,42 @@ def test_env_comes_from_the_record(state: Path) -> None:
         "export LABCTL_KUBE_RUNTIME=pods",
         f"export LABCTL_KUBE_BIN_DIR='{bin_dir()}'",
         *([f"export LABCTL_CALICO_BIRD={BIRD1}"] if Path(BIRD1).exists() else []),
+        *([f"export LABCTL_CALICO_NODE={built}"] if with_calico_node else []),
         "export LABCTL_CONTAINER_ENGINE=podman",
     ]
+
+
+def test_calico_nodes_confd_runs_on_the_nodes_by_default_and_0_turns_it_off(
+    state: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bird = tmp_path / "bird"
+    bird.write_text("")
+    monkeypatch.setenv("LABCTL_CALICO_BIRD", str(bird))
+    monkeypatch.setenv("LABCTL_CALICO_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("LABCTL_CALICO_NODE", raising=False)
+    built = calico_build_dir(os.environ, os.getuid())
+    (built / "bin").mkdir(parents=True)
+    (built / "bin" / "calico-node").write_text("")
+
+    def exported() -> dict[str, str]:
+        done = runner.invoke(app, ["sim", "env", "--state-dir", str(state)])
+        assert done.exit_code == 0, done.output
+        lines = [line.removeprefix("export ") for line in done.stdout.splitlines()]
+        return dict(line.split("=", 1) for line in lines)
+
+    # Built: the nodes run calico-node's confd and CNI plugin, nobody asked.
+    assert exported()["LABCTL_CALICO_NODE"] == str(built)
+    # 0: labctl's own bird.cfg stays on the nodes, and the platform reads 0 as "none".
+    monkeypatch.setenv("LABCTL_CALICO_NODE", "0")
+    assert "LABCTL_CALICO_NODE" not in exported()
+    off = sim_platform.from_environ({"LABCTL_CALICO_BIRD": str(bird), "LABCTL_CALICO_NODE": "0"})
+    assert off.calico_node is None and not off.confd_takes_over()
+    # Not built: said, and the nodes keep labctl's bird.cfg.
+    monkeypatch.delenv("LABCTL_CALICO_NODE")
+    (built / "bin" / "calico-node").unlink()
+    done = runner.invoke(app, ["sim", "env", "--state-dir", str(state)])
+    assert "LABCTL_CALICO_NODE" not in done.stdout
+    assert f"calico-node is not built in {built}" in done.stderr
 
 
 def test_a_lab_brought_up_without_podman_runs_etcd_from_the_host_and_says_so(
@@ -118,6 +160,7 @@ def test_a_lab_brought_up_without_podman_runs_etcd_from_the_host_and_says_so(
     assert done.exit_code == 0, done.output
     assert "export LABCTL_ETCD_RUNTIME=host" in done.stdout.splitlines()
     assert "export LABCTL_CEPH_RUNTIME=host" in done.stdout.splitlines()
+    assert "export LABCTL_MONITORING_RUNTIME=host" in done.stdout.splitlines()
     assert "LABCTL_CONTAINER_ENGINE" not in done.stdout
     assert "podman was missing at sim up" in done.stderr
 

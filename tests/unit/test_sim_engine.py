@@ -246,3 +246,15 @@ def test_a_lab_with_another_ceph_version_is_refused_before_anything_is_made(
     ):
         lab.up(require_inventory(path), path, state)
     assert not state.exists()
+
+
+def test_a_ceph_image_store_made_later_is_added_beside_the_nodes_stores(tmp_path: Path) -> None:
+    """`sim up` on a running lab whose cluster.ceph.image changed (a mirror's name) adds
+    the new image's store to the node's podman settings, once, keeping the first."""
+    node = tmp_path / "node"
+    engine.prepare(node, "/mnt", [], ("/cache/a/store",))
+    assert engine.add_store(node, "/mnt", "/cache/b/store")
+    assert not engine.add_store(node, "/mnt", "/cache/b/store")
+    text = (node / engine.NODE_FOLDER / "storage.conf").read_text()
+    assert 'additionalimagestores = ["/cache/a/store", "/cache/b/store"]' in text
+    assert text == engine.storage_conf("/mnt", ("/cache/a/store", "/cache/b/store"))

@@ -25,7 +25,8 @@ def rows() -> dict[str, tuple[str, str]]:
     body = text.split(SECTION, 1)[1].split("\n## ", 1)[0]
     found: dict[str, tuple[str, str]] = {}
     for line in body.splitlines():
-        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        # A cell may hold an escaped pipe (`\|`), as GitHub's tables allow.
+        cells = [c.strip() for c in re.split(r"(?<!\\)\|", line.strip().strip("|"))]
         if len(cells) != 3 or cells[0] in ("path", "---"):
             continue
         found[cells[0].replace("`", "")] = (cells[1], cells[2])

@@ -118,3 +118,31 @@ def test_a_failing_exec_start_pre_keeps_the_unit_from_starting(units: Path) -> N
     )
     assert systemctl.main(["start", "no"]) == 1
     assert systemctl.pid_of("no.service") is None
+
+
+def test_user_and_group_run_the_unit_as_that_user_but_a_plus_line_as_root(units: Path) -> None:
+    """The monitoring layer's host runtime: ``User=``/``Group=`` run the program as its
+    own user; an ``ExecStartPre=+`` line (copying root's keys for it) runs as root."""
+    import shutil
+    import tempfile
+
+    marks = Path(tempfile.mkdtemp(prefix="labctl-systemctl-"))  # reachable by nobody
+    marks.chmod(0o777)
+    (units / "units" / "who.service").write_text(
+        "[Service]\nUser=nobody\nGroup=nogroup\n"
+        f"ExecStartPre=+/bin/sh -c 'id -u > {marks}/pre-plus'\n"
+        f"ExecStartPre=/bin/sh -c 'id -u > {marks}/pre'\n"
+        f"ExecStart=/bin/sh -c 'id -u > {marks}/start; id -g >> {marks}/start; exec sleep 30'\n"
+    )
+    try:
+        assert systemctl.main(["start", "who"]) == 0
+        deadline = time.monotonic() + 10
+        while not (marks / "start").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.1)
+        assert (marks / "pre-plus").read_text() == "0\n"
+        assert (marks / "pre").read_text() == "65534\n"
+        assert (marks / "start").read_text() == "65534\n65534\n"
+    finally:
+        systemctl.main(["stop", "who"])
+        shutil.rmtree(marks)

@@ -31,7 +31,11 @@ from labctl.render.systemd import Unit, exec_command, unit_text
 
 CONTAINERD_UNIT = "labctl-containerd.service"
 CONTAINERD_CONFIG = "/etc/containerd/labctl-config.toml"
-CNI_BIN_DIR = "/usr/lib/cni"
+# Where the node's containerd finds CNI plugins: the usual folder, in the node's own
+# /opt (its /usr is the host's, read-only), holding links to Debian's reference plugins
+# (/usr/lib/cni) and, with a calico-node build, to Calico's.
+CNI_BIN_DIR = "/opt/cni/bin"
+DEBIAN_CNI_DIR = "/usr/lib/cni"
 CNI_CONF_DIR = "/etc/cni/net.d"
 CONTAINERD_WRAPPER = "/etc/containerd/labctl-containerd-wrapper.sh"
 HOST_WRAPPER = f"{c.CONFIG_DIR}/kubelet-host-wrapper.sh"
@@ -87,7 +91,7 @@ def containerd_config() -> str:
             [("sandbox_image", f'"{SANDBOX_IMAGE}"'), ("restrict_oom_score_adj", "true")],
         ),
         ('plugins."io.containerd.grpc.v1.cri".containerd', [("snapshotter", '"native"')]),
-        # Debian's CNI plugins live in /usr/lib/cni; the configuration is the pod
+        # Links to Debian's CNI plugins (and Calico's) in /opt/cni/bin; the configuration is the pod
         # network's to write (calico-node on a real lab, the calico layer's stand-in here).
         (
             'plugins."io.containerd.grpc.v1.cri".cni',

@@ -1,0 +1,486 @@
+"""The second lab end to end: Fedora CoreOS nodes, an APC PDU, etcd and Ceph under podman.
+
+One lab for the whole module (tests/fixtures/second-lab.yaml: four servers, one FRR
+switch, an APC Switched Rack PDU 2), up once and taken down after the last test, so
+its minutes are paid once (issue 23's "a second lab bootstraps end to end"). In order:
+
+1. ``bootstrap`` through every layer, then each layer healthy as its own status
+   command reads it: Nodes Ready, BGP sessions Established on the switch and the
+   nodes, ``ceph -s`` HEALTH_OK with one OSD per host, the PDU answering over the APC
+   rPDU2 profile, Prometheus scraping each Ceph manager (every one up, Ceph's metrics
+   from the active one only), etcd and Ceph running as the containers their units name.
+2. A Ceph image change (a mirror's name for the same release, as an air-gapped lab
+   does) rolls the daemons in Ceph's order under a probe reading an RBD image every
+   second: mons, then managers, then OSDs host by host with ``ok-to-stop`` and
+   ``noout``; interrupted, a second run restarts only what is not yet on the image.
+Kubernetes runs at 1.35.4 here, with bob a second control-plane node (the lab's
+inventory is the fixture with those two changes), so that, last:
+
+4. a rolling Kubernetes upgrade to 1.36.3 runs under a probe that reads, every second,
+   the Nodes from each API server, a key from etcd and an RBD image (issue 24's "Tests
+   and figures"): no read fails, never both API servers down at once, never more than
+   one host's OSD down, every kubelet at 1.36.3 afterwards. This lab has Ceph and was up
+   already; before, the upgrade had a lab of its own without Ceph, probed through the
+   API only.
+
+3. ``labctl reset`` of one server takes its OSD out, waits for ``safe-to-destroy``,
+   purges it and removes its monitor; ``ceph -s`` is HEALTH_OK on the other three
+   hosts; ``bootstrap`` powers it on, waits for its OS to boot (the reset kept it: no
+   install, no boot assets needed) and makes its etcd member, OSD and monitor again.
+"""
+
+from __future__ import annotations
+
+import base64
+import http.client
+import json
+import os
+import shlex
+import ssl
+import subprocess
+import sys
+import threading
+import time
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from labctl.drivers.etcd import EtcdClient, EtcdEndpoint, EtcdTls
+from labctl.errors import LabctlError
+from labctl.inventory import require_inventory
+from labctl.kubernetes import upgrade
+from labctl.monitoring.status import prometheus_url
+from labctl.render.monitoring.targets import targets as implied_targets
+from tests.conftest import FIXTURES
+from tests.e2e.conftest import Lab, simulated_lab
+from tests.labctl_process import run_labctl
+
+pytestmark = pytest.mark.e2e
+
+SECOND_LAB = FIXTURES / "second-lab.yaml"
+NODES = {"ada": "10.30.0.11", "bob": "10.30.0.12", "cyd": "10.30.0.13", "dot": "10.30.0.14"}
+IMAGE = "quay.io/ceph/ceph:v16.2.15"
+MIRROR = "registry.lab.example/ceph/ceph:v16.2.15"
+TIMES: dict[str, float] = {}
+KUBE_OLD, KUBE_NEW = "1.35.4", "1.36.3"
+PLANES = ("ada", "bob")
+
+
+def inventory_at(version: str) -> str:
+    """The fixture with bob a second control-plane node and Kubernetes at ``version``."""
+    text = SECOND_LAB.read_text()
+    text = text.replace(
+        "    roles: [etcd, worker, ceph-mon, ceph-osd]\n",
+        "    roles: [etcd, control-plane, worker, ceph-mon, ceph-osd]\n",
+        1,  # bob's line, before cyd's
+    )
+    return text.replace("  kubernetes:\n", f"  kubernetes:\n    version: {version}\n", 1)
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+    started = time.monotonic()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("LABCTL_SIM_DISK_SIZE", "3G")
+        workdir = tmp_path_factory.mktemp("second-lab")
+        with simulated_lab(workdir, inventory_at(KUBE_OLD)) as the_lab:
+            yield the_lab
+    print(f"second lab, whole module: {time.monotonic() - started:.1f} s; {TIMES}")
+
+
+def labctl(lab: Lab, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return run_labctl(*args, cwd=lab.workdir, env=lab.env(), timeout=timeout)
+
+
+def on(lab: Lab, node: str, command: str, timeout: float = 60) -> str:
+    done = subprocess.run(
+        ["ssh", "-i", str(lab.state / "id_ed25519"), "-o", "StrictHostKeyChecking=yes",
+         "-o", f"UserKnownHostsFile={lab.state / 'known_hosts'}", "-o", "BatchMode=yes",
+         "-o", "ConnectTimeout=3", f"root@{NODES[node]}", command],
+        capture_output=True, text=True, timeout=timeout,
+    )  # fmt: skip
+    assert done.returncode == 0, f"{node}: {command}: {done.stdout}{done.stderr}"
+    return done.stdout
+
+
+def failed_steps(stdout: str) -> str:
+    """A failed run's report cut to its failed steps (the whole is far longer than a
+    failure message can show), or its tail when it is no report."""
+    try:
+        report = json.loads(stdout)
+    except ValueError:
+        return stdout[-4000:]
+    failed = [
+        {"plan": plan["layer"], **step}
+        for layer in report.get("layers", [])
+        for plan in layer.get("plans", [])
+        for step in plan.get("steps", [])
+        if step.get("error") or step.get("outcome") == "failed"
+    ]
+    return json.dumps(failed, indent=1)[-6000:] + "\n"
+
+
+def bootstrap(lab: Lab, *args: str) -> dict[str, Any]:
+    start = time.monotonic()
+    done = labctl(lab, "bootstrap", "-o", "json", *args, timeout=900)
+    assert done.returncode == 0, failed_steps(done.stdout) + done.stderr[-3000:]
+    report: dict[str, Any] = json.loads(done.stdout)
+    report["took"] = time.monotonic() - start
+    return report
+
+
+def ceph_status(lab: Lab) -> dict[str, Any]:
+    done = labctl(lab, "ceph", "status", "-o", "json", timeout=60)
+    assert done.stdout, done.stderr
+    report: dict[str, Any] = json.loads(done.stdout)
+    return report
+
+
+def wait_healthy(lab: Lab, deadline: float = 300) -> dict[str, Any]:
+    end = time.monotonic() + deadline
+    while (report := ceph_status(lab))["health"] != "HEALTH_OK":
+        assert time.monotonic() < end, json.dumps(report, indent=2)
+        time.sleep(2)
+    return report
+
+
+def containers(lab: Lab, node: str) -> dict[str, str]:
+    """The node's running containers (podman, as Fedora CoreOS runs them): name -> image."""
+    out = on(lab, node, "podman ps --format '{{.Names}} {{.Image}}'")
+    return dict(line.split() for line in out.splitlines())
+
+
+def test_the_second_lab_bootstraps_through_every_layer(lab: Lab) -> None:
+    report = bootstrap(lab)
+    TIMES["bootstrap"] = round(report["took"], 1)
+    print(f"second lab: bootstrap from nothing {report['took']:.1f} s")
+    statuses = {x["layer"]: x["status"] for x in report["layers"]}
+    assert {"power", "os", "pki", "etcd", "kubernetes", "calico", "calico-resources", "ceph"} <= {
+        name for name, status in statuses.items() if status == "applied"
+    }, statuses
+
+    kubernetes = labctl(lab, "kubernetes", "status", "-o", "json")
+    found = json.loads(kubernetes.stdout)
+    assert kubernetes.returncode == 0, kubernetes.stdout + kubernetes.stderr
+    assert found["api"]["ready"] and found["missing_nodes"] == [], found
+
+    end = time.monotonic() + 60
+    while (bgp := labctl(lab, "bgp", "status", "-o", "json")).returncode != 0:
+        assert time.monotonic() < end, bgp.stdout + bgp.stderr
+        time.sleep(2)
+    sessions = json.loads(bgp.stdout)["sessions"]
+    assert sessions and all(s["established"] for s in sessions), sessions
+    assert {s["peer"] for s in sessions} >= {"leaf1"}, sessions
+
+    healthy = wait_healthy(lab)
+    assert healthy["quorum"] == ["ada", "bob", "cyd"], healthy
+    assert healthy["osds_by_host"] == {n: {"osds": 1, "up": 1, "in": 1} for n in NODES}
+
+    # The APC PDU answers over its rPDU2 profile: every outlet's server reads "on".
+    power = labctl(lab, "power", "status", "--all", "--via", "pdu", "-o", "json")
+    assert power.returncode == 0, power.stdout + power.stderr
+    targets = json.loads(power.stdout)["targets"]
+    assert {(t["server"], t["after"] or t["before"]) for t in targets} == {
+        (n, "on") for n in NODES
+    }, targets
+
+    ceph_watched(lab)
+
+    # etcd and Ceph run as their units' containers under the node's podman.
+    assert "LABCTL_CEPH_RUNTIME" not in lab.env()
+    running = containers(lab, "ada")
+    assert running.get("ceph-mon-ada") == IMAGE, running
+    assert running.get("ceph-osd-0") == IMAGE, running
+    assert any(name.startswith("etcd") for name in running), running
+
+
+def prometheus_query(expr: str) -> list[dict[str, Any]]:
+    """The series ``expr`` gives now on the second lab's Prometheus."""
+    url = prometheus_url(require_inventory(SECOND_LAB))
+    query = urllib.parse.urlencode({"query": expr})
+    with urllib.request.urlopen(f"{url}/api/v1/query?{query}", timeout=5) as answer:
+        found: list[dict[str, Any]] = json.load(answer)["data"]["result"]
+    return found
+
+
+def ceph_watched(lab: Lab) -> None:
+    """Prometheus scrapes every Ceph manager's prometheus module (issue 26): each
+    manager the inventory implies is up in the job ``ceph`` (a standby answers
+    ``/metrics`` with nothing), and Ceph's own metrics come from the active one only."""
+    managers = [t.instance for t in implied_targets(require_inventory(SECOND_LAB))
+                if t.job == "ceph"]  # fmt: skip
+    assert len(managers) == 2, managers
+    # The layer waited for every target; a manager restarted since (its module starts
+    # after the daemon) is refused until its module serves again: three scrapes' grace.
+    end = time.monotonic() + 90
+    while True:
+        watched = labctl(lab, "monitoring", "status", "-o", "json")
+        jobs = json.loads(watched.stdout)["jobs"]
+        if jobs.get("ceph") == {"up": managers}:
+            break
+        assert time.monotonic() < end, watched.stdout
+        time.sleep(5)
+    active = json.loads(on(lab, "ada", "ceph mgr stat -f json"))["active_name"]
+    assert active in managers, active
+    end = time.monotonic() + 60  # the active one's first scrape after its module started
+    while not (health := prometheus_query("ceph_health_status")):
+        assert time.monotonic() < end, "no ceph_health_status in Prometheus"
+        time.sleep(2)
+    assert [h["metric"]["instance"] for h in health] == [active], health
+
+
+PROBE = (
+    "rm -f /root/probe.log; while :; do "
+    "u=$(timeout 20 ceph --connect-timeout 15 osd stat -f json 2>/dev/null"
+    " | grep -o '\"num_up_osds\":[0-9]*' | grep -o '[0-9]*$'); "
+    "s=$(timeout 30 rbd export --no-progress rbd/probe - 2>/dev/null | sha256sum | cut -c1-16); "
+    'echo "${u:-0} $s" >> /root/probe.log; sleep 1; done'
+)
+
+
+def all_containers(lab: Lab) -> dict[str, tuple[str, str]]:
+    """Every Ceph container on the lab: name -> (image, container id)."""
+    found = {}
+    for node in NODES:
+        out = on(lab, node, "podman ps --format '{{.Names}} {{.Image}} {{.ID}}'")
+        for line in out.splitlines():
+            name, image, ident = line.split()
+            if name.startswith("ceph-"):
+                found[name] = (image, ident)
+    return found
+
+
+def running_image(lab: Lab, node: str, name: str) -> str:
+    """The image ``name`` runs on ``node``, or what podman said instead (it may be busy
+    starting the container)."""
+    done = lab.ssh(NODES[node], f"podman ps --filter name=^{name}$ --format '{{{{.Image}}}}'")
+    return done.stdout.strip() or done.stderr.strip()
+
+
+def test_an_image_change_rolls_ceph_in_order_and_resumes_after_a_kill(lab: Lab) -> None:
+    """The image renamed to a mirror's name for the same release: every daemon restarts
+    onto it, mons then mgrs then OSDs host by host, reads never fail, and a run killed
+    in the OSDs' part restarts again only what is not on the new image yet."""
+    inventory = lab.workdir / "inventory.yaml"
+    on(lab, "ada", "head -c 1048576 /dev/urandom > /root/probe && "
+       "rbd import --no-progress /root/probe rbd/probe")  # fmt: skip
+    want = on(lab, "ada", "sha256sum /root/probe").split()[0][:16]
+    text = inventory.read_text()
+    inventory.write_text(
+        text.replace(
+            "    public_network: public\n", f"    public_network: public\n    image: {MIRROR}\n"
+        )
+    )
+    # The mirror's image on the nodes: `sim up` on the running lab makes it, as a mirror
+    # is synced before the change.
+    synced = labctl(lab, "sim", "up", timeout=300)
+    assert synced.returncode == 0 and MIRROR in synced.stdout, synced.stdout + synced.stderr
+
+    # `plan` shows the order before anything moves: every monitor's restart, then the
+    # managers', then the OSDs' (the layer's dry run, plan by plan, on stderr).
+    planned = labctl(lab, "plan", "ceph", "--layers", timeout=300)
+    assert planned.returncode in (0, 1), planned.stdout + planned.stderr
+    would = [line for line in planned.stderr.splitlines() if " would-change " in line]
+    kinds = [k for line in would for k in ("mon", "mgr", "osd") if f"restart ceph-{k}-" in line]
+    assert kinds == ["mon"] * 3 + ["mgr"] * 2 + ["osd"] * 4, planned.stderr[-4000:]
+
+    on(lab, "ada", f"nohup sh -c {shlex.quote(PROBE)} </dev/null >/dev/null 2>&1 & "
+       "echo $! > /root/probe.pid")  # fmt: skip
+    started = time.monotonic()
+    run = subprocess.Popen(
+        [sys.executable, "-m", "labctl", "bootstrap", "--only", "ceph"],
+        cwd=lab.workdir, env={**os.environ, **lab.env()},
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:  # killed once the first host's OSD runs the mirror's image
+        end = time.monotonic() + 600
+        while (osd0 := running_image(lab, "ada", "ceph-osd-0")) != MIRROR:
+            assert run.poll() is None, "the roll ended before ada's OSD was restarted"
+            assert time.monotonic() < end, osd0
+            time.sleep(0.5)
+        run.kill()
+    finally:
+        run.kill()
+        run.wait()
+    at_kill = all_containers(lab)
+    moved = {n for n, (image, _) in at_kill.items() if image == MIRROR}
+    # Ceph's order: every monitor and manager before any OSD; then one host's OSDs.
+    assert moved == {"ceph-mon-ada", "ceph-mon-bob", "ceph-mon-cyd", "ceph-mgr-ada",
+                     "ceph-mgr-bob", "ceph-osd-0"}, at_kill  # fmt: skip
+
+    resumed = bootstrap(lab, "--only", "ceph")
+    TIMES["roll"] = round(time.monotonic() - started, 1)
+    on(lab, "ada", "kill $(cat /root/probe.pid)")
+    after = all_containers(lab)
+    assert {image for image, _ in after.values()} == {MIRROR}, after
+    # What was on the new image when the run was killed was not restarted again.
+    assert {n: at_kill[n][1] for n in moved} == {n: after[n][1] for n in moved}
+    said = " ".join(
+        s["description"] + " " + s["outcome"]
+        for layer in resumed["layers"]
+        for plan in layer["plans"]
+        for s in plan["steps"]
+    )
+    assert "ok-to-stop" in said, said[-3000:]
+    samples = [line.split() for line in on(lab, "ada", "cat /root/probe.log").splitlines()]
+    assert len(samples) >= 5, samples
+    assert all(int(up) >= 3 for up, _ in samples), samples  # never two hosts' OSDs down
+    assert all(got == want for _, got in samples), samples  # no failed read
+    assert "noout" not in on(lab, "ada", "ceph osd dump | grep ^flags")
+    wait_healthy(lab)
+    print(f"image roll, killed and resumed, {len(samples)} probe reads: {TIMES['roll']} s")
+
+
+def test_reset_removes_a_servers_osd_and_monitor(lab: Lab) -> None:
+    started = time.monotonic()
+    done = labctl(lab, "reset", "cyd", "--yes", "-o", "json", timeout=600)
+    TIMES["reset"] = round(time.monotonic() - started, 1)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    kinds = [s["kind"] for s in json.loads(done.stdout)["done"]]
+    print(f"reset cyd did: {kinds}")
+    assert {"etcd-remove", "osd-out", "osd-wait", "osd-purge", "mon-remove"} <= set(kinds), kinds
+    assert kinds.index("osd-wait") < kinds.index("osd-purge") < kinds.index("mon-remove")
+
+    healthy = wait_healthy(lab, 180)
+    assert healthy["quorum"] == ["ada", "bob"], healthy
+    assert "cyd" not in healthy["osds_by_host"], healthy
+    tree = json.loads(on(lab, "ada", "ceph osd tree -f json"))
+    assert "cyd" not in {n["name"] for n in tree["nodes"]}, tree
+    assert (
+        on(lab, "ada", "rbd export --no-progress rbd/probe - | sha256sum").split()[0][:16]
+        == on(lab, "ada", "sha256sum /root/probe").split()[0][:16]
+    )
+
+
+def test_bootstrap_makes_a_reset_servers_osd_and_monitor_again(lab: Lab) -> None:
+    """The reset kept cyd's OS and powered it off: the power layer turns it on and the
+    os layer waits for it to boot (before, it took cyd for a new machine to install and
+    stopped for want of boot assets), then etcd, Kubernetes and Ceph take it back."""
+    kept = lab.workdir / ".labctl" / "os" / "reset" / "cyd.json"
+    assert kept.exists(), "the reset did not record that cyd's OS was kept"
+    started = time.monotonic()
+    report = bootstrap(lab)
+    TIMES["rebuild"] = round(time.monotonic() - started, 1)
+    steps = [s for layer in report["layers"] for plan in layer["plans"] for s in plan["steps"]]
+    assert not [s["step_id"] for s in steps if "os.boot-start" in s["step_id"]], steps
+    assert not kept.exists()  # back with its OS: a server like any other
+    healthy = wait_healthy(lab, 300)
+    assert healthy["quorum"] == ["ada", "bob", "cyd"], healthy
+    assert healthy["osds_by_host"]["cyd"] == {"osds": 1, "up": 1, "in": 1}, healthy
+    members = json.loads(labctl(lab, "etcd", "status", "-o", "json").stdout)
+    assert "cyd" in json.dumps(members), members
+    print(f"reset cyd {TIMES['reset']} s, bootstrap back {TIMES['rebuild']} s")
+
+
+def _tls(kubeconfig: Path, into: Path) -> ssl.SSLContext:
+    """The admin's client certificate and the CA, from the kubeconfig labctl writes."""
+    config = yaml.safe_load(kubeconfig.read_text())
+    user, cluster = config["users"][0]["user"], config["clusters"][0]["cluster"]
+    files = {}
+    for name, key in (("ca.pem", "certificate-authority-data"),
+                      ("admin.pem", "client-certificate-data"),
+                      ("admin-key.pem", "client-key-data")):  # fmt: skip
+        path = into / name
+        path.write_bytes(base64.b64decode((cluster | user)[key]))
+        path.chmod(0o600)
+        files[name] = path
+    context = ssl.create_default_context(cafile=str(files["ca.pem"]))
+    context.check_hostname = False  # dialled by address; the chain is still checked
+    context.load_cert_chain(files["admin.pem"], files["admin-key.pem"])
+    return context
+
+
+def _lists_nodes(context: ssl.SSLContext, address: str) -> bool:
+    """Whether the API server on ``address`` lists the Nodes (within 1 s)."""
+    conn = http.client.HTTPSConnection(address, 6443, timeout=1, context=context)
+    try:
+        conn.request("GET", "/api/v1/nodes")
+        response = conn.getresponse()
+        return response.status == 200 and b'"NodeList"' in response.read()
+    except OSError:
+        return False
+    finally:
+        conn.close()
+
+
+def _etcd(lab: Lab, timeout: float) -> EtcdClient:
+    folder = lab.workdir / "ssl"
+    key = next(folder.glob("etcd-client-*-key.pem"))
+    tls = EtcdTls(folder / "ca.pem", Path(str(key).replace("-key.pem", ".pem")), key)
+    members = [EtcdEndpoint(n, f"https://{NODES[n]}:2379") for n in ("ada", "bob", "cyd")]
+    return EtcdClient(members, tls, timeout)
+
+
+def test_a_kubernetes_upgrade_keeps_the_api_etcd_and_rbd_answering(
+    lab: Lab, tmp_path: Path
+) -> None:
+    admin = lab.workdir / "admin.conf"
+    assert labctl(lab, "kubeconfig", "--write", str(admin)).returncode == 0
+    context = _tls(admin, tmp_path)
+    with _etcd(lab, 2.0) as kv:
+        kv.put("/labctl/upgrade-probe", b"kept")
+    want = on(lab, "ada", "sha256sum /root/probe").split()[0][:16]
+    on(lab, "ada", f"nohup sh -c {shlex.quote(PROBE)} </dev/null >/dev/null 2>&1 & "
+       "echo $! > /root/probe.pid")  # fmt: skip
+
+    api: list[tuple[bool, bool]] = []
+    etcd_failed: list[str] = []
+    stop = threading.Event()
+
+    def probe() -> None:
+        with _etcd(lab, 1.0) as kv:
+            while not stop.is_set():
+                started = time.monotonic()
+                api.append(tuple(_lists_nodes(context, NODES[n]) for n in PLANES))  # type: ignore[arg-type]
+                try:
+                    if (got := kv.get("/labctl/upgrade-probe")) != b"kept":
+                        etcd_failed.append(f"sample {len(api)}: read {got!r}")
+                except LabctlError as exc:
+                    etcd_failed.append(f"sample {len(api)}: {exc}")
+                stop.wait(max(0.0, 1.0 - (time.monotonic() - started)))
+
+    (lab.workdir / "inventory.yaml").write_text(
+        (lab.workdir / "inventory.yaml")
+        .read_text()
+        .replace(f"    version: {KUBE_OLD}\n", f"    version: {KUBE_NEW}\n", 1)
+    )
+    prober = threading.Thread(target=probe)
+    prober.start()
+    start = time.monotonic()
+    try:
+        report = bootstrap(lab, "--only", "kubernetes")
+    finally:
+        TIMES["kubernetes upgrade"] = round(time.monotonic() - start, 1)
+        stop.set()
+        prober.join()
+        on(lab, "ada", "kill $(cat /root/probe.pid)")
+    samples = [line.split() for line in on(lab, "ada", "cat /root/probe.log").splitlines()]
+    print(
+        f"kubernetes {KUBE_OLD} -> {KUBE_NEW}, 2 control-plane nodes + 2: "
+        f"{TIMES['kubernetes upgrade']} s; {len(api)} API and etcd samples, "
+        f"{len(samples)} RBD reads"
+    )
+
+    # Every second one API server or the other listed the Nodes: never both down, and
+    # each was restarted (seen down at least once).
+    assert not [i for i, seen in enumerate(api) if not any(seen)], api
+    assert all(any(not seen[i] for seen in api) for i in range(len(PLANES))), api
+    assert not etcd_failed, etcd_failed  # no failed etcd read
+    assert len(samples) >= 5, samples
+    assert all(got == want for _, got in samples), samples  # no failed RBD read
+    assert all(int(up) >= 3 for up, _ in samples), samples  # one host's OSD down at most
+
+    steps = [s for layer in report["layers"] for plan in layer["plans"] for s in plan["steps"]]
+    drained = [s["step_id"] for s in steps if s["step_id"].startswith(f"local:{upgrade.DRAIN}")]
+    assert drained[:2] == [f"local:{upgrade.DRAIN}:{n}" for n in PLANES], drained
+    assert sorted(drained) == sorted(f"local:{upgrade.DRAIN}:{n}" for n in NODES), drained
+    nodes = json.loads(labctl(lab, "kubernetes", "status", "-o", "json").stdout)["nodes"]
+    assert {n["name"]: n["kubelet_version"] for n in nodes} == dict.fromkeys(
+        NODES, f"v{KUBE_NEW}"
+    ), nodes
+    wait_healthy(lab, 120)
