@@ -10,7 +10,8 @@ scripts/setup.sh installs every one of them (a test keeps the two lists in step)
 from __future__ import annotations
 
 import shutil
-from pathlib import PurePath
+from collections.abc import Mapping
+from pathlib import Path, PurePath
 
 from labctl.errors import LabctlError
 
@@ -34,6 +35,20 @@ PACKAGES = {
 # BIRD 1.6 (Debian package bird, which conflicts with bird2) is unpacked here by
 # scripts/setup.sh rather than installed; LABCTL_CALICO_BIRD overrides it.
 BIRD1 = "/opt/labctl/bird-1.6.8/usr/sbin/bird"
+
+# calico-node (Felix, confd) and the CNI plugins scripts/build-calico.sh builds from
+# Calico's source at this commit (v3.32.1), with confd's files and Calico's manifest.
+CALICO_COMMIT = "0ca9d1b93644778cafdf1812f3dda02ac0c361e8"
+
+
+def calico_build_dir(environ: Mapping[str, str], uid: int) -> Path:
+    """Where scripts/build-calico.sh keeps its build (its ``--print-dir``): under
+    ``LABCTL_CALICO_CACHE``, else /var/cache/labctl/calico for root, else the user's cache."""
+    root = environ.get("LABCTL_CALICO_CACHE")
+    if not root:
+        home_cache = environ.get("XDG_CACHE_HOME") or f"{environ.get('HOME', '')}/.cache"
+        root = "/var/cache/labctl/calico" if uid == 0 else f"{home_cache}/labctl/calico"
+    return Path(root) / CALICO_COMMIT
 
 
 def missing(program: str, why: str = "") -> str:

@@ -13,7 +13,7 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from labctl.drivers.ssh import SshSession, SshTarget
+from labctl.drivers.ssh import SshSession, SshTarget, current_pool
 from labctl.errors import LabctlError
 from labctl.inventory.export import primary_address
 from labctl.inventory.model import Inventory
@@ -22,7 +22,11 @@ DEFAULT_KNOWN_HOSTS = Path(".labctl/known_hosts")
 
 
 class SshConnector:
-    """One SshSession per host, created on first use, from a host -> target resolver."""
+    """One SshSession per host, created on first use, from a host -> target resolver.
+
+    Within ``drivers.ssh.shared_sessions()`` the sessions are the process's pool's,
+    which ``close`` leaves open for the other users of the run (the pool closes them).
+    """
 
     def __init__(self, resolve: Callable[[str], SshTarget]) -> None:
         self._resolve = resolve
@@ -30,6 +34,9 @@ class SshConnector:
         self._lock = threading.Lock()
 
     def ssh(self, host: str) -> SshSession:
+        pool = current_pool()
+        if pool is not None:
+            return pool.session(self._resolve(host))
         with self._lock:
             session = self._sessions.get(host)
             if session is None:

@@ -76,9 +76,12 @@ def _bootstrap(
         raise UsageError(str(exc)) from None
     ctx = layer_context(inventory, state_dir, dry_run, layers)
     from labctl.cli.preflight import skew_preflight
+    from labctl.drivers.ssh import shared_sessions
 
-    skew_preflight(layers, ctx, inventory)
-    run_and_report(layers, ctx, output, stand_ins=True, graph=show_graph)
+    # One SSH connection per node for the preflight and every layer's reads and work.
+    with shared_sessions():
+        skew_preflight(layers, ctx, inventory)
+        run_and_report(layers, ctx, output, stand_ins=True, graph=show_graph)
 
 
 STAND_IN = "stand-in: "

@@ -31,7 +31,7 @@ def skew_preflight(layers: Sequence[Layer], ctx: LayerContext, inventory: Path) 
     components = [c for c, layer in COMPONENT_LAYERS.items() if layer in names]
     if not components:
         return
-    observed = observe(ctx.inventory, ctx.base_dir, ctx.state_dir, components)
+    observed = observe(ctx.inventory, ctx.base_dir, ctx.state_dir, components, live=False)
     found = problems(wanted_versions(ctx.inventory), observed.running)
     found = [p for p in found if p.field.split(".")[1] in components]
     if not found:

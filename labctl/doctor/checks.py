@@ -95,6 +95,12 @@ REGISTRY: dict[str, Check] = {
             "labctl bgp status names the session; check both ends' daemons and passwords.",
         ),
         Check(
+            "DOC044",
+            "Monitoring: every target the inventory implies up and no alert firing, as "
+            "`labctl monitoring status` reads it.",
+            "labctl monitoring status names the target or alert; see docs/monitoring.md's runbook.",
+        ),
+        Check(
             "DOC050",
             "The inventory's DNS names resolve to their addresses on the configured resolvers.",
             "Fix the record on the DNS server (or the address in the inventory).",
@@ -104,6 +110,7 @@ REGISTRY: dict[str, Check] = {
 BMC_ANSWERS, BMC_SUITES, PDU_ANSWERS = "DOC001", "DOC002", "DOC010"
 SSH_REACHES, CLOCK, DISK, CERTS = "DOC020", "DOC021", "DOC022", "DOC030"
 ETCD, KUBERNETES, CEPH, BGP, DNS = "DOC040", "DOC041", "DOC042", "DOC043", "DOC050"
+MONITORING = "DOC044"
 
 
 @dataclass(frozen=True)
@@ -373,11 +380,17 @@ def cert_findings(answers: Sequence[CertAnswer], now: dt.datetime, bounds: Bound
     return found
 
 
-SERVICE_CHECKS = {"etcd": ETCD, "kubernetes": KUBERNETES, "ceph": CEPH, "bgp": BGP}
+SERVICE_CHECKS = {
+    "etcd": ETCD,
+    "kubernetes": KUBERNETES,
+    "ceph": CEPH,
+    "bgp": BGP,
+    "monitoring": MONITORING,
+}
 
 
 def service_findings(answers: Sequence[ServiceAnswer]) -> list[Finding]:
-    """DOC040-DOC043: each problem the service's status names, or why it could not be read."""
+    """DOC040-DOC044: each problem the service's status names, or why it could not be read."""
     found = []
     for a in answers:
         check = SERVICE_CHECKS[a.service]

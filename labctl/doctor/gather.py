@@ -403,8 +403,29 @@ def _bgp(inventory: Inventory, base_dir: Path, platform: Platform) -> tuple[str,
         return tuple(session.status().problems)
 
 
+def _monitoring(inventory: Inventory, timeout: float) -> tuple[str, ...]:
+    from labctl.monitoring.status import ask
+
+    status = ask(inventory, timeout)
+    problems = [
+        f"target {t.job}/{t.instance} {t.health}" + (f" ({t.error})" if t.error else "")
+        for t in status.not_up
+    ]
+    problems += [
+        f"alert {a.name} firing" + (f" on {a.instance}" if a.instance else "")
+        for a in status.alerts
+    ]
+    return tuple(problems)
+
+
 # The layer whose run makes each service worth asking, and whether the inventory has it.
-SERVICE_LAYERS = {"etcd": "etcd", "kubernetes": "kubernetes", "ceph": "ceph", "bgp": "calico"}
+SERVICE_LAYERS = {
+    "etcd": "etcd",
+    "kubernetes": "kubernetes",
+    "ceph": "ceph",
+    "bgp": "calico",
+    "monitoring": "monitoring",
+}
 
 
 def service_jobs(
@@ -416,6 +437,7 @@ def service_jobs(
         "kubernetes": lambda: _kubernetes(inventory, base_dir, timeout),
         "ceph": lambda: _ceph(inventory, base_dir, timeout),
         "bgp": lambda: _bgp(inventory, base_dir, platform),
+        "monitoring": lambda: _monitoring(inventory, timeout),
     }
     jobs: dict[str, Callable[[], Any]] = {}
     skipped = []
@@ -445,13 +467,6 @@ def service_answers(results: dict[str, Any]) -> list[ServiceAnswer]:
         else:
             answers.append(ServiceAnswer(service, problems=tuple(got)))
     return answers
-
-
-def monitoring_status() -> ServiceAnswer | None:
-    """Hook for `labctl monitoring status` (issue 25, the monitorlayer part): when that
-    command's reading exists, return its verdict here and give it a DOC04x id. None
-    until then: doctor does not read the monitoring layer yet."""
-    return None
 
 
 # -- DNS ------------------------------------------------------------------------------------
@@ -517,6 +532,7 @@ GROUPS = {
     "service:kubernetes": ("DOC041",),
     "service:ceph": ("DOC042",),
     "service:bgp": ("DOC043",),
+    "service:monitoring": ("DOC044",),
     "dns": ("DOC050",),
 }
 

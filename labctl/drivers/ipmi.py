@@ -59,6 +59,9 @@ class BmcEndpoint:
     timeout: float = 5.0
     retries: int = 2
     name: str = ""  # the server's name, for messages
+    # The boot flags' firmware: "legacy" or "uefi" (inventory bmc.boot_mode). A flag set
+    # says which the next boot uses, so a UEFI-only server given legacy flags may not boot.
+    boot_mode: str = "legacy"
 
     @property
     def label(self) -> str:
@@ -269,7 +272,8 @@ class IpmiClient:
             self._call("chassis_control_soft_shutdown")
 
     def set_boot_device(self, device: BootDevice, persistent: bool = False) -> None:
-        self._call("set_boot_options", _TO_PYIPMI[device], "legacy", persistent)
+        mode = "efi" if self.endpoint.boot_mode == "uefi" else "legacy"
+        self._call("set_boot_options", _TO_PYIPMI[device], mode, persistent)
 
     def boot_device(self) -> tuple[BootDevice, bool]:
         device = self._call("get_boot_device")

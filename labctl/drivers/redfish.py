@@ -71,6 +71,9 @@ class RedfishEndpoint:
     system: str | None = None  # the system's id; None: the service's only system
     timeout: float = 5.0
     name: str = ""  # the server's name, for messages
+    # BootSourceOverrideMode to send with the boot device ("legacy", "uefi"), or None to
+    # leave the service's own: some services refuse the property, so only when asked.
+    boot_mode: str | None = None
 
     @property
     def url(self) -> str:
@@ -280,9 +283,15 @@ class RedfishClient:
         doing = "setting the boot device"
         system = self._system(doing)
         try:
+            mode = None
+            if self.endpoint.boot_mode is not None:
+                mode = sushy.BootSourceOverrideMode(
+                    "UEFI" if self.endpoint.boot_mode == "uefi" else "Legacy"
+                )
             system.set_system_boot_options(
                 target=sushy.BootSource(BOOT_TARGETS[device]),
                 enabled=sushy.BootSourceOverrideEnabled("Continuous" if persistent else "Once"),
+                mode=mode,
             )
         except Exception as exc:
             self._raise(exc, doing)

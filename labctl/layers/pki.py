@@ -6,7 +6,8 @@ be re-minted). The second is built from the store the first left behind (the
 fact ``PkiFiles``, ``pki/facts.py``, gathered afresh once the mint is applied):
 for every server, wait until it answers SSH (the power layer may have just
 switched it on), then write its certificates and keys (``pki/placement.py``
-says which and where).
+says which and where), and last their expiry dates as node-exporter's textfile
+(``pki/expiry.py``), which the alert LabctlCertificateExpiring reads.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ class PkiLayer:
         return {"pki.mint": MintWork}
 
     def plans(self, ctx: LayerContext) -> Iterator[Plan]:
+        from labctl.pki.expiry import textfile
         from labctl.pki.lab_pki import input_digest, pki_input
 
         mint = LocalStep(
@@ -43,6 +45,8 @@ class PkiLayer:
         for server in ctx.inventory.servers:
             # A server the power step just switched on may still be booting.
             actions.append(ssh_answers(server.name, ctx.inventory.lab.ssh.boot_wait))
+            placed = store.of(server.name)
+            # The expiry textfile last: it describes what the node now holds.
             actions += [
                 PutFile(
                     server.name,
@@ -52,6 +56,6 @@ class PkiLayer:
                     "root:root",
                     secret=f.secret,
                 )
-                for f in store.of(server.name)
+                for f in (*placed, textfile(placed))
             ]
         yield Plan.of("pki: push", actions)

@@ -52,6 +52,7 @@ def bmc_endpoint(server: Server, base_dir: Path, timeout: float) -> BmcEndpoint 
             system=bmc.system,
             timeout=timeout,
             name=server.name,
+            boot_mode=bmc.boot_mode if "boot_mode" in bmc.given else None,
         )
     return BmcEndpoint(
         host=bmc.address,
@@ -62,6 +63,7 @@ def bmc_endpoint(server: Server, base_dir: Path, timeout: float) -> BmcEndpoint 
         allow_insecure=bmc.allow_insecure,
         timeout=timeout,
         name=server.name,
+        boot_mode=bmc.boot_mode,
     )
 
 

@@ -250,21 +250,34 @@ async def soft_escalating(
         if before == "off":
             return result("off")
         steps.append("soft")
+        say(f"{server.name}: soft stop asked (ACPI, through the BMC); up to {soft_wait:g} s")
         after = await _try(server, bmc, PowerVerb.SOFT, bound, soft_wait, poll)
         if after == "off":
             return result("off")
-        say(f"{server.name}: still {after} {soft_wait:g} s after a soft stop; hard off (BMC)")
+        if after.startswith("unknown"):
+            say(f"{server.name}: not seen off after a soft stop, {after[9:-1]}; hard off (BMC)")
+        else:
+            say(f"{server.name}: still {after} {soft_wait:g} s after a soft stop; hard off (BMC)")
         steps.append("off")
         after = await _try(server, bmc, PowerVerb.OFF, bound, settle, poll)
         if after == "off":
             return result("off")
-        say(f"{server.name}: still {after} after a hard off; cutting its PDU outlets")
+        if after.startswith("unknown"):
+            say(f"{server.name}: the hard off failed, {after[9:-1]}; cutting its PDU outlets")
+        else:
+            say(f"{server.name}: still {after} after a hard off; cutting its PDU outlets")
     outlets = pdu()
     if outlets is None:
         return result(None, "not off, and no PDU outlet in the inventory feeds it to cut")
     steps.append("pdu off")
     after = await _try(server, outlets, PowerVerb.OFF, bound, settle, poll)
-    return result(after, None if after == "off" else f"still {after} after its outlets were cut")
+    if after != "off":
+        return result(after, f"still {after} after its outlets were cut")
+    say(
+        f"{server.name}: off at its PDU outlets; `labctl power on {server.name} --via pdu` "
+        "switches them back on"
+    )
+    return result(after)
 
 
 async def _try(

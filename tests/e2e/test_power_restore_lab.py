@@ -11,18 +11,28 @@ nodes): `labctl power cycle wind` first has both switches stop preferring wind, 
 the routes through wind (chequita's block, which the mesh re-announces through every
 node) leave it before wind's node stops; after the cycle the sessions are Established
 and wind is called back, the switches run exactly what labctl renders again.
+
+Then a soft stop that escalates against the lab's real peers: wind's chassis ignores
+ACPI soft-off (a fault of the simulated platform, ``labctl.sim.chassis.ignore``) and its
+BMC (ipmi_sim) is killed once the soft request reached it, so `labctl power soft wind`
+asks soft, waits, tries the hard off through the dead BMC, and cuts wind's outlets on
+both real SNMP PDUs; `labctl power on wind --via pdu` brings the outlets, the BMC and the
+node back.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
+import sys
 import threading
 import time
 
 import pytest
 
+from labctl.sim import chassis
 from tests.e2e.conftest import NODES, Lab
 from tests.labctl_process import run_labctl
 
@@ -155,3 +165,68 @@ def test_a_power_cycle_moves_routes_off_the_node_first_and_calls_it_back(lab: La
     while wind not in _routes(lab).get(CHEQUITA_BLOCK, []):
         assert time.monotonic() < deadline, _routes(lab)
         time.sleep(0.5)
+
+
+def _bmc_pid(lab: Lab, server: str) -> int:
+    daemon = lab.state / "bmcs" / server / "daemon.pid"
+    if daemon.exists():
+        return int(daemon.read_text())
+    return int(json.loads((lab.state / "sim.json").read_text())["pids"][f"bmc:{server}"])
+
+
+def test_a_soft_stop_the_os_ignores_with_a_dead_bmc_ends_at_the_pdu(lab: Lab) -> None:
+    environ = lab.env()
+    board = lab.state / "bmcs" / "wind"
+    log = board / "chassis.log"  # what wind's chassis was asked, in order
+
+    def asked() -> str:
+        return log.read_text() if log.exists() else ""
+
+    seen = asked()
+    chassis.ignore(board, {"soft"})
+    start = time.monotonic()
+    stop = subprocess.Popen(
+        [sys.executable, "-m", "labctl", "power", "soft", "wind", "--no-graceful",
+         "--soft-wait", "3", "--timeout", "1", "--settle", "10", "-o", "json"],
+        cwd=lab.workdir, env={**os.environ, **environ}, stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        # The soft request reached wind's chassis (and was ignored): now its BMC dies.
+        deadline = time.monotonic() + 30
+        while "soft shutdown ignored" not in asked()[len(seen) :]:
+            assert stop.poll() is None, stop.communicate()
+            assert time.monotonic() < deadline, asked()[-2000:]
+            time.sleep(0.05)
+        os.kill(_bmc_pid(lab, "wind"), signal.SIGKILL)
+        out, err = stop.communicate(timeout=120)
+        took = time.monotonic() - start
+        assert stop.returncode == 0, out[-3000:] + err[-3000:]
+        report = json.loads(out)
+        print("\n".join(report["said"]) + f"\npower soft wind, escalated: {took:.1f} s")
+        (target,) = report["targets"]
+        assert target["steps"] == ["soft", "off", "pdu off"] and target["after"] == "off"
+        said = report["said"]
+        assert said[0].startswith("wind: soft stop asked"), said
+        assert "hard off (BMC)" in said[1], said  # not down within the bound
+        assert "the hard off failed" in said[2] and "cutting its PDU outlets" in said[2], said
+        assert "off at its PDU outlets" in said[3], said
+        assert not _alive(lab, "wind")
+        assert lab.ssh(NODES["wind"], "true").returncode != 0
+        assert lab.ssh(NODES["fohn"], "true").returncode == 0  # only wind went dark
+    finally:
+        chassis.ignore(board, ())
+        if stop.poll() is None:
+            stop.kill()
+            stop.communicate()
+    back = run_labctl(
+        "power", "on", "wind", "--via", "pdu", "--yes", "-o", "json",
+        cwd=lab.workdir, env=environ,
+    )  # fmt: skip
+    assert back.returncode == 0, back.stdout[-3000:] + back.stderr[-3000:]
+    deadline = time.monotonic() + 30
+    while lab.ssh(NODES["wind"], "true").returncode != 0:
+        assert time.monotonic() < deadline, "wind did not come back after its outlets"
+        time.sleep(0.5)
+    status = run_labctl("power", "status", "wind", "-o", "json", cwd=lab.workdir, env=environ)
+    assert status.returncode == 0 and '"after": "on"' in status.stdout, status.stdout  # its BMC too

@@ -1,14 +1,19 @@
 """Throw-away GnuPG signers for tests that publish signed install assets.
 
-Each signer is a home of its own under the test's directory with one ed25519
-signing key, and a keyring file holding its public key (what ``labctl boot fetch
---keyring`` is given). gpg starts an agent per home; ``no_agents_left`` ends each
-by its home when the test is over.
+Each signer is a home of its own with one ed25519 signing key, and a keyring file
+holding its public key (what ``labctl boot fetch --keyring`` is given). gpg starts an
+agent per home, its sockets in the home where no /run/user/UID exists: the home is a
+short directory under /tmp (a socket's path is at most 107 bytes, and pytest-xdist's
+worker folder, popen-gwN, made the test directory's S.gpg-agent.browser 108), linked
+from the test's directory as ``gnupg-NAME``. ``no_agents_left`` ends each agent by its
+home and removes the home when the test is over.
 """
 
 from __future__ import annotations
 
+import shutil
 import subprocess
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,8 +30,8 @@ def gpg(home: Path, *args: str) -> None:
 
 def signer(root: Path, name: str) -> tuple[Path, Path]:
     """A GnuPG home with one signing key, and a keyring holding its public key."""
-    home = root / f"gnupg-{name}"
-    home.mkdir(mode=0o700)
+    home = Path(tempfile.mkdtemp(prefix=f"gnupg-{name}-"))  # 0700
+    (root / f"gnupg-{name}").symlink_to(home)
     gpg(home, "--quick-gen-key", f"{name} <{name}@labctl.test>", "ed25519", "sign", "never")
     keyring = root / f"{name}.gpg"
     gpg(home, "--output", str(keyring), "--export")
@@ -37,5 +42,7 @@ def signer(root: Path, name: str) -> tuple[Path, Path]:
 def no_agents_left(tmp_path: Path) -> Iterator[None]:
     """Ends the agent of every signer the test made (autouse where imported)."""
     yield
-    for home in tmp_path.glob("gnupg-*"):
+    for link in tmp_path.glob("gnupg-*"):
+        home = link.resolve()
         subprocess.run(["gpgconf", "--homedir", str(home), "--kill", "gpg-agent"], check=False)
+        shutil.rmtree(home, ignore_errors=True)

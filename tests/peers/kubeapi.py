@@ -24,6 +24,16 @@ from tests.peers.etcd import EtcdCluster, free_port
 from tests.peers.tlsserver import TlsServer
 
 
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    """A peer this test started, ended: asked to stop, killed after 10 s."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=10)
+
+
 @contextmanager
 def running_kube_apiserver(
     binary: Path, addr: str, pki: PkiStore, etcd: EtcdCluster, log: Path, within: float = 90
@@ -77,9 +87,4 @@ def running_kube_apiserver(
             time.sleep(0.5)
         yield server
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
+        stop(proc)

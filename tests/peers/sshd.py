@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from labctl.drivers.ssh import SshTarget
 from labctl.sim.lab import sshd_config
@@ -92,14 +93,21 @@ def running_sshd(workdir: Path, host: str = "127.0.0.1") -> Iterator[SshdPeer]:
             proc.wait()
 
 
+def ssh_target(peer: SshdPeer, name: str, **changes: Any) -> SshTarget:
+    """labctl's SSH target for ``peer`` under the node name ``name`` (its host key
+    pinned, the client key), with ``changes`` to any other field."""
+    return SshTarget(
+        **{
+            "name": name,
+            "host": peer.host,
+            "port": peer.port,
+            "known_hosts": peer.known_hosts,
+            "identity_file": peer.client_key,
+            **changes,
+        }
+    )
+
+
 def connector(peer: SshdPeer) -> SshConnector:
     """Every host name reaches ``peer`` (one sshd stands in for each node of a plan)."""
-    return SshConnector(
-        lambda host: SshTarget(
-            name=host,
-            host=peer.host,
-            port=peer.port,
-            known_hosts=peer.known_hosts,
-            identity_file=peer.client_key,
-        )
-    )
+    return SshConnector(lambda host: ssh_target(peer, host))

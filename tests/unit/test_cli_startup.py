@@ -129,3 +129,17 @@ def test_stand_ins_read_as_the_commands_themselves() -> None:
 )
 def test_asked_finds_the_command_word(argv: list[str], command: str | None) -> None:
     assert main.asked(argv) == command
+
+
+def test_bootstrap_loads_no_snmp_stack_before_a_switch_is_read_over_snmp() -> None:
+    """Issue 28: every bootstrap imported pysnmp (about 0.2 s of a converged run's start,
+    more on a loaded machine) through the calico layers, though only a switch whose
+    ``bgp_status`` is ``snmp`` is read with it."""
+    code = (
+        "import sys, labctl.cli.bootstrap_cmd, labctl.layers, labctl.run;"
+        "print(sorted(m for m in sys.modules if m.startswith('pysnmp')))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert done.stdout.strip() == "[]", done.stdout

@@ -274,7 +274,7 @@ def test_services_are_asked_only_once_their_layer_ran(tmp_path: Path) -> None:
     inv = require_inventory(REFERENCE)
     jobs, skipped = service_jobs(inv, tmp_path, RealPlatform(), 1.0, layers_run(tmp_path))
     assert set(jobs) == {"service:etcd"}
-    assert {s.service for s in skipped} == {"kubernetes", "ceph", "bgp"}
+    assert {s.service for s in skipped} == {"kubernetes", "ceph", "bgp", "monitoring"}
     assert all("has not run on this lab" in (s.not_run or "") for s in skipped)
 
 
@@ -375,3 +375,38 @@ def test_bad_input_is_a_sentence_and_exit_2(tmp_path: Path) -> None:
 def test_every_check_has_a_fix_and_the_severities_used_are_two() -> None:
     assert all(c.fix and c.summary for c in checks.REGISTRY.values())
     assert set(Severity) == {Severity.ERROR, Severity.WARNING}
+
+
+def test_monitoring_targets_down_and_alerts_firing_are_doc044_problems(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """doctor reads `labctl monitoring status` once the monitoring layer ran (issue 26)."""
+    from labctl.monitoring import status
+
+    said = status.Status(
+        "http://10.0.0.1:9090",
+        targets=[
+            status.Target("ceph", "fohn", "down", "connection refused"),
+            status.Target("node", "wind", "up"),
+            status.Target("snmp-pdu", "pdu1", "missing"),
+        ],
+        alerts=[status.Alert("NodeDown", "wind", "critical", "2026-12-07T01:00:00Z", "down")],
+    )
+    monkeypatch.setattr(status, "ask", lambda inv, timeout=5.0: said)
+    (tmp_path / "journal.jsonl").write_text(
+        json.dumps({"key": "k:fohn", "fingerprint": "f", "layer": "monitoring: servers", "at": 1})
+        + "\n"
+    )
+    inv = require_inventory(REFERENCE)
+    jobs, _ = service_jobs(inv, tmp_path, RealPlatform(), 1.0, layers_run(tmp_path))
+    assert set(jobs) == {"service:monitoring"}
+    answers = Answers(
+        services=(ServiceAnswer("monitoring", problems=jobs["service:monitoring"]()),)
+    )
+    found = checks.verdicts(answers, NOW, BOUNDS)
+    assert [f.sentence for f in found] == [
+        "monitoring: target ceph/fohn down (connection refused)",
+        "monitoring: target snmp-pdu/pdu1 missing",
+        "monitoring: alert NodeDown firing on wind",
+    ]
+    assert {i for i, _, _ in ids(found)} == {"DOC044"}
