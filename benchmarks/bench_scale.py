@@ -1,7 +1,11 @@
-"""`labctl plan` (every layer, no lab) and `labctl pki mint` for generated labs of 250 to 1,000.
+"""`labctl plan` (every layer, no lab) and `labctl pki mint` for generated labs of 250 to 1,000;
+and, with ``--lab-sizes``, simulated labs of a few to a few dozen servers brought up and
+bootstrapped.
 
 Usage: python benchmarks/bench_scale.py [--sizes 250,500,1000] [--backends builtin,cfssl]
        [--skip-plan] [--skip-mint]
+       flock /tmp/labctl-sim.lock python benchmarks/bench_scale.py --lab-sizes 4,8,12,16
+       [--reruns 3]
 
 Issue 28, item 3: how planning and minting grow with the server count. Each figure
 is one whole process (wall time, and its peak resident memory from wait4):
@@ -20,6 +24,16 @@ The generated inventory (`benchmarks/gen_inventory.py`) gets Calico's manifest
 lab's inventory has. Calico runs its default node-to-node mesh, whose size is
 n*(n-1) BGP sessions: the calico layers grow with n^2 by design (a lab that size
 would use route reflectors).
+
+``--lab-sizes`` (root, under the machine's lab lock; nothing else is measured then):
+for each N a generated lab (``lab_inventory``: its first switch an FRR core switch
+every node peers with, etcd and the control plane on the first three servers' roles
+as the generator gives them, Ceph left out) is brought up with ``labctl sim up`` in a
+temporary directory, then timed as whole processes: ``bootstrap`` from nothing (power,
+os, pki, etcd on 3, kubernetes, calico, calico-resources), ``--reruns`` converged
+re-runs (each must change nothing), and as many ``power status --all``; the drop in
+MemAvailable while the lab is bootstrapped; then ``sim down``, whatever happened. It
+prints the table and the growth per added server between sizes.
 """
 
 from __future__ import annotations
@@ -38,7 +52,7 @@ from typing import Any
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from gen_inventory import generate
+from gen_inventory import generate, peer_with_frr_core
 
 PASSPHRASE = "bench-scale-passphrase"
 
@@ -88,6 +102,120 @@ def inventory_for(count: int) -> dict[str, Any]:
     return data
 
 
+SIM_SECRETS = {
+    "LABCTL_BMC_PASSWORD": "bench-bmc-pw",
+    "LABCTL_PDU_AUTH_KEY": "bench-pdu-auth",
+    "LABCTL_PDU_PRIV_KEY": "bench-pdu-priv",
+    "LABCTL_CA_PASSPHRASE": PASSPHRASE,
+}
+
+
+def lab_inventory(count: int) -> dict[str, Any]:
+    """A generated lab the simulated lab runs: an FRR core switch every node peers with
+    (as ``bench_calico.py``'s), the PKI's passphrase, no Ceph."""
+    data = peer_with_frr_core(generate(count))
+    data["cluster"]["pki"] = {"passphrase": {"env": "LABCTL_CA_PASSPHRASE"}}
+    del data["cluster"]["ceph"]
+    for server in data["servers"]:
+        server["roles"] = [r for r in server["roles"] if not r.startswith("ceph-")]
+        server["disks"] = [d for d in server["disks"] if d["role"] != "osd"]
+    return data
+
+
+def mem_available() -> int:
+    """MemAvailable in MiB."""
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith("MemAvailable:"):
+            return int(line.split()[1]) // 1024
+    return 0
+
+
+def lab_run(count: int, reruns: int) -> dict[str, Any]:
+    """One generated lab of ``count`` servers: up, bootstrapped, converged, power status."""
+    import statistics
+
+    with tempfile.TemporaryDirectory(prefix=f"bench-scale-{count}-") as tmp:
+        work = Path(tmp)
+        (work / "inventory.yaml").write_text(yaml.safe_dump(lab_inventory(count), sort_keys=False))
+        env = dict(os.environ, **SIM_SECRETS)
+        before = mem_available()
+        up, _, _ = measured([*labctl(), "sim", "up"], work, env)
+        try:
+            _, _, exports = measured([*labctl(), "sim", "env"], work, env)
+            for line in exports.splitlines():
+                key, _, value = line.removeprefix("export ").partition("=")
+                env[key] = value.strip("'")
+            first, _, out = measured([*labctl(), "bootstrap", "-o", "json"], work, env)
+            first_layers = layer_seconds(json.loads(out))
+            used = before - mem_available()
+            again: list[float] = []
+            layers: dict[str, float] = {}
+            for _ in range(reruns):
+                wall, _, out = measured([*labctl(), "bootstrap", "-o", "json"], work, env)
+                layers = layer_seconds(json.loads(out))
+                changed = [
+                    f"{p['layer']}: {s['description']}"
+                    for layer in json.loads(out)["layers"]
+                    for p in layer["plans"]
+                    for s in p["steps"]
+                    if s["outcome"] not in ("unchanged", "skipped")
+                ]
+                if changed:
+                    raise SystemExit("a converged re-run changed something:\n" + "\n".join(changed))
+                again.append(wall)
+            status = [
+                measured([*labctl(), "power", "status", "--all"], work, env)[0]
+                for _ in range(reruns)
+            ]
+        finally:
+            down, _, _ = measured([*labctl(), "sim", "down"], work, env)
+    return {
+        "servers": count,
+        "up": up,
+        "bootstrap": first,
+        "converged": statistics.median(again) if again else float("nan"),
+        "power_status": statistics.median(status) if status else float("nan"),
+        "memory": used,
+        "down": down,
+        "layers": layers,
+        "bootstrap_layers": first_layers,
+    }
+
+
+def layer_seconds(report: dict[str, Any]) -> dict[str, float]:
+    """Each layer's seconds in a run's JSON report (its plans' own clocks, summed)."""
+    return {
+        layer["layer"]: round(sum(float(p["seconds"]) for p in layer["plans"]), 2)
+        for layer in report["layers"]
+    }
+
+
+def lab_table(rows: list[dict[str, Any]]) -> None:
+    print("## simulated labs (whole processes; converged and power status: medians)")
+    print()
+    print(
+        "| servers | sim up (s) | bootstrap (s) | converged (s) | power status --all (s) "
+        "| memory while up (MiB) |"
+    )
+    print("|---|---|---|---|---|---|")
+    for r in rows:
+        print(
+            f"| {r['servers']} | {r['up']:.2f} | {r['bootstrap']:.2f} | {r['converged']:.2f} "
+            f"| {r['power_status']:.2f} | {r['memory']} |"
+        )
+    sizes = [r["servers"] for r in rows]
+    print()
+    for key in ("bootstrap", "converged", "power_status"):
+        print(f"{key}: growth per added server (ms, between sizes): "
+              f"{growth(sizes, [r[key] for r in rows])}")  # fmt: skip
+    for key, title in (("bootstrap_layers", "bootstrap"), ("layers", "the last converged re-run")):
+        print()
+        print(f"{title}, per layer (s):")
+        for r in rows:
+            layers = ", ".join(f"{name} {sec:.2f}" for name, sec in r.get(key, {}).items())
+            print(f"  {r['servers']} servers: {layers}")
+
+
 def measured(argv: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, float, str]:
     """Wall seconds, peak RSS (MiB) and stdout of one process; a failure aborts."""
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
@@ -99,10 +227,28 @@ def measured(argv: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, fl
         out.seek(0)
         err.seek(0)
         if proc.returncode != 0:
+            said = out.read().decode(errors="replace")
             raise SystemExit(
-                f"{' '.join(argv[:5])} exited {proc.returncode}: {err.read()[-600:]!r}"
+                f"{' '.join(argv[:5])} exited {proc.returncode}: {failed_steps(said)}"
+                f"{err.read()[-600:]!r}"
             )
         return wall, usage.ru_maxrss / 1024, out.read().decode()
+
+
+def failed_steps(said: str) -> str:
+    """The failed steps of a bootstrap's JSON report, one line each (else nothing)."""
+    try:
+        report = json.loads(said)
+    except ValueError:
+        return said[-600:]
+    lines = [
+        f"{p['layer']}: {s['target']}: {s['description']}: {s.get('error')}\n"
+        for layer in report.get("layers", [])
+        for p in layer.get("plans", [])
+        for s in p.get("steps", [])
+        if s.get("outcome") == "failed"
+    ]
+    return "".join(lines)
 
 
 def labctl() -> list[str]:
@@ -125,7 +271,18 @@ def main() -> None:
     parser.add_argument("--backends", default="builtin,cfssl")
     parser.add_argument("--skip-plan", action="store_true")
     parser.add_argument("--skip-mint", action="store_true")
+    parser.add_argument("--lab-sizes", help="simulated labs of these sizes (root, lab lock)")
+    parser.add_argument("--reruns", type=int, default=3)
     args = parser.parse_args()
+    if args.lab_sizes:
+        if os.geteuid() != 0:
+            raise SystemExit("run as root: the simulated lab makes namespaces")
+        rows = []
+        for n in [int(s) for s in args.lab_sizes.split(",")]:
+            rows.append(lab_run(n, args.reruns))
+            print(json.dumps(rows[-1]), flush=True)
+        lab_table(rows)
+        return
     sizes = [int(s) for s in args.sizes.split(",")]
     env = dict(os.environ, LABCTL_CA_PASSPHRASE=PASSPHRASE)
     plan_rows: list[tuple[int, float, float, dict[str, Any]]] = []

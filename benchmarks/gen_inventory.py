@@ -137,6 +137,25 @@ def generate(count: int) -> dict[str, Any]:
     }
 
 
+def peer_with_frr_core(data: dict[str, Any]) -> dict[str, Any]:
+    """Make ``data``'s first switch an FRR core switch every node peers with (what the
+    simulated lab can run), in place; returned for chaining."""
+    public = data["networks"][0]
+    core = data["switches"][0]
+    address = public["cidr"].split("/")[0].rsplit(".", 1)[0] + ".2"
+    core.update(
+        {"platform": "frr", "asn": 64513, "router_id": address,
+         "interfaces": [{"network": "public", "address": address}]}
+    )  # fmt: skip
+    data["cluster"]["calico"] = {
+        "asn": 64512,
+        "keepalive_time": 3,
+        "hold_time": 9,
+        "peers": [{"switch": core["name"], "address": address, "nodes": "all"}],
+    }
+    return data
+
+
 def render(count: int) -> str:
     text: str = yaml.safe_dump(generate(count), sort_keys=False, width=120)
     return text

@@ -16,7 +16,10 @@ VENV="$ROOT/.venv"
 # is copied into kube-proxy's image from this machine (labctl/sim/images.py); dig asks
 # the cluster's DNS in the end-to-end tests; pkg-config, libssl-dev and libzstd-dev
 # are what coreos-installer's crate links against (scripts/build-coreos-installer.sh);
-# grub-pc-bin is GRUB's BIOS images, the stand-in OS image's boot loader (labctl/sim/osimage.py).
+# grub-pc-bin and grub-efi-amd64-bin are GRUB's BIOS and EFI images, the stand-in OS image's
+# boot loaders, and dosfstools and mtools make its EFI system partition (labctl/sim/osimage.py);
+# ipset is what Felix's iptables data plane programs its sets with (tests/integration/test_calico_felix.py);
+# the prometheus-* packages are the monitoring layer's programs (docs/monitoring.md).
 DEBIAN_PACKAGES=(
   python3-venv openipmi ipmitool snmpd snmp openssh-server openssh-client
   golang-cfssl etcd-server etcd-client openssl iproute2 procps util-linux
@@ -25,11 +28,12 @@ DEBIAN_PACKAGES=(
   ceph-mon ceph-mgr ceph-osd ceph-mds ceph-fuse ceph-common ceph-base
   qemu-system-x86 qemu-utils ipxe ipxe-qemu dnsmasq-base ignition ovmf udev
   linux-image-amd64 busybox-static e2fsprogs cpio gpg gpgv grub-pc-bin
-  gcc libc6-dev iptables bind9-dnsutils podman
+  grub-efi-amd64-bin dosfstools mtools
+  gcc libc6-dev iptables ipset bind9-dnsutils podman
   pkg-config libssl-dev libzstd-dev
   shellcheck
   prometheus prometheus-alertmanager prometheus-snmp-exporter prometheus-node-exporter
-  prometheus-ipmi-exporter
+  prometheus-ipmi-exporter prometheus-bird-exporter
 )
 
 # BIRD 1.6.8, the BIRD calico-node embeds, stands in for calico-node on the
@@ -155,11 +159,23 @@ build_calico() {
   return "$rc"
 }
 
+# The other versions the test suite upgrades from and to (tests/e2e/test_second_lab.py
+# starts at 1.35.4; the etcd upgrade tests go to 3.5.21), built the way an operator builds
+# an inventory's version (`labctl kubernetes build`, `labctl etcd build`): once per
+# machine, cached per version; a cached version costs about 2 s. LABCTL_SKIP_KUBE_BUILD=1
+# skips the Kubernetes one with the pinned build.
+build_test_versions() {
+  [ "${LABCTL_SKIP_KUBE_BUILD:-}" = 1 ] || "$VENV/bin/labctl" kubernetes build --version 1.35.4
+  "$VENV/bin/labctl" etcd build --version 3.5.21
+}
+
 install_debian_packages
 install_bird1
 install_python
+# coreos-installer first: the installer's initrd carries it.
+build_coreos_installer
 build_installer
 build_kubernetes
-build_coreos_installer
 build_calico
+build_test_versions
 export PATH="$VENV/bin:$PATH"

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import compileall
 import os
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from labctl.sim import platform as standins
+from tests.labctl_process import RUNS
 
 # What `labctl sim env` exports. A shell that has sourced it (the demo's
 # .labctl/demo.env does) would hand every test that lab's SSH settings and stand-ins,
@@ -42,6 +46,26 @@ def reference_text() -> str:
     return REFERENCE.read_text()
 
 
+# labctl byte-compiled once, before any test runs it. The suite starts thousands of
+# labctl processes (every `python -m labctl` of the integration and end-to-end tests,
+# the simulated lab's BMC, PDU and boot daemons), and with PYTHONDONTWRITEBYTECODE=1 (this
+# project's machines have it, CI's among them) none of them writes what it compiled, so
+# each compiled every module it imports from source again: 0.2-1 s a process on 2 cores
+# (benchmarks/bench_suite_startup.py). Python still reads an up-to-date .pyc, and checks
+# it against its source's mtime, so an edit after this is compiled again, as before.
+# The .pyc files go where Python looks (__pycache__, or PYTHONPYCACHEPREFIX), as pip's
+# install of labctl would put them; git ignores them.
+_COMPILED: list[float] = []
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    if hasattr(session.config, "workerinput"):
+        return  # an xdist worker: the controlling process compiled before starting it
+    started = time.monotonic()
+    compileall.compile_dir(ROOT / "labctl", quiet=1)
+    _COMPILED.append(time.monotonic() - started)
+
+
 # Where the suite's time went, per file: `./scripts/test` prints pytest's slowest
 # phases (--durations) and, from here, the ten slowest files with every phase of every
 # test in them summed (set-up and teardown too, so a lab fixture's up and down count
@@ -66,9 +90,65 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         count = len(_FILE_TESTS[path])
         terminalreporter.write_line(f"{seconds:8.1f} s  {count:4d} tests  {path}")
     terminalreporter.write_line(f"{total:8.1f} s  in all, over {len(_FILE_SECONDS)} files")
+    if RUNS:  # this process's (under xdist each worker keeps its own count)
+        terminalreporter.write_line(
+            f"{sum(RUNS):8.1f} s  in {len(RUNS)} labctl processes the tests ran"
+            " (tests/labctl_process.py)"
+        )
+    for seconds in _COMPILED:
+        terminalreporter.write_line(f"{seconds:8.1f} s  labctl byte-compiled, before the tests")
     setup = os.environ.get("LABCTL_SETUP_SECONDS")
     if setup:
         terminalreporter.write_line(f"{float(setup):8.1f} s  scripts/setup.sh, before pytest")
+
+
+# Two processes run the suite (scripts/test: pytest-xdist's `-n 2`), each in collection
+# order, one after another as a one-process run would: one runs every test that brings
+# up a simulated lab or collides with one, the other everything else (unit, most
+# integration, tools), meanwhile. Two labs would share namespace names and routes, and a
+# lab's teardown checks the host is as it found it; a test collides with a lab when it
+# takes the machine's lab lock, makes what that check counts as the lab's
+# (tests/e2e/conftest.py's host_state: namespaces named lab-*, routes through the transit
+# link, mounts, containers' cgroups), or boots a VM under emulation beside the lab's
+# bounded waits. Each such file below says why. The rest stays in ONE process too: the
+# integration and tools tests collide with one another when run at once (loopback
+# addresses and ports such as a PDU stand-in's 127.31.0.6:161 or a free port two etcds
+# pick alike, the source tree's build/ that a wheel build writes). Without -n, nothing
+# changes.
+LAB_DIRS = ("tests/e2e/", "tests/faults/")
+WITH_THE_LABS = {
+    "tests/integration/test_boot_service.py": "takes the lab lock (tests/peers/bootnet.py): "
+    "its boot network holds the lab's boot address",
+    "tests/integration/test_vm_bmc.py": "takes the lab lock (bridge_with_tap: the lab's boot "
+    "address) and boots a VM",
+    "tests/integration/test_sim_engine_podman.py": "runs podman containers, whose cgroups a "
+    "lab's teardown checks it left none of",
+    "tests/integration/test_coreos_installer.py": "a loop device with partitions and udevd, "
+    "beside the lab's disks",
+    "tests/integration/test_osimage_boot.py": "boots a VM under emulation (a whole core)",
+}
+LAB_SCOPE, REST_SCOPE = "simulated labs", "no lab"
+
+
+def with_the_labs(nodeid: str) -> bool:
+    """Whether the test ``nodeid`` runs in the labs' process (the paragraph above)."""
+    path = nodeid.split("::", 1)[0]
+    return path.startswith(LAB_DIRS) or path in WITH_THE_LABS
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """pytest-xdist's scheduler by scope, with two scopes: the tests `with_the_labs`, and
+    the rest. Each scope goes whole to one worker, in collection order, and both start at
+    once; nodeids stay as they are, so failures and the summary below read as in a
+    one-process run."""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class LabsApart(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return LAB_SCOPE if with_the_labs(nodeid) else REST_SCOPE
+
+    return LabsApart(config, log)
 
 
 # Whether a test failed, for fixtures that must know at teardown (the shared lab is

@@ -5,8 +5,14 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Mapping
 from pathlib import Path
+
+# Each labctl process run here, by its wall seconds: the suite's summary says how many
+# and how long in all (tests/conftest.py), start-up included, which is what the suite
+# pays again for every one (benchmarks/bench_suite_startup.py).
+RUNS: list[float] = []
 
 
 def run_labctl(
@@ -22,14 +28,18 @@ def run_labctl(
             environ.pop(key, None)
         else:
             environ[key] = value
-    done = subprocess.run(
-        [sys.executable, "-m", "labctl", *args],
-        cwd=cwd,
-        env=environ,
-        capture_output=True,
-        text=True,
-        stdin=subprocess.DEVNULL,
-        timeout=timeout,
-    )
+    started = time.monotonic()
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "labctl", *args],
+            cwd=cwd,
+            env=environ,
+            capture_output=True,
+            text=True,
+            stdin=subprocess.DEVNULL,
+            timeout=timeout,
+        )
+    finally:
+        RUNS.append(time.monotonic() - started)
     assert "Traceback" not in done.stderr, done.stderr
     return done

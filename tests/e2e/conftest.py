@@ -38,6 +38,10 @@ last of tests/e2e, then tests/faults) and it comes up once per session; run in
 another order they still pass (``new_shared_lab`` and a failed test's teardown recycle
 it), only slower. test_etcd_lab.py: its first test takes ``new_shared_lab``, its second
 ``shared_lab`` and releases it; the private labs of the files between take it down.
+
+``Lab.env()`` is what every labctl a test runs is given: `labctl sim env`'s exports,
+asked once per lab record (sim.json) and process environment, not before every
+command; a `sim up` that changes the record, or a test that sets a variable, asks again.
 """
 
 from __future__ import annotations
@@ -104,22 +108,37 @@ class Lab:
     def __init__(self, workdir: Path) -> None:
         self.workdir = workdir
         self.state = workdir / ".labctl" / "sim"
+        self._exports: tuple[tuple[bytes, frozenset[tuple[str, str]]], dict[str, str]] | None
+        self._exports = None
 
     def labctl(self, *args: str) -> subprocess.CompletedProcess[str]:
         return run_labctl(*args, cwd=self.workdir, env=SECRETS)
 
     def env(self) -> dict[str, str]:
-        """What `labctl sim env` exports, plus the lab's secrets and a CA passphrase."""
-        exports = self.labctl("sim", "env").stdout
-        pairs = dict(line.removeprefix("export ").split("=", 1) for line in exports.splitlines())
-        env = {k: v.strip("'") for k, v in pairs.items()}
-        return {**SECRETS, **env, "LABCTL_CA_PASSPHRASE": "e2e-ca-passphrase"}
+        """What `labctl sim env` exports, plus the lab's secrets and a CA passphrase.
 
-    def ssh(self, address: str, command: str) -> subprocess.CompletedProcess[str]:
+        Asked once per lab record: `sim env` answers from the record `sim up` wrote
+        (sim.json) and this process's environment, so while both are as they were its
+        answer is too. Every labctl a test runs takes this environment, and asking
+        again each time cost a labctl process per command (0.3-1 s on 2 cores; 83 of
+        them in the fault suite's 20-SIGKILL test alone). A `sim up` that changes the
+        record (a mirror's image, a node remade), or a test that sets a variable, asks
+        again."""
+        key = ((self.state / "sim.json").read_bytes(), frozenset(os.environ.items()))
+        if self._exports is None or self._exports[0] != key:
+            exports = self.labctl("sim", "env").stdout
+            lines = exports.splitlines()
+            pairs = dict(line.removeprefix("export ").split("=", 1) for line in lines)
+            self._exports = (key, {k: v.strip("'") for k, v in pairs.items()})
+        return {**SECRETS, **self._exports[1], "LABCTL_CA_PASSPHRASE": "e2e-ca-passphrase"}
+
+    def ssh(
+        self, address: str, command: str, timeout: float = 10
+    ) -> subprocess.CompletedProcess[str]:
         return run(
             "ssh", "-i", str(self.state / "id_ed25519"), "-o", "StrictHostKeyChecking=yes",
             "-o", f"UserKnownHostsFile={self.state / 'known_hosts'}", "-o", "BatchMode=yes",
-            "-o", "ConnectTimeout=2", f"root@{address}", command, timeout=10,
+            "-o", "ConnectTimeout=2", f"root@{address}", command, timeout=timeout,
         )  # fmt: skip
 
 

@@ -42,3 +42,22 @@ def test_scripts_test_asks_for_the_slowest_phases_and_times_set_up() -> None:
     script = (ROOT / "scripts" / "test").read_text()
     assert "--durations=25" in script
     assert "export LABCTL_SETUP_SECONDS=" in script
+
+
+def test_two_processes_give_one_summary_with_every_file() -> None:
+    """scripts/test's `-n 2` (pytest-xdist): each worker's reports reach the one process
+    that prints, so the table counts every test of both workers, once."""
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-n", "2", *FILES],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    alone = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--co", *FILES],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    count = len([line for line in alone.stdout.splitlines() if "::" in line])
+    assert re.search(rf"^{count} passed in ", done.stdout, re.M), done.stdout[-3000:]
+    rows = done.stdout.split("slowest 10 files (set-up, call and teardown summed)", 1)[1]
+    counted = sum(int(m) for m in re.findall(r"s\s+(\d+) tests  tests/", rows))
+    assert counted == count, rows

@@ -76,11 +76,12 @@ MAY_IMPORT: dict[str, set[str]] = {
     "monitoring": {"drivers", "engine", "errors", "inventory", "kubernetes", "render"},
     # Day two: what runs read live, a reset planned (pure) and carried out.
     "day2": {"calico", "ceph", "data", "engine", "errors", "etcd", "files", "inventory"}
-    | {"kubernetes", "power", "render", "targets"},
+    | {"kubernetes", "os", "power", "render", "targets"},
     "run": {"engine", "layers", "platform", "power", "secrets", "targets"},
-    # doctor asks what the status commands ask, through their sessions and the drivers.
+    # doctor asks what the status commands ask (monitoring's too), through their sessions
+    # and the drivers.
     "doctor": {"calico", "ceph", "drivers", "engine", "errors", "etcd", "inventory"}
-    | {"kubernetes", "pki", "platform", "power", "targets"},
+    | {"kubernetes", "monitoring", "pki", "platform", "power", "targets"},
     "artefacts": {"ceph", "engine", "errors", "inventory", "layers", "render"},
     # The whole-lab diff: what runs, read through the domains' sessions, against the plans.
     "labdiff": {"ceph", "engine", "errors", "etcd", "inventory", "kubernetes", "render"},
@@ -343,7 +344,6 @@ SIM_ONLY_MARKS = (
     "labctl-containerd",
     "kubelet-host-wrapper",
     "calico-bird.service",
-    "bird.ctl",
     "ctr -n k8s.io images import",
 )
 MAY_IMPORT_SIM_RENDERS = ("labctl.sim", "labctl.cli")
