@@ -46,8 +46,8 @@ def reset(
     """
     from labctl.cli.confirm import confirm
     from labctl.cli.platform_choice import chosen, require_inventory
-    from labctl.day2.live import read_live
-    from labctl.day2.retire import LiveLab, plan_reset
+    from labctl.day2.live import read_live, read_whole_lab
+    from labctl.day2.retire import plan_reset
     from labctl.errors import LabctlError, UsageError
 
     names = list(servers or [])
@@ -55,8 +55,8 @@ def reset(
         raise UsageError("name the servers to reset, or --all (not both)")
     inv = require_inventory(inventory)
     base_dir = inventory.parent
-    if everything:
-        live = LiveLab()  # nothing stays: no quorum to keep, nothing to ask
+    if everything:  # nothing stays: no quorum to keep; only who answers SSH is asked
+        live = read_whole_lab(inv, state_dir)
     else:
         live = read_live(inv, base_dir, state_dir, chosen().switch_platform(), names)
     retirement = plan_reset(inv, names, live, whole_lab=everything)
