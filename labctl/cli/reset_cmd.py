@@ -39,8 +39,10 @@ def reset(
     its OSDs out, safe to destroy and purged, its monitor removed, its BGP neighbours
     removed from the switches, labctl's units, data and certificates wiped, and the
     server powered off. Refused, before anything changes, when etcd or the Ceph
-    monitors would lose quorum or a pool its copies. `labctl bootstrap` builds a
-    reset server again; to remove it for good, delete it from the inventory after.
+    monitors would lose quorum or a pool its copies. With --all every server is wiped
+    and powered off (no quorum to keep), refused while one that no reset wiped does
+    not answer SSH. `labctl bootstrap` builds a reset server (or lab) again; to
+    remove a server for good, delete it from the inventory after.
 
     Example: labctl reset wind --dry-run
     """

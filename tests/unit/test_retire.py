@@ -182,7 +182,7 @@ def answering(tmp_path: Path, *names: str) -> Iterator[Path]:
     on a free port), with the servers ``names`` accepting connections on that port:
     the reset's question whether a server answers SSH gets a real answer, and nothing
     leaves this machine."""
-    listeners = []
+    listeners: list[socket.socket] = []
     try:
         for name in ["fohn", *(n for n in names if n != "fohn")]:  # fohn's picks the port
             sock = socket.socket()
