@@ -253,6 +253,8 @@ def wiped(inventory: Inventory, server: Server) -> list[str]:
         found.append(f"Kubernetes state (the kubelet{plane}: /var/lib/kubelet, /etc/kubernetes)")
     if inventory.cluster.ceph is not None:
         daemons = [f"monitor {server.name}"] if server in ceph_render.mons(inventory) else []
+        if server in ceph_render.managers(inventory):
+            daemons.append(f"manager {server.name}")
         if "ceph-mds" in server.roles:
             daemons.append(f"mds {server.name}")
         devices = [f"osd.{o.id} on {o.device}" for o in ceph_render.osds(inventory)

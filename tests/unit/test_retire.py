@@ -289,7 +289,7 @@ def test_the_whole_lab_names_what_each_server_loses_and_needs_no_quorum(
     assert wipes["fohn"].startswith(
         "wipe fohn: etcd member data (/var/lib/etcd, moved aside); Kubernetes state (the "
         "kubelet and the control plane: /var/lib/kubelet, /etc/kubernetes); Ceph monitor "
-        "fohn, osd.0 on /dev/sdb, "
+        "fohn, manager fohn, osd.0 on /dev/sdb, "
     )
     assert "mds chequita" in wipes["chequita"] and "osd.9 on /dev/sdd" in wipes["chequita"]
     for sentence in wipes.values():
