@@ -39,15 +39,17 @@ def reset(
     its OSDs out, safe to destroy and purged, its monitor removed, its BGP neighbours
     removed from the switches, labctl's units, data and certificates wiped, and the
     server powered off. Refused, before anything changes, when etcd or the Ceph
-    monitors would lose quorum or a pool its copies. `labctl bootstrap` builds a
-    reset server again; to remove it for good, delete it from the inventory after.
+    monitors would lose quorum or a pool its copies. With --all every server is wiped
+    and powered off (no quorum to keep), refused while one that no reset wiped does
+    not answer SSH. `labctl bootstrap` builds a reset server (or lab) again; to
+    remove a server for good, delete it from the inventory after.
 
     Example: labctl reset wind --dry-run
     """
     from labctl.cli.confirm import confirm
     from labctl.cli.platform_choice import chosen, require_inventory
-    from labctl.day2.live import read_live
-    from labctl.day2.retire import LiveLab, plan_reset
+    from labctl.day2.live import read_live, read_whole_lab
+    from labctl.day2.retire import plan_reset
     from labctl.errors import LabctlError, UsageError
 
     names = list(servers or [])
@@ -55,8 +57,8 @@ def reset(
         raise UsageError("name the servers to reset, or --all (not both)")
     inv = require_inventory(inventory)
     base_dir = inventory.parent
-    if everything:
-        live = LiveLab()  # nothing stays: no quorum to keep, nothing to ask
+    if everything:  # nothing stays: no quorum to keep; only who answers SSH is asked
+        live = read_whole_lab(inv, state_dir)
     else:
         live = read_live(inv, base_dir, state_dir, chosen().switch_platform(), names)
     retirement = plan_reset(inv, names, live, whole_lab=everything)

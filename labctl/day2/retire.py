@@ -15,8 +15,14 @@ healthy; Ceph keeps a monitor quorum among the monitors that stay; no pool is le
 on fewer hosts holding OSDs than its ``size`` (failure domain host: each copy on
 another host), or ``min_size`` (its I/O would stop); Kubernetes keeps a control-plane
 node. A reset of the whole lab
-(``--all``) has no guard: nothing is left to keep quorum, and its confirmation
-names everything destroyed.
+(``--all``) has none of those guards: nothing is left to keep quorum, so no member,
+monitor or Node is removed from its peers first (they all go with the wipe), and
+nothing live is read. Its one guard is that every server answers SSH (or was wiped
+by an earlier reset and not seen since, such as one an interrupted ``--all``
+already powered off): a server left unwiped would keep its etcd data, and since a
+cluster's and its members' ids come from the lab's token and peer URLs alone, the
+cluster the next bootstrap forms would take that member back with its old log. Its
+confirmation names, server by server, what the wipe destroys there (``wiped``).
 
 Steps are taken in this order, server after server: drain and delete its Node;
 remove its etcd member; mark its OSDs out, wait until Ceph says they are safe to
@@ -37,6 +43,9 @@ from dataclasses import dataclass, field
 
 from labctl.inventory.export import primary_address
 from labctl.inventory.model import Inventory, Server
+from labctl.render import ceph as ceph_render
+from labctl.render import etcd as etcd_render
+from labctl.render.kubernetes import common as kube_common
 
 
 def quorum(voters: int) -> int:
@@ -77,6 +86,8 @@ class LiveLab:
     bgp: dict[str, tuple[str, ...]] | None = None
     # servers being reset whose SSH does not answer (dead, or cut off at the PDU)
     silent: tuple[str, ...] = ()
+    # servers an earlier reset wiped, not seen answering since (its record stands)
+    wiped: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -226,9 +237,79 @@ def _server_steps(inventory: Inventory, server: Server, live: LiveLab) -> list[S
     if silent:  # nothing to wipe through SSH; power off if its BMC still answers
         add("fence", name, f"power {name} off, or find its BMC dark too")
         return steps
-    add("wipe", name, f"wipe {name}: labctl's units, data directories and certificates")
+    add("wipe", name, wipe_sentence(inventory, server))
     add("power-off", name, f"power {name} off")
     return steps
+
+
+def wiped(inventory: Inventory, server: Server) -> list[str]:
+    """What the wipe (``day2/apply.py``, ``reset-node.sh``) destroys on ``server``, from
+    what the inventory runs there: the words the confirmation names it by."""
+    found = []
+    if server in etcd_render.members(inventory):
+        found.append(f"etcd member data ({etcd_render.data_dir(inventory)}, moved aside)")
+    if server in kube_common.nodes(inventory):
+        plane = " and the control plane" if server in kube_common.control_plane(inventory) else ""
+        found.append(f"Kubernetes state (the kubelet{plane}: /var/lib/kubelet, /etc/kubernetes)")
+    if inventory.cluster.ceph is not None:
+        daemons = [f"monitor {server.name}"] if server in ceph_render.mons(inventory) else []
+        if server in ceph_render.managers(inventory):
+            daemons.append(f"manager {server.name}")
+        if "ceph-mds" in server.roles:
+            daemons.append(f"mds {server.name}")
+        devices = [f"osd.{o.id} on {o.device}" for o in ceph_render.osds(inventory)
+                   if o.server == server.name]  # fmt: skip
+        if devices:
+            daemons.append(_names(devices) + " (each device's first MiB zeroed)")
+        if daemons:
+            found.append(f"Ceph {_names(daemons)} (/var/lib/ceph, /etc/ceph)")
+    found.append("certificates and keys (/etc/ssl/etcd, /etc/kubernetes/ssl)")
+    found.append("labctl's units")
+    return found
+
+
+def wipe_sentence(inventory: Inventory, server: Server) -> str:
+    return f"wipe {server.name}: " + "; ".join(wiped(inventory, server))
+
+
+def dark_refusal(dark: Sequence[tuple[str, str]]) -> str:
+    """Why ``--all`` does not go ahead while the servers ``dark`` (name, address) do not
+    answer SSH and no reset wiped them."""
+    who = _names([f"{name} ({address})" for name, address in dark])
+    one = len(dark) == 1
+    return (
+        f"{who} {'does' if one else 'do'} not answer SSH and no reset has wiped "
+        f"{'it' if one else 'them'}: a whole-lab reset wipes every server, and a server "
+        "left with its etcd data would bring its old member back into the cluster the next "
+        "bootstrap forms (the same token and peer URLs make the same ids); power "
+        f"{'it' if one else 'them'} on (`labctl power on "
+        f"{' '.join(name for name, _ in dark)}`) or take {'it' if one else 'them'} out of "
+        "the inventory, then reset again"
+    )
+
+
+def _whole_lab(inventory: Inventory, servers: Sequence[Server], live: LiveLab) -> Retirement:
+    names = tuple(s.name for s in servers)
+    dark = [s for s in servers if s.name in live.silent and s.name not in live.wiped]
+    if dark:
+        found = [(s.name, primary_address(s, inventory) or "no address") for s in dark]
+        return Retirement(names, refusals=(dark_refusal(found),))
+    steps = []
+    notes = [
+        "kept: each server's OS, the switches' configuration and, on this machine, the PKI "
+        "store and its CA, the sealed secrets and etcd snapshots; `labctl bootstrap` builds "
+        "the lab again from nothing with them"
+    ]
+    for s in servers:
+        if s.name in live.silent:  # wiped by an earlier reset: only its power is left
+            notes.append(f"{s.name} does not answer SSH: an earlier reset wiped it; it is "
+                         "only powered off (or found dark)")  # fmt: skip
+            steps.append(Step(s.name, "fence", s.name, f"power {s.name} off, or find its BMC "
+                              "dark too"))  # fmt: skip
+            continue
+        steps.append(Step(s.name, "wipe", s.name, wipe_sentence(inventory, s)))
+        steps.append(Step(s.name, "power-off", s.name, f"power {s.name} off"))
+    return Retirement(names, tuple(steps), notes=tuple(notes))
 
 
 def silent_note(name: str, address: str) -> str:
@@ -263,15 +344,7 @@ def plan_reset(
     leaving = set(names)
     servers = [known[n] for n in known if n in leaving]  # inventory order
     if whole_lab:
-        steps = [
-            Step(s.name, kind, s.name, sentence)
-            for s in servers
-            for kind, sentence in (
-                ("wipe", f"wipe {s.name}: labctl's units, data directories and certificates"),
-                ("power-off", f"power {s.name} off"),
-            )
-        ]
-        return Retirement(tuple(names), tuple(steps))
+        return _whole_lab(inventory, servers, live)
     refusals: list[str] = []
     if live.nodes is not None:
         refusals += [r for r in [control_plane_refusal(inventory, leaving)] if r]

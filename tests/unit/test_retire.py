@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -14,6 +17,7 @@ from labctl.engine.journal import Journal
 from labctl.errors import LabctlError
 from labctl.inventory import require_inventory
 from labctl.inventory.model import Inventory
+from labctl.os import survey
 from tests.conftest import REFERENCE
 from tests.labctl_process import run_labctl
 
@@ -169,34 +173,74 @@ def test_the_layers_that_ran_are_the_journals(tmp_path: Path) -> None:
     assert json.loads((tmp_path / "journal.jsonl").read_text().splitlines()[-1])["forget"]
 
 
-def _lab(tmp_path: Path) -> Path:
-    (tmp_path / "inventory.yaml").write_text(REFERENCE.read_text())
-    return tmp_path
+LOOPBACK = {"fohn": "127.31.164.220", "chequita": "127.31.164.221", "wind": "127.31.164.222"}
+
+
+@contextmanager
+def answering(tmp_path: Path, *names: str) -> Iterator[Path]:
+    """The reference lab moved onto loopback (its public /28 as 127.31.164.208/28, SSH
+    on a free port), with the servers ``names`` accepting connections on that port:
+    the reset's question whether a server answers SSH gets a real answer, and nothing
+    leaves this machine."""
+    listeners: list[socket.socket] = []
+    try:
+        for name in ["fohn", *(n for n in names if n != "fohn")]:  # fohn's picks the port
+            sock = socket.socket()
+            sock.bind((LOOPBACK[name], listeners[0].getsockname()[1] if listeners else 0))
+            sock.listen()
+            listeners.append(sock)
+        port = listeners[0].getsockname()[1]
+        if "fohn" not in names:
+            listeners.pop(0).close()  # the port stays free: fohn does not answer
+        text = REFERENCE.read_text().replace("31.31.164.", "127.31.164.")
+        text = text.replace(
+            "  ssh:\n    user: core\n", f"  ssh:\n    user: core\n    port: {port}\n"
+        )
+        (tmp_path / "inventory.yaml").write_text(text)
+        yield tmp_path
+    finally:
+        for sock in listeners:
+            sock.close()
 
 
 def test_reset_dry_run_says_every_step_and_changes_nothing(tmp_path: Path) -> None:
-    lab = _lab(tmp_path)
-    done = run_labctl("reset", "wind", "--dry-run", cwd=lab)
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.splitlines() == [
-        "wipe wind: labctl's units, data directories and certificates",
-        "power wind off",
-    ]
-    assert "etcd: its layer has not run here (the journal), nothing to remove" in done.stderr
-    assert not (lab / ".labctl" / "journal.jsonl").exists()
-    as_json = json.loads(run_labctl("reset", "--all", "--dry-run", "-o", "json", cwd=lab).stdout)
+    with answering(tmp_path, "fohn", "chequita", "wind") as lab:
+        done = run_labctl("reset", "wind", "--dry-run", cwd=lab)
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.splitlines() == [
+            "wipe wind: etcd member data (/var/lib/etcd, moved aside); Kubernetes state (the "
+            "kubelet: /var/lib/kubelet, /etc/kubernetes); Ceph monitor wind, mds wind, osd.10 "
+            "on /dev/sdb, osd.11 on /dev/sdc, osd.12 on /dev/sdd, osd.13 on /dev/sde, osd.14 on "
+            "/dev/sdf, osd.15 on /dev/sdg (each device's first MiB zeroed) (/var/lib/ceph, "
+            "/etc/ceph); certificates and keys (/etc/ssl/etcd, /etc/kubernetes/ssl); labctl's "
+            "units",
+            "power wind off",
+        ]
+        assert "etcd: its layer has not run here (the journal), nothing to remove" in done.stderr
+        assert not (lab / ".labctl" / "journal.jsonl").exists()
+        as_json = json.loads(
+            run_labctl("reset", "--all", "--dry-run", "-o", "json", cwd=lab).stdout
+        )
     assert as_json["ok"] and as_json["servers"] == ["fohn", "chequita", "wind"]
     assert [s["kind"] for s in as_json["steps"]] == ["wipe", "power-off"] * 3
+    assert as_json["notes"][0].startswith("kept: each server's OS, the switches' configuration")
 
 
 def test_reset_refuses_without_confirmation_and_names_what_it_would_destroy(
     tmp_path: Path,
 ) -> None:
-    lab = _lab(tmp_path)
-    done = run_labctl("reset", "--all", cwd=lab)
-    assert done.returncode != 0 and "Traceback" not in done.stderr
-    assert "refusing to reset the whole lab (fohn, chequita, wind)" in done.stderr
-    assert "wipe chequita: labctl's units" in done.stderr and "add --yes" in done.stderr
+    with answering(tmp_path, "fohn", "chequita", "wind") as lab:
+        done = run_labctl("reset", "--all", cwd=lab)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert (
+        "refusing to reset the whole lab (fohn, chequita, wind) without a terminal to "
+        "confirm; add --yes" in done.stderr
+    )
+    for name in ("fohn", "chequita", "wind"):  # each server, and what it loses
+        assert f"  wipe {name}: etcd member data (/var/lib/etcd, moved aside)" in done.stderr
+        assert f"  power {name} off" in done.stderr
+    assert "Kubernetes state (the kubelet and the control plane" in done.stderr
+    assert not (lab / ".labctl").exists()  # nothing changed, not even a state directory
     unknown = run_labctl("reset", "gust", "-o", "json", cwd=lab)
     assert unknown.returncode == 1
     assert json.loads(unknown.stdout)["refused"] == [
@@ -206,10 +250,65 @@ def test_reset_refuses_without_confirmation_and_names_what_it_would_destroy(
     assert neither.returncode == 2 and "name the servers to reset, or --all" in neither.stderr
 
 
+def test_reset_all_is_refused_while_a_server_no_reset_wiped_does_not_answer(
+    tmp_path: Path,
+) -> None:
+    """On main ``--all`` asked nothing: wind's wipe would fail over SSH half way through
+    the lab, or, skipped, leave wind's etcd data to rejoin the next cluster."""
+    with answering(tmp_path, "fohn", "chequita") as lab:
+        done = run_labctl("reset", "--all", "--yes", "-o", "json", cwd=lab)
+        assert done.returncode == 1, done.stdout + done.stderr
+        report = json.loads(done.stdout)
+        assert report["steps"] == [] and report["refused"] == [
+            "wind (127.31.164.222) does not answer SSH and no reset has wiped it: a whole-lab "
+            "reset wipes every server, and a server left with its etcd data would bring its "
+            "old member back into the cluster the next bootstrap forms (the same token and "
+            "peer URLs make the same ids); power it on (`labctl power on wind`) or take it out "
+            "of the inventory, then reset again"
+        ]
+        # An interrupted --all that wiped wind and powered it off resumes past it.
+        record = survey.reset_record(lab / ".labctl", "wind")
+        record.parent.mkdir(parents=True)
+        record.write_text('{"os": "kept"}\n')
+        resumed = run_labctl("reset", "--all", "--dry-run", "-o", "json", cwd=lab)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    steps = [(s["kind"], s["server"]) for s in json.loads(resumed.stdout)["steps"]]
+    assert steps == [
+        ("wipe", "fohn"), ("power-off", "fohn"),
+        ("wipe", "chequita"), ("power-off", "chequita"),
+        ("fence", "wind"),
+    ]  # fmt: skip
+
+
+def test_the_whole_lab_names_what_each_server_loses_and_needs_no_quorum(
+    inventory: Inventory,
+) -> None:
+    plan = plan_reset(inventory, [], LiveLab(), whole_lab=True)
+    assert plan.refusals == ()
+    wipes = {s.server: s.sentence for s in plan.steps if s.kind == "wipe"}
+    assert wipes["fohn"].startswith(
+        "wipe fohn: etcd member data (/var/lib/etcd, moved aside); Kubernetes state (the "
+        "kubelet and the control plane: /var/lib/kubelet, /etc/kubernetes); Ceph monitor "
+        "fohn, manager fohn, osd.0 on /dev/sdb, "
+    )
+    assert "mds chequita" in wipes["chequita"] and "osd.9 on /dev/sdd" in wipes["chequita"]
+    for sentence in wipes.values():
+        assert "certificates and keys (/etc/ssl/etcd, /etc/kubernetes/ssl)" in sentence
+    assert plan.destroyed() == [s.sentence for s in plan.steps]
+    # A server silent but wiped by an earlier reset is only fenced; one never wiped refuses.
+    resumed = plan_reset(inventory, [], LiveLab(silent=("wind",), wiped=("wind",)), True)
+    assert [(s.kind, s.server) for s in resumed.steps][-1] == ("fence", "wind")
+    refused = plan_reset(inventory, [], LiveLab(silent=("chequita", "wind")), True)
+    assert refused.steps == () and refused.refusals[0].startswith(
+        "chequita (31.31.164.221), wind (31.31.164.222) do not answer SSH and no reset has "
+        "wiped them"
+    )
+
+
 def test_a_component_that_ran_but_does_not_answer_refuses_the_reset(tmp_path: Path) -> None:
-    lab = _lab(tmp_path)
-    Journal(lab / ".labctl").record("put-file:wind:/etc/etcd/etcd.env", "f", "etcd: members")
-    done = run_labctl("reset", "wind", "--dry-run", cwd=lab)
+    with answering(tmp_path, "wind") as lab:  # its etcd does not (loopback: refused at once)
+        Journal(lab / ".labctl").record("put-file:wind:/etc/etcd/etcd.env", "f", "etcd: members")
+        done = run_labctl("reset", "wind", "--dry-run", cwd=lab)
     assert done.returncode == 1 and "Traceback" not in done.stderr
     assert "cannot read what etcd runs" in done.stderr
     assert "refusing to remove anything from a lab whose quorum cannot be seen" in done.stderr
