@@ -98,12 +98,7 @@ def labctl(lab: Lab, *args: str, timeout: float = 120) -> subprocess.CompletedPr
 
 
 def on(lab: Lab, node: str, command: str, timeout: float = 60) -> str:
-    done = subprocess.run(
-        ["ssh", "-i", str(lab.state / "id_ed25519"), "-o", "StrictHostKeyChecking=yes",
-         "-o", f"UserKnownHostsFile={lab.state / 'known_hosts'}", "-o", "BatchMode=yes",
-         "-o", "ConnectTimeout=3", f"root@{NODES[node]}", command],
-        capture_output=True, text=True, timeout=timeout,
-    )  # fmt: skip
+    done = lab.ssh(NODES[node], command, timeout=timeout)
     assert done.returncode == 0, f"{node}: {command}: {done.stdout}{done.stderr}"
     return done.stdout
 
