@@ -133,12 +133,13 @@ class Lab:
         return {**SECRETS, **self._exports[1], "LABCTL_CA_PASSPHRASE": "e2e-ca-passphrase"}
 
     def ssh(
-        self, address: str, command: str, timeout: float = 10
+        self, address: str, command: str, timeout: float = 10, connect_timeout: int = 2
     ) -> subprocess.CompletedProcess[str]:
         return run(
             "ssh", "-i", str(self.state / "id_ed25519"), "-o", "StrictHostKeyChecking=yes",
             "-o", f"UserKnownHostsFile={self.state / 'known_hosts'}", "-o", "BatchMode=yes",
-            "-o", "ConnectTimeout=2", f"root@{address}", command, timeout=timeout,
+            "-o", f"ConnectTimeout={connect_timeout}", f"root@{address}", command,
+            timeout=timeout,
         )  # fmt: skip
 
 

@@ -98,7 +98,8 @@ def labctl(lab: Lab, *args: str, timeout: float = 120) -> subprocess.CompletedPr
 
 
 def on(lab: Lab, node: str, command: str, timeout: float = 60) -> str:
-    done = lab.ssh(NODES[node], command, timeout=timeout)
+    # 3 s to log in: these run while Ceph's daemons load the cores
+    done = lab.ssh(NODES[node], command, timeout=timeout, connect_timeout=3)
     assert done.returncode == 0, f"{node}: {command}: {done.stdout}{done.stderr}"
     return done.stdout
 
