@@ -163,6 +163,21 @@ class Executor:
                 self.progress(result)
 
         def run_target(steps: list[Step]) -> None:
+            try:
+                run_steps(steps)
+            except BaseException:
+                # A fault that is no LabctlError (a bug, an error a driver did not word)
+                # leaves this target's remaining steps never done, and every step on
+                # another target that waits for one of them would wait for ever: mark
+                # them failed so the others end (blocked), then let the fault be seen.
+                for step in steps:
+                    if not done[step.id].is_set():
+                        with results_lock:
+                            failed.add(step.id)
+                        done[step.id].set()
+                raise
+
+        def run_steps(steps: list[Step]) -> None:
             # At the first step for an applier (after any wait for the node to boot), it
             # may read the target state of every later step it carries out here at once:
             # a node's files, and its waits and checks, in one round trip. That reading is

@@ -190,6 +190,40 @@ def test_failure_blocks_the_rest_of_its_target_and_its_dependents(tmp_path: Path
     assert report.results[0].error == "boom"
 
 
+def test_a_fault_that_is_no_labctl_error_ends_the_plan_instead_of_hanging_it(
+    tmp_path: Path,
+) -> None:
+    """b1 waits for a2, which never runs: a1's fault (a bug, not a worded error) must end
+    the plan, the fault raised and b1 blocked, rather than leave b1 waiting for ever."""
+
+    def handler(action: Action) -> bool:
+        if isinstance(action, Run) and action.argv == ("bug",):
+            raise KeyError("not a LabctlError")
+        return True
+
+    plan = Plan(
+        "x",
+        (
+            Step("a1", Run("a", ("bug",))),
+            Step("a2", Run("a", ("later",))),
+            Step("b1", Run("b", ("needs-a2",)), after=("a2",)),
+        ),
+    )
+    raised: list[BaseException] = []
+
+    def apply() -> None:
+        try:
+            _executor(tmp_path, handler).apply(plan)
+        except BaseException as exc:  # the fault must reach the caller
+            raised.append(exc)
+
+    runner = threading.Thread(target=apply, daemon=True)
+    runner.start()
+    runner.join(timeout=10)
+    assert not runner.is_alive(), "the plan hung waiting for a step that never ran"
+    assert [type(e) for e in raised] == [KeyError]
+
+
 def test_transient_errors_are_retried_with_backoff(tmp_path: Path) -> None:
     calls: list[float] = []
 
