@@ -163,15 +163,26 @@ class NodeToken:
                    found.get("env", "").strip())  # fmt: skip
 
 
-def decide(inventory: Inventory, found: Sequence[NodeToken], fresh: str) -> tuple[str, str]:
-    """(token, why) for a run that has none kept, from what every member's node holds.
+def decide(
+    inventory: Inventory, found: Sequence[NodeToken], fresh: str, silent: Sequence[str] = ()
+) -> tuple[str, str]:
+    """(token, why) for a run that has none kept, from what the members' nodes hold
+    (``silent``: the members that did not answer, each with why).
 
     A marker is what the data-directory guard checks, so a marker wins; data without a
     marker (formed by hand, or before markers) keeps its environment file's token, else
     the old form; no data anywhere is a new formation: ``fresh``. Markers that disagree,
     or a token outside the grammar, are refused (labctl does not guess whose data
-    stays).
+    stays). A silent member is left out while another holds etcd data (its own data is
+    checked against that token by the data guard once it answers), else refused: its
+    data could name the running cluster's token, and a cluster formed with a new one
+    would refuse it.
     """
+    if silent and not any(f.has_data or f.marker for f in found):
+        raise LabctlError(
+            "etcd: the cluster's token is not chosen while a member's node does not answer "
+            f"(its data may name the running cluster's): {'; '.join(silent)}"
+        )
     bad = [f"{f.name}: {t!r}" for f in found for t in (f.marker, f.env)
            if t and not GRAMMAR.fullmatch(t)]  # fmt: skip
     if bad:
@@ -196,10 +207,10 @@ def decide(inventory: Inventory, found: Sequence[NodeToken], fresh: str) -> tupl
     return fresh, "a new cluster forms: no member holds etcd data"
 
 
-def ask_members(ctx: LayerContext, wait: float) -> list[NodeToken]:
-    """Every member's node asked what it holds, each waited for up to ``wait`` seconds
-    (a server just powered on may still boot); one that never answers is an error
-    naming it: its data could hold the running cluster's token."""
+def ask_members(ctx: LayerContext, wait: float) -> tuple[list[NodeToken], list[str]]:
+    """Every member's node asked what it holds, each waited for up to ``wait`` seconds (a
+    server just powered on may still boot): what the answering ones hold, and each
+    silent one with why."""
     from labctl.drivers.ssh import session
     from labctl.targets import ssh_target
 
@@ -222,12 +233,7 @@ def ask_members(ctx: LayerContext, wait: float) -> list[NodeToken]:
                     silent.append(f"{name} ({exc})")
                     break
                 time.sleep(2.0)
-    if silent:
-        raise LabctlError(
-            "etcd: the cluster's token is not chosen while a member's node does not answer "
-            f"(its data may name the running cluster's): {'; '.join(silent)}"
-        )
-    return found
+    return found, silent
 
 
 class TokenWork:
@@ -237,19 +243,19 @@ class TokenWork:
         if TokenRecord.load(ctx.state_dir) is not None:
             return False
         inventory = ctx.inventory
-        found = ask_members(ctx, inventory.lab.ssh.boot_wait)
-        token, why = decide(inventory, found, new_token(inventory))
+        found, silent = ask_members(ctx, inventory.lab.ssh.boot_wait)
+        token, why = decide(inventory, found, new_token(inventory), silent)
         TokenRecord(token, now(), why).save(ctx.state_dir)  # before any member uses it
         return True
 
     def observe(self, ctx: LayerContext) -> str | None:
         if TokenRecord.load(ctx.state_dir) is not None:
             return None
+        found, silent = ask_members(ctx, 0.0)
         try:
-            found = ask_members(ctx, 0.0)
+            token, why = decide(ctx.inventory, found, "NEW", silent)
         except LabctlError as exc:
-            return f"the token would be chosen once every member answers ({exc})"
-        token, why = decide(ctx.inventory, found, "NEW")
+            return f"the token cannot be chosen yet: {exc}"
         if token == "NEW":
             return f"a new token would be chosen: {why[len('a new cluster forms: ') :]}"
         return f"token {token} would be recorded, {why}"

@@ -76,6 +76,16 @@ def test_markers_of_two_clusters_or_a_token_outside_the_grammar_are_refused(
         decide(inventory, [node("fohn", True, "$(reboot)")], "new")
 
 
+def test_a_silent_member_stops_the_choice_only_while_no_other_holds_data(
+    inventory: Inventory,
+) -> None:
+    silent = ["wind (no answer)"]
+    with pytest.raises(LabctlError, match=r"does not answer .*: wind \(no answer\)"):
+        decide(inventory, [node("fohn"), node("chequita")], "new", silent)
+    running = [node("fohn", True, "sthlm-etcd"), node("chequita", True, "sthlm-etcd")]
+    assert decide(inventory, running, "new", silent)[0] == "sthlm-etcd"
+
+
 def script_says(data_dir: Path, env: Path) -> NodeToken:
     done = subprocess.run(
         ["sh", "-c", tokens.READ, "labctl-etcd-token", str(data_dir), str(env)],
