@@ -23,8 +23,8 @@ forgets the token when it wipes the members (``day2/apply.py``); ``labctl etcd
 restore`` chooses a new one (a restored cluster is a new formation:
 ``etcd/restore.py``). Members that join a running cluster get its token.
 
-A token is not a secret (etcd puts it in no answer, but it only keeps clusters
-apart: it authenticates nothing; TLS does that), so the file is plain JSON, 0644.
+A token is not a secret: it keeps clusters apart and authenticates nothing (the
+members' mutual TLS does), so the file is plain JSON, 0644.
 
 The decision (``decide``) and the record are plain; ``TokenWork`` and
 ``RestoreTokenWork`` are the local work that asks the nodes and writes the record.
