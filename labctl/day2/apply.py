@@ -12,7 +12,9 @@ sentence; running the reset again plans from what then runs, so it resumes.
 After the wipe (or the fence of a server that does not answer) the journal forgets
 the node (and a switch whose neighbour was removed), and the etcd membership record
 forgets the member, so the next bootstrap builds them again rather than trusting
-what was done before. The wipe
+what was done before. A whole-lab reset also forgets the etcd cluster's token with
+its first wipe (``etcd/token.py``): the cluster the next bootstrap forms gets a new
+one, and so new cluster and member ids. The wipe
 keeps the server's OS, and says so in the state (``os/survey.py``'s
 ``reset_record``): the next bootstrap's os layer waits for it to boot once the power
 layer turned it on, rather than taking it for a new machine to install.
@@ -33,6 +35,7 @@ from labctl.data import shell
 from labctl.day2.retire import Step
 from labctl.engine.journal import Journal
 from labctl.errors import DriverTimeout, LabctlError
+from labctl.etcd import token as etcd_token
 from labctl.etcd.membership import RECORD_NAME
 from labctl.files import write_atomic
 from labctl.inventory.model import Inventory
@@ -311,6 +314,8 @@ class Reset:
                     devices.append(osd.device)
         argv = ("sh", "-c", RESET, "labctl-reset", etcd_render.data_dir(self.inventory),
                 *units, "--", *NODE_DIRS, "--zap", *devices)  # fmt: skip
+        if self.whole_lab:  # the members' data goes: the next formation is a new cluster
+            etcd_token.forget(self.state_dir)
         self._ssh(step.server).run(argv, timeout=300, label="reset-node.sh")
         # Its OS stays: the next bootstrap's os survey waits for it to boot, not installs it.
         write_atomic(survey.reset_record(self.state_dir, step.server), b'{"os": "kept"}\n')

@@ -20,8 +20,10 @@ monitor or Node is removed from its peers first (they all go with the wipe), and
 nothing live is read. Its one guard is that every server answers SSH (or was wiped
 by an earlier reset and not seen since, such as one an interrupted ``--all``
 already powered off): a server left unwiped would keep its etcd data, and since a
-cluster's and its members' ids come from the lab's token and peer URLs alone, the
-cluster the next bootstrap forms would take that member back with its old log. Its
+cluster's and its members' ids come from its token and peer URLs alone, and the next
+bootstrap takes up the token that member's data names (the reset forgot the recorded
+one: ``etcd/token.py``), the cluster it forms would take that member back with its
+old log. Its
 confirmation names, server by server, what the wipe destroys there (``wiped``).
 
 Steps are taken in this order, server after server: drain and delete its Node;

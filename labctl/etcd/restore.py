@@ -6,6 +6,14 @@ deleted) and replaced by one snapshot's, then every member starts once all hold
 the restored data, and the cluster must answer healthy (the etcd layer's local
 work ``etcd.healthy``). The member's unit, paths and flags are the etcd layer's
 own (``render/etcd.py``), so a restored cluster is the one the layer keeps.
+
+A restored cluster is a new formation: ``etcdctl snapshot restore`` makes the
+cluster and member ids from the token and the peer URLs, so the restore first
+chooses a new token and records it (local work ``etcd.restore-token``,
+``etcd/token.py``) before any member is touched, and every member is restored
+with it; the next bootstrap writes it into the members' environment files (a
+start-up-only line: nothing restarts). A restore stopped half-way is run again
+(it restores every member again, with a new token).
 """
 
 from __future__ import annotations
@@ -17,6 +25,8 @@ from labctl.data import shell
 from labctl.engine.actions import LocalStep, PutFile, Run, ssh_answers
 from labctl.engine.layer import LayerContext
 from labctl.engine.plan import Plan, Step
+from labctl.errors import LabctlError
+from labctl.etcd import token as tokens
 from labctl.render import etcd as render
 
 # The script each member runs: labctl/data/scripts/etcd-restore.sh (its header says
@@ -36,17 +46,31 @@ class EtcdRestore:
     snapshot: bytes
     restore_id: str
     name: str = "etcd-restore"
+    facts = (tokens.EtcdToken,)
 
     def plans(self, ctx: LayerContext) -> Iterator[Plan]:
         inventory = ctx.inventory
         etcd = inventory.cluster.etcd
+        yield Plan.of(
+            "etcd restore: token",
+            [
+                LocalStep(
+                    tokens.RESTORE_TOKEN,
+                    "choose a new token: the restored cluster is a new one",
+                    self.restore_id,
+                    subject=self.restore_id,
+                )
+            ],
+            makes=(tokens.EtcdToken,),
+        )
+        token = self.token(ctx)
         steps: list[Step] = []
         restored: list[str] = []
         for server in render.members(inventory):
             node = server.name
             data_dir = ctx.on_node(node, render.data_dir(inventory))
             file = ctx.on_node(node, f"/var/lib/labctl/etcd-restore-{self.restore_id}.db")
-            argv = restore_argv(ctx, server.name, file, data_dir)
+            argv = restore_argv(ctx, server.name, file, data_dir, token)
             once = (self.restore_id,)
             restore_step = f"restore:{node}"
             restored.append(restore_step)
@@ -88,13 +112,28 @@ class EtcdRestore:
             ],
         )
 
+    def token(self, ctx: LayerContext) -> str:
+        """The token this restore chose (a dry run, which chose none: a stand-in)."""
+        found = ctx.fact(tokens.EtcdToken, otherwise=NEW)
+        if found.restore == self.restore_id:
+            return found.token
+        if ctx.dry_run:
+            return NEW.token
+        raise LabctlError(f"etcd restore {self.restore_id}: its new token was not recorded")
 
-def restore_argv(ctx: LayerContext, name: str, snapshot: str, data_dir: str) -> tuple[str, ...]:
+
+# What a dry run of a restore shows where the new token goes (it chooses none).
+NEW = tokens.EtcdToken("NEW-TOKEN")
+
+
+def restore_argv(
+    ctx: LayerContext, name: str, snapshot: str, data_dir: str, token: str
+) -> tuple[str, ...]:
     """Move the member's data aside (never deleted), restore the snapshot in its place
-    (etcd-restore.sh; every value one argument of it)."""
+    with the restored cluster's ``token`` (etcd-restore.sh; every value one argument
+    of it)."""
     inventory = ctx.inventory
     server = inventory.server(name)
-    token = render.cluster_token(inventory)
     restore = [
         "etcdctl", "snapshot", "restore", snapshot,
         "--name", name,

@@ -40,6 +40,7 @@ from labctl.etcd.membership import (
     wanted_peers,
 )
 from labctl.etcd.snapshots import SnapshotIndex
+from labctl.etcd.token import token_of
 from labctl.render import etcd as render
 
 if TYPE_CHECKING:
@@ -47,7 +48,8 @@ if TYPE_CHECKING:
 
 
 def _digest(ctx: LayerContext) -> str:
-    return render.config_digest(ctx.inventory, render.platform_runtime(ctx.inventory, ctx.platform))
+    runtime = render.platform_runtime(ctx.inventory, ctx.platform)
+    return render.config_digest(ctx.inventory, runtime, token_of(ctx))
 
 
 class SnapshotWork:

@@ -1,6 +1,9 @@
 """The etcd layer: a TLS etcd cluster formed from the inventory's etcd members.
 
-Plans, in order. First a snapshot of the running cluster, taken only
+Plans, in order. First the cluster's token (local work ``etcd.token``,
+``etcd/token.py``): the one kept in the state directory, else the running
+members', else, when no member holds etcd data, a new one for the new cluster,
+recorded before any member uses it. Then a snapshot of the running cluster, taken only
 when this run is about to change its members' configuration (local work
 ``etcd.snapshot``; a cluster not formed yet has nothing to lose). Then, on
 every member: the data directory is checked on every run to hold no other
@@ -45,6 +48,7 @@ from labctl.engine.appliers import LocalWorkFactory
 from labctl.engine.layer import LayerContext
 from labctl.engine.plan import Plan
 from labctl.etcd import binaries, upgrade
+from labctl.etcd import token as tokens
 from labctl.etcd.membership import EtcdChanges, EtcdJoined
 from labctl.render import etcd as render
 
@@ -66,7 +70,7 @@ ENSURE_RUNNING = (
 class EtcdLayer:
     name = "etcd"
     needs = ("pki",)  # the members' certificates
-    facts = (EtcdChanges, EtcdJoined, upgrade.EtcdVersions)
+    facts = (tokens.EtcdToken, EtcdChanges, EtcdJoined, upgrade.EtcdVersions)
 
     def local_work(self) -> Mapping[str, LocalWorkFactory]:
         """The work of the ``LocalStep``s this layer's plans hold, by step name."""
@@ -81,6 +85,8 @@ class EtcdLayer:
         )
 
         return {
+            tokens.TOKEN: tokens.TokenWork,
+            tokens.RESTORE_TOKEN: tokens.RestoreTokenWork,
             "etcd.snapshot": SnapshotWork,
             binaries.BINARIES: binaries.BinariesWork,
             "etcd.healthy": HealthyWork,
@@ -97,8 +103,14 @@ class EtcdLayer:
     def plans(self, ctx: LayerContext) -> Iterator[Plan]:
         inventory = ctx.inventory
         etcd = inventory.cluster.etcd
+        yield Plan.of(
+            "etcd: token",
+            [LocalStep(tokens.TOKEN, TOKEN_DETAIL, inventory.cluster.name)],
+            makes=(tokens.EtcdToken,),
+        )
+        token = tokens.token_of(ctx)
         digest = render.config_digest(
-            inventory, render.platform_runtime(ctx.inventory, ctx.platform)
+            inventory, render.platform_runtime(ctx.inventory, ctx.platform), token
         )
         yield Plan.of(
             "etcd: snapshot",
@@ -117,7 +129,7 @@ class EtcdLayer:
         changes = ctx.fact(EtcdChanges, otherwise=EtcdChanges())
         joined = ctx.fact(EtcdJoined)
         per_member = {
-            server.name: member_actions(ctx, server.name, joined.of(server.name))
+            server.name: member_actions(ctx, server.name, joined.of(server.name), token)
             for server in render.members(inventory)
             if server.name not in changes.joining
         }
@@ -135,7 +147,7 @@ class EtcdLayer:
         for name in changes.joining:  # one at a time: added, started, promoted
             yield Plan.of("etcd: add " + name, [member_step("etcd.add", name)], makes=(EtcdJoined,))
             started = ctx.fact(EtcdJoined).of(name)
-            yield Plan.of("etcd: start " + name, member_actions(ctx, name, started))
+            yield Plan.of("etcd: start " + name, member_actions(ctx, name, started, token))
             yield Plan.of("etcd: promote " + name, [member_step("etcd.promote", name)])
         for name, member_id in changes.leaving:  # one at a time: removed, stopped
             yield Plan.of("etcd: remove " + name, [member_step("etcd.remove", name)])
@@ -158,6 +170,11 @@ class EtcdLayer:
         )
 
 
+TOKEN_DETAIL = (
+    "keep the cluster's token: the recorded one, else the running members'; "
+    "a new one when no member holds etcd data"
+)
+
 MEMBER_STEPS = {
     "etcd.add": "add {name} to the cluster as a learner",
     "etcd.promote": "promote {name} once it has caught up with the leader",
@@ -170,20 +187,23 @@ def member_step(work: str, name: str) -> LocalStep:
     return LocalStep(work, MEMBER_STEPS[work].format(name=name), name, subject=name)
 
 
-def member_actions(ctx: LayerContext, node: str, joined: tuple[str, str] | None) -> list[Action]:
-    """One member's files and unit, running; ``joined``: how it joined a running cluster.
+def member_actions(
+    ctx: LayerContext, node: str, joined: tuple[str, str] | None, token: str
+) -> list[Action]:
+    """One member's files and unit, running; ``joined``: how it joined a running cluster;
+    ``token``: the cluster's (``etcd/token.py``).
 
     A member that joined restarts (and is enabled) again when it is added again
     under a new member id, after it had left.
     """
     inventory = ctx.inventory
     etcd = inventory.cluster.etcd
-    token = render.cluster_token(inventory)
     server = inventory.server(node)
     files = render.member_files(
         inventory,
         server,
         render.platform_runtime(ctx.inventory, ctx.platform),
+        token,
         joined[0] if joined else None,
     )
     data_dir = ctx.on_node(node, render.data_dir(inventory))

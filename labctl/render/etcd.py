@@ -3,7 +3,8 @@
 Every member of the ``etcd`` role gets the same two files: ``/etc/etcd/etcd.env``
 (every setting, as etcd's own ``ETCD_*`` variables: name, data directory, client
 and peer URLs on the member's address, mutual TLS with the certificates the pki
-layer pushed, the initial cluster and a token from the lab's name) and
+layer pushed, the initial cluster and the cluster's token, handed in: a new one per
+formation, kept on the operator's machine by ``etcd/token.py``) and
 ``/etc/systemd/system/etcd-member.service``, whose one runtime-dependent line is
 ``ExecStart``: the host's ``/usr/bin/etcd``, or the etcd image under docker
 (Flatcar) or podman (Fedora CoreOS), which ship no etcd binary. On the host runtime
@@ -110,10 +111,6 @@ def peer_url(inventory: Inventory, server: Server) -> str:
     return f"https://{address(inventory, server)}:{inventory.cluster.etcd.peer_port}"
 
 
-def cluster_token(inventory: Inventory) -> str:
-    return f"{inventory.cluster.name}-etcd"
-
-
 def initial_cluster(inventory: Inventory) -> str:
     return ",".join(f"{s.name}={peer_url(inventory, s)}" for s in members(inventory))
 
@@ -130,10 +127,11 @@ def image(inventory: Inventory) -> str:
 
 
 def environment(
-    inventory: Inventory, server: Server, joined_with: str | None = None
+    inventory: Inventory, server: Server, token: str, joined_with: str | None = None
 ) -> dict[str, str]:
     """etcd's settings for ``server``, as the ``ETCD_*`` variables etcd reads.
 
+    ``token``: the cluster's token (``etcd/token.py`` keeps it; one per formation).
     ``joined_with``: the initial cluster of a member that joined a running
     cluster (its membership when the member was added); None for a founder.
     """
@@ -148,7 +146,7 @@ def environment(
         "ETCD_LISTEN_PEER_URLS": peer_url(inventory, server),
         "ETCD_INITIAL_ADVERTISE_PEER_URLS": peer_url(inventory, server),
         "ETCD_INITIAL_CLUSTER": joined_with or initial_cluster(inventory),
-        "ETCD_INITIAL_CLUSTER_TOKEN": cluster_token(inventory),
+        "ETCD_INITIAL_CLUSTER_TOKEN": token,
         "ETCD_INITIAL_CLUSTER_STATE": "new" if joined_with is None else "existing",
         "ETCD_STRICT_RECONFIG_CHECK": "true",
         "ETCD_CLIENT_CERT_AUTH": "true",
@@ -232,16 +230,20 @@ def unit(inventory: Inventory, server: Server, runtime: str) -> Unit:
 
 
 def member_files(
-    inventory: Inventory, server: Server, runtime: str, joined_with: str | None = None
+    inventory: Inventory,
+    server: Server,
+    runtime: str,
+    token: str,
+    joined_with: str | None = None,
 ) -> MemberFiles:
     return MemberFiles(
         server.name,
-        env_text(environment(inventory, server, joined_with)),
+        env_text(environment(inventory, server, token, joined_with)),
         unit_text(unit(inventory, server, runtime)),
     )
 
 
-def config_digest(inventory: Inventory, runtime: str) -> str:
+def config_digest(inventory: Inventory, runtime: str, token: str) -> str:
     """Changes exactly when any member's files change (what a snapshot is taken before)."""
-    files = [member_files(inventory, s, runtime) for s in members(inventory)]
+    files = [member_files(inventory, s, runtime, token) for s in members(inventory)]
     return hashlib.sha256(json.dumps([(f.server, f.digest) for f in files]).encode()).hexdigest()

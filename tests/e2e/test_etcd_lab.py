@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from labctl.etcd.token import TokenRecord
 from tests.e2e.conftest import NODES, Lab, release_shared_lab, run
 from tests.labctl_process import run_labctl
 
@@ -168,9 +169,15 @@ def test_snapshot_restore_and_a_foreign_data_directory(shared_lab: Lab) -> None:
     refused = labctl(lab, "etcd", "restore", str(snapshot))  # no terminal, no --yes
     assert refused.returncode == 2 and "--yes" in refused.stderr
 
+    formed = TokenRecord.load(lab.workdir / ".labctl")
+    old_ids = cluster_ids(lab)
     restored = labctl(lab, "etcd", "restore", str(snapshot), "--yes", "-o", "json")
     assert restored.returncode == 0, restored.stdout[-3000:] + restored.stderr[-3000:]
     wait_healthy(lab)
+    # A restored cluster is a new formation: a new token, recorded, so new ids.
+    token = TokenRecord.load(lab.workdir / ".labctl")
+    assert formed is not None and token is not None and token.token != formed.token
+    assert token.restore and cluster_ids(lab).isdisjoint(old_ids), (old_ids, token)
     back = etcdctl(lab, "get", "/labctl/precious", "--print-value-only")
     assert back.stdout.strip() == "v1", back.stdout + back.stderr
     aside = lab.ssh(NODES["wind"], "ls -d /var/lib/etcd.before-restore-*")
@@ -189,7 +196,14 @@ def test_snapshot_restore_and_a_foreign_data_directory(shared_lab: Lab) -> None:
     )
     done = labctl(lab, "bootstrap", "--only", "etcd")
     assert done.returncode == 1
-    assert "another cluster (other-lab-etcd, not sthlm-etcd)" in done.stdout + done.stderr
+    assert f"another cluster (other-lab-etcd, not {token.token})" in done.stdout + done.stderr
     kept = lab.ssh(NODES["wind"], f"cat {marker}; ls /var/lib/etcd/member")
     assert kept.returncode == 0 and kept.stdout.startswith("other-lab-etcd")
     release_shared_lab()  # wind's data is another cluster's now: no test gets this lab
+
+
+def cluster_ids(lab: Lab) -> set[int]:
+    """The cluster id every member's own status reports."""
+    done = etcdctl(lab, "endpoint", "status", "-w", "json")
+    assert done.returncode == 0, done.stdout + done.stderr
+    return {e["Status"]["header"]["cluster_id"] for e in json.loads(done.stdout)}

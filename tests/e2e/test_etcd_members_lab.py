@@ -29,6 +29,7 @@ from labctl.engine.actions import Run
 from labctl.engine.facts import Facts
 from labctl.engine.layer import LayerContext
 from labctl.etcd.membership import EtcdChanges, EtcdJoined
+from labctl.etcd.token import EtcdToken, TokenRecord
 from labctl.etcd.upgrade import EtcdVersions
 from labctl.inventory import require_inventory
 from labctl.layers.etcd import EtcdLayer, is_restart
@@ -117,9 +118,10 @@ def etcd_status(lab: Lab) -> dict[str, object]:
 def restart_step(lab: Lab, node: str) -> tuple[str, ...]:
     """The members plan's restart of ``node``: the argv it sends over SSH."""
     inventory = require_inventory(lab.workdir / "inventory.yaml")
-    quiet = Facts.of(
-        EtcdChanges(), EtcdJoined(), EtcdVersions()
-    )  # the argv does not depend on them
+    kept = TokenRecord.load(lab.workdir / ".labctl")
+    assert kept is not None  # the token the lab was formed with
+    # The argv does not depend on the others.
+    quiet = Facts.of(EtcdToken(kept.token), EtcdChanges(), EtcdJoined(), EtcdVersions())
     ctx = LayerContext(
         inventory, lab.workdir / "inventory.yaml", lab.workdir / "plan-only", facts=quiet
     )

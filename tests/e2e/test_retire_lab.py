@@ -17,6 +17,7 @@ import time
 import pytest
 
 from labctl.engine.journal import Journal, applied_layers, target_of
+from labctl.etcd.token import TokenRecord
 from tests.e2e.conftest import NODES, Lab, run
 from tests.labctl_process import run_labctl
 
@@ -161,7 +162,8 @@ def test_reset_all_refuses_without_a_terminal_then_wipes_every_server_and_etcd_f
 ) -> None:
     """The whole lab: refused without a terminal or --yes (nothing changed), then every
     server wiped and powered off, then `bootstrap` forms a new etcd cluster without the
-    old key. Runs after the test above, on the same shared lab (etcd there already).
+    old key, with a new token and so a new cluster id. Runs after the test above, on the
+    same shared lab (etcd there already).
 
     The kubelet's state is planted, not made by the kubernetes layer: its bootstrap
     needs Kubernetes built on this machine (`labctl kubernetes build`, minutes cold),
@@ -173,6 +175,8 @@ def test_reset_all_refuses_without_a_terminal_then_wipes_every_server_and_etcd_f
     assert etcdctl(lab, "put", "/labctl/e2e-reset-all", "old").returncode == 0
     old_ids, old_revision = cluster(lab)
     state = lab.workdir / ".labctl"
+    old_token = TokenRecord.load(state)
+    assert old_token is not None  # every formation's token is kept (etcd/token.py)
     for address in NODES.values():
         assert lab.ssh(address, KUBELET_STATE).returncode == 0
         left = lab.ssh(address, LEFT)
@@ -215,6 +219,7 @@ def test_reset_all_refuses_without_a_terminal_then_wipes_every_server_and_etcd_f
     record = state / "etcd-membership.json"
     kept = json.loads(record.read_text()) if record.exists() else {}
     assert not kept.get("joined") and not kept.get("leaving"), kept
+    assert TokenRecord.load(state) is None  # forgotten: the next formation gets a new one
 
     # Powered on again, before any other layer: no etcd member answers, and the
     # nodes hold no etcd data, kubelet state, certificates or labctl units.
@@ -239,6 +244,14 @@ def test_reset_all_refuses_without_a_terminal_then_wipes_every_server_and_etcd_f
     assert members(lab) == {"fohn": False, "chequita": False, "wind": False}
     new_ids, new_revision = cluster(lab)
     assert new_revision < old_revision, (old_revision, new_revision)
+    # A new formation, so a new token and new ids: a member left with the old data could
+    # not pass for one of the new cluster's (etcd derives the ids from the token).
+    new_token = TokenRecord.load(state)
+    assert new_token is not None and new_token.token != old_token.token, (old_token, new_token)
+    assert len(new_ids) == 1 and new_ids.isdisjoint(old_ids), (old_ids, new_ids)
+    for address in NODES.values():
+        env = lab.ssh(address, "grep ^ETCD_INITIAL_CLUSTER_TOKEN= /etc/etcd/etcd.env")
+        assert env.stdout.strip() == f"ETCD_INITIAL_CLUSTER_TOKEN={new_token.token}", env.stdout
     got = etcdctl(lab, "get", "/labctl/e2e-reset-all", "--print-value-only")
     assert got.returncode == 0 and got.stdout.strip() == "", got.stdout
     print(

@@ -16,6 +16,7 @@ from labctl.engine.layer import LayerContext
 from labctl.engine.plan import Plan
 from labctl.etcd import binaries, upgrade
 from labctl.etcd.membership import EtcdChanges, EtcdJoined
+from labctl.etcd.token import EtcdToken
 from labctl.etcd.upgrade import EtcdVersions
 from labctl.inventory import require_inventory
 from labctl.inventory.model import Inventory
@@ -79,7 +80,7 @@ def test_the_wanted_version_is_the_inventorys_or_its_image_tag(inventory: Invent
 
 
 def members_plan(inventory: Inventory, tmp_path: Path, versions: EtcdVersions) -> Plan:
-    facts = Facts.of(EtcdChanges(), EtcdJoined(), versions)
+    facts = Facts.of(EtcdToken("sthlm-etcd"), EtcdChanges(), EtcdJoined(), versions)
     ctx = LayerContext(inventory, REFERENCE, tmp_path / "state", facts=facts)
     return next(p for p in EtcdLayer().plans(ctx) if p.layer == "etcd: members")
 
@@ -139,7 +140,7 @@ def test_the_restart_names_the_version_and_the_files_it_skips_on(
         "/etc/etcd/etcd.env",
         "/etc/systemd/system/etcd-member.service",
     )
-    facts = Facts.of(EtcdChanges(), EtcdJoined(), EtcdVersions())
+    facts = Facts.of(EtcdToken("sthlm-etcd"), EtcdChanges(), EtcdJoined(), EtcdVersions())
     host = LayerContext(inventory, REFERENCE, tmp_path / "s", facts=facts,
                         platform=SimPlatform(etcd="host"))  # fmt: skip
     plan = next(p for p in EtcdLayer().plans(host) if p.layer == "etcd: members")
@@ -164,7 +165,7 @@ def test_on_the_host_runtime_the_new_versions_etcd_is_put_on_every_member_before
     the old one. Now the unit runs labctl's build of the version from its own folder,
     and a plan before the members' sends it there."""
     running = EtcdVersions((("fohn", OLD), ("chequita", OLD), ("wind", OLD)), leader="fohn")
-    facts = Facts.of(EtcdChanges(), EtcdJoined(), running)
+    facts = Facts.of(EtcdToken("sthlm-etcd"), EtcdChanges(), EtcdJoined(), running)
     host = LayerContext(inventory, REFERENCE, tmp_path / "s", facts=facts,
                         platform=SimPlatform(etcd="host"))  # fmt: skip
     plans = [p.layer for p in EtcdLayer().plans(host)]
@@ -173,13 +174,13 @@ def test_on_the_host_runtime_the_new_versions_etcd_is_put_on_every_member_before
     (step,) = [s.action for s in plan.steps]
     assert isinstance(step, LocalStep) and step.name == binaries.BINARIES
     assert f"in /opt/labctl/etcd/v{NEW} on fohn, chequita, wind" in step.detail
-    unit = render.member_files(inventory, inventory.server("fohn"), "host").unit
+    unit = render.member_files(inventory, inventory.server("fohn"), "host", "sthlm-etcd").unit
     assert f"ExecStart=/opt/labctl/etcd/v{NEW}/etcd\n" in unit, unit
 
     # At the default version (the OS's etcd), on the container runtime: as before.
     assert (
         "ExecStart=/usr/bin/etcd\n"
-        in render.member_files(at(inventory, OLD), inventory.server("fohn"), "host").unit
+        in render.member_files(at(inventory, OLD), inventory.server("fohn"), "host", "t").unit
     )
     old = dataclasses.replace(host, inventory=at(inventory, OLD))
     assert "etcd: binaries" not in [p.layer for p in EtcdLayer().plans(old)]

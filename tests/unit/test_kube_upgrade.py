@@ -17,6 +17,7 @@ from labctl.engine.facts import Facts
 from labctl.engine.layer import LayerContext
 from labctl.engine.plan import Plan
 from labctl.etcd.membership import EtcdChanges, EtcdJoined
+from labctl.etcd.token import EtcdToken
 from labctl.etcd.upgrade import EtcdVersions
 from labctl.inventory import require_inventory
 from labctl.inventory.model import Inventory
@@ -58,7 +59,14 @@ def _nodes_plan(tmp_path: Path, running: RunningNodes, batch: int | None = None)
         tmp_path / "state",
         platform=SimPlatform(kube="pods", kube_binaries="/cache/{version}/bin"),
     )
-    facts = Facts.of(_placeholder_store(ctx), EtcdChanges(), EtcdJoined(), EtcdVersions(), running)
+    facts = Facts.of(
+        _placeholder_store(ctx),
+        EtcdToken("sthlm-etcd"),
+        EtcdChanges(),
+        EtcdJoined(),
+        EtcdVersions(),
+        running,
+    )
     ctx = dataclasses.replace(ctx, facts=facts)
     return next(p for p in KubernetesLayer().plans(ctx) if p.layer == "kubernetes: nodes")
 
@@ -195,7 +203,12 @@ def test_a_new_version_restarts_the_kubelet_where_binary_dir_does_not_name_it(
         ctx = LayerContext(require_inventory(path), path, tmp_path / "state",
                            platform=RealPlatform())  # fmt: skip
         facts = Facts.of(
-            _placeholder_store(ctx), EtcdChanges(), EtcdJoined(), EtcdVersions(), RunningNodes()
+            _placeholder_store(ctx),
+            EtcdToken("sthlm-etcd"),
+            EtcdChanges(),
+            EtcdJoined(),
+            EtcdVersions(),
+            RunningNodes(),
         )
         ctx = dataclasses.replace(ctx, facts=facts)
         plan = next(p for p in KubernetesLayer().plans(ctx) if p.layer == "kubernetes: nodes")

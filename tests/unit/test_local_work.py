@@ -53,7 +53,8 @@ def test_every_local_step_a_layer_plans_has_its_work_declared() -> None:
     assert {"monitoring.rbac", "monitoring.targets"} <= set(works)
     assert {"etcd.upgrade", "etcd.upgraded", "etcd.cluster-version"} <= set(works)
     assert "etcd.binaries" in works  # the host runtime's etcd of the version, onto the members
-    assert len(works) == 32
+    assert {"etcd.token", "etcd.restore-token"} <= set(works)  # the cluster's token
+    assert len(works) == 34
 
 
 def test_two_layers_may_not_declare_one_step_name_for_different_work() -> None:

@@ -21,6 +21,7 @@ from labctl.engine.actions import PutFile
 from labctl.engine.facts import Facts
 from labctl.engine.layer import LayerContext, Platform
 from labctl.etcd.membership import EtcdChanges, EtcdJoined
+from labctl.etcd.token import EtcdToken
 from labctl.etcd.upgrade import EtcdVersions
 from labctl.inventory import require_inventory
 from labctl.kubernetes.upgrade import RunningNodes
@@ -101,7 +102,12 @@ def _ctx(tmp_path: Path, platform: Platform, runtime: str) -> LayerContext:
     return dataclasses.replace(
         ctx,
         facts=Facts.of(
-            _placeholder_store(ctx), EtcdChanges(), EtcdJoined(), EtcdVersions(), RunningNodes()
+            _placeholder_store(ctx),
+            EtcdToken("sthlm-etcd"),
+            EtcdChanges(),
+            EtcdJoined(),
+            EtcdVersions(),
+            RunningNodes(),
         ),
     )
 

@@ -350,11 +350,13 @@ def test_unit_values_that_no_line_can_hold_are_refused() -> None:
 def test_env_files_are_read_alike_by_systemd_and_docker_or_refused(data_dir: str) -> None:
     settings_ = dataclasses.replace(INVENTORY.cluster.etcd, data_dir=data_dir)
     inventory = patched(INVENTORY, "cluster.etcd", settings_)
-    text = rendered(lambda: env_text(etcd.environment(inventory, inventory.server("fohn"))))
+    text = rendered(
+        lambda: env_text(etcd.environment(inventory, inventory.server("fohn"), "sthlm-etcd"))
+    )
     if text is None:
         return
     lines = text.split("\n")[:-1]
-    assert len(lines) == len(etcd.environment(INVENTORY, INVENTORY.server("fohn")))
+    assert len(lines) == len(etcd.environment(INVENTORY, INVENTORY.server("fohn"), "sthlm-etcd"))
     values = dict(line.partition("=")[::2] for line in lines)  # docker's reading
     # systemd's: it unquotes and unescapes; a value it would change is refused above.
     assert values["ETCD_DATA_DIR"] == data_dir
@@ -391,7 +393,7 @@ def run_restore(tmp_path: Path, data_dir: str) -> list[list[str]]:
         platform=SimPlatform(etcd="host"),
     )  # fmt: skip
     node_dir = ctx.on_node("fohn", data_dir)
-    argv = restore_argv(ctx, "fohn", ctx.on_node("fohn", "/snap.db"), node_dir)
+    argv = restore_argv(ctx, "fohn", ctx.on_node("fohn", "/snap.db"), node_dir, "sthlm-etcd-1")
     calls = tmp_path / "calls"
     calls.write_bytes(b"")
     env = {"PATH": str(bin_dir), "LABCTL_CALLS": str(calls), "HOME": str(tmp_path)}
@@ -425,7 +427,7 @@ def test_the_restore_runs_exactly_its_commands_whatever_the_data_dir(
     assert calls[4][1:] == [node_dir, f"{node_dir}.before-restore-20260101T000000Z"]
     assert calls[0][calls[0].index("--data-dir") + 1] == node_dir
     assert not list(tmp_path.rglob("pwned")) and not Path("pwned").exists()
-    assert (Path(node_dir) / ".labctl-cluster").read_text() == "sthlm-etcd\n"
+    assert (Path(node_dir) / ".labctl-cluster").read_text() == "sthlm-etcd-1\n"
 
 
 # -- ceph.conf, read back by Ceph's own parser ----------------------------------------
@@ -653,7 +655,7 @@ def test_an_etcd_data_dir_that_is_not_an_absolute_path_is_refused(data_dir: str)
     settings_ = dataclasses.replace(INVENTORY.cluster.etcd, data_dir=data_dir)
     inventory = patched(INVENTORY, "cluster.etcd", settings_)
     with pytest.raises(ValueError, match="data_dir"):
-        etcd.member_files(inventory, inventory.server("fohn"), "container")
+        etcd.member_files(inventory, inventory.server("fohn"), "container", "sthlm-etcd")
 
 
 @pytest.mark.parametrize("device", ["-f", "/dev/../etc/passwd", "dev/sdb"])

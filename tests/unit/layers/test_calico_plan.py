@@ -11,6 +11,7 @@ from labctl.engine.actions import PutFile
 from labctl.engine.facts import Facts
 from labctl.engine.layer import LayerContext
 from labctl.etcd.membership import EtcdChanges, EtcdJoined
+from labctl.etcd.token import EtcdToken
 from labctl.etcd.upgrade import EtcdVersions
 from labctl.inventory import require_inventory
 from labctl.inventory.model import Inventory
@@ -91,7 +92,7 @@ def test_no_remembered_step_shares_a_key_with_another_layers(
         inventory,
         REFERENCE,
         tmp_path / "state",
-        facts=Facts.of(EtcdChanges(), EtcdJoined(), EtcdVersions()),
+        facts=Facts.of(EtcdToken("sthlm-etcd"), EtcdChanges(), EtcdJoined(), EtcdVersions()),
         platform=SimPlatform(calico_bird=BIRD, switches="frr"),
     )
 

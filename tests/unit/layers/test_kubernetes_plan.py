@@ -18,6 +18,7 @@ from labctl.engine.actions import Action, PutFile, Run, WaitFor
 from labctl.engine.facts import FactPending, Facts
 from labctl.engine.layer import LayerContext, Platform
 from labctl.etcd.membership import EtcdChanges, EtcdJoined
+from labctl.etcd.token import EtcdToken
 from labctl.etcd.upgrade import EtcdVersions
 from labctl.inventory import require_inventory
 from labctl.kubernetes.upgrade import RunningNodes
@@ -31,7 +32,7 @@ from labctl.sim.platform import SimPlatform
 from tests.conftest import REFERENCE, assert_golden
 from tests.unit.layers.test_pki_plan import _placeholder_store
 
-QUIET_ETCD = (EtcdChanges(), EtcdJoined(), EtcdVersions(), RunningNodes())
+QUIET_ETCD = (EtcdToken("sthlm-etcd"), EtcdChanges(), EtcdJoined(), EtcdVersions(), RunningNodes())
 
 
 def rotate(f: NodeFile) -> NodeFile:
