@@ -47,6 +47,8 @@ def environment(server: Server) -> dict[str, str]:
         "FELIX_HEALTHPORT": str(HEALTH_PORT),
         "FELIX_LOGSEVERITYSCREEN": "info",
         "FELIX_LOGFILEPATH": "none",
+        # No syslog on the nodes ("Failed to connect to syslog"); the unit's log has it all.
+        "FELIX_LOGSEVERITYSYS": "none",
         # calico-node's manifest's value: a node's own traffic from a pod is not policed.
         "FELIX_DEFAULTENDPOINTTOHOSTACTION": "ACCEPT",
         # Debian's iptables, which kube-proxy programs on the nodes, is the nf_tables one.
