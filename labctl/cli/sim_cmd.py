@@ -168,8 +168,8 @@ def env(state_dir: Path = StateOpt) -> None:
             built = asked or str(calico_build_dir(os.environ, os.getuid()))
             if (Path(built) / "bin" / "calico-node").exists():
                 values[sim_platform.CALICO_NODE] = built
-                # ... and its Felix as the operator asks (LABCTL_CALICO_FELIX=1 or 0),
-                # else as sim_platform.FELIX_BY_DEFAULT says.
+                # ... and its Felix, unless the operator says LABCTL_CALICO_FELIX=0
+                # (unset: sim_platform.FELIX_BY_DEFAULT, on).
                 felix = os.environ.get(sim_platform.CALICO_FELIX, "")
                 if felix:
                     values[sim_platform.CALICO_FELIX] = felix

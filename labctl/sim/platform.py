@@ -62,7 +62,7 @@ _CHOICES: dict[str, tuple[str, ...] | None] = {
     KUBE_BIN_DIR: None,
     CALICO_BIRD: None,
     CALICO_NODE: None,
-    # 1: calico-node's Felix runs beside its confd on the nodes; 0: it does not.
+    # 1 (the default): calico-node's Felix runs beside its confd on the nodes; 0: not.
     CALICO_FELIX: ("0", "1"),
     SWITCH_PLATFORM: ("frr", "eos", "ios"),
     CEPH_RUNTIME: ("container", "host"),
@@ -75,8 +75,9 @@ _CHOICES: dict[str, tuple[str, ...] | None] = {
 NAMES = tuple(_CHOICES)
 # LABCTL_CALICO_NODE=0: no calico-node on the nodes (labctl's own bird.cfg), for debugging.
 OPT_OUT = "0"
-# Whether Felix runs when LABCTL_CALICO_FELIX is not set (docs/calico.md says why).
-FELIX_BY_DEFAULT = False
+# Whether Felix runs when LABCTL_CALICO_FELIX is not set: yes, with calico-node's build
+# (docs/calico.md, "Felix on the simulated nodes": what it costs); 0 opts out.
+FELIX_BY_DEFAULT = True
 # Values that reach the nodes' shells and files: held to the inventory's own grammars.
 _GRAMMARS = {
     KUBE_BIN_DIR: "absolute_path",

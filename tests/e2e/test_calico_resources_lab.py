@@ -7,11 +7,11 @@ definitions, the IPPool, BGPConfiguration, BGPPeers and each Node's BGP
 annotations, and every Node turns Ready (containerd found a pod network). The
 real kubectl reads it all back. CoreDNS runs on that pod network and answers
 `dig` for the `kubernetes` Service from every node. calico-node's Felix runs on every
-node (``LABCTL_CALICO_FELIX=1``) and is asked what it did: its ``cali-*`` chains and
-the IPPool's NAT on every node, each CoreDNS pod's veth and route in its view, and a
-datagram from a CoreDNS pod's own network namespace to another node leaving with its
-node's address (Felix's masquerade; without Felix it leaves with the pod's). Then a
-manifest named by URL and SHA-256: a
+node (by default; ``LABCTL_CALICO_FELIX=1`` here) and is asked what it did: its
+``cali-*`` chains and the IPPool's NAT on every node, each CoreDNS pod's veth and route
+in its view, and a datagram from a CoreDNS pod's own network namespace to another node
+leaving with its node's address (Felix's masquerade; without Felix it leaves with the
+pod's). Then a manifest named by URL and SHA-256: a
 wrong digest is refused with nothing applied; the right one is fetched into the
 cache and its definitions applied (only those, while BIRD stands in for
 calico-node); without the stand-in its other objects are applied too.
@@ -60,7 +60,8 @@ def calico_node(monkeypatch: pytest.MonkeyPatch) -> None:
     built = calico_build_dir(os.environ, os.getuid())
     assert (built / "bin" / "calico-node").exists(), f"no calico-node in {built}: run setup"
     monkeypatch.setenv("LABCTL_CALICO_NODE", str(built))
-    # ... with its Felix (docs/calico.md, "Felix on the simulated nodes").
+    # ... with its Felix (the default too; named so that LABCTL_CALICO_FELIX=0 cannot
+    # turn it off here: docs/calico.md, "Felix on the simulated nodes").
     monkeypatch.setenv("LABCTL_CALICO_FELIX", "1")
 
 
