@@ -18,7 +18,8 @@ VENV="$ROOT/.venv"
 # are what coreos-installer's crate links against (scripts/build-coreos-installer.sh);
 # grub-pc-bin and grub-efi-amd64-bin are GRUB's BIOS and EFI images, the stand-in OS image's
 # boot loaders, and dosfstools and mtools make its EFI system partition (labctl/sim/osimage.py);
-# ipset is what Felix's iptables data plane programs its sets with (tests/integration/test_calico_felix.py);
+# ipset is what Felix's iptables data plane programs its sets with (tests/integration/test_calico_felix.py),
+# and conntrack what Felix deletes a removed pod's flows with (Felix on the nodes, docs/calico.md);
 # the prometheus-* packages are the monitoring layer's programs (docs/monitoring.md).
 DEBIAN_PACKAGES=(
   python3-venv openipmi ipmitool snmpd snmp openssh-server openssh-client
@@ -29,7 +30,7 @@ DEBIAN_PACKAGES=(
   qemu-system-x86 qemu-utils ipxe ipxe-qemu dnsmasq-base ignition ovmf udev
   linux-image-amd64 busybox-static e2fsprogs cpio gpg gpgv grub-pc-bin
   grub-efi-amd64-bin dosfstools mtools
-  gcc libc6-dev iptables ipset bind9-dnsutils podman
+  gcc libc6-dev iptables ipset conntrack bind9-dnsutils podman
   pkg-config libssl-dev libzstd-dev
   shellcheck
   prometheus prometheus-alertmanager prometheus-snmp-exporter prometheus-node-exporter

@@ -168,6 +168,11 @@ def env(state_dir: Path = StateOpt) -> None:
             built = asked or str(calico_build_dir(os.environ, os.getuid()))
             if (Path(built) / "bin" / "calico-node").exists():
                 values[sim_platform.CALICO_NODE] = built
+                # ... and its Felix, unless the operator says LABCTL_CALICO_FELIX=0
+                # (unset: sim_platform.FELIX_BY_DEFAULT, on).
+                felix = os.environ.get(sim_platform.CALICO_FELIX, "")
+                if felix:
+                    values[sim_platform.CALICO_FELIX] = felix
             else:
                 typer.echo(
                     f"calico-node is not built in {built} (scripts/build-calico.sh): the "

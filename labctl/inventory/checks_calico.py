@@ -212,9 +212,9 @@ def real_lab_has_calico_manifest(inv: Inventory, simulated: bool) -> Iterator[Fi
         yield (
             CALICO,
             "no cluster.calico.manifest: the simulated lab applies labctl's stand-in "
-            "definitions of Calico's kinds, which calico-node's confd and CNI plugin read "
-            "on its nodes (no Felix); a real lab's bootstrap refuses to go on without the "
-            "manifest",
+            "definitions of Calico's kinds, which calico-node's confd, CNI plugin and Felix "
+            "read on its nodes (Felix unless LABCTL_CALICO_FELIX=0); a real lab's bootstrap "
+            "refuses to go on without the manifest",
         )
         return
     yield (

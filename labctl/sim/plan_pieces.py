@@ -25,7 +25,7 @@ from labctl.inventory.model import Server
 from labctl.render import etcd as render_etcd
 from labctl.render.kubernetes import common as c
 from labctl.render.kubernetes.addons import coredns_image
-from labctl.sim.render import bird, calico_confd, calico_node
+from labctl.sim.render import bird, calico_confd, calico_felix, calico_node
 from labctl.sim.render.kubernetes import SANDBOX_IMAGE
 
 RESTART_BIRD = f"systemctl restart {calico_node.UNIT_NAME}"
@@ -89,13 +89,18 @@ def node_bgp(
 
 
 def node_bgp_agent(
-    ctx: LayerContext, server: Server, bird_binary: str, built: str, confd_files: dict[str, str]
+    ctx: LayerContext,
+    server: Server,
+    bird_binary: str,
+    built: str,
+    confd_files: dict[str, str],
+    felix: bool = False,
 ) -> list[Action]:
     """calico-node's confd on ``server`` (``calico-node -confd`` from the build ``built``,
     with confd's own files ``confd_files``, relative path to text), writing the
     ``bird.cfg`` BIRD then runs, and Calico's CNI plugin and IPAM in place of the
     stand-in's; confd restarted when any of its files changed, and waited for until
-    BIRD runs what it wrote."""
+    BIRD runs what it wrote. ``felix``: calico-node's Felix too (``node_felix``)."""
     inventory = ctx.inventory
     node = server.name
     files = {
@@ -128,6 +133,36 @@ def node_bgp_agent(
             ("sh", "-c", calico_confd.waits_for(bird_binary)),
             deadline=60.0,
             what="BIRD to run the bird.cfg calico-node's confd wrote",
+        ),
+        *(node_felix(ctx, server, built) if felix else ()),
+    ]
+
+
+# Felix's first sync (every Node, pool, endpoint and policy, then its iptables and ipsets)
+# takes a few seconds on an idle node; a loaded 2-core host running three of them, more.
+FELIX_READY_DEADLINE = 90.0
+
+
+def node_felix(ctx: LayerContext, server: Server, built: str) -> list[Action]:
+    """calico-node's Felix on ``server`` (``calico-node -felix`` from the build ``built``,
+    with confd's kubeconfig), restarted when its unit changed, and waited for until
+    calico-node's readiness probe (``calico-node -felix-ready``) says it is ready."""
+    node = server.name
+    program = f"{built}/bin/calico-node"
+    unit = calico_felix.unit(program, server)
+    digest = hashlib.sha256(
+        "\0".join((unit, calico_confd.kubeconfig(ctx.inventory))).encode()
+    ).hexdigest()
+    restart = f"systemctl daemon-reload && systemctl restart {calico_felix.UNIT_NAME}"
+    return [
+        PutFile(node, ctx.on_node(node, calico_felix.UNIT_PATH), unit.encode(), 0o644),
+        Run(node, ("systemctl", "enable", calico_felix.UNIT_NAME)),
+        Run(node, ("sh", "-c", restart), triggers=(digest,), what=restart.replace("&&", ";")),
+        WaitFor(
+            node,
+            calico_felix.ready(program),
+            deadline=FELIX_READY_DEADLINE,
+            what=f"calico-node's Felix on {node} to be ready (calico-node -felix-ready)",
         ),
     ]
 

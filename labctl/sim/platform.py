@@ -45,6 +45,7 @@ KUBE_RUNTIME = "LABCTL_KUBE_RUNTIME"
 KUBE_BIN_DIR = "LABCTL_KUBE_BIN_DIR"
 CALICO_BIRD = "LABCTL_CALICO_BIRD"
 CALICO_NODE = "LABCTL_CALICO_NODE"
+CALICO_FELIX = "LABCTL_CALICO_FELIX"
 SWITCH_PLATFORM = "LABCTL_SWITCH_PLATFORM"
 CEPH_RUNTIME = "LABCTL_CEPH_RUNTIME"
 CEPH_CONFIG = "LABCTL_CEPH_CONFIG"
@@ -61,6 +62,8 @@ _CHOICES: dict[str, tuple[str, ...] | None] = {
     KUBE_BIN_DIR: None,
     CALICO_BIRD: None,
     CALICO_NODE: None,
+    # 1 (the default): calico-node's Felix runs beside its confd on the nodes; 0: not.
+    CALICO_FELIX: ("0", "1"),
     SWITCH_PLATFORM: ("frr", "eos", "ios"),
     CEPH_RUNTIME: ("container", "host"),
     CEPH_CONFIG: None,
@@ -72,6 +75,9 @@ _CHOICES: dict[str, tuple[str, ...] | None] = {
 NAMES = tuple(_CHOICES)
 # LABCTL_CALICO_NODE=0: no calico-node on the nodes (labctl's own bird.cfg), for debugging.
 OPT_OUT = "0"
+# Whether Felix runs when LABCTL_CALICO_FELIX is not set: yes, with calico-node's build
+# (docs/calico.md, "Felix on the simulated nodes": what it costs); 0 opts out.
+FELIX_BY_DEFAULT = True
 # Values that reach the nodes' shells and files: held to the inventory's own grammars.
 _GRAMMARS = {
     KUBE_BIN_DIR: "absolute_path",
@@ -101,6 +107,8 @@ class SimPlatform:
     # manifest): with BIRD, the nodes run its confd and CNI plugin once Calico's objects
     # are on the API (labctl/sim/render/calico_confd.py).
     calico_node: str | None = None
+    # calico-node's Felix beside its confd (only with ``calico_node``).
+    calico_felix: bool = False
     switches: str | None = None
     ceph_runtime: str | None = None
     # key=value pairs added to cluster.ceph.config, winning over the same keys there.
@@ -163,7 +171,12 @@ class SimPlatform:
         from labctl.sim import plan_pieces
 
         return plan_pieces.node_bgp_agent(
-            ctx, server, self.calico_bird, self.calico_node, _confd_files(self.calico_node)
+            ctx,
+            server,
+            self.calico_bird,
+            self.calico_node,
+            _confd_files(self.calico_node),
+            felix=self.calico_felix,
         )
 
     def confd_takes_over(self) -> bool:
@@ -255,9 +268,14 @@ class SimPlatform:
         if self.calico_bird:
             lines.append(f"calico-node: BIRD 1.6 ({self.calico_bird}) as a unit on each node")
         if self.calico_bird and self.calico_node:
+            felix = (
+                "and Felix (BPF clean-up skipped: no libbpf in the build)"
+                if self.calico_felix
+                else "no Felix"
+            )
             lines.append(
                 f"calico-node: its confd and CNI plugin ({self.calico_node}) as the nodes' "
-                "own, once Calico's objects are on the API; no Felix"
+                f"own, once Calico's objects are on the API; {felix}"
             )
         if self.switches:
             lines.append(f"switches: every one runs {self.switches}")
@@ -315,6 +333,7 @@ def from_environ(environ: Mapping[str, str]) -> SimPlatform:
         kube_binaries=_value(environ, KUBE_BIN_DIR),
         calico_bird=_value(environ, CALICO_BIRD),
         calico_node=None if environ.get(CALICO_NODE) == OPT_OUT else _value(environ, CALICO_NODE),
+        calico_felix=_felix(environ),
         switches=_value(environ, SWITCH_PLATFORM),
         ceph_runtime=_value(environ, CEPH_RUNTIME),
         ceph_config=_pairs(_value(environ, CEPH_CONFIG)),
@@ -322,6 +341,14 @@ def from_environ(environ: Mapping[str, str]) -> SimPlatform:
         engine=_value(environ, CONTAINER_ENGINE),
         monitoring=_value(environ, MONITORING_RUNTIME),
     )
+
+
+def _felix(environ: Mapping[str, str]) -> bool:
+    """Whether the nodes run calico-node's Felix: as LABCTL_CALICO_FELIX says, else the
+    default; never without calico-node's build (Felix is a mode of that binary)."""
+    asked = _value(environ, CALICO_FELIX)
+    on = FELIX_BY_DEFAULT if asked is None else asked == "1"
+    return on and bool(environ.get(CALICO_NODE)) and environ.get(CALICO_NODE) != OPT_OUT
 
 
 @functools.cache

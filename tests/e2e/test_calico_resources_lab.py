@@ -6,7 +6,12 @@ configuration on the nodes), ``calico-resources`` applies the stand-in
 definitions, the IPPool, BGPConfiguration, BGPPeers and each Node's BGP
 annotations, and every Node turns Ready (containerd found a pod network). The
 real kubectl reads it all back. CoreDNS runs on that pod network and answers
-`dig` for the `kubernetes` Service from every node. Then a manifest named by URL and SHA-256: a
+`dig` for the `kubernetes` Service from every node. calico-node's Felix runs on every
+node (by default; ``LABCTL_CALICO_FELIX=1`` here) and is asked what it did: its
+``cali-*`` chains and the IPPool's NAT on every node, each CoreDNS pod's veth and route
+in its view, and a datagram from a CoreDNS pod's own network namespace to another node
+leaving with its node's address (Felix's masquerade; without Felix it leaves with the
+pod's). Then a manifest named by URL and SHA-256: a
 wrong digest is refused with nothing applied; the right one is fetched into the
 cache and its definitions applied (only those, while BIRD stands in for
 calico-node); without the stand-in its other objects are applied too.
@@ -18,7 +23,9 @@ import hashlib
 import json
 import os
 import re
+import shlex
 import time
+from concurrent.futures import ThreadPoolExecutor
 from ipaddress import ip_address, ip_network
 
 import pytest
@@ -53,6 +60,9 @@ def calico_node(monkeypatch: pytest.MonkeyPatch) -> None:
     built = calico_build_dir(os.environ, os.getuid())
     assert (built / "bin" / "calico-node").exists(), f"no calico-node in {built}: run setup"
     monkeypatch.setenv("LABCTL_CALICO_NODE", str(built))
+    # ... with its Felix (the default too; named so that LABCTL_CALICO_FELIX=0 cannot
+    # turn it off here: docs/calico.md, "Felix on the simulated nodes").
+    monkeypatch.setenv("LABCTL_CALICO_FELIX", "1")
 
 
 def _items(lab: Lab, *what: str) -> list[dict[str, object]]:
@@ -201,6 +211,91 @@ def _nodes_run_confds_bird_cfg(lab: Lab) -> None:
     assert claimed and claimed <= learned, (claimed, learned)
 
 
+MASQ_SET = "cali40masq-ipam-pools"  # Felix's ipset of the pools with natOutgoing
+PROBE_PORT = 7777
+
+
+def _felix_programmed_every_node(lab: Lab, inventory: Inventory) -> None:
+    """calico-node's Felix ready on every node (the pod's readiness probe), its chains
+    and the IPPool's NAT there; each CoreDNS pod's route (the CNI plugin's) and veth
+    in Felix's view (chains of the endpoint's own); and what only Felix does: a
+    datagram from a CoreDNS pod to another node leaves masqueraded to its node's
+    address (without Felix it keeps the pod's)."""
+    built = calico_build_dir(os.environ, os.getuid())
+    pool = inventory.cluster.kubernetes.pod_cidr
+    for name, address in NODES.items():
+        ready = lab.ssh(address, f"{built}/bin/calico-node -felix-ready", timeout=30)
+        assert ready.returncode == 0, f"{name}: {ready.stdout}{ready.stderr}\n{_felix_said(lab)}"
+        nat = lab.ssh(address, "iptables-save -t nat").stdout
+        assert re.search(
+            rf"^-A cali-nat-outgoing .*--match-set {MASQ_SET} src .*-j MASQUERADE", nat, re.M
+        ), f"{name}: {nat}"
+        assert re.search(r"^-A POSTROUTING .*-j cali-POSTROUTING", nat, re.M), f"{name}: {nat}"
+        members = lab.ssh(address, f"ipset list {MASQ_SET}").stdout
+        assert members.split("Members:\n", 1)[-1].split() == [pool], f"{name}: {members}"
+        filt = lab.ssh(address, "iptables-save -t filter").stdout
+        assert re.search(r"^-A FORWARD .*-j cali-FORWARD", filt, re.M), f"{name}: {filt}"
+    pods = _items(lab, "pods", "-n", "kube-system", "-l", "k8s-app=kube-dns")
+    placed = [(p["spec"]["nodeName"], p["status"]["podIP"]) for p in pods]  # type: ignore[index]
+    assert placed, pods
+    for node, pod_ip in placed:
+        address = NODES[str(node)]
+        route = lab.ssh(address, f"ip -4 route show {pod_ip}/32").stdout
+        veth = re.search(r"\bdev (cali\w+)", route)
+        assert veth, f"{node}: no route to {pod_ip} on a veth: {route!r}"
+        filt = lab.ssh(address, "iptables-save -t filter").stdout
+        for chain in (f"cali-tw-{veth[1]}", f"cali-fw-{veth[1]}"):
+            assert f":{chain} " in filt, f"{node}: no {chain}\n{filt}"
+    node, pod_ip = placed[0]
+    other = next(n for n in NODES if n != node)
+    source = _datagram_source(lab, str(node), str(pod_ip), other)
+    assert source == NODES[str(node)], (
+        f"a datagram from {pod_ip} on {node} to {other} arrived from {source}, not from "
+        f"{node}'s address (Felix's masquerade)\n{_felix_said(lab)}"
+    )
+
+
+def _datagram_source(lab: Lab, node: str, pod_ip: str, to: str) -> str | None:
+    """The address ``to`` sees a UDP datagram from the pod ``pod_ip`` on ``node`` come
+    from: sent inside the pod's own network namespace (found by its address) to a
+    listener on ``to``'s address, which answers with the source it saw."""
+    echo = (
+        "import socket; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); "
+        f"s.bind(('{NODES[to]}', {PROBE_PORT})); s.settimeout(40); "
+        "_, peer = s.recvfrom(64); s.sendto(peer[0].encode(), peer)"
+    )
+    ask = (
+        "import socket; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); "
+        "s.settimeout(0.5)\n"
+        "for _ in range(60):\n"
+        f"    s.sendto(b'felix?', ('{NODES[to]}', {PROBE_PORT}))\n"
+        "    try: print(s.recv(64).decode()); break\n"
+        "    except TimeoutError: pass"
+    )
+    find = (
+        "for ns in $(ip netns list | cut -d' ' -f1); do "
+        f'ip -n "$ns" -o -4 addr show | grep -q \' {pod_ip}/\' && echo "$ns"; done'
+    )
+    netns = lab.ssh(NODES[node], find).stdout.split()
+    assert len(netns) == 1, f"{node}: the network namespace of {pod_ip}: {netns}"
+    with ThreadPoolExecutor(1) as pool:
+        heard = pool.submit(lab.ssh, NODES[to], f"python3 -c {shlex.quote(echo)}", 45)
+        said = lab.ssh(
+            NODES[node], f"ip netns exec {netns[0]} python3 -c {shlex.quote(ask)}", timeout=45
+        )
+        listener = heard.result()
+    assert said.returncode == 0 and listener.returncode == 0, (said, listener)
+    return said.stdout.strip() or None
+
+
+def _felix_said(lab: Lab) -> str:
+    said = []
+    for name, address in NODES.items():
+        log = lab.ssh(address, "tail -n 15 /var/log/labctl-units/calico-felix.service.log")
+        said.append(f"--- {name}\n{log.stdout}{log.stderr}")
+    return "\n".join(said)[-9000:]
+
+
 def _claimed_blocks(lab: Lab) -> dict[str, list[str]]:
     affinities = _items(lab, "blockaffinities.projectcalico.org")
     out: dict[str, list[str]] = {}
@@ -233,6 +328,7 @@ def test_calico_resources_on_the_api_and_every_node_ready(lab: Lab) -> None:
     inventory = require_inventory(REFERENCE)
     _cluster_dns_answers_on_every_node(lab, inventory)
     _nodes_run_confds_bird_cfg(lab)
+    _felix_programmed_every_node(lab, inventory)
     assert MESH_KEY not in (lab.workdir / ".labctl" / "journal.jsonl").read_text()
 
     pools = _items(lab, "ippools.projectcalico.org")

@@ -14,7 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from labctl.cli.main import app
-from labctl.errors import LabctlError
+from labctl.errors import LabctlError, UsageError
 from labctl.programs import BIRD1, calico_build_dir
 from labctl.sim import feeds
 from labctl.sim import platform as sim_platform
@@ -116,6 +116,11 @@ def test_env_comes_from_the_record(state: Path) -> None:
         f"export LABCTL_KUBE_BIN_DIR='{bin_dir()}'",
         *([f"export LABCTL_CALICO_BIRD={BIRD1}"] if Path(BIRD1).exists() else []),
         *([f"export LABCTL_CALICO_NODE={built}"] if with_calico_node else []),
+        *(
+            [f"export LABCTL_CALICO_FELIX={os.environ['LABCTL_CALICO_FELIX']}"]
+            if with_calico_node and os.environ.get("LABCTL_CALICO_FELIX")
+            else []
+        ),
         "export LABCTL_CONTAINER_ENGINE=podman",
     ]
 
@@ -151,6 +156,45 @@ def test_calico_nodes_confd_runs_on_the_nodes_by_default_and_0_turns_it_off(
     done = runner.invoke(app, ["sim", "env", "--state-dir", str(state)])
     assert "LABCTL_CALICO_NODE" not in done.stdout
     assert f"calico-node is not built in {built}" in done.stderr
+
+
+def test_felix_runs_on_the_nodes_as_labctl_calico_felix_says(
+    state: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """LABCTL_CALICO_FELIX (1 or 0) is passed on by `sim env` with calico-node's build and
+    read by the platform; Felix never runs without the build (a mode of calico-node);
+    any other value is refused, naming the variable."""
+    bird = tmp_path / "bird"
+    bird.write_text("")
+    monkeypatch.setenv("LABCTL_CALICO_BIRD", str(bird))
+    monkeypatch.setenv("LABCTL_CALICO_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("LABCTL_CALICO_NODE", raising=False)
+    built = calico_build_dir(os.environ, os.getuid())
+    (built / "bin").mkdir(parents=True)
+    (built / "bin" / "calico-node").write_text("")
+
+    def exported() -> dict[str, str]:
+        done = runner.invoke(app, ["sim", "env", "--state-dir", str(state)])
+        assert done.exit_code == 0, done.output
+        lines = [line.removeprefix("export ") for line in done.stdout.splitlines()]
+        return {k: v.strip("'") for k, v in (line.split("=", 1) for line in lines)}
+
+    for asked in ("1", "0"):
+        monkeypatch.setenv("LABCTL_CALICO_FELIX", asked)
+        env = exported()
+        assert env["LABCTL_CALICO_FELIX"] == asked
+        assert sim_platform.from_environ(env).calico_felix is (asked == "1")
+    monkeypatch.delenv("LABCTL_CALICO_FELIX")
+    env = exported()
+    assert "LABCTL_CALICO_FELIX" not in env
+    assert sim_platform.from_environ(env).calico_felix is sim_platform.FELIX_BY_DEFAULT
+    on = sim_platform.from_environ({**env, "LABCTL_CALICO_FELIX": "1"})
+    assert "and Felix" in " ".join(on.differences())
+    for node in ("0", ""):
+        without = {**env, "LABCTL_CALICO_NODE": node, "LABCTL_CALICO_FELIX": "1"}
+        assert sim_platform.from_environ(without).calico_felix is False
+    with pytest.raises(UsageError, match="LABCTL_CALICO_FELIX is 'yes'; it must be 0, 1"):
+        sim_platform.from_environ({**env, "LABCTL_CALICO_FELIX": "yes"})
 
 
 def test_a_lab_brought_up_without_podman_runs_etcd_from_the_host_and_says_so(

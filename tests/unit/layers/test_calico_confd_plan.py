@@ -17,7 +17,7 @@ import pytest
 from labctl.calico import resources, status
 from labctl.calico.fabric import BgpSession
 from labctl.calico.work import BLOCKS_FROM_API, SWITCHES_ONLY
-from labctl.engine.actions import LocalStep, PutFile, Run
+from labctl.engine.actions import LocalStep, PutFile, Run, WaitFor
 from labctl.engine.layer import LayerContext
 from labctl.errors import LabctlError
 from labctl.inventory import require_inventory, topology
@@ -58,9 +58,14 @@ def inventory() -> Inventory:
     return require_inventory(REFERENCE)
 
 
-def _ctx(inventory: Inventory, tmp_path: Path, built: Path | None) -> LayerContext:
+def _ctx(
+    inventory: Inventory, tmp_path: Path, built: Path | None, felix: bool = False
+) -> LayerContext:
     platform = SimPlatform(
-        calico_bird=BIRD, switches="frr", calico_node=str(built) if built else None
+        calico_bird=BIRD,
+        switches="frr",
+        calico_node=str(built) if built else None,
+        calico_felix=felix,
     )
     return LayerContext(inventory, REFERENCE, tmp_path / "state", platform=platform)
 
@@ -117,6 +122,45 @@ def test_calico_resources_runs_confd_and_calicos_cni_on_every_node(
     last = plans[2].steps[-1].action
     assert isinstance(last, LocalStep) and last.name == "calico.established"
     assert last.subject == "calico-node"
+
+
+def test_felix_runs_beside_confd_when_asked_and_the_layer_waits_for_its_readiness(
+    inventory: Inventory, tmp_path: Path
+) -> None:
+    """LABCTL_CALICO_FELIX=1: ``calico-node -felix`` as a unit on every node, as
+    calico-node's pod runs it, restarted when its unit changes, and the node is done
+    only once calico-node's readiness probe says Felix is ready (on main no Felix ran
+    on the nodes at all)."""
+    built = _build(tmp_path)
+    without = [
+        s.action
+        for s in list(CalicoResourcesLayer().plans(_ctx(inventory, tmp_path, built)))[1].steps
+    ]
+    assert not any(isinstance(a, PutFile) and "felix" in a.path for a in without)
+    plans = list(CalicoResourcesLayer().plans(_ctx(inventory, tmp_path, built, felix=True)))
+    agents = [s.action for s in plans[1].steps]
+    for node in ("fohn", "chequita", "wind"):
+        mine = [a for a in agents if a.host == node]
+        unit = next(a.content.decode() for a in mine if isinstance(a, PutFile)
+                    and a.path.endswith("/etc/systemd/system/calico-felix.service"))  # fmt: skip
+        assert f"ExecStart={built}/bin/calico-node -felix" in unit
+        for env in (f"NODENAME={node}", f"FELIX_FELIXHOSTNAME={node}",
+                    "DATASTORE_TYPE=kubernetes", f"KUBECONFIG={calico_confd.KUBECONFIG}",
+                    "FELIX_IPTABLESBACKEND=NFT", "FELIX_DebugSkipCTLBCleanup=true",
+                    "FELIX_USAGEREPORTINGENABLED=false"):  # fmt: skip
+            assert f"Environment={env}" in unit, unit
+        restarts = [a.argv[-1] for a in mine if isinstance(a, Run) and a.triggers]
+        assert [r for r in restarts if "calico-felix" in r] == [
+            "systemctl daemon-reload && systemctl restart calico-felix.service"
+        ]
+        # The node's last step: calico-node's readiness probe, a sentence naming the node.
+        last = mine[-1]
+        assert isinstance(last, WaitFor), last
+        assert last.argv == (f"{built}/bin/calico-node", "-felix-ready")
+        assert f"Felix on {node}" in last.describe()
+    # Felix's unit is not confd's: a change to one restarts only that one.
+    fohn = [a for a in agents if isinstance(a, Run) and a.host == "fohn" and a.triggers]
+    assert len({a.triggers for a in fohn}) == 2
 
 
 def test_without_a_build_nothing_changes(inventory: Inventory, tmp_path: Path) -> None:
