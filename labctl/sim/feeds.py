@@ -4,10 +4,16 @@
 SERVER changes. With every feeding outlet off, the server is dark: its node
 and its BMC stop. With one back on, the BMC starts again, and the node too
 when the BMC's last power state was on (the usual "restore last state" policy).
+
+A server's outlets are often switched at once (two PSUs on two PDUs), so two of these
+may run together for one server: they take the server's lock in turn, or both would
+find its BMC and node down and start two of each, the node's pid file left naming the
+one that failed (its BMC then said off while the other answered SSH).
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import subprocess
 import sys
@@ -39,6 +45,12 @@ def _bmc_pid(state: Path, server: str) -> int | None:
 
 def apply(state: Path, server: str) -> None:
     bmc_dir = state / "bmcs" / server
+    with (bmc_dir / "feeds.lock").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        _apply(state, server, bmc_dir)
+
+
+def _apply(state: Path, server: str, bmc_dir: Path) -> None:
     pid = _bmc_pid(state, server)
     bmc_up = pid is not None and ManagedProcess(pid).running()
     if not fed(state, server):
