@@ -228,9 +228,9 @@ def test_a_soft_stop_the_os_ignores_with_a_dead_bmc_ends_at_the_pdu(lab: Lab) ->
     while lab.ssh(NODES["wind"], "true").returncode != 0:
         assert time.monotonic() < deadline, "wind did not come back after its outlets"
         time.sleep(0.5)
-    # Its BMC says so too, once it has read the node's power anew: the BMC came back with
-    # its outlets and may answer before it sees the node it powers (CI once read "off"
-    # here with wind already answering SSH), as a real BMC after an AC restore may.
+    # Its BMC says so too, within the bound (a BMC back from an AC restore may take a
+    # moment). It said "off" for good while wind answered SSH when both outlets' feed
+    # hooks started a node each (labctl/sim/feeds.py now takes them in turn).
     while True:
         status = run_labctl("power", "status", "wind", "-o", "json", cwd=lab.workdir, env=environ)
         if status.returncode == 0 and '"after": "on"' in status.stdout:
