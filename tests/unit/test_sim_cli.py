@@ -125,9 +125,8 @@ def test_env_comes_from_the_record(state: Path) -> None:
     ]
 
 
-def test_calico_nodes_confd_runs_on_the_nodes_by_default_and_0_turns_it_off(
-    state: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def _calico_build(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Path]:
+    """A stand-in BIRD and a calico-node build where `sim env` looks for them: (bird, build)."""
     bird = tmp_path / "bird"
     bird.write_text("")
     monkeypatch.setenv("LABCTL_CALICO_BIRD", str(bird))
@@ -136,12 +135,24 @@ def test_calico_nodes_confd_runs_on_the_nodes_by_default_and_0_turns_it_off(
     built = calico_build_dir(os.environ, os.getuid())
     (built / "bin").mkdir(parents=True)
     (built / "bin" / "calico-node").write_text("")
+    return bird, built
+
+
+def _sim_env(state: Path) -> dict[str, str]:
+    """What `labctl sim env` exports, by name, as printed."""
+    done = runner.invoke(app, ["sim", "env", "--state-dir", str(state)])
+    assert done.exit_code == 0, done.output
+    lines = [line.removeprefix("export ") for line in done.stdout.splitlines()]
+    return dict(line.split("=", 1) for line in lines)
+
+
+def test_calico_nodes_confd_runs_on_the_nodes_by_default_and_0_turns_it_off(
+    state: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bird, built = _calico_build(tmp_path, monkeypatch)
 
     def exported() -> dict[str, str]:
-        done = runner.invoke(app, ["sim", "env", "--state-dir", str(state)])
-        assert done.exit_code == 0, done.output
-        lines = [line.removeprefix("export ") for line in done.stdout.splitlines()]
-        return dict(line.split("=", 1) for line in lines)
+        return _sim_env(state)
 
     # Built: the nodes run calico-node's confd and CNI plugin, nobody asked.
     assert exported()["LABCTL_CALICO_NODE"] == str(built)
@@ -164,20 +175,10 @@ def test_felix_runs_on_the_nodes_as_labctl_calico_felix_says(
     """LABCTL_CALICO_FELIX (1 or 0) is passed on by `sim env` with calico-node's build and
     read by the platform; Felix never runs without the build (a mode of calico-node);
     any other value is refused, naming the variable."""
-    bird = tmp_path / "bird"
-    bird.write_text("")
-    monkeypatch.setenv("LABCTL_CALICO_BIRD", str(bird))
-    monkeypatch.setenv("LABCTL_CALICO_CACHE", str(tmp_path / "cache"))
-    monkeypatch.delenv("LABCTL_CALICO_NODE", raising=False)
-    built = calico_build_dir(os.environ, os.getuid())
-    (built / "bin").mkdir(parents=True)
-    (built / "bin" / "calico-node").write_text("")
+    _calico_build(tmp_path, monkeypatch)
 
     def exported() -> dict[str, str]:
-        done = runner.invoke(app, ["sim", "env", "--state-dir", str(state)])
-        assert done.exit_code == 0, done.output
-        lines = [line.removeprefix("export ") for line in done.stdout.splitlines()]
-        return {k: v.strip("'") for k, v in (line.split("=", 1) for line in lines)}
+        return {k: v.strip("'") for k, v in _sim_env(state).items()}
 
     for asked in ("1", "0"):
         monkeypatch.setenv("LABCTL_CALICO_FELIX", asked)
