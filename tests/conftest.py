@@ -119,8 +119,6 @@ LAB_DIRS = ("tests/e2e/", "tests/faults/")
 WITH_THE_LABS = {
     "tests/integration/test_boot_service.py": "takes the lab lock (tests/peers/bootnet.py): "
     "its boot network holds the lab's boot address",
-    "tests/integration/test_vm_bmc.py": "takes the lab lock (bridge_with_tap: the lab's boot "
-    "address) and boots a VM",
     "tests/integration/test_sim_engine_podman.py": "runs podman containers, whose cgroups a "
     "lab's teardown checks it left none of",
     "tests/integration/test_coreos_installer.py": "a loop device with partitions and udevd, "

@@ -64,6 +64,7 @@ NODE_DIRS = (
 )
 DRAIN_WAIT = 120.0  # seconds for a node's pods to be evicted and gone
 SAFE_WAIT = 600.0  # seconds for Ceph to call a host's OSDs safe to destroy
+SAY_EVERY = 5.0  # seconds between two "waiting for Ceph" lines of one wait
 MON_GONE_WAIT = 60.0  # seconds for a stopped monitor to be gone from its node, the quorum, the map
 
 
@@ -79,6 +80,10 @@ class Reset:
     drain_wait: float = DRAIN_WAIT
     mon_gone_wait: float = MON_GONE_WAIT
     mon_poll: float = 1.0  # seconds between two looks at the monitor or the monmap
+    # Seconds between two `ceph osd safe-to-destroy`: Ceph answers as soon as the data
+    # has moved (a few seconds on a small lab), and each look is one command. At 5 s
+    # the wait overshot by 2.5 s on average (the second lab's reset, issue 28).
+    osd_poll: float = 1.0
     kube: Any = None  # the API's client (a KubeClient): made from the PKI store when None
     _connector: Any = None
 
@@ -143,6 +148,7 @@ class Reset:
     def _osd_wait(self, step: Step) -> None:
         ids = step.target.split()
         end = time.monotonic() + SAFE_WAIT
+        said = -SAY_EVERY
         while True:
             try:
                 self._ceph("osd", "safe-to-destroy", *ids)
@@ -152,8 +158,10 @@ class Reset:
             if time.monotonic() > end:
                 raise DriverTimeout(f"after {SAFE_WAIT:g} s, osd {' '.join(ids)} are still not "
                                     f"safe to destroy: {why}")  # fmt: skip
-            self.say(f"  {step.server}: waiting for Ceph to move data off osd {' '.join(ids)}")
-            time.sleep(5.0)
+            if time.monotonic() - said >= SAY_EVERY:  # said as often as before, not per look
+                said = time.monotonic()
+                self.say(f"  {step.server}: waiting for Ceph to move data off osd {' '.join(ids)}")
+            time.sleep(self.osd_poll)
 
     def _osd_purge(self, step: Step) -> None:
         for ident in step.target.split():

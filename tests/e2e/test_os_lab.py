@@ -21,6 +21,7 @@ import json
 import os
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -154,6 +155,56 @@ def booted_own_disk(lab: VmLab, distribution: str) -> str:
     return booted
 
 
+# fohn's BMC over RMCP+, from the host as labctl reaches it (the reference inventory's).
+FOHN_BMC = ["ipmitool", "-I", "lanplus", "-C", "3", "-H", "10.31.0.11", "-U", "labctl",
+            "-P", SECRETS["LABCTL_BMC_PASSWORD_FOHN"]]  # fmt: skip
+
+
+def ipmitool(*args: str) -> subprocess.CompletedProcess[str]:
+    return run(*FOHN_BMC, *args, timeout=30)
+
+
+def connected_to_bmc(lab: VmLab) -> list[str]:
+    """The processes on each end of fohn's BMC's system-interface port (the loopback of
+    the fabric namespace, where ipmi_sim and qemu both run), as ss names them."""
+    fabric = json.loads((lab.state / "sim.json").read_text())["plan"]["fabric"]
+    port = vm.ipmi_port(require_inventory(lab.workdir / "inventory.yaml"), "fohn")
+    done = run(
+        "ip", "netns", "exec", fabric, "ss", "-Htnp", "state", "established",
+        f"( sport = :{port} or dport = :{port} )",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    return [line.split("users:")[-1] for line in done.stdout.splitlines()]
+
+
+class BmcWatch(threading.Thread):
+    """While labctl installs fohn: the first moment qemu is connected to its BMC, what
+    the BMC answers over RMCP+ then (tests/integration/test_vm_bmc.py proved this on a
+    VM of its own, outside the lab, until it was folded in here for the suite's time)."""
+
+    def __init__(self, lab: VmLab) -> None:
+        super().__init__(daemon=True)
+        self.lab, self.stop = lab, threading.Event()
+        self.ends: list[str] = []
+        self.power = self.info = self.bootdev = ""
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            ends = connected_to_bmc(self.lab)
+            if len(ends) >= 2 and any('"qemu-system-x86"' in end for end in ends):
+                self.ends = ends
+                self.power = ipmitool("chassis", "power", "status").stdout
+                self.info = ipmitool("mc", "info").stdout
+                break
+            self.stop.wait(0.2)
+        # vm.start puts disk back just after qemu started: read it while qemu still runs.
+        while not self.stop.is_set() and self.ends:
+            self.bootdev = ipmitool("chassis", "bootparam", "get", "5").stdout
+            if "Hard-Drive" in self.bootdev or len(connected_to_bmc(self.lab)) < 2:
+                return
+            self.stop.wait(0.5)
+
+
 def test_a_vm_node_is_installed_through_its_bmc_and_the_boot_service(vm_lab: VmLab) -> None:
     lab = vm_lab
     fetched = lab.run("boot", "fetch")
@@ -189,10 +240,29 @@ def test_a_vm_node_is_installed_through_its_bmc_and_the_boot_service(vm_lab: VmL
     before = Journal(state)
     before.record("run:fohn:systemctl enable kubelet.service", "f", "kubernetes: nodes")
     before.record("run:wind:systemctl enable kubelet.service", "f", "kubernetes: nodes")
+    # From the BMC's power-off: the BMC reads off and nobody is on its VM port.
+    assert ipmitool("chassis", "power", "status").stdout.strip().endswith("off")
+    assert connected_to_bmc(lab) == []
+    watch = BmcWatch(lab)
+    watch.start()
     started = time.monotonic()
-    done = lab.run("bootstrap", "--only", "power", "--only", "os", "-o", "json")
+    try:
+        done = lab.run("bootstrap", "--only", "power", "--only", "os", "-o", "json")
+    finally:
+        watch.stop.set()
+        watch.join(timeout=60)
     elapsed = time.monotonic() - started
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-3000:]
+    # While the installer ran: the BMC held qemu's connection (its own socket) and still
+    # answered RMCP+ (power on, its device id), and the one-shot pxe had already fallen
+    # back to disk (the BMC's doing, before labctl's disk step once the installer was off).
+    assert any('"ipmi_sim"' in end for end in watch.ends), watch.ends
+    assert any('"qemu-system-x86"' in end for end in watch.ends), watch.ends
+    assert watch.power.strip().endswith("on"), watch.power
+    assert "Manufacturer ID           : 4753" in watch.info, watch.info
+    assert "Force Boot from default Hard-Drive" in watch.bootdev, watch.bootdev
+    chassis = (lab.state / "bmcs" / "fohn" / "chassis.log").read_text()
+    assert "set boot pxe" in chassis and "set power 1" in chassis, chassis[-2000:]
     after = Journal(state)
     assert not after.done("run:fohn:systemctl enable kubelet.service", "f", "kubernetes: x")
     assert after.done("run:wind:systemctl enable kubelet.service", "f", "kubernetes: x")

@@ -16,12 +16,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from labctl.inventory import require_inventory
-from labctl.inventory.model import Inventory
-from labctl.sim import installer
-from tests.conftest import REFERENCE
-from tests.labctl_process import run_labctl
-
 BUSYBOX = "/bin/busybox"
 
 # udhcpc runs this on a lease; it writes what DHCP said, one KEY=value a line.
@@ -130,51 +124,3 @@ def _boot_net(workdir: Path, server_address: str, prefix: int) -> Iterator[BootN
             for pid in pids.stdout.split():
                 subprocess.run(["kill", "-9", pid], check=False)
             subprocess.run(["ip", "netns", "del", ns], check=False, capture_output=True)
-
-
-VM_BOOT = "31.31.164.218"  # the reference inventory's lab.boot.address
-
-
-@contextmanager
-def bridge_with_tap(prefix: str = "labosvm") -> Iterator[str]:
-    """A namespace with a bridge holding the boot address and a tap for qemu (VM tests).
-
-    Holds ``HOST_LOCK`` meanwhile: the boot address is the same in every such test.
-    """
-    HOST_LOCK.parent.mkdir(parents=True, exist_ok=True)
-    with HOST_LOCK.open("a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        ns = f"{prefix}{os.getpid()}"
-        steps = [
-            ["netns", "add", ns],
-            ["-n", ns, "link", "set", "lo", "up"],
-            ["-n", ns, "link", "add", "br0", "type", "bridge"],
-            ["-n", ns, "addr", "add", f"{VM_BOOT}/28", "dev", "br0"],
-            ["-n", ns, "link", "set", "br0", "up"],
-            ["-n", ns, "tuntap", "add", "dev", "tap0", "mode", "tap"],
-            ["-n", ns, "link", "set", "tap0", "master", "br0", "up"],
-        ]
-        try:
-            for step in steps:
-                subprocess.run(["ip", *step], check=True, capture_output=True)
-            yield ns
-        finally:
-            pids = subprocess.run(["ip", "netns", "pids", ns], capture_output=True, text=True)
-            for pid in pids.stdout.split():
-                subprocess.run(["kill", "-9", pid], check=False)
-            subprocess.run(["ip", "netns", "del", ns], check=False, capture_output=True)
-
-
-def standin_inventory(tmp_path: Path) -> tuple[Path, Inventory]:
-    """The reference inventory installing from the stand-in installer's mirror, with
-    its assets fetched into ``tmp_path``'s cache (``labctl boot fetch``)."""
-    mirror = installer.build()
-    path = tmp_path / "inventory.yaml"
-    path.write_text(
-        REFERENCE.read_text().replace(
-            "    dhcp: full\n", f"    dhcp: full\n    mirror: file://{mirror}\n"
-        )
-    )
-    fetched = run_labctl("boot", "fetch", "-i", str(path), cwd=tmp_path)
-    assert fetched.returncode == 0, fetched.stderr
-    return path, require_inventory(path)

@@ -24,7 +24,7 @@ COLLECTION = [
     "tests/faults/test_faults.py::test_bmc_gone",
     "tests/integration/test_boot_service.py::test_dhcp",
     "tests/integration/test_ipmi_driver.py::test_power",
-    "tests/integration/test_vm_bmc.py::test_vm",
+    "tests/integration/test_osimage_boot.py::test_vm",
     "tests/tools/test_pre_commit.py::test_hook",
     *(f"tests/unit/test_cli.py::test_{n}" for n in range(12)),
 ]
@@ -71,7 +71,7 @@ def test_the_labs_run_in_one_worker_in_collection_order() -> None:
 
 
 def test_lab_tests_and_the_colliding_files_are_told_apart() -> None:
-    in_lab_process = [*COLLECTION[:5], "tests/integration/test_vm_bmc.py::test_vm"]
+    in_lab_process = [*COLLECTION[:5], "tests/integration/test_osimage_boot.py::test_vm"]
     assert in_lab_process == LABS
     for path in WITH_THE_LABS:
         assert (ROOT / path).is_file(), path
