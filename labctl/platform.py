@@ -79,6 +79,9 @@ class RealPlatform:
     def node_runtime(self, inventory: Inventory, runtime: str) -> NodeRuntime:
         return NodeRuntime()
 
+    def node_leftovers(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        return (), ()  # the OS's containerd, calico-node's pod: nothing of a stand-in's
+
     # The plan pieces: ``object`` for the context and ``Never`` for what is returned
     # keep this module below the engine, while matching the protocol's types.
     def image_imports(self, ctx: object, server: Server) -> tuple[Never, ...]:

@@ -97,6 +97,7 @@ def _apply(
     everything: bool,
     output: OutputFormat,
 ) -> None:
+    from labctl.cli.platform_choice import chosen
     from labctl.day2.apply import Reset
     from labctl.engine.journal import RunLock
     from labctl.errors import LabctlError
@@ -109,7 +110,7 @@ def _apply(
 
     done: list[dict[str, str]] = []
     failure = None
-    applier = Reset(inv, base_dir, state_dir, everything, say)
+    applier = Reset(inv, base_dir, state_dir, everything, say, platform=chosen())
     with RunLock(state_dir):
         try:
             for step in retirement.steps:

@@ -45,6 +45,7 @@ from labctl.render import ceph as ceph_render
 from labctl.render import etcd as etcd_render
 from labctl.render.kubernetes import host as kube_host
 from labctl.render.kubernetes import kubelet as kube_kubelet
+from labctl.render.monitoring import units as monitoring
 from labctl.render.monitoring.paths import NODE_TEXTFILES
 
 RESET = shell.body("reset-node")
@@ -59,8 +60,26 @@ NODE_DIRS = (
     "/var/lib/kube-proxy",
     "/etc/ceph",
     "/var/lib/ceph",
-    # Files, not folders: node-exporter's folder may hold an operator's own textfiles.
+    # calico-node's state on the host (its pod's hostPaths): node name, MTU, BIRD's
+    # socket, the CNI plugin's log.
+    "/var/lib/calico",
+    "/var/run/calico",
+    "/var/log/calico",
+    # The monitoring programs' data.
+    monitoring.PROMETHEUS_DATA,
+    monitoring.ALERTMANAGER_DATA,
+    monitoring.IPMI_HOME,
+    # Files, not folders: node-exporter's folder may hold an operator's own textfiles,
+    # /etc/cni/net.d other CNI configurations, /etc/prometheus an operator's own.
     *NODE_TEXTFILES,
+    "/etc/cni/net.d/10-calico.conflist",  # calico-node's install-cni writes both
+    "/etc/cni/net.d/calico-kubeconfig",
+    monitoring.PROMETHEUS_YML,
+    monitoring.ALERTMANAGER_YML,
+    monitoring.SNMP_YML,
+    monitoring.IPMI_YML,
+    monitoring.RULES_YML,
+    monitoring.BIRD_TMPFILES,
 )
 DRAIN_WAIT = 120.0  # seconds for a node's pods to be evicted and gone
 SAFE_WAIT = 600.0  # seconds for Ceph to call a host's OSDs safe to destroy
@@ -85,6 +104,9 @@ class Reset:
     # the wait overshot by 2.5 s on average (the second lab's reset, issue 28).
     osd_poll: float = 1.0
     kube: Any = None  # the API's client (a KubeClient): made from the PKI store when None
+    # Where the lab runs (the CLI passes the chosen platform): the units and files of
+    # its own stand-ins go with the wipe too. None: a real lab's, which has none.
+    platform: Any = None
     _connector: Any = None
 
     def do(self, step: Step) -> None:
@@ -311,8 +333,12 @@ class Reset:
     def _wipe(self, step: Step) -> None:
         server = self.inventory.server(step.server)
         run = ceph_render.runtime(self.inventory) if self.inventory.cluster.ceph else ""
+        stand_in_units, stand_in_paths = (
+            self.platform.node_leftovers() if self.platform else ((), ())
+        )
         units = [etcd_render.UNIT_NAME, kube_kubelet.UNIT_NAME]
         units += [kube_host.unit_name(c) for c in KUBE_COMPONENTS]
+        units += [*monitoring.PROGRAMS, *stand_in_units]  # every node's and a server's
         devices = []
         if self.inventory.cluster.ceph is not None and run:
             units += [f"ceph-{d}-{server.name}.service" for d in ("mon", "mgr", "mds")]
@@ -321,7 +347,7 @@ class Reset:
                     units.append(osd.unit_name)
                     devices.append(osd.device)
         argv = ("sh", "-c", RESET, "labctl-reset", etcd_render.data_dir(self.inventory),
-                *units, "--", *NODE_DIRS, "--zap", *devices)  # fmt: skip
+                *units, "--", *NODE_DIRS, *stand_in_paths, "--zap", *devices)  # fmt: skip
         if self.whole_lab:  # the members' data goes: the next formation is a new cluster
             etcd_token.forget(self.state_dir)
         self._ssh(step.server).run(argv, timeout=300, label="reset-node.sh")

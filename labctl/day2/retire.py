@@ -48,6 +48,7 @@ from labctl.inventory.model import Inventory, Server
 from labctl.render import ceph as ceph_render
 from labctl.render import etcd as etcd_render
 from labctl.render.kubernetes import common as kube_common
+from labctl.render.monitoring.targets import monitoring_servers
 
 
 def quorum(voters: int) -> int:
@@ -253,6 +254,8 @@ def wiped(inventory: Inventory, server: Server) -> list[str]:
     if server in kube_common.nodes(inventory):
         plane = " and the control plane" if server in kube_common.control_plane(inventory) else ""
         found.append(f"Kubernetes state (the kubelet{plane}: /var/lib/kubelet, /etc/kubernetes)")
+        found.append("Calico's node state (/var/lib/calico, /var/run/calico, its CNI "
+                     "configuration)")  # fmt: skip
     if inventory.cluster.ceph is not None:
         daemons = [f"monitor {server.name}"] if server in ceph_render.mons(inventory) else []
         if server in ceph_render.managers(inventory):
@@ -265,8 +268,10 @@ def wiped(inventory: Inventory, server: Server) -> list[str]:
             daemons.append(_names(devices) + " (each device's first MiB zeroed)")
         if daemons:
             found.append(f"Ceph {_names(daemons)} (/var/lib/ceph, /etc/ceph)")
+    if server in monitoring_servers(inventory):
+        found.append("Prometheus's and Alertmanager's data and configuration")
     found.append("certificates and keys (/etc/ssl/etcd, /etc/kubernetes/ssl)")
-    found.append("labctl's units")
+    found.append("labctl's units (the monitoring exporters' among them)")
     return found
 
 

@@ -61,6 +61,11 @@ class Platform(Protocol):
         """The folder on every node for the Kubernetes binaries ("{version}" unexpanded)."""
         ...
 
+    def node_leftovers(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """(units, paths) the platform's own pieces put on a node beyond what the layers
+        render, which ``labctl reset`` removes with the rest (none on a real lab)."""
+        ...
+
     def node_runtime(self, inventory: Inventory, runtime: str) -> NodeRuntime:
         """What every node runs around the kubelet beyond the inventory's: a
         containerd of labctl's, the kubelet's wrapper and settings, kube-proxy's

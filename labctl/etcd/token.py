@@ -19,7 +19,8 @@ their environment file's, else the old ``<cluster.name>-etcd``) is the running
 cluster's and is kept as it is, so a lab formed before this version, or whose
 state directory was lost, goes on without a restart; only when no member holds
 etcd data does a new cluster form, with a new token. ``labctl reset --all``
-forgets the token when it wipes the members (``day2/apply.py``); ``labctl etcd
+forgets the token when it wipes the members (``day2/apply.py``), and ``labctl sim
+down`` when it removes the simulated lab's machines (``sim/lab.py``); ``labctl etcd
 restore`` chooses a new one (a restored cluster is a new formation:
 ``etcd/restore.py``). Members that join a running cluster get its token.
 

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, TypedDict
 
 from labctl.errors import LabctlError
+from labctl.etcd import token as etcd_token
 from labctl.inventory.model import Inventory, Pdu, Server
 from labctl.programs import require
 from labctl.render import ceph as render_ceph
@@ -1016,6 +1017,10 @@ def down(state: Path) -> str:
     journal = record.data.get("journal")
     if journal:  # what bootstrap remembers doing to machines that are gone now
         Path(journal).unlink(missing_ok=True)
+        # The lab's etcd is gone with its machines: the next `up` and bootstrap form a
+        # new cluster, which must get a new token (as after `labctl reset --all`), not
+        # the old one's ids. The token is kept beside the journal (bootstrap's state).
+        etcd_token.forget(Path(journal).parent)
     return "the simulated lab is down; everything it made is gone"
 
 

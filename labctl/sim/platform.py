@@ -33,7 +33,8 @@ from labctl.inventory.model import Ceph, Inventory, Server
 from labctl.inventory.schema import grammar_error
 from labctl.platform import NodeRuntime
 from labctl.render.kubernetes import common
-from labctl.sim.render import calico_confd, calico_standin
+from labctl.sim.render import calico_confd, calico_felix, calico_node, calico_standin
+from labctl.sim.render import kubernetes as sim_kube
 from labctl.sim.render.kubernetes import shared_kernel
 
 if TYPE_CHECKING:  # the plan pieces are imported when a layer asks: validate needs none
@@ -141,6 +142,16 @@ class SimPlatform:
 
     def node_runtime(self, inventory: Inventory, runtime: str) -> NodeRuntime:
         return shared_kernel(runtime) if self.shared_kernel else NodeRuntime()
+
+    def node_leftovers(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        # labctl's containerd (every node's, a shared kernel's) and calico-node's
+        # programs as units (BIRD, confd, Felix), with the files only they read: a
+        # node reset and powered on again starts none of them before its bootstrap.
+        units = (sim_kube.CONTAINERD_UNIT, calico_node.UNIT_NAME, calico_confd.UNIT_NAME,
+                 calico_felix.UNIT_NAME)  # fmt: skip
+        paths = (sim_kube.CONTAINERD_CONFIG, sim_kube.CONTAINERD_WRAPPER, "/etc/calico",
+                 calico_node.CNI_PATH)  # fmt: skip
+        return units, paths
 
     def image_imports(self, ctx: LayerContext, server: Server) -> list[Action]:
         inventory = ctx.inventory

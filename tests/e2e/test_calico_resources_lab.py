@@ -255,6 +255,65 @@ def _felix_programmed_every_node(lab: Lab, inventory: Inventory) -> None:
     )
 
 
+POLICY = "labctl-e2e-deny-one-coredns"
+POLICY_WAIT = 45.0  # seconds for Felix to program (or remove) the policy's rules
+
+
+def _felix_enforces_a_network_policy(lab: Lab, inventory: Inventory) -> None:
+    """A Kubernetes NetworkPolicy that denies all ingress to one CoreDNS pod (picked by a
+    label put on it alone) is enforced by Felix: a DNS query to that pod, from a node
+    that runs no CoreDNS pod (so it is forwarded through the pod's node, where Felix's
+    to-workload chain applies), is dropped, while the other CoreDNS pod answers the
+    same query; with the policy deleted the first answers again. Without Felix nothing
+    enforces the policy, and the first wait fails."""
+    started = time.monotonic()
+    pods = _items(lab, "pods", "-n", "kube-system", "-l", "k8s-app=kube-dns")
+    placed = sorted(
+        (str(p["metadata"]["name"]), str(p["spec"]["nodeName"]), str(p["status"]["podIP"]))  # type: ignore[index]
+        for p in pods
+    )
+    assert len(placed) == 2, placed
+    (denied, _, denied_ip), (_, _, open_ip) = placed
+    source = NODES[next(n for n in NODES if n not in {node for _, node, _ in placed})]
+    domain = inventory.cluster.kubernetes.cluster_domain
+
+    def answers(pod_ip: str) -> bool:
+        ask = f"dig +short +time=1 +tries=1 @{pod_ip} kubernetes.default.svc.{domain} A"
+        return lab.ssh(source, ask).stdout.strip() == SERVICE_IP
+
+    def wait(pod_ip: str, answering: bool, why: str) -> None:
+        end = time.monotonic() + POLICY_WAIT
+        while answers(pod_ip) != answering:
+            assert time.monotonic() < end, f"{why}\n{_felix_said(lab)}"
+        assert answers(open_ip), f"the CoreDNS pod {open_ip} without the policy is silent"
+
+    wait(denied_ip, True, f"{denied} ({denied_ip}) does not answer before any policy")
+    policy = {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": {"name": POLICY, "namespace": "kube-system"},
+        "spec": {"podSelector": {"matchLabels": {POLICY: "yes"}}, "policyTypes": ["Ingress"]},
+    }
+    path = lab.workdir / f"{POLICY}.json"
+    path.write_text(json.dumps(policy))
+    labelled = kubectl(lab, "label", "pod", "-n", "kube-system", denied, f"{POLICY}=yes")
+    assert labelled.returncode == 0, labelled.stderr
+    try:
+        applied = kubectl(lab, "apply", "-f", str(path))
+        assert applied.returncode == 0, applied.stderr
+        wait(denied_ip, False, f"{denied} ({denied_ip}) still answers under {POLICY}: "
+             f"Felix did not enforce it within {POLICY_WAIT:.0f} s")  # fmt: skip
+        dropped = time.monotonic()
+    finally:
+        deleted = kubectl(lab, "delete", "-f", str(path), "--ignore-not-found")
+        assert deleted.returncode == 0, deleted.stderr
+        unlabelled = kubectl(lab, "label", "pod", "-n", "kube-system", denied, f"{POLICY}-")
+        assert unlabelled.returncode == 0, unlabelled.stderr
+    wait(denied_ip, True, f"{denied} ({denied_ip}) silent with {POLICY} deleted")
+    print(f"NetworkPolicy enforced by Felix: {denied} dropped {dropped - started:.1f} s, "
+          f"answering again {time.monotonic() - dropped:.1f} s later")  # fmt: skip
+
+
 def _datagram_source(lab: Lab, node: str, pod_ip: str, to: str) -> str | None:
     """The address ``to`` sees a UDP datagram from the pod ``pod_ip`` on ``node`` come
     from: sent inside the pod's own network namespace (found by its address) to a
@@ -329,6 +388,7 @@ def test_calico_resources_on_the_api_and_every_node_ready(lab: Lab) -> None:
     _cluster_dns_answers_on_every_node(lab, inventory)
     _nodes_run_confds_bird_cfg(lab)
     _felix_programmed_every_node(lab, inventory)
+    _felix_enforces_a_network_policy(lab, inventory)
     assert MESH_KEY not in (lab.workdir / ".labctl" / "journal.jsonl").read_text()
 
     pools = _items(lab, "ippools.projectcalico.org")

@@ -35,6 +35,7 @@ import base64
 import http.client
 import json
 import os
+import re
 import shlex
 import ssl
 import subprocess
@@ -52,6 +53,7 @@ import yaml
 
 from labctl.drivers.etcd import EtcdClient, EtcdEndpoint, EtcdTls
 from labctl.errors import LabctlError
+from labctl.etcd.token import TokenRecord
 from labctl.inventory import require_inventory
 from labctl.kubernetes import upgrade
 from labctl.monitoring.status import prometheus_url
@@ -480,3 +482,111 @@ def test_a_kubernetes_upgrade_keeps_the_api_etcd_and_rbd_answering(
         NODES, f"v{KUBE_NEW}"
     ), nodes
     wait_healthy(lab, 120)
+
+
+# What Kubernetes, Calico, Ceph and etcd leave on a node, looked at with the node's own
+# shell, one line per thing left: their state and configuration folders' entries, the
+# units that start them at boot, the OSD device's first MiB (Bluestore's label is at
+# its start), and their processes (the node is a pid namespace of its own, so `ps`
+# lists only what runs on it: etcd and Ceph are podman containers here, the control
+# plane static pods under containerd).
+WIPED_DIRS = (
+    "/var/lib/etcd /etc/etcd /etc/ssl/etcd /var/lib/kubelet /var/lib/kube-proxy"
+    " /etc/kubernetes /var/lib/ceph /etc/ceph /etc/cni/net.d /var/lib/calico /etc/calico"
+)
+NODE_LEFT = (
+    f"for d in {WIPED_DIRS}; do"
+    ' [ -d "$d" ] && find "$d" -mindepth 1 -maxdepth 1 -printf "file %p\\n"; done;'
+    " ls /etc/systemd/system | grep -E 'etcd|kube|ceph|calico|containerd'"
+    " | sed 's/^/unit /';"
+    " nonzero=$(head -c 1048576 /dev/sdb | tr -d '\\000' | wc -c);"
+    ' [ "$nonzero" -eq 0 ] || echo "osd device /dev/sdb: $nonzero bytes of its first MiB";'
+    " ps -eo comm= | grep -E '^(etcd|ceph|kube|calico|bird|felix|conmon|containerd|pause)'"
+    " | sed 's/^/process /';"
+    " podman ps -a --format '{{.Names}}' | sed 's/^/container /'; true"
+)
+
+# What the node's OS has there before labctl, not labctl's: a simulated node's /etc is
+# an overlay of this machine's, where Debian's etcd package aliases etcd2.service,
+# ceph-base made ceph.target.wants, and libcni keeps its lock.
+OS_GIVEN = {"unit etcd2.service", "unit ceph.target.wants", "file /etc/cni/net.d/cni.lock"}
+
+
+def test_reset_all_after_every_layer_leaves_nothing_and_a_bootstrap_builds_again(
+    lab: Lab,
+) -> None:
+    """`labctl reset --all` on a lab where every layer ran (Kubernetes with two
+    control-plane nodes, Calico, Ceph and etcd under podman): refused without a
+    terminal, with every server's losses named; with --yes every server wiped and
+    powered off; powered on, no node holds anything those layers left; then
+    `bootstrap` forms etcd and Ceph's monitors and OSDs again from nothing."""
+    started = time.monotonic()
+    state = lab.workdir / ".labctl"
+    # The fsid is the inventory's: a new Ceph cluster is told by its monmap's birth.
+    old_created = json.loads(on(lab, "ada", "ceph mon dump -f json"))["created"]
+    for name in NODES:  # what the wipe must remove is there before it
+        there = on(lab, name, NODE_LEFT)
+        assert "file /var/lib/ceph/" in there and "osd device /dev/sdb" in there, there
+        if name != "dot":  # dot is no etcd member
+            assert "file /var/lib/etcd/member" in there and "process etcd" in there, there
+        assert "file /var/lib/kubelet/" in there and "process kubelet" in there, there
+
+    # No terminal, no --yes: every server and what it loses is named; nothing changes.
+    journal = (state / "journal.jsonl").read_bytes()
+    refused = labctl(lab, "reset", "--all")
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    said = refused.stderr
+    assert (
+        "refusing to reset the whole lab (ada, bob, cyd, dot) without a terminal to "
+        "confirm; add --yes" in said
+    ), said
+    for name in NODES:
+        line = next((x for x in said.splitlines() if f"wipe {name}:" in x), "")
+        assert "etcd member data (/var/lib/etcd, moved aside)" in line or name == "dot", said
+        assert "Kubernetes state (the kubelet" in line, said
+        assert re.search(r"osd\.\d+ on /dev/sdb \(each device's first MiB zeroed\)", line), said
+        assert f"monitor {name}" in line or name == "dot", said
+        assert f"power {name} off" in said, said
+    assert "the kubelet and the control plane" in said.split("wipe ada:")[1].split("\n")[0]
+    assert (state / "journal.jsonl").read_bytes() == journal
+    assert "ceph-mon-ada" in containers(lab, "ada")
+
+    before = time.monotonic()
+    done = labctl(lab, "reset", "--all", "--yes", "-o", "json", timeout=600)
+    TIMES["reset --all"] = round(time.monotonic() - before, 1)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert [(s["kind"], s["server"]) for s in json.loads(done.stdout)["done"]] == [
+        (kind, name) for name in NODES for kind in ("wipe", "power-off")
+    ]
+    assert TokenRecord.load(state) is None
+
+    # Powered on again, before any other layer: nothing of etcd, Kubernetes, Calico or
+    # Ceph is on any node, nor running.
+    before = time.monotonic()
+    done = labctl(lab, "bootstrap", "--only", "power", timeout=300)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    left = {}
+    for name, address in NODES.items():
+        end = time.monotonic() + 90
+        while (seen := lab.ssh(address, NODE_LEFT, connect_timeout=3)).returncode != 0:
+            assert time.monotonic() < end, (name, seen.stdout + seen.stderr)
+            time.sleep(1)
+        left[name] = [line for line in seen.stdout.splitlines() if line not in OS_GIVEN]
+    TIMES["powered on, looked at"] = round(time.monotonic() - before, 1)
+    assert left == {name: [] for name in NODES}, json.dumps(left, indent=1)
+
+    # Built again from nothing: a new etcd cluster and a new Ceph cluster, its
+    # monitors in quorum and every OSD prepared anew on its zeroed device.
+    before = time.monotonic()
+    report = bootstrap(lab, "--only", "power", "--only", "os", "--only", "pki",
+                       "--only", "etcd", "--only", "ceph")  # fmt: skip
+    TIMES["bootstrap to etcd and ceph"] = round(time.monotonic() - before, 1)
+    statuses = {x["layer"]: x["status"] for x in report["layers"]}
+    assert statuses.get("etcd") == "applied" and statuses.get("ceph") == "applied", statuses
+    members = json.loads(labctl(lab, "etcd", "status", "-o", "json").stdout)
+    assert all(n in json.dumps(members) for n in ("ada", "bob", "cyd")), members
+    healthy = wait_healthy(lab, 180)
+    assert healthy["quorum"] == ["ada", "bob", "cyd"], healthy
+    assert healthy["osds_by_host"] == {n: {"osds": 1, "up": 1, "in": 1} for n in NODES}
+    assert json.loads(on(lab, "ada", "ceph mon dump -f json"))["created"] != old_created
+    print(f"reset --all after every layer: {TIMES}, whole test {time.monotonic() - started:.1f} s")

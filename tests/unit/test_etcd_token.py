@@ -210,3 +210,30 @@ def test_reset_all_forgets_the_token_and_a_reset_of_one_server_keeps_it(
     assert ssh.argv[:2] == ("sh", "-c")
     kept = TokenRecord.load(state)
     assert (kept is None) == whole_lab, kept
+
+
+def test_sim_down_forgets_the_token_kept_beside_the_labs_journal(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A simulated lab taken down has no etcd left: the next `up` and bootstrap form a
+    new cluster, so the token goes with the journal (the other records stay)."""
+    from labctl.sim import lab
+    from labctl.sim.record import STATE_FILE
+
+    monkeypatch.setattr(lab, "require_root", lambda: None)  # nothing here needs root
+    labctl_state, sim_state = tmp_path / "state", tmp_path / "state" / "sim"
+    TokenRecord("sthlm-etcd-old").save(labctl_state)
+    (labctl_state / "journal.jsonl").write_text("{}\n")
+    (labctl_state / "kept.json").write_text("{}\n")
+    sim_state.mkdir()
+    record = {
+        "plan": {"host_link": "lbtest-none", "fabric": f"lbtest-{os.getpid()}"},
+        "nodes": {}, "pids": {}, "routes": [], "netns": [], "links": [],
+        "journal": str(labctl_state / "journal.jsonl"),
+    }  # fmt: skip
+    (sim_state / STATE_FILE).write_text(json.dumps(record))
+    assert lab.down(sim_state) == "the simulated lab is down; everything it made is gone"
+    assert not sim_state.exists()
+    assert TokenRecord.load(labctl_state) is None
+    assert not (labctl_state / "journal.jsonl").exists()
+    assert (labctl_state / "kept.json").exists()

@@ -63,3 +63,78 @@ def test_reset_removes_the_pki_textfile_and_keeps_node_exporters_folder(
     assert done.returncode == 0, done.stderr
     assert not textfile.exists()
     assert operators.read_text() == "x 1\n"
+
+
+def run_wipe(tmp_path: Path, argv: tuple[str, ...], root: Path) -> None:
+    """The shipped script on ``argv``'s paths moved under ``root`` (no units stopped)."""
+    script, name, data = argv[2], argv[3], argv[4]
+    paths = argv[argv.index("--") + 1 : argv.index("--zap")]
+    moved = [f"{root}{p}" for p in paths]
+    done = subprocess.run(
+        ["sh", "-c", script, name, f"{root}{data}", "--", *moved, "--zap"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+
+
+def test_reset_removes_calico_nodes_state_and_monitorings_and_keeps_other_cni_configs(
+    tmp_path: Path,
+) -> None:
+    """Measured on the second lab after every layer ran (tests/e2e/test_second_lab.py):
+    calico-node's CNI configuration and /var/lib/calico outlived the wipe, and the
+    monitoring units started their containers again at the next boot."""
+    argv = wipe_argv(tmp_path)
+    units = argv[5 : argv.index("--")]
+    assert {"labctl-node-exporter.service", "labctl-prometheus.service",
+            "labctl-bird-exporter.service"} <= set(units)  # fmt: skip
+    root = tmp_path / "root"
+    left = {
+        "etc/cni/net.d/10-calico.conflist": "{}",
+        "etc/cni/net.d/calico-kubeconfig": "x",
+        "var/lib/calico/nodename": "wind",
+        "var/log/calico/cni/cni.log": "x",
+        "var/lib/prometheus/labctl/wal/00000000": "x",
+        "etc/prometheus/labctl-prometheus.yml": "x",
+    }
+    kept = {
+        "etc/cni/net.d/87-podman-bridge.conflist": "{}",  # another CNI user's
+        "etc/prometheus/operator.yml": "x",  # an operator's own
+    }
+    for path, text in (left | kept).items():
+        (root / path).parent.mkdir(parents=True, exist_ok=True)
+        (root / path).write_text(text)
+    run_wipe(tmp_path, argv, root)
+    assert [p for p in left if (root / p).exists()] == []
+    assert [p for p in kept if not (root / p).exists()] == []
+
+
+class StandIns:
+    """A platform whose own pieces put a unit and a file on every node."""
+
+    def node_leftovers(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        return ("stand-in.service",), ("/etc/stand-in",)
+
+
+def test_reset_removes_what_the_platforms_stand_ins_put_on_a_node(tmp_path: Path) -> None:
+    from labctl.platform import RealPlatform
+    from labctl.sim.platform import from_environ
+
+    assert RealPlatform().node_leftovers() == ((), ())  # a real lab's: none
+    sim_units, sim_paths = from_environ({}).node_leftovers()
+    assert {"labctl-containerd.service", "calico-confd.service", "calico-felix.service",
+            "calico-bird.service"} <= set(sim_units)  # fmt: skip
+    assert "/etc/calico" in sim_paths
+    reset = Reset(require_inventory(REFERENCE), tmp_path, tmp_path / "state")
+    reset.platform = StandIns()
+    (tmp_path / "state").mkdir()
+    ssh = Recorder()
+    reset._ssh = lambda name: ssh  # type: ignore[method-assign]
+    reset._wipe(Step("wind", "wipe", "wind", "wipe wind"))
+    argv = ssh.argv
+    assert "stand-in.service" in argv[5 : argv.index("--")]
+    root = tmp_path / "root"
+    (root / "etc/stand-in/confd").mkdir(parents=True)
+    run_wipe(tmp_path, argv, root)
+    assert list((root / "etc/stand-in").iterdir()) == []

@@ -209,11 +209,12 @@ def test_reset_dry_run_says_every_step_and_changes_nothing(tmp_path: Path) -> No
         assert done.returncode == 0, done.stderr
         assert done.stdout.splitlines() == [
             "wipe wind: etcd member data (/var/lib/etcd, moved aside); Kubernetes state (the "
-            "kubelet: /var/lib/kubelet, /etc/kubernetes); Ceph monitor wind, mds wind, osd.10 "
-            "on /dev/sdb, osd.11 on /dev/sdc, osd.12 on /dev/sdd, osd.13 on /dev/sde, osd.14 on "
-            "/dev/sdf, osd.15 on /dev/sdg (each device's first MiB zeroed) (/var/lib/ceph, "
-            "/etc/ceph); certificates and keys (/etc/ssl/etcd, /etc/kubernetes/ssl); labctl's "
-            "units",
+            "kubelet: /var/lib/kubelet, /etc/kubernetes); Calico's node state "
+            "(/var/lib/calico, /var/run/calico, its CNI configuration); Ceph monitor wind, mds "
+            "wind, osd.10 on /dev/sdb, osd.11 on /dev/sdc, osd.12 on /dev/sdd, osd.13 on "
+            "/dev/sde, osd.14 on /dev/sdf, osd.15 on /dev/sdg (each device's first MiB zeroed) "
+            "(/var/lib/ceph, /etc/ceph); certificates and keys (/etc/ssl/etcd, "
+            "/etc/kubernetes/ssl); labctl's units (the monitoring exporters' among them)",
             "power wind off",
         ]
         assert "etcd: its layer has not run here (the journal), nothing to remove" in done.stderr
@@ -288,9 +289,13 @@ def test_the_whole_lab_names_what_each_server_loses_and_needs_no_quorum(
     wipes = {s.server: s.sentence for s in plan.steps if s.kind == "wipe"}
     assert wipes["fohn"].startswith(
         "wipe fohn: etcd member data (/var/lib/etcd, moved aside); Kubernetes state (the "
-        "kubelet and the control plane: /var/lib/kubelet, /etc/kubernetes); Ceph monitor "
+        "kubelet and the control plane: /var/lib/kubelet, /etc/kubernetes); Calico's node "
+        "state (/var/lib/calico, /var/run/calico, its CNI configuration); Ceph monitor "
         "fohn, manager fohn, osd.0 on /dev/sdb, "
     )
+    # fohn runs Prometheus and Alertmanager (the control plane's, monitoring.servers unset)
+    assert "Prometheus's and Alertmanager's data and configuration" in wipes["fohn"]
+    assert "Prometheus" not in wipes["wind"]
     assert "mds chequita" in wipes["chequita"] and "osd.9 on /dev/sdd" in wipes["chequita"]
     for sentence in wipes.values():
         assert "certificates and keys (/etc/ssl/etcd, /etc/kubernetes/ssl)" in sentence
