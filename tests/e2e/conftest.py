@@ -38,6 +38,8 @@ last of tests/e2e, then tests/faults) and it comes up once per session; run in
 another order they still pass (``new_shared_lab`` and a failed test's teardown recycle
 it), only slower. test_etcd_lab.py: its first test takes ``new_shared_lab``, its second
 ``shared_lab`` and releases it; the private labs of the files between take it down.
+test_kubernetes_lab.py's last test takes ``new_shared_lab`` and leaves a cluster that
+test_monitoring_lab.py, next, goes on from and then releases.
 
 ``Lab.env()`` is what every labctl a test runs is given: `labctl sim env`'s exports,
 asked once per lab record (sim.json) and process environment, not before every

@@ -45,13 +45,16 @@ KEY = "kek-e2e-md5-7Hq"  # the nodes' sessions to kek-core: TCP MD5 with this ke
 PEER = "- {switch: kek-core, address: 31.31.164.210, nodes: all}"
 
 
-@pytest.fixture
-def lab(tmp_path: Path) -> Iterator[Lab]:
-    """The reference lab, its nodes' sessions to kek-core with a password."""
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+    """The reference lab, its nodes' sessions to kek-core with a password: one for the
+    module. Its first test builds it again (`sim down`, `sim up`) and ends on a lab as
+    new as `sim up` makes one, where the second test bootstraps calico the first time."""
     keyed = f"{PEER[:-1]}, password: {{env: {KEY_ENV}}}}}"
     inventory = REFERENCE.read_text()
     assert PEER in inventory
-    with simulated_lab(tmp_path, inventory.replace(PEER, keyed)) as the_lab:
+    workdir = tmp_path_factory.mktemp("calico-lab")
+    with simulated_lab(workdir, inventory.replace(PEER, keyed)) as the_lab:
         yield the_lab
 
 
@@ -138,6 +141,38 @@ def learned(status: dict[str, object], switch: str) -> set[str]:
         if sw["switch"] == switch:
             return set(sw["learned"])
     return set()
+
+
+def test_a_lab_built_again_is_bootstrapped_again(lab: Lab) -> None:
+    """`sim down` then `sim up` in the same place, then bootstrap: a new lab, none of
+    whose units were enabled or restarted, though bootstrap's journal remembered
+    doing it to the old one (it skipped them, and no BGP session ever came up).
+
+    First in the module: it ends on a lab `sim up` has just made again (journal and
+    all forgotten), the next test's lab, which would otherwise cost a lab of its own."""
+    first = labctl(lab, "bootstrap", "--only", "calico")
+    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+    journal = lab.workdir / ".labctl" / "journal.jsonl"
+    assert "systemctl restart frr" in journal.read_text()
+    down = lab.labctl("sim", "down")
+    assert down.returncode == 0, down.stdout + down.stderr
+    assert not journal.exists()
+    up = lab.labctl("sim", "up")
+    assert up.returncode == 0, up.stdout + up.stderr
+    again = labctl(lab, "bootstrap", "--only", "calico")
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+    code, status = fabric(lab)
+    assert code == 0, status["problems"]
+
+    # A lab whose state was removed by hand (no `sim down`): the next `up` forgets too.
+    stale = labctl(lab, "bootstrap", "--only", "calico")
+    assert stale.returncode == 0 and journal.exists()
+    kept = journal.read_text()
+    down = lab.labctl("sim", "down")
+    journal.write_text(kept)
+    up = lab.labctl("sim", "up")
+    assert up.returncode == 0 and "journal of an earlier lab" in up.stdout, up.stdout
+    assert not journal.exists() or "systemctl restart frr" not in journal.read_text()
 
 
 def test_bgp_fabric_comes_up_routes_pods_and_survives_failures(lab: Lab) -> None:
@@ -267,32 +302,3 @@ def test_bgp_fabric_comes_up_routes_pods_and_survives_failures(lab: Lab) -> None
         f"calico e2e: up in {took:.1f} s; wind's block withdrawn {withdrawn:.1f} s after power off;"
         f" bootstrap gave up on the wrong key in {gave_up:.1f} s; new key up in {rotated_in:.1f} s"
     )
-
-
-def test_a_lab_built_again_is_bootstrapped_again(lab: Lab) -> None:
-    """`sim down` then `sim up` in the same place, then bootstrap: a new lab, none of
-    whose units were enabled or restarted, though bootstrap's journal remembered
-    doing it to the old one (it skipped them, and no BGP session ever came up)."""
-    first = labctl(lab, "bootstrap", "--only", "calico")
-    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
-    journal = lab.workdir / ".labctl" / "journal.jsonl"
-    assert "systemctl restart frr" in journal.read_text()
-    down = lab.labctl("sim", "down")
-    assert down.returncode == 0, down.stdout + down.stderr
-    assert not journal.exists()
-    up = lab.labctl("sim", "up")
-    assert up.returncode == 0, up.stdout + up.stderr
-    again = labctl(lab, "bootstrap", "--only", "calico")
-    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
-    code, status = fabric(lab)
-    assert code == 0, status["problems"]
-
-    # A lab whose state was removed by hand (no `sim down`): the next `up` forgets too.
-    stale = labctl(lab, "bootstrap", "--only", "calico")
-    assert stale.returncode == 0 and journal.exists()
-    kept = journal.read_text()
-    down = lab.labctl("sim", "down")
-    journal.write_text(kept)
-    up = lab.labctl("sim", "up")
-    assert up.returncode == 0 and "journal of an earlier lab" in up.stdout, up.stdout
-    assert not journal.exists() or "systemctl restart frr" not in journal.read_text()

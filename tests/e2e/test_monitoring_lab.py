@@ -31,9 +31,13 @@ every target up, nothing firing.
 The inventory is the reference one without its Ceph section (written beside it as
 monitoring.yaml): the shared lab never runs the ceph layer (its PGs would cost
 minutes, tests/e2e/test_ceph_lab.py has its own lab), and a scrape interval of 5 s
-keeps the layer's one wait short. The test takes the lab down at its end: it leaves
-a control plane and the monitoring units enabled, and the next file's tests use
-labs of their own anyway.
+keeps the layer's one wait short. Run in name order, the shared lab comes from
+tests/e2e/test_kubernetes_lab.py's last test with etcd and Kubernetes already formed
+(their first bootstraps are proven there), so their runs here are converged ones and
+calico's and monitoring's are still their first on this lab; run alone, it bootstraps
+them all from nothing. The test takes the lab down at its end: it leaves a control
+plane and the monitoring units enabled, and the next file's tests use labs of their
+own anyway.
 """
 
 from __future__ import annotations
