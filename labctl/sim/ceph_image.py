@@ -27,6 +27,14 @@ from its own packages; a release another Debian suite ships (``SUITES``: trixie'
 its packages read from the root's dpkg records (``dpkg-query --admindir``), its files
 read under the root, and ``ldd`` run in the root (``chroot ROOT ldd``: the root's own
 loader and libraries); any other release is refused with the ones this machine can make.
+
+One package of trixie cannot serve ceph-mgr: python3-bcrypt 4.2 is built with PyO3,
+whose modules refuse Python subinterpreters, and ceph-mgr runs each of its modules in
+one, its ``mgr_util`` importing bcrypt first thing: every module fails to load ("PyO3
+modules do not yet support subinterpreters", pyca/bcrypt#694) and the cluster stays
+HEALTH_WARN. The root gets this machine's Debian 12 python3-bcrypt 3.2.2 instead (cffi,
+built for the stable ABI, so trixie's Python 3.13 loads it), installed by the root's
+dpkg so its records say so, and the image is checked to import bcrypt in a subinterpreter.
 """
 
 from __future__ import annotations
@@ -81,6 +89,32 @@ HOST = ""  # this machine's own root, as the prefix of the paths read
 # the suite); `ceph-mon`'s version in the root made of it is checked to be the same.
 SUITES = {"18.2.7": "trixie"}
 HOST_SUITE = "bookworm"  # Debian 12, this machine's (scripts/setup.sh installs its Ceph)
+# The bcrypt a root's ceph-mgr can import in its modules' subinterpreters (see above):
+# fetched with this machine's apt, installed with the root's dpkg.
+BCRYPT = ("python3-bcrypt", "3.2.2-1")
+SUBINTERPRETER_CHECK = (
+    "import _interpreters; "
+    "said = _interpreters.run_string(_interpreters.create('legacy'), 'import bcrypt'); "
+    "raise SystemExit(said and said.formatted)"
+)
+
+
+def mgr_bcrypt(root: Path, run: debian_root.Runner) -> None:
+    """A root's python3-bcrypt replaced by this machine's 3.2.2 (not PyO3), then checked
+    to import in a subinterpreter as ceph-mgr's modules do."""
+    name, version = BCRYPT
+    with tempfile.TemporaryDirectory(dir=root / "tmp") as folder:
+        run(["apt-get", "download", f"{name}={version}"], f"apt-get download {name}", Path(folder))
+        debs = sorted(Path(folder).glob(f"{name}_*.deb"))
+        if not debs:
+            raise LabctlError(f"apt-get download {name}={version} gave no package")
+        inside = "/" + str(debs[0].relative_to(root))
+        run(["chroot", str(root), "dpkg", "-i", inside], f"dpkg -i {debs[0].name}", None)
+    run(
+        ["chroot", str(root), "python3", "-c", SUBINTERPRETER_CHECK],
+        "import bcrypt in a Python subinterpreter, as ceph-mgr's modules do",
+        None,
+    )
 
 
 def upstream(version: str) -> str:
@@ -475,7 +509,7 @@ def build(
     source = check(name, version)
     root = HOST
     if source is not None:
-        root = str(debian_root.make(image_root, source, "ceph", SEEDS, progress))
+        root = str(debian_root.make(image_root, source, "ceph", SEEDS, progress, mgr_bcrypt))
         made = host_version(installed(root))
         if made != want:
             raise LabctlError(

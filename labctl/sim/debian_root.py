@@ -7,7 +7,8 @@ packages, made here once with debootstrap (minbase) and then the suite's own apt
 chroot, which installs them in the order their pre-dependencies need (debootstrap's
 ``--include`` installs them in one dpkg call, which fails on trixie: systemd
 pre-depends on libsystemd-shared unconfigured in the same call). No service starts
-(``policy-rc.d`` says no while apt runs). The root is made beside its final name and
+(``policy-rc.d`` says no while apt runs). A caller may finish the root before it is
+named (``finish``: what apt alone cannot do). The root is made beside its final name and
 renamed, so it is whole or absent; one process makes it at a time (a lock beside it),
 and how long it took is kept beside it, for the next run's progress line. The mirror
 is deb.debian.org unless ``LABCTL_DEBIAN_MIRROR`` names another.
@@ -83,12 +84,18 @@ def _locked(path: Path) -> Iterator[None]:
         yield
 
 
-def _run(argv: list[str], log: Path, what: str) -> None:
+# What a ``finish`` is given: run(argv, what it does, folder to run in) into the log.
+Runner = Callable[[list[str], str, Path | None], None]
+
+
+def _run(argv: list[str], log: Path, what: str, cwd: Path | None = None) -> None:
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive", "LC_ALL": "C"}
     with log.open("a") as out:
         out.write(f"$ {' '.join(argv)}\n")
         out.flush()
-        done = subprocess.run(argv, stdout=out, stderr=subprocess.STDOUT, env=env, check=False)
+        done = subprocess.run(
+            argv, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=cwd, check=False
+        )
     if done.returncode != 0:
         tail = "\n".join(log.read_text().splitlines()[-15:])
         raise LabctlError(f"{what} failed (exit {done.returncode}; whole log: {log}):\n{tail}")
@@ -100,9 +107,10 @@ def make(
     purpose: str,
     packages: tuple[str, ...],
     progress: Callable[[str], None],
+    finish: Callable[[Path, Runner], None] | None = None,
 ) -> Path:
     """The root of ``suite`` holding ``packages`` (and what they depend on), made unless
-    it is there."""
+    it is there; ``finish`` is given the root before it is named, and a runner."""
     root = root_path(image_root, suite, purpose)
     if root.is_dir():
         return root
@@ -136,6 +144,8 @@ def make(
                 log,
                 f"apt-get install {' '.join(packages)} in the Debian {suite} root",
             )  # fmt: skip
+            if finish is not None:
+                finish(partial, lambda argv, what, cwd: _run(argv, log, what, cwd))
             _run(["chroot", str(partial), "apt-get", "clean"], log, "apt-get clean")
             policy.unlink()
             partial.rename(root)
