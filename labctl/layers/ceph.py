@@ -10,9 +10,11 @@ two (``managers``) monitor servers. One OSD per ``osd`` disk (bluestore on the
 whole disk, the layout ``ceph-volume raw`` makes), each with the id and uuid the inventory
 fixes, created through the bootstrap-osd key; a disk holding anything is
 refused and left alone unless the inventory says ``wipe: true``. Once every
-OSD is up and in: the pools with their size, PG count and application, then
-each CephFS and its MDSs. Last, from the operator's machine, a wait for
-HEALTH_OK that names every health check that is not OK (``ceph.healthy``).
+OSD is up and in: the OSD map told to require the release they all run (after a
+major upgrade's roll, as Ceph's upgrade notes say; nothing on a converged cluster),
+then the pools with their size, PG count and application, then each CephFS and its
+MDSs. Last, from the operator's machine, a wait for HEALTH_OK that names every
+health check that is not OK (``ceph.healthy``).
 
 Every step is an observed file, a wait, or a command the journal remembers
 whose script also first looks whether its work is already done, so a re-run
@@ -44,6 +46,7 @@ MON_MKFS = shell.body("ceph-mon-mkfs")
 QUORUM = shell.body("ceph-quorum")
 OSD_PREPARE = shell.body("ceph-osd-prepare")
 OSDS_IN = shell.body("ceph-osds-in")
+OSD_RELEASE = shell.body("ceph-osd-release")
 POOL = shell.body("ceph-pool")
 FILESYSTEM = shell.body("ceph-fs")
 # What the restart scripts share: whether a daemon already runs its unit's image
@@ -371,7 +374,25 @@ class CephPlans:
                 ("sh", "-c", OSDS_IN, "labctl-ceph-osds-in", cli, str(count), "300"),
                 timeout=330.0,
                 what=f"wait up to 300 s for all {count} OSDs to be up and in",
-            )
+            ),
+            # After a major upgrade, once every OSD runs the new release (the roll is
+            # behind, every OSD up): Ceph's upgrade notes' last OSD step. Asked again
+            # whenever an OSD's unit changed (a roll) or the version did.
+            Run(
+                node,
+                ("sh", "-c", OSD_RELEASE, "labctl-ceph-osd-release", cli),
+                triggers=(
+                    ceph.version or "",
+                    *(
+                        render.osd_files(
+                            self.inventory, self.inventory.server(osd.server), osd, self.run
+                        ).digest
+                        for osd in render.osds(self.inventory)
+                    ),
+                ),
+                what="ceph osd require-osd-release <the release every OSD runs> "
+                "(once; nothing when the OSD map already requires it)",
+            ),
         ]
         for pool in ceph.pools:
             pg = str(pool.pg_num) if pool.pg_num else "auto"

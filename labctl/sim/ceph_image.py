@@ -19,6 +19,22 @@ every package it holds), so a second lab builds nothing, and loaded once into a
 read-only podman image store beside it (``store``) that every Ceph node's podman lists,
 rather than unpacked into each node at its first boot. Only the simulated lab runs
 this image; a real lab pulls upstream's.
+
+The image holds the release its tag names (or ``cluster.ceph.version`` for a tag that
+names none), never this machine's under another release's name: this machine's release
+from its own packages; a release another Debian suite ships (``SUITES``: trixie's
+18.2.7) from a root of that suite made once under the image cache (``debian_root``),
+its packages read from the root's dpkg records (``dpkg-query --admindir``), its files
+read under the root, and ``ldd`` run in the root (``chroot ROOT ldd``: the root's own
+loader and libraries); any other release is refused with the ones this machine can make.
+
+One package of trixie cannot serve ceph-mgr: python3-bcrypt 4.2 is built with PyO3,
+whose modules refuse Python subinterpreters, and ceph-mgr runs each of its modules in
+one, its ``mgr_util`` importing bcrypt first thing: every module fails to load ("PyO3
+modules do not yet support subinterpreters", pyca/bcrypt#694) and the cluster stays
+HEALTH_WARN. The root gets this machine's Debian 12 python3-bcrypt 3.2.2 instead (cffi,
+built for the stable ABI, so trixie's Python 3.13 loads it), installed by the root's
+dpkg so its records say so, and the image is checked to import bcrypt in a subinterpreter.
 """
 
 from __future__ import annotations
@@ -27,16 +43,19 @@ import hashlib
 import io
 import json
 import os
+import posixpath
 import shutil
 import subprocess
 import tarfile
 import tempfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
 from labctl.errors import LabctlError
+from labctl.sim import debian_root
+from labctl.sim import engine as sim_engine
 from labctl.sim import images as sim_images
 
 # The packages whose programs the ceph layer's units and steps start (render/ceph.py:
@@ -65,6 +84,79 @@ DPKG_FIELDS = (
 )
 EPOCH = sim_images.EPOCH
 PODMAN = "/usr/bin/podman"
+HOST = ""  # this machine's own root, as the prefix of the paths read
+# Ceph releases a Debian suite other than this machine's ships (upstream's version ->
+# the suite); `ceph-mon`'s version in the root made of it is checked to be the same.
+SUITES = {"18.2.7": "trixie"}
+HOST_SUITE = "bookworm"  # Debian 12, this machine's (scripts/setup.sh installs its Ceph)
+# The bcrypt a root's ceph-mgr can import in its modules' subinterpreters (see above):
+# fetched with this machine's apt, installed with the root's dpkg.
+BCRYPT = ("python3-bcrypt", "3.2.2-1")
+SUBINTERPRETER_CHECK = (
+    "import _interpreters; "
+    "said = _interpreters.run_string(_interpreters.create('legacy'), 'import bcrypt'); "
+    "raise SystemExit(said and said.formatted)"
+)
+
+
+def mgr_bcrypt(root: Path, run: debian_root.Runner) -> None:
+    """A root's python3-bcrypt replaced by this machine's 3.2.2 (not PyO3), then checked
+    to import in a subinterpreter as ceph-mgr's modules do."""
+    name, version = BCRYPT
+    with tempfile.TemporaryDirectory(dir=root / "tmp") as folder:
+        run(["apt-get", "download", f"{name}={version}"], f"apt-get download {name}", Path(folder))
+        debs = sorted(Path(folder).glob(f"{name}_*.deb"))
+        if not debs:
+            raise LabctlError(f"apt-get download {name}={version} gave no package")
+        inside = "/" + str(debs[0].relative_to(root))
+        run(["chroot", str(root), "dpkg", "-i", inside], f"dpkg -i {debs[0].name}", None)
+    run(
+        ["chroot", str(root), "python3", "-c", SUBINTERPRETER_CHECK],
+        "import bcrypt in a Python subinterpreter, as ceph-mgr's modules do",
+        None,
+    )
+
+
+def upstream(version: str) -> str:
+    """Debian's version of a package -> upstream's (``18.2.7+ds-1+deb13u1`` -> 18.2.7). Pure."""
+    return version.split(":", 1)[-1].split("+", 1)[0].split("-", 1)[0]
+
+
+def _release_key(version: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in version.split(".") if part.isdigit())
+
+
+def refusal(want: str, have: str | None) -> str:
+    """Why the Ceph image of release ``want`` cannot be made here. Pure."""
+    can = [f"{have} (this machine's, Debian {HOST_SUITE})"] if have else []
+    can += [f"{v} (Debian {SUITES[v]})" for v in sorted(SUITES, key=_release_key)]
+    return (
+        f"the simulated lab makes the Ceph image from Debian's Ceph packages, and no Debian "
+        f"suite it knows ships Ceph {want}: this machine can make {' or '.join(can)}; set "
+        "cluster.ceph.version (and the tag of cluster.ceph.image) to one of those"
+    )
+
+
+def suite(want: str | None, have: str | None) -> str | None:
+    """Where the Ceph image of release ``want`` comes from: None for this machine's
+    packages (``want`` is ``have``, or no release is named), else the Debian suite that
+    ships it; refused (LabctlError) for any other release. Pure."""
+    if want is None or want == have:
+        return None
+    if want in SUITES:
+        return SUITES[want]
+    raise LabctlError(refusal(want, have))
+
+
+def wanted(name: str, version: str | None) -> str | None:
+    """The release the image ``name`` is to hold: its tag's, else ``version``
+    (cluster.ceph.version). Pure."""
+    return sim_engine.image_tag_version(name) or version
+
+
+def under(root: str, path: str) -> str:
+    """An image path (``/usr/bin/ceph``) as this machine reads it in ``root``. Pure."""
+    return root + path if root else path
 
 
 @dataclass(frozen=True)
@@ -128,24 +220,83 @@ def kept(path: str) -> bool:
     return path.startswith("/") and not path.startswith(LEFT_OUT) and path != "/."
 
 
-def installed() -> dict[str, Package]:
+def _dpkg_query(root: str) -> list[str]:
+    return ["dpkg-query", f"--admindir={under(root, '/var/lib/dpkg')}"]
+
+
+def installed(root: str = HOST) -> dict[str, Package]:
+    """The packages installed in ``root`` (this machine's by default), by its dpkg records."""
     said = subprocess.run(
-        ["dpkg-query", "-W", "-f", DPKG_FIELDS], capture_output=True, text=True, check=True
+        [*_dpkg_query(root), "-W", "-f", DPKG_FIELDS], capture_output=True, text=True, check=True
     )
     return parse_status(said.stdout)
 
 
-def package_files(packages: Iterable[Package]) -> list[str]:
-    """What ``dpkg -L`` says the packages hold that the image keeps (files and links)."""
+def package_files(packages: Iterable[Package], root: str = HOST) -> list[str]:
+    """What ``dpkg -L`` says the packages hold that the image keeps (files and links),
+    as paths in the image."""
     names = [p.name for p in packages]
-    said = subprocess.run(["dpkg-query", "-L", *names], capture_output=True, text=True, check=True)
+    said = subprocess.run(
+        [*_dpkg_query(root), "-L", *names], capture_output=True, text=True, check=True
+    )
     return sorted(
         {
             p
             for p in said.stdout.splitlines()
-            if kept(p) and (os.path.islink(p) or os.path.isfile(p))
+            if kept(p) and (os.path.islink(under(root, p)) or os.path.isfile(under(root, p)))
         }
     )
+
+
+def closure_in(root: str, paths: Iterable[str]) -> dict[str, tuple[str, str]]:
+    """``paths`` as they are in ``root`` (``sim_images.host_closure`` for another root):
+    each symbolic link met on the way as ("link", target), each file as ("file", where
+    this machine reads it). A link's target, absolute or not, is followed in the root;
+    a dangling link is kept as the link alone (trixie's /etc/modules-load.d/modules.conf
+    points at an /etc/modules no package holds)."""
+    if not root:
+        return sim_images.host_closure(paths)
+    found: dict[str, tuple[str, str]] = {}
+    todo = [posixpath.normpath(p) for p in paths]
+    seen: set[str] = set()
+    while todo:
+        path = todo.pop()
+        if path in seen:
+            continue
+        seen.add(path)
+        parts = path.strip("/").split("/")
+        at = ""
+        for i, part in enumerate(parts):
+            at = f"{at}/{part}"
+            if os.path.islink(under(root, at)):
+                target = os.readlink(under(root, at))
+                found[at] = ("link", target)
+                resolved = posixpath.normpath(posixpath.join(posixpath.dirname(at), target))
+                todo.append(posixpath.join(resolved, *parts[i + 1 :]))
+                break
+        else:
+            if os.path.lexists(under(root, at)):  # a dangling link's target is no file
+                found[at] = ("file", under(root, at))
+    return found
+
+
+def shared_libraries(binaries: Iterable[str], root: str = HOST) -> set[str]:
+    """The libraries ldd says ``binaries`` (image paths) load: in ``root``, that root's
+    ldd run in it (its own loader and library paths), not this machine's."""
+    if not root:
+        return sim_images.shared_libraries(binaries)
+    found: set[str] = set()
+    for binary in binaries:
+        said = subprocess.run(
+            ["chroot", root, "ldd", binary], check=True, capture_output=True, text=True
+        )
+        for line in said.stdout.splitlines():
+            words = line.split()
+            if "=>" in words and len(words) > words.index("=>") + 1:
+                found.add(words[words.index("=>") + 1])
+            elif words and words[0].startswith("/"):
+                found.add(words[0])
+    return {f for f in found if f.startswith("/")}
 
 
 def elf_files(paths: Iterable[str]) -> list[str]:
@@ -159,11 +310,15 @@ def elf_files(paths: Iterable[str]) -> list[str]:
     ]
 
 
-def missing_libraries(entries: Mapping[str, tuple[str, str]], elves: Iterable[str]) -> list[str]:
+def missing_libraries(
+    entries: Mapping[str, tuple[str, str]], elves: Iterable[str], root: str = HOST
+) -> list[str]:
     """The libraries ldd says ``elves`` load that the image's entries lack."""
-    binaries = [e for e in elves if os.path.isfile(e) and not _is_script(e)]
-    wanted = sim_images.host_closure(sim_images.shared_libraries(binaries))
-    return sorted(p for p in wanted if p.count("/") > 1 and p.lstrip("/") not in entries)
+    binaries = [
+        e for e in elves if os.path.isfile(under(root, e)) and not _is_script(under(root, e))
+    ]
+    needed = closure_in(root, shared_libraries(binaries, root))
+    return sorted(p for p in needed if p.count("/") > 1 and p.lstrip("/") not in entries)
 
 
 def _is_script(path: str) -> bool:
@@ -171,12 +326,12 @@ def _is_script(path: str) -> bool:
         return handle.read(2) == b"#!"
 
 
-def entries(files: Iterable[str]) -> dict[str, tuple[str, str]]:
+def entries(files: Iterable[str], root: str = HOST) -> dict[str, tuple[str, str]]:
     """The layer's paths (no leading slash) -> ("dir", ""), ("file", host path),
-    ("link", target) or ("data", text): the files, each link met on the way to them
-    (Debian 12's merged /usr as the image's own links), the folders they need."""
+    ("link", target) or ("data", text): the files (read in ``root``), each link met on
+    the way to them (Debian's merged /usr as the image's own links), the folders they need."""
     found: dict[str, tuple[str, str]] = {}
-    for path, (kind, value) in sim_images.host_closure(files).items():
+    for path, (kind, value) in closure_in(root, files).items():
         if path.count("/") > 1:  # a link to a folder leads to the folder
             found[path.lstrip("/")] = (
                 ("dir", "") if kind == "file" and os.path.isdir(value) else (kind, value)
@@ -317,26 +472,60 @@ def write_archive(name: str, found: Mapping[str, tuple[str, str]], dest: Path) -
         os.replace(partial, dest)
 
 
-def stamp(name: str, packages: Iterable[Package]) -> str:
-    """The hash of the image's inputs: its name, this writer, each package and version."""
+def stamp(name: str, packages: Iterable[Package], source: str | None = None) -> str:
+    """The hash of the image's inputs: its name, this writer, where its packages come
+    from (None: this machine; else a Debian suite), each package and version."""
     h = hashlib.sha256(Path(__file__).read_bytes())
     h.update(Path(sim_images.__file__).read_bytes())
     h.update(name.encode())
+    if source is not None:
+        h.update(f"debian {source}\n".encode())
     for package in packages:
         h.update(f"{package.name}={package.version}\n".encode())
     return h.hexdigest()
 
 
-def build(name: str, image_root: Path) -> Path:
-    """The archive of the Ceph image ``name`` under ``image_root`` (written unless one
-    of the same inputs is there)."""
-    packages = closure(installed(), SEEDS)
-    path = image_root / stamp(name, packages)[:24] / sim_images.archive_name(name)
+def host_version(packages: Mapping[str, Package]) -> str | None:
+    """The Ceph release of ``packages`` (ceph-mon's upstream version); None without it."""
+    mon = packages.get("ceph-mon")
+    return upstream(mon.version) if mon else None
+
+
+def check(name: str, version: str | None) -> str | None:
+    """Refuse (LabctlError) before anything is made when the Ceph image ``name`` cannot
+    be made here; the Debian suite it is made from (None: this machine's packages)."""
+    return suite(wanted(name, version), host_version(installed()))
+
+
+def build(
+    name: str,
+    image_root: Path,
+    version: str | None = None,
+    progress: Callable[[str], None] = lambda _: None,
+) -> Path:
+    """The archive of the Ceph image ``name`` (of release ``version`` when its tag names
+    none) under ``image_root``, written unless one of the same inputs is there."""
+    want = wanted(name, version)
+    source = check(name, version)
+    root = HOST
+    if source is not None:
+        root = str(debian_root.make(image_root, source, "ceph", SEEDS, progress, mgr_bcrypt))
+        made = host_version(installed(root))
+        if made != want:
+            raise LabctlError(
+                f"the Debian {source} root at {root} holds Ceph {made}, not {want} (the suite "
+                "moved on): remove the root to make it again, and set cluster.ceph.version "
+                f"to what Debian {source} ships"
+            )
+    packages = closure(installed(root), SEEDS)
+    path = image_root / stamp(name, packages, source)[:24] / sim_images.archive_name(name)
     if path.exists():
         return path
-    files = package_files(packages)
-    found = entries(files)
-    missing = missing_libraries(found, elf_files(files))
+    where = f"the Debian {source} root" if source else "this machine's packages"
+    progress(f"writing the Ceph image {name} (Ceph {want or 'of this machine'}) from {where}")
+    files = package_files(packages, root)
+    found = entries(files, root)
+    missing = missing_libraries(found, elf_files(files), root)
     if missing:
         raise LabctlError(
             f"the Ceph image would lack {', '.join(missing)}, which ldd says its programs "

@@ -635,8 +635,8 @@ def _engine(
         and render_ceph.runtime(inventory) == "container"
     ):
         name = render_ceph.image(inventory)
-        progress(f"container engine: image {name} made here from this machine's Ceph packages")
-        stores = (str(ceph_image.store(name, ceph_image.build(name, sim_engine.image_dir()))),)
+        progress(f"container engine: image {name} made here from Debian's Ceph packages")
+        stores = (str(ceph_image.store(name, _ceph_archive(inventory, progress))),)
         ceph_nodes = {s.name for s in render_ceph.ceph_servers(inventory)}
         got["images"].append(name)
         got["runtimes"].append("ceph")
@@ -655,6 +655,14 @@ def _engine(
     return got
 
 
+def _ceph_archive(inventory: Inventory, progress: Callable[[str], None]) -> Path:
+    """The archive of the Ceph image the inventory names, of the release its tag (or
+    cluster.ceph.version) names: ceph_image.build under the engine's image cache."""
+    settings = inventory.cluster.ceph
+    version = settings.version if settings is not None else None
+    return ceph_image.build(render_ceph.image(inventory), sim_engine.image_dir(), version, progress)
+
+
 def _ceph_image_again(
     inventory: Inventory, state: Path, progress: Callable[[str], None]
 ) -> list[str]:
@@ -667,7 +675,7 @@ def _ceph_image_again(
     if render_ceph.runtime(inventory) != "container":
         return []
     name = render_ceph.image(inventory)
-    store = str(ceph_image.store(name, ceph_image.build(name, sim_engine.image_dir())))
+    store = str(ceph_image.store(name, _ceph_archive(inventory, progress)))
     given = []
     for server in render_ceph.ceph_servers(inventory):
         d = sim_node.node_dir(state, server.name)
@@ -893,10 +901,15 @@ def up(
     # before anything is made (the image is made from that etcd).
     in_container = render_etcd.runtime(inventory) == "container"
     sim_engine.etcd_source(render_etcd.image(inventory), in_container)
-    # So is a Ceph version other than this machine's (its daemons are what the nodes run).
+    # So is a Ceph release the nodes cannot run: with runtime host, any but this
+    # machine's (its daemons are what the nodes run); in containers, one no Debian suite
+    # this machine knows ships (the image is made from Debian's packages of it).
     settings = inventory.cluster.ceph
     have = sim_engine.host_ceph_version()
-    if settings is not None and settings.version and have:
+    if settings is not None and render_ceph.runtime(inventory) == "container":
+        if sim_engine.available():
+            ceph_image.check(render_ceph.image(inventory), settings.version)
+    elif settings is not None and settings.version and have:
         why = sim_engine.ceph_refusal(settings.version, have)
         if why:
             raise LabctlError(why)

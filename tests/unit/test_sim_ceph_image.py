@@ -153,3 +153,79 @@ def test_a_ceph_node_reads_the_shared_store_and_loads_nothing_itself(tmp_path: P
     assert (
         "additionalimagestores" not in (tmp_path / "other" / "podman" / "storage.conf").read_text()
     )
+
+
+def test_the_image_holds_the_release_its_tag_names_or_is_refused() -> None:
+    """This machine's release comes from its packages, another Debian suite's from a root
+    of that suite, any other is a sentence naming what can be made (never this machine's
+    Ceph under another release's tag)."""
+    assert ceph_image.wanted("quay.io/ceph/ceph:v18.2.7", "16.2.15") == "18.2.7"
+    assert ceph_image.wanted("registry.lab.example/ceph/ceph:latest", "16.2.15") == "16.2.15"
+    assert ceph_image.suite("16.2.15", "16.2.15") is None
+    assert ceph_image.suite(None, "16.2.15") is None
+    assert ceph_image.suite("18.2.7", "16.2.15") == "trixie"
+    with pytest.raises(LabctlError) as refused:
+        ceph_image.suite("17.2.7", "16.2.15")
+    assert str(refused.value) == (
+        "the simulated lab makes the Ceph image from Debian's Ceph packages, and no Debian "
+        "suite it knows ships Ceph 17.2.7: this machine can make 16.2.15 (this machine's, "
+        "Debian bookworm) or 18.2.7 (Debian trixie); set cluster.ceph.version (and the tag "
+        "of cluster.ceph.image) to one of those"
+    )
+    assert ceph_image.upstream("18.2.7+ds-1+deb13u1") == "18.2.7"
+    assert ceph_image.upstream("2:16.2.15+ds-0+deb12u1") == "16.2.15"
+    assert ceph_image.upstream("16.2.15-1") == "16.2.15"
+
+
+def test_files_in_another_root_are_read_there_and_its_links_followed_there(
+    tmp_path: Path,
+) -> None:
+    """A root's merged /usr, an absolute link and a dangling one: the paths are the
+    image's, the files read under the root, an absolute target followed in the root
+    (not on this machine), a dangling link kept as the link alone."""
+    root = tmp_path / "root"
+    (root / "usr/bin").mkdir(parents=True)
+    (root / "usr/lib").mkdir()
+    (root / "etc/alt").mkdir(parents=True)
+    (root / "bin").symlink_to("usr/bin")
+    (root / "usr/bin/python3.13").write_text("")
+    (root / "etc/alt/python3").symlink_to("/usr/bin/python3.13")
+    (root / "usr/bin/python3").symlink_to("/etc/alt/python3")
+    (root / "etc/modules.conf").symlink_to("modules")
+    found = ceph_image.closure_in(str(root), ["/bin/python3", "/etc/modules.conf"])
+    assert found == {
+        "/bin": ("link", "usr/bin"),
+        "/usr/bin/python3": ("link", "/etc/alt/python3"),
+        "/etc/alt/python3": ("link", "/usr/bin/python3.13"),
+        "/usr/bin/python3.13": ("file", f"{root}/usr/bin/python3.13"),
+        "/etc/modules.conf": ("link", "modules"),
+    }
+    assert ceph_image.under(str(root), "/var/lib/dpkg") == f"{root}/var/lib/dpkg"
+    assert ceph_image.under(ceph_image.HOST, "/var/lib/dpkg") == "/var/lib/dpkg"
+    entries = ceph_image.entries(["/usr/bin/python3.13"], str(root))
+    assert entries["usr/bin/python3.13"] == ("file", f"{root}/usr/bin/python3.13")
+    assert entries["etc/passwd"] == ("data", ceph_image.PASSWD)
+    assert "ceph:x:167:167:" in ceph_image.PASSWD
+
+
+def test_the_debian_root_is_made_under_the_image_cache_from_a_mirror_one_may_name(
+    tmp_path: Path,
+) -> None:
+    from labctl.sim import debian_root
+
+    root = debian_root.root_path(tmp_path, "trixie", "ceph")
+    assert root == tmp_path / "roots" / "debian-trixie-ceph"
+    assert debian_root.mirror({}) == "http://deb.debian.org/debian"
+    assert debian_root.mirror({debian_root.MIRROR_VARIABLE: "http://m.lab/debian"}) == (
+        "http://m.lab/debian"
+    )
+    said = debian_root.announcement(root, "trixie", ["ceph-mon", "ceph-osd"], "http://m/d")
+    assert said.startswith(
+        f"making a Debian trixie root with ceph-mon, ceph-osd (debootstrap and apt from "
+        f"http://m/d) at {root}: about 70 s"
+    )
+    root.parent.mkdir(parents=True)
+    debian_root.timing_path(root).write_text("59\n")
+    assert debian_root.announcement(root, "trixie", ["ceph-mon"], "m").endswith(
+        ": it took 59 s last time"
+    )

@@ -218,8 +218,9 @@ def test_a_lab_with_another_etcd_version_is_refused_before_anything_is_made(
 def test_a_lab_with_another_ceph_version_is_refused_before_anything_is_made(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The nodes run this machine's Ceph daemons: a lab at another Ceph version is refused
-    by `sim up` with the one that can be had (the same tripwire as etcd's test)."""
+    """The nodes run the Ceph image made from Debian's packages: a lab at a Ceph version
+    no Debian suite known here ships is refused by `sim up` with the ones that can be
+    had (the same tripwire as etcd's test)."""
     from labctl.errors import LabctlError
     from labctl.inventory import require_inventory
     from labctl.sim import lab
@@ -241,8 +242,8 @@ def test_a_lab_with_another_ceph_version_is_refused_before_anything_is_made(
     monkeypatch.setattr(lab, "_refuse_if_taken", tripwire)
     with pytest.raises(
         LabctlError,
-        match=r"run this machine's Ceph 16\.2\.15 \(Debian's ceph packages\), not "
-        r"cluster\.ceph\.version 17\.2\.7: set it to 16\.2\.15",
+        match=r"no Debian suite it knows ships Ceph 17\.2\.7: this machine can make 16\.2\.15 "
+        r"\(this machine's, Debian bookworm\) or 18\.2\.7 \(Debian trixie\)",
     ):
         lab.up(require_inventory(path), path, state)
     assert not state.exists()

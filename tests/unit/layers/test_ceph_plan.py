@@ -204,3 +204,33 @@ def test_a_run_decrypts_the_ceph_keys_once_for_the_mint_step_and_once_for_the_fa
     (outcome,) = run_layers([KeysThenFirstPlan()], ctx, Options(dry_run=dry_run), appliers=appliers)
     assert [r.as_dict()["layer"] for r in outcome.reports] == ["ceph: keys"]
     assert len(unsealed) == 2
+
+
+def test_require_osd_release_follows_every_osd_up_and_precedes_the_pools(
+    lab: LayerContext,
+) -> None:
+    """After a major upgrade Ceph wants ``ceph osd require-osd-release`` once every OSD
+    runs the new release: the pools plan asks it right after all OSDs are up and in (the
+    OSDs' roll is behind), before any pool, MDS or the health wait; and again when the
+    version or any OSD's unit changes, so an upgrade's roll is followed by it."""
+    from labctl.engine.actions import Run
+    from labctl.layers import ceph as layer
+
+    plans = {p.layer: p for p in CephLayer().plans(lab)}
+    pools = [s.action for s in plans["ceph: pools"].steps if isinstance(s.action, Run)]
+    names = [a.argv[3] for a in pools]
+    assert names[:3] == ["labctl-ceph-osds-in", "labctl-ceph-osd-release", "labctl-ceph-pool"]
+    release = pools[1]
+    assert release.argv[2] == layer.OSD_RELEASE
+    assert "require-osd-release" in layer.OSD_RELEASE
+    before = release.fingerprint
+
+    line = "    version: 16.2.15                 # invented: Pacific, what Debian 12 packages\n"
+    text = REFERENCE.read_text()
+    assert line in text
+    path = lab.state_dir.parent / "reef.yaml"
+    path.write_text(text.replace(line, "    version: 18.2.7\n"))
+    reef = LayerContext(require_inventory(path), path, lab.state_dir, facts=lab.facts)
+    after = [s.action for s in {p.layer: p for p in CephLayer().plans(reef)}["ceph: pools"].steps]
+    again = [a for a in after if isinstance(a, Run) and a.argv[3] == "labctl-ceph-osd-release"]
+    assert again[0].fingerprint != before
