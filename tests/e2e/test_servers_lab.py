@@ -217,6 +217,7 @@ def test_a_server_joins_dies_is_replaced_and_leaves_while_the_others_keep_runnin
     wait_for("3 Nodes Ready", lambda: nodes_ready(lab) == dict.fromkeys(NODES, True))
     before, certs, frr = watched(lab), fingerprints(lab), bgpd(lab)
     assert all(before.values()), before
+    assert all(frr.values()), frr  # every switch's bgpd and node's BIRD found running
     restarted: list[str] = []
     try:
         # 1. storm added to the inventory and racked (sim up grows the lab); plan names it.
