@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import shlex
 from functools import partial
 
 from labctl.calico.fill import fill_for
 from labctl.data import shell
-from labctl.engine.actions import Action, PutFile, Run, WaitFor, ssh_answers
+from labctl.engine.actions import Action, PutFile, Run, SecretUse, WaitFor, ssh_answers
 from labctl.engine.layer import LayerContext
 from labctl.inventory.model import Server
 from labctl.render import etcd as render_etcd
@@ -49,7 +50,6 @@ def node_bgp(
     path = calico_node.STAND_IN_CONFIG if confd else bird.CONFIG_PATH
     unit = calico_node.unit(bird_binary, path)
     config, fill = fill_for(inventory, partial(bird.config, inventory, server))
-    digest = hashlib.sha256("\0".join((config, unit)).encode()).hexdigest()
     actions: list[Action] = [
         ssh_answers(node, inventory.lab.ssh.boot_wait),
         PutFile(
@@ -69,21 +69,58 @@ def node_bgp(
         *actions,
         Run(node, calico_node.LINK_DEBIAN_PLUGINS, what="link Debian's CNI plugins"),
         Run(node, ("systemctl", "enable", calico_node.UNIT_NAME)),
-        # One step, not a daemon-reload step of its own: the journal knows a Run
-        # by its argv, and a bare `systemctl daemon-reload` is also the etcd
-        # layer's, whose re-run would then see it changed and run it again.
-        Run(
-            node,
-            ("sh", "-c", f"systemctl daemon-reload && {RESTART_BIRD}"),
-            triggers=(digest,),
-            what=f"systemctl daemon-reload; {RESTART_BIRD}",
-            secrets=fill.uses if fill else (),
-        ),
+        *_restarts(node, config, unit, fill.uses if fill else (), confd),
         WaitFor(
             node,
             ("sh", "-c", ENSURE_BIRD),
             deadline=30.0,
             what=f"{calico_node.UNIT_NAME} to be running",
+        ),
+    ]
+
+
+# Once confd wrote the bird.cfg BIRD runs, confd reloads BIRD itself (``birdc
+# configure``) when Calico's objects change; restarting BIRD for a change of labctl's
+# file beside it would only drop every session of the node (a server joining changes
+# every node's stand-in file: one more mesh peer).
+RESTART_UNLESS_CONFD = (
+    f"grep -qsx {shlex.quote(calico_node.CONFD_MARK)} {bird.CONFIG_PATH} || {RESTART_BIRD}"
+)
+
+
+def _restarts(
+    node: str, config: str, unit: str, secrets: tuple[SecretUse, ...], confd: bool
+) -> list[Action]:
+    """BIRD restarted when its unit or labctl's file changed; with ``confd``, a change of
+    labctl's file alone restarts it only while BIRD still runs that file."""
+    reload = f"systemctl daemon-reload && {RESTART_BIRD}"
+    # One step, not a daemon-reload step of its own: the journal knows a Run by its
+    # argv, and a bare `systemctl daemon-reload` is also the etcd layer's, whose re-run
+    # would then see it changed and run it again.
+    if not confd:
+        digest = hashlib.sha256("\0".join((config, unit)).encode()).hexdigest()
+        return [
+            Run(
+                node,
+                ("sh", "-c", reload),
+                triggers=(digest,),
+                what=f"systemctl daemon-reload; {RESTART_BIRD}",
+                secrets=secrets,
+            )
+        ]
+    return [
+        Run(
+            node,
+            ("sh", "-c", reload),
+            triggers=(hashlib.sha256(unit.encode()).hexdigest(),),
+            what=f"systemctl daemon-reload; {RESTART_BIRD}",
+        ),
+        Run(
+            node,
+            ("sh", "-c", RESTART_UNLESS_CONFD),
+            triggers=(hashlib.sha256(config.encode()).hexdigest(),),
+            what=f"{RESTART_BIRD}, unless BIRD runs the bird.cfg confd wrote",
+            secrets=secrets,
         ),
     ]
 
