@@ -43,7 +43,6 @@ import hashlib
 import io
 import json
 import os
-import posixpath
 import shutil
 import subprocess
 import tarfile
@@ -249,54 +248,15 @@ def package_files(packages: Iterable[Package], root: str = HOST) -> list[str]:
 
 
 def closure_in(root: str, paths: Iterable[str]) -> dict[str, tuple[str, str]]:
-    """``paths`` as they are in ``root`` (``sim_images.host_closure`` for another root):
-    each symbolic link met on the way as ("link", target), each file as ("file", where
-    this machine reads it). A link's target, absolute or not, is followed in the root;
-    a dangling link is kept as the link alone (trixie's /etc/modules-load.d/modules.conf
-    points at an /etc/modules no package holds)."""
-    if not root:
-        return sim_images.host_closure(paths)
-    found: dict[str, tuple[str, str]] = {}
-    todo = [posixpath.normpath(p) for p in paths]
-    seen: set[str] = set()
-    while todo:
-        path = todo.pop()
-        if path in seen:
-            continue
-        seen.add(path)
-        parts = path.strip("/").split("/")
-        at = ""
-        for i, part in enumerate(parts):
-            at = f"{at}/{part}"
-            if os.path.islink(under(root, at)):
-                target = os.readlink(under(root, at))
-                found[at] = ("link", target)
-                resolved = posixpath.normpath(posixpath.join(posixpath.dirname(at), target))
-                todo.append(posixpath.join(resolved, *parts[i + 1 :]))
-                break
-        else:
-            if os.path.lexists(under(root, at)):  # a dangling link's target is no file
-                found[at] = ("file", under(root, at))
-    return found
+    """``paths`` as they are in ``root`` (this machine's when empty): links followed in
+    the root, files as this machine reads them (``sim_images.host_closure``)."""
+    return sim_images.host_closure(paths, root)
 
 
 def shared_libraries(binaries: Iterable[str], root: str = HOST) -> set[str]:
     """The libraries ldd says ``binaries`` (image paths) load: in ``root``, that root's
-    ldd run in it (its own loader and library paths), not this machine's."""
-    if not root:
-        return sim_images.shared_libraries(binaries)
-    found: set[str] = set()
-    for binary in binaries:
-        said = subprocess.run(
-            ["chroot", root, "ldd", binary], check=True, capture_output=True, text=True
-        )
-        for line in said.stdout.splitlines():
-            words = line.split()
-            if "=>" in words and len(words) > words.index("=>") + 1:
-                found.add(words[words.index("=>") + 1])
-            elif words and words[0].startswith("/"):
-                found.add(words[0])
-    return {f for f in found if f.startswith("/")}
+    ldd run in it (``sim_images.shared_libraries``)."""
+    return sim_images.shared_libraries(binaries, root)
 
 
 def elf_files(paths: Iterable[str]) -> list[str]:

@@ -123,9 +123,13 @@ def _layer(image: Image) -> bytes:
     return buffer.getvalue()
 
 
-def host_closure(paths: Iterable[str]) -> dict[str, tuple[str, str]]:
-    """``paths`` as they are on this machine: each symbolic link met on the way (in the
-    path or at its end) as ("link", target), each file as ("file", its path)."""
+def host_closure(paths: Iterable[str], root: str = "") -> dict[str, tuple[str, str]]:
+    """``paths`` as they are on this machine, or in the folder ``root`` (another
+    system's root, its paths read under it): each symbolic link met on the way (in the
+    path or at its end) as ("link", target), followed in the same root, each file as
+    ("file", where this machine reads it). In a ``root``, a dangling link is kept as the
+    link alone (trixie's /etc/modules-load.d/modules.conf points at an /etc/modules no
+    package holds)."""
     found: dict[str, tuple[str, str]] = {}
     todo = [posixpath.normpath(p) for p in paths]
     seen: set[str] = set()
@@ -138,22 +142,26 @@ def host_closure(paths: Iterable[str]) -> dict[str, tuple[str, str]]:
         at = ""
         for i, part in enumerate(parts):
             at = f"{at}/{part}"
-            if os.path.islink(at):
-                target = os.readlink(at)
+            if os.path.islink(root + at):
+                target = os.readlink(root + at)
                 found[at] = ("link", target)
                 resolved = posixpath.normpath(posixpath.join(posixpath.dirname(at), target))
                 todo.append(posixpath.join(resolved, *parts[i + 1 :]))
                 break
         else:
-            found[at] = ("file", at)
+            if not root or os.path.lexists(root + at):
+                found[at] = ("file", root + at)
     return found
 
 
-def shared_libraries(binaries: Iterable[str]) -> set[str]:
-    """The libraries (and the loader) ldd says ``binaries`` load."""
+def shared_libraries(binaries: Iterable[str], root: str = "") -> set[str]:
+    """The libraries (and the loader) ldd says ``binaries`` load; in the folder
+    ``root`` (another system's root), that root's ldd run in it (its own loader and
+    library paths), not this machine's."""
+    chroot = ["chroot", root] if root else []
     found: set[str] = set()
     for binary in binaries:
-        said = subprocess.run(["ldd", binary], check=True, capture_output=True, text=True)
+        said = subprocess.run([*chroot, "ldd", binary], check=True, capture_output=True, text=True)
         for line in said.stdout.splitlines():
             words = line.split()
             if "=>" in words and len(words) > words.index("=>") + 1:

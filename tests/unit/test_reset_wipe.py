@@ -45,22 +45,13 @@ def test_reset_removes_the_pki_textfile_and_keeps_node_exporters_folder(
 ) -> None:
     argv = wipe_argv(tmp_path)
     assert argv[:2] == ("sh", "-c")
-    script, name, data = argv[2], argv[3], argv[4]
-    paths = argv[argv.index("--") + 1 : argv.index("--zap")]
     root = tmp_path / "root"
     textfile = root / TEXTFILE.lstrip("/")
     textfile.parent.mkdir(parents=True)
     textfile.write_text('labctl_certificate_not_after_seconds{certificate="ca"} 1\n')
     operators = textfile.parent / "operator.prom"  # not labctl's: it stays
     operators.write_text("x 1\n")
-    moved = [f"{root}{p}" for p in paths]
-    done = subprocess.run(
-        ["sh", "-c", script, name, f"{root}{data}", "--", *moved, "--zap"],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
+    run_wipe(tmp_path, argv, root)
     assert not textfile.exists()
     assert operators.read_text() == "x 1\n"
 
