@@ -9,6 +9,8 @@ bootstrap runs meanwhile.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -18,7 +20,7 @@ from labctl.cli.bootstrap_cmd import StateDirOption
 from labctl.cli.options import InventoryOption, OutputFormat, OutputOption
 
 if TYPE_CHECKING:
-    from labctl.day2.retire import Retirement
+    from labctl.day2.retire import Retirement, Step
     from labctl.inventory.model import Inventory
 
 
@@ -108,21 +110,38 @@ def _apply(
         if not quiet:
             typer.echo(line, err=True)
 
-    done: list[dict[str, str]] = []
-    failure = None
     applier = Reset(inv, base_dir, state_dir, everything, say, platform=chosen())
+
+    def carry_out(steps: Sequence[Step]) -> tuple[list[dict[str, str]], str | None]:
+        """``steps`` one after another, up to the first that fails: what was done, and
+        the failure's sentence."""
+        done: list[dict[str, str]] = []
+        for step in steps:
+            say(step.sentence)
+            try:
+                applier.do(step)
+            except LabctlError as exc:
+                return done, f"{step.sentence}: {exc}"
+            done.append(step.as_dict())
+        return done, None
+
+    # A server's reset guards the others' quorum and data, so one server's steps wait
+    # for the last's. --all has no guard left to keep: every server's own steps (its
+    # wipe, its power-off) run beside the others', a server's in their order.
+    groups: list[Sequence[Step]] = [retirement.steps]
+    if everything:
+        by_server: dict[str, list[Step]] = {}
+        for step in retirement.steps:
+            by_server.setdefault(step.server, []).append(step)
+        groups = list(by_server.values())
     with RunLock(state_dir):
         try:
-            for step in retirement.steps:
-                say(step.sentence)
-                try:
-                    applier.do(step)
-                except LabctlError as exc:
-                    failure = f"{step.sentence}: {exc}"
-                    break
-                done.append(step.as_dict())
+            with ThreadPoolExecutor(max_workers=min(8, max(1, len(groups)))) as pool:
+                outcomes = list(pool.map(carry_out, groups))
         finally:
             applier.close()
+    done = [step for group, _ in outcomes for step in group]
+    failure = next((why for _, why in outcomes if why is not None), None)
     if quiet:
         report = {"ok": failure is None, "dry_run": False, **retirement.as_dict(),
                   "done": done, "failed": failure}  # fmt: skip

@@ -1,4 +1,5 @@
-"""A reset's steps done, one at a time, through the lab's own clients.
+"""A reset's steps done, one at a time (``--all``: each server's beside the others'),
+through the lab's own clients.
 
 ``day2/retire.py`` decided the steps and their guards; here each is carried out
 with the client labctl already has for that component: the Kubernetes API
@@ -24,10 +25,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 import time
 import urllib.parse
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -108,6 +110,10 @@ class Reset:
     # its own stand-ins go with the wipe too. None: a real lab's, which has none.
     platform: Any = None
     _connector: Any = None
+    # A whole-lab reset wipes its servers at once (cli/reset_cmd.py): the state files
+    # they share (the journal, the etcd membership record, the token) and the one SSH
+    # connector are changed by one at a time.
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def do(self, step: Step) -> None:
         getattr(self, "_" + step.kind.replace("-", "_"))(step)
@@ -321,8 +327,9 @@ class Reset:
     def _ssh(self, name: str) -> Any:
         from labctl.targets import InventoryConnector
 
-        if self._connector is None:
-            self._connector = InventoryConnector(self.inventory, self.base_dir)
+        with self._lock:
+            if self._connector is None:
+                self._connector = InventoryConnector(self.inventory, self.base_dir)
         return self._connector.ssh(name)
 
     def close(self) -> None:
@@ -349,12 +356,14 @@ class Reset:
         argv = ("sh", "-c", RESET, "labctl-reset", etcd_render.data_dir(self.inventory),
                 *units, "--", *NODE_DIRS, *stand_in_paths, "--zap", *devices)  # fmt: skip
         if self.whole_lab:  # the members' data goes: the next formation is a new cluster
-            etcd_token.forget(self.state_dir)
+            with self._lock:
+                etcd_token.forget(self.state_dir)
         self._ssh(step.server).run(argv, timeout=300, label="reset-node.sh")
         # Its OS stays: the next bootstrap's os survey waits for it to boot, not installs it.
-        write_atomic(survey.reset_record(self.state_dir, step.server), b'{"os": "kept"}\n')
-        Journal(self.state_dir).forget(step.server)
-        self._forget_member(step.server)
+        with self._lock:
+            write_atomic(survey.reset_record(self.state_dir, step.server), b'{"os": "kept"}\n')
+            Journal(self.state_dir).forget(step.server)
+            self._forget_member(step.server)
 
     def _power_off(self, step: Step) -> None:
         from labctl.power.controller import PowerSession
@@ -383,4 +392,5 @@ class Reset:
             self.say(
                 f"  {step.server}: its BMC does not power it off either ({exc}); taken as dark"
             )
-        Journal(self.state_dir).forget(step.server)
+        with self._lock:
+            Journal(self.state_dir).forget(step.server)
