@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from pysnmp.carrier.asyncio.dgram import udp
+from pysnmp.carrier.error import CarrierError
 from pysnmp.error import PySnmpError
 from pysnmp.hlapi.v3arch import asyncio as snmp
 
@@ -87,6 +88,25 @@ class _ReportingUdp(udp.UdpAsyncioTransport):  # type: ignore[misc]
 
     def error_received(self, exc: OSError) -> None:
         self._report(exc)
+
+    # pysnmp hands a datagram to the dispatcher on the loop's next turn. An answer that
+    # arrives as the client closes (a retry's, after the first answer or the agent's
+    # refusal ended the request) then reaches a dispatcher that has let the transport go,
+    # which raises, and asyncio prints that as a traceback on the operator's terminal
+    # (seen with a wrong PDU key). A datagram for a closed transport is dropped instead.
+    def datagram_received(self, datagram: bytes, address: Any) -> None:
+        if self._callback_function is not None:
+            self.loop.call_soon(self._deliver, datagram, address)
+
+    def _deliver(self, datagram: bytes, address: Any) -> None:
+        callback = self._callback_function
+        if callback is None:  # closed since it arrived
+            return
+        try:
+            callback(self, address, datagram)
+        except CarrierError as exc:
+            if "Unregistered transport" not in str(exc):
+                raise
 
 
 class ReportingTarget(snmp.UdpTransportTarget):  # type: ignore[misc]
