@@ -159,19 +159,23 @@ def containers(lab: Lab, node: str) -> dict[str, str]:
     return dict(line.split() for line in out.splitlines())
 
 
-def test_the_second_lab_bootstraps_through_every_layer(lab: Lab) -> None:
-    report = bootstrap(lab)
-    TIMES["bootstrap"] = round(report["took"], 1)
-    print(f"second lab: bootstrap from nothing {report['took']:.1f} s")
+def applied_with_every_node(lab: Lab, report: dict[str, Any], *layers: str) -> None:
+    """The bootstrap ``report`` applied ``layers``, and the API is ready with every Node."""
     statuses = {x["layer"]: x["status"] for x in report["layers"]}
-    assert {"power", "os", "pki", "etcd", "kubernetes", "calico", "calico-resources", "ceph"} <= {
-        name for name, status in statuses.items() if status == "applied"
-    }, statuses
-
+    applied = {name for name, status in statuses.items() if status == "applied"}
+    assert set(layers) <= applied, statuses
     kubernetes = labctl(lab, "kubernetes", "status", "-o", "json")
     found = json.loads(kubernetes.stdout)
     assert kubernetes.returncode == 0, kubernetes.stdout + kubernetes.stderr
     assert found["api"]["ready"] and found["missing_nodes"] == [], found
+
+
+def test_the_second_lab_bootstraps_through_every_layer(lab: Lab) -> None:
+    report = bootstrap(lab)
+    TIMES["bootstrap"] = round(report["took"], 1)
+    print(f"second lab: bootstrap from nothing {report['took']:.1f} s")
+    applied_with_every_node(lab, report, "power", "os", "pki", "etcd", "kubernetes", "calico",
+                            "calico-resources", "ceph")  # fmt: skip
 
     end = time.monotonic() + 60
     while (bgp := labctl(lab, "bgp", "status", "-o", "json")).returncode != 0:
@@ -598,14 +602,8 @@ def test_reset_all_after_every_layer_leaves_nothing_and_a_bootstrap_builds_again
     before = time.monotonic()
     report = bootstrap(lab)
     TIMES["bootstrap, every layer"] = round(time.monotonic() - before, 1)
-    statuses = {x["layer"]: x["status"] for x in report["layers"]}
-    assert {"etcd", "kubernetes", "calico", "calico-resources", "ceph", "monitoring"} <= {
-        name for name, status in statuses.items() if status == "applied"
-    }, statuses
-    kubernetes = labctl(lab, "kubernetes", "status", "-o", "json")
-    found = json.loads(kubernetes.stdout)
-    assert kubernetes.returncode == 0, kubernetes.stdout + kubernetes.stderr
-    assert found["api"]["ready"] and found["missing_nodes"] == [], found
+    applied_with_every_node(lab, report, "etcd", "kubernetes", "calico", "calico-resources",
+                            "ceph", "monitoring")  # fmt: skip
     members = json.loads(labctl(lab, "etcd", "status", "-o", "json").stdout)
     assert all(n in json.dumps(members) for n in ("ada", "bob", "cyd")), members
     healthy = wait_healthy(lab, 180)
