@@ -466,18 +466,20 @@ def build(
     """The archive of the Ceph image ``name`` (of release ``version`` when its tag names
     none) under ``image_root``, written unless one of the same inputs is there."""
     want = wanted(name, version)
-    source = check(name, version)
+    found_here = installed()  # dpkg's records are read once per root
+    source = suite(want, host_version(found_here))
     root = HOST
     if source is not None:
         root = str(debian_root.make(image_root, source, "ceph", SEEDS, progress, mgr_bcrypt))
-        made = host_version(installed(root))
+        found_here = installed(root)
+        made = host_version(found_here)
         if made != want:
             raise LabctlError(
                 f"the Debian {source} root at {root} holds Ceph {made}, not {want} (the suite "
                 "moved on): remove the root to make it again, and set cluster.ceph.version "
                 f"to what Debian {source} ships"
             )
-    packages = closure(installed(root), SEEDS)
+    packages = closure(found_here, SEEDS)
     path = image_root / stamp(name, packages, source)[:24] / sim_images.archive_name(name)
     if path.exists():
         return path
