@@ -247,18 +247,6 @@ def package_files(packages: Iterable[Package], root: str = HOST) -> list[str]:
     )
 
 
-def closure_in(root: str, paths: Iterable[str]) -> dict[str, tuple[str, str]]:
-    """``paths`` as they are in ``root`` (this machine's when empty): links followed in
-    the root, files as this machine reads them (``sim_images.host_closure``)."""
-    return sim_images.host_closure(paths, root)
-
-
-def shared_libraries(binaries: Iterable[str], root: str = HOST) -> set[str]:
-    """The libraries ldd says ``binaries`` (image paths) load: in ``root``, that root's
-    ldd run in it (``sim_images.shared_libraries``)."""
-    return sim_images.shared_libraries(binaries, root)
-
-
 def elf_files(paths: Iterable[str]) -> list[str]:
     """The programs and Ceph's plugins and Python extensions: what ldd is asked about."""
     return [
@@ -277,7 +265,7 @@ def missing_libraries(
     binaries = [
         e for e in elves if os.path.isfile(under(root, e)) and not _is_script(under(root, e))
     ]
-    needed = closure_in(root, shared_libraries(binaries, root))
+    needed = sim_images.host_closure(sim_images.shared_libraries(binaries, root), root)
     return sorted(p for p in needed if p.count("/") > 1 and p.lstrip("/") not in entries)
 
 
@@ -291,7 +279,7 @@ def entries(files: Iterable[str], root: str = HOST) -> dict[str, tuple[str, str]
     ("link", target) or ("data", text): the files (read in ``root``), each link met on
     the way to them (Debian's merged /usr as the image's own links), the folders they need."""
     found: dict[str, tuple[str, str]] = {}
-    for path, (kind, value) in closure_in(root, files).items():
+    for path, (kind, value) in sim_images.host_closure(files, root).items():
         if path.count("/") > 1:  # a link to a folder leads to the folder
             found[path.lstrip("/")] = (
                 ("dir", "") if kind == "file" and os.path.isdir(value) else (kind, value)

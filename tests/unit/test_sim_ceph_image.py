@@ -17,6 +17,7 @@ import pytest
 
 from labctl.errors import LabctlError
 from labctl.sim import ceph_image
+from labctl.sim import images as sim_images
 
 STATUS = "\n".join(
     [
@@ -192,7 +193,7 @@ def test_files_in_another_root_are_read_there_and_its_links_followed_there(
     (root / "etc/alt/python3").symlink_to("/usr/bin/python3.13")
     (root / "usr/bin/python3").symlink_to("/etc/alt/python3")
     (root / "etc/modules.conf").symlink_to("modules")
-    found = ceph_image.closure_in(str(root), ["/bin/python3", "/etc/modules.conf"])
+    found = sim_images.host_closure(["/bin/python3", "/etc/modules.conf"], str(root))
     assert found == {
         "/bin": ("link", "usr/bin"),
         "/usr/bin/python3": ("link", "/etc/alt/python3"),
