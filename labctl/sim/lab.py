@@ -28,7 +28,15 @@ from labctl.render import etcd as render_etcd
 from labctl.render.monitoring import units
 from labctl.secrets.references import resolve
 from labctl.sim import bmc as sim_bmc
-from labctl.sim import ceph_image, feeds, monitoring_images, netns_dir, pdu_agent, pdu_record
+from labctl.sim import (
+    ceph_image,
+    feeds,
+    host_limits,
+    monitoring_images,
+    netns_dir,
+    pdu_agent,
+    pdu_record,
+)
 from labctl.sim import disks as sim_disks
 from labctl.sim import engine as sim_engine
 from labctl.sim import node as sim_node
@@ -537,6 +545,10 @@ def _resize(
         said.append(
             f"removed {name} (node, BMC, links{', disks' if name in change.replace else ''})"
         )
+    raised = host_limits.raise_for(len(plan.nodes) + len(plan.switches), record.data)
+    record.save()
+    if raised:
+        said.append(f"raised the host's limits: {', '.join(raised)}")
     started = []
     for name in (*change.join, *change.replace):
         if name in record.data["nodes"]:
@@ -947,6 +959,12 @@ def up(
     record.save()
     _claim(plan, state)
     try:
+        raised = host_limits.raise_for(len(plan.nodes) + len(plan.switches), record.data)
+        record.save()
+        if raised:
+            progress(
+                f"host limits for {len(plan.nodes) + len(plan.switches)} nodes: {', '.join(raised)}"
+            )
         progress(f"networks: {len(plan.bridges)} bridges, {len(plan.nodes)} node namespaces")
         _network(plan, record)
         progress(f"nodes: host keys, overlays and sshd for {len(plan.nodes)}")
@@ -1026,6 +1044,7 @@ def down(state: Path) -> str:
     with contextlib.suppress(OSError, ValueError):
         if json.loads(owner.read_text()).get("state") == str(state):
             owner.unlink()
+    host_limits.restore(record.data)
     shutil.rmtree(state)
     journal = record.data.get("journal")
     if journal:  # what bootstrap remembers doing to machines that are gone now
