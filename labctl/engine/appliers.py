@@ -194,9 +194,10 @@ class SshApplier:
                 ssh = self.connector.ssh(action.host)
                 if not action.argv:
                     return False  # connected: that was all it waited for
-                if ssh.run(action.argv, check=False, timeout=max(remaining, 1.0)).ok:
+                result = ssh.run(action.argv, check=False, timeout=max(remaining, 1.0))
+                if result.ok:
                     return False
-                last = "the check did not pass"
+                last = _last_words(result) or "the check did not pass"
             except (AuthenticationError, HostKeyError):
                 raise  # waiting will not change a refusal
             except DriverError as exc:
@@ -341,3 +342,12 @@ class LocalApplier:
 
     def close(self) -> None:
         pass  # local work holds nothing open between steps
+
+
+def _last_words(result: object) -> str:
+    """The last line a failed check wrote to stderr, so a wait that runs out names its
+    condition's own reason rather than only that it did not pass. (Not stdout: a check's
+    output may be a whole status document; its reasons go to stderr.)"""
+    said = getattr(result, "stderr", b"") or b""
+    lines = [x.strip() for x in said.decode("utf-8", errors="replace").splitlines()]
+    return next((x[:300] for x in reversed(lines) if x), "")

@@ -63,10 +63,12 @@ def control_plane_ready(ctx: LayerContext, server: Server) -> list[Action]:
     port = str(inventory.cluster.kubernetes.api_endpoint.port)
     static = c.static_pods(runtime(ctx))
     cert = ctx.on_node(server.name, c.ssl("apiserver.pem")) if static else "-"
+    # The unit that runs the API server: a wait that runs out names it if it is down.
+    unit = kubelet.UNIT_NAME if static else host.unit_name("kube-apiserver")
     return [
         WaitFor(
             server.name,
-            ("sh", "-c", CONTROL_PLANE_READY, READY_NAME, address, port, cert),
+            ("sh", "-c", CONTROL_PLANE_READY, READY_NAME, address, port, cert, unit),
             deadline=inventory.cluster.kubernetes.ready_timeout,
             what=f"kube-apiserver on {server.name} to answer /readyz"
             + (" with its current certificate" if cert != "-" else ""),

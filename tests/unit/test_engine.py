@@ -543,3 +543,32 @@ def test_one_survey_per_target_reads_its_files_waits_and_checks_together(tmp_pat
     again = Executor(Appliers([applier]), journal).apply(plan("v1"))
     assert again.nothing_to_do
     assert applier.surveys == [["check", "put-file", "run", "wait-for"]]
+
+
+class RefusingCheckConnector(BootingConnector):
+    """A node that answers, whose check fails and says why on stderr."""
+
+    def run(self, argv: object, check: bool = True, timeout: float = 0.0) -> object:
+        return type(
+            "Result",
+            (),
+            {"ok": False, "stdout": b'{"a": "status document"}\n', "stderr": self.said},
+        )()
+
+    said = b"some noise\nkubelet.service is not running (journalctl -u kubelet.service)\n\n"
+
+
+def test_a_wait_that_runs_out_names_its_checks_last_reason_from_stderr(tmp_path: Path) -> None:
+    outcome, _, error = _wait(tmp_path, RefusingCheckConnector(), deadline=0.2)
+    assert outcome == Outcome.FAILED
+    assert error.endswith(
+        "still not true (kubelet.service is not running (journalctl -u kubelet.service))"
+    ), error
+    assert "status document" not in error  # stdout is a check's output, not its reason
+
+
+def test_a_wait_whose_check_says_nothing_still_says_it_did_not_pass(tmp_path: Path) -> None:
+    quiet = RefusingCheckConnector()
+    quiet.said = b""
+    _, _, error = _wait(tmp_path, quiet, deadline=0.2)
+    assert error.endswith("still not true (the check did not pass)"), error
