@@ -106,6 +106,15 @@ def host_state() -> tuple[set[str], set[str], set[str], set[str]]:
     return netns, routes, mounts, cgroups
 
 
+def inotify_limits() -> tuple[str, str]:
+    """The host's inotify limits, which ``sim up`` raises and ``down`` puts back."""
+    proc = Path("/proc/sys/fs/inotify")
+    return (
+        (proc / "max_user_instances").read_text(),
+        (proc / "max_user_watches").read_text(),
+    )
+
+
 class Lab:
     def __init__(self, workdir: Path) -> None:
         self.workdir = workdir
@@ -172,6 +181,7 @@ def _lab(tmp_path: Path, inventory: str) -> Iterator[Lab]:
     (tmp_path / "inventory.yaml").write_text(inventory)
     the_lab = Lab(tmp_path)
     before = host_state()
+    limits = inotify_limits()
     try:
         up = the_lab.labctl("sim", "up")
         assert up.returncode == 0, up.stdout + up.stderr
@@ -182,6 +192,7 @@ def _lab(tmp_path: Path, inventory: str) -> Iterator[Lab]:
         time.sleep(0.5)  # orphaned daemons may wait a moment to be reaped
         after = host_state()
         assert after == before, "the simulated lab left something behind"
+        assert inotify_limits() == limits, "sim down did not put the inotify limits back"
         leftovers = [
             line
             for line in run("ps", "-eo", "stat,args").stdout.splitlines()
