@@ -659,6 +659,7 @@ def test_a_version_change_rolls_ceph_to_reef_and_requires_its_osd_release(lab: L
     assert moved == [], moved
     print(
         f"ceph {CEPH_NEW}: image made by sim up {TIMES['image']} s; version roll, killed and "
-        f"resumed, {TIMES['probe reads']} probe reads: {TIMES['roll']} s; whole test "
+        f"resumed, {TIMES['probe reads']} probe reads: {TIMES['roll']} s; both managers "
+        f"watched: {TIMES['managers watched on reef']} s; whole test "
         f"{time.monotonic() - started:.1f} s"
     )
