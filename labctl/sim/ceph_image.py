@@ -35,6 +35,14 @@ modules do not yet support subinterpreters", pyca/bcrypt#694) and the cluster st
 HEALTH_WARN. The root gets this machine's Debian 12 python3-bcrypt 3.2.2 instead (cffi,
 built for the stable ABI, so trixie's Python 3.13 loads it), installed by the root's
 dpkg so its records say so, and the image is checked to import bcrypt in a subinterpreter.
+
+One file of trixie's Ceph is changed as the image is written (the root stays as apt
+made it): ceph-mgr 18.2.7 leaves an AttributeError set when a module class has no
+NOTIFY_TYPES, and under Python 3.13 its next import, the one that finds the module's
+standby class, fails on it, so a standby manager starts no module (its prometheus
+module never answers). ``PATCHES`` names the diff, shipped in ``labctl/data/patches``
+with its reasons, that gives every module class an empty NOTIFY_TYPES; it is applied
+exactly (``text_patch``) or the build is refused.
 """
 
 from __future__ import annotations
@@ -53,7 +61,7 @@ from pathlib import Path
 from typing import IO
 
 from labctl.errors import LabctlError
-from labctl.sim import debian_root
+from labctl.sim import debian_root, text_patch
 from labctl.sim import engine as sim_engine
 from labctl.sim import images as sim_images
 
@@ -91,6 +99,10 @@ HOST_SUITE = "bookworm"  # Debian 12, this machine's (scripts/setup.sh installs 
 # The bcrypt a root's ceph-mgr can import in its modules' subinterpreters (see above):
 # fetched with this machine's apt, installed with the root's dpkg.
 BCRYPT = ("python3-bcrypt", "3.2.2-1")
+# Files of a release's image changed from its packages' (see above): the release -> the
+# diffs in labctl/data/patches, each naming its file.
+PATCHES = {"18.2.7": ("ceph-18.2.7-mgr_module-notify-types.diff",)}
+PATCH_DIR = Path(__file__).resolve().parents[1] / "data" / "patches"
 SUBINTERPRETER_CHECK = (
     "import _interpreters; "
     "said = _interpreters.run_string(_interpreters.create('legacy'), 'import bcrypt'); "
@@ -114,6 +126,27 @@ def mgr_bcrypt(root: Path, run: debian_root.Runner) -> None:
         "import bcrypt in a Python subinterpreter, as ceph-mgr's modules do",
         None,
     )
+
+
+def patch_files(release: str | None) -> list[Path]:
+    """The diffs the image of ``release`` is written with (none for most). Pure."""
+    return [PATCH_DIR / name for name in PATCHES.get(release or "", ())]
+
+
+def patched(
+    found: Mapping[str, tuple[str, str]], patches: Iterable[Path]
+) -> dict[str, tuple[str, str]]:
+    """The image's entries ``patches`` change, as ("data", text): each diff applied to
+    the file it names, which the image must hold as a file."""
+    changed: dict[str, tuple[str, str]] = {}
+    for patch in patches:
+        diff = text_patch.parse(patch.read_text(), patch.name)
+        kind, source = found.get(diff.path.lstrip("/"), ("", ""))
+        if kind != "file":
+            raise LabctlError(f"{patch.name} changes {diff.path}, which the Ceph image lacks")
+        text = Path(source).read_text(encoding="utf-8")
+        changed[diff.path.lstrip("/")] = ("data", text_patch.apply(text, diff, patch.name))
+    return changed
 
 
 def upstream(version: str) -> str:
@@ -420,11 +453,20 @@ def write_archive(name: str, found: Mapping[str, tuple[str, str]], dest: Path) -
         os.replace(partial, dest)
 
 
-def stamp(name: str, packages: Iterable[Package], source: str | None = None) -> str:
+def stamp(
+    name: str,
+    packages: Iterable[Package],
+    source: str | None = None,
+    patches: Iterable[Path] = (),
+) -> str:
     """The hash of the image's inputs: its name, this writer, where its packages come
-    from (None: this machine; else a Debian suite), each package and version."""
+    from (None: this machine; else a Debian suite), each package and version, the
+    diffs it is written with."""
     h = hashlib.sha256(Path(__file__).read_bytes())
     h.update(Path(sim_images.__file__).read_bytes())
+    h.update(Path(text_patch.__file__).read_bytes())
+    for patch in patches:
+        h.update(patch.read_bytes())
     h.update(name.encode())
     if source is not None:
         h.update(f"debian {source}\n".encode())
@@ -468,13 +510,15 @@ def build(
                 f"to what Debian {source} ships"
             )
     packages = closure(found_here, SEEDS)
-    path = image_root / stamp(name, packages, source)[:24] / sim_images.archive_name(name)
+    patches = patch_files(want or host_version(found_here))
+    path = image_root / stamp(name, packages, source, patches)[:24] / sim_images.archive_name(name)
     if path.exists():
         return path
     where = f"the Debian {source} root" if source else "this machine's packages"
     progress(f"writing the Ceph image {name} (Ceph {want or 'of this machine'}) from {where}")
     files = package_files(packages, root)
     found = entries(files, root)
+    found.update(patched(found, patches))
     missing = missing_libraries(found, elf_files(files), root)
     if missing:
         raise LabctlError(

@@ -623,11 +623,9 @@ def test_a_version_change_rolls_ceph_to_reef_and_requires_its_osd_release(lab: L
     tag with it: `sim up` makes the Reef image (from a Debian 13 root, made once under
     the image cache), the roll goes in Ceph's order and resumes after a kill as the
     image change's did, then the OSD map requires Reef and every daemon reports 18.2.7;
-    HEALTH_OK at the end.
-
-    Last in the module: Debian 13's ceph-mgr 18.2.7 (Python 3.13) serves no module in
-    standby (docs/ceph.md), so the monitoring checks the tests before make would fail on
-    the standby manager's metrics port; upstream's Reef image (Python 3.9) does not."""
+    HEALTH_OK at the end, and Prometheus scrapes both managers on Reef, the standby's
+    prometheus module included (Debian 13's ceph-mgr started no standby module until
+    the image's diff of labctl/data/patches: docs/sim.md, "The Ceph image")."""
     started = time.monotonic()
     new_image = MIRROR.replace(":v16.2.15", f":v{CEPH_NEW}")
     inventory = (lab.workdir / "inventory.yaml").read_text()
@@ -646,6 +644,10 @@ def test_a_version_change_rolls_ceph_to_reef_and_requires_its_osd_release(lab: L
     dump = json.loads(on(lab, "ada", "ceph osd dump -f json"))
     assert dump["require_osd_release"] == CEPH_NEW_RELEASE, dump["require_osd_release"]
     wait_healthy(lab)
+    # Every manager the monitoring layer's targets name answers on :9283, the standby too.
+    before = time.monotonic()
+    ceph_watched(lab)
+    TIMES["managers watched on reef"] = round(time.monotonic() - before, 1)
     converged = bootstrap(lab, "--only", "ceph")
     moved = [
         s["description"]
@@ -657,6 +659,7 @@ def test_a_version_change_rolls_ceph_to_reef_and_requires_its_osd_release(lab: L
     assert moved == [], moved
     print(
         f"ceph {CEPH_NEW}: image made by sim up {TIMES['image']} s; version roll, killed and "
-        f"resumed, {TIMES['probe reads']} probe reads: {TIMES['roll']} s; whole test "
+        f"resumed, {TIMES['probe reads']} probe reads: {TIMES['roll']} s; both managers "
+        f"watched: {TIMES['managers watched on reef']} s; whole test "
         f"{time.monotonic() - started:.1f} s"
     )
