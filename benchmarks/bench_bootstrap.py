@@ -3,7 +3,8 @@
 Usage (root, under the machine's lab lock):
 
     flock /tmp/labctl-sim.lock python benchmarks/bench_bootstrap.py \
-        [--inventory tests/fixtures/newcomer-lab.yaml] [--reruns 5] [--profile out.prof]
+        [--inventory tests/fixtures/newcomer-lab.yaml] [--reruns 5] [--profile out.prof] \
+        [--only LAYER]
 
 Brings the inventory's lab up in a temporary directory (`labctl sim up`), runs
 `labctl bootstrap -o json` once from nothing, then `--reruns` converged re-runs (each
