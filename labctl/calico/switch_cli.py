@@ -6,7 +6,10 @@ lines. All three platforms are reached the way labctl already reaches them for
 ``labctl switch diff``: SSH to the management address with the lab's key, the switch's
 host key pinned in known_hosts (``targets.switch_target``). No second credential.
 
-* FRR (SONiC, the simulated switches): ``vtysh -c ...`` in the switch's Linux, JSON out.
+* FRR (SONiC, the simulated switches): ``vtysh -c ...`` in the switch's Linux, JSON out,
+  over the run's shared connection to the switch when one is open
+  (``drivers.ssh.session``: a bootstrap's power layer asks every switch whether each
+  server it finds on is still drained, and would otherwise log in for each question).
 * EOS: show commands as one exec line ending in ``| json`` (the model eAPI returns, over
   the same SSH), configuration through a **configuration session**: the lines go into a
   named session with ``end`` (pending, nothing applied), and only when the CLI refused
@@ -40,7 +43,7 @@ from labctl.calico.vendor_bgp import (
     ios_routes,
     ios_sessions,
 )
-from labctl.drivers.ssh import SshSession, SshTarget
+from labctl.drivers.ssh import SshTarget, session
 from labctl.errors import LabctlError
 
 TIMEOUT = 20.0  # seconds for one exchange with a switch
@@ -65,7 +68,7 @@ class FrrCli:
         self.target = target
 
     def _vtysh(self, *args: str) -> str:
-        with SshSession(self.target) as ssh:
+        with session(self.target) as ssh:
             return ssh.run(("vtysh", *args), timeout=TIMEOUT).text()
 
     def sessions(self) -> dict[str, Session]:

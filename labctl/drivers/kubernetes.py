@@ -10,13 +10,23 @@ address (the pki layer puts it on the API certificate, beside its name). Objects
 applied with server-side apply under the field manager ``labctl`` (``force``: labctl
 owns the fields it sets); an apply that leaves the object's ``resourceVersion`` as it
 was changed nothing.
+
+A client keeps its connection between requests (HTTP/1.1 keep-alive), as the etcd
+driver does: a converged run asks the API some 70 times (Calico's objects, each read
+and applied), and a new TLS handshake with the client certificate for each was most of
+the calico-resources layer's second there. A kept connection the server closed while
+it was idle is found before use (or fails as stale) and replaced by a new one; a
+refused certificate is still told on a new connection (``tlsrefusal``).
 """
 
 from __future__ import annotations
 
 import http.client
 import json
+import select
+import socket
 import ssl
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,6 +34,10 @@ from urllib.parse import quote, urlsplit
 
 from labctl.drivers.tlsrefusal import issuer_of, refused_client_certificate, said_before_closing
 from labctl.errors import AuthenticationError, DriverError, DriverTimeout
+
+# A kept connection the server closed in the meantime fails with one of these before
+# any answer: the request is sent again, once, on a new connection.
+_STALE = (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError, ssl.SSLEOFError)
 
 FIELD_MANAGER = "labctl"
 
@@ -93,11 +107,53 @@ class KubeClient:
         self._context = context
         # apiVersion -> kind -> (plural, namespaced), from discovery, for custom kinds.
         self._discovered: dict[str, dict[str, tuple[str, bool]]] = {}
+        # The connection kept for the next request (one; a thread that finds it taken
+        # opens its own, and keeps it after if none is kept by then).
+        self._kept: http.client.HTTPSConnection | None = None
+        self._kept_lock = threading.Lock()
+        self.connections = 0  # connections opened, for tests and benchmarks
 
     def _connection(self) -> http.client.HTTPSConnection:
+        self.connections += 1
         return http.client.HTTPSConnection(
             self.host, self.port, timeout=self.timeout, context=self._context
         )
+
+    def _take(self) -> http.client.HTTPSConnection | None:
+        """The kept connection, if there is one the server has not closed."""
+        with self._kept_lock:
+            kept, self._kept = self._kept, None
+        if kept is not None and (kept.sock is None or _closed_by_peer(kept.sock)):
+            kept.close()
+            return None
+        return kept
+
+    def _keep(self, connection: http.client.HTTPSConnection) -> None:
+        """Keep ``connection`` for the next request, or close it if one is kept already."""
+        with self._kept_lock:
+            if self._kept is None:
+                self._kept = connection
+                return
+        connection.close()
+
+    def close(self) -> None:
+        """Close the kept connection (a later request opens a new one)."""
+        with self._kept_lock:
+            kept, self._kept = self._kept, None
+        if kept is not None:
+            kept.close()
+
+    @staticmethod
+    def _exchange(
+        connection: http.client.HTTPSConnection,
+        method: str,
+        path: str,
+        data: bytes | None,
+        headers: dict[str, str],
+    ) -> tuple[int, bytes, bool]:
+        connection.request(method, path, body=data, headers=headers)
+        response = connection.getresponse()
+        return response.status, response.read(), response.will_close
 
     def request(
         self,
@@ -107,16 +163,40 @@ class KubeClient:
         content_type: str = "application/json",
     ) -> tuple[int, bytes]:
         """One request; (status, body). Transport failures are DriverError."""
-        connection = self._connection()
         headers = {"Accept": "application/json"}
         data = None
         if body is not None:
             data = json.dumps(body).encode()
             headers["Content-Type"] = content_type
+        connection = self._take()
+        if connection is not None:
+            try:
+                status, read, closing = self._exchange(connection, method, path, data, headers)
+            except _STALE:
+                # The server closed the kept connection before it read the request
+                # (it restarted, or dropped it idle): once more on a new one, below.
+                connection.close()
+            except (OSError, http.client.HTTPException) as exc:
+                connection.close()
+                if isinstance(exc, TimeoutError):
+                    raise DriverTimeout(
+                        f"the Kubernetes API at {self.url} did not answer in time"
+                    ) from exc
+                raise DriverError(
+                    f"the Kubernetes API at {self.url} cannot be reached: {exc}"
+                ) from exc
+            else:
+                if closing:
+                    connection.close()
+                else:
+                    self._keep(connection)
+                return self._answered(method, path, (status, read))
+        connection = self._connection()
+        kept = False
         try:
-            connection.request(method, path, body=data, headers=headers)
-            response = connection.getresponse()
-            answer = response.status, response.read()
+            status, read, closing = self._exchange(connection, method, path, data, headers)
+            answer = status, read
+            kept = not closing
         except TimeoutError as exc:
             raise DriverTimeout(f"the Kubernetes API at {self.url} did not answer in time") from exc
         except ssl.SSLCertVerificationError as exc:
@@ -125,7 +205,7 @@ class KubeClient:
                 f"sign for it ({exc.verify_message})"
             ) from exc
         except (OSError, http.client.HTTPException) as exc:
-            # Every request has a new connection: an EOF or reset on it may hide the
+            # On a new connection an EOF or reset may hide the
             # server's alert refusing our certificate (TLS 1.3 sends it after the handshake).
             alert = refused_client_certificate(said_before_closing(connection.sock, exc))
             if alert is not None:
@@ -136,7 +216,13 @@ class KubeClient:
                 ) from exc
             raise DriverError(f"the Kubernetes API at {self.url} cannot be reached: {exc}") from exc
         finally:
-            connection.close()
+            if not kept:
+                connection.close()
+        if kept:
+            self._keep(connection)
+        return self._answered(method, path, answer)
+
+    def _answered(self, method: str, path: str, answer: tuple[int, bytes]) -> tuple[int, bytes]:
         if answer[0] == 401:
             # kube-apiserver only asks for a client certificate during the handshake and
             # checks it per request: one its client CA did not sign (or an expired one)
@@ -239,3 +325,10 @@ def _status_message(status: int, data: bytes, method: str, path: str) -> str:
     except ValueError:
         message = data.decode(errors="replace").strip()[:200]
     return f"the Kubernetes API refused {method} {path.split('?')[0]}: HTTP {status} {message}"
+
+
+def _closed_by_peer(sock: socket.socket) -> bool:
+    """Whether an idle kept connection has something to read: the server closed it (or
+    sent something unasked; either way a new connection is safer)."""
+    readable, _, _ = select.select([sock], [], [], 0)
+    return bool(readable)
