@@ -21,7 +21,8 @@ from labctl.day2.retire import Step
 from labctl.engine.layer import LayerContext
 from labctl.errors import LabctlError
 from labctl.etcd import token as tokens
-from labctl.etcd.membership import EtcdChanges, EtcdJoined
+from labctl.etcd.membership import RECORD_NAME as MEMBERSHIP
+from labctl.etcd.membership import EtcdChanges, EtcdJoined, MembershipRecord
 from labctl.etcd.token import EtcdToken, NodeToken, TokenRecord, decide
 from labctl.etcd.upgrade import EtcdVersions
 from labctl.inventory import require_inventory
@@ -212,17 +213,20 @@ def test_reset_all_forgets_the_token_and_a_reset_of_one_server_keeps_it(
     assert (kept is None) == whole_lab, kept
 
 
-def test_sim_down_forgets_the_token_kept_beside_the_labs_journal(
+def test_sim_down_forgets_the_token_and_membership_kept_beside_the_labs_journal(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A simulated lab taken down has no etcd left: the next `up` and bootstrap form a
-    new cluster, so the token goes with the journal (the other records stay)."""
+    new cluster, so the token and the membership record go with the journal (the
+    other records stay)."""
     from labctl.sim import lab
     from labctl.sim.record import STATE_FILE
 
     monkeypatch.setattr(lab, "require_root", lambda: None)  # nothing here needs root
     labctl_state, sim_state = tmp_path / "state", tmp_path / "state" / "sim"
     TokenRecord("sthlm-etcd-old").save(labctl_state)
+    joined = {"wind": ("wind=https://10.0.0.1:2380,fire=https://10.0.0.2:2380", "8e9e05c52164694d")}
+    MembershipRecord(labctl_state / MEMBERSHIP, ["fire"], {"old": "1"}, joined).save()
     (labctl_state / "journal.jsonl").write_text("{}\n")
     (labctl_state / "kept.json").write_text("{}\n")
     sim_state.mkdir()
@@ -235,5 +239,7 @@ def test_sim_down_forgets_the_token_kept_beside_the_labs_journal(
     assert lab.down(sim_state) == "the simulated lab is down; everything it made is gone"
     assert not sim_state.exists()
     assert TokenRecord.load(labctl_state) is None
+    assert not (labctl_state / MEMBERSHIP).exists()
+    assert MembershipRecord.load(labctl_state).joined == {}
     assert not (labctl_state / "journal.jsonl").exists()
     assert (labctl_state / "kept.json").exists()
