@@ -18,7 +18,10 @@ import pytest
 
 from labctl.day2.apply import Reset
 from labctl.day2.retire import Step
+from labctl.engine.actions import PutFile, Run
+from labctl.engine.facts import Facts
 from labctl.engine.layer import LayerContext
+from labctl.engine.plan import Plan
 from labctl.errors import LabctlError
 from labctl.etcd import token as tokens
 from labctl.etcd.membership import RECORD_NAME as MEMBERSHIP
@@ -188,6 +191,37 @@ def test_a_restore_chooses_a_new_token_once(inventory: Inventory, tmp_path: Path
     assert tokens.RestoreTokenWork("r2").apply(ctx) is True  # another restore: another one
     second = TokenRecord.load(state)
     assert second is not None and second.token != first.token
+
+
+def test_a_restores_new_token_changes_no_remembered_step_of_the_next_bootstrap(
+    inventory: Inventory, tmp_path: Path
+) -> None:
+    """After `labctl etcd restore` (a new token) the members plan writes the token into
+    the environment files, a start-up-only line, and runs nothing again: every Run the
+    journal remembers (the restart above all) is the same step with the same inputs,
+    so a converged lab gets no second rolling restart after its restore."""
+
+    def members(token: str) -> Plan:
+        facts = Facts.of(EtcdToken(token), EtcdChanges(), EtcdJoined(), EtcdVersions())
+        ctx = LayerContext(inventory, REFERENCE, tmp_path / "state", facts=facts)
+        return next(p for p in EtcdLayer().plans(ctx) if p.layer == "etcd: members")
+
+    formed, restored = members("sthlm-etcd-0123456789ab"), members("sthlm-etcd-ba9876543210")
+    runs = [
+        {(s.action.key, s.action.fingerprint) for s in plan.steps if isinstance(s.action, Run)}
+        for plan in (formed, restored)
+    ]
+    assert runs[0] and runs[0] == runs[1], runs[0] ^ runs[1]
+    envs = [
+        {s.action.path: s.action.content for s in plan.steps if isinstance(s.action, PutFile)}
+        for plan in (formed, restored)
+    ]
+    changed = {
+        line
+        for path, text in envs[1].items()
+        for line in set(text.decode().splitlines()) ^ set(envs[0][path].decode().splitlines())
+    }
+    assert {line.split("=")[0] for line in changed} == {"ETCD_INITIAL_CLUSTER_TOKEN"}
 
 
 class Recorder:
