@@ -16,6 +16,7 @@ import json
 import subprocess
 import time
 from pathlib import Path
+from typing import Any, cast
 
 import pytest
 
@@ -187,9 +188,10 @@ def test_snapshot_restore_and_a_foreign_data_directory(shared_lab: Lab) -> None:
     # (a start-up-only line) and runs nothing again: no second rolling restart.
     started = member_pids(lab)
     after = bootstrap(lab, "--only", "etcd")
+    layers = cast(list[dict[str, Any]], after["layers"])
     ran = {
         s["step_id"]
-        for layer in after["layers"]  # type: ignore[union-attr]
+        for layer in layers
         for plan in layer["plans"]
         for s in plan["steps"]
         if s["outcome"] not in ("unchanged", "skipped")
