@@ -101,6 +101,13 @@ class MembershipRecord:
         return entry[0] if entry else None
 
 
+def forget(state_dir: Path) -> None:
+    """The next formation starts with no member joining, leaving or joined: the cluster
+    the record described is gone with its machines (``labctl sim down``, beside the
+    token's ``forget``)."""
+    (state_dir / RECORD_NAME).unlink(missing_ok=True)
+
+
 @dataclass(frozen=True)
 class EtcdChanges:
     """A fact: the members joining (inventory order) and leaving (name, hex id) this run."""

@@ -12,7 +12,8 @@ cluster and member ids from the token and the peer URLs, so the restore first
 chooses a new token and records it (local work ``etcd.restore-token``,
 ``etcd/token.py``) before any member is touched, and every member is restored
 with it; the next bootstrap writes it into the members' environment files (a
-start-up-only line: nothing restarts). A restore stopped half-way is run again
+start-up-only line, which the layer's restart step neither carries nor restarts for:
+nothing restarts). A restore stopped half-way is run again
 (it restores every member again, with a new token).
 """
 

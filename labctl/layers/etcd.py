@@ -245,8 +245,7 @@ def member_actions(
                 "-c",
                 RESTART,
                 RESTART_NAME,
-                data_dir,
-                token,
+                data_dir,  # the token is the environment file's (a start-up-only line)
                 render.UNIT_NAME,
                 f"https://127.0.0.1:{etcd.client_port}",
                 *(ctx.on_node(node, path) for path in render.tls_files(server)),

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, TypedDict
 
 from labctl.errors import LabctlError
+from labctl.etcd import membership as etcd_membership
 from labctl.etcd import token as etcd_token
 from labctl.inventory.model import Inventory, Pdu, Server
 from labctl.programs import require
@@ -1051,8 +1052,11 @@ def down(state: Path) -> str:
         Path(journal).unlink(missing_ok=True)
         # The lab's etcd is gone with its machines: the next `up` and bootstrap form a
         # new cluster, which must get a new token (as after `labctl reset --all`), not
-        # the old one's ids. The token is kept beside the journal (bootstrap's state).
+        # the old one's ids, and no membership record of who joined or left the old one
+        # (a stale one renders members with an initial cluster that no longer exists).
+        # Both are kept beside the journal (bootstrap's state).
         etcd_token.forget(Path(journal).parent)
+        etcd_membership.forget(Path(journal).parent)
     return "the simulated lab is down; everything it made is gone"
 
 

@@ -27,6 +27,8 @@ from pathlib import Path
 
 import pytest
 
+from labctl.etcd.membership import RECORD_NAME as MEMBERSHIP
+from labctl.etcd.membership import MembershipRecord
 from labctl.inventory import require_inventory
 from labctl.render.bgp_common import announced
 from tests.conftest import REFERENCE
@@ -154,9 +156,14 @@ def test_a_lab_built_again_is_bootstrapped_again(lab: Lab) -> None:
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
     journal = lab.workdir / ".labctl" / "journal.jsonl"
     assert "systemctl restart frr" in journal.read_text()
+    # The old lab's etcd membership record (one member joined it): gone with its etcd.
+    membership = lab.workdir / ".labctl" / MEMBERSHIP
+    if not membership.exists():
+        MembershipRecord(membership, joined={"wind": ("wind=https://old:2380", "1")}).save()
     down = lab.labctl("sim", "down")
     assert down.returncode == 0, down.stdout + down.stderr
     assert not journal.exists()
+    assert not membership.exists()
     up = lab.labctl("sim", "up")
     assert up.returncode == 0, up.stdout + up.stderr
     again = labctl(lab, "bootstrap", "--only", "calico")

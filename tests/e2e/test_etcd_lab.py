@@ -16,6 +16,7 @@ import json
 import subprocess
 import time
 from pathlib import Path
+from typing import Any, cast
 
 import pytest
 
@@ -183,6 +184,21 @@ def test_snapshot_restore_and_a_foreign_data_directory(shared_lab: Lab) -> None:
     aside = lab.ssh(NODES["wind"], "ls -d /var/lib/etcd.before-restore-*")
     assert aside.returncode == 0, "the data before the restore is kept, moved aside"
 
+    # The bootstrap after it writes the new token into the members' environment files
+    # (a start-up-only line) and runs nothing again: no second rolling restart.
+    started = member_pids(lab)
+    after = bootstrap(lab, "--only", "etcd")
+    layers = cast(list[dict[str, Any]], after["layers"])
+    ran = {
+        s["step_id"]
+        for layer in layers
+        for plan in layer["plans"]
+        for s in plan["steps"]
+        if s["outcome"] not in ("unchanged", "skipped")
+    }
+    assert not {step for step in ran if step.startswith("run:")}, ran
+    assert member_pids(lab) == started, "a member restarted after the restore"
+
     # A member whose data directory holds another cluster's data is refused, untouched.
     marker = "/var/lib/etcd/.labctl-cluster"
     assert lab.ssh(NODES["wind"], f"echo other-lab-etcd > {marker}").returncode == 0
@@ -200,6 +216,16 @@ def test_snapshot_restore_and_a_foreign_data_directory(shared_lab: Lab) -> None:
     kept = lab.ssh(NODES["wind"], f"cat {marker}; ls /var/lib/etcd/member")
     assert kept.returncode == 0 and kept.stdout.startswith("other-lab-etcd")
     release_shared_lab()  # wind's data is another cluster's now: no test gets this lab
+
+
+def member_pids(lab: Lab) -> dict[str, str]:
+    """Each member's etcd process, as systemd names it (a restart changes it)."""
+    pids = {}
+    for name, address in NODES.items():
+        done = lab.ssh(address, "systemctl status etcd-member.service | grep 'Main PID'")
+        assert done.returncode == 0 and "Main PID" in done.stdout, done.stdout + done.stderr
+        pids[name] = done.stdout.split("Main PID:")[1].split()[0]
+    return pids
 
 
 def cluster_ids(lab: Lab) -> set[int]:

@@ -148,7 +148,7 @@ def test_members_join_one_at_a_time_survive_a_sigkill_and_leave_again(lab5: Lab)
     # resumed run does not restart it twice); whether the bootstrap's last write and
     # the member's start fell in one second decided it here. Its files written again,
     # as a changed file would be, it must restart.
-    files = step[13:]
+    files = step[12:]
     assert files and all(f.startswith("/") for f in files), step
     assert lab.ssh(address, shlex.join(("touch", *files))).returncode == 0
     start = time.monotonic()

@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import base64
 import http.client
+import itertools
 import json
 import os
 import re
@@ -270,14 +271,46 @@ def running_image(lab: Lab, node: str, name: str) -> str:
     return done.stdout.strip() or done.stderr.strip()
 
 
+def started_at(lab: Lab) -> dict[str, int]:
+    """Every Ceph container on the lab: name -> when its engine started it (Unix s)."""
+    found = {}
+    for node in NODES:
+        for container in json.loads(on(lab, node, "podman ps --format json") or "[]"):
+            name = container["Names"][0]
+            if name.startswith("ceph-"):
+                found[name] = int(container["StartedAt"])
+    return found
+
+
+# The MDS map's flag bit (ceph_fs.h; cephadm's upgrade reads it the same way).
+ALLOW_STANDBY_REPLAY = 1 << 5
+
+
+def mds_map(lab: Lab) -> dict[str, Any]:
+    """The second lab's one CephFS as the monitors hold it (`ceph fs get`)."""
+    got: dict[str, Any] = json.loads(on(lab, "ada", "ceph fs get cephfs -f json"))["mdsmap"]
+    return got
+
+
+def mds_rules_hold(lab: Lab) -> None:
+    """Ceph's rules for upgrading MDSs (docs.ceph.com, cephfs/upgrading): no
+    standby-replay, one rank (`max_mds` 1), so two active MDSs never talk across
+    versions. labctl makes its filesystems so and never changes either."""
+    mdsmap = mds_map(lab)
+    assert mdsmap["max_mds"] == 1, mdsmap["max_mds"]
+    assert not mdsmap["flags"] & ALLOW_STANDBY_REPLAY, mdsmap["flags"]
+
+
 def roll(lab: Lab, edit: tuple[str, str], image: str, sim_up_timeout: float = 300) -> str:
     """Edit the inventory (``edit``: old text, new) so its Ceph daemons run ``image``,
     make the image with `sim up` on the running lab (as a mirror is synced before the
     change), then roll: `plan` shows the order first, a probe reads an RBD image every
     second, the run is killed once the first host's OSD runs ``image`` and resumed.
-    Checked: Ceph's order at the kill, every daemon on ``image`` after, nothing on it at
-    the kill restarted again, ``ok-to-stop`` asked, no failed read, never two hosts'
-    OSDs down, ``noout`` gone. The resumed run's steps, as words."""
+    Checked: Ceph's order at the kill and, from the engine's start times, mons then
+    mgrs then OSDs then MDSs over the whole roll (Ceph's MDS rules holding before and
+    after it), every daemon on ``image`` after,
+    nothing on it at the kill restarted again, ``ok-to-stop`` asked, no failed read,
+    never two hosts' OSDs down, ``noout`` gone. The resumed run's steps, as words."""
     inventory = lab.workdir / "inventory.yaml"
     on(lab, "ada", "head -c 1048576 /dev/urandom > /root/probe && "
        "rbd import --no-progress /root/probe rbd/probe")  # fmt: skip
@@ -295,8 +328,12 @@ def roll(lab: Lab, edit: tuple[str, str], image: str, sim_up_timeout: float = 30
     planned = labctl(lab, "plan", "ceph", "--layers", timeout=300)
     assert planned.returncode in (0, 1), planned.stdout + planned.stderr
     would = [line for line in planned.stderr.splitlines() if " would-change " in line]
-    kinds = [k for line in would for k in ("mon", "mgr", "osd") if f"restart ceph-{k}-" in line]
-    assert kinds == ["mon"] * 3 + ["mgr"] * 2 + ["osd"] * 4, planned.stderr[-4000:]
+    kinds = [
+        k for line in would for k in ("mon", "mgr", "osd", "mds") if f"restart ceph-{k}-" in line
+    ]
+    assert kinds == ["mon"] * 3 + ["mgr"] * 2 + ["osd"] * 4 + ["mds"] * 2, planned.stderr[-4000:]
+    mds_rules_hold(lab)
+    before = started_at(lab)
 
     on(lab, "ada", f"nohup sh -c {shlex.quote(PROBE)} </dev/null >/dev/null 2>&1 & "
        "echo $! > /root/probe.pid")  # fmt: skip
@@ -327,6 +364,17 @@ def roll(lab: Lab, edit: tuple[str, str], image: str, sim_up_timeout: float = 30
     on(lab, "ada", "kill $(cat /root/probe.pid)")
     after = all_containers(lab)
     assert {running for running, _ in after.values()} == {image}, after
+    # Ceph's order over the whole roll, in the daemons' start times: every kind of
+    # daemon restarted (none kept its start), and each kind only once the kind before
+    # it had (to the engine's second).
+    starts = started_at(lab)
+    assert not {n for n, t in starts.items() if before.get(n) == t}, (before, starts)
+    order = ("mon", "mgr", "osd", "mds")
+    by_kind = {k: [t for n, t in starts.items() if n.startswith(f"ceph-{k}-")] for k in order}
+    assert all(by_kind.values()) and len(by_kind["mds"]) == 2, starts
+    for first, then in itertools.pairwise(order):
+        assert max(by_kind[first]) <= min(by_kind[then]), (first, then, starts)
+    mds_rules_hold(lab)
     # What was on the new image when the run was killed was not restarted again.
     assert {n: at_kill[n][1] for n in moved} == {n: after[n][1] for n in moved}
     said = " ".join(

@@ -18,10 +18,14 @@ import pytest
 
 from labctl.day2.apply import Reset
 from labctl.day2.retire import Step
+from labctl.engine.actions import PutFile, Run
+from labctl.engine.facts import Facts
 from labctl.engine.layer import LayerContext
+from labctl.engine.plan import Plan
 from labctl.errors import LabctlError
 from labctl.etcd import token as tokens
-from labctl.etcd.membership import EtcdChanges, EtcdJoined
+from labctl.etcd.membership import RECORD_NAME as MEMBERSHIP
+from labctl.etcd.membership import EtcdChanges, EtcdJoined, MembershipRecord
 from labctl.etcd.token import EtcdToken, NodeToken, TokenRecord, decide
 from labctl.etcd.upgrade import EtcdVersions
 from labctl.inventory import require_inventory
@@ -189,6 +193,37 @@ def test_a_restore_chooses_a_new_token_once(inventory: Inventory, tmp_path: Path
     assert second is not None and second.token != first.token
 
 
+def test_a_restores_new_token_changes_no_remembered_step_of_the_next_bootstrap(
+    inventory: Inventory, tmp_path: Path
+) -> None:
+    """After `labctl etcd restore` (a new token) the members plan writes the token into
+    the environment files, a start-up-only line, and runs nothing again: every Run the
+    journal remembers (the restart above all) is the same step with the same inputs,
+    so a converged lab gets no second rolling restart after its restore."""
+
+    def members(token: str) -> Plan:
+        facts = Facts.of(EtcdToken(token), EtcdChanges(), EtcdJoined(), EtcdVersions())
+        ctx = LayerContext(inventory, REFERENCE, tmp_path / "state", facts=facts)
+        return next(p for p in EtcdLayer().plans(ctx) if p.layer == "etcd: members")
+
+    formed, restored = members("sthlm-etcd-0123456789ab"), members("sthlm-etcd-ba9876543210")
+    runs = [
+        {(s.action.key, s.action.fingerprint) for s in plan.steps if isinstance(s.action, Run)}
+        for plan in (formed, restored)
+    ]
+    assert runs[0] and runs[0] == runs[1], runs[0] ^ runs[1]
+    envs = [
+        {s.action.path: s.action.content for s in plan.steps if isinstance(s.action, PutFile)}
+        for plan in (formed, restored)
+    ]
+    changed = {
+        line
+        for path, text in envs[1].items()
+        for line in set(text.decode().splitlines()) ^ set(envs[0][path].decode().splitlines())
+    }
+    assert {line.split("=")[0] for line in changed} == {"ETCD_INITIAL_CLUSTER_TOKEN"}
+
+
 class Recorder:
     """An SSH connection that records what it is asked to run (the wipe's script is
     tested in tests/unit/test_reset_wipe.py)."""
@@ -212,17 +247,20 @@ def test_reset_all_forgets_the_token_and_a_reset_of_one_server_keeps_it(
     assert (kept is None) == whole_lab, kept
 
 
-def test_sim_down_forgets_the_token_kept_beside_the_labs_journal(
+def test_sim_down_forgets_the_token_and_membership_kept_beside_the_labs_journal(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A simulated lab taken down has no etcd left: the next `up` and bootstrap form a
-    new cluster, so the token goes with the journal (the other records stay)."""
+    new cluster, so the token and the membership record go with the journal (the
+    other records stay)."""
     from labctl.sim import lab
     from labctl.sim.record import STATE_FILE
 
     monkeypatch.setattr(lab, "require_root", lambda: None)  # nothing here needs root
     labctl_state, sim_state = tmp_path / "state", tmp_path / "state" / "sim"
     TokenRecord("sthlm-etcd-old").save(labctl_state)
+    joined = {"wind": ("wind=https://10.0.0.1:2380,fire=https://10.0.0.2:2380", "8e9e05c52164694d")}
+    MembershipRecord(labctl_state / MEMBERSHIP, ["fire"], {"old": "1"}, joined).save()
     (labctl_state / "journal.jsonl").write_text("{}\n")
     (labctl_state / "kept.json").write_text("{}\n")
     sim_state.mkdir()
@@ -235,5 +273,7 @@ def test_sim_down_forgets_the_token_kept_beside_the_labs_journal(
     assert lab.down(sim_state) == "the simulated lab is down; everything it made is gone"
     assert not sim_state.exists()
     assert TokenRecord.load(labctl_state) is None
+    assert not (labctl_state / MEMBERSHIP).exists()
+    assert MembershipRecord.load(labctl_state).joined == {}
     assert not (labctl_state / "journal.jsonl").exists()
     assert (labctl_state / "kept.json").exists()

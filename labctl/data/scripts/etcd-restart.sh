@@ -3,12 +3,20 @@
 # A member that had data rejoins a formed cluster: the step ends only once it answers
 # healthy, and the next member's restart waits for this step (a rolling restart).
 # A first start has no cluster to answer yet, so it ends at once.
-# Not restarted at all when the member already answers at etcd $9 and its process
-# started after its files ($10...) were last written: a run killed after this restart
+# Not restarted at all when the member already answers at etcd $8 and its process
+# started after its files ($9...) were last written: a run killed after this restart
 # (before the journal kept it) resumes without restarting the member again.
 
-d=$1 token=$2 unit=$3 url=$4 ca=$5 cert=$6 key=$7 wait=$8 want=$9
-shift 9
+# The marker's token is read from the environment file ($9, the first of the files):
+# a start-up-only line there, so a new token (a restore's) is no reason to restart.
+
+d=$1 unit=$2 url=$3 ca=$4 cert=$5 key=$6 wait=$7 want=$8
+shift 8
+token=$(sed -n 's/^ETCD_INITIAL_CLUSTER_TOKEN=//p' "$1")
+if [ -z "$token" ]; then
+  echo "$1 names no ETCD_INITIAL_CLUSTER_TOKEN: $unit was not restarted" >&2
+  exit 1
+fi
 ask() { curl -sf --max-time 2 --cacert "$ca" --cert "$cert" --key "$key" "$url/$1"; }
 if [ -n "$want" ] && ask version | grep -qF "\"etcdserver\":\"$want\""; then
   started=$(ask metrics | awk '$1 == "process_start_time_seconds" { printf "%d", $2 }')
