@@ -39,6 +39,11 @@ from labctl.errors import AuthenticationError, DriverError, DriverTimeout
 # any answer: the request is sent again, once, on a new connection.
 _STALE = (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError, ssl.SSLEOFError)
 
+
+class _StaleConnection(Exception):
+    """The kept connection was closed by the server before it answered."""
+
+
 FIELD_MANAGER = "labctl"
 
 # kind -> (plural, namespaced): the kinds the layer applies and the tests create.
@@ -171,56 +176,59 @@ class KubeClient:
         connection = self._take()
         if connection is not None:
             try:
-                status, read, closing = self._exchange(connection, method, path, data, headers)
-            except _STALE:
-                # The server closed the kept connection before it read the request
-                # (it restarted, or dropped it idle): once more on a new one, below.
-                connection.close()
-            except (OSError, http.client.HTTPException) as exc:
-                connection.close()
-                if isinstance(exc, TimeoutError):
-                    raise DriverTimeout(
-                        f"the Kubernetes API at {self.url} did not answer in time"
-                    ) from exc
-                raise DriverError(
-                    f"the Kubernetes API at {self.url} cannot be reached: {exc}"
-                ) from exc
-            else:
-                if closing:
-                    connection.close()
-                else:
-                    self._keep(connection)
-                return self._answered(method, path, (status, read))
-        connection = self._connection()
-        kept = False
+                return self._send(connection, False, method, path, data, headers)
+            except _StaleConnection:
+                pass  # the server closed the kept connection unread: once more, on a new one
+        return self._send(self._connection(), True, method, path, data, headers)
+
+    def _send(
+        self,
+        connection: http.client.HTTPSConnection,
+        fresh: bool,
+        method: str,
+        path: str,
+        data: bytes | None,
+        headers: dict[str, str],
+    ) -> tuple[int, bytes]:
+        """One exchange on ``connection`` (``fresh``: opened for it), kept after if the
+        server keeps it; a failure closes it and is told as labctl's error."""
         try:
             status, read, closing = self._exchange(connection, method, path, data, headers)
-            answer = status, read
-            kept = not closing
-        except TimeoutError as exc:
-            raise DriverTimeout(f"the Kubernetes API at {self.url} did not answer in time") from exc
-        except ssl.SSLCertVerificationError as exc:
-            raise AuthenticationError(
+        except (OSError, http.client.HTTPException) as exc:
+            try:
+                if not fresh and isinstance(exc, _STALE):
+                    raise _StaleConnection from exc
+                raise self._failure(connection, fresh, exc) from exc
+            finally:
+                connection.close()
+        if closing:
+            connection.close()
+        else:
+            self._keep(connection)
+        return self._answered(method, path, (status, read))
+
+    def _failure(
+        self, connection: http.client.HTTPSConnection, fresh: bool, exc: Exception
+    ) -> DriverError:
+        """What a failed exchange means, read before ``connection`` is closed."""
+        if isinstance(exc, TimeoutError):
+            return DriverTimeout(f"the Kubernetes API at {self.url} did not answer in time")
+        if fresh and isinstance(exc, ssl.SSLCertVerificationError):
+            return AuthenticationError(
                 f"the Kubernetes API at {self.url} showed a certificate the lab CA did not "
                 f"sign for it ({exc.verify_message})"
-            ) from exc
-        except (OSError, http.client.HTTPException) as exc:
-            # On a new connection an EOF or reset may hide the
-            # server's alert refusing our certificate (TLS 1.3 sends it after the handshake).
+            )
+        if fresh:
+            # On a new connection an EOF or reset may hide the server's alert refusing
+            # our certificate (TLS 1.3 sends it after the handshake).
             alert = refused_client_certificate(said_before_closing(connection.sock, exc))
             if alert is not None:
-                raise AuthenticationError(
+                return AuthenticationError(
                     f"the Kubernetes API at {self.url} refused labctl's client certificate "
                     f"{self.tls.cert} (issued by {issuer_of(self.tls.cert)}; {alert}): it is "
                     "not signed by a CA the API server trusts"
-                ) from exc
-            raise DriverError(f"the Kubernetes API at {self.url} cannot be reached: {exc}") from exc
-        finally:
-            if not kept:
-                connection.close()
-        if kept:
-            self._keep(connection)
-        return self._answered(method, path, answer)
+                )
+        return DriverError(f"the Kubernetes API at {self.url} cannot be reached: {exc}")
 
     def _answered(self, method: str, path: str, answer: tuple[int, bytes]) -> tuple[int, bytes]:
         if answer[0] == 401:
