@@ -546,10 +546,9 @@ def _resize(
         said.append(
             f"removed {name} (node, BMC, links{', disks' if name in change.replace else ''})"
         )
-    raised = host_limits.raise_for(len(plan.nodes) + len(plan.switches), record.data)
-    record.save()
+    raised = _raise_limits(plan, record)
     if raised:
-        said.append(f"raised the host's limits: {', '.join(raised)}")
+        said.append(f"raised the host's limits: {raised}")
     started = []
     for name in (*change.join, *change.replace):
         if name in record.data["nodes"]:
@@ -568,6 +567,14 @@ def _resize(
         if not sim_node.wait_ssh(node.ssh_address):
             raise LabctlError(f"{node.name}: sshd did not answer on {node.ssh_address}:22")
     return said
+
+
+def _raise_limits(plan: SimPlan, record: Record) -> str:
+    """The host's inotify limits raised for every node and switch of ``plan``, what
+    was found kept in the record for ``down`` (``host_limits``); what changed, or ""."""
+    raised = host_limits.raise_for(len(plan.nodes) + len(plan.switches), record.data)
+    record.save()
+    return ", ".join(raised)
 
 
 def _nodes(plan: SimPlan, state: Path, login_user: str) -> None:
@@ -960,12 +967,9 @@ def up(
     record.save()
     _claim(plan, state)
     try:
-        raised = host_limits.raise_for(len(plan.nodes) + len(plan.switches), record.data)
-        record.save()
+        raised = _raise_limits(plan, record)
         if raised:
-            progress(
-                f"host limits for {len(plan.nodes) + len(plan.switches)} nodes: {', '.join(raised)}"
-            )
+            progress(f"host limits for the lab's nodes: {raised}")
         progress(f"networks: {len(plan.bridges)} bridges, {len(plan.nodes)} node namespaces")
         _network(plan, record)
         progress(f"nodes: host keys, overlays and sshd for {len(plan.nodes)}")
