@@ -80,6 +80,16 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     _FILE_TESTS.setdefault(path, set()).add(report.nodeid)
 
 
+def _by_folder(seconds: dict[str, float]) -> dict[str, tuple[float, int]]:
+    """Each test file's folder (``tests/e2e``), slowest first, with its seconds and files."""
+    folders: dict[str, tuple[float, int]] = {}
+    for path, spent in seconds.items():
+        folder = path.rsplit("/", 1)[0] if "/" in path else "."
+        total, files = folders.get(folder, (0.0, 0))
+        folders[folder] = (total + spent, files + 1)
+    return dict(sorted(folders.items(), key=lambda item: item[1][0], reverse=True))
+
+
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     if not _FILE_SECONDS:
         return
@@ -90,6 +100,10 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         count = len(_FILE_TESTS[path])
         terminalreporter.write_line(f"{seconds:8.1f} s  {count:4d} tests  {path}")
     terminalreporter.write_line(f"{total:8.1f} s  in all, over {len(_FILE_SECONDS)} files")
+    # The ten files are the labs; the rest (unit, integration, tools and the small lab
+    # files) is a third of the run and shows only here, folder by folder.
+    for folder, (seconds, files) in _by_folder(_FILE_SECONDS).items():
+        terminalreporter.write_line(f"{seconds:8.1f} s  {files:4d} files  {folder}/")
     if RUNS:  # this process's (under xdist each worker keeps its own count)
         terminalreporter.write_line(
             f"{sum(RUNS):8.1f} s  in {len(RUNS)} labctl processes the tests ran"

@@ -36,6 +36,11 @@ def test_the_summary_names_the_slowest_files_and_set_up_time() -> None:
         assert len(row) == 1 and re.match(r"\s*\d+\.\d s\s+\d+ tests  ", row[0]), rows
     assert any(re.match(r"\s*\d+\.\d s  in all, over 2 files$", line) for line in rows), rows
     assert "    42.0 s  scripts/setup.sh, before pytest" in rows, rows
+    # Both files are in tests/unit: one row for the folder, its seconds the two files'.
+    folder = [line for line in rows if line.endswith("  tests/unit/")]
+    assert len(folder) == 1 and re.match(r"\s*\d+\.\d s\s+2 files  tests/unit/$", folder[0]), rows
+    seconds = [float(line.split()[0]) for line in rows if line.endswith(FILES)]
+    assert abs(float(folder[0].split()[0]) - sum(seconds)) <= 0.15, rows
 
 
 def test_scripts_test_asks_for_the_slowest_phases_and_times_set_up() -> None:
