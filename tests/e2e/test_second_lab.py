@@ -314,8 +314,9 @@ def roll(
 ) -> str:
     """Edit the inventory (``edits``: old text, new) so its Ceph daemons run ``image``,
     make the image with `sim up` on the running lab (as a mirror is synced before the
-    change), then roll: `plan` shows the order first, a probe reads an RBD image every
-    second, the run is killed once the first host's OSD runs ``image`` and resumed.
+    change), then roll: `plan` shows the order first, a probe reads the quorum, the OSDs
+    up and an RBD image every second, the run is killed once the first host's OSD runs
+    ``image`` and resumed.
     Checked: Ceph's order at the kill and, from the engine's start times, mons then
     mgrs then OSDs then MDSs over the whole roll (Ceph's MDS rules holding before and
     after it), every daemon on ``image`` after,
