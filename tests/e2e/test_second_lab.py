@@ -10,9 +10,13 @@ its minutes are paid once (issue 23's "a second lab bootstraps end to end"). In 
    rPDU2 profile, Prometheus scraping each Ceph manager (every one up, Ceph's metrics
    from the active one only), etcd and Ceph running as the containers their units name.
 2. A Ceph image change (a mirror's name for the same release, as an air-gapped lab
-   does) rolls the daemons in Ceph's order under a probe reading an RBD image every
-   second: mons, then managers, then OSDs host by host with ``ok-to-stop`` and
-   ``noout``; interrupted, a second run restarts only what is not yet on the image.
+   does) with a ceph.conf change in the same edit (one ``ceph.config`` option) rolls
+   the daemons in Ceph's order under a probe reading quorum, the OSDs up and an RBD
+   image every second: mons, each waited for back in quorum, then managers, then OSDs
+   host by host with ``ok-to-stop``, ``noout`` and a wait for every PG; interrupted, a
+   second run restarts only what is not yet on the image; every monitor and OSD then
+   answers the option's new value. (This was the ceph lab's ceph.conf roll, folded in
+   here: that lab no longer rolls.)
 Kubernetes runs at 1.35.4 here, with bob a second control-plane node (the lab's
 inventory is the fixture with those two changes), so that, last:
 
@@ -243,12 +247,16 @@ def ceph_watched(lab: Lab) -> None:
     assert [h["metric"]["instance"] for h in health] == [active], health
 
 
+# Every second, three fields: the monitors in quorum, the OSDs up, the first 16 hex
+# digits of the probe image's sha256 (a failed read hashes nothing).
 PROBE = (
     "rm -f /root/probe.log; while :; do "
+    "q=$(timeout 20 ceph --connect-timeout 15 quorum_status -f json 2>/dev/null"
+    " | grep -o '\"quorum\":\\[[0-9,]*\\]' | grep -o '[0-9]' | wc -l); "
     "u=$(timeout 20 ceph --connect-timeout 15 osd stat -f json 2>/dev/null"
     " | grep -o '\"num_up_osds\":[0-9]*' | grep -o '[0-9]*$'); "
     "s=$(timeout 30 rbd export --no-progress rbd/probe - 2>/dev/null | sha256sum | cut -c1-16); "
-    'echo "${u:-0} $s" >> /root/probe.log; sleep 1; done'
+    'echo "$q ${u:-0} $s" >> /root/probe.log; sleep 1; done'
 )
 
 
@@ -301,23 +309,31 @@ def mds_rules_hold(lab: Lab) -> None:
     assert not mdsmap["flags"] & ALLOW_STANDBY_REPLAY, mdsmap["flags"]
 
 
-def roll(lab: Lab, edit: tuple[str, str], image: str, sim_up_timeout: float = 300) -> str:
-    """Edit the inventory (``edit``: old text, new) so its Ceph daemons run ``image``,
+def roll(
+    lab: Lab, edits: tuple[tuple[str, str], ...], image: str, sim_up_timeout: float = 300
+) -> str:
+    """Edit the inventory (``edits``: old text, new) so its Ceph daemons run ``image``,
     make the image with `sim up` on the running lab (as a mirror is synced before the
-    change), then roll: `plan` shows the order first, a probe reads an RBD image every
-    second, the run is killed once the first host's OSD runs ``image`` and resumed.
+    change), then roll: `plan` shows the order first, a probe reads the quorum, the OSDs
+    up and an RBD image every second, the run is killed once the first host's OSD runs
+    ``image`` and resumed.
     Checked: Ceph's order at the kill and, from the engine's start times, mons then
     mgrs then OSDs then MDSs over the whole roll (Ceph's MDS rules holding before and
     after it), every daemon on ``image`` after,
-    nothing on it at the kill restarted again, ``ok-to-stop`` asked, no failed read,
-    never two hosts' OSDs down, ``noout`` gone. The resumed run's steps, as words."""
+    nothing on it at the kill restarted again, ``ok-to-stop`` asked, each monitor's
+    restart waited for until it was back in quorum and each OSD host's until every PG
+    was active+clean (the two runs' changed steps), no failed read, quorum never below
+    two of three, never two hosts' OSDs down, ``noout`` gone. The resumed run's steps,
+    as words."""
     inventory = lab.workdir / "inventory.yaml"
     on(lab, "ada", "head -c 1048576 /dev/urandom > /root/probe && "
        "rbd import --no-progress /root/probe rbd/probe")  # fmt: skip
     want = on(lab, "ada", "sha256sum /root/probe").split()[0][:16]
     text = inventory.read_text()
-    assert edit[0] in text, edit
-    inventory.write_text(text.replace(edit[0], edit[1]))
+    for old, new in edits:
+        assert text.count(old) == 1, old
+        text = text.replace(old, new)
+    inventory.write_text(text)
     started = time.monotonic()
     synced = labctl(lab, "sim", "up", timeout=sim_up_timeout)
     TIMES["image"] = round(time.monotonic() - started, 1)
@@ -338,11 +354,15 @@ def roll(lab: Lab, edit: tuple[str, str], image: str, sim_up_timeout: float = 30
     on(lab, "ada", f"nohup sh -c {shlex.quote(PROBE)} </dev/null >/dev/null 2>&1 & "
        "echo $! > /root/probe.pid")  # fmt: skip
     started = time.monotonic()
-    run = subprocess.Popen(
-        [sys.executable, "-m", "labctl", "bootstrap", "--only", "ceph"],
-        cwd=lab.workdir, env={**os.environ, **lab.env()},
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+    # The killed run's finished steps, one plain line each (no terminal): "NODE OUTCOME
+    # DESCRIPTION" on stderr.
+    killed_log = lab.workdir / "killed-roll.log"
+    with killed_log.open("w") as log:
+        run = subprocess.Popen(
+            [sys.executable, "-m", "labctl", "bootstrap", "--only", "ceph"],
+            cwd=lab.workdir, env={**os.environ, **lab.env()},
+            stdout=subprocess.DEVNULL, stderr=log,
+        )  # fmt: skip
     try:  # killed once the first host's OSD runs the new image
         end = time.monotonic() + 600
         while (osd0 := running_image(lab, "ada", "ceph-osd-0")) != image:
@@ -384,22 +404,70 @@ def roll(lab: Lab, edit: tuple[str, str], image: str, sim_up_timeout: float = 30
         for s in plan["steps"]
     )
     assert "ok-to-stop" in said, said[-3000:]
+    # The restarts' own waits, in steps that ran (changed): the monitors' in the killed
+    # run (all three were restarted before it), the OSD hosts' in the resumed one.
+    killed = [line for line in killed_log.read_text().splitlines() if " changed " in line]
+    mons = [line for line in killed if "then wait until it is back in quorum" in line]
+    assert len(mons) == 3, killed
+    changed = [
+        s["description"]
+        for layer in resumed["layers"]
+        for plan in layer["plans"]
+        for s in plan["steps"]
+        if s["outcome"] == "changed"
+    ]
+    assert any("every PG is active+clean" in d for d in changed), changed
     samples = [line.split() for line in on(lab, "ada", "cat /root/probe.log").splitlines()]
     assert len(samples) >= 5, samples
-    assert all(int(up) >= 3 for up, _ in samples), samples  # never two hosts' OSDs down
-    assert all(got == want for _, got in samples), samples  # no failed read
+    assert all(int(q) >= 2 for q, _, _ in samples), samples  # quorum held throughout
+    assert all(int(up) >= 3 for _, up, _ in samples), samples  # never two hosts' OSDs down
+    assert all(got == want for _, _, got in samples), samples  # no failed read
     assert "noout" not in on(lab, "ada", "ceph osd dump | grep ^flags")
     TIMES["probe reads"] = len(samples)
     return said
 
 
+# The ceph.conf change the image change carries: an option every daemon reads from
+# [global] at start only, not at its default (1), harmless to a lab this size.
+CONF_OPTION, CONF_OLD, CONF_NEW = "osd_max_backfills", "1", "2"
+
+
+def conf_values(lab: Lab) -> dict[str, str]:
+    """CONF_OPTION as each monitor and OSD daemon itself holds it (``ceph tell``: the
+    running daemon answers, not the cluster's configuration database)."""
+    out = on(lab, "ada", "for d in mon.ada mon.bob mon.cyd $(ceph osd ls | sed 's/^/osd./'); do"
+             f" echo \"$d $(ceph tell $d config get {CONF_OPTION} -f json | tr -d '\\n')\"; done",
+             timeout=120)  # fmt: skip
+    found = {}
+    for line in out.splitlines():
+        daemon, answer = line.split(" ", 1)
+        found[daemon] = str(json.loads(answer)[CONF_OPTION])
+    return found
+
+
 def test_an_image_change_rolls_ceph_in_order_and_resumes_after_a_kill(lab: Lab) -> None:
-    """The image renamed to a mirror's name for the same release: every daemon restarts
-    onto it, mons then mgrs then OSDs host by host, reads never fail, and a run killed
-    in the OSDs' part restarts again only what is not on the new image yet."""
+    """The image renamed to a mirror's name for the same release, and one ceph.config
+    option added in the same edit: every daemon restarts onto both, mons then mgrs then
+    OSDs host by host, quorum and reads never fail, and a run killed in the OSDs' part
+    restarts again only what is not on the new image yet. Then every monitor and OSD
+    holds the option's new value (a conf-only change's restart is proven by
+    tests/unit/ceph/test_conf_roll.py and test_rolling_restart.py: the same steps and
+    scripts, triggered by ceph.conf's digest)."""
+    before = conf_values(lab)
+    assert len(before) == 3 + 4 and set(before.values()) == {CONF_OLD}, before
     public = "    public_network: public\n"
-    roll(lab, (public, f"{public}    image: {MIRROR}\n"), MIRROR)
+    last = "      mon_osd_down_out_interval: 3600\n"
+    roll(
+        lab,
+        (
+            (public, f"{public}    image: {MIRROR}\n"),
+            (last, f"{last}      {CONF_OPTION}: {CONF_NEW}\n"),
+        ),
+        MIRROR,
+    )
     wait_healthy(lab)
+    after = conf_values(lab)
+    assert after == dict.fromkeys(before, CONF_NEW), after
     print(f"image roll, killed and resumed, {TIMES['probe reads']} probe reads: {TIMES['roll']} s")
 
 
@@ -539,8 +607,8 @@ def test_a_kubernetes_upgrade_keeps_the_api_etcd_and_rbd_answering(
     assert all(any(not seen[i] for seen in api) for i in range(len(PLANES))), api
     assert not etcd_failed, etcd_failed  # no failed etcd read
     assert len(samples) >= 5, samples
-    assert all(got == want for _, got in samples), samples  # no failed RBD read
-    assert all(int(up) >= 3 for up, _ in samples), samples  # one host's OSD down at most
+    assert all(got == want for _, _, got in samples), samples  # no failed RBD read
+    assert all(int(up) >= 3 for _, up, _ in samples), samples  # one host's OSD down at most
 
     steps = [s for layer in report["layers"] for plan in layer["plans"] for s in plan["steps"]]
     drained = [s["step_id"] for s in steps if s["step_id"].startswith(f"local:{upgrade.DRAIN}")]
@@ -680,7 +748,7 @@ def test_a_version_change_rolls_ceph_to_reef_and_requires_its_osd_release(lab: L
     assert f"    image: {MIRROR}\n" in inventory  # the image change's mirror, still named
     said = roll(
         lab,
-        (f"    image: {MIRROR}\n", f"    image: {new_image}\n    version: {CEPH_NEW}\n"),
+        ((f"    image: {MIRROR}\n", f"    image: {new_image}\n    version: {CEPH_NEW}\n"),),
         new_image,
         sim_up_timeout=900,  # the Debian 13 root: about 70 s the first time (network)
     )
