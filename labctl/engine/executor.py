@@ -144,24 +144,24 @@ class LayerAhead:
                 self.steps.setdefault(target, []).extend(steps)
         self.changed = threading.Event()
         self._lock = threading.Lock()
-        self._claimed: set[str] = set()
+        self._claimed: set[tuple[str, int]] = set()  # (target, id of its applier)
         self._read: dict[str, dict[str, Action]] = {}  # by target, by key: what was read
         self._answers: dict[str, dict[str, str | None]] = {}  # by target, by key
 
-    def claim(self, target: str) -> bool:
-        """True once per target: its first survey in the layer reads ahead."""
+    def claim(self, target: str, applier: Applier) -> bool:
+        """True once per target and applier: its first survey in the layer reads ahead."""
         with self._lock:
-            if target in self._claimed:
+            if (target, id(applier)) in self._claimed:
                 return False
-            self._claimed.add(target)
+            self._claimed.add((target, id(applier)))
             return True
 
     def record(
         self, target: str, actions: Sequence[Action], answers: Mapping[str, str | None]
     ) -> None:
         with self._lock:
-            self._read[target] = {a.key: a for a in actions}
-            self._answers[target] = dict(answers)
+            self._read.setdefault(target, {}).update({a.key: a for a in actions})
+            self._answers.setdefault(target, {}).update(answers)
 
     def covers(self, action: Action) -> bool:
         """Whether ``action``, equal to one read ahead, may take that reading now."""
@@ -352,7 +352,7 @@ class Executor:
         if ahead is None or ahead.changed.is_set():
             return (applier.survey(mine) if mine else {}), kinds
         target = steps[index].target
-        if ahead.claim(target):
+        if ahead.claim(target, applier):
             return self._survey_ahead(layer, steps[index:], mine, applier, changed, ahead), kinds
         covered = [a for a in mine if ahead.covers(a)]
         rest = [a for a in mine if a not in covered]
