@@ -130,9 +130,11 @@ class LayerAhead:
     says ran with the same fingerprint (``Executor._journaled``, over the whole layer
     ahead). A later step takes that answer instead of its plan's survey only while
     nothing in the layer has changed (``changed``, set at the first CHANGED step of any
-    of its plans) and only if its action is equal to the one read (content, mode,
-    owner, argv: never by key alone); a step it does not cover is surveyed as before.
-    A plan that forgets what the journal remembers of a machine takes no part.
+    of its plans), nor in a layer running beside it since this one's first plan began
+    (``baseline``: the executor's count of changes then), and only if its action is
+    equal to the one read (content, mode, owner, argv: never by key alone); a step it
+    does not cover is surveyed as before. A plan that forgets what the journal
+    remembers of a machine takes no part.
     """
 
     def __init__(self, plans: Sequence[Plan]) -> None:
@@ -143,6 +145,7 @@ class LayerAhead:
             for target, steps in plan.targets().items():
                 self.steps.setdefault(target, []).extend(steps)
         self.changed = threading.Event()
+        self.baseline: int | None = None  # the executor's changes when its first plan began
         self._lock = threading.Lock()
         self._claimed: set[tuple[str, int]] = set()  # (target, id of its applier)
         self._read: dict[str, dict[str, Action]] = {}  # by target, by key: what was read
@@ -207,12 +210,15 @@ class Executor:
         self.options = options or Options()
         self.progress = progress
         self._journal_lock = threading.Lock()
+        self._changes = 0  # CHANGED steps in this run, of every layer (``LayerAhead``)
 
     def apply(self, plan: Plan, ahead: LayerAhead | None = None) -> RunReport:
         """Apply ``plan``; ``ahead``: its layer's, when the runner planned the layer ahead."""
         start = time.monotonic()
         if plan.forgets:
             ahead = None  # the journal it was planned against is about to change
+        if ahead is not None and ahead.baseline is None:
+            ahead.baseline = self._changes
         if not self.options.dry_run:
             with self._journal_lock:  # layers beside this one record as it forgets
                 for target in sorted(plan.forgets):
@@ -288,8 +294,11 @@ class Executor:
                 if kind in CONDITIONS and changed_anywhere.is_set():
                     trusted = {k: v for k, v in known.items() if not k.startswith(kind + ":")}
                 result = self._apply_step(plan.layer, step, trusted)
-                if ahead is not None and result.outcome is Outcome.CHANGED:
-                    ahead.changed.set()  # before any step waiting for this one goes on
+                if result.outcome is Outcome.CHANGED:
+                    with self._journal_lock:
+                        self._changes += 1
+                    if ahead is not None:  # before any step waiting for this one goes on
+                        ahead.changed.set()
                 emit(result)
                 reached.add(kind)
                 if result.outcome is Outcome.CHANGED:
@@ -349,6 +358,8 @@ class Executor:
                 if a.kind not in CONDITIONS or (a.kind == current and not changed.is_set())
             ]
         kinds = {a.kind for a in mine} | {steps[index].action.kind}
+        if ahead is not None and self._changes != ahead.baseline:
+            ahead.changed.set()  # a layer beside this one changed something
         if ahead is None or ahead.changed.is_set():
             return (applier.survey(mine) if mine else {}), kinds
         target = steps[index].target

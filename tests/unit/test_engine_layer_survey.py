@@ -298,3 +298,25 @@ def test_conditions_are_not_read_ahead_when_a_command_is_not_journaled(tmp_path:
     assert set(_outcomes(again)) == {Outcome.UNCHANGED, Outcome.SKIPPED}
     assert n1.trips == ["survey"]
     assert n1.surveys[0][1] == ["test -e /p1", "test -e /running"]
+
+
+def test_a_change_by_a_layer_beside_it_ends_the_answers_read_ahead(tmp_path: Path) -> None:
+    """Layers run at once (engine/graph.py): a change another layer makes between two of
+    this layer's plans sends the next plan back to its own survey."""
+    from labctl.engine.executor import Executor, LayerAhead
+    from labctl.engine.journal import Journal
+
+    nodes = _lab()
+    _converge(tmp_path, ThreePlans(), nodes)
+    plans = list(
+        ThreePlans().plans(LayerContext(require_inventory(REFERENCE), REFERENCE, tmp_path))
+    )
+    executor = Executor(Appliers([SshApplier(StandInConnector(nodes))]), Journal(tmp_path))  # type: ignore[arg-type]
+    ahead = LayerAhead(plans)
+    assert executor.apply(plans[0], ahead).nothing_to_do
+    beside = Plan.of("other: files", [PutFile("n2", "/etc/other", b"other")])
+    assert executor.apply(beside).count(Outcome.CHANGED) == 1
+    nodes["n1"].files["/etc/p2/a"] = (b"drifted", 0o644)  # as the other layer might
+    second = executor.apply(plans[1], ahead)
+    assert [r.target for r in second.results if r.outcome is Outcome.CHANGED] == ["n1"]
+    assert [len(files) for files, _ in nodes["n1"].surveys] == [6, 2]
