@@ -193,8 +193,10 @@ def test_a_change_in_the_first_plan_falls_back_to_a_survey_per_plan(tmp_path: Pa
     assert nodes["n2"].files["/etc/p3/b"] == (b"wanted", 0o644)
     # the first survey of each node read the layer ahead; after the change each later
     # plan surveys again, as before
-    for node in nodes.values():
-        assert [len(files) for files, _ in node.surveys] == [6, 2, 2], node.name
+    assert [len(files) for files, _ in nodes["n1"].surveys] == [6, 2, 2]
+    # n2's first survey reads ahead only if it comes before n1's change (they run at
+    # once); either way its later plans survey their own files
+    assert [len(files) for files, _ in nodes["n2"].surveys][1:] == [2, 2]
 
 
 @dataclass(frozen=True)
