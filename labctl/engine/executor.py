@@ -10,13 +10,19 @@ target (later steps are reported as blocked, never half-run) while other
 targets carry on. A step that depends on secrets (a restart following a file
 with a BGP password) is remembered by a fingerprint that includes their sealed
 digest (``labctl/secrets/box.py``), never their values.
+
+A layer's plans may be handed a ``LayerAhead`` (``engine/runner.py`` plans the layer
+once more at its start): a node's first survey in the layer then reads the steps of
+the layer's later plans there too, so a layer where nothing changes costs one survey
+per node, not one per plan. Those answers are taken only while nothing in the layer
+has changed, and only by a step whose action is equal to the one read.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -24,7 +30,7 @@ from typing import Any
 
 from labctl.drivers.ssh import RemoteCommandError
 from labctl.engine.actions import Action, Check, PutFile, WaitFor
-from labctl.engine.appliers import Appliers
+from labctl.engine.appliers import Applier, Appliers
 from labctl.engine.graph import DEFAULT_WORKERS
 from labctl.engine.journal import Journal
 from labctl.engine.plan import Plan, Step
@@ -114,6 +120,70 @@ class Options:
 CONDITIONS = (WaitFor.kind, Check.kind)
 
 
+class LayerAhead:
+    """A layer's plans as planned at its start, and what a node's first survey in the
+    layer read of them: one survey per node per layer while nothing changes.
+
+    A node's first survey point in the layer (after its wait for SSH, as any survey)
+    also reads every later planned step of the same applier there: files always;
+    waits and checks only when every planned command on the node is one the journal
+    says ran with the same fingerprint (``Executor._journaled``, over the whole layer
+    ahead). A later step takes that answer instead of its plan's survey only while
+    nothing in the layer has changed (``changed``, set at the first CHANGED step of any
+    of its plans), nor in a layer running beside it since this one's first plan began
+    (``baseline``: the executor's count of changes then), and only if its action is
+    equal to the one read (content, mode, owner, argv: never by key alone); a step it
+    does not cover is surveyed as before. A plan that forgets what the journal
+    remembers of a machine takes no part.
+    """
+
+    def __init__(self, plans: Sequence[Plan]) -> None:
+        self.steps: dict[str, list[Step]] = {}
+        for plan in plans:
+            if plan.forgets:
+                continue
+            for target, steps in plan.targets().items():
+                self.steps.setdefault(target, []).extend(steps)
+        self.changed = threading.Event()
+        self.baseline: int | None = None  # the executor's changes when its first plan began
+        self._lock = threading.Lock()
+        self._claimed: set[tuple[str, int]] = set()  # (target, id of its applier)
+        self._read: dict[str, dict[str, Action]] = {}  # by target, by key: what was read
+        self._answers: dict[str, dict[str, str | None]] = {}  # by target, by key
+
+    def claim(self, target: str, applier: Applier) -> bool:
+        """True once per target and applier: its first survey in the layer reads ahead."""
+        with self._lock:
+            if (target, id(applier)) in self._claimed:
+                return False
+            self._claimed.add((target, id(applier)))
+            return True
+
+    def record(
+        self, target: str, actions: Sequence[Action], answers: Mapping[str, str | None]
+    ) -> None:
+        with self._lock:
+            self._read.setdefault(target, {}).update({a.key: a for a in actions})
+            self._answers.setdefault(target, {}).update(answers)
+
+    def covers(self, action: Action) -> bool:
+        """Whether ``action``, equal to one read ahead, may take that reading now."""
+        if self.changed.is_set():
+            return False
+        with self._lock:
+            return self._read.get(action.host, {}).get(action.key) == action
+
+    def answers(self, actions: Sequence[Action]) -> dict[str, str | None]:
+        """The answers read ahead for ``actions`` (each covered; one left unanswered was
+        not read, and its step looks for itself)."""
+        with self._lock:
+            return {
+                a.key: self._answers[a.host][a.key]
+                for a in actions
+                if a.key in self._answers.get(a.host, {})
+            }
+
+
 def _waits_for_ssh(action: Action) -> bool:
     """A wait for the node to answer at all: it surveys nothing (the node may be booting)."""
     return isinstance(action, WaitFor) and not action.argv
@@ -140,9 +210,15 @@ class Executor:
         self.options = options or Options()
         self.progress = progress
         self._journal_lock = threading.Lock()
+        self._changes = 0  # CHANGED steps in this run, of every layer (``LayerAhead``)
 
-    def apply(self, plan: Plan) -> RunReport:
+    def apply(self, plan: Plan, ahead: LayerAhead | None = None) -> RunReport:
+        """Apply ``plan``; ``ahead``: its layer's, when the runner planned the layer ahead."""
         start = time.monotonic()
+        if plan.forgets:
+            ahead = None  # the journal it was planned against is about to change
+        if ahead is not None and ahead.baseline is None:
+            ahead.baseline = self._changes
         if not self.options.dry_run:
             with self._journal_lock:  # layers beside this one record as it forgets
                 for target in sorted(plan.forgets):
@@ -207,7 +283,9 @@ class Executor:
                     )
                 kind = step.action.kind
                 if kind not in surveyed and not _waits_for_ssh(step.action):
-                    read, kinds = self._survey(plan.layer, steps, index, surveyed, changed_anywhere)
+                    read, kinds = self._survey(
+                        plan.layer, steps, index, surveyed, changed_anywhere, ahead
+                    )
                     known.update(read)
                     surveyed |= kinds
                 # A wait or a check read by the survey is answered by it only while
@@ -216,6 +294,11 @@ class Executor:
                 if kind in CONDITIONS and changed_anywhere.is_set():
                     trusted = {k: v for k, v in known.items() if not k.startswith(kind + ":")}
                 result = self._apply_step(plan.layer, step, trusted)
+                if result.outcome is Outcome.CHANGED:
+                    with self._journal_lock:
+                        self._changes += 1
+                    if ahead is not None:  # before any step waiting for this one goes on
+                        ahead.changed.set()
                 emit(result)
                 reached.add(kind)
                 if result.outcome is Outcome.CHANGED:
@@ -241,6 +324,7 @@ class Executor:
         index: int,
         surveyed: set[str],
         changed: threading.Event,
+        ahead: LayerAhead | None = None,
     ) -> tuple[Mapping[str, str | None], set[str]]:
         """What the applier of ``steps[index]`` reads at once (``Applier.survey``) of the
         target's steps from there on that it carries out, of kinds not read yet; and the
@@ -249,7 +333,11 @@ class Executor:
         Its waits and checks are handed too only while nothing in the plan has changed
         and every command on the target is one the journal says already ran with the
         same fingerprint: a survey runs them before the steps before them, so they must
-        find what they would find in their turn."""
+        find what they would find in their turn.
+
+        With ``ahead`` (``LayerAhead``) and nothing in the layer changed: the target's
+        first survey in the layer reads its later plans' steps too, and a later survey
+        leaves out what that one read of equal actions (none sent when it read all)."""
         applier = self.appliers.for_kind(steps[index].action.kind)
         if applier is None:
             return {}, set()
@@ -270,7 +358,50 @@ class Executor:
                 if a.kind not in CONDITIONS or (a.kind == current and not changed.is_set())
             ]
         kinds = {a.kind for a in mine} | {steps[index].action.kind}
-        return (applier.survey(mine) if mine else {}), kinds
+        if ahead is not None and self._changes != ahead.baseline:
+            ahead.changed.set()  # a layer beside this one changed something
+        if ahead is None or ahead.changed.is_set():
+            return (applier.survey(mine) if mine else {}), kinds
+        target = steps[index].target
+        if ahead.claim(target, applier):
+            return self._survey_ahead(layer, steps[index:], mine, applier, changed, ahead), kinds
+        covered = [a for a in mine if ahead.covers(a)]
+        rest = [a for a in mine if a not in covered]
+        read = dict(applier.survey(rest)) if rest else {}
+        read.update(ahead.answers(covered))
+        return read, kinds
+
+    def _survey_ahead(
+        self,
+        layer: str,
+        steps: list[Step],
+        mine: list[Action],
+        applier: Applier,
+        changed: threading.Event,
+        ahead: LayerAhead,
+    ) -> Mapping[str, str | None]:
+        """A target's first survey in the layer: ``mine`` (this plan's, as ``_survey``
+        chose them) and the layer's later planned steps there, in one round trip; this
+        plan's answers returned, all of them kept in ``ahead``."""
+        later = ahead.steps.get(steps[0].target, [])
+        conditions = not changed.is_set() and self._journaled(layer, [*steps, *later])
+        keys = {a.key for a in mine}
+        extra: list[Action] = []
+        for step in later:
+            action = step.action
+            if (
+                action.key in keys
+                or self.appliers.for_kind(action.kind) is not applier
+                or _waits_for_ssh(action)
+                or (action.kind in CONDITIONS and not conditions)
+            ):
+                continue
+            keys.add(action.key)
+            extra.append(action)
+        read = [*mine, *extra]
+        found = applier.survey(read) if read else {}
+        ahead.record(steps[0].target, read, found)
+        return {a.key: found[a.key] for a in mine if a.key in found}
 
     def _journaled(self, layer: str, steps: list[Step]) -> bool:
         """Whether each of ``steps`` other than files, waits and checks (and the wait for

@@ -37,6 +37,13 @@ at each read, as the fact would be). A layer reads a fact with
   ``ctx.fact(Kind, otherwise=value)``: in a dry run the plans are built from
   ``value`` and the runner says, once, ``<layer>: planned as if <value>: <why>``;
   a real run fails as above.
+
+Planning ahead (``engine/runner.py``: a layer's plans built once more at its start,
+only to survey its nodes once): ``ahead(makes)`` makes this thread's reads of the
+kinds an earlier plan of that pass makes gathered into a scratch board, never kept,
+since the board must hold them only as they are once that plan has run; every other
+read is the ordinary one (gathered then as the layer's own read would, as no earlier
+plan changes it).
 """
 
 from __future__ import annotations
@@ -138,9 +145,41 @@ class Facts:
                 except LabctlError as exc:
                     self._known[kind] = exc
 
+    def ahead(self, makes: frozenset[type] | None) -> None:
+        """This thread plans ahead and earlier plans of that pass make ``makes``
+        (None: it plans for real again); see the module docstring."""
+        self._mine.makes = makes
+        if makes is None or not hasattr(self._mine, "scratch"):
+            self._mine.scratch = {}
+
+    @property
+    def planning_ahead(self) -> bool:
+        """Whether this thread's planning is the runner's pass ahead (a test's layer that
+        records what it read records its own planning only)."""
+        return bool(getattr(self._mine, "planning_ahead", False))
+
+    @planning_ahead.setter
+    def planning_ahead(self, value: bool) -> None:
+        self._mine.planning_ahead = value
+
     def read(self, kind: type[F], ctx: GatherContext, otherwise: F | None = None) -> F:
         """The fact of class ``kind``, gathered now if it is named and not known (the
         rules are in the module docstring)."""
+        makes: frozenset[type] | None = getattr(self._mine, "makes", None)
+        if makes is not None and kind in makes:
+            scratch: dict[type, object | LabctlError] = self._mine.scratch
+            if kind not in scratch:
+                with self._lock:
+                    if kind not in self._named:
+                        raise LabctlError(f"the fact {kind.__name__} was not gathered")
+                    if kind in self._known:  # as it stands: no plan has run yet
+                        scratch[kind] = self._known[kind]
+            if kind not in scratch:
+                try:
+                    scratch[kind] = kind.gather(ctx)
+                except LabctlError as exc:
+                    scratch[kind] = exc
+            return self._found(kind, scratch[kind], ctx, otherwise)
         with self._lock:
             if kind not in self._known:
                 if kind not in self._named:
@@ -150,6 +189,9 @@ class Facts:
                     )
                 self.gather([kind], ctx)
             found = self._known[kind]
+        return self._found(kind, found, ctx, otherwise)
+
+    def _found(self, kind: type[F], found: object, ctx: GatherContext, otherwise: F | None) -> F:
         if isinstance(found, FactPending) and ctx.dry_run and otherwise is not None:
             self.assumed.append(f"planned as if {otherwise.describe()}: {found}")
             return otherwise

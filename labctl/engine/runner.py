@@ -8,6 +8,11 @@ whatever happened. It tells the run's facts (``engine/facts.py``) which ones
 the layer being planned names, so its first read gathers them, and which ones
 each applied plan made, so the next read gathers those again; a dry run
 applies nothing and so changes no fact.
+
+At a layer's start it plans the layer once more, ahead, from the facts as they stand
+(``ahead``), applying nothing: the executor reads each node's planned steps in its
+first survey of the layer (``LayerAhead`` in ``engine/executor.py``), so a layer where
+nothing changes costs one survey per node, not one per plan.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from labctl.engine.appliers import Appliers
-from labctl.engine.executor import Executor, Options, ProgressSink, RunReport
+from labctl.engine.executor import Executor, LayerAhead, Options, ProgressSink, RunReport
 from labctl.engine.facts import FactPending
 from labctl.engine.graph import check, declared_needs, run_graph, waits_for
 from labctl.engine.journal import Journal, RunLock
@@ -80,6 +85,35 @@ def _plans(
             for line in ctx.facts.take_assumed():
                 say(line)
         yield plan
+
+
+def ahead(layer: Layer, ctx: LayerContext) -> list[Plan]:
+    """The layer's plans as the facts stand now, none applied, to survey its nodes once.
+
+    A fact an earlier plan of the pass makes is read as it stands, into a scratch board
+    (``Facts.ahead``): the run's board keeps it only as it is once that plan has run.
+    The pass ends quietly where planning fails (a pending fact: the layer's own
+    planning meets it in its turn, and says it); what a dry run planned as if is said
+    by that planning too, not by this one."""
+    kept = list(ctx.facts.assumed)
+    found: list[Plan] = []
+    made: set[type] = set()
+    # A dry run forgets no fact: its reads are the board's, as its own planning's are.
+    ctx.facts.ahead(None if ctx.dry_run else frozenset())
+    ctx.facts.planning_ahead = True
+    try:
+        for plan in layer.plans(ctx):
+            found.append(plan)
+            made.update(plan.makes)
+            if not ctx.dry_run:
+                ctx.facts.ahead(frozenset(made))
+    except Exception:  # the layer's own planning raises it in its turn
+        pass
+    finally:
+        ctx.facts.ahead(None)
+        ctx.facts.planning_ahead = False
+        ctx.facts.assumed[:] = kept
+    return found
 
 
 class _InOrder:
@@ -195,14 +229,17 @@ def _run_layer(
         return True
     outcome = LayerOutcome(layer.name, "dry-run" if options.dry_run else "applied")
     outcomes[layer.name] = outcome
+    planned: LayerAhead | None = None
     for plan in _plans(layer, ctx, options.dry_run, outcome, announce):
+        if planned is None:  # the layer's facts are named now (``_plans``)
+            planned = LayerAhead(ahead(layer, ctx))
         if stop.is_set():
             outcome.status = "stopped"
             announce(f"{layer.name} stopped before {plan.layer}: another layer failed")
             return False
         if options.dry_run:
             announce(plan.render_tree())
-        report = executor.apply(plan)
+        report = executor.apply(plan, planned)
         outcome.reports.append(report)
         announce(report.summary())
         if not report.ok:

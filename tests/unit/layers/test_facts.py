@@ -60,7 +60,8 @@ class CountLayer:
     def plans(self, ctx: LayerContext) -> Iterator[Plan]:
         yield Plan.of("count: make", [Run("n1", ("make",))], makes=(Count,))
         count = ctx.fact(Count, otherwise=self.otherwise)
-        self.seen.append(count.value)
+        if not ctx.facts.planning_ahead:  # the runner's pass ahead (engine/runner.py)
+            self.seen.append(count.value)
         yield Plan.of("count: use", [Run("n1", ("use", str(count.value)))])
 
 
@@ -172,7 +173,9 @@ class TallyLayer:
 
     def _read(self, ctx: LayerContext) -> Iterator[Plan]:
         for n in range(self.reads):
-            self.seen.append(ctx.fact(Tally, otherwise=Tally(0)).value)
+            value = ctx.fact(Tally, otherwise=Tally(0)).value
+            if not ctx.facts.planning_ahead:  # the runner's pass ahead (engine/runner.py)
+                self.seen.append(value)
             yield Plan.of(f"{self.name}: read {n}", [LocalStep("tally.read", "read", "")])
 
     def plans(self, ctx: LayerContext) -> Iterator[Plan]:
