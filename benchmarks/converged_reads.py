@@ -64,6 +64,38 @@ def import_time() -> None:
     )
 
 
+def ceph_parts(inv: Any, base: Path, rounds: int) -> None:
+    """Where Ceph's health read goes: ceph-reader.sh's container check, the ``exec``
+    into the monitor's container, the CLI's own start, the question to the cluster."""
+    from labctl.render import ceph as render
+    from labctl.targets import InventoryConnector
+
+    if render.runtime(inv) == "host":
+        return
+    mon = render.mons(inv)[0]
+    engine, container = render.container_engine(mon), render.daemon_name("mon", mon.name)
+    connector = InventoryConnector(inv, base)
+    ssh = connector.ssh(mon.name)
+    parts = {
+        "true over the run's SSH connection": ["true"],
+        f"{engine} inspect (is the monitor's container running?)": [
+            engine, "inspect", "--format", "{{.State.Running}}", container,
+        ],
+        f"{engine} exec CONTAINER true": [engine, "exec", container, "true"],
+        f"{engine} exec CONTAINER ceph --version": [engine, "exec", container, "ceph", "--version"],
+        f"{engine} exec CONTAINER ceph health detail": [
+            engine, "exec", container, "ceph", "health", "detail", "-f", "json",
+        ],
+    }  # fmt: skip
+    for label, argv in parts.items():
+
+        def ask(argv: list[str] = argv) -> object:
+            return ssh.run(argv, timeout=30.0)
+
+        timed(f"Ceph: {label}", ask, rounds)
+    connector.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--inventory", type=Path, default=Path("inventory.yaml"))
@@ -129,8 +161,9 @@ def main() -> None:
 
         if inv.cluster.ceph is not None:
             ceph = CephSession(inv, base)
-            timed("Ceph: health detail", ceph.health, rounds)
+            timed("Ceph: health detail (ceph-reader.sh, all of it)", ceph.health, rounds)
             ceph.close()
+            ceph_parts(inv, base, rounds)
 
         components = list(COMPONENT_LAYERS)
         timed(
