@@ -45,11 +45,11 @@ def inventory() -> Inventory:
     return require_inventory(REFERENCE)
 
 
-@pytest.fixture
-def pair(inventory: Inventory, tmp_path: Path) -> Iterator[bgp.BgpPair]:
+@pytest.fixture(scope="module")
+def pair(inventory: Inventory, tmp_path_factory: pytest.TempPathFactory) -> Iterator[bgp.BgpPair]:
     kek = next(s for s in inventory.switches if s.name == "kek-core")
     with bgp.bgp_pair(
-        tmp_path,
+        tmp_path_factory.mktemp("bgp"),
         "kek-core",
         switches.config(inventory, kek),
         bird.config(inventory, inventory.server("fohn")),
