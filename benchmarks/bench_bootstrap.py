@@ -23,7 +23,10 @@ changes nothing: a faster converged run must still notice drift. With ``--only L
 (repeatable) every bootstrap, the first included, runs those layers alone, as
 ``labctl bootstrap --only`` does (e.g. ``--only power --only os --only calico``: the
 power layer's converged run with graceful power's call-back in it, in seconds of lab
-time). Issue 28's targets: bootstrap <= 60 s on the reference lab, a converged
+time). With ``--reads`` it last times the converged run's head and health reads part by
+part (``converged_reads.py``: the BMC sessions, graceful power's drain check, the BGP
+read, Ceph's health, the preflight's versions), with this tree's labctl and, with
+``--compare``, the other's. Issue 28's targets: bootstrap <= 60 s on the reference lab, a converged
 re-run <= 2 s.
 """
 
@@ -177,6 +180,12 @@ def main() -> None:
         "re-run is paired with one of its, on the same lab, turn about",
     )
     parser.add_argument("--only", action="append", default=[], help="run only this layer")
+    parser.add_argument(
+        "--reads",
+        action="store_true",
+        help="last, time the converged run's head and health reads part by part "
+        "(benchmarks/converged_reads.py), this tree's labctl and --compare's",
+    )
     args = parser.parse_args()
     only = tuple(word for layer in args.only for word in ("--only", layer))
     if os.geteuid() != 0:
@@ -251,6 +260,24 @@ def main() -> None:
                     f"median {statistics.median(walls):.2f} s"
                 )
                 show("last converged re-run", walls[-1] if not args.profile else wall, last, True)
+            if args.reads:
+                trees = [(ROOT, env)]
+                if args.compare:
+                    compared = {**env, "PYTHONPATH": str(args.compare.resolve())}
+                    trees.insert(0, (args.compare, compared))
+                for tree, environ in trees:
+                    print(f"\n{tree}:")
+                    done = subprocess.run(
+                        [sys.executable, str(ROOT / "benchmarks" / "converged_reads.py")],
+                        cwd=workdir,
+                        env={**os.environ, **SECRETS, **environ},
+                        capture_output=True,
+                        text=True,
+                        check=False,
+                        stdin=subprocess.DEVNULL,
+                    )
+                    must(done, "converged_reads.py")
+                    print(done.stdout, end="")
             if args.drift:
                 drift(workdir, env)
         finally:

@@ -2,9 +2,11 @@
 
 ``labctl bgp status`` and the calico layer's last step (``calico.established``)
 ask through here. Every device is asked in parallel, over one SSH session each
-(``labctl/targets.py``: switches on their management address) or, for a switch
-whose ``bgp_status`` is ``snmp``, over SNMP (``switch_snmp.py``); a device that
-does not answer is named with the reason, and its sessions count as down.
+(``labctl/targets.py``: switches on their management address; an FRR switch's
+sessions and routes in one ``vtysh`` run) or, for a switch whose ``bgp_status`` is
+``snmp``, over SNMP (``switch_snmp.py``), and the pod blocks (below) are read from the
+API beside them; a device that does not answer is named with the reason, and its
+sessions count as down.
 Nodes are read only where the platform names a command that prints their BIRD
 protocols (``Platform.node_bgp_query``: the simulated lab's ``birdc``, BIRD standing
 in for calico-node); on a real lab calico-node's BIRD is inside its container and
@@ -33,6 +35,8 @@ if TYPE_CHECKING:
 
 FRR_SUMMARY = ("vtysh", "-c", "show bgp summary json")
 FRR_ROUTES = ("vtysh", "-c", "show ip route bgp json")
+# Both in one vtysh start and one exchange; each answer is one JSON document.
+FRR_READ = ("vtysh", "-c", FRR_SUMMARY[2], "-c", FRR_ROUTES[2])
 
 
 class BgpSession:
@@ -69,8 +73,10 @@ class BgpSession:
         if snmp is not None:
             return switch_snmp.read(snmp)
         ssh = self._connector.ssh(switch.name)
-        summary = ssh.run(FRR_SUMMARY, timeout=10.0).text()
-        routes = ssh.run(FRR_ROUTES, timeout=10.0).text()
+        both = parse.frr_documents(ssh.run(FRR_READ, timeout=10.0).text(), 2)
+        if both is None:  # an answer that is not JSON (or none): each asked alone, as before
+            both = [ssh.run(c, timeout=10.0).text() for c in (FRR_SUMMARY, FRR_ROUTES)]
+        summary, routes = both
         return parse.frr_peers(summary), parse.frr_bgp_routes(routes)
 
     def _node(self, name: str) -> dict[str, str]:
@@ -101,7 +107,10 @@ class BgpSession:
         switch_routes: dict[str, dict[str, list[str]]] = {}
         node_protocols: dict[str, dict[str, str]] = {}
         unreachable: dict[str, str] = {}
+        blocks = None
         with ThreadPoolExecutor(max_workers=8) as pool:
+            # The API's pod blocks beside the devices' reads, not after them.
+            blocks_job = pool.submit(self.pod_blocks) if self.pod_blocks is not None else None
             switch_jobs = {
                 name: pool.submit(self._switch, switches[name], snmp.get(name)) for name in sources
             }
@@ -116,13 +125,14 @@ class BgpSession:
                     node_protocols[name] = node_job.result()
                 except (LabctlError, OSError) as exc:
                     unreachable[name] = str(exc)
-        blocks = None
-        if self.pod_blocks is not None:
-            try:
-                blocks = self.pod_blocks()
-            except (LabctlError, OSError) as exc:
-                unreachable["the Kubernetes API"] = f"cannot read Calico's block affinities: {exc}"
-                blocks = {}
+            if blocks_job is not None:
+                try:
+                    blocks = blocks_job.result()
+                except (LabctlError, OSError) as exc:
+                    unreachable["the Kubernetes API"] = (
+                        f"cannot read Calico's block affinities: {exc}"
+                    )
+                    blocks = {}
         return parse.assemble(
             inv, switch_peers, switch_routes, node_protocols, unreachable, sources, blocks
         )

@@ -20,10 +20,18 @@ no line was refused, IOS in configure mode; the routes and sessions waited on ar
 there too (``vendor_bgp`` parses EOS's JSON and IOS's text).
 A switch on which the node is not a BGP neighbor (a lab whose calico layer has not
 run) is left alone: nothing there prefers the node, and nothing is configured.
+
+Whether a node is still drained (a call-back that timed out leaves it so) is read from
+each switch's running configuration, and a ``Fabric`` reads it once per switch for all
+the servers it is asked about (a converged bootstrap asks for every server it finds on):
+the read is kept until this ``Fabric`` configures that switch, and read again after.
+Only labctl drains, and a run's own changes go through its one ``Fabric``; a drain
+another labctl process sets on a switch while this one runs is that process's to call back.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -133,6 +141,11 @@ class Fabric:
         self._switches = {s.name: s for s in inventory.switches}
         # How a switch's CLI is reached (tests hand in their own peer's address).
         self._connect = connect or self._ssh
+        # Each switch's running configuration as last read, until this Fabric configures
+        # that switch (``drained``); a lock per switch, so servers asked about at once
+        # wait for one read instead of each making its own.
+        self._running: dict[str, str] = {}
+        self._running_locks = {name: threading.Lock() for name in self._switches}
 
     def platform(self, switch: Switch) -> str:
         return self.switch_platform or switch.platform or "frr"
@@ -148,7 +161,22 @@ class Fabric:
         return self._connect(switch, self.platform(switch))
 
     def _configure(self, switch: str, lines: Sequence[str], label: str) -> None:
-        self.cli(switch).apply(lines, label)
+        try:
+            self.cli(switch).apply(lines, label)
+        finally:
+            self._forget(switch)  # even a refused line may have changed it (IOS)
+
+    def _forget(self, switch: str) -> None:
+        """The switch was configured: its running configuration is read again when asked."""
+        with self._running_locks[switch]:
+            self._running.pop(switch, None)
+
+    def _running_config(self, switch: str) -> str:
+        """The switch's running configuration, read once until this Fabric configures it."""
+        with self._running_locks[switch]:
+            if switch not in self._running:
+                self._running[switch] = self.cli(switch).running()
+            return self._running[switch]
 
     def _live(self, server: Server) -> tuple[list[Neighbor], list[str]]:
         """The node's sessions labctl can act on, and sentences for those it cannot."""
@@ -208,18 +236,26 @@ class Fabric:
             return [f"routes not read ({exc})"]
 
     def drained(self, server: Server) -> list[Neighbor]:
-        """The node's sessions that carry labctl's drain now (read from the running config)."""
-        found = []
-        for n in neighbors(self.inventory, server):
-            if self.platform(self._switches[n.switch]) not in APPLIED:
-                continue
+        """The node's sessions that carry labctl's drain now (read from the running config:
+        each switch's read once for every server, until this Fabric configures it)."""
+        candidates = [
+            n
+            for n in neighbors(self.inventory, server)
+            if self.platform(self._switches[n.switch]) in APPLIED
+        ]
+
+        def carries(n: Neighbor) -> bool:
             try:
-                running = self.cli(n.switch).running()
+                running = self._running_config(n.switch)
             except (LabctlError, OSError):
-                continue
-            if f"neighbor {n.address} route-map {DRAIN} in" in running:
-                found.append(n)
-        return found
+                return False
+            return f"neighbor {n.address} route-map {DRAIN} in" in running
+
+        if len(candidates) <= 1:
+            return [n for n in candidates if carries(n)]
+        with ThreadPoolExecutor(max_workers=min(4, len(candidates))) as pool:
+            found = list(pool.map(carries, candidates))
+        return [n for n, drained in zip(candidates, found, strict=True) if drained]
 
     def call_back(
         self, server: Server, timeout: float, since: float | None = None, poll: float = 0.5
@@ -262,13 +298,14 @@ class Fabric:
         for n in pending:
             platform = self.platform(self._switches[n.switch])
             try:
-                cli = self.cli(n.switch)
-                cli.apply(undrain_lines(platform, n), f"undrain-{server.name}")
+                self._configure(n.switch, undrain_lines(platform, n), f"undrain-{server.name}")
                 # The route map goes too once no neighbor uses it (FRR reads a missing
                 # route map as deny-all, so never while another node is drained), so the
                 # switch runs what labctl renders again (`labctl switch diff`).
-                if f"route-map {DRAIN} in" not in cli.running():
-                    cli.apply([f"no route-map {DRAIN}"], f"undrain-{server.name}-route-map")
+                if f"route-map {DRAIN} in" not in self._running_config(n.switch):
+                    self._configure(
+                        n.switch, [f"no route-map {DRAIN}"], f"undrain-{server.name}-route-map"
+                    )
             except (LabctlError, OSError) as exc:
                 said.append(
                     f"{n.switch}: {server.name} not called back ({exc}); "

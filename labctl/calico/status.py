@@ -20,6 +20,25 @@ from labctl.inventory.model import Inventory
 ESTABLISHED = "Established"
 
 
+def frr_documents(text: str, count: int) -> list[str] | None:
+    """The ``count`` JSON documents of one ``vtysh -c A -c B ...`` (each command's answer,
+    one after another), as texts; None when the output is not exactly that many."""
+    decoder = json.JSONDecoder()
+    found, at = [], 0
+    while True:
+        while at < len(text) and text[at].isspace():
+            at += 1
+        if at == len(text):
+            break
+        try:
+            _, end = decoder.raw_decode(text, at)
+        except ValueError:
+            return None
+        found.append(text[at:end])
+        at = end
+    return found if len(found) == count else None
+
+
 def frr_peers(summary_json: str) -> dict[str, str]:
     """Peer address -> BGP state, from ``show bgp summary json``."""
     data = json.loads(summary_json or "{}")
