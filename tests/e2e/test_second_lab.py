@@ -143,6 +143,11 @@ def bootstrap(lab: Lab, *args: str) -> dict[str, Any]:
     return report
 
 
+def steps_of(report: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every step of a bootstrap's JSON report, layer by layer, plan by plan."""
+    return [s for layer in report["layers"] for plan in layer["plans"] for s in plan["steps"]]
+
+
 def ceph_status(lab: Lab) -> dict[str, Any]:
     done = labctl(lab, "ceph", "status", "-o", "json", timeout=60)
     assert done.stdout, done.stderr
@@ -397,25 +402,14 @@ def roll(
     mds_rules_hold(lab)
     # What was on the new image when the run was killed was not restarted again.
     assert {n: at_kill[n][1] for n in moved} == {n: after[n][1] for n in moved}
-    said = " ".join(
-        s["description"] + " " + s["outcome"]
-        for layer in resumed["layers"]
-        for plan in layer["plans"]
-        for s in plan["steps"]
-    )
+    said = " ".join(s["description"] + " " + s["outcome"] for s in steps_of(resumed))
     assert "ok-to-stop" in said, said[-3000:]
     # The restarts' own waits, in steps that ran (changed): the monitors' in the killed
     # run (all three were restarted before it), the OSD hosts' in the resumed one.
     killed = [line for line in killed_log.read_text().splitlines() if " changed " in line]
     mons = [line for line in killed if "then wait until it is back in quorum" in line]
     assert len(mons) == 3, killed
-    changed = [
-        s["description"]
-        for layer in resumed["layers"]
-        for plan in layer["plans"]
-        for s in plan["steps"]
-        if s["outcome"] == "changed"
-    ]
+    changed = [s["description"] for s in steps_of(resumed) if s["outcome"] == "changed"]
     assert any("every PG is active+clean" in d for d in changed), changed
     samples = [line.split() for line in on(lab, "ada", "cat /root/probe.log").splitlines()]
     assert len(samples) >= 5, samples
@@ -501,7 +495,7 @@ def test_bootstrap_makes_a_reset_servers_osd_and_monitor_again(lab: Lab) -> None
     started = time.monotonic()
     report = bootstrap(lab)
     TIMES["rebuild"] = round(time.monotonic() - started, 1)
-    steps = [s for layer in report["layers"] for plan in layer["plans"] for s in plan["steps"]]
+    steps = steps_of(report)
     assert not [s["step_id"] for s in steps if "os.boot-start" in s["step_id"]], steps
     assert not kept.exists()  # back with its OS: a server like any other
     healthy = wait_healthy(lab, 300)
@@ -610,7 +604,7 @@ def test_a_kubernetes_upgrade_keeps_the_api_etcd_and_rbd_answering(
     assert all(got == want for _, _, got in samples), samples  # no failed RBD read
     assert all(int(up) >= 3 for _, up, _ in samples), samples  # one host's OSD down at most
 
-    steps = [s for layer in report["layers"] for plan in layer["plans"] for s in plan["steps"]]
+    steps = steps_of(report)
     drained = [s["step_id"] for s in steps if s["step_id"].startswith(f"local:{upgrade.DRAIN}")]
     assert drained[:2] == [f"local:{upgrade.DRAIN}:{n}" for n in PLANES], drained
     assert sorted(drained) == sorted(f"local:{upgrade.DRAIN}:{n}" for n in NODES), drained
@@ -765,13 +759,7 @@ def test_a_version_change_rolls_ceph_to_reef_and_requires_its_osd_release(lab: L
     ceph_watched(lab)
     TIMES["managers watched on reef"] = round(time.monotonic() - before, 1)
     converged = bootstrap(lab, "--only", "ceph")
-    moved = [
-        s["description"]
-        for layer in converged["layers"]
-        for plan in layer["plans"]
-        for s in plan["steps"]
-        if s["outcome"] == "changed"
-    ]
+    moved = [s["description"] for s in steps_of(converged) if s["outcome"] == "changed"]
     assert moved == [], moved
     print(
         f"ceph {CEPH_NEW}: image made by sim up {TIMES['image']} s; version roll, killed and "
