@@ -25,7 +25,7 @@ from labctl.layers.ceph import MON_RESTART, RESTART, CephLayer
 from labctl.render import ceph as render
 from tests.conftest import FIXTURES, REFERENCE
 from tests.unit.ceph import test_rolling_restart as rolling
-from tests.unit.ceph.test_rolling_restart import NEW, restarts, run, runs
+from tests.unit.ceph.test_rolling_restart import NEW, mon_args, restarts, run, runs
 
 # The option the e2e roll adds (ceph.config, written under [global]).
 OPTION = "      osd_max_backfills: 2\n"
@@ -98,9 +98,7 @@ def _conf_changed_now(node: Path) -> None:
 def test_a_monitor_on_the_image_restarts_when_ceph_conf_changed_since_it_started(
     node: Path,
 ) -> None:
-    units = node / "units"
-    args = ("ceph", "ada", "ceph-mon-ada.service", "30", str(node / "bin" / "engine"), NEW,
-            str(units), str(units / "ceph.conf"))  # fmt: skip
+    args = mon_args(node)
     runs(node, "ceph-mon-ada", NEW)
     done, calls = run(node, MON_RESTART, *args)
     assert done.returncode == 0 and not [c for c in calls if "systemctl" in c], calls

@@ -148,6 +148,13 @@ def osd_args(node: Path) -> tuple[str, ...]:
             "ceph-osd-0.service:0", "ceph-osd-1.service:1")  # fmt: skip
 
 
+def mon_args(node: Path) -> tuple[str, ...]:
+    """ceph-mon-restart.sh's arguments for ada's monitor, its unit on image NEW."""
+    units = node / "units"
+    return ("ceph", "ada", "ceph-mon-ada.service", "30", str(node / "bin" / "engine"), NEW,
+            str(units), str(units / "ceph.conf"))  # fmt: skip
+
+
 def test_a_hosts_osds_restart_after_ok_to_stop_under_noout_then_wait_for_clean(
     node: Path,
 ) -> None:
@@ -213,9 +220,7 @@ def test_osds_ceph_says_not_ok_to_stop_are_left_running_with_its_reason(node: Pa
 
 
 def test_a_monitor_on_the_image_is_not_restarted_and_one_on_the_old_one_is(node: Path) -> None:
-    units = node / "units"
-    args = ("ceph", "ada", "ceph-mon-ada.service", "30", str(node / "bin" / "engine"), NEW,
-            str(units), str(units / "ceph.conf"))  # fmt: skip
+    args = mon_args(node)
     runs(node, "ceph-mon-ada", NEW)
     done, calls = run(node, MON_RESTART, *args)
     assert done.returncode == 0 and not [c for c in calls if "systemctl" in c], calls
