@@ -44,11 +44,13 @@ if TYPE_CHECKING:
 # why it exists and what its arguments are).
 MON_MKFS = shell.body("ceph-mon-mkfs")
 QUORUM = shell.body("ceph-quorum")
-OSD_PREPARE = shell.body("ceph-osd-prepare")
-OSDS_IN = shell.body("ceph-osds-in")
-OSD_RELEASE = shell.body("ceph-osd-release")
-POOL = shell.body("ceph-pool")
-FILESYSTEM = shell.body("ceph-fs")
+# The scripts that ask the cluster through ``$ceph`` carry ``ceph_reader`` (render.READER):
+# where the node runs a monitor, its container answers (render.reader_words).
+OSD_PREPARE = render.READER + shell.body("ceph-osd-prepare")
+OSDS_IN = render.READER + shell.body("ceph-osds-in")
+OSD_RELEASE = render.READER + shell.body("ceph-osd-release")
+POOL = render.READER + shell.body("ceph-pool")
+FILESYSTEM = render.READER + shell.body("ceph-fs")
 # What the restart scripts share: whether a daemon already runs its unit's image
 # since the unit's last change (an interrupted roll resumes, restarting nothing twice).
 CURRENT = shell.body("ceph-current")
@@ -125,9 +127,18 @@ class CephPlans:
     def tool(self, server: Server, program: str) -> str:
         """The program's command line for the node scripts, which run it as ``$ceph``:
         word-split, never evaluated, so every word must be one plain shell word."""
+        return self.words(program, render.tool(self.inventory, server, program, self.run))
+
+    def reader(self, server: Server, program: str) -> str:
+        """``tool`` through ``server``'s running monitor container (``ceph_reader``, which
+        the script carries): for the scripts that only ask the cluster or tell it."""
+        argv = render.reader_words(self.inventory, server, program, self.run)
+        return self.words(program, argv)
+
+    @staticmethod
+    def words(program: str, argv: list[str]) -> str:
         import shlex
 
-        argv = render.tool(self.inventory, server, program, self.run)
         for word in argv:
             if shlex.quote(word) != word:
                 raise RenderError(f"{program}: {word!r} would not stay one word on the node")
@@ -338,6 +349,9 @@ class CephPlans:
         for name, osds in by_server.items():
             server = inventory.server(name)
             files = [render.osd_files(inventory, server, osd, self.run) for osd in osds]
+            # `osd new` tells the monitors; a node that runs one asks through its container.
+            mon_here = server in render.mons(inventory)
+            cli = self.reader(server, "ceph") if mon_here else self.tool(server, "ceph")
             actions += [
                 ssh_answers(name, inventory.lab.ssh.boot_wait),
                 self.secret(name, render.BOOTSTRAP_OSD_KEYRING, ["client.bootstrap-osd"], False),
@@ -348,7 +362,7 @@ class CephPlans:
                     Run(
                         name,
                         ("sh", "-c", OSD_PREPARE, "labctl-ceph-osd-prepare",
-                         self.tool(server, "ceph"), self.tool(server, "ceph-osd"),
+                         cli, self.tool(server, "ceph-osd"),
                          self.tool(server, "ceph-bluestore-tool"), str(osd.id), osd.uuid,
                          osd.device, "yes" if osd.wipe else "no",
                          self.path(name, osd.data_dir), BY_ID.rstrip("/"), osd.wwn or "",
@@ -366,7 +380,8 @@ class CephPlans:
         ceph = render.settings(self.inventory)
         server = self.first_mon
         node = server.name
-        cli = self.tool(server, "ceph")
+        # After quorum the first monitor's container runs: every question is an exec.
+        cli = self.reader(server, "ceph")
         count = len(render.osds(self.inventory))
         actions: list[Action] = [
             Run(

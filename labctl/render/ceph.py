@@ -304,23 +304,39 @@ def tool(inventory: Inventory, server: Server, program: str, run: str) -> list[s
     ]
 
 
+def reader_words(inventory: Inventory, server: Server, program: str, run: str) -> list[str]:
+    """A call of ``ceph_reader`` (``data/scripts/ceph-reader.sh``, a shell function) that
+    runs ``program`` on ``server``: into the node's running monitor container, else
+    ``tool``'s ``run --rm``. The host runtime has no container: ``tool``'s argv.
+
+    The node scripts that ask the cluster many times (the pools plan's, ``osd new``)
+    carry the function and call these words as their ``$ceph``.
+    """
+    argv = tool(inventory, server, program, run)
+    if run == "host":
+        return argv
+    container = daemon_name("mon", server.name)  # the monitor's container on this node
+    return ["ceph_reader", container_engine(server), container, program, str(len(argv)), *argv]
+
+
+READER = shell.body("ceph-reader")
+
+
 def reader(inventory: Inventory, server: Server, program: str, run: str) -> list[str]:
     """The argv that runs a Ceph CLI (``ceph``) on ``server`` to ask the cluster something.
 
     Under a container runtime it is ``data/scripts/ceph-reader.sh``: an ``exec`` into the
     node's running monitor container (same ``/etc/ceph``, same CLI, a few tens of ms)
     when there is one, else ``tool``'s ``run --rm`` of the image (0.6-0.9 s before the
-    CLI starts). The plans' own steps keep ``tool``: their argv is in the journal, and a
-    step that writes (``osd new``, ``mon mkfs``) wants the image's own container.
+    CLI starts). The pools plan's steps and ``osd new`` ask through it too
+    (``reader_words``): the monitor's container is the image's own container, with the
+    same mounts. Steps that make a daemon's files (``mon mkfs``, ``ceph-osd --mkfs``,
+    ``ceph-bluestore-tool``) keep ``tool``'s container of their own.
     """
-    argv = tool(inventory, server, program, run)
+    words = reader_words(inventory, server, program, run)
     if run == "host":
-        return argv
-    container = daemon_name("mon", server.name)  # the monitor's container on this node
-    return [
-        "sh", "-c", shell.body("ceph-reader"), "ceph-reader",
-        container_engine(server), container, program, str(len(argv)), *argv,
-    ]  # fmt: skip
+        return words
+    return ["sh", "-c", READER + 'ceph_reader "$@"\n', "ceph-reader", *words[1:]]
 
 
 def daemon_name(daemon: str, ident: str) -> str:

@@ -47,14 +47,16 @@ if [ -n "$wwn$serial" ]; then
   fi
 fi
 mkdir -p "$d"
-label=$($tool show-label --dev "$dev" 2>/dev/null || true)
-case "$label" in
-  *"\"osd_uuid\": \"$uuid\""*)
-    $tool prime-osd-dir --dev "$dev" --path "$d" --no-mon-config
-    exit 0 ;;
-esac
+# A bluestore label is the disk's first block: a blank first MiB holds none, so the
+# tool's container is started only to read a label that can be there.
 used=$(head -c 1048576 "$dev" | tr -d '\000' | head -c 1 | wc -c)
 if [ "$used" -ne 0 ]; then
+  label=$($tool show-label --dev "$dev" 2>/dev/null || true)
+  case "$label" in
+    *"\"osd_uuid\": \"$uuid\""*)
+      $tool prime-osd-dir --dev "$dev" --path "$d" --no-mon-config
+      exit 0 ;;
+  esac
   if [ "$wipe" != yes ]; then
     echo "$dev holds data (its first MiB is not blank): refused and left alone;" \
       "set wipe: true on the disk in the inventory to let labctl overwrite it" >&2
