@@ -129,9 +129,9 @@ class LayerAhead:
     waits and checks only when every planned command on the node is one the journal
     says ran with the same fingerprint (``Executor._journaled``, over the whole layer
     ahead). A later step takes that answer instead of its plan's survey only while
-    nothing in the layer has changed (``changed``, set at the first CHANGED step of any
-    of its plans), nor in a layer running beside it since this one's first plan began
-    (``baseline``: the executor's count of changes then), and only if its action is
+    nothing has changed in the run since the layer's first plan began, in this layer or
+    one running beside it (``stale``: the executor's count of CHANGED steps against its
+    count then), and only if its action is
     equal to the one read (content, mode, owner, argv: never by key alone); a step it
     does not cover is surveyed as before. A plan that forgets what the journal
     remembers of a machine takes no part.
@@ -144,12 +144,22 @@ class LayerAhead:
                 continue
             for target, steps in plan.targets().items():
                 self.steps.setdefault(target, []).extend(steps)
-        self.changed = threading.Event()
-        self.baseline: int | None = None  # the executor's changes when its first plan began
+        self._changes: Callable[[], int] | None = None  # the executor's count of changes
+        self._baseline = 0  # that count when the layer's first plan began
         self._lock = threading.Lock()
         self._claimed: set[tuple[str, int]] = set()  # (target, id of its applier)
         self._read: dict[str, dict[str, Action]] = {}  # by target, by key: what was read
         self._answers: dict[str, dict[str, str | None]] = {}  # by target, by key
+
+    def begin(self, changes: Callable[[], int]) -> None:
+        """The layer's first plan begins (later calls change nothing): ``changes`` counts
+        the run's CHANGED steps, of every layer."""
+        if self._changes is None:
+            self._changes, self._baseline = changes, changes()
+
+    def stale(self) -> bool:
+        """Whether anything in the run has changed since the layer's first plan began."""
+        return self._changes is None or self._changes() != self._baseline
 
     def claim(self, target: str, applier: Applier) -> bool:
         """True once per target and applier: its first survey in the layer reads ahead."""
@@ -168,7 +178,7 @@ class LayerAhead:
 
     def covers(self, action: Action) -> bool:
         """Whether ``action``, equal to one read ahead, may take that reading now."""
-        if self.changed.is_set():
+        if self.stale():
             return False
         with self._lock:
             return self._read.get(action.host, {}).get(action.key) == action
@@ -217,8 +227,8 @@ class Executor:
         start = time.monotonic()
         if plan.forgets:
             ahead = None  # the journal it was planned against is about to change
-        if ahead is not None and ahead.baseline is None:
-            ahead.baseline = self._changes
+        if ahead is not None:
+            ahead.begin(lambda: self._changes)
         if not self.options.dry_run:
             with self._journal_lock:  # layers beside this one record as it forgets
                 for target in sorted(plan.forgets):
@@ -294,11 +304,9 @@ class Executor:
                 if kind in CONDITIONS and changed_anywhere.is_set():
                     trusted = {k: v for k, v in known.items() if not k.startswith(kind + ":")}
                 result = self._apply_step(plan.layer, step, trusted)
-                if result.outcome is Outcome.CHANGED:
-                    with self._journal_lock:
+                if result.outcome is Outcome.CHANGED:  # counted before any step waiting
+                    with self._journal_lock:  # for this one goes on (``LayerAhead.stale``)
                         self._changes += 1
-                    if ahead is not None:  # before any step waiting for this one goes on
-                        ahead.changed.set()
                 emit(result)
                 reached.add(kind)
                 if result.outcome is Outcome.CHANGED:
@@ -335,7 +343,7 @@ class Executor:
         same fingerprint: a survey runs them before the steps before them, so they must
         find what they would find in their turn.
 
-        With ``ahead`` (``LayerAhead``) and nothing in the layer changed: the target's
+        With ``ahead`` (``LayerAhead``) and nothing changed since the layer began: the target's
         first survey in the layer reads its later plans' steps too, and a later survey
         leaves out what that one read of equal actions (none sent when it read all)."""
         applier = self.appliers.for_kind(steps[index].action.kind)
@@ -358,9 +366,7 @@ class Executor:
                 if a.kind not in CONDITIONS or (a.kind == current and not changed.is_set())
             ]
         kinds = {a.kind for a in mine} | {steps[index].action.kind}
-        if ahead is not None and self._changes != ahead.baseline:
-            ahead.changed.set()  # a layer beside this one changed something
-        if ahead is None or ahead.changed.is_set():
+        if ahead is None or ahead.stale():
             return (applier.survey(mine) if mine else {}), kinds
         target = steps[index].target
         if ahead.claim(target, applier):
