@@ -282,3 +282,35 @@ def test_a_switch_side_wait_passes_while_a_joining_node_is_not_in_confds_mesh_ye
     assert f"session fohn - {mesh.peer} ({mesh.peer_address}) is down: fohn says no such " in str(
         raised.value
     )
+
+
+def test_a_switch_side_wait_passes_while_a_rebuilt_node_announces_labctls_block(
+    inventory: Inventory,
+) -> None:
+    """A server rebuilt after a reset keeps its Calico block on the API (its affinity
+    stays), but until calico-resources starts confd there its BIRD runs labctl's file,
+    which announces the block ``topology`` gives. The calico layer's wait (switches
+    only) cannot see Calico's block yet; calico-resources' wait (the mesh too) must.
+    On main the switch-side wait failed after 120 s naming the block (CI, stop 36)."""
+    sessions = topology.sessions(inventory)
+    nodes: dict[str, dict[str, str]] = {}
+    for s in sessions:
+        nodes.setdefault(s.node, {})[s.protocol] = status.ESTABLISHED
+    switches = {
+        s.peer: {t.local_address: status.ESTABLISHED for t in sessions if t.peer == s.peer}
+        for s in sessions
+        if s.kind == "switch"
+    }
+    stand_in = topology.blocks(inventory)  # what labctl's file announces, node by node
+    rebuilt = next(iter(stand_in))
+    learned = {block: ["192.0.2.1"] for block in stand_in.values()}
+    ipam = {node: [block] for node, block in stand_in.items()}
+    ipam[rebuilt] = ["10.60.21.0/26"]  # Calico's block for it, from before the reset
+    found = status.assemble(
+        inventory, switches, dict.fromkeys(switches, learned), nodes, {}, pod_blocks=ipam
+    )
+    with _Answers(inventory, found) as session:
+        assert session.wait_established(0.05, interval=0.01, mesh=False).ok
+        with pytest.raises(LabctlError) as raised:
+            session.wait_established(0.05, interval=0.01)
+    assert f"has not learned {rebuilt}'s block 10.60.21.0/26" in str(raised.value)
