@@ -166,7 +166,8 @@ def ipmitool(*args: str) -> subprocess.CompletedProcess[str]:
 
 def connected_to_bmc(lab: VmLab) -> list[str]:
     """The processes on each end of fohn's BMC's system-interface port (the loopback of
-    the fabric namespace, where ipmi_sim and qemu both run), as ss names them."""
+    the fabric namespace, where ipmi_sim and qemu both run), as ss names them: a socket
+    no process holds yet (one in the BMC's accept queue) is an address with no name."""
     fabric = json.loads((lab.state / "sim.json").read_text())["plan"]["fabric"]
     port = vm.ipmi_port(require_inventory(lab.workdir / "inventory.yaml"), "fohn")
     done = run(
@@ -175,6 +176,9 @@ def connected_to_bmc(lab: VmLab) -> list[str]:
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     return [line.split("users:")[-1] for line in done.stdout.splitlines()]
+
+
+OWNERS = ("ipmi_sim", "qemu-system-x86")
 
 
 class BmcWatch(threading.Thread):
@@ -191,7 +195,9 @@ class BmcWatch(threading.Thread):
     def run(self) -> None:
         while not self.stop.is_set():
             ends = connected_to_bmc(self.lab)
-            if len(ends) >= 2 and any('"qemu-system-x86"' in end for end in ends):
+            # Both ends held: ipmi_sim's accepted socket and qemu's. Two lines with qemu
+            # on one were once qemu's end and the BMC's still unaccepted one (CI, stop 36).
+            if all(any(f'"{who}"' in end for end in ends) for who in OWNERS):
                 self.ends = ends
                 self.power = ipmitool("chassis", "power", "status").stdout
                 self.info = ipmitool("mc", "info").stdout
