@@ -24,6 +24,7 @@ import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -83,16 +84,16 @@ def kept_by_labctl(lab: Lab) -> list[Path]:
 def down_to(lab: Lab, switch: str) -> set[tuple[str, str]]:
     _, status = fabric(lab)
     return {
-        (s["node"], s["peer"])  # type: ignore[index]
-        for s in status["sessions"]  # type: ignore[attr-defined]
-        if not s["established"] and s["peer"] == switch  # type: ignore[index]
+        (s["node"], s["peer"])
+        for s in status["sessions"]
+        if not s["established"] and s["peer"] == switch
     }
 
 
-def fabric(lab: Lab) -> tuple[int, dict[str, object]]:
+def fabric(lab: Lab) -> tuple[int, dict[str, Any]]:
     done = labctl(lab, "bgp", "status", "-o", "json")
     assert done.returncode in (0, 1), done.stdout + done.stderr
-    status: dict[str, object] = json.loads(done.stdout)
+    status: dict[str, Any] = json.loads(done.stdout)
     return done.returncode, status
 
 
@@ -138,8 +139,8 @@ def switch_routes(lab: Lab, switch: str) -> set[str]:
     return set(json.loads(done.stdout))
 
 
-def learned(status: dict[str, object], switch: str) -> set[str]:
-    for sw in status["switches"]:  # type: ignore[attr-defined]
+def learned(status: dict[str, Any], switch: str) -> set[str]:
+    for sw in status["switches"]:
         if sw["switch"] == switch:
             return set(sw["learned"])
     return set()
@@ -191,8 +192,8 @@ def test_bgp_fabric_comes_up_routes_pods_and_survives_failures(lab: Lab) -> None
     code, status = fabric(lab)
     assert code == 0, status["problems"]
     sessions = status["sessions"]
-    assert len(sessions) == 12  # 6 mesh + 3 nodes x 2 switches  # type: ignore[arg-type]
-    assert all(s["established"] for s in sessions)  # type: ignore[attr-defined, union-attr]
+    assert len(sessions) == 12  # 6 mesh + 3 nodes x 2 switches
+    assert all(s["established"] for s in sessions)
     for switch in SWITCHES:
         assert set(BLOCKS.values()) <= learned(status, switch)
     # The ingress range every node announces (advertise.external_cidrs): a /30 of the
@@ -275,17 +276,13 @@ def test_bgp_fabric_comes_up_routes_pods_and_survives_failures(lab: Lab) -> None
     deadline = time.monotonic() + 10
     while True:
         code, status = fabric(lab)
-        down = {
-            (s["node"], s["peer"])  # type: ignore[index]
-            for s in status["sessions"]  # type: ignore[attr-defined]
-            if not s["established"]  # type: ignore[index]
-        }
+        down = {(s["node"], s["peer"]) for s in status["sessions"] if not s["established"]}
         if down == {(n, "kek-core") for n in NODES}:
             break
         assert time.monotonic() < deadline, down
         time.sleep(0.5)
     assert code == 1
-    assert any("kek-core" in p and "fohn" in p for p in status["problems"])  # type: ignore[attr-defined]
+    assert any("kek-core" in p and "fohn" in p for p in status["problems"])
     assert set(BLOCKS.values()) <= learned(status, "astrid")
     astrid_ns = f"lab-{json.loads((lab.state / 'sim.json').read_text())['plan']['lab_id']}-astrid"
     # through astrid's learned route (once seen failing with no BGP route in astrid's

@@ -27,6 +27,7 @@ import shlex
 import time
 from concurrent.futures import ThreadPoolExecutor
 from ipaddress import ip_address, ip_network
+from typing import Any
 
 import pytest
 import yaml
@@ -65,10 +66,10 @@ def calico_node(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("LABCTL_CALICO_FELIX", "1")
 
 
-def _items(lab: Lab, *what: str) -> list[dict[str, object]]:
+def _items(lab: Lab, *what: str) -> list[dict[str, Any]]:
     got = kubectl(lab, "get", *what, "-o", "json")
     assert got.returncode == 0, got.stderr
-    items: list[dict[str, object]] = json.loads(got.stdout)["items"]
+    items: list[dict[str, Any]] = json.loads(got.stdout)["items"]
     return items
 
 
@@ -95,11 +96,11 @@ def _name_manifest(lab: Lab, url: str, sha256: str) -> None:
     path.write_text(text)
 
 
-def _changing(report: dict[str, object]) -> list[object]:
+def _changing(report: dict[str, Any]) -> list[object]:
     """The steps of a run's report that changed or would change, with their reasons."""
     return [
         (s["step_id"], s["outcome"], s.get("reason"))
-        for layer in report["layers"]  # type: ignore[attr-defined]
+        for layer in report["layers"]
         for plan in layer["plans"]
         for s in plan["steps"]
         if s["outcome"] not in ("unchanged", "skipped")
@@ -131,10 +132,10 @@ def _cluster_dns_answers_on_every_node(lab: Lab, inventory: Inventory) -> None:
     while True:
         pods = _items(lab, "pods", "-n", "kube-system", "-l", "k8s-app=kube-dns")
         ready = {
-            str(p["metadata"]["name"]): (p["spec"].get("nodeName"), p["status"].get("podIP"))  # type: ignore[index, union-attr]
+            str(p["metadata"]["name"]): (p["spec"].get("nodeName"), p["status"].get("podIP"))
             for p in pods
-            if p["status"].get("phase") == "Running"  # type: ignore[union-attr]
-            and all(s.get("ready") for s in p["status"].get("containerStatuses", [{}]))  # type: ignore[union-attr]
+            if p["status"].get("phase") == "Running"
+            and all(s.get("ready") for s in p["status"].get("containerStatuses", [{}]))
         }
         if len(ready) == 2:
             break
@@ -236,7 +237,7 @@ def _felix_programmed_every_node(lab: Lab, inventory: Inventory) -> None:
         filt = lab.ssh(address, "iptables-save -t filter").stdout
         assert re.search(r"^-A FORWARD .*-j cali-FORWARD", filt, re.M), f"{name}: {filt}"
     pods = _items(lab, "pods", "-n", "kube-system", "-l", "k8s-app=kube-dns")
-    placed = [(p["spec"]["nodeName"], p["status"]["podIP"]) for p in pods]  # type: ignore[index]
+    placed = [(p["spec"]["nodeName"], p["status"]["podIP"]) for p in pods]
     assert placed, pods
     for node, pod_ip in placed:
         address = NODES[str(node)]
@@ -269,7 +270,7 @@ def _felix_enforces_a_network_policy(lab: Lab, inventory: Inventory) -> None:
     started = time.monotonic()
     pods = _items(lab, "pods", "-n", "kube-system", "-l", "k8s-app=kube-dns")
     placed = sorted(
-        (str(p["metadata"]["name"]), str(p["spec"]["nodeName"]), str(p["status"]["podIP"]))  # type: ignore[index]
+        (str(p["metadata"]["name"]), str(p["spec"]["nodeName"]), str(p["status"]["podIP"]))
         for p in pods
     )
     assert len(placed) == 2, placed
@@ -360,8 +361,8 @@ def _claimed_blocks(lab: Lab) -> dict[str, list[str]]:
     out: dict[str, list[str]] = {}
     for a in affinities:
         spec = a["spec"]
-        if spec.get("state") == "confirmed":  # type: ignore[union-attr]
-            out.setdefault(spec["node"], []).append(spec["cidr"])  # type: ignore[index]
+        if spec.get("state") == "confirmed":
+            out.setdefault(spec["node"], []).append(spec["cidr"])
     return out
 
 
@@ -379,9 +380,9 @@ def test_calico_resources_on_the_api_and_every_node_ready(lab: Lab) -> None:
     assert written.returncode == 0, written.stderr
 
     # Every Node Ready: the kubelets' runtime found the stand-in pod network.
-    nodes = {n["metadata"]["name"]: n for n in _items(lab, "nodes")}  # type: ignore[index]
+    nodes = {n["metadata"]["name"]: n for n in _items(lab, "nodes")}
     for name, node in nodes.items():
-        ready = [c for c in node["status"]["conditions"] if c["type"] == "Ready"]  # type: ignore[index]
+        ready = [c for c in node["status"]["conditions"] if c["type"] == "Ready"]
         assert ready and ready[0]["status"] == "True", f"{name}: {ready}\n{diagnose(lab)}"
 
     inventory = require_inventory(REFERENCE)
@@ -395,17 +396,17 @@ def test_calico_resources_on_the_api_and_every_node_ready(lab: Lab) -> None:
     # What labctl set, as it set it (Calico's definitions default the fields it leaves out,
     # as assignmentMode).
     want_pool = calico_render.ip_pool(inventory)["spec"]
-    assert [{k: p["spec"].get(k) for k in want_pool} for p in pools] == [want_pool]  # type: ignore[index, union-attr]
+    assert [{k: p["spec"].get(k) for k in want_pool} for p in pools] == [want_pool]
     config = _items(lab, "bgpconfigurations.projectcalico.org")
-    assert [c["metadata"]["name"] for c in config] == ["default"]  # type: ignore[index]
-    assert config[0]["spec"]["asNumber"] == inventory.cluster.calico.asn  # type: ignore[index]
+    assert [c["metadata"]["name"] for c in config] == ["default"]
+    assert config[0]["spec"]["asNumber"] == inventory.cluster.calico.asn
     peers = _items(lab, "bgppeers.projectcalico.org")
     want_peers = calico_render.bgp_peers(inventory)
-    assert sorted(p["metadata"]["name"] for p in peers) == sorted(  # type: ignore[index]
+    assert sorted(p["metadata"]["name"] for p in peers) == sorted(
         p["metadata"]["name"] for p in want_peers
     )
     for want in calico_render.kubernetes_nodes(inventory):
-        have = nodes[want["metadata"]["name"]]["metadata"]["annotations"]  # type: ignore[index]
+        have = nodes[want["metadata"]["name"]]["metadata"]["annotations"]
         for key, value in want["metadata"]["annotations"].items():
             assert have.get(key) == value, (key, have)
 
@@ -425,7 +426,7 @@ def test_calico_resources_on_the_api_and_every_node_ready(lab: Lab) -> None:
     assert refused.returncode != 0
     assert "SHA-256" in refused.stdout + refused.stderr, refused.stdout + refused.stderr
     assert "Traceback" not in refused.stderr
-    crds = {c["metadata"]["name"] for c in _items(lab, "crd")}  # type: ignore[index]
+    crds = {c["metadata"]["name"] for c in _items(lab, "crd")}
     assert "labctlmarkers.projectcalico.org" not in crds
 
     # The right digest: fetched into the cache, only its definitions applied while
@@ -436,7 +437,7 @@ def test_calico_resources_on_the_api_and_every_node_ready(lab: Lab) -> None:
     )
     bootstrap(lab, "--only", "calico-resources")
     assert (lab.workdir / ".labctl" / "cache" / "calico" / f"{digest}.yaml").read_bytes() == data
-    crds = {c["metadata"]["name"] for c in _items(lab, "crd")}  # type: ignore[index]
+    crds = {c["metadata"]["name"] for c in _items(lab, "crd")}
     assert "labctlmarkers.projectcalico.org" in crds
     absent = kubectl(lab, "get", "configmap", "-n", "kube-system", "calico-config")
     assert absent.returncode != 0

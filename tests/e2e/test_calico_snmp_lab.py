@@ -53,7 +53,7 @@ def test_bgp_status_over_snmp_matches_the_ssh_path(lab: Lab) -> None:
     code, status = fabric(lab)
     took = time.monotonic() - start
     assert code == 0, status["problems"]
-    sources = {sw["switch"]: sw["source"] for sw in status["switches"]}  # type: ignore[attr-defined]
+    sources = {sw["switch"]: sw["source"] for sw in status["switches"]}
     assert sources == {"kek-core": "ssh-frr", "astrid": "snmp"}
     assert took < UP_WITHIN
 
@@ -94,4 +94,4 @@ def test_bgp_status_over_snmp_matches_the_ssh_path(lab: Lab) -> None:
         time.sleep(0.5)
     assert code == 1
     assert sessions_with(status, "astrid")["wind"] == "Idle"
-    assert any("wind - astrid" in p and "astrid says Idle" in p for p in status["problems"])  # type: ignore[attr-defined]
+    assert any("wind - astrid" in p and "astrid says Idle" in p for p in status["problems"])

@@ -49,19 +49,19 @@ def etcdctl(
 UP_TO_ETCD = ("--only", "power", "--only", "pki", "--only", "etcd")
 
 
-def bootstrap(lab: Lab, *extra: str) -> dict[str, object]:
+def bootstrap(lab: Lab, *extra: str) -> dict[str, Any]:
     done = labctl(lab, "bootstrap", "-o", "json", *(extra or UP_TO_ETCD))
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    report: dict[str, object] = json.loads(done.stdout)
+    report: dict[str, Any] = json.loads(done.stdout)
     return report
 
 
-def wait_healthy(lab: Lab, deadline: float = 60) -> dict[str, object]:
+def wait_healthy(lab: Lab, deadline: float = 60) -> dict[str, Any]:
     end = time.monotonic() + deadline
     while True:
         done = labctl(lab, "etcd", "status", "-o", "json")
         if done.returncode == 0:
-            status: dict[str, object] = json.loads(done.stdout)
+            status: dict[str, Any] = json.loads(done.stdout)
             return status
         assert time.monotonic() < end, done.stdout + done.stderr
         time.sleep(1)
@@ -93,13 +93,13 @@ def test_bootstrap_forms_a_tls_cluster_that_survives_a_member_power_cycle(
     """On a lab no test has bootstrapped: etcd's first run forms the cluster."""
     lab = new_shared_lab
     report = bootstrap(lab)
-    layers = {x["layer"]: x["status"] for x in report["layers"]}  # type: ignore[union-attr, index]
+    layers = {x["layer"]: x["status"] for x in report["layers"]}
     assert layers["etcd"] == "applied", layers
 
     status = wait_healthy(lab)
     members = status["members"]
-    assert [m["name"] for m in members] == ["fohn", "chequita", "wind"]  # type: ignore[union-attr]
-    assert sum(m["leader"] for m in members) == 1  # type: ignore[union-attr]
+    assert [m["name"] for m in members] == ["fohn", "chequita", "wind"]
+    assert sum(m["leader"] for m in members) == 1
     running_in_containers(lab)
 
     # The real etcdctl, with the operator's certificate that labctl minted.
@@ -126,10 +126,7 @@ def test_bootstrap_forms_a_tls_cluster_that_survives_a_member_power_cycle(
     again = bootstrap(lab, "--only", "etcd")
     print(f"converged `labctl bootstrap --only etcd` on the sim: {time.monotonic() - start:.2f} s")
     outcomes = {
-        s["outcome"]
-        for layer in again["layers"]  # type: ignore[union-attr]
-        for plan in layer["plans"]
-        for s in plan["steps"]
+        s["outcome"] for layer in again["layers"] for plan in layer["plans"] for s in plan["steps"]
     }
     assert outcomes <= {"unchanged", "skipped"}, outcomes
 

@@ -32,6 +32,7 @@ import subprocess
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -85,19 +86,16 @@ def diagnose(lab: Lab) -> str:
     return "\n".join(said)[-8000:]
 
 
-def bootstrap(lab: Lab, *extra: str, runtime: str | None = None) -> dict[str, object]:
+def bootstrap(lab: Lab, *extra: str, runtime: str | None = None) -> dict[str, Any]:
     done = labctl(lab, "bootstrap", "-o", "json", *extra, runtime=runtime)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:] + diagnose(lab)
-    report: dict[str, object] = json.loads(done.stdout)
+    report: dict[str, Any] = json.loads(done.stdout)
     return report
 
 
-def outcomes(report: dict[str, object]) -> set[str]:
+def outcomes(report: dict[str, Any]) -> set[str]:
     return {
-        s["outcome"]
-        for layer in report["layers"]  # type: ignore[attr-defined]
-        for plan in layer["plans"]
-        for s in plan["steps"]
+        s["outcome"] for layer in report["layers"] for plan in layer["plans"] for s in plan["steps"]
     }
 
 
@@ -253,7 +251,7 @@ def test_two_control_planes_in_the_host_runtime_restart_one_at_a_time(tmp_path: 
             prober.join()
         restarted = {
             (s["target"], s["description"])
-            for layer in report["layers"]  # type: ignore[union-attr]
+            for layer in report["layers"]
             for plan in layer["plans"]
             for s in plan["steps"]
             if s["outcome"] == "changed" and "restart kube-apiserver" in s["description"]
@@ -280,7 +278,7 @@ def test_control_plane_and_kubelets_on_the_simulated_lab(new_shared_lab: Lab) ->
     start = time.monotonic()
     report = bootstrap(lab, "--only", "etcd", "--only", "kubernetes")
     took = time.monotonic() - start
-    layers = {x["layer"]: x["status"] for x in report["layers"]}  # type: ignore[union-attr, index]
+    layers = {x["layer"]: x["status"] for x in report["layers"]}
     assert layers["kubernetes"] == "applied", layers
     print(
         "`bootstrap --only etcd --only kubernetes` to every server a Node, on the sim:"
@@ -411,7 +409,7 @@ def test_control_plane_and_kubelets_on_the_simulated_lab(new_shared_lab: Lab) ->
     report = bootstrap(lab, "--only", "pki", "--only", "etcd", "--only", "kubernetes")
     restarted = {
         s["description"]
-        for layer in report["layers"]  # type: ignore[union-attr]
+        for layer in report["layers"]
         for plan in layer["plans"]
         for s in plan["steps"]
         if s["outcome"] == "changed" and "systemctl restart" in s["description"]

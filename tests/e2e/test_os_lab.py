@@ -25,6 +25,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -106,7 +107,7 @@ def lab_state(tmp_path: Path) -> tuple[set[str], set[str], set[str], set[str]]:
     )
 
 
-def steps(report: dict, layer: str = "os") -> list[dict]:
+def steps(report: dict[str, Any], layer: str = "os") -> list[dict[str, Any]]:
     (outcome,) = [o for o in report["layers"] if o["layer"] == layer]
     return [r for plan in outcome["plans"] for r in plan["steps"]]
 

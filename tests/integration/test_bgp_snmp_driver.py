@@ -29,6 +29,7 @@ from labctl.inventory import require_inventory
 from labctl.inventory.model import Address, Inventory, SecretRef, Snmp
 from labctl.render import switches
 from labctl.sim import bgp_agent
+from labctl.sim.process import ManagedProcess
 from labctl.sim.render import bird
 from tests.conftest import REFERENCE
 from tests.peers import bgp
@@ -207,7 +208,7 @@ def test_bgp_status_judges_the_snmp_read_as_it_judges_frrs_json(
 def test_bgpd_attaches_again_to_an_snmpd_that_restarted(switch: Switch) -> None:
     _until("bgpd attached", lambda: _snmp_sees(switch, "10.188.0.0/26"))
     pid = int((switch.agent.state_dir / "snmpd.pid").read_text())
-    handle = bgp_agent.ManagedProcess(pid)
+    handle = ManagedProcess(pid)
     handle.stop()
     again = bgp_agent.start(switch.agent)
     try:

@@ -32,6 +32,7 @@ from labctl.inventory.topology import sessions
 from labctl.render import switches
 from labctl.render.monitoring import units
 from labctl.render.monitoring.paths import BIRD_RUN_DIR, BIRD_SOCKET
+from labctl.render.monitoring.targets import BIRD_EXPORTER_PORT
 from labctl.sim.render import bird
 from tests.conftest import REFERENCE
 from tests.peers import bgp
@@ -116,7 +117,7 @@ def test_the_bgp_exporter_reads_birds_sessions_through_the_acl_as_its_own_user(
         port = free_tcp_port()
         argv = [
             a.replace(BIRD_SOCKET, str(pair.bird_socket))
-            .replace(f"-web.listen-address=:{units.BIRD_EXPORTER_PORT}",
+            .replace(f"-web.listen-address=:{BIRD_EXPORTER_PORT}",
                      f"-web.listen-address=127.0.0.1:{port}")
             for a in argv
         ]  # fmt: skip

@@ -23,10 +23,9 @@ from labctl.drivers.pdu import (
     OutletState,
     PduClient,
     PduEndpoint,
-    SnmpV2cAuth,
-    SnmpV3Auth,
 )
 from labctl.drivers.pdu_profiles import profile_for
+from labctl.drivers.snmp import SnmpV2cAuth, SnmpV3Auth
 from labctl.errors import AuthenticationError, DriverError, DriverTimeout
 from labctl.sim import pdu_agent, pdu_record
 from tests.peers.ports import free_udp_port

@@ -51,7 +51,8 @@ class Lab:
         """The real entry point, as a user runs it (no terminal on stdin)."""
         secrets: dict[str, str | None] = dict(SECRETS)
         if env is not None:
-            secrets = {key: None for key in SECRETS} | env
+            cleared: dict[str, str | None] = {key: None for key in SECRETS}
+            secrets = cleared | env
         done = run_labctl(*args, "-i", str(self.inventory), env=secrets)
         return done.returncode, done.stdout + done.stderr
 

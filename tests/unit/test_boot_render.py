@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -160,17 +161,17 @@ def test_the_stand_in_s_fcos_stream_is_what_boot_fetch_reads() -> None:
     assert found["initrd"].sha256 == hashlib.sha256(b"i").hexdigest()
 
 
-def _unit(config: dict[str, object], name: str) -> str:
-    units = config["systemd"]["units"]  # type: ignore[index]
-    found: str = next(u for u in units if u["name"] == name)["contents"]  # type: ignore[attr-defined]
+def _unit(config: dict[str, Any], name: str) -> str:
+    units = config["systemd"]["units"]
+    found: str = next(u for u in units if u["name"] == name)["contents"]
     return found
 
 
-def _file_text(config: dict[str, object], path: str) -> tuple[int, str]:
+def _file_text(config: dict[str, Any], path: str) -> tuple[int, str]:
     from labctl.render.ignition import data_url_text
 
-    files = config["storage"]["files"]  # type: ignore[index]
-    entry = next(f for f in files if f["path"] == path)  # type: ignore[attr-defined]
+    files = config["storage"]["files"]
+    entry = next(f for f in files if f["path"] == path)
     return entry["mode"], data_url_text(entry["contents"]["source"])
 
 

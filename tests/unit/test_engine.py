@@ -274,7 +274,7 @@ def _run_or_fail(action: Action) -> bool:
 
 
 def test_runner_order_not_built_and_stop_after_failure(tmp_path: Path) -> None:
-    from labctl.engine.layer import LayerContext, NotBuilt, select_layers
+    from labctl.engine.layer import Layer, LayerContext, NotBuilt, select_layers
     from labctl.engine.runner import run_layers
     from labctl.inventory import load_inventory
     from tests.conftest import REFERENCE
@@ -302,8 +302,8 @@ def test_runner_order_not_built_and_stop_after_failure(tmp_path: Path) -> None:
     assert said[-1] == "pki failed; later layers were not run"
     assert applier.closed == 1  # once, at the end of the run, though a layer failed
 
-    def names(chosen: list[object]) -> list[str]:
-        return [layer.name for layer in chosen]  # type: ignore[attr-defined]
+    def names(chosen: Sequence[Layer]) -> list[str]:
+        return [layer.name for layer in chosen]
 
     assert names(select_layers(layers, ["ceph", "power"], None)) == ["power", "ceph"]
     assert names(select_layers(layers, None, "etcd")) == ["etcd", "ceph"]
@@ -311,15 +311,22 @@ def test_runner_order_not_built_and_stop_after_failure(tmp_path: Path) -> None:
         select_layers(layers, ["nope"], None)
 
 
+def noting_kinds(into: list[str]) -> Callable[[Action], bool]:
+    """An apply that notes each action's kind in ``into`` and says it changed something."""
+
+    def apply(action: Action) -> bool:
+        into.append(action.kind)
+        return True
+
+    return apply
+
+
 def test_each_action_goes_to_the_applier_for_its_kind_whatever_its_layer(
     tmp_path: Path,
 ) -> None:
     seen: dict[str, list[str]] = {"ssh": [], "bmc": []}
-    ssh = FakeApplier(lambda a: bool(seen["ssh"].append(a.kind)) or True, kinds=("run",))
-    bmc = FakeApplier(
-        lambda a: bool(seen["bmc"].append(a.kind)) or True,
-        kinds=("set-power", "set-boot-device"),
-    )
+    ssh = FakeApplier(noting_kinds(seen["ssh"]), kinds=("run",))
+    bmc = FakeApplier(noting_kinds(seen["bmc"]), kinds=("set-power", "set-boot-device"))
     plan = Plan.of(
         "os", [SetBootDevice("n1", "pxe"), SetPower("n1", "cycle"), Run("n1", ("true",))]
     )
@@ -475,9 +482,9 @@ def test_a_check_runs_every_time_changes_nothing_and_fails_in_its_own_words(
 
     failing = CheckingConnector(3, b"/var/lib/etcd holds another cluster's data")
     report = Executor(Appliers([SshApplier(failing)]), Journal(tmp_path)).apply(plan)  # type: ignore[arg-type]
-    (result,) = report.results
-    assert (result.outcome, result.attempts, failing.runs) == (Outcome.FAILED, 1, 1)
-    assert result.error == (
+    (step,) = report.results
+    assert (step.outcome, step.attempts, failing.runs) == (Outcome.FAILED, 1, 1)
+    assert step.error == (
         "n1: checking the data is ours exited 3: /var/lib/etcd holds another cluster's data"
     )
     dry = Executor(

@@ -80,12 +80,13 @@ def test_a_version_the_proxy_does_not_serve_is_refused_before_anything_is_writte
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("LABCTL_ETCD_CACHE", str(tmp_path / "cache"))
+    said: list[str] = []
     with goproxy.serving("v3.5.21\n", modules=(b.SERVER, b.ETCDCTL)) as (url, _):
         monkeypatch.setenv("GOPROXY", url)
         with pytest.raises(
             LabctlError, match=r"does not serve go\.etcd\.io/etcd/server/v3 v3\.5\.99"
         ):
-            builder.build("v3.5.99", [].append)
+            builder.build("v3.5.99", said.append)
     assert not (tmp_path / "cache" / ".work" / "v3.5.99").exists()
 
 

@@ -91,8 +91,8 @@ def test_the_members_plan_restarts_one_member_at_a_time_between_its_guard_and_it
     running = EtcdVersions((("fohn", OLD), ("chequita", OLD), ("wind", OLD)), leader="fohn")
     plan = members_plan(inventory, tmp_path, running)
     steps = {s.id: s for s in plan.steps}
-    local = [s for s in plan.steps if isinstance(s.action, LocalStep)]
-    assert [(s.action.name, s.action.subject) for s in local] == [  # type: ignore[attr-defined]
+    local = [s.action for s in plan.steps if isinstance(s.action, LocalStep)]
+    assert [(a.name, a.subject) for a in local] == [
         ("etcd.upgrade", "chequita"),
         ("etcd.upgraded", "chequita"),
         ("etcd.upgrade", "wind"),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote
 
 import pytest
@@ -19,7 +20,7 @@ def inventory() -> Inventory:
     return require_inventory(REFERENCE)
 
 
-def files_of(config: dict) -> dict[str, str]:
+def files_of(config: dict[str, Any]) -> dict[str, str]:
     return {
         f["path"]: unquote(f["contents"]["source"].removeprefix("data:,"))
         for f in config["storage"]["files"]

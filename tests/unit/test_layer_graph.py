@@ -45,6 +45,16 @@ class Applier:
         pass
 
 
+def noting_hosts(into: list[str]) -> Callable[[Action], bool]:
+    """An apply that notes each action's host in ``into`` and says it changed something."""
+
+    def apply(action: Action) -> bool:
+        into.append(action.host)
+        return True
+
+    return apply
+
+
 class Layer:
     """Plans of one Run each, on its own node; ``needs`` None declares nothing."""
 
@@ -79,7 +89,7 @@ def test_an_unknown_need_a_cycle_and_a_need_later_in_the_order_are_refused() -> 
 def test_a_cycle_is_refused_before_any_layer_runs(ctx: LayerContext) -> None:
     ran: list[str] = []
     layers = [Layer("a", ("b",)), Layer("b", ("a",))]
-    applier = Applier(lambda action: bool(ran.append(action.host)) or True)
+    applier = Applier(noting_hosts(ran))
     with pytest.raises(GraphError, match="cycle"):
         run_layers(layers, ctx, Options(), appliers=Appliers([applier]))
     assert ran == []
@@ -167,7 +177,7 @@ def test_with_one_layer_at_a_time_the_run_is_the_line(ctx: LayerContext) -> None
         layers,
         ctx,
         Options(layers_at_once=1),
-        appliers=Appliers([Applier(lambda action: bool(order.append(action.host)) or True)]),
+        appliers=Appliers([Applier(noting_hosts(order))]),
     )
     assert order == ["node-a", "node-c", "node-b"]
 

@@ -109,9 +109,10 @@ def test_the_bgp_exporter_reads_calico_nodes_bird_socket_as_its_own_user() -> No
 
 def test_the_simulated_nodes_bird_has_its_socket_where_calico_nodes_is() -> None:
     """The exporter reads the same path on both: no sim difference."""
+    from labctl.render.monitoring.paths import BIRD_SOCKET
     from labctl.sim.render.bird import CONTROL_SOCKET
 
-    assert CONTROL_SOCKET == units.BIRD_SOCKET == "/var/run/calico/bird.ctl"
+    assert CONTROL_SOCKET == BIRD_SOCKET == "/var/run/calico/bird.ctl"
 
 
 def test_host_units_run_debians_binaries_each_as_its_own_user() -> None:

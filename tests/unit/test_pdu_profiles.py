@@ -57,7 +57,8 @@ def test_snmpd_conf(tmp_path: Path) -> None:
 def test_digipower_fault_states_are_named_not_unknown() -> None:
     import asyncio
 
-    from labctl.drivers.pdu import OutletState, PduClient, PduEndpoint, SnmpV2cAuth
+    from labctl.drivers.pdu import OutletState, PduClient, PduEndpoint
+    from labctl.drivers.snmp import SnmpV2cAuth
     from labctl.errors import DriverError
 
     endpoint = PduEndpoint(

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from labctl.engine.actions import PutFile
+from labctl.engine.actions import PutFile, Run
 from labctl.engine.facts import Facts
 from labctl.engine.layer import LayerContext, Platform
 from labctl.etcd.membership import EtcdChanges, EtcdJoined
@@ -213,5 +213,6 @@ def test_the_simulated_platform_hands_over_its_stand_ins(tmp_path: Path) -> None
                                     "show", "protocols")  # fmt: skip
     assert {d["spec"]["names"]["kind"] for d in sim.calico_kinds(inventory)} >= {"IPPool"}
     (imports,) = sim.image_imports(ctx, fohn)
+    assert isinstance(imports, Run)
     assert "/c/v1.36.3/images" in imports.argv
     assert sim.node_runtime(inventory, "pods").kubelet_settings["failSwapOn"] is False

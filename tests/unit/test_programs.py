@@ -6,6 +6,7 @@ run; the message must name the package, never end in FileNotFoundError.
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 from pathlib import Path
@@ -61,6 +62,6 @@ def test_the_simulated_lab_says_it_needs_linux(monkeypatch: pytest.MonkeyPatch) 
 
 def test_the_simulated_lab_says_it_needs_root(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(sys, "platform", "linux")
-    monkeypatch.setattr(lab.os, "geteuid", lambda: 1000)
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
     with pytest.raises(LabctlError, match=r"needs root: .*sudo -E"):
         lab.require_root()

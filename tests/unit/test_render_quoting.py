@@ -21,7 +21,7 @@ import shutil
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pytest
 import yaml
@@ -32,7 +32,7 @@ from hypothesis.control import currently_in_test_context
 from labctl.engine.layer import LayerContext
 from labctl.etcd.restore import restore_argv
 from labctl.inventory import require_inventory
-from labctl.inventory.model import Inventory, SecretRef
+from labctl.inventory.model import SecretRef
 from labctl.render import boot, ceph, etcd, ignition, switch_frr, systemd
 from labctl.render.bgp_common import resolving
 from labctl.render.kubernetes import addons, kubelet
@@ -42,8 +42,12 @@ from labctl.sim.render import bird
 from labctl.sim.render.kubernetes import shared_kernel
 from tests.conftest import REFERENCE
 
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
 INVENTORY = require_inventory(REFERENCE)
 T = TypeVar("T")
+D = TypeVar("D", bound="DataclassInstance")
 
 # Values an attacker or a typo would put in an inventory: each is tried as it is
 # and as part of a normal value; hypothesis adds any NUL-free text on top.
@@ -85,7 +89,7 @@ HOSTILE = [
 hostile = st.one_of(
     st.sampled_from(HOSTILE),
     st.builds(lambda a, b: a + b, st.sampled_from(HOSTILE), st.sampled_from(HOSTILE)),
-    st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\0"), max_size=12),
+    st.text(st.characters(exclude_categories=["Cs"], exclude_characters="\0"), max_size=12),
 )
 # A value a grammar would let by: half the examples, so renders go through as well.
 plausible = st.from_regex(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,12}", fullmatch=True)
@@ -121,13 +125,14 @@ def _event(name: str) -> None:
         event(name)
 
 
-def patched(inventory: Inventory, path: str, value: Any) -> Inventory:
-    """``inventory`` with the dotted field ``path`` set to ``value``, bypassing validate."""
+def patched(inventory: D, path: str, value: Any) -> D:
+    """``inventory`` (or a dataclass in it) with the dotted field ``path`` set to ``value``,
+    bypassing validate."""
     head, _, rest = path.partition(".")
     if not rest:
-        return dataclasses.replace(inventory, **{head: value})  # type: ignore[type-var]
+        return dataclasses.replace(inventory, **{head: value})
     inner = getattr(inventory, head)
-    return dataclasses.replace(inventory, **{head: patched(inner, rest, value)})  # type: ignore[type-var]
+    return dataclasses.replace(inventory, **{head: patched(inner, rest, value)})
 
 
 # -- a strict reader of systemd unit files, from systemd.syntax(7) and systemd.service(5) --

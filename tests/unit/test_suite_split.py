@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from types import SimpleNamespace
+from typing import cast
 
 import pytest
 
@@ -49,7 +50,8 @@ class Worker:
 def test_the_labs_run_in_one_worker_in_collection_order() -> None:
     config = SimpleNamespace(getvalue={"tx": ["2*popen"]}.__getitem__,
                              option=SimpleNamespace(loadscopereorder=True))  # fmt: skip
-    scheduler = conftest.pytest_xdist_make_scheduler(config, None)
+    # A stand-in with only what the scheduler reads of pytest's Config.
+    scheduler = conftest.pytest_xdist_make_scheduler(cast(pytest.Config, config), None)
     workers = [Worker("gw0"), Worker("gw1")]
     for worker in workers:
         scheduler.add_node(worker)

@@ -26,9 +26,9 @@ def test_the_installer_initrd_carries_coreos_installer_udevd_and_their_libraries
     assert files["usr/bin/coreos-installer"] == installer.COREOS_INSTALLER
     for program in ("usr/bin/udevadm", "usr/bin/lsblk", "usr/sbin/blkid"):
         assert program in files, program
-    for program in (installer.COREOS_INSTALLER, installer.UDEVADM, Path("/usr/bin/lsblk")):
-        for library in _ldd(program):
-            assert library.lstrip("/") in files, (program, library)
+    for binary in (installer.COREOS_INSTALLER, installer.UDEVADM, Path("/usr/bin/lsblk")):
+        for library in _ldd(binary):
+            assert library.lstrip("/") in files, (binary, library)
             assert files[library.lstrip("/")] == Path(library).resolve()
 
 

@@ -60,7 +60,7 @@ def test_add_path_rows_that_are_never_best_still_count_as_learned() -> None:
     # the peer's best path (FRR 8.4 on the simulated lab: 10.189.0.0/16 from three
     # nodes, best false on every row, while FRR had a best path from 31.31.164.220).
     base = "1.3.6.1.2.1.15.6.1"
-    rows = {
+    rows: dict[str, int | str] = {
         f"{base}.6.10.189.0.0.16.31.31.164.220": "31.31.164.220",
         f"{base}.13.10.189.0.0.16.31.31.164.220": 1,
         f"{base}.6.10.189.0.0.16.31.31.164.221": "31.31.164.221",

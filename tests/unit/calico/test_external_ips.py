@@ -151,7 +151,9 @@ def test_a_network_for_ingress_alone_and_ranges_feed_one_list() -> None:
     assert [a.cidr for a in bgp_common.announced(inventory) if a.what == "ingress addresses"] == (
         both
     )
-    frr = switches.config(inventory, topology.switch(inventory, "kek-core"), platform="frr")
+    kek = topology.switch(inventory, "kek-core")
+    assert kek is not None
+    frr = switches.config(inventory, kek, platform="frr")
     for cidr in both:
         assert f"permit {cidr} le 32" in frr
     fohn = bird.config(inventory, inventory.server("fohn"))

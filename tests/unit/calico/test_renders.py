@@ -148,7 +148,9 @@ def test_passwords_are_references_in_resources_and_masked_in_printed_configs() -
     assert "neighbor CALICO password s3cret" in pushed
     fohn = bird.config(inv, inv.server("fohn"), secret=resolving(lambda ref: "s3cret"))
     assert fohn.count('password "s3cret";') == 1  # the kek-core session only
-    assert masked(inv.cluster.calico.peers[0].password) not in bird.config(
+    password = inv.cluster.calico.peers[0].password
+    assert password is not None
+    assert masked(password) not in bird.config(
         inv, inv.server("fohn"), secret=resolving(lambda ref: "x")
     )
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from labctl.engine.actions import PutFile
+from labctl.engine.actions import LocalStep, PutFile, Run
 from labctl.engine.facts import Facts
 from labctl.engine.layer import LayerContext
 from labctl.etcd.membership import EtcdChanges, EtcdJoined
@@ -86,8 +86,6 @@ def test_no_remembered_step_shares_a_key_with_another_layers(
 ) -> None:
     """The journal remembers a Run by its key: two layers with the same key would make
     each other's converged re-runs act again (a bare `systemctl daemon-reload` did)."""
-    from labctl.engine.actions import Run
-
     ctx = LayerContext(
         inventory,
         REFERENCE,
@@ -118,7 +116,11 @@ def test_calico_resources_plans_the_api_work_and_the_ready_wait(
     def steps(ctx: LayerContext) -> list[tuple[str, str]]:
         plans = list(CalicoResourcesLayer().plans(ctx))
         assert [p.layer for p in plans] == ["calico-resources: objects"]
-        return [(s.action.name, s.action.detail) for s in plans[0].steps]  # type: ignore[attr-defined]
+        found = []
+        for s in plans[0].steps:
+            assert isinstance(s.action, LocalStep), s.action
+            found.append((s.action.name, s.action.detail))
+        return found
 
     sim = steps(
         LayerContext(inventory, REFERENCE, tmp_path / "s", platform=SimPlatform(calico_bird=BIRD))
@@ -148,7 +150,6 @@ def test_a_plan_names_its_bgp_passwords_by_reference_and_holds_no_value(
     each file and the restart that follows it name the same references."""
     import dataclasses
 
-    from labctl.engine.actions import Run
     from labctl.inventory.model import SecretRef
 
     monkeypatch.setenv("LABCTL_TEST_MESH_KEY", "mesh-value-1")
@@ -175,17 +176,17 @@ def test_a_plan_names_its_bgp_passwords_by_reference_and_holds_no_value(
     assert "mesh-value-1" not in printed and "kek-value-2" not in printed
     actions = [s.action for p in plans for s in p.steps]
 
-    def named(host: str, kind: type) -> list[str]:
-        found = [a for a in actions if a.host == host and isinstance(a, kind) and a.secrets]  # type: ignore[attr-defined]
+    def named(host: str, kind: type[PutFile] | type[Run]) -> list[str]:
+        found = [a for a in actions if a.host == host and isinstance(a, kind) and a.secrets]
         assert len(found) == 1, (host, kind)
-        return [u.used_at for u in found[0].secrets]  # type: ignore[attr-defined]
+        return [u.used_at for u in found[0].secrets]
 
     kek = ["cluster.calico.peers[0].password"]
     assert named("kek-core", PutFile) == named("kek-core", Run) == kek
     fohn = sorted(named("fohn", PutFile))
     assert fohn == sorted(named("fohn", Run))
     assert fohn == ["cluster.calico.mesh_password", "cluster.calico.peers[0].password"]
-    assert not [a for a in actions if a.host == "astrid" and getattr(a, "secrets", ())]
+    assert not [a for a in actions if a.host == "astrid" and getattr(a, "secrets", None)]
     assert not (tmp_path / "state").exists()  # planning wrote nothing (no salt yet)
 
 

@@ -18,7 +18,7 @@ from typing import Self
 import pytest
 
 from labctl.engine.actions import LocalStep, Run
-from labctl.engine.appliers import Appliers, LocalApplier
+from labctl.engine.appliers import Appliers, LocalApplier, LocalWork
 from labctl.engine.executor import Options
 from labctl.engine.facts import FactPending, Facts
 from labctl.engine.layer import LayerContext
@@ -200,7 +200,7 @@ def _tally_run(tmp_path: Path, layers: list[TallyLayer], dry_run: bool) -> int:
     (tmp_path / "tally").write_text("5")
     Tally.gathered = 0
     ctx = LayerContext(require_inventory(REFERENCE), REFERENCE, tmp_path, dry_run=dry_run)
-    works = {"tally.bump": Bump, "tally.read": Nothing}
+    works: dict[str, Callable[..., LocalWork]] = {"tally.bump": Bump, "tally.read": Nothing}
     outcomes = run_layers(
         layers, ctx, Options(dry_run=dry_run), appliers=Appliers([LocalApplier(ctx, works)])
     )

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from labctl.engine.actions import Action, PutFile, Run, WaitFor
+from labctl.engine.actions import Action, LocalStep, PutFile, Run, WaitFor
 from labctl.engine.facts import FactPending, Facts
 from labctl.engine.layer import LayerContext, Platform
 from labctl.etcd.membership import EtcdChanges, EtcdJoined
@@ -113,7 +113,8 @@ def test_binaries_come_from_the_given_folder_with_the_version_in_its_name(tmp_pa
     first = next(iter(KubernetesLayer().plans(ctx)))
     assert first.layer == "kubernetes: binaries"
     (step,) = first.steps
-    assert step.action.name == "kubernetes.binaries"  # type: ignore[attr-defined]
+    assert isinstance(step.action, LocalStep)
+    assert step.action.name == "kubernetes.binaries"
     assert step.action.describe() == (
         "Kubernetes v1.36.3 in /cache/v1.36.3/bin on fohn (kube-apiserver,"
         " kube-controller-manager, kube-scheduler, kubelet), chequita (kubelet), wind (kubelet)"

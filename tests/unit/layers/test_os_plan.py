@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -27,7 +28,9 @@ NEW = Observation("chequita", False, "connection refused", power="off")
 WRONG_OS = Observation("wind", True, None, "debian", "12", power="on")
 
 
-def plans(inventory: Inventory, state: Path, layer: OsLayer, *seen: Observation) -> list[dict]:
+def plans(
+    inventory: Inventory, state: Path, layer: OsLayer, *seen: Observation
+) -> list[dict[str, Any]]:
     ctx = LayerContext(inventory, REFERENCE, state, facts=Facts.of(survey.OsSurvey(seen)))
     return [p.as_dict() for p in layer.plans(ctx)]
 

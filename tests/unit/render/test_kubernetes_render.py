@@ -6,6 +6,7 @@ from __future__ import annotations
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import kubernetes_validate  # type: ignore[import-untyped]
 import pytest
@@ -60,10 +61,10 @@ def test_the_simulated_labs_kube_proxy_leaves_the_shared_conntrack_table_alone(
     for doc in docs:
         kubernetes_validate.validate(doc, _version(inventory), strict=True)
 
-    def proxy_config(docs: list[dict[str, object]]) -> dict[str, object]:
+    def proxy_config(docs: list[dict[str, Any]]) -> Any:
         (config,) = [d for d in docs if d["kind"] == "ConfigMap" and
-                     d["metadata"]["name"] == "kube-proxy"]  # type: ignore[index]  # fmt: skip
-        return yaml.safe_load(config["data"]["config.conf"])  # type: ignore[index]
+                     d["metadata"]["name"] == "kube-proxy"]  # fmt: skip
+        return yaml.safe_load(config["data"]["config.conf"])
 
     assert proxy_config(docs)["conntrack"] == {"maxPerCore": 0}
     assert "conntrack" not in proxy_config(
