@@ -298,7 +298,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {len(c)} packages: {', '.join(c)}")
     if figures["floors"]:
         print("floors (each imports only lower ones), bottom first:")
-        for n, f in enumerate(figures["floors"]):  # type: ignore[arg-type]
+        floors: list[list[str]] = figures["floors"]  # type: ignore[assignment]
+        for n, f in enumerate(floors):
             print(f"  {n}: {', '.join(f)}")
     reach: list[str] = figures["engine_reach"]  # type: ignore[assignment]
     strings: list[str] = figures["engine_string_imports"]  # type: ignore[assignment]
