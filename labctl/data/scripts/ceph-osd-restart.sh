@@ -8,7 +8,9 @@
 # until every PG is active+clean before the next node's step starts. OSDs already
 # running the unit's image since its last change are left alone (`current`,
 # ceph-current.sh: an interrupted roll resumes where it stopped). A `noout` this
-# script set and could not unset (it was killed) is unset by its next run.
+# script set and could not unset (it was killed) is unset by its next run. None of
+# them running (`idle`, ceph-current.sh: a first bootstrap's OSDs, just made), they
+# all start at once, with nothing asked of Ceph: starting them stops nothing.
 # Arguments: CEPH WAIT_SECONDS ENGINE IMAGE (both empty for the host runtime)
 # UNIT_DIR CONF MARK (the file that says labctl set noout) then UNIT:ID per OSD.
 
@@ -24,6 +26,14 @@ unset_noout() {
   $ceph --connect-timeout 5 osd unset noout >/dev/null 2>&1 && rm -f "$mark"
 }
 late() { [ "$(date +%s)" -ge "$end" ]; }
+names=''
+for pair; do names="$names ${pair%%:*}"; done
+# shellcheck disable=SC2086
+if idle $names; then
+  for pair; do systemctl start "${pair%%:*}" & done
+  wait
+  exit 0
+fi
 formed=no
 for pair; do active "${pair#*:}" && formed=yes; done
 end=$(( $(date +%s) + wait ))
