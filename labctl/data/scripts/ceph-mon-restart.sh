@@ -7,7 +7,7 @@
 # first bootstrap there is no quorum to wait for, and the restart ends at once; and
 # when the monitor does not run at all (`idle`, ceph-current.sh: a first bootstrap's,
 # just made) it is started without asking its socket (a container run of the CLI). A
-# monitor already running the unit's image since its last change is left alone
+# monitor already running what its restart would start is left alone
 # (`current`, ceph-current.sh: an interrupted roll resumes where it stopped).
 # Arguments: CEPH (the ceph command line, word-split) NAME UNIT WAIT_SECONDS ENGINE
 # IMAGE (both empty for the host runtime) UNIT_DIR CONF.
@@ -22,7 +22,7 @@ if idle "$unit"; then
 fi
 formed=no; in_quorum && formed=yes
 if [ "$formed" = yes ] && current "$unit"; then
-  echo "$unit already runs $image: not restarted"
+  echo "$unit already runs its current unit and ceph.conf${image:+ on $image}: not restarted"
   exit 0
 fi
 systemctl restart "$unit"

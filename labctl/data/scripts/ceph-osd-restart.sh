@@ -6,8 +6,10 @@
 # peering), then `noout` set so Ceph does not start moving their data while they
 # restart, the restart, a wait until each is active again, `noout` unset, and a wait
 # until every PG is active+clean before the next node's step starts. OSDs already
-# running the unit's image since its last change are left alone (`current`,
-# ceph-current.sh: an interrupted roll resumes where it stopped). A `noout` this
+# running what their restart would start are left alone (`current`, ceph-current.sh:
+# started since their unit and ceph.conf last changed, on the unit's image or, in the
+# host runtime, on the binaries installed now: an interrupted roll resumes where it
+# stopped). A `noout` this
 # script set and could not unset (it was killed) is unset by its next run. None of
 # them running (`idle`, ceph-current.sh: a first bootstrap's OSDs, just made), they
 # all start at once, with nothing asked of Ceph: starting them stops nothing.
@@ -44,7 +46,8 @@ fi
 todo='' ids=''
 for pair; do
   if current "${pair%%:*}"; then
-    echo "${pair%%:*} already runs $image: not restarted"
+    echo "${pair%%:*} already runs its current unit and ceph.conf${image:+ on $image}:" \
+      "not restarted"
   else
     todo="$todo $pair" ids="$ids ${pair#*:}"
   fi
