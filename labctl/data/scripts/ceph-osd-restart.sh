@@ -9,10 +9,10 @@
 # running what their restart would start are left alone (`current`, ceph-current.sh:
 # started since their unit and ceph.conf last changed, on the unit's image or, in the
 # host runtime, on the binaries installed now: an interrupted roll resumes where it
-# stopped). A `noout` this
-# script set and could not unset (it was killed) is unset by its next run. None of
-# them running (`idle`, ceph-current.sh: a first bootstrap's OSDs, just made), they
-# all start at once, with nothing asked of Ceph: starting them stops nothing.
+# stopped). A `noout` this script set and could not unset (it was killed) is unset by
+# its next run. None of them running (`idle`, ceph-current.sh: a first bootstrap's
+# OSDs, just made), they all start at once, with nothing asked of Ceph: starting them
+# stops nothing.
 # Arguments: CEPH WAIT_SECONDS ENGINE IMAGE (both empty for the host runtime)
 # UNIT_DIR CONF MARK (the file that says labctl set noout) then UNIT:ID per OSD.
 
