@@ -51,8 +51,9 @@ OSDS_IN = render.READER + shell.body("ceph-osds-in")
 OSD_RELEASE = render.READER + shell.body("ceph-osd-release")
 POOL = render.READER + shell.body("ceph-pool")
 FILESYSTEM = render.READER + shell.body("ceph-fs")
-# What the restart scripts share: whether a daemon already runs its unit's image
-# since the unit's last change (an interrupted roll resumes, restarting nothing twice).
+# What the restart scripts share: whether a daemon already runs what its restart would
+# start (an interrupted roll resumes, restarting nothing twice), and whether none runs
+# at all (a first start: nothing to ask or wait for).
 CURRENT = shell.body("ceph-current")
 MON_RESTART = CURRENT + shell.body("ceph-mon-restart")
 OSD_RESTART = CURRENT + shell.body("ceph-osd-restart")
@@ -200,7 +201,8 @@ class CephPlans:
         names = [f.name for f in units]
         triggers = tuple(f.digest for f in units)
         # Where a daemon's running container is read from (``current`` in the scripts):
-        # the node's engine and the image its units name; none for the host runtime.
+        # the node's engine and the image its units name; none for the host runtime,
+        # where systemd's MainPID is read instead.
         live = (
             (render.container_engine(server), render.image(self.inventory))
             if self.run == "container"

@@ -6,9 +6,13 @@
 # peering), then `noout` set so Ceph does not start moving their data while they
 # restart, the restart, a wait until each is active again, `noout` unset, and a wait
 # until every PG is active+clean before the next node's step starts. OSDs already
-# running the unit's image since its last change are left alone (`current`,
-# ceph-current.sh: an interrupted roll resumes where it stopped). A `noout` this
-# script set and could not unset (it was killed) is unset by its next run.
+# running what their restart would start are left alone (`current`, ceph-current.sh:
+# started since their unit and ceph.conf last changed, on the unit's image or, in the
+# host runtime, on the binaries installed now: an interrupted roll resumes where it
+# stopped). A `noout` this script set and could not unset (it was killed) is unset by
+# its next run. None of them running (`idle`, ceph-current.sh: a first bootstrap's
+# OSDs, just made), they all start at once, with nothing asked of Ceph: starting them
+# stops nothing.
 # Arguments: CEPH WAIT_SECONDS ENGINE IMAGE (both empty for the host runtime)
 # UNIT_DIR CONF MARK (the file that says labctl set noout) then UNIT:ID per OSD.
 
@@ -24,6 +28,14 @@ unset_noout() {
   $ceph --connect-timeout 5 osd unset noout >/dev/null 2>&1 && rm -f "$mark"
 }
 late() { [ "$(date +%s)" -ge "$end" ]; }
+names=''
+for pair; do names="$names ${pair%%:*}"; done
+# shellcheck disable=SC2086
+if idle $names; then
+  for pair; do systemctl start "${pair%%:*}" & done
+  wait
+  exit 0
+fi
 formed=no
 for pair; do active "${pair#*:}" && formed=yes; done
 end=$(( $(date +%s) + wait ))
@@ -34,7 +46,8 @@ fi
 todo='' ids=''
 for pair; do
   if current "${pair%%:*}"; then
-    echo "${pair%%:*} already runs $image: not restarted"
+    echo "${pair%%:*} already runs its current unit and ceph.conf${image:+ on $image}:" \
+      "not restarted"
   else
     todo="$todo $pair" ids="$ids ${pair#*:}"
   fi
