@@ -627,8 +627,18 @@ def test_vtysh_accepts_the_frr_config_with_the_values_in_their_place(
     assert done.returncode == 0, done.stdout + done.stderr
 
 
+# `osd pool ls detail`: 'rbdx' as the inventory says, 'rbd.' with size 2, no application.
+DETAIL = (
+    "pool 1 'rbdx' replicated size 3 min_size 2 crush_rule 0 object_hash rjenkins pg_num 32"
+    " pgp_num 32 autoscale_mode on last_change 9 flags hashpspool stripe_width 0"
+    " application rbd\n"
+    "pool 2 'rbd.' replicated size 2 min_size 1 crush_rule 0 object_hash rjenkins pg_num 32"
+    " pgp_num 32 autoscale_mode on last_change 9 flags hashpspool stripe_width 0\n"
+)
+
+
 @pytest.mark.parametrize(("script", "args", "listing"), [
-    ("POOL", ["rbd.", "auto", "3", "rbd"], "rbdx\n"),
+    ("POOL", ["rbd.", "auto", "3", "rbd"], DETAIL),
     ("FILESYSTEM", ["c.fs", "meta", "data"], '[{"name":"cxfs"}]'),
 ])  # fmt: skip
 def test_ceph_scripts_match_names_literally_not_as_patterns(
@@ -641,7 +651,8 @@ def test_ceph_scripts_match_names_literally_not_as_patterns(
     stub.write_text(
         "#!/bin/sh\n"
         f'printf "%s\\n" "$*" >> {tmp_path}/calls\n'
-        f'case "$*" in "osd pool ls"|"fs ls -f json") printf %s {shlex.quote(listing)} ;; esac\n'
+        f'case "$*" in "osd pool ls detail"|"fs ls -f json") printf %s {shlex.quote(listing)} ;;'
+        " esac\n"
     )
     stub.chmod(0o755)
     done = subprocess.run(
@@ -650,8 +661,10 @@ def test_ceph_scripts_match_names_literally_not_as_patterns(
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     calls = (tmp_path / "calls").read_text().splitlines()
-    created = "osd pool create rbd." if script == "POOL" else "fs new c.fs meta data"
+    created = "osd pool create rbd. --size 3" if script == "POOL" else "fs new c.fs meta data"
     assert created in calls
+    if script == "POOL":  # the pool's own line was read, not rbdx's
+        assert calls[-2:] == ["osd pool set rbd. size 3", "osd pool application enable rbd. rbd"]
 
 
 @pytest.mark.parametrize("data_dir", ["-rf", "var/lib/etcd", "/var/lib/../../etc", "/a\nb"])

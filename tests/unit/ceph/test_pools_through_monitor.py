@@ -32,6 +32,9 @@ ANSWERS = (
     '  *"osd versions"*) echo \'{"ceph version 18.2.7 (6b0e988) reef (stable)": 16}\' ;;\n'
     '  *"osd dump"*) echo \'{"require_osd_release":"reef"}\' ;;\n'
     '  *"fs ls"*) echo "[]" ;;\n'
+    # As Ceph answers a pool it made (on stderr).
+    '  *"osd pool create"*) while [ "$1" != create ]; do shift; done\n'
+    "    echo \"pool '$2' created\" >&2 ;;\n"
     "esac\n"
 )
 
@@ -88,14 +91,12 @@ def test_every_pools_step_asks_through_the_first_monitors_container(tmp_path: Pa
         c.startswith("exec --interactive ceph-mon-fohn /usr/bin/ceph ") for c in made
     )
     assert not any(c.startswith("run ") for step in asked for c in step)
-    # The first pool (rbd, 1024 PGs): four questions, none asking whether it exists
-    # (`osd pool create` of a pool that exists changes nothing).
+    # The first pool (rbd, 1024 PGs): two writes, its size and autoscale mode in the
+    # create; made now, it is not read back.
     rbd = [c.removeprefix("exec --interactive ceph-mon-fohn /usr/bin/ceph ") for c in asked[2]
            if c.startswith("exec ")]  # fmt: skip
     assert rbd == [
-        "osd pool create rbd 1024 1024 replicated",
-        "osd pool set rbd pg_autoscale_mode off",
-        "osd pool set rbd size 3",
+        "osd pool create rbd 1024 1024 replicated --size 3 --autoscale_mode off",
         "osd pool application enable rbd rbd",
     ]
     # The CLI's failure is the step's (`set -e`): the exec's exit status is the CLI's.
@@ -111,7 +112,7 @@ def test_without_a_running_monitor_the_pools_steps_start_the_image(tmp_path: Pat
     done = run_here(step, docker)
     assert done.returncode == 0, done.stderr
     made = [c for c in calls(tmp_path) if not c.startswith("inspect ")]
-    assert len(made) == 4 and all(c.startswith("run --rm --interactive ") for c in made), made
+    assert len(made) == 2 and all(c.startswith("run --rm --interactive ") for c in made), made
 
 
 def test_osd_new_asks_through_the_monitor_and_mkfs_keeps_its_own_container(
