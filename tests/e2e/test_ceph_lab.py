@@ -21,6 +21,7 @@ import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -83,14 +84,14 @@ def on(lab: Lab, node: str, command: str, timeout: float = 60) -> str:
     return done.stdout
 
 
-def status(lab: Lab) -> dict[str, object]:
+def status(lab: Lab) -> dict[str, Any]:
     done = labctl(lab, "ceph", "status", "-o", "json", timeout=60)
     assert done.stdout, done.stderr
-    report: dict[str, object] = json.loads(done.stdout)
+    report: dict[str, Any] = json.loads(done.stdout)
     return report
 
 
-def wait_for(lab: Lab, ok: object, deadline: float) -> dict[str, object]:
+def wait_for(lab: Lab, ok: object, deadline: float) -> dict[str, Any]:
     end = time.monotonic() + deadline
     while True:
         report = status(lab)
@@ -111,12 +112,12 @@ def ceph_memory(lab: Lab) -> dict[str, int]:
     return total
 
 
-def bootstrap(lab: Lab) -> tuple[dict[str, object], float]:
+def bootstrap(lab: Lab) -> tuple[dict[str, Any], float]:
     start = time.monotonic()
     done = labctl(lab, "bootstrap", "-o", "json", "--only", "ceph", timeout=900)
     took = time.monotonic() - start
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-3000:]
-    report: dict[str, object] = json.loads(done.stdout)
+    report: dict[str, Any] = json.loads(done.stdout)
     return report, took
 
 
@@ -225,7 +226,7 @@ def test_bootstrap_forms_ceph_with_rbd_and_cephfs_and_survives_a_node(
     for blob in old_data:  # named by identity, the same disks were wiped and made OSDs
         with blob.open("rb") as handle:
             assert b"an old cluster's OSD" not in handle.read(4096)
-    layers = {x["layer"]: x["status"] for x in report["layers"]}  # type: ignore[union-attr, index]
+    layers = {x["layer"]: x["status"] for x in report["layers"]}
     assert layers == {"ceph": "applied"}, layers
 
     # Reading the cluster makes no container: `ceph status` asks through fohn's running
@@ -240,7 +241,7 @@ def test_bootstrap_forms_ceph_with_rbd_and_cephfs_and_survives_a_node(
         "chequita": {"osds": 3, "up": 3, "in": 3},
         "wind": {"osds": 6, "up": 6, "in": 6},
     }
-    assert {p["name"] for p in healthy["pools"]} >= {"rbd", "cephfs_data", "cephfs_metadata"}  # type: ignore[union-attr]
+    assert {p["name"] for p in healthy["pools"]} >= {"rbd", "cephfs_data", "cephfs_metadata"}
     # Every daemon is its unit's container of the Ceph image, under the node's podman
     # (Flatcar's docker), with no runtime override from `sim env`.
     assert "LABCTL_CEPH_RUNTIME" not in lab.env()
@@ -273,7 +274,7 @@ def test_bootstrap_forms_ceph_with_rbd_and_cephfs_and_survives_a_node(
     print(f"converged `labctl bootstrap --only ceph`: {took:.2f} s")
     changed = [
         s
-        for layer in again["layers"]  # type: ignore[union-attr]
+        for layer in again["layers"]
         for plan in layer["plans"]
         for s in plan["steps"]
         if s["outcome"] not in ("unchanged", "skipped")
@@ -284,15 +285,15 @@ def test_bootstrap_forms_ceph_with_rbd_and_cephfs_and_survives_a_node(
     off = labctl(lab, "power", "off", "wind")
     assert off.returncode == 0, off.stdout + off.stderr
 
-    def degraded_now(report: dict[str, object]) -> bool:
-        checks = {c["name"] for c in report["checks"]}  # type: ignore[attr-defined]
-        return report["osds_by_host"]["wind"]["up"] == 0 and "PG_DEGRADED" in checks  # type: ignore[index]
+    def degraded_now(report: dict[str, Any]) -> bool:
+        checks = {c["name"] for c in report["checks"]}
+        return report["osds_by_host"]["wind"]["up"] == 0 and "PG_DEGRADED" in checks
 
     degraded = wait_for(lab, degraded_now, 120)
     assert degraded["quorum"] == ["fohn", "chequita"] and degraded["out_of_quorum"] == ["wind"]
-    checks = {c["name"] for c in degraded["checks"]}  # type: ignore[union-attr]
+    checks = {c["name"] for c in degraded["checks"]}
     assert {"MON_DOWN", "OSD_HOST_DOWN", "PG_DEGRADED"} <= checks, checks
-    states = degraded["pgs"]["by_state"]  # type: ignore[index]
+    states = degraded["pgs"]["by_state"]
     assert any("degraded" in state for state in states), states
     out = on(lab, "fohn", "rbd export --no-progress rbd/blob - | sha256sum")
     assert out.split()[0] == on(lab, "fohn", "sha256sum /root/blob").split()[0]
