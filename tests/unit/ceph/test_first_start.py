@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from labctl.layers.ceph import MON_RESTART, OSD_RESTART
+from tests.unit.ceph.test_rolling_restart import stand_in_node
 
 IMAGE = "quay.io/ceph/ceph:v16.2.15"
 OSDS = ("ceph-osd-0.service:0", "ceph-osd-1.service:1", "ceph-osd-2.service:2")
@@ -66,16 +67,9 @@ case "$1" in ps) cat {d}/containers 2>/dev/null || true ;; *) exit 1 ;; esac
 @pytest.fixture
 def node(tmp_path: Path) -> Path:
     """A folder standing for a node: the stand-ins, units and ceph.conf, nothing running."""
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    for name, text in (("ceph", CEPH), ("systemctl", SYSTEMCTL), ("engine", ENGINE)):
-        (bin_dir / name).write_text(text.format(d=tmp_path))
-        (bin_dir / name).chmod(0o755)
-    units = tmp_path / "units"
-    units.mkdir()
-    for name in ("ceph-osd-0.service", "ceph-osd-1.service", "ceph-osd-2.service",
-                 "ceph-mon-ada.service", "ceph.conf"):  # fmt: skip
-        (units / name).write_text("x")
+    stand_in_node(tmp_path, CEPH, SYSTEMCTL, ENGINE,
+                  ("ceph-osd-0.service", "ceph-osd-1.service", "ceph-osd-2.service",
+                   "ceph-mon-ada.service"))  # fmt: skip
     return tmp_path
 
 

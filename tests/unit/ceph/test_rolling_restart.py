@@ -106,22 +106,34 @@ esac
 """
 
 
+def stand_in_node(
+    folder: Path, ceph: str, systemctl: str, engine: str, units: tuple[str, ...]
+) -> Path:
+    """``folder`` standing for a node: the stand-ins ``ceph``, ``systemctl`` and
+    ``engine`` (texts, ``{d}`` the folder) in its bin/, and ``units`` with ceph.conf in
+    its units/, which it returns."""
+    bin_dir = folder / "bin"
+    bin_dir.mkdir()
+    for name, text in (("ceph", ceph), ("systemctl", systemctl), ("engine", engine)):
+        (bin_dir / name).write_text(text.format(d=folder))
+        (bin_dir / name).chmod(0o755)
+    unit_dir = folder / "units"
+    unit_dir.mkdir()
+    for name in (*units, "ceph.conf"):
+        (unit_dir / name).write_text("x")
+    return unit_dir
+
+
 @pytest.fixture
 def node(tmp_path: Path) -> Iterator[Path]:
     """A folder standing for a node: stand-ins on PATH, units and ceph.conf written
     100 s ago, and one real process per container the test says runs."""
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    for name, text in (("ceph", CEPH), ("systemctl", SYSTEMCTL), ("engine", ENGINE)):
-        (bin_dir / name).write_text(text.format(d=tmp_path))
-        (bin_dir / name).chmod(0o755)
-    units = tmp_path / "units"
-    units.mkdir()
+    units = stand_in_node(tmp_path, CEPH, SYSTEMCTL, ENGINE,
+                          ("ceph-osd-0.service", "ceph-osd-1.service", "ceph-mon-ada.service",
+                           "ceph-mgr-ada.service"))  # fmt: skip
     old = time.time() - 100
-    for name in ("ceph-osd-0.service", "ceph-osd-1.service", "ceph-mon-ada.service",
-                 "ceph-mgr-ada.service", "ceph.conf"):  # fmt: skip
-        (units / name).write_text("x")
-        os.utime(units / name, (old, old))
+    for path in units.iterdir():
+        os.utime(path, (old, old))
     sleeper = subprocess.Popen(["sleep", "60"])
     (tmp_path / "sleeper").write_text(str(sleeper.pid))
     try:
