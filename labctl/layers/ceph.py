@@ -216,12 +216,16 @@ class CephPlans:
                     *files, mark, *pairs)  # fmt: skip
             what = (
                 f"`ceph osd ok-to-stop`, noout, systemctl restart {', '.join(names)}, "
-                "then wait until they are active and every PG is active+clean"
+                "then wait until they are active and every PG is active+clean (none "
+                "running, a first start: all started at once, nothing asked)"
             )
         elif len(units) == 1 and units[0].name.startswith("ceph-mon-"):
             argv = ("sh", "-c", MON_RESTART, RESTART_NAMES[0], cli, node, names[0],
                     str(RESTART_WAIT), *live, *files)  # fmt: skip
-            what = f"systemctl restart {names[0]}, then wait until it is back in quorum"
+            what = (
+                f"systemctl restart {names[0]}, then wait until it is back in quorum "
+                "(not running, a first start: started, nothing asked)"
+            )
         else:
             argv = ("sh", "-c", RESTART, RESTART_NAMES[2], *live, *files, *names)
             what = f"systemctl restart {', '.join(names)}"
