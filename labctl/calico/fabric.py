@@ -47,11 +47,15 @@ class BgpSession:
         node_query: tuple[str, ...] | None = None,
         switch_platform: str | None = None,
         pod_blocks: Callable[[], dict[str, list[str]] | None] | None = None,
+        stand_in_blocks: dict[str, list[str]] | None = None,
     ) -> None:
         self.inventory = inventory
         # Where the nodes' pod blocks are read (None, or None from it: topology's, the
         # stand-in's).
         self.pod_blocks = pod_blocks
+        # What a node announces instead while it still runs the stand-in's BIRD file
+        # (``status.assemble``); None: nothing else will do.
+        self.stand_in_blocks = stand_in_blocks
         # What prints a node's BIRD protocols, run on the node (None: nodes are not asked).
         self.node_query = node_query
         self.switch_platform = switch_platform
@@ -134,7 +138,14 @@ class BgpSession:
                     )
                     blocks = {}
         return parse.assemble(
-            inv, switch_peers, switch_routes, node_protocols, unreachable, sources, blocks
+            inv,
+            switch_peers,
+            switch_routes,
+            node_protocols,
+            unreachable,
+            sources,
+            blocks,
+            self.stand_in_blocks,
         )
 
     def wait_established(

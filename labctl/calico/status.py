@@ -11,7 +11,7 @@ sentences naming the switch, the node and the session.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from labctl.inventory import topology
@@ -141,17 +141,12 @@ class FabricStatus:
         return not self.problems
 
     def switch_side(self) -> FabricStatus:
-        """The sessions with a switch only, without the node mesh or the pod blocks:
-        what can be proven before calico-node's confd has the Node objects (a node that
-        just joined is in the others' BIRD configuration only once their confd reads
-        its Node's BGP address from the API). The blocks wait for confd too: a server
-        rebuilt after a reset keeps the block Calico's IPAM gave it (its affinity stays
-        on the API), yet until confd runs there its BIRD runs labctl's file, which
-        announces the block ``topology`` gives (CI, stop 36: 120 s of "leaf1 has not
-        learned cyd's block" while the kubernetes layer still ran on cyd)."""
+        """The sessions with a switch and the switches' routes only, without the node
+        mesh: what can be proven before calico-node's confd has the Node objects (a
+        node that just joined is in the others' BIRD configuration only once their
+        confd reads its Node's BGP address from the API)."""
         switch = [s for s in self.sessions if s.kind == "switch"]
-        routes = [replace(sw, missing=[]) for sw in self.switches]
-        return FabricStatus(switch, routes, self.unreachable)
+        return FabricStatus(switch, self.switches, self.unreachable)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -171,12 +166,19 @@ def assemble(
     unreachable: dict[str, str],
     switch_sources: dict[str, str] | None = None,  # switch -> how it was read
     pod_blocks: dict[str, list[str]] | None = None,  # node -> blocks it must announce
+    stand_in_blocks: dict[str, list[str]] | None = None,  # node -> what else will do
 ) -> FabricStatus:
     """Every expected session and block, with what each end said (absent: not read).
 
     ``pod_blocks``: the blocks each node announces, where Calico's IPAM chose them
     (``resources.pod_blocks``, on a real lab); None: the ones ``topology`` assigns,
-    which the simulated lab's stand-in announces."""
+    which the simulated lab's stand-in announces. ``stand_in_blocks``: where a node may
+    still run labctl's own BIRD file (the simulated lab before calico-node's confd runs
+    there), the blocks that file announces: a switch that learned all of those has
+    nothing missing of that node either. A server rebuilt after a reset keeps its
+    Calico block on the API (nothing here releases its affinity), yet announces the
+    stand-in's until the calico-resources layer starts confd on it (CI, stop 36:
+    "leaf1 has not learned cyd's block" while the kubernetes layer still ran on cyd)."""
     sessions = []
     for s in topology.sessions(inventory):
         node_side = (
@@ -201,9 +203,18 @@ def assemble(
         missing = [
             f"{node}'s block {block}"
             for node, blocks in pod_blocks.items()
+            if node in peers and not _announced((stand_in_blocks or {}).get(node), learned)
             for block in blocks
-            if node in peers and block not in learned
+            if block not in learned
         ]
         how = (switch_sources or {}).get(sw.name, "ssh-frr")
         routes.append(SwitchRoutes(sw.name, learned, missing, how))
     return FabricStatus(sessions, routes, unreachable)
+
+
+def _announced(blocks: list[str] | None, learned: dict[str, list[str]]) -> bool:
+    """Whether a switch that ``learned`` these routes has every one of ``blocks`` (none
+    given: no)."""
+    if not blocks:
+        return False
+    return all(block in learned for block in blocks)

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from labctl.calico import resources
 from labctl.calico.fabric import BgpSession
 from labctl.errors import LabctlError
+from labctl.inventory import topology
 from labctl.kubernetes.api import KubeSession
 
 if TYPE_CHECKING:
@@ -65,6 +66,7 @@ def session_for(
     ``from_api``: its confd took over from the stand-in), the blocks each node must
     announce are the ones Calico's IPAM gave it, read from the API."""
     blocks: Callable[[], dict[str, list[str]] | None] | None = None
+    stand_in: dict[str, list[str]] | None = None
     if platform.bgp_stand_in() is None or from_api:
 
         def blocks() -> dict[str, list[str]] | None:
@@ -80,12 +82,17 @@ def session_for(
             except (LabctlError, OSError):
                 return None
 
+        # A node confd has not reached yet (one rebuilt after a reset keeps its Calico
+        # block on the API) still announces the stand-in's block: that one will do.
+        stand_in = {node: [block] for node, block in topology.blocks(inventory).items()}
+
     return BgpSession(
         inventory,
         base_dir,
         platform.node_bgp_query(),
         platform.switch_platform(),
         blocks,
+        stand_in,
     )
 
 

@@ -146,12 +146,8 @@ class CalicoLayer:
                 LocalStep(
                     "calico.established",
                     f"wait up to {calico.hold_time + 30} s for every BGP session{which} "
-                    "to be Established"
-                    + (
-                        " (the node mesh and the pod blocks: after calico-resources)"
-                        if switches_only
-                        else " and every pod block learned by every peering switch"
-                    ),
+                    "to be Established and every pod block learned by every peering switch"
+                    + (" (the node mesh: after calico-resources)" if switches_only else ""),
                     fabric_digest(ctx),
                     subject=SWITCHES_ONLY if switches_only else "",
                 )

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from labctl.calico import resources, status
+from labctl.calico import resources, status, work
 from labctl.calico.fabric import BgpSession
 from labctl.calico.work import BLOCKS_FROM_API, SWITCHES_ONLY
 from labctl.engine.actions import LocalStep, PutFile, Run, WaitFor
@@ -284,14 +284,15 @@ def test_a_switch_side_wait_passes_while_a_joining_node_is_not_in_confds_mesh_ye
     )
 
 
-def test_a_switch_side_wait_passes_while_a_rebuilt_node_announces_labctls_block(
+def test_a_rebuilt_node_announcing_the_stand_ins_block_is_not_missing_its_calico_block(
     inventory: Inventory,
 ) -> None:
     """A server rebuilt after a reset keeps its Calico block on the API (its affinity
     stays), but until calico-resources starts confd there its BIRD runs labctl's file,
-    which announces the block ``topology`` gives. The calico layer's wait (switches
-    only) cannot see Calico's block yet; calico-resources' wait (the mesh too) must.
-    On main the switch-side wait failed after 120 s naming the block (CI, stop 36)."""
+    which announces the block ``topology`` gives. The calico layer's wait (and
+    ``bgp status``) on a lab where confd takes over take either; calico-resources' wait
+    (blocks from the API alone) still names the Calico block. On main the calico layer's
+    wait failed after 120 s naming it (CI, stop 36)."""
     sessions = topology.sessions(inventory)
     nodes: dict[str, dict[str, str]] = {}
     for s in sessions:
@@ -301,16 +302,42 @@ def test_a_switch_side_wait_passes_while_a_rebuilt_node_announces_labctls_block(
         for s in sessions
         if s.kind == "switch"
     }
-    stand_in = topology.blocks(inventory)  # what labctl's file announces, node by node
+    stand_in = {node: [block] for node, block in topology.blocks(inventory).items()}
     rebuilt = next(iter(stand_in))
-    learned = {block: ["192.0.2.1"] for block in stand_in.values()}
-    ipam = {node: [block] for node, block in stand_in.items()}
+    ipam = {node: list(blocks) for node, blocks in stand_in.items()}
     ipam[rebuilt] = ["10.60.21.0/26"]  # Calico's block for it, from before the reset
+
+    def fabric(learned: dict[str, list[str]], either: dict[str, list[str]] | None) -> bool:
+        found = status.assemble(
+            inventory, switches, dict.fromkeys(switches, learned), nodes, {},
+            pod_blocks=ipam, stand_in_blocks=either,
+        )  # fmt: skip
+        problems = found.problems
+        assert all(rebuilt in p for p in problems), problems
+        return found.ok
+
+    announced = {block: ["192.0.2.1"] for blocks in stand_in.values() for block in blocks}
+    assert fabric(announced, stand_in)  # the calico layer's wait: the stand-in's will do
+    assert not fabric(announced, None)  # calico-resources': Calico's block, and only it
+    calico = {block: ["192.0.2.1"] for blocks in ipam.values() for block in blocks}
+    assert fabric(calico, stand_in)  # confd runs there now
+    neither = {k: v for k, v in announced.items() if k not in stand_in[rebuilt]}
+    assert not fabric(neither, stand_in)
     found = status.assemble(
-        inventory, switches, dict.fromkeys(switches, learned), nodes, {}, pod_blocks=ipam
-    )
-    with _Answers(inventory, found) as session:
-        assert session.wait_established(0.05, interval=0.01, mesh=False).ok
-        with pytest.raises(LabctlError) as raised:
-            session.wait_established(0.05, interval=0.01)
-    assert f"has not learned {rebuilt}'s block 10.60.21.0/26" in str(raised.value)
+        inventory, switches, dict.fromkeys(switches, neither), nodes, {},
+        pod_blocks=ipam, stand_in_blocks=stand_in,
+    )  # fmt: skip
+    assert f"has not learned {rebuilt}'s block 10.60.21.0/26" in found.problems[0]
+
+
+def test_the_calico_layers_fabric_takes_the_stand_ins_block_where_confd_takes_over(
+    inventory: Inventory, tmp_path: Path
+) -> None:
+    """Which session the calico layer's wait reads with: where confd takes over, the
+    stand-in's blocks will do; calico-resources' (``from_api``) has none."""
+    ctx = _ctx(inventory, tmp_path, _build(tmp_path))
+    want = {node: [block] for node, block in topology.blocks(inventory).items()}
+    with work.session_for(inventory, tmp_path, ctx.platform) as session:
+        assert session.stand_in_blocks == want
+    with work.session_for(inventory, tmp_path, ctx.platform, from_api=True) as session:
+        assert session.stand_in_blocks is None
