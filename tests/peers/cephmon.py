@@ -10,9 +10,6 @@ monitor is started here and stopped here by its pid, also when the test failed.
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -20,7 +17,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.peers.etcd import require
+from tests.peers.etcd import free_port, require
+from tests.peers.kubeapi import stop
+
+LOOPBACK = "127.0.0.1"
 
 
 @dataclass(frozen=True)
@@ -38,19 +38,13 @@ class CephMon:
         return done.stdout
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @contextmanager
 def running_ceph_mon(root: Path) -> Iterator[CephMon]:
     for binary in ("ceph-mon", "monmaptool", "ceph-authtool", "ceph"):
         require(binary, "ceph")
     root.mkdir(parents=True, exist_ok=True)
     fsid = Path("/proc/sys/kernel/random/uuid").read_text().strip()
-    addr = f"[v2:127.0.0.1:{_free_port()},v1:127.0.0.1:{_free_port()}]"
+    addr = f"[v2:{LOOPBACK}:{free_port(LOOPBACK)},v1:{LOOPBACK}:{free_port(LOOPBACK)}]"
     conf = root / "ceph.conf"
     conf.write_text(
         "[global]\n"
@@ -96,10 +90,5 @@ def running_ceph_mon(root: Path) -> Iterator[CephMon]:
                 time.sleep(0.2)
         yield cluster
     finally:
-        os.kill(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.kill(proc.pid, signal.SIGKILL)
-            proc.wait()
+        stop(proc)
         log.close()
