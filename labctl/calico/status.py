@@ -158,6 +158,12 @@ class FabricStatus:
         }
 
 
+def stand_in_blocks_of(inventory: Inventory) -> dict[str, list[str]]:
+    """Each node's block as ``topology`` assigns it, the one labctl's own BIRD file
+    announces (the simulated lab's stand-in for calico-node)."""
+    return {node: [block] for node, block in topology.blocks(inventory).items()}
+
+
 def assemble(
     inventory: Inventory,
     switch_peers: dict[str, dict[str, str]],  # switch -> peer address -> state
@@ -193,7 +199,7 @@ def assemble(
     if not inventory.cluster.calico.advertise.pod_blocks:
         pod_blocks = {}
     elif pod_blocks is None:
-        pod_blocks = {node: [block] for node, block in topology.blocks(inventory).items()}
+        pod_blocks = stand_in_blocks_of(inventory)
     routes = []
     for sw in topology.peering_switches(inventory):
         if sw.name not in switch_routes:

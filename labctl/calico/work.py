@@ -13,10 +13,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from labctl.calico import resources
+from labctl.calico import resources, status
 from labctl.calico.fabric import BgpSession
 from labctl.errors import LabctlError
-from labctl.inventory import topology
 from labctl.kubernetes.api import KubeSession
 
 if TYPE_CHECKING:
@@ -84,7 +83,7 @@ def session_for(
 
         # A node confd has not reached yet (one rebuilt after a reset keeps its Calico
         # block on the API) still announces the stand-in's block: that one will do.
-        stand_in = {node: [block] for node, block in topology.blocks(inventory).items()}
+        stand_in = status.stand_in_blocks_of(inventory)
 
     return BgpSession(
         inventory,

@@ -302,7 +302,7 @@ def test_a_rebuilt_node_announcing_the_stand_ins_block_is_not_missing_its_calico
         for s in sessions
         if s.kind == "switch"
     }
-    stand_in = {node: [block] for node, block in topology.blocks(inventory).items()}
+    stand_in = status.stand_in_blocks_of(inventory)
     rebuilt = next(iter(stand_in))
     ipam = {node: list(blocks) for node, blocks in stand_in.items()}
     ipam[rebuilt] = ["10.60.21.0/26"]  # Calico's block for it, from before the reset
@@ -336,7 +336,7 @@ def test_the_calico_layers_fabric_takes_the_stand_ins_block_where_confd_takes_ov
     """Which session the calico layer's wait reads with: where confd takes over, the
     stand-in's blocks will do; calico-resources' (``from_api``) has none."""
     ctx = _ctx(inventory, tmp_path, _build(tmp_path))
-    want = {node: [block] for node, block in topology.blocks(inventory).items()}
+    want = status.stand_in_blocks_of(inventory)
     with work.session_for(inventory, tmp_path, ctx.platform) as session:
         assert session.stand_in_blocks == want
     with work.session_for(inventory, tmp_path, ctx.platform, from_api=True) as session:
