@@ -251,19 +251,20 @@ def test_the_ceph_layer_turns_the_managers_prometheus_module_on_once_they_run(
     plans = {plan.layer: plan for plan in CephLayer().plans(lab)}
     managers = plans["ceph: managers"]
     module = [
-        s for s in managers.steps if isinstance(s.action, Run) and "labctl-ceph-mgr-prometheus"
-        in s.action.argv
+        (s, s.action) for s in managers.steps
+        if isinstance(s.action, Run) and "labctl-ceph-mgr-prometheus" in s.action.argv
     ]  # fmt: skip
     assert len(module) == 1
-    step = module[0]
+    step, run = module[0]
     assert step.target == render.mons(lab.inventory)[0].name
-    assert step.action.argv[2] == 'exec "$@" mgr module enable prometheus --force'
-    assert step.action.what == "ceph mgr module enable prometheus (the managers serve :9283)"
+    assert run.argv[2] == 'exec "$@" mgr module enable prometheus --force'
+    assert run.what == "ceph mgr module enable prometheus (the managers serve :9283)"
     waits = {s.id: s.target for s in managers.steps if isinstance(s.action, WaitFor)}
     assert set(step.after) == set(waits)
     assert sorted(waits.values()) == sorted(s.name for s in render.managers(lab.inventory))
     # Only there: not in a later plan of this layer (the monitoring layer's plans are
     # tests/unit/layers/test_monitoring_plan.py's).
+    assert list(plans).index("ceph: managers") < list(plans).index("ceph: osds")
     others = [p for name, p in plans.items() if name != "ceph: managers"]
     assert not any("labctl-ceph-mgr-prometheus" in json.dumps(p.as_dict()) for p in others)
 
