@@ -6,7 +6,10 @@ them as the fact ``CephKeys``), then the monitors on
 the ``ceph-mon`` servers, each made from a monitor map and a keyring holding
 every key, so the cluster is born knowing its managers, MDSs and the OSD
 bootstrap key; then a wait for all of them in quorum. Managers on the first
-two (``managers``) monitor servers. One OSD per ``osd`` disk (bluestore on the
+two (``managers``) monitor servers; once they run, where Prometheus scrapes them (the
+monitoring layer's targets, ``render/monitoring/targets.py``), their ``prometheus``
+module turned on (it serves ``:9283``): here and not in the monitoring layer, so that
+layer needs nothing of Ceph and runs beside it. One OSD per ``osd`` disk (bluestore on the
 whole disk, the layout ``ceph-volume raw`` makes), each with the id and uuid the inventory
 fixes, created through the bootstrap-osd key; a disk holding anything is
 refused and left alone unless the inventory says ``wipe: true``. Once every
@@ -32,10 +35,11 @@ from labctl.data import shell
 from labctl.engine.actions import Action, LocalStep, PutFile, Run, WaitFor, ssh_answers
 from labctl.engine.appliers import LocalWorkFactory
 from labctl.engine.layer import LayerContext
-from labctl.engine.plan import Plan
+from labctl.engine.plan import Plan, Step
 from labctl.errors import RenderError
 from labctl.inventory.model import BY_ID
 from labctl.render import ceph as render
+from labctl.render.monitoring.targets import targets
 
 if TYPE_CHECKING:
     from labctl.inventory.model import Inventory, Server
@@ -59,11 +63,20 @@ MON_RESTART = CURRENT + shell.body("ceph-mon-restart")
 OSD_RESTART = CURRENT + shell.body("ceph-osd-restart")
 RESTART = CURRENT + shell.body("ceph-restart")
 RUNNING = shell.body("ceph-running")
+# Idempotent by Ceph (enabling an enabled module changes nothing); ``--force``: the
+# managers may not have reported their modules to the monitors yet.
+MGR_MODULE = 'exec "$@" mgr module enable prometheus --force'
 RESTART_NAMES = ("labctl-ceph-mon-restart", "labctl-ceph-osd-restart", "labctl-ceph-restart")
 RESTART_WAIT = 300
 # On a node whose OSDs are restarting: labctl set ``noout`` (unset by the step's next
 # run if it was killed before it could unset it itself).
 NOOUT_MARK = "/var/lib/ceph/labctl/noout-set-by-labctl"
+
+
+def scraped(inventory: Inventory) -> bool:
+    """Whether Prometheus scrapes the managers (a ``ceph`` job among the targets the
+    inventory implies): then the ceph layer turns their ``prometheus`` module on."""
+    return any(t.job == "ceph" for t in targets(inventory))
 
 
 def is_restart(action: Action) -> bool:
@@ -344,7 +357,25 @@ class CephPlans:
                 self.secret(node, keyring, [f"mgr.{node}"], caps=False),
                 *self.start(server, [files]),
             ]
-        return Plan.rolling("ceph: managers", actions, is_restart)
+        plan = Plan.rolling("ceph: managers", actions, is_restart)
+        if not scraped(self.inventory):
+            return plan
+        running = tuple(s.id for s in plan.steps if isinstance(s.action, WaitFor))
+        module = self.prometheus_module()
+        return Plan(plan.layer, (*plan.steps, Step(module.key, module, running)))
+
+    def prometheus_module(self) -> Run:
+        """The managers' ``prometheus`` module on, through the first monitor. Its argv is
+        the one the monitoring layer ran before this layer took the step over, so a lab
+        whose journal holds it does not run it again."""
+        mon = self.first_mon
+        cli = render.tool(self.inventory, mon, "ceph", self.run)
+        return Run(
+            mon.name,
+            ("sh", "-c", MGR_MODULE, "labctl-ceph-mgr-prometheus", *cli),
+            timeout=60.0,
+            what="ceph mgr module enable prometheus (the managers serve :9283)",
+        )
 
     def osds(self) -> Plan:
         inventory = self.inventory

@@ -1,7 +1,8 @@
 """The monitoring layer: Prometheus watching the whole lab, from the same inventory.
 
-Last in the bootstrap order, because it watches what the layers before it made.
-Plans, in order:
+Last in the bootstrap order, because it watches what the layers before it made; it
+needs nothing of Ceph's, so it runs beside the ceph layer (its wait for the targets
+waits for the managers as for any other). Plans, in order:
 
 * **node-exporter and the BGP exporter** on every server: their users, their units
   (``render/monitoring/units.py``) and the tmpfiles entry that lets the BGP exporter's
@@ -17,7 +18,8 @@ Plans, in order:
   the Kubernetes components are scraped with the ``prometheus`` client certificates
   the pki layer placed on these servers; a re-mint of them (their hash, from the fact
   ``PkiFiles``) restarts the units too, since Prometheus's unit copies the keys at start.
-* **Ceph**: the manager's ``prometheus`` module turned on (it serves ``:9283``).
+* Not here: the managers' ``prometheus`` module (it serves ``:9283``), which the ceph
+  layer turns on once they run (``layers/ceph.py``, ``scraped``).
 * **RBAC** (local work ``monitoring.rbac``): the ``labctl:prometheus`` ClusterRole
   (metrics and nothing else) and its binding to the user ``prometheus``, by
   server-side apply through the API.
@@ -60,7 +62,6 @@ from labctl.monitoring.profiles import snmp_yml
 from labctl.monitoring.status import wait_seconds
 from labctl.pki.facts import PkiFiles
 from labctl.pki.placement import TEXTFILE_DIR
-from labctl.render import ceph as ceph_render
 from labctl.render import monitoring as render
 from labctl.render.monitoring import units
 from labctl.render.monitoring.targets import monitoring_servers
@@ -69,7 +70,6 @@ from labctl.render.monitoring.targets import monitoring_servers
 SecretFn = Callable[[SecretRef], str]
 READY = 'for url; do curl -fsS -o /dev/null --max-time 2 "$url" || exit 1; done'
 RESTART = 'systemctl restart "$@"'
-MGR_MODULE = 'exec "$@" mgr module enable prometheus --force'
 USERS = shell.body("monitoring-users")
 
 
@@ -85,9 +85,11 @@ def resolving(lookup: SecretFn) -> SecretFn:
 class MonitoringLayer:
     name = "monitoring"
     # It watches what the others built: the prometheus identity (pki), its RBAC through
-    # the API (kubernetes), the Ceph manager's module (ceph), and it waits until every
-    # target the inventory implies is up, the pod network's among them (calico-resources).
-    needs = ("pki", "kubernetes", "calico-resources", "ceph")
+    # the API (kubernetes), and it waits until every target the inventory implies is up,
+    # the pod network's among them (calico-resources). Not ceph: the managers' module is
+    # the ceph layer's step, and the wait for the targets waits for the managers too,
+    # within its bound, while Ceph comes up beside this layer.
+    needs = ("pki", "kubernetes", "calico-resources")
     # The prometheus identity's files the pki layer placed: Prometheus's unit copies its
     # keys at start, so a re-minted one reaches Prometheus only through a restart.
     facts = (PkiFiles,)
@@ -108,8 +110,6 @@ class MonitoringLayer:
             )
         yield Plan.of("monitoring: node-exporter", list(self.node_exporters(ctx)))
         yield Plan.of("monitoring: prometheus", list(self.servers(ctx)))
-        if inv.cluster.ceph is not None:
-            yield Plan.of("monitoring: ceph module", [self.ceph_module(inv)])
         rbac = render.dump(render.rbac())
         digest = hashlib.sha256(rbac.encode()).hexdigest()
         config = render.dump(render.prometheus_config(inv))
@@ -215,16 +215,6 @@ class MonitoringLayer:
             triggers = (*(f.fingerprint for f in files), identity_digest(ctx, node))
             uses = tuple(u for f in files for u in f.secrets)
             yield from start(ctx, server, unit_files, triggers, uses, "monitoring")
-
-    def ceph_module(self, inv: Inventory) -> Run:
-        mon = ceph_render.mons(inv)[0]
-        cli = ceph_render.tool(inv, mon, "ceph", ceph_render.runtime(inv))
-        return Run(
-            mon.name,
-            ("sh", "-c", MGR_MODULE, "labctl-ceph-mgr-prometheus", *cli),
-            timeout=60.0,
-            what="ceph mgr module enable prometheus (the managers serve :9283)",
-        )
 
 
 def render_targets(inv: Inventory) -> list[Any]:

@@ -110,8 +110,9 @@ def test_the_labs_layers_need_what_they_read_and_not_more() -> None:
         "calico": ("os",),
         "calico-resources": ("kubernetes", "calico"),
         "ceph": ("pki",),  # and os, through pki
-        # the rest through these: it watches all of them, its RBAC through the API
-        "monitoring": ("calico-resources", "ceph"),
+        # the rest through it: it watches all of them, its RBAC through the API; not
+        # ceph (the managers' module is the ceph layer's), so it runs beside Ceph
+        "monitoring": ("calico-resources",),
     }
 
 
@@ -235,3 +236,17 @@ def test_plan_shows_what_each_chosen_layer_waits_for(tmp_path: Path) -> None:
     assert json.loads(said.stdout)["graph"] == {"pki": [], "etcd": ["pki"], "ceph": ["pki"]}
     text = run_labctl(*args, cwd=tmp_path, env=env, timeout=120).stderr.splitlines()
     assert text[:3] == ["graph: pki: first", "graph: etcd: after pki", "graph: ceph: after pki"]
+
+
+def test_plan_shows_monitoring_beside_ceph(tmp_path: Path) -> None:
+    import json
+
+    from tests.labctl_process import run_labctl
+
+    (tmp_path / "inventory.yaml").write_text(REFERENCE.read_text())
+    args = ("plan", "ceph", "monitoring", "--state-dir", str(tmp_path / "state"))
+    env = {"LABCTL_CA_PASSPHRASE": "graph-test-passphrase"}
+    said = run_labctl(*args, "-o", "json", cwd=tmp_path, env=env, timeout=120)
+    assert json.loads(said.stdout)["graph"] == {"ceph": [], "monitoring": []}
+    text = run_labctl(*args, cwd=tmp_path, env=env, timeout=120).stderr.splitlines()
+    assert text[:2] == ["graph: ceph: first", "graph: monitoring: first"]

@@ -237,3 +237,47 @@ def test_require_osd_release_follows_every_osd_up_and_precedes_the_pools(
     after = [s.action for s in {p.layer: p for p in CephLayer().plans(reef)}["ceph: pools"].steps]
     again = [a for a in after if isinstance(a, Run) and a.argv[3] == "labctl-ceph-osd-release"]
     assert again[0].fingerprint != before
+
+
+def test_the_ceph_layer_turns_the_managers_prometheus_module_on_once_they_run(
+    lab: LayerContext,
+) -> None:
+    # Here and not in the monitoring layer, which then needs nothing of Ceph's and runs
+    # beside it: the step sits in the managers' plan, after each manager's wait for its
+    # unit, before any OSD, on the first monitor, its argv the one the monitoring layer
+    # ran (a lab whose journal holds it does not run it again).
+    from labctl.engine.actions import Run, WaitFor
+
+    plans = {plan.layer: plan for plan in CephLayer().plans(lab)}
+    managers = plans["ceph: managers"]
+    module = [
+        (s, s.action) for s in managers.steps
+        if isinstance(s.action, Run) and "labctl-ceph-mgr-prometheus" in s.action.argv
+    ]  # fmt: skip
+    assert len(module) == 1
+    step, run = module[0]
+    assert step.target == render.mons(lab.inventory)[0].name
+    assert run.argv[2] == 'exec "$@" mgr module enable prometheus --force'
+    assert run.what == "ceph mgr module enable prometheus (the managers serve :9283)"
+    waits = {s.id: s.target for s in managers.steps if isinstance(s.action, WaitFor)}
+    assert set(step.after) == set(waits)
+    assert sorted(waits.values()) == sorted(s.name for s in render.managers(lab.inventory))
+    # Only there: not in a later plan of this layer (the monitoring layer's plans are
+    # tests/unit/layers/test_monitoring_plan.py's).
+    assert list(plans).index("ceph: managers") < list(plans).index("ceph: osds")
+    others = [p for name, p in plans.items() if name != "ceph: managers"]
+    assert not any("labctl-ceph-mgr-prometheus" in json.dumps(p.as_dict()) for p in others)
+
+
+def test_the_module_step_follows_whether_prometheus_scrapes_the_managers(
+    inventory: Inventory,
+) -> None:
+    import dataclasses
+
+    from labctl.layers.ceph import scraped
+
+    assert scraped(inventory)
+    no_ceph = dataclasses.replace(
+        inventory, cluster=dataclasses.replace(inventory.cluster, ceph=None)
+    )
+    assert not scraped(no_ceph)

@@ -44,10 +44,19 @@ def test_monitoring_plans_match_golden(tmp_path: Path) -> None:
     assert [plan["layer"] for plan in plans] == [
         "monitoring: node-exporter",
         "monitoring: prometheus",
-        "monitoring: ceph module",
         "monitoring: targets",
     ]
     assert_golden("plan-monitoring.json", json.dumps(plans, indent=2) + "\n")
+
+
+def test_nothing_of_ceph_is_the_monitoring_layers_so_it_runs_beside_ceph(
+    tmp_path: Path,
+) -> None:
+    # The managers' prometheus module is the ceph layer's step (test_ceph_plan.py): this
+    # layer neither needs ceph nor runs a command through a monitor.
+    assert "ceph" not in MonitoringLayer.needs
+    text = json.dumps([p.as_dict() for p in MonitoringLayer().plans(_ctx(tmp_path))])
+    assert "mgr module enable" not in text
 
 
 def test_node_exporter_on_every_server_and_prometheus_on_the_control_plane(
