@@ -84,12 +84,12 @@ def resolving(lookup: SecretFn) -> SecretFn:
 
 class MonitoringLayer:
     name = "monitoring"
-    # It watches what the others built: the prometheus identity (pki), its RBAC through
-    # the API (kubernetes), and it waits until every target the inventory implies is up,
-    # the pod network's among them (calico-resources). Not ceph: the managers' module is
-    # the ceph layer's step, and the wait for the targets waits for the managers too,
-    # within its bound, while Ceph comes up beside this layer.
-    needs = ("pki", "kubernetes", "calico-resources")
+    # It watches what the others built: the prometheus identity (pki) and its RBAC
+    # through the API (kubernetes). Not ceph (the managers' module is the ceph layer's
+    # step) nor calico-resources (calico-node's BIRD, which the BGP exporter reads): the
+    # wait for the targets waits for the managers and the BGP exporters like any other
+    # target, within its bound, while those layers go on beside this one.
+    needs = ("pki", "kubernetes")
     # The prometheus identity's files the pki layer placed: Prometheus's unit copies its
     # keys at start, so a re-minted one reaches Prometheus only through a restart.
     facts = (PkiFiles,)
