@@ -104,11 +104,14 @@ def _install() -> None:
         lambda self, layer, steps, index, *a, **k: f"survey {layer} {steps[index].target}",
     )
     _patch(facts.Facts, "read", lambda self, kind, *a, **k: f"read {kind.__name__}")
-    _patch(
-        facts.Facts,
-        "gather",
-        lambda self, kinds, *a, **k: "gather " + ",".join(kind.__name__ for kind in kinds),
-    )
+    if hasattr(facts.Facts, "_gather"):  # one kind at a time, under its own lock
+        _patch(facts.Facts, "_gather", lambda self, kind, *a, **k: f"gather {kind.__name__}")
+    else:  # under the board's lock (before convgap)
+        _patch(
+            facts.Facts,
+            "gather",
+            lambda self, kinds, *a, **k: "gather " + ",".join(kind.__name__ for kind in kinds),
+        )
     _patch(ssh.SshSession, "_connect", lambda self: f"ssh login {self.target.name}")
     _patch(ssh.SessionPool, "close", lambda self: "ssh close")
 
