@@ -101,10 +101,16 @@ class Facts:
     # what any running layer names; in a run of one layer at a time, what that one names.
     _running: dict[str, frozenset[type]] = field(default_factory=dict)
     # What a dry run planned from instead of a pending fact is the planning thread's
-    # (each layer plans in its own); the board itself is one, and reads and gathers hold
-    # its lock (a fact two layers read at once is gathered once).
+    # (each layer plans in its own); the board itself is one, and its lock is held only
+    # to look and to keep. A gatherer runs under its kind's own lock (a fact two layers
+    # read at once is gathered once), so one layer's slow gatherer (an unsealing) never
+    # holds up another layer reading another kind.
     _mine: threading.local = field(default_factory=threading.local, repr=False)
     _lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
+    _gathering: dict[type, threading.RLock] = field(default_factory=dict, repr=False)
+    # Each kind's count of ``changed``: a gather that began before a plan changed its
+    # fact is not kept (the next read gathers it again).
+    _changes: dict[type, int] = field(default_factory=dict, repr=False)
 
     @property
     def assumed(self) -> list[str]:
@@ -135,15 +141,32 @@ class Facts:
         with self._lock:
             for kind in kinds:
                 self._known.pop(kind, None)
+                self._changes[kind] = self._changes.get(kind, 0) + 1
 
     def gather(self, kinds: Iterable[type[F]], ctx: GatherContext) -> None:
         """(Re)gather each of ``kinds`` now; a gatherer's error is kept for the reader."""
+        for kind in kinds:
+            self._gather(kind, ctx, again=True)
+
+    def _gather(self, kind: type[F], ctx: GatherContext, again: bool) -> object | LabctlError:
+        """``kind`` gathered under its own lock (``again``: even if known), kept unless a
+        plan changed it meanwhile; what was found, or the gatherer's error."""
         with self._lock:
-            for kind in kinds:
-                try:
-                    self._known[kind] = kind.gather(ctx)
-                except LabctlError as exc:
-                    self._known[kind] = exc
+            mine = self._gathering.setdefault(kind, threading.RLock())
+        with mine:
+            with self._lock:
+                if not again and kind in self._known:  # another reader gathered it
+                    return self._known[kind]
+                count = self._changes.get(kind, 0)
+            found: object | LabctlError
+            try:
+                found = kind.gather(ctx)
+            except LabctlError as exc:
+                found = exc
+            with self._lock:
+                if self._changes.get(kind, 0) == count:
+                    self._known[kind] = found
+            return found
 
     def ahead(self, makes: frozenset[type] | None) -> None:
         """This thread plans ahead and earlier plans of that pass make ``makes``
@@ -181,14 +204,15 @@ class Facts:
                     scratch[kind] = exc
             return self._found(kind, scratch[kind], ctx, otherwise)
         with self._lock:
-            if kind not in self._known:
-                if kind not in self._named:
-                    raise LabctlError(
-                        f"the fact {kind.__name__} was not gathered: the layer must name it "
-                        "in its `facts` (or the test give it with Facts.of)"
-                    )
-                self.gather([kind], ctx)
-            found = self._known[kind]
+            known = kind in self._known
+            if not known and kind not in self._named:
+                raise LabctlError(
+                    f"the fact {kind.__name__} was not gathered: the layer must name it "
+                    "in its `facts` (or the test give it with Facts.of)"
+                )
+            found = self._known.get(kind)
+        if not known:
+            found = self._gather(kind, ctx, again=False)
         return self._found(kind, found, ctx, otherwise)
 
     def _found(self, kind: type[F], found: object, ctx: GatherContext, otherwise: F | None) -> F:
