@@ -219,8 +219,12 @@ def _stamp(image: sim_images.Image) -> str:
     files = [image.binary, *(Path(v) for _, kind, v in image.extra if kind == "file")]
     for path, kind, value in image.extra:
         h.update(f"{path}\0{kind}\0{value}\0".encode())
+    # A file by its size and modification time, not its bytes: hashing the etcd binary
+    # took 0.17 s of every bootstrap's planning (docs/performance.md, `convgap`), and a
+    # build that replaces a binary gives it a new time.
     for file in files:
-        h.update(hashlib.sha256(file.read_bytes()).digest())
+        stat = file.stat()
+        h.update(f"{file}\0{stat.st_size}\0{stat.st_mtime_ns}\0".encode())
     return h.hexdigest()
 
 
