@@ -60,6 +60,16 @@ def available() -> str | None:
     return None
 
 
+def _exited(pid: int) -> bool:
+    """Whether ``pid`` has exited: gone, or a zombie (it has let go of everything and
+    waits for this machine's init, which reaps it a second or more later)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return True
+    return stat.rsplit(")", 1)[1].split()[0] == "Z"
+
+
 def _ip(*args: str) -> None:
     subprocess.run(["ip", *args], check=True, capture_output=True)
 
@@ -89,6 +99,7 @@ def bgp_pair(
     sock = workdir / "bird.ctl"
     made: list[str] = []
     pids: list[int] = []
+    bird: subprocess.Popen[bytes] | None = None
     try:
         for ns in (sw, node):
             _ip("netns", "add", ns)
@@ -131,13 +142,15 @@ def bgp_pair(
         for pid in pids:
             with suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGTERM)
+        # BIRD is this process's child, reaped here; FRR's daemons (-d) are init's.
         deadline = time.monotonic() + 5
+        if bird is not None:
+            with suppress(subprocess.TimeoutExpired):
+                bird.wait(timeout=5)
         for pid in pids:
-            while time.monotonic() < deadline:
-                try:
-                    os.kill(pid, 0)
-                except ProcessLookupError:
-                    break
+            if bird is not None and pid == bird.pid:
+                continue
+            while time.monotonic() < deadline and not _exited(pid):
                 time.sleep(0.05)
         for ns in made:
             subprocess.run(["ip", "netns", "del", ns], capture_output=True)
