@@ -44,6 +44,11 @@ class BgpPair:
     def vtysh_argv(self) -> list[str]:
         return ["vtysh", "--vty_socket", str(self.vty_dir)]
 
+    def md5_failures(self) -> tuple[int, int]:
+        """How many TCP segments the switch's and the node's kernels dropped for a wrong
+        MD5 signature (RFC 2385; TcpExt's TCPMD5Failure of each namespace)."""
+        return _md5_failures(self.switch_ns), _md5_failures(self.node_ns)
+
     def birdc_show(self, *words: str) -> str:
         argv = [self.birdc, "-s", str(self.bird_socket), "show", *words]
         return subprocess.run(argv, capture_output=True, text=True, check=True).stdout
@@ -58,6 +63,15 @@ def available() -> str | None:
     if os.geteuid() != 0:
         return "namespaces need root"
     return None
+
+
+def _md5_failures(ns: str) -> int:
+    argv = ["ip", "netns", "exec", ns, "cat", "/proc/net/netstat"]
+    lines = subprocess.run(argv, capture_output=True, text=True, check=True).stdout.splitlines()
+    for names, values in zip(lines[::2], lines[1::2], strict=True):
+        if names.startswith("TcpExt:"):
+            return int(dict(zip(names.split(), values.split(), strict=True))["TCPMD5Failure"])
+    raise AssertionError(f"no TcpExt counters in {ns}'s /proc/net/netstat")
 
 
 def _exited(pid: int) -> bool:
