@@ -54,7 +54,10 @@ class Bmc:
         """The pid of the 'node' process the power hooks manage, if it runs."""
         if not self.pidfile.exists():
             return None
-        pid = int(self.pidfile.read_text())
+        text = self.pidfile.read_text().strip()
+        if not text:  # the power-on hook's `echo $! >` has made the file, not written it yet
+            return None
+        pid = int(text)
         # A killed node may stay a zombie until PID 1 reaps it: that is off, as the BMC says.
         return pid if ManagedProcess(pid).running() else None
 

@@ -4,8 +4,10 @@ sushy-emulator (OpenStack's Redfish emulator) runs on loopback with its fake
 systems driver (no libvirt), over HTTPS with a certificate from the simulated lab's BMC CA, behind
 basic auth from an htpasswd (bcrypt) file. The reference inventory's wind gets a
 ``type: redfish`` BMC pointing at it, with that CA as its ``ca_file``.
-The emulator's fake driver applies a power change 1 to 11 seconds after it is
-asked, as hardware does, so labctl's wait for the state is exercised too.
+The emulator's fake driver applies a power change some seconds after it is asked,
+as hardware does, so labctl's wait for the state is exercised too: it draws 1 to 11 s
+at random, which the test's emulator fixes at 1 to 2 s (``EMULATOR``), so a status read
+right after the request still finds the old state and labctl must wait.
 """
 
 from __future__ import annotations
@@ -39,6 +41,15 @@ SECRETS = {
     "LABCTL_BMC_PASSWORD_CHEQUITA": "unused",
     "LABCTL_BMC_PASSWORD_WIND": PASSWORD,
 }
+
+
+# sushy-emulator as its console script starts it, with the fake driver's delay (its
+# `int(time.time()) + random.randint(1, 11)`) drawn as 2: 1 to 2 s, not up to 11.
+EMULATOR = (
+    "import random, sys; random.randint = lambda low, high: 2; "
+    "from sushy_tools.emulator.main import main; sys.argv[0] = 'sushy-emulator'; "
+    "sys.exit(main())"
+)
 
 
 def _free_port(address: str) -> int:
@@ -110,7 +121,7 @@ def lab(tmp_path: Path) -> Iterator[Lab]:
     log = (tmp_path / "emulator.log").open("w")
     emulator = subprocess.Popen(
         [
-            str(Path(sys.executable).parent / "sushy-emulator"),
+            sys.executable, "-c", EMULATOR,
             "--config", str(config), "--fake", "-i", ADDRESS, "-p", str(port),
             "--ssl-certificate", str(cert), "--ssl-key", str(key),
         ],

@@ -44,6 +44,11 @@ class BgpPair:
     def vtysh_argv(self) -> list[str]:
         return ["vtysh", "--vty_socket", str(self.vty_dir)]
 
+    def md5_failures(self) -> tuple[int, int]:
+        """How many TCP segments the switch's and the node's kernels dropped for a wrong
+        MD5 signature (RFC 2385; TcpExt's TCPMD5Failure of each namespace)."""
+        return _md5_failures(self.switch_ns), _md5_failures(self.node_ns)
+
     def birdc_show(self, *words: str) -> str:
         argv = [self.birdc, "-s", str(self.bird_socket), "show", *words]
         return subprocess.run(argv, capture_output=True, text=True, check=True).stdout
@@ -58,6 +63,25 @@ def available() -> str | None:
     if os.geteuid() != 0:
         return "namespaces need root"
     return None
+
+
+def _md5_failures(ns: str) -> int:
+    argv = ["ip", "netns", "exec", ns, "cat", "/proc/net/netstat"]
+    lines = subprocess.run(argv, capture_output=True, text=True, check=True).stdout.splitlines()
+    for names, values in zip(lines[::2], lines[1::2], strict=True):
+        if names.startswith("TcpExt:"):
+            return int(dict(zip(names.split(), values.split(), strict=True))["TCPMD5Failure"])
+    raise AssertionError(f"no TcpExt counters in {ns}'s /proc/net/netstat")
+
+
+def _exited(pid: int) -> bool:
+    """Whether ``pid`` has exited: gone, or a zombie (it has let go of everything and
+    waits for this machine's init, which reaps it a second or more later)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return True
+    return stat.rsplit(")", 1)[1].split()[0] == "Z"
 
 
 def _ip(*args: str) -> None:
@@ -89,6 +113,7 @@ def bgp_pair(
     sock = workdir / "bird.ctl"
     made: list[str] = []
     pids: list[int] = []
+    bird: subprocess.Popen[bytes] | None = None
     try:
         for ns in (sw, node):
             _ip("netns", "add", ns)
@@ -131,13 +156,15 @@ def bgp_pair(
         for pid in pids:
             with suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGTERM)
+        # BIRD is this process's child, reaped here; FRR's daemons (-d) are init's.
         deadline = time.monotonic() + 5
+        if bird is not None:
+            with suppress(subprocess.TimeoutExpired):
+                bird.wait(timeout=5)
         for pid in pids:
-            while time.monotonic() < deadline:
-                try:
-                    os.kill(pid, 0)
-                except ProcessLookupError:
-                    break
+            if bird is not None and pid == bird.pid:
+                continue
+            while time.monotonic() < deadline and not _exited(pid):
                 time.sleep(0.05)
         for ns in made:
             subprocess.run(["ip", "netns", "del", ns], capture_output=True)
