@@ -426,14 +426,27 @@ def test_a_learner_joins_catches_up_is_promoted_and_removed(own_cluster: EtcdClu
             return True
 
         until("m3 promoted", promoted, within=30)
-        listed = {m.id: m for m in client.members()}
-        assert listed[added.id].name == "m3" and not listed[added.id].is_learner
+
+        # The member list is each member's own (not linearizable): the one asked may
+        # not have applied the promotion yet, so it is asked until it has.
+        def listed_as_voter() -> bool | None:
+            member = {m.id: m for m in client.members()}.get(added.id)
+            if member is None:
+                return None
+            return True if member.name == "m3" and not member.is_learner else None
+
+        until("m3 listed as a voting member", listed_as_voter, within=10)
         with pytest.raises(EtcdRequestError, match="can only promote a learner member"):
             client.promote_member(added.id)
         c.wait_healthy([*first, m3])
 
         settled("remove m3", lambda: client.remove_member(added.id))
-        assert sorted(m.name for m in client.members()) == ["m0", "m1", "m2"]
+
+        def listed_without_m3() -> bool | None:
+            names = sorted(m.name for m in client.members())
+            return True if names == ["m0", "m1", "m2"] else None
+
+        until("the members m0, m1, m2 listed alone", listed_without_m3, within=10)
         with pytest.raises(EtcdRequestError, match="member not found") as caught:
             client.remove_member(added.id)
         assert caught.value.code == 5
