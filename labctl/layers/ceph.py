@@ -49,7 +49,7 @@ QUORUM = shell.body("ceph-quorum")
 OSD_PREPARE = render.READER + shell.body("ceph-osd-prepare")
 OSDS_IN = render.READER + shell.body("ceph-osds-in")
 OSD_RELEASE = render.READER + shell.body("ceph-osd-release")
-POOL = render.READER + shell.body("ceph-pool")
+POOLS = render.READER + shell.body("ceph-pools")
 FILESYSTEM = render.READER + shell.body("ceph-fs")
 # What the restart scripts share: whether a daemon already runs what its restart would
 # start (an interrupted roll resumes, restarting nothing twice), and whether none runs
@@ -415,23 +415,24 @@ class CephPlans:
                 "(once; nothing when the OSD map already requires it)",
             ),
         ]
+        # Every pool in one step, the pools' writes at once (``ceph-pools.sh``). A pool a
+        # CephFS is made on gets its application from `fs new`, not a write of its own.
+        on_fs = {p for fs in ceph.filesystems for p in (fs.metadata_pool, fs.data_pool)}
+        words: list[str] = []
         for pool in ceph.pools:
             pg = str(pool.pg_num) if pool.pg_num else "auto"
+            fs_made = pool.name in on_fs and pool.application == "cephfs"
+            words += [pool.name, pg, str(pool.size), pool.application, "yes" if fs_made else "no"]
+        if ceph.pools:
+            described = "; ".join(
+                f"{p.name} (size {p.size}, {p.pg_num or 'auto'} PGs, {p.application})"
+                for p in ceph.pools
+            )
             actions.append(
                 Run(
                     node,
-                    (
-                        "sh",
-                        "-c",
-                        POOL,
-                        "labctl-ceph-pool",
-                        cli,
-                        pool.name,
-                        pg,
-                        str(pool.size),
-                        pool.application,
-                    ),
-                    what=f"pool {pool.name}: size {pool.size}, {pg} PGs, {pool.application}",
+                    ("sh", "-c", POOLS, "labctl-ceph-pools", cli, *words),
+                    what=f"pools {described}: what differs written, the pools at once",
                 )
             )
         for fs in ceph.filesystems:
