@@ -21,7 +21,7 @@ from labctl.engine.actions import Run
 from labctl.engine.facts import Facts
 from labctl.engine.layer import LayerContext
 from labctl.inventory import require_inventory
-from labctl.layers.ceph import CephLayer
+from labctl.layers.ceph import OSD_PREPARE, CephLayer
 from labctl.render import ceph as render
 from tests.conftest import REFERENCE
 
@@ -125,10 +125,13 @@ def test_osd_new_asks_through_the_monitor_and_mkfs_keeps_its_own_container(
     tmp_path: Path,
 ) -> None:
     osds = plan_runs(tmp_path)["ceph: osds"]
-    prepares = [r for r in osds if r.argv[3:4] == ("labctl-ceph-osd-prepare",)]
-    assert len(prepares) == 16
+    # One step per node makes its OSDs at once, each by the OSD script.
+    prepares = [r for r in osds if r.argv[3:4] == ("labctl-ceph-osds-prepare",)]
+    assert [r.host for r in prepares] == ["fohn", "chequita", "wind"]
+    assert sum(len(r.argv[9:]) // 7 for r in prepares) == 16
     for step in prepares:  # every OSD server of the reference lab runs a monitor
-        ceph, osd, tool = step.argv[4:7]
+        assert step.argv[4] == OSD_PREPARE
+        ceph, osd, tool = step.argv[5:8]
         assert ceph.split()[:3] == ["ceph_reader", "/usr/bin/docker", f"ceph-mon-{step.host}"]
         assert osd.split()[:3] == tool.split()[:3] == ["/usr/bin/docker", "run", "--rm"]
     # The host runtime has no container: the node's own ceph, as before.
@@ -139,5 +142,7 @@ def test_osd_new_asks_through_the_monitor_and_mkfs_keeps_its_own_container(
     path.write_text(text.replace(line, line + "    runtime: host\n"))
     runs = plan_runs(tmp_path, path)
     assert {s.argv[4] for s in runs["ceph: pools"]} == {"/usr/bin/ceph"}
-    osd_new = {r.argv[4] for r in runs["ceph: osds"] if r.argv[3:4] == ("labctl-ceph-osd-prepare",)}
+    osd_new = {
+        r.argv[5] for r in runs["ceph: osds"] if r.argv[3:4] == ("labctl-ceph-osds-prepare",)
+    }
     assert osd_new == {"/usr/bin/ceph"}
