@@ -74,9 +74,10 @@ def test_a_nodes_osds_are_made_at_once_and_a_refused_disk_is_named(
     for name in ("sdb", "sdc", "sdd", "sde", "sdf", "sdg"):
         with (disks / name).open("wb") as disk:
             disk.truncate(10 * 2**30)
-    with (disks / "sdc").open("r+b") as old:  # OSD 11's: an old filesystem
-        old.seek(4096)
-        old.write(b"an old ext4 superblock")
+    for name in ("sdc", "sde"):  # OSD 11's and 13's: an old filesystem
+        with (disks / name).open("r+b") as old:
+            old.seek(4096)
+            old.write(b"an old ext4 superblock")
     # The bootstrap-osd key the plan's keyring holds, known to the monitor.
     bootstrap = mon.ceph(
         "auth", "get-or-create", "client.bootstrap-osd", "mon", "allow profile bootstrap-osd"
@@ -112,25 +113,33 @@ def test_a_nodes_osds_are_made_at_once_and_a_refused_disk_is_named(
     done = subprocess.run(
         [here(w) for w in step.argv], capture_output=True, text=True, timeout=240, check=False
     )
-    # The refused disk named, the step failed with the OSD script's status, the others made.
+    # The refused disks named, the step failed with the OSD script's status, the others
+    # made. The first refused OSD's words come last and whole (a failed step's report
+    # keeps the end of its stderr), the other's last line before them.
     assert done.returncode == 3, done.stderr
-    assert done.stderr.startswith(f"OSD 11: {disks / 'sdc'} holds data"), done.stderr
-    assert "OSD 1" not in done.stderr.replace("OSD 11:", ""), done.stderr
-    assert mon.ceph("osd", "ls").split() == ["10", "12", "13", "14", "15"]
-    for osd in ("10", "12", "13", "14", "15"):
+    refused = "holds data (its first MiB is not blank): refused and left alone; set wipe: true"
+    lines = done.stderr.splitlines()
+    assert lines[0].startswith(f"OSD 13: {disks / 'sde'} {refused}"), done.stderr
+    assert lines[1].startswith(f"OSD 11: {disks / 'sdc'} {refused}"), done.stderr
+    assert len(lines) == 2, done.stderr
+    assert mon.ceph("osd", "ls").split() == ["10", "12", "14", "15"]
+    for osd in ("10", "12", "14", "15"):
         assert (osd_root / f"ceph-{osd}" / "mkfs_done").exists()
-    with (disks / "sdc").open("rb") as head:
-        assert b"an old ext4 superblock" in head.read(8192)
+    for name in ("sdc", "sde"):
+        with (disks / name).open("rb") as head:
+            assert b"an old ext4 superblock" in head.read(8192)
     # At once: every mkfs started before the first one ended.
     mkfs = [line.split(" ", 2) for line in log.read_text().splitlines() if " --mkfs " in line]
-    assert len(mkfs) == 5, mkfs
+    assert len(mkfs) == 4, mkfs
     assert max(int(s) for s, _, _ in mkfs) < min(int(e) for _, e, _ in mkfs), mkfs
     # Run again: the made OSDs are done (nothing asked), the refusal stands.
     log.unlink()
     again = subprocess.run(
         [here(w) for w in step.argv], capture_output=True, text=True, timeout=240, check=False
     )
-    assert again.returncode == 3 and again.stderr.startswith("OSD 11: "), again.stderr
-    # Only the refused disk's label is read again (a disk holding data may be ours).
-    asked = [line.split(" ", 2)[2] for line in log.read_text().splitlines()]
-    assert asked == [f"ceph-bluestore-tool show-label --dev {disks / 'sdc'}"], asked
+    assert again.returncode == 3 and again.stderr.startswith("OSD 13: "), again.stderr
+    # Only the refused disks' labels are read again (a disk holding data may be ours).
+    asked = sorted(line.split(" ", 2)[2] for line in log.read_text().splitlines())
+    assert asked == [
+        f"ceph-bluestore-tool show-label --dev {disks / name}" for name in ("sdc", "sde")
+    ], asked

@@ -27,15 +27,21 @@ start() {
 }
 start "$@"
 
-status=0 i=0
+# The first failing OSD's words come last and whole (a failed step's report keeps the
+# end of what it said); each other failing OSD's last line before them.
+status=0 i=0 first_id='' first_i=''
 while [ "$#" -ge 7 ]; do
   wait "$(cat "$out/$i.pid")"
   rc=$?
   if [ "$rc" -ne 0 ]; then
-    [ "$status" -ne 0 ] || status=$rc
-    printf 'OSD %s: %s\n' "$1" "$(cat "$out/$i")" >&2
+    if [ "$status" -eq 0 ]; then
+      status=$rc first_id=$1 first_i=$i
+    else
+      printf 'OSD %s: %s\n' "$1" "$(tail -n 1 "$out/$i")" >&2
+    fi
   fi
   i=$((i + 1))
   shift 7
 done
+[ -z "$first_id" ] || printf 'OSD %s: %s\n' "$first_id" "$(cat "$out/$first_i")" >&2
 exit "$status"
