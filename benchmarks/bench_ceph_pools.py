@@ -1,17 +1,19 @@
-"""Time the ceph layer's pool steps command by command against a real Ceph monitor.
+"""Time the ceph layer's pools step(s) command by command against a real Ceph monitor.
 
 Usage (root; no lab, so no lab lock: one monitor on loopback):
 
     python benchmarks/bench_ceph_pools.py [--compare DIR] [--rounds 2]
 
 Where a pool's seconds go: the pools plan's own pool steps of the reference inventory
-(`ceph-pool.sh`, as `labctl plan` makes them) run under `sh` against a one-monitor
+(`ceph-pools.sh`, one step for every pool, or an older tree's `ceph-pool.sh`, one step
+per pool, as `labctl plan` makes them) run under `sh` against a one-monitor
 Pacific cluster made from this machine's Debian Ceph (``tests/peers/cephmon.py``; no
 manager, no OSD: pools are monitor commands, each write answered once the monitor
 commits it). The node's container engine is a stand-in that hands the step's `exec ...
 /usr/bin/ceph ARGS` to the real CLI and times each call. Each round makes a fresh
 monitor, runs every pool step from nothing, then all of them again (a re-run: a roll, a
-changed script). ``--compare DIR`` (e.g. ``git archive main | tar -x -C DIR``) does the
+changed script), then the CephFS step (`fs new`, which enables `cephfs` on its pools).
+``--compare DIR`` (e.g. ``git archive main | tar -x -C DIR``) does the
 same with that tree's steps, turn about with this tree's. A lab's monitors commit
 across three nodes and its CLI starts in a container; the propose interval, which sets
 the pace of back-to-back writes, is the same (`paxos_propose_interval`, 1 s).
@@ -52,8 +54,18 @@ ctx = LayerContext(inventory, path, Path("/nonexistent"),
                    facts=Facts.of(CephKeys(tuple(sorted(keys.items())))))
 plan = next(p for p in CephLayer().plans(ctx) if p.layer == "ceph: pools")
 print(json.dumps([list(s.action.argv) for s in plan.steps
-                  if s.action.argv[3:4] == ("labctl-ceph-pool",)]))
+                  if s.action.argv[3:4] in (("labctl-ceph-pool",), ("labctl-ceph-pools",),
+                                            ("labctl-ceph-fs",))]))
 """
+
+
+def label(argv: list[str]) -> str:
+    """What a step makes: one pool (``ceph-pool.sh``), every pool, or a CephFS."""
+    if argv[3] == "labctl-ceph-pools":
+        return "every pool"
+    if argv[3] == "labctl-ceph-fs":
+        return f"CephFS {argv[5]}"
+    return argv[5]
 
 
 def pool_steps(tree: Path) -> list[list[str]]:
@@ -101,18 +113,18 @@ def run_steps(steps: list[list[str]], docker: Path, folder: Path) -> list[dict[s
         )
         seconds = time.perf_counter() - start
         if done.returncode != 0:
-            raise SystemExit(f"pool {argv[5]}: {done.stderr}")
+            raise SystemExit(f"{label(argv)}: {done.stderr}")
         calls = []
         for line in log.read_text().splitlines():
             s, e, what = line.split(" ", 2)
             calls.append((what, (int(e) - int(s)) / 1e9))
-        rows.append({"pool": argv[5], "seconds": seconds, "calls": calls})
+        rows.append({"pool": label(argv), "seconds": seconds, "calls": calls})
     return rows
 
 
 def is_write(what: str) -> bool:
     """A command that may write (a create of a pool that exists commits nothing)."""
-    return not what.startswith(("osd pool ls", "osd pool get"))
+    return not what.startswith(("osd pool ls", "osd pool get", "fs ls"))
 
 
 def main() -> None:
@@ -147,7 +159,7 @@ def main() -> None:
                             )
                             for what, secs in calls:
                                 print(f"      {secs:5.2f} s  {what}")
-    print("\nmedian seconds of the three pool steps:")
+    print("\nmedian seconds of the pool and CephFS steps:")
     for (name, phase), values in totals.items():
         print(f"  {name:<10} {phase:<13} {statistics.median(values):6.2f} s  ({len(values)} runs)")
 

@@ -51,9 +51,10 @@ QUORUM = shell.body("ceph-quorum")
 # The scripts that ask the cluster through ``$ceph`` carry ``ceph_reader`` (render.READER):
 # where the node runs a monitor, its container answers (render.reader_words).
 OSD_PREPARE = render.READER + shell.body("ceph-osd-prepare")
+OSDS_PREPARE = shell.body("ceph-osds-prepare")
 OSDS_IN = render.READER + shell.body("ceph-osds-in")
 OSD_RELEASE = render.READER + shell.body("ceph-osd-release")
-POOL = render.READER + shell.body("ceph-pool")
+POOLS = render.READER + shell.body("ceph-pools")
 FILESYSTEM = render.READER + shell.body("ceph-fs")
 # What the restart scripts share: whether a daemon already runs what its restart would
 # start (an interrupted roll resumes, restarting nothing twice), and whether none runs
@@ -393,23 +394,31 @@ class CephPlans:
                 ssh_answers(name, inventory.lab.ssh.boot_wait),
                 self.secret(name, render.BOOTSTRAP_OSD_KEYRING, ["client.bootstrap-osd"], False),
             ]
+            actions += [
+                self.secret(name, f"{osd.data_dir}/keyring", [f"osd.{osd.id}"], caps=False)
+                for osd in osds
+            ]
+            # The node's OSDs made at once (``ceph-osds-prepare.sh``): each preparation
+            # mostly waits (``osd new``'s commit, bluestore's mkfs syncing).
+            per_osd: list[str] = []
             for osd in osds:
-                actions += [
-                    self.secret(name, f"{osd.data_dir}/keyring", [f"osd.{osd.id}"], caps=False),
-                    Run(
-                        name,
-                        ("sh", "-c", OSD_PREPARE, "labctl-ceph-osd-prepare",
-                         cli, self.tool(server, "ceph-osd"),
-                         self.tool(server, "ceph-bluestore-tool"), str(osd.id), osd.uuid,
-                         osd.device, "yes" if osd.wipe else "no",
-                         self.path(name, osd.data_dir), BY_ID.rstrip("/"), osd.wwn or "",
-                         osd.serial or ""),
-                        timeout=300.0,
-                        triggers=(osd.uuid,),
-                        what=f"make OSD {osd.id} on {osd.device}{osd.identity} "
-                        "(a disk holding data is refused)",
-                    ),
-                ]  # fmt: skip
+                wipe = "yes" if osd.wipe else "no"
+                data = self.path(name, osd.data_dir)
+                per_osd += [str(osd.id), osd.uuid, osd.device, wipe, data,
+                            osd.wwn or "", osd.serial or ""]  # fmt: skip
+            made = ", ".join(f"{osd.id} on {osd.device}{osd.identity}" for osd in osds)
+            argv = ("sh", "-c", OSDS_PREPARE, "labctl-ceph-osds-prepare", OSD_PREPARE, cli,
+                    self.tool(server, "ceph-osd"), self.tool(server, "ceph-bluestore-tool"),
+                    BY_ID.rstrip("/"), *per_osd)  # fmt: skip
+            actions.append(
+                Run(
+                    name,
+                    argv,
+                    timeout=300.0,
+                    triggers=tuple(osd.uuid for osd in osds),
+                    what=f"make OSDs {made}, at once (a disk holding data is refused)",
+                )
+            )
             actions += self.start(server, files, [osd.id for osd in osds])
         return Plan.rolling("ceph: osds", actions, is_restart)
 
@@ -446,23 +455,24 @@ class CephPlans:
                 "(once; nothing when the OSD map already requires it)",
             ),
         ]
+        # Every pool in one step, the pools' writes at once (``ceph-pools.sh``). A pool a
+        # CephFS is made on gets its application from `fs new`, not a write of its own.
+        on_fs = {p for fs in ceph.filesystems for p in (fs.metadata_pool, fs.data_pool)}
+        words: list[str] = []
         for pool in ceph.pools:
             pg = str(pool.pg_num) if pool.pg_num else "auto"
+            fs_made = pool.name in on_fs and pool.application == "cephfs"
+            words += [pool.name, pg, str(pool.size), pool.application, "yes" if fs_made else "no"]
+        if ceph.pools:
+            described = "; ".join(
+                f"{p.name} (size {p.size}, {p.pg_num or 'auto'} PGs, {p.application})"
+                for p in ceph.pools
+            )
             actions.append(
                 Run(
                     node,
-                    (
-                        "sh",
-                        "-c",
-                        POOL,
-                        "labctl-ceph-pool",
-                        cli,
-                        pool.name,
-                        pg,
-                        str(pool.size),
-                        pool.application,
-                    ),
-                    what=f"pool {pool.name}: size {pool.size}, {pg} PGs, {pool.application}",
+                    ("sh", "-c", POOLS, "labctl-ceph-pools", cli, *words),
+                    what=f"pools {described}: what differs written, the pools at once",
                 )
             )
         for fs in ceph.filesystems:

@@ -52,7 +52,8 @@ def running_ceph_mon(root: Path) -> Iterator[CephMon]:
         f"mon host = {addr}\n"
         f"keyring = {root}/admin.keyring\n"
         f"log file = {root}/$name.log\n"
-        f"admin socket = {root}/$name.asok\n"
+        # One socket per process: CLIs run at once (the pools step's) must not share one.
+        f"admin socket = {root}/$name.$pid.asok\n"
         f"run dir = {root}\n"
         f"mon data = {root}/mon\n"
         "mon max pg per osd = 4096\n"

@@ -638,7 +638,7 @@ DETAIL = (
 
 
 @pytest.mark.parametrize(("script", "args", "listing"), [
-    ("POOL", ["rbd.", "auto", "3", "rbd"], DETAIL),
+    ("POOLS", ["rbd.", "auto", "3", "rbd", "no"], DETAIL),
     ("FILESYSTEM", ["c.fs", "meta", "data"], '[{"name":"cxfs"}]'),
 ])  # fmt: skip
 def test_ceph_scripts_match_names_literally_not_as_patterns(
@@ -661,10 +661,14 @@ def test_ceph_scripts_match_names_literally_not_as_patterns(
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     calls = (tmp_path / "calls").read_text().splitlines()
-    created = "osd pool create rbd. --size 3" if script == "POOL" else "fs new c.fs meta data"
-    assert created in calls
-    if script == "POOL":  # the pool's own line was read, not rbdx's
-        assert calls[-2:] == ["osd pool set rbd. size 3", "osd pool application enable rbd. rbd"]
+    if script == "POOLS":  # the pool's own line was read, not rbdx's: it exists
+        assert calls == [
+            "osd pool ls detail",
+            "osd pool set rbd. size 3",
+            "osd pool application enable rbd. rbd",
+        ]
+    else:
+        assert "fs new c.fs meta data" in calls
 
 
 @pytest.mark.parametrize("data_dir", ["-rf", "var/lib/etcd", "/var/lib/../../etc", "/a\nb"])

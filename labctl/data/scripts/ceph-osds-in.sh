@@ -1,7 +1,8 @@
 #!/bin/sh
 # Every OSD up and in before pools are made: Ceph sizes PG limits by the OSDs in.
 # A command, not a wait, so the journal spares a converged run the question (it is
-# asked again when the OSD count changes).
+# asked again when the OSD count changes). Asked every half second: an answer takes a
+# few tens of ms through the monitor's container, and an OSD is up when it is up.
 
 ceph=$1 want=$2 deadline=$3
 end=$(( $(date +%s) + deadline ))
@@ -14,5 +15,5 @@ while :; do
     echo "after $deadline s, ${up:-?} of $want OSDs are up and ${in:-?} in" >&2
     exit 1
   fi
-  sleep 2
+  sleep 0.5
 done

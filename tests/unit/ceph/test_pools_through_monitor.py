@@ -21,7 +21,7 @@ from labctl.engine.actions import Run
 from labctl.engine.facts import Facts
 from labctl.engine.layer import LayerContext
 from labctl.inventory import require_inventory
-from labctl.layers.ceph import CephLayer
+from labctl.layers.ceph import OSD_PREPARE, CephLayer
 from labctl.render import ceph as render
 from tests.conftest import REFERENCE
 
@@ -91,19 +91,25 @@ def test_every_pools_step_asks_through_the_first_monitors_container(tmp_path: Pa
         c.startswith("exec --interactive ceph-mon-fohn /usr/bin/ceph ") for c in made
     )
     assert not any(c.startswith("run ") for step in asked for c in step)
-    # The first pool (rbd, 1024 PGs): two writes, its size and autoscale mode in the
-    # create; made now, it is not read back.
-    rbd = [c.removeprefix("exec --interactive ceph-mon-fohn /usr/bin/ceph ") for c in asked[2]
-           if c.startswith("exec ")]  # fmt: skip
-    assert rbd == [
-        "osd pool create rbd 1024 1024 replicated --size 3 --autoscale_mode off",
+    # All pools in one step: one read, then each pool's writes, the pools at once (in any
+    # order between pools); the CephFS's pools get their application from `fs new`.
+    pools = [c.removeprefix("exec --interactive ceph-mon-fohn /usr/bin/ceph ") for c in asked[2]
+             if c.startswith("exec ")]  # fmt: skip
+    assert pools[0] == "osd pool ls detail"
+    assert sorted(pools[1:]) == [
         "osd pool application enable rbd rbd",
+        "osd pool create cephfs_data 32 32 replicated --size 3 --autoscale_mode off",
+        "osd pool create cephfs_metadata 32 32 replicated --size 3 --autoscale_mode off",
+        "osd pool create rbd 1024 1024 replicated --size 3 --autoscale_mode off",
     ]
-    # The CLI's failure is the step's (`set -e`): the exec's exit status is the CLI's.
+    assert pools.index("osd pool application enable rbd rbd") > pools.index(
+        "osd pool create rbd 1024 1024 replicated --size 3 --autoscale_mode off"
+    )
+    # The CLI's failure is the step's: the exec's exit status is the CLI's.
     failing = tmp_path / "failing"
     failing.write_text('#!/bin/sh\n[ "$1" = inspect ] && { echo true; exit 0; }\nexit 7\n')
     failing.chmod(0o755)
-    assert run_here(steps[2], str(failing)).returncode == 7
+    assert run_here(steps[2], str(failing)).returncode != 0
 
 
 def test_without_a_running_monitor_the_pools_steps_start_the_image(tmp_path: Path) -> None:
@@ -112,17 +118,20 @@ def test_without_a_running_monitor_the_pools_steps_start_the_image(tmp_path: Pat
     done = run_here(step, docker)
     assert done.returncode == 0, done.stderr
     made = [c for c in calls(tmp_path) if not c.startswith("inspect ")]
-    assert len(made) == 2 and all(c.startswith("run --rm --interactive ") for c in made), made
+    assert len(made) == 5 and all(c.startswith("run --rm --interactive ") for c in made), made
 
 
 def test_osd_new_asks_through_the_monitor_and_mkfs_keeps_its_own_container(
     tmp_path: Path,
 ) -> None:
     osds = plan_runs(tmp_path)["ceph: osds"]
-    prepares = [r for r in osds if r.argv[3:4] == ("labctl-ceph-osd-prepare",)]
-    assert len(prepares) == 16
+    # One step per node makes its OSDs at once, each by the OSD script.
+    prepares = [r for r in osds if r.argv[3:4] == ("labctl-ceph-osds-prepare",)]
+    assert [r.host for r in prepares] == ["fohn", "chequita", "wind"]
+    assert sum(len(r.argv[9:]) // 7 for r in prepares) == 16
     for step in prepares:  # every OSD server of the reference lab runs a monitor
-        ceph, osd, tool = step.argv[4:7]
+        assert step.argv[4] == OSD_PREPARE
+        ceph, osd, tool = step.argv[5:8]
         assert ceph.split()[:3] == ["ceph_reader", "/usr/bin/docker", f"ceph-mon-{step.host}"]
         assert osd.split()[:3] == tool.split()[:3] == ["/usr/bin/docker", "run", "--rm"]
     # The host runtime has no container: the node's own ceph, as before.
@@ -133,5 +142,7 @@ def test_osd_new_asks_through_the_monitor_and_mkfs_keeps_its_own_container(
     path.write_text(text.replace(line, line + "    runtime: host\n"))
     runs = plan_runs(tmp_path, path)
     assert {s.argv[4] for s in runs["ceph: pools"]} == {"/usr/bin/ceph"}
-    osd_new = {r.argv[4] for r in runs["ceph: osds"] if r.argv[3:4] == ("labctl-ceph-osd-prepare",)}
+    osd_new = {
+        r.argv[5] for r in runs["ceph: osds"] if r.argv[3:4] == ("labctl-ceph-osds-prepare",)
+    }
     assert osd_new == {"/usr/bin/ceph"}

@@ -222,7 +222,7 @@ def test_require_osd_release_follows_every_osd_up_and_precedes_the_pools(
     plans = {p.layer: p for p in CephLayer().plans(lab)}
     pools = [s.action for s in plans["ceph: pools"].steps if isinstance(s.action, Run)]
     names = [a.argv[3] for a in pools]
-    assert names[:3] == ["labctl-ceph-osds-in", "labctl-ceph-osd-release", "labctl-ceph-pool"]
+    assert names[:3] == ["labctl-ceph-osds-in", "labctl-ceph-osd-release", "labctl-ceph-pools"]
     release = pools[1]
     assert release.argv[2] == layer.OSD_RELEASE
     assert "require-osd-release" in layer.OSD_RELEASE
