@@ -78,6 +78,20 @@ def must(done: subprocess.CompletedProcess[str], what: str) -> None:
         raise SystemExit(f"{what} failed:\n{done.stdout[-4000:]}\n{done.stderr[-4000:]}")
 
 
+def compile_trees(trees: list[Path]) -> None:
+    """labctl as pip installs it: its modules byte-compiled. Without this, a shell with
+    PYTHONDONTWRITEBYTECODE=1 (this project's machines have it) compiles every labctl
+    module from source in every run, about 0.2 s of each converged re-run."""
+    for tree in trees:
+        compiled = subprocess.run(
+            [sys.executable, "-m", "compileall", "-q", str(tree.resolve() / "labctl")],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        must(compiled, f"byte-compiling {tree}")
+
+
 def sim_env(workdir: Path) -> dict[str, str]:
     _, done = labctl(workdir, {}, "sim", "env")
     must(done, "labctl sim env")
@@ -190,17 +204,7 @@ def main() -> None:
     only = tuple(word for layer in args.only for word in ("--only", layer))
     if os.geteuid() != 0:
         raise SystemExit("run as root: the simulated lab makes namespaces")
-    # labctl as pip installs it: its modules byte-compiled. Without this, a shell with
-    # PYTHONDONTWRITEBYTECODE=1 (this project's machines have it) compiles every labctl
-    # module from source in every run, about 0.2 s of each converged re-run.
-    for tree in (ROOT, *([args.compare] if args.compare else [])):
-        compiled = subprocess.run(
-            [sys.executable, "-m", "compileall", "-q", str(tree.resolve() / "labctl")],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        must(compiled, f"byte-compiling {tree}")
+    compile_trees([ROOT, *([args.compare] if args.compare else [])])
     with tempfile.TemporaryDirectory(prefix="bench-bootstrap-") as tmp:
         workdir = Path(tmp)
         (workdir / "inventory.yaml").write_text(args.inventory.read_text())

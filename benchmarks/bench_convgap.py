@@ -36,7 +36,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 
-from bench_bootstrap import SECRETS, labctl, must, sim_env  # noqa: E402
+from bench_bootstrap import SECRETS, compile_trees, labctl, must, sim_env  # noqa: E402
 
 Span = dict[str, Any]
 
@@ -178,14 +178,7 @@ def main() -> None:
     if os.geteuid() != 0:
         raise SystemExit("run as root: the simulated lab makes namespaces")
     trees = [("this", ROOT), *([("compared", args.compare.resolve())] if args.compare else [])]
-    for _, tree in trees:
-        compiled = subprocess.run(
-            [sys.executable, "-m", "compileall", "-q", str(tree / "labctl")],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        must(compiled, f"byte-compiling {tree}")
+    compile_trees([tree for _, tree in trees])
     save = args.save or Path(tempfile.mkdtemp(prefix="convgap-"))
     with tempfile.TemporaryDirectory(prefix="bench-convgap-") as tmp:
         workdir = Path(tmp)
