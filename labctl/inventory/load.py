@@ -10,6 +10,7 @@ iterative pass, reporting duplicate keys on the way.
 from __future__ import annotations
 
 import gc
+import math
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -28,6 +29,7 @@ except ImportError:  # pragma: no cover - depends on how PyYAML was built
 _STR_TAG = "tag:yaml.org,2002:str"
 _MERGE_TAG = "tag:yaml.org,2002:merge"
 _TIMESTAMP_TAG = "tag:yaml.org,2002:timestamp"
+_FLOAT_TAG = "tag:yaml.org,2002:float"
 _RESOLVER = yaml.resolver.Resolver()
 _CONSTRUCTOR = yaml.SafeLoader("")
 _CONSTRUCTORS: dict[str, Callable[[Any, Any], Any]] = dict(
@@ -300,7 +302,14 @@ class _Builder:
             self.problem("LAB001", f"unsupported YAML tag {tag}", event.start_mark, ())
             return None
         node = yaml.ScalarNode(tag, value, None, None, event.style)
-        return constructor(_CONSTRUCTOR, node)
+        found = constructor(_CONSTRUCTOR, node)
+        if tag == _FLOAT_TAG and math.isfinite(found) and found.is_integer():
+            # JSON Schema's "integer" takes 1024.0 (a number whose fraction is zero), so
+            # `pg_num: 1024.0` passes the schema; kept a float, it would reach a check's
+            # integer arithmetic (a traceback) or a node as "1024.0". A whole number is
+            # an int whichever way it is written; `0.5` stays a float.
+            return int(found)
+        return found
 
     def other(self, event: ev.Event) -> None:
         if isinstance(event, ev.AliasEvent):

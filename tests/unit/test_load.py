@@ -70,3 +70,27 @@ def test_keys_keep_their_text_and_merge_keys_work() -> None:
 def test_format_path() -> None:
     assert format_path(("servers", 1, "bmc", "address")) == "servers[1].bmc.address"
     assert format_path(()) == ""
+
+
+def test_a_whole_number_written_with_a_point_is_an_int() -> None:
+    """JSON Schema's "integer" takes 1024.0, so the loader makes it the int it is."""
+    data, _ = load_yaml("a: 1024.0\nb: 0.5\nc: 3\nd: .inf\ne: -2.0e+1\n", "x.yaml")
+    assert data == {"a": 1024, "b": 0.5, "c": 3, "d": float("inf"), "e": -20}
+    assert [type(data[k]) for k in "abcde"] == [int, float, int, float, int]
+
+
+def test_pool_numbers_written_with_a_point_are_checked_and_rendered_as_integers() -> None:
+    """`size: 3.0, pg_num: 1000.0` passes the schema: the checks name the count that is
+    no power of two (not a traceback), and the pools step gets "3" and "1000"."""
+    from labctl.inventory import check_text
+
+    text = REFERENCE.read_text()
+    pools = "{name: rbd, application: rbd, size: 3, pg_num: 1024}"
+    assert pools in text
+    text = text.replace(pools, "{name: rbd, application: rbd, size: 3.0, pg_num: 1000.0}")
+    result = check_text(text, "inventory.yaml")
+    assert result.inventory is not None
+    rbd = result.inventory.cluster.ceph.pools[0] if result.inventory.cluster.ceph else None
+    assert rbd is not None and (rbd.size, rbd.pg_num) == (3, 1000)
+    assert type(rbd.size) is int and type(rbd.pg_num) is int
+    assert [p.check_id for p in result.problems] == ["LAB082"]
