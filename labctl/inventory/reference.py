@@ -209,7 +209,8 @@ def inventory_markdown(schema: dict[str, Any]) -> str:
         "Types: *name* is a lowercase DNS label; *size* is a number with a unit (`900GB`, "
         "`32GiB`); *speed* is a link speed (`1G`, `10G`, ...); *secret* is `{env: NAME}`, "
         "`{file: PATH}` or (only with `lab.allow_literal_secrets`) a literal string "
-        "(its own section, below).",
+        "(its own section, below); an *integer* may be written with a zero fraction "
+        "(`1024.0` is `1024`, as JSON Schema has it).",
         "",
         "A field left out takes its default (as YAML writes it); a field with neither a "
         "default nor *yes* under required may be left out. `labctl init` writes a starter "
