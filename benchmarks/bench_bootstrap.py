@@ -40,6 +40,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -76,6 +78,23 @@ def labctl(
 def must(done: subprocess.CompletedProcess[str], what: str) -> None:
     if done.returncode != 0:
         raise SystemExit(f"{what} failed:\n{done.stdout[-4000:]}\n{done.stderr[-4000:]}")
+
+
+@contextmanager
+def simulated_lab(inventory: Path, prefix: str) -> Iterator[tuple[Path, dict[str, str]]]:
+    """``inventory``'s lab up (`labctl sim up`) in a temporary directory: that directory
+    and the lab's environment; taken down (`sim down`) whatever happened."""
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
+        workdir = Path(tmp)
+        (workdir / "inventory.yaml").write_text(inventory.read_text())
+        up, done = labctl(workdir, {}, "sim", "up")
+        try:
+            must(done, "labctl sim up")
+            print(f"sim up: {up:.2f} s")
+            yield workdir, sim_env(workdir)
+        finally:
+            down, done = labctl(workdir, {}, "sim", "down")
+            print(f"\nsim down: {down:.2f} s" + ("" if done.returncode == 0 else " (FAILED)"))
 
 
 def compile_trees(trees: list[Path]) -> None:
@@ -205,88 +224,78 @@ def main() -> None:
     if os.geteuid() != 0:
         raise SystemExit("run as root: the simulated lab makes namespaces")
     compile_trees([ROOT, *([args.compare] if args.compare else [])])
-    with tempfile.TemporaryDirectory(prefix="bench-bootstrap-") as tmp:
-        workdir = Path(tmp)
-        (workdir / "inventory.yaml").write_text(args.inventory.read_text())
-        up, done = labctl(workdir, {}, "sim", "up")
-        try:
-            must(done, "labctl sim up")
-            print(f"sim up: {up:.2f} s")
-            env = sim_env(workdir)
-            wall, done = labctl(workdir, env, "bootstrap", "-o", "json", *only)
-            must(done, "labctl bootstrap")
+    with simulated_lab(args.inventory, "bench-bootstrap-") as (workdir, env):
+        wall, done = labctl(workdir, env, "bootstrap", "-o", "json", *only)
+        must(done, "labctl bootstrap")
+        if args.save:
+            args.save.mkdir(parents=True, exist_ok=True)
+            (args.save / "bootstrap.json").write_text(done.stdout)
+        show("bootstrap from nothing", wall, json.loads(done.stdout), plans=True)
+        walls: list[float] = []
+        last: dict[str, Any] = {}
+        for i in range(args.reruns):
+            prefix: tuple[str, ...] = ()
+            if args.profile and i == args.reruns - 1:
+                prefix = ("-m", "cProfile", "-o", str(args.profile.resolve()))
+            wall, done = labctl(workdir, env, "bootstrap", "-o", "json", *only, prefix=prefix)
+            must(done, "converged labctl bootstrap")
+            last = json.loads(done.stdout)
             if args.save:
-                args.save.mkdir(parents=True, exist_ok=True)
-                (args.save / "bootstrap.json").write_text(done.stdout)
-            show("bootstrap from nothing", wall, json.loads(done.stdout), plans=True)
-            walls: list[float] = []
-            last: dict[str, Any] = {}
-            for i in range(args.reruns):
-                prefix: tuple[str, ...] = ()
-                if args.profile and i == args.reruns - 1:
-                    prefix = ("-m", "cProfile", "-o", str(args.profile.resolve()))
-                wall, done = labctl(workdir, env, "bootstrap", "-o", "json", *only, prefix=prefix)
-                must(done, "converged labctl bootstrap")
-                last = json.loads(done.stdout)
-                if args.save:
-                    (args.save / f"converged-{i}.json").write_text(done.stdout)
-                changed = [
-                    f"{p['layer']}: {s['description']}"
-                    for layer in last["layers"]
-                    for p in layer["plans"]
-                    for s in p["steps"]
-                    if s["outcome"] not in ("unchanged", "skipped")
-                ]
-                if changed:
-                    raise SystemExit("a converged re-run changed something:\n" + "\n".join(changed))
-                if not prefix:
-                    walls.append(wall)
+                (args.save / f"converged-{i}.json").write_text(done.stdout)
+            changed = [
+                f"{p['layer']}: {s['description']}"
+                for layer in last["layers"]
+                for p in layer["plans"]
+                for s in p["steps"]
+                if s["outcome"] not in ("unchanged", "skipped")
+            ]
+            if changed:
+                raise SystemExit("a converged re-run changed something:\n" + "\n".join(changed))
+            if not prefix:
+                walls.append(wall)
+        if args.compare:
+            theirs: list[float] = []
+            ours: list[float] = []
+            other = {**env, "PYTHONPATH": str(args.compare.resolve())}
+            for _ in range(args.reruns):
+                for runs, environ in ((theirs, other), (ours, env)):
+                    wall, done = labctl(workdir, environ, "bootstrap", "-o", "json", *only)
+                    must(done, "converged labctl bootstrap")
+                    runs.append(wall)
+            print(
+                f"\nturn about, {args.compare}: {', '.join(f'{w:.2f}' for w in theirs)} s; "
+                f"median {statistics.median(theirs):.2f} s"
+            )
+            print(
+                f"turn about, this tree: {', '.join(f'{w:.2f}' for w in ours)} s; "
+                f"median {statistics.median(ours):.2f} s"
+            )
+        if walls:
+            print(
+                f"\nconverged re-runs: {', '.join(f'{w:.2f}' for w in walls)} s; "
+                f"median {statistics.median(walls):.2f} s"
+            )
+            show("last converged re-run", walls[-1] if not args.profile else wall, last, True)
+        if args.reads:
+            trees = [(ROOT, env)]
             if args.compare:
-                theirs: list[float] = []
-                ours: list[float] = []
-                other = {**env, "PYTHONPATH": str(args.compare.resolve())}
-                for _ in range(args.reruns):
-                    for runs, environ in ((theirs, other), (ours, env)):
-                        wall, done = labctl(workdir, environ, "bootstrap", "-o", "json", *only)
-                        must(done, "converged labctl bootstrap")
-                        runs.append(wall)
-                print(
-                    f"\nturn about, {args.compare}: {', '.join(f'{w:.2f}' for w in theirs)} s; "
-                    f"median {statistics.median(theirs):.2f} s"
+                compared = {**env, "PYTHONPATH": str(args.compare.resolve())}
+                trees.insert(0, (args.compare, compared))
+            for tree, environ in trees:
+                print(f"\n{tree}:")
+                done = subprocess.run(
+                    [sys.executable, str(ROOT / "benchmarks" / "converged_reads.py")],
+                    cwd=workdir,
+                    env={**os.environ, **SECRETS, **environ},
+                    capture_output=True,
+                    text=True,
+                    check=False,
+                    stdin=subprocess.DEVNULL,
                 )
-                print(
-                    f"turn about, this tree: {', '.join(f'{w:.2f}' for w in ours)} s; "
-                    f"median {statistics.median(ours):.2f} s"
-                )
-            if walls:
-                print(
-                    f"\nconverged re-runs: {', '.join(f'{w:.2f}' for w in walls)} s; "
-                    f"median {statistics.median(walls):.2f} s"
-                )
-                show("last converged re-run", walls[-1] if not args.profile else wall, last, True)
-            if args.reads:
-                trees = [(ROOT, env)]
-                if args.compare:
-                    compared = {**env, "PYTHONPATH": str(args.compare.resolve())}
-                    trees.insert(0, (args.compare, compared))
-                for tree, environ in trees:
-                    print(f"\n{tree}:")
-                    done = subprocess.run(
-                        [sys.executable, str(ROOT / "benchmarks" / "converged_reads.py")],
-                        cwd=workdir,
-                        env={**os.environ, **SECRETS, **environ},
-                        capture_output=True,
-                        text=True,
-                        check=False,
-                        stdin=subprocess.DEVNULL,
-                    )
-                    must(done, "converged_reads.py")
-                    print(done.stdout, end="")
-            if args.drift:
-                drift(workdir, env)
-        finally:
-            down, done = labctl(workdir, {}, "sim", "down")
-            print(f"\nsim down: {down:.2f} s" + ("" if done.returncode == 0 else " (FAILED)"))
+                must(done, "converged_reads.py")
+                print(done.stdout, end="")
+        if args.drift:
+            drift(workdir, env)
 
 
 if __name__ == "__main__":

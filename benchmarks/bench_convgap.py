@@ -36,7 +36,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 
-from bench_bootstrap import SECRETS, compile_trees, labctl, must, sim_env  # noqa: E402
+from bench_bootstrap import SECRETS, compile_trees, labctl, must, simulated_lab  # noqa: E402
 
 Span = dict[str, Any]
 
@@ -180,35 +180,25 @@ def main() -> None:
     trees = [("this", ROOT), *([("compared", args.compare.resolve())] if args.compare else [])]
     compile_trees([tree for _, tree in trees])
     save = args.save or Path(tempfile.mkdtemp(prefix="convgap-"))
-    with tempfile.TemporaryDirectory(prefix="bench-convgap-") as tmp:
-        workdir = Path(tmp)
-        (workdir / "inventory.yaml").write_text(args.inventory.read_text())
-        up, done = labctl(workdir, {}, "sim", "up")
-        try:
-            must(done, "labctl sim up")
-            print(f"sim up: {up:.2f} s")
-            env = sim_env(workdir)
-            wall, done = labctl(workdir, env, "bootstrap", "-o", "json")
-            must(done, "labctl bootstrap")
-            print(f"bootstrap from nothing: {wall:.2f} s")
-            walls: dict[str, list[float]] = defaultdict(list)
-            for i in range(args.reruns):
-                for name, tree in reversed(trees):
-                    (save / name).mkdir(parents=True, exist_ok=True)
-                    environ = {**env, "PYTHONPATH": str(tree)}
-                    wall = traced(workdir, environ, save / name / f"trace-{i}.json")
-                    walls[name].append(wall)
-            for name, tree in trees:
-                runs = ", ".join(f"{w:.2f}" for w in walls[name])
-                print(f"{name} ({tree}): {runs} s; median {statistics.median(walls[name]):.2f} s")
-            if args.py_spy:
-                spy = Path(sys.executable).parent / "py-spy"
-                prefix = (str(spy), "record", "--threads", "--idle", "-o", str(args.py_spy), "--")
-                wall = traced(workdir, {**env, "PYTHONPATH": str(ROOT)}, save / "spy.json", prefix)
-                print(f"under py-spy: {wall:.2f} s -> {args.py_spy}")
-        finally:
-            down, done = labctl(workdir, {}, "sim", "down")
-            print(f"sim down: {down:.2f} s" + ("" if done.returncode == 0 else " (FAILED)"))
+    with simulated_lab(args.inventory, "bench-convgap-") as (workdir, env):
+        wall, done = labctl(workdir, env, "bootstrap", "-o", "json")
+        must(done, "labctl bootstrap")
+        print(f"bootstrap from nothing: {wall:.2f} s")
+        walls: dict[str, list[float]] = defaultdict(list)
+        for i in range(args.reruns):
+            for name, tree in reversed(trees):
+                (save / name).mkdir(parents=True, exist_ok=True)
+                environ = {**env, "PYTHONPATH": str(tree)}
+                wall = traced(workdir, environ, save / name / f"trace-{i}.json")
+                walls[name].append(wall)
+        for name, tree in trees:
+            runs = ", ".join(f"{w:.2f}" for w in walls[name])
+            print(f"{name} ({tree}): {runs} s; median {statistics.median(walls[name]):.2f} s")
+        if args.py_spy:
+            spy = Path(sys.executable).parent / "py-spy"
+            prefix = (str(spy), "record", "--threads", "--idle", "-o", str(args.py_spy), "--")
+            wall = traced(workdir, {**env, "PYTHONPATH": str(ROOT)}, save / "spy.json", prefix)
+            print(f"under py-spy: {wall:.2f} s -> {args.py_spy}")
     print(f"traces in {save}")
     for name, _ in trees:
         traces = [json.loads(f.read_text()) for f in sorted((save / name).glob("trace-*.json"))]
