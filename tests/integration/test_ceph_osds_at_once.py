@@ -20,15 +20,9 @@ from pathlib import Path
 
 import pytest
 
-from labctl.ceph.keys import CephKeys, cephx_key
 from labctl.engine.actions import PutFile, Run
-from labctl.engine.facts import Facts
-from labctl.engine.layer import LayerContext
-from labctl.inventory import require_inventory
-from labctl.layers.ceph import CephLayer
-from labctl.render import ceph as render
-from tests.conftest import REFERENCE
 from tests.peers.cephmon import CephMon, running_ceph_mon
+from tests.unit.ceph.test_pools_through_monitor import ceph_plans
 
 pytestmark = pytest.mark.integration
 OSD_DIR = "/var/lib/ceph/osd/"
@@ -42,14 +36,7 @@ def mon(tmp_path: Path) -> Iterator[CephMon]:
 
 def wind_osds(tmp_path: Path) -> tuple[Run, list[PutFile]]:
     """wind's OSD step of the reference plan and its OSDs' keyrings."""
-    inventory = require_inventory(REFERENCE)
-    keys = {e: cephx_key(bytes([i]) * 16, 1_700_000_000)
-            for i, e in enumerate(render.entities(inventory))}  # fmt: skip
-    ctx = LayerContext(
-        inventory, REFERENCE, tmp_path / "state",
-        facts=Facts.of(CephKeys(tuple(sorted(keys.items())))),
-    )  # fmt: skip
-    plan = next(p for p in CephLayer().plans(ctx) if p.layer == "ceph: osds")
+    plan = next(p for p in ceph_plans(tmp_path) if p.layer == "ceph: osds")
     actions = [s.action for s in plan.steps if s.action.host == "wind"]
     (step,) = [
         a for a in actions if isinstance(a, Run) and a.argv[3:4] == ("labctl-ceph-osds-prepare",)

@@ -20,6 +20,7 @@ from labctl.ceph.keys import CephKeys, cephx_key
 from labctl.engine.actions import Run
 from labctl.engine.facts import Facts
 from labctl.engine.layer import LayerContext
+from labctl.engine.plan import Plan
 from labctl.inventory import require_inventory
 from labctl.layers.ceph import OSD_PREPARE, CephLayer
 from labctl.render import ceph as render
@@ -51,7 +52,8 @@ def engine(tmp_path: Path, running: str) -> str:
     return str(path)
 
 
-def plan_runs(tmp_path: Path, inventory_path: Path = REFERENCE) -> dict[str, list[Run]]:
+def ceph_plans(tmp_path: Path, inventory_path: Path = REFERENCE) -> list[Plan]:
+    """The ceph layer's plans of ``inventory_path``, its keys fixed stand-ins."""
     inventory = require_inventory(inventory_path)
     keys = {e: cephx_key(bytes([i]) * 16, 1_700_000_000)
             for i, e in enumerate(render.entities(inventory))}  # fmt: skip
@@ -59,9 +61,13 @@ def plan_runs(tmp_path: Path, inventory_path: Path = REFERENCE) -> dict[str, lis
         inventory, inventory_path, tmp_path / "state",
         facts=Facts.of(CephKeys(tuple(sorted(keys.items())))),
     )  # fmt: skip
+    return list(CephLayer().plans(ctx))
+
+
+def plan_runs(tmp_path: Path, inventory_path: Path = REFERENCE) -> dict[str, list[Run]]:
     return {
         p.layer: [s.action for s in p.steps if isinstance(s.action, Run)]
-        for p in CephLayer().plans(ctx)
+        for p in ceph_plans(tmp_path, inventory_path)
     }
 
 
